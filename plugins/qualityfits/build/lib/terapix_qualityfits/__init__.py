@@ -1,0 +1,2 @@
+"""terapix-fw plugin qualityfits."""
+__all__: list[str] = []

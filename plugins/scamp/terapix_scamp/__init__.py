@@ -1,0 +1,2 @@
+"""terapix-fw plugin scamp."""
+__all__: list[str] = []

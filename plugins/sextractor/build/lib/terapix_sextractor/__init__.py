@@ -1,0 +1,2 @@
+"""terapix-fw plugin sextractor."""
+__all__: list[str] = []

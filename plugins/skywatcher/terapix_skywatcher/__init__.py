@@ -1,0 +1,2 @@
+"""terapix-fw plugin skywatcher."""
+__all__: list[str] = []

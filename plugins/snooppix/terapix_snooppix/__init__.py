@@ -1,0 +1,2 @@
+"""terapix-fw plugin snooppix."""
+__all__: list[str] = []

@@ -1,0 +1,2 @@
+"""terapix-fw plugin swarp."""
+__all__: list[str] = []

@@ -1,0 +1,33 @@
+"""Built-in hook implementations of the core: the progress display and the log of lifecycle events.
+
+Registered through the same ``terapix_fw.plugins`` entry-point group a third party would use.
+"""
+from __future__ import annotations
+
+import logging
+
+from .hookspecs import hookimpl
+
+log = logging.getLogger("terapix.run")
+
+
+@hookimpl
+def step_started(run, step):
+    log.info("step %s (%s %s) started", step.id, step.tool, step.tool_version)
+
+
+@hookimpl
+def step_finished(run, step, summary):
+    log.info("step %s finished: %s", step.id, summary)
+
+
+@hookimpl
+def step_failed(run, step, summary):
+    log.error("step %s failed: %s", step.id, summary)
+
+
+@hookimpl
+def unit_finished(run, step, unit, result):
+    level = logging.ERROR if result.status == "failed" else logging.INFO
+    log.log(level, "unit %s/%s %s on %s in %.2f s%s (log: %s)", step.id, unit.id, result.status, result.host,
+            result.end - result.start, f": {result.error}" if result.error else "", result.log_path)

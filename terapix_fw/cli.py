@@ -1,0 +1,117 @@
+"""The ``terapix`` command.  Subcommands come from the core and from plugins (hook ``register_commands``).
+
+Heavy modules are imported inside each command so that ``terapix --help`` and drop-in runs start fast.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from .errors import TerapixError
+
+__all__ = ["main", "build_parser"]
+
+
+def _cmd_plugins(args) -> int:
+    from .plugins import get_tools
+    tools = get_tools()
+    width = max((len(n) for n in tools), default=4)
+    for name in sorted(tools):
+        info = tools[name]
+        print(f"{name:<{width}}  {info.version:<10}  {info.distribution}")
+    return 0
+
+
+def _cmd_config(args) -> int:
+    from .plugins import get_tool
+    sys.stdout.write(get_tool(args.tool).cls().default_config_text())
+    return 0
+
+
+def _cmd_tool(args) -> int:
+    from .dropin import run_tool_command
+    return run_tool_command(args.name, args.arguments)
+
+
+def _cmd_validate(args) -> int:
+    from .instructions import load_instructions
+    for path in args.files:
+        doc = load_instructions(path, overrides=dict(args.param or []))
+        print(f"{path}: valid ({len(doc.steps)} steps: {', '.join(s.id for s in doc.steps)})")
+    return 0
+
+
+def _cmd_run(args) -> int:
+    from .runner import run_instructions
+    summary = run_instructions(args.file, workdir=args.workdir, jobs=args.jobs, executor=args.executor,
+                               scheduler=args.scheduler, force=args.force, retries=args.retries,
+                               overrides=dict(args.param or []), db_url=args.db)
+    return 0 if summary.get("failed", 0) == 0 else 1
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    return key, value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="terapix", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("run", help="run an XML instruction file")
+    p.add_argument("file", help="instruction file")
+    p.add_argument("--workdir", default=None, help="work directory (default: ./work/<name>)")
+    p.add_argument("--jobs", "-j", type=int, default=None, help="local worker processes (default: cores)")
+    p.add_argument("--executor", choices=["local", "dask"], default="local", help="execution backend")
+    p.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler (tcp://HOST:PORT)")
+    p.add_argument("--force", action="store_true", help="re-run units even if their products are up to date")
+    p.add_argument("--retries", type=int, default=2, help="retries of a unit whose worker was lost")
+    p.add_argument("--param", "-p", type=_key_value, action="append", help="override a parameter NAME=VALUE")
+    p.add_argument("--db", default=None, help="RDBix URL (default: TERAPIX_DB_URL or SQLite in the workdir)")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("validate", help="check instruction files without running them")
+    p.add_argument("files", nargs="+")
+    p.add_argument("--param", "-p", type=_key_value, action="append", help="override a parameter NAME=VALUE")
+    p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("plugins", help="list installed tools, their versions and distributions")
+    p.set_defaults(func=_cmd_plugins)
+
+    p = sub.add_parser("config", help="print a tool's default configuration (AstrOmatic format, like sex -dd)")
+    p.add_argument("tool")
+    p.set_defaults(func=_cmd_config)
+
+    p = sub.add_parser("tool", help="run a tool directly: terapix tool NAME INPUT... [-c FILE] [-KEY value]",
+                       prefix_chars="+")
+    p.add_argument("name")
+    p.add_argument("arguments", nargs=argparse.REMAINDER)
+    p.set_defaults(func=_cmd_tool)
+
+    from .plugins import get_plugin_manager
+    get_plugin_manager().hook.register_commands(subparsers=sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except TerapixError as exc:
+        print(f"terapix: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("terapix: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Hook implementations of terapix_fw.db (filled in by its issue)."""

@@ -1,0 +1,74 @@
+"""Drop-in tool runs: ``terapix tool NAME INPUT... [-c FILE] [-KEYWORD value ...]``.
+
+Behaves like the AstrOmatic programs: outputs named by the configuration are relative to the current
+directory, ``-d``/``-dd`` prints the default configuration, and the command line overrides the
+configuration file, which overrides the defaults.  The run is recorded like any pipeline step.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+from .config import parse_command_line, read_config_file
+from .errors import ConfigError
+from .execute import UnitSpec, execute_unit
+from .model import RunInfo, StepInfo, UnitInfo
+from .plugins import get_plugin_manager, get_tool
+
+__all__ = ["run_tool_command", "log_directory"]
+
+
+def log_directory() -> Path:
+    """Where drop-in runs keep their logs: ``$TERAPIX_HOME/logs`` (default ``~/.terapix/logs``)."""
+    home = Path(os.environ.get("TERAPIX_HOME", Path.home() / ".terapix"))
+    return home / "logs"
+
+
+def run_tool_command(name: str, argv: list[str], out=sys.stdout) -> int:
+    """Run tool ``name`` with an AstrOmatic-style command line; return the process exit code."""
+    info = get_tool(name)
+    cmd = parse_command_line(argv)
+    params = info.cls.parameter_set()
+    if cmd.dump_defaults:
+        out.write(info.cls().default_config_text())
+        return 0
+    layers = []
+    if cmd.config_file:
+        layers.append(read_config_file(cmd.config_file))
+    layers.append(cmd.overrides)
+    config = params.resolve(*layers)  # validate before anything runs
+    if not cmd.inputs:
+        raise ConfigError(f"no input given; usage: terapix tool {name} INPUT... [-c FILE] [-KEYWORD value]",
+                          "command line")
+    inputs = info.cls().describe_inputs(cmd.inputs)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    run = RunInfo(name=f"tool {name}", mode="tool", workdir=os.getcwd(),
+                  db_url=os.environ.get("TERAPIX_DB_URL"))
+    step = StepInfo(id=name, tool=name, tool_version=info.version, distribution=info.distribution,
+                    fanout="all", config=config.as_strings(),
+                    non_defaults={k: params[k].format(v) for k, v in config.non_defaults().items()},
+                    config_file=cmd.config_file)
+    unit = UnitInfo(id="1", step=name, inputs=[str(Path(p).resolve()) for p in inputs],
+                    config=config.as_strings())
+    spec = UnitSpec(step=name, unit="1", tool=name, config_layers=layers, inputs=list(inputs),
+                    outdir=os.getcwd(), log_path=str(log_directory() / f"{name}-{stamp}-{os.getpid()}.log"),
+                    nthreads=os.cpu_count() or 1, confine_outputs=False)
+    hook = get_plugin_manager().hook
+    hook.run_started(run=run)
+    hook.step_started(run=run, step=step)
+    result = execute_unit(spec, echo=True)
+    hook.unit_finished(run=run, step=step, unit=unit, result=result)
+    for product in result.products:
+        hook.product_recorded(run=run, step=step, unit=unit, product=product)
+    for kind, data in result.records:
+        hook.record_emitted(run=run, step=step, unit=unit, kind=kind, data=data)
+    summary = {result.status: 1}
+    if result.status == "failed":
+        hook.step_failed(run=run, step=step, summary=summary)
+        sys.stderr.write(f"terapix tool {name}: {result.error}\n(log: {result.log_path})\n")
+    else:
+        hook.step_finished(run=run, step=step, summary=summary)
+    hook.run_finished(run=run, summary=summary)
+    return 0 if result.status == "done" else 1

@@ -1,0 +1,90 @@
+"""Execution of one unit of work: the only code that calls :meth:`Tool.run`.
+
+It runs inside a worker process (local pool or Dask worker) as well as in drop-in runs.  It never raises
+for a tool error: the error comes back as a failed :class:`UnitResult` carrying the log, so the executor
+can tell a deterministic failure (not retried) from a lost worker (retried).
+"""
+from __future__ import annotations
+
+import logging
+import socket
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .tool import StepContext, UnitResult
+
+__all__ = ["UnitSpec", "execute_unit"]
+
+
+@dataclass
+class UnitSpec:
+    """A picklable description of one unit, sent to a worker."""
+
+    step: str
+    unit: str
+    tool: str
+    config_layers: list[list[tuple[str, Any, str | None]]]
+    inputs: list[str]
+    outdir: str
+    log_path: str
+    extension: int | None = None
+    group: str | None = None
+    nthreads: int = 1
+    confine_outputs: bool = True
+    key: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def _unit_logger(spec: UnitSpec) -> tuple[logging.Logger, logging.Handler]:
+    Path(spec.log_path).parent.mkdir(parents=True, exist_ok=True)
+    logger = logging.getLogger(f"terapix.unit.{spec.step}.{spec.unit}")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    handler = logging.FileHandler(spec.log_path, mode="w", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger.addHandler(handler)
+    return logger, handler
+
+
+def execute_unit(spec: UnitSpec, echo: bool = False) -> UnitResult:
+    """Run one unit and return its result.  Tool errors are caught and returned, never raised."""
+    from .plugins import get_tool
+
+    start = time.time()
+    log, handler = _unit_logger(spec)
+    if echo:
+        stream = logging.StreamHandler()
+        stream.setFormatter(logging.Formatter("> %(message)s"))
+        log.addHandler(stream)
+    result = UnitResult(step=spec.step, unit=spec.unit, status="done", log_path=spec.log_path,
+                        host=socket.gethostname(), start=start, key=spec.key)
+    try:
+        info = get_tool(spec.tool)
+        tool = info.cls()
+        config = info.cls.parameter_set().resolve(*spec.config_layers)
+        log.info("%s %s on %s (extension %s, group %s)", info.name, info.version,
+                 ", ".join(spec.inputs), spec.extension, spec.group)
+        for key, value in config.non_defaults().items():
+            log.info("  %s = %r", key, value)
+        Path(spec.outdir).mkdir(parents=True, exist_ok=True)
+        ctx = StepContext(inputs=[Path(p) for p in spec.inputs], config=config, outdir=Path(spec.outdir),
+                          log=log, extension=spec.extension, group=spec.group, nthreads=spec.nthreads,
+                          confine_outputs=spec.confine_outputs, step=spec.step, unit=spec.unit)
+        tool.run(ctx)
+        result.products = ctx.products
+        result.records = ctx.records
+        log.info("done in %.2f s: %d product(s)", time.time() - start, len(ctx.products))
+    except Exception as exc:  # noqa: BLE001 - every tool error is reported, none kills the runner
+        result.status = "failed"
+        result.error = f"{type(exc).__name__}: {exc}"
+        log.error("failed: %s\n%s", result.error, traceback.format_exc())
+    finally:
+        result.end = time.time()
+        for h in list(log.handlers):
+            log.removeHandler(h)
+            h.close()
+        handler.close()
+    return result

@@ -1,0 +1,246 @@
+"""Tool parameter declarations: one place for name, type, default, allowed values and help.
+
+A tool declares its parameters once with :class:`Parameter`; the XML checks, ``terapix config TOOL``, the
+drop-in command line, the docs and the provenance record all derive from that declaration.  Values follow
+the AstrOmatic conventions: lists are comma-separated, booleans are ``Y``/``N``, keywords are upper case.
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator, Mapping
+
+from .errors import ConfigError
+
+__all__ = ["Parameter", "ParameterSet", "Config", "split_values"]
+
+_TYPES = ("str", "int", "float", "bool", "keyword", "path")
+
+
+def split_values(raw: str) -> list[str]:
+    """Split an AstrOmatic list value (``"3, 4"`` or ``"3,4"`` or ``"3 4"``) into its items."""
+    raw = raw.strip()
+    if raw.startswith('"') and raw.endswith('"') and len(raw) >= 2:
+        return [raw[1:-1]]
+    items = [item for chunk in raw.split(",") for item in chunk.split()]
+    return [item.strip().strip('"') for item in items if item.strip()]
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One configuration keyword of a tool.
+
+    Parameters
+    ----------
+    name : AstrOmatic keyword, upper case (``DETECT_THRESH``).
+    type : one of ``str int float bool keyword path``; ``keyword`` values must be one of ``choices``.
+    default : the AstrOmatic program's default (a list for vector parameters).
+    help : one line, as in ``sex -dd``.
+    choices : allowed values for ``keyword`` (or any type).
+    nvalues : 1 for a scalar; ``n`` for exactly n values; ``(lo, hi)`` for a range; ``hi=None`` unbounded.
+    minimum, maximum : inclusive numeric bounds.
+    """
+
+    name: str
+    type: str
+    default: Any
+    help: str
+    choices: tuple[str, ...] | None = None
+    nvalues: int | tuple[int, int | None] = 1
+    minimum: float | None = None
+    maximum: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.type not in _TYPES:
+            raise ValueError(f"parameter {self.name}: type {self.type!r} is not one of {_TYPES}")
+        if self.name != self.name.upper():
+            raise ValueError(f"parameter {self.name}: names are upper case AstrOmatic keywords")
+
+    @property
+    def is_vector(self) -> bool:
+        return self.nvalues != 1
+
+    def _bounds(self) -> tuple[int, int | None]:
+        if isinstance(self.nvalues, tuple):
+            return self.nvalues
+        return (self.nvalues, self.nvalues)
+
+    def _parse_one(self, item: Any, tool: str, where: str | None) -> Any:
+        def bad(expected: str) -> ConfigError:
+            return ConfigError(
+                f"bad value {item!r} for parameter {self.name} of tool {tool}; expected {expected}",
+                where, self.name)
+
+        if self.type in ("str", "path"):
+            value: Any = str(item)
+        elif self.type == "int":
+            try:
+                value = int(str(item), 0) if not isinstance(item, int) else item
+            except ValueError:
+                raise bad("an integer") from None
+        elif self.type == "float":
+            try:
+                value = float(item)
+            except (TypeError, ValueError):
+                raise bad("a number") from None
+        elif self.type == "bool":
+            if isinstance(item, bool):
+                value = item
+            else:
+                text = str(item).strip().upper()
+                if text in ("Y", "YES", "T", "TRUE", "1"):
+                    value = True
+                elif text in ("N", "NO", "F", "FALSE", "0"):
+                    value = False
+                else:
+                    raise bad("Y or N")
+        else:  # keyword
+            value = str(item).strip().upper()
+        if self.choices is not None and str(value).upper() not in self.choices:
+            raise bad("one of " + ", ".join(self.choices))
+        if self.minimum is not None and value < self.minimum:
+            raise bad(f"a value >= {self.minimum}")
+        if self.maximum is not None and value > self.maximum:
+            raise bad(f"a value <= {self.maximum}")
+        return value
+
+    def parse(self, raw: Any, tool: str = "?", where: str | None = None) -> Any:
+        """Convert ``raw`` (a string from a file or command line, or a Python value) to this type."""
+        if isinstance(raw, str):
+            scalar_text = not self.is_vector and self.type in ("str", "path")
+            items: list[Any] = [raw.strip().strip('"')] if scalar_text else split_values(raw)
+        elif isinstance(raw, (list, tuple)):
+            items = list(raw)
+        else:
+            items = [raw]
+        lo, hi = self._bounds()
+        if not self.is_vector:
+            if len(items) != 1:
+                raise ConfigError(
+                    f"parameter {self.name} of tool {tool} takes one value, got {len(items)}: {raw!r}",
+                    where, self.name)
+            return self._parse_one(items[0], tool, where)
+        if len(items) < lo or (hi is not None and len(items) > hi):
+            count = f"{lo}" if lo == hi else (f"{lo} to {hi}" if hi is not None else f"at least {lo}")
+            raise ConfigError(
+                f"parameter {self.name} of tool {tool} takes {count} values, got {len(items)}: {raw!r}",
+                where, self.name)
+        return [self._parse_one(item, tool, where) for item in items]
+
+    def format(self, value: Any) -> str:
+        """Format a value the AstrOmatic way (for ``-dd`` output and COMMAND records)."""
+        def one(v: Any) -> str:
+            if isinstance(v, bool):
+                return "Y" if v else "N"
+            if isinstance(v, float):
+                return repr(v) if v != int(v) or abs(v) >= 1e15 else f"{v:.1f}"
+            text = str(v)
+            return f'"{text}"' if (" " in text or text == "") and self.type in ("str", "path") else text
+        if isinstance(value, (list, tuple)):
+            return ",".join(one(v) for v in value)
+        return one(value)
+
+
+class Config(Mapping[str, Any]):
+    """The effective, validated and frozen configuration of one step: keyword -> value.
+
+    ``sources`` tells, for each keyword that is not a default, where its value came from.
+    """
+
+    def __init__(self, params: "ParameterSet", values: dict[str, Any], sources: dict[str, str]):
+        self._params = params
+        self._values = dict(values)
+        self.sources = dict(sources)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def non_defaults(self) -> dict[str, Any]:
+        """Keywords whose value differs from the tool default (what a COMMAND record needs)."""
+        return {k: v for k, v in self._values.items() if v != self._params[k].default}
+
+    def as_strings(self) -> dict[str, str]:
+        return {k: self._params[k].format(v) for k, v in self._values.items()}
+
+    def command_line(self) -> list[str]:
+        """``-KEYWORD value`` arguments reproducing the non-default values."""
+        out: list[str] = []
+        for key, value in self.non_defaults().items():
+            out += [f"-{key}", self._params[key].format(value)]
+        return out
+
+    def __repr__(self) -> str:
+        return f"Config({self.non_defaults()!r})"
+
+
+@dataclass
+class ParameterSet:
+    """The ordered parameter declarations of one tool."""
+
+    tool: str
+    parameters: list[Parameter] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._by_name = {}
+        for p in self.parameters:
+            if p.name in self._by_name:
+                raise ValueError(f"tool {self.tool}: parameter {p.name} declared twice")
+            self._by_name[p.name] = p
+
+    def __getitem__(self, name: str) -> Parameter:
+        return self._by_name[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._by_name
+
+    def __iter__(self) -> Iterator[Parameter]:
+        return iter(self.parameters)
+
+    def __len__(self) -> int:
+        return len(self.parameters)
+
+    def lookup(self, name: str, where: str | None = None) -> Parameter:
+        """The declaration of ``name``; an unknown name is an error suggesting the nearest keyword."""
+        key = name.strip().upper()
+        if key in self._by_name:
+            return self._by_name[key]
+        close = difflib.get_close_matches(key, list(self._by_name), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        raise ConfigError(f"unknown parameter {name} for tool {self.tool}{hint}", where, name)
+
+    def defaults(self) -> dict[str, Any]:
+        return {p.name: p.default for p in self.parameters}
+
+    def resolve(self, *layers: Iterable[tuple[str, Any, str | None]]) -> Config:
+        """Build the effective configuration from layers of ``(keyword, raw value, where)``.
+
+        Later layers override earlier ones, as a command line overrides a configuration file which
+        overrides the defaults in SExtractor, SCAMP and SWarp.
+        """
+        values = self.defaults()
+        sources: dict[str, str] = {}
+        for layer in layers:
+            for name, raw, where in layer:
+                param = self.lookup(name, where)
+                values[param.name] = param.parse(raw, self.tool, where)
+                sources[param.name] = where or "<api>"
+        return Config(self, values, sources)
+
+    def format_defaults(self, values: Mapping[str, Any] | None = None, header: str = "") -> str:
+        """The configuration in AstrOmatic ``-dd`` format; it is accepted back as input."""
+        values = self.defaults() if values is None else values
+        width = max((len(p.name) for p in self.parameters), default=10) + 1
+        lines = [header] if header else []
+        for p in self.parameters:
+            text = p.format(values[p.name])
+            comment = p.help
+            if p.choices:
+                comment += " (" + ", ".join(p.choices) + ")"
+            lines.append(f"{p.name:<{width}}{text:<24} # {comment}")
+        return "\n".join(lines) + "\n"

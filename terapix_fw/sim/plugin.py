@@ -1,0 +1,1 @@
+"""Hook implementations of terapix_fw.sim (filled in by its issue)."""

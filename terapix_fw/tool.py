@@ -1,0 +1,156 @@
+"""The tool interface every plugin implements.
+
+A tool is a class with a name, a version, its parameter declarations, the product kinds it consumes and
+produces, and one method, :meth:`Tool.run`.  The framework does everything else: configuration layering
+and validation, logging, timing, atomic writes, recording, retries and error reporting.
+
+Example
+-------
+>>> from terapix_fw.tool import Tool
+>>> from terapix_fw.params import Parameter
+>>> class Copy(Tool):
+...     name = "copy"
+...     version = "1.0"
+...     parameters = [Parameter("SUFFIX", "str", ".copy", "suffix of the output file")]
+...     def run(self, ctx):
+...         for path in ctx.inputs:
+...             with ctx.product(path.name + ctx.config["SUFFIX"], kind="copy") as tmp:
+...                 tmp.write_bytes(path.read_bytes())
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Iterator
+
+from .atomic import atomic_path, confine, sha256_file
+from .params import Config, Parameter, ParameterSet
+
+__all__ = ["Tool", "StepContext", "Product", "UnitResult"]
+
+
+@dataclass
+class Product:
+    """A file a unit produced: its final path, kind (``catalog``, ``weight``, ``head``...), checksum."""
+
+    path: str
+    kind: str
+    checksum: str = ""
+    size: int = 0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class UnitResult:
+    """What a unit sends back to the runner.  A tool error is a result with ``status='failed'``."""
+
+    step: str
+    unit: str
+    status: str  # done | failed | skipped
+    products: list[Product] = field(default_factory=list)
+    records: list[tuple[str, dict]] = field(default_factory=list)
+    error: str = ""
+    log_path: str = ""
+    host: str = ""
+    start: float = 0.0
+    end: float = 0.0
+    key: str = ""
+
+
+class StepContext:
+    """Everything a tool's :meth:`Tool.run` sees of one data unit.
+
+    Attributes
+    ----------
+    inputs : list of input file paths for this unit.
+    extension : HDU index (1-based image extension) for per-extension fan-out, else ``None``.
+    group : the group key for per-group fan-out, else ``None``.
+    config : the effective :class:`~terapix_fw.params.Config`.
+    outdir : directory in which relative output names are resolved.
+    log : a :class:`logging.Logger` that writes to the unit's log file.
+    nthreads : cores this unit may use.
+    """
+
+    def __init__(self, *, inputs: list[Path], config: Config, outdir: Path, log: logging.Logger,
+                 extension: int | None = None, group: str | None = None, nthreads: int | None = None,
+                 confine_outputs: bool = True, step: str = "", unit: str = ""):
+        self.inputs = [Path(p) for p in inputs]
+        self.config = config
+        self.outdir = Path(outdir)
+        self.log = log
+        self.extension = extension
+        self.group = group
+        self.nthreads = nthreads or os.cpu_count() or 1
+        self.confine_outputs = confine_outputs
+        self.step = step
+        self.unit = unit
+        self.products: list[Product] = []
+        self.records: list[tuple[str, dict]] = []
+
+    def output_path(self, name: str | Path) -> Path:
+        """Final path for an output name.
+
+        In a pipeline run (XML instructions, untrusted) names are confined to ``outdir``; a drop-in
+        run resolves them like the AstrOmatic programs do, relative to the working directory.
+        """
+        name = str(name)
+        if self.confine_outputs:
+            return confine(self.outdir, name, "output name")
+        path = Path(name)
+        return path if path.is_absolute() else self.outdir / path
+
+    @contextlib.contextmanager
+    def product(self, name: str | Path, kind: str, **meta: Any) -> Iterator[Path]:
+        """Write a product atomically: yields a temporary path, renamed to the final name on success."""
+        final = self.output_path(name)
+        with atomic_path(final) as tmp:
+            yield tmp
+        self.add_product(final, kind, **meta)
+
+    def add_product(self, path: str | Path, kind: str, **meta: Any) -> Product:
+        """Declare a file that was already written atomically (e.g. by a library) as a product."""
+        path = Path(path)
+        product = Product(str(path), kind, sha256_file(path), path.stat().st_size, meta)
+        self.products.append(product)
+        return product
+
+    def record(self, kind: str, **data: Any) -> None:
+        """Send a record (exposure metadata, quality metrics, catalogue summary...) to RDBix."""
+        self.records.append((kind, data))
+
+
+class Tool:
+    """Base class of every tool.  Subclasses set the class attributes and implement :meth:`run`."""
+
+    name: ClassVar[str] = ""
+    version: ClassVar[str] = "0"
+    description: ClassVar[str] = ""
+    parameters: ClassVar[list[Parameter] | ParameterSet] = []
+    consumes: ClassVar[tuple[str, ...]] = ()
+    produces: ClassVar[tuple[str, ...]] = ()
+    #: default fan-out when an instruction file does not say (file, extension, group, all)
+    default_fanout: ClassVar[str] = "file"
+
+    @classmethod
+    def parameter_set(cls) -> ParameterSet:
+        cached = cls.__dict__.get("_parameter_set")
+        if cached is None:
+            params = cls.parameters
+            cached = params if isinstance(params, ParameterSet) else ParameterSet(cls.name, list(params))
+            cls._parameter_set = cached  # type: ignore[attr-defined]
+        return cached
+
+    def run(self, ctx: StepContext) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError(f"tool {self.name} does not implement run()")
+
+    def default_config_text(self) -> str:
+        header = f"# Default configuration file for {self.name} {self.version} (terapix-fw)"
+        return self.parameter_set().format_defaults(header=header)
+
+    def describe_inputs(self, inputs: list[str]) -> list[str]:
+        """Turn drop-in command-line inputs into file paths (tools such as sextractor override this
+        to accept ``DETECTION_IMAGE,MEASUREMENT_IMAGE``)."""
+        return inputs

@@ -1,0 +1,1 @@
+"""terapix_fw.web"""
