@@ -1,0 +1,88 @@
+"""FITS_LDAC catalogues, the format SExtractor writes and SCAMP and PSFEx read.
+
+Layout (SExtractor ``catout.c``): an empty primary HDU, then for each image extension a pair of binary
+tables: ``LDAC_IMHEAD`` (one row, one column ``Field Header Card`` of TFORM ``(80n)A`` and TDIM
+``(80, n)`` holding the image header as 80-character cards, END included) followed by ``LDAC_OBJECTS``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["LdacExtension", "imhead_hdu", "header_from_imhead", "write_ldac", "read_ldac"]
+
+
+@dataclass
+class LdacExtension:
+    """One extension of an LDAC catalogue: the image header and the object table (astropy Table)."""
+
+    header: "object"  # astropy.io.fits.Header
+    objects: "object"  # astropy.table.Table
+
+
+def imhead_hdu(header):
+    """The ``LDAC_IMHEAD`` table holding ``header`` as SExtractor stores it."""
+    import numpy as np
+    from astropy.io import fits
+
+    text = header.tostring(sep="", endcard=True, padding=False)
+    ncards = len(text) // 80
+    cards = [text[i * 80:(i + 1) * 80].encode("ascii", "replace") for i in range(ncards)]
+    column = fits.Column(name="Field Header Card", format=f"{80 * ncards}A", dim=f"(80, {ncards})",
+                         array=np.array([cards], dtype="S80"))
+    hdu = fits.BinTableHDU.from_columns([column])
+    hdu.header["EXTNAME"] = "LDAC_IMHEAD"
+    return hdu
+
+
+def header_from_imhead(hdu):
+    """Rebuild the image header stored in an ``LDAC_IMHEAD`` table."""
+    from astropy.io import fits
+
+    raw = hdu.data.field(0)[0]
+    if hasattr(raw, "tobytes"):  # TDIM makes astropy return a 2-D char array: one card per row
+        cards = [c.decode("ascii", "replace") if isinstance(c, bytes) else str(c) for c in raw.ravel()]
+        text = "".join(card.ljust(80)[:80] for card in cards)
+    else:
+        text = raw.decode("ascii", "replace") if isinstance(raw, bytes) else str(raw)
+    return fits.Header.fromstring(text)
+
+
+def write_ldac(path: str | Path, extensions: list[LdacExtension]) -> Path:
+    """Write an LDAC catalogue atomically.  ``objects`` may be an astropy Table or a BinTableHDU."""
+    from astropy.io import fits
+
+    from .atomic import write_fits_atomic
+
+    hdus = [fits.PrimaryHDU()]
+    for ext in extensions:
+        hdus.append(imhead_hdu(ext.header))
+        objects = ext.objects if isinstance(ext.objects, fits.BinTableHDU) else fits.table_to_hdu(ext.objects)
+        objects.header["EXTNAME"] = "LDAC_OBJECTS"
+        hdus.append(objects)
+    return write_fits_atomic(path, fits.HDUList(hdus))
+
+
+def read_ldac(path: str | Path) -> list[LdacExtension]:
+    """Read every (LDAC_IMHEAD, LDAC_OBJECTS) pair of an LDAC catalogue."""
+    from astropy.io import fits
+    from astropy.table import Table
+
+    from .errors import ToolError
+
+    out: list[LdacExtension] = []
+    with fits.open(path, memmap=False) as hdul:
+        pending_header = None
+        for hdu in hdul[1:]:
+            name = hdu.header.get("EXTNAME", "")
+            if name == "LDAC_IMHEAD":
+                pending_header = header_from_imhead(hdu)
+            elif name == "LDAC_OBJECTS":
+                if pending_header is None:
+                    raise ToolError(f"{path}: LDAC_OBJECTS table at HDU {hdul.index_of(hdu)} "
+                                    "has no LDAC_IMHEAD before it; not a FITS_LDAC catalogue")
+                out.append(LdacExtension(pending_header, Table.read(hdu, unit_parse_strict="silent")))
+                pending_header = None
+    if not out:
+        raise ToolError(f"{path}: no LDAC_IMHEAD/LDAC_OBJECTS pair found; expected a FITS_LDAC catalogue")
+    return out
