@@ -1,14 +1,76 @@
-"""The snooppix tool: placeholder until its issue lands."""
-from terapix_fw.errors import ToolError
+"""The snooppix tool: watch a remote index page and download the new files it links to.
+
+Like the TERAPIX Snooppix daemon (which sent simultaneous ``wget`` on the links of a CADC web page and
+kept the downloaded names in a DBM file), one run scans the index, skips every file already recorded
+in the download directory's ledger, and fetches the others concurrently.  Run it from cron or from an
+instruction file to poll an archive.
+
+Drop-in use::
+
+    terapix tool snooppix https://archive.example.org/megacam/ -PATTERN "*.fits.fz" -NTHREADS 8
+
+Every transfer is logged and sent to RDBix as a ``transfer`` record (direction, node, bytes, status,
+start/end times), every downloaded file becomes a ``download`` product.
+"""
+from __future__ import annotations
+
+import re
+
+from terapix_fw.errors import ConfigError, ToolError
+from terapix_fw.params import Parameter
 from terapix_fw.tool import Tool
+
+__all__ = ["SnooppixTool"]
+
+VERSION = "1.0.0"
+
+
+def url_from_input(text: str) -> str:
+    """Undo what turning a URL into a path does to it (``http://h/`` -> ``http:/h``).
+
+    The trailing slash of a directory URL is lost on the way too; servers redirect ``/dir`` to
+    ``/dir/`` and the redirected address is the base of relative links.  Set URL to be exact.
+    """
+    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*):/(?!/)", r"\1://", text)
 
 
 class SnooppixTool(Tool):
     name = "snooppix"
-    version = "0.1.0"
-    description = "snooppix (not implemented yet)"
-    parameters = []
+    version = VERSION
+    description = "download the files linked from a remote HTTP(S) index page, once each"
+    default_fanout = "all"
     produces = ("download",)
+    parameters = [
+        Parameter("URL", "str", "", "index page to scan (the first input if empty)"),
+        Parameter("PATTERN", "str", ["*.fits.fz"], "shell patterns of the file names to fetch",
+                  nvalues=(1, None)),
+        Parameter("DOWNLOAD_DIR", "path", ".", "directory where files are downloaded"),
+        Parameter("LEDGER_NAME", "str", "snooppix.sqlite",
+                  "record of downloaded files, in DOWNLOAD_DIR"),
+        Parameter("NTHREADS", "int", 4, "simultaneous transfers (0 = one per core)", minimum=0),
+        Parameter("RETRIES", "int", 3, "retries of a failed transfer (resumed)", minimum=0),
+        Parameter("RETRY_DELAY", "float", 5.0, "delay before the n-th retry: n times this (s)",
+                  minimum=0.0),
+        Parameter("TIMEOUT", "float", 60.0, "network time-out (s)", minimum=0.001),
+        Parameter("RESUME", "bool", True, "resume interrupted transfers (HTTP Range)"),
+        Parameter("VERIFY", "bool", True, "check sizes and server or published checksums"),
+        Parameter("CHECKSUM_FILES", "str", ["MD5SUMS", "SHA1SUMS", "SHA256SUMS", "SHA512SUMS"],
+                  "checksum lists read from the index, if linked", nvalues=(0, None)),
+        Parameter("ALLOWED_HOSTS", "str", [], "other hosts links may point to (* = any)",
+                  nvalues=(0, None)),
+        Parameter("MAX_FILES", "int", 0, "most files fetched in one run (0 = no limit)", minimum=0),
+        Parameter("USER_AGENT", "str", f"terapix-snooppix/{VERSION}", "HTTP User-Agent"),
+    ]
 
     def run(self, ctx):
-        raise ToolError("snooppix is not implemented yet")
+        from .download import snoop
+
+        cfg = ctx.config
+        url = cfg["URL"] or (url_from_input(str(ctx.inputs[0])) if ctx.inputs else "")
+        if not url:
+            raise ConfigError("no index page to scan: set URL or give the URL as input", "snooppix", "URL")
+        if not re.match(r"^https?://", url, re.IGNORECASE):
+            raise ConfigError(f"URL {url!r} is not an http:// or https:// address", "snooppix", "URL")
+        if len(ctx.inputs) > 1 and not cfg["URL"]:
+            raise ToolError(f"snooppix scans one index page per run, got {len(ctx.inputs)} inputs")
+        snoop(ctx, url)

@@ -1,0 +1,248 @@
+"""One HTTP(S) transfer: resume, verification, atomic rename.
+
+A file is written to ``.NAME.snooppix-part`` in the download directory and renamed to ``NAME`` only
+once it is complete and verified, so an interrupted run never leaves a truncated file under the final
+name, and the next run resumes the partial file with an HTTP ``Range`` request.
+
+Verification uses what the server offers: the announced size (``Content-Length``/``Content-Range``),
+a digest header (``Repr-Digest`` RFC 9530, ``Digest`` RFC 3230, ``Content-MD5`` on full responses) and
+checksums published beside the files (``NAME.sha256`` sidecars, ``SHA256SUMS``-style lists).
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.client
+import os
+import re
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["TransferResult", "fetch_file", "fetch_text", "part_path", "TransferFailed"]
+
+_CHUNK = 1 << 20
+_RETRY_HTTP = {408, 425, 429, 500, 502, 503, 504}
+
+
+class TransferFailed(Exception):
+    """A transfer that cannot succeed by retrying (404, 403, checksum mismatch after retries...)."""
+
+
+class _Retry(Exception):
+    """A transient failure: try again, resuming from what was already received."""
+
+
+@dataclass
+class TransferResult:
+    url: str
+    name: str
+    path: str
+    status: str = "failed"  # done | failed
+    bytes: int = 0  # bytes received by this run (less than size when resumed)
+    size: int = 0
+    sha256: str = ""
+    verified: str = "none"  # what was checked: size, sha256 header, md5 sidecar...
+    resumed_from: int = 0
+    attempts: int = 0
+    start: float = 0.0
+    end: float = 0.0
+    error: str = ""
+    http_status: int = 0
+    checks: list[str] = field(default_factory=list)
+
+
+def part_path(dest: Path) -> Path:
+    """The partial file of ``dest`` (hidden: link names with a leading dot are refused)."""
+    return dest.with_name(f".{dest.name}.snooppix-part")
+
+
+def _opener():
+    return urllib.request.build_opener()
+
+
+def fetch_text(url: str, *, timeout: float, retries: int, retry_delay: float, user_agent: str,
+               limit: int = 16 << 20) -> tuple[str, str]:
+    """GET a small text resource (an index page, a checksum list); return (final URL, text).
+
+    ``limit`` bounds what is read, so a hostile server cannot exhaust memory.
+    """
+    last: Exception | None = None
+    for attempt in range(retries + 1):
+        if attempt:
+            time.sleep(retry_delay * attempt)
+        try:
+            req = urllib.request.Request(url, headers={"User-Agent": user_agent})
+            with _opener().open(req, timeout=timeout) as resp:
+                body = resp.read(limit + 1)
+                if len(body) > limit:
+                    raise TransferFailed(f"{url}: more than {limit} bytes; not an index page")
+                charset = resp.headers.get_content_charset() or "utf-8"
+                return resp.geturl(), body.decode(charset, errors="replace")
+        except urllib.error.HTTPError as exc:
+            if exc.code not in _RETRY_HTTP:
+                raise TransferFailed(f"{url}: HTTP {exc.code} {exc.reason}") from None
+            last = exc
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            last = exc
+    raise TransferFailed(f"{url}: {_describe(last)} (after {retries + 1} attempts)")
+
+
+def _describe(exc: Exception | None) -> str:
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"HTTP {exc.code} {exc.reason}"
+    if isinstance(exc, urllib.error.URLError):
+        return f"cannot connect: {exc.reason}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _header_digests(headers, full_body: bool) -> dict[str, str]:
+    """Digests of the complete file announced by the server: {algorithm: hexdigest}."""
+    found: dict[str, str] = {}
+    names = {"sha-256": "sha256", "sha-512": "sha512", "sha": "sha1", "md5": "md5"}
+    for header in ("Repr-Digest", "Digest"):
+        for value in headers.get_all(header) or []:
+            for item in value.split(","):
+                if "=" not in item:
+                    continue
+                algo, _, encoded = item.strip().partition("=")
+                algo = names.get(algo.strip().lower())
+                if algo is None:
+                    continue
+                try:  # RFC 9530 wraps the value in colons (structured-field byte sequence)
+                    found[algo] = base64.b64decode(encoded.strip().strip(":"), validate=True).hex()
+                except ValueError:
+                    continue
+    if full_body and headers.get("Content-MD5"):  # covers the body only: valid for a 200 response
+        try:
+            found.setdefault("md5", base64.b64decode(headers["Content-MD5"].strip(), validate=True).hex())
+        except ValueError:
+            pass
+    return found
+
+
+def _hashers(algorithms) -> dict[str, "hashlib._Hash"]:
+    return {a: hashlib.new(a) for a in set(algorithms) | {"sha256"}}
+
+
+def fetch_file(url: str, name: str, dest: Path, *, timeout: float, retries: int, retry_delay: float,
+               resume: bool, verify: bool, user_agent: str,
+               expected: dict[str, str] | None = None) -> TransferResult:
+    """Download ``url`` to ``dest``, resuming ``part_path(dest)``; never raises for a transfer error.
+
+    ``expected`` maps algorithm names (md5, sha1, sha256, sha512) to hex digests published beside
+    the file.  Transient failures (connection lost, timeout, HTTP 5xx/429, short body) are retried
+    ``retries`` times, with a delay growing by ``retry_delay`` seconds, each retry resuming the
+    partial file; a checksum mismatch restarts from zero once per attempt.
+    """
+    result = TransferResult(url=url, name=name, path=str(dest), start=time.time())
+    part = part_path(dest)
+    if not resume and part.exists():
+        part.unlink()
+    expected = dict(expected or {})
+    last: str = ""
+    for attempt in range(retries + 1):
+        result.attempts = attempt + 1
+        if attempt:
+            time.sleep(retry_delay * attempt)
+        try:
+            _attempt(url, part, result, timeout=timeout, resume=resume, verify=verify,
+                     user_agent=user_agent, expected=expected)
+            with open(part, "rb+") as handle:
+                os.fsync(handle.fileno())
+            os.replace(part, dest)
+            result.status = "done"
+            result.error = ""
+            break
+        except _Retry as exc:
+            last = str(exc)
+        except TransferFailed as exc:
+            last = str(exc)
+            break
+    else:
+        last = f"{last} (after {retries + 1} attempts)"
+    if result.status != "done":
+        result.error = last
+    result.end = time.time()
+    return result
+
+
+def _attempt(url: str, part: Path, result: TransferResult, *, timeout: float, resume: bool,
+             verify: bool, user_agent: str, expected: dict[str, str]) -> None:
+    offset = part.stat().st_size if resume and part.exists() else 0
+    headers = {"User-Agent": user_agent, "Want-Repr-Digest": "sha-256=10, md5=3",
+               "Want-Digest": "SHA-256;q=1, MD5;q=0.3"}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+        headers["Accept-Encoding"] = "identity"
+    req = urllib.request.Request(url, headers=headers)
+    try:
+        resp = _opener().open(req, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        result.http_status = exc.code
+        if exc.code == 416 and offset:
+            # our partial file is as long as (or longer than) the remote file: start again cleanly
+            part.unlink()
+            raise _Retry(f"{url}: HTTP 416 for a resume at byte {offset}; restarting from zero") from None
+        if exc.code in _RETRY_HTTP:
+            raise _Retry(f"{url}: HTTP {exc.code} {exc.reason}") from None
+        raise TransferFailed(f"{url}: HTTP {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        raise _Retry(f"{url}: {_describe(exc)}") from None
+    with resp:
+        result.http_status = resp.status
+        start_at = 0
+        total: int | None = None
+        if resp.status == 206:
+            match = re.match(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", resp.headers.get("Content-Range", ""))
+            if not match or int(match.group(1)) != offset:
+                part.unlink(missing_ok=True)
+                raise _Retry(f"{url}: unusable Content-Range {resp.headers.get('Content-Range')!r}; "
+                             "restarting from zero")
+            start_at = offset
+            if match.group(3) != "*":
+                total = int(match.group(3))
+        else:  # 200: the server ignored the range (or there was none): start from zero
+            length = resp.headers.get("Content-Length")
+            total = int(length) if length and length.isdigit() else None
+        result.resumed_from = start_at
+        announced = _header_digests(resp.headers, full_body=start_at == 0) if verify else {}
+        wanted = {**announced, **expected} if verify else {}
+        hashers = _hashers(wanted)
+        mode = "ab" if start_at else "wb"
+        with open(part, mode) as out:
+            if start_at:  # the digest covers the whole file: hash what we already have first
+                with open(part, "rb") as previous:
+                    while block := previous.read(_CHUNK):
+                        for h in hashers.values():
+                            h.update(block)
+            try:
+                while block := resp.read(_CHUNK):
+                    out.write(block)
+                    result.bytes += len(block)
+                    for h in hashers.values():
+                        h.update(block)
+            except (OSError, http.client.HTTPException) as exc:
+                raise _Retry(f"{url}: transfer interrupted after {start_at + result.bytes} bytes: "
+                             f"{_describe(exc)}") from None
+        size = part.stat().st_size
+        if total is not None and size != total:
+            # a short body is a connection dropped mid-way: keep the partial file and resume
+            if size > total:
+                part.unlink()
+            raise _Retry(f"{url}: received {size} of {total} bytes")
+        result.size = size
+        result.sha256 = hashers["sha256"].hexdigest()
+        checks = ["size"] if total is not None else []
+        for algorithm, digest in sorted(wanted.items()):
+            got = hashers[algorithm].hexdigest()
+            source = "header" if algorithm in announced and algorithm not in expected else "published"
+            if got != digest.lower():
+                part.unlink()
+                raise _Retry(f"{url}: {algorithm} checksum mismatch (got {got}, {source} {digest}); "
+                             "file discarded")
+            checks.append(f"{algorithm} ({source})")
+        result.checks = checks
+        result.verified = ", ".join(checks) if checks else "none"

@@ -1,0 +1,104 @@
+"""A local HTTP server for snooppix tests: serves a temporary folder on 127.0.0.1, with Range support,
+optional digest headers, connections dropped half-way, and a request log."""
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
+
+
+class ArchiveServer:
+    def __init__(self, root: Path):
+        self.root = root
+        self.index: dict[str, str] = {}  # URL path of a directory -> HTML of its index page
+        self.digests: dict[str, str] = {}  # file name -> value of a Repr-Digest header
+        self.truncate_once: set[str] = set()  # names whose first GET stops half-way
+        self.range_requests: list[tuple[str, str]] = []
+        self.gets: Counter[str] = Counter()
+        self.lock = threading.Lock()
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def put(self, name: str, data: bytes) -> bytes:
+        (self.root / name).write_bytes(data)
+        return data
+
+    def _handler(self):
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # keep the test output clean
+                pass
+
+            def do_GET(self):
+                path = urlsplit(self.path).path
+                with server.lock:
+                    server.gets[path] += 1
+                    first = server.gets[path] == 1
+                if path in server.index:
+                    body = server.index[path].encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/html; charset=utf-8")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                if path + "/" in server.index:  # what http.server and Apache do for a directory
+                    self.send_response(301)
+                    self.send_header("Location", path + "/")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                name = unquote(path.rsplit("/", 1)[-1])
+                file = server.root / name
+                if not name or "/" in name or not file.is_file():
+                    self.send_error(404)
+                    return
+                data = file.read_bytes()
+                start = 0
+                rng = self.headers.get("Range")
+                if rng:
+                    server.range_requests.append((name, rng))
+                    start = int(rng.split("=")[1].split("-")[0])
+                    if start >= len(data):
+                        self.send_response(416)
+                        self.send_header("Content-Range", f"bytes */{len(data)}")
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                else:
+                    self.send_response(200)
+                body = data[start:]
+                self.send_header("Content-Length", str(len(body)))
+                if name in server.digests:
+                    self.send_header("Repr-Digest", server.digests[name])
+                self.end_headers()
+                if first and name in server.truncate_once:
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(body)
+
+        return Handler
+
+
+@pytest.fixture
+def archive(tmp_path):
+    root = tmp_path / "remote"
+    root.mkdir()
+    server = ArchiveServer(root)
+    server.thread.start()
+    yield server
+    server.httpd.shutdown()
+    server.httpd.server_close()

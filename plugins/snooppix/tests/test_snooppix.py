@@ -1,0 +1,220 @@
+"""snooppix against a local HTTP server on 127.0.0.1 (no network)."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import sqlite3
+
+import numpy as np
+import pytest
+
+from terapix_fw.execute import UnitSpec, execute_unit
+from terapix_snooppix.links import parse_checksums, select_links
+from terapix_snooppix.transfer import part_path
+
+
+
+def sha256_digest_header(data: bytes) -> str:
+    """An RFC 9530 ``Repr-Digest`` value."""
+    return "sha-256=:" + base64.b64encode(hashlib.sha256(data).digest()).decode() + ":"
+
+
+def _payload(seed: int, size: int) -> bytes:
+    return np.random.default_rng(seed).integers(0, 256, size, dtype=np.uint8).tobytes()
+
+
+def _index(*hrefs: str) -> str:
+    rows = "\n".join(f'<tr><td><a href="{h}">{h}</a></td></tr>' for h in hrefs)
+    return f"<html><body><h1>Index</h1><a href='?C=N;O=D'>Name</a><table>{rows}</table></body></html>"
+
+
+def _run(tmp_path, url, **keywords):
+    layer = [("URL", url, "test"), ("DOWNLOAD_DIR", "dl", "test"), ("RETRY_DELAY", "0", "test"),
+             ("TIMEOUT", "10", "test")]
+    layer += [(k, str(v), "test") for k, v in keywords.items()]
+    spec = UnitSpec(step="snoop", unit="1", tool="snooppix", config_layers=[layer], inputs=[],
+                    outdir=str(tmp_path / "work"), log_path=str(tmp_path / "logs" / "snoop.log"), nthreads=2)
+    return execute_unit(spec)
+
+
+def _transfers(result):
+    return {d["name"]: d for kind, d in result.records if kind == "transfer"}
+
+
+def test_downloads_matching_files_once(tmp_path, archive):
+    files = {f"exp{i}.fits.fz": archive.put(f"exp{i}.fits.fz", _payload(i, 3000 + 1000 * i)) for i in range(4)}
+    archive.put("notes.txt", b"not matched")
+    archive.index["/data/"] = _index(*files, "notes.txt", "subdir/")
+    result = _run(tmp_path, archive.url + "/data/", NTHREADS=3)
+    assert result.status == "done", result.error
+    dl = tmp_path / "work" / "dl"
+    assert sorted(p.name for p in dl.iterdir()) == sorted([*files, "snooppix.sqlite"])
+    for name, data in files.items():
+        assert (dl / name).read_bytes() == data
+    transfers = _transfers(result)
+    assert set(transfers) == set(files)
+    for name, rec in transfers.items():
+        assert rec["status"] == "done" and rec["direction"] == "in" and rec["node"]
+        assert rec["bytes"] == len(files[name]) == rec["size"]
+        assert rec["sha256"] == hashlib.sha256(files[name]).hexdigest()
+        assert rec["end"] >= rec["start"]
+    assert sorted(p.kind for p in result.products) == ["download"] * 4
+    with sqlite3.connect(dl / "snooppix.sqlite") as conn:
+        assert {r[0] for r in conn.execute("SELECT name FROM downloads")} == set(files)
+
+    # second pass: the ledger says everything is there; no file is requested again, even once removed
+    (dl / "exp0.fits.fz").unlink()
+    gets_before = dict(archive.gets)
+    again = _run(tmp_path, archive.url + "/data/")
+    assert again.status == "done", again.error
+    assert _transfers(again) == {}
+    assert {k: v for k, v in archive.gets.items() if k != "/data/"} == \
+        {k: v for k, v in gets_before.items() if k != "/data/"}
+
+    # a new file on the server is the only one fetched
+    archive.put("exp9.fits.fz", _payload(9, 500))
+    archive.index["/data/"] = _index(*files, "exp9.fits.fz")
+    third = _run(tmp_path, archive.url + "/data/")
+    assert set(_transfers(third)) == {"exp9.fits.fz"}
+
+
+def test_malicious_links_are_confined(tmp_path, archive):
+    good = archive.put("good.fits.fz", b"G" * 100)
+    archive.put("evil.fits.fz", b"E" * 100)
+    archive.index["/data/"] = _index(
+        "good.fits.fz", "../evil.fits.fz", "%2e%2e/evil.fits.fz", "..%2Fevil.fits.fz", "%2Fetc%2Fevil.fits.fz",
+        "sub%2F..%2F..%2Fevil.fits.fz", "..\\evil.fits.fz", ".hidden.fits.fz", "a%00b.fits.fz",
+        "http://example.org/evil.fits.fz", "javascript:alert(1)//x.fits.fz", "file:///etc/evil.fits.fz",
+        "data:text/plain,x.fits.fz", f"http://user:pw@{archive.url[7:]}/evil.fits.fz",
+        "snooppix.sqlite")
+    result = _run(tmp_path, archive.url + "/data/", PATTERN="*.fits.fz,*.sqlite")
+    assert result.status == "done", result.error
+    assert set(_transfers(result)) == {"good.fits.fz"}
+    # nothing was written anywhere but the download directory
+    written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()
+                     and not p.is_relative_to(archive.root))
+    assert written == ["logs/snoop.log", "work/dl/good.fits.fz", "work/dl/snooppix.sqlite"]
+    assert (tmp_path / "work" / "dl" / "good.fits.fz").read_bytes() == good
+    log = (tmp_path / "logs" / "snoop.log").read_text()
+    assert log.count(" refused: ") == 14
+    assert "is not the index's host" in log and "download record" in log and "scheme 'javascript'" in log
+
+
+def test_select_links_rules():
+    base = "http://archive.test:8080/megacam/"
+    links, rejected = select_links(
+        ["a.fits.fz", "/other/b.fits.fz", "http://archive.test:8080/c.fits.fz", "http://archive.test/d.fits.fz",
+         "https://mirror.test/e.fits.fz", "f.fits.fz#frag", "g.fits.fz?sig=1", "a.fits.fz", "A.FITS.FZ"],
+        base, ["*.fits.fz"], allowed_hosts=["mirror.test"])
+    assert [(l.name, l.url) for l in links] == [
+        ("a.fits.fz", base + "a.fits.fz"), ("b.fits.fz", "http://archive.test:8080/other/b.fits.fz"),
+        ("c.fits.fz", "http://archive.test:8080/c.fits.fz"), ("e.fits.fz", "https://mirror.test/e.fits.fz"),
+        ("f.fits.fz", base + "f.fits.fz"), ("g.fits.fz", base + "g.fits.fz?sig=1")]
+    reasons = {r.href: r.reason for r in rejected}
+    assert "not the index's host" in reasons["http://archive.test/d.fits.fz"]  # another port
+    assert "second link" in reasons["a.fits.fz"]
+
+
+def test_parse_checksums_formats():
+    sha = hashlib.sha256(b"x").hexdigest()
+    md5 = hashlib.md5(b"y").hexdigest()
+    text = f"{sha}  a.fits.fz\n{md5} *dir/b.fits.fz\nSHA256 (c.fits.fz) = {sha.upper()}\nbogus line\n"
+    assert parse_checksums(text) == {"a.fits.fz": ("sha256", sha), "b.fits.fz": ("md5", md5),
+                                     "c.fits.fz": ("sha256", sha)}
+    assert parse_checksums(md5 + "\n", default_name="z.fits") == {"z.fits": ("md5", md5)}
+
+
+def test_resume_after_dropped_connection(tmp_path, archive):
+    data = archive.put("big.fits.fz", _payload(1, 200_000))
+    archive.truncate_once.add("big.fits.fz")
+    archive.index["/data/"] = _index("big.fits.fz")
+    result = _run(tmp_path, archive.url + "/data/", RETRIES=2)
+    assert result.status == "done", result.error
+    rec = _transfers(result)["big.fits.fz"]
+    assert rec["attempts"] == 2 and rec["resumed_from"] == 100_000
+    assert archive.range_requests == [("big.fits.fz", "bytes=100000-")]
+    assert (tmp_path / "work" / "dl" / "big.fits.fz").read_bytes() == data
+    assert not part_path(tmp_path / "work" / "dl" / "big.fits.fz").exists()
+
+
+def test_resume_partial_file_of_an_earlier_run(tmp_path, archive):
+    data = archive.put("r.fits.fz", _payload(2, 10_000))
+    archive.digests["r.fits.fz"] = sha256_digest_header(data)
+    archive.index["/data/"] = _index("r.fits.fz")
+    dl = tmp_path / "work" / "dl"
+    dl.mkdir(parents=True)
+    part_path(dl / "r.fits.fz").write_bytes(data[:4000])
+    result = _run(tmp_path, archive.url + "/data/")
+    rec = _transfers(result)["r.fits.fz"]
+    assert rec["status"] == "done" and rec["bytes"] == 6000 and rec["size"] == 10_000
+    assert "sha256 (header)" in rec["verified"]
+    assert (dl / "r.fits.fz").read_bytes() == data
+
+
+def test_checksums_verified_and_mismatch_discarded(tmp_path, archive):
+    ok = archive.put("ok.fits.fz", _payload(3, 5000))
+    bad = archive.put("bad.fits.fz", _payload(4, 5000))
+    archive.put("ok.fits.fz.md5", hashlib.md5(ok).hexdigest().encode() + b"\n")
+    archive.put("SHA256SUMS", f"{hashlib.sha256(ok).hexdigest()}  ok.fits.fz\n"
+                              f"{hashlib.sha256(b'other').hexdigest()}  bad.fits.fz\n".encode())
+    archive.index["/data/"] = _index("ok.fits.fz", "ok.fits.fz.md5", "bad.fits.fz", "SHA256SUMS")
+    result = _run(tmp_path, archive.url + "/data/", RETRIES=1)
+    assert result.status == "done", result.error  # one file out of two made it
+    transfers = _transfers(result)
+    assert transfers["ok.fits.fz"]["status"] == "done"
+    assert "md5 (published)" in transfers["ok.fits.fz"]["verified"]
+    assert "sha256 (published)" in transfers["ok.fits.fz"]["verified"]
+    assert transfers["bad.fits.fz"]["status"] == "failed"
+    assert "sha256 checksum mismatch" in transfers["bad.fits.fz"]["error"]
+    assert transfers["bad.fits.fz"]["attempts"] == 2
+    dl = tmp_path / "work" / "dl"
+    assert not (dl / "bad.fits.fz").exists() and not part_path(dl / "bad.fits.fz").exists()
+    assert [p.path for p in result.products] == [str(dl / "ok.fits.fz")]
+    # the failed file is not in the ledger: the next run tries it again
+    with sqlite3.connect(dl / "snooppix.sqlite") as conn:
+        assert [r[0] for r in conn.execute("SELECT name FROM downloads")] == ["ok.fits.fz"]
+    assert bad  # served, but never accepted
+
+
+def test_not_found_is_not_retried_and_all_failed_fails_the_unit(tmp_path, archive):
+    archive.index["/data/"] = _index("gone.fits.fz")
+    result = _run(tmp_path, archive.url + "/data/", RETRIES=3)
+    assert result.status == "failed"
+    assert "every transfer" in result.error and "HTTP 404" in result.error
+    assert archive.gets["/data/gone.fits.fz"] == 1
+
+
+def test_unreadable_index_names_the_url(tmp_path, archive):
+    result = _run(tmp_path, archive.url + "/nothing/", RETRIES=0)
+    assert result.status == "failed"
+    assert "URL" in result.error and "/nothing/" in result.error and "404" in result.error
+
+
+def test_dropin_command_line(tmp_path, archive, monkeypatch, capsys):
+    from terapix_fw.dropin import run_tool_command
+
+    data = archive.put("d.fits.fz", b"D" * 1234)
+    archive.index["/data/"] = _index("d.fits.fz")
+    monkeypatch.setenv("TERAPIX_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    code = run_tool_command("snooppix", [archive.url + "/data/", "-DOWNLOAD_DIR", "incoming",
+                                         "-NTHREADS", "2", "-PATTERN", "*.fz"])
+    assert code == 0
+    assert (tmp_path / "incoming" / "d.fits.fz").read_bytes() == data
+
+
+def test_config_lists_parameters_and_reads_back(tmp_path):
+    from terapix_fw.config import parse_config_text
+    from terapix_fw.plugins import get_tool
+
+    cls = get_tool("snooppix").cls
+    text = cls().default_config_text()
+    for keyword in ("URL", "PATTERN", "DOWNLOAD_DIR", "NTHREADS", "RETRIES", "TIMEOUT", "ALLOWED_HOSTS"):
+        assert any(line.startswith(keyword + " ") for line in text.splitlines()), keyword
+    config = cls.parameter_set().resolve(parse_config_text(text, "default.snooppix"))
+    assert config["PATTERN"] == ["*.fits.fz"] and config["ALLOWED_HOSTS"] == [] and config["NTHREADS"] == 4
+
+
+def test_bad_url_is_a_config_error(tmp_path):
+    result = _run(tmp_path, "ftp://example.org/x/")
+    assert result.status == "failed" and "URL" in result.error and "ftp://example.org/x/" in result.error
