@@ -20,6 +20,9 @@ def _cmd_plugins(args) -> int:
     for name in sorted(tools):
         info = tools[name]
         print(f"{name:<{width}}  {info.version:<10}  {info.distribution}")
+    from .plugins import plugin_errors
+    for label, error in plugin_errors().items():
+        print(f"broken plugin {label}: {error}", file=sys.stderr)
     return 0
 
 
@@ -93,8 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("arguments", nargs=argparse.REMAINDER)
     p.set_defaults(func=_cmd_tool)
 
-    from .plugins import get_plugin_manager
-    get_plugin_manager().hook.register_commands(subparsers=sub)
+    from .plugins import call_each
+    call_each("register_commands", subparsers=sub)
     return parser
 
 

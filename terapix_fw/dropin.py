@@ -7,6 +7,7 @@ configuration file, which overrides the defaults.  The run is recorded like any 
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -26,6 +27,19 @@ def log_directory() -> Path:
     return home / "logs"
 
 
+_EXTENSION = re.compile(r"^(.*)\[(\d+)\]$")
+
+
+def _split_extension(inputs: list[str]) -> tuple[list[str], int | None]:
+    """``image.fits[3]`` selects one extension, as the AstrOmatic programs accept it."""
+    extensions = {m.group(2) for m in map(_EXTENSION.match, inputs) if m}
+    if not extensions:
+        return inputs, None
+    if len(extensions) > 1:
+        raise ConfigError(f"inputs select different extensions {sorted(extensions)}; give one", "command line")
+    return [m.group(1) if (m := _EXTENSION.match(p)) else p for p in inputs], int(extensions.pop())
+
+
 def run_tool_command(name: str, argv: list[str], out=sys.stdout) -> int:
     """Run tool ``name`` with an AstrOmatic-style command line; return the process exit code."""
     info = get_tool(name)
@@ -42,10 +56,14 @@ def run_tool_command(name: str, argv: list[str], out=sys.stdout) -> int:
     if not cmd.inputs:
         raise ConfigError(f"no input given; usage: terapix tool {name} INPUT... [-c FILE] [-KEYWORD value]",
                           "command line")
-    inputs = info.cls().describe_inputs(cmd.inputs)
+    inputs, extension = _split_extension(info.cls().describe_inputs(cmd.inputs))
     stamp = time.strftime("%Y%m%dT%H%M%S")
+    # drop-in runs are recorded in TERAPIX_DB_URL, else in the user's own RDBix under $TERAPIX_HOME,
+    # never in a file dropped into the current directory
+    home = log_directory().parent
+    home.mkdir(parents=True, exist_ok=True)
     run = RunInfo(name=f"tool {name}", mode="tool", workdir=os.getcwd(),
-                  db_url=os.environ.get("TERAPIX_DB_URL"))
+                  db_url=os.environ.get("TERAPIX_DB_URL") or f"sqlite:///{home / 'rdbix.sqlite'}")
     step = StepInfo(id=name, tool=name, tool_version=info.version, distribution=info.distribution,
                     fanout="all", config=config.as_strings(),
                     non_defaults={k: params[k].format(v) for k, v in config.non_defaults().items()},
@@ -54,7 +72,7 @@ def run_tool_command(name: str, argv: list[str], out=sys.stdout) -> int:
                     config=config.as_strings())
     spec = UnitSpec(step=name, unit="1", tool=name, config_layers=layers, inputs=list(inputs),
                     outdir=os.getcwd(), log_path=str(log_directory() / f"{name}-{stamp}-{os.getpid()}.log"),
-                    nthreads=os.cpu_count() or 1, confine_outputs=False)
+                    nthreads=os.cpu_count() or 1, confine_outputs=False, extension=extension)
     hook = get_plugin_manager().hook
     hook.run_started(run=run)
     hook.step_started(run=run, step=step)

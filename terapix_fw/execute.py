@@ -35,6 +35,8 @@ class UnitSpec:
     nthreads: int = 1
     confine_outputs: bool = True
     key: str = ""
+    #: "module:Class" of the tool, so a worker imports just that tool instead of every plugin
+    tool_ref: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
 
 
@@ -47,6 +49,16 @@ def _unit_logger(spec: UnitSpec) -> tuple[logging.Logger, logging.Handler]:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logger.addHandler(handler)
     return logger, handler
+
+
+def _import_tool(ref: str):
+    import importlib
+
+    module, _, qualname = ref.partition(":")
+    obj = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
 
 
 def execute_unit(spec: UnitSpec, echo: bool = False) -> UnitResult:
@@ -62,10 +74,10 @@ def execute_unit(spec: UnitSpec, echo: bool = False) -> UnitResult:
     result = UnitResult(step=spec.step, unit=spec.unit, status="done", log_path=spec.log_path,
                         host=socket.gethostname(), start=start, key=spec.key)
     try:
-        info = get_tool(spec.tool)
-        tool = info.cls()
-        config = info.cls.parameter_set().resolve(*spec.config_layers)
-        log.info("%s %s on %s (extension %s, group %s)", info.name, info.version,
+        cls = _import_tool(spec.tool_ref) if spec.tool_ref else get_tool(spec.tool).cls
+        tool = cls()
+        config = cls.parameter_set().resolve(*spec.config_layers)
+        log.info("%s %s on %s (extension %s, group %s)", cls.name, cls.version,
                  ", ".join(spec.inputs), spec.extension, spec.group)
         for key, value in config.non_defaults().items():
             log.info("  %s = %r", key, value)

@@ -3,6 +3,7 @@ group (built-in plugins included) and collects their tools."""
 from __future__ import annotations
 
 import functools
+import logging
 from dataclasses import dataclass
 from importlib import metadata
 
@@ -11,7 +12,14 @@ import pluggy
 from . import hookspecs
 from .errors import UnknownTool
 
-__all__ = ["ENTRY_POINT_GROUP", "get_plugin_manager", "get_tools", "get_tool", "ToolInfo", "reset"]
+__all__ = ["ENTRY_POINT_GROUP", "get_plugin_manager", "get_tools", "get_tool", "ToolInfo", "reset",
+           "plugin_errors"]
+
+log = logging.getLogger("terapix.plugins")
+#: plugins that could not be loaded: "distribution (entry point)" -> error text
+_errors: dict[str, str] = {}
+#: plugin name -> "distribution version"
+_dists: dict[str, str] = {}
 
 ENTRY_POINT_GROUP = "terapix_fw.plugins"
 
@@ -28,7 +36,20 @@ class ToolInfo:
 def get_plugin_manager() -> pluggy.PluginManager:
     pm = pluggy.PluginManager("terapix_fw")
     pm.add_hookspecs(hookspecs)
-    pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+    _errors.clear()
+    # load entry points one by one so that one broken plugin does not take the others down
+    for dist in metadata.distributions():
+        for ep in dist.entry_points:
+            if ep.group != ENTRY_POINT_GROUP or pm.get_plugin(ep.name) or pm.is_blocked(ep.name):
+                continue
+            try:
+                plugin = ep.load()
+                pm.register(plugin, name=ep.name)
+                _dists[ep.name] = f"{dist.metadata['name']} {dist.version}"
+            except Exception as exc:  # noqa: BLE001 - report and go on
+                label = f"{dist.metadata['name']} ({ep.name} = {ep.value})"
+                _errors[label] = f"{type(exc).__name__}: {exc}"
+                log.warning("plugin %s could not be loaded: %s", label, _errors[label])
     return pm
 
 
@@ -39,10 +60,21 @@ def reset() -> None:
 
 
 def _distribution_of(pm: pluggy.PluginManager, plugin) -> str:
-    for plug, dist in pm.list_plugin_distinfo():
-        if plug is plugin:
-            return f"{dist.project_name} {dist.version}"
-    return getattr(plugin, "__name__", "registered at run time")
+    name = pm.get_name(plugin)
+    return _dists.get(name) or f"{getattr(plugin, '__name__', name)} (registered at run time)"
+
+
+def call_each(hook_name: str, **kwargs) -> None:
+    """Call one hook on every plugin separately, so that a broken plugin is reported, not fatal
+    (used for hooks that run at start-up, such as ``register_commands``)."""
+    pm = get_plugin_manager()
+    for impl in getattr(pm.hook, hook_name).get_hookimpls():
+        try:
+            impl.function(**kwargs)
+        except Exception as exc:  # noqa: BLE001
+            label = _distribution_of(pm, impl.plugin)
+            _errors[label] = f"{type(exc).__name__}: {exc}"
+            log.warning("plugin %s failed in %s: %s", label, hook_name, _errors[label])
 
 
 @functools.lru_cache(maxsize=1)
@@ -54,7 +86,13 @@ def _tools() -> dict[str, ToolInfo]:
         if impl is None:
             continue
         classes: list[type] = []
-        impl(classes.append)
+        try:
+            impl(classes.append)
+        except Exception as exc:  # noqa: BLE001 - a broken plugin is reported, not fatal
+            label = _distribution_of(pm, plugin)
+            _errors[label] = f"{type(exc).__name__}: {exc}"
+            log.warning("plugin %s could not register its tools: %s", label, _errors[label])
+            continue
         for cls in classes:
             if not cls.name:
                 raise TypeError(f"tool class {cls.__qualname__} has no name")
@@ -64,6 +102,12 @@ def _tools() -> dict[str, ToolInfo]:
             cls.parameter_set()  # validates the declarations at load time
             found[cls.name] = ToolInfo(cls.name, cls, cls.version, _distribution_of(pm, plugin))
     return found
+
+
+def plugin_errors() -> dict[str, str]:
+    """Plugins that failed to load or register, with the error (shown by ``terapix plugins``)."""
+    _tools()
+    return dict(_errors)
 
 
 def get_tools() -> dict[str, ToolInfo]:

@@ -1,0 +1,273 @@
+"""Instruction files: parsing, schema validation, parameter substitution and checks against the tools.
+
+Every check runs before anything executes; each error names the file, line and column, the element and
+what was expected, e.g. ``release.xml:14:7: element <param>: unknown parameter DETECT_TRESH for tool
+sextractor; did you mean DETECT_THRESH?``.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import read_config_file
+from .errors import ConfigError, InstructionError, UnknownTool
+from .xmlutil import parse_xml, validate
+
+__all__ = ["Instructions", "StepDef", "InputRef", "InputSet", "load_instructions", "UNIT_TOKENS",
+           "substitute_unit_tokens"]
+
+_PARAM_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+#: tokens replaced per data unit in step parameter values: {stem} of the first input, its {name},
+#: the {ext}ension number, the {group} key, the {unit} id and the {step} id
+UNIT_TOKENS = ("stem", "name", "ext", "group", "unit", "step")
+_UNIT_TOKEN = re.compile(r"\{(" + "|".join(UNIT_TOKENS) + r")\}")
+
+
+def substitute_unit_tokens(value: str, tokens: dict[str, str]) -> str:
+    return _UNIT_TOKEN.sub(lambda m: tokens.get(m.group(1), m.group(0)), value)
+
+
+@dataclass
+class InputSet:
+    id: str
+    patterns: list[str] = field(default_factory=list)
+    queries: list[dict[str, str]] = field(default_factory=list)
+    where: str = ""
+
+
+@dataclass
+class InputRef:
+    set: str | None = None
+    files: str | None = None
+    step: str | None = None
+    kind: str | None = None
+    param: str | None = None
+    where: str = ""
+
+
+@dataclass
+class StepDef:
+    id: str
+    tool: str
+    fanout: str
+    priority: int = 0
+    group_by: list[str] = field(default_factory=list)
+    depends: list[str] = field(default_factory=list)
+    outdir: str | None = None
+    threads: int | None = None
+    config_file: str | None = None
+    params: list[tuple[str, str, str]] = field(default_factory=list)  # (keyword, value, where)
+    inputs: list[InputRef] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    where: str = ""
+
+    def config_layers(self) -> list[list[tuple[str, str, str]]]:
+        layers = []
+        if self.config_file:
+            layers.append(read_config_file(self.config_file))
+        layers.append(list(self.params))
+        return layers
+
+
+@dataclass
+class Instructions:
+    path: Path
+    name: str
+    version: str
+    description: str = ""
+    parameters: dict[str, str] = field(default_factory=dict)
+    inputsets: dict[str, InputSet] = field(default_factory=dict)
+    steps: list[StepDef] = field(default_factory=list)
+
+    def step(self, step_id: str) -> StepDef:
+        for step in self.steps:
+            if step.id == step_id:
+                return step
+        raise KeyError(step_id)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+
+class _Locator:
+    """Finds the column of an element or attribute on its source line, for error messages."""
+
+    def __init__(self, path: Path, text: str):
+        self.path = path
+        self.lines = text.splitlines()
+
+    def where(self, element, attribute: str | None = None) -> str:
+        line = element.sourceline or 0
+        column = 1
+        if 0 < line <= len(self.lines):
+            source = self.lines[line - 1]
+            needle = f"{attribute}=" if attribute else f"<{element.tag}"
+            index = source.find(needle)
+            if index < 0 and attribute:
+                index = source.find(f"<{element.tag}")
+            column = index + 1 if index >= 0 else 1
+        return f"{self.path}:{line}:{column}"
+
+
+def _substitute(text: str | None, params: dict[str, str], where: str, element: str) -> str | None:
+    if text is None:
+        return None
+
+    def replace(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in params:
+            known = ", ".join(sorted(params)) or "none declared"
+            raise InstructionError(f"element <{element}>: unknown parameter ${{{name}}} (parameters: {known})",
+                                   where)
+        return params[name]
+
+    return _PARAM_REF.sub(replace, text)
+
+
+def load_instructions(path: str | Path, overrides: dict[str, str] | None = None,
+                      check_tools: bool = True) -> Instructions:
+    """Parse, validate and check an instruction file; ``overrides`` replace declared parameters."""
+    path = Path(path)
+    tree = parse_xml(path)
+    validate(tree, "instructions.xsd", str(path))
+    loc = _Locator(path, path.read_text(encoding="utf-8", errors="replace"))
+    root = tree.getroot()
+
+    params: dict[str, str] = {}
+    for el in root.findall("parameters/param"):
+        params[el.get("name")] = _substitute(el.text or "", params, loc.where(el), "param") or ""
+    for name, value in (overrides or {}).items():
+        params[name] = value
+
+    def sub(el, attr: str | None = None) -> str | None:
+        raw = el.get(attr) if attr else el.text
+        return _substitute(raw, params, loc.where(el, attr), el.tag)
+
+    doc = Instructions(path=path.resolve(), name=root.get("name"), version=root.get("version"),
+                       description=(root.findtext("description") or "").strip(), parameters=params)
+    for el in root.findall("inputs/inputset"):
+        iset = InputSet(id=el.get("id"), where=loc.where(el))
+        for child in el:
+            if child.tag == "files":
+                iset.patterns.append(sub(child, "pattern"))
+            elif child.tag == "query":
+                iset.queries.append({k: _substitute(v, params, loc.where(child, k), "query")
+                                     for k, v in child.attrib.items()})
+        doc.inputsets[iset.id] = iset
+
+    for el in root.findall("steps/step"):
+        step = StepDef(id=el.get("id"), tool=sub(el, "tool"), fanout=el.get("fanout") or "",
+                       priority=int(el.get("priority") or 0), where=loc.where(el),
+                       group_by=[k.strip().upper() for k in (el.get("group-by") or "").split(",") if k.strip()],
+                       depends=(sub(el, "depends") or "").split(), outdir=sub(el, "outdir"),
+                       threads=int(el.get("threads")) if el.get("threads") else None)
+        config = el.find("config")
+        if config is not None:
+            if config.get("file"):
+                step.config_file = str((doc.base_dir / sub(config, "file")).resolve())
+            for p in config.findall("param"):
+                step.params.append((p.get("name"), sub(p) or "", loc.where(p, "name")))
+        for i in el.findall("input"):
+            step.inputs.append(InputRef(set=i.get("set"), files=sub(i, "files"), step=i.get("step"),
+                                        kind=i.get("kind"), param=i.get("param"), where=loc.where(i)))
+        step.outputs = [o.get("kind") for o in el.findall("output")]
+        doc.steps.append(step)
+
+    _check_structure(doc, root, loc)
+    if check_tools:
+        _check_tools(doc, root, loc)
+    return doc
+
+
+def _check_structure(doc: Instructions, root, loc: _Locator) -> None:
+    ids = [s.id for s in doc.steps]
+    for step, el in zip(doc.steps, root.findall("steps/step")):
+        if step.fanout == "group" and not step.group_by:
+            raise InstructionError("element <step>: fanout=\"group\" needs a group-by attribute "
+                                   "(header keywords such as FILTER,OBJECT)", loc.where(el, "fanout"))
+        for dep in step.depends:
+            if dep not in ids:
+                raise InstructionError(f"element <step>: depends on unknown step {dep!r} (steps: {', '.join(ids)})",
+                                       loc.where(el, "depends"))
+        for ref, iel in zip(step.inputs, el.findall("input")):
+            given = [x for x in (ref.set, ref.files, ref.step) if x]
+            if len(given) != 1:
+                raise InstructionError("element <input>: give exactly one of set=, files= or step=", ref.where)
+            if ref.set and ref.set not in doc.inputsets:
+                known = ", ".join(doc.inputsets) or "none"
+                raise InstructionError(f"element <input>: unknown input set {ref.set!r} (input sets: {known})",
+                                       loc.where(iel, "set"))
+            if ref.step:
+                if ref.step not in ids:
+                    raise InstructionError(f"element <input>: unknown step {ref.step!r} (steps: {', '.join(ids)})",
+                                           loc.where(iel, "step"))
+                if ref.step == step.id:
+                    raise InstructionError("element <input>: a step cannot consume its own products",
+                                           loc.where(iel, "step"))
+                if not ref.kind:
+                    raise InstructionError("element <input>: an input from a step needs kind= (the product kind)",
+                                           loc.where(iel))
+    # dependency cycles
+    graph = {s.id: set(s.depends) | {r.step for r in s.inputs if r.step} for s in doc.steps}
+    state: dict[str, int] = {}
+
+    def visit(node: str, trail: list[str]) -> None:
+        if state.get(node) == 1:
+            cycle = " -> ".join(trail[trail.index(node):] + [node])
+            raise InstructionError(f"steps depend on each other in a cycle: {cycle}", doc.step(node).where)
+        if state.get(node) == 2:
+            return
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            visit(nxt, trail + [node])
+        state[node] = 2
+
+    for node in graph:
+        visit(node, [])
+
+
+def _check_tools(doc: Instructions, root, loc: _Locator) -> None:
+    from .plugins import get_tool
+
+    for step, el in zip(doc.steps, root.findall("steps/step")):
+        try:
+            info = get_tool(step.tool, loc.where(el, "tool"))
+        except UnknownTool as exc:
+            raise UnknownTool(f"element <step id=\"{step.id}\">: {exc.reason}", exc.where, step.tool) from None
+        params = info.cls.parameter_set()
+        if not step.fanout:
+            step.fanout = info.cls.default_fanout
+        if step.config_file:
+            try:
+                entries = read_config_file(step.config_file)
+            except ConfigError as exc:
+                raise InstructionError(f"element <config>: {exc.reason}", exc.where) from None
+            for name, value, where in entries:
+                _check_value(params, name, value, where, "config file")
+        for name, value, where in step.params:
+            _check_value(params, name, value, where, "<param>")
+        for ref in step.inputs:
+            if ref.param:
+                params.lookup(ref.param.upper(), ref.where)
+            if ref.step:
+                upstream = get_tool(doc.step(ref.step).tool)
+                if upstream.cls.produces and ref.kind not in upstream.cls.produces:
+                    raise InstructionError(
+                        f"element <input>: step {ref.step} (tool {upstream.name}) produces "
+                        f"{', '.join(upstream.cls.produces)}, not {ref.kind!r}", ref.where)
+        for kind in step.outputs:
+            if info.cls.produces and kind not in info.cls.produces:
+                raise InstructionError(f"element <output>: tool {info.name} produces "
+                                       f"{', '.join(info.cls.produces)}, not {kind!r}", step.where)
+
+
+def _check_value(params, name: str, value: str, where: str, element: str) -> None:
+    try:
+        param = params.lookup(name, where)
+        if not _UNIT_TOKEN.search(value):  # per-unit values are checked when the unit is built
+            param.parse(value, params.tool, where)
+    except ConfigError as exc:
+        label = "element <param>" if element == "<param>" else element
+        raise InstructionError(f"{label}: {exc.reason}", exc.where, exc.keyword) from None

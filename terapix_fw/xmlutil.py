@@ -1,0 +1,73 @@
+"""Safe XML parsing and XSD validation shared by instruction files, dbClient documents and surveys.
+
+XML comes from users and from other nodes: entity resolution, DTD loading and network access are off, and
+huge trees are refused.  Errors name the file, line and column and what was expected.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+from .errors import InstructionError
+
+__all__ = ["safe_parser", "parse_xml", "schema_path", "load_schema", "validate"]
+
+
+def safe_parser():
+    from lxml import etree
+
+    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
+                           huge_tree=False, remove_comments=False)
+
+
+def schema_path(name: str) -> Path:
+    """Locate ``schemas/NAME`` (the repository's top-level ``schemas/`` folder, or ``$TERAPIX_SCHEMAS``)."""
+    candidates = []
+    if os.environ.get("TERAPIX_SCHEMAS"):
+        candidates.append(Path(os.environ["TERAPIX_SCHEMAS"]) / name)
+    candidates.append(Path(__file__).resolve().parent.parent / "schemas" / name)
+    candidates.append(Path(__file__).resolve().parent / "data" / "schemas" / name)
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise FileNotFoundError(f"schema {name} not found (looked in {', '.join(str(c) for c in candidates)})")
+
+
+@functools.lru_cache(maxsize=None)
+def load_schema(name: str):
+    from lxml import etree
+
+    return etree.XMLSchema(etree.parse(str(schema_path(name)), safe_parser()))
+
+
+def parse_xml(source: str | bytes | Path, label: str | None = None, error_class=InstructionError):
+    """Parse XML safely from a path or from bytes; a syntax error names the line and column."""
+    from lxml import etree
+
+    label = label or (str(source) if isinstance(source, Path) else "<document>")
+    try:
+        if isinstance(source, Path):
+            data = source.read_bytes()
+        else:
+            data = source.encode("utf-8") if isinstance(source, str) else source
+        if b"<!ENTITY" in data or b"<!DOCTYPE" in data:
+            raise error_class("DOCTYPE and ENTITY declarations are not allowed", label)
+        return etree.fromstring(data, safe_parser()).getroottree()
+    except etree.XMLSyntaxError as exc:
+        line, col = exc.position if exc.position else (0, 0)
+        raise error_class(f"malformed XML: {exc.msg}", f"{label}:{line}:{col}") from None
+    except OSError as exc:
+        raise error_class(f"cannot read: {exc.strerror}", label) from None
+
+
+def validate(tree, schema_name: str, label: str, error_class=InstructionError) -> None:
+    """Validate a parsed tree against ``schemas/schema_name``; the first error names line and element."""
+    schema = load_schema(schema_name)
+    if schema.validate(tree):
+        return
+    err = schema.error_log[0]
+    message = err.message
+    if message.startswith("Element '"):
+        message = "element <" + message[len("Element '"):].replace("'", ">", 1)
+    raise error_class(f"does not follow {schema_name}: {message}", f"{label}:{err.line}:{err.column}")
