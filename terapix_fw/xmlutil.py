@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from pathlib import Path
 
 from .errors import InstructionError
@@ -53,10 +54,12 @@ def parse_xml(source: str | bytes | Path, label: str | None = None, error_class=
             data = source.encode("utf-8") if isinstance(source, str) else source
         if b"<!ENTITY" in data or b"<!DOCTYPE" in data:
             raise error_class("DOCTYPE and ENTITY declarations are not allowed", label)
-        return etree.fromstring(data, safe_parser()).getroottree()
+        root = etree.fromstring(data, safe_parser(), base_url=str(source) if isinstance(source, Path) else None)
+        return root.getroottree()
     except etree.XMLSyntaxError as exc:
         line, col = exc.position if exc.position else (0, 0)
-        raise error_class(f"malformed XML: {exc.msg}", f"{label}:{line}:{col}") from None
+        message = re.sub(r", line \d+, column \d+$", "", exc.msg)  # the location goes in front
+        raise error_class(f"malformed XML: {message}", f"{label}:{line}:{col}") from None
     except OSError as exc:
         raise error_class(f"cannot read: {exc.strerror}", label) from None
 
@@ -68,6 +71,29 @@ def validate(tree, schema_name: str, label: str, error_class=InstructionError) -
         return
     err = schema.error_log[0]
     message = err.message
+    column = err.column
+    tag = re.match(r"Element '([^']+)'", message)
+    if tag and not column:
+        attribute = re.search(r"attribute '([^']+)'", message)
+        column = source_column(tree, err.line, tag.group(1), attribute.group(1) if attribute else None)
     if message.startswith("Element '"):
         message = "element <" + message[len("Element '"):].replace("'", ">", 1)
-    raise error_class(f"does not follow {schema_name}: {message}", f"{label}:{err.line}:{err.column}")
+    raise error_class(f"does not follow {schema_name}: {message}", f"{label}:{err.line}:{column}")
+
+
+def source_column(tree, line: int, tag: str, attribute: str | None = None) -> int:
+    """1-based column of ``<tag`` (or of ``attribute=``) on source line ``line`` of a parsed document."""
+    url = tree.docinfo.URL
+    text = None
+    if url:
+        try:
+            text = Path(url).read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            text = None
+    if text is None or not 0 < line <= len(text):
+        return 1
+    source = text[line - 1]
+    index = source.find(f"{attribute}=") if attribute else -1
+    if index < 0:
+        index = source.find(f"<{tag}")
+    return index + 1 if index >= 0 else 1
