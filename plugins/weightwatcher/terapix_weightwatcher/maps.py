@@ -1,0 +1,330 @@
+"""Weight and flag maps of a MEF exposure, with WeightWatcher's semantics (``makeit.c``) plus detected defects.
+
+Per image extension:
+
+* weight = value of the first input weight map (1 without one); pixels of *every* input weight map outside
+  [WEIGHT_MIN, WEIGHT_MAX] get weight 0 and flag WEIGHT_OUTFLAGS;
+* input flag maps: pixels with bits in FLAG_WMASKS get weight 0; bits in FLAG_MASKS become FLAG_OUTFLAGS;
+* DS9 polygons (POLY_NAMES): inside pixels get POLY_OUTFLAGS and weight POLY_OUTWEIGHTS;
+* detected on the science image (the QualityFITS role): saturated pixels and bleed trails
+  (SATUR_OUTFLAGS), cosmic rays (CR_OUTFLAGS), bad columns (BADCOL_OUTFLAGS), satellite trails
+  (TRAIL_OUTFLAGS) and dead CCDs (DEAD_OUTFLAGS); all of these get zero weight.
+
+The outputs have the extension structure of the image: a 32-bit float weight MEF and an 8-bit flag MEF whose
+headers are the image's (data-description keywords replaced) plus ``WW*`` keywords describing the map.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from terapix_fw.errors import ToolError
+
+__all__ = ["WatchConfig", "ExtensionResult", "read_ds9_polygons", "polygon_mask", "image_hdu_indices",
+           "watch_extension", "watch_exposure", "FLAG_BITS"]
+
+#: name of each configurable output bit (keyword) and what it means, written in the flag-map headers
+FLAG_BITS = (
+    ("WEIGHT_OUTFLAGS", "weight outside WEIGHT_MIN..WEIGHT_MAX"),
+    ("FLAG_OUTFLAGS", "input flag map (FLAG_MASKS)"),
+    ("SATUR_OUTFLAGS", "saturated or bleed trail"),
+    ("CR_OUTFLAGS", "cosmic ray"),
+    ("TRAIL_OUTFLAGS", "satellite trail"),
+    ("BADCOL_OUTFLAGS", "bad column"),
+    ("DEAD_OUTFLAGS", "dead CCD"),
+    ("POLY_OUTFLAGS", "DS9 polygon mask"),
+)
+
+
+@dataclass
+class WatchConfig:
+    """The keywords of the weightwatcher tool that drive the maps (defaults: WeightWatcher 1.12's)."""
+
+    weight_min: float = 0.3
+    weight_max: float = 1.3
+    weight_outflags: int = 1
+    flag_wmasks: int = 0xFF
+    flag_masks: int = 0x01
+    flag_outflags: int = 2
+    poly_outflags: int = 128
+    poly_outweights: float = 0.0
+    satur_key: str = "SATURATE"
+    satur_level: float = 50000.0
+    satur_outflags: int = 4
+    gain_key: str = "GAIN"
+    gain: float = 0.0
+    cr_detect: bool = True
+    cr_sigclip: float = 4.5
+    cr_sigfrac: float = 0.3
+    cr_objlim: float = 5.0
+    cr_outflags: int = 8
+    trail_detect: bool = True
+    trail_nsigma: float = 8.0
+    trail_outflags: int = 16
+    badcol_detect: bool = True
+    badcol_nsigma: float = 5.0
+    badcol_outflags: int = 32
+    dead_outflags: int = 64
+    back_size: int = 64
+
+    @classmethod
+    def from_config(cls, config) -> "WatchConfig":
+        kw = {}
+        for name in cls.__dataclass_fields__:
+            key = name.upper()
+            if key in config:
+                kw[name] = config[key]
+        return cls(**kw)
+
+
+@dataclass
+class ExtensionResult:
+    """Maps and statistics of one CCD."""
+
+    weight: np.ndarray
+    flag: np.ndarray
+    stats: dict = field(default_factory=dict)
+    trails: list = field(default_factory=list)
+
+
+_POLY_RE = re.compile(r"polygon\s*\(([^)]*)\)", re.IGNORECASE)
+
+
+def read_ds9_polygons(path: str | Path) -> list[tuple[str, np.ndarray]]:
+    """Polygons of a DS9 region file as ``(system, vertices[n, 2])``; system ``image`` (1-based pixels)
+    or ``fk5`` (degrees; also ``icrs``/``j2000``).  Other shapes are an error naming the line."""
+    system = "image"
+    out = []
+    for lineno, raw in enumerate(Path(path).read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line or line.lower().startswith("global"):
+            continue
+        for part in line.split(";"):
+            part = part.strip()
+            low = part.lower()
+            if low in ("image", "physical"):
+                system = "image"
+            elif low in ("fk5", "icrs", "j2000"):
+                system = "fk5"
+            elif low.startswith(("polygon", "-polygon")) or "polygon(" in low.replace(" ", ""):
+                match = _POLY_RE.search(part)
+                try:
+                    values = [float(v) for v in re.split(r"[,\s]+", match.group(1).strip()) if v]
+                except (AttributeError, ValueError):
+                    raise ToolError(f"{path}, line {lineno}: cannot read polygon {part!r}; expected "
+                                    "polygon(x1,y1,x2,y2,...) with numbers") from None
+                if len(values) < 6 or len(values) % 2:
+                    raise ToolError(f"{path}, line {lineno}: polygon with {len(values)} numbers; expected an "
+                                    "even number >= 6 (at least 3 vertices)")
+                out.append((system, np.array(values).reshape(-1, 2)))
+            elif low.startswith(("circle", "box", "ellipse", "point", "line", "text", "annulus")):
+                raise ToolError(f"{path}, line {lineno}: region {part.split('(')[0]!r} is not supported; "
+                                "WeightWatcher's POLY_NAMES takes DS9 polygons only")
+    return out
+
+
+def polygon_mask(shape, polygons, wcs=None):
+    """Pixels (0-based [y, x]) whose centre lies inside any polygon."""
+    from matplotlib.path import Path as MplPath
+
+    ny, nx = shape
+    mask = np.zeros(shape, bool)
+    for system, verts in polygons:
+        if system == "fk5":
+            if wcs is None:
+                continue
+            px, py = wcs.all_world2pix(verts[:, 0], verts[:, 1], 1)
+            verts = np.column_stack([px, py])
+        v0 = verts - 1.0  # DS9 image coordinates are 1-based
+        x0, x1 = int(max(0, np.floor(v0[:, 0].min()))), int(min(nx - 1, np.ceil(v0[:, 0].max())))
+        y0, y1 = int(max(0, np.floor(v0[:, 1].min()))), int(min(ny - 1, np.ceil(v0[:, 1].max())))
+        if x1 < x0 or y1 < y0:
+            continue
+        yy, xx = np.mgrid[y0:y1 + 1, x0:x1 + 1]
+        inside = MplPath(v0).contains_points(np.column_stack([xx.ravel(), yy.ravel()]))
+        mask[y0:y1 + 1, x0:x1 + 1] |= inside.reshape(yy.shape)
+    return mask
+
+
+def image_hdu_indices(hdul, path="") -> list[int]:
+    """Indices of the image HDUs of a FITS file: its 2-D extensions, or the primary HDU of a simple image."""
+    idx = [i for i, h in enumerate(hdul) if i > 0 and h.is_image and h.header.get("NAXIS", 0) == 2]
+    if not idx:
+        if hdul[0].header.get("NAXIS", 0) == 2:
+            return [0]
+        raise ToolError(f"{path}: no 2-D image HDU found; expected a MEF exposure or a simple image")
+    return idx
+
+
+def _header_float(header, key, default, path, ext):
+    if not key or key not in header:
+        return default
+    try:
+        return float(header[key])
+    except (TypeError, ValueError):
+        raise ToolError(f"{path}[{ext}]: keyword {key} = {header[key]!r} is not a number") from None
+
+
+def watch_extension(data, header, cfg: WatchConfig, weights_in=(), flags_in=(), polygons=(),
+                    wcs=None, where: str = "") -> ExtensionResult:
+    """Weight and flag maps of one CCD (see the module docstring for the rules)."""
+    from terapix_fw.background import estimate_background
+
+    from . import defects
+
+    data = np.asarray(data, dtype=np.float32)
+    shape = data.shape
+    flag = np.zeros(shape, np.uint8)
+    weight = np.ones(shape, np.float32)
+    zero = np.zeros(shape, bool)
+    stats: dict = {}
+    for k, w in enumerate(weights_in):
+        w = np.asarray(w, dtype=np.float32)
+        if w.shape != shape:
+            raise ToolError(f"{where}: weight map {k + 1} has shape {w.shape}, expected the image's {shape}")
+        if k == 0:
+            weight = w.copy()
+        out = ~((w >= cfg.weight_min) & (w <= cfg.weight_max))
+        flag[out] |= cfg.weight_outflags
+        zero |= out
+    for k, f in enumerate(flags_in):
+        f = np.asarray(f).astype(np.int64)
+        if f.shape != shape:
+            raise ToolError(f"{where}: flag map {k + 1} has shape {f.shape}, expected the image's {shape}")
+        zero |= (f & cfg.flag_wmasks) != 0
+        flag[(f & cfg.flag_masks) != 0] |= cfg.flag_outflags
+    if polygons:
+        inpoly = polygon_mask(shape, polygons, wcs)
+        flag[inpoly] |= cfg.poly_outflags
+        weight[inpoly] = cfg.poly_outweights
+        stats["npoly_pix"] = int(inpoly.sum())
+
+    dead = defects.is_dead(data)
+    stats["dead"] = bool(dead)
+    if dead:
+        flag |= cfg.dead_outflags
+        weight[:] = 0.0
+        stats.update(nsat_pix=0, ncr=0, ncr_pix=0, ntrail=0, nbadcol_pix=0)
+        return ExtensionResult(weight, flag, stats)
+
+    satur = _header_float(header, cfg.satur_key, cfg.satur_level, where, "SATUR_KEY")
+    gain = cfg.gain if cfg.gain > 0 else _header_float(header, cfg.gain_key, 0.0, where, "GAIN_KEY")
+    known_bad = zero | ~np.isfinite(data)
+    bkg = estimate_background(data, mask=known_bad, back_size=cfg.back_size)
+    rms = bkg.global_rms
+    sat = defects.saturated(data, bkg.back, satur)
+    flag[sat] |= cfg.satur_outflags
+    stats["nsat_pix"] = int(sat.sum())
+    bad = known_bad | sat
+    if cfg.badcol_detect:
+        cols = defects.bad_columns(np.where(bad, bkg.back, data), bkg.back, rms, cfg.badcol_nsigma)
+        flag[cols] |= cfg.badcol_outflags
+        bad |= cols
+        stats["nbadcol_pix"] = int(cols.sum())
+    if cfg.cr_detect:
+        img = np.where(bad, bkg.back, data)
+        cr = defects.cosmic_rays(img, bkg.back, rms, gain, cfg.cr_sigclip, cfg.cr_sigfrac, cfg.cr_objlim)
+        cr &= ~bad
+        flag[cr] |= cfg.cr_outflags
+        bad |= cr
+        stats["ncr_pix"] = int(cr.sum())
+        stats["ncr"] = defects.count_groups(cr)
+    trails: list = []
+    if cfg.trail_detect:
+        tmask, trails = defects.satellite_trails(data, bkg.back, rms, exclude=bad, nsigma=cfg.trail_nsigma)
+        flag[tmask] |= cfg.trail_outflags
+        bad |= tmask
+        stats["ntrail"] = len(trails)
+    zero |= bad
+    weight[zero] = 0.0
+    stats["back"] = float(bkg.global_back)
+    stats["rms"] = float(rms)
+    stats["flagged_fraction"] = float((flag != 0).mean())
+    return ExtensionResult(weight, flag, stats, trails)
+
+
+def _map_header(image_header, kind: str, cfg: WatchConfig, stats: dict, tool_version: str):
+    """Image header minus data-description keywords, plus the WW* keywords of this map."""
+    header = image_header.copy()
+    for key in ("BSCALE", "BZERO", "BLANK", "BUNIT", "CHECKSUM", "DATASUM", "DATAMIN", "DATAMAX"):
+        header.remove(key, ignore_missing=True, remove_all=True)
+    header["WWTOOL"] = (f"terapix-fw weightwatcher {tool_version}", "software that made this map")
+    header["WWTYPE"] = (kind, "WEIGHT or FLAG map")
+    header["WWMIN"] = (cfg.weight_min, "WEIGHT_MIN threshold")
+    header["WWMAX"] = (cfg.weight_max, "WEIGHT_MAX threshold")
+    header["WWDEAD"] = (bool(stats.get("dead", False)), "dead CCD")
+    header["WWNCR"] = (int(stats.get("ncr", 0)), "cosmic-ray hits detected")
+    header["WWNCRPIX"] = (int(stats.get("ncr_pix", 0)), "cosmic-ray pixels flagged")
+    header["WWNSAT"] = (int(stats.get("nsat_pix", 0)), "saturated/bleed pixels flagged")
+    header["WWNTRAIL"] = (int(stats.get("ntrail", 0)), "satellite trails detected")
+    header["WWNBADC"] = (int(stats.get("nbadcol_pix", 0)), "bad-column pixels flagged")
+    header["WWFFLAG"] = (round(float(stats.get("flagged_fraction", 1.0 if stats.get("dead") else 0.0)), 6),
+                         "fraction of flagged pixels")
+    if kind == "FLAG":
+        for key, meaning in FLAG_BITS:
+            value = getattr(cfg, key.lower())
+            if value:
+                header[f"WWBIT{int(value).bit_length()}"] = (int(value), meaning[:47])
+    return header
+
+
+def watch_exposure(image_path, weight_paths=(), flag_paths=(), poly_paths=(), cfg: WatchConfig | None = None,
+                   tool_version: str = "0", log=None):
+    """Compute the weight and flag MEFs of an exposure.
+
+    Returns ``(weight_hdul, flag_hdul, per_extension)`` where ``per_extension`` is a list of dicts
+    (``extension``, ``extname`` and the statistics of :func:`watch_extension`).  Nothing is written.
+    """
+    from astropy.io import fits
+    from astropy.wcs import WCS, FITSFixedWarning
+    import warnings
+
+    cfg = cfg or WatchConfig()
+    polygons = [p for path in poly_paths for p in read_ds9_polygons(path)]
+    with fits.open(image_path, memmap=False) as hdul:
+        idx = image_hdu_indices(hdul, image_path)
+        others = [fits.open(p, memmap=False) for p in list(weight_paths) + list(flag_paths)]
+        try:
+            for p, h in zip(list(weight_paths) + list(flag_paths), others):
+                oidx = image_hdu_indices(h, p)
+                if len(oidx) != len(idx):
+                    raise ToolError(f"{p}: {len(oidx)} image extension(s), but {image_path} has {len(idx)}; "
+                                    "weight and flag inputs must have the image's extension structure")
+            wlists = [[h[i].data for i in image_hdu_indices(h, p)] for p, h in zip(weight_paths, others)]
+            flists = [[h[i].data for i in image_hdu_indices(h, p)]
+                      for p, h in zip(flag_paths, others[len(weight_paths):])]
+            primary = hdul[0].header.copy()
+            whdus = [fits.PrimaryHDU(header=primary if idx != [0] else None)]
+            fhdus = [fits.PrimaryHDU(header=primary if idx != [0] else None)]
+            per_ext = []
+            for n, i in enumerate(idx):
+                header = hdul[i].header
+                where = f"{image_path}[{i}]"
+                wcs = None
+                if polygons:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", FITSFixedWarning)
+                        wcs = WCS(header)
+                res = watch_extension(hdul[i].data, header, cfg, [w[n] for w in wlists], [f[n] for f in flists],
+                                      polygons, wcs, where)
+                extname = header.get("EXTNAME", f"EXT{i}")
+                per_ext.append({"extension": i, "extname": extname, **res.stats, "trails": res.trails})
+                if log is not None:
+                    log.info("%s: %d CR hits, %d saturated px, %d trail(s), %d bad-column px%s", extname,
+                             res.stats.get("ncr", 0), res.stats.get("nsat_pix", 0), res.stats.get("ntrail", 0),
+                             res.stats.get("nbadcol_pix", 0), ", DEAD" if res.stats.get("dead") else "")
+                wh = _map_header(header, "WEIGHT", cfg, res.stats, tool_version)
+                fh = _map_header(header, "FLAG", cfg, res.stats, tool_version)
+                if i == 0:
+                    whdus = [fits.PrimaryHDU(res.weight, wh)]
+                    fhdus = [fits.PrimaryHDU(res.flag, fh)]
+                else:
+                    whdus.append(fits.ImageHDU(res.weight, wh))
+                    fhdus.append(fits.ImageHDU(res.flag, fh))
+        finally:
+            for h in others:
+                h.close()
+    return fits.HDUList(whdus), fits.HDUList(fhdus), per_ext
