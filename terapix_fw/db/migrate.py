@@ -1,0 +1,85 @@
+"""Schema migrations (Alembic, shipped inside the package so that they work after ``pip install``).
+
+``init`` builds an empty database by replaying every migration, ``upgrade`` brings an existing one to a
+revision (head by default), ``status`` reports the current and head revisions and what is pending.
+SQLite migrations run in Alembic batch mode (table copy), since SQLite cannot ALTER most things.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+
+__all__ = ["init", "upgrade", "downgrade", "status", "Status", "MIGRATIONS"]
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def _config(connection):
+    from alembic.config import Config
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def _engine(db) -> Engine:
+    from .engine import connect
+    return connect(db, create=False)
+
+
+def upgrade(db, revision: str = "head") -> None:
+    from alembic import command
+    engine = _engine(db)
+    with engine.begin() as conn:
+        command.upgrade(_config(conn), revision)
+
+
+def downgrade(db, revision: str) -> None:
+    from alembic import command
+    engine = _engine(db)
+    with engine.begin() as conn:
+        command.downgrade(_config(conn), revision)
+
+
+def init(db) -> None:
+    """Create the schema in an empty database by running every migration."""
+    from .engine import DatabaseError, schema_revision
+    engine = _engine(db)
+    current = schema_revision(engine)
+    if current is not None:
+        raise DatabaseError(f"{engine.url.render_as_string(hide_password=True)}: already initialised "
+                            f"(revision {current}); use `terapix db upgrade`")
+    upgrade(engine, "head")
+
+
+@dataclass
+class Status:
+    url: str
+    current: str | None
+    head: str
+    pending: list[str]
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.current == self.head
+
+    def __str__(self) -> str:
+        cur = self.current or "none (empty database: run `terapix db init`)"
+        state = "up to date" if self.up_to_date else f"{len(self.pending)} pending: {', '.join(self.pending)}"
+        return f"database {self.url}\ncurrent revision {cur}\nhead revision {self.head}\n{state}"
+
+
+def status(db) -> Status:
+    from alembic.script import ScriptDirectory
+    from .engine import schema_revision
+    engine = _engine(db)
+    script = ScriptDirectory(str(MIGRATIONS))
+    head = script.get_current_head()
+    current = schema_revision(engine)
+    pending = [rev.revision for rev in script.iterate_revisions(head, current or "base")]
+    pending.reverse()
+    if current is not None:
+        pending = [r for r in pending if r != current]
+    return Status(engine.url.render_as_string(hide_password=True), current, head, pending)

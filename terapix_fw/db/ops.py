@@ -1,0 +1,543 @@
+"""The RDBix instruction set: what can be recorded, with which fields, and how it is applied.
+
+One list of instructions serves both paths of the seeds' design: the recorder builds a
+:class:`Document` of instructions from the lifecycle hooks and either applies it directly (embedded
+default) or sends it as an XML dbClient document (``terapix_fw.dbclient``) to the server, which parses it
+back into the same :class:`Document` and applies it with the same :func:`apply_document`.  The XML
+schema ``schemas/dbclient.xsd`` is generated from :data:`OPS` (see ``terapix_fw.dbclient.xsd``).
+
+Instructions (``op``: fields; * = required)
+------------------------------------------
+run_start      run_id*, name, version, instruction_file, workdir, mode, executor, host, user, start,
+               parameters{}
+run_end        run_id*, end, status, summary{}
+step_start     run_id*, step*, tool, tool_version, distribution, fanout, priority, depends[], config{},
+               non_defaults{}, config_file, start
+step_end       run_id*, step*, status*, end, summary{}
+unit           run_id*, step*, unit*, key, inputs[], extension, group, attempt, status, host, start, end,
+               error, log_path, config{}
+product        run_id*, step*, unit*, path*, kind, checksum, size, inputs[] (provenance parents), meta{}
+exposure       filename*, object, filter, qrunid, runid, ra, dec, exptime, airmass, seeing, mjd_obs,
+               date_obs, photometric, survey_component, owner, release_date, arrival_date,
+               keywords[extension, keyword*, value, comment], extensions[ccd*, extname, naxis1, naxis2,
+               ra, dec], storage[node*, path*, size, checksum, compression]
+quality        exposure*, suggested_grade, run_id, time, metrics[ccd, name*, value]
+grade          exposure*, grade*, author*, comment, time
+catalog        path*, exposure, nsources, run_id, sources[number, ra*, dec*, mag, magerr, flags]
+stack          name*, version, path, ra, dec, filter, survey_component, release_date, release,
+               release_version, run_id, images[], astrometry[]
+release        name*, version, release_date, survey_component, description, stacks[]
+transfer       direction* (in|out), node*, path, bytes, status, start, end
+node           name*, free_disk, time
+record         kind*, run_id, step, unit, time, data (JSON text): any other record, kept verbatim
+
+``{}`` fields are string-to-string mappings, ``[]`` lists of strings, ``[a, b]`` lists of rows.
+The record kinds a tool may send with ``ctx.record(kind, **data)`` are exposure, quality, grade,
+catalog, stack, release, transfer and node, with the fields above (``run_id`` and ``step`` are filled
+in).  A record of another kind, or with fields beyond the above, is also kept whole in ``records``
+(instruction ``record``), so that nothing a tool reports is lost.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import math
+import uuid
+from dataclasses import dataclass, field
+from pathlib import PurePath
+from typing import Any, Callable
+
+from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy.engine import Connection
+
+from . import schema as S
+from .types import to_datetime
+
+__all__ = ["Field", "OpSpec", "OPS", "RECORD_KINDS", "Document", "RecordError", "normalize",
+           "apply_document", "path_hash", "new_document_id"]
+
+SCALAR_TYPES = ("str", "int", "float", "bool", "time")
+
+
+class RecordError(ValueError):
+    """An instruction that cannot be recorded: unknown op or field, wrong type, unknown exposure."""
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    type: str = "str"  # str int float bool time | map (str->str) | list (str) | rows
+    required: bool = False
+    row: tuple["Field", ...] = ()
+    choices: tuple[str, ...] = ()
+    #: for rows: a mapping given instead of rows becomes rows with these (key field, value field)
+    from_mapping: tuple[str, str] | None = None
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    name: str
+    fields: tuple[Field, ...]
+    apply: Callable[[Connection, dict], None]
+    doc: str = ""
+
+    def field(self, name: str) -> Field | None:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        return None
+
+
+@dataclass
+class Document:
+    """A list of instructions applied atomically and at most once (keyed by ``id``)."""
+
+    instructions: list[tuple[str, dict]] = field(default_factory=list)
+    id: str = field(default_factory=lambda: new_document_id())
+    node: str = ""
+    created: _dt.datetime = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc))
+
+    def add(self, op: str, **data: Any) -> "Document":
+        self.instructions.append((op, normalize(op, data)))
+        return self
+
+
+def new_document_id() -> str:
+    return uuid.uuid4().hex
+
+
+def path_hash(path: str) -> str:
+    return hashlib.sha1(str(path).encode("utf-8", "surrogateescape")).hexdigest()
+
+
+# ----------------------------------------------------------------------------------------------------
+# Normalisation: the same checks whether an instruction comes from a hook, a tool or an XML document.
+
+def _coerce_scalar(ftype: str, value: Any, where: str):
+    if value is None:
+        return None
+    try:
+        if ftype == "str":
+            return str(value)
+        if ftype == "int":
+            if isinstance(value, bool):
+                return int(value)
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        if ftype == "float":
+            out = float(value)
+            return None if math.isnan(out) else out
+        if ftype == "bool":
+            if isinstance(value, str):
+                low = value.strip().lower()
+                if low in ("1", "true", "t", "yes", "y"):
+                    return True
+                if low in ("0", "false", "f", "no", "n"):
+                    return False
+                raise ValueError
+            return bool(value)
+        if ftype == "time":
+            return to_datetime(value)
+    except (TypeError, ValueError) as exc:
+        detail = f" ({exc})" if str(exc) else ""
+        raise RecordError(f"{where}: {value!r} is not a valid {ftype}{detail}") from None
+    raise AssertionError(ftype)
+
+
+def normalize(op: str, data: dict) -> dict:
+    """Check ``data`` against the fields of ``op`` and coerce every value to its declared type."""
+    spec = OPS.get(op)
+    if spec is None:
+        raise RecordError(f"unknown instruction {op!r} (expected one of {', '.join(OPS)})")
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        fspec = spec.field(key)
+        if fspec is None:
+            raise RecordError(f"{op}: unknown field {key!r} (expected one of "
+                              f"{', '.join(f.name for f in spec.fields)})")
+        where = f"{op}.{key}"
+        if fspec.type in SCALAR_TYPES:
+            value = _coerce_scalar(fspec.type, value, where)
+            if value is not None and fspec.choices and value not in fspec.choices:
+                raise RecordError(f"{where}: {value!r} is not one of {', '.join(fspec.choices)}")
+        elif fspec.type == "map":
+            if value is None:
+                value = {}
+            if not isinstance(value, dict):
+                raise RecordError(f"{where}: expected a mapping, got {type(value).__name__}")
+            value = {str(k): ("" if v is None else str(v)) for k, v in value.items()}
+        elif fspec.type == "list":
+            if value is None:
+                value = []
+            if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+                raise RecordError(f"{where}: expected a list of strings, got {value!r}")
+            value = [str(v) for v in value]
+        elif fspec.type == "rows":
+            if value is None:
+                value = []
+            if isinstance(value, dict) and fspec.from_mapping:
+                kname, vname = fspec.from_mapping
+                value = [{kname: k, vname: v} for k, v in value.items()]
+            rows = []
+            for i, row in enumerate(value):
+                if not isinstance(row, dict):
+                    raise RecordError(f"{where}[{i}]: expected a mapping of "
+                                      f"{', '.join(f.name for f in fspec.row)}, got {row!r}")
+                clean = {}
+                for rk, rv in row.items():
+                    rf = next((f for f in fspec.row if f.name == rk), None)
+                    if rf is None:
+                        raise RecordError(f"{where}[{i}]: unknown field {rk!r} (expected one of "
+                                          f"{', '.join(f.name for f in fspec.row)})")
+                    clean[rk] = _coerce_scalar(rf.type, rv, f"{where}[{i}].{rk}")
+                for rf in fspec.row:
+                    if rf.required and clean.get(rf.name) is None:
+                        raise RecordError(f"{where}[{i}]: missing required field {rf.name!r}")
+                rows.append(clean)
+            value = rows
+        out[key] = value
+    for fspec in spec.fields:
+        if fspec.required and (out.get(fspec.name) is None or out.get(fspec.name) == ""):
+            raise RecordError(f"{op}: missing required field {fspec.name!r}")
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------
+# Helpers used by the apply functions.  Upserts are select-then-write: the dbClient server has a single
+# writer, and SQLite writers are serialised by BEGIN IMMEDIATE; direct MySQL writers retry a document
+# that lost a race (see apply_document_retrying).
+
+def _now() -> _dt.datetime:
+    return _dt.datetime.now(_dt.timezone.utc)
+
+
+def _given(data: dict, *names: str) -> dict:
+    return {n: data[n] for n in names if data.get(n) is not None}
+
+
+def _json(value) -> str | None:
+    return None if value is None else json.dumps(value, sort_keys=True)
+
+
+def _upsert(conn: Connection, table, key: dict, values: dict, pk: str = "id"):
+    cond = and_(*[table.c[k] == v for k, v in key.items()])
+    found = conn.execute(select(table.c[pk]).where(cond)).first()
+    if found is not None:
+        if values:
+            conn.execute(update(table).where(table.c[pk] == found[0]).values(**values))
+        return found[0]
+    result = conn.execute(insert(table).values(**key, **values))
+    return key[pk] if pk in key else result.inserted_primary_key[0]
+
+
+def _ensure_run(conn: Connection, run_id: str) -> None:
+    if conn.execute(select(S.runs.c.run_id).where(S.runs.c.run_id == run_id)).first() is None:
+        # a step reported before (or without) its run: keep it, the run row is completed later
+        conn.execute(insert(S.runs).values(run_id=run_id, status="unknown"))
+
+
+def _ensure_step(conn: Connection, run_id: str, step: str) -> int:
+    _ensure_run(conn, run_id)
+    return _upsert(conn, S.steps, {"run_id": run_id, "step": step}, {})
+
+
+def _ensure_unit(conn: Connection, run_id: str, step: str, unit: str) -> int:
+    step_pk = _ensure_step(conn, run_id, step)
+    return _upsert(conn, S.units, {"step_pk": step_pk, "unit": unit}, {})
+
+
+def _exposure_id(conn: Connection, filename: str, create: bool) -> int | None:
+    name = PurePath(filename).name
+    found = conn.execute(select(S.exposures.c.id).where(S.exposures.c.filename == name)).first()
+    if found is not None:
+        return found[0]
+    if not create:
+        raise RecordError(f"unknown exposure {filename!r}: register it first (record kind 'exposure')")
+    return conn.execute(insert(S.exposures).values(filename=name)).inserted_primary_key[0]
+
+
+def _healpix(ra, dec):
+    """NESTED HEALPix pixels at HEALPIX_NSIDE of (arrays of) positions in degrees."""
+    import healpy
+    import numpy as np
+    return healpy.ang2pix(S.HEALPIX_NSIDE, np.asarray(ra, float), np.asarray(dec, float), nest=True,
+                          lonlat=True)
+
+
+def _ensure_node(conn: Connection, name: str) -> None:
+    if conn.execute(select(S.nodes.c.id).where(S.nodes.c.name == name)).first() is None:
+        conn.execute(insert(S.nodes).values(name=name))
+
+
+# ----------------------------------------------------------------------------------------------------
+# Apply functions, one per instruction.
+
+def _run_start(conn, d):
+    values = _given(d, "name", "version", "instruction_file", "workdir", "mode", "executor", "host",
+                    "user", "start")
+    values["status"] = "running"
+    if "parameters" in d:
+        values["parameters"] = _json(d["parameters"])
+    _upsert(conn, S.runs, {"run_id": d["run_id"]}, values, pk="run_id")
+
+
+def _run_end(conn, d):
+    _ensure_run(conn, d["run_id"])
+    values = _given(d, "end", "status")
+    if "summary" in d:
+        values["summary"] = _json(d["summary"])
+    if values:
+        conn.execute(update(S.runs).where(S.runs.c.run_id == d["run_id"]).values(**values))
+
+
+def _step_start(conn, d):
+    _ensure_run(conn, d["run_id"])
+    values = _given(d, "tool", "tool_version", "distribution", "fanout", "priority", "config_file", "start")
+    for name in ("depends", "config", "non_defaults"):
+        if name in d:
+            values[name] = _json(d[name])
+    values["status"] = "running"
+    _upsert(conn, S.steps, {"run_id": d["run_id"], "step": d["step"]}, values)
+
+
+def _step_end(conn, d):
+    step_pk = _ensure_step(conn, d["run_id"], d["step"])
+    values = _given(d, "status", "end")
+    if "summary" in d:
+        values["summary"] = _json(d["summary"])
+    conn.execute(update(S.steps).where(S.steps.c.id == step_pk).values(**values))
+
+
+def _unit(conn, d):
+    step_pk = _ensure_step(conn, d["run_id"], d["step"])
+    values = _given(d, "key", "extension", "attempt", "status", "host", "start", "end", "error", "log_path")
+    if d.get("group") is not None:
+        values["grp"] = d["group"]
+    for name in ("inputs", "config"):
+        if name in d:
+            values[name] = _json(d[name])
+    _upsert(conn, S.units, {"step_pk": step_pk, "unit": d["unit"]}, values)
+
+
+def _product_id(conn, path: str, checksum: str, values: dict) -> int:
+    return _upsert(conn, S.products, {"path_hash": path_hash(path), "checksum": checksum},
+                   {"path": path, **values})
+
+
+def _product(conn, d):
+    unit_pk = _ensure_unit(conn, d["run_id"], d["step"], d["unit"])
+    values = _given(d, "kind", "size")
+    values.update(unit_pk=unit_pk, created=_now())
+    if d.get("meta"):
+        values["meta"] = _json(d["meta"])
+    pid = _product_id(conn, d["path"], d.get("checksum") or "", values)
+    for parent_path in d.get("inputs", []):
+        # the parent is the latest version of that file known to RDBix, else an external input
+        found = conn.execute(select(S.products.c.id).where(S.products.c.path_hash == path_hash(parent_path))
+                             .order_by(S.products.c.id.desc()).limit(1)).first()
+        parent = found[0] if found else _product_id(conn, parent_path, "", {"kind": "input",
+                                                                           "created": _now()})
+        if parent == pid:
+            continue
+        _upsert(conn, S.provenance, {"product_id": pid, "parent_id": parent}, {"unit_pk": unit_pk})
+
+
+EXPOSURE_COLUMNS = ("object", "filter", "qrunid", "runid", "ra", "dec", "exptime", "airmass", "seeing",
+                    "mjd_obs", "date_obs", "photometric", "survey_component", "owner", "release_date",
+                    "arrival_date")
+
+
+def _exposure(conn, d):
+    values = _given(d, *EXPOSURE_COLUMNS)
+    if d.get("ra") is not None and d.get("dec") is not None:
+        values["healpix"] = int(_healpix(d["ra"], d["dec"]))
+    exp_id = _exposure_id(conn, d["filename"], create=True)
+    if values:
+        conn.execute(update(S.exposures).where(S.exposures.c.id == exp_id).values(**values))
+    for row in d.get("extensions", []):
+        _upsert(conn, S.extensions, {"exposure_id": exp_id, "ccd": row["ccd"]},
+                _given(row, "extname", "naxis1", "naxis2", "ra", "dec"))
+    for row in d.get("keywords", []):
+        _upsert(conn, S.header_keywords, {"exposure_id": exp_id, "extension": row.get("extension") or 0,
+                                          "keyword": row["keyword"]},
+                {"value": row.get("value"), "comment": row.get("comment")})
+    for row in d.get("storage", []):
+        _ensure_node(conn, row["node"])
+        _upsert(conn, S.storage, {"exposure_id": exp_id, "node": row["node"], "path_hash": path_hash(row["path"])},
+                {"path": row["path"], **_given(row, "size", "checksum", "compression")})
+
+
+def _quality(conn, d):
+    exp_id = _exposure_id(conn, d["exposure"], create=True)
+    when = d.get("time") or _now()
+    for row in d.get("metrics", []):
+        _upsert(conn, S.quality_metrics, {"exposure_id": exp_id, "ccd": row.get("ccd") or 0, "name": row["name"]},
+                {"value": row.get("value"), "run_id": d.get("run_id"), "time": when})
+    if d.get("suggested_grade"):
+        conn.execute(update(S.exposures).where(S.exposures.c.id == exp_id)
+                     .values(suggested_grade=d["suggested_grade"]))
+
+
+def _grade(conn, d):
+    exp_id = _exposure_id(conn, d["exposure"], create=False)
+    conn.execute(insert(S.grades).values(exposure_id=exp_id, grade=d["grade"], author=d["author"],
+                                         time=d.get("time") or _now(), comment=d.get("comment")))
+
+
+def _catalog(conn, d):
+    values = {"path": d["path"], **_given(d, "nsources", "run_id"), "created": _now()}
+    if d.get("exposure"):
+        values["exposure_id"] = _exposure_id(conn, d["exposure"], create=True)
+    cat_id = _upsert(conn, S.catalogs, {"path_hash": path_hash(d["path"])}, values)
+    rows = d.get("sources")
+    if rows:
+        import numpy as np
+        ra = np.array([r["ra"] for r in rows], float)
+        dec = np.array([r["dec"] for r in rows], float)
+        pix = _healpix(ra, dec)
+        conn.execute(delete(S.sources).where(S.sources.c.catalog_id == cat_id))
+        conn.execute(insert(S.sources), [
+            {"catalog_id": cat_id, "number": r.get("number"), "ra": r["ra"], "dec": r["dec"],
+             "healpix": int(p), "mag": r.get("mag"), "magerr": r.get("magerr"), "flags": r.get("flags")}
+            for r, p in zip(rows, pix)])
+        if d.get("nsources") is None:
+            conn.execute(update(S.catalogs).where(S.catalogs.c.id == cat_id).values(nsources=len(rows)))
+
+
+def _release_id(conn, name: str, version: str) -> int:
+    return _upsert(conn, S.releases, {"name": name, "version": version}, {})
+
+
+def _stack(conn, d):
+    version = d.get("version") or ""
+    values = _given(d, "path", "ra", "dec", "filter", "survey_component", "release_date", "run_id")
+    if d.get("release"):
+        values["release_id"] = _release_id(conn, d["release"], d.get("release_version") or "")
+    stack_id = _upsert(conn, S.stacks, {"name": d["name"], "version": version}, values)
+    for listname, field_name in (("stack", "images"), ("astrometry", "astrometry")):
+        if field_name in d:
+            conn.execute(delete(S.stack_images).where(and_(S.stack_images.c.stack_id == stack_id,
+                                                           S.stack_images.c.list == listname)))
+            names = list(dict.fromkeys(PurePath(n).name for n in d[field_name]))
+            if names:
+                conn.execute(insert(S.stack_images), [{"stack_id": stack_id, "list": listname, "filename": n}
+                                                      for n in names])
+
+
+def _release(conn, d):
+    version = d.get("version") or ""
+    rel_id = _upsert(conn, S.releases, {"name": d["name"], "version": version},
+                     _given(d, "release_date", "survey_component", "description"))
+    for name in d.get("stacks", []):
+        found = conn.execute(select(S.stacks.c.id).where(S.stacks.c.name == name)
+                             .order_by((S.stacks.c.version == version).desc(), S.stacks.c.id.desc())
+                             .limit(1)).first()
+        if found is None:
+            _upsert(conn, S.stacks, {"name": name, "version": version}, {"release_id": rel_id})
+        else:
+            conn.execute(update(S.stacks).where(S.stacks.c.id == found[0]).values(release_id=rel_id))
+
+
+def _transfer(conn, d):
+    _ensure_node(conn, d["node"])
+    conn.execute(insert(S.transfers).values(**_given(d, "direction", "node", "path", "bytes", "status",
+                                                     "start", "end")))
+
+
+def _node(conn, d):
+    values = _given(d, "free_disk")
+    values["updated"] = d.get("time") or _now()
+    _upsert(conn, S.nodes, {"name": d["name"]}, values)
+
+
+def _record(conn, d):
+    conn.execute(insert(S.records).values(**_given(d, "kind", "run_id", "step", "unit", "data"),
+                                          time=d.get("time") or _now()))
+
+
+F = Field
+_STATUS = ("running", "done", "failed", "skipped", "unknown")
+OPS: dict[str, OpSpec] = {spec.name: spec for spec in [
+    OpSpec("run_start", (F("run_id", required=True), F("name"), F("version"), F("instruction_file"),
+                         F("workdir"), F("mode"), F("executor"), F("host"), F("user"), F("start", "time"),
+                         F("parameters", "map")), _run_start, "a run of an instruction file or a drop-in tool"),
+    OpSpec("run_end", (F("run_id", required=True), F("end", "time"), F("status", choices=_STATUS),
+                       F("summary", "map")), _run_end, "a run ended"),
+    OpSpec("step_start", (F("run_id", required=True), F("step", required=True), F("tool"), F("tool_version"),
+                          F("distribution"), F("fanout"), F("priority", "int"), F("depends", "list"),
+                          F("config", "map"), F("non_defaults", "map"), F("config_file"), F("start", "time")),
+           _step_start, "a step starts: tool, version, effective configuration"),
+    OpSpec("step_end", (F("run_id", required=True), F("step", required=True),
+                        F("status", required=True, choices=_STATUS), F("end", "time"), F("summary", "map")),
+           _step_end, "every unit of a step ended"),
+    OpSpec("unit", (F("run_id", required=True), F("step", required=True), F("unit", required=True), F("key"),
+                    F("inputs", "list"), F("extension", "int"), F("group"), F("attempt", "int"),
+                    F("status", choices=_STATUS), F("host"), F("start", "time"), F("end", "time"), F("error"),
+                    F("log_path"), F("config", "map")), _unit, "one unit of work ended"),
+    OpSpec("product", (F("run_id", required=True), F("step", required=True), F("unit", required=True),
+                       F("path", required=True), F("kind"), F("checksum"), F("size", "int"),
+                       F("inputs", "list", doc="paths the product was derived from"), F("meta", "map")),
+           _product, "a file a unit produced, with its provenance"),
+    OpSpec("exposure", (F("filename", required=True), F("object"), F("filter"), F("qrunid"), F("runid"),
+                        F("ra", "float"), F("dec", "float"), F("exptime", "float"), F("airmass", "float"),
+                        F("seeing", "float"), F("mjd_obs", "float"), F("date_obs", "time"),
+                        F("photometric", "bool"), F("survey_component", choices=S.SURVEY_COMPONENTS),
+                        F("owner"), F("release_date", "time"), F("arrival_date", "time"),
+                        F("keywords", "rows", row=(F("extension", "int"), F("keyword", required=True),
+                                                   F("value"), F("comment")),
+                          from_mapping=("keyword", "value")),
+                        F("extensions", "rows", row=(F("ccd", "int", required=True), F("extname"),
+                                                     F("naxis1", "int"), F("naxis2", "int"), F("ra", "float"),
+                                                     F("dec", "float"))),
+                        F("storage", "rows", row=(F("node", required=True), F("path", required=True),
+                                                  F("size", "int"), F("checksum"), F("compression"))),
+                        F("run_id"), F("step")),
+           _exposure, "register (or update) a raw exposure: header metadata, CCDs, storage"),
+    OpSpec("quality", (F("exposure", required=True), F("suggested_grade", choices=S.GRADES), F("run_id"),
+                       F("step"), F("time", "time"),
+                       F("metrics", "rows", row=(F("ccd", "int"), F("name", required=True), F("value", "float")))),
+           _quality, "quality metrics per CCD (ccd >= 1) and per exposure (ccd 0)"),
+    OpSpec("grade", (F("exposure", required=True), F("grade", required=True, choices=S.GRADES),
+                     F("author", required=True), F("comment"), F("time", "time")),
+           _grade, "a human grade (history is kept)"),
+    OpSpec("catalog", (F("path", required=True), F("exposure"), F("nsources", "int"), F("run_id"), F("step"),
+                       F("sources", "rows", row=(F("number", "int"), F("ra", "float", required=True),
+                                                 F("dec", "float", required=True), F("mag", "float"),
+                                                 F("magerr", "float"), F("flags", "int")))),
+           _catalog, "a source catalogue, optionally with its sources (HEALPix-indexed)"),
+    OpSpec("stack", (F("name", required=True), F("version"), F("path"), F("ra", "float"), F("dec", "float"),
+                     F("filter"), F("survey_component", choices=S.SURVEY_COMPONENTS), F("release_date", "time"),
+                     F("release"), F("release_version"), F("run_id"), F("step"), F("images", "list"),
+                     F("astrometry", "list")), _stack, "a stack with its stack and astrometric lists"),
+    OpSpec("release", (F("name", required=True), F("version"), F("release_date", "time"),
+                       F("survey_component", choices=S.SURVEY_COMPONENTS), F("description"), F("stacks", "list"),
+                       F("run_id"), F("step")), _release, "a release and its stacks"),
+    OpSpec("transfer", (F("direction", required=True, choices=("in", "out")), F("node", required=True), F("path"),
+                        F("bytes", "int"), F("status"), F("start", "time"), F("end", "time"), F("run_id"),
+                        F("step")), _transfer, "a file transfer to or from a node"),
+    OpSpec("node", (F("name", required=True), F("free_disk", "int"), F("time", "time")), _node,
+           "a processing node and its free disk"),
+    OpSpec("record", (F("kind", required=True), F("run_id"), F("step"), F("unit"), F("time", "time"),
+                      F("data", doc="JSON object")), _record, "any other record of a tool, verbatim"),
+]}
+
+#: record kinds a tool may emit with ctx.record(kind, ...)
+RECORD_KINDS = ("exposure", "quality", "grade", "catalog", "stack", "release", "transfer", "node")
+
+
+def apply_document(conn: Connection, doc: Document) -> bool:
+    """Apply ``doc`` inside the caller's transaction; False if it was applied before (nothing done)."""
+    found = conn.execute(select(S.documents.c.doc_id).where(S.documents.c.doc_id == doc.id)).first()
+    if found is not None:
+        return False
+    conn.execute(insert(S.documents).values(doc_id=doc.id, node=doc.node, created=doc.created,
+                                            applied=_now(), n_instructions=len(doc.instructions)))
+    for op, data in doc.instructions:
+        spec = OPS.get(op)
+        if spec is None:
+            raise RecordError(f"unknown instruction {op!r}")
+        spec.apply(conn, data)
+    return True

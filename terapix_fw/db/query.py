@@ -1,0 +1,305 @@
+"""Queries of RDBix used by operators, release selection and the web pages.
+
+Every function takes ``db``: an Engine, a URL, or None (``$TERAPIX_DB_URL`` / ``./rdbix.sqlite``).
+Positions are ICRS degrees; radii are degrees.
+
+>>> rows = find_images(db, filter="r", grade=["A", "B"], cone=(150.1, 2.2, 0.5))   # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.engine import Engine
+
+from . import schema as S
+from .ops import Document, RecordError, path_hash
+from .types import to_datetime
+
+__all__ = ["find_images", "select_paths", "cone_search_sources", "provenance", "set_grade", "grade_history",
+           "effective_grade", "angular_distance", "ProvenanceNode"]
+
+
+def _engine(db) -> Engine:
+    from .engine import connect
+    return connect(db)
+
+
+def angular_distance(ra1, dec1, ra2, dec2):
+    """Great-circle distance in degrees (haversine, accurate at small separations)."""
+    import numpy as np
+    ra1, dec1, ra2, dec2 = (np.radians(np.asarray(v, float)) for v in (ra1, dec1, ra2, dec2))
+    h = np.sin((dec2 - dec1) / 2) ** 2 + np.cos(dec1) * np.cos(dec2) * np.sin((ra2 - ra1) / 2) ** 2
+    return np.degrees(2 * np.arcsin(np.sqrt(np.clip(h, 0, 1))))
+
+
+def _cone_pixels(ra: float, dec: float, radius: float):
+    """HEALPix pixels (NESTED, HEALPIX_NSIDE) touching the cone; None if there are too many to list."""
+    import healpy
+    import numpy as np
+    if radius < 0:
+        raise ValueError(f"cone radius {radius!r}: expected >= 0 degrees")
+    if radius > 10:
+        return None  # a declination band is cheaper than a huge IN list
+    vec = healpy.ang2vec(ra, dec, lonlat=True)
+    pix = healpy.query_disc(S.HEALPIX_NSIDE, vec, math.radians(max(radius, 1e-6)), inclusive=True, nest=True)
+    return np.asarray(pix, dtype=np.int64).tolist()
+
+
+def _pixel_clause(column, pixels: list[int]):
+    # chunks keep each IN list well under every back end's parameter limit
+    chunks = [pixels[i:i + 500] for i in range(0, len(pixels), 500)]
+    return or_(*[column.in_(chunk) for chunk in chunks])
+
+
+def _latest_grades():
+    """Subquery: the latest human grade of each exposure."""
+    latest = (select(S.grades.c.exposure_id, func.max(S.grades.c.id).label("gid"))
+              .group_by(S.grades.c.exposure_id).subquery("latest"))
+    return (select(S.grades.c.exposure_id, S.grades.c.grade, S.grades.c.author)
+            .join(latest, S.grades.c.id == latest.c.gid).subquery("human"))
+
+
+def _as_list(value) -> list | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return list(value)
+
+
+def find_images(db=None, *, filter: str | Iterable[str] | None = None, run_id: str | None = None,
+                object: str | Iterable[str] | None = None,
+                date_from=None, date_to=None, exptime_min: float | None = None,
+                exptime_max: float | None = None, seeing_min: float | None = None,
+                seeing_max: float | None = None, airmass_min: float | None = None,
+                airmass_max: float | None = None, grade: str | Iterable[str] | None = None,
+                survey: str | Iterable[str] | None = None, cone: tuple[float, float, float] | None = None,
+                limit: int | None = None) -> list[dict[str, Any]]:
+    """Exposures matching every given criterion, ordered by observation date.
+
+    ``run_id`` matches QRUNID or RUNID; ``date_from``/``date_to`` bound DATE-OBS (inclusive; datetime,
+    ISO string or Unix seconds); ``grade`` is matched against the effective grade (the latest human
+    grade, else the suggested one); ``cone`` is ``(ra, dec, radius)`` in degrees.  Each row is a dict
+    of the exposure columns plus ``grade``, ``grade_source`` (human/suggested) and, with a cone,
+    ``distance`` (degrees).
+    """
+    engine = _engine(db)
+    e = S.exposures
+    human = _latest_grades()
+    grade_expr = func.coalesce(human.c.grade, e.c.suggested_grade)
+    query = (select(e, human.c.grade.label("human_grade"), grade_expr.label("grade"))
+             .select_from(e.outerjoin(human, human.c.exposure_id == e.c.id)))
+    conds = []
+    if (filters := _as_list(filter)) is not None:
+        conds.append(e.c.filter.in_(filters))
+    if run_id is not None:
+        conds.append(or_(e.c.qrunid == run_id, e.c.runid == run_id))
+    if (objects := _as_list(object)) is not None:
+        conds.append(e.c.object.in_(objects))
+    if date_from is not None:
+        conds.append(e.c.date_obs >= to_datetime(date_from))
+    if date_to is not None:
+        conds.append(e.c.date_obs <= to_datetime(date_to))
+    for col, low, high in ((e.c.exptime, exptime_min, exptime_max), (e.c.seeing, seeing_min, seeing_max),
+                           (e.c.airmass, airmass_min, airmass_max)):
+        if low is not None:
+            conds.append(col >= float(low))
+        if high is not None:
+            conds.append(col <= float(high))
+    if (grades := _as_list(grade)) is not None:
+        bad = [g for g in grades if g not in S.GRADES]
+        if bad:
+            raise ValueError(f"grade {bad[0]!r}: expected one of {', '.join(S.GRADES)}")
+        conds.append(grade_expr.in_(grades))
+    if (surveys := _as_list(survey)) is not None:
+        conds.append(e.c.survey_component.in_(surveys))
+    if cone is not None:
+        ra0, dec0, radius = (float(v) for v in cone)
+        pixels = _cone_pixels(ra0, dec0, radius)
+        if pixels is None:
+            conds.append(e.c.dec.between(dec0 - radius, dec0 + radius))
+        else:
+            conds.append(_pixel_clause(e.c.healpix, pixels))
+    if conds:
+        query = query.where(and_(*conds))
+    query = query.order_by(e.c.date_obs, e.c.filename)
+    with engine.connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(query)]
+    for row in rows:
+        row["grade_source"] = "human" if row.pop("human_grade") else ("suggested" if row["grade"] else None)
+    if cone is not None and rows:
+        dist = angular_distance(ra0, dec0, [r["ra"] for r in rows], [r["dec"] for r in rows])
+        kept = []
+        for row, d in zip(rows, dist):
+            if d <= radius:
+                row["distance"] = float(d)
+                kept.append(row)
+        rows = kept
+    return rows[:limit] if limit else rows
+
+
+#: attributes of an instruction file's <query> element -> find_images arguments
+_QUERY_ATTRIBUTES = {"filter": "filter", "runid": "run_id", "object": "object", "survey": "survey",
+                     "grades": "grade", "date_min": "date_from", "date_max": "date_to",
+                     "exptime_min": "exptime_min", "exptime_max": "exptime_max", "seeing_max": "seeing_max",
+                     "airmass_max": "airmass_max"}
+
+
+def select_paths(db, criteria: dict[str, str], node: str | None = None) -> list[str]:
+    """Paths of the exposures matching an instruction file's ``<query>`` criteria (used by the runner).
+
+    Each exposure contributes its stored copy on ``node`` (default: this host) if there is one, else
+    its first recorded copy; exposures with no recorded storage are reported by name in the error."""
+    import socket
+    args: dict[str, Any] = {}
+    for key, value in criteria.items():
+        if key in ("ra", "dec", "radius"):
+            continue
+        if key not in _QUERY_ATTRIBUTES:
+            raise ValueError(f"query attribute {key!r}: expected one of "
+                             f"{', '.join(list(_QUERY_ATTRIBUTES) + ['ra', 'dec', 'radius'])}")
+        args[_QUERY_ATTRIBUTES[key]] = value
+    cone_keys = [k for k in ("ra", "dec", "radius") if k in criteria]
+    if cone_keys:
+        if len(cone_keys) != 3:
+            raise ValueError("query: ra, dec and radius go together (got only " + ", ".join(cone_keys) + ")")
+        args["cone"] = (float(criteria["ra"]), float(criteria["dec"]), float(criteria["radius"]))
+    rows = find_images(db, **args)
+    if not rows:
+        return []
+    node = node or socket.gethostname()
+    ids = [r["id"] for r in rows]
+    with _engine(db).connect() as conn:
+        copies = conn.execute(select(S.storage.c.exposure_id, S.storage.c.node, S.storage.c.path)
+                              .where(S.storage.c.exposure_id.in_(ids)).order_by(S.storage.c.id)).all()
+    best: dict[int, str] = {}
+    for exp_id, copy_node, path in copies:
+        if exp_id not in best or copy_node == node:
+            if copy_node == node or exp_id not in best:
+                best[exp_id] = path
+    missing = [r["filename"] for r in rows if r["id"] not in best]
+    if missing:
+        raise RecordError(f"query {criteria}: no stored copy recorded for {', '.join(missing[:5])}"
+                          f"{' ...' if len(missing) > 5 else ''}")
+    return [best[r["id"]] for r in rows]
+
+
+def cone_search_sources(db, ra: float, dec: float, radius: float) -> list[dict[str, Any]]:
+    """Sources of every recorded catalogue within ``radius`` degrees of (ra, dec), nearest first."""
+    engine = _engine(db)
+    s = S.sources
+    query = select(s, S.catalogs.c.path.label("catalog")).join(S.catalogs, S.catalogs.c.id == s.c.catalog_id)
+    pixels = _cone_pixels(ra, dec, radius)
+    query = query.where(s.c.dec.between(dec - radius, dec + radius) if pixels is None
+                        else _pixel_clause(s.c.healpix, pixels))
+    with engine.connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(query)]
+    if not rows:
+        return []
+    dist = angular_distance(ra, dec, [r["ra"] for r in rows], [r["dec"] for r in rows])
+    out = []
+    for row, d in zip(rows, dist):
+        if d <= radius:
+            row["distance"] = float(d)
+            out.append(row)
+    return sorted(out, key=lambda r: r["distance"])
+
+
+@dataclass
+class ProvenanceNode:
+    """A product, the unit/step/run that made it (None for an external input), and its parents."""
+
+    path: str
+    kind: str | None
+    checksum: str
+    size: int | None
+    run_id: str | None = None
+    step: str | None = None
+    unit: str | None = None
+    tool: str | None = None
+    tool_version: str | None = None
+    config: dict[str, str] = field(default_factory=dict)
+    parents: list["ProvenanceNode"] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {k: ([p.to_dict() for p in v] if k == "parents" else v) for k, v in self.__dict__.items()}
+
+    def format(self, indent: int = 0) -> str:
+        pad = "  " * indent
+        made = (f" <- {self.tool} {self.tool_version} (run {self.run_id}, step {self.step}, unit {self.unit})"
+                if self.tool else " (external input)")
+        lines = [f"{pad}{self.path} [{self.kind}]{made}"]
+        lines += [p.format(indent + 1) for p in self.parents]
+        return "\n".join(lines)
+
+
+def provenance(db, product: str | int, max_depth: int = 50) -> ProvenanceNode:
+    """The provenance tree of a product, given by id or path (the latest version of that path)."""
+    engine = _engine(db)
+    p, u, st = S.products, S.units, S.steps
+    base = (select(p.c.id, p.c.path, p.c.kind, p.c.checksum, p.c.size, u.c.unit, st.c.run_id, st.c.step,
+                   st.c.tool, st.c.tool_version, st.c.config)
+            .select_from(p.outerjoin(u, u.c.id == p.c.unit_pk).outerjoin(st, st.c.id == u.c.step_pk)))
+    with engine.connect() as conn:
+        if isinstance(product, int):
+            row = conn.execute(base.where(p.c.id == product)).first()
+        else:
+            path = str(product)
+            row = conn.execute(base.where(p.c.path_hash == path_hash(path)).order_by(p.c.id.desc())).first()
+            if row is None and not os.path.isabs(path):
+                row = conn.execute(base.where(p.c.path_hash == path_hash(str(Path(path).resolve())))
+                                   .order_by(p.c.id.desc())).first()
+        if row is None:
+            raise RecordError(f"no product {product!r} in RDBix")
+
+        def build(r, depth: int, seen: frozenset) -> ProvenanceNode:
+            node = ProvenanceNode(r.path, r.kind, r.checksum, r.size, r.run_id, r.step, r.unit, r.tool,
+                                  r.tool_version, json.loads(r.config) if r.config else {})
+            if depth >= max_depth or r.id in seen:
+                return node
+            parents = conn.execute(base.join(S.provenance, S.provenance.c.parent_id == p.c.id)
+                                   .where(S.provenance.c.product_id == r.id).order_by(p.c.path)).all()
+            node.parents = [build(pr, depth + 1, seen | {r.id}) for pr in parents]
+            return node
+
+        return build(row, 0, frozenset())
+
+
+def set_grade(db, exposure: str, grade: str, author: str, comment: str | None = None,
+              when=None) -> None:
+    """Grade an exposure A, B, C or D; the history is kept and the latest human grade wins."""
+    from .store import write_document
+    doc = Document().add("grade", exposure=Path(exposure).name, grade=str(grade).upper(), author=author,
+                         comment=comment, time=when or _dt.datetime.now(_dt.timezone.utc))
+    write_document(_engine(db), doc)
+
+
+def grade_history(db, exposure: str) -> list[dict[str, Any]]:
+    """Every human grade of an exposure, oldest first."""
+    engine = _engine(db)
+    query = (select(S.grades.c.grade, S.grades.c.author, S.grades.c.time, S.grades.c.comment)
+             .join(S.exposures, S.exposures.c.id == S.grades.c.exposure_id)
+             .where(S.exposures.c.filename == Path(exposure).name).order_by(S.grades.c.id))
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def effective_grade(db, exposure: str) -> tuple[str | None, str | None]:
+    """(grade, source) of an exposure: the latest human grade, else the suggested grade."""
+    history = grade_history(db, exposure)
+    if history:
+        return history[-1]["grade"], "human"
+    engine = _engine(db)
+    with engine.connect() as conn:
+        row = conn.execute(select(S.exposures.c.suggested_grade)
+                           .where(S.exposures.c.filename == Path(exposure).name)).first()
+    if row is None:
+        raise RecordError(f"unknown exposure {exposure!r}")
+    return (row[0], "suggested") if row[0] else (None, None)

@@ -1,0 +1,163 @@
+"""The RDBix recorder: turns the core's lifecycle hooks into documents of instructions.
+
+The same documents are either written directly to the database (embedded default: the run's
+``db_url``, else ``$TERAPIX_DB_URL``, else ``sqlite:///<workdir>/rdbix.sqlite``) or, when
+``$TERAPIX_DBCLIENT_URL`` is set, sent through the dbClient client (spooled durably, replayed when the
+server is back).  Recording never breaks a run: after the run has started, a failure to record is logged
+as an error with the reason (and, with dbClient, the document stays in the spool).
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from .ops import OPS, RECORD_KINDS, Document, RecordError
+
+__all__ = ["Recorder", "recorder_for", "reset_recorders", "document_for_record"]
+
+log = logging.getLogger("terapix.db.recorder")
+
+
+class Recorder:
+    """Sends documents to one destination: a database engine, or a dbClient client."""
+
+    def __init__(self, db_url: str | None = None, workdir: str | os.PathLike | None = None,
+                 dbclient_url: str | None = None, node: str | None = None):
+        import socket
+        self.node = node or socket.gethostname()
+        self.dbclient_url = dbclient_url
+        self._client = None
+        self._engine = None
+        if dbclient_url:
+            from ..dbclient.client import Client
+            self._client = Client(dbclient_url)
+            self.target = f"dbClient server {dbclient_url}"
+        else:
+            from .engine import connect, resolve_url
+            url = resolve_url(db_url, workdir)
+            self._engine = connect(url)
+            self.target = _redact(url)
+
+    def send(self, doc: Document) -> None:
+        doc.node = doc.node or self.node
+        if self._client is not None:
+            self._client.submit(doc)
+        else:
+            from .store import write_document
+            write_document(self._engine, doc)
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+    return make_url(url).render_as_string(hide_password=True)
+
+
+_recorders: dict[tuple, Recorder] = {}
+
+
+def recorder_for(run) -> Recorder:
+    """The recorder of a run (cached per destination)."""
+    dbclient_url = os.environ.get("TERAPIX_DBCLIENT_URL") or None
+    from .engine import resolve_url
+    key = (dbclient_url,) if dbclient_url else (resolve_url(run.db_url, run.workdir),)
+    rec = _recorders.get(key)
+    if rec is None:
+        rec = Recorder(db_url=run.db_url, workdir=run.workdir, dbclient_url=dbclient_url)
+        _recorders[key] = rec
+    return rec
+
+
+def reset_recorders() -> None:
+    _recorders.clear()
+
+
+def document_for_record(run_id: str | None, step: str | None, kind: str, data: dict[str, Any],
+                        unit: str | None = None) -> Document:
+    """The document for a tool's ``ctx.record(kind, **data)``.
+
+    A known kind becomes its instruction (``run_id`` and ``step`` filled in when the instruction has
+    such fields); a record of another kind, or one with fields the instruction does not know, is also
+    stored whole as a ``record`` instruction (JSON), so nothing the tool reported is lost."""
+    import json
+    doc = Document()
+    extra = True
+    if kind in RECORD_KINDS:
+        spec = OPS[kind]
+        known = {k: v for k, v in data.items() if spec.field(k) is not None}
+        extra = len(known) != len(data)
+        if run_id and spec.field("run_id") and "run_id" not in known:
+            known["run_id"] = run_id
+        if step and spec.field("step") and "step" not in known:
+            known["step"] = step
+        try:
+            doc.add(kind, **known)
+        except RecordError as exc:
+            log.warning("record %s of step %s kept verbatim only: %s", kind, step, exc)
+            extra = True
+    if extra:
+        doc.add("record", kind=kind, run_id=run_id, step=step, unit=unit,
+                data=json.dumps(data, sort_keys=True, default=_jsonable))
+    return doc
+
+
+def _jsonable(value):
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=str)
+    return str(value)
+
+
+def _status(summary: dict) -> str:
+    return "failed" if summary.get("failed") else "done"
+
+
+def run_started_doc(run) -> Document:
+    return Document().add("run_start", run_id=run.run_id, name=run.name, version=run.version,
+                          instruction_file=run.instruction_file, workdir=str(run.workdir), mode=run.mode,
+                          executor=run.executor, host=run.host, user=run.user, start=run.start,
+                          parameters=run.parameters)
+
+
+def run_finished_doc(run, summary) -> Document:
+    import time
+    return Document().add("run_end", run_id=run.run_id, end=time.time(), status=_status(summary),
+                          summary=summary)
+
+
+def step_started_doc(run, step) -> Document:
+    import time
+    return Document().add("step_start", run_id=run.run_id, step=step.id, tool=step.tool,
+                          tool_version=step.tool_version, distribution=step.distribution, fanout=step.fanout,
+                          priority=step.priority, depends=step.depends, config=step.config,
+                          non_defaults=step.non_defaults, config_file=step.config_file, start=time.time())
+
+
+def step_ended_doc(run, step, summary, failed: bool) -> Document:
+    import time
+    return Document().add("step_end", run_id=run.run_id, step=step.id, status="failed" if failed else "done",
+                          end=time.time(), summary=summary)
+
+
+def unit_doc(run, step, unit, result) -> Document:
+    return Document().add("unit", run_id=run.run_id, step=step.id, unit=unit.id, key=unit.key or result.key,
+                          inputs=unit.inputs, extension=unit.extension, group=unit.group, attempt=unit.attempt,
+                          status=result.status, host=result.host, start=result.start or None,
+                          end=result.end or None, error=result.error, log_path=result.log_path,
+                          config=unit.config)
+
+
+def _absolute(run, path) -> str:
+    path = Path(path)
+    return str(path if path.is_absolute() else (Path(run.workdir) / path).resolve())
+
+
+def product_doc(run, step, unit, product) -> Document:
+    return Document().add("product", run_id=run.run_id, step=step.id, unit=unit.id,
+                          path=_absolute(run, product.path), kind=product.kind, checksum=product.checksum,
+                          size=product.size, inputs=[_absolute(run, p) for p in unit.inputs],
+                          meta={k: v for k, v in (product.meta or {}).items()})

@@ -1,0 +1,61 @@
+"""Portable column types: times are stored as naive UTC with microseconds on every back end."""
+from __future__ import annotations
+
+import datetime as _dt
+
+from sqlalchemy import DateTime
+from sqlalchemy.dialects import mysql
+from sqlalchemy.types import TypeDecorator
+
+__all__ = ["UTCDateTime", "to_datetime"]
+
+
+def to_datetime(value) -> _dt.datetime | None:
+    """Accept a datetime, Unix seconds or an ISO-8601 string (FITS ``DATE-OBS`` style) and return an
+    aware UTC datetime.  Naive datetimes and strings without a zone are taken as UTC (FITS convention)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, _dt.datetime):
+        dt = value
+    elif isinstance(value, _dt.date):
+        dt = _dt.datetime(value.year, value.month, value.day)
+    elif isinstance(value, (int, float)):
+        return _dt.datetime.fromtimestamp(float(value), tz=_dt.timezone.utc)
+    elif isinstance(value, str):
+        text = value.strip()
+        if text.endswith("Z"):
+            text = text[:-1] + "+00:00"
+        try:
+            dt = _dt.datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"time {value!r}: expected ISO-8601 (YYYY-MM-DD[THH:MM:SS[.ffffff]][+HH:MM]) "
+                             "or Unix seconds") from None
+    else:
+        raise TypeError(f"time {value!r}: expected datetime, Unix seconds or ISO-8601 string")
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=_dt.timezone.utc)
+    return dt.astimezone(_dt.timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """A point in time, stored as naive UTC ``DATETIME(6)`` (MySQL) or ISO text (SQLite); read back as an
+    aware UTC datetime.  Accepts anything :func:`to_datetime` accepts."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(DateTime())
+
+    def process_bind_param(self, value, dialect):
+        dt = to_datetime(value)
+        return None if dt is None else dt.replace(tzinfo=None)
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if isinstance(value, str):  # SQLite
+            value = _dt.datetime.fromisoformat(value)
+        return value.replace(tzinfo=_dt.timezone.utc)
