@@ -1,14 +1,105 @@
-"""The skywatcher tool: placeholder until its issue lands."""
-from terapix_fw.errors import ToolError
+"""The skywatcher tool: monitors the progress of a survey on the celestial sphere.
+
+From the headers of all exposures (or FITS_LDAC catalogues) of a step it draws the CCD footprints per
+filter and builds HEALPix maps of the number of exposures and the summed exposure time per sky pixel,
+then reports the area covered in each filter.
+
+Outputs (names relative to the step's directory; FILTER is the header value, made file-name safe):
+
+* ``COVERAGE_NAME_FILTER.fits``: partial HEALPix map (columns PIXEL, COUNT, EXPTIME);
+* ``COVERAGE_NAME_FILTER.png``: exposure count and summed exposure time on the sky;
+* ``FOOTPRINT_NAME.png``: CCD outlines, one panel per filter;
+* one ``coverage`` record per filter for RDBix (area, exposures, CCDs, depth statistics).
+
+Drop-in use::
+
+    terapix tool skywatcher exposures/*.fits.fz -NSIDE 2048
+"""
+from __future__ import annotations
+
+import re
+
+from terapix_fw.errors import ConfigError, ToolError
+from terapix_fw.params import Parameter
 from terapix_fw.tool import Tool
+
+__all__ = ["SkyWatcherTool", "file_safe"]
+
+
+def file_safe(text: str) -> str:
+    """A filter name from a header, reduced to characters safe in a file name."""
+    return re.sub(r"[^A-Za-z0-9.+-]", "_", text).strip(".") or "unknown"
 
 
 class SkyWatcherTool(Tool):
     name = "skywatcher"
-    version = "0.1.0"
-    description = "skywatcher (not implemented yet)"
-    parameters = []
-    produces = ("coverage",)
+    version = "1.0.0"
+    description = "sky coverage maps (footprints, HEALPix exposure count and time) per filter"
+    default_fanout = "all"
+    consumes = ("exposure", "catalog")
+    produces = ("coverage_map", "coverage_plot", "footprint_plot")
+    parameters = [
+        Parameter("NSIDE", "int", 1024, "HEALPix resolution (power of 2; 1024 = 3.4 arcmin pixels)",
+                  minimum=1, maximum=1 << 29),
+        Parameter("HEALPIX_ORDERING", "keyword", "RING", "pixel ordering of the maps",
+                  choices=("RING", "NESTED")),
+        Parameter("FILTER_KEY", "str", "FILTER", "header keyword giving the filter"),
+        Parameter("EXPTIME_KEY", "str", "EXPTIME", "header keyword giving the exposure time (s)"),
+        Parameter("HEADER_SUFFIX", "str", ".head", "suffix of external headers overriding the WCS"),
+        Parameter("COVERAGE_NAME", "str", "coverage", "prefix of the coverage maps and plots"),
+        Parameter("FOOTPRINT_NAME", "str", "footprints", "name of the footprint plot (no extension)"),
+        Parameter("CHECKPLOT_DEV", "keyword", "PNG", "plot format", choices=("PNG", "SVG", "PDF")),
+        Parameter("CHECKPLOT_RES", "int", 1200, "plot width in pixels", minimum=200, maximum=10000),
+    ]
 
     def run(self, ctx):
-        raise ToolError("skywatcher is not implemented yet")
+        from .coverage import coverage_maps, write_healpix_partial
+        from .footprints import read_footprints
+        from .plots import plot_depth, plot_footprints
+
+        cfg = ctx.config
+        nside = cfg["NSIDE"]
+        if nside & (nside - 1):
+            raise ConfigError(f"NSIDE = {nside} is not a power of 2", "skywatcher", "NSIDE")
+        if not ctx.inputs:
+            raise ToolError("skywatcher needs at least one exposure or catalogue")
+        footprints = []
+        for path in ctx.inputs:
+            found = read_footprints(path, filter_key=cfg["FILTER_KEY"], exptime_key=cfg["EXPTIME_KEY"],
+                                    head_suffix=cfg["HEADER_SUFFIX"])
+            ctx.log.info("%s: %d CCD(s), filter %s", path, len(found),
+                         ", ".join(sorted({fp.filter for fp in found})))
+            footprints += found
+        maps = coverage_maps(footprints, nside, nest=cfg["HEALPIX_ORDERING"] == "NESTED")
+        fmt = cfg["CHECKPLOT_DEV"].lower()
+        width = cfg["CHECKPLOT_RES"]
+        used: set[str] = set()
+        for band, cov in maps.items():
+            safe = file_safe(band)
+            while safe in used:  # two filter names that reduce to the same file name
+                safe += "_"
+            used.add(safe)
+            stem = f"{cfg['COVERAGE_NAME']}_{safe}"
+            with ctx.product(stem + ".fits", kind="coverage_map", filter=band) as tmp:
+                write_healpix_partial(tmp, cov)
+            with ctx.product(f"{stem}.{fmt}", kind="coverage_plot", filter=band) as tmp:
+                plot_depth(tmp, cov, width_px=width, fmt=fmt)
+            ctx.record("coverage", filter=band, nside=nside, ordering=cfg["HEALPIX_ORDERING"],
+                       area_deg2=cov.area(), area_deg2_2plus=cov.area(2), ccd_area_deg2=cov.ccd_area(), nexposures=cov.nexposures,
+                       nccds=cov.nccds, max_count=int(cov.count.max(initial=0)),
+                       median_count=float(_median(cov.count)), exptime_total=float(
+                           sum(e for e in {fp.exposure: fp.exptime for fp in cov.footprints}.values())),
+                       max_exptime=float(cov.exptime.max(initial=0.0)), map=str(ctx.output_path(stem + ".fits")),
+                       plot=str(ctx.output_path(f"{stem}.{fmt}")))
+            ctx.log.info("filter %s: %d exposure(s), %d CCD(s), %.4f deg^2 covered (%.4f deg^2 twice or "
+                         "more), up to %d exposure(s) and %.0f s per pixel", band, cov.nexposures,
+                         cov.nccds, cov.area(), cov.area(2), int(cov.count.max(initial=0)),
+                         float(cov.exptime.max(initial=0.0)))
+        with ctx.product(f"{cfg['FOOTPRINT_NAME']}.{fmt}", kind="footprint_plot") as tmp:
+            plot_footprints(tmp, maps, width_px=width, fmt=fmt)
+
+
+def _median(values):
+    import numpy as np
+
+    return np.median(values) if len(values) else 0.0

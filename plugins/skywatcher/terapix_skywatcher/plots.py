@@ -1,0 +1,103 @@
+"""Check-plots of the sky coverage: CCD footprints per filter, and depth maps.
+
+Right ascension increases to the left (east left, as on the sky).  Coordinates are unwrapped around
+the mean right ascension of the survey so that a field across RA = 0 is drawn in one piece.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .coverage import CoverageMap
+
+__all__ = ["plot_footprints", "plot_depth", "sky_frame"]
+
+
+def _mean_ra(ra: np.ndarray) -> float:
+    angle = np.deg2rad(ra)
+    return float(np.rad2deg(np.arctan2(np.sin(angle).mean(), np.cos(angle).mean())) % 360.0)
+
+
+def sky_frame(maps: dict[str, CoverageMap]) -> tuple[float, tuple[float, float, float, float]]:
+    """Reference RA and (ra_min, ra_max, dec_min, dec_max) of all footprints, RA unwrapped."""
+    ra = np.concatenate([fp.ra for cov in maps.values() for fp in cov.footprints])
+    dec = np.concatenate([fp.dec for cov in maps.values() for fp in cov.footprints])
+    ref = _mean_ra(ra)
+    ra_u = ref + (ra - ref + 180.0) % 360.0 - 180.0
+    pad_ra = 0.05 * max(np.ptp(ra_u), 0.01)
+    pad_dec = 0.05 * max(np.ptp(dec), 0.01)
+    return ref, (ra_u.min() - pad_ra, ra_u.max() + pad_ra, max(dec.min() - pad_dec, -90.0),
+                 min(dec.max() + pad_dec, 90.0))
+
+
+def _unwrap(ra: np.ndarray, ref: float) -> np.ndarray:
+    return ref + (ra - ref + 180.0) % 360.0 - 180.0
+
+
+def _figure(ncols: int, nrows: int, frame, width_px: int, dpi: int = 100):
+    from matplotlib.figure import Figure
+
+    ra0, ra1, dec0, dec1 = frame
+    aspect = (dec1 - dec0) / max((ra1 - ra0) * np.cos(np.deg2rad(0.5 * (dec0 + dec1))), 1e-6)
+    panel_w = width_px / dpi / ncols
+    height = min(max(panel_w * aspect, 2.0), 3 * panel_w) * nrows + 0.6
+    fig = Figure(figsize=(width_px / dpi, height), dpi=dpi, layout="constrained")
+    return fig
+
+
+def _axes_setup(ax, frame, title: str) -> None:
+    ra0, ra1, dec0, dec1 = frame
+    ax.set_xlim(ra1, ra0)  # east to the left
+    ax.set_ylim(dec0, dec1)
+    ax.set_aspect(1.0 / np.cos(np.deg2rad(0.5 * (dec0 + dec1))))
+    ax.set_xlabel("RA (deg)")
+    ax.set_ylabel("Dec (deg)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.xaxis.set_major_formatter(lambda value, _pos: f"{value % 360.0:.6g}")
+
+
+def plot_footprints(path, maps: dict[str, CoverageMap], width_px: int = 1200, fmt: str = "png") -> None:
+    """One panel per filter with the outline of every CCD; writes ``path`` (a new file)."""
+    from matplotlib.patches import Polygon
+
+    ref, frame = sky_frame(maps)
+    ncols = min(len(maps), 3)
+    nrows = (len(maps) + ncols - 1) // ncols
+    fig = _figure(ncols, nrows, frame, width_px)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    for ax, (band, cov) in zip(axes.ravel(), maps.items()):
+        colours = {}
+        for fp in cov.footprints:
+            colour = colours.setdefault(fp.exposure, f"C{len(colours) % 10}")
+            ax.add_patch(Polygon(np.column_stack([_unwrap(fp.ra, ref), fp.dec]), closed=True,
+                                 fill=True, facecolor=colour, alpha=0.15, edgecolor=colour, lw=0.6))
+        _axes_setup(ax, frame, f"{band}: {cov.nexposures} exposures, {cov.nccds} CCDs, "
+                               f"{cov.area():.3f} deg$^2$")
+    for ax in axes.ravel()[len(maps):]:
+        ax.set_visible(False)
+    fig.savefig(path, format=fmt)
+
+
+def plot_depth(path, cov: CoverageMap, width_px: int = 1200,
+               fmt: str = "png") -> None:
+    """Raster of the exposure count and summed exposure time of one filter; writes ``path``."""
+    import healpy as hp
+
+    ref, frame = sky_frame({cov.filter: cov})
+    ra0, ra1, dec0, dec1 = frame
+    # sample the sky at about a third of a HEALPix pixel so that every pixel shows, but cap the raster
+    step = hp.nside2resol(cov.nside, arcmin=True) / 60.0 / 3.0
+    nx = int(np.clip((ra1 - ra0) * np.cos(np.deg2rad(0.5 * (dec0 + dec1))) / step, 50, 2000))
+    ny = int(np.clip((dec1 - dec0) / step, 50, 2000))
+    ra_grid, dec_grid = np.meshgrid(np.linspace(ra0, ra1, nx), np.linspace(dec0, dec1, ny))
+    pix = hp.ang2pix(cov.nside, ra_grid % 360.0, dec_grid, nest=cov.nest, lonlat=True)
+    count, exptime = cov.lookup(pix)
+    fig = _figure(2, 1, frame, width_px)
+    axes = fig.subplots(1, 2, squeeze=False)[0]
+    for ax, values, label in ((axes[0], count, "exposures"), (axes[1], exptime, "summed EXPTIME (s)")):
+        shown = np.ma.masked_equal(values, 0)
+        image = ax.imshow(shown, origin="lower", extent=(ra0, ra1, dec0, dec1), interpolation="nearest",
+                          cmap="viridis", aspect="auto")
+        _axes_setup(ax, frame, f"{cov.filter}: {label}")
+        fig.colorbar(image, ax=ax, shrink=0.8, label=label)
+    fig.savefig(path, format=fmt)
