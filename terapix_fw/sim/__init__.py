@@ -1,1 +1,45 @@
-"""terapix_fw.sim"""
+"""terapix_fw.sim: MegaCam-like simulated exposures with known truth (SkyMaker's role).
+
+Stable API (other plugins' tests call it; arguments are only ever added, as optional keywords)::
+
+    from terapix_fw.sim import simulate_exposure, small_focal_plane
+    res = simulate_exposure(tmp_path, seed=1, focal_plane=small_focal_plane(nccd=4, nx=512, ny=512),
+                            density=0.3, seeing=0.8, filter="r.MP9601")
+    res.path                # MEF: primary + EXTNAME ccd00.. image HDUs, first-guess WCS (RA---TAN)
+    res.truth               # astropy Table, one row per source centred on a CCD (see TRUTH_COLUMNS)
+    res.true_wcs            # list of astropy Header (TPV), one per CCD; res.true_wcs_path is a .head file
+    res.zeropoint           # true ZP: mag = ZP - 2.5 log10(total ADU); res.header_zeropoint = MAGZP
+    res.reference_catalog   # FITS_LDAC (LDAC_OBJECTS: X_WORLD Y_WORLD ERRA/B/THETA_WORLD MAG MAGERR)
+    res.flat_path, res.bpm_path
+
+    from terapix_fw.sim import SurveySpec, simulate_survey
+    survey = SurveySpec.from_xml("instructions/survey_demo.xml")
+    result = simulate_survey(survey, outdir, seed=1)   # .exposures, .reference_catalog, .zeropoints_path
+
+Conventions
+-----------
+* Pixel positions (truth ``X_IMAGE``/``Y_IMAGE``, CRPIX) are FITS 1-based: first pixel centre = 1.0.
+* Truth columns: ID, RA, DEC (deg), CCD (number in EXTNAME ccdNN), EXT (HDU index), X_IMAGE, Y_IMAGE,
+  MAG (true, exposure filter), FLUX (ADU), IS_STAR, SERSIC_N, RE_ARCSEC (major-axis half-light radius),
+  AXIS_RATIO, THETA_WORLD (deg E of N), FWHM_PSF (arcsec), ELLIP_PSF, SATURATED.
+* Images are detrended (flat-fielded, bias-subtracted) float32 ADU with the sky in; weight ~ flat.
+* Same seed + same arguments = byte-identical files.  ``density`` < 1 makes small fast test images
+  (4 CCDs of 512x512 with density=1 hold ~350 sources and take about a second).
+"""
+from .exposure import FILTERS, TRUTH_COLUMNS, ExposureResult, ExposureSpec, filter_info, simulate_exposure
+from .focalplane import CCD, FocalPlane, megacam_focal_plane, small_focal_plane
+from .refcat import write_reference_catalog
+from .sky import SkyModel, SourceList
+
+__all__ = ["simulate_exposure", "ExposureSpec", "ExposureResult", "FocalPlane", "CCD",
+           "megacam_focal_plane", "small_focal_plane", "SkyModel", "SourceList", "FILTERS",
+           "TRUTH_COLUMNS", "filter_info", "write_reference_catalog", "SurveySpec", "SurveyResult",
+           "simulate_survey"]
+
+
+def __getattr__(name):
+    # the survey module needs lxml; import it only when asked for
+    if name in ("SurveySpec", "SurveyResult", "simulate_survey"):
+        from . import survey
+        return getattr(survey, name)
+    raise AttributeError(f"module 'terapix_fw.sim' has no attribute {name!r}")
