@@ -32,8 +32,8 @@ class Executor:
         """``(result, None)`` or ``(None, exception)`` for a completed future."""
         raise NotImplementedError
 
-    def recover(self) -> None:
-        """Make the backend usable again after a worker was lost."""
+    def worker_lost(self, future: Any) -> None:
+        """Called for a future whose worker was lost: make the backend usable again if needed."""
 
     def close(self) -> None:
         pass
@@ -47,6 +47,7 @@ class LocalExecutor(Executor):
     def __init__(self, jobs: int | None = None):
         self.capacity = max(1, jobs or os.cpu_count() or 1)
         self._pool = self._new_pool()
+        self._generation: dict[Any, Any] = {}  # future -> the pool that ran it
 
     def _new_pool(self):
         import multiprocessing
@@ -54,7 +55,13 @@ class LocalExecutor(Executor):
         return cf.ProcessPoolExecutor(max_workers=self.capacity, mp_context=multiprocessing.get_context("spawn"))
 
     def submit(self, spec, priority):
-        return self._pool.submit(execute_unit, spec)
+        try:
+            future = self._pool.submit(execute_unit, spec)
+        except cf.process.BrokenProcessPool:  # broke since the last completion was seen
+            self._renew()
+            future = self._pool.submit(execute_unit, spec)
+        self._generation[future] = self._pool
+        return future
 
     def wait(self, futures, timeout=None):
         done, _ = cf.wait(futures, timeout=timeout, return_when=cf.FIRST_COMPLETED)
@@ -62,10 +69,18 @@ class LocalExecutor(Executor):
 
     @staticmethod
     def outcome(future):
+        if future.cancelled():
+            from .errors import WorkerLost
+            return None, WorkerLost("cancelled when its process pool broke")
         exc = future.exception()
         return (None, exc) if exc is not None else (future.result(), None)
 
-    def recover(self):
+    def worker_lost(self, future):
+        # a killed worker breaks the whole pool; renew it once, not once per broken future
+        if self._generation.pop(future, None) is self._pool:
+            self._renew()
+
+    def _renew(self):
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._pool = self._new_pool()
 

@@ -134,9 +134,13 @@ class Runner:
         tokens = {"stem": _stem(origin) if origin else unit.id, "name": Path(origin).name if origin else unit.id,
                   "ext": "" if unit.extension is None else str(unit.extension), "group": unit.group or "",
                   "unit": unit.id, "step": step.id}
-        layers = [[(k, substitute_unit_tokens(v, tokens), w) for k, v, w in layer] for layer in step.config_layers()]
-        layers.append([(name, ",".join(paths), f"input of step {step.id}") for name, paths in param_inputs.items()])
         params = info.cls.parameter_set()
+        # defaults may hold unit tokens too ("{stem}.cat"): substitute them like explicit values
+        token_defaults = [(p.name, substitute_unit_tokens(p.default, tokens), "default") for p in params
+                          if isinstance(p.default, str) and substitute_unit_tokens(p.default, tokens) != p.default]
+        layers = [token_defaults] + [[(k, substitute_unit_tokens(v, tokens), w) for k, v, w in layer]
+                                     for layer in step.config_layers()]
+        layers.append([(name, ",".join(paths), f"input of step {step.id}") for name, paths in param_inputs.items()])
         config = params.resolve(*layers)  # per-unit values are validated here, before submission
         digests = [(p, self.checksums(p)) for p in inputs + [q for v in param_inputs.values() for q in v]]
         key = hashlib.sha256(json.dumps({
@@ -225,9 +229,8 @@ class Runner:
         step_units = {s: [u.key for u in graph.by_step(s)] for s in steps}
         progress = _Progress(len(order), self.show_progress)
         summary = {"done": 0, "skipped": 0, "failed": 0, "blocked": 0}
-        running: dict = {}  # future -> (unit, spec, uinfo, generation)
+        running: dict = {}  # future -> (unit, spec, uinfo)
         executor = None
-        generation = 0
 
         def finish(unit: Unit, uinfo: UnitInfo, result: UnitResult) -> None:
             results[unit.key] = result
@@ -301,20 +304,18 @@ class Runner:
                         executor = make_executor(self.executor_kind, self.jobs, self.scheduler)
                     attempts[unit.key] = attempts.get(unit.key, 0) + 1
                     uinfo.attempt = attempts[unit.key]
-                    running[executor.submit(spec, unit.priority)] = (unit, spec, uinfo, generation)
+                    running[executor.submit(spec, unit.priority)] = (unit, spec, uinfo)
                 if not running:
                     continue
                 for future in executor.wait(list(running), timeout=5.0):
-                    unit, spec, uinfo, gen = running.pop(future)
+                    unit, spec, uinfo = running.pop(future)
                     result, exc = executor.outcome(future)
                     if exc is None:
                         finish(unit, uinfo, result)
                         continue
                     # the worker died (killed, out of memory, node lost): retry on a fresh worker
-                    if gen == generation:
-                        log.warning("worker lost while running %s (%s); recovering the executor", unit.key, exc)
-                        executor.recover()
-                        generation += 1
+                    log.warning("worker lost while running %s (%s: %s)", unit.key, type(exc).__name__, exc)
+                    executor.worker_lost(future)
                     if attempts[unit.key] <= self.retries:
                         log.warning("retrying %s (attempt %d of %d)", unit.key, attempts[unit.key] + 1,
                                     self.retries + 1)
