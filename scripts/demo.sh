@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Install everything (scripts/setup.sh) and run the demo survey end to end in demo_work/ (SQLite RDBix).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export MPLBACKEND=Agg
+WORK=${TERAPIX_DEMO_WORK:-demo_work}
+.venv/bin/terapix run instructions/demo.xml --workdir "$WORK" "$@"
+.venv/bin/terapix web build --db "sqlite:///$(pwd)/$WORK/rdbix.sqlite" --out "$WORK/web"
+echo "[demo] products in $WORK/, history in $WORK/history/, report: $WORK/web/index.html"
