@@ -52,3 +52,24 @@ def test_drop_in_failure_exit_code(tmp_path, demo_tools, capsys, monkeypatch):
     assert main(["tool", "scale", "bad.fits", "-FAIL_ON", "bad"]) == 1
     err = capsys.readouterr().err
     assert "refused because its name contains 'bad'" in err and "(log: " in err
+
+
+def test_plugins_add_subcommands(capsys):
+    """A plugin's register_commands hook adds a subcommand with its own --help."""
+    from terapix_fw import plugins
+    from terapix_fw.hookspecs import hookimpl
+
+    class Extra:
+        @hookimpl
+        def register_commands(self, subparsers):
+            p = subparsers.add_parser("hello", help="say hello")
+            p.add_argument("who")
+            p.set_defaults(func=lambda args: print(f"hello {args.who}") or 0)
+
+    extra = Extra()
+    plugins.get_plugin_manager().register(extra)
+    try:
+        assert main(["hello", "survey"]) == 0
+    finally:
+        plugins.get_plugin_manager().unregister(extra)
+    assert capsys.readouterr().out == "hello survey\n"
