@@ -1,0 +1,219 @@
+"""The dbClient client: every document is spooled durably to local disk before it is sent.
+
+Spool files are written under a temporary name, fsynced, renamed into place and the directory fsynced,
+so a document is either completely in the spool or absent.  Names start with a nanosecond timestamp,
+so a replay (:meth:`Client.flush`, ``terapix dbclient flush``) sends them in the order they were
+recorded; a document leaves the spool only once the server has acknowledged it (applied, or already
+applied: documents are idempotent by id).  A document the server rejects as invalid moves to
+``rejected/`` with the reason beside it.  When the server is unreachable :meth:`Client.submit` returns
+at once and the document waits for the next flush: the pipeline keeps working.
+"""
+from __future__ import annotations
+
+import fcntl
+import http.client
+import itertools
+import json
+import logging
+import os
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..db.ops import Document
+from .auth import HEADER, load_secret, sign
+from .xmldoc import DocumentError, batch_xml, to_xml
+
+__all__ = ["Client", "FlushResult", "default_spool_dir", "ENDPOINT"]
+
+log = logging.getLogger("terapix.dbclient.client")
+ENDPOINT = "/documents"
+_counter = itertools.count()
+_PREFIX = len(f"{0:020d}-{0:07d}-{0:08d}-")  # spool names: time_ns-pid-counter-docid.xml
+
+
+def default_spool_dir() -> Path:
+    """``$TERAPIX_DBCLIENT_SPOOL``, else ``$TERAPIX_HOME/dbclient-spool`` (``~/.terapix/dbclient-spool``)."""
+    if os.environ.get("TERAPIX_DBCLIENT_SPOOL"):
+        return Path(os.environ["TERAPIX_DBCLIENT_SPOOL"])
+    return Path(os.environ.get("TERAPIX_HOME", Path.home() / ".terapix")) / "dbclient-spool"
+
+
+@dataclass
+class FlushResult:
+    sent: int = 0        # applied by the server now
+    duplicates: int = 0  # the server had applied them before (a replay)
+    rejected: int = 0    # invalid: moved to rejected/
+    remaining: int = 0   # still in the spool
+    error: str = ""      # why sending stopped (server unreachable, authentication...)
+
+    def describe(self) -> str:
+        text = f"{self.sent} sent, {self.duplicates} already applied, {self.rejected} rejected, " \
+               f"{self.remaining} waiting in the spool"
+        return text + (f" ({self.error})" if self.error else "")
+
+
+class _Unreachable(Exception):
+    pass
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Client:
+    """Spool and send documents to a dbClient server at ``url`` (``http://HOST:PORT``)."""
+
+    def __init__(self, url: str | None = None, spool_dir: str | os.PathLike | None = None,
+                 secret: str | bytes | None = None, secret_file: str | os.PathLike | None = None,
+                 timeout: float = 30.0, batch_size: int = 200, retry_interval: float = 2.0):
+        url = url or os.environ.get("TERAPIX_DBCLIENT_URL")
+        if not url:
+            raise DocumentError("no dbClient server URL: give --url or set $TERAPIX_DBCLIENT_URL")
+        parsed = urllib.parse.urlsplit(url if "//" in url else f"http://{url}")
+        if parsed.scheme != "http" or not parsed.hostname:
+            raise DocumentError(f"dbClient URL {url!r}: expected http://HOST:PORT")
+        self.url = url
+        self.host, self.port = parsed.hostname, parsed.port or 80
+        self.spool_dir = Path(spool_dir) if spool_dir else default_spool_dir()
+        self._secret = secret
+        self._secret_file = secret_file
+        self.timeout = timeout
+        self.batch_size = batch_size
+        self.retry_interval = retry_interval
+        self._down_until = 0.0
+        self._conn: http.client.HTTPConnection | None = None
+        self._lock = threading.Lock()
+        for sub in ("", ".tmp", "rejected"):
+            (self.spool_dir / sub).mkdir(parents=True, exist_ok=True)
+
+    # -- spool -------------------------------------------------------------------------------------
+    def spool(self, doc: Document) -> Path:
+        """Write ``doc`` durably into the spool; returns its path."""
+        data = to_xml(doc)
+        name = f"{time.time_ns():020d}-{os.getpid():07d}-{next(_counter):08d}-{doc.id}.xml"
+        tmp = self.spool_dir / ".tmp" / name
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        final = self.spool_dir / name
+        os.replace(tmp, final)
+        _fsync_dir(self.spool_dir)
+        return final
+
+    def pending(self) -> list[Path]:
+        return sorted(p for p in self.spool_dir.glob("*.xml") if p.is_file())
+
+    def rejected(self) -> list[Path]:
+        return sorted((self.spool_dir / "rejected").glob("*.xml"))
+
+    def submit(self, doc: Document) -> FlushResult:
+        """Spool ``doc``, then try to send everything spooled (never raises for an unreachable server).
+
+        After the server was found unreachable, submissions only spool for ``retry_interval`` seconds
+        so that a down server costs the pipeline nothing."""
+        self.spool(doc)
+        if time.monotonic() < self._down_until:
+            return FlushResult(remaining=-1, error="server unreachable a moment ago; spooled")
+        return self.flush()
+
+    # -- sending -----------------------------------------------------------------------------------
+    def _post(self, body: bytes) -> tuple[int, dict]:
+        secret = load_secret(self._secret, self._secret_file)
+        headers = {"Content-Type": "application/xml", HEADER: sign(body, secret)}
+        for attempt in (1, 2):  # a kept-alive connection the server closed fails once; retry on a new one
+            if self._conn is None:
+                self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            try:
+                self._conn.request("POST", ENDPOINT, body=body, headers=headers)
+                response = self._conn.getresponse()
+                payload = response.read()
+                if response.getheader("Connection", "").lower() == "close":
+                    self._close()
+                try:
+                    return response.status, json.loads(payload or b"{}")
+                except ValueError:
+                    return response.status, {"error": payload[:200].decode("utf-8", "replace")}
+            except (OSError, http.client.HTTPException) as exc:
+                self._close()
+                if attempt == 2 or isinstance(exc, (ConnectionRefusedError, TimeoutError)):
+                    raise _Unreachable(f"dbClient server {self.url} unreachable: {exc}") from None
+        raise AssertionError("unreachable")
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def close(self) -> None:
+        self._close()
+
+    def _reject(self, path: Path, reason: str, result: FlushResult) -> None:
+        log.error("dbClient server rejected %s: %s (moved to %s)", path.name, reason, self.spool_dir / "rejected")
+        target = self.spool_dir / "rejected" / path.name
+        target.with_suffix(".reason").write_text(reason + "\n", encoding="utf-8")
+        os.replace(path, target)
+        result.rejected += 1
+
+    def _send(self, paths: list[Path], result: FlushResult) -> bool:
+        """Send ``paths`` in one request; False if sending must stop (the paths stay spooled)."""
+        bodies = [p.read_bytes() for p in paths]
+        status, payload = self._post(bodies[0] if len(bodies) == 1 else batch_xml(bodies))
+        if status == 200:
+            by_id = {r["id"]: r for r in payload.get("results", [])}
+            for path in paths:
+                doc_id = path.stem[_PREFIX:]
+                res = by_id.get(doc_id)
+                if res is None or res["status"] == "error":
+                    result.error = (res or {}).get("reason", "no acknowledgement for " + doc_id)
+                    return False
+                if res["status"] == "rejected":
+                    self._reject(path, res.get("reason", ""), result)
+                else:
+                    path.unlink()
+                    if res["status"] == "duplicate":
+                        result.duplicates += 1
+                    else:
+                        result.sent += 1
+            return True
+        reason = payload.get("error", f"HTTP {status}")
+        if status in (400, 413, 422):
+            if len(paths) > 1:  # find the offending document(s): send one at a time
+                return all(self._send([p], result) for p in paths)
+            self._reject(paths[0], reason, result)
+            return True
+        result.error = f"HTTP {status}: {reason}"
+        if status in (401, 403):
+            log.error("dbClient server %s refused our signature: %s", self.url, reason)
+        return False
+
+    def flush(self) -> FlushResult:
+        """Send every spooled document in order, in batches; stop at the first failure."""
+        result = FlushResult()
+        with self._lock, open(self.spool_dir / ".lock", "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # one sender per spool, so the order holds across processes
+            try:
+                while True:
+                    paths = self.pending()[: self.batch_size]
+                    if not paths:
+                        break
+                    try:
+                        if not self._send(paths, result):
+                            break
+                    except _Unreachable as exc:
+                        result.error = str(exc)
+                        self._down_until = time.monotonic() + self.retry_interval
+                        break
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+        result.remaining = len(self.pending())
+        if result.error:
+            log.warning("dbClient: %s; %d document(s) kept in %s", result.error, result.remaining, self.spool_dir)
+        return result
