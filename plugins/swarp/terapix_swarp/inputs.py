@@ -1,0 +1,190 @@
+"""Input images of the swarp plugin: MEF scanning, ``.head`` overriding, weight maps, per-image keywords.
+
+As SWarp does, every image-bearing HDU of every input file is a separate input "field"; the k-th one of a
+file takes the k-th END-terminated block of ``IMAGE<HEADER_SUFFIX>`` (default ``.head``) beside it (or the
+file named by HEADER_NAME), whose keywords override the image header (astrometry, FLXSCALE...).  Weight
+maps are read from WEIGHT_IMAGE or from the input name with its extension replaced by WEIGHT_SUFFIX, with
+the same extension structure.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from terapix_fw.errors import ConfigError, ToolError
+
+__all__ = ["InputField", "scan_inputs", "per_image", "suffixed_name"]
+
+
+def per_image(config, key: str, index: int, nfiles: int):
+    """A keyword given for "all or for each image" (SWarp): one value for all, or one per input file."""
+    values = config[key]
+    if not isinstance(values, list):
+        return values
+    if len(values) == 1:
+        return values[0]
+    if len(values) != nfiles:
+        raise ConfigError(f"{key} has {len(values)} values; expected 1 or one per input file ({nfiles})",
+                          "configuration", key)
+    return values[index]
+
+
+def suffixed_name(path: Path, suffix: str) -> Path:
+    """SWarp's naming: replace the last ``.ext`` of ``path`` by ``suffix`` (``a.fits`` -> ``a.head``)."""
+    name = path.name
+    stem = name[: name.rfind(".")] if "." in name else name
+    return path.with_name(stem + suffix)
+
+
+@dataclass
+class InputField:
+    """One input image (one HDU of one file) and what SWarp reads from its header."""
+
+    path: Path
+    hdu: int
+    fileno: int
+    ordinal: int  # k-th image HDU of the file (0-based), selects the .head block
+    frameno: int  # HDU number as SWarp names resampled files (0 for a simple FITS file)
+    header: Any
+    shape: tuple[int, int]
+    wcs: Any
+    weight_path: Path | None
+    weight_hdu: int | None
+    weight_type: str
+    weight_thresh: float | None
+    gain: float
+    saturation: float
+    exptime: float
+    fscale: float
+    headflag: bool
+    ident: str = ""
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return f"{self.path.name}[{self.hdu}]" if self.frameno else self.path.name
+
+
+def _image_hdus(hdul) -> list[int]:
+    return [i for i, h in enumerate(hdul) if h.is_image and h.header.get("NAXIS", 0) >= 2
+            and h.header.get("NAXIS1", 0) > 0 and h.header.get("NAXIS2", 0) > 0]
+
+
+def _celestial_wcs(header, where: str):
+    import warnings
+
+    from astropy.wcs import FITSFixedWarning, WCS
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        try:
+            wcs = WCS(header, relax=True)
+        except Exception as exc:  # noqa: BLE001 - astropy raises many types for bad headers
+            raise ToolError(f"{where}: cannot read the WCS: {exc}") from None
+    if not wcs.has_celestial or wcs.naxis != 2:
+        raise ToolError(f"{where}: no celestial 2-D WCS (CTYPE1/2 = {header.get('CTYPE1')!r}, "
+                        f"{header.get('CTYPE2')!r}); SWarp's PIXEL mode is not supported")
+    return wcs
+
+
+def scan_inputs(paths: list[Path], config) -> list[InputField]:
+    """Build the list of input fields, applying ``.head`` files and locating weight maps."""
+    from astropy.io import fits
+
+    from terapix_fw.headfile import apply_head, read_head_file
+
+    nfiles = len(paths)
+    header_names = config["HEADER_NAME"]
+    weight_images = config["WEIGHT_IMAGE"]
+    fields: list[InputField] = []
+    for fileno, path in enumerate(paths):
+        path = Path(path)
+        if not path.exists():
+            raise ToolError(f"input image {path} not found")
+        weight_type = per_image(config, "WEIGHT_TYPE", fileno, nfiles)
+        thresh_list = config["WEIGHT_THRESH"]
+        weight_thresh = per_image(config, "WEIGHT_THRESH", fileno, nfiles) if thresh_list else None
+        # header file
+        if header_names:
+            if len(header_names) not in (1, nfiles):
+                raise ConfigError(f"HEADER_NAME has {len(header_names)} names; expected 1 or {nfiles}",
+                                  "configuration", "HEADER_NAME")
+            head_path = Path(header_names[fileno if len(header_names) > 1 else 0])
+        else:
+            head_path = suffixed_name(path, config["HEADER_SUFFIX"])
+        heads = read_head_file(head_path) if head_path.exists() else []
+        # weight file
+        weight_path = None
+        if weight_type in ("MAP_WEIGHT", "MAP_RMS", "MAP_VARIANCE"):
+            if weight_images:
+                if len(weight_images) not in (1, nfiles):
+                    raise ConfigError(f"WEIGHT_IMAGE has {len(weight_images)} names; expected 1 or one per "
+                                      f"input file ({nfiles})", "configuration", "WEIGHT_IMAGE")
+                weight_path = Path(weight_images[fileno if len(weight_images) > 1 else 0])
+            else:
+                weight_path = suffixed_name(path, config["WEIGHT_SUFFIX"])
+            if not weight_path.exists():
+                raise ToolError(f"weight map {weight_path} for {path} (WEIGHT_TYPE {weight_type}) not found")
+        try:
+            hdul = fits.open(path, memmap=True)
+        except OSError as exc:
+            raise ToolError(f"cannot read input image {path}: {exc}") from None
+        with hdul:
+            hdus = _image_hdus(hdul)
+            if not hdus:
+                raise ToolError(f"input image {path} has no 2-D image extension")
+            whdus = None
+            if weight_path is not None:
+                with fits.open(weight_path, memmap=True) as whdul:
+                    whdus = _image_hdus(whdul)
+                if len(whdus) != len(hdus):
+                    raise ToolError(f"weight map {weight_path} has {len(whdus)} image extensions; its image "
+                                    f"{path} has {len(hdus)}")
+            mef = len(hdul) > 1
+            for ordinal, hdu in enumerate(hdus):
+                header = hdul[hdu].header.copy()
+                headflag = ordinal < len(heads)
+                if headflag:
+                    apply_head(header, heads[ordinal])
+                where = f"{path}[{hdu}]"
+                wcs = _celestial_wcs(header, where)
+
+                def keyword(name, default):
+                    value = header.get(name, default) if name else default
+                    try:
+                        return float(value)
+                    except (TypeError, ValueError):
+                        raise ToolError(f"{where}: keyword {name} = {value!r} is not a number") from None
+
+                gain = keyword(config["GAIN_KEYWORD"], per_image(config, "GAIN_DEFAULT", fileno, nfiles))
+                satur = keyword(config["SATLEV_KEYWORD"], per_image(config, "SATLEV_DEFAULT", fileno, nfiles))
+                fscale = keyword(config["FSCALE_KEYWORD"], per_image(config, "FSCALE_DEFAULT", fileno, nfiles))
+                if fscale == 0.0:
+                    fscale = 1.0  # as SWarp: "has flux scale = 0: I will take 1 instead"
+                exptime = keyword("EXPTIME", 0.0)
+                fields.append(InputField(
+                    path=path, hdu=hdu, fileno=fileno, ordinal=ordinal, frameno=hdu if mef else 0,
+                    header=header, shape=(int(header["NAXIS2"]), int(header["NAXIS1"])), wcs=wcs,
+                    weight_path=weight_path, weight_hdu=(whdus[ordinal] if whdus else None),
+                    weight_type=weight_type, weight_thresh=weight_thresh, gain=gain, saturation=satur,
+                    exptime=exptime, fscale=fscale, headflag=headflag,
+                    ident=str(header.get("OBJECT", ""))))
+    return fields
+
+
+def read_pixels(fld: InputField):
+    """The image and (if any) weight-map pixels of a field as native float32 arrays."""
+    import numpy as np
+    from astropy.io import fits
+
+    with fits.open(fld.path, memmap=True) as hdul:
+        data = np.array(hdul[fld.hdu].data, dtype=np.float32)
+    weight = None
+    if fld.weight_path is not None:
+        with fits.open(fld.weight_path, memmap=True) as whdul:
+            weight = np.array(whdul[fld.weight_hdu].data, dtype=np.float32)
+        if weight.shape != data.shape:
+            raise ToolError(f"weight map {fld.weight_path}[{fld.weight_hdu}] is {weight.shape[1]}x"
+                            f"{weight.shape[0]}; its image {fld.name} is {data.shape[1]}x{data.shape[0]}")
+    return data, weight

@@ -1,0 +1,269 @@
+"""Phase 1: resample one input field onto its rectangle of the output grid (SWarp's ``resample_field``).
+
+Per input: read pixels and weights; estimate the SExtractor mesh background (subtracted with SUBTRACT_BACK,
+its rms gives the variance for WEIGHT_TYPE NONE/BACKGROUND and the RESCALE_WEIGHTS factor); convert the
+weight map to variances; find the output rectangle covered by the input; tabulate the pixel mapping within
+PROJECTION_ERR; run the numba kernel; write ``<name>[.<ext>]<RESAMPLE_SUFFIX>`` and its
+``.weight`` companion (standard WCS: the output grid with CRPIX shifted) into RESAMPLE_DIR.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from terapix_fw.errors import ToolError
+
+from .inputs import InputField, per_image, read_pixels
+from .kernels import BIG, INTERP_CODES, resample_rect
+from .mapping import PixelMap, build_grid
+
+__all__ = ["Resampled", "resample_field", "resampled_names", "field_variance"]
+
+
+@dataclass
+class Resampled:
+    """A resampled input: where it sits in the output and what the co-addition needs from it."""
+
+    image: Path
+    weight: Path
+    name: str
+    fileno: int
+    xmin: int  # 1-based output column of the first pixel
+    ymin: int
+    nx: int
+    ny: int
+    exptime: float
+    gain: float
+    fgain: float
+    fscale: float
+    fascale: float
+    backmean: float
+    backsig: float
+    saturation: float
+    subback: bool
+    mapping_error: float = 0.0
+
+    @property
+    def xmax(self) -> int:
+        return self.xmin + self.nx - 1
+
+    @property
+    def ymax(self) -> int:
+        return self.ymin + self.ny - 1
+
+
+def resampled_names(fld: InputField, resample_dir: Path, suffix: str) -> tuple[Path, Path]:
+    """SWarp's names: ``dir/<stem>[.<frameno:04d>]<suffix>`` and ``...<suffix stem>.weight<suffix ext>``."""
+    name = fld.path.name
+    stem = name[: name.rfind(".")] if "." in name else name
+    if name.endswith(".fits.fz"):
+        stem = name[: -len(".fits.fz")]
+    base = f"{stem}.{fld.frameno:04d}" if fld.frameno else stem
+    if "." in suffix:
+        s1, s2 = suffix[: suffix.rfind(".")], suffix[suffix.rfind("."):]
+    else:
+        s1, s2 = suffix, ""
+    return resample_dir / f"{base}{suffix}", resample_dir / f"{base}{s1}.weight{s2}"
+
+
+def field_variance(data, weight, fld: InputField, bkg, rescale: bool):
+    """Variance map (float32, BIG for bad pixels) of an input, and the weight scaling factor sigfac.
+
+    MAP_WEIGHT: sigfac^2 / w; MAP_VARIANCE: sigfac^2 v; MAP_RMS: rms^2; BACKGROUND: background rms^2;
+    NONE: global background rms^2.  With RESCALE_WEIGHTS (MAP_WEIGHT, MAP_VARIANCE) sigfac is the median over
+    background meshes of measured rms / sqrt(mean variance), as SWarp's ``back.c``.
+    """
+    wtype = fld.weight_type
+    bad = ~np.isfinite(data)
+    if wtype == "MAP_WEIGHT":
+        thresh = 0.0 if fld.weight_thresh is None else fld.weight_thresh
+        bad |= ~(weight > thresh)
+        with np.errstate(divide="ignore"):
+            var = np.where(bad, BIG, 1.0 / np.where(bad, 1.0, weight)).astype(np.float32)
+    elif wtype == "MAP_VARIANCE":
+        bad |= ~(weight > 0)
+        if fld.weight_thresh is not None:
+            bad |= weight >= fld.weight_thresh
+        var = np.where(bad, BIG, weight).astype(np.float32)
+    elif wtype == "MAP_RMS":
+        bad |= ~(weight > 0)
+        if fld.weight_thresh is not None:
+            bad |= weight >= fld.weight_thresh
+        var = np.where(bad, BIG, weight.astype(np.float64) ** 2).astype(np.float32)
+    elif wtype == "BACKGROUND":
+        var = (bkg.rms.astype(np.float64) ** 2).astype(np.float32)
+        if fld.weight_thresh is not None:
+            bad |= bkg.rms >= fld.weight_thresh
+        var[bad] = BIG
+    else:
+        var = np.full(data.shape, bkg.global_rms ** 2, dtype=np.float32)
+        var[bad] = BIG
+    sigfac = 1.0
+    if rescale and wtype in ("MAP_WEIGHT", "MAP_VARIANCE"):
+        bw, bh = bkg.back_size
+        ny, nx = data.shape
+        _, rms_mini = bkg.mini()
+        ratios = []
+        for j in range(rms_mini.shape[0]):
+            for i in range(rms_mini.shape[1]):
+                block = var[j * bh:(j + 1) * bh, i * bw:(i + 1) * bw]
+                good = block[block < BIG]
+                if good.size >= 0.5 * block.size and good.size:
+                    mean_var = float(good.mean(dtype=np.float64))
+                    if mean_var > 0 and rms_mini[j, i] > 0:
+                        ratios.append(rms_mini[j, i] / math.sqrt(mean_var))
+        if ratios:
+            sigfac = float(np.median(ratios))
+            var = np.where(var < BIG, var * np.float32(sigfac * sigfac), BIG).astype(np.float32)
+    return var, sigfac
+
+
+def _footprint(pmap: PixelMap, shape, out_shape):
+    """Output rectangle (1-based, inclusive) covered by an input; None when it misses the output."""
+    ny, nx = shape
+    step = 16
+    xs = np.concatenate([np.arange(0.5, nx + 0.5, step), [nx + 0.5]])
+    ys = np.concatenate([np.arange(0.5, ny + 0.5, step), [ny + 0.5]])
+    x = np.concatenate([xs, xs, np.full(len(ys), 0.5), np.full(len(ys), nx + 0.5)])
+    y = np.concatenate([np.full(len(xs), 0.5), np.full(len(xs), ny + 0.5), ys, ys])
+    xo, yo = pmap.in_to_out(x, y)
+    ok = np.isfinite(xo) & np.isfinite(yo)
+    if not ok.any():
+        return None
+    onx, ony = out_shape[1], out_shape[0]
+    xmin = max(1, int(math.floor(xo[ok].min())) - 1)
+    xmax = min(onx, int(math.ceil(xo[ok].max())) + 1)
+    ymin = max(1, int(math.floor(yo[ok].min())) - 1)
+    ymax = min(ony, int(math.ceil(yo[ok].max())) + 1)
+    if xmin > xmax or ymin > ymax:
+        return None
+    return xmin, xmax, ymin, ymax
+
+
+def _interp_codes(config) -> tuple[int, int]:
+    types = config["RESAMPLING_TYPE"]
+    types = types if isinstance(types, list) else [types]
+    if len(types) == 1:
+        types = types * 2
+    codes = []
+    for t in types[:2]:
+        if t not in INTERP_CODES:
+            raise ToolError(f"RESAMPLING_TYPE {t} is not supported (expected one of "
+                            f"{', '.join(INTERP_CODES)})")
+        codes.append(INTERP_CODES[t])
+    return codes[0], codes[1]
+
+
+def resample_field(fld: InputField, out_header, out_wcs, config, index: int, nfiles: int,
+                   image_path: Path, weight_path: Path, log=None) -> Resampled | None:
+    """Resample one field; write its resampled image and weight (atomically) to the given paths."""
+    from astropy.io import fits
+
+    from terapix_fw.atomic import write_fits_atomic
+    from terapix_fw.background import estimate_background
+
+    out_shape = (int(out_header["NAXIS2"]), int(out_header["NAXIS1"]))
+    pmap = PixelMap(fld.wcs, out_wcs)
+    box = _footprint(pmap, fld.shape, out_shape)
+    if box is None:
+        if log:
+            log.info("  %s does not overlap the output image: skipped", fld.name)
+        return None
+    xmin, xmax, ymin, ymax = box
+    data, weight = read_pixels(fld)
+    subback = bool(per_image(config, "SUBTRACT_BACK", fld.fileno, nfiles))
+    back_type = per_image(config, "BACK_TYPE", fld.fileno, nfiles)
+    wthresh = 0.0 if fld.weight_thresh is None else fld.weight_thresh
+    bkg_weight = None
+    mask = None
+    if fld.weight_type == "MAP_WEIGHT":
+        bkg_weight = weight
+    elif fld.weight_type in ("MAP_RMS", "MAP_VARIANCE"):
+        mask = ~(weight > 0)
+    try:
+        bkg = estimate_background(
+            data, weight=bkg_weight, mask=mask, weight_thresh=wthresh,
+            back_size=per_image(config, "BACK_SIZE", fld.fileno, nfiles),
+            filter_size=per_image(config, "BACK_FILTERSIZE", fld.fileno, nfiles),
+            filter_thresh=config["BACK_FILTTHRESH"], back_type=back_type,
+            back_value=per_image(config, "BACK_DEFAULT", fld.fileno, nfiles))
+    except ValueError as exc:
+        raise ToolError(f"{fld.name}: background estimation failed: {exc}") from None
+    var, sigfac = field_variance(data, weight, fld, bkg,
+                                 bool(per_image(config, "RESCALE_WEIGHTS", fld.fileno, nfiles)))
+    del weight
+    if subback:
+        data -= bkg.back
+    data[~np.isfinite(data)] = 0.0
+    data[var >= BIG] = 0.0
+    backmean, backsig = bkg.global_back, bkg.global_rms
+    del bkg
+
+    # flux scaling from the astrometry (FSCALASTRO_TYPE) and oversampling
+    ny, nx = fld.shape
+    ctr_out = pmap.in_to_out(np.array([(nx + 1) / 2.0]), np.array([(ny + 1) / 2.0]))
+    area_ctr = float(pmap.area_ratio(ctr_out[0], ctr_out[1])[0])
+    fstype = config["FSCALASTRO_TYPE"]
+    fascale = 1.0 if fstype == "NONE" else area_ctr
+    variable = fstype == "VARIABLE"
+    oversamp = config["OVERSAMPLING"]
+    oversamp = oversamp if isinstance(oversamp, list) else [oversamp]
+    if len(oversamp) == 1:
+        oversamp = oversamp * 2
+    lin = math.sqrt(area_ctr)  # out/in linear scale ratio
+    ov = [int(o) if o else (int(lin + 0.5) if lin > 1.0 else 1) for o in oversamp[:2]]
+    ascale = max(1.0, area_ctr)
+    interp_x, interp_y = _interp_codes(config)
+    if interp_x != interp_y:
+        raise ToolError(f"RESAMPLING_TYPE {config['RESAMPLING_TYPE']}: different kernels per axis are not "
+                        "supported")
+    proj_err = float(per_image(config, "PROJECTION_ERR", fld.fileno, nfiles))
+    grid = build_grid(pmap, xmin, xmax, ymin, ymax, proj_err, variable_area=variable)
+    out = np.zeros((ymax - ymin + 1, xmax - xmin + 1), dtype=np.float32)
+    outw = np.zeros_like(out)
+    resample_rect(data, var, grid.gx, grid.gy, grid.garea, grid.x0, grid.y0, grid.step, float(xmin),
+                  float(ymin), out, outw, interp_x, ov[0], ov[1], fascale, variable, ascale)
+    del data, var
+
+    gain = fld.gain
+    fgain = gain if fstype != "NONE" else gain / area_ctr
+    saturation = fld.saturation * fascale
+    header = _resampled_header(out_header, fld, xmin, ymin, out.shape, gain=fgain, saturation=saturation,
+                               fscale=fld.fscale, fascale=fascale, backmean=backmean * fascale,
+                               backsig=backsig * fascale, sigfac=sigfac)
+    write_fits_atomic(image_path, fits.HDUList([fits.PrimaryHDU(out, header)]))
+    wheader = header.copy()
+    wheader["WGHTTYPE"] = ("MAP_WEIGHT", "Weight-map type")
+    write_fits_atomic(weight_path, fits.HDUList([fits.PrimaryHDU(outw, wheader)]))
+    return Resampled(image=image_path, weight=weight_path, name=fld.name, fileno=fld.fileno, xmin=xmin,
+                     ymin=ymin, nx=out.shape[1], ny=out.shape[0], exptime=fld.exptime, gain=gain, fgain=fgain,
+                     fscale=fld.fscale, fascale=fascale, backmean=backmean * fascale,
+                     backsig=backsig * fascale, saturation=saturation, subback=subback,
+                     mapping_error=grid.max_error)
+
+
+def _resampled_header(out_header, fld: InputField, xmin: int, ymin: int, shape, *, gain, saturation, fscale,
+                      fascale, backmean, backsig, sigfac):
+    header = out_header.copy()
+    header["NAXIS1"] = shape[1]
+    header["NAXIS2"] = shape[0]
+    header["CRPIX1"] = out_header["CRPIX1"] - (xmin - 1)
+    header["CRPIX2"] = out_header["CRPIX2"] - (ymin - 1)
+    header["EXPTIME"] = (fld.exptime, "Maximum equivalent exposure time (s)")
+    header["GAIN"] = (gain, "Maximum equivalent gain (e-/ADU)")
+    header["SATURATE"] = (saturation, "Saturation Level (ADU)")
+    header["FLXSCALE"] = (fscale, "Relative flux scaling from photometry")
+    header["FLASCALE"] = (fascale, "Relative flux scaling from astrometry")
+    header["BACKMEAN"] = (backmean, "Effective background level")
+    header["BACKSIG"] = (backsig, "Effective background RMS")
+    header["SIGFAC"] = (sigfac, "Weight-map rescaling factor")
+    header["COMIN1"] = (xmin, "Output minimum position of image")
+    header["COMIN2"] = (ymin, "Output minimum position of image")
+    header["ORIGFILE"] = (fld.path.name, "Input filename")
+    header["ORIGEXT"] = (fld.hdu, "Input HDU")
+    if fld.ident:
+        header["OBJECT"] = fld.ident
+    return header

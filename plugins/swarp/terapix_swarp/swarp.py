@@ -1,0 +1,253 @@
+"""The swarp run: SWarp's ``makeit`` (scan inputs, output grid, resample each input, co-add, clean up)."""
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+
+from terapix_fw.errors import ConfigError, ToolError
+
+__all__ = ["run_swarp", "MAGZEROP"]
+
+#: zero-point of TERAPIX stacks, whose inputs are normalised by FLXSCALE (SCAMP) to magnitude 30
+MAGZEROP = 30.0
+
+
+def _check_supported(config) -> None:
+    def bad(key, why):
+        raise ConfigError(f"{key} {config[key]!r}: {why}", "configuration", key)
+
+    if any(config["INTERPOLATE"]):
+        bad("INTERPOLATE", "interpolation of bad input pixels is not supported; use N")
+    types = config["RESAMPLING_TYPE"]
+    if "FLAGS" in (types if isinstance(types, list) else [types]):
+        bad("RESAMPLING_TYPE", "FLAGS (integer flag maps) is not supported")
+    if config["COMBINE_TYPE"] in ("AND", "NAND", "OR", "NOR"):
+        bad("COMBINE_TYPE", "flag-map combinations (AND, NAND, OR, NOR) are not supported")
+    if config["NNODES"] != 1:
+        bad("NNODES", "cluster splitting is done by the terapix-fw runner; use 1")
+    if not config["RESAMPLE"]:
+        bad("RESAMPLE", "combining pre-resampled images is not supported; use Y")
+
+
+def _output_wcs(header):
+    import warnings
+
+    from astropy.wcs import FITSFixedWarning, WCS
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        return WCS(header)
+
+
+def _final_header(grid_header, config, fields, summary, weight: bool):
+    header = grid_header.copy()
+    header["EXPTIME"] = (summary.exptime, "Maximum equivalent exposure time (s)")
+    header["GAIN"] = (summary.gain, "Maximum equivalent gain (e-/ADU)")
+    header["SATURATE"] = (summary.saturation, "Saturation Level (ADU)")
+    header["MAGZEROP"] = (MAGZEROP, "Magnitude zero-point (FLXSCALE-normalised inputs)")
+    header["SOFTNAME"] = ("terapix-fw swarp", "The software that processed those data")
+    from .tool import SwarpTool
+
+    header["SOFTVERS"] = (SwarpTool.version, "Version of the software")
+    header["COMBINET"] = (config["COMBINE_TYPE"], "COMBINE_TYPE config parameter for SWarp")
+    rtypes = config["RESAMPLING_TYPE"]
+    rtypes = rtypes if isinstance(rtypes, list) else [rtypes]
+    ctypes = config["CENTER_TYPE"]
+    ptypes = config["PIXELSCALE_TYPE"]
+    for n in (1, 2):
+        header[f"RESAMPT{n}"] = (rtypes[min(n, len(rtypes)) - 1], "RESAMPLING_TYPE config parameter")
+        header[f"CENTERT{n}"] = (ctypes[min(n, len(ctypes)) - 1], "CENTER_TYPE config parameter")
+        header[f"PSCALET{n}"] = (ptypes[min(n, len(ptypes)) - 1], "PIXELSCALE_TYPE config parameter")
+    files = []
+    for f in fields:
+        if f.path.name not in files:
+            files.append(f.path.name)
+    header["NCOMBINE"] = (len(files), "Number of input files")
+    for i, name in enumerate(files[:9999], start=1):
+        header[f"FILE{i:04d}"] = (name, "Input file")
+    if weight:
+        header["WGHTTYPE"] = ("MAP_WEIGHT", "Weight-map type")
+    elif fields:
+        for key in config["COPY_KEYWORDS"]:
+            key = key.upper()
+            if key in fields[0].header and key not in header:
+                header[key] = (fields[0].header[key], fields[0].header.comments[key])
+    return header
+
+
+def _write_xml(path: Path, config, fields, resampled, summary, elapsed: float) -> None:
+    from xml.sax.saxutils import quoteattr
+
+    rows = []
+    by_name = {r.name: r for r in resampled}
+    for f in fields:
+        r = by_name.get(f.name)
+        rows.append(f'    <field name={quoteattr(f.name)} ext_header={quoteattr("T" if f.headflag else "F")} '
+                    f'exptime="{f.exptime:g}" gain="{f.gain:g}" flux_scale="{f.fscale:g}" '
+                    f'resampled={quoteattr("T" if r else "F")} '
+                    f'background_mean="{(r.backmean if r else 0):g}" background_stdev="{(r.backsig if r else 0):g}"'
+                    f' flux_ascale="{(r.fascale if r else 0):g}"/>')
+    conf = "\n".join(f"    <param name={quoteattr(k)} value={quoteattr(v)}/>"
+                     for k, v in config.as_strings().items())
+    stack = ""
+    if summary is not None:
+        stack = (f'  <stack exptime="{summary.exptime:g}" gain="{summary.gain:g}" '
+                 f'saturation="{summary.saturation:g}" max_overlap="{summary.nfiles_max}" '
+                 f'strips="{summary.strips}" strip_height="{summary.strip_height}"/>\n')
+    text = ('<?xml version="1.0" encoding="UTF-8"?>\n<swarp software="terapix-fw swarp" '
+            f'elapsed="{elapsed:.2f}">\n  <fields>\n' + "\n".join(rows) + "\n  </fields>\n" + stack
+            + "  <config>\n" + conf + "\n  </config>\n</swarp>\n")
+    path.write_text(text, encoding="utf-8")
+
+
+def _set_threads(config, ctx) -> int:
+    import numba
+
+    n = config["NTHREADS"] or ctx.nthreads or os.cpu_count() or 1
+    n = max(1, min(int(n), numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(n)
+    return n
+
+
+def run_swarp(ctx) -> None:
+    """Run SWarp's processing on ``ctx.inputs`` with ``ctx.config`` (see the package docstring)."""
+
+    from .coadd import coadd_resampled
+    from .grid import output_grid
+    from .inputs import scan_inputs
+    from .resample import resample_field, resampled_names
+
+    config = ctx.config
+    log = ctx.log
+    start = time.time()
+    _check_supported(config)
+    nthreads = _set_threads(config, ctx)
+    if not ctx.inputs:
+        raise ToolError("no input image given")
+    fields = scan_inputs(ctx.inputs, config)
+    log.info("%d input file(s), %d image(s); %d thread(s)", len(ctx.inputs), len(fields), nthreads)
+    out_name = config["IMAGEOUT_NAME"]
+    out_final = ctx.output_path(out_name)
+    grid_header = output_grid(fields, config, out_final)
+    log.info("output %dx%d pixels, %s/%s at (%.6f, %.6f), %.4f\"/pixel", grid_header["NAXIS1"],
+             grid_header["NAXIS2"], grid_header["CTYPE1"], grid_header["CTYPE2"], grid_header["CRVAL1"],
+             grid_header["CRVAL2"], abs(grid_header["CD2_2"]) * 3600)
+    if config["HEADER_ONLY"]:
+        with ctx.product(out_name, kind="stack_header") as tmp:
+            tmp.write_bytes(grid_header.tostring().encode("ascii"))
+        return
+    out_wcs = _output_wcs(grid_header)
+
+    # phase 1: resampling
+    resample_dir = ctx.output_path(config["RESAMPLE_DIR"])
+    resample_dir.mkdir(parents=True, exist_ok=True)
+    resampled = []
+    temporary: list[Path] = []
+    combine = bool(config["COMBINE"])
+    nfiles = len(ctx.inputs)
+    summary = None
+    try:
+        for k, fld in enumerate(fields):
+            t0 = time.time()
+            image_path, weight_path = resampled_names(fld, resample_dir, config["RESAMPLE_SUFFIX"])
+            r = resample_field(fld, grid_header, out_wcs, config, k, nfiles, image_path, weight_path, log)
+            if r is None:
+                continue
+            temporary += [image_path, weight_path]
+            resampled.append(r)
+            log.info("  resampled %s (%d/%d) -> %dx%d at (%d, %d), flux scale %.4g x %.4g, in %.2f s",
+                     fld.name, k + 1, len(fields), r.nx, r.ny, r.xmin, r.ymin, r.fascale, r.fscale,
+                     time.time() - t0)
+        if not resampled:
+            raise ToolError("no input image overlaps the output image")
+
+        if not combine:
+            for r in resampled:
+                ctx.add_product(r.image, kind="resampled")
+                ctx.add_product(r.weight, kind="resampled_weight")
+                ctx.record("resampled", image=str(r.image), weight=str(r.weight), input=r.name,
+                           xmin=r.xmin, ymin=r.ymin, naxis1=r.nx, naxis2=r.ny, fscale=r.fscale,
+                           fascale=r.fascale, exptime=r.exptime)
+            temporary = []
+        else:
+            summary = _coadd(ctx, config, fields, resampled, grid_header, coadd_resampled)
+            if not config["DELETE_TMPFILES"]:
+                for r in resampled:
+                    ctx.add_product(r.image, kind="resampled")
+                    ctx.add_product(r.weight, kind="resampled_weight")
+                temporary = []
+    finally:
+        if config["DELETE_TMPFILES"] and combine:
+            for path in temporary:
+                path.unlink(missing_ok=True)
+    elapsed = time.time() - start
+    if config["WRITE_XML"]:
+        with ctx.product(config["XML_NAME"], kind="xml") as tmp:
+            _write_xml(tmp, config, fields, resampled, summary, elapsed)
+    log.info("swarp done in %.1f s", elapsed)
+
+
+def _coadd(ctx, config, fields, resampled, grid_header, coadd_resampled):
+
+
+    out_name = config["IMAGEOUT_NAME"]
+    wout_name = config["WEIGHTOUT_NAME"]
+    compress = bool(config["TILE_COMPRESS"])
+    clip_log = config["COMBINE_TYPE"] == "CLIPPED" and config["CLIP_WRITELOG"]
+
+    def header_fn(summary, weight):
+        return _final_header(grid_header, config, fields, summary, weight)
+
+    import contextlib
+    import tempfile
+
+    with contextlib.ExitStack() as stack:
+        scratch: list[Path] = []
+        if compress:
+            # co-add into hidden scratch files, then write the RICE-compressed products from them
+            for _ in range(2):
+                fd, name = tempfile.mkstemp(prefix=".swarp.", suffix=".fits",
+                                            dir=ctx.output_path(out_name).parent)
+                os.close(fd)
+                scratch.append(Path(name))
+            stack.callback(lambda: [p.unlink(missing_ok=True) for p in scratch])
+            img_tmp, wgt_tmp = scratch
+        else:
+            img_tmp = stack.enter_context(ctx.product(out_name, kind="stack"))
+            wgt_tmp = stack.enter_context(ctx.product(wout_name, kind="weight"))
+        log_tmp = stack.enter_context(ctx.product(config["CLIP_LOGNAME"], kind="cliplog")) if clip_log else None
+        summary = coadd_resampled(resampled, grid_header, config, img_tmp, wgt_tmp, header_fn=header_fn,
+                                  log=ctx.log, clip_log_path=log_tmp)
+        if compress:
+            _compress(ctx, img_tmp, out_name + ".fz", "stack")
+            _compress(ctx, wgt_tmp, wout_name + ".fz", "weight")
+    image_name = out_name + (".fz" if compress else "")
+    h = grid_header
+    ctx.record("stack", image=str(ctx.output_path(image_name)),
+               weight=str(ctx.output_path(wout_name + (".fz" if compress else ""))),
+               combine_type=config["COMBINE_TYPE"], resampling_type=str(config["RESAMPLING_TYPE"]),
+               naxis1=int(h["NAXIS1"]), naxis2=int(h["NAXIS2"]), ctype1=h["CTYPE1"], ctype2=h["CTYPE2"],
+               crval1=float(h["CRVAL1"]), crval2=float(h["CRVAL2"]),
+               pixel_scale=float(math.sqrt(abs(h["CD1_1"] * h["CD2_2"] - h["CD1_2"] * h["CD2_1"])) * 3600),
+               exptime=summary.exptime, gain=summary.gain, saturation=summary.saturation, magzerop=MAGZEROP,
+               ninputs=len(resampled), nfiles=len({r.fileno for r in resampled}),
+               max_overlap=summary.nfiles_max, inputs=[r.name for r in resampled],
+               nclipped=int(summary.nclipped))
+    ctx.log.info("co-added %d image(s) in %d strip(s) of %d line(s); EXPTIME %.1f s, GAIN %.4g, SATURATE %.6g",
+                 len(resampled), summary.strips, summary.strip_height, summary.exptime, summary.gain,
+                 summary.saturation)
+    return summary
+
+
+def _compress(ctx, src: Path, name: str, kind: str) -> None:
+    """RICE tile compression of a finished output (TILE_COMPRESS Y), as ``<name>.fz``."""
+    import numpy as np
+    from astropy.io import fits
+
+    with fits.open(src, memmap=True) as hdul:
+        data = np.asarray(hdul[0].data, dtype=np.float32)
+        header = hdul[0].header.copy()
+    with ctx.product(name, kind=kind) as tmp:
+        fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(data, header, compression_type="RICE_1")]).writeto(tmp)
