@@ -1,14 +1,35 @@
-"""The sextractor tool: placeholder until its issue lands."""
+"""The sextractor tool: SExtractor-compatible source extraction (drop-in for ``source-extractor``).
+
+``terapix tool sextractor [DETECTION_IMAGE,]IMAGE -c file.sex -PARAMETERS_NAME x.param -KEYWORD value``
+takes the same keywords, files and defaults as SExtractor 2.25 and writes the same catalogues.  The work
+is in :mod:`terapix_sextractor.extract` (imported inside :meth:`run` to keep start-up fast).
+"""
 from terapix_fw.errors import ToolError
 from terapix_fw.tool import Tool
+
+from .keywords import PARAMETERS
 
 
 class SExtractorTool(Tool):
     name = "sextractor"
-    version = "0.1.0"
-    description = "sextractor (not implemented yet)"
-    parameters = []
-    produces = ("catalog",)
+    version = "0.2.0"
+    description = "SExtractor-compatible source extraction on sep (FITS_LDAC catalogues for SCAMP and PSFEx)"
+    parameters = PARAMETERS
+    consumes = ("image",)
+    produces = ("catalog", "checkimage")
+    default_fanout = "file"
+
+    def describe_inputs(self, inputs):
+        """``DET,MEAS`` (dual-image mode, as SExtractor) becomes ``[DET, MEAS]``; a single image ``[IMAGE]``."""
+        out = []
+        for item in inputs:
+            out.extend(part for part in item.split(",") if part)
+        if len(out) > 2:
+            raise ToolError(f"sextractor takes IMAGE or DETECTION_IMAGE,IMAGE; got {len(out)} images: "
+                            + ", ".join(out))
+        return out
 
     def run(self, ctx):
-        raise ToolError("sextractor is not implemented yet")
+        from .run import run_step
+
+        run_step(ctx)

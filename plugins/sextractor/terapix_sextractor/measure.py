@@ -1,0 +1,369 @@
+"""Measurements that sep does not provide, vectorised or in numba (``cache=True``).
+
+* :func:`winpos` — SExtractor's windowed centroid (``winpos.c``): Gaussian window of sigma
+  ``2 * FLUX_RADIUS / 2.35``, radius 4 sigma, 11x11 sub-sampling at the window edge, steps x2, at most 16
+  iterations, stop below 2e-4 px; also the windowed flux, its error, SNR_WIN, windowed second moments and
+  position errors, and FLAGS_WIN.
+* :func:`segment_stats` — per-object quantities over the isophotal footprint: the 8 isophotal areas
+  (``ISO0..ISO7``, thresholds ``t * (peak / t) ** (k / 8)``), the isophotal variance sum, the
+  SExtractor FWHM fit (log I versus r^2 for pixels above max(peak/5, threshold)), and the flag-map
+  combination (IMAFLAGS_ISO).
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+__all__ = ["winpos", "segment_stats", "ellipse_from_moments"]
+
+WINPOS_NITERMAX = 16
+WINPOS_STEPMIN = 2e-4
+WINPOS_FAC = 2.0
+WINPOS_OVERSAMP = 11
+WINPOS_NSIG = 4.0
+
+
+@njit(cache=True, nogil=True)
+def _winpos_one(image, var, varmap, bad, x0, y0, sig, invgain, corr):
+    h, w = image.shape
+    invtwosig2 = 1.0 / (2.0 * sig * sig)
+    raper = WINPOS_NSIG * sig
+    raper2 = raper * raper
+    rintlim = raper - 0.75
+    rintlim2 = rintlim * rintlim if rintlim > 0 else 0.0
+    rextlim2 = (raper + 0.75) * (raper + 0.75)
+    scale = 1.0 / WINPOS_OVERSAMP
+    scale2 = scale * scale
+    offset = 0.5 * (scale - 1.0)
+    mx, my = x0, y0
+    tv = 0.0
+    esum = emx2 = emy2 = emxy = 0.0
+    mx2 = my2 = mxy = 0.0
+    dxpos = dypos = 0.0
+    apflag = 0
+    niter = 0
+    for it in range(WINPOS_NITERMAX):
+        niter = it + 1
+        xmin = int(mx - raper + 0.499999)
+        xmax = int(mx + raper + 1.499999)
+        ymin = int(my - raper + 0.499999)
+        ymax = int(my + raper + 1.499999)
+        mx2ph = mx * 2.0 + 0.49999
+        my2ph = my * 2.0 + 0.49999
+        if xmin < 0:
+            xmin = 0
+            apflag = 1
+        if xmax > w:
+            xmax = w
+            apflag = 1
+        if ymin < 0:
+            ymin = 0
+            apflag = 1
+        if ymax > h:
+            ymax = h
+            apflag = 1
+        tv = esum = emx2 = emy2 = emxy = mx2 = my2 = mxy = 0.0
+        dxpos = dypos = 0.0
+        for y in range(ymin, ymax):
+            for x in range(xmin, xmax):
+                dx = x - mx
+                dy = y - my
+                r2 = dx * dx + dy * dy
+                if r2 >= rextlim2:
+                    continue
+                if r2 > rintlim2:
+                    locarea = 0.0
+                    ddy = dy + offset
+                    for sy in range(WINPOS_OVERSAMP):
+                        ddx = dx + offset
+                        for sx in range(WINPOS_OVERSAMP):
+                            if ddx * ddx + ddy * ddy < raper2:
+                                locarea += scale2
+                            ddx += scale
+                        ddy += scale
+                else:
+                    locarea = 1.0
+                locarea *= np.exp(-r2 * invtwosig2)
+                pix = image[y, x]
+                v = varmap[y, x] if var < 0 else var
+                if bad[y, x]:
+                    x2 = int(mx2ph - x)
+                    y2 = int(my2ph - y)
+                    if corr and x2 >= 0 and x2 < w and y2 >= 0 and y2 < h and not bad[y2, x2]:
+                        pix = image[y2, x2]
+                        v = varmap[y2, x2] if var < 0 else var
+                    else:
+                        pix = 0.0
+                        v = 0.0
+                locpix = locarea * pix
+                tv += locpix
+                dxpos += locpix * dx
+                dypos += locpix * dy
+                err = v
+                if invgain > 0.0 and pix > 0.0:
+                    err += pix * invgain
+                err2 = locarea * locarea * err
+                esum += err2
+                emx2 += err2 * (dx * dx + 0.0833)
+                emy2 += err2 * (dy * dy + 0.0833)
+                emxy += err2 * dx * dy
+                mx2 += locpix * dx * dx
+                my2 += locpix * dy * dy
+                mxy += locpix * dx * dy
+        if tv > 0.0:
+            dxpos /= tv
+            dypos /= tv
+            mx += dxpos * WINPOS_FAC
+            my += dypos * WINPOS_FAC
+        else:
+            break
+        if dxpos * dxpos + dypos * dypos < WINPOS_STEPMIN * WINPOS_STEPMIN:
+            break
+    if tv > 0.0:
+        mx2 = mx2 / tv - dxpos * dxpos
+        my2 = my2 / tv - dypos * dypos
+        mxy = mxy / tv - dxpos * dypos
+    temp2 = mx2 * my2 - mxy * mxy
+    flag = 0
+    if tv <= 0.0:
+        flag |= 4
+    if mx2 < 0.0 or my2 < 0.0:
+        flag |= 2
+    if temp2 < 0.0:
+        flag |= 1
+    norm = WINPOS_FAC * WINPOS_FAC / (tv * tv) if tv > 0 else 0.0
+    emx2 *= norm
+    emy2 *= norm
+    emxy *= norm
+    if flag == 0 and temp2 < 0.00694:
+        mx2 += 0.0833333
+        my2 += 0.0833333
+    return mx, my, tv, esum, emx2, emy2, emxy, mx2, my2, mxy, niter, flag, apflag
+
+
+@njit(cache=True, nogil=True)
+def _winpos_all(image, var, varmap, bad, x, y, sig, invgain, corr, out):
+    for i in range(x.shape[0]):
+        (mx, my, tv, esum, emx2, emy2, emxy, mx2, my2, mxy, niter, flag,
+         apflag) = _winpos_one(image, var, varmap, bad, x[i], y[i], sig[i], invgain, corr)
+        out[i, 0] = mx
+        out[i, 1] = my
+        out[i, 2] = tv
+        out[i, 3] = esum
+        out[i, 4] = emx2
+        out[i, 5] = emy2
+        out[i, 6] = emxy
+        out[i, 7] = mx2
+        out[i, 8] = my2
+        out[i, 9] = mxy
+        out[i, 10] = niter
+        out[i, 11] = flag
+        out[i, 12] = apflag
+
+
+def winpos(image, x, y, sig, var, bad, gain=0.0, correct=True):
+    """Windowed measurements for objects at 0-based ``x, y`` with window sigmas ``sig``.
+
+    ``var`` is a scalar background variance or a per-pixel variance map; ``bad`` a boolean map of
+    pixels to ignore (replaced by the pixel mirrored through the centre when ``correct``).  Returns a dict
+    of arrays: xwin, ywin (0-based), flux, fluxerr, snr, errx2, erry2, errxy, x2, y2, xy, niter, flag,
+    apflag.
+    """
+    n = len(x)
+    out = np.zeros((n, 13), dtype=np.float64)
+    if np.ndim(var) == 0:
+        varmap = np.zeros((1, 1), dtype=np.float32)
+        v = float(var)
+    else:
+        varmap = var
+        v = -1.0
+    if n:
+        _winpos_all(image, v, varmap, bad, np.ascontiguousarray(x, dtype=np.float64),
+                    np.ascontiguousarray(y, dtype=np.float64),
+                    np.ascontiguousarray(np.maximum(sig, 1e-3), dtype=np.float64),
+                    1.0 / gain if gain > 0 else 0.0, bool(correct), out)
+    esum = out[:, 3]
+    fluxerr = np.sqrt(esum)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        snr = np.where(esum > 1e-30, out[:, 2] / np.where(fluxerr > 0, fluxerr, 1), 1e30)
+    return {"xwin": out[:, 0], "ywin": out[:, 1], "flux": out[:, 2], "fluxerr": fluxerr, "snr": snr,
+            "errx2": out[:, 4], "erry2": out[:, 5], "errxy": out[:, 6], "x2": out[:, 7], "y2": out[:, 8],
+            "xy": out[:, 9], "niter": out[:, 10].astype(np.int16), "flag": out[:, 11].astype(np.int16),
+            "apflag": out[:, 12].astype(bool)}
+
+
+def ellipse_from_moments(x2, y2, xy):
+    """(a, b, theta in degrees) of second moments, as SExtractor (theta = pi/4 when x2 == y2)."""
+    x2, y2, xy = (np.asarray(v, dtype=np.float64) for v in (x2, y2, xy))
+    diff = x2 - y2
+    theta = np.where(np.abs(diff) > 0, 0.5 * np.arctan2(2 * xy, diff), np.pi / 4)
+    temp = np.sqrt(0.25 * diff * diff + xy * xy)
+    mean = 0.5 * (x2 + y2)
+    a = np.sqrt(np.maximum(mean + temp, 0))
+    b = np.sqrt(np.maximum(mean - temp, 0))
+    return a, b, np.degrees(theta)
+
+
+def segment_stats(segmap, image, nobj, thresh, peak, mx, my, a, b, satur, flagmap=None, flag_type="OR",
+                  want_fwhm=True, want_iso=True, varmap=None, footprint=None):
+    """Per-object statistics over the isophotal footprint (pixels with ``segmap == id``).
+
+    ``thresh`` and ``peak`` are per-object (background-subtracted) analysis threshold and peak;
+    ``mx, my`` 0-based barycentres; ``satur`` the saturation level above background per object.
+    ``footprint`` (optional) is a label map used for the flag map instead of ``segmap`` (it also covers
+    zero-weight pixels next to the object).  Returns a dict with ``iso`` (n, 8), ``area`` (pixels above
+    threshold in the measurement image), ``fwhm``, ``imaflags``, ``nimaflags``, ``varsum``.
+    """
+    out = {}
+    sel = segmap > 0
+    ids = segmap[sel].astype(np.int64) - 1
+    vals = image[sel].astype(np.float64)
+    ys, xs = np.nonzero(sel)
+    t = thresh[ids]
+    out["area"] = np.bincount(ids, weights=(vals > t), minlength=nobj).astype(np.int32)
+    if varmap is not None:
+        out["varsum"] = np.bincount(ids, weights=varmap[sel].astype(np.float64), minlength=nobj)
+    if want_iso:
+        pk = peak[ids]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ok = (pk > 0) & (t > 0)
+            lev = np.where(ok & (vals > t), np.log(np.maximum(vals, 1e-30) / t) / np.log(pk / t) * 8, -1)
+        # pixel counts in ISOk: value > t * (peak/t)**(k/8)  <=>  lev > k
+        iso = np.zeros((nobj, 8), dtype=np.int32)
+        for k in range(8):
+            iso[:, k] = np.bincount(ids, weights=(lev > k), minlength=nobj)
+        out["iso"] = iso
+    if want_fwhm:
+        thresh0 = np.maximum(peak / 5.0, thresh)[ids]
+        use = (vals > thresh0) & (vals < satur[ids]) & (thresh0 > 0)
+        dx = xs - mx[ids]
+        dy = ys - my[ids]
+        d2 = dx * dx + dy * dy
+        lpix = np.log(np.where(use, vals, 1.0))
+        w = np.where(use, vals * vals, 0.0)
+        s = np.bincount(ids, w, nobj)
+        sx = np.bincount(ids, d2 * w, nobj)
+        sxx = np.bincount(ids, d2 * d2 * w, nobj)
+        sy = np.bincount(ids, lpix * w, nobj)
+        sxy = np.bincount(ids, lpix * d2 * w, nobj)
+        d = s * sxx - sx * sx
+        with np.errstate(divide="ignore", invalid="ignore"):
+            bcoef = -(s * sxy - sx * sy) / d
+            bmax = 1.0 / (13 * a * b)
+            bcoef = np.where(bcoef < bmax, bmax, bcoef)
+            fwhm = 1.6651 / np.sqrt(bcoef)
+            fwhm = np.where(fwhm > 0, fwhm - 1 / (4 * fwhm), fwhm)
+        out["fwhm"] = np.where((np.abs(d) > 0) & np.isfinite(fwhm), fwhm, 0.0).astype(np.float32)
+    if flagmap is not None:
+        lab = segmap if footprint is None else footprint
+        fsel = lab > 0
+        fids = lab[fsel].astype(np.int64) - 1
+        fvals = flagmap[fsel].astype(np.int64)
+        out["nimaflags"] = np.bincount(fids, weights=(fvals != 0), minlength=nobj).astype(np.int32)
+        res = np.zeros(nobj, dtype=np.int64)
+        ft = flag_type.upper()
+        if ft == "OR":
+            np.bitwise_or.at(res, fids, fvals)
+        elif ft == "AND":
+            res[:] = -1
+            np.bitwise_and.at(res, fids, fvals)
+            res[out["nimaflags"] == 0] = 0
+            res[np.bincount(fids, minlength=nobj) == 0] = 0
+        elif ft == "MIN":
+            res[:] = np.iinfo(np.int64).max
+            np.minimum.at(res, fids, fvals)
+            res[res == np.iinfo(np.int64).max] = 0
+        elif ft == "MAX":
+            np.maximum.at(res, fids, fvals)
+        elif ft == "MOST":
+            # most frequent non-zero value in the footprint
+            nz = fvals != 0
+            if nz.any():
+                pairs = np.stack([fids[nz], fvals[nz]], axis=1)
+                uniq, counts = np.unique(pairs, axis=0, return_counts=True)
+                order = np.lexsort((-counts, uniq[:, 0]))
+                uniq, counts = uniq[order], counts[order]
+                first = np.r_[True, uniq[1:, 0] != uniq[:-1, 0]]
+                res[uniq[first, 0]] = uniq[first, 1]
+        out["imaflags"] = res.astype(np.int32)
+    return out
+
+
+PETRO_NSIG = 6.0
+
+
+@njit(cache=True, nogil=True)
+def _petro_all(image, bad, seg, x, y, cxx, cyy, cxy, ids, out):
+    h, w = image.shape
+    for i in range(x.shape[0]):
+        mx, my = x[i], y[i]
+        cx2, cy2, cxy_ = cxx[i], cyy[i], cxy[i]
+        dxlim = cx2 - cxy_ * cxy_ / (4.0 * cy2)
+        dxlim = PETRO_NSIG / np.sqrt(dxlim) if dxlim > 0 else 0.0
+        dylim = cy2 - cxy_ * cxy_ / (4.0 * cx2)
+        dylim = PETRO_NSIG / np.sqrt(dylim) if dylim > 0 else 0.0
+        xmin = max(int(np.rint(mx - dxlim)), 0)
+        xmax = min(int(np.rint(mx + dxlim)) + 1, w)
+        ymin = max(int(np.rint(my - dylim)), 0)
+        ymax = min(int(np.rint(my + dylim)) + 1, h)
+        klim = PETRO_NSIG
+        kstep = klim / 20.0
+        kmin = kstep
+        kmea = 0.0
+        found = False
+        areanum = 0
+        areaden = 0
+        munum = 0.0
+        muden = 0.0
+        while kmin * 1.2 < klim:
+            kmax = kmin * 1.2
+            kmea = (kmin + kmax) / 2.0
+            kmea2 = kmea * kmea
+            kmin2 = kmin * kmin
+            kmax2 = kmax * kmax
+            areanum = 0
+            areaden = 0
+            munum = 0.0
+            muden = 0.0
+            for yy in range(ymin, ymax):
+                for xx in range(xmin, xmax):
+                    dx = xx - mx
+                    dy = yy - my
+                    r2 = cx2 * dx * dx + cy2 * dy * dy + cxy_ * dx * dy
+                    if r2 <= kmax2:
+                        s = seg[yy, xx]
+                        if bad[yy, xx] or (s != 0 and s != ids[i]):
+                            continue
+                        pix = image[yy, xx]
+                        if r2 >= kmin2:
+                            munum += pix
+                            areanum += 1
+                        if r2 < kmea2:
+                            muden += pix
+                            areaden += 1
+            if areanum > 0 and areaden > 0:
+                munum /= areanum
+                muden /= areaden
+                if munum < muden * 0.2:
+                    found = True
+                    break
+            kmin += kstep
+        if areanum > 0 and areaden > 0 and munum != 0 and muden != 0:
+            out[i] = kmea
+        else:
+            out[i] = -1.0
+        if not found and out[i] > 0:
+            out[i] = kmea
+
+
+def petrosian_factor(image, bad, seg, x, y, cxx, cyy, cxy):
+    """SExtractor's Petrosian extent (``photom.c``) in units of the isophotal ellipse, before multiplying
+    by PHOT_PETROPARAMS[0]: the mid-radius of the first elliptical annulus [k, 1.2 k] (k in steps of
+    6/20) whose mean surface brightness is below 0.2 times the mean inside.  -1 when undefined."""
+    n = len(x)
+    out = np.zeros(n, dtype=np.float64)
+    if n:
+        _petro_all(image, bad, seg, np.asarray(x, np.float64), np.asarray(y, np.float64),
+                   np.asarray(cxx, np.float64), np.asarray(cyy, np.float64), np.asarray(cxy, np.float64),
+                   np.arange(1, n + 1, dtype=np.int32), out)
+    return out
