@@ -23,16 +23,17 @@ Conventions
   MAG (true, exposure filter), FLUX (ADU), IS_STAR, SERSIC_N, RE_ARCSEC (major-axis half-light radius),
   AXIS_RATIO, THETA_WORLD (deg E of N), FWHM_PSF (arcsec), ELLIP_PSF, SATURATED.
 * Images are detrended (flat-fielded, bias-subtracted) float32 ADU with the sky in; weight ~ flat.
+* Known sources can be injected: ``sky=StaticSky(make_sources(ra, dec, mag_r, is_star=...))``.
 * Same seed + same arguments = byte-identical files.  ``density`` < 1 makes small fast test images
   (4 CCDs of 512x512 with density=1 hold ~350 sources and take about a second).
 """
 from .exposure import FILTERS, TRUTH_COLUMNS, ExposureResult, ExposureSpec, filter_info, simulate_exposure
 from .focalplane import CCD, FocalPlane, megacam_focal_plane, small_focal_plane
 from .refcat import write_reference_catalog
-from .sky import SkyModel, SourceList
+from .sky import SkyModel, SourceList, StaticSky, make_sources
 
 __all__ = ["simulate_exposure", "ExposureSpec", "ExposureResult", "FocalPlane", "CCD",
-           "megacam_focal_plane", "small_focal_plane", "SkyModel", "SourceList", "FILTERS",
+           "megacam_focal_plane", "small_focal_plane", "SkyModel", "SourceList", "StaticSky", "make_sources", "FILTERS",
            "TRUTH_COLUMNS", "filter_info", "write_reference_catalog", "SurveySpec", "SurveyResult",
            "simulate_survey"]
 

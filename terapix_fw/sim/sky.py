@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SkyModel", "SourceList", "BANDS"]
+__all__ = ["SkyModel", "StaticSky", "SourceList", "BANDS", "make_sources"]
 
 CELL_DEG = 0.1
 BANDS = ("u", "g", "r", "i", "z")
@@ -191,3 +191,36 @@ class SkyModel:
         """Sources within a box that contains the circle of ``radius_deg`` around (ra, dec)."""
         dra = radius_deg / max(math.cos(math.radians(min(abs(dec) + radius_deg, 89.9))), 1e-3)
         return self.sources(ra - dra, ra + dra, dec - radius_deg, dec + radius_deg)
+
+
+def make_sources(ra, dec, mag_r, *, is_star=True, colors=None, re=0.0, n=1.0, q=1.0, pa=0.0, ids=None) -> SourceList:
+    """A :class:`SourceList` from explicit values (scalars broadcast), e.g. to inject known sources."""
+    ra = np.atleast_1d(np.asarray(ra, float))
+    size = ra.size
+    def arr(v, dtype=float):
+        return np.broadcast_to(np.asarray(v, dtype), (size,)).copy()
+    star = arr(is_star, bool)
+    cols = np.zeros((size, 4)) if colors is None else np.broadcast_to(np.asarray(colors, float), (size, 4)).copy()
+    return SourceList(arr(ids if ids is not None else np.arange(1, size + 1), np.int64), ra, arr(dec),
+                      np.where(star, 0, 1).astype(np.int8), arr(mag_r), cols,
+                      np.where(star, 0.0, arr(re)), np.where(star, 0.0, arr(n)), np.where(star, 1.0, arr(q)),
+                      np.where(star, 0.0, arr(pa)))
+
+
+class StaticSky:
+    """A sky made of a fixed :class:`SourceList` (for tests that inject known sources); usable wherever a
+    :class:`SkyModel` is (``simulate_exposure(..., sky=StaticSky(make_sources(...)))``)."""
+
+    def __init__(self, sources: SourceList):
+        self.source_list = sources
+
+    def around(self, ra: float, dec: float, radius_deg: float) -> SourceList:
+        s = self.source_list
+        cosd = math.cos(math.radians(dec))
+        dra = ((s.ra - ra + 180.0) % 360.0 - 180.0) * cosd
+        keep = np.hypot(dra, s.dec - dec) <= radius_deg * 1.5
+        return s.take(keep)
+
+    def sources(self, ra_min: float, ra_max: float, dec_min: float, dec_max: float) -> SourceList:
+        s = self.source_list
+        return s.take((s.dec >= dec_min) & (s.dec <= dec_max))
