@@ -1,1 +1,63 @@
-"""Hook implementations of terapix_fw.web (filled in by its issue)."""
+"""Hook implementations of the web reports: ``terapix web build`` and the core's own pages.
+
+The core pages (front page, runs, one page per run, exposures, products) are registered through the
+same ``web_pages`` hook as any plugin's pages.
+"""
+from __future__ import annotations
+
+from ..hookspecs import hookimpl
+
+
+def _index(db):
+    from . import data
+    return {"overview": data.overview(db), "runs": data.runs(db, limit=10)}
+
+
+def _runs(db):
+    from . import data
+    return {"runs": data.runs(db)}
+
+
+def _run_pages(db):
+    from . import data
+    for run in data.runs(db, limit=None):
+        yield run["run_id"], data.run_detail(db, run["run_id"])
+
+
+def _exposures(db):
+    from . import data
+    return data.exposures(db)
+
+
+def _products(db):
+    from . import data
+    return {"products": data.products(db)}
+
+
+@hookimpl
+def web_pages(register):
+    register("index", "index.html", _index, title="Overview", order=0)
+    register("runs", "runs.html", _runs, title="Runs", order=10)
+    register("run", "run.html", _run_pages, each=True, order=11)
+    register("exposures", "exposures.html", _exposures, title="Exposures", order=20)
+    register("products", "products.html", _products, title="Products", order=30)
+
+
+def _cmd_build(args) -> int:
+    from .site import build_site
+    written = build_site(args.db, args.out, templates=args.templates, title=args.title)
+    print(f"terapix web: {len(written)} page(s) written to {args.out}")
+    return 0
+
+
+@hookimpl
+def register_commands(subparsers):
+    p = subparsers.add_parser("web", help="static web reports from RDBix")
+    sub = p.add_subparsers(dest="web_command", metavar="ACTION")
+    sub.required = True
+    b = sub.add_parser("build", help="render the report pages (run status, exposures, products, plugins')")
+    b.add_argument("--db", default=None, help="database URL (default: $TERAPIX_DB_URL or ./rdbix.sqlite)")
+    b.add_argument("--out", required=True, help="folder the pages are written to")
+    b.add_argument("--templates", default=None, help="folder of templates overriding the default ones")
+    b.add_argument("--title", default="terapix-fw", help="site title")
+    b.set_defaults(func=_cmd_build)

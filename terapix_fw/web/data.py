@@ -1,0 +1,207 @@
+"""What the report pages show, read from RDBix as plain dicts and lists.
+
+The templates never touch the database: each page's context function calls these queries, so the same
+data can be rendered, tested or exported as JSON.  Every function takes ``db`` (an Engine or URL, as
+:func:`terapix_fw.db.connect` accepts); JSON text columns come back decoded; times are aware UTC
+datetimes.
+"""
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import func, select
+
+__all__ = ["overview", "runs", "run_detail", "exposures", "products", "transfers", "records", "decode"]
+
+
+def _engine(db):
+    from ..db import connect
+    return connect(db)
+
+
+def _schema():
+    from ..db import schema
+    return schema
+
+
+def decode(text: str | None, default: Any = None) -> Any:
+    """A JSON column's value; text that is not JSON is returned as it is (never raises)."""
+    if text is None or text == "":
+        return default
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        return text
+
+
+def _rows(conn, query) -> list[dict[str, Any]]:
+    return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def overview(db) -> dict[str, Any]:
+    """Counts shown on the front page."""
+    S = _schema()
+    with _engine(db).connect() as conn:
+        def count(table, *where):
+            q = select(func.count()).select_from(table)
+            for w in where:
+                q = q.where(w)
+            return conn.execute(q).scalar() or 0
+        return {
+            "runs": count(S.runs),
+            "runs_failed": count(S.runs, S.runs.c.status == "failed"),
+            "runs_running": count(S.runs, S.runs.c.status == "running"),
+            "units_failed": count(S.units, S.units.c.status == "failed"),
+            "exposures": count(S.exposures),
+            "products": count(S.products),
+            "transfers": count(S.transfers),
+            "catalogs": count(S.catalogs),
+            "stacks": count(S.stacks),
+        }
+
+
+def _unit_counts(conn, step_pks: list[int] | None = None) -> dict[int, dict[str, int]]:
+    S = _schema()
+    q = select(S.units.c.step_pk, S.units.c.status, func.count()).group_by(S.units.c.step_pk, S.units.c.status)
+    if step_pks is not None:
+        q = q.where(S.units.c.step_pk.in_(step_pks))
+    out: dict[int, dict[str, int]] = defaultdict(dict)
+    for step_pk, status, n in conn.execute(q):
+        out[step_pk][status or "unknown"] = n
+    return out
+
+
+def runs(db, limit: int = 500) -> list[dict[str, Any]]:
+    """The latest runs, newest first, each with its step count and unit counts by status."""
+    S = _schema()
+    with _engine(db).connect() as conn:
+        rows = _rows(conn, select(S.runs).order_by(S.runs.c.start.desc(), S.runs.c.run_id).limit(limit))
+        steps = conn.execute(select(S.steps.c.id, S.steps.c.run_id)
+                             .where(S.steps.c.run_id.in_([r["run_id"] for r in rows] or [""]))).all()
+        per_step = _unit_counts(conn, [s.id for s in steps])
+    by_run: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    nsteps: dict[str, int] = defaultdict(int)
+    for s in steps:
+        nsteps[s.run_id] += 1
+        for status, n in per_step.get(s.id, {}).items():
+            by_run[s.run_id][status] += n
+    for r in rows:
+        r["parameters"] = decode(r["parameters"], {})
+        r["summary"] = decode(r["summary"], {})
+        r["nsteps"] = nsteps.get(r["run_id"], 0)
+        r["units"] = dict(by_run.get(r["run_id"], {}))
+    return rows
+
+
+def run_detail(db, run_id: str) -> dict[str, Any]:
+    """One run: its steps (configuration, unit counts) and every failed unit with its error and log."""
+    S = _schema()
+    with _engine(db).connect() as conn:
+        run = conn.execute(select(S.runs).where(S.runs.c.run_id == run_id)).first()
+        if run is None:
+            raise KeyError(f"no run {run_id!r} in RDBix")
+        run = dict(run._mapping)
+        steps = _rows(conn, select(S.steps).where(S.steps.c.run_id == run_id)
+                      .order_by(S.steps.c.start, S.steps.c.id))
+        counts = _unit_counts(conn, [s["id"] for s in steps])
+        failures = _rows(conn, select(S.units, S.steps.c.step.label("step_name"), S.steps.c.tool)
+                         .join(S.steps, S.steps.c.id == S.units.c.step_pk)
+                         .where(S.steps.c.run_id == run_id, S.units.c.status == "failed")
+                         .order_by(S.steps.c.id, S.units.c.unit))
+    run["parameters"] = decode(run["parameters"], {})
+    run["summary"] = decode(run["summary"], {})
+    for s in steps:
+        for name in ("depends", "config", "non_defaults", "summary"):
+            s[name] = decode(s[name], {} if name != "depends" else [])
+        s["units"] = counts.get(s["id"], {})
+    for f in failures:
+        f["inputs"] = decode(f["inputs"], [])
+        f["config"] = decode(f["config"], {})
+    return {"run": run, "steps": steps, "failures": failures}
+
+
+def exposures(db, limit: int | None = 5000) -> dict[str, Any]:
+    """Exposures with their effective grade and their whole-exposure quality metrics (CCD 0).
+
+    Returns ``{"rows": [...], "metrics": [metric names]}``; each row has ``metrics`` {name: value}
+    and ``ncopies`` (stored copies).
+    """
+    from ..db.query import find_images
+
+    S = _schema()
+    rows = find_images(db, limit=limit)
+    ids = [r["id"] for r in rows]
+    metrics: dict[int, dict[str, float]] = defaultdict(dict)
+    copies: dict[int, int] = {}
+    names: set[str] = set()
+    if ids:
+        with _engine(db).connect() as conn:
+            for chunk in (ids[i:i + 500] for i in range(0, len(ids), 500)):
+                q = (select(S.quality_metrics.c.exposure_id, S.quality_metrics.c.name, S.quality_metrics.c.value)
+                     .where(S.quality_metrics.c.exposure_id.in_(chunk), S.quality_metrics.c.ccd == 0))
+                for exp_id, name, value in conn.execute(q):
+                    metrics[exp_id][name] = value
+                    names.add(name)
+                q = (select(S.storage.c.exposure_id, func.count()).where(S.storage.c.exposure_id.in_(chunk))
+                     .group_by(S.storage.c.exposure_id))
+                copies.update(dict(conn.execute(q).all()))
+    for r in rows:
+        r["metrics"] = metrics.get(r["id"], {})
+        r["ncopies"] = copies.get(r["id"], 0)
+    return {"rows": rows, "metrics": sorted(names)}
+
+
+def products(db, limit: int = 5000) -> list[dict[str, Any]]:
+    """Products, newest first, with the run/step/unit/tool that made them and their direct parents."""
+    S = _schema()
+    p, u, st = S.products, S.units, S.steps
+    with _engine(db).connect() as conn:
+        rows = _rows(conn, select(p, u.c.unit, st.c.run_id, st.c.step, st.c.tool, st.c.tool_version)
+                     .select_from(p.outerjoin(u, u.c.id == p.c.unit_pk).outerjoin(st, st.c.id == u.c.step_pk))
+                     .order_by(p.c.id.desc()).limit(limit))
+        ids = [r["id"] for r in rows]
+        parents: dict[int, list[dict]] = defaultdict(list)
+        parent = S.products.alias("parent")
+        for chunk in (ids[i:i + 500] for i in range(0, len(ids), 500)):
+            q = (select(S.provenance.c.product_id, parent.c.id, parent.c.path, parent.c.kind)
+                 .join(parent, parent.c.id == S.provenance.c.parent_id)
+                 .where(S.provenance.c.product_id.in_(chunk)).order_by(parent.c.path))
+            for product_id, pid, path, kind in conn.execute(q):
+                parents[product_id].append({"id": pid, "path": path, "kind": kind})
+    for r in rows:
+        r["meta"] = decode(r["meta"], {})
+        r["parents"] = parents.get(r["id"], [])
+    return rows
+
+
+def transfers(db, limit: int = 5000) -> dict[str, Any]:
+    """Transfers, newest first, and totals per node and direction (DataTransfer's history page)."""
+    S = _schema()
+    t = S.transfers
+    with _engine(db).connect() as conn:
+        rows = _rows(conn, select(t).order_by(t.c.start.desc(), t.c.id.desc()).limit(limit))
+        totals = _rows(conn, select(t.c.node, t.c.direction, func.count().label("n"),
+                                    func.sum(t.c.bytes).label("bytes"))
+                       .group_by(t.c.node, t.c.direction).order_by(t.c.node, t.c.direction))
+        failed = dict(conn.execute(select(t.c.node, func.count()).where(t.c.status == "failed")
+                                   .group_by(t.c.node)).all())
+        nodes = _rows(conn, select(S.nodes).order_by(S.nodes.c.name))
+    for row in totals:
+        row["failed"] = failed.get(row["node"], 0)
+        row["bytes"] = int(row["bytes"] or 0)
+    return {"rows": rows, "totals": totals, "nodes": nodes}
+
+
+def records(db, kind: str, limit: int = 5000) -> list[dict[str, Any]]:
+    """Records a tool sent verbatim (``ctx.record(kind, ...)``), newest first; ``data`` decoded."""
+    S = _schema()
+    r = S.records
+    with _engine(db).connect() as conn:
+        rows = _rows(conn, select(r).where(r.c.kind == kind).order_by(r.c.time.desc(), r.c.id.desc())
+                     .limit(limit))
+    for row in rows:
+        data = decode(row["data"], {})
+        row["data"] = data if isinstance(data, dict) else {"value": data}
+    return rows

@@ -1,0 +1,275 @@
+"""Static web reports: pages registered through the ``web_pages`` hook, rendered with Jinja.
+
+Every page, the core's included, comes from a ``web_pages(register)`` hook implementation::
+
+    @hookimpl
+    def web_pages(register):
+        register("transfers", "snooppix_transfers.html", transfer_context, title="Transfers")
+
+``register(name, template, context, *, title=None, each=False, order=100)``
+
+* ``name``: the page's file name without ``.html`` (letters, digits, ``_`` and ``-``);
+* ``template``: a template name, looked up in ``--templates`` first, then ``web/templates``; or a
+  :class:`pathlib.Path` to a template file shipped by a plugin (its folder is searched last, so a
+  site's own templates can override it).  Templates extend ``base.html`` and fill its blocks;
+* ``context(db)``: returns the template's variables (``db`` is an SQLAlchemy Engine on RDBix); with
+  ``each=True`` it returns ``(slug, variables)`` pairs instead, one page ``name/slug.html`` each (such
+  pages are not in the navigation bar);
+* ``title`` and ``order``: the navigation entry.
+
+Autoescaping is on for every template: values from the database (exposure names, error messages,
+headers) are untrusted.  Templates get the filters ``dt``, ``duration``, ``filesize``, ``num``,
+``file_url`` and the function ``asset(path)``, which copies a local file (a failed unit's log, a
+plot) into the site and returns its relative URL, or ``None`` if the file is not on this machine.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import math
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from ..atomic import atomic_path, confine, write_text_atomic
+from ..errors import TerapixError
+
+__all__ = ["Page", "WebError", "collect_pages", "build_site", "make_environment", "default_web_dir"]
+
+_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+MAX_ASSET_BYTES = 20 << 20
+
+
+class WebError(TerapixError):
+    """A report that cannot be built: bad page registration, missing template, unreadable database."""
+
+
+@dataclass
+class Page:
+    name: str
+    template: str | Path
+    context: Callable[[Any], Any]
+    title: str
+    each: bool = False
+    order: int = 100
+    plugin: str = ""
+
+
+def default_web_dir() -> Path:
+    """``web/`` of the source tree (templates and static assets), or ``$TERAPIX_WEB_DIR``."""
+    env = os.environ.get("TERAPIX_WEB_DIR")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "web"
+
+
+def collect_pages(pm=None) -> list[Page]:
+    """Every page registered by the ``web_pages`` hook, in navigation order."""
+    if pm is None:
+        from ..plugins import get_plugin_manager
+        pm = get_plugin_manager()
+    pages: dict[str, Page] = {}
+
+    def register(name: str, template, context, *, title: str | None = None, each: bool = False,
+                 order: int = 100) -> None:
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise WebError(f"web page name {name!r}: expected letters, digits, '_' or '-'")
+        if not callable(context):
+            raise WebError(f"web page {name}: context must be a callable taking the database")
+        if name in pages:
+            raise WebError(f"web page {name} is registered twice (template {pages[name].template} "
+                           f"and {template})")
+        pages[name] = Page(name, template, context, title or name.replace("_", " ").capitalize(),
+                           each, order)
+
+    pm.hook.web_pages(register=register)
+    return sorted(pages.values(), key=lambda p: (p.order, p.title))
+
+
+# ----------------------------------------------------------------------------------------------------
+# Jinja environment and filters
+
+def _dt_filter(value, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+    if value is None or value == "":
+        return "-"
+    if isinstance(value, (int, float)):
+        value = _dt.datetime.fromtimestamp(value, _dt.timezone.utc)
+    if isinstance(value, _dt.datetime):
+        return value.strftime(fmt)
+    return str(value)
+
+
+def _seconds(value) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, _dt.datetime):
+        return value.timestamp()
+    return float(value)
+
+
+def _duration(start, end) -> str:
+    a, b = _seconds(start), _seconds(end)
+    if a is None or b is None:
+        return "-"
+    s = max(b - a, 0.0)
+    if s < 60:
+        return f"{s:.1f} s"
+    if s < 3600:
+        return f"{int(s // 60)} min {int(s % 60):02d} s"
+    return f"{int(s // 3600)} h {int(s % 3600 // 60):02d} min"
+
+
+def _filesize(value) -> str:
+    if value is None:
+        return "-"
+    size = float(value)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(size) < 1000 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000.0
+    return str(value)
+
+
+def _num(value, digits: int = 3) -> str:
+    if value is None or value == "":
+        return "-"
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if math.isnan(x):
+        return "-"
+    return f"{x:.{digits}g}" if abs(x) < 1e6 else f"{x:.{digits}e}"
+
+
+def _file_url(path) -> str | None:
+    """``file://`` URL of an absolute local path, else None (never a URL of another scheme)."""
+    if not path:
+        return None
+    p = Path(str(path))
+    return p.as_uri() if p.is_absolute() else None
+
+
+def make_environment(template_dirs: list[Path]):
+    """A Jinja environment searching ``template_dirs`` in order, autoescaping everything."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.ChoiceLoader([jinja2.FileSystemLoader(str(d)) for d in template_dirs]),
+        autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(dt=_dt_filter, duration=_duration, filesize=_filesize, num=_num, file_url=_file_url)
+    return env
+
+
+class _Assets:
+    """Copies local files into ``out/assets`` once each, under a name derived from their path."""
+
+    def __init__(self, out: Path):
+        self.out = out
+        self.copied: dict[str, str | None] = {}
+
+    def url(self, path, root: str) -> str | None:
+        if not path:
+            return None
+        key = str(path)
+        if key not in self.copied:
+            self.copied[key] = self._copy(Path(key))
+        rel = self.copied[key]
+        return None if rel is None else root + rel
+
+    def _copy(self, src: Path) -> str | None:
+        try:
+            if not src.is_absolute() or not src.is_file() or src.stat().st_size > MAX_ASSET_BYTES:
+                return None
+        except OSError:
+            return None
+        digest = hashlib.sha1(str(src).encode("utf-8", "surrogateescape")).hexdigest()[:12]
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", src.name)[-80:] or "file"
+        rel = f"assets/{digest}-{name}"
+        if name.endswith((".log", ".txt", ".out", ".err")):
+            rel += ".txt"  # served as text by any web server, never as HTML
+        with atomic_path(self.out / rel) as tmp:
+            shutil.copyfile(src, tmp)
+        return rel
+
+
+# ----------------------------------------------------------------------------------------------------
+
+def _open_db(db):
+    from sqlalchemy.engine import Engine, make_url
+
+    from ..db import connect, resolve_url
+
+    if isinstance(db, Engine):
+        return db
+    url = resolve_url(db)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:") \
+            and not Path(parsed.database).exists():
+        raise WebError(f"no RDBix database at {parsed.database} (from --db / TERAPIX_DB_URL)")
+    return connect(url)
+
+
+def build_site(db, out: str | Path, *, templates: str | Path | None = None, title: str = "terapix-fw",
+               pages: list[Page] | None = None) -> list[Path]:
+    """Render every registered page from RDBix ``db`` into the folder ``out``; return the written pages.
+
+    ``templates`` is a folder whose templates override the default ones (``web/templates``).  Each
+    page is written atomically; static assets are copied to ``out/static``.
+    """
+    from .. import __version__ as fw_version
+
+    engine = _open_db(db)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    web_dir = default_web_dir()
+    pages = collect_pages() if pages is None else pages
+    dirs = ([Path(templates)] if templates else []) + [web_dir / "templates"]
+    dirs += list(dict.fromkeys(Path(p.template).parent for p in pages if isinstance(p.template, Path)))
+    env = make_environment(dirs)
+    assets = _Assets(out)
+    nav = [{"name": p.name, "title": p.title, "href": f"{p.name}.html"} for p in pages if not p.each]
+    site = {"title": title, "nav": nav, "version": fw_version,
+            "generated": _dt.datetime.now(_dt.timezone.utc),
+            "db": engine.url.render_as_string(hide_password=True)}
+    written: list[Path] = []
+
+    def render(page: Page, rel: str, variables: dict, root: str) -> None:
+        import jinja2
+
+        name = page.template.name if isinstance(page.template, Path) else page.template
+        try:
+            template = env.get_template(name)
+            html = template.render({**variables, "site": {**site, "root": root, "current": page.name},
+                                    "page_title": page.title,
+                                    "asset": lambda path: assets.url(path, root)})
+        except jinja2.TemplateNotFound as exc:
+            raise WebError(f"web page {page.name}: template {exc.name!r} not found in "
+                           f"{', '.join(str(d) for d in dirs)}") from None
+        except jinja2.TemplateError as exc:
+            raise WebError(f"web page {page.name} ({name}): {type(exc).__name__}: {exc}") from None
+        target = confine(out, rel, f"web page {page.name}")
+        write_text_atomic(target, html)
+        written.append(target)
+
+    for page in pages:
+        try:
+            result = page.context(engine)
+        except WebError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - name the page whose data could not be read
+            raise WebError(f"web page {page.name}: cannot read its data: {type(exc).__name__}: {exc}") from exc
+        if page.each:
+            for slug, variables in result:
+                safe = re.sub(r"[^A-Za-z0-9._-]", "_", str(slug)).lstrip(".") or "_"
+                render(page, f"{page.name}/{safe}.html", variables, "../")
+        else:
+            render(page, f"{page.name}.html", result, "")
+    static = web_dir / "static"
+    if static.is_dir():
+        for src in sorted(static.rglob("*")):
+            if src.is_file():
+                with atomic_path(out / "static" / src.relative_to(static)) as tmp:
+                    shutil.copyfile(src, tmp)
+    return written

@@ -1,0 +1,174 @@
+"""``terapix web build``: static pages rendered from a small RDBix database.
+
+The database is filled through RDBix's own documents (what the recorder writes during a run): one run
+with a successful and a failed step, exposures with grades and quality metrics (one with a hostile
+name), products with provenance, transfers and a plugin record.
+"""
+from __future__ import annotations
+
+import re
+import types
+from pathlib import Path
+
+import pytest
+
+from terapix_fw.hookspecs import hookimpl
+
+# RDBix keeps the last path component of a file name, so the hostile name has no "/"
+EVIL = '<svg onload=alert("x")>e9.fits'
+EVIL_OBJECT = '"><img src=x onerror=alert(1)>'
+
+
+@pytest.fixture
+def db(tmp_path):
+    from terapix_fw.db import Document, connect, write_document
+    from terapix_fw.db.engine import dispose_all
+
+    url = f"sqlite:///{tmp_path / 'rdbix.sqlite'}"
+    engine = connect(url)
+    log = tmp_path / "logs" / "detect-2.log"
+    log.parent.mkdir()
+    log.write_text("ERROR failed: ToolError: image <b>corrupt</b>\n")
+    raw = [str(tmp_path / "raw" / n) for n in ("e1.fits", "e2.fits")]
+    cat = str(tmp_path / "work" / "e1.cat")
+    docs = [
+        Document().add("run_start", run_id="r1", name="T0007 release", mode="pipeline", host="node1",
+                       user="ops", start=1_700_000_000.0, workdir=str(tmp_path / "work"),
+                       parameters={"FIELD": "D1"}),
+        Document().add("step_start", run_id="r1", step="detect", tool="sextractor", tool_version="2.28",
+                       fanout="file", config={"DETECT_THRESH": "3.0"}, non_defaults={"DETECT_THRESH": "3.0"},
+                       start=1_700_000_001.0),
+        Document().add("unit", run_id="r1", step="detect", unit="1", inputs=raw[:1], status="done",
+                       host="node1", start=1_700_000_001.0, end=1_700_000_011.0),
+        Document().add("unit", run_id="r1", step="detect", unit="2", inputs=raw[1:], status="failed",
+                       host="node2", start=1_700_000_001.0, end=1_700_000_002.0,
+                       error="ToolError: e2.fits[3]: <NAXIS> missing", log_path=str(log)),
+        Document().add("product", run_id="r1", step="detect", unit="1", path=cat, kind="catalog",
+                       checksum="ab" * 32, size=123456, inputs=raw[:1]),
+        Document().add("step_end", run_id="r1", step="detect", status="failed", end=1_700_000_012.0,
+                       summary={"done": 1, "failed": 1}),
+        Document().add("run_end", run_id="r1", status="failed", end=1_700_000_020.0,
+                       summary={"done": 1, "failed": 1}),
+        Document().add("exposure", filename="e1.fits", object="D1", filter="r.MP9601", qrunid="05AQ01",
+                       exptime=600.0, airmass=1.21, seeing=0.71, date_obs="2005-03-01T10:00:00",
+                       storage=[{"node": "node1", "path": raw[0]}]),
+        Document().add("quality", exposure="e1.fits", suggested_grade="B",
+                       metrics=[{"ccd": 0, "name": "FWHM_MEDIAN", "value": 0.712},
+                                {"ccd": 0, "name": "ELONGATION", "value": 1.04},
+                                {"ccd": 3, "name": "FWHM_MEDIAN", "value": 9.99}]),
+        Document().add("exposure", filename=EVIL, object=EVIL_OBJECT, filter="g.MP9401", exptime=300.0),
+        Document().add("grade", exposure=EVIL, grade="D", author="<i>ops</i>", comment="satellite"),
+        Document().add("transfer", direction="in", node="node1", path="/data/in/e1.fits", bytes=2_000_000,
+                       status="done", start=1_700_000_000.0, end=1_700_000_004.0),
+        Document().add("transfer", direction="in", node="node1", path="/data/in/e3.fits", bytes=0,
+                       status="failed", start=1_700_000_000.0, end=1_700_000_001.0),
+    ]
+    for doc in docs:
+        write_document(engine, doc)
+    yield url
+    dispose_all()
+
+
+def _page(out: Path, name: str) -> str:
+    return (out / name).read_text(encoding="utf-8")
+
+
+def test_build_renders_core_pages(tmp_path, db):
+    from terapix_fw.cli import main
+
+    out = tmp_path / "site"
+    assert main(["web", "build", "--db", db, "--out", str(out), "--title", "CFHTLS <T0007>"]) == 0
+    index = _page(out, "index.html")
+    assert "CFHTLS &lt;T0007&gt;" in index and "<T0007>" not in index
+    assert 'href="run/r1.html"' in index and "T0007 release" in index
+    assert re.search(r"<b>2</b> exposures", index) and re.search(r"<b>1</b> failed units", index)
+    assert (out / "static" / "style.css").is_file()
+
+    run = _page(out, "run/r1.html")
+    assert 'href="../static/style.css"' in run and 'href="../runs.html"' in run
+    assert "sextractor 2.28" in run and "DETECT_THRESH" in run
+    # the failure, its error escaped, its log copied into the site (as text) and linked
+    assert "ToolError: e2.fits[3]: &lt;NAXIS&gt; missing" in run
+    link = re.search(r'<a class="log" href="([^"]+)">log</a>', run)
+    assert link and link.group(1).startswith("../assets/") and link.group(1).endswith(".log.txt")
+    assert "<b>corrupt</b>" in (out / "run" / link.group(1)).resolve().read_text()
+    assert "node2" in run
+
+    runs = _page(out, "runs.html")
+    assert "status-failed" in runs and "20.0 s" in runs  # run from 1_700_000_000 to 1_700_000_020
+
+
+def test_exposures_page_escapes_hostile_names(tmp_path, db):
+    from terapix_fw.web import build_site
+
+    out = tmp_path / "site"
+    build_site(db, out)
+    page = _page(out, "exposures.html")
+    assert "<svg" not in page and "<img" not in page and "<i>" not in page
+    assert "&lt;svg onload=alert(&#34;x&#34;)&gt;e9.fits" in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page
+    # grades: the human grade D of the hostile exposure, the suggested B (marked ?) of e1
+    assert 'class="grade grade-D" title="human"' in page
+    assert 'class="grade grade-B" title="suggested"' in page
+    # the whole-exposure quality metrics are columns; the per-CCD value is not shown
+    assert "<th>FWHM_MEDIAN</th>" in page and "<th>ELONGATION</th>" in page
+    assert "0.712" in page and "9.99" not in page
+
+
+def test_products_page_shows_provenance(tmp_path, db):
+    from terapix_fw.web import build_site
+
+    out = tmp_path / "site"
+    build_site(db, out)
+    page = _page(out, "products.html")
+    cat = re.search(r'<tr id="p(\d+)">\s*<td><a class="path" href="file://[^"]*e1\.cat"', page)
+    assert cat, page
+    raw = re.search(r'<tr id="p(\d+)">\s*<td><a class="path" href="file://[^"]*raw/e1\.fits"', page)
+    assert raw and f'<a href="#p{raw.group(1)}">e1.fits</a>' in page
+    assert "123.5 kB" in page and "sextractor 2.28" in page and "external input" in page
+
+
+def test_plugin_pages_through_web_pages_hook(tmp_path, db):
+    """A third-party page (registered for this test only) is rendered, listed in the navigation, and may
+    ship its own template; a site template folder overrides the default templates."""
+    from terapix_fw.plugins import get_plugin_manager
+    from terapix_fw.web import build_site, data
+
+    tpl_dir = tmp_path / "plugin_templates"
+    tpl_dir.mkdir()
+    (tpl_dir / "thirdparty_nodes.html").write_text(
+        '{% extends "base.html" %}{% block title %}Nodes{% endblock %}{% block content %}'
+        "{% for t in totals %}<p class=node>{{ t.node }} {{ t.n }} {{ t.bytes | filesize }} {{ t.failed }}</p>"
+        "{% endfor %}{% endblock %}")
+
+    plugin = types.SimpleNamespace()
+    plugin.web_pages = hookimpl(lambda register: register(
+        "nodes", tpl_dir / "thirdparty_nodes.html", lambda db: data.transfers(db), title="Nodes", order=50))
+    pm = get_plugin_manager()
+    pm.register(plugin, name="test-web-plugin")
+    try:
+        site_templates = tmp_path / "site_templates"
+        site_templates.mkdir()
+        (site_templates / "_nav.html").write_text(
+            "<nav id=custom>{% for e in site.nav %}<a href='{{ site.root }}{{ e.href }}'>{{ e.title }}</a>"
+            "{% endfor %}</nav>")
+        out = tmp_path / "site"
+        build_site(db, out, templates=site_templates)
+    finally:
+        pm.unregister(plugin)
+    page = _page(out, "nodes.html")
+    assert "<p class=node>node1 2 2.0 MB 1</p>" in page
+    index = _page(out, "index.html")
+    assert "<nav id=custom>" in index and "href='nodes.html'>Nodes</a>" in index
+
+
+def test_bad_registrations_and_missing_database(tmp_path, db):
+    from terapix_fw.web import WebError, build_site
+    from terapix_fw.web.site import Page
+
+    with pytest.raises(WebError, match="no RDBix database at .*missing.sqlite"):
+        build_site(f"sqlite:///{tmp_path / 'missing.sqlite'}", tmp_path / "out")
+    with pytest.raises(WebError, match="web page broken: template 'nope.html' not found"):
+        build_site(db, tmp_path / "out", pages=[Page("broken", "nope.html", lambda db: {}, "Broken")])
+    with pytest.raises(WebError, match="web page bad: cannot read its data: KeyError"):
+        build_site(db, tmp_path / "out", pages=[Page("bad", "runs.html", lambda db: {}["x"], "Bad")])
