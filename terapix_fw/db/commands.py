@@ -50,7 +50,8 @@ IMAGE_COLUMNS = ("filename", "filter", "qrunid", "date_obs", "exptime", "airmass
                  "grade", "grade_source")
 
 
-def _print_table(rows: list[dict], columns: tuple[str, ...], out=sys.stdout) -> None:
+def _print_table(rows: list[dict], columns: tuple[str, ...], out=None) -> None:
+    out = out or sys.stdout
     def fmt(v):
         if v is None:
             return "-"

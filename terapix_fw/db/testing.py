@@ -112,3 +112,144 @@ def db_url(request, tmp_path):
     finally:
         dispose_all()
         drop_mysql_database(url)
+
+
+# ----------------------------------------------------------------------------------------------------
+# dbClient server processes, deterministic documents and database snapshots for the tests
+
+class ServerProcess:
+    """A ``terapix dbclient serve`` subprocess on a free port, writing ``db_url``."""
+
+    def __init__(self, db_url: str, secret: str, workdir, port: int = 0, ready_timeout: float = 60.0):
+        import sys
+        from pathlib import Path
+        self.db_url, self.secret, self.workdir = db_url, secret, Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        port_file = self.workdir / f"port-{uuid.uuid4().hex[:8]}"
+        self.log_path = self.workdir / "server.log"
+        env = dict(os.environ, TERAPIX_DBCLIENT_SECRET=secret)
+        env.pop("TERAPIX_DBCLIENT_URL", None)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "terapix_fw.cli", "dbclient", "serve", "--port", str(port), "--db", db_url,
+             "--port-file", str(port_file), "--log", str(self.log_path)],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + ready_timeout
+        while not port_file.exists():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"dbclient server exited with {self.proc.returncode}: "
+                                   f"{self.proc.stderr.read().decode(errors='replace')}")
+            if time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError("dbclient server did not start")
+            time.sleep(0.05)
+        self.port = int(port_file.read_text())
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, an open transaction is lost (the fault tests)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def make_documents(prefix: str, n: int, run_id: str | None = None):
+    """``n`` deterministic documents (ids ``<prefix>-<i>``) touching most tables: a step, its unit and
+    product with provenance, an exposure with header keywords and a grade every 10th document."""
+    from .ops import Document
+    run_id = run_id or f"run-{prefix}"
+    docs = []
+    t0 = 1_100_000_000.0
+    first = Document(id=f"{prefix}-run")
+    first.add("run_start", run_id=run_id, name=f"run {prefix}", start=t0, host="node-" + prefix)
+    docs.append(first)
+    for i in range(n - 1):
+        doc = Document(id=f"{prefix}-{i:06d}", node="node-" + prefix)
+        step = f"{prefix}-step{i:06d}"
+        doc.add("step_start", run_id=run_id, step=step, tool="sextractor", tool_version="2.28.0",
+                config={"DETECT_THRESH": str(1.5 + i % 3), "CATALOG_NAME": f"{step}.cat"}, start=t0 + i)
+        doc.add("unit", run_id=run_id, step=step, unit="1", status="done", host="node-" + prefix,
+                inputs=[f"/data/{prefix}/raw{i:06d}.fits"], start=t0 + i, end=t0 + i + 0.5)
+        doc.add("product", run_id=run_id, step=step, unit="1", path=f"/data/{prefix}/cat{i:06d}.fits",
+                kind="catalog", checksum=f"{i:064x}", size=1000 + i, inputs=[f"/data/{prefix}/raw{i:06d}.fits"])
+        if i % 10 == 0:
+            fname = f"{prefix}{i:06d}o.fits"
+            doc.add("exposure", filename=fname, filter="ugriz"[i % 5], ra=(i * 0.37) % 360, dec=-30 + i % 60,
+                    exptime=300.0, date_obs=t0 + 86400 * i, keywords={"OBJECT": f"D{i % 4}", "RUNID": "04AQ01"})
+            doc.add("grade", exposure=fname, grade="ABCD"[i % 4], author="qc", comment=f"auto {i}", time=t0 + i)
+        docs.append(doc)
+    return docs
+
+
+def snapshot(db_url: str) -> dict[str, list[tuple]]:
+    """The content of the database with surrogate ids replaced by natural keys and apply-time stamps left
+    out, so that two databases holding the same records compare equal."""
+    from sqlalchemy import select
+    from . import schema as S
+    from .engine import connect
+    engine = connect(db_url)
+    st, u, p, e = S.steps, S.units, S.products, S.exposures
+    parent = p.alias("parent")
+    queries = {
+        "runs": select(*[c for c in S.runs.c]),
+        "steps": select(*[c for c in st.c if c.name != "id"]),
+        "units": select(st.c.run_id, st.c.step, *[c for c in u.c if c.name not in ("id", "step_pk")])
+        .join(st, st.c.id == u.c.step_pk),
+        "products": select(p.c.path, p.c.kind, p.c.checksum, p.c.size, p.c.meta, st.c.run_id, st.c.step, u.c.unit)
+        .select_from(p.outerjoin(u, u.c.id == p.c.unit_pk).outerjoin(st, st.c.id == u.c.step_pk)),
+        "provenance": select(p.c.path, p.c.checksum, parent.c.path, parent.c.checksum)
+        .select_from(S.provenance.join(p, p.c.id == S.provenance.c.product_id)
+                     .join(parent, parent.c.id == S.provenance.c.parent_id)),
+        "exposures": select(*[c for c in e.c if c.name != "id"]),
+        "header_keywords": select(e.c.filename, S.header_keywords.c.extension, S.header_keywords.c.keyword,
+                                  S.header_keywords.c.value, S.header_keywords.c.comment)
+        .join(e, e.c.id == S.header_keywords.c.exposure_id),
+        "grades": select(e.c.filename, S.grades.c.grade, S.grades.c.author, S.grades.c.time, S.grades.c.comment)
+        .join(e, e.c.id == S.grades.c.exposure_id),
+        "quality_metrics": select(e.c.filename, S.quality_metrics.c.ccd, S.quality_metrics.c.name,
+                                  S.quality_metrics.c.value).join(e, e.c.id == S.quality_metrics.c.exposure_id),
+        "records": select(S.records.c.kind, S.records.c.run_id, S.records.c.step, S.records.c.unit,
+                          S.records.c.data),
+        "documents": select(S.documents.c.doc_id, S.documents.c.node, S.documents.c.created,
+                            S.documents.c.n_instructions),
+    }
+    out = {}
+    with engine.connect() as conn:
+        for name, query in queries.items():
+            out[name] = sorted((tuple(r) for r in conn.execute(query)), key=repr)
+    return out
+
+
+def client_main(argv: list[str]) -> int:
+    """``python -m terapix_fw.db.testing URL SPOOL PREFIX N [REPEAT]``: submit N documents one by one
+    (the concurrency test's client process), then re-submit the first REPEAT of them (replays)."""
+    from ..dbclient.client import Client
+    url, spool, prefix, n = argv[0], argv[1], argv[2], int(argv[3])
+    repeat = int(argv[4]) if len(argv) > 4 else 0
+    client = Client(url, spool_dir=spool)
+    docs = make_documents(prefix, n, run_id="run-concurrency")
+    for doc in docs + docs[:repeat]:
+        client.submit(doc)
+    result = client.flush()
+    print(result.describe())
+    return 0 if result.remaining == 0 and result.rejected == 0 else 1
+
+
+if __name__ == "__main__":
+    import sys
+    sys.exit(client_main(sys.argv[1:]))

@@ -1,0 +1,113 @@
+"""RDBix schema and migrations on SQLite and MariaDB: init, upgrade, status, downgrade, and the
+fast path (create_all + stamp) giving exactly the migrated schema."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import inspect
+
+from terapix_fw.db import migrate
+from terapix_fw.db.engine import HEAD_REVISION, connect, schema_revision
+from terapix_fw.db.schema import metadata
+from terapix_fw.db.testing import db_url, mariadb_server  # noqa: F401 - pytest fixtures
+
+
+def _schema_diff(url):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    engine = connect(url, create=False)
+    with engine.connect() as conn:
+        return compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
+
+
+def test_init_upgrade_status(db_url):
+    st = migrate.status(db_url)
+    assert st.current is None and st.pending == ["0001", "0002"] and not st.up_to_date
+    migrate.upgrade(db_url, "0001")
+    st = migrate.status(db_url)
+    assert (st.current, st.pending) == ("0001", ["0002"])
+    engine = connect(db_url, create=False)
+    assert not inspect(engine).has_table("sources")
+    assert "healpix" not in {c["name"] for c in inspect(engine).get_columns("exposures")}
+    # rows written at 0001 survive the upgrade and get their sky index filled in
+    import sqlalchemy as sa
+    old = sa.table("exposures", sa.column("filename"), sa.column("ra"), sa.column("dec"))
+    with engine.begin() as conn:
+        conn.execute(old.insert().values(filename="old.fits", ra=150.0, dec=2.0))
+    migrate.upgrade(db_url)
+    st = migrate.status(db_url)
+    assert st.up_to_date and st.current == HEAD_REVISION == st.head and st.pending == []
+    engine = connect(db_url, create=False)
+    assert inspect(engine).has_table("sources")
+    with engine.connect() as conn:
+        pix = conn.exec_driver_sql("SELECT healpix FROM exposures WHERE filename = 'old.fits'").scalar()
+    import healpy
+    assert pix == healpy.ang2pix(256, 150.0, 2.0, nest=True, lonlat=True)
+    assert _schema_diff(db_url) == []
+    migrate.downgrade(db_url, "0001")
+    assert migrate.status(db_url).current == "0001"
+    assert not inspect(connect(db_url, create=False)).has_table("sources")
+
+
+def test_init_refuses_initialised_database(db_url):
+    migrate.init(db_url)
+    assert schema_revision(connect(db_url, create=False)) == HEAD_REVISION
+    from terapix_fw.db.errors import DatabaseError
+    with pytest.raises(DatabaseError, match="already initialised.*revision 0002"):
+        migrate.init(db_url)
+
+
+def test_create_all_fast_path_equals_migrations(db_url):
+    """connect() builds an empty database with create_all and stamps head: same schema as migrations."""
+    engine = connect(db_url)
+    assert schema_revision(engine) == HEAD_REVISION
+    assert _schema_diff(db_url) == []
+    assert set(metadata.tables) <= set(inspect(engine).get_table_names())
+
+
+def test_old_database_upgraded_on_connect(db_url):
+    migrate.upgrade(db_url, "0001")
+    from terapix_fw.db.engine import dispose_all
+    dispose_all()
+    engine = connect(db_url)
+    assert schema_revision(engine) == HEAD_REVISION
+
+
+def test_head_constant_matches_migrations():
+    from alembic.script import ScriptDirectory
+    assert ScriptDirectory(str(migrate.MIGRATIONS)).get_current_head() == HEAD_REVISION
+
+
+def test_cli_init_upgrade_status(db_url, capsys):
+    from terapix_fw.cli import main
+    assert main(["db", "status", "--db", db_url]) == 1
+    assert "current revision none" in capsys.readouterr().out
+    assert main(["db", "upgrade", "--db", db_url, "--revision", "0001"]) == 0
+    assert "1 pending: 0002" in capsys.readouterr().out
+    assert main(["db", "upgrade", "--db", db_url]) == 0
+    assert main(["db", "status", "--db", db_url]) == 0
+    out = capsys.readouterr().out
+    assert "current revision 0002" in out and "up to date" in out
+    assert main(["db", "init", "--db", db_url]) == 2  # TerapixError: already initialised
+    assert "already initialised" in capsys.readouterr().err
+
+
+def test_sqlite_settings(tmp_path):
+    engine = connect(f"sqlite:///{tmp_path / 'x.sqlite'}")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 10_000
+
+
+def test_default_url_is_workdir_sqlite(tmp_path, monkeypatch):
+    from terapix_fw.db.engine import resolve_url
+    monkeypatch.delenv("TERAPIX_DB_URL", raising=False)
+    assert resolve_url(None, tmp_path) == f"sqlite:///{tmp_path.resolve() / 'rdbix.sqlite'}"
+    monkeypatch.setenv("TERAPIX_DB_URL", "mysql+mysqldb://u@h/db")
+    assert resolve_url(None, tmp_path) == "mysql+mysqldb://u@h/db"
+    assert resolve_url("sqlite:///x", tmp_path) == "sqlite:///x"
+
+
+def test_unsupported_url_named():
+    with pytest.raises(ValueError, match="unsupported back end 'postgresql'"):
+        connect("postgresql://u@h/db")
