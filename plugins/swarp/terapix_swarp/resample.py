@@ -252,8 +252,8 @@ def _resampled_header(out_header, fld: InputField, xmin: int, ymin: int, shape, 
     header["NAXIS2"] = shape[0]
     header["CRPIX1"] = out_header["CRPIX1"] - (xmin - 1)
     header["CRPIX2"] = out_header["CRPIX2"] - (ymin - 1)
-    header["EXPTIME"] = (fld.exptime, "Maximum equivalent exposure time (s)")
-    header["GAIN"] = (gain, "Maximum equivalent gain (e-/ADU)")
+    header["EXPTIME"] = (fld.exptime, "Max. equivalent exposure time (s)")
+    header["GAIN"] = (gain, "Max. equivalent gain (e-/ADU)")
     header["SATURATE"] = (saturation, "Saturation Level (ADU)")
     header["FLXSCALE"] = (fscale, "Relative flux scaling from photometry")
     header["FLASCALE"] = (fascale, "Relative flux scaling from astrometry")

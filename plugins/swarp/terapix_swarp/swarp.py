@@ -43,15 +43,15 @@ def _output_wcs(header):
 
 def _final_header(grid_header, config, fields, summary, weight: bool):
     header = grid_header.copy()
-    header["EXPTIME"] = (summary.exptime, "Maximum equivalent exposure time (s)")
-    header["GAIN"] = (summary.gain, "Maximum equivalent gain (e-/ADU)")
+    header["EXPTIME"] = (summary.exptime, "Max. equivalent exposure time (s)")
+    header["GAIN"] = (summary.gain, "Max. equivalent gain (e-/ADU)")
     header["SATURATE"] = (summary.saturation, "Saturation Level (ADU)")
-    header["MAGZEROP"] = (MAGZEROP, "Magnitude zero-point (FLXSCALE-normalised inputs)")
-    header["SOFTNAME"] = ("terapix-fw swarp", "The software that processed those data")
+    header["MAGZEROP"] = (MAGZEROP, "Zero-point (FLXSCALE-normalised)")
+    header["SOFTNAME"] = ("terapix-fw swarp", "Software that made this image")
     from .tool import SwarpTool
 
     header["SOFTVERS"] = (SwarpTool.version, "Version of the software")
-    header["COMBINET"] = (config["COMBINE_TYPE"], "COMBINE_TYPE config parameter for SWarp")
+    header["COMBINET"] = (config["COMBINE_TYPE"], "COMBINE_TYPE config parameter")
     rtypes = config["RESAMPLING_TYPE"]
     rtypes = rtypes if isinstance(rtypes, list) else [rtypes]
     ctypes = config["CENTER_TYPE"]
@@ -231,7 +231,8 @@ def _coadd(ctx, config, fields, resampled, grid_header, coadd_resampled):
                naxis1=int(h["NAXIS1"]), naxis2=int(h["NAXIS2"]), ctype1=h["CTYPE1"], ctype2=h["CTYPE2"],
                crval1=float(h["CRVAL1"]), crval2=float(h["CRVAL2"]),
                pixel_scale=float(math.sqrt(abs(h["CD1_1"] * h["CD2_2"] - h["CD1_2"] * h["CD2_1"])) * 3600),
-               exptime=summary.exptime, gain=summary.gain, saturation=summary.saturation, magzerop=MAGZEROP,
+               exptime=float(summary.exptime), gain=float(summary.gain), saturation=float(summary.saturation),
+               magzerop=MAGZEROP, strips=summary.strips, strip_height=summary.strip_height,
                ninputs=len(resampled), nfiles=len({r.fileno for r in resampled}),
                max_overlap=summary.nfiles_max, inputs=[r.name for r in resampled],
                nclipped=int(summary.nclipped))

@@ -49,6 +49,8 @@ def gaussian_image(header: fits.Header, sources, sigma_pix: float = 1.5, sky: fl
         r = int(6 * sigma_pix) + 2
         x0, x1 = max(1, int(x) - r), min(nx, int(x) + r)
         y0, y1 = max(1, int(y) - r), min(ny, int(y) + r)
+        if x0 > x1 or y0 > y1:
+            continue
         sub = (np.arange(oversample) + 0.5) / oversample - 0.5
         xs = (np.arange(x0, x1 + 1)[:, None] + sub[None, :]).ravel()
         ys = (np.arange(y0, y1 + 1)[:, None] + sub[None, :]).ravel()
@@ -94,3 +96,11 @@ def run_swarp(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     logging.getLogger("terapix").setLevel(logging.INFO)
     return Runner(tmp_path)
+
+
+@pytest.fixture
+def synth():
+    """The image builders of this conftest (test modules cannot import it under --import-mode=importlib)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(tan_header=tan_header, gaussian_image=gaussian_image, write_image=write_image)
