@@ -25,13 +25,19 @@ def imhead_hdu(header):
     import numpy as np
     from astropy.io import fits
 
+    # astropy writes the trailing blanks of string columns as NULs, and PSFEx/SCAMP then fail to find the
+    # END card (PSFEx 3.21 segfaults), so the table is built from its raw bytes, blanks kept.
     text = header.tostring(sep="", endcard=True, padding=False)
     ncards = len(text) // 80
-    cards = [text[i * 80:(i + 1) * 80].encode("ascii", "replace") for i in range(ncards)]
-    column = fits.Column(name="Field Header Card", format=f"{80 * ncards}A", dim=f"(80, {ncards})",
-                         array=np.array([cards], dtype="S80"))
-    hdu = fits.BinTableHDU.from_columns([column])
-    hdu.header["EXTNAME"] = "LDAC_IMHEAD"
+    table = fits.Header()
+    for key, value in (("XTENSION", "BINTABLE"), ("BITPIX", 8), ("NAXIS", 2), ("NAXIS1", 80 * ncards),
+                       ("NAXIS2", 1), ("PCOUNT", 0), ("GCOUNT", 1), ("TFIELDS", 1),
+                       ("TTYPE1", "Field Header Card"), ("TFORM1", f"{80 * ncards}A"),
+                       ("TDIM1", f"(80, {ncards})"), ("EXTNAME", "LDAC_IMHEAD")):
+        table[key] = value
+    data = text.encode("ascii", "replace")
+    data += b"\0" * (-len(data) % 2880)
+    hdu = fits.BinTableHDU.fromstring(table.tostring().encode("ascii") + data)
     return hdu
 
 
