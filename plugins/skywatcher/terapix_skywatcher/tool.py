@@ -73,6 +73,7 @@ class SkyWatcherTool(Tool):
         maps = coverage_maps(footprints, nside, nest=cfg["HEALPIX_ORDERING"] == "NESTED")
         fmt = cfg["CHECKPLOT_DEV"].lower()
         width = cfg["CHECKPLOT_RES"]
+        footprint_name = f"{cfg['FOOTPRINT_NAME']}.{fmt}"
         used: set[str] = set()
         for band, cov in maps.items():
             safe = file_safe(band)
@@ -90,12 +91,13 @@ class SkyWatcherTool(Tool):
                        median_count=float(_median(cov.count)), exptime_total=float(
                            sum(e for e in {fp.exposure: fp.exptime for fp in cov.footprints}.values())),
                        max_exptime=float(cov.exptime.max(initial=0.0)), map=str(ctx.output_path(stem + ".fits")),
-                       plot=str(ctx.output_path(f"{stem}.{fmt}")))
+                       plot=str(ctx.output_path(f"{stem}.{fmt}")),
+                       footprints=str(ctx.output_path(footprint_name)))
             ctx.log.info("filter %s: %d exposure(s), %d CCD(s), %.4f deg^2 covered (%.4f deg^2 twice or "
                          "more), up to %d exposure(s) and %.0f s per pixel", band, cov.nexposures,
                          cov.nccds, cov.area(), cov.area(2), int(cov.count.max(initial=0)),
                          float(cov.exptime.max(initial=0.0)))
-        with ctx.product(f"{cfg['FOOTPRINT_NAME']}.{fmt}", kind="footprint_plot") as tmp:
+        with ctx.product(footprint_name, kind="footprint_plot") as tmp:
             plot_footprints(tmp, maps, width_px=width, fmt=fmt)
 
 

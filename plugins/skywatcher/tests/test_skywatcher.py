@@ -8,6 +8,8 @@ the footprint: the count is within half a pixel of the true edge along the whole
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -201,3 +203,36 @@ def test_config_prints_parameters():
 
     text = get_tool("skywatcher").cls().default_config_text()
     assert "NSIDE" in text and "HEADER_SUFFIX" in text and "CHECKPLOT_DEV" in text
+
+
+def test_recorded_run_on_the_coverage_web_page(tmp_path, monkeypatch):
+    """A recorded drop-in run shows on the page skywatcher adds through the web_pages hook, with its plots
+    copied into the site; a hostile filter name is escaped."""
+    from terapix_fw.db.engine import dispose_all
+    from terapix_fw.db.recorder import reset_recorders
+    from terapix_fw.dropin import run_tool_command
+    from terapix_fw.web import build_site
+
+    hostile = "<b>r</b>"
+    exp = write_mef(tmp_path / "e.fits", [ccd_header(10.0, 10.0, NX / 2 + 0.5, NY / 2 + 0.5, filt=hostile)])
+    url = f"sqlite:///{tmp_path / 'rdbix.sqlite'}"
+    monkeypatch.setenv("TERAPIX_DB_URL", url)
+    monkeypatch.setenv("TERAPIX_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    reset_recorders()
+    try:
+        assert run_tool_command("skywatcher", [str(exp), "-NSIDE", "4096", "-CHECKPLOT_RES", "400"]) == 0
+        build_site(url, tmp_path / "site")
+    finally:
+        reset_recorders()
+        dispose_all()
+    assert (tmp_path / "coverage__b_r__b_.fits").is_file()  # file-name-safe filter name
+    page = (tmp_path / "site" / "coverage.html").read_text()
+    assert "<b>r</b>" not in page and "&lt;b&gt;r&lt;/b&gt;" in page
+    area = float(re.search(r"<td>&lt;b&gt;r&lt;/b&gt;</td>\s*<td class=\"num\">([0-9.]+)</td>", page).group(1))
+    assert area == pytest.approx(quad_area(ccd_header(10.0, 10.0, NX / 2 + 0.5, NY / 2 + 0.5)),
+                                 abs=edge_tol(1.5, 4096))
+    images = re.findall(r'<img src="(assets/[^"]+)"', page)
+    assert len(images) == 2
+    for rel in images:
+        assert (tmp_path / "site" / rel).read_bytes()[:4] == b"\x89PNG"
