@@ -56,7 +56,11 @@ def db(tmp_path):
                        metrics=[{"ccd": 0, "name": "FWHM_MEDIAN", "value": 0.712},
                                 {"ccd": 0, "name": "ELONGATION", "value": 1.04},
                                 {"ccd": 3, "name": "FWHM_MEDIAN", "value": 9.99}]),
-        Document().add("exposure", filename=EVIL, object=EVIL_OBJECT, filter="g.MP9401", exptime=300.0),
+        Document().add("exposure", filename=EVIL, object=EVIL_OBJECT, filter="g.MP9401", exptime=300.0,
+                       keywords=[{"extension": 0, "keyword": "OBJECT", "value": EVIL_OBJECT,
+                                  "comment": "</pre><script>x()</script>"},
+                                 {"extension": 1, "keyword": "GAIN", "value": "1.62"}],
+                       extensions=[{"ccd": 1, "extname": "ccd00", "naxis1": 2112, "naxis2": 4644}]),
         Document().add("grade", exposure=EVIL, grade="D", author="<i>ops</i>", comment="satellite"),
         Document().add("transfer", direction="in", node="node1", path="/data/in/e1.fits", bytes=2_000_000,
                        status="done", start=1_700_000_000.0, end=1_700_000_004.0),
@@ -113,6 +117,17 @@ def test_exposures_page_escapes_hostile_names(tmp_path, db):
     # the whole-exposure quality metrics are columns; the per-CCD value is not shown
     assert "<th>FWHM_MEDIAN</th>" in page and "<th>ELONGATION</th>" in page
     assert "0.712" in page and "9.99" not in page
+
+    # every exposure links to its own page: header, CCDs, per-CCD metrics, grade history
+    links = re.findall(r'<a href="(exposure/[^"]+\.html)">', page)
+    assert len(links) == 2 and all((out / link).is_file() for link in links)
+    evil_page = next(_page(out, link) for link in links if "e9.fits" in link)
+    assert "<svg" not in evil_page and "<script>" not in evil_page and "<img" not in evil_page
+    assert "&lt;/pre&gt;&lt;script&gt;x()&lt;/script&gt;" in evil_page
+    assert "GAIN    = 1.62" in evil_page and "2112 × 4644" in evil_page
+    assert "satellite" in evil_page and "&lt;i&gt;ops&lt;/i&gt;" in evil_page
+    e1 = next(_page(out, link) for link in links if "e1.fits" in link)
+    assert "<th>FWHM_MEDIAN</th>" in e1 and "9.99" in e1 and "node1" in e1
 
 
 def test_products_page_shows_provenance(tmp_path, db):

@@ -13,7 +13,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-__all__ = ["overview", "runs", "run_detail", "exposures", "products", "transfers", "records", "decode"]
+__all__ = ["overview", "runs", "run_detail", "exposures", "exposure_details", "products", "transfers", "records",
+           "decode"]
 
 
 def _engine(db):
@@ -151,6 +152,37 @@ def exposures(db, limit: int | None = 5000) -> dict[str, Any]:
         r["metrics"] = metrics.get(r["id"], {})
         r["ncopies"] = copies.get(r["id"], 0)
     return {"rows": rows, "metrics": sorted(names)}
+
+
+def exposure_details(db, ids: list[int]) -> dict[int, dict[str, Any]]:
+    """Per exposure id: header keywords (by extension), CCDs, per-CCD quality metrics, grade history and
+    stored copies.  Read in a few queries per 500 exposures, not one per exposure."""
+    S = _schema()
+    out: dict[int, dict[str, Any]] = {i: {"keywords": defaultdict(list), "extensions": [], "ccd_metrics":
+                                          defaultdict(dict), "grades": [], "storage": []} for i in ids}
+    with _engine(db).connect() as conn:
+        for chunk in (ids[i:i + 500] for i in range(0, len(ids), 500)):
+            hk = S.header_keywords
+            for r in conn.execute(select(hk).where(hk.c.exposure_id.in_(chunk)).order_by(hk.c.extension, hk.c.id)):
+                out[r.exposure_id]["keywords"][r.extension].append(dict(r._mapping))
+            ext = S.extensions
+            for r in conn.execute(select(ext).where(ext.c.exposure_id.in_(chunk)).order_by(ext.c.ccd)):
+                out[r.exposure_id]["extensions"].append(dict(r._mapping))
+            qm = S.quality_metrics
+            for r in conn.execute(select(qm).where(qm.c.exposure_id.in_(chunk), qm.c.ccd > 0)
+                                  .order_by(qm.c.ccd, qm.c.name)):
+                out[r.exposure_id]["ccd_metrics"][r.ccd][r.name] = r.value
+            g = S.grades
+            for r in conn.execute(select(g).where(g.c.exposure_id.in_(chunk)).order_by(g.c.id)):
+                out[r.exposure_id]["grades"].append(dict(r._mapping))
+            st = S.storage
+            for r in conn.execute(select(st).where(st.c.exposure_id.in_(chunk)).order_by(st.c.node, st.c.id)):
+                out[r.exposure_id]["storage"].append(dict(r._mapping))
+    for detail in out.values():
+        detail["keywords"] = dict(sorted(detail["keywords"].items()))
+        detail["ccd_metrics"] = dict(sorted(detail["ccd_metrics"].items()))
+        detail["metric_names"] = sorted({n for m in detail["ccd_metrics"].values() for n in m})
+    return out
 
 
 def products(db, limit: int = 5000) -> list[dict[str, Any]]:

@@ -29,6 +29,15 @@ def _exposures(db):
     return data.exposures(db)
 
 
+def _exposure_pages(db):
+    from . import data
+    from .site import slug
+    table = data.exposures(db, limit=None)
+    details = data.exposure_details(db, [e["id"] for e in table["rows"]])
+    for e in table["rows"]:
+        yield slug(e["id"], e["filename"]), {"exposure": e, **details[e["id"]]}
+
+
 def _products(db):
     from . import data
     return {"products": data.products(db)}
@@ -40,6 +49,7 @@ def web_pages(register):
     register("runs", "runs.html", _runs, title="Runs", order=10)
     register("run", "run.html", _run_pages, each=True, order=11)
     register("exposures", "exposures.html", _exposures, title="Exposures", order=20)
+    register("exposure", "exposure.html", _exposure_pages, each=True, order=21)
     register("products", "products.html", _products, title="Products", order=30)
 
 

@@ -19,7 +19,7 @@ Every page, the core's included, comes from a ``web_pages(register)`` hook imple
 
 Autoescaping is on for every template: values from the database (exposure names, error messages,
 headers) are untrusted.  Templates get the filters ``dt``, ``duration``, ``filesize``, ``num``,
-``file_url`` and the function ``asset(path)``, which copies a local file (a failed unit's log, a
+``file_url``, ``slug`` and the function ``asset(path)``, which copies a local file (a failed unit's log, a
 plot) into the site and returns its relative URL, or ``None`` if the file is not on this machine.
 """
 from __future__ import annotations
@@ -37,7 +37,7 @@ from typing import Any, Callable
 from ..atomic import atomic_path, confine, write_text_atomic
 from ..errors import TerapixError
 
-__all__ = ["Page", "WebError", "collect_pages", "build_site", "make_environment", "default_web_dir"]
+__all__ = ["Page", "WebError", "collect_pages", "build_site", "make_environment", "default_web_dir", "slug"]
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 MAX_ASSET_BYTES = 20 << 20
@@ -143,6 +143,16 @@ def _num(value, digits: int = 3) -> str:
     return f"{x:.{digits}g}" if abs(x) < 1e6 else f"{x:.{digits}e}"
 
 
+def slug(*parts) -> str:
+    """A file-name-safe page slug from ``parts`` (joined by ``-``); templates link with ``|slug``.
+
+    Characters other than letters, digits, ``.``, ``_`` and ``-`` become ``_``, so put a unique part
+    (a database id) in when two names could reduce to the same slug.
+    """
+    text = "-".join(str(p) for p in parts)
+    return re.sub(r"[^A-Za-z0-9._-]", "_", text).lstrip(".")[:200] or "_"
+
+
 def _file_url(path) -> str | None:
     """``file://`` URL of an absolute local path, else None (never a URL of another scheme)."""
     if not path:
@@ -158,7 +168,8 @@ def make_environment(template_dirs: list[Path]):
     env = jinja2.Environment(
         loader=jinja2.ChoiceLoader([jinja2.FileSystemLoader(str(d)) for d in template_dirs]),
         autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(dt=_dt_filter, duration=_duration, filesize=_filesize, num=_num, file_url=_file_url)
+    env.filters.update(dt=_dt_filter, duration=_duration, filesize=_filesize, num=_num, file_url=_file_url,
+                       slug=lambda value, *more: slug(value, *more))
     return env
 
 
@@ -261,9 +272,8 @@ def build_site(db, out: str | Path, *, templates: str | Path | None = None, titl
         except Exception as exc:  # noqa: BLE001 - name the page whose data could not be read
             raise WebError(f"web page {page.name}: cannot read its data: {type(exc).__name__}: {exc}") from exc
         if page.each:
-            for slug, variables in result:
-                safe = re.sub(r"[^A-Za-z0-9._-]", "_", str(slug)).lstrip(".") or "_"
-                render(page, f"{page.name}/{safe}.html", variables, "../")
+            for key, variables in result:
+                render(page, f"{page.name}/{slug(key)}.html", variables, "../")
         else:
             render(page, f"{page.name}.html", result, "")
     static = web_dir / "static"
