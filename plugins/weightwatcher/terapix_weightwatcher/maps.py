@@ -24,7 +24,8 @@ import numpy as np
 from terapix_fw.errors import ToolError
 
 __all__ = ["WatchConfig", "ExtensionResult", "read_ds9_polygons", "polygon_mask", "image_hdu_indices",
-           "watch_extension", "watch_exposure", "FLAG_BITS"]
+           "watch_extension", "watch_exposure", "iter_watch", "MapWriter",
+           "FLAG_BITS"]
 
 #: name of each configurable output bit (keyword) and what it means, written in the flag-map headers
 FLAG_BITS = (
@@ -88,6 +89,7 @@ class ExtensionResult:
     flag: np.ndarray
     stats: dict = field(default_factory=dict)
     trails: list = field(default_factory=list)
+    background: object = None  # terapix_fw.background.BackgroundMap used for the detection
 
 
 _POLY_RE = re.compile(r"polygon\s*\(([^)]*)\)", re.IGNORECASE)
@@ -243,7 +245,7 @@ def watch_extension(data, header, cfg: WatchConfig, weights_in=(), flags_in=(), 
     stats["back"] = float(bkg.global_back)
     stats["rms"] = float(rms)
     stats["flagged_fraction"] = float((flag != 0).mean())
-    return ExtensionResult(weight, flag, stats, trails)
+    return ExtensionResult(weight, flag, stats, trails, bkg)
 
 
 def _map_header(image_header, kind: str, cfg: WatchConfig, stats: dict, tool_version: str):
@@ -271,60 +273,120 @@ def _map_header(image_header, kind: str, cfg: WatchConfig, stats: dict, tool_ver
     return header
 
 
-def watch_exposure(image_path, weight_paths=(), flag_paths=(), poly_paths=(), cfg: WatchConfig | None = None,
-                   tool_version: str = "0", log=None):
-    """Compute the weight and flag MEFs of an exposure.
+def iter_watch(image_path, weight_paths=(), flag_paths=(), poly_paths=(), cfg: WatchConfig | None = None,
+               log=None):
+    """Yield ``(hdu_index, header, data, ExtensionResult)`` for each image extension, one CCD in memory
+    at a time (a full MegaCam exposure does not fit in memory three times over)."""
+    import warnings
 
-    Returns ``(weight_hdul, flag_hdul, per_extension)`` where ``per_extension`` is a list of dicts
-    (``extension``, ``extname`` and the statistics of :func:`watch_extension`).  Nothing is written.
-    """
     from astropy.io import fits
     from astropy.wcs import WCS, FITSFixedWarning
-    import warnings
 
     cfg = cfg or WatchConfig()
     polygons = [p for path in poly_paths for p in read_ds9_polygons(path)]
-    with fits.open(image_path, memmap=False) as hdul:
-        idx = image_hdu_indices(hdul, image_path)
-        others = [fits.open(p, memmap=False) for p in list(weight_paths) + list(flag_paths)]
-        try:
-            for p, h in zip(list(weight_paths) + list(flag_paths), others):
+    others = [(p, fits.open(p, memmap=True)) for p in list(weight_paths) + list(flag_paths)]
+    try:
+        with fits.open(image_path, memmap=True) as hdul:
+            idx = image_hdu_indices(hdul, image_path)
+            maps = []
+            for p, h in others:
                 oidx = image_hdu_indices(h, p)
                 if len(oidx) != len(idx):
                     raise ToolError(f"{p}: {len(oidx)} image extension(s), but {image_path} has {len(idx)}; "
                                     "weight and flag inputs must have the image's extension structure")
-            wlists = [[h[i].data for i in image_hdu_indices(h, p)] for p, h in zip(weight_paths, others)]
-            flists = [[h[i].data for i in image_hdu_indices(h, p)]
-                      for p, h in zip(flag_paths, others[len(weight_paths):])]
-            primary = hdul[0].header.copy()
-            whdus = [fits.PrimaryHDU(header=primary if idx != [0] else None)]
-            fhdus = [fits.PrimaryHDU(header=primary if idx != [0] else None)]
-            per_ext = []
+                maps.append(oidx)
+            nw = len(weight_paths)
             for n, i in enumerate(idx):
-                header = hdul[i].header
-                where = f"{image_path}[{i}]"
+                header = hdul[i].header.copy()
+                data = np.array(hdul[i].data, dtype=np.float32)
                 wcs = None
                 if polygons:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore", FITSFixedWarning)
                         wcs = WCS(header)
-                res = watch_extension(hdul[i].data, header, cfg, [w[n] for w in wlists], [f[n] for f in flists],
-                                      polygons, wcs, where)
-                extname = header.get("EXTNAME", f"EXT{i}")
-                per_ext.append({"extension": i, "extname": extname, **res.stats, "trails": res.trails})
+                ws = [others[k][1][maps[k][n]].data for k in range(nw)]
+                fs = [others[k][1][maps[k][n]].data for k in range(nw, len(others))]
+                res = watch_extension(data, header, cfg, ws, fs, polygons, wcs, f"{image_path}[{i}]")
                 if log is not None:
-                    log.info("%s: %d CR hits, %d saturated px, %d trail(s), %d bad-column px%s", extname,
-                             res.stats.get("ncr", 0), res.stats.get("nsat_pix", 0), res.stats.get("ntrail", 0),
-                             res.stats.get("nbadcol_pix", 0), ", DEAD" if res.stats.get("dead") else "")
-                wh = _map_header(header, "WEIGHT", cfg, res.stats, tool_version)
-                fh = _map_header(header, "FLAG", cfg, res.stats, tool_version)
-                if i == 0:
-                    whdus = [fits.PrimaryHDU(res.weight, wh)]
-                    fhdus = [fits.PrimaryHDU(res.flag, fh)]
-                else:
-                    whdus.append(fits.ImageHDU(res.weight, wh))
-                    fhdus.append(fits.ImageHDU(res.flag, fh))
-        finally:
-            for h in others:
-                h.close()
+                    log.info("%s: %d CR hits, %d saturated px, %d trail(s), %d bad-column px%s",
+                             header.get("EXTNAME", i), res.stats.get("ncr", 0), res.stats.get("nsat_pix", 0),
+                             res.stats.get("ntrail", 0), res.stats.get("nbadcol_pix", 0),
+                             ", DEAD" if res.stats.get("dead") else "")
+                yield i, header, data, res
+    finally:
+        for _, h in others:
+            h.close()
+
+
+class MapWriter:
+    """Writes the weight and flag MEFs extension by extension, atomically (renamed when closed without error).
+
+    >>> with MapWriter(weight_path, flag_path, primary_header, cfg, version) as out:  # doctest: +SKIP
+    ...     out.add(hdu_index, image_header, result)
+    """
+
+    def __init__(self, weight_path, flag_path, primary_header, cfg: WatchConfig, tool_version: str = "0"):
+        self.paths = (weight_path, flag_path)
+        self.primary = primary_header
+        self.cfg = cfg
+        self.version = tool_version
+
+    def __enter__(self):
+        import contextlib
+
+        from terapix_fw.atomic import atomic_path
+
+        self._stack = contextlib.ExitStack()
+        self.tmp = [self._stack.enter_context(atomic_path(p)) for p in self.paths]
+        self._started = False
+        return self
+
+    def add(self, hdu_index, header, res: ExtensionResult):
+        from astropy.io import fits
+
+        wh = _map_header(header, "WEIGHT", self.cfg, res.stats, self.version)
+        fh = _map_header(header, "FLAG", self.cfg, res.stats, self.version)
+        if hdu_index == 0:  # a simple image: the maps are simple images too
+            fits.PrimaryHDU(res.weight, wh).writeto(self.tmp[0])
+            fits.PrimaryHDU(res.flag, fh).writeto(self.tmp[1])
+            self._started = True
+            return
+        if not self._started:
+            for tmp in self.tmp:
+                fits.PrimaryHDU(header=self.primary).writeto(tmp)
+            self._started = True
+        for tmp, hdu in zip(self.tmp, (fits.ImageHDU(res.weight, wh), fits.ImageHDU(res.flag, fh))):
+            with fits.open(tmp, mode="append") as out:
+                out.append(hdu)
+
+    def __exit__(self, *exc):
+        return self._stack.__exit__(*exc)
+
+
+def watch_exposure(image_path, weight_paths=(), flag_paths=(), poly_paths=(), cfg: WatchConfig | None = None,
+                   tool_version: str = "0", log=None):
+    """Compute the weight and flag MEFs of an exposure in memory (small images; tools stream with
+    :func:`iter_watch` and :class:`MapWriter`).
+
+    Returns ``(weight_hdul, flag_hdul, per_extension)`` where ``per_extension`` is a list of dicts
+    (``extension``, ``extname`` and the statistics of :func:`watch_extension`).
+    """
+    from astropy.io import fits
+
+    cfg = cfg or WatchConfig()
+    with fits.open(image_path, memmap=True) as hdul:
+        primary = hdul[0].header.copy()
+    whdus, fhdus, per_ext = [], [], []
+    for i, header, _, res in iter_watch(image_path, weight_paths, flag_paths, poly_paths, cfg, log):
+        per_ext.append({"extension": i, "extname": header.get("EXTNAME", f"EXT{i}"), **res.stats,
+                        "trails": res.trails})
+        wh = _map_header(header, "WEIGHT", cfg, res.stats, tool_version)
+        fh = _map_header(header, "FLAG", cfg, res.stats, tool_version)
+        if i == 0:
+            whdus, fhdus = [fits.PrimaryHDU(res.weight, wh)], [fits.PrimaryHDU(res.flag, fh)]
+        else:
+            if not whdus:
+                whdus, fhdus = [fits.PrimaryHDU(header=primary)], [fits.PrimaryHDU(header=primary)]
+            whdus.append(fits.ImageHDU(res.weight, wh))
+            fhdus.append(fits.ImageHDU(res.flag, fh))
     return fits.HDUList(whdus), fits.HDUList(fhdus), per_ext

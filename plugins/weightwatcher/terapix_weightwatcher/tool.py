@@ -78,7 +78,6 @@ class WeightWatcherTool(Tool):
     ]
 
     def run(self, ctx):
-        from .maps import watch_exposure
         from .report import write_ww_xml
 
         cfg = _watch_config(ctx.config)
@@ -88,15 +87,27 @@ class WeightWatcherTool(Tool):
                               f"({', '.join(names)}) have no %s; each input needs its own output names",
                               "configuration", "OUTWEIGHT_NAME")
         for image in ctx.inputs:
-            whdul, fhdul, per_ext = watch_exposure(image, ctx.config["WEIGHT_NAMES"], ctx.config["FLAG_NAMES"],
-                                                   ctx.config["POLY_NAMES"], cfg, self.version, ctx.log)
-            with ctx.product(output_name(ctx.config["OUTWEIGHT_NAME"], image), "weight") as tmp:
-                whdul.writeto(tmp)
-            with ctx.product(output_name(ctx.config["OUTFLAG_NAME"], image), "flag") as tmp:
-                fhdul.writeto(tmp)
+            from astropy.io import fits
+
+            from .maps import MapWriter, iter_watch
+
+            with fits.open(image) as hdul:
+                primary = hdul[0].header.copy()
+            per_ext = []
+            wname = ctx.output_path(output_name(ctx.config["OUTWEIGHT_NAME"], image))
+            fname = ctx.output_path(output_name(ctx.config["OUTFLAG_NAME"], image))
+            with MapWriter(wname, fname, primary, cfg, self.version) as out:
+                for i, header, _, res in iter_watch(image, ctx.config["WEIGHT_NAMES"], ctx.config["FLAG_NAMES"],
+                                                    ctx.config["POLY_NAMES"], cfg, ctx.log):
+                    out.add(i, header, res)
+                    per_ext.append({"extension": i, "extname": header.get("EXTNAME", f"EXT{i}"), **res.stats})
+            ctx.add_product(wname, "weight")
+            ctx.add_product(fname, "flag")
             area = None
             if ctx.config["GETAREA"]:
-                area = _effective_area(whdul, fhdul, ctx.config["GETAREA_WEIGHT"], ctx.config["GETAREA_FLAGS"])
+                with fits.open(wname) as whdul, fits.open(fname) as fhdul:
+                    area = _effective_area(whdul, fhdul, ctx.config["GETAREA_WEIGHT"],
+                                           ctx.config["GETAREA_FLAGS"])
             if ctx.config["WRITE_XML"]:
                 with ctx.product(output_name(ctx.config["XML_NAME"], image), "xml") as tmp:
                     write_ww_xml(tmp, image, per_ext, self.version, area)
