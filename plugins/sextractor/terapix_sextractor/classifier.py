@@ -1,4 +1,4 @@
-"""CLASS_STAR: a small sigmoid multi-layer perceptron, stored in SExtractor's ``.nnw`` text format.
+"""CLASS_STAR: a small sigmoid multi-layer perceptron (10-10-10-1), stored in SExtractor's ``.nnw`` text format.
 
 Inputs (SExtractor ``analyse.c``), with ``f = SEEING_FWHM / pixel scale``:
 ``log10(ISO0 / f^2)``, ``log10(peak / threshold)``, ``log10(ISO1..7 / f^2)``, ``log10(SEEING_FWHM)``

@@ -501,7 +501,7 @@ def extract_image(spec: ImageSpec, cfg, plist: list[CatalogParam], wtype_m: str 
     n = len(objs)
 
     res = _measure(objs, seg, sub_m, var_m, bad_m, bkg_m, spec, cfg, plist, want, gain, satur, zp, pixscale,
-                   wcs, athresh, a_rel, athresh_adu, dthresh, d_rel, dthresh_adu, sigfac_m, sub_d, bkg_d)
+                   wcs, athresh, a_rel, athresh_adu, dthresh, d_rel, dthresh_adu, sigfac_m, sub_d, bkg_d, kernel)
     table = res
 
     # ---- LDAC_IMHEAD header: image header + SExtractor keywords (sexhead.h)
@@ -599,7 +599,7 @@ def _magerr(flux, err):
 
 
 def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur, zp, pixscale, wcs,
-             athresh, a_rel, athresh_adu, dthresh, d_rel, dthresh_adu, sigfac, sub_d, bkg_d):
+             athresh, a_rel, athresh_adu, dthresh, d_rel, dthresh_adu, sigfac, sub_d, bkg_d, kernel):
     import sep
     from astropy.table import Table
 
@@ -619,9 +619,10 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
     seg_kw = dict(segmap=seg, seg_id=ids) if correct and n else {}
     x = objs["x"].astype(np.float64)
     y = objs["y"].astype(np.float64)
-    a = np.maximum(objs["a"].astype(np.float64), 1e-4)
-    b = np.maximum(objs["b"].astype(np.float64), 1e-4)
-    th = objs["theta"].astype(np.float64)  # radians
+    # guard degenerate moments (single-pixel or singular objects) so that sep accepts the ellipses
+    a = np.maximum(np.nan_to_num(objs["a"].astype(np.float64), nan=0.5), 1e-3)
+    b = np.minimum(np.maximum(np.nan_to_num(objs["b"].astype(np.float64), nan=0.5), 1e-3), a)
+    th = np.clip(np.nan_to_num(objs["theta"].astype(np.float64)), -np.pi / 2, np.pi / 2)  # radians
     cols: dict[str, Any] = {}
     flags = np.zeros(n, dtype=np.int16)
     flags |= np.where(objs["flag"] & _SEP_FLAG_MERGED, 2, 0).astype(np.int16)
@@ -656,7 +657,8 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
     flux_auto = fluxerr_auto = None
     if n and (need_auto or local):
         r1, kflag = sep.kron_radius(sub, x, y, a, b, th, 6.0, mask=maskarr, **seg_kw)
-        kron = np.maximum(kron_fact * np.nan_to_num(r1, nan=0.0), kron_min)
+        kron = np.maximum(kron_fact * np.nan_to_num(r1, nan=0.0, posinf=0.0), kron_min)
+        kron = np.where(kron > 0, kron, 1.0)
         if local:
             rin = kron * a + 1
             area_ann = np.pi * ((rin + cfg["BACKPHOTO_THICK"]) ** 2 - rin ** 2)
@@ -666,6 +668,14 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
         ell_kw = dict(mask=maskarr, subpix=1, gain=gain_arg, **err_arg, **seg_kw)
         flux_auto, fluxerr_auto, aflag = sep.sum_ellipse(sub, x, y, a, b, th, kron, **ell_kw)
         area_auto = np.pi * a * b * kron * kron
+        min_aper = cfg["PHOT_AUTOAPERS"][1]
+        circ = (kron * np.sqrt(a * b) <= min_aper / 2.0) if min_aper > 0 else np.zeros(n, bool)
+        if circ.any():  # PHOT_AUTOAPERS: the user's minimum circular aperture (KRON_RADIUS then 0)
+            fc, ec, flc = sep.sum_circle(sub, x[circ], y[circ], min_aper / 2.0, mask=maskarr, subpix=1,
+                                         gain=gain_arg, **err_arg,
+                                         **({"segmap": seg, "seg_id": ids[circ]} if seg_kw else {}))
+            flux_auto[circ], fluxerr_auto[circ], aflag[circ] = fc, ec, flc
+            area_auto[circ] = np.pi * (min_aper / 2.0) ** 2
         flux_auto = flux_auto - local_bkg * area_auto
         flags |= np.where(aflag & sep.APER_TRUNC, 16, 0).astype(np.int16)
         # FLAGS bit 1: more than 10% of the AUTO aperture in neighbours or bad pixels
@@ -676,7 +686,7 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
         own = objs["npix"].astype(np.float64)
         crowded = (nocc - own) > 0.1 * area_auto
         flags |= np.where(crowded, 1, 0).astype(np.int16)
-        cols["KRON_RADIUS"] = kron
+        cols["KRON_RADIUS"] = np.where(circ, 0.0, kron)
     else:
         kron = np.zeros(n)
 
@@ -784,9 +794,10 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
     x2, y2, xy = objs["x2"].astype(np.float64), objs["y2"].astype(np.float64), objs["xy"].astype(np.float64)
     ex2, ey2, exy = (objs["errx2"].astype(np.float64), objs["erry2"].astype(np.float64),
                      objs["errxy"].astype(np.float64))
-    if var is None and n:
-        # sep computes position errors only with an error array: recompute SExtractor's (analyse.c)
-        ex2, ey2, exy = _pos_errors(seg, sub_d, objs, rms, gain, n)
+    if n:
+        # SExtractor's position errors use the constant detection background noise and the filtered
+        # pixel values (analyse.c), whatever the weight map: recompute them rather than take sep's
+        ex2, ey2, exy = _pos_errors(seg, sub_d, objs, bkg_d.global_rms, gain, n, kernel)
     erra, errb, errtheta = ellipse_from_moments(ex2, ey2, exy)
     cols.update({
         "NUMBER": ids, "EXT_NUMBER": np.full(n, spec.ext, np.int16), "ID_PARENT": np.zeros(n, np.int32),
@@ -890,13 +901,31 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
     return table
 
 
-def _pos_errors(seg, sub_d, objs, rms, gain, n):
-    """SExtractor's isophotal position-error moments (``analyse.c``) with a constant background noise."""
+def _filtered_at(sub_d, ys, xs, kernel):
+    """The detection image convolved by ``kernel``, evaluated only at pixels (ys, xs)."""
+    if kernel is None:
+        return sub_d[ys, xs].astype(np.float64)
+    ny, nx = sub_d.shape
+    kh, kw = kernel.shape
+    out = np.zeros(len(ys))
+    for j in range(kh):
+        for i in range(kw):
+            yy = ys + j - kh // 2
+            xx = xs + i - kw // 2
+            ok = (yy >= 0) & (yy < ny) & (xx >= 0) & (xx < nx)
+            out[ok] += kernel[j, i] * sub_d[yy[ok], xx[ok]]
+    return out
+
+
+def _pos_errors(seg, sub_d, objs, rms, gain, n, kernel=None):
+    """SExtractor's isophotal position-error moments (``analyse.c``): per pixel the detection background
+    variance plus the filtered value over the gain, weighted by the squared offsets, over the flux^2."""
     sel = seg > 0
     ids = seg[sel].astype(np.int64) - 1
     ys, xs = np.nonzero(sel)
     pix = sub_d[sel].astype(np.float64)
-    err = rms * rms + (np.maximum(pix, 0) / gain if gain > 0 else 0)
+    cdpix = _filtered_at(sub_d, ys, xs, kernel)
+    err = rms * rms + (np.where(cdpix > 0, cdpix, 0) / gain if gain > 0 else 0)
     dx = xs - objs["x"][ids]
     dy = ys - objs["y"][ids]
     flux = np.bincount(ids, pix, n)
