@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_path
+from ..ldac import LdacExtension, write_ldac
 from .sky import SourceList
 
-__all__ = ["reference_errors", "write_reference_catalog", "ldac_imhead"]
+__all__ = ["reference_errors", "write_reference_catalog"]
 
 
 def reference_errors(mag: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -23,18 +23,6 @@ def reference_errors(mag: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     20 mas at the bright end rising to ~120 mas at mag 21."""
     f = 10.0 ** (0.4 * (np.asarray(mag) - 21.0))
     return 0.02 + 0.1 * f, 0.003 + 0.03 * f
-
-
-def ldac_imhead(header):
-    """The ``LDAC_IMHEAD`` table HDU holding ``header`` (an astropy Header)."""
-    from astropy.io import fits
-    cards = header.tostring(sep="", endcard=True, padding=False)
-    n = len(cards) // 80
-    col = fits.Column(name="Field Header Card", format=f"{80 * n}A", dim=f"(80, {n})",
-                      array=np.array([[cards[i:i + 80] for i in range(0, len(cards), 80)]], dtype="S80"))
-    hdu = fits.BinTableHDU.from_columns([col])
-    hdu.header["EXTNAME"] = "LDAC_IMHEAD"
-    return hdu
 
 
 def write_reference_catalog(path: str | Path, sources: SourceList, band: str = "r", maglim: float = 21.0,
@@ -70,7 +58,5 @@ def write_reference_catalog(path: str | Path, sources: SourceList, band: str = "
     head["REFBAND"] = (band, "band of the MAG column")
     head["REFMAGLI"] = (maglim, "faintest magnitude included")
     head["EPOCH"] = (epoch, "epoch of the positions (Julian year)")
-    hdul = fits.HDUList([fits.PrimaryHDU(), ldac_imhead(head), objects])
-    with atomic_path(path) as tmp:
-        hdul.writeto(tmp)
+    write_ldac(path, [LdacExtension(head, objects)])
     return len(stars)
