@@ -20,7 +20,7 @@ from .exposure import ExposureResult, ExposureSpec, filter_info, simulate_exposu
 from .focalplane import FocalPlane, megacam_focal_plane, small_focal_plane
 from .sky import SkyModel
 
-__all__ = ["SurveySpec", "SurveyResult", "simulate_survey", "schema_path", "DITHERS"]
+__all__ = ["SurveySpec", "SurveyResult", "simulate_survey", "DITHERS"]
 
 CFHT_LATITUDE = 19.8255  # deg
 CFHT_LONGITUDE = -155.4681  # deg (east positive)
@@ -31,15 +31,6 @@ OVERHEAD_S = 40.0  # readout + slew between dithered exposures
 DITHERS = {
     "cfhtls": [(0, 0), (0.2, 1.0), (-0.2, -1.0), (0.4, 0.5), (-0.4, -0.5), (0.6, 1.5), (-0.6, -1.5)],
 }
-
-
-def schema_path() -> Path:
-    """``schemas/survey.xsd`` of the source tree (the copy in package data for an installed wheel)."""
-    here = Path(__file__).resolve()
-    for candidate in (here.parents[2] / "schemas" / "survey.xsd", here.parent / "data" / "survey.xsd"):
-        if candidate.exists():
-            return candidate
-    raise FileNotFoundError(f"survey.xsd not found beside {here.parents[2]}")
 
 
 def _gmst_deg(mjd: float) -> float:
@@ -77,18 +68,12 @@ class SurveySpec:
 
     @classmethod
     def from_xml(cls, path: str | Path) -> "SurveySpec":
-        """Parse and validate a survey file (entities not resolved, no network)."""
-        from lxml import etree
+        """Parse and validate a survey file against ``schemas/survey.xsd`` with the core's safe parser
+        (no entities, no DTD, no network); errors name the file, line and column."""
+        from ..xmlutil import parse_xml, validate
         path = Path(path)
-        parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
-        try:
-            doc = etree.parse(str(path), parser)
-        except (OSError, etree.XMLSyntaxError) as exc:
-            raise ConfigError(f"cannot parse survey file: {exc}", str(path)) from None
-        schema = etree.XMLSchema(etree.parse(str(schema_path()), parser))
-        if not schema.validate(doc):
-            err = schema.error_log.last_error
-            raise ConfigError(f"invalid survey description: {err.message}", f"{path}:{err.line}:{err.column}")
+        doc = parse_xml(path, str(path), error_class=ConfigError)
+        validate(doc, "survey.xsd", str(path), error_class=ConfigError)
         return cls._from_tree(doc.getroot(), str(path))
 
     @classmethod
