@@ -1,0 +1,343 @@
+"""The global astrometric solution (SCAMP ``astrsolve.c``).
+
+Model, per detection ``i`` of chip ``c`` in field (exposure) ``f`` of astrometric instrument ``I``::
+
+    xi_i  = sum_t A[I, c, t] phi_t(x, y) + sum_k a[f, k] psi_k(X, Y)
+    eta_i = sum_t B[I, c, t] phi_t(x, y) + sum_k b[f, k] psi_k(X, Y)
+
+``(xi, eta)`` are standard coordinates on the field's tangent plane, ``phi_t`` the monomials of degree
+<= DISTORT_DEGREES in the chip's pixel coordinates rescaled to [-1, 1] (one polynomial per chip per
+instrument, shared by its exposures: STABILITY_TYPE INSTRUMENT), ``psi_k`` the terms of degree
+<= FOCDISTORT_DEGREE in focal-plane coordinates, for every exposure but the first of each instrument.
+
+Constraints: pairs of overlapping detections (chained, see :mod:`.linking`) and detection/reference
+pairs, compared on the tangent plane of their field group.  The map from a field's plane to its group's
+plane is linearised around the current solution (Gauss-Newton), so each iteration is one weighted
+linear least-squares problem over all fields at once.  Its normal equations are accumulated by a numba
+kernel (per pair, the 2x2 Jacobians factor out of the basis outer product) and solved by Cholesky
+(LAPACK ``dposv``, as SCAMP does).  Flow: solve -> cross-identify -> clip -> solve.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numba import njit
+
+from terapix_fw.errors import ToolError
+
+from .linking import chain_links, friends_of_friends, match_reference
+from .sky import reproject, reproject_jacobian
+
+__all__ = ["Detections", "AstromModel", "AstromSolution", "solve_astrometry", "accumulate_normal"]
+
+
+@dataclass
+class Detections:
+    """All selected detections of all fields, concatenated (index arrays refer to these)."""
+
+    field: np.ndarray
+    chip: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    sig: np.ndarray  # deg, centroid error with the ASTR_ACCURACY floor
+    snr: np.ndarray
+    astr_ok: np.ndarray
+    phot_ok: np.ndarray
+    flux: np.ndarray
+    fluxerr: np.ndarray
+    xi0: np.ndarray  # corrected first guess, deg, field plane
+    eta0: np.ndarray
+    group: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+
+@dataclass
+class AstromModel:
+    """Parameter layout: chip-polynomial blocks then per-field linear blocks."""
+
+    degree: int
+    focdeg: int
+    block_of: np.ndarray  # (nfield, nchip_max) polynomial block of each field's chip, -1 unused
+    chip_size: np.ndarray  # (nblock, 2) nx, ny of each polynomial block
+    lin_of: np.ndarray  # (nfield,) index of the field's linear block or -1
+    field_center: np.ndarray  # (nfield, 2) focal-plane normalisation centre (deg)
+    field_norm: np.ndarray  # (nfield,) focal-plane normalisation radius (deg)
+    focal_affine: np.ndarray  # (nfield, nchip_max, 2, 3) affine first guess pixel -> field plane (deg)
+
+    @property
+    def nterm(self) -> int:
+        return (self.degree + 1) * (self.degree + 2) // 2
+
+    @property
+    def nfoc(self) -> int:
+        return 0 if self.focdeg < 0 else (self.focdeg + 1) * (self.focdeg + 2) // 2
+
+    @property
+    def npoly(self) -> int:
+        return len(self.chip_size) * 2 * self.nterm
+
+    @property
+    def nparam(self) -> int:
+        return self.npoly + int((self.lin_of >= 0).sum()) * 2 * self.nfoc
+
+    def basis(self, field, chip, x, y):
+        """Basis values ``U`` (n, L) and parameter indices ``IDX`` (n, 2, L) at pixels (x, y) of ``chip``
+        in ``field`` (arrays)."""
+        from .match import poly_terms
+
+        field = np.asarray(field)
+        chip = np.asarray(chip)
+        x = np.asarray(x, float)
+        y = np.asarray(y, float)
+        block = self.block_of[field, chip]
+        size = self.chip_size[block]
+        xn = (x - 0.5 * (size[:, 0] + 1)) / (0.5 * size[:, 0])
+        yn = (y - 0.5 * (size[:, 1] + 1)) / (0.5 * size[:, 1])
+        phi = poly_terms(xn, yn, self.degree).T
+        nt, nf = self.nterm, self.nfoc
+        n = len(xn)
+        U = np.empty((n, nt + nf))
+        U[:, :nt] = phi
+        IDX = np.full((n, 2, nt + nf), -1, np.int64)
+        base = block * 2 * nt
+        IDX[:, 0, :nt] = base[:, None] + np.arange(nt)
+        IDX[:, 1, :nt] = base[:, None] + nt + np.arange(nt)
+        if nf:
+            aff = self.focal_affine[field, chip]  # (n, 2, 3): first-guess pixel -> field plane
+            X = (aff[:, 0, 0] * x + aff[:, 0, 1] * y + aff[:, 0, 2] - self.field_center[field, 0]) / self.field_norm[field]
+            Y = (aff[:, 1, 0] * x + aff[:, 1, 1] * y + aff[:, 1, 2] - self.field_center[field, 1]) / self.field_norm[field]
+            U[:, nt:] = poly_terms(X, Y, self.focdeg).T
+            lin = self.lin_of[field]
+            has = lin >= 0
+            lbase = self.npoly + lin * 2 * nf
+            IDX[has, 0, nt:] = lbase[has, None] + np.arange(nf)
+            IDX[has, 1, nt:] = lbase[has, None] + nf + np.arange(nf)
+        return U, IDX
+
+    def evaluate(self, theta, U, IDX):
+        """Model standard coordinates (deg) for precomputed basis values."""
+        th = np.append(theta, 0.0)  # index -1 reads the appended zero
+        xi = np.sum(U * th[IDX[:, 0, :]], axis=1)
+        eta = np.sum(U * th[IDX[:, 1, :]], axis=1)
+        return xi, eta
+
+
+@njit(cache=True)
+def accumulate_normal(N, rhs, obs_i, obs_j, w, target, U, IDX, J, C):
+    """Add weighted observations to the normal equations ``N theta = rhs``.
+
+    Observation ``o`` says ``(J_i m_i + C_i) - (J_j m_j + C_j) = target_o`` (``obs_j = -1``: no second
+    detection).  For detection ``s``, ``m_s[a] = sum_k U[s,k] theta[IDX[s,a,k]]``.  The block of the
+    normal matrix between detections s and t is (J_s^T J_t)[a,b] U[s,k] U[t,l]: the 2x2 Jacobian
+    product is computed once per pair and axis pair, so the inner loop is a plain rank-1 update.
+    """
+    L = U.shape[1]
+    for o in range(len(obs_i)):
+        i = obs_i[o]
+        j = obs_j[o]
+        d0 = target[o, 0] - C[i, 0]
+        d1 = target[o, 1] - C[i, 1]
+        ns = 1
+        if j >= 0:
+            d0 += C[j, 0]
+            d1 += C[j, 1]
+            ns = 2
+        wo = w[o]
+        for sa in range(ns):
+            s = i if sa == 0 else j
+            sgs = 1.0 if sa == 0 else -1.0
+            for a in range(2):
+                ga = sgs * wo * (J[s, 0, a] * d0 + J[s, 1, a] * d1)
+                for k in range(L):
+                    p = IDX[s, a, k]
+                    if p >= 0:
+                        rhs[p] += ga * U[s, k]
+            for sb in range(ns):
+                t = i if sb == 0 else j
+                sgt = 1.0 if sb == 0 else -1.0
+                for a in range(2):
+                    for b in range(2):
+                        m = sgs * sgt * wo * (J[s, 0, a] * J[t, 0, b] + J[s, 1, a] * J[t, 1, b])
+                        if m == 0.0:
+                            continue
+                        for k in range(L):
+                            p = IDX[s, a, k]
+                            if p < 0:
+                                continue
+                            mk = m * U[s, k]
+                            for l in range(L):
+                                q = IDX[t, b, l]
+                                if q >= 0:
+                                    N[p, q] += mk * U[t, l]
+
+
+@dataclass
+class AstromSolution:
+    model: AstromModel
+    theta: np.ndarray
+    xi: np.ndarray  # final standard coordinates of every detection (field plane, deg)
+    eta: np.ndarray
+    gx: np.ndarray  # final group-plane coordinates (deg)
+    gy: np.ndarray
+    labels: np.ndarray  # source label of every detection (cross-identification)
+    link_i: np.ndarray
+    link_j: np.ndarray
+    link_ok: np.ndarray  # links kept after clipping
+    ref_idx: np.ndarray  # per detection: matched reference star (group list index) or -1
+    ref_ok: np.ndarray
+    ref_res: np.ndarray  # (n, 2) detection - reference residuals (deg, group plane), nan when unmatched
+    stats: dict = field(default_factory=dict)
+
+
+def _solve_normal(N, rhs, theta_prev, log):
+    """Cholesky solution with a tiny ridge towards the previous solution for unconstrained directions."""
+    from scipy import linalg
+
+    diag = np.diag(N).copy()
+    scale = np.mean(diag[diag > 0]) if np.any(diag > 0) else 1.0
+    ridge = np.where(diag > 0, 1e-9 * diag + 1e-12 * scale, 1.0 * scale)
+    N[np.diag_indices_from(N)] += ridge
+    rhs = rhs + ridge * theta_prev
+    try:
+        factor = linalg.cho_factor(N, lower=False, overwrite_a=True, check_finite=False)
+        return linalg.cho_solve(factor, rhs, check_finite=False)
+    except linalg.LinAlgError:
+        log.warning("astrometric normal matrix not positive definite; falling back to least squares")
+        return linalg.lstsq(N, rhs)[0]
+
+
+def _group_coords(det, xi, eta, field_tp, group_tp):
+    """Group-plane coordinates and Jacobians d(group)/d(field plane) of every detection."""
+    n = len(xi)
+    gx = np.empty(n)
+    gy = np.empty(n)
+    J = np.empty((n, 2, 2))
+    for f in np.unique(det.field):
+        sel = det.field == f
+        g = det.group[sel][0]
+        gx[sel], gy[sel], J[sel] = reproject_jacobian(xi[sel], eta[sel], tuple(field_tp[f]), tuple(group_tp[g]))
+    return gx, gy, J
+
+
+def _robust_rms(values):
+    values = values[np.isfinite(values)]
+    if len(values) == 0:
+        return np.nan
+    return 1.4826 * np.median(np.abs(values - np.median(values)))
+
+
+def solve_astrometry(det: Detections, model: AstromModel, field_tp, group_tp, refs, config, log,
+                     niter: int = 3) -> AstromSolution:
+    """Run the global astrometric solution.
+
+    ``field_tp``/``group_tp``: (n, 2) tangent points (deg) of fields and groups; ``refs``: per group a
+    tuple (gx, gy, sig) of reference stars on the group plane (deg), or None.
+    """
+    n = len(det)
+    nparam = model.nparam
+    if nparam > 25_000:
+        raise ToolError(f"astrometric solution with {nparam} parameters exceeds the dense normal-matrix limit "
+                        "(25000, i.e. about 4000 exposures with one instrument); split the run or lower "
+                        "DISTORT_DEGREES")
+    U, IDX = model.basis(det.field, det.chip, det.x, det.y)
+    ok = det.astr_ok.copy()
+    idx_all = np.nonzero(ok)[0]
+    # 0) initial parameters: the model fitted to the (pattern-matched) first guess
+    N = np.zeros((nparam, nparam))
+    rhs = np.zeros(nparam)
+    J_id = np.broadcast_to(np.eye(2), (n, 2, 2)).copy()
+    C0 = np.zeros((n, 2))
+    target = np.column_stack([det.xi0, det.eta0])
+    all_det = np.arange(n)
+    accumulate_normal(N, rhs, all_det, np.full(n, -1, np.int64), np.ones(n), target, U, IDX, J_id, C0)
+    theta = _solve_normal(N, rhs, np.zeros(nparam), log)
+    crossid = config["CROSSID_RADIUS"] / 3600.0
+    nsig = config["ASTRCLIP_NSIGMA"]
+    weight_ref = config["ASTREF_WEIGHT"][0]
+    link_i = link_j = np.zeros(0, np.int64)
+    link_ok = np.zeros(0, bool)
+    ref_idx = np.full(n, -1, np.int64)
+    ref_ok = np.zeros(n, bool)
+    labels = np.arange(n)
+    for it in range(niter + 1):
+        xi, eta = model.evaluate(theta, U, IDX)
+        gx, gy, J = _group_coords(det, xi, eta, field_tp, group_tp)
+        if it == niter:
+            break
+        C = np.column_stack([gx, gy]) - np.einsum("nab,nb->na", J, np.column_stack([xi, eta]))
+        # cross-identification on the group planes (first pass and after the first solution)
+        if it <= 1:
+            labels = np.empty(n, np.int64)
+            for g in np.unique(det.group):
+                sel = np.nonzero(det.group == g)[0]
+                lab = friends_of_friends(gx[sel], gy[sel], det.field[sel], crossid)
+                labels[sel] = sel[lab]
+            link_i, link_j = chain_links(labels, det.field, ok, det.field)
+            ref_idx[:] = -1
+            for g in np.unique(det.group):
+                if refs[g] is None:
+                    continue
+                sel = idx_all[det.group[idx_all] == g]
+                ref_idx[sel] = match_reference(gx[sel], gy[sel], refs[g][0], refs[g][1], crossid)
+            link_ok = np.ones(len(link_i), bool)
+            ref_ok = ref_idx >= 0
+        # clipping against the current solution
+        dl = np.column_stack([gx[link_i] - gx[link_j], gy[link_i] - gy[link_j]])
+        if it >= 1 and len(link_i):
+            sig2 = det.sig[link_i] ** 2 + det.sig[link_j] ** 2
+            chi = np.sqrt(np.sum(dl ** 2, 1) / sig2 / 2)
+            norm = np.concatenate([dl[:, 0] / np.sqrt(sig2), dl[:, 1] / np.sqrt(sig2)])
+            link_ok = chi < nsig * max(_robust_rms(norm), 1e-3)
+        rsel = np.nonzero(ref_ok | (ref_idx >= 0))[0]
+        if it >= 1 and len(rsel):
+            rr = _ref_residuals(gx, gy, ref_idx, det.group, refs, rsel)
+            rs2 = det.sig[rsel] ** 2 + _ref_sig(ref_idx, det.group, refs, rsel) ** 2
+            norm = np.concatenate([rr[:, 0] / np.sqrt(rs2), rr[:, 1] / np.sqrt(rs2)])
+            chi = np.sqrt(np.sum(rr ** 2, 1) / rs2 / 2)
+            ref_ok[:] = False
+            ref_ok[rsel] = chi < nsig * max(_robust_rms(norm), 1e-3)
+        nlinks = int(link_ok.sum())
+        nrefs = int(ref_ok.sum())
+        if nrefs == 0 and nlinks == 0:
+            raise ToolError("no overlapping detection and no reference star matched within CROSSID_RADIUS "
+                            f"{config['CROSSID_RADIUS']}\"; cannot solve the astrometry")
+        # assemble and solve
+        N = np.zeros((nparam, nparam))
+        rhs = np.zeros(nparam)
+        li, lj = link_i[link_ok], link_j[link_ok]
+        w = 1.0 / (det.sig[li] ** 2 + det.sig[lj] ** 2)
+        accumulate_normal(N, rhs, li, lj, w, np.zeros((len(li), 2)), U, IDX, J, C)
+        ri = np.nonzero(ref_ok)[0]
+        if len(ri):
+            rpos = np.column_stack([gx[ri], gy[ri]]) - _ref_residuals(gx, gy, ref_idx, det.group, refs, ri)
+            rw = weight_ref / (det.sig[ri] ** 2 + _ref_sig(ref_idx, det.group, refs, ri) ** 2)
+            accumulate_normal(N, rhs, ri, np.full(len(ri), -1, np.int64), rw, rpos, U, IDX, J, C)
+        theta = _solve_normal(N, rhs, theta, log)
+        log.info("astrometric iteration %d: %d overlap links, %d reference matches, %d parameters", it + 1,
+                 nlinks, nrefs, nparam)
+    ref_res = np.full((n, 2), np.nan)
+    rsel = np.nonzero(ref_idx >= 0)[0]
+    if len(rsel):
+        ref_res[rsel] = _ref_residuals(gx, gy, ref_idx, det.group, refs, rsel)
+    return AstromSolution(model, theta, xi, eta, gx, gy, labels, link_i, link_j, link_ok, ref_idx, ref_ok, ref_res)
+
+
+def _ref_residuals(gx, gy, ref_idx, group, refs, sel):
+    out = np.empty((len(sel), 2))
+    for g in np.unique(group[sel]):
+        m = group[sel] == g
+        k = ref_idx[sel][m]
+        out[m, 0] = gx[sel][m] - refs[g][0][k]
+        out[m, 1] = gy[sel][m] - refs[g][1][k]
+    return out
+
+
+def _ref_sig(ref_idx, group, refs, sel):
+    out = np.empty(len(sel))
+    for g in np.unique(group[sel]):
+        m = group[sel] == g
+        out[m] = refs[g][2][ref_idx[sel][m]]
+    return out

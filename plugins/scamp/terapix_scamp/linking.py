@@ -1,0 +1,109 @@
+"""Cross-identification of overlapping detections (SCAMP's linked "samples").
+
+Detections of different fields closer than a radius are joined friends-of-friends on a grid hash (numba:
+a source seen by k exposures costs k^2 distance tests but no pair list in memory).  Each resulting source
+is then linked as a *chain* ordered by field, so a source seen k times gives k - 1 constraints, as in
+SCAMP, instead of k(k - 1)/2 pairs.  Sources holding two detections of the same field are ambiguous
+(blends, crowding) and dropped.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+__all__ = ["friends_of_friends", "chain_links", "match_reference"]
+
+
+@njit(cache=True)
+def _find(parent, i):
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
+@njit(cache=True)
+def _fof(x, y, field, order, cell_start, cell_count, cx, cy, ncx, ncy, radius2, parent):
+    # ``order`` sorts detections by cell; every detection is tested against the 3x3 neighbouring cells
+    n = len(order)
+    for oi in range(n):
+        i = order[oi]
+        for dx in range(-1, 2):
+            gx = cx[i] + dx
+            if gx < 0 or gx >= ncx:
+                continue
+            for dy in range(-1, 2):
+                gy = cy[i] + dy
+                if gy < 0 or gy >= ncy:
+                    continue
+                c = gx * ncy + gy
+                for ok in range(cell_start[c], cell_start[c] + cell_count[c]):
+                    j = order[ok]
+                    if j <= i or field[j] == field[i]:
+                        continue
+                    ddx = x[i] - x[j]
+                    ddy = y[i] - y[j]
+                    if ddx * ddx + ddy * ddy < radius2:
+                        ri = _find(parent, i)
+                        rj = _find(parent, j)
+                        if ri != rj:
+                            parent[max(ri, rj)] = min(ri, rj)
+    for i in range(len(parent)):
+        parent[i] = _find(parent, i)
+
+
+def friends_of_friends(x, y, field, radius: float) -> np.ndarray:
+    """Label of the source each detection belongs to (detections of one field are never joined)."""
+    n = len(x)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    x0, y0 = x.min(), y.min()
+    ncx = int((x.max() - x0) / radius) + 1
+    ncy = int((y.max() - y0) / radius) + 1
+    if ncx * ncy > 50_000_000:  # keep the cell table bounded for very wide groups
+        radius_cell = max(radius, np.sqrt((x.max() - x0) * (y.max() - y0) / 50_000_000))
+        ncx = int((x.max() - x0) / radius_cell) + 1
+        ncy = int((y.max() - y0) / radius_cell) + 1
+    else:
+        radius_cell = radius
+    cx = ((x - x0) / radius_cell).astype(np.int64)
+    cy = ((y - y0) / radius_cell).astype(np.int64)
+    cell = cx * ncy + cy
+    order = np.argsort(cell, kind="stable")
+    counts = np.bincount(cell, minlength=ncx * ncy)
+    start = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    parent = np.arange(n, dtype=np.int64)
+    _fof(x, y, field.astype(np.int64), order, start, counts, cx, cy, ncx, ncy, radius * radius, parent)
+    return parent
+
+
+def chain_links(labels: np.ndarray, key: np.ndarray, valid: np.ndarray, field: np.ndarray):
+    """Pairs (i, j) linking consecutive detections of each source, ordered by ``key`` (e.g. field index).
+
+    Only ``valid`` detections take part; sources with two valid detections of one field are dropped.
+    """
+    idx = np.nonzero(valid)[0]
+    if len(idx) < 2:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    order = idx[np.lexsort((key[idx], labels[idx]))]
+    lab = labels[order]
+    same = lab[1:] == lab[:-1]
+    dup_field = same & (field[order][1:] == field[order][:-1])
+    bad_sources = np.unique(lab[1:][dup_field])
+    i, j = order[:-1][same], order[1:][same]
+    if len(bad_sources):
+        keep = ~np.isin(labels[i], bad_sources)
+        i, j = i[keep], j[keep]
+    return i, j
+
+
+def match_reference(x, y, rx, ry, radius: float):
+    """Index of the nearest reference star within ``radius`` of each detection (-1 when none)."""
+    from scipy.spatial import cKDTree
+
+    if len(rx) == 0 or len(x) == 0:
+        return np.full(len(x), -1, np.int64)
+    tree = cKDTree(np.column_stack([rx, ry]))
+    dist, idx = tree.query(np.column_stack([x, y]), distance_upper_bound=radius)
+    idx = np.where(np.isfinite(dist), idx, -1)
+    return idx.astype(np.int64)
