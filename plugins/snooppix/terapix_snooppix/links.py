@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
-__all__ = ["Link", "Rejected", "extract_hrefs", "select_links", "safe_name", "parse_checksums",
+__all__ = ["Link", "Rejected", "extract_hrefs", "announced_sizes", "select_links", "safe_name", "parse_checksums",
            "CHECKSUM_SUFFIXES"]
 
 #: sidecar checksum files (``NAME.sha256`` beside ``NAME``) and the hash algorithm they hold
@@ -38,18 +38,24 @@ class Rejected:
 
 
 class _AnchorParser(HTMLParser):
-    """Collects ``<a href>`` values; also honours ``<base href>`` as browsers do."""
+    """Collects ``<a href>`` values (and ``data-size`` sizes, as FTP listings carry them); also honours
+    ``<base href>`` as browsers do."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.hrefs: list[str] = []
+        self.sizes: dict[str, int] = {}
         self.base: str | None = None
 
     def handle_starttag(self, tag, attrs):
         if tag == "a":
-            for key, value in attrs:
-                if key == "href" and value is not None:
-                    self.hrefs.append(value.strip())
+            values = dict(attrs)
+            href = values.get("href")
+            if href is not None:
+                self.hrefs.append(href.strip())
+                size = values.get("data-size") or ""
+                if size.isdigit():
+                    self.sizes[href.strip()] = int(size)
         elif tag == "base" and self.base is None:
             self.base = dict(attrs).get("href")
 
@@ -60,6 +66,14 @@ def extract_hrefs(html: str) -> tuple[list[str], str | None]:
     parser.feed(html)
     parser.close()
     return parser.hrefs, parser.base
+
+
+def announced_sizes(html: str) -> dict[str, int]:
+    """``href -> size`` for anchors with a ``data-size`` attribute (FTP listings)."""
+    parser = _AnchorParser()
+    parser.feed(html)
+    parser.close()
+    return parser.sizes
 
 
 def safe_name(name: str) -> str | None:
@@ -110,6 +124,9 @@ def select_links(hrefs: list[str], base_url: str, patterns: list[str], *,
         if raw.scheme and raw.scheme.lower() not in schemes:
             rejected.append(Rejected(href, f"scheme {raw.scheme!r} is not one of {', '.join(schemes)}"))
             continue
+        if raw.username or raw.password:  # relative links inherit the index's own credentials
+            rejected.append(Rejected(href, "credentials in the link"))
+            continue
         if ".." in unquote(raw.path).replace("\\", "/").split("/"):
             rejected.append(Rejected(href, "a '..' segment in the path"))
             continue
@@ -118,17 +135,14 @@ def select_links(hrefs: list[str], base_url: str, patterns: list[str], *,
         if parts.scheme not in schemes:
             rejected.append(Rejected(href, f"scheme {parts.scheme!r} is not one of {', '.join(schemes)}"))
             continue
-        if parts.username or parts.password:
-            rejected.append(Rejected(href, "credentials in the link"))
-            continue
         try:
             host = _host_port(parts)
         except ValueError:
             rejected.append(Rejected(href, "an invalid port"))
             continue
         if host != base_host and "*" not in allowed and host[0] not in allowed:
-            rejected.append(Rejected(href, f"host {parts.netloc!r} is not the index's host "
-                                           f"{base.netloc!r} and is not in ALLOWED_HOSTS"))
+            rejected.append(Rejected(href, f"host {host[0]}:{host[1]} is not the index's host "
+                                           f"{base_host[0]}:{base_host[1]} and is not in ALLOWED_HOSTS"))
             continue
         # decode after splitting, so that an encoded separator (%2F) shows up in the name and is refused
         name = unquote(parts.path.rsplit("/", 1)[-1])

@@ -1,4 +1,5 @@
-"""The snooppix tool: watch a remote index page and download the new files it links to.
+"""The snooppix tool: watch a remote index page (HTTP, HTTPS) or directory (FTP) and download the new
+files it lists.
 
 Like the TERAPIX Snooppix daemon (which sent simultaneous ``wget`` on the links of a CADC web page and
 kept the downloaded names in a DBM file), one run scans the index, skips every file already recorded
@@ -15,6 +16,7 @@ start/end times), every downloaded file becomes a ``download`` product.
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
 from terapix_fw.errors import ConfigError, ToolError
 from terapix_fw.params import Parameter
@@ -37,11 +39,11 @@ def url_from_input(text: str) -> str:
 class SnooppixTool(Tool):
     name = "snooppix"
     version = VERSION
-    description = "download the files linked from a remote HTTP(S) index page, once each"
+    description = "download the files listed by a remote HTTP(S) index page or FTP directory, once each"
     default_fanout = "all"
     produces = ("download",)
     parameters = [
-        Parameter("URL", "str", "", "index page to scan (the first input if empty)"),
+        Parameter("URL", "str", "", "index page or FTP directory to scan (the first input if empty)"),
         Parameter("PATTERN", "str", ["*.fits.fz"], "shell patterns of the file names to fetch",
                   nvalues=(1, None)),
         Parameter("DOWNLOAD_DIR", "path", ".", "directory where files are downloaded"),
@@ -69,8 +71,13 @@ class SnooppixTool(Tool):
         url = cfg["URL"] or (url_from_input(str(ctx.inputs[0])) if ctx.inputs else "")
         if not url:
             raise ConfigError("no index page to scan: set URL or give the URL as input", "snooppix", "URL")
-        if not re.match(r"^https?://", url, re.IGNORECASE):
-            raise ConfigError(f"URL {url!r} is not an http:// or https:// address", "snooppix", "URL")
+        if not re.match(r"^(https?|ftp)://", url, re.IGNORECASE):
+            raise ConfigError(f"URL {url!r} is not an http://, https:// or ftp:// address", "snooppix", "URL")
+        if url.lower().startswith("ftp://") and not url.endswith("/"):
+            url += "/"  # an FTP URL names the directory to list
+        if urlsplit(url).password is not None:
+            ctx.log.warning("URL carries a password, which is recorded with the step configuration; "
+                            "put FTP credentials in ~/.netrc instead")
         if len(ctx.inputs) > 1 and not cfg["URL"]:
             raise ToolError(f"snooppix scans one index page per run, got {len(ctx.inputs)} inputs")
         snoop(ctx, url)

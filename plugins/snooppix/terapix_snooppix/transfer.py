@@ -1,4 +1,4 @@
-"""One HTTP(S) transfer: resume, verification, atomic rename.
+"""One transfer (HTTP, HTTPS or FTP): resume, verification, atomic rename.
 
 A file is written to ``.NAME.snooppix-part`` in the download directory and renamed to ``NAME`` only
 once it is complete and verified, so an interrupted run never leaves a truncated file under the final
@@ -21,7 +21,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["TransferResult", "fetch_file", "fetch_text", "part_path", "TransferFailed"]
+__all__ = ["TransferResult", "fetch_file", "fetch_text", "part_path", "TransferFailed", "PartFile",
+           "ftp_index_html"]
 
 _CHUNK = 1 << 20
 _RETRY_HTTP = {408, 425, 429, 500, 502, 503, 504}
@@ -67,8 +68,12 @@ def fetch_text(url: str, *, timeout: float, retries: int, retry_delay: float, us
                limit: int = 16 << 20) -> tuple[str, str]:
     """GET a small text resource (an index page, a checksum list); return (final URL, text).
 
-    ``limit`` bounds what is read, so a hostile server cannot exhaust memory.
+    ``limit`` bounds what is read, so a hostile server cannot exhaust memory.  For an ``ftp://`` URL
+    of a directory (ending with ``/``) the text is an HTML list of links to its files (see
+    :func:`ftp_index_html`), so that HTTP and FTP indexes are read the same way.
     """
+    if url.lower().startswith("ftp://"):
+        return _ftp_text(url, timeout=timeout, retries=retries, retry_delay=retry_delay, limit=limit)
     last: Exception | None = None
     for attempt in range(retries + 1):
         if attempt:
@@ -88,6 +93,38 @@ def fetch_text(url: str, *, timeout: float, retries: int, retry_delay: float, us
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             last = exc
     raise TransferFailed(f"{url}: {_describe(last)} (after {retries + 1} attempts)")
+
+
+def ftp_index_html(listing: list[tuple[str, int | None]]) -> str:
+    """An FTP listing as an HTML index; sizes go in ``data-size`` attributes."""
+    from html import escape
+    from urllib.parse import quote
+
+    rows = "".join(f'<a href="{escape(quote(name, safe=""))}" data-size="{size if size is not None else ""}">'
+                   f"{escape(name)}</a>\n" for name, size in listing)
+    return f"<html><body>\n{rows}</body></html>\n"
+
+
+def _ftp_text(url: str, *, timeout: float, retries: int, retry_delay: float, limit: int) -> tuple[str, str]:
+    import ftplib
+
+    from .ftp import ftp_fetch_text, ftp_list, redact
+
+    last: Exception | None = None
+    for attempt in range(retries + 1):
+        if attempt:
+            time.sleep(retry_delay * attempt)
+        try:
+            if url.endswith("/"):
+                return url, ftp_index_html(ftp_list(url, timeout))
+            return url, ftp_fetch_text(url, timeout, limit)
+        except ftplib.error_perm as exc:
+            raise TransferFailed(f"{redact(url)}: {exc}") from None
+        except ValueError as exc:
+            raise TransferFailed(str(exc)) from None
+        except (ftplib.Error, OSError, EOFError) as exc:
+            last = exc
+    raise TransferFailed(f"{redact(url)}: {type(last).__name__}: {last} (after {retries + 1} attempts)")
 
 
 def _describe(exc: Exception | None) -> str:
@@ -129,13 +166,14 @@ def _hashers(algorithms) -> dict[str, "hashlib._Hash"]:
 
 def fetch_file(url: str, name: str, dest: Path, *, timeout: float, retries: int, retry_delay: float,
                resume: bool, verify: bool, user_agent: str,
-               expected: dict[str, str] | None = None) -> TransferResult:
+               expected: dict[str, str] | None = None, size_hint: int | None = None) -> TransferResult:
     """Download ``url`` to ``dest``, resuming ``part_path(dest)``; never raises for a transfer error.
 
     ``expected`` maps algorithm names (md5, sha1, sha256, sha512) to hex digests published beside
     the file.  Transient failures (connection lost, timeout, HTTP 5xx/429, short body) are retried
     ``retries`` times, with a delay growing by ``retry_delay`` seconds, each retry resuming the
-    partial file; a checksum mismatch restarts from zero once per attempt.
+    partial file; a checksum mismatch restarts from zero once per attempt.  ``size_hint`` is the size
+    a listing announced (used by FTP when the server does not answer ``SIZE``).
     """
     result = TransferResult(url=url, name=name, path=str(dest), start=time.time())
     part = part_path(dest)
@@ -148,8 +186,13 @@ def fetch_file(url: str, name: str, dest: Path, *, timeout: float, retries: int,
         if attempt:
             time.sleep(retry_delay * attempt)
         try:
-            _attempt(url, part, result, timeout=timeout, resume=resume, verify=verify,
-                     user_agent=user_agent, expected=expected)
+            if url.lower().startswith("ftp://"):
+                from .ftp import ftp_attempt
+                ftp_attempt(url, part, result, timeout=timeout, resume=resume, verify=verify,
+                            expected=expected, size_hint=size_hint, retry=_Retry, failed=TransferFailed)
+            else:
+                _attempt(url, part, result, timeout=timeout, resume=resume, verify=verify,
+                         user_agent=user_agent, expected=expected)
             with open(part, "rb+") as handle:
                 os.fsync(handle.fileno())
             os.replace(part, dest)
@@ -209,40 +252,71 @@ def _attempt(url: str, part: Path, result: TransferResult, *, timeout: float, re
             total = int(length) if length and length.isdigit() else None
         result.resumed_from = start_at
         announced = _header_digests(resp.headers, full_body=start_at == 0) if verify else {}
-        wanted = {**announced, **expected} if verify else {}
-        hashers = _hashers(wanted)
-        mode = "ab" if start_at else "wb"
-        with open(part, mode) as out:
-            if start_at:  # the digest covers the whole file: hash what we already have first
-                with open(part, "rb") as previous:
-                    while block := previous.read(_CHUNK):
-                        for h in hashers.values():
-                            h.update(block)
+        with PartFile(part, start_at, {**announced, **expected} if verify else {}, result) as sink:
             try:
                 while block := resp.read(_CHUNK):
-                    out.write(block)
-                    result.bytes += len(block)
-                    for h in hashers.values():
-                        h.update(block)
+                    sink.write(block)
             except (OSError, http.client.HTTPException) as exc:
                 raise _Retry(f"{url}: transfer interrupted after {start_at + result.bytes} bytes: "
                              f"{_describe(exc)}") from None
-        size = part.stat().st_size
+        sink.verify(url, total, announced=set(announced) - set(expected))
+
+
+class PartFile:
+    """The partial file of one attempt: appends from ``offset``, hashes the whole file as it grows, and
+    checks size and digests at the end (shared by the HTTP and FTP transfers).
+
+    ``wanted`` maps algorithms to the expected hex digests of the complete file.
+    """
+
+    def __init__(self, part: Path, offset: int, wanted: dict[str, str], result: TransferResult):
+        self.part = part
+        self.offset = offset
+        self.wanted = wanted
+        self.result = result
+        self.hashers = _hashers(wanted)
+        self._out = None
+
+    def __enter__(self) -> "PartFile":
+        if self.offset:  # the digests cover the whole file: hash what we already have first
+            with open(self.part, "rb") as previous:
+                remaining = self.offset
+                while remaining and (block := previous.read(min(_CHUNK, remaining))):
+                    remaining -= len(block)
+                    for h in self.hashers.values():
+                        h.update(block)
+            with open(self.part, "rb+") as handle:
+                handle.truncate(self.offset)
+        self._out = open(self.part, "ab" if self.offset else "wb")
+        return self
+
+    def write(self, block: bytes) -> None:
+        self._out.write(block)
+        self.result.bytes += len(block)
+        for h in self.hashers.values():
+            h.update(block)
+
+    def __exit__(self, *exc) -> None:
+        self._out.close()
+
+    def verify(self, url: str, total: int | None, announced: set[str] = frozenset()) -> None:
+        """Check the size against ``total`` (if known) and every wanted digest; record what was checked."""
+        size = self.part.stat().st_size
         if total is not None and size != total:
-            # a short body is a connection dropped mid-way: keep the partial file and resume
+            # a short file is a connection dropped mid-way: keep the partial file and resume
             if size > total:
-                part.unlink()
+                self.part.unlink()
             raise _Retry(f"{url}: received {size} of {total} bytes")
-        result.size = size
-        result.sha256 = hashers["sha256"].hexdigest()
+        self.result.size = size
+        self.result.sha256 = self.hashers["sha256"].hexdigest()
         checks = ["size"] if total is not None else []
-        for algorithm, digest in sorted(wanted.items()):
-            got = hashers[algorithm].hexdigest()
-            source = "header" if algorithm in announced and algorithm not in expected else "published"
+        for algorithm, digest in sorted(self.wanted.items()):
+            got = self.hashers[algorithm].hexdigest()
+            source = "header" if algorithm in announced else "published"
             if got != digest.lower():
-                part.unlink()
+                self.part.unlink()
                 raise _Retry(f"{url}: {algorithm} checksum mismatch (got {got}, {source} {digest}); "
                              "file discarded")
             checks.append(f"{algorithm} ({source})")
-        result.checks = checks
-        result.verified = ", ".join(checks) if checks else "none"
+        self.result.checks = checks
+        self.result.verified = ", ".join(checks) if checks else "none"

@@ -102,3 +102,39 @@ def archive(tmp_path):
     yield server
     server.httpd.shutdown()
     server.httpd.server_close()
+
+
+class FtpArchive:
+    """A local FTP server (pyftpdlib) on 127.0.0.1: anonymous read access and a user obs/secret."""
+
+    def __init__(self, root: Path):
+        import warnings
+
+        with warnings.catch_warnings():  # pyftpdlib 2.x still imports asyncore/asynchat on Python 3.11
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from pyftpdlib.authorizers import DummyAuthorizer
+            from pyftpdlib.handlers import FTPHandler
+            from pyftpdlib.servers import ThreadedFTPServer
+
+        self.root = root
+        authorizer = DummyAuthorizer()
+        authorizer.add_anonymous(str(root))
+        authorizer.add_user("obs", "secret", str(root), perm="elr")
+        handler = type("Handler", (FTPHandler,), {"authorizer": authorizer, "banner": "test archive"})
+        self.server = ThreadedFTPServer(("127.0.0.1", 0), handler)
+        self.url = f"ftp://127.0.0.1:{self.server.address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever,
+                                       kwargs={"timeout": 0.05, "handle_exit": False}, daemon=True)
+
+
+@pytest.fixture
+def ftp_archive(tmp_path):
+    pytest.importorskip("pyftpdlib")  # listed in the test extra of plugins/snooppix/pyproject.toml
+    import logging
+    logging.getLogger("pyftpdlib").setLevel(logging.WARNING)
+    root = tmp_path / "ftproot"
+    root.mkdir()
+    server = FtpArchive(root)
+    server.thread.start()
+    yield server
+    server.server.close_all()

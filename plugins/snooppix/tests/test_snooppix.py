@@ -251,3 +251,50 @@ def test_recorded_run_on_the_transfers_web_page(tmp_path, archive, monkeypatch):
     assert "ok.fits.fz" in page and "4.1 kB" in page
     assert "missing.fits.fz" in page and "HTTP 404" in page
     assert 'href="transfers.html">Transfers</a>' in (tmp_path / "site" / "index.html").read_text()
+
+
+def test_ftp_directory_with_published_checksums_and_resume(tmp_path, ftp_archive):
+    root = ftp_archive.root
+    (root / "night1").mkdir()
+    a = _payload(10, 70_000)
+    b = _payload(11, 30_000)
+    (root / "night1" / "a.fits.fz").write_bytes(a)
+    (root / "night1" / "b.fits.fz").write_bytes(b)
+    (root / "night1" / "a.fits.fz.md5").write_text(hashlib.md5(a).hexdigest() + "  a.fits.fz\n")
+    (root / "night1" / "SHA256SUMS").write_text(f"{hashlib.sha256(b).hexdigest()}  b.fits.fz\n")
+    (root / "night1" / ".hidden.fits.fz").write_bytes(b"h")
+    (root / "night1" / "sub.fits.fz").mkdir()  # a directory whose name matches: not a file
+    dl = tmp_path / "work" / "dl"
+    dl.mkdir(parents=True)
+    part_path(dl / "a.fits.fz").write_bytes(a[:25_000])  # left by an interrupted run
+
+    result = _run(tmp_path, ftp_archive.url + "/night1")  # no trailing slash: it is a directory
+    assert result.status == "done", result.error
+    transfers = _transfers(result)
+    assert set(transfers) == {"a.fits.fz", "b.fits.fz"}
+    assert (dl / "a.fits.fz").read_bytes() == a and (dl / "b.fits.fz").read_bytes() == b
+    assert transfers["a.fits.fz"]["resumed_from"] == 25_000 and transfers["a.fits.fz"]["bytes"] == 45_000
+    assert transfers["a.fits.fz"]["verified"] == "size, md5 (published)"
+    assert transfers["b.fits.fz"]["verified"] == "size, sha256 (published)"
+    assert transfers["a.fits.fz"]["url"] == ftp_archive.url + "/night1/a.fits.fz"
+    assert "'.hidden.fits.fz' refused" in (tmp_path / "logs" / "snoop.log").read_text()
+
+    again = _run(tmp_path, ftp_archive.url + "/night1/")
+    assert again.status == "done" and _transfers(again) == {}
+
+
+def test_ftp_login_password_never_recorded(tmp_path, ftp_archive):
+    data = _payload(12, 5000)
+    (ftp_archive.root / "c.fits.fz").write_bytes(data)
+    url = ftp_archive.url.replace("ftp://", "ftp://obs:secret@") + "/"
+    result = _run(tmp_path, url)
+    assert result.status == "done", result.error
+    rec = _transfers(result)["c.fits.fz"]
+    assert rec["url"] == ftp_archive.url.replace("ftp://", "ftp://obs@") + "/c.fits.fz"
+    assert "secret" not in repr(result.records) and "secret" not in repr(result.products)
+    with sqlite3.connect(tmp_path / "work" / "dl" / "snooppix.sqlite") as conn:
+        assert "secret" not in repr(conn.execute("SELECT * FROM downloads").fetchall())
+    assert "put FTP credentials in ~/.netrc" in (tmp_path / "logs" / "snoop.log").read_text()
+
+    wrong = _run(tmp_path, ftp_archive.url.replace("ftp://", "ftp://obs:wrong@") + "/", RETRIES=0)
+    assert wrong.status == "failed" and "wrong" not in wrong.error
