@@ -38,9 +38,13 @@ def tan_header(nx: int, ny: int, ra: float, dec: float, scale_arcsec: float = 0.
     return h
 
 
-def gaussian_image(header: fits.Header, sources, sigma_pix: float = 1.5, sky: float = 0.0,
+def gaussian_image(header: fits.Header, sources, sigma_pix: float = 2.0, sky: float = 0.0,
                    noise: float = 0.0, seed: int = 0, oversample: int = 5) -> np.ndarray:
-    """Render circular Gaussians of total ``flux`` at (ra, dec), integrated over pixels by sub-sampling."""
+    """Render circular Gaussians of total ``flux`` at (ra, dec), integrated over pixels by sub-sampling.
+
+    The default sigma of 2 pixels (FWHM 0.94" at 0.2"/px) is MegaCam-like seeing; Lanczos resampling of
+    narrower profiles shows its sub-pixel-phase errors (0.1% in flux, 0.02 px in position).
+    """
     nx, ny = header["NAXIS1"], header["NAXIS2"]
     wcs = WCS(header)
     img = np.full((ny, nx), sky, dtype=np.float64)

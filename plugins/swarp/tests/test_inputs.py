@@ -1,0 +1,243 @@
+"""Inputs and outputs: ``.head`` overriding (simple and MEF), weight-map types and RESCALE_WEIGHTS,
+background subtraction, resample-only mode, RICE output, output header, drop-in command line, errors."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.wcs import WCS
+
+from terapix_fw.headfile import format_head
+
+RA, DEC = 150.0, 2.0
+SRC = (150.0010, 2.0005)
+FLUX = 1000.0
+
+
+def _measure(image, x, y, half=12):
+    ix, iy = int(round(x)), int(round(y))
+    box = image[iy - 1 - half: iy + half, ix - 1 - half: ix + half].astype(np.float64)
+    yy, xx = np.mgrid[iy - half: iy + half + 1, ix - half: ix + half + 1]
+    total = box.sum()
+    return total, (box * xx).sum() / total, (box * yy).sum() / total
+
+
+def _where(path, lon, lat):
+    return WCS(fits.getheader(path)).all_world2pix([[lon, lat]], 1)[0]
+
+
+def test_head_file_overrides_astrometry_and_flxscale(synth, tmp_path, run_swarp):
+    """IMAGE.head beside the image replaces its WCS and sets FLXSCALE, as SWarp reads it."""
+    true = synth.tan_header(150, 140, RA, DEC, 0.2, rot_deg=5.0)
+    img = synth.gaussian_image(true, [(SRC[0], SRC[1], FLUX)], noise=1e-3)
+    wrong = true.copy()
+    wrong["CRVAL1"] = RA + 4.0 / 3600  # a first-guess WCS 4" off
+    synth.write_image(tmp_path / "h.fits", wrong, img)
+    head = fits.Header()
+    for key in ("CRVAL1", "CRVAL2", "CRPIX1", "CRPIX2", "CD1_1", "CD1_2", "CD2_1", "CD2_2"):
+        head[key] = true[key]
+    head["FLXSCALE"] = 2.0
+    (tmp_path / "h.head").write_text(format_head([head]))
+    # a scale change spreads the sampling phases over the source; at a pure sub-pixel shift Lanczos3 biases
+    # centroids by up to 0.02 px (its normalised taps do not reproduce linear functions), in SWarp too
+    common = dict(COMBINE_TYPE="WEIGHTED", SUBTRACT_BACK="N", CENTER_TYPE="MANUAL", CENTER=f"{RA},{DEC}",
+                  PIXELSCALE_TYPE="MANUAL", PIXEL_SCALE="0.17", IMAGE_SIZE="180")
+    run_swarp([tmp_path / "h.fits"], **common)
+    x, y = _where(tmp_path / "coadd.fits", *SRC)
+    total, xc, yc = _measure(fits.getdata(tmp_path / "coadd.fits"), x, y)
+    assert abs(xc - x) < 0.01 and abs(yc - y) < 0.01
+    assert total == pytest.approx(2.0 * FLUX, rel=1e-3)
+    # without the .head (another HEADER_SUFFIX) the source lands 4" = 23.5 px away, with its flux
+    run_swarp([tmp_path / "h.fits"], HEADER_SUFFIX=".nohead", IMAGEOUT_NAME="raw.fits", **common)
+    raw = fits.getdata(tmp_path / "raw.fits")
+    total_raw, xr, _ = _measure(raw, x - 4 / 0.17 * np.cos(np.radians(2.0)), y)
+    assert total_raw == pytest.approx(FLUX, rel=2e-3)
+    assert abs(xr - x) > 15
+
+
+def test_mef_head_blocks_apply_per_extension(synth, tmp_path, run_swarp):
+    """In a MEF the k-th END-terminated block of the .head goes to the k-th image extension."""
+    hdus = [fits.PrimaryHDU()]
+    heads = []
+    sources = [(RA - 0.004, DEC, 500.0), (RA + 0.004, DEC, 700.0)]
+    for k, (ra, dec, flux) in enumerate(sources):
+        h = synth.tan_header(120, 120, ra, dec, 0.2)
+        img = synth.gaussian_image(h, [(ra, dec, flux)], noise=1e-3, seed=k)
+        shifted = h.copy()
+        shifted["CRVAL2"] = dec + 3.0 / 3600
+        hdus.append(fits.ImageHDU(img, shifted, name=f"CCD{k}"))
+        head = fits.Header()
+        head["CRVAL2"] = dec
+        head["FLXSCALE"] = 1.0 + k
+        heads.append(head)
+    fits.HDUList(hdus).writeto(tmp_path / "mef.fits")
+    (tmp_path / "mef.head").write_text(format_head(heads))
+    result = run_swarp([tmp_path / "mef.fits"], COMBINE_TYPE="WEIGHTED", SUBTRACT_BACK="N",
+                       PIXELSCALE_TYPE="MANUAL", PIXEL_SCALE="0.2")
+    out = fits.getdata(tmp_path / "coadd.fits")
+    for k, (ra, dec, flux) in enumerate(sources):
+        x, y = _where(tmp_path / "coadd.fits", ra, dec)
+        total, xc, yc = _measure(out, x, y)
+        assert abs(yc - y) < 0.01
+        assert total == pytest.approx(flux * (1.0 + k), rel=1e-3)
+    assert dict(result.records)["stack"]["ninputs"] == 2
+
+
+@pytest.mark.parametrize("wtype", ["MAP_RMS", "MAP_VARIANCE"])
+def test_weight_types_are_equivalent(synth, tmp_path, run_swarp, wtype):
+    """MAP_WEIGHT w, MAP_VARIANCE 1/w and MAP_RMS 1/sqrt(w) describe the same noise: same co-add and weight.
+    RESCALE_WEIGHTS N because SWarp does not rescale MAP_RMS."""
+    rng = np.random.default_rng(5)
+    paths = []
+    for i in range(3):
+        h = synth.tan_header(100, 90, RA + 5e-4 * i, DEC, 0.2, rot_deg=4.0 * i)
+        data = rng.normal(0, 1, (90, 100)).astype(np.float32)
+        w = rng.uniform(0.5, 2.0, (90, 100)).astype(np.float32)
+        w[rng.random(w.shape) < 0.02] = 0
+        synth.write_image(tmp_path / f"w{i}.fits", h, data)
+        fits.PrimaryHDU(w, h).writeto(tmp_path / f"w{i}.weight.fits")
+        other = {"MAP_RMS": np.where(w > 0, 1 / np.sqrt(np.where(w > 0, w, 1)), 0),
+                 "MAP_VARIANCE": np.where(w > 0, 1 / np.where(w > 0, w, 1), 0)}[wtype]
+        fits.PrimaryHDU(other.astype(np.float32), h).writeto(tmp_path / f"w{i}.other.fits")
+        paths.append(tmp_path / f"w{i}.fits")
+    common = dict(COMBINE_TYPE="WEIGHTED", SUBTRACT_BACK="N", RESCALE_WEIGHTS="N")
+    run_swarp(paths, WEIGHT_TYPE="MAP_WEIGHT", IMAGEOUT_NAME="a.fits", WEIGHTOUT_NAME="a.w.fits", **common)
+    run_swarp(paths, WEIGHT_TYPE=wtype, WEIGHT_SUFFIX=".other.fits", IMAGEOUT_NAME="b.fits",
+              WEIGHTOUT_NAME="b.w.fits", **common)
+    np.testing.assert_allclose(fits.getdata(tmp_path / "a.fits"), fits.getdata(tmp_path / "b.fits"),
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(fits.getdata(tmp_path / "a.w.fits"), fits.getdata(tmp_path / "b.w.fits"),
+                               rtol=1e-5)
+
+
+def test_rescale_weights_and_background(synth, tmp_path, run_swarp):
+    """RESCALE_WEIGHTS brings a weight map that is 4x too large back to 1/sigma^2 of the measured noise,
+    and SUBTRACT_BACK removes a sloped sky; BACK_TYPE MANUAL subtracts BACK_DEFAULT instead."""
+    rng = np.random.default_rng(9)
+    ny, nx = 256, 256
+    h = synth.tan_header(nx, ny, RA, DEC, 0.2)
+    yy, xx = np.mgrid[0:ny, 0:nx]
+    # a gentle slope: the rms measured in 64-pixel meshes (which RESCALE_WEIGHTS compares to the weights)
+    # would include a steep one
+    sky = 200.0 + 0.005 * xx + 0.002 * yy
+    data = (sky + rng.normal(0, 2.0, (ny, nx))).astype(np.float32)
+    synth.write_image(tmp_path / "s.fits", h, data)
+    fits.PrimaryHDU(np.full((ny, nx), 4 / 2.0 ** 2, np.float32), h).writeto(tmp_path / "s.weight.fits")
+    grid = dict(CENTER_TYPE="MANUAL", CENTER=f"{RA},{DEC}", PIXELSCALE_TYPE="MANUAL", PIXEL_SCALE="0.2",
+                IMAGE_SIZE=str(nx), RESAMPLING_TYPE="NEAREST", COMBINE_TYPE="WEIGHTED",
+                WEIGHT_TYPE="MAP_WEIGHT", BACK_SIZE="64")
+    run_swarp([tmp_path / "s.fits"], **grid)
+    out = fits.getdata(tmp_path / "coadd.fits")[8:-8, 8:-8]
+    w = fits.getdata(tmp_path / "coadd.weight.fits")[8:-8, 8:-8]
+    assert abs(np.median(out)) < 0.1  # the slope is gone
+    assert np.median(w) == pytest.approx(1 / 2.0 ** 2, rel=0.05)
+    run_swarp([tmp_path / "s.fits"], RESCALE_WEIGHTS="N", BACK_TYPE="MANUAL", BACK_DEFAULT="150",
+              IMAGEOUT_NAME="m.fits", WEIGHTOUT_NAME="m.weight.fits", **grid)
+    m = fits.getdata(tmp_path / "m.fits")[8:-8, 8:-8]
+    assert np.median(m) == pytest.approx(np.median(sky[8:-8, 8:-8]) - 150.0, abs=0.5)
+    assert np.median(fits.getdata(tmp_path / "m.weight.fits")) == pytest.approx(1.0, rel=1e-5)
+
+
+def test_resample_only_keeps_resampled_images(synth, tmp_path, run_swarp):
+    """COMBINE N keeps <name><RESAMPLE_SUFFIX> and its .weight beside, each with a standard WCS."""
+    paths = []
+    for i in range(2):
+        h = synth.tan_header(100, 90, RA + 1e-3 * i, DEC, 0.2, rot_deg=10.0 * i)
+        img = synth.gaussian_image(h, [(SRC[0], SRC[1], FLUX)], noise=1e-3, seed=i)
+        paths.append(synth.write_image(tmp_path / f"r{i}.fits", h, img, EXPTIME=30.0))
+    (tmp_path / "resamp").mkdir()
+    result = run_swarp(paths, COMBINE="N", RESAMPLE_DIR="resamp", SUBTRACT_BACK="N", PIXELSCALE_TYPE="MANUAL",
+                       PIXEL_SCALE="0.17")
+    assert not (tmp_path / "coadd.fits").exists()
+    kinds = sorted(p.kind for p in result.products)
+    assert kinds == ["resampled", "resampled", "resampled_weight", "resampled_weight"]
+    for i in range(2):
+        image = tmp_path / "resamp" / f"r{i}.resamp.fits"
+        weight = tmp_path / "resamp" / f"r{i}.resamp.weight.fits"
+        assert image.exists() and weight.exists()
+        x, y = _where(image, *SRC)
+        total, xc, yc = _measure(fits.getdata(image), x, y)
+        assert abs(xc - x) < 0.01 and abs(yc - y) < 0.01
+        assert total == pytest.approx(FLUX, rel=1e-3)
+        assert fits.getheader(image)["EXPTIME"] == 30.0
+
+
+def test_output_header_keywords(synth, tmp_path, run_swarp):
+    """EXPTIME (sum over the deepest overlap), GAIN, SATURATE (minimum), MAGZEROP and the input list."""
+    paths = []
+    for i in range(3):
+        h = synth.tan_header(100, 90, RA + 2e-4 * i, DEC, 0.2)
+        data = np.random.default_rng(i).normal(0, 1, (90, 100)).astype(np.float32)
+        paths.append(synth.write_image(tmp_path / f"k{i}.fits", h, data, EXPTIME=100.0 + i, GAIN=2.0,
+                                       SATURATE=30000.0 + 1000 * i, OBJECT="D1"))
+    far = synth.tan_header(50, 50, RA + 0.02, DEC, 0.2)
+    paths.append(synth.write_image(tmp_path / "far.fits", far, np.zeros((50, 50), np.float32) + 1,
+                                   EXPTIME=1000.0, GAIN=2.0))
+    run_swarp(paths, COMBINE_TYPE="AVERAGE", SUBTRACT_BACK="N", PIXELSCALE_TYPE="MANUAL", PIXEL_SCALE="0.2")
+    h = fits.getheader(tmp_path / "coadd.fits")
+    assert h["EXPTIME"] == pytest.approx(303.0)  # the far image does not overlap the others
+    assert h["GAIN"] == pytest.approx(6.0)  # AVERAGE of 3: w1^2/w2 = 9 / (3/2)
+    assert h["SATURATE"] == pytest.approx(30000.0, rel=1e-4)  # area ratio 1
+    assert h["MAGZEROP"] == 30.0
+    assert h["OBJECT"] == "D1"
+    assert [h[f"FILE{i:04d}"] for i in range(1, 5)] == ["k0.fits", "k1.fits", "k2.fits", "far.fits"]
+    assert WCS(h).has_celestial
+
+
+def test_tile_compress_and_xml(synth, tmp_path, run_swarp):
+    h = synth.tan_header(80, 80, RA, DEC, 0.2)
+    data = np.random.default_rng(1).normal(10, 1, (80, 80)).astype(np.float32)
+    synth.write_image(tmp_path / "c.fits", h, data)
+    run_swarp([tmp_path / "c.fits"], TILE_COMPRESS="Y", WRITE_XML="Y", SUBTRACT_BACK="N")
+    assert not (tmp_path / "coadd.fits").exists()
+    with fits.open(tmp_path / "coadd.fits.fz") as hdul:
+        assert isinstance(hdul[1], fits.CompImageHDU)
+        comp = hdul[1].data
+    run_swarp([tmp_path / "c.fits"], IMAGEOUT_NAME="plain.fits", SUBTRACT_BACK="N")
+    plain = fits.getdata(tmp_path / "plain.fits")
+    good = plain != 0
+    # RICE quantises floats to ~1/16 of the local noise
+    assert np.abs(comp[good] - plain[good]).max() < 0.2
+    xml = (tmp_path / "swarp.xml").read_text()
+    assert "c.fits" in xml and 'name="COMBINE_TYPE"' in xml
+    assert not list(tmp_path.glob(".swarp.*"))  # scratch files removed
+
+
+def test_dropin_command_line(synth, tmp_path, monkeypatch):
+    """``terapix tool swarp IMAGE -c file.swarp -KEYWORD value`` like SWarp; command line beats the file."""
+    from terapix_fw.dropin import run_tool_command
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TERAPIX_HOME", str(tmp_path / "home"))
+    h = synth.tan_header(80, 80, RA, DEC, 0.2)
+    synth.write_image(tmp_path / "d.fits", h, np.random.default_rng(2).normal(5, 1, (80, 80)).astype(np.float32))
+    (tmp_path / "my.swarp").write_text("COMBINE_TYPE  MEDIAN\nIMAGEOUT_NAME from_file.fits  # comment\n"
+                                       "WRITE_XML N\n")
+    code = run_tool_command("swarp", ["d.fits", "-c", "my.swarp", "-IMAGEOUT_NAME", "cli.fits",
+                                      "-WEIGHTOUT_NAME", "cli.weight.fits"])
+    assert code == 0
+    assert (tmp_path / "cli.fits").exists() and not (tmp_path / "from_file.fits").exists()
+    assert fits.getheader(tmp_path / "cli.fits")["COMBINET"] == "MEDIAN"
+    assert not list(tmp_path.glob("*.resamp*"))  # DELETE_TMPFILES Y
+
+
+def test_errors_name_file_and_keyword(synth, tmp_path):
+    from terapix_fw.execute import UnitSpec, execute_unit
+
+    h = synth.tan_header(40, 40, RA, DEC, 0.2)
+    synth.write_image(tmp_path / "e.fits", h, np.zeros((40, 40), np.float32))
+
+    def run(**kw):
+        layer = [(k, v, "test") for k, v in kw.items()] + [("WRITE_XML", "N", "test")]
+        spec = UnitSpec(step="swarp", unit="1", tool="swarp", config_layers=[layer],
+                        inputs=[str(tmp_path / "e.fits")], outdir=str(tmp_path),
+                        log_path=str(tmp_path / "e.log"), confine_outputs=False)
+        result = execute_unit(spec)
+        assert result.status == "failed"
+        return result.error
+
+    assert "e.weight.fits" in run(WEIGHT_TYPE="MAP_WEIGHT") and "not found" in run(WEIGHT_TYPE="MAP_WEIGHT")
+    assert "INTERPOLATE" in run(INTERPOLATE="Y")
+    assert "CENTER" in run(CENTER_TYPE="MANUAL", CENTER="12:xx:00,+02:00:00")
+    assert "RESAMPLING_TYPE" in run(RESAMPLING_TYPE="SINC")
+    assert "PROJECTION_TYPE" in run(PROJECTION_TYPE="TANGENT")
