@@ -117,6 +117,12 @@ def test_exposures_page_escapes_hostile_names(tmp_path, db):
     # the whole-exposure quality metrics are columns; the per-CCD value is not shown
     assert "<th>FWHM_MEDIAN</th>" in page and "<th>ELONGATION</th>" in page
     assert "0.712" in page and "9.99" not in page
+    # per-filter summary: one r exposure graded B (suggested) for 600 s, one g graded D for 300 s
+    summary = re.search(r'<table class="data summary">.*?</table>', page, re.S).group(0)
+    assert re.search(r"<td>g\.MP9401</td><td class=\"num\">1</td><td class=\"num\">0.08333 h</td>"
+                     r"\s*(<td class=\"num\">0</td>){3}<td class=\"num\">1</td>", summary)
+    assert re.search(r"<td>r\.MP9601</td><td class=\"num\">1</td><td class=\"num\">0.1667 h</td>"
+                     r"\s*<td class=\"num\">0</td><td class=\"num\">1</td>", summary)
 
     # every exposure links to its own page: header, CCDs, per-CCD metrics, grade history
     links = re.findall(r'<a href="(exposure/[^"]+\.html)">', page)
@@ -187,3 +193,9 @@ def test_bad_registrations_and_missing_database(tmp_path, db):
         build_site(db, tmp_path / "out", pages=[Page("broken", "nope.html", lambda db: {}, "Broken")])
     with pytest.raises(WebError, match="web page bad: cannot read its data: KeyError"):
         build_site(db, tmp_path / "out", pages=[Page("bad", "runs.html", lambda db: {}["x"], "Bad")])
+    # a broken page does not keep the good ones from being written
+    from terapix_fw.web.plugin import _runs
+    with pytest.raises(WebError, match=r"1 page\(s\) not built \(1 written"):
+        build_site(db, tmp_path / "out2", pages=[Page("bad", "runs.html", lambda db: 1 / 0, "Bad"),
+                                                 Page("runs", "runs.html", _runs, "Runs")])
+    assert "T0007 release" in (tmp_path / "out2" / "runs.html").read_text()

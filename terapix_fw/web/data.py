@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-__all__ = ["overview", "runs", "run_detail", "exposures", "exposure_details", "products", "transfers", "records",
+__all__ = ["overview", "runs", "run_detail", "exposures", "filter_summary", "exposure_details", "products", "transfers", "records",
            "decode"]
 
 
@@ -151,7 +151,27 @@ def exposures(db, limit: int | None = 5000) -> dict[str, Any]:
     for r in rows:
         r["metrics"] = metrics.get(r["id"], {})
         r["ncopies"] = copies.get(r["id"], 0)
-    return {"rows": rows, "metrics": sorted(names)}
+    return {"rows": rows, "metrics": sorted(names), "summary": filter_summary(rows)}
+
+
+def filter_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per filter: exposures, summed exposure time, effective grades and median seeing of ``rows``."""
+    import statistics
+
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        groups[r.get("filter") or "-"].append(r)
+    out = []
+    for band in sorted(groups):
+        group = groups[band]
+        seeing = [r["seeing"] for r in group if r.get("seeing") is not None]
+        grades: dict[str, int] = defaultdict(int)
+        for r in group:
+            grades[r.get("grade") or "-"] += 1
+        out.append({"filter": band, "n": len(group),
+                    "exptime": sum(r["exptime"] or 0.0 for r in group if r.get("exptime") is not None),
+                    "grades": dict(grades), "seeing": statistics.median(seeing) if seeing else None})
+    return out
 
 
 def exposure_details(db, ids: list[int]) -> dict[int, dict[str, Any]]:

@@ -227,7 +227,8 @@ def build_site(db, out: str | Path, *, templates: str | Path | None = None, titl
     """Render every registered page from RDBix ``db`` into the folder ``out``; return the written pages.
 
     ``templates`` is a folder whose templates override the default ones (``web/templates``).  Each
-    page is written atomically; static assets are copied to ``out/static``.
+    page is written atomically; static assets are copied to ``out/static``.  A page that cannot be
+    built does not stop the others: :class:`WebError` is raised at the end, naming every such page.
     """
     from .. import __version__ as fw_version
 
@@ -264,22 +265,30 @@ def build_site(db, out: str | Path, *, templates: str | Path | None = None, titl
         write_text_atomic(target, html)
         written.append(target)
 
+    errors: list[str] = []
     for page in pages:
+        # one broken page (a plugin's template, a query) must not keep the others from being updated
         try:
-            result = page.context(engine)
-        except WebError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - name the page whose data could not be read
-            raise WebError(f"web page {page.name}: cannot read its data: {type(exc).__name__}: {exc}") from exc
-        if page.each:
-            for key, variables in result:
-                render(page, f"{page.name}/{slug(key)}.html", variables, "../")
-        else:
-            render(page, f"{page.name}.html", result, "")
+            try:
+                result = page.context(engine)
+                if page.each:
+                    for key, variables in result:
+                        render(page, f"{page.name}/{slug(key)}.html", variables, "../")
+                else:
+                    render(page, f"{page.name}.html", result, "")
+            except WebError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - name the page whose data could not be read
+                raise WebError(f"web page {page.name}: cannot read its data: {type(exc).__name__}: {exc}"
+                               ) from exc
+        except WebError as exc:
+            errors.append(str(exc))
     static = web_dir / "static"
     if static.is_dir():
         for src in sorted(static.rglob("*")):
             if src.is_file():
                 with atomic_path(out / "static" / src.relative_to(static)) as tmp:
                     shutil.copyfile(src, tmp)
+    if errors:
+        raise WebError(f"{len(errors)} page(s) not built ({len(written)} written to {out}): " + "; ".join(errors))
     return written
