@@ -1,0 +1,198 @@
+"""Measurements against truth or analytic expectations on small simulated images."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.spatial import cKDTree
+
+from terapix_sextractor.synth import gaussian_image
+from terapix_sextractor.extract import ImageSpec, extract_image, resolve_config, resolve_params
+
+PARAMS = ["NUMBER", "X_IMAGE", "Y_IMAGE", "XWIN_IMAGE", "YWIN_IMAGE", "A_IMAGE", "B_IMAGE", "THETA_IMAGE",
+          "FLUX_AUTO", "FLUXERR_AUTO", "MAG_AUTO", "FLUX_ISO", "FLUX_APER(2)", "FLUX_PETRO", "KRON_RADIUS",
+          "FLUX_RADIUS", "FLAGS", "FLUX_MAX", "ISOAREA_IMAGE", "ELONGATION", "ELLIPTICITY", "FWHM_IMAGE",
+          "SNR_WIN", "ERRAWIN_IMAGE", "XPEAK_IMAGE", "YPEAK_IMAGE", "CLASS_STAR", "X2_IMAGE", "Y2_IMAGE",
+          "XY_IMAGE", "FLUX_WIN", "BACKGROUND", "THRESHOLD"]
+
+
+def run(data, params=PARAMS, header=None, **kw):
+    cfg = resolve_config(None, **kw)
+    return extract_image(ImageSpec(data, header), cfg, resolve_params(params, cfg)).table
+
+
+def match(table, x, y, radius=1.0):
+    """Index in ``table`` of the detection nearest each truth position (1-based), -1 if none."""
+    d, j = cKDTree(np.c_[table["X_IMAGE"], table["Y_IMAGE"]]).query(np.c_[x, y])
+    return np.where(d < radius, j, -1)
+
+
+@pytest.fixture(scope="module")
+def grid():
+    """Isolated circular Gaussian stars on a grid, fluxes spanning 100x, known sub-pixel centres."""
+    rng = np.random.default_rng(3)
+    xs, ys = np.meshgrid(np.arange(25, 240, 30.0), np.arange(25, 240, 30.0))
+    xs = xs.ravel() + rng.uniform(-0.5, 0.5, xs.size)
+    ys = ys.ravel() + rng.uniform(-0.5, 0.5, ys.size)
+    flux = np.geomspace(2e3, 2e5, xs.size)
+    sigma = 1.5
+    data = gaussian_image((256, 256), [(x, y, f, sigma, sigma, 0) for x, y, f in zip(xs, ys, flux)],
+                          sky=100, noise=2.0, seed=1)
+    return data, xs + 1, ys + 1, flux, sigma
+
+
+def test_positions_fluxes_and_radii_vs_truth(grid):
+    data, xs, ys, flux, sigma = grid
+    t = run(data, PHOT_APERTURES=[5, 20], BACK_SIZE=64)
+    j = match(t, xs, ys)
+    assert (j >= 0).all(), "every star is detected"
+    m = t[j]
+    bright = m["SNR_WIN"] > 100
+    assert bright.sum() > 20
+    # windowed centroids: unbiased, within the reported error (ERRAWIN) at every S/N
+    dx, dy = m["XWIN_IMAGE"] - xs, m["YWIN_IMAGE"] - ys
+    assert np.median(np.abs(dx[bright])) < 0.01 and np.median(np.abs(dy[bright])) < 0.01
+    assert np.all(np.hypot(dx, dy) < 5 * m["ERRAWIN_IMAGE"] + 0.002)
+    pull = np.concatenate([dx, dy]) / np.concatenate([m["ERRAWIN_IMAGE"]] * 2)
+    assert 0.5 < np.std(pull) < 1.5  # the errors are realistic
+    # isophotal barycentres are noisier but unbiased
+    assert np.median(np.abs(m["X_IMAGE"] - xs)) < 0.05
+    # a 20-pixel aperture holds all of a sigma=1.5 Gaussian; AUTO misses 1 - exp(-r^2/2) of it
+    fa = np.asarray(m["FLUX_APER"])[:, 1]
+    assert np.median(fa[bright] / flux[bright]) == pytest.approx(1.0, abs=0.01)
+    assert np.median(m["FLUX_AUTO"][bright] / flux[bright]) == pytest.approx(1.0, abs=0.03)
+    # half-light radius of a Gaussian, normalised by FLUX_AUTO (a fraction frac of the total):
+    # sigma_eff * sqrt(-2 ln(1 - frac/2)), where pixel integration and the growth curve's uniform-pixel
+    # sub-sampling each add a box of variance 1/12
+    frac = np.median(m["FLUX_AUTO"][bright] / flux[bright])
+    sigma_eff = np.sqrt(sigma ** 2 + 2 / 12)
+    expected_r50 = sigma_eff * np.sqrt(-2 * np.log(1 - 0.5 * frac))
+    assert np.median(m["FLUX_RADIUS"][bright]) == pytest.approx(expected_r50, rel=0.03)
+    # circular sources: for the brightest (isophote far out), A = B = sqrt(sigma^2 + 1/12 + 1/2): as in
+    # SExtractor, the isophotal moments are taken on the filtered image, and default.conv (a binomial
+    # [1 2 1] kernel) has a variance of 1/2 per axis; pixel integration adds 1/12
+    top = np.argsort(flux)[-8:]
+    a_expected = np.sqrt(sigma ** 2 + 1 / 12 + 0.5)
+    assert np.median(m["A_IMAGE"][top]) == pytest.approx(a_expected, rel=0.01)
+    assert np.median(m["B_IMAGE"][top]) == pytest.approx(a_expected, rel=0.01)
+    assert np.median(m["ELONGATION"][bright]) < 1.05
+    # Gaussian FWHM = 2.3548 sigma (SExtractor's log-profile fit, corrected for pixelation)
+    assert np.median(m["FWHM_IMAGE"][bright]) == pytest.approx(2.3548 * sigma, rel=0.1)
+    # errors: SNR_WIN grows with flux, MAG_AUTO = ZP - 2.5 log10(FLUX_AUTO)
+    assert np.corrcoef(np.log(flux), np.log(m["SNR_WIN"]))[0, 1] > 0.95
+    assert np.allclose(m["MAG_AUTO"], -2.5 * np.log10(m["FLUX_AUTO"]), atol=1e-4)
+    # peak pixel is the one containing the centre; background is the sky level
+    assert np.all(np.abs(m["XPEAK_IMAGE"] - np.rint(xs)) <= 1)
+    assert np.median(m["BACKGROUND"]) == pytest.approx(100, abs=0.2)
+
+
+def test_kron_radius_and_auto_flux_analytic():
+    """A bright circular Gaussian: r1 = sqrt(pi/2) sigma, so KRON_RADIUS = 2.5 * 1.2533 = 3.133 (A units)
+    when the minimum radius is lowered, and FLUX_AUTO = F (1 - exp(-KRON^2 / 2))."""
+    sigma, flux = 2.0, 1e6
+    data = gaussian_image((128, 128), [(63.3, 64.6, flux, sigma, sigma, 0)], sky=0, noise=0.5, seed=2)
+    # unfiltered moments, so that A is the source's own sigma (sqrt(sigma^2 + 1/12) with the pixels)
+    t = run(data, PHOT_AUTOPARAMS=[2.5, 0.1], FILTER=False, DETECT_THRESH=5)
+    assert len(t) == 1
+    assert t["KRON_RADIUS"][0] == pytest.approx(2.5 * np.sqrt(np.pi / 2), rel=0.02)
+    expected = flux * (1 - np.exp(-t["KRON_RADIUS"][0] ** 2 / 2))
+    assert t["FLUX_AUTO"][0] == pytest.approx(expected, rel=0.01)
+    # default minimum radius 3.5
+    t2 = run(data, FILTER=False, DETECT_THRESH=5)
+    assert t2["KRON_RADIUS"][0] == pytest.approx(3.5)
+
+
+def test_ellipse_parameters_of_an_elliptical_source():
+    sx, sy, theta = 4.0, 2.0, 30.0
+    data = gaussian_image((160, 160), [(80.2, 79.7, 5e5, sx, sy, theta)], sky=0, noise=0.3, seed=4)
+    t = run(data, FILTER=False, DETECT_THRESH=5)  # unfiltered: the moments are the source's own
+    assert len(t) == 1
+    # pixel integration adds 1/12 to the second moments along x and y
+    assert t["A_IMAGE"][0] == pytest.approx(np.sqrt(sx ** 2 + 1 / 12), rel=0.01)
+    assert t["B_IMAGE"][0] == pytest.approx(np.sqrt(sy ** 2 + 1 / 12), rel=0.01)
+    assert t["THETA_IMAGE"][0] == pytest.approx(theta, abs=0.5)
+    c, s = np.cos(np.radians(theta)), np.sin(np.radians(theta))
+    assert t["X2_IMAGE"][0] == pytest.approx(sx ** 2 * c * c + sy ** 2 * s * s + 1 / 12, rel=0.01)
+    assert t["XY_IMAGE"][0] == pytest.approx((sx ** 2 - sy ** 2) * s * c, rel=0.03)
+    assert t["ELLIPTICITY"][0] == pytest.approx(1 - sy / sx, abs=0.01)
+    tf = run(data)  # with default.conv the moments grow by its variance, 1/2 per axis
+    assert tf["X2_IMAGE"][0] == pytest.approx(t["X2_IMAGE"][0] + 0.5, rel=0.005)
+    assert tf["THETA_IMAGE"][0] == pytest.approx(theta, abs=0.5)
+    assert t["XWIN_IMAGE"][0] == pytest.approx(81.2, abs=0.01)
+    assert t["YWIN_IMAGE"][0] == pytest.approx(80.7, abs=0.01)
+
+
+def test_flags_saturated_truncated_blended():
+    sources = [(60, 60, 3e5, 2, 2, 0),                 # saturated once clipped
+               (1.5, 100, 5e4, 2, 2, 0),               # truncated by the left edge
+               (140, 140, 5e4, 2, 2, 0), (146, 141, 4e4, 2, 2, 0),  # a blended pair
+               (100, 30, 5e4, 2, 2, 0)]                # isolated, clean
+    data = gaussian_image((200, 200), sources, sky=100, noise=2, seed=5)
+    data = np.minimum(data, 5000).astype(np.float32)
+    t = run(data, SATUR_LEVEL=5000)
+    j = match(t, [61, 2.5, 141, 147, 101], [61, 101, 141, 142, 31], radius=2.0)
+    assert (j >= 0).all()
+    f = np.asarray(t["FLAGS"])[j]
+    assert f[0] & 4 and not f[4] & 4
+    assert f[1] & 8 and not f[0] & 8
+    assert f[2] & 2 and f[3] & 2 and not f[4] & 2
+    assert f[4] == 0
+    # the SATURATE header keyword overrides SATUR_LEVEL, as in SExtractor
+    from astropy.io import fits
+    t2 = run(data, header=fits.Header({"SATURATE": 1e6}), SATUR_LEVEL=5000)
+    k = match(t2, [61], [61], radius=2)[0]
+    assert not t2["FLAGS"][k] & 4
+
+
+def test_class_star_separates_stars_from_galaxies():
+    from terapix_sextractor.synth import make_image
+
+    sim = make_image((400, 400), nstars=25, ngal=25, fwhm=4.3, seed=11, mag_range=(17, 19.5),
+                     galaxy_re=(3.0, 6.0))
+    t = run(sim.data, SEEING_FWHM=0.8, PIXEL_SCALE=0.186, GAIN=2.0)
+    j = match(t, sim.truth["x"], sim.truth["y"], radius=1.5)
+    ok = j >= 0
+    cs = np.asarray(t["CLASS_STAR"])[j[ok]]
+    star = sim.truth["star"][ok]
+    assert np.median(cs[star]) > 0.8
+    assert np.median(cs[~star]) < 0.2
+    # the wrong seeing (sources twice as sharp as they are) pushes stars toward galaxies
+    t_bad = run(sim.data, SEEING_FWHM=0.4, PIXEL_SCALE=0.186, GAIN=2.0)
+    jb = match(t_bad, sim.truth["x"], sim.truth["y"], radius=1.5)
+    okb = (jb >= 0) & sim.truth["star"]
+    assert np.median(np.asarray(t_bad["CLASS_STAR"])[jb[okb]]) < np.median(cs[star])
+
+
+def test_thresholds_absolute_relative_and_manual_background(grid):
+    data = grid[0]
+    rel = run(data, params=["NUMBER", "THRESHOLD", "BACKGROUND", "X_IMAGE", "Y_IMAGE"], DETECT_THRESH=5)
+    ab = run(data, params=["NUMBER", "THRESHOLD", "X_IMAGE", "Y_IMAGE"], THRESH_TYPE="ABSOLUTE", DETECT_THRESH=10)
+    assert rel["THRESHOLD"][0] == pytest.approx(5 * 2.0, rel=0.05)  # 5 sigma of a noise of 2 ADU
+    assert ab["THRESHOLD"][0] == pytest.approx(10.0)
+    man = run(data, params=["NUMBER", "BACKGROUND", "X_IMAGE", "Y_IMAGE"], BACK_TYPE="MANUAL", BACK_VALUE=90)
+    assert np.allclose(man["BACKGROUND"], 90)
+    assert np.median(rel["BACKGROUND"]) == pytest.approx(100, abs=0.3)
+
+
+def test_aperture_units_arcsec(grid):
+    data = grid[0]
+    pix = run(data, params=["X_IMAGE", "Y_IMAGE", "FLUX_APER"], PHOT_APERTURES=[6.0])
+    arc = run(data, params=["X_IMAGE", "Y_IMAGE", "FLUX_APER"], PHOT_APERTURES=[1.2], PHOT_APERUNIT="ARCSEC",
+              PIXEL_SCALE=0.2)
+    assert np.allclose(pix["FLUX_APER"], arc["FLUX_APER"], rtol=1e-6)
+
+
+def test_local_background_photometry():
+    # a source on a background step: the local annulus picks the step up, the global map is smoother
+    sources = [(64, 64, 5e4, 2, 2, 0)]
+    data = gaussian_image((128, 128), sources, sky=100, noise=1, seed=8)
+    g = run(data, params=["X_IMAGE", "Y_IMAGE", "FLUX_AUTO", "BACKGROUND"])
+    data2 = data + 5.0  # constant offset not seen by a MANUAL background: LOCAL removes it
+    # (an absolute threshold, since the 5 ADU offset is above 1.5 sigma everywhere)
+    kw = dict(BACK_TYPE="MANUAL", BACK_VALUE=100, THRESH_TYPE="ABSOLUTE", DETECT_THRESH=20)
+    l = run(data2, params=["X_IMAGE", "Y_IMAGE", "FLUX_AUTO", "BACKGROUND"], BACKPHOTO_TYPE="LOCAL",
+            BACKPHOTO_THICK=12, **kw)
+    m = run(data2, params=["X_IMAGE", "Y_IMAGE", "FLUX_AUTO"], **kw)
+    assert len(l) == len(m) == 1
+    assert l["BACKGROUND"][0] == pytest.approx(105, abs=0.5)
+    assert l["FLUX_AUTO"][0] == pytest.approx(g["FLUX_AUTO"][0], rel=0.01)
+    assert m["FLUX_AUTO"][0] > g["FLUX_AUTO"][0] * 1.01  # the offset over the Kron ellipse
