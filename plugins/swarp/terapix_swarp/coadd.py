@@ -39,16 +39,78 @@ class CoaddSummary:
     nclipped: int
 
 
-def max_clique(boxes: np.ndarray) -> np.ndarray:
-    """Indices of the rectangles ``boxes[i] = (xmin, xmax, ymin, ymax)`` covering the deepest point.
+def _overlap_graph(boxes: np.ndarray) -> np.ndarray:
+    """Adjacency (self included) of rectangles ``(xmin, xmax, ymin, ymax)`` that overlap."""
+    x0, x1, y0, y1 = (boxes[:, k] for k in range(4))
+    return ((x0[:, None] <= x1[None, :]) & (x1[:, None] >= x0[None, :])
+            & (y0[:, None] <= y1[None, :]) & (y1[:, None] >= y0[None, :]))
 
-    For axis-parallel rectangles the maximal clique of the overlap graph is the set covering the
-    deepest point (Helly), found by sweeping the candidate ordinates (the rectangles' lower edges).
+
+def _bron_kerbosch(adj, old, ne, ce, compsub, best):
+    """SWarp's ``max_clique_recur``: Bron & Kerbosch (1973, CACM 16, 575) algorithm 457, version 2, with
+    the same candidate order, so that the same maximal clique is found first."""
+    old = list(old)
+    sub = ~adj[np.ix_(old[:ce], old[ne:ce])]
+    counts = sub.sum(axis=1)
+    minnod, nod, fixp, s = ce, 0, 0, 0
+    for i in range(ce):
+        if minnod == 0:
+            break
+        if counts[i] < minnod:
+            fixp = old[i]
+            minnod = int(counts[i])
+            if i < ne:
+                hits = np.nonzero(sub[i])[0]
+                s = ne + int(hits[-1]) if len(hits) else s  # count 0 ends the search anyway
+            else:
+                s = i
+                nod = 1
+    nod += minnod
+    while nod >= 1:
+        sel = old[s]
+        old[s] = old[ne]
+        old[ne] = sel
+        row = adj[sel]
+        new_not = [v for v in old[:ne] if row[v]]
+        new_cand = [v for v in old[ne + 1:ce] if row[v]]
+        compsub.append(sel)
+        if not new_not and not new_cand:
+            if len(best) < len(compsub):  # a larger maximal clique
+                best[:] = compsub
+        elif new_cand:
+            _bron_kerbosch(adj, new_not + new_cand, len(new_not), len(new_not) + len(new_cand), compsub, best)
+        compsub.pop()
+        ne += 1
+        if nod > 1:
+            s = ne
+            while adj[fixp, old[s]]:
+                s += 1
+        nod -= 1
+
+
+def max_clique(boxes: np.ndarray) -> np.ndarray:
+    """Indices of the maximal clique of the overlap graph of rectangles ``(xmin, xmax, ymin, ymax)``.
+
+    Up to 600 rectangles, SWarp's own Bron-Kerbosch search (same clique, hence the same EXPTIME and GAIN
+    when several cliques are maximal); beyond, the rectangles covering the deepest point, found by a sweep
+    over the lower edges (for axis-parallel rectangles a maximal clique has a common point, Helly).
     """
+    import sys
+
     n = len(boxes)
     if n == 0:
         return np.zeros(0, dtype=int)
-    best, best_pt = -1, (0, 0)
+    if n <= 600:
+        adj = _overlap_graph(boxes)
+        best: list[int] = []
+        limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(max(limit, 4 * n + 100))
+        try:
+            _bron_kerbosch(adj, list(range(n)), 0, n, [], best)
+        finally:
+            sys.setrecursionlimit(limit)
+        return np.array(best, dtype=int)
+    best_depth, best_pt = -1, (0, 0)
     for y in np.unique(boxes[:, 2]):
         act = np.nonzero((boxes[:, 2] <= y) & (boxes[:, 3] >= y))[0]
         pos = np.concatenate([boxes[act, 0], boxes[act, 1] + 1])
@@ -56,8 +118,8 @@ def max_clique(boxes: np.ndarray) -> np.ndarray:
         order = np.lexsort((delta, pos))
         depth = np.cumsum(delta[order])
         k = int(np.argmax(depth))
-        if depth[k] > best:
-            best, best_pt = int(depth[k]), (int(pos[order][k]), int(y))
+        if depth[k] > best_depth:
+            best_depth, best_pt = int(depth[k]), (int(pos[order][k]), int(y))
     x, y = best_pt
     return np.nonzero((boxes[:, 0] <= x) & (boxes[:, 1] >= x) & (boxes[:, 2] <= y) & (boxes[:, 3] >= y))[0]
 
@@ -141,6 +203,9 @@ def coadd_resampled(resampled: list[Resampled], out_header, config, image_path: 
         gain = w1 * w1 / w2 / nfiles_max if w2 > 0 else 0.0
     else:
         gain = mw / nfiles_max
+    # SATURATE: the minimum effective level, lowered by the subtracted background.  (SWarp 2.41 indexes its
+    # per-file SUBTRACT_BACK flags by field number here, so in MEF runs only the first <number of files>
+    # fields get the subtraction; we subtract it for every field with SUBTRACT_BACK Y.)
     sats = [fsat[i] - fbackmean[i] if (r.subback and fsat[i] > fbackmean[i]) else fsat[i]
             for i, r in enumerate(resampled)]
     saturation = float(min(sats)) if sats else BIG

@@ -122,22 +122,29 @@ def field_variance(data, weight, fld: InputField, bkg, rescale: bool):
 
 
 def _footprint(pmap: PixelMap, shape, out_shape):
-    """Output rectangle (1-based, inclusive) covered by an input; None when it misses the output."""
+    """Output rectangle (1-based, inclusive) covered by an input, as SWarp's ``frame_wcs``: the input is
+    sampled on a 32x32 cosine-spaced grid from 0.5 to n+0.5, output positions are truncated after adding
+    0.499, and the minimum is lowered by 2 pixels (SWarp's margin; its maximum is left as is).  None when
+    the input misses the output."""
     ny, nx = shape
-    step = 16
-    xs = np.concatenate([np.arange(0.5, nx + 0.5, step), [nx + 0.5]])
-    ys = np.concatenate([np.arange(0.5, ny + 0.5, step), [ny + 0.5]])
-    x = np.concatenate([xs, xs, np.full(len(ys), 0.5), np.full(len(ys), nx + 0.5)])
-    y = np.concatenate([np.full(len(xs), 0.5), np.full(len(xs), ny + 0.5), ys, ys])
-    xo, yo = pmap.in_to_out(x, y)
+    k = np.arange(32)
+    frac = 0.5 * (1 - np.cos(np.pi * k / 31.0))
+    xs = 0.5 + nx * frac
+    ys = 0.5 + ny * frac
+    xx, yy = np.meshgrid(xs, ys)
+    xo, yo = pmap.in_to_out(xx, yy)
     ok = np.isfinite(xo) & np.isfinite(yo)
     if not ok.any():
         return None
+    ix = np.trunc(xo[ok] + 0.499).astype(np.int64)
+    iy = np.trunc(yo[ok] + 0.499).astype(np.int64)
     onx, ony = out_shape[1], out_shape[0]
-    xmin = max(1, int(math.floor(xo[ok].min())) - 1)
-    xmax = min(onx, int(math.ceil(xo[ok].max())) + 1)
-    ymin = max(1, int(math.floor(yo[ok].min())) - 1)
-    ymax = min(ony, int(math.ceil(yo[ok].max())) + 1)
+    xmin, xmax = int(ix.min()) - 2, int(ix.max())
+    ymin, ymax = int(iy.min()) - 2, int(iy.max())
+    if xmin > onx or ymin > ony or xmax < 0 or ymax < 0:
+        return None
+    xmin, ymin = max(1, xmin), max(1, ymin)
+    xmax, ymax = min(onx, xmax), min(ony, ymax)
     if xmin > xmax or ymin > ymax:
         return None
     return xmin, xmax, ymin, ymax
