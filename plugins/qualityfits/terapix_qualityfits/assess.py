@@ -1,0 +1,358 @@
+"""QualityFITS-in (exposures) and QualityFITS-out (stacks): the chain behind the qualityfits tool.
+
+Per CCD, one CCD in memory at a time: weight and flag maps (terapix_weightwatcher), a shallow catalogue
+(terapix_sextractor, weighted by the new map), PSF stars selected on the half-light-radius locus and a
+PSF model (terapix_psfex), metrics and thumbnails.  Then for the exposure: focal-plane sanity of the WCS
+headers, multiple-image detection, exposure metrics, the suggested grade, the XML summary and the plots.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from terapix_fw.errors import ToolError
+
+__all__ = ["QFConfig", "CcdResult", "assess_exposure", "image_stem", "zeropoint_of", "CATALOG_PARAMS"]
+
+#: shallow-catalogue columns: what SCAMP, PSFEx selection and the QualityFITS metrics need
+CATALOG_PARAMS = ["NUMBER", "X_IMAGE", "Y_IMAGE", "XWIN_IMAGE", "YWIN_IMAGE", "ERRAWIN_IMAGE", "ERRBWIN_IMAGE",
+                  "ERRTHETAWIN_IMAGE", "ALPHA_J2000", "DELTA_J2000", "MAG_AUTO", "MAGERR_AUTO", "FLUX_AUTO",
+                  "FLUXERR_AUTO", "FLUX_APER(1)", "FLUXERR_APER(1)", "FLUX_MAX", "FLUX_RADIUS", "SNR_WIN",
+                  "A_IMAGE", "B_IMAGE", "THETA_IMAGE", "ELONGATION", "ELLIPTICITY", "FWHM_IMAGE", "FLAGS",
+                  "IMAFLAGS_ISO"]
+VIGNET_SIZE = 35
+
+
+@dataclass
+class QFConfig:
+    """Everything the chain needs, from the tool's configuration (see QualityFitsTool for the keywords)."""
+
+    watch: object = None  # terapix_weightwatcher.maps.WatchConfig
+    weight_names: list = field(default_factory=list)
+    flag_names: list = field(default_factory=list)
+    poly_names: list = field(default_factory=list)
+    detect_thresh: float = 5.0
+    detect_minarea: int = 5
+    mag_zeropoint: float = 0.0
+    zp_key: str = "MAGZP"
+    psf_degree: int = 2
+    psf_size: tuple = (25, 25)
+    selection: object = None  # terapix_psfex.psfmodel.SelectionConfig
+    focalplane_ref: str = ""
+    max_ccd_offset: float = 10.0
+    grading_rules: str = ""
+    write_plots: bool = True
+    thumb_size: int = 128
+
+
+@dataclass
+class CcdResult:
+    """What the exposure-level steps need of one CCD (small: no full-resolution pixels)."""
+
+    hdu: int
+    extname: str
+    header: object
+    metrics: dict
+    table: object = None
+    imhead: object = None
+    model: object = None
+    psf_image: object = None
+    star: object = None
+    gal: object = None
+    thumb: object = None
+    wthumb: object = None
+    bthumb: object = None
+    corners: object = None  # (ra, dec) of the 4 corners
+    meta_offsets: object = None  # (companion offsets, index of the bright source, number of bright sources)
+
+
+def image_stem(path) -> str:
+    name = Path(path).name
+    for suffix in (".fits.fz", ".fits", ".fit"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def zeropoint_of(header, primary, cfg: QFConfig):
+    """MAG_ZEROPOINT if set, else header ZP_KEY (extension, then primary), else PHOT_C + 2.5 log EXPTIME."""
+    if cfg.mag_zeropoint:
+        return float(cfg.mag_zeropoint)
+    for h in (header, primary):
+        if h is not None and cfg.zp_key and cfg.zp_key in h:
+            return float(h[cfg.zp_key])
+    for h in (header, primary):
+        if h is not None and "PHOT_C" in h and float(h.get("EXPTIME", 0)) > 0:
+            return float(h["PHOT_C"]) + 2.5 * math.log10(float(h["EXPTIME"]))
+    return None
+
+
+def _pixscale(header) -> float:
+    from astropy.wcs import WCS, FITSFixedWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        try:
+            w = WCS(header)
+            if w.has_celestial:
+                return float(np.sqrt(abs(np.linalg.det(w.celestial.pixel_scale_matrix))) * 3600.0)
+        except Exception:  # noqa: BLE001
+            pass
+    return float(header.get("PIXSCALE", 0.0)) or 1.0
+
+
+def _bin(img, size):
+    ny, nx = img.shape
+    b = max(1, int(math.ceil(max(nx, ny) / size)))
+    by, bx = ny // b, nx // b
+    if by == 0 or bx == 0:
+        return np.asarray(img, np.float32)
+    return img[:by * b, :bx * b].reshape(by, b, bx, b).mean(axis=(1, 3)).astype(np.float32)
+
+
+def _vignettes(sub, flag, x, y, size=VIGNET_SIZE):
+    """SExtractor-style VIGNETs: centred on pixel round(X_IMAGE - 1); masked and outside pixels -BIG."""
+    from terapix_psfex.psfmodel import BIG_NEG
+
+    ny, nx = sub.shape
+    h = size // 2
+    out = np.full((len(x), size, size), 2 * BIG_NEG, np.float32)
+    for k, (xx, yy) in enumerate(zip(x, y)):
+        ix, iy = int(math.floor(xx - 1 + 0.5)), int(math.floor(yy - 1 + 0.5))
+        x0, x1, y0, y1 = ix - h, ix + h + 1, iy - h, iy + h + 1
+        cx0, cx1, cy0, cy1 = max(x0, 0), min(x1, nx), max(y0, 0), min(y1, ny)
+        if cx1 <= cx0 or cy1 <= cy0:
+            continue
+        cut = sub[cy0:cy1, cx0:cx1].astype(np.float32)
+        cut = np.where(flag[cy0:cy1, cx0:cx1] != 0, 2 * BIG_NEG, cut)
+        out[k, cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0] = cut
+    return out
+
+
+def extraction_config(cfg: QFConfig, zp):
+    from terapix_sextractor.extract import resolve_config, resolve_params
+
+    secfg = resolve_config(None, DETECT_THRESH=cfg.detect_thresh, ANALYSIS_THRESH=cfg.detect_thresh,
+                           DETECT_MINAREA=cfg.detect_minarea, WEIGHT_TYPE="MAP_WEIGHT",
+                           MAG_ZEROPOINT=zp if zp is not None else 0.0, PIXEL_SCALE=0, NTHREADS=1)
+    return secfg, resolve_params(CATALOG_PARAMS, secfg)
+
+
+def process_ccd(n, nccd, hdu, header, data, res, cfg: QFConfig, zp, name="") -> CcdResult:
+    """Catalogue, PSF and metrics of one CCD whose weight/flag maps are ``res``."""
+    from terapix_psfex.psfmodel import PsfModel, fit_moffat, fit_psf, select_stars
+    from terapix_sextractor.extract import ImageSpec, extract_image
+
+    from . import metrics as M
+    from .focal import _wcs
+
+    extname = str(header.get("EXTNAME", f"EXT{hdu}"))
+    st = res.stats
+    m: dict = {"dead": int(bool(st.get("dead"))), "ncr": st.get("ncr", 0), "ntrail": st.get("ntrail", 0),
+               "flagged_fraction": st.get("flagged_fraction", 1.0),
+               "sat_fraction": st.get("nsat_pix", 0) / data.size}
+    pixscale = _pixscale(header)
+    out = CcdResult(hdu, extname, header, m)
+    w = _wcs(header)
+    ny, nx = data.shape
+    if w is not None:
+        out.corners = np.array(w.all_pix2world([0.5, nx + 0.5, nx + 0.5, 0.5], [0.5, 0.5, ny + 0.5, ny + 0.5], 1)).T
+    if st.get("dead"):
+        out.model = PsfModel(mask=np.zeros((1,) + tuple(cfg.psf_size[::-1]), np.float32), step=1.0, degree=0)
+        out.thumb = _bin(np.nan_to_num(data), cfg.thumb_size)
+        out.wthumb = _bin(res.weight, cfg.thumb_size)
+        out.bthumb = np.zeros((2, 2), np.float32)
+        return out
+    bkg = res.background
+    m["back_adu"] = bkg.global_back
+    m["back_rms_adu"] = bkg.global_rms
+    m["back_mag"] = M.surface_brightness(bkg.global_back, zp, pixscale)
+    m["back_rms_mag"] = M.surface_brightness(bkg.global_rms, zp, pixscale)
+    secfg, plist = extraction_config(cfg, zp)
+    spec = ImageSpec(data, header, n, nccd, weight=res.weight, flags=[res.flag], name=name)
+    er = extract_image(spec, secfg, plist, wtype_m="MAP_WEIGHT")
+    table = er.table
+    out.table, out.imhead = table, er.header
+    m["ndet"] = len(table)
+    flags = np.asarray(table["FLAGS"]).astype(int) if len(table) else np.zeros(0, int)
+    m["nsat_obj"] = int(((flags & 4) != 0).sum())
+    sel = cfg.selection
+    ok, mode = select_stars(table, sel) if len(table) else (np.zeros(0, bool), 0.0)
+    gain = float(header.get(cfg.watch.gain_key, 0.0) or 0.0) if cfg.watch.gain <= 0 else cfg.watch.gain
+    model = None
+    if ok.sum() >= 3:
+        sub = data - bkg.back
+        x, y = np.asarray(table["X_IMAGE"])[ok], np.asarray(table["Y_IMAGE"])[ok]
+        vig = _vignettes(sub, res.flag, x, y)
+        try:
+            model = fit_psf(vig, x, y, backnoise=bkg.global_rms, gain=gain, degree=cfg.psf_degree,
+                            size=cfg.psf_size, sample_fwhm=mode)
+        except ValueError:
+            model = None
+    if model is not None:
+        d = fit_moffat(model.at(0.5 * (nx + 1), 0.5 * (ny + 1)), model.step)
+        m["fwhm_px"] = d["fwhm"]
+        m["fwhm_arcsec"] = d["fwhm"] * pixscale
+        m["ellipticity"] = 1.0 - d["fwhm_min"] / d["fwhm_max"]
+        m["psf_ellipticity"] = d["ellipticity"]
+        m["psf_theta"] = d["theta"]
+        m["psf_beta"] = d["beta"]
+        m["psf_nstars"] = model.accepted
+        out.psf_image = model.at(0.5 * (nx + 1), 0.5 * (ny + 1))
+        rh_star = float(np.median(np.asarray(table["FLUX_RADIUS"])[ok]))
+        m["maglim_5sig"] = M.maglim(bkg.global_rms, d["fwhm"], zp)
+    else:
+        model = PsfModel(mask=np.zeros((1,) + tuple(cfg.psf_size[::-1]), np.float32), step=1.0, degree=0,
+                         loaded=len(table))
+        m["psf_nstars"] = 0
+        rh_star = float("nan")
+    out.model = model
+    if len(table) and np.isfinite(rh_star):
+        star, gal = M.classify(table, rh_star)
+    else:
+        star = gal = np.zeros(len(table), bool)
+    out.star, out.gal = star, gal
+    m["nstars"], m["ngal"] = int(star.sum()), int(gal.sum())
+    m["rh_star"] = rh_star
+    # double images: bright unsaturated sources and their fainter neighbours at a common offset
+    snr = np.asarray(table["SNR_WIN"], float) if len(table) else np.zeros(0)
+    bright = (snr > 30) & ((flags & 4) == 0)
+    offs, bidx = M.companion_offsets(np.asarray(table["X_IMAGE"])[bright] if len(table) else [],
+                                     np.asarray(table["Y_IMAGE"])[bright] if len(table) else [],
+                                     np.asarray(table["FLUX_AUTO"])[bright] if len(table) else [])
+    out.meta_offsets = (offs, bidx, int(bright.sum()))
+    m["multiple_image_fraction"] = M.multiple_image_fraction(offs, bidx, int(bright.sum()))[0]
+    out.thumb = _bin(np.where(res.flag & cfg.watch.dead_outflags, 0, data), cfg.thumb_size)
+    out.wthumb = _bin(res.weight, cfg.thumb_size)
+    out.bthumb = bkg.mini()[0]
+    return out
+
+
+def assess_exposure(ctx, image, cfg: QFConfig, version: str = "0") -> dict:
+    """QualityFITS-in of one exposure: every product through ``ctx`` (atomic), records via ``ctx.record``.
+
+    Returns a summary dict (exposure metrics, per-CCD metrics, grade, reasons, product paths).
+    """
+    from astropy.io import fits
+    from terapix_psfex.psfmodel import write_psf
+    from terapix_weightwatcher.maps import MapWriter, iter_watch
+
+    from terapix_fw.ldac import LdacExtension, write_ldac
+
+    from . import metrics as M
+    from .focal import check_layout, expected_layout
+    from .grading import read_rules, suggest_grade
+
+    stem = image_stem(image)
+    with fits.open(image) as hdul:
+        primary = hdul[0].header.copy()
+    wpath = ctx.output_path(f"{stem}.weight.fits")
+    fpath = ctx.output_path(f"{stem}.flag.fits")
+    ccds: list[CcdResult] = []
+    with fits.open(image) as hdul:
+        from terapix_weightwatcher.maps import image_hdu_indices
+
+        nccd = len(image_hdu_indices(hdul, image))
+    zp = None
+    with MapWriter(wpath, fpath, primary, cfg.watch, version) as writer:
+        for n, (hdu, header, data, res) in enumerate(iter_watch(image, cfg.weight_names, cfg.flag_names,
+                                                                cfg.poly_names, cfg.watch, ctx.log), 1):
+            writer.add(hdu, header, res)
+            zp = zeropoint_of(header, primary, cfg)
+            ccd = process_ccd(n, nccd, hdu, header, data, res, cfg, zp, Path(image).name)
+            ccds.append(ccd)
+            ctx.log.info("%s: %d detections, %d PSF stars, FWHM %.2f\", e %.3f", ccd.extname,
+                         ccd.metrics.get("ndet", 0), ccd.metrics.get("psf_nstars", 0),
+                         ccd.metrics.get("fwhm_arcsec", float("nan")), ccd.metrics.get("ellipticity", float("nan")))
+            del data, res
+    ctx.add_product(wpath, "weight")
+    ctx.add_product(fpath, "flag")
+    # the shallow catalogue (FITS_LDAC, for SCAMP) and the PSF models (.psf, PSFEx format)
+    exts = [LdacExtension(c.imhead if c.imhead is not None else c.header, plain_table(c.table)) for c in ccds]
+    with ctx.product(f"{stem}.ldac", "catalog") as tmp:
+        write_ldac(tmp, exts)
+    with ctx.product(f"{stem}.psf", "psf") as tmp:
+        write_psf(tmp, [c.model for c in ccds])
+    # astrometric header sanity
+    headers = [c.header for c in ccds]
+    layout = check_layout(headers, expected_layout(headers, primary, cfg.focalplane_ref), cfg.max_ccd_offset)
+    for k, c in enumerate(ccds):
+        c.metrics["astrom_offset_arcsec"] = float(layout["offset_arcsec"][k])
+        c.metrics["misplaced"] = int(layout["misplaced"][k])
+        c.metrics["nowcs"] = int(layout["nowcs"][k])
+    expo = M.exposure_metrics([c.metrics for c in ccds])
+    # multiple images: the jump is common to all CCDs, so pool their offsets
+    offs = [c.meta_offsets for c in ccds if c.meta_offsets is not None]
+    if offs:
+        allo = np.concatenate([o[0] for o in offs]) if any(len(o[0]) for o in offs) else np.zeros((0, 2))
+        base, idx = 0, []
+        for o in offs:
+            idx.append(o[1] + base)
+            base += o[2]
+        allidx = np.concatenate(idx) if idx else np.zeros(0, int)
+        frac, jump = M.multiple_image_fraction(allo, allidx, base)
+        expo["multiple_image_fraction"] = frac
+        expo["multiple_image_dx"], expo["multiple_image_dy"] = jump
+    area = _area_deg2(ccds)
+    expo["area_deg2"] = area
+    expo["zeropoint"] = zp if zp is not None else float("nan")
+    rules = read_rules(cfg.grading_rules or None)
+    grade, reasons = suggest_grade(expo, rules)
+    summary = {"exposure": Path(image).name, "metrics": expo, "ccds": [(c.extname, c.metrics) for c in ccds],
+               "grade": grade, "reasons": reasons, "mode": "IN"}
+    if cfg.write_plots:
+        from .figures import exposure_plots
+
+        exposure_plots(ctx, stem, ccds, expo, area)
+    from .report import write_summary_xml
+
+    with ctx.product(f"{stem}.xml", "xml") as tmp:
+        write_summary_xml(tmp, summary, version)
+    _record(ctx, summary, ccds)
+    ctx.log.info("%s: suggested grade %s%s", Path(image).name, grade,
+                 "".join(f"\n  {r}" for r in reasons))
+    return summary
+
+
+def _empty_table():
+    from astropy.table import Table
+
+    return Table({"NUMBER": np.zeros(0, np.int32)})
+
+
+def plain_table(table):
+    """The catalogue without the in-memory metadata (IMHEAD goes to LDAC_IMHEAD, not to the table header)."""
+    if table is None:
+        return _empty_table()
+    t = table.copy(copy_data=False)
+    t.meta.clear()
+    return t
+
+
+def _area_deg2(ccds) -> float:
+    total = 0.0
+    for c in ccds:
+        if c.metrics.get("dead") or c.wthumb is None:
+            continue
+        nx, ny = c.header.get("NAXIS1", 0), c.header.get("NAXIS2", 0)
+        frac = float((c.wthumb > 0).mean()) if c.wthumb.size else 0.0
+        total += nx * ny * frac * (_pixscale(c.header) / 3600.0) ** 2
+    return total
+
+
+def _record(ctx, summary, ccds):
+    rows = []
+    for name, value in summary["metrics"].items():
+        if isinstance(value, (int, float, np.integer, np.floating)) and np.isfinite(value):
+            rows.append({"ccd": 0, "name": name, "value": float(value)})
+    for k, c in enumerate(ccds, 1):
+        for name, value in c.metrics.items():
+            if isinstance(value, (int, float, np.integer, np.floating)) and np.isfinite(value):
+                rows.append({"ccd": k, "name": name, "value": float(value)})
+    ctx.record("quality", exposure=summary["exposure"], suggested_grade=summary["grade"], metrics=rows)
+    ctx.record("qualityfits", exposure=summary["exposure"], mode=summary["mode"], grade=summary["grade"],
+               reasons=summary["reasons"])
