@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import socket
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote
 
 from terapix_fw.atomic import confine
 from terapix_fw.errors import ToolError
@@ -11,10 +13,10 @@ from terapix_fw.errors import ToolError
 from .ledger import Ledger, LedgerEntry
 from .ftp import redact
 from .links import (CHECKSUM_SUFFIXES, Link, Rejected, announced_sizes, extract_hrefs, parse_checksums,
-                    select_links)
+                    select_links, subdirectories)
 from .transfer import TransferFailed, TransferResult, fetch_file, fetch_text
 
-__all__ = ["snoop", "published_checksums"]
+__all__ = ["snoop", "crawl", "published_checksums", "Listing"]
 
 
 def _schemes(url: str) -> tuple[str, ...]:
@@ -53,6 +55,54 @@ def published_checksums(hrefs: list[str], base_url: str, names: set[str], cfg, l
     return out
 
 
+#: most index pages read in one run, whatever RECURSE_DEPTH says (a hostile server could list endless folders)
+MAX_LISTINGS = 2000
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One index page (or FTP directory) that was read: its URL, HTML, links and base URL."""
+
+    url: str
+    html: str
+    hrefs: list[str]
+    base: str
+
+
+def crawl(url: str, cfg, log) -> list[Listing]:
+    """The index at ``url`` and, down to RECURSE_DEPTH levels, the sub-directories it links to.
+
+    Only sub-directories below each index are followed (never a parent, another host or a query
+    link), so a crawl cannot wander off the archive; an unreadable sub-directory is logged and
+    skipped, an unreadable top index is an error.
+    """
+    out: list[Listing] = []
+    queue = [(url, 0)]
+    seen = {url}
+    while queue:
+        current, depth = queue.pop(0)
+        try:
+            final, html = fetch_text(current, timeout=cfg["TIMEOUT"], retries=cfg["RETRIES"],
+                                     retry_delay=cfg["RETRY_DELAY"], user_agent=cfg["USER_AGENT"])
+        except TransferFailed as exc:
+            if not out:
+                raise ToolError(f"cannot read the index page given by URL: {exc}") from None
+            log.warning("sub-directory not read: %s", exc)
+            continue
+        hrefs, base = extract_hrefs(html)
+        listing = Listing(final, html, hrefs, final if base is None else base)
+        out.append(listing)
+        if depth < cfg["RECURSE_DEPTH"]:
+            # sorted, so that which of two same-named files wins does not depend on the listing order
+            for sub in sorted(subdirectories(hrefs, listing.base)):
+                if sub not in seen and len(seen) < MAX_LISTINGS:
+                    seen.add(sub)
+                    queue.append((sub, depth + 1))
+    if len(seen) >= MAX_LISTINGS:
+        log.warning("stopped after %d index pages (MAX_LISTINGS)", MAX_LISTINGS)
+    return out
+
+
 def snoop(ctx, url: str) -> list[TransferResult]:
     """Scan ``url`` and download the new matching files into DOWNLOAD_DIR; return the transfers."""
     cfg = ctx.config
@@ -60,26 +110,32 @@ def snoop(ctx, url: str) -> list[TransferResult]:
     download_dir = ctx.output_path(cfg["DOWNLOAD_DIR"])
     download_dir.mkdir(parents=True, exist_ok=True)
     ledger_path = confine(download_dir, cfg["LEDGER_NAME"], "LEDGER_NAME")
-    try:
-        final_url, html = fetch_text(url, timeout=cfg["TIMEOUT"], retries=cfg["RETRIES"],
-                                     retry_delay=cfg["RETRY_DELAY"], user_agent=cfg["USER_AGENT"])
-    except TransferFailed as exc:
-        raise ToolError(f"cannot read the index page given by URL: {exc}") from None
-    hrefs, base = extract_hrefs(html)
-    base_url = final_url if base is None else base
-    links, rejected = select_links(hrefs, base_url, cfg["PATTERN"], schemes=_schemes(final_url),
-                                   allowed_hosts=[h for h in cfg["ALLOWED_HOSTS"] if h])
-    sizes = {link.name: size for href, size in announced_sizes(html).items()
-             for link in links if link.url.endswith("/" + href)}
-    # a remote file named like our ledger would overwrite it
-    rejected += [Rejected(link.url, f"the name of the download record {ledger_path.name!r}")
-                 for link in links if link.name == ledger_path.name]
-    links = [link for link in links if link.name != ledger_path.name]
-    for bad in rejected:
-        log.warning("link %r refused: %s", bad.href, bad.reason)
+    listings = crawl(url, cfg, log)
+    final_url = listings[0].url
     shown_url = redact(final_url)
-    log.info("%s: %d link(s), %d matching %s, %d refused", shown_url, len(hrefs), len(links),
-             ",".join(cfg["PATTERN"]), len(rejected))
+    links: list[Link] = []
+    sizes: dict[str, int] = {}
+    owner: dict[str, Listing] = {}  # name -> listing it came from (for its published checksums)
+    for listing in listings:
+        found, rejected = select_links(listing.hrefs, listing.base, cfg["PATTERN"], schemes=_schemes(listing.url),
+                                       allowed_hosts=[h for h in cfg["ALLOWED_HOSTS"] if h])
+        for link in found:
+            if link.name == ledger_path.name:  # a remote file named like our ledger would overwrite it
+                rejected.append(Rejected(link.url, f"the name of the download record {ledger_path.name!r}"))
+            elif link.name in owner:  # files are downloaded side by side: the first directory wins
+                rejected.append(Rejected(link.url, f"a file named {link.name!r} is also in "
+                                                   f"{redact(owner[link.name].url)}"))
+            else:
+                owner[link.name] = listing
+                links.append(link)
+        for href, size in announced_sizes(listing.html).items():
+            name = unquote(href.rsplit("/", 1)[-1])
+            if owner.get(name) is listing:
+                sizes[name] = size
+        for bad in rejected:
+            log.warning("link %r refused: %s", redact(bad.href), bad.reason)
+        log.info("%s: %d link(s), %d matching %s, %d refused", redact(listing.url), len(listing.hrefs),
+                 len(found), ",".join(cfg["PATTERN"]), len(rejected))
 
     with Ledger(ledger_path) as ledger:
         todo: list[tuple[Link, Path]] = []
@@ -94,8 +150,12 @@ def snoop(ctx, url: str) -> list[TransferResult]:
             todo = todo[: cfg["MAX_FILES"]]
         log.info("%d new file(s) to fetch, %d already in %s", len(todo), len(links) - len(todo),
                  ledger_path.name)
-        expected = (published_checksums(hrefs, base_url, {link.name for link, _ in todo}, cfg, log)
-                    if cfg["VERIFY"] and todo else {})
+        expected: dict[str, dict[str, str]] = {}
+        if cfg["VERIFY"]:
+            for listing in listings:
+                names = {link.name for link, _ in todo if owner[link.name] is listing}
+                if names:
+                    expected.update(published_checksums(listing.hrefs, listing.base, names, cfg, log))
         nthreads = cfg["NTHREADS"] or ctx.nthreads
         node = socket.gethostname()
         results: list[TransferResult] = []

@@ -55,20 +55,25 @@ def _connect(url: str, timeout: float) -> tuple[ftplib.FTP, str]:
     return ftp, unquote(parts.path) or "/"
 
 
-def ftp_list(url: str, timeout: float) -> list[tuple[str, int | None]]:
-    """``(name, size or None)`` of the plain files of the directory ``url`` (MLSD, else NLST).
+def ftp_list(url: str, timeout: float) -> list[tuple[str, int | None, bool]]:
+    """``(name, size or None, is_directory)`` of the entries of the directory ``url``.
 
+    MLSD tells files from directories; with old servers (NLST only) every entry is taken as a file.
     Names are returned as the server sent them: the caller checks them like any link.
     """
     ftp, path = _connect(url, timeout)
     with ftp:
         ftp.cwd(path)
         try:
-            return [(name, int(facts["size"]) if facts.get("size", "").isdigit() else None)
-                    for name, facts in ftp.mlsd(facts=["type", "size"])
-                    if facts.get("type", "file").lower() == "file"]
-        except ftplib.error_perm:  # no MLSD (old servers): names only, directories included
-            return [(posixpath.basename(name.rstrip("/")), None) for name in ftp.nlst()]
+            out = []
+            for name, facts in ftp.mlsd(facts=["type", "size"]):
+                kind = facts.get("type", "file").lower()
+                if kind in ("file", "dir"):
+                    size = facts.get("size", "")
+                    out.append((name, int(size) if size.isdigit() else None, kind == "dir"))
+            return out
+        except ftplib.error_perm:
+            return [(posixpath.basename(name.rstrip("/")), None, False) for name in ftp.nlst()]
 
 
 class _TooLarge(Exception):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
-__all__ = ["Link", "Rejected", "extract_hrefs", "announced_sizes", "select_links", "safe_name", "parse_checksums",
+__all__ = ["Link", "Rejected", "extract_hrefs", "announced_sizes", "subdirectories", "select_links", "safe_name", "parse_checksums",
            "CHECKSUM_SUFFIXES"]
 
 #: sidecar checksum files (``NAME.sha256`` beside ``NAME``) and the hash algorithm they hold
@@ -159,6 +159,34 @@ def select_links(hrefs: list[str], base_url: str, patterns: list[str], *,
         seen.add(name)
         links.append(Link(url, name))
     return links, rejected
+
+
+def subdirectories(hrefs: list[str], base_url: str) -> list[str]:
+    """Absolute URLs of the sub-directories of ``base_url`` that ``hrefs`` link to, in order.
+
+    A sub-directory link ends with ``/``, stays on the same scheme, host and port, has no ``..``
+    segment, no query and no credentials, and its path extends the base path (so parent folders,
+    ``/`` and other trees are never followed).
+    """
+    base = urlsplit(base_url)
+    base_path = base.path if base.path.endswith("/") else base.path.rsplit("/", 1)[0] + "/"
+    out: list[str] = []
+    for href in hrefs:
+        raw = urlsplit(href)
+        if not href or href.startswith(("#", "?")) or raw.query or raw.username or raw.password:
+            continue
+        if ".." in unquote(raw.path).replace("\\", "/").split("/"):
+            continue
+        url, _ = urldefrag(urljoin(base_url, href))
+        parts = urlsplit(url)
+        try:
+            same = (parts.scheme, _host_port(parts)) == (base.scheme, _host_port(base))
+        except ValueError:
+            continue
+        if same and parts.path.endswith("/") and parts.path.startswith(base_path) \
+                and len(parts.path) > len(base_path) and url not in out:
+            out.append(url)
+    return out
 
 
 def parse_checksums(text: str, default_name: str | None = None) -> dict[str, tuple[str, str]]:

@@ -58,6 +58,8 @@ class SnooppixTool(Tool):
         Parameter("VERIFY", "bool", True, "check sizes and server or published checksums"),
         Parameter("CHECKSUM_FILES", "str", ["MD5SUMS", "SHA1SUMS", "SHA256SUMS", "SHA512SUMS"],
                   "checksum lists read from the index, if linked", nvalues=(0, None)),
+        Parameter("RECURSE_DEPTH", "int", 0, "levels of sub-directories scanned (0 = the index only)",
+                  minimum=0, maximum=20),
         Parameter("ALLOWED_HOSTS", "str", [], "other hosts links may point to (* = any)",
                   nvalues=(0, None)),
         Parameter("MAX_FILES", "int", 0, "most files fetched in one run (0 = no limit)", minimum=0),

@@ -95,13 +95,14 @@ def fetch_text(url: str, *, timeout: float, retries: int, retry_delay: float, us
     raise TransferFailed(f"{url}: {_describe(last)} (after {retries + 1} attempts)")
 
 
-def ftp_index_html(listing: list[tuple[str, int | None]]) -> str:
-    """An FTP listing as an HTML index; sizes go in ``data-size`` attributes."""
+def ftp_index_html(listing: list[tuple[str, int | None, bool]]) -> str:
+    """An FTP listing as an HTML index: directories end with ``/``, sizes go in ``data-size``."""
     from html import escape
     from urllib.parse import quote
 
-    rows = "".join(f'<a href="{escape(quote(name, safe=""))}" data-size="{size if size is not None else ""}">'
-                   f"{escape(name)}</a>\n" for name, size in listing)
+    rows = "".join(f'<a href="{escape(quote(name, safe=""))}{"/" if is_dir else ""}" '
+                   f'data-size="{size if size is not None and not is_dir else ""}">{escape(name)}</a>\n'
+                   for name, size, is_dir in listing)
     return f"<html><body>\n{rows}</body></html>\n"
 
 

@@ -298,3 +298,43 @@ def test_ftp_login_password_never_recorded(tmp_path, ftp_archive):
 
     wrong = _run(tmp_path, ftp_archive.url.replace("ftp://", "ftp://obs:wrong@") + "/", RETRIES=0)
     assert wrong.status == "failed" and "wrong" not in wrong.error
+
+
+def test_subdirectories_are_only_below_the_index():
+    from terapix_snooppix.links import subdirectories
+
+    base = "http://archive.test/megacam/05A/"
+    hrefs = ["night1/", "night2/", "night1/", "../", "/", "/megacam/", "/megacam/05B/", "?C=N;O=D", "night3/?x=1",
+             "http://archive.test/megacam/05A/night4/", "http://other.test/megacam/05A/night5/",
+             "https://archive.test/megacam/05A/night6/", "a.fits.fz", "night7/../../", "%2e%2e/"]
+    assert subdirectories(hrefs, base) == [base + "night1/", base + "night2/", base + "night4/"]
+
+
+def test_recursive_scan_of_an_archive_tree(tmp_path, archive):
+    for name in ("n1a.fits.fz", "n1b.fits.fz", "n2a.fits.fz", "deep.fits.fz", "top.fits.fz"):
+        archive.put(name, name.encode() * 100)
+    archive.index["/data/"] = _index("top.fits.fz", "night1/", "night2/", "../", "/", "?C=M;O=A")
+    archive.index["/data/night1/"] = _index("n1a.fits.fz", "n1b.fits.fz", "../")
+    archive.index["/data/night2/"] = _index("n2a.fits.fz", "deeper/", "/data/")
+    archive.index["/data/night2/deeper/"] = _index("deep.fits.fz")
+    result = _run(tmp_path, archive.url + "/data/", RECURSE_DEPTH=1)
+    assert result.status == "done", result.error
+    assert set(_transfers(result)) == {"top.fits.fz", "n1a.fits.fz", "n1b.fits.fz", "n2a.fits.fz"}
+    assert archive.gets["/data/night2/deeper/"] == 0 and archive.gets["/"] == 0
+    assert archive.gets["/data/"] == 1  # the link back to /data/ from night2 is not followed
+    deeper = _run(tmp_path, archive.url + "/data/", RECURSE_DEPTH=2)
+    assert set(_transfers(deeper)) == {"deep.fits.fz"}
+
+
+def test_recursive_ftp_scan_and_duplicate_names(tmp_path, ftp_archive):
+    root = ftp_archive.root
+    (root / "n1").mkdir()
+    (root / "n2").mkdir()
+    (root / "n1" / "x.fits.fz").write_bytes(b"1" * 1000)
+    (root / "n2" / "x.fits.fz").write_bytes(b"2" * 1000)  # same name in another night: refused
+    (root / "n2" / "y.fits.fz").write_bytes(b"3" * 1000)
+    result = _run(tmp_path, ftp_archive.url + "/", RECURSE_DEPTH=1)
+    assert result.status == "done", result.error
+    assert set(_transfers(result)) == {"x.fits.fz", "y.fits.fz"}
+    assert (tmp_path / "work" / "dl" / "x.fits.fz").read_bytes() == b"1" * 1000
+    assert "a file named 'x.fits.fz' is also in" in (tmp_path / "logs" / "snoop.log").read_text()
