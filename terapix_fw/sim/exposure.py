@@ -242,16 +242,13 @@ class _Exposure:
 
     # -- per-CCD work --------------------------------------------------------------------------
     def flat(self, ccd: CCD) -> np.ndarray:
-        """Flat-field response of ``ccd`` for this QRUNID and filter: a smooth +-3% illumination pattern
-        times 0.7% pixel-to-pixel variations (mean 1)."""
-        rng = np.random.default_rng([self.seed, _crc(self.spec.qrunid), _crc(self.fname), ccd.number, 3])
-        ny, nx = ccd.ny, ccd.nx
-        yy = np.linspace(-1.0, 1.0, ny)[:, None]
-        xx = np.linspace(-1.0, 1.0, nx)[None, :]
-        c = rng.normal(0.0, 0.01, 5)
-        smooth = 1.0 + c[0] * xx + c[1] * yy + c[2] * xx * yy + c[3] * xx * xx + c[4] * yy * yy
-        flat = smooth * (1.0 + rng.normal(0.0, 0.007, (ny, nx)))
-        return (flat / flat.mean()).astype(np.float32)
+        """Flat-field response of ``ccd`` for this QRUNID and filter: a smooth few-% illumination
+        pattern times 0.7% pixel-to-pixel variations (mean 1)."""
+        from .render import make_flat
+        seq = np.random.SeedSequence([self.seed, _crc(self.spec.qrunid), _crc(self.fname), ccd.number, 3])
+        rng = np.random.default_rng(seq)
+        coeffs = rng.normal(0.0, 0.01, 5)
+        return make_flat(coeffs, 0.007, rng.random((ccd.ny, ccd.nx), dtype=np.float32))
 
     def bpm(self, ccd: CCD) -> np.ndarray:
         """Bad-pixel map (uint8): bit 1 bad columns, bit 2 hot pixels; fixed for the camera (seed)."""
@@ -269,10 +266,11 @@ class _Exposure:
         return bpm
 
     def render_ccd(self, ccd: CCD):
-        from .render import (add_line, bleed_columns, moffat_mixture, render_mixtures,
-                             render_moffat_stars, sersic_mixture)
+        from .render import (add_line, add_noise, apply_flat, bleed_columns, detrend, moffat_mixture,
+                             render_mixtures, render_moffat_stars, sersic_mixture)
         spec, fp = self.spec, self.fp
-        rng = np.random.default_rng([self.seed, spec.expnum, _crc(spec.name), ccd.number, 2])
+        seq = np.random.SeedSequence([self.seed, spec.expnum, _crc(spec.name), ccd.number, 2])
+        rng = np.random.default_rng(seq)
         x1, y1 = ccd.focal_to_pix(self.u, self.v)  # FITS 1-based
         x0, y0 = x1 - 1.0, y1 - 1.0  # 0-based array coordinates for the kernels
         margin = 60.0
@@ -303,11 +301,11 @@ class _Exposure:
                      float(np.median(self.fwhm)) / 2.355, peak_adu)
         flat = self.flat(ccd)
         bpm = self.bpm(ccd)
-        raw = model * flat  # ADU the CCD actually collects
+        raw = model
+        apply_flat(raw, flat)  # ADU the CCD actually collects
         bleed_columns(raw, float(ccd.saturate))
-        electrons = rng.poisson(np.maximum(raw * ccd.gain, 0.0)).astype(np.float64)
-        electrons += rng.normal(0.0, ccd.rdnoise, electrons.shape)
-        raw = electrons / ccd.gain
+        add_noise(raw, ccd.gain, ccd.rdnoise, rng.standard_normal((ccd.ny, ccd.nx), dtype=np.float32),
+                  int(seq.generate_state(1)[0] >> 1))
         if spec.cosmic_rays:
             self._cosmic_rays(raw, ccd, rng)
         if spec.defects:
@@ -315,15 +313,13 @@ class _Exposure:
             raw[hot] += rng.uniform(500.0, 20000.0, int(hot.sum()))
             dead = (bpm & 1) > 0
             raw[dead] = rng.normal(0.0, ccd.rdnoise / ccd.gain, int(dead.sum()))
-        saturated = raw >= ccd.saturate
-        image = raw / flat
-        image[saturated] = ccd.saturate
-        np.minimum(image, ccd.saturate, out=image)
+        image = detrend(raw, flat, float(ccd.saturate))
         # truth: sources whose centre lies on this CCD
         on = idx[(x1[idx] >= 0.5) & (x1[idx] < ccd.nx + 0.5) & (y1[idx] >= 0.5) & (y1[idx] < ccd.ny + 0.5)]
         peak_on = self.flux[on] * (spec.beta - 1.0) / (math.pi * alpha[on] ** 2)
         truth = dict(index=on, x=x1[on], y=y1[on], saturated=(peak_on + self.sky_adu) >= ccd.saturate)
-        return image.astype(np.float32), flat, bpm, truth
+        # big-endian now, in the worker thread, so that writing the FITS file needs no byte swap
+        return image.astype(">f4"), flat.astype(">f4"), bpm, truth
 
     def _render_galaxies(self, model, ccd, gal, x0, y0, alpha, sersic_mixture, moffat_mixture,
                          render_mixtures):

@@ -98,19 +98,24 @@ def render_mixtures(image, x, y, flux, cxx, cxy, cyy, amp, radius):
     inv_xy = np.empty(ncomp)
     inv_yy = np.empty(ncomp)
     norm = np.empty(ncomp)
+    active = np.empty(ncomp, np.int64)
+    # one stamp buffer for all sources (no allocation per galaxy)
+    rmax = 0.0
     for k in range(x.size):
+        rmax = max(rmax, radius[k])
+    side = int(2 * math.ceil(rmax) + 3)
+    buf = np.empty(side * side)
+    for k in range(x.size):
+        nact = 0
         for m in range(ncomp):
             det = cxx[k, m] * cyy[k, m] - cxy[k, m] * cxy[k, m]
             if amp[k, m] <= 0.0 or det <= 0.0:
-                norm[m] = 0.0
-                inv_xx[m] = 0.0
-                inv_xy[m] = 0.0
-                inv_yy[m] = 0.0
                 continue
-            inv_xx[m] = -0.5 * cyy[k, m] / det
-            inv_yy[m] = -0.5 * cxx[k, m] / det
-            inv_xy[m] = cxy[k, m] / det  # -0.5 * 2 * (-cxy/det)
-            norm[m] = amp[k, m] / (2.0 * math.pi * math.sqrt(det))
+            inv_xx[nact] = -0.5 * cyy[k, m] / det
+            inv_yy[nact] = -0.5 * cxx[k, m] / det
+            inv_xy[nact] = cxy[k, m] / det  # -0.5 * 2 * (-cxy/det)
+            norm[nact] = amp[k, m] / (2.0 * math.pi * math.sqrt(det))
+            nact += 1
         rad = radius[k]
         x0 = x[k]
         y0 = y[k]
@@ -118,30 +123,28 @@ def render_mixtures(image, x, y, flux, cxx, cxy, cyy, amp, radius):
         cy0 = int(math.floor(y0 - rad))
         cw = int(math.ceil(x0 + rad)) - cx0 + 1
         ch = int(math.ceil(y0 + rad)) - cy0 + 1
-        if cx0 + cw <= 0 or cy0 + ch <= 0 or cx0 >= nx or cy0 >= ny:
+        if cx0 + cw <= 0 or cy0 + ch <= 0 or cx0 >= nx or cy0 >= ny or nact == 0:
             continue
-        stamp = np.zeros((ch, cw))
         total = 0.0
         r2max = rad * rad
         for jj in range(ch):
             dy = cy0 + jj - y0
             for ii in range(cw):
                 dx = cx0 + ii - x0
-                if dx * dx + dy * dy > r2max:
-                    continue
                 v = 0.0
-                for m in range(ncomp):
-                    if norm[m] > 0.0:
-                        v += norm[m] * math.exp(inv_xx[m] * dx * dx + inv_xy[m] * dx * dy
-                                                + inv_yy[m] * dy * dy)
-                stamp[jj, ii] = v
+                if dx * dx + dy * dy <= r2max:
+                    for m in range(nact):
+                        q = inv_xx[m] * dx * dx + inv_xy[m] * dx * dy + inv_yy[m] * dy * dy
+                        if q > -25.0:  # exp(-25) ~ 1e-11: skipping it saves most exp() calls
+                            v += norm[m] * math.exp(q)
+                buf[jj * cw + ii] = v
                 total += v
         if total <= 0.0:
             continue
         scale = flux[k] / total
         for jj in range(max(0, -cy0), min(ch, ny - cy0)):
             for ii in range(max(0, -cx0), min(cw, nx - cx0)):
-                image[cy0 + jj, cx0 + ii] += stamp[jj, ii] * scale
+                image[cy0 + jj, cx0 + ii] += buf[jj * cw + ii] * scale
 
 
 @njit(cache=True, nogil=True)
@@ -238,3 +241,82 @@ def moffat_mixture(beta: float) -> tuple[np.ndarray, np.ndarray]:
     prof = (beta - 1.0) / np.pi * (1.0 + r * r) ** (-beta)
     variances = np.logspace(-1.2, 1.5, 6)
     return _fit_mixture(r, prof, variances)
+
+
+@njit(cache=True, nogil=True)
+def _seed_thread(seed):
+    # numba keeps one generator per thread: seeding it at the start of a kernel that runs entirely in
+    # this thread makes the kernel's draws depend on ``seed`` only, whatever the thread pool does.
+    np.random.seed(seed)
+
+
+@njit(cache=True, nogil=True)
+def make_flat(coeffs, pixel_rms, uniform):
+    """Flat-field response (float32, mean 1) on the grid of ``uniform`` (U(0,1) draws, one per pixel):
+    a smooth quadratic illumination pattern with coefficients ``coeffs`` (x, y, xy, x2, y2 over
+    [-1, 1]) times pixel-to-pixel variations of rms ``pixel_rms`` (uniformly distributed)."""
+    ny, nx = uniform.shape
+    flat = np.empty((ny, nx), np.float32)
+    total = 0.0
+    amp = pixel_rms * math.sqrt(12.0)
+    for j in range(ny):
+        y = -1.0 + 2.0 * j / max(ny - 1, 1)
+        for i in range(nx):
+            x = -1.0 + 2.0 * i / max(nx - 1, 1)
+            s = 1.0 + coeffs[0] * x + coeffs[1] * y + coeffs[2] * x * y + coeffs[3] * x * x + coeffs[4] * y * y
+            v = s * (1.0 + amp * (uniform[j, i] - 0.5))
+            flat[j, i] = v
+            total += v
+    scale = (nx * ny) / total
+    for j in range(ny):
+        for i in range(nx):
+            flat[j, i] = flat[j, i] * scale
+    return flat
+
+
+@njit(cache=True, nogil=True)
+def apply_flat(model, flat):
+    """``model *= flat`` in place (what the CCD actually collects, in ADU)."""
+    ny, nx = model.shape
+    for j in range(ny):
+        for i in range(nx):
+            model[j, i] *= flat[j, i]
+
+
+@njit(cache=True, nogil=True)
+def add_noise(raw, gain, rdnoise, normal, seed):
+    """Replace expected ADU by a noisy realisation in place.
+
+    Electrons are Poisson-distributed; above 400 e- the Gaussian limit is used (skewness 1/sqrt(n) below
+    5% of a sigma) and merged with the Gaussian read noise (e-) into one draw from ``normal`` (standard
+    normal deviates, one per pixel, drawn by numpy's fast ziggurat).  Below 400 e- the Poisson draw comes
+    from numba's generator, seeded with ``seed`` in this thread.
+    """
+    _seed_thread(seed)
+    ny, nx = raw.shape
+    rn2 = rdnoise * rdnoise
+    for j in range(ny):
+        for i in range(nx):
+            lam = raw[j, i] * gain
+            if lam >= 400.0:
+                e = lam + math.sqrt(lam + rn2) * normal[j, i]
+            else:
+                e = (float(np.random.poisson(lam)) if lam > 0.0 else 0.0) + rdnoise * normal[j, i]
+            raw[j, i] = e / gain
+
+
+@njit(cache=True, nogil=True)
+def detrend(raw, flat, saturate):
+    """Flat-fielded float32 image: ``raw / flat``; pixels that saturated in ``raw`` read SATURATE exactly
+    and no pixel exceeds it."""
+    ny, nx = raw.shape
+    out = np.empty((ny, nx), np.float32)
+    for j in range(ny):
+        for i in range(nx):
+            r = raw[j, i]
+            if r >= saturate:
+                out[j, i] = saturate
+            else:
+                v = r / flat[j, i]
+                out[j, i] = saturate if v > saturate else v
+    return out
