@@ -103,16 +103,9 @@ def crawl(url: str, cfg, log) -> list[Listing]:
     return out
 
 
-def snoop(ctx, url: str) -> list[TransferResult]:
-    """Scan ``url`` and download the new matching files into DOWNLOAD_DIR; return the transfers."""
-    cfg = ctx.config
-    log = ctx.log
-    download_dir = ctx.output_path(cfg["DOWNLOAD_DIR"])
-    download_dir.mkdir(parents=True, exist_ok=True)
-    ledger_path = confine(download_dir, cfg["LEDGER_NAME"], "LEDGER_NAME")
-    listings = crawl(url, cfg, log)
-    final_url = listings[0].url
-    shown_url = redact(final_url)
+def _select(listings: list[Listing], cfg, ledger_name: str, log
+            ) -> tuple[list[Link], dict[str, int], dict[str, Listing]]:
+    """The links to fetch from every listing, the sizes listings announced, and the listing of each name."""
     links: list[Link] = []
     sizes: dict[str, int] = {}
     owner: dict[str, Listing] = {}  # name -> listing it came from (for its published checksums)
@@ -120,8 +113,8 @@ def snoop(ctx, url: str) -> list[TransferResult]:
         found, rejected = select_links(listing.hrefs, listing.base, cfg["PATTERN"], schemes=_schemes(listing.url),
                                        allowed_hosts=[h for h in cfg["ALLOWED_HOSTS"] if h])
         for link in found:
-            if link.name == ledger_path.name:  # a remote file named like our ledger would overwrite it
-                rejected.append(Rejected(link.url, f"the name of the download record {ledger_path.name!r}"))
+            if link.name == ledger_name:  # a remote file named like our ledger would overwrite it
+                rejected.append(Rejected(link.url, f"the name of the download record {ledger_name!r}"))
             elif link.name in owner:  # files are downloaded side by side: the first directory wins
                 rejected.append(Rejected(link.url, f"a file named {link.name!r} is also in "
                                                    f"{redact(owner[link.name].url)}"))
@@ -136,6 +129,19 @@ def snoop(ctx, url: str) -> list[TransferResult]:
             log.warning("link %r refused: %s", redact(bad.href), bad.reason)
         log.info("%s: %d link(s), %d matching %s, %d refused", redact(listing.url), len(listing.hrefs),
                  len(found), ",".join(cfg["PATTERN"]), len(rejected))
+    return links, sizes, owner
+
+
+def snoop(ctx, url: str) -> list[TransferResult]:
+    """Scan ``url`` and download the new matching files into DOWNLOAD_DIR; return the transfers."""
+    cfg = ctx.config
+    log = ctx.log
+    download_dir = ctx.output_path(cfg["DOWNLOAD_DIR"])
+    download_dir.mkdir(parents=True, exist_ok=True)
+    ledger_path = confine(download_dir, cfg["LEDGER_NAME"], "LEDGER_NAME")
+    listings = crawl(url, cfg, log)
+    shown_url = redact(listings[0].url)
+    links, sizes, owner = _select(listings, cfg, ledger_path.name, log)
 
     with Ledger(ledger_path) as ledger:
         todo: list[tuple[Link, Path]] = []
