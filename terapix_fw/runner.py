@@ -82,6 +82,26 @@ class _Progress:
         sys.stderr.flush()
 
 
+def _match_by_stem(candidates: list[str], inputs: list[str]) -> list[str]:
+    """Order per-input products (weights, ``.head`` files) like the inputs they belong to.
+
+    A keyword such as SWarp's WEIGHT_IMAGE or HEADER_NAME takes one file per input, in input order.
+    When a step's products cover several inputs (SCAMP writes one ``.head`` per catalogue), the file of
+    input ``700001p.fits`` is the one named ``700001p.*``; if every input finds exactly one, that order is
+    used, otherwise the candidates are passed as they are.
+    """
+    if len(candidates) <= 1 or not inputs:
+        return candidates
+    matched = []
+    for path in inputs:
+        stem = _stem(path)
+        hits = [c for c in candidates if Path(c).name.startswith(stem + ".")]
+        if len(hits) != 1:
+            return candidates
+        matched.append(hits[0])
+    return matched
+
+
 class Runner:
     def __init__(self, doc: Instructions, workdir: Path, *, jobs: int | None = None, executor: str = "local",
                  scheduler: str | None = None, force: bool = False, retries: int = 2, db_url: str | None = None,
@@ -123,7 +143,8 @@ class Runner:
             return found
 
         inputs = [p for item in unit.items for p in paths(item)]
-        params = {name: [p for item in items for p in paths(item)] for name, items in unit.param_items.items()}
+        params = {name: _match_by_stem([p for item in items for p in paths(item)], inputs)
+                  for name, items in unit.param_items.items()}
         return inputs, params
 
     def _prepare(self, unit: Unit, results: dict[str, UnitResult]) -> tuple[UnitSpec, UnitInfo, UnitRecord]:

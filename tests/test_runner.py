@@ -173,3 +173,14 @@ def test_output_names_are_confined_to_the_work_directory(tmp_path, pipeline):
     assert units["urgent/exp0"].get("status") == "failed"
     assert "escapes its directory" in units["urgent/exp0"].findtext("error")
     assert not (tmp_path / "escape.fits").exists()
+
+
+def test_per_input_products_follow_input_order():
+    from terapix_fw.runner import _match_by_stem
+
+    heads = ["/w/scamp/700002p.head", "/w/scamp/700001p.head", "/w/scamp/700003p.head"]
+    inputs = ["/raw/700001p.fits", "/raw/700003p.fits"]
+    assert _match_by_stem(heads, inputs) == ["/w/scamp/700001p.head", "/w/scamp/700003p.head"]
+    # ambiguous or missing matches leave the list alone
+    assert _match_by_stem(heads, ["/raw/700009p.fits"]) == heads
+    assert _match_by_stem(["/w/a.weight.fits"], inputs) == ["/w/a.weight.fits"]
