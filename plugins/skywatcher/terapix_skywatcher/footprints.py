@@ -26,7 +26,7 @@ _INHERIT = ("FILTER", "EXPTIME", "OBJECT", "DATE-OBS", "MJD-OBS")
 class Footprint:
     """One CCD on the sky: corners (RA, Dec in degrees, in pixel order), filter and exposure time."""
 
-    exposure: str
+    exposure: str  # path of the exposure (or catalogue) file
     extension: int  # 1-based image extension, as in SExtractor/SWarp messages
     filter: str
     exptime: float
@@ -132,7 +132,7 @@ def read_footprints(path: str | Path, *, filter_key: str, exptime_key: str,
             if len(heads) != len(headers):
                 raise ToolError(f"{head_path}: {len(heads)} header block(s) for {len(headers)} CCD(s) "
                                 f"in {path}; expected one per extension")
-    exposure = path.name
+    exposure = str(path)  # unique: two nights may hold files of the same name
     out = []
     for i, (extension, header) in enumerate(headers):
         if heads:

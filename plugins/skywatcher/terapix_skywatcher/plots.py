@@ -85,10 +85,12 @@ def plot_depth(path, cov: CoverageMap, width_px: int = 1200,
 
     ref, frame = sky_frame({cov.filter: cov})
     ra0, ra1, dec0, dec1 = frame
-    # sample the sky at about a third of a HEALPix pixel so that every pixel shows, but cap the raster
+    # sample the sky at about a third of a HEALPix pixel so that every pixel shows, but no finer than
+    # the plot panel (half the figure width) can display
     step = hp.nside2resol(cov.nside, arcmin=True) / 60.0 / 3.0
-    nx = int(np.clip((ra1 - ra0) * np.cos(np.deg2rad(0.5 * (dec0 + dec1))) / step, 50, 2000))
-    ny = int(np.clip((dec1 - dec0) / step, 50, 2000))
+    cap = max(50, width_px // 2)
+    nx = int(np.clip((ra1 - ra0) * np.cos(np.deg2rad(0.5 * (dec0 + dec1))) / step, 50, cap))
+    ny = int(np.clip((dec1 - dec0) / step, 50, 2 * cap))
     ra_grid, dec_grid = np.meshgrid(np.linspace(ra0, ra1, nx), np.linspace(dec0, dec1, ny))
     pix = hp.ang2pix(cov.nside, ra_grid % 360.0, dec_grid, nest=cov.nest, lonlat=True)
     count, exptime = cov.lookup(pix)

@@ -9,6 +9,8 @@ the footprint: the count is within half a pixel of the true edge along the whole
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -236,3 +238,30 @@ def test_recorded_run_on_the_coverage_web_page(tmp_path, monkeypatch):
     assert len(images) == 2
     for rel in images:
         assert (tmp_path / "site" / rel).read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.skipif(shutil.which("source-extractor") is None, reason="SExtractor is not installed")
+def test_real_sextractor_ldac_gives_the_image_footprint(tmp_path):
+    """A FITS_LDAC catalogue written by the real SExtractor keeps the image header in LDAC_IMHEAD: the
+    coverage from the catalogue is the coverage from the image, pixel for pixel."""
+    rng = np.random.default_rng(3)
+    h = ccd_header(150.0, 2.0, 200.5, 300.5, nx=400, ny=600, filt="z.MP9801", exptime=120.0)
+    data = rng.normal(100.0, 5.0, (600, 400)).astype(np.float32)
+    yy, xx = np.mgrid[:600, :400]
+    for x0, y0 in rng.uniform(20, 380, (15, 2)):
+        data += 2000.0 * np.exp(-((xx - x0) ** 2 + (yy - y0 * 1.5) ** 2) / 8.0)
+    image = tmp_path / "img.fits"
+    fits.PrimaryHDU(data, header=h).writeto(image)
+    (tmp_path / "cat.param").write_text("NUMBER\nX_IMAGE\nY_IMAGE\n")
+    subprocess.run(["source-extractor", str(image), "-c", "/usr/share/source-extractor/default.sex",
+                    "-CATALOG_TYPE", "FITS_LDAC", "-CATALOG_NAME", str(tmp_path / "img.ldac"),
+                    "-PARAMETERS_NAME", str(tmp_path / "cat.param"), "-FILTER", "N", "-VERBOSE_TYPE", "QUIET"],
+                   check=True, cwd=tmp_path)
+    from_image = run(tmp_path / "a", [image])
+    from_catalogue = run(tmp_path / "b", [tmp_path / "img.ldac"])
+    assert from_image.status == from_catalogue.status == "done", (from_image.error, from_catalogue.error)
+    _, img_cols = read_map(tmp_path / "a" / "out" / "coverage_z.MP9801.fits")
+    _, cat_cols = read_map(tmp_path / "b" / "out" / "coverage_z.MP9801.fits")
+    assert len(img_cols["PIXEL"]) > 100
+    assert np.array_equal(img_cols["PIXEL"], cat_cols["PIXEL"])
+    assert records(from_catalogue)["z.MP9801"]["exptime_total"] == 120.0
