@@ -135,7 +135,8 @@ def load_instructions(path: str | Path, overrides: dict[str, str] | None = None,
     loc = _Locator(path, path.read_text(encoding="utf-8", errors="replace"))
     root = tree.getroot()
 
-    params: dict[str, str] = {}
+    # ${INSTRUCTIONS_DIR} is always defined, so that files beside the instruction file can be named
+    params: dict[str, str] = {"INSTRUCTIONS_DIR": str(path.resolve().parent)}
     for el in root.findall("parameters/param"):
         params[el.get("name")] = _substitute(el.text or "", params, loc.where(el), "param") or ""
     for name, value in (overrides or {}).items():

@@ -115,7 +115,7 @@ def test_unknown_substitution_parameter(tmp_path, demo_tools):
     path = write(tmp_path, GOOD.replace("${RAW}", "${RAWDIR}"))
     with pytest.raises(InstructionError) as err:
         load_instructions(path)
-    assert str(err.value) == f"{path}:4:37: element <files>: unknown parameter ${{RAWDIR}} (parameters: RAW)"
+    assert str(err.value) == f"{path}:4:37: element <files>: unknown parameter ${{RAWDIR}} (parameters: INSTRUCTIONS_DIR, RAW)"
 
 
 def test_bad_config_file_keyword(tmp_path, demo_tools):
