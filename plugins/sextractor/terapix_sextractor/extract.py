@@ -317,10 +317,37 @@ def _variance_from_weight(weight, wtype, thresh):
         var = np.where(bad, np.float32(1e30), w).astype(np.float32)
     elif wtype == "MAP_RMS":
         bad = ~np.isfinite(w) | (w >= (1e15 if thresh is None else thresh)) | (w <= 0)
-        var = np.where(bad, np.float32(1e30), w * w).astype(np.float32)
+        var = np.where(bad, np.float32(1e30), np.square(np.where(bad, 0, w))).astype(np.float32)
     else:
         raise ConfigError(f"bad WEIGHT_TYPE {wtype}", "WEIGHT_TYPE", "WEIGHT_TYPE")
     return var, bad
+
+
+def _interpolate_bad(data, var, bad, maxxlag, maxylag):
+    """SExtractor's zero-weight interpolation (INTERP_TYPE, ``interpolate.c``): a bad pixel takes the value
+    (and variance) of the last good pixel before it on its line if within INTERP_MAXXLAG, else of the last
+    good pixel below it in its column if within INTERP_MAXYLAG.  Returns (data, var, filled mask)."""
+    ny, nx = data.shape
+    good = ~bad
+    cols = np.where(good, np.arange(nx)[None, :], -1)
+    last = np.maximum.accumulate(cols, axis=1)
+    lag = np.arange(nx)[None, :] - last
+    okx = bad & (last >= 0) & (lag <= maxxlag)
+    rows = np.where(good, np.arange(ny)[:, None], -1)
+    lasty = np.maximum.accumulate(rows, axis=0)
+    lagy = np.arange(ny)[:, None] - lasty
+    oky = bad & ~okx & (lasty >= 0) & (lagy <= maxylag)
+    out = data.copy()
+    vout = var.copy()
+    yy, xx = np.nonzero(okx)
+    src = last[yy, xx]
+    out[yy, xx] = data[yy, src]
+    vout[yy, xx] = var[yy, src]
+    yy, xx = np.nonzero(oky)
+    src = lasty[yy, xx]
+    out[yy, xx] = data[src, xx]
+    vout[yy, xx] = var[src, xx]
+    return out, vout, okx | oky
 
 
 def _header_float(header, key, default):
@@ -403,6 +430,27 @@ def extract_image(spec: ImageSpec, cfg, plist: list[CatalogParam], wtype_m: str 
         var_d, bad_d = weights(wtype_d, spec.det_weight, "detection")
     else:
         var_d, bad_d = var_m, bad_m
+    # zero-weight pixels: remember them for FLAGS_WEIGHT, then interpolate them as SExtractor does
+    zero_m = bad_m
+    itypes = list(cfg["INTERP_TYPE"])
+    xlags, ylags = list(cfg["INTERP_MAXXLAG"]), list(cfg["INTERP_MAXYLAG"])
+
+    def interp(img, var, bad, k):
+        itype = itypes[min(k, len(itypes) - 1)]
+        if bad is None or itype == "NONE" or not bad.any():
+            return img, var, bad
+        img_i, var_i, filled = _interpolate_bad(img, var, bad, xlags[min(k, len(xlags) - 1)],
+                                                ylags[min(k, len(ylags) - 1)])
+        if itype == "VAR_ONLY":
+            return img, var_i, bad
+        return img_i, var_i, bad & ~filled
+
+    if dual:
+        ddata, var_d, bad_d = interp(ddata, var_d, bad_d, 0)
+        data, var_m, bad_m = interp(data, var_m, bad_m, 1)
+    else:
+        data, var_m, bad_m = interp(data, var_m, bad_m, 0)
+        ddata, var_d, bad_d = data, var_m, bad_m
     nonfinite = ~np.isfinite(data)
     if nonfinite.any():
         bad_m = nonfinite if bad_m is None else (bad_m | nonfinite)
@@ -501,7 +549,8 @@ def extract_image(spec: ImageSpec, cfg, plist: list[CatalogParam], wtype_m: str 
     n = len(objs)
 
     res = _measure(objs, seg, sub_m, var_m, bad_m, bkg_m, spec, cfg, plist, want, gain, satur, zp, pixscale,
-                   wcs, athresh, a_rel, athresh_adu, dthresh, d_rel, dthresh_adu, sigfac_m, sub_d, bkg_d, kernel)
+                   wcs, athresh, a_rel, athresh_adu, dthresh, d_rel, dthresh_adu, sigfac_m, sub_d, bkg_d, kernel,
+                   zero_m)
     table = res
 
     # ---- LDAC_IMHEAD header: image header + SExtractor keywords (sexhead.h)
@@ -563,10 +612,14 @@ def extract_image(spec: ImageSpec, cfg, plist: list[CatalogParam], wtype_m: str 
     from astropy.io.fits.verify import VerifyWarning
 
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", VerifyWarning)  # long comments are truncated, as SExtractor does
+        warnings.simplefilter("ignore", VerifyWarning)
         for key, value, comment in sexkeys:
             if isinstance(value, (np.floating, np.integer)):
                 value = value.item()
+            card = fits.Card(key, value, comment)
+            while len(card.image) > 80 and comment:  # shorten comments to fit one card, as SExtractor
+                comment = comment[:-1]
+                card = fits.Card(key, value, comment)
             imhead[key] = (value, comment)
     table.meta["IMHEAD"] = imhead
     table.meta["EXTENSION"] = spec.ext
@@ -599,7 +652,7 @@ def _magerr(flux, err):
 
 
 def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur, zp, pixscale, wcs,
-             athresh, a_rel, athresh_adu, dthresh, d_rel, dthresh_adu, sigfac, sub_d, bkg_d, kernel):
+             athresh, a_rel, athresh_adu, dthresh, d_rel, dthresh_adu, sigfac, sub_d, bkg_d, kernel, zero_w=None):
     import sep
     from astropy.table import Table
 
@@ -727,12 +780,12 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
         cols["IMAFLAGS_ISO"] = imaf[0] if len(imaf) == 1 else np.stack(imaf, axis=1)
         cols["NIMAFLAGS_ISO"] = nimaf[0] if len(nimaf) == 1 else np.stack(nimaf, axis=1)
 
-    # FLAGS_WEIGHT: bit 2 if a zero-weight pixel touches the footprint (detection: bit 4 in dual mode)
+    # FLAGS_WEIGHT: bit 2 if a zero-weight pixel (interpolated or not) is in or next to the footprint
     fw = np.zeros(n, dtype=np.int16)
-    if bad is not None and n:
+    if zero_w is not None and n and zero_w.any():
         from scipy.ndimage import maximum_filter
         grown = maximum_filter(seg, size=3)
-        touched = np.bincount(grown[bad & (grown > 0)], minlength=n + 1)[1:]
+        touched = np.bincount(grown[zero_w & (grown > 0)], minlength=n + 1)[1:]
         fw |= np.where(touched > 0, 2, 0).astype(np.int16)
     cols["FLAGS_WEIGHT"] = fw
 
