@@ -25,9 +25,11 @@ __all__ = ["tpv_forward", "tpv_inverse", "tan_project", "tan_deproject", "Distor
 NPV = 11  # TPV terms up to 3rd order: 1, x, y, r, x2, xy, y2, x3, x2y, xy2, y3
 
 
-def _terms(x, y):
-    r = np.hypot(x, y)
-    return [np.ones_like(x), x, y, r, x * x, x * y, y * y, x ** 3, x * x * y, x * y * y, y ** 3]
+def _terms(x, y, radial: bool = True):
+    # the radial term r is only computed when its coefficient is used (it never is in our model)
+    r = np.hypot(x, y) if radial else 0.0
+    x2, y2 = x * x, y * y
+    return [1.0, x, y, r, x2, x * y, y2, x2 * x, x2 * y, x * y2, y2 * y]
 
 
 def tpv_forward(x, y, pv1, pv2):
@@ -37,8 +39,8 @@ def tpv_forward(x, y, pv1, pv2):
     """
     x = np.asarray(x, float)
     y = np.asarray(y, float)
-    t1 = _terms(x, y)
-    t2 = _terms(y, x)
+    t1 = _terms(x, y, pv1[3] != 0.0)
+    t2 = _terms(y, x, pv2[3] != 0.0)
     xi = sum(c * t for c, t in zip(pv1, t1) if c != 0.0)
     eta = sum(c * t for c, t in zip(pv2, t2) if c != 0.0)
     return xi + 0.0 * x, eta + 0.0 * y
