@@ -616,11 +616,9 @@ def extract_image(spec: ImageSpec, cfg, plist: list[CatalogParam], wtype_m: str 
         for key, value, comment in sexkeys:
             if isinstance(value, (np.floating, np.integer)):
                 value = value.item()
-            card = fits.Card(key, value, comment)
-            while len(card.image) > 80 and comment:  # shorten comments to fit one card, as SExtractor
-                comment = comment[:-1]
-                card = fits.Card(key, value, comment)
-            imhead[key] = (value, comment)
+            # shorten comments to fit one 80-character card: "KEYWORD = " + value (>= 20) + " / "
+            vlen = len(str(value)) + 2 if isinstance(value, str) else len(repr(value))
+            imhead[key] = (value, comment[:max(0, 80 - 10 - max(20, vlen) - 3)])
     table.meta["IMHEAD"] = imhead
     table.meta["EXTENSION"] = spec.ext
 
