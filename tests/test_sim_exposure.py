@@ -210,3 +210,57 @@ def test_bad_arguments_are_named(tmp_path):
         ExposureSpec(filter="q")
     with pytest.raises(ValueError, match="exptime"):
         ExposureSpec(exptime=0)
+
+
+def test_distortion_common_to_a_qrunid_with_small_exposure_changes(tmp_path):
+    fp = small_focal_plane(1, 64, 64)
+    kw = dict(focal_plane=fp, density=0.05, write_refcat=False, write_calibration=False, distortion_arcsec=4.0)
+    a = simulate_exposure(tmp_path / "a", seed=1, name="a", expnum=1, qrunid="03AQ01", **kw).true_wcs[0]
+    b = simulate_exposure(tmp_path / "b", seed=1, name="b", expnum=2, qrunid="03AQ01", **kw).true_wcs[0]
+    c = simulate_exposure(tmp_path / "c", seed=1, name="c", expnum=3, qrunid="03BQ07", **kw).true_wcs[0]
+    terms = [f"PV{ax}_{i}" for ax in (1, 2) for i in range(4, 11)]
+    same = max(abs(a[k] - b[k]) for k in terms)
+    other = max(abs(a[k] - c[k]) for k in terms)
+    assert 0 < same < other / 2  # exposures of a run differ a little, runs differ more
+    assert a["PV1_7"] == pytest.approx(c["PV1_7"], rel=0.3)  # both carry the camera's pincushion
+
+
+def test_cosmic_rays_and_satellite_trail(tmp_path):
+    fp = small_focal_plane(4, 256, 256)
+    kw = dict(seed=6, focal_plane=fp, density=0.0, defects=False, write_refcat=False, write_calibration=False,
+              exptime=600.0)
+    clean = simulate_exposure(tmp_path / "clean", cosmic_rays=False, satellite=False, **kw)
+    cr = simulate_exposure(tmp_path / "cr", cosmic_rays=True, satellite=False, cosmic_rate=2e-7, **kw)
+    sat = simulate_exposure(tmp_path / "sat", cosmic_rays=False, satellite=True, **kw)
+    assert sat.satellite and not clean.satellite
+    with fits.open(clean.path) as c0, fits.open(cr.path) as c1, fits.open(sat.path) as c2:
+        ncr, trail = 0, []
+        for i in range(1, 5):
+            d = c1[i].data - c0[i].data
+            ncr += int((d > 100).sum())
+            hit = np.argwhere(c2[i].data - c0[i].data > 20)
+            if len(hit):
+                ccd = fp.ccds[i - 1]
+                u, v = ccd.pix_to_focal(hit[:, 1] + 1.0, hit[:, 0] + 1.0)
+                trail.append(np.c_[u, v])
+    # ~2e-7 per pixel per second x 256^2 px x 4 CCDs x 600 s = ~31 tracks of a few pixels
+    assert 30 < ncr < 800
+    # the trail pixels of all CCDs lie on one straight line in the focal plane
+    pts = np.concatenate(trail)
+    assert len(pts) > 50
+    centred = pts - pts.mean(axis=0)
+    sv = np.linalg.svd(centred, compute_uv=False)
+    assert sv[1] / sv[0] < 0.02
+
+
+def test_sky_brightness_follows_the_filter(tmp_path):
+    skies = {}
+    for f in ("u", "g", "r", "i", "z"):
+        res = simulate_exposure(tmp_path / f, seed=1, focal_plane=small_focal_plane(1, 32, 32), filter=f,
+                                density=0.0, write_refcat=False, write_calibration=False)
+        skies[f] = res.meta["sky_adu"]
+        from terapix_fw.sim import filter_info
+        name, phot_c, phot_k, sky_mag = filter_info(f)
+        assert res.meta["sky_adu"] == pytest.approx(
+            10 ** (-0.4 * (sky_mag - res.zeropoint)) * 0.186 ** 2)
+    assert skies["u"] < skies["g"] < skies["r"] < skies["i"]  # dark sky is red

@@ -298,7 +298,7 @@ class _Exposure:
             su, sv, ang, peak_adu = self.satellite
             sx, sy = ccd.focal_to_pix(su, sv)
             add_line(model, float(sx) - 1.0, float(sy) - 1.0, math.cos(ang - rot), math.sin(ang - rot),
-                     float(np.median(self.fwhm)) / 2.355, peak_adu)
+                     float(psf_at(spec, fp, np.array([su]), np.array([sv]))[0][0]) / 2.355, peak_adu)
         flat = self.flat(ccd)
         bpm = self.bpm(ccd)
         raw = model
