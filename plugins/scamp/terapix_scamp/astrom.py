@@ -192,7 +192,7 @@ class AstromSolution:
     stats: dict = field(default_factory=dict)
 
 
-def _solve_normal(N, rhs, theta_prev, log):
+def _solve_normal(N, rhs, theta_prev, log, nthreads: int = 1):
     """Cholesky solution with a tiny ridge towards the previous solution for unconstrained directions."""
     from scipy import linalg
 
@@ -201,9 +201,13 @@ def _solve_normal(N, rhs, theta_prev, log):
     ridge = np.where(diag > 0, 1e-9 * diag + 1e-12 * scale, 1.0 * scale)
     N[np.diag_indices_from(N)] += ridge
     rhs = rhs + ridge * theta_prev
+    from threadpoolctl import threadpool_limits
+
     try:
-        factor = linalg.cho_factor(N, lower=False, overwrite_a=True, check_finite=False)
-        return linalg.cho_solve(factor, rhs, check_finite=False)
+        # threads only pay for large systems (hundreds of exposures)
+        with threadpool_limits(limits=nthreads if len(N) > 3000 else 1, user_api="blas"):
+            factor = linalg.cho_factor(N, lower=False, overwrite_a=True, check_finite=False)
+            return linalg.cho_solve(factor, rhs, check_finite=False)
     except linalg.LinAlgError:
         log.warning("astrometric normal matrix not positive definite; falling back to least squares")
         return linalg.lstsq(N, rhs)[0]
@@ -230,7 +234,7 @@ def _robust_rms(values):
 
 
 def solve_astrometry(det: Detections, model: AstromModel, field_tp, group_tp, refs, config, log,
-                     niter: int = 3) -> AstromSolution:
+                     niter: int = 3, nthreads: int = 1) -> AstromSolution:
     """Run the global astrometric solution.
 
     ``field_tp``/``group_tp``: (n, 2) tangent points (deg) of fields and groups; ``refs``: per group a
@@ -253,7 +257,7 @@ def solve_astrometry(det: Detections, model: AstromModel, field_tp, group_tp, re
     target = np.column_stack([det.xi0, det.eta0])
     all_det = np.arange(n)
     accumulate_normal(N, rhs, all_det, np.full(n, -1, np.int64), np.ones(n), target, U, IDX, J_id, C0)
-    theta = _solve_normal(N, rhs, np.zeros(nparam), log)
+    theta = _solve_normal(N, rhs, np.zeros(nparam), log, nthreads)
     crossid = config["CROSSID_RADIUS"] / 3600.0
     nsig = config["ASTRCLIP_NSIGMA"]
     weight_ref = config["ASTREF_WEIGHT"][0]
@@ -315,7 +319,7 @@ def solve_astrometry(det: Detections, model: AstromModel, field_tp, group_tp, re
             rpos = np.column_stack([gx[ri], gy[ri]]) - _ref_residuals(gx, gy, ref_idx, det.group, refs, ri)
             rw = weight_ref / (det.sig[ri] ** 2 + _ref_sig(ref_idx, det.group, refs, ri) ** 2)
             accumulate_normal(N, rhs, ri, np.full(len(ri), -1, np.int64), rw, rpos, U, IDX, J, C)
-        theta = _solve_normal(N, rhs, theta, log)
+        theta = _solve_normal(N, rhs, theta, log, nthreads)
         log.info("astrometric iteration %d: %d overlap links, %d reference matches, %d parameters", it + 1,
                  nlinks, nrefs, nparam)
     ref_res = np.full((n, 2), np.nan)

@@ -19,6 +19,11 @@ import numpy as np
 __all__ = ["MatchResult", "MatchError", "match_field", "poly_terms", "apply_correction"]
 
 
+#: correlation peak over mean (absolute) correlation below which a match is rejected; true matches of
+#: simulated and real fields give 10-40, unrelated patterns 1-3
+MIN_CONTRAST = 4.0
+
+
 class MatchError(Exception):
     """Pattern matching found no convincing solution."""
 
@@ -212,7 +217,11 @@ def match_field(det, flux, ref, refmag, config, log, label: str = "field", min_m
     def linear(points):
         return (points - centre_src) @ rot.T + centre_src
 
-    shift, xy_contrast = _find_shift(linear(dsel), rsel, maxerr, resol)
+    shift, xy_contrast = _find_shift(linear(dsel * ([-1.0, 1.0] if flip else [1.0, 1.0])), rsel, maxerr, resol)
+    if as_contrast < MIN_CONTRAST or xy_contrast < MIN_CONTRAST:
+        raise MatchError(f"{label}: no convincing match with the reference catalogue (angle/scale contrast "
+                         f"{as_contrast:.1f}, shift contrast {xy_contrast:.1f}, need {MIN_CONTRAST}); check the "
+                         "first-guess WCS, POSITION_MAXERR, POSANGLE_MAXERR, PIXSCALE_MAXERR, MATCH_FLIPPED")
     moved = linear(allsrc) + shift
     # iterative refinement: cross-identify within a shrinking radius, fit affine then cubic
     tree = cKDTree(ref)

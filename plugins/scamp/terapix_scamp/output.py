@@ -73,10 +73,18 @@ def field_headers(run, k: int, log) -> list:
                  float(chip.header.get("CRPIX2", 0.5 * (chip.ny + 1))))
         px, py, ra, dec = chip_solution_grid(run, k, c)
         xi, eta = project(ra, dec, *crval)
-        same_point = np.allclose(crval, run.field_tp[k], atol=1e-10)
-        fit_degree = 1 if proj == "TAN" and config["PROJECTION_TYPE"] == "TAN" else (
-            degree if same_point else min(max(degree, 3), 7))
-        cd, pv1, pv2, err = fit_tpv(px, py, xi, eta, crpix, fit_degree)
+        if proj == "TAN" and config["PROJECTION_TYPE"] == "TAN":
+            fit_degree = 1
+            cd, pv1, pv2, err = fit_tpv(px, py, xi, eta, crpix, 1)
+        else:
+            # the solution is exactly a polynomial of DISTORT_DEGREES on the field's tangent plane; another
+            # tangent point (a CCD's own CRVAL) needs a degree more when the fit would lose > 0.1 mas
+            fit_degree = degree
+            while True:
+                cd, pv1, pv2, err = fit_tpv(px, py, xi, eta, crpix, fit_degree)
+                if err * 3.6e6 < 0.1 or fit_degree >= 7:
+                    break
+                fit_degree += 1
         worst = max(worst, err)
         h = fits.Header()
         h.add_comment("Astrometric and photometric calibration by terapix-fw scamp (SCAMP 2.10 conventions)")

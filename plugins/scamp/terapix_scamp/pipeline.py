@@ -122,10 +122,13 @@ def _fix_focal_plane(fields, xi0, eta0, chip_lin, inst_of, config, log):
                         src.append(med[:2])
                         dst.append(chip_lin[k][c][0])
                 src, dst = np.array(src), np.array(dst)
-                if len(src) >= 3:
-                    design = np.column_stack([src, np.ones(len(src))])
-                    sol, *_ = np.linalg.lstsq(design, dst, rcond=None)
-                    F[k] = (sol[:2].T, sol[2])
+                if len(src) >= 2:  # similarity (shift, rotation, scale): an affine would absorb jitter
+                    zs = src[:, 0] + 1j * src[:, 1]
+                    zd = dst[:, 0] + 1j * dst[:, 1]
+                    ms, md = zs.mean(), zd.mean()
+                    a = np.vdot(zs - ms, zd - md) / max(np.vdot(zs - ms, zs - ms).real, 1e-30)
+                    b = md - a * ms
+                    F[k] = (np.array([[a.real, -a.imag], [a.imag, a.real]]), np.array([b.real, b.imag]))
                 elif len(src):
                     F[k] = (np.eye(2), np.mean(dst - src, 0))
         for k in members:
@@ -143,7 +146,7 @@ def _fix_focal_plane(fields, xi0, eta0, chip_lin, inst_of, config, log):
         log.info("FIX_FOCALPLANE: instrument %s, %d field(s) set on the median focal plane", inst, len(members))
 
 
-def run_scamp(paths, config, log) -> ScampRun:
+def run_scamp(paths, config, log, nthreads: int = 1) -> ScampRun:
     from .refcat import read_reference
 
     fields = load_fields(paths, config, log)
@@ -247,7 +250,7 @@ def run_scamp(paths, config, log) -> ScampRun:
             gx, gy = project(rra[near], rdec[near], *group_tp[g])
             refs[g] = (gx, gy, ref.sig[near])
     niter = 3 if config["SOLVE_ASTROM"] else 0
-    astrom = solve_astrometry(det, model, field_tp, group_tp, refs, config, log, niter=niter)
+    astrom = solve_astrometry(det, model, field_tp, group_tp, refs, config, log, niter=niter, nthreads=nthreads)
     if niter == 0:
         log.info("SOLVE_ASTROM N: the first guess (after pattern matching) is kept")
     photom = solve_photometry(det, astrom.labels, fields, config, log) if config["SOLVE_PHOTOM"] else None

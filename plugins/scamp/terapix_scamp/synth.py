@@ -123,7 +123,8 @@ def make_survey(outdir: str | Path, *, nexp: int = 4, nccd: int = 4, ncol: int |
     """Write ``nexp`` LDAC catalogues (``<name>NN.cat``) and ``ref.cat`` under ``outdir``.
 
     ``first_guess`` maps exposure index (or ``"all"``) to errors of the header WCS:
-    ``{"shift": (dra_arcsec, ddec_arcsec), "angle": deg, "scale": factor, "flip": bool}``.
+    ``{"shift": (dra_arcsec, ddec_arcsec), "angle": deg, "scale": factor, "flip": bool, "jitter": arcsec}``
+    (``jitter``: random per-CCD offsets of the first guess).
     ``clouds`` are the extinctions (mag) of the exposures; ``photflags`` their PHOTFLAG.
     ``outlier_fraction`` of detections get a 3-10" position error (tests of clipping).
     """
@@ -261,6 +262,10 @@ def _first_guess_header(truth: SurveyTruth, k: int, chip: int, guess: dict):
     h["CUNIT2"] = "deg"
     h["EQUINOX"] = 2000.0
     h["RADESYS"] = "ICRS"
+    jitter = guess.get("jitter", 0.0)  # per-CCD placement error of the first guess (arcsec), Elixir-like
+    if jitter:
+        jrng = np.random.default_rng([k, chip, 77])
+        shift = (shift[0] + jrng.normal(0, jitter), shift[1] + jrng.normal(0, jitter))
     h["CRVAL1"] = e.ra + shift[0] / 3600.0 / np.cos(np.deg2rad(e.dec))
     h["CRVAL2"] = e.dec + shift[1] / 3600.0
     h["CRPIX1"] = crpix[0]

@@ -33,7 +33,12 @@ class ScampTool(Tool):
         for key in IGNORED_KEYWORDS:
             if key in config.non_defaults():
                 ctx.log.warning("%s = %r is accepted for compatibility but has no effect here", key, config[key])
-        run = run_scamp(ctx.inputs, config, ctx.log)
+        from threadpoolctl import threadpool_limits
+
+        # one BLAS thread: the BLAS calls are small except the normal-matrix Cholesky (which raises the
+        # limit itself); spinning OpenBLAS threads on a loaded machine make small calls 100x slower
+        with threadpool_limits(limits=1, user_api="blas"):
+            run = run_scamp(ctx.inputs, config, ctx.log, nthreads=ctx.nthreads)
         # every header is computed before the first one is written: a failure leaves no partial set
         heads = [(head_path(run, k, ctx), field_headers(run, k, ctx.log)) for k in range(len(run.fields))]
         for path, headers in heads:

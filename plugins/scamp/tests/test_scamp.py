@@ -1,0 +1,338 @@
+"""Tests of the scamp plugin on synthetic catalogues with a known truth (terapix_scamp.synth).
+
+Tolerances: the simulated centroid noise (0.8 px / SNR, 0.02 px floor) and reference errors (30 mas)
+give solutions good to ~10-15 mas rms against the truth with ~100 detections per CCD; 30 mas rms
+leaves room for seeds while failing for any real error (the first guesses are off by 0.2" to 1').
+Zero points: ~600 overlap links give ~3 mmag; 0.01 mag is the issue's target.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from terapix_fw.errors import ToolError
+from terapix_fw.tool import StepContext
+from terapix_scamp.synth import head_errors, make_survey
+from terapix_scamp.tool import ScampTool
+
+LOG = logging.getLogger("test_scamp")
+
+
+def run_tool(truth, tmp_path, **overrides):
+    """Run the tool as a drop-in would (outputs beside the catalogues) and return the context."""
+    layer = [("ASTREF_CATALOG", "FILE", None), ("ASTREFCAT_NAME", str(truth.refcat), None),
+             ("CHECKPLOT_DEV", "NULL", None)]
+    layer += [(k, v, None) for k, v in overrides.items()]
+    config = ScampTool.parameter_set().resolve(layer)
+    ctx = StepContext(inputs=[e.path for e in truth.exposures], config=config, outdir=tmp_path, log=LOG,
+                      confine_outputs=False)
+    ScampTool().run(ctx)
+    return ctx
+
+
+def dzp_from_head(truth, k, head):
+    e = truth.exposures[k]
+    return -2.5 * np.log10(head["FLXSCALE"] * e.exptime) + head["MAGZEROP"] - truth.phot_c + truth.phot_k * (
+        e.airmass - 1)
+
+
+def test_recovers_distortion_and_zero_points(tmp_path):
+    from terapix_fw.headfile import read_head_file
+
+    truth = make_survey(tmp_path, nexp=5, nccd=4, nsources_per_arcmin2=40, seed=3, k_radial=6e-4,
+                        clouds=[0.0, 0.12, 0.25, 0.05, 0.0], photflags=[True, False, False, False, True])
+    ctx = run_tool(truth, tmp_path)
+    for k, e in enumerate(truth.exposures):
+        head_path = e.path.with_suffix(".head")
+        assert head_path.exists()
+        err = head_errors(truth, k, head_path)
+        assert np.sqrt(np.mean(err ** 2)) < 30.0, (k, np.sqrt(np.mean(err ** 2)))
+        assert err.max() < 100.0
+        head = read_head_file(head_path)[0]
+        # the header ZP correction undoes the simulated cloud extinction (truth: dZP = -cloud)
+        assert dzp_from_head(truth, k, head) == pytest.approx(-e.cloud, abs=0.01)
+        assert head["PHOTLINK"] is True
+    # the distortion really is there: the first-guess (plain TAN) WCS is off by much more
+    from terapix_fw.ldac import read_ldac
+
+    first = tmp_path / "first.head"
+    from terapix_fw.headfile import write_head_file
+
+    write_head_file(first, [ext.header for ext in read_ldac(truth.exposures[2].path)])
+    solved = np.sqrt(np.mean(head_errors(truth, 2, truth.exposures[2].path.with_suffix(".head")) ** 2))
+    assert np.sqrt(np.mean(head_errors(truth, 2, first) ** 2)) > 3 * solved
+    kinds = [kind for kind, _ in ctx.records]
+    assert kinds.count("astrometry") == 5 and kinds.count("photometry") == 5 and "scamp_group" in kinds
+
+
+@pytest.mark.parametrize("guess, flipped", [
+    ({"shift": (45.0, -35.0)}, False),
+    ({"angle": 4.5}, False),
+    ({"scale": 1.18}, False),
+    ({"scale": 0.85, "angle": -3.0, "shift": (-20.0, 30.0)}, False),
+    ({"flip": True}, True),
+])
+def test_pattern_matching_wrong_first_guess(tmp_path, guess, flipped):
+    truth = make_survey(tmp_path, nexp=3, nccd=4, nsources_per_arcmin2=40, seed=5, first_guess={1: guess})
+    ctx = run_tool(truth, tmp_path, MATCH_FLIPPED="Y" if flipped else "N", SOLVE_PHOTOM="N")
+    err = head_errors(truth, 1, truth.exposures[1].path.with_suffix(".head"))
+    assert np.sqrt(np.mean(err ** 2)) < 30.0
+    assert ctx.records  # astrometry records emitted
+
+
+def test_flipped_axis_needs_match_flipped(tmp_path):
+    truth = make_survey(tmp_path, nexp=2, nccd=4, nsources_per_arcmin2=40, seed=6, first_guess={1: {"flip": True}})
+    with pytest.raises(ToolError, match="exp01.cat"):
+        run_tool(truth, tmp_path, MATCH_FLIPPED="N")
+    assert not list(tmp_path.glob("*.head"))
+
+
+def test_head_round_trip_through_astropy(tmp_path):
+    """The .head read back by astropy gives the sky positions of the solution itself."""
+    import warnings
+
+    from astropy.wcs import WCS, FITSFixedWarning
+
+    from terapix_fw.headfile import format_head, parse_head_text
+    from terapix_scamp.output import chip_solution_grid, field_headers
+    from terapix_scamp.pipeline import run_scamp
+    from terapix_scamp.sky import angular_sep
+
+    truth = make_survey(tmp_path, nexp=3, nccd=4, nsources_per_arcmin2=40, seed=7, k_radial=1e-3)
+    for mosaic in ("UNCHANGED", "SAME_CRVAL"):
+        config = ScampTool.parameter_set().resolve([("ASTREF_CATALOG", "FILE", None),
+                                                    ("ASTREFCAT_NAME", str(truth.refcat), None),
+                                                    ("MOSAIC_TYPE", mosaic, None)])
+        run = run_scamp([e.path for e in truth.exposures], config, LOG)
+        for k in range(3):
+            heads = parse_head_text(format_head(field_headers(run, k, LOG)))
+            assert len(heads) == 4
+            for c, head in enumerate(heads):
+                assert head["CTYPE1"] == "RA---TAN" and "PV1_7" in head  # SCAMP's TAN + PV (TPV) convention
+                px, py, ra, dec = chip_solution_grid(run, k, c, n=7)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", FITSFixedWarning)
+                    wra, wdec = WCS(head).all_pix2world(px, py, 1)
+                assert np.max(angular_sep(ra, dec, wra, wdec)) * 3.6e6 < 0.5  # mas
+
+
+def test_projection_type_tpv(tmp_path):
+    from terapix_fw.headfile import read_head_file
+
+    truth = make_survey(tmp_path, nexp=2, nccd=4, nsources_per_arcmin2=40, seed=8)
+    run_tool(truth, tmp_path, PROJECTION_TYPE="TPV", SOLVE_PHOTOM="N")
+    head = read_head_file(truth.exposures[0].path.with_suffix(".head"))[0]
+    assert head["CTYPE1"] == "RA---TPV" and head["CTYPE2"] == "DEC--TPV"
+    err = head_errors(truth, 0, truth.exposures[0].path.with_suffix(".head"))
+    assert np.sqrt(np.mean(err ** 2)) < 30.0
+
+
+def test_too_few_matches_is_an_error_and_writes_nothing(tmp_path):
+    truth = make_survey(tmp_path, nexp=2, nccd=4, nsources_per_arcmin2=40, seed=9)
+    # a reference catalogue of another sky area: nothing can match
+    other = make_survey(tmp_path / "other", nexp=1, nccd=4, nsources_per_arcmin2=40, seed=10, center=(151.0, 2.0))
+    truth.refcat = other.refcat
+    with pytest.raises(ToolError, match="exp00.cat.*reference"):
+        run_tool(truth, tmp_path)
+    assert not list(tmp_path.glob("*.head"))
+    assert not (tmp_path / "scamp.xml").exists()
+
+
+def test_clipping_of_injected_outliers(tmp_path):
+    truth = make_survey(tmp_path, nexp=4, nccd=4, nsources_per_arcmin2=40, seed=11, outlier_fraction=0.06)
+    run_tool(truth, tmp_path, SOLVE_PHOTOM="N")
+    clipped = np.sqrt(np.mean(np.concatenate([head_errors(truth, k, e.path.with_suffix(".head"))
+                                              for k, e in enumerate(truth.exposures)]) ** 2))
+    run_tool(truth, tmp_path, SOLVE_PHOTOM="N", ASTRCLIP_NSIGMA="1000")
+    unclipped = np.sqrt(np.mean(np.concatenate([head_errors(truth, k, e.path.with_suffix(".head"))
+                                                for k, e in enumerate(truth.exposures)]) ** 2))
+    assert clipped < 30.0
+    assert unclipped > 1.5 * clipped
+
+
+def test_groups_instruments_and_summary(tmp_path):
+    """Two filters, two separate sky areas: groups, instruments, XML tables and check-plots."""
+    from astropy.io.votable import parse
+
+    from terapix_fw.headfile import read_head_file
+
+    a = make_survey(tmp_path, nexp=4, nccd=4, nsources_per_arcmin2=40, seed=12, filters=("g", "r"), name="a")
+    # another sky area, observed in another run: its optics (simulated with another seed) differ
+    b = make_survey(tmp_path / "b", nexp=2, nccd=4, nsources_per_arcmin2=40, seed=13, center=(152.0, 3.0),
+                    name="b", qrunid="08BQ02")
+    # one reference file holding both areas
+    from astropy.table import vstack
+
+    from terapix_fw.ldac import LdacExtension, read_ldac, write_ldac
+
+    ra, rb = read_ldac(a.refcat)[0], read_ldac(b.refcat)[0]
+    write_ldac(tmp_path / "both.cat", [LdacExtension(ra.header, vstack([ra.objects, rb.objects]))])
+    names = "fgroups,distortion,astr_interror2d,astr_interror1d,astr_referror2d,astr_referror1d,phot_error,zpcorr,zpcorr3d"
+    types = ("FGROUPS,DISTORTION,ASTR_INTERROR2D,ASTR_INTERROR1D,ASTR_REFERROR2D,ASTR_REFERROR1D,PHOT_ERROR,"
+             "PHOT_ZPCORR,PHOT_ZPCORR3D")
+    config = ScampTool.parameter_set().resolve([("ASTREF_CATALOG", "FILE", None),
+                                                ("ASTREFCAT_NAME", str(tmp_path / "both.cat"), None),
+                                                ("CHECKPLOT_TYPE", types, None), ("CHECKPLOT_NAME", names, None)])
+    inputs = [e.path for e in a.exposures] + [e.path for e in b.exposures]
+    ctx = StepContext(inputs=inputs, config=config, outdir=tmp_path, log=LOG, confine_outputs=False)
+    ScampTool().run(ctx)
+    groups = [read_head_file(p.with_suffix(".head"))[0]["FGROUPNO"] for p in inputs]
+    assert groups == [1, 1, 1, 1, 2, 2]
+    phot = [read_head_file(p.with_suffix(".head"))[0]["PHOTINST"] for p in inputs]
+    assert phot[0] != phot[1] and phot[0] == phot[2]  # g, r, g, r
+    astr = [read_head_file(p.with_suffix(".head"))[0]["ASTINST"] for p in inputs]
+    assert len(set(astr)) == 3  # (g, 08AQ01), (r, 08AQ01), (r, 08BQ02)
+    vot = parse(str(tmp_path / "scamp.xml"))
+    tables = {t.name: t.to_table() for t in vot.iter_tables()}
+    assert {"Fields", "FGroups", "Astrometric_Instruments", "Photometric_Instruments"} <= set(tables)
+    assert len(tables["Fields"]) == 6 and len(tables["FGroups"]) == 2
+    sigma = np.asarray(tables["FGroups"]["AstromSigma_Internal"])
+    assert np.all(sigma > 0) and np.all(sigma < 0.1)  # arcsec
+    assert np.all(np.asarray(tables["FGroups"]["AstromNDets_Reference"]) > 100)
+    for name in names.split(","):
+        assert (tmp_path / f"{name}_1.png").stat().st_size > 1000, name
+    for k in range(2):
+        err = head_errors(b, k, b.exposures[k].path.with_suffix(".head"))
+        assert np.sqrt(np.mean(err ** 2)) < 30.0
+
+
+def test_fix_focalplane_repairs_ccd_jitter(tmp_path):
+    # Elixir-like first guess: the CCDs of one exposure are misplaced by 5" rms; matching the exposure as
+    # a whole fails, the median focal plane of the other exposures repairs it
+    truth = make_survey(tmp_path, nexp=5, nccd=9, nx=384, ny=384, nsources_per_arcmin2=40, seed=14,
+                        first_guess={3: {"jitter": 5.0}})
+    with pytest.raises(ToolError, match="exp03.cat"):
+        run_tool(truth, tmp_path, MOSAIC_TYPE="UNCHANGED", SOLVE_PHOTOM="N")
+    run_tool(truth, tmp_path, MOSAIC_TYPE="FIX_FOCALPLANE", SOLVE_PHOTOM="N")
+    err = head_errors(truth, 3, truth.exposures[3].path.with_suffix(".head"))
+    assert np.sqrt(np.mean(err ** 2)) < 30.0
+
+
+def test_reference_formats_and_proper_motions(tmp_path):
+    """The same reference stars read from LDAC, a FITS table with other column names, VOTable and CSV;
+    proper motions move them to the epoch of observation."""
+    from astropy.table import Table
+
+    from terapix_fw.ldac import read_ldac
+    from terapix_scamp.refcat import read_reference
+
+    truth = make_survey(tmp_path, nexp=3, nccd=4, nsources_per_arcmin2=40, seed=15, pm_mas_per_yr=50.0)
+    table = read_ldac(truth.refcat)[0].objects
+    base = ScampTool.parameter_set()
+    ref = read_reference(base.resolve([("ASTREFCAT_NAME", str(truth.refcat), None)]), LOG)
+    other = Table({"ra": table["X_WORLD"], "dec": table["Y_WORLD"], "e_ra": table["ERRA_WORLD"],
+                   "e_dec": table["ERRB_WORLD"], "gmag": table["MAG"], "pmra": table["PMALPHA_J2000"],
+                   "pmdec": table["PMDELTA_J2000"], "epoch": table["OBSDATE"]})
+    other.write(tmp_path / "ref.fits")
+    other.write(tmp_path / "ref.xml", format="votable")
+    other.write(tmp_path / "ref.csv", format="ascii.csv")
+    keys = [("ASTREFCENT_KEYS", "ra,dec", None), ("ASTREFERR_KEYS", "e_ra,e_dec", None),
+            ("ASTREFMAG_KEY", "gmag", None), ("ASTREFPROP_KEYS", "pmra,pmdec", None),
+            ("ASTREFOBSDATE_KEY", "epoch", None)]
+    for name in ("ref.fits", "ref.xml", "ref.csv"):
+        got = read_reference(base.resolve(keys + [("ASTREFCAT_NAME", str(tmp_path / name), None)]), LOG)
+        assert len(got) == len(ref)
+        np.testing.assert_allclose(got.ra, ref.ra, atol=1e-9)
+        np.testing.assert_allclose(got.mag, ref.mag, atol=1e-5)
+        assert got.has_pm
+    ra8, dec8 = ref.at_epoch(2008.0)
+    expected = ref.dec + ref.pmdec * 8.0 / 3.6e6
+    np.testing.assert_allclose(dec8, expected, atol=1e-12)
+    assert np.max(np.abs(dec8 - ref.dec)) * 3.6e6 > 200  # 50 mas/yr over 8 years does move stars
+    # missing column: the error names the file and the keyword to set
+    with pytest.raises(ToolError, match="ASTREFCENT_KEYS"):
+        read_reference(base.resolve([("ASTREFCAT_NAME", str(tmp_path / "ref.csv"), None)]), LOG)
+    # and a run with moving stars stays accurate because the reference is propagated to the epoch of
+    # observation (MJD-OBS); ignoring the proper motions costs accuracy
+    run_tool(truth, tmp_path, SOLVE_PHOTOM="N")
+    with_pm = np.sqrt(np.mean(head_errors(truth, 0, truth.exposures[0].path.with_suffix(".head")) ** 2))
+    run_tool(truth, tmp_path, SOLVE_PHOTOM="N", ASTREFPROP_KEYS="NOPM1,NOPM2")
+    without = np.sqrt(np.mean(head_errors(truth, 0, truth.exposures[0].path.with_suffix(".head")) ** 2))
+    assert with_pm < 30.0
+    assert without > 1.5 * with_pm
+
+
+def test_drop_in_command_line(tmp_path, monkeypatch):
+    from terapix_fw.dropin import run_tool_command
+
+    truth = make_survey(tmp_path, nexp=2, nccd=4, nsources_per_arcmin2=40, seed=16)
+    conf = tmp_path / "cfhtls.scamp"
+    conf.write_text("ASTREF_CATALOG FILE\nASTREFCAT_NAME ref.cat\nMAGZERO_OUT 30.0  # CFHTLS\nCHECKPLOT_DEV NULL\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TERAPIX_HOME", str(tmp_path / "home"))
+    code = run_tool_command("scamp", ["exp00.cat", "exp01.cat", "-c", str(conf), "-DISTORT_DEGREES", "2"])
+    assert code == 0
+    from terapix_fw.headfile import read_head_file
+
+    head = read_head_file(tmp_path / "exp01.head")[0]
+    assert head["MAGZEROP"] == 30.0
+    assert "PV1_7" not in head and "PV1_4" in head  # degree 2
+    assert (tmp_path / "scamp.xml").exists()
+
+
+@pytest.mark.skipif(shutil.which("source-extractor") is None, reason="source-extractor not installed")
+def test_reads_real_sextractor_catalogue(tmp_path):
+    """An LDAC written by the real SExtractor loads: columns, selection and first-guess WCS."""
+    from astropy.io import fits
+
+    from terapix_scamp.catalogs import load_fields
+    from terapix_scamp.pipeline import _first_guess
+
+    rng = np.random.default_rng(1)
+    data = rng.normal(100, 5, (200, 200)).astype("f4")
+    yy, xx = np.mgrid[:200, :200]
+    for _ in range(25):
+        x, y = rng.uniform(10, 190, 2)
+        data += rng.uniform(300, 3000) * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / 4.0)
+    h = fits.Header()
+    for key, value in (("CTYPE1", "RA---TAN"), ("CTYPE2", "DEC--TAN"), ("CRVAL1", 150.0), ("CRVAL2", 2.0),
+                       ("CRPIX1", 100.0), ("CRPIX2", 100.0), ("CD1_1", -5e-5), ("CD2_2", 5e-5), ("FILTER", "r"),
+                       ("EXPTIME", 30.0)):
+        h[key] = value
+    fits.writeto(tmp_path / "im.fits", data, h)
+    (tmp_path / "p.param").write_text("\n".join(["XWIN_IMAGE", "YWIN_IMAGE", "ERRAWIN_IMAGE", "ERRBWIN_IMAGE",
+                                                 "ERRTHETAWIN_IMAGE", "FLUX_AUTO", "FLUXERR_AUTO", "FLAGS",
+                                                 "FLUX_RADIUS", "ELONGATION"]) + "\n")
+    subprocess.run(["source-extractor", "im.fits", "-CATALOG_TYPE", "FITS_LDAC", "-CATALOG_NAME", "se.cat",
+                    "-PARAMETERS_NAME", "p.param", "-FILTER", "N", "-VERBOSE_TYPE", "QUIET"], cwd=tmp_path,
+                   check=True)
+    config = ScampTool.parameter_set().resolve([])
+    field = load_fields([tmp_path / "se.cat"], config, LOG)[0]
+    assert field.ndet >= 15 and field.exptime == 30.0 and field.astr_key.startswith("FILTER=r")
+    ra, dec, *_ = _first_guess(field, LOG)
+    assert np.all(np.abs(ra - 150.0) < 0.01) and np.all(np.abs(dec - 2.0) < 0.01)
+
+
+@pytest.mark.skipif(shutil.which("SWarp") is None, reason="SWarp not installed")
+def test_real_swarp_reads_the_head(tmp_path):
+    """SWarp applies our .head to an image: its output centre is where our WCS puts the image centre."""
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    from terapix_fw.headfile import read_head_file, write_head_file
+
+    truth = make_survey(tmp_path, nexp=2, nccd=4, nsources_per_arcmin2=40, seed=17,
+                        first_guess={"all": {"shift": (30.0, 20.0)}})
+    run_tool(truth, tmp_path, SOLVE_PHOTOM="N")
+    head = read_head_file(truth.exposures[1].path.with_suffix(".head"))[1]
+    image = tmp_path / "img.fits"
+    hdr = fits.Header()
+    hdr["CTYPE1"], hdr["CTYPE2"] = "RA---TAN", "DEC--TAN"
+    hdr["CRVAL1"], hdr["CRVAL2"], hdr["CRPIX1"], hdr["CRPIX2"] = 0.0, 0.0, 1.0, 1.0  # wrong on purpose
+    hdr["CD1_1"], hdr["CD2_2"] = -5e-5, 5e-5
+    fits.writeto(image, np.zeros((truth.ny, truth.nx), "f4"), hdr)
+    write_head_file(tmp_path / "img.head", [head])
+    subprocess.run(["SWarp", "img.fits", "-HEADER_ONLY", "Y", "-SUBTRACT_BACK", "N", "-COMBINE", "N",
+                    "-RESAMPLE", "N", "-WRITE_XML", "N", "-VERBOSE_TYPE", "QUIET", "-IMAGEOUT_NAME", "out.fits",
+                    "-WEIGHTOUT_NAME", "out.weight.fits"], cwd=tmp_path, check=True)
+    out = fits.getheader(tmp_path / "out.fits")
+    full = head.copy()
+    full["NAXIS"], full["NAXIS1"], full["NAXIS2"] = 2, truth.nx, truth.ny
+    ra, dec = WCS(full).all_pix2world([[0.5 * (truth.nx + 1), 0.5 * (truth.ny + 1)]], 1)[0]
+    # SWarp centres its output on the input footprint: within a couple of pixels of our image centre
+    assert abs(out["CRVAL1"] - ra) * 3600 * np.cos(np.deg2rad(dec)) < 2.0
+    assert abs(out["CRVAL2"] - dec) * 3600 < 2.0
