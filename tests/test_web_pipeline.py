@@ -19,7 +19,7 @@ PIPELINE = """\
   </inputs>
   <steps>
     <step id="coverage" tool="skywatcher" fanout="all">
-      <config><param name="NSIDE">4096</param><param name="CHECKPLOT_RES">300</param></config>
+      <config><param name="NSIDE">4096</param><param name="CHECKPLOT_RES">600</param></config>
       <input set="good"/>
     </step>
     <step id="nowcs" tool="skywatcher" fanout="file">

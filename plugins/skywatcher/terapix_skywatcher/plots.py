@@ -94,8 +94,11 @@ def plot_depth(path, cov: CoverageMap, width_px: int = 1200,
     ra_grid, dec_grid = np.meshgrid(np.linspace(ra0, ra1, nx), np.linspace(dec0, dec1, ny))
     pix = hp.ang2pix(cov.nside, ra_grid % 360.0, dec_grid, nest=cov.nest, lonlat=True)
     count, exptime = cov.lookup(pix)
-    fig = _figure(2, 1, frame, width_px)
-    axes = fig.subplots(1, 2, squeeze=False)[0]
+    # side by side for fields taller than wide, one above the other for wide fields
+    wide = (ra1 - ra0) * np.cos(np.deg2rad(0.5 * (dec0 + dec1))) > (dec1 - dec0)
+    ncols, nrows = (1, 2) if wide else (2, 1)
+    fig = _figure(ncols, nrows, frame, width_px)
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax, values, label in ((axes[0], count, "exposures"), (axes[1], exptime, "summed EXPTIME (s)")):
         shown = np.ma.masked_equal(values, 0)
         image = ax.imshow(shown, origin="lower", extent=(ra0, ra1, dec0, dec1), interpolation="nearest",

@@ -49,7 +49,7 @@ class SkyWatcherTool(Tool):
         Parameter("COVERAGE_NAME", "str", "coverage", "prefix of the coverage maps and plots"),
         Parameter("FOOTPRINT_NAME", "str", "footprints", "name of the footprint plot (no extension)"),
         Parameter("CHECKPLOT_DEV", "keyword", "PNG", "plot format", choices=("PNG", "SVG", "PDF")),
-        Parameter("CHECKPLOT_RES", "int", 1200, "plot width in pixels", minimum=200, maximum=10000),
+        Parameter("CHECKPLOT_RES", "int", 1200, "plot width in pixels", minimum=600, maximum=10000),
     ]
 
     def run(self, ctx):

@@ -78,7 +78,7 @@ def edge_tol(perimeter_deg: float, nside: int = NSIDE) -> float:
 
 
 def run(tmp_path, inputs, **keywords):
-    layer = [("NSIDE", str(NSIDE), "test"), ("CHECKPLOT_RES", "400", "test")]
+    layer = [("NSIDE", str(NSIDE), "test"), ("CHECKPLOT_RES", "600", "test")]
     layer += [(k, str(v), "test") for k, v in keywords.items()]
     spec = UnitSpec(step="sky", unit="1", tool="skywatcher", config_layers=[layer],
                     inputs=[str(p) for p in inputs], outdir=str(tmp_path / "out"),
@@ -223,7 +223,7 @@ def test_recorded_run_on_the_coverage_web_page(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     reset_recorders()
     try:
-        assert run_tool_command("skywatcher", [str(exp), "-NSIDE", "4096", "-CHECKPLOT_RES", "400"]) == 0
+        assert run_tool_command("skywatcher", [str(exp), "-NSIDE", "4096", "-CHECKPLOT_RES", "600"]) == 0
         build_site(url, tmp_path / "site")
     finally:
         reset_recorders()
