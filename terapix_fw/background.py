@@ -27,7 +27,6 @@ constant map ``v`` with the rms still measured from the image.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["BackgroundMap", "estimate_background", "as_sep_array"]
@@ -56,31 +55,71 @@ def as_sep_array(data):
     return arr
 
 
-@dataclass
 class BackgroundMap:
     """A background estimate.
 
     Attributes
     ----------
-    back, rms : full-resolution background and background-noise maps (float32, same shape as the image).
+    back, rms : full-resolution background and background-noise maps (float32, same shape as the image),
+        computed from the mesh grid on first access (a caller that needs only ``back`` never pays for
+        ``rms``).
     global_back, global_rms : medians over meshes (SExtractor's SEXBKGND / SEXBKDEV).
     back_size, filter_size : the mesh and filter sizes used, as (width, height).
     """
 
-    back: Any
-    rms: Any
-    global_back: float
-    global_rms: float
-    back_size: tuple[int, int] = (64, 64)
-    filter_size: tuple[int, int] = (3, 3)
-    meta: dict = field(default_factory=dict)
+    def __init__(self, back=None, rms=None, global_back=0.0, global_rms=0.0, back_size=(64, 64),
+                 filter_size=(3, 3), meta=None, *, source=None, manual_value=None, shape=None):
+        self._back, self._rms = back, rms
+        self._source = source
+        self._manual = manual_value
+        self._shape = shape if shape is not None else (None if back is None else back.shape)
+        self.global_back = float(global_back)
+        self.global_rms = float(global_rms)
+        self.back_size = tuple(back_size)
+        self.filter_size = tuple(filter_size)
+        self.meta = dict(meta or {})
+
+    @property
+    def shape(self):
+        return self._shape
+
+    @property
+    def back(self):
+        if self._back is None:
+            import numpy as np
+
+            if self._manual is not None:
+                self._back = np.full(self._shape, self._manual, dtype=np.float32)
+            else:
+                self._back = self._source.back(dtype=np.float32)
+        return self._back
+
+    @property
+    def rms(self):
+        if self._rms is None:
+            import numpy as np
+
+            self._rms = self._source.rms(dtype=np.float32)
+        return self._rms
+
+    def subtract_from(self, data):
+        """``data - back`` as a new float32 array, without building the map for a MANUAL background."""
+        import numpy as np
+
+        if self._manual is not None and self._back is None:
+            return np.subtract(data, np.float32(self._manual), dtype=np.float32)
+        if self._back is None and self._source is not None:
+            out = np.array(data, dtype=np.float32, copy=True)
+            self._source.subfrom(out)  # sep subtracts in place without materialising the map
+            return out
+        return np.subtract(data, self.back, dtype=np.float32)
 
     def mini(self):
         """The background and rms sampled at mesh centres (SExtractor's MINIBACKGROUND/MINIBACK_RMS)."""
         import numpy as np
 
         bw, bh = self.back_size
-        ny, nx = self.back.shape
+        ny, nx = self._shape
         ys = np.minimum(np.arange(bh // 2, ny + bh // 2, bh), ny - 1)[: -(-ny // bh)]
         xs = np.minimum(np.arange(bw // 2, nx + bw // 2, bw), nx - 1)[: -(-nx // bw)]
         return self.back[np.ix_(ys, xs)], self.rms[np.ix_(ys, xs)]
@@ -126,12 +165,7 @@ def estimate_background(data, weight=None, mask=None, back_size=64, filter_size=
     ny, nx = image.shape
     bw, bh = min(bw, nx), min(bh, ny)
     bkg = sep.Background(image, mask=bad, bw=bw, bh=bh, fw=fw, fh=fh, fthresh=float(filter_thresh))
-    rms = bkg.rms(dtype=np.float32)
-    if str(back_type).upper() == "MANUAL":
-        back = np.full(image.shape, float(back_value), dtype=np.float32)
-        global_back = float(back_value)
-    else:
-        back = bkg.back(dtype=np.float32)
-        global_back = float(bkg.globalback)
-    return BackgroundMap(back=back, rms=rms, global_back=global_back, global_rms=float(bkg.globalrms),
-                         back_size=(bw, bh), filter_size=(fw, fh))
+    manual = str(back_type).upper() == "MANUAL"
+    return BackgroundMap(global_back=float(back_value) if manual else float(bkg.globalback),
+                         global_rms=float(bkg.globalrms), back_size=(bw, bh), filter_size=(fw, fh),
+                         source=bkg, manual_value=float(back_value) if manual else None, shape=image.shape)

@@ -493,8 +493,8 @@ def extract_image(spec: ImageSpec, cfg, plist: list[CatalogParam], wtype_m: str 
     if wtype_d == "BACKGROUND":
         var_d = (bkg_d.rms * bkg_d.rms).astype(np.float32) if dual else var_m
 
-    sub_m = data - bkg_m.back
-    sub_d = (ddata - bkg_d.back) if dual else sub_m
+    sub_m = bkg_m.subtract_from(data)
+    sub_d = bkg_d.subtract_from(ddata) if dual else sub_m
     if bad_m is not None:
         sub_m[bad_m] = 0
     if dual and bad_d is not None:
@@ -545,12 +545,12 @@ def extract_image(spec: ImageSpec, cfg, plist: list[CatalogParam], wtype_m: str 
             for name in ("x", "y", "x2", "y2", "xy", "errx2", "erry2", "errxy", "a", "b", "theta", "cxx",
                          "cyy", "cxy", "flux", "peak", "xpeak", "ypeak", "tnpix"):
                 objs[name] = mobjs[name]
-    seg = seg.astype(np.int32)
+    seg = seg.astype(np.int32, copy=False)
     n = len(objs)
 
     res = _measure(objs, seg, sub_m, var_m, bad_m, bkg_m, spec, cfg, plist, want, gain, satur, zp, pixscale,
                    wcs, athresh, a_rel, athresh_adu, dthresh, d_rel, dthresh_adu, sigfac_m, sub_d, bkg_d, kernel,
-                   zero_m)
+                   zero_m, data)
     table = res
 
     # ---- LDAC_IMHEAD header: image header + SExtractor keywords (sexhead.h)
@@ -608,17 +608,13 @@ def extract_image(spec: ImageSpec, cfg, plist: list[CatalogParam], wtype_m: str 
         ("SEXMWSCL", sigfac_m, "Measurement-weight re-scaling factor"),
         ("SEXDWSCL", sigfac_d, "Detection-weight re-scaling factor"),
     ]
-    import warnings
-    from astropy.io.fits.verify import VerifyWarning
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", VerifyWarning)
-        for key, value, comment in sexkeys:
-            if isinstance(value, (np.floating, np.integer)):
-                value = value.item()
-            # shorten comments to fit one 80-character card: "KEYWORD = " + value (>= 20) + " / "
-            vlen = len(str(value)) + 2 if isinstance(value, str) else len(repr(value))
-            imhead[key] = (value, comment[:max(0, 80 - 10 - max(20, vlen) - 3)])
+    # formatted as card images and parsed once: setting ~50 keywords one by one through astropy costs
+    # a third of a second per extension (configuration look-ups on every card)
+    for key, *_ in sexkeys:
+        imhead.remove(key, ignore_missing=True, remove_all=True)
+    text = imhead.tostring(sep="", endcard=False, padding=False)
+    text += "".join(_card_image(key, value, comment) for key, value, comment in sexkeys)
+    imhead = fits.Header.fromstring(text)
     table.meta["IMHEAD"] = imhead
     table.meta["EXTENSION"] = spec.ext
 
@@ -628,6 +624,29 @@ def extract_image(spec: ImageSpec, cfg, plist: list[CatalogParam], wtype_m: str 
         checks = _check_images(types, data, sub_m, seg, bkg_m, table, cfg, res.meta.get("_apertures"))
     table.meta.pop("_apertures", None)
     return ExtractionResult(table, imhead, checks)
+
+
+def _card_image(key, value, comment):
+    """One 80-character FITS card (fixed format), the comment shortened to fit."""
+    if isinstance(value, (np.floating, np.integer, np.bool_)):
+        value = value.item()
+    if isinstance(value, bool):
+        text = f"{'T' if value else 'F':>20}"
+    elif isinstance(value, int):
+        text = f"{value:>20d}"
+    elif isinstance(value, float):
+        v = repr(value).upper()
+        if "E" not in v and "." not in v and "INF" not in v and "NAN" not in v:
+            v += ".0"
+        text = f"{v:>20}"
+    else:
+        v = "'" + str(value).replace("'", "''").ljust(8) + "'"
+        text = f"{v:<20}"
+    card = f"{key:<8}= {text}"
+    room = 80 - len(card) - 3
+    if room > 0 and comment:
+        card += " / " + comment[:room]
+    return card[:80].ljust(80)
 
 
 def _apertures(cfg, pixscale):
@@ -650,7 +669,8 @@ def _magerr(flux, err):
 
 
 def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur, zp, pixscale, wcs,
-             athresh, a_rel, athresh_adu, dthresh, d_rel, dthresh_adu, sigfac, sub_d, bkg_d, kernel, zero_w=None):
+             athresh, a_rel, athresh_adu, dthresh, d_rel, dthresh_adu, sigfac, sub_d, bkg_d, kernel, zero_w=None,
+             spec_image=None):
     import sep
     from astropy.table import Table
 
@@ -684,7 +704,10 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
     # per-object background and thresholds
     ix = np.clip((x + 0.5).astype(int), 0, nx - 1)
     iy = np.clip((y + 0.5).astype(int), 0, ny - 1)
-    backval = bkg.back[iy, ix].astype(np.float64)
+    # the background map at the objects, without materialising it: image - (image - background)
+    backval = spec_image[iy, ix].astype(np.float64) - sub[iy, ix]
+    if bad is not None:
+        backval = np.where(bad[iy, ix], bkg.global_back, backval)
     if var is not None and a_rel:
         thr = athresh * np.sqrt(var[iy, ix].astype(np.float64))
     else:
