@@ -36,11 +36,16 @@ STAMP=.venv/.terapix-install-stamp
 WANT=$(cat pyproject.toml plugins/*/pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
   echo "[setup] installing terapix-fw and plugins: $(echo $PLUGINS | tr '\n' ' ')"
-  .venv/bin/python -m pip install --quiet --upgrade pip "setuptools>=70" wheel 2>&1 | grep -v "^WARNING: Location" || true
+  LOG=.venv/pip-install.log
   args=(-e "$ROOT[test]")
   for p in $PLUGINS; do args+=(-e "$ROOT/$p"); done
-  .venv/bin/python -m pip install --quiet "${args[@]}" 2>&1 | grep -v "^WARNING: Location" || true
-  .venv/bin/python -c "import terapix_fw, MySQLdb, sep, numba, distributed" 
+  if ! { .venv/bin/python -m pip install --upgrade pip "setuptools>=77" wheel &&
+         .venv/bin/python -m pip install "${args[@]}"; } > "$LOG" 2>&1; then
+    grep -v "^WARNING: Location" "$LOG" | tail -40 >&2
+    echo "[setup] pip install failed; full log in $LOG" >&2
+    exit 1
+  fi
+  .venv/bin/python -c "import terapix_fw, MySQLdb, sep, numba, distributed"
   echo "$WANT" > "$STAMP"
 fi
 echo "[setup] ready: $ROOT/.venv ($(.venv/bin/terapix plugins 2>/dev/null | wc -l) tools)"
