@@ -62,6 +62,12 @@ def db(tmp_path):
                                  {"extension": 1, "keyword": "GAIN", "value": "1.62"}],
                        extensions=[{"ccd": 1, "extname": "ccd00", "naxis1": 2112, "naxis2": 4644}]),
         Document().add("grade", exposure=EVIL, grade="D", author="<i>ops</i>", comment="satellite"),
+        Document().add("stack", name="D1-r", version="T0007", filter="r.MP9601", survey_component="D", ra=36.5,
+                       dec=-4.5, path=str(tmp_path / "work" / "D1-r.fits"), images=["e1.fits", EVIL],
+                       astrometry=["e1.fits"]),
+        Document().add("stack", name="D1-g", filter="g.MP9401", images=[EVIL]),
+        Document().add("release", name="T0007", version="1", release_date="2012-11-01", survey_component="D",
+                       description="<b>final</b> release", stacks=["D1-r"]),
         Document().add("transfer", direction="in", node="node1", path="/data/in/e1.fits", bytes=2_000_000,
                        status="done", start=1_700_000_000.0, end=1_700_000_004.0),
         Document().add("transfer", direction="in", node="node1", path="/data/in/e3.fits", bytes=0,
@@ -147,6 +153,29 @@ def test_products_page_shows_provenance(tmp_path, db):
     raw = re.search(r'<tr id="p(\d+)">\s*<td><a class="path" href="file://[^"]*raw/e1\.fits"', page)
     assert raw and f'<a href="#p{raw.group(1)}">e1.fits</a>' in page
     assert "123.5 kB" in page and "sextractor 2.28" in page and "external input" in page
+
+
+def test_data_limits_and_node_distribution(db):
+    from terapix_fw.web import data
+
+    table = data.exposures(db, limit=1)
+    assert table["total"] == 2 and [r["filename"] for r in table["rows"]] == ["e1.fits"]  # newest DATE-OBS
+    assert [f["filter"] for f in table["summary"]] == ["g.MP9401", "r.MP9601"]  # summary over all exposures
+    nodes = {n["name"]: n for n in data.transfers(db)["nodes"]}
+    assert nodes["node1"]["files"] == 1
+
+
+def test_releases_page(tmp_path, db):
+    from terapix_fw.web import build_site
+
+    out = tmp_path / "site"
+    build_site(db, out)
+    page = _page(out, "releases.html")
+    release, unreleased = page.split("Stacks in no release")
+    assert "<h2 id=\"release-T0007-1\">T0007 (1)</h2>" in release and "&lt;b&gt;final&lt;/b&gt; release" in release
+    assert re.search(r"<td>D1-r</td><td>T0007</td><td>r\.MP9601</td><td>D</td>\s*<td>36.5, -4.5</td>"
+                     r"<td class=\"num\">2</td><td class=\"num\">1</td>", release)
+    assert "D1-g" in unreleased and "D1-g" not in release
 
 
 def test_plugin_pages_through_web_pages_hook(tmp_path, db):

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-__all__ = ["overview", "runs", "run_detail", "exposures", "filter_summary", "exposure_details", "products", "transfers", "records",
+__all__ = ["overview", "runs", "run_detail", "exposures", "filter_summary", "exposure_details", "products", "releases", "transfers", "records",
            "decode"]
 
 
@@ -124,15 +124,17 @@ def run_detail(db, run_id: str) -> dict[str, Any]:
 
 
 def exposures(db, limit: int | None = 5000) -> dict[str, Any]:
-    """Exposures with their effective grade and their whole-exposure quality metrics (CCD 0).
+    """The latest ``limit`` exposures (newest first, all if None) with their effective grade and their
+    whole-exposure quality metrics (CCD 0), and a per-filter summary of every exposure.
 
-    Returns ``{"rows": [...], "metrics": [metric names]}``; each row has ``metrics`` {name: value}
-    and ``ncopies`` (stored copies).
+    Returns ``{"rows", "metrics" (names), "summary", "total"}``; each row has ``metrics``
+    {name: value} and ``ncopies`` (stored copies).
     """
     from ..db.query import find_images
 
     S = _schema()
-    rows = find_images(db, limit=limit)
+    every = find_images(db)  # oldest first
+    rows = every[::-1][:limit] if limit else every[::-1]
     ids = [r["id"] for r in rows]
     metrics: dict[int, dict[str, float]] = defaultdict(dict)
     copies: dict[int, int] = {}
@@ -151,7 +153,7 @@ def exposures(db, limit: int | None = 5000) -> dict[str, Any]:
     for r in rows:
         r["metrics"] = metrics.get(r["id"], {})
         r["ncopies"] = copies.get(r["id"], 0)
-    return {"rows": rows, "metrics": sorted(names), "summary": filter_summary(rows)}
+    return {"rows": rows, "metrics": sorted(names), "summary": filter_summary(every), "total": len(every)}
 
 
 def filter_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -205,8 +207,9 @@ def exposure_details(db, ids: list[int]) -> dict[int, dict[str, Any]]:
     return out
 
 
-def products(db, limit: int = 5000) -> list[dict[str, Any]]:
-    """Products, newest first, with the run/step/unit/tool that made them and their direct parents."""
+def products(db, limit: int | None = 5000) -> list[dict[str, Any]]:
+    """The latest ``limit`` products, newest first, with the run/step/unit/tool that made them and their
+    direct parents."""
     S = _schema()
     p, u, st = S.products, S.units, S.steps
     with _engine(db).connect() as conn:
@@ -228,8 +231,9 @@ def products(db, limit: int = 5000) -> list[dict[str, Any]]:
     return rows
 
 
-def transfers(db, limit: int = 5000) -> dict[str, Any]:
-    """Transfers, newest first, and totals per node and direction (DataTransfer's history page)."""
+def transfers(db, limit: int | None = 5000) -> dict[str, Any]:
+    """The latest ``limit`` transfers, totals per node and direction, the nodes (free disk) and the
+    stored exposure files per node: DataTransfer's history and distribution pages."""
     S = _schema()
     t = S.transfers
     with _engine(db).connect() as conn:
@@ -240,10 +244,36 @@ def transfers(db, limit: int = 5000) -> dict[str, Any]:
         failed = dict(conn.execute(select(t.c.node, func.count()).where(t.c.status == "failed")
                                    .group_by(t.c.node)).all())
         nodes = _rows(conn, select(S.nodes).order_by(S.nodes.c.name))
+        st = S.storage
+        stored = {r.node: (r.n, int(r.size or 0)) for r in conn.execute(
+            select(st.c.node, func.count().label("n"), func.sum(st.c.size).label("size")).group_by(st.c.node))}
+    for node in nodes:
+        node["files"], node["stored_bytes"] = stored.get(node["name"], (0, 0))
     for row in totals:
         row["failed"] = failed.get(row["node"], 0)
         row["bytes"] = int(row["bytes"] or 0)
     return {"rows": rows, "totals": totals, "nodes": nodes}
+
+
+def releases(db) -> dict[str, Any]:
+    """Releases (newest first) with their stacks, and the stacks in no release; each stack with the
+    number of exposures stacked and used for astrometry."""
+    S = _schema()
+    with _engine(db).connect() as conn:
+        rels = _rows(conn, select(S.releases).order_by(S.releases.c.release_date.desc(), S.releases.c.id.desc()))
+        stacks = _rows(conn, select(S.stacks).order_by(S.stacks.c.name, S.stacks.c.version))
+        counts: dict[tuple[int, str], int] = {
+            (r.stack_id, r.list): r.n for r in conn.execute(
+                select(S.stack_images.c.stack_id, S.stack_images.c.list, func.count().label("n"))
+                .group_by(S.stack_images.c.stack_id, S.stack_images.c.list))}
+    by_release: dict[int | None, list[dict]] = defaultdict(list)
+    for st in stacks:
+        st["nimages"] = counts.get((st["id"], "stack"), 0)
+        st["nastrometry"] = counts.get((st["id"], "astrometry"), 0)
+        by_release[st["release_id"]].append(st)
+    for rel in rels:
+        rel["stacks"] = by_release.get(rel["id"], [])
+    return {"releases": rels, "unreleased": by_release.get(None, [])}
 
 
 def records(db, kind: str, limit: int = 5000) -> list[dict[str, Any]]:

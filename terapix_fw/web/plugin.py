@@ -1,6 +1,7 @@
 """Hook implementations of the web reports: ``terapix web build`` and the core's own pages.
 
-The core pages (front page, runs, one page per run, exposures, products) are registered through the
+The core pages (front page, runs, one page per run, exposures, one page per exposure, products,
+releases) are registered through the
 same ``web_pages`` hook as any plugin's pages.
 """
 from __future__ import annotations
@@ -40,7 +41,12 @@ def _exposure_pages(db):
 
 def _products(db):
     from . import data
-    return {"products": data.products(db)}
+    return {"products": data.products(db), "total": data.overview(db)["products"]}
+
+
+def _releases(db):
+    from . import data
+    return data.releases(db)
 
 
 @hookimpl
@@ -51,6 +57,7 @@ def web_pages(register):
     register("exposures", "exposures.html", _exposures, title="Exposures", order=20)
     register("exposure", "exposure.html", _exposure_pages, each=True, order=21)
     register("products", "products.html", _products, title="Products", order=30)
+    register("releases", "releases.html", _releases, title="Releases", order=35)
 
 
 def _cmd_build(args) -> int:
