@@ -440,10 +440,19 @@ def _ext_header(exp: _Exposure, ccd: CCD, primary):
 
 
 def _write_mef(path: Path, primary, hdus_iter, compress: bool, dither_seed: int) -> None:
+    """Write a MEF one extension at a time (memory stays bounded for 36 full-size CCDs).
+
+    Each extension is serialised by astropy on its own (behind an empty 2880-byte primary that is then
+    dropped) and appended to the file: astropy's append mode re-verifies the whole file at every flush,
+    which is quadratic in the number of extensions.
+    """
+    import io
+
     from astropy.io import fits
+    empty = fits.PrimaryHDU()
     with atomic_path(path) as tmp:
-        fits.PrimaryHDU(header=primary).writeto(tmp)
-        with fits.open(tmp, mode="append") as hdul:
+        with open(tmp, "wb") as out:
+            fits.PrimaryHDU(header=primary).writeto(out)
             for data, header in hdus_iter:
                 if compress and data.dtype.kind == "f":
                     hdu = fits.CompImageHDU(data, header, compression_type="RICE_1",
@@ -452,8 +461,9 @@ def _write_mef(path: Path, primary, hdus_iter, compress: bool, dither_seed: int)
                     hdu = fits.CompImageHDU(data, header, compression_type="RICE_1")
                 else:
                     hdu = fits.ImageHDU(data, header)
-                hdul.append(hdu)
-                hdul.flush()
+                buf = io.BytesIO()
+                fits.HDUList([empty, hdu]).writeto(buf)
+                out.write(buf.getbuffer()[2880:])
 
 
 def _ordered_parallel(func, items, nthreads):
