@@ -179,7 +179,10 @@ def process_ccd(n, nccd, hdu, header, data, res, cfg: QFConfig, zp, name="") -> 
     out.table, out.imhead = table, er.header
     m["ndet"] = len(table)
     flags = np.asarray(table["FLAGS"]).astype(int) if len(table) else np.zeros(0, int)
-    m["nsat_obj"] = int(((flags & 4) != 0).sum())
+    satobj = (flags & 4) != 0
+    if len(table) and "IMAFLAGS_ISO" in table.colnames:
+        satobj |= (np.asarray(table["IMAFLAGS_ISO"]).astype(int) & cfg.watch.satur_outflags) != 0
+    m["nsat_obj"] = int(satobj.sum())
     sel = cfg.selection
     ok, mode = select_stars(table, sel) if len(table) else (np.zeros(0, bool), 0.0)
     gain = float(header.get(cfg.watch.gain_key, 0.0) or 0.0) if cfg.watch.gain <= 0 else cfg.watch.gain
@@ -212,7 +215,7 @@ def process_ccd(n, nccd, hdu, header, data, res, cfg: QFConfig, zp, name="") -> 
         rh_star = float("nan")
     out.model = model
     if len(table) and np.isfinite(rh_star):
-        star, gal = M.classify(table, rh_star)
+        star, gal = M.classify(table, rh_star, saturated=satobj)
     else:
         star = gal = np.zeros(len(table), bool)
     out.star, out.gal = star, gal
@@ -220,7 +223,7 @@ def process_ccd(n, nccd, hdu, header, data, res, cfg: QFConfig, zp, name="") -> 
     m["rh_star"] = rh_star
     # double images: bright unsaturated sources and their fainter neighbours at a common offset
     snr = np.asarray(table["SNR_WIN"], float) if len(table) else np.zeros(0)
-    bright = (snr > 30) & ((flags & 4) == 0)
+    bright = (snr > 30) & ~satobj
     offs, bidx = M.companion_offsets(np.asarray(table["X_IMAGE"])[bright] if len(table) else [],
                                      np.asarray(table["Y_IMAGE"])[bright] if len(table) else [],
                                      np.asarray(table["FLUX_AUTO"])[bright] if len(table) else [])

@@ -34,11 +34,12 @@ __all__ = ["classify", "number_counts", "companion_offsets", "multiple_image_fra
            "maglim", "exposure_metrics"]
 
 
-def classify(table, rh_star: float, mag_col: str = "MAG_AUTO", width: float = 0.15, snr_min: float = 10.0):
+def classify(table, rh_star: float, saturated=None, width: float = 0.15, snr_min: float = 10.0):
     """Stars and galaxies on the half-light-radius vs magnitude diagram.
 
     Stars lie on the locus FLUX_RADIUS = rh_star (within ``width`` relative, at least 0.25 px) or are
-    saturated (FLAGS & 4); galaxies are resolved (above the locus), unsaturated and have SNR_WIN >
+    saturated (FLAGS & 4, or ``saturated``: e.g. IMAFLAGS_ISO with the flag map's saturation bit, since
+    zero-weight saturated pixels never reach the extraction); galaxies are resolved (above the locus), unsaturated and have SNR_WIN >
     ``snr_min`` so that the faint end, where the locus and galaxies merge, is not counted as either.
     """
     rh = np.asarray(table["FLUX_RADIUS"], float).reshape(len(table), -1)[:, 0]
@@ -46,6 +47,8 @@ def classify(table, rh_star: float, mag_col: str = "MAG_AUTO", width: float = 0.
     snr = np.asarray(table["SNR_WIN"], float) if "SNR_WIN" in table.colnames else np.full(len(table), np.inf)
     band = max(width * rh_star, 0.25)
     sat = (flags & 4) != 0
+    if saturated is not None:
+        sat |= np.asarray(saturated, bool)
     ok = (snr > snr_min) & ((flags & 0xF0) == 0) & (rh > 0)
     star = (ok & (np.abs(rh - rh_star) < band)) | sat
     gal = ok & ~sat & (rh > rh_star + band)

@@ -170,14 +170,26 @@ def _bleed(img, seed, limit):
     return out
 
 
+@njit(cache=True)
+def _dilate8(mask):
+    """3x3 binary dilation visiting only the set pixels (saturation masks are sparse)."""
+    ny, nx = mask.shape
+    out = mask.copy()
+    for y in range(ny):
+        for x in range(nx):
+            if mask[y, x]:
+                for j in range(max(0, y - 1), min(ny, y + 2)):
+                    for i in range(max(0, x - 1), min(nx, x + 2)):
+                        out[j, i] = True
+    return out
+
+
 def saturated(data, back, satur_level: float, bleed_fraction: float = 0.3):
     """Saturated pixels, their bleed trails and a one-pixel border.
 
     A bleed trail continues along the column (the CCD readout direction) while the pixel stays above
     ``back + bleed_fraction * (satur_level - back)``.
     """
-    from scipy.ndimage import binary_dilation
-
     img = np.asarray(data, dtype=np.float32)
     seed = img >= satur_level
     if not seed.any():
@@ -185,7 +197,7 @@ def saturated(data, back, satur_level: float, bleed_fraction: float = 0.3):
     limit = (np.asarray(back, np.float32) + bleed_fraction * (satur_level - np.asarray(back, np.float32)))
     limit = np.ascontiguousarray(np.broadcast_to(limit, img.shape), dtype=np.float32)
     mask = _bleed(np.ascontiguousarray(img), seed, limit)
-    return binary_dilation(mask, structure=np.ones((3, 3), bool))
+    return _dilate8(mask)
 
 
 def bad_columns(data, back, rms: float, nsigma: float = 5.0, segment: int = 256):
@@ -264,7 +276,8 @@ def satellite_trails(data, back, rms: float, exclude=None, binning: int = 8, nsi
     zmed = np.median(good)
     zsig = 1.4826 * np.median(np.abs(good - zmed))
     trails = []
-    yy, xx = np.mgrid[0:ny, 0:nx]
+    xs = np.arange(nx, dtype=np.float32)
+    ys = np.arange(ny, dtype=np.float32)
     for _ in range(max_trails):
         t, r = np.unravel_index(np.argmax(z), z.shape)
         score = (z[t, r] - zmed) / max(zsig, 1e-6)
@@ -274,7 +287,7 @@ def satellite_trails(data, back, rms: float, exclude=None, binning: int = 8, nsi
         rho_b = -diag + r
         # back to full resolution: a binned pixel centre (i + 0.5) * b - 0.5
         rho = rho_b * binning + (binning - 1) / 2.0 * (np.cos(theta) + np.sin(theta))
-        dist = xx * np.cos(theta) + yy * np.sin(theta) - rho
+        dist = xs[None, :] * np.float32(np.cos(theta)) + (ys[:, None] * np.float32(np.sin(theta)) - np.float32(rho))
         width = _trail_width(img, dist, rms)
         mask |= np.abs(dist) <= width
         trails.append({"rho": float(rho), "theta": float(theta), "width": float(width), "score": float(score)})
