@@ -14,7 +14,8 @@ import pytest
 class ArchiveServer:
     def __init__(self, root: Path):
         self.root = root
-        self.index: dict[str, str] = {}  # URL path of a directory -> HTML of its index page
+        # URL path of a directory -> HTML of its index page, or a callable(nth request) returning it
+        self.index: dict[str, object] = {}
         self.digests: dict[str, str] = {}  # file name -> value of a Repr-Digest header
         self.truncate_once: set[str] = set()  # names whose first GET stops half-way
         self.range_requests: list[tuple[str, str]] = []
@@ -44,7 +45,8 @@ class ArchiveServer:
                     server.gets[path] += 1
                     first = server.gets[path] == 1
                 if path in server.index:
-                    body = server.index[path].encode()
+                    page = server.index[path]
+                    body = (page(server.gets[path]) if callable(page) else page).encode()
                     self.send_response(200)
                     self.send_header("Content-Type", "text/html; charset=utf-8")
                     self.send_header("Content-Length", str(len(body)))

@@ -338,3 +338,20 @@ def test_recursive_ftp_scan_and_duplicate_names(tmp_path, ftp_archive):
     assert set(_transfers(result)) == {"x.fits.fz", "y.fits.fz"}
     assert (tmp_path / "work" / "dl" / "x.fits.fz").read_bytes() == b"1" * 1000
     assert "a file named 'x.fits.fz' is also in" in (tmp_path / "logs" / "snoop.log").read_text()
+
+
+def test_watch_command_polls_the_archive(tmp_path, archive, monkeypatch):
+    """``terapix snooppix --every 0 --count 3``: three recorded passes; a file that appears between
+    passes is fetched by the next one, and nothing is fetched twice."""
+    from terapix_fw.cli import main
+
+    archive.put("a.fits.fz", b"a" * 300)
+    archive.put("b.fits.fz", b"b" * 300)
+    archive.index["/data/"] = lambda nth: _index("a.fits.fz", *(["b.fits.fz"] if nth >= 2 else []))
+    monkeypatch.setenv("TERAPIX_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["snooppix", "--every", "0", "--count", "3", archive.url + "/data/", "-DOWNLOAD_DIR", "in"]) == 0
+    assert archive.gets["/data/"] == 3
+    assert archive.gets["/data/a.fits.fz"] == 1 and archive.gets["/data/b.fits.fz"] == 1
+    assert (tmp_path / "in" / "b.fits.fz").read_bytes() == b"b" * 300
+    assert len(list((tmp_path / "home" / "logs").glob("snooppix-*.log"))) >= 1
