@@ -48,14 +48,15 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any, Callable
 
-from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy import and_, bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from . import schema as S
 from .types import to_datetime
 
 __all__ = ["Field", "OpSpec", "OPS", "RECORD_KINDS", "Document", "RecordError", "normalize",
-           "apply_document", "path_hash", "new_document_id"]
+           "apply_document", "path_hash", "new_document_id", "forget_ids"]
 
 SCALAR_TYPES = ("str", "int", "float", "bool", "time")
 
@@ -222,31 +223,104 @@ def _json(value) -> str | None:
     return None if value is None else json.dumps(value, sort_keys=True)
 
 
-def _upsert(conn: Connection, table, key: dict, values: dict, pk: str = "id"):
-    cond = and_(*[table.c[k] == v for k, v in key.items()])
-    found = conn.execute(select(table.c[pk]).where(cond)).first()
+_statements: dict[tuple, Any] = {}
+
+
+def _select_by(table, keys: tuple[str, ...], pk: str):
+    """SELECT pk FROM table WHERE key1 = :k_key1 AND ...; built once per shape (building SQLAlchemy
+    constructs costs more than executing them on a local database)."""
+    cache_key = ("select", table.name, keys, pk)
+    stmt = _statements.get(cache_key)
+    if stmt is None:
+        stmt = select(table.c[pk]).where(and_(*[table.c[k] == bindparam(f"k_{k}") for k in keys]))
+        _statements[cache_key] = stmt
+    return stmt
+
+
+def _update_by(table, names: tuple[str, ...], pk: str):
+    cache_key = ("update", table.name, names, pk)
+    stmt = _statements.get(cache_key)
+    if stmt is None:
+        stmt = (update(table).where(table.c[pk] == bindparam("k_pk"))
+                .values({n: bindparam(f"v_{n}") for n in names}))
+        _statements[cache_key] = stmt
+    return stmt
+
+
+def _ids(conn: Connection) -> dict:
+    """Primary keys of rows this connection knows to exist (runs, steps, units), so that every instruction
+    does not look its parents up again.  Cleared whenever a transaction or savepoint is rolled back
+    (see terapix_fw.db.store); rows are never deleted, so committed ids stay valid."""
+    return conn.info.setdefault("rdbix_ids", {})
+
+
+def forget_ids(conn: Connection) -> None:
+    conn.info.pop("rdbix_ids", None)
+
+
+def _upsert(conn: Connection, table, key: dict, values: dict, pk: str = "id", new_likely: bool = False):
+    """Insert the row with ``key`` and ``values``, or update ``values`` of the existing one; its pk.
+
+    ``new_likely``: try the INSERT first and fall back on a unique-key conflict (one round trip instead
+    of two for the usual case; a failed statement does not abort the transaction on SQLite or InnoDB)."""
+    if new_likely:
+        try:
+            result = conn.execute(insert(table), {**key, **values})
+            return key[pk] if pk in key else result.inserted_primary_key[0]
+        except IntegrityError as exc:
+            found = conn.execute(_select_by(table, tuple(key), pk), {f"k_{k}": v for k, v in key.items()}).first()
+            if found is None:
+                raise exc  # not a duplicate: a real constraint violation
+            if values:
+                conn.execute(_update_by(table, tuple(values), pk),
+                             {"k_pk": found[0], **{f"v_{n}": v for n, v in values.items()}})
+            return found[0]
+    keys = tuple(key)
+    found = conn.execute(_select_by(table, keys, pk), {f"k_{k}": v for k, v in key.items()}).first()
     if found is not None:
         if values:
-            conn.execute(update(table).where(table.c[pk] == found[0]).values(**values))
+            names = tuple(values)
+            conn.execute(_update_by(table, names, pk), {"k_pk": found[0], **{f"v_{n}": v for n, v in values.items()}})
         return found[0]
-    result = conn.execute(insert(table).values(**key, **values))
+    result = conn.execute(insert(table), {**key, **values})
     return key[pk] if pk in key else result.inserted_primary_key[0]
 
 
 def _ensure_run(conn: Connection, run_id: str) -> None:
-    if conn.execute(select(S.runs.c.run_id).where(S.runs.c.run_id == run_id)).first() is None:
+    ids = _ids(conn)
+    if ("run", run_id) in ids:
+        return
+    if conn.execute(_select_by(S.runs, ("run_id",), "run_id"), {"k_run_id": run_id}).first() is None:
         # a step reported before (or without) its run: keep it, the run row is completed later
-        conn.execute(insert(S.runs).values(run_id=run_id, status="unknown"))
+        conn.execute(insert(S.runs), {"run_id": run_id, "status": "unknown"})
+    ids[("run", run_id)] = run_id
+
+
+def _step_pk(conn: Connection, run_id: str, step: str, values: dict | None = None) -> int:
+    ids = _ids(conn)
+    pk = ids.get(("step", run_id, step))
+    if pk is None or values:
+        _ensure_run(conn, run_id)
+        pk = _upsert(conn, S.steps, {"run_id": run_id, "step": step}, values or {}, new_likely=bool(values))
+        ids[("step", run_id, step)] = pk
+    return pk
 
 
 def _ensure_step(conn: Connection, run_id: str, step: str) -> int:
-    _ensure_run(conn, run_id)
-    return _upsert(conn, S.steps, {"run_id": run_id, "step": step}, {})
+    return _step_pk(conn, run_id, step)
+
+
+def _unit_pk(conn: Connection, step_pk: int, unit: str, values: dict | None = None) -> int:
+    ids = _ids(conn)
+    pk = ids.get(("unit", step_pk, unit))
+    if pk is None or values:
+        pk = _upsert(conn, S.units, {"step_pk": step_pk, "unit": unit}, values or {}, new_likely=bool(values))
+        ids[("unit", step_pk, unit)] = pk
+    return pk
 
 
 def _ensure_unit(conn: Connection, run_id: str, step: str, unit: str) -> int:
-    step_pk = _ensure_step(conn, run_id, step)
-    return _upsert(conn, S.units, {"step_pk": step_pk, "unit": unit}, {})
+    return _unit_pk(conn, _ensure_step(conn, run_id, step), unit)
 
 
 def _exposure_id(conn: Connection, filename: str, create: bool) -> int | None:
@@ -300,7 +374,7 @@ def _step_start(conn, d):
         if name in d:
             values[name] = _json(d[name])
     values["status"] = "running"
-    _upsert(conn, S.steps, {"run_id": d["run_id"], "step": d["step"]}, values)
+    _step_pk(conn, d["run_id"], d["step"], values)
 
 
 def _step_end(conn, d):
@@ -319,12 +393,16 @@ def _unit(conn, d):
     for name in ("inputs", "config"):
         if name in d:
             values[name] = _json(d[name])
-    _upsert(conn, S.units, {"step_pk": step_pk, "unit": d["unit"]}, values)
+    _unit_pk(conn, step_pk, d["unit"], values)
+
+
+_LATEST_PRODUCT = (select(S.products.c.id).where(S.products.c.path_hash == bindparam("h"))
+                   .order_by(S.products.c.id.desc()).limit(1))
 
 
 def _product_id(conn, path: str, checksum: str, values: dict) -> int:
     return _upsert(conn, S.products, {"path_hash": path_hash(path), "checksum": checksum},
-                   {"path": path, **values})
+                   {"path": path, **values}, new_likely=True)
 
 
 def _product(conn, d):
@@ -336,13 +414,13 @@ def _product(conn, d):
     pid = _product_id(conn, d["path"], d.get("checksum") or "", values)
     for parent_path in d.get("inputs", []):
         # the parent is the latest version of that file known to RDBix, else an external input
-        found = conn.execute(select(S.products.c.id).where(S.products.c.path_hash == path_hash(parent_path))
-                             .order_by(S.products.c.id.desc()).limit(1)).first()
+        found = conn.execute(_LATEST_PRODUCT, {"h": path_hash(parent_path)}).first()
         parent = found[0] if found else _product_id(conn, parent_path, "", {"kind": "input",
                                                                            "created": _now()})
         if parent == pid:
             continue
-        _upsert(conn, S.provenance, {"product_id": pid, "parent_id": parent}, {"unit_pk": unit_pk})
+        _upsert(conn, S.provenance, {"product_id": pid, "parent_id": parent}, {"unit_pk": unit_pk},
+                new_likely=True)
 
 
 EXPOSURE_COLUMNS = ("object", "filter", "qrunid", "runid", "ra", "dec", "exptime", "airmass", "seeing",
@@ -528,16 +606,25 @@ OPS: dict[str, OpSpec] = {spec.name: spec for spec in [
 RECORD_KINDS = ("exposure", "quality", "grade", "catalog", "stack", "release", "transfer", "node")
 
 
-def apply_document(conn: Connection, doc: Document) -> bool:
-    """Apply ``doc`` inside the caller's transaction; False if it was applied before (nothing done)."""
-    found = conn.execute(select(S.documents.c.doc_id).where(S.documents.c.doc_id == doc.id)).first()
-    if found is not None:
-        return False
-    conn.execute(insert(S.documents).values(doc_id=doc.id, node=doc.node, created=doc.created,
-                                            applied=_now(), n_instructions=len(doc.instructions)))
+def document_row(doc: Document) -> dict:
+    return {"doc_id": doc.id, "node": doc.node, "created": doc.created, "applied": _now(),
+            "n_instructions": len(doc.instructions)}
+
+
+def apply_instructions(conn: Connection, doc: Document) -> None:
+    """Apply the instructions of ``doc`` (no idempotency check: see apply_document)."""
     for op, data in doc.instructions:
         spec = OPS.get(op)
         if spec is None:
             raise RecordError(f"unknown instruction {op!r}")
         spec.apply(conn, data)
+
+
+def apply_document(conn: Connection, doc: Document) -> bool:
+    """Apply ``doc`` inside the caller's transaction; False if it was applied before (nothing done)."""
+    found = conn.execute(_select_by(S.documents, ("doc_id",), "doc_id"), {"k_doc_id": doc.id}).first()
+    if found is not None:
+        return False
+    conn.execute(insert(S.documents), document_row(doc))
+    apply_instructions(conn, doc)
     return True

@@ -36,8 +36,12 @@ def run_started(run):
 
 @hookimpl
 def run_finished(run, summary):
-    from .recorder import run_finished_doc
+    from .recorder import recorder_for, run_finished_doc
     _send(run, lambda: run_finished_doc(run, summary), "the end")
+    try:
+        recorder_for(run).finish()
+    except Exception as exc:  # noqa: BLE001
+        log.error("RDBix: cannot finish recording run %s: %s", run.run_id, exc)
 
 
 @hookimpl

@@ -43,10 +43,19 @@ class Recorder:
     def send(self, doc: Document) -> None:
         doc.node = doc.node or self.node
         if self._client is not None:
-            self._client.submit(doc)
+            self._client.submit(doc, wait=False)  # durable on local disk now, sent in the background
         else:
             from .store import write_document
             write_document(self._engine, doc)
+
+    def finish(self, timeout: float = 60.0) -> None:
+        """End of a run: with dbClient, send what is spooled (bounded wait; the rest is replayed later)."""
+        if self._client is not None:
+            result = self._client.drain(timeout)
+            if result.remaining:
+                log.warning("RDBix: %d document(s) left in the dbClient spool %s (%s); "
+                            "`terapix dbclient flush` replays them", result.remaining, self._client.spool_dir,
+                            result.error or "server busy")
 
 
 def _redact(url: str) -> str:

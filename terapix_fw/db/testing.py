@@ -236,16 +236,21 @@ def snapshot(db_url: str) -> dict[str, list[tuple]]:
 
 
 def client_main(argv: list[str]) -> int:
-    """``python -m terapix_fw.db.testing URL SPOOL PREFIX N [REPEAT]``: submit N documents one by one
-    (the concurrency test's client process), then re-submit the first REPEAT of them (replays)."""
+    """``python -m terapix_fw.db.testing URL SPOOL PREFIX N [REPEAT [sync|async]]``: submit N documents
+    one by one (the concurrency test's client process), then re-submit the first REPEAT of them
+    (replays); ``async`` (default) sends in the background like the recorder, ``sync`` waits for each."""
     from ..dbclient.client import Client
     url, spool, prefix, n = argv[0], argv[1], argv[2], int(argv[3])
     repeat = int(argv[4]) if len(argv) > 4 else 0
+    wait = len(argv) > 5 and argv[5] == "sync"
     client = Client(url, spool_dir=spool)
     docs = make_documents(prefix, n, run_id="run-concurrency")
-    for doc in docs + docs[:repeat]:
-        client.submit(doc)
-    result = client.flush()
+    for doc in docs:
+        client.submit(doc, wait=wait)
+    client.drain()
+    for doc in docs[:repeat]:
+        client.submit(doc, wait=wait)
+    result = client.drain()
     print(result.describe())
     return 0 if result.remaining == 0 and result.rejected == 0 else 1
 

@@ -10,6 +10,7 @@ at once and the document waits for the next flush: the pipeline keeps working.
 """
 from __future__ import annotations
 
+import atexit
 import fcntl
 import http.client
 import itertools
@@ -88,6 +89,9 @@ class Client:
         self.batch_size = batch_size
         self.retry_interval = retry_interval
         self._down_until = 0.0
+        self._sender: threading.Thread | None = None
+        self._event = threading.Event()
+        self.last_result: FlushResult | None = None
         self._conn: http.client.HTTPConnection | None = None
         self._lock = threading.Lock()
         for sub in ("", ".tmp", "rejected"):
@@ -114,15 +118,57 @@ class Client:
     def rejected(self) -> list[Path]:
         return sorted((self.spool_dir / "rejected").glob("*.xml"))
 
-    def submit(self, doc: Document) -> FlushResult:
-        """Spool ``doc``, then try to send everything spooled (never raises for an unreachable server).
+    def submit(self, doc: Document, wait: bool = True) -> FlushResult | None:
+        """Spool ``doc``, then send everything spooled (never raises for an unreachable server).
 
+        With ``wait=False`` the document is sent by a background thread, in batches with the documents
+        spooled after it, and ``submit`` returns as soon as it is safely on disk (what the recorder
+        does: a step never waits for the network; :meth:`drain` waits at the end of a run).
         After the server was found unreachable, submissions only spool for ``retry_interval`` seconds
         so that a down server costs the pipeline nothing."""
         self.spool(doc)
+        if not wait:
+            self._wake()
+            return None
         if time.monotonic() < self._down_until:
             return FlushResult(remaining=-1, error="server unreachable a moment ago; spooled")
         return self.flush()
+
+    # -- background sending ------------------------------------------------------------------------
+    def _wake(self) -> None:
+        if self._sender is None or not self._sender.is_alive():
+            self._sender = threading.Thread(target=self._send_loop, name="dbclient-sender", daemon=True)
+            self._sender.start()
+            atexit.register(self.drain, 10.0)
+        self._event.set()
+
+    def _send_loop(self) -> None:
+        while True:
+            self._event.wait()
+            self._event.clear()
+            wait = max(0.0, self._down_until - time.monotonic())
+            if wait:
+                time.sleep(wait)
+            try:
+                result = self.flush()
+            except Exception as exc:  # noqa: BLE001 - keep the sender alive; documents stay spooled
+                log.error("dbClient sender: %s", exc)
+                result = FlushResult(error=str(exc))
+            self.last_result = result
+            if result.error:
+                self._down_until = time.monotonic() + self.retry_interval
+                self._event.set()  # retry later
+
+    def drain(self, timeout: float = 60.0) -> FlushResult:
+        """Send everything spooled now (waiting for a background send in progress); at most ``timeout`` s
+        when the server keeps failing.  Returns what remains."""
+        deadline = time.monotonic() + timeout
+        while True:
+            result = self.flush()
+            if result.remaining == 0 or time.monotonic() >= deadline:
+                return result
+            if result.error:
+                time.sleep(min(self.retry_interval, max(0.0, deadline - time.monotonic())))
 
     # -- sending -----------------------------------------------------------------------------------
     def _post(self, body: bytes) -> tuple[int, dict]:

@@ -87,6 +87,8 @@ class Writer(threading.Thread):
                 results = [BatchResult(d.id, "error", f"database error: {type(exc).__name__}") for d in docs]
                 try:
                     if self._conn is not None:
+                        from ..db.ops import forget_ids
+                        forget_ids(self._conn)
                         self._conn.close()
                 except Exception:  # noqa: BLE001
                     pass

@@ -1,0 +1,137 @@
+"""Throughput of RDBix through the dbClient server: documents/s into SQLite and MariaDB with 1, 4 and 8
+client processes, each document recording one processing step (step_start with its configuration).
+
+Reference measured in the same run: the same documents written directly (embedded mode, one
+transaction per document) by one process, so the figures show what the server's batching buys.
+The target of the issue is >= 1000 step records/s into MariaDB with 8 clients on a 2-core machine.
+
+    python benchmarks/bench_rdbix.py [--docs 500] [--clients 1,4,8] [--backends sqlite,mariadb]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SECRET = "bench-secret"
+
+
+def make_step_documents(prefix: str, n: int):
+    from terapix_fw.db.ops import Document
+    docs = []
+    for i in range(n):
+        docs.append(Document(id=f"{prefix}-{i:07d}", node=prefix).add(
+            "step_start", run_id="bench-run", step=f"{prefix}-sex-{i:07d}", tool="sextractor",
+            tool_version="2.28.0", start=time.time(),
+            config={"DETECT_THRESH": "1.5", "ANALYSIS_THRESH": "1.5", "CATALOG_NAME": f"{prefix}-{i}.cat",
+                    "PHOT_APERTURES": "5,10,20", "SEEING_FWHM": "0.8"}))
+    return docs
+
+
+def client_process(url: str, spool: str, prefix: str, n: int) -> None:
+    """One node: build n documents, then submit them one by one as the recorder does (each spooled
+    durably, sent by the background sender in batches), and wait until all are acknowledged."""
+    from terapix_fw.dbclient.client import Client
+    client = Client(url, spool_dir=spool, secret=SECRET)
+    docs = make_step_documents(prefix, n)
+    print("ready", flush=True)
+    sys.stdin.readline()  # start together
+    for doc in docs:
+        client.submit(doc, wait=False)
+    result = client.drain()
+    assert result.remaining == 0, result.describe()
+    print("done", flush=True)
+
+
+def run_clients(url: str, n_clients: int, n_docs: int, workdir: Path) -> float:
+    procs = [subprocess.Popen([sys.executable, __file__, "--client", url, str(workdir / f"spool-{n_clients}-{k}"),
+                               f"c{n_clients}x{k}", str(n_docs)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True) for k in range(n_clients)]
+    for p in procs:
+        assert p.stdout.readline().strip() == "ready"
+    start = time.perf_counter()
+    for p in procs:
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    for p in procs:
+        assert p.stdout.readline().strip() == "done"
+        p.wait()
+    return time.perf_counter() - start
+
+
+def count_steps(url: str) -> int:
+    from sqlalchemy import func, select
+    from terapix_fw.db import schema as S
+    from terapix_fw.db.engine import connect
+    with connect(url).connect() as conn:
+        return conn.execute(select(func.count()).select_from(S.steps)).scalar()
+
+
+def direct_rate(url: str, n_docs: int) -> float:
+    from terapix_fw.db.engine import connect
+    from terapix_fw.db.store import write_document
+    engine = connect(url)
+    docs = make_step_documents("direct", n_docs)
+    start = time.perf_counter()
+    for doc in docs:
+        write_document(engine, doc)
+    return n_docs / (time.perf_counter() - start)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--docs", type=int, default=500, help="documents per client")
+    parser.add_argument("--clients", default="1,4,8")
+    parser.add_argument("--backends", default="sqlite,mariadb")
+    args = parser.parse_args()
+    os.environ["TERAPIX_DBCLIENT_SECRET"] = SECRET
+    from terapix_fw.db.testing import ServerProcess, create_mysql_database, drop_mysql_database, start_mariadb
+    clients = [int(c) for c in args.clients.split(",")]
+    print(f"bench_rdbix: {args.docs} step documents per client, clients {clients}, {os.cpu_count()} cores")
+    print(f"{'backend':<8} {'mode':<22} {'docs':>7} {'seconds':>8} {'docs/s':>9} {'vs direct':>9}")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for backend in args.backends.split(","):
+            if backend == "mariadb":
+                reason = start_mariadb()
+                if reason:
+                    print(f"mariadb: skipped ({reason})")
+                    continue
+                url = create_mysql_database(prefix="terapix_bench")
+            else:
+                url = f"sqlite:///{tmp / 'bench.sqlite'}"
+            try:
+                ref = direct_rate(url, min(args.docs, 500))
+                print(f"{backend:<8} {'direct, 1 process':<22} {min(args.docs, 500):>7} {'':>8} {ref:>9.0f} {1.0:>9.2f}")
+                server = ServerProcess(url, SECRET, tmp / f"server-{backend}")
+                try:
+                    for n in clients:
+                        before = count_steps(url)
+                        seconds = run_clients(server.url, n, args.docs, tmp)
+                        added = count_steps(url) - before
+                        assert added == n * args.docs, f"expected {n * args.docs} new steps, found {added}"
+                        rate = added / seconds
+                        print(f"{backend:<8} {f'server, {n} client(s)':<22} {added:>7} {seconds:>8.2f} {rate:>9.0f} "
+                              f"{rate / ref:>9.2f}")
+                        if backend == "mariadb" and n == 8:
+                            verdict = "met" if rate >= 1000 else "NOT met"
+                            print(f"target >= 1000 step records/s into MariaDB with 8 clients: {verdict} ({rate:.0f})")
+                finally:
+                    server.stop()
+            finally:
+                from terapix_fw.db.engine import dispose_all
+                dispose_all()
+                if backend == "mariadb":
+                    drop_mysql_database(url)
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--client":
+        client_process(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
+        sys.exit(0)
+    sys.exit(main())
