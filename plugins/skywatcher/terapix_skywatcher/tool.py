@@ -39,7 +39,7 @@ class SkyWatcherTool(Tool):
     consumes = ("exposure", "catalog")
     produces = ("coverage_map", "coverage_plot", "footprint_plot")
     parameters = [
-        Parameter("NSIDE", "int", 1024, "HEALPix resolution (power of 2; 1024 = 3.4 arcmin pixels)",
+        Parameter("NSIDE", "int", 4096, "HEALPix resolution (power of 2; 4096 = 0.86 arcmin pixels)",
                   minimum=1, maximum=1 << 29),
         Parameter("HEALPIX_ORDERING", "keyword", "RING", "pixel ordering of the maps",
                   choices=("RING", "NESTED")),
