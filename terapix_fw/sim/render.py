@@ -85,7 +85,7 @@ def render_moffat_stars(image, x, y, flux, alpha, beta, q, theta, radius):
         _moffat_stamp(x[k], y[k], flux[k], alpha[k], beta, q[k], theta[k], radius[k], nsr, nx, ny, image)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath=True)
 def render_mixtures(image, x, y, flux, cxx, cxy, cyy, amp, radius):
     """Add Gaussian-mixture sources.
 
