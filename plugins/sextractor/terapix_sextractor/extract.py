@@ -252,8 +252,21 @@ def extract_results(image_path, config=None, params=None, detection_path=None, w
     import multiprocessing as mp
 
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
+    if ctx is not None:
+        _warm_up()  # load the numba functions once; forked workers inherit them
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
         return list(pool.map(_run_job, jobs, [cfg] * len(jobs), [plist] * len(jobs)))
+
+
+def _warm_up():
+    from .measure import petrosian_factor, winpos
+
+    img = np.zeros((8, 8), np.float32)
+    bad = np.zeros((8, 8), bool)
+    seg = np.zeros((8, 8), np.int32)
+    winpos(img, np.array([4.0]), np.array([4.0]), np.array([1.0]), 1.0, bad, seg=seg)
+    petrosian_factor(img, bad, seg, np.array([4.0]), np.array([4.0]), np.array([1.0]), np.array([1.0]),
+                     np.array([0.0]))
 
 
 def _read_plane(path, hdu_index, nimage_hdus, what, ref_shape):
@@ -511,19 +524,27 @@ def extract_image(spec: ImageSpec, cfg, plist: list[CatalogParam], wtype_m: str 
     if cfg["FILTER"]:
         from .filters import read_filter
         kernel = read_filter(cfg["FILTER_NAME"])
-    sep.set_extract_pixstack(int(max(cfg["MEMORY_PIXSTACK"], min(nx * ny, 20_000_000))))
     sep.set_sub_object_limit(int(max(1024, cfg["MEMORY_OBJSTACK"])))
     ext_kw = dict(minarea=cfg["DETECT_MINAREA"], filter_kernel=kernel, filter_type="conv",
                   deblend_nthresh=cfg["DEBLEND_NTHRESH"], deblend_cont=cfg["DEBLEND_MINCONT"],
                   clean=cfg["CLEAN"], clean_param=cfg["CLEAN_PARAM"], segmentation_map=True)
-    try:
-        if d_rel and var_d is not None:
-            objs, seg = sep.extract(sub_d, dthresh, var=var_d, mask=bad_d, **ext_kw)
-        else:
-            objs, seg = sep.extract(sub_d, dthresh_adu, mask=bad_d, **ext_kw)
-    except Exception as exc:  # sep raises a bare Exception on buffer overflows
-        raise ToolError(f"{spec.name}[{spec.ext}]: detection failed: {exc} (raise MEMORY_PIXSTACK / "
-                        "MEMORY_OBJSTACK)") from None
+    # sep's run time grows with its pixel stack: start at MEMORY_PIXSTACK (at least 1e6) and enlarge it
+    # only when an image needs more, instead of failing as SExtractor does
+    pixstack = int(max(cfg["MEMORY_PIXSTACK"], 1_000_000))
+    while True:
+        sep.set_extract_pixstack(min(pixstack, nx * ny + 1000))
+        try:
+            if d_rel and var_d is not None:
+                objs, seg = sep.extract(sub_d, dthresh, var=var_d, mask=bad_d, **ext_kw)
+            else:
+                objs, seg = sep.extract(sub_d, dthresh_adu, mask=bad_d, **ext_kw)
+            break
+        except Exception as exc:  # sep raises a bare Exception on buffer overflows
+            if "pixel buffer full" in str(exc) and pixstack < nx * ny:
+                pixstack *= 8
+                continue
+            raise ToolError(f"{spec.name}[{spec.ext}]: detection failed: {exc} (raise MEMORY_PIXSTACK / "
+                            "MEMORY_OBJSTACK)") from None
     ndetect = len(objs)
     if cfg["DETECT_MAXAREA"] > 0 and len(objs):
         keep = objs["npix"] <= cfg["DETECT_MAXAREA"]
@@ -861,7 +882,7 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
         if bad is None:
             badwin = np.zeros(sub.shape, dtype=bool)
         # neighbours are corrected as in SExtractor (MASK_TYPE CORRECT): mask other objects' pixels
-        win = winpos(sub, x, y, sig, vwin, badwin, gain, correct)
+        win = winpos(sub, x, y, sig, vwin, badwin, gain, correct, seg=seg if correct else None)
         flags |= np.where(win["apflag"], 16, 0).astype(np.int16)
 
     # ---- assemble columns

@@ -24,7 +24,7 @@ WINPOS_NSIG = 4.0
 
 
 @njit(cache=True, nogil=True)
-def _winpos_one(image, var, varmap, bad, x0, y0, sig, invgain, corr):
+def _winpos_one(image, var, varmap, bad, seg, oid, x0, y0, sig, invgain, corr):
     h, w = image.shape
     invtwosig2 = 1.0 / (2.0 * sig * sig)
     raper = WINPOS_NSIG * sig
@@ -86,10 +86,13 @@ def _winpos_one(image, var, varmap, bad, x0, y0, sig, invgain, corr):
                 locarea *= np.exp(-r2 * invtwosig2)
                 pix = image[y, x]
                 v = varmap[y, x] if var < 0 else var
-                if bad[y, x]:
+                s = seg[y, x] if oid > 0 else 0
+                if bad[y, x] or (s != 0 and s != oid):
                     x2 = int(mx2ph - x)
                     y2 = int(my2ph - y)
-                    if corr and x2 >= 0 and x2 < w and y2 >= 0 and y2 < h and not bad[y2, x2]:
+                    s2 = seg[y2, x2] if (oid > 0 and x2 >= 0 and x2 < w and y2 >= 0 and y2 < h) else 0
+                    if (corr and x2 >= 0 and x2 < w and y2 >= 0 and y2 < h and not bad[y2, x2]
+                            and (s2 == 0 or s2 == oid)):
                         pix = image[y2, x2]
                         v = varmap[y2, x2] if var < 0 else var
                     else:
@@ -142,10 +145,11 @@ def _winpos_one(image, var, varmap, bad, x0, y0, sig, invgain, corr):
 
 
 @njit(cache=True, nogil=True)
-def _winpos_all(image, var, varmap, bad, x, y, sig, invgain, corr, out):
+def _winpos_all(image, var, varmap, bad, seg, use_seg, x, y, sig, invgain, corr, out):
     for i in range(x.shape[0]):
         (mx, my, tv, esum, emx2, emy2, emxy, mx2, my2, mxy, niter, flag,
-         apflag) = _winpos_one(image, var, varmap, bad, x[i], y[i], sig[i], invgain, corr)
+         apflag) = _winpos_one(image, var, varmap, bad, seg, i + 1 if use_seg else 0, x[i], y[i], sig[i],
+                               invgain, corr)
         out[i, 0] = mx
         out[i, 1] = my
         out[i, 2] = tv
@@ -161,11 +165,13 @@ def _winpos_all(image, var, varmap, bad, x, y, sig, invgain, corr, out):
         out[i, 12] = apflag
 
 
-def winpos(image, x, y, sig, var, bad, gain=0.0, correct=True):
+def winpos(image, x, y, sig, var, bad, gain=0.0, correct=True, seg=None):
     """Windowed measurements for objects at 0-based ``x, y`` with window sigmas ``sig``.
 
     ``var`` is a scalar background variance or a per-pixel variance map; ``bad`` a boolean map of
-    pixels to ignore (replaced by the pixel mirrored through the centre when ``correct``).  Returns a dict
+    pixels to ignore (replaced by the pixel mirrored through the centre when ``correct``).  With a
+    segmentation map ``seg`` (object i has label i + 1), other objects' pixels are treated as bad too
+    (SExtractor masks neighbours before measuring).  Returns a dict
     of arrays: xwin, ywin (0-based), flux, fluxerr, snr, errx2, erry2, errxy, x2, y2, xy, niter, flag,
     apflag.
     """
@@ -178,7 +184,9 @@ def winpos(image, x, y, sig, var, bad, gain=0.0, correct=True):
         varmap = var
         v = -1.0
     if n:
-        _winpos_all(image, v, varmap, bad, np.ascontiguousarray(x, dtype=np.float64),
+        use_seg = seg is not None
+        segarr = seg if use_seg else np.zeros((1, 1), dtype=np.int32)
+        _winpos_all(image, v, varmap, bad, segarr, use_seg, np.ascontiguousarray(x, dtype=np.float64),
                     np.ascontiguousarray(y, dtype=np.float64),
                     np.ascontiguousarray(np.maximum(sig, 1e-3), dtype=np.float64),
                     1.0 / gain if gain > 0 else 0.0, bool(correct), out)
