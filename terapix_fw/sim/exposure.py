@@ -27,7 +27,7 @@ import numpy as np
 
 from ..atomic import atomic_path, write_text_atomic
 from .focalplane import CCD, FocalPlane, megacam_focal_plane
-from .sky import SkyModel, SourceList
+from .sky import SkyModel
 from .wcs import ExposureWCS, qrun_distortion
 
 __all__ = ["FILTERS", "ExposureSpec", "ExposureResult", "simulate_exposure", "filter_info",
@@ -206,7 +206,6 @@ class _Exposure:
         self.fname, phot_c, phot_k, sky_mag = filter_info(spec.filter)
         self.band = self.fname[0]
         rng = np.random.default_rng([seed, spec.expnum, _crc(spec.name), 1])
-        self.rng_draws = rng
         cloud = 0.0 if spec.photometric else (spec.cloud if spec.cloud is not None else rng.uniform(0.05, 0.3))
         self.cloud = float(cloud)
         self.phot_c, self.phot_k = phot_c, phot_k
@@ -237,8 +236,8 @@ class _Exposure:
         self.mag = self.sources.mag(self.band)
         self.flux = 10.0 ** (-0.4 * (self.mag - self.zp))
         self.fwhm, self.q, self.theta = psf_at(spec, fp, u, v, self.e0_angle)
-        noise_adu = math.sqrt(self.sky_adu * 1.6 + 25.0) / 1.6
-        self.noise_adu = noise_adu
+        # typical sky noise (gain 1.6 e-/ADU, 5 e- read noise): only used to size the stamps
+        self.noise_adu = math.sqrt(self.sky_adu * 1.6 + 25.0) / 1.6
 
     # -- per-CCD work --------------------------------------------------------------------------
     def flat(self, ccd: CCD) -> np.ndarray:

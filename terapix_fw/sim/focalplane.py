@@ -8,7 +8,7 @@ Focal-plane coordinates ``(u, v)`` are in pixels, centred on the optical axis, `
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -232,10 +232,9 @@ def simulate_survey(spec: SurveySpec | str | Path, outdir: str | Path, seed: int
     ra_c = float(np.degrees(np.arctan2(np.sin(np.radians(ras)).mean(), np.cos(np.radians(ras)).mean())) % 360)
     dra = np.abs(((ras - ra_c + 180.0) % 360.0) - 180.0).max() if ras.size else 0.0
     cosd = max(math.cos(math.radians(min(abs(decs.min()), abs(decs.max())) + radius)), 0.05) if ras.size else 1.0
-    ref_sky = SkyModel(seed, min(spec.maglim, spec.refcat_maglim + 0.5), spec.density, spec.star_density)
-    # same seed -> same cells -> the same stars as in the images (cells are drawn whole, then cut)
+    # the survey's sky model: the same cells, hence the same stars as in the images
     stars = sky.sources(ra_c - dra - radius / cosd, ra_c + dra + radius / cosd,
-                        decs.min() - radius, decs.max() + radius) if ras.size else ref_sky.empty()
+                        decs.min() - radius, decs.max() + radius) if ras.size else sky.empty()
     refcat = outdir / "refcat.fits"
     write_reference_catalog(refcat, stars, spec.refcat_band, spec.refcat_maglim, seed)
     zp = Table(rows=[(r.spec.name, r.spec.object, r.meta["filter"], r.spec.qrunid, r.spec.runid,
