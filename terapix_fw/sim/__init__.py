@@ -7,14 +7,28 @@ Stable API (other plugins' tests call it; arguments are only ever added, as opti
                             density=0.3, seeing=0.8, filter="r.MP9601")
     res.path                # MEF: primary + EXTNAME ccd00.. image HDUs, first-guess WCS (RA---TAN)
     res.truth               # astropy Table, one row per source centred on a CCD (see TRUTH_COLUMNS)
-    res.true_wcs            # list of astropy Header (TPV), one per CCD; res.true_wcs_path is a .head file
+    res.truth_path          # the same table as FITS (HDU TRUTH, true ZP in its header)
+    res.true_wcs            # list of astropy Header (TPV), one per CCD
+    res.true_wcs_path       # <name>.head beside the MEF: SCAMP/SWarp .head format, read by SWarp as is
+    res.guess_wcs           # the first-guess headers written in the MEF
     res.zeropoint           # true ZP: mag = ZP - 2.5 log10(total ADU); res.header_zeropoint = MAGZP
-    res.reference_catalog   # FITS_LDAC (LDAC_OBJECTS: X_WORLD Y_WORLD ERRA/B/THETA_WORLD MAG MAGERR)
-    res.flat_path, res.bpm_path
+    res.reference_catalog   # FITS_LDAC (LDAC_OBJECTS: X_WORLD Y_WORLD ERRA/B/THETA_WORLD MAG MAGERR),
+                            # accepted by scamp -ASTREF_CATALOG FILE -ASTREFCAT_NAME <it>
+    res.flat_path, res.bpm_path   # flat response (mean 1) and bad pixels (bit 1 column, bit 2 hot)
+    res.meta                # dict: filter, qrunid, mjd, exptime, airmass, zeropoint, cloud, sky_adu...
+
+Keywords of :class:`ExposureSpec` are accepted directly (``seeing=``, ``filter=``, ``exptime=``,
+``photometric=``, ``cloud=``, ``wcs_offset_arcsec=``, ``wcs_rotation_deg=``, ``distortion_arcsec=``,
+``density=``, ``star_density=``, ``maglim=``, ``cosmic_rays=``, ``defects=``, ``satellite=``,
+``compress=``, ``ra=``, ``dec=``, ``name=``...), plus ``sky=``, ``nthreads=``, ``write_refcat=``,
+``write_calibration=``.
 
     from terapix_fw.sim import SurveySpec, simulate_survey
-    survey = SurveySpec.from_xml("instructions/survey_demo.xml")
-    result = simulate_survey(survey, outdir, seed=1)   # .exposures, .reference_catalog, .zeropoints_path
+    survey = SurveySpec.from_xml("instructions/survey_tiny.xml")   # validated against schemas/survey.xsd
+    result = simulate_survey(survey, outdir, seed=1)  # .exposures, .reference_catalog, .zeropoints_path
+
+Command line: ``terapix simulate SURVEY.xml --outdir DIR [--seed N]``; in an instruction file, the tool
+``simulate`` (fan-out ``all``; SURVEY_FILE, SEED, OUTPUT_DIR, EXPOSURES, COMPRESS, NTHREADS).
 
 Conventions
 -----------
@@ -23,9 +37,11 @@ Conventions
   MAG (true, exposure filter), FLUX (ADU), IS_STAR, SERSIC_N, RE_ARCSEC (major-axis half-light radius),
   AXIS_RATIO, THETA_WORLD (deg E of N), FWHM_PSF (arcsec), ELLIP_PSF, SATURATED.
 * Images are detrended (flat-fielded, bias-subtracted) float32 ADU with the sky in; weight ~ flat.
+  Saturated pixels equal SATURATE.  Photometric exposures: MAGZP == true ZP; others are off by the cloud
+  extinction (0.05-0.3 mag).
 * Known sources can be injected: ``sky=StaticSky(make_sources(ra, dec, mag_r, is_star=...))``.
-* Same seed + same arguments = byte-identical files.  ``density`` < 1 makes small fast test images
-  (4 CCDs of 512x512 with density=1 hold ~350 sources and take about a second).
+* Same seed + same arguments = byte-identical files, whatever ``nthreads``.  ``density`` < 1 makes
+  small fast test images (4 CCDs of 512x512 at density 1 hold ~350 sources and take about a second).
 """
 from .exposure import FILTERS, TRUTH_COLUMNS, ExposureResult, ExposureSpec, filter_info, simulate_exposure
 from .focalplane import CCD, FocalPlane, megacam_focal_plane, small_focal_plane
