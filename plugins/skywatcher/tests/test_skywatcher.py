@@ -265,3 +265,20 @@ def test_real_sextractor_ldac_gives_the_image_footprint(tmp_path):
     assert len(img_cols["PIXEL"]) > 100
     assert np.array_equal(img_cols["PIXEL"], cat_cols["PIXEL"])
     assert records(from_catalogue)["z.MP9801"]["exptime_total"] == 120.0
+
+
+def test_maps_read_back_with_healpy(tmp_path):
+    """The partial maps follow the HEALPix FITS convention: healpy reads them (at a small NSIDE here,
+    since healpy expands a partial map to the full sphere)."""
+    import healpy as hp
+
+    exp = write_mef(tmp_path / "e.fits", [ccd_header(80.0, 30.0, NX / 2 + 0.5, NY / 2 + 0.5, exptime=450.0)])
+    result = run(tmp_path, [exp], NSIDE=256, HEALPIX_ORDERING="NESTED")
+    assert result.status == "done", result.error
+    count, exptime = hp.read_map(tmp_path / "out" / "coverage_r.MP9601.fits", field=(0, 1), partial=True,
+                                 nest=True, dtype=None)
+    covered = np.flatnonzero(count > 0)
+    assert hp.get_nside(count) == 256 and covered.size > 0
+    assert np.all(count[covered] == 1) and np.all(exptime[covered] == 450.0)
+    assert hp.ang2pix(256, 80.0, 30.0, nest=True, lonlat=True) in covered
+    assert covered.size * hp.nside2pixarea(256, degrees=True) == pytest.approx(records(result)["r.MP9601"]["area_deg2"])
