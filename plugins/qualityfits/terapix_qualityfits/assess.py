@@ -306,7 +306,7 @@ def assess_exposure(ctx, image, cfg: QFConfig, version: str = "0") -> dict:
     rules = read_rules(cfg.grading_rules or None)
     grade, reasons = suggest_grade(expo, rules)
     summary = {"exposure": Path(image).name, "metrics": expo, "ccds": [(c.extname, c.metrics) for c in ccds],
-               "grade": grade, "reasons": reasons, "mode": "IN"}
+               "grade": grade, "reasons": reasons, "mode": "IN", "counts": star_galaxy_counts(ccds, area)}
     if cfg.write_plots:
         from .figures import exposure_plots
 
@@ -319,6 +319,30 @@ def assess_exposure(ctx, image, cfg: QFConfig, version: str = "0") -> dict:
     ctx.log.info("%s: suggested grade %s%s", Path(image).name, grade,
                  "".join(f"\n  {r}" for r in reasons))
     return summary
+
+
+def star_galaxy_counts(ccds, area):
+    """Star and galaxy number counts per 0.5 mag (per deg^2 and raw) over all CCDs, for the XML summary."""
+    from . import metrics as M
+
+    mags = {"star": [], "gal": []}
+    for c in ccds:
+        if c.table is None or not len(c.table) or c.star is None:
+            continue
+        m = np.asarray(c.table["MAG_AUTO"], float)
+        mags["star"].append(m[c.star])
+        mags["gal"].append(m[c.gal])
+    s = np.concatenate(mags["star"]) if mags["star"] else np.zeros(0)
+    g = np.concatenate(mags["gal"]) if mags["gal"] else np.zeros(0)
+    both = np.concatenate([s, g])
+    both = both[np.isfinite(both) & (both < 90)]
+    if not both.size:
+        return []
+    bins = np.arange(math.floor(both.min() * 2) / 2, math.ceil(both.max() * 2) / 2 + 0.51, 0.5)
+    centres, ds, ns = M.number_counts(s, area, bins)
+    _, dg, ng = M.number_counts(g, area, bins)
+    return [{"mag": c, "stars_per_deg2": a, "nstars": int(b), "galaxies_per_deg2": d, "ngal": int(e)}
+            for c, a, b, d, e in zip(centres, ds, ns, dg, ng)]
 
 
 def _empty_table():

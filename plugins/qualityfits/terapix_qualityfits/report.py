@@ -33,7 +33,7 @@ def write_summary_xml(path, summary, version) -> None:
         cm = etree.SubElement(ex, "metrics", ccd=str(k), extname=str(extname))
         for name, value in sorted(metrics.items()):
             etree.SubElement(cm, "metric", name=name, value=_fmt(value))
-    for key in ("completeness", "psf_samples"):
+    for key in ("counts", "completeness", "psf_samples"):
         if key in summary:
             node = etree.SubElement(ex, key)
             for row in summary[key]:

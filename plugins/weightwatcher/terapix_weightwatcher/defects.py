@@ -223,6 +223,41 @@ def bad_columns(data, back, rms: float, nsigma: float = 5.0, segment: int = 256)
         sigma = max(mad, 1.2533 * rms / np.sqrt(y1 - y0), 1e-6)
         bad = np.abs(dev) > nsigma * sigma
         mask[y0:y1, bad] = True
+    # a defect that starts inside a segment shifts its median only when it covers most of it: extend every
+    # flagged run along its column while pixels stay closer to the defect's level than to the sky
+    for x in np.nonzero(mask.any(axis=0))[0]:
+        col = img[:, x]
+        flagged = mask[:, x]
+        level = float(np.median(col[flagged]))
+        looks_bad = np.abs(col - level) < np.abs(col)
+        for direction in (1, -1):
+            edges = np.nonzero(flagged[:-1] != flagged[1:])[0]
+            for e in edges:
+                start = e + 1 if direction == 1 else e
+                if flagged[start] or (direction == 1 and not flagged[e]) or (direction == -1 and not flagged[e + 1]):
+                    continue
+                y, misses = start, 0
+                while 0 <= y < ny and not flagged[y] and misses < 3:
+                    misses = 0 if looks_bad[y] else misses + 1
+                    y += direction
+                stop = y - direction * (misses + 1)
+                lo, hi = sorted((start, stop))
+                if (hi - lo) >= 0 and (direction == 1 and stop >= start or direction == -1 and stop <= start):
+                    mask[lo:hi + 1, x] = True
+            flagged = mask[:, x]
+        # and trim the ends of each run that only rode along with their segment
+        runs = np.flatnonzero(np.diff(np.concatenate([[0], flagged.astype(np.int8), [0]])))
+        for a, b in zip(runs[::2], runs[1::2]):
+            seg = looks_bad[a:b]
+            if seg.size < 3:
+                continue
+            triple = seg[:-2] & seg[1:-1] & seg[2:]
+            if not triple.any():
+                continue
+            first = int(np.argmax(triple))
+            last = int(len(triple) - 1 - np.argmax(triple[::-1])) + 2
+            mask[a:a + first, x] = False
+            mask[a + last + 1:b, x] = False
     return mask
 
 
@@ -266,19 +301,23 @@ def satellite_trails(data, back, rms: float, exclude=None, binning: int = 8, nsi
     ntheta = 180
     diag = np.hypot(bx, by)
     nrho = int(2 * diag) + 1
-    acc, cnt = _radon(np.ascontiguousarray(clipped), ntheta, nrho, -diag, 1.0)
     minpix = min_length / binning
-    with np.errstate(invalid="ignore", divide="ignore"):
-        z = np.where(cnt >= minpix, acc / np.sqrt(np.maximum(cnt, 1)), 0.0)
-    good = z[cnt >= minpix]
-    if good.size == 0:
-        return mask, []
-    zmed = np.median(good)
-    zsig = 1.4826 * np.median(np.abs(good - zmed))
     trails = []
     xs = np.arange(nx, dtype=np.float32)
     ys = np.arange(ny, dtype=np.float32)
+    zmed = zsig = None
     for _ in range(max_trails):
+        # the transform is recomputed after each trail is blanked out, so that a wide trail cannot be
+        # found twice at neighbouring (rho, theta)
+        acc, cnt = _radon(np.ascontiguousarray(clipped), ntheta, nrho, -diag, 1.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            z = np.where(cnt >= minpix, acc / np.sqrt(np.maximum(cnt, 1)), 0.0)
+        if zmed is None:  # noise statistics of the transform from the first pass
+            good = z[cnt >= minpix]
+            if good.size == 0:
+                return mask, []
+            zmed = np.median(good)
+            zsig = 1.4826 * np.median(np.abs(good - zmed))
         t, r = np.unravel_index(np.argmax(z), z.shape)
         score = (z[t, r] - zmed) / max(zsig, 1e-6)
         if score < nsigma:
@@ -289,11 +328,12 @@ def satellite_trails(data, back, rms: float, exclude=None, binning: int = 8, nsi
         rho = rho_b * binning + (binning - 1) / 2.0 * (np.cos(theta) + np.sin(theta))
         dist = xs[None, :] * np.float32(np.cos(theta)) + (ys[:, None] * np.float32(np.sin(theta)) - np.float32(rho))
         width = _trail_width(img, dist, rms)
-        mask |= np.abs(dist) <= width
+        band = np.abs(dist) <= width
+        mask |= band
         trails.append({"rho": float(rho), "theta": float(theta), "width": float(width), "score": float(score)})
-        z[max(0, t - 4):t + 5, max(0, r - 4):r + 5] = 0.0
-        if t < 4:  # theta wraps at pi with rho changing sign
-            z[ntheta - 4 + t:, max(0, nrho - r - 5):nrho - r + 4] = 0.0
+        # blank the trail (and a binned pixel around it) in the binned image
+        bdist = (np.arange(bx)[None, :] * np.cos(theta) + np.arange(by)[:, None] * np.sin(theta)) - rho_b
+        clipped[np.abs(bdist) <= width / binning + 1.5] = 0.0
     return mask, trails
 
 

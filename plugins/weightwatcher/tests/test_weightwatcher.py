@@ -137,3 +137,22 @@ def test_same_maps_as_real_weightwatcher(tmp_path):
     ref_f = fits.getdata(tmp_path / "ref_f.fits")
     np.testing.assert_array_equal(f[0].data, ref_f)
     np.testing.assert_allclose(w[0].data, ref_w)
+
+
+def test_partial_bad_columns_are_followed_to_their_ends():
+    """Dead and hot columns starting inside a 256-row segment: flagged from their first bad pixel, and no
+    further (the simulator's bad columns start at random rows)."""
+    from terapix_weightwatcher.defects import bad_columns
+
+    rng = np.random.default_rng(1)
+    img = rng.normal(1000, 25, (1200, 300)).astype(np.float32)
+    truth = np.zeros(img.shape, bool)
+    img[700:, 50] = rng.normal(0, 3, 500)  # dead (read noise only) from row 700
+    truth[700:, 50] = True
+    img[300:, 120] += 200  # hot from row 300
+    truth[300:, 120] = True
+    img[:900, 200] += 120
+    truth[:900, 200] = True
+    mask = bad_columns(img, 1000.0, 25.0)
+    assert mask[truth].mean() > 0.99
+    assert (mask & ~truth).sum() <= 6
