@@ -52,6 +52,9 @@ def test_headers_carry_every_keyword(exposure):
         assert prim["PHOTFLAG"] is True
         assert prim["DATE-OBS"].startswith("2003-09-")  # MJD 52900.4
         assert prim["REL_DATE"] > prim["DATE-OBS"][:10]
+        ra_h, ra_m, ra_s = (float(v) for v in prim["RA"].split(":"))
+        assert (ra_h + ra_m / 60 + ra_s / 3600) * 15 == pytest.approx(prim["RA_DEG"], abs=1e-5)
+        assert prim["DEC"].startswith("-04:30")
         for i, hdu in enumerate(hdul[1:]):
             assert hdu.header["EXTNAME"] == f"ccd{i:02d}"
             for key in EXT_KEYS:

@@ -117,6 +117,7 @@ def test_rendered_star_matches_truth(bright_star):
     res = bright_star
     assert len(res.truth) == 1
     t = res.truth[0]
+    assert not t["SATURATED"]
     img = fits.getdata(res.path, 1).astype(float)
     x0, y0 = t["X_IMAGE"] - 1.0, t["Y_IMAGE"] - 1.0  # FITS 1-based -> array
     yy, xx = np.mgrid[: img.shape[0], : img.shape[1]]

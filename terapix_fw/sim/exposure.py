@@ -62,7 +62,7 @@ TRUTH_COLUMNS = {
     "THETA_WORLD": ("deg", "intrinsic position angle, east of north"),
     "FWHM_PSF": ("arcsec", "PSF FWHM (geometric mean of the axes) at the source"),
     "ELLIP_PSF": ("", "PSF ellipticity 1 - b/a at the source"),
-    "SATURATED": ("", "True if the source's peak exceeds SATURATE"),
+    "SATURATED": ("", "True if the noise-free image reaches SATURATE at the source centre"),
 }
 
 
@@ -300,6 +300,12 @@ class _Exposure:
                      float(psf_at(spec, fp, np.array([su]), np.array([sv]))[0][0]) / 2.355, peak_adu)
         flat = self.flat(ccd)
         bpm = self.bpm(ccd)
+        # truth: sources whose centre lies on this CCD; saturated if the noise-free image (sky and
+        # neighbours included) reaches SATURATE in the source's central pixel
+        on = idx[(x1[idx] >= 0.5) & (x1[idx] < ccd.nx + 0.5) & (y1[idx] >= 0.5) & (y1[idx] < ccd.ny + 0.5)]
+        ci = np.clip(np.rint(x0[on]).astype(int), 0, ccd.nx - 1)
+        cj = np.clip(np.rint(y0[on]).astype(int), 0, ccd.ny - 1)
+        truth = dict(index=on, x=x1[on], y=y1[on], saturated=model[cj, ci] * flat[cj, ci] >= ccd.saturate)
         raw = model
         apply_flat(raw, flat)  # ADU the CCD actually collects
         bleed_columns(raw, float(ccd.saturate))
@@ -313,10 +319,6 @@ class _Exposure:
             dead = (bpm & 1) > 0
             raw[dead] = rng.normal(0.0, ccd.rdnoise / ccd.gain, int(dead.sum()))
         image = detrend(raw, flat, float(ccd.saturate))
-        # truth: sources whose centre lies on this CCD
-        on = idx[(x1[idx] >= 0.5) & (x1[idx] < ccd.nx + 0.5) & (y1[idx] >= 0.5) & (y1[idx] < ccd.ny + 0.5)]
-        peak_on = self.flux[on] * (spec.beta - 1.0) / (math.pi * alpha[on] ** 2)
-        truth = dict(index=on, x=x1[on], y=y1[on], saturated=(peak_on + self.sky_adu) >= ccd.saturate)
         # big-endian now, in the worker thread, so that writing the FITS file needs no byte swap
         return image.astype(">f4"), flat.astype(">f4"), bpm, truth
 
@@ -385,6 +387,14 @@ def _iso_date(mjd: float) -> str:
     return Time(mjd, format="mjd", scale="utc").isot[:19]
 
 
+def _sexagesimal(value: float) -> str:
+    sign = "-" if value < 0 else ""
+    total = round(abs(float(value)) * 360000.0)  # hundredths of a second
+    d, rest = divmod(total, 360000)
+    m, cs = divmod(rest, 6000)
+    return f"{sign}{d:02d}:{m:02d}:{cs / 100:05.2f}"
+
+
 def _primary_header(exp: _Exposure, fp: FocalPlane):
     from astropy.io import fits
     spec = exp.spec
@@ -397,12 +407,15 @@ def _primary_header(exp: _Exposure, fp: FocalPlane):
         ("DETECTOR", fp.name, "camera"),
         ("FILENAME", spec.name, "base filename"),
         ("EXPNUM", spec.expnum, "CFHT odometer number"),
+        ("OBSTYPE", "OBJECT", "observation type"),
         ("OBJECT", spec.object, "target field"),
         ("FILTER", exp.fname, "MegaCam filter"),
         ("EXPTIME", float(spec.exptime), "integration time (s)"),
         ("AIRMASS", round(float(spec.airmass), 4), "airmass at start"),
         ("MJD-OBS", round(float(spec.mjd), 8), "modified Julian date at start"),
         ("DATE-OBS", _iso_date(spec.mjd), "UTC date and time at start"),
+        ("RA", _sexagesimal(exp.wcs.guess_crval()[0] / 15.0), "telescope pointing RA (hh:mm:ss)"),
+        ("DEC", _sexagesimal(exp.wcs.guess_crval()[1]), "telescope pointing Dec (dd:mm:ss)"),
         ("RA_DEG", round(float(exp.wcs.guess_crval()[0]), 6), "telescope pointing RA (deg)"),
         ("DEC_DEG", round(float(exp.wcs.guess_crval()[1]), 6), "telescope pointing Dec (deg)"),
         ("QRUNID", spec.qrunid, "queue run (camera run) identifier"),
