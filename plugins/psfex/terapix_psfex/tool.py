@@ -15,7 +15,7 @@ class PsfexTool(Tool):
     produces = ("psf", "xml")
     default_fanout = "file"
     parameters = [
-        Parameter("BASIS_TYPE", "keyword", "PIXEL_AUTO", "NONE, PIXEL or PIXEL_AUTO",
+        Parameter("BASIS_TYPE", "keyword", "PIXEL_AUTO", "PSF basis (all three give a pixel grid here)",
                   choices=("NONE", "PIXEL", "PIXEL_AUTO")),
         Parameter("PSF_SAMPLING", "float", 0.0, "Sampling step in pixel units (0.0 = auto)", minimum=0.0),
         Parameter("PSF_SIZE", "int", [25, 25], "Image size of the PSF model", nvalues=(1, 2), minimum=3),
@@ -75,8 +75,13 @@ class PsfexTool(Tool):
                              "chi2": model.chi2, "step": model.step, "degree": model.degree})
             stem = Path(cat).name
             stem = stem[: stem.rfind(".")] if "." in stem else stem
-            outdir = Path(cfg["PSF_DIR"]) if cfg["PSF_DIR"] else Path(cat).parent
-            final = ctx.output_path(outdir / (stem + cfg["PSF_SUFFIX"]))
+            name = stem + cfg["PSF_SUFFIX"]
+            if cfg["PSF_DIR"]:
+                final = ctx.output_path(Path(cfg["PSF_DIR"]) / name)
+            elif ctx.confine_outputs:  # pipeline runs keep every product in the step's directory
+                final = ctx.output_path(name)
+            else:  # drop-in runs behave like PSFEx: the model goes beside its catalogue
+                final = Path(cat).parent / name
             write_psf(final, models)
             ctx.add_product(final, "psf")
         if cfg["WRITE_XML"]:

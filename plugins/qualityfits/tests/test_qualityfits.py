@@ -105,6 +105,22 @@ def test_ccd_shifted_in_header_is_graded_D(exposure, tmp_path, run_qualityfits):
     assert [_metrics(result, k)["misplaced"] for k in range(1, 5)] == [0, 1, 0, 0]
 
 
+def test_dead_ccd_is_flagged_and_graded_B(exposure, tmp_path, run_qualityfits):
+    dead = tmp_path / "dead.fits"
+    with fits.open(exposure.path) as hdul:
+        hdul[3].data[:] = 0.0  # ccd02 read out as zeros
+        hdul.writeto(dead)
+    result = run_qualityfits(tmp_path, dead, [("WRITE_PLOTS", "N", None)])
+    (_, q), = [r for r in result.records if r[0] == "quality"]
+    (_, info), = [r for r in result.records if r[0] == "qualityfits"]
+    assert q["suggested_grade"] == "B" and any("dead" in r for r in info["reasons"])
+    assert _metrics(result, 0)["n_ccd_dead"] == 1 and _metrics(result, 3)["dead"] == 1
+    with fits.open(tmp_path / "dead.flag.fits") as f, fits.open(tmp_path / "dead.weight.fits") as w:
+        assert np.all(f[3].data & 64) and np.all(w[3].data == 0)
+        assert not np.any(f[1].data & 64)
+    assert _metrics(result, 1)["fwhm_px"] > 0  # the other CCDs are still measured
+
+
 def test_completeness_of_a_stack_matches_truth(tmp_path, run_qualityfits):
     """The 50% limit from injected PSF stars agrees with the detected fraction of the simulator's true
     stars within 0.3 mag (binning and ~10 true stars per bin limit the comparison)."""
@@ -119,7 +135,7 @@ def test_completeness_of_a_stack_matches_truth(tmp_path, run_qualityfits):
                             cosmic_rays=False, defects=False, satellite=False, nthreads=1)
     with fits.open(sim.flat_path) as flat:
         fits.PrimaryHDU(flat[1].data).writeto(tmp_path / f"{sim.path.stem}.weight.fits")
-    result = run_qualityfits(tmp_path, sim.path, [("QUALITY_MODE", "OUT", None),
+    result = run_qualityfits(tmp_path, sim.path, [("QUALITY_MODE", "OUT", None), ("PSF_SAMPLE_ARCMIN", "1.6", None),
                                                   ("MAG_ZEROPOINT", repr(sim.zeropoint), None)])
     expo = _metrics(result, 0)
     assert (tmp_path / f"{sim.path.stem}_comptness.png").exists()
@@ -137,4 +153,10 @@ def test_completeness_of_a_stack_matches_truth(tmp_path, run_qualityfits):
     assert np.isfinite(expo["comp_m50"]) and np.isfinite(m50_truth)
     assert expo["comp_m50"] == pytest.approx(m50_truth, abs=0.3)
     assert expo["comp_m90"] < expo["comp_m50"]
-    assert "psf_samples" in (tmp_path / f"{sim.path.stem}.xml").read_text()
+    # the PSF sampled on a 1.6' grid: 2 x 2 cells on this 3.2' stack, each measured from its own stars
+    from lxml import etree
+
+    samples = etree.parse(str(tmp_path / f"{sim.path.stem}.xml")).findall(".//psf_samples/sample")
+    assert len(samples) == 4
+    for s in samples:
+        assert float(s.get("fwhm_arcsec")) == pytest.approx(sim.seeing, rel=0.1)

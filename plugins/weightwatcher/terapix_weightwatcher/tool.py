@@ -82,8 +82,10 @@ class WeightWatcherTool(Tool):
 
         cfg = _watch_config(ctx.config)
         names = [ctx.config["OUTWEIGHT_NAME"], ctx.config["OUTFLAG_NAME"]]
+        if ctx.config["WRITE_XML"]:
+            names.append(ctx.config["XML_NAME"])
         if len(ctx.inputs) > 1 and not all("%s" in n for n in names):
-            raise ConfigError(f"{len(ctx.inputs)} input images but OUTWEIGHT_NAME/OUTFLAG_NAME "
+            raise ConfigError(f"{len(ctx.inputs)} input images but OUTWEIGHT_NAME/OUTFLAG_NAME/XML_NAME "
                               f"({', '.join(names)}) have no %s; each input needs its own output names",
                               "configuration", "OUTWEIGHT_NAME")
         for image in ctx.inputs:
