@@ -5,14 +5,16 @@ Python API (heavy modules are imported on first use)::
     from terapix_sextractor import extract
     tables = extract("image.fits", config="default.sex", params=["X_IMAGE", "FLUX_AUTO"], DETECT_THRESH=3)
 
-See :func:`terapix_sextractor.extract.extract`.
+``extract`` returns one astropy Table per image extension; ``extract_results`` also returns the
+LDAC_IMHEAD header and check images; ``extract_image`` works on arrays in memory.  See
+:mod:`terapix_sextractor.extraction`.
 """
 __all__ = ["extract", "extract_image", "extract_results"]
 
 
 def __getattr__(name):
     if name in __all__:
-        from . import extract as _module
+        import importlib
 
-        return getattr(_module, name)
+        return getattr(importlib.import_module("terapix_sextractor.extraction"), name)
     raise AttributeError(name)

@@ -24,7 +24,7 @@ def output_name(template: str, image: Path, default: str, pipeline: bool) -> str
 
 def run_step(ctx) -> None:
     from .catalog import write_catalog, write_check_image
-    from .extract import extract_results
+    from .extraction import extract_results
 
     cfg = ctx.config
     inputs = list(ctx.inputs)

@@ -2,7 +2,7 @@
 
 ``terapix tool sextractor [DETECTION_IMAGE,]IMAGE -c file.sex -PARAMETERS_NAME x.param -KEYWORD value``
 takes the same keywords, files and defaults as SExtractor 2.25 and writes the same catalogues.  The work
-is in :mod:`terapix_sextractor.extract` (imported inside :meth:`run` to keep start-up fast).
+is in :mod:`terapix_sextractor.extraction` (imported inside :meth:`run` to keep start-up fast).
 """
 from terapix_fw.errors import ToolError
 from terapix_fw.tool import Tool

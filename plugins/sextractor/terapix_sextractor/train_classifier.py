@@ -34,7 +34,7 @@ def simulated_samples(seed: int = 1, quick: bool = False, workdir: str | None = 
     from terapix_fw.sim import simulate_exposure, small_focal_plane
 
     from .classifier import class_star_inputs
-    from .extract import extract_results
+    from .extraction import extract_results
 
     seeings = SEEINGS[::2] if quick else SEEINGS
     betas = BETAS[:1] if quick else BETAS

@@ -39,7 +39,7 @@ def test_every_sextractor_keyword_is_declared_with_its_default():
 
 
 def test_unknown_keyword_names_keyword_and_file(tmp_path):
-    from terapix_sextractor.extract import resolve_config
+    from terapix_sextractor.extraction import resolve_config
 
     sex = tmp_path / "bad.sex"
     sex.write_text("DETECT_THRESH 3\nDETECT_TRESH 2   # typo\n")
@@ -50,7 +50,7 @@ def test_unknown_keyword_names_keyword_and_file(tmp_path):
 
 
 def test_bad_value_names_keyword_and_expectation(tmp_path):
-    from terapix_sextractor.extract import resolve_config
+    from terapix_sextractor.extraction import resolve_config
 
     sex = tmp_path / "v.sex"
     sex.write_text("BACKPHOTO_TYPE SOMETIMES\n")
@@ -59,7 +59,7 @@ def test_bad_value_names_keyword_and_expectation(tmp_path):
 
 
 def test_config_file_values_and_command_line_precedence(tmp_path):
-    from terapix_sextractor.extract import resolve_config
+    from terapix_sextractor.extraction import resolve_config
 
     sex = tmp_path / "c.sex"
     sex.write_text("PHOT_APERTURES 3, 4   # CFHTLS\nBACK_SIZE 256\nCATALOG_TYPE FITS_LDAC\n")

@@ -11,7 +11,7 @@ from astropy.io import fits
 from scipy.spatial import cKDTree
 
 from terapix_fw.ldac import read_ldac
-from terapix_sextractor.extract import extract, extract_results
+from terapix_sextractor.extraction import extract, extract_results
 from terapix_sextractor.synth import gaussian_image, make_image, simple_wcs_header, write_fits
 
 PARAMS = ["NUMBER", "X_IMAGE", "Y_IMAGE", "XWIN_IMAGE", "YWIN_IMAGE", "ALPHA_J2000", "DELTA_J2000",
@@ -231,7 +231,7 @@ def test_mef_extensions_in_parallel_equal_serial(tmp_path):
 
 
 def test_memory_limit_is_a_clear_error(tmp_path, monkeypatch):
-    import terapix_sextractor.extract as ex
+    import terapix_sextractor.extraction as ex
     from terapix_fw.errors import ToolError
 
     write_fits(tmp_path / "big.fits", np.zeros((64, 64), np.float32))

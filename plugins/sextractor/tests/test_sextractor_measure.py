@@ -6,7 +6,7 @@ import pytest
 from scipy.spatial import cKDTree
 
 from terapix_sextractor.synth import gaussian_image
-from terapix_sextractor.extract import ImageSpec, extract_image, resolve_config, resolve_params
+from terapix_sextractor.extraction import ImageSpec, extract_image, resolve_config, resolve_params
 
 PARAMS = ["NUMBER", "X_IMAGE", "Y_IMAGE", "XWIN_IMAGE", "YWIN_IMAGE", "A_IMAGE", "B_IMAGE", "THETA_IMAGE",
           "FLUX_AUTO", "FLUXERR_AUTO", "MAG_AUTO", "FLUX_ISO", "FLUX_APER(2)", "FLUX_PETRO", "KRON_RADIUS",

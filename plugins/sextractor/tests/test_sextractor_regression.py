@@ -9,7 +9,7 @@ from astropy.io import fits
 from scipy.spatial import cKDTree
 
 from terapix_fw.ldac import read_ldac
-from terapix_sextractor.extract import extract_results
+from terapix_sextractor.extraction import extract_results
 from terapix_sextractor.synth import make_image, simple_wcs_header
 
 PARAMS = """NUMBER X_IMAGE Y_IMAGE XWIN_IMAGE YWIN_IMAGE ERRAWIN_IMAGE ERRBWIN_IMAGE ERRTHETAWIN_IMAGE

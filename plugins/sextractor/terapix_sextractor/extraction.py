@@ -151,6 +151,18 @@ def _open(path: str, what: str):
         raise ToolError(f"cannot read {what} {path} as FITS: {exc}") from None
 
 
+_TIMINGS: list = []
+
+
+def _mark(name):
+    """Record the CPU time at the start of a phase (reported in table.meta["TIMINGS"])."""
+    _TIMINGS.append((name, time.process_time()))
+
+
+def _timings():
+    return {a[0]: round(b[1] - a[1], 4) for a, b in zip(_TIMINGS[:-1], _TIMINGS[1:])}
+
+
 def _check_memory(shape, path):
     npix = int(shape[0]) * int(shape[1])
     need = npix * BYTES_PER_PIXEL
@@ -413,6 +425,8 @@ def extract_image(spec: ImageSpec, cfg, plist: list[CatalogParam], wtype_m: str 
     from terapix_fw.background import as_sep_array, estimate_background
 
     t0 = time.time()
+    _TIMINGS.clear()
+    _mark("read")
     want = {p.name for p in plist}
     header = spec.header if spec.header is not None else fits.Header()
     data = as_sep_array(spec.data)
@@ -429,6 +443,7 @@ def extract_image(spec: ImageSpec, cfg, plist: list[CatalogParam], wtype_m: str 
     pixscale = _pixel_scale(cfg, wcs, header)
     wthresh = list(cfg["WEIGHT_THRESH"])
 
+    _mark("weights")
     # ---- weights -> variance maps and bad-pixel masks
     def weights(wtype, w, which):
         if wtype in ("NONE", "BACKGROUND") or w is None:
@@ -472,6 +487,7 @@ def extract_image(spec: ImageSpec, cfg, plist: list[CatalogParam], wtype_m: str 
             bad_d = bad_m
             ddata = data
 
+    _mark("background")
     # ---- background
     btypes, bvalues = list(cfg["BACK_TYPE"]), list(cfg["BACK_VALUE"])
     bk_kw = dict(back_size=cfg["BACK_SIZE"], filter_size=cfg["BACK_FILTERSIZE"],
@@ -513,12 +529,14 @@ def extract_image(spec: ImageSpec, cfg, plist: list[CatalogParam], wtype_m: str 
     if dual and bad_d is not None:
         sub_d[bad_d] = 0
 
+    _mark("thresholds")
     # ---- thresholds
     dthresh, d_rel = _thresholds(cfg, "DETECT_THRESH", bkg_d.global_rms, zp, pixscale)
     athresh, a_rel = _thresholds(cfg, "ANALYSIS_THRESH", bkg_m.global_rms, zp, pixscale)
     dthresh_adu = dthresh * bkg_d.global_rms if d_rel else dthresh
     athresh_adu = athresh * bkg_m.global_rms if a_rel else athresh
 
+    _mark("detection")
     # ---- detection
     kernel = None
     if cfg["FILTER"]:
@@ -574,6 +592,7 @@ def extract_image(spec: ImageSpec, cfg, plist: list[CatalogParam], wtype_m: str 
                    zero_m, data)
     table = res
 
+    _mark("LDAC_IMHEAD")
     # ---- LDAC_IMHEAD header: image header + SExtractor keywords (sexhead.h)
     imhead = header.copy()
     if spec.next > 1 or "XTENSION" in imhead:
@@ -636,8 +655,10 @@ def extract_image(spec: ImageSpec, cfg, plist: list[CatalogParam], wtype_m: str 
     text = imhead.tostring(sep="", endcard=False, padding=False)
     text += "".join(_card_image(key, value, comment) for key, value, comment in sexkeys)
     imhead = fits.Header.fromstring(text)
+    _mark("end")
     table.meta["IMHEAD"] = imhead
     table.meta["EXTENSION"] = spec.ext
+    table.meta["TIMINGS"] = _timings()
 
     checks = {}
     types = [t for t in cfg["CHECKIMAGE_TYPE"] if t != "NONE"]
@@ -740,6 +761,7 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
     # local photometric background
     local = cfg["BACKPHOTO_TYPE"] == "LOCAL"
 
+    _mark("AUTO")
     # ---- AUTO (Kron)
     kron_fact, kron_min = cfg["PHOT_AUTOPARAMS"]
     need_auto = want & {"FLUX_AUTO", "FLUXERR_AUTO", "MAG_AUTO", "MAGERR_AUTO", "KRON_RADIUS", "FLUX_RADIUS",
@@ -788,6 +810,7 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
     if local:
         backval = backval + local_bkg
 
+    _mark("isophotal")
     # ---- isophotal
     flux_iso = objs["flux"].astype(np.float64) - local_bkg * objs["npix"]
     stats = segment_stats(seg, sub, n, thr, peak, x, y, a, b, satur - backval,
@@ -831,6 +854,7 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
         fw |= np.where(touched > 0, 2, 0).astype(np.int16)
     cols["FLAGS_WEIGHT"] = fw
 
+    _mark("apertures")
     # ---- apertures
     aper = _apertures(cfg, pixscale)
     if want & {"FLUX_APER", "FLUXERR_APER", "MAG_APER", "MAGERR_APER"} and n:
@@ -843,6 +867,7 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
             fe[:, k] = e
             flags |= np.where(fl & sep.APER_TRUNC, 16, 0).astype(np.int16)
         cols["FLUX_APER"], cols["FLUXERR_APER"] = fa, fe
+    _mark("FLUX_RADIUS")
     # ---- FLUX_RADIUS
     fracs = list(cfg["PHOT_FLUXFRAC"])
     hl = None
@@ -859,6 +884,7 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
             hl = np.asarray(sep.flux_radius(sub, x, y, rmax, 0.5, normflux=norm, subpix=5, mask=maskarr,
                                             **seg_kw)[0], dtype=np.float64)
         hl = np.nan_to_num(hl, nan=1.0)
+    _mark("Petrosian")
     # ---- Petrosian
     if want & {"FLUX_PETRO", "FLUXERR_PETRO", "MAG_PETRO", "MAGERR_PETRO", "PETRO_RADIUS"} and n:
         from .measure import petrosian_factor
@@ -873,6 +899,7 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
         cols["FLUXERR_PETRO"] = e
         cols["PETRO_RADIUS"] = prad
         flags |= np.where(fl & sep.APER_TRUNC, 16, 0).astype(np.int16)
+    _mark("windowed")
     # ---- windowed
     win = None
     if n and any("WIN" in w for w in want):
@@ -885,6 +912,7 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
         win = winpos(sub, x, y, sig, vwin, badwin, gain, correct, seg=seg if correct else None)
         flags |= np.where(win["apflag"], 16, 0).astype(np.int16)
 
+    _mark("assemble")
     # ---- assemble columns
     x2, y2, xy = objs["x2"].astype(np.float64), objs["y2"].astype(np.float64), objs["xy"].astype(np.float64)
     ex2, ey2, exy = (objs["errx2"].astype(np.float64), objs["erry2"].astype(np.float64),
@@ -957,6 +985,7 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
     if wcs is not None or any(w.endswith("_WORLD") or "J2000" in w or w.endswith("_SKY") for w in want):
         _world_columns(cols, wcs, want, n)
 
+    _mark("table")
     # ---- table in the requested order, with SExtractor's types, units and formats
     table = Table()
     napers = len(aper)
