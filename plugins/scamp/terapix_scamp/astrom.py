@@ -29,7 +29,7 @@ from terapix_fw.errors import ToolError
 from .linking import chain_links, friends_of_friends, match_reference
 from .sky import reproject, reproject_jacobian
 
-__all__ = ["Detections", "AstromModel", "AstromSolution", "solve_astrometry", "accumulate_normal"]
+__all__ = ["Detections", "AstromModel", "AstromSolution", "solve_astrometry", "accumulate_normal", "evaluate_model"]
 
 
 @dataclass
@@ -83,80 +83,132 @@ class AstromModel:
     def nparam(self) -> int:
         return self.npoly + int((self.lin_of >= 0).sum()) * 2 * self.nfoc
 
-    def basis(self, field, chip, x, y):
-        """Basis values ``U`` (n, L) and parameter indices ``IDX`` (n, 2, L) at pixels (x, y) of ``chip``
-        in ``field`` (arrays)."""
-        from .match import poly_terms
-
+    def design(self, field, chip, x, y):
+        """Compact description of detections at pixels (x, y) of ``chip`` in ``field`` (arrays):
+        ``coords`` (n, 4) = chip coordinates rescaled to [-1, 1] and focal-plane coordinates rescaled
+        by the field radius, ``pbase`` the first parameter of the chip polynomial block, ``lbase`` that
+        of the field's linear block (-1: none).  48 bytes per detection; the basis values themselves
+        are computed on the fly by the numba kernels (memory matters at 60 million detections)."""
         field = np.asarray(field)
         chip = np.asarray(chip)
         x = np.asarray(x, float)
         y = np.asarray(y, float)
         block = self.block_of[field, chip]
         size = self.chip_size[block]
-        xn = (x - 0.5 * (size[:, 0] + 1)) / (0.5 * size[:, 0])
-        yn = (y - 0.5 * (size[:, 1] + 1)) / (0.5 * size[:, 1])
-        phi = poly_terms(xn, yn, self.degree).T
-        nt, nf = self.nterm, self.nfoc
-        n = len(xn)
-        U = np.empty((n, nt + nf))
-        U[:, :nt] = phi
-        IDX = np.full((n, 2, nt + nf), -1, np.int64)
-        base = block * 2 * nt
-        IDX[:, 0, :nt] = base[:, None] + np.arange(nt)
-        IDX[:, 1, :nt] = base[:, None] + nt + np.arange(nt)
-        if nf:
-            aff = self.focal_affine[field, chip]  # (n, 2, 3): first-guess pixel -> field plane
-            X = (aff[:, 0, 0] * x + aff[:, 0, 1] * y + aff[:, 0, 2] - self.field_center[field, 0]) / self.field_norm[field]
-            Y = (aff[:, 1, 0] * x + aff[:, 1, 1] * y + aff[:, 1, 2] - self.field_center[field, 1]) / self.field_norm[field]
-            U[:, nt:] = poly_terms(X, Y, self.focdeg).T
-            lin = self.lin_of[field]
-            has = lin >= 0
-            lbase = self.npoly + lin * 2 * nf
-            IDX[has, 0, nt:] = lbase[has, None] + np.arange(nf)
-            IDX[has, 1, nt:] = lbase[has, None] + nf + np.arange(nf)
-        return U, IDX
+        coords = np.empty((len(x), 4))
+        coords[:, 0] = (x - 0.5 * (size[:, 0] + 1)) / (0.5 * size[:, 0])
+        coords[:, 1] = (y - 0.5 * (size[:, 1] + 1)) / (0.5 * size[:, 1])
+        aff = self.focal_affine[field, chip]  # (n, 2, 3): first-guess pixel -> field plane
+        norm = self.field_norm[field]
+        coords[:, 2] = (aff[:, 0, 0] * x + aff[:, 0, 1] * y + aff[:, 0, 2] - self.field_center[field, 0]) / norm
+        coords[:, 3] = (aff[:, 1, 0] * x + aff[:, 1, 1] * y + aff[:, 1, 2] - self.field_center[field, 1]) / norm
+        pbase = (block * 2 * self.nterm).astype(np.int64)
+        lin = self.lin_of[field]
+        lbase = np.where((lin >= 0) & (self.nfoc > 0), self.npoly + lin * 2 * self.nfoc, -1).astype(np.int64)
+        return coords, pbase, lbase
 
-    def evaluate(self, theta, U, IDX):
-        """Model standard coordinates (deg) for precomputed basis values."""
-        th = np.append(theta, 0.0)  # index -1 reads the appended zero
-        xi = np.sum(U * th[IDX[:, 0, :]], axis=1)
-        eta = np.sum(U * th[IDX[:, 1, :]], axis=1)
-        return xi, eta
+    def evaluate_at(self, theta, field, chip, x, y):
+        """Model standard coordinates (deg, field plane) at pixels of chips."""
+        coords, pbase, lbase = self.design(field, chip, x, y)
+        return evaluate_model(theta, coords, pbase, lbase, self.degree, self.focdeg)
+
+
+@njit(cache=True, inline="always")
+def _basis(coords, s, degree, focdeg, nt, u):
+    # monomials x^a y^b, a + b <= degree, by total degree (the order of match.poly_terms)
+    x = coords[s, 0]
+    y = coords[s, 1]
+    k = 0
+    for total in range(degree + 1):
+        for b in range(total + 1):
+            u[k] = x ** (total - b) * y ** b
+            k += 1
+    if focdeg >= 0:
+        x = coords[s, 2]
+        y = coords[s, 3]
+        for total in range(focdeg + 1):
+            for b in range(total + 1):
+                u[k] = x ** (total - b) * y ** b
+                k += 1
+
+
+@njit(cache=True, inline="always")
+def _indices(pbase, lbase, s, nt, nf, idx):
+    for k in range(nt):
+        idx[0, k] = pbase[s] + k
+        idx[1, k] = pbase[s] + nt + k
+    for k in range(nf):
+        if lbase[s] >= 0:
+            idx[0, nt + k] = lbase[s] + k
+            idx[1, nt + k] = lbase[s] + nf + k
+        else:
+            idx[0, nt + k] = -1
+            idx[1, nt + k] = -1
 
 
 @njit(cache=True)
-def accumulate_normal(N, rhs, obs_i, obs_j, w, target, U, IDX, J, C):
+def evaluate_model(theta, coords, pbase, lbase, degree, focdeg):
+    """xi, eta (deg) of the model for every detection."""
+    nt = (degree + 1) * (degree + 2) // 2
+    nf = 0 if focdeg < 0 else (focdeg + 1) * (focdeg + 2) // 2
+    n = coords.shape[0]
+    xi = np.zeros(n)
+    eta = np.zeros(n)
+    u = np.empty(nt + nf)
+    idx = np.empty((2, nt + nf), np.int64)
+    for s in range(n):
+        _basis(coords, s, degree, focdeg, nt, u)
+        _indices(pbase, lbase, s, nt, nf, idx)
+        for k in range(nt + nf):
+            if idx[0, k] >= 0:
+                xi[s] += u[k] * theta[idx[0, k]]
+                eta[s] += u[k] * theta[idx[1, k]]
+    return xi, eta
+
+
+@njit(cache=True)
+def accumulate_normal(N, rhs, obs_i, obs_j, w, target, coords, pbase, lbase, degree, focdeg, J, C):
     """Add weighted observations to the normal equations ``N theta = rhs``.
 
     Observation ``o`` says ``(J_i m_i + C_i) - (J_j m_j + C_j) = target_o`` (``obs_j = -1``: no second
-    detection).  For detection ``s``, ``m_s[a] = sum_k U[s,k] theta[IDX[s,a,k]]``.  The block of the
-    normal matrix between detections s and t is (J_s^T J_t)[a,b] U[s,k] U[t,l]: the 2x2 Jacobian
+    detection), ``m_s[a] = sum_k u_s[k] theta[idx_s[a, k]]`` the model of detection s.  The block of the
+    normal matrix between detections s and t is (J_s^T J_t)[a, b] u_s[k] u_t[l]: the 2x2 Jacobian
     product is computed once per pair and axis pair, so the inner loop is a plain rank-1 update.
     """
-    L = U.shape[1]
+    nt = (degree + 1) * (degree + 2) // 2
+    nf = 0 if focdeg < 0 else (focdeg + 1) * (focdeg + 2) // 2
+    L = nt + nf
+    U = np.empty((2, L))
+    IDX = np.empty((2, 2, L), np.int64)
+    who = np.empty(2, np.int64)
     for o in range(len(obs_i)):
         i = obs_i[o]
         j = obs_j[o]
         d0 = target[o, 0] - C[i, 0]
         d1 = target[o, 1] - C[i, 1]
         ns = 1
+        who[0] = i
+        _basis(coords, i, degree, focdeg, nt, U[0])
+        _indices(pbase, lbase, i, nt, nf, IDX[0])
         if j >= 0:
             d0 += C[j, 0]
             d1 += C[j, 1]
             ns = 2
+            who[1] = j
+            _basis(coords, j, degree, focdeg, nt, U[1])
+            _indices(pbase, lbase, j, nt, nf, IDX[1])
         wo = w[o]
         for sa in range(ns):
-            s = i if sa == 0 else j
+            s = who[sa]
             sgs = 1.0 if sa == 0 else -1.0
             for a in range(2):
                 ga = sgs * wo * (J[s, 0, a] * d0 + J[s, 1, a] * d1)
                 for k in range(L):
-                    p = IDX[s, a, k]
+                    p = IDX[sa, a, k]
                     if p >= 0:
-                        rhs[p] += ga * U[s, k]
+                        rhs[p] += ga * U[sa, k]
             for sb in range(ns):
-                t = i if sb == 0 else j
+                t = who[sb]
                 sgt = 1.0 if sb == 0 else -1.0
                 for a in range(2):
                     for b in range(2):
@@ -164,14 +216,14 @@ def accumulate_normal(N, rhs, obs_i, obs_j, w, target, U, IDX, J, C):
                         if m == 0.0:
                             continue
                         for k in range(L):
-                            p = IDX[s, a, k]
+                            p = IDX[sa, a, k]
                             if p < 0:
                                 continue
-                            mk = m * U[s, k]
+                            mk = m * U[sa, k]
                             for l in range(L):
-                                q = IDX[t, b, l]
+                                q = IDX[sb, b, l]
                                 if q >= 0:
-                                    N[p, q] += mk * U[t, l]
+                                    N[p, q] += mk * U[sb, l]
 
 
 @dataclass
@@ -246,7 +298,8 @@ def solve_astrometry(det: Detections, model: AstromModel, field_tp, group_tp, re
         raise ToolError(f"astrometric solution with {nparam} parameters exceeds the dense normal-matrix limit "
                         "(25000, i.e. about 4000 exposures with one instrument); split the run or lower "
                         "DISTORT_DEGREES")
-    U, IDX = model.basis(det.field, det.chip, det.x, det.y)
+    coords, pbase, lbase = model.design(det.field, det.chip, det.x, det.y)
+    deg, fdeg = model.degree, model.focdeg
     ok = det.astr_ok.copy()
     idx_all = np.nonzero(ok)[0]
     # 0) initial parameters: the model fitted to the (pattern-matched) first guess
@@ -256,7 +309,8 @@ def solve_astrometry(det: Detections, model: AstromModel, field_tp, group_tp, re
     C0 = np.zeros((n, 2))
     target = np.column_stack([det.xi0, det.eta0])
     all_det = np.arange(n)
-    accumulate_normal(N, rhs, all_det, np.full(n, -1, np.int64), np.ones(n), target, U, IDX, J_id, C0)
+    accumulate_normal(N, rhs, all_det, np.full(n, -1, np.int64), np.ones(n), target, coords, pbase, lbase, deg,
+                      fdeg, J_id, C0)
     theta = _solve_normal(N, rhs, np.zeros(nparam), log, nthreads)
     crossid = config["CROSSID_RADIUS"] / 3600.0
     nsig = config["ASTRCLIP_NSIGMA"]
@@ -267,7 +321,7 @@ def solve_astrometry(det: Detections, model: AstromModel, field_tp, group_tp, re
     ref_ok = np.zeros(n, bool)
     labels = np.arange(n)
     for it in range(niter + 1):
-        xi, eta = model.evaluate(theta, U, IDX)
+        xi, eta = evaluate_model(theta, coords, pbase, lbase, deg, fdeg)
         gx, gy, J = _group_coords(det, xi, eta, field_tp, group_tp)
         if it == niter:
             break
@@ -313,12 +367,13 @@ def solve_astrometry(det: Detections, model: AstromModel, field_tp, group_tp, re
         rhs = np.zeros(nparam)
         li, lj = link_i[link_ok], link_j[link_ok]
         w = 1.0 / (det.sig[li] ** 2 + det.sig[lj] ** 2)
-        accumulate_normal(N, rhs, li, lj, w, np.zeros((len(li), 2)), U, IDX, J, C)
+        accumulate_normal(N, rhs, li, lj, w, np.zeros((len(li), 2)), coords, pbase, lbase, deg, fdeg, J, C)
         ri = np.nonzero(ref_ok)[0]
         if len(ri):
             rpos = np.column_stack([gx[ri], gy[ri]]) - _ref_residuals(gx, gy, ref_idx, det.group, refs, ri)
             rw = weight_ref / (det.sig[ri] ** 2 + _ref_sig(ref_idx, det.group, refs, ri) ** 2)
-            accumulate_normal(N, rhs, ri, np.full(len(ri), -1, np.int64), rw, rpos, U, IDX, J, C)
+            accumulate_normal(N, rhs, ri, np.full(len(ri), -1, np.int64), rw, rpos, coords, pbase, lbase, deg, fdeg,
+                              J, C)
         theta = _solve_normal(N, rhs, theta, log, nthreads)
         log.info("astrometric iteration %d: %d overlap links, %d reference matches, %d parameters", it + 1,
                  nlinks, nrefs, nparam)

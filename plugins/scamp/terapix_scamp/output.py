@@ -37,9 +37,7 @@ def chip_solution_grid(run, k: int, c: int, n: int = GRID):
     chip = run.fields[k].chips[c]
     gx, gy = np.meshgrid(np.linspace(0.5, chip.nx + 0.5, n), np.linspace(0.5, chip.ny + 0.5, n))
     px, py = gx.ravel(), gy.ravel()
-    model = run.astrom.model
-    U, IDX = model.basis(np.full(px.size, k), np.full(px.size, c), px, py)
-    xi, eta = model.evaluate(run.astrom.theta, U, IDX)
+    xi, eta = run.astrom.model.evaluate_at(run.astrom.theta, np.full(px.size, k), np.full(px.size, c), px, py)
     ra, dec = deproject(xi, eta, *run.field_tp[k])
     return px, py, ra, dec
 
