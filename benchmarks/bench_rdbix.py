@@ -40,11 +40,13 @@ def client_process(url: str, spool: str, prefix: str, n: int) -> None:
     docs = make_step_documents(prefix, n)
     print("ready", flush=True)
     sys.stdin.readline()  # start together
+    start = time.perf_counter()
     for doc in docs:
         client.submit(doc, wait=False)
+    spooled = time.perf_counter() - start
     result = client.drain()
     assert result.remaining == 0, result.describe()
-    print("done", flush=True)
+    print(f"done {spooled:.3f} {time.perf_counter() - start:.3f}", flush=True)
 
 
 def run_clients(url: str, n_clients: int, n_docs: int, workdir: Path) -> float:
@@ -57,10 +59,16 @@ def run_clients(url: str, n_clients: int, n_docs: int, workdir: Path) -> float:
     for p in procs:
         p.stdin.write("go\n")
         p.stdin.flush()
+    phases = []
     for p in procs:
-        assert p.stdout.readline().strip() == "done"
+        line = p.stdout.readline().split()
+        assert line[0] == "done", line
+        phases.append((float(line[1]), float(line[2])))
         p.wait()
-    return time.perf_counter() - start
+    elapsed = time.perf_counter() - start
+    if os.environ.get("BENCH_VERBOSE"):
+        print(f"  per client: spooling {max(a for a, _ in phases):.2f} s, all acknowledged {max(b for _, b in phases):.2f} s")
+    return elapsed
 
 
 def count_steps(url: str) -> int:

@@ -111,3 +111,21 @@ def test_default_url_is_workdir_sqlite(tmp_path, monkeypatch):
 def test_unsupported_url_named():
     with pytest.raises(ValueError, match="unsupported back end 'postgresql'"):
         connect("postgresql://u@h/db")
+
+
+def test_init_creates_missing_mysql_database(mariadb_server):
+    import uuid
+
+    from terapix_fw.db.testing import drop_mysql_database
+    url = f"{mariadb_server}/terapix_test_init_{uuid.uuid4().hex[:8]}"
+    try:
+        migrate.init(url)
+        st = migrate.status(url)
+        assert st.up_to_date and st.current == HEAD_REVISION
+        with connect(url, create=False).connect() as conn:
+            collation = conn.exec_driver_sql("SELECT @@collation_database").scalar()
+        assert collation == "utf8mb4_bin"
+    finally:
+        from terapix_fw.db.engine import dispose_all
+        dispose_all()
+        drop_mysql_database(url)

@@ -197,3 +197,28 @@ def test_pipeline_run_recorded(db_url, tmp_path, fits_files, demo_tools, monkeyp
         assert parent.tool == "scale" and parent.config["FACTOR"] in ("3", "3.0")
         assert [Path(g.path).name for g in parent.parents] == [Path(parent.path).name.replace("_x3", "")]
         assert parent.parents[0].tool is None  # raw input, not produced by the pipeline
+
+
+def test_dbclient_server_down_run_goes_on_and_spool_replays(db_url, probe_tool, tmp_path, monkeypatch):
+    """With the server unreachable the run finishes without waiting, every document is in the spool,
+    and `terapix dbclient flush` later records exactly what a direct run records."""
+    import time as _time
+
+    from terapix_fw.cli import main
+    spool = tmp_path / "spool"
+    monkeypatch.setenv("TERAPIX_DBCLIENT_URL", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("TERAPIX_DBCLIENT_SECRET", "recorder-secret")
+    monkeypatch.setenv("TERAPIX_DBCLIENT_SPOOL", str(spool))
+    monkeypatch.delenv("TERAPIX_DB_URL", raising=False)
+    start = _time.monotonic()
+    raw = _dropin(tmp_path, monkeypatch)
+    assert _time.monotonic() - start < 20
+    waiting = sorted(spool.glob("*.xml"))
+    assert len(waiting) >= 8  # run, step, unit, product, 5 records, step end, run end
+    server = ServerProcess(db_url, "recorder-secret", tmp_path / "server")
+    try:
+        assert main(["dbclient", "flush", "--url", server.url, "--spool", str(spool)]) == 0
+    finally:
+        server.stop()
+    assert not list(spool.glob("*.xml"))
+    _check_probe_rows(db_url, raw)

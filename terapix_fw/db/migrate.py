@@ -43,9 +43,34 @@ def downgrade(db, revision: str) -> None:
         command.downgrade(_config(conn), revision)
 
 
+def create_database(url: str) -> bool:
+    """MySQL/MariaDB: create the database named in ``url`` (utf8mb4, binary collation so that file
+    names and keywords compare exactly) if it does not exist; True if created.  SQLite: nothing to do."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+    parsed = make_url(url)
+    if parsed.get_backend_name() not in ("mysql", "mariadb") or not parsed.database:
+        return False
+    server = create_engine(parsed._replace(database=None))  # URL.set() ignores None
+    try:
+        with server.connect() as conn:
+            exists = conn.execute(text("SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = :n"),
+                                  {"n": parsed.database}).scalar()
+            if exists:
+                return False
+            name = parsed.database.replace("`", "``")
+            conn.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+            return True
+    finally:
+        server.dispose()
+
+
 def init(db) -> None:
-    """Create the schema in an empty database by running every migration."""
+    """Create the schema in an empty database by running every migration (creating the MySQL database
+    itself if needed)."""
     from .engine import DatabaseError, schema_revision
+    if isinstance(db, str):
+        create_database(db)
     engine = _engine(db)
     current = schema_revision(engine)
     if current is not None:

@@ -73,7 +73,7 @@ class Client:
 
     def __init__(self, url: str | None = None, spool_dir: str | os.PathLike | None = None,
                  secret: str | bytes | None = None, secret_file: str | os.PathLike | None = None,
-                 timeout: float = 30.0, batch_size: int = 200, retry_interval: float = 2.0):
+                 timeout: float = 15.0, batch_size: int = 200, retry_interval: float = 2.0):
         url = url or os.environ.get("TERAPIX_DBCLIENT_URL")
         if not url:
             raise DocumentError("no dbClient server URL: give --url or set $TERAPIX_DBCLIENT_URL")
@@ -90,6 +90,7 @@ class Client:
         self.retry_interval = retry_interval
         self._down_until = 0.0
         self._sender: threading.Thread | None = None
+        self._atexit = False
         self._event = threading.Event()
         self.last_result: FlushResult | None = None
         self._conn: http.client.HTTPConnection | None = None
@@ -139,7 +140,9 @@ class Client:
         if self._sender is None or not self._sender.is_alive():
             self._sender = threading.Thread(target=self._send_loop, name="dbclient-sender", daemon=True)
             self._sender.start()
-            atexit.register(self.drain, 10.0)
+            if not self._atexit:
+                atexit.register(self.drain, 10.0)  # the sender is a daemon thread: send what is left
+                self._atexit = True
         self._event.set()
 
     def _send_loop(self) -> None:
@@ -160,15 +163,14 @@ class Client:
                 self._event.set()  # retry later
 
     def drain(self, timeout: float = 60.0) -> FlushResult:
-        """Send everything spooled now (waiting for a background send in progress); at most ``timeout`` s
-        when the server keeps failing.  Returns what remains."""
+        """Send everything spooled now, waiting for a background send in progress, for at most about
+        ``timeout`` seconds.  Returns at once if the server is unreachable or refuses us: the documents
+        stay spooled for the next flush (the pipeline never waits for a server that is down)."""
         deadline = time.monotonic() + timeout
         while True:
             result = self.flush()
-            if result.remaining == 0 or time.monotonic() >= deadline:
+            if result.remaining == 0 or result.error or time.monotonic() >= deadline:
                 return result
-            if result.error:
-                time.sleep(min(self.retry_interval, max(0.0, deadline - time.monotonic())))
 
     # -- sending -----------------------------------------------------------------------------------
     def _post(self, body: bytes) -> tuple[int, dict]:
