@@ -84,6 +84,20 @@ def resolve_config(config=None, **overrides):
     return params.resolve(*layers)
 
 
+def check_supported(cfg) -> None:
+    """Refuse, before any work, the settings this implementation does not provide (rather than
+    silently ignoring them)."""
+    unsupported = {
+        "DETECT_TYPE": ("PHOTO", "photographic-plate (PHOTO) detection"),
+        "DGEO_TYPE": ("PIXEL", "differential geometry maps"),
+        "CATALOG_TYPE": ("ASCII_SKYCAT", "the SkyCat catalogue format"),
+    }
+    for key, (value, what) in unsupported.items():
+        if cfg[key] == value:
+            where = cfg.sources.get(key) if hasattr(cfg, "sources") else None
+            raise ConfigError(f"{key} {value}: {what} is not supported by terapix-fw sextractor", where, key)
+
+
 def resolve_params(params, config) -> list[CatalogParam]:
     """The catalogue columns: a list of names (``"MAG_APER(2)"`` allowed), a ``.param`` path, or None
     (the file PARAMETERS_NAME if it exists, else :data:`paramfile.DEFAULT_PARAMS`)."""
@@ -214,6 +228,7 @@ def extract_results(image_path, config=None, params=None, detection_path=None, w
                     **overrides) -> list[ExtractionResult]:
     """As :func:`extract`, returning :class:`ExtractionResult` (table, LDAC header, check images)."""
     cfg = resolve_config(config, **overrides)
+    check_supported(cfg)
     plist = resolve_params(params, cfg)
     image_path = str(image_path)
     wtypes = list(cfg["WEIGHT_TYPE"])

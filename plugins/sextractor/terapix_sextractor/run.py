@@ -38,6 +38,9 @@ def run_step(ctx) -> None:
     else:
         raise ToolError(f"sextractor takes IMAGE or DETECTION_IMAGE,IMAGE; got {len(inputs)} inputs")
     quiet = cfg["VERBOSE_TYPE"] == "QUIET"
+    if cfg["WRITE_XML"]:
+        ctx.log.warning("WRITE_XML Y: the SExtractor XML meta-data file is not written by terapix-fw "
+                        "sextractor; the run is recorded in RDBix instead (catalog record)")
     t0 = time.time()
     extensions = [ctx.extension] if ctx.extension is not None else None
     nthreads = cfg["NTHREADS"] or ctx.nthreads

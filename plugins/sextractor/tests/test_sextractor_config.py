@@ -140,3 +140,12 @@ def test_describe_inputs_dual_form():
 def test_param_text_inline():
     plist = parse_param_text("FLUX_APER(1)\nMAG_AUTO\n")
     assert plist[0].shape == ()  # a vector of one is a scalar column, as SExtractor writes it
+
+
+@pytest.mark.parametrize("key,value", [("DETECT_TYPE", "PHOTO"), ("DGEO_TYPE", "PIXEL"),
+                                       ("CATALOG_TYPE", "ASCII_SKYCAT")])
+def test_unsupported_settings_are_refused_up_front(tmp_path, key, value):
+    from terapix_sextractor.extraction import extract_results
+
+    with pytest.raises(ConfigError, match=f"{key} {value}.*not supported"):
+        extract_results(tmp_path / "never-read.fits", params=["X_IMAGE"], **{key: value})
