@@ -14,7 +14,7 @@ from .ledger import Ledger, LedgerEntry
 from .ftp import redact
 from .links import (CHECKSUM_SUFFIXES, Link, Rejected, announced_sizes, extract_hrefs, parse_checksums,
                     select_links, subdirectories)
-from .transfer import TransferFailed, TransferResult, fetch_file, fetch_text
+from .transfer import Network, TransferFailed, TransferResult, fetch_file, fetch_text
 
 __all__ = ["snoop", "crawl", "published_checksums", "Listing"]
 
@@ -43,9 +43,7 @@ def published_checksums(hrefs: list[str], base_url: str, names: set[str], cfg, l
             if link.name.endswith(suffix) and link.name[: -len(suffix)] in names:
                 target = link.name[: -len(suffix)]
         try:
-            _final, text = fetch_text(link.url, timeout=cfg["TIMEOUT"], retries=cfg["RETRIES"],
-                                      retry_delay=cfg["RETRY_DELAY"], user_agent=cfg["USER_AGENT"],
-                                      limit=8 << 20)
+            _final, text = fetch_text(link.url, Network.from_config(cfg), limit=8 << 20)
         except TransferFailed as exc:
             log.warning("checksum file %s not read: %s", redact(link.url), exc)
             continue
@@ -82,8 +80,7 @@ def crawl(url: str, cfg, log) -> list[Listing]:
     while queue:
         current, depth = queue.pop(0)
         try:
-            final, html = fetch_text(current, timeout=cfg["TIMEOUT"], retries=cfg["RETRIES"],
-                                     retry_delay=cfg["RETRY_DELAY"], user_agent=cfg["USER_AGENT"])
+            final, html = fetch_text(current, Network.from_config(cfg))
         except TransferFailed as exc:
             if not out:
                 raise ToolError(f"cannot read the index page given by URL: {exc}") from None
@@ -167,10 +164,9 @@ def snoop(ctx, url: str) -> list[TransferResult]:
         results: list[TransferResult] = []
         with ThreadPoolExecutor(max_workers=max(1, min(nthreads, len(todo) or 1)),
                                 thread_name_prefix="snooppix") as pool:
-            futures = [pool.submit(fetch_file, link.url, link.name, dest, timeout=cfg["TIMEOUT"],
-                                   retries=cfg["RETRIES"], retry_delay=cfg["RETRY_DELAY"],
-                                   resume=cfg["RESUME"], verify=cfg["VERIFY"],
-                                   user_agent=cfg["USER_AGENT"], expected=expected.get(link.name),
+            net = Network.from_config(cfg)
+            futures = [pool.submit(fetch_file, link.url, link.name, dest, net, resume=cfg["RESUME"],
+                                   verify=cfg["VERIFY"], expected=expected.get(link.name),
                                    size_hint=sizes.get(link.name))
                        for link, dest in todo]
             # record each transfer as it ends, in this thread: the ledger is then up to date even

@@ -63,6 +63,7 @@ class SnooppixTool(Tool):
         Parameter("ALLOWED_HOSTS", "str", [], "other hosts links may point to (* = any)",
                   nvalues=(0, None)),
         Parameter("MAX_FILES", "int", 0, "most files fetched in one run (0 = no limit)", minimum=0),
+        Parameter("CA_FILE", "path", "", "certificate authorities for HTTPS (empty: the system's)"),
         Parameter("USER_AGENT", "str", f"terapix-snooppix/{VERSION}", "HTTP User-Agent"),
     ]
 

@@ -21,7 +21,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["TransferResult", "fetch_file", "fetch_text", "part_path", "TransferFailed", "PartFile",
+__all__ = ["Network", "TransferResult", "fetch_file", "fetch_text", "part_path", "TransferFailed", "PartFile",
            "ftp_index_html"]
 
 _CHUNK = 1 << 20
@@ -60,12 +60,51 @@ def part_path(dest: Path) -> Path:
     return dest.with_name(f".{dest.name}.snooppix-part")
 
 
-def _opener():
-    return urllib.request.build_opener()
+@dataclass(frozen=True)
+class Network:
+    """How to talk to the archive: time-out (s), retries and their delay step (s), User-Agent, and the
+    certificate authorities for HTTPS (empty: the system's; verification is never turned off)."""
+
+    timeout: float = 60.0
+    retries: int = 3
+    retry_delay: float = 5.0
+    user_agent: str = "terapix-snooppix"
+    ca_file: str = ""
+
+    @classmethod
+    def from_config(cls, cfg) -> "Network":
+        return cls(cfg["TIMEOUT"], cfg["RETRIES"], cfg["RETRY_DELAY"], cfg["USER_AGENT"], cfg["CA_FILE"])
 
 
-def fetch_text(url: str, *, timeout: float, retries: int, retry_delay: float, user_agent: str,
-               limit: int = 16 << 20) -> tuple[str, str]:
+class _NetrcPasswords(urllib.request.HTTPPasswordMgr):
+    """HTTP Basic credentials from ``~/.netrc`` (``machine HOST login USER password PASS``), so that
+    passwords stay out of the configuration (which is logged and recorded)."""
+
+    def find_user_password(self, realm, authuri):
+        import netrc
+        from urllib.parse import urlsplit
+
+        host = urlsplit(authuri).hostname if "://" in authuri else authuri.rsplit(":", 1)[0]
+        try:
+            auth = netrc.netrc().authenticators(host or "")
+        except (OSError, netrc.NetrcParseError):
+            return None, None
+        return (auth[0], auth[2]) if auth else (None, None)
+
+
+def _opener(net: Network):
+    # one opener per request: the auth handler keeps per-request state and threads share nothing
+    import ssl
+
+    try:
+        context = ssl.create_default_context(cafile=net.ca_file or None)
+    except (OSError, ssl.SSLError) as exc:
+        raise TransferFailed(f"CA_FILE {net.ca_file!r}: cannot load certificate authorities: {exc}") from None
+    return urllib.request.build_opener(urllib.request.HTTPSHandler(context=context),
+                                       urllib.request.HTTPBasicAuthHandler(_NetrcPasswords()))
+
+
+def fetch_text(url: str, net: Network, limit: int = 16 << 20) -> tuple[str, str]:
     """GET a small text resource (an index page, a checksum list); return (final URL, text).
 
     ``limit`` bounds what is read, so a hostile server cannot exhaust memory.  For an ``ftp://`` URL
@@ -73,14 +112,14 @@ def fetch_text(url: str, *, timeout: float, retries: int, retry_delay: float, us
     :func:`ftp_index_html`), so that HTTP and FTP indexes are read the same way.
     """
     if url.lower().startswith("ftp://"):
-        return _ftp_text(url, timeout=timeout, retries=retries, retry_delay=retry_delay, limit=limit)
+        return _ftp_text(url, net, limit)
     last: Exception | None = None
-    for attempt in range(retries + 1):
+    for attempt in range(net.retries + 1):
         if attempt:
-            time.sleep(retry_delay * attempt)
+            time.sleep(net.retry_delay * attempt)
         try:
-            req = urllib.request.Request(url, headers={"User-Agent": user_agent})
-            with _opener().open(req, timeout=timeout) as resp:
+            req = urllib.request.Request(url, headers={"User-Agent": net.user_agent})
+            with _opener(net).open(req, timeout=net.timeout) as resp:
                 body = resp.read(limit + 1)
                 if len(body) > limit:
                     raise TransferFailed(f"{url}: more than {limit} bytes; not an index page")
@@ -92,7 +131,7 @@ def fetch_text(url: str, *, timeout: float, retries: int, retry_delay: float, us
             last = exc
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             last = exc
-    raise TransferFailed(f"{url}: {_describe(last)} (after {retries + 1} attempts)")
+    raise TransferFailed(f"{url}: {_describe(last)} (after {net.retries + 1} attempts)")
 
 
 def ftp_index_html(listing: list[tuple[str, int | None, bool]]) -> str:
@@ -106,26 +145,26 @@ def ftp_index_html(listing: list[tuple[str, int | None, bool]]) -> str:
     return f"<html><body>\n{rows}</body></html>\n"
 
 
-def _ftp_text(url: str, *, timeout: float, retries: int, retry_delay: float, limit: int) -> tuple[str, str]:
+def _ftp_text(url: str, net: Network, limit: int) -> tuple[str, str]:
     import ftplib
 
     from .ftp import ftp_fetch_text, ftp_list, redact
 
     last: Exception | None = None
-    for attempt in range(retries + 1):
+    for attempt in range(net.retries + 1):
         if attempt:
-            time.sleep(retry_delay * attempt)
+            time.sleep(net.retry_delay * attempt)
         try:
             if url.endswith("/"):
-                return url, ftp_index_html(ftp_list(url, timeout))
-            return url, ftp_fetch_text(url, timeout, limit)
+                return url, ftp_index_html(ftp_list(url, net.timeout))
+            return url, ftp_fetch_text(url, net.timeout, limit)
         except ftplib.error_perm as exc:
             raise TransferFailed(f"{redact(url)}: {exc}") from None
         except ValueError as exc:
             raise TransferFailed(str(exc)) from None
         except (ftplib.Error, OSError, EOFError) as exc:
             last = exc
-    raise TransferFailed(f"{redact(url)}: {type(last).__name__}: {last} (after {retries + 1} attempts)")
+    raise TransferFailed(f"{redact(url)}: {type(last).__name__}: {last} (after {net.retries + 1} attempts)")
 
 
 def _describe(exc: Exception | None) -> str:
@@ -165,14 +204,13 @@ def _hashers(algorithms) -> dict[str, "hashlib._Hash"]:
     return {a: hashlib.new(a) for a in set(algorithms) | {"sha256"}}
 
 
-def fetch_file(url: str, name: str, dest: Path, *, timeout: float, retries: int, retry_delay: float,
-               resume: bool, verify: bool, user_agent: str,
+def fetch_file(url: str, name: str, dest: Path, net: Network, *, resume: bool, verify: bool,
                expected: dict[str, str] | None = None, size_hint: int | None = None) -> TransferResult:
     """Download ``url`` to ``dest``, resuming ``part_path(dest)``; never raises for a transfer error.
 
     ``expected`` maps algorithm names (md5, sha1, sha256, sha512) to hex digests published beside
     the file.  Transient failures (connection lost, timeout, HTTP 5xx/429, short body) are retried
-    ``retries`` times, with a delay growing by ``retry_delay`` seconds, each retry resuming the
+    ``net.retries`` times, with a delay growing by ``net.retry_delay`` seconds, each retry resuming the
     partial file; a checksum mismatch restarts from zero once per attempt.  ``size_hint`` is the size
     a listing announced (used by FTP when the server does not answer ``SIZE``).
     """
@@ -182,18 +220,17 @@ def fetch_file(url: str, name: str, dest: Path, *, timeout: float, retries: int,
         part.unlink()
     expected = dict(expected or {})
     last: str = ""
-    for attempt in range(retries + 1):
+    for attempt in range(net.retries + 1):
         result.attempts = attempt + 1
         if attempt:
-            time.sleep(retry_delay * attempt)
+            time.sleep(net.retry_delay * attempt)
         try:
             if url.lower().startswith("ftp://"):
                 from .ftp import ftp_attempt
-                ftp_attempt(url, part, result, timeout=timeout, resume=resume, verify=verify,
+                ftp_attempt(url, part, result, timeout=net.timeout, resume=resume, verify=verify,
                             expected=expected, size_hint=size_hint, retry=_Retry, failed=TransferFailed)
             else:
-                _attempt(url, part, result, timeout=timeout, resume=resume, verify=verify,
-                         user_agent=user_agent, expected=expected)
+                _attempt(url, part, result, net, resume=resume, verify=verify, expected=expected)
             with open(part, "rb+") as handle:
                 os.fsync(handle.fileno())
             os.replace(part, dest)
@@ -206,24 +243,24 @@ def fetch_file(url: str, name: str, dest: Path, *, timeout: float, retries: int,
             last = str(exc)
             break
     else:
-        last = f"{last} (after {retries + 1} attempts)"
+        last = f"{last} (after {net.retries + 1} attempts)"
     if result.status != "done":
         result.error = last
     result.end = time.time()
     return result
 
 
-def _attempt(url: str, part: Path, result: TransferResult, *, timeout: float, resume: bool,
-             verify: bool, user_agent: str, expected: dict[str, str]) -> None:
+def _attempt(url: str, part: Path, result: TransferResult, net: Network, *, resume: bool, verify: bool,
+             expected: dict[str, str]) -> None:
     offset = part.stat().st_size if resume and part.exists() else 0
-    headers = {"User-Agent": user_agent, "Want-Repr-Digest": "sha-256=10, md5=3",
+    headers = {"User-Agent": net.user_agent, "Want-Repr-Digest": "sha-256=10, md5=3",
                "Want-Digest": "SHA-256;q=1, MD5;q=0.3"}
     if offset:
         headers["Range"] = f"bytes={offset}-"
         headers["Accept-Encoding"] = "identity"
     req = urllib.request.Request(url, headers=headers)
     try:
-        resp = _opener().open(req, timeout=timeout)
+        resp = _opener(net).open(req, timeout=net.timeout)
     except urllib.error.HTTPError as exc:
         result.http_status = exc.code
         if exc.code == 416 and offset:

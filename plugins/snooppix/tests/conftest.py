@@ -20,11 +20,21 @@ class ArchiveServer:
         self.truncate_once: set[str] = set()  # names whose first GET stops half-way
         self.range_requests: list[tuple[str, str]] = []
         self.gets: Counter[str] = Counter()
+        self.basic_auth: str | None = None  # "user:password" required when set
         self.lock = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def use_tls(self, certfile: Path, keyfile: Path) -> None:
+        """Serve HTTPS with this certificate (call before the server starts)."""
+        import ssl
+
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(certfile, keyfile)
+        self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+        self.url = self.url.replace("http://", "https://")
 
     def put(self, name: str, data: bytes) -> bytes:
         (self.root / name).write_bytes(data)
@@ -41,6 +51,15 @@ class ArchiveServer:
 
             def do_GET(self):
                 path = urlsplit(self.path).path
+                if server.basic_auth is not None:
+                    import base64
+                    wanted = "Basic " + base64.b64encode(server.basic_auth.encode()).decode()
+                    if self.headers.get("Authorization") != wanted:
+                        self.send_response(401)
+                        self.send_header("WWW-Authenticate", 'Basic realm="proprietary data"')
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
                 with server.lock:
                     server.gets[path] += 1
                     first = server.gets[path] == 1
@@ -93,6 +112,46 @@ class ArchiveServer:
                 self.wfile.write(body)
 
         return Handler
+
+
+def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 signed by itself (it is its own certificate authority)."""
+    import datetime
+    import ipaddress
+
+    x509 = pytest.importorskip("cryptography.x509")
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "snooppix test archive")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    certfile, keyfile = folder / "archive.crt", folder / "archive.key"
+    certfile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    keyfile.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    return certfile, keyfile
+
+
+@pytest.fixture
+def https_archive(tmp_path):
+    root = tmp_path / "remote_tls"
+    root.mkdir()
+    server = ArchiveServer(root)
+    server.certfile, keyfile = self_signed_certificate(tmp_path)
+    server.use_tls(server.certfile, keyfile)
+    server.thread.start()
+    yield server
+    server.httpd.shutdown()
+    server.httpd.server_close()
 
 
 @pytest.fixture

@@ -355,3 +355,36 @@ def test_watch_command_polls_the_archive(tmp_path, archive, monkeypatch):
     assert archive.gets["/data/a.fits.fz"] == 1 and archive.gets["/data/b.fits.fz"] == 1
     assert (tmp_path / "in" / "b.fits.fz").read_bytes() == b"b" * 300
     assert len(list((tmp_path / "home" / "logs").glob("snooppix-*.log"))) >= 1
+
+
+def test_https_with_the_archive_certificate_authority(tmp_path, https_archive):
+    data = https_archive.put("s.fits.fz", _payload(20, 3000))
+    https_archive.index["/data/"] = _index("s.fits.fz")
+    # certificates are always verified: an archive signed by an unknown authority is refused...
+    refused = _run(tmp_path, https_archive.url + "/data/", RETRIES=0)
+    assert refused.status == "failed" and "CERTIFICATE_VERIFY_FAILED" in refused.error
+    assert https_archive.gets["/data/"] == 0
+    # ... and accepted with its authority in CA_FILE
+    result = _run(tmp_path, https_archive.url + "/data/", CA_FILE=https_archive.certfile)
+    assert result.status == "done", result.error
+    assert (tmp_path / "work" / "dl" / "s.fits.fz").read_bytes() == data
+    bad_ca = _run(tmp_path, https_archive.url + "/data/", CA_FILE=tmp_path / "missing.pem", RETRIES=0)
+    assert bad_ca.status == "failed" and "CA_FILE" in bad_ca.error
+
+
+def test_http_credentials_from_netrc(tmp_path, archive, monkeypatch):
+    data = archive.put("p.fits.fz", _payload(21, 2000))
+    archive.index["/data/"] = _index("p.fits.fz")
+    archive.basic_auth = "cfhtls:s3cret"
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    denied = _run(tmp_path, archive.url + "/data/", RETRIES=0)
+    assert denied.status == "failed" and "HTTP 401" in denied.error
+    netrc = home / ".netrc"
+    netrc.write_text("machine 127.0.0.1 login cfhtls password s3cret\n")
+    netrc.chmod(0o600)  # netrc refuses a password file others can read
+    result = _run(tmp_path, archive.url + "/data/")
+    assert result.status == "done", result.error
+    assert (tmp_path / "work" / "dl" / "p.fits.fz").read_bytes() == data
+    assert "s3cret" not in repr(result.records)
