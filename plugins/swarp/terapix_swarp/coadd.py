@@ -1,7 +1,7 @@
 """Phase 2: co-add the resampled inputs strip by strip (SWarp's ``coadd_fields``).
 
-Memory design.  The output image and weight are written through ``numpy.memmap`` into FITS files created
-at their final size, so neither is ever held in memory.  The output is processed in strips of full-width
+Memory design.  The output image and weight are FITS files created at their final size and written strip
+by strip with ordinary writes, so neither is ever held in memory.  The output is processed in strips of full-width
 rows; for a strip, every resampled input overlapping it is read (only those rows) and packed into pixel
 stacks of depth ``nmax`` (the maximum overlap, found as SWarp does with the maximal clique of the
 overlap graph: for rectangles, the deepest point).  A strip holds ``h * width * nmax`` values, variances
@@ -24,7 +24,7 @@ from .combine import COMBINE_CODES, chi_bias, combine_stack, pack_rows
 from .kernels import BIG
 from .resample import Resampled
 
-__all__ = ["CoaddSummary", "max_clique", "coadd_resampled", "create_fits_memmap"]
+__all__ = ["CoaddSummary", "max_clique", "coadd_resampled", "write_fits_image", "StripWriter"]
 
 
 @dataclass
@@ -124,27 +124,51 @@ def max_clique(boxes: np.ndarray) -> np.ndarray:
     return np.nonzero((boxes[:, 0] <= x) & (boxes[:, 1] >= x) & (boxes[:, 2] <= y) & (boxes[:, 3] >= y))[0]
 
 
-def create_fits_memmap(path: Path, header) -> np.memmap:
-    """Create a float32 FITS image of the header's size without writing its pixels (a sparse file of
-    zeros), and return a writable memmap of its data."""
+def fits_header_bytes(header) -> bytes:
+    """A float32 image header as FITS bytes (padded to 2880)."""
     header = header.copy()
     header["BITPIX"] = -32
-    head = header.tostring().encode("ascii")
-    nx, ny = int(header["NAXIS1"]), int(header["NAXIS2"])
-    nbytes = nx * ny * 4
-    padded = -(-nbytes // 2880) * 2880
+    return header.tostring().encode("ascii")
+
+
+def write_fits_image(path: Path, header, data: np.ndarray) -> int:
+    """Write a float32 FITS image (primary HDU) without astropy's copies; return the data offset."""
+    head = fits_header_bytes(header)
+    raw = np.ascontiguousarray(data, dtype=">f4").tobytes()
     with open(path, "wb") as fh:
         fh.write(head)
-        fh.truncate(len(head) + padded)
-    return np.memmap(path, dtype=">f4", mode="r+", offset=len(head), shape=(ny, nx))
+        fh.write(raw)
+        fh.write(b"\0" * (-len(raw) % 2880))
+    return len(head)
 
 
-def _read_rows(path: Path, y0: int, y1: int) -> np.ndarray:
-    """Rows [y0, y1) (0-based) of a resampled image as native float32."""
-    from astropy.io import fits
+class StripWriter:
+    """A float32 FITS image created at its final size (a sparse file of zeros) and filled by blocks of full
+    rows with ordinary writes, so that the output never sits in memory (a memmap's dirty pages would)."""
 
-    with fits.open(path, memmap=True) as hdul:
-        return np.ascontiguousarray(hdul[0].section[y0:y1, :], dtype=np.float32)
+    def __init__(self, path: Path, header):
+        head = fits_header_bytes(header)
+        self.nx, self.ny = int(header["NAXIS1"]), int(header["NAXIS2"])
+        nbytes = self.nx * self.ny * 4
+        self.offset = len(head)
+        self.fh = open(path, "wb")
+        self.fh.write(head)
+        self.fh.truncate(self.offset + nbytes + (-nbytes % 2880))
+
+    def write_rows(self, y0: int, block: np.ndarray) -> None:
+        """Write full-width rows starting at 1-based row ``y0``."""
+        self.fh.seek(self.offset + (y0 - 1) * self.nx * 4)
+        self.fh.write(np.ascontiguousarray(block, dtype=">f4").tobytes())
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+def _read_rows(path: Path, offset: int, width: int, y0: int, y1: int) -> np.ndarray:
+    """Rows [y0, y1) (0-based) of a float32 FITS image written by :func:`write_fits_image`, native order."""
+    count = (y1 - y0) * width
+    data = np.fromfile(path, dtype=">f4", count=count, offset=offset + y0 * width * 4)
+    return data.astype(np.float32).reshape(y1 - y0, width)
 
 
 def coadd_resampled(resampled: list[Resampled], out_header, config, image_path: Path, weight_path: Path,
@@ -221,7 +245,9 @@ def coadd_resampled(resampled: list[Resampled], out_header, config, image_path: 
     cwidth = max(0, bx1 - bx0 + 1)
     clipped = ctype_name == "CLIPPED"
     writelog = clipped and bool(config["CLIP_WRITELOG"])
-    per_line = cwidth * (nmax * (4 + 4 + (8 if clipped else 0) + (4 if writelog else 0)) + 4 + 8) + 1
+    # bytes per strip line: values + variances (+ origins, clipping deviations) per stack entry, counts,
+    # combined value and variance, and the full-width output line
+    per_line = cwidth * (nmax * (8 + (4 if clipped else 0) + (4 if writelog else 0)) + 12) + 4 * width + 1
     budget = config["COMBINE_BUFSIZE"] * 1024 * 1024
     strip_h = int(max(1, min(max(1, by1 - by0 + 1), budget // per_line)))
 
@@ -229,50 +255,54 @@ def coadd_resampled(resampled: list[Resampled], out_header, config, image_path: 
     bias = chi_bias(nmax)
     summary = CoaddSummary(exptime=exptime, gain=gain, saturation=saturation, nmax=nmax, nfiles_max=nfiles_max,
                            strips=0, strip_height=strip_h, nclipped=0)
-    img = create_fits_memmap(image_path, header_fn(summary, False) if header_fn else out_header)
-    wgt = create_fits_memmap(weight_path, header_fn(summary, True) if header_fn else out_header)
+    img = StripWriter(image_path, header_fn(summary, False) if header_fn else out_header)
+    wgt = StripWriter(weight_path, header_fn(summary, True) if header_fn else out_header)
     nstrips = 0
     nclipped = 0
     logfh = open(clip_log_path, "w") if (writelog and clip_log_path) else None
+    # strip buffers, allocated once; only the first counts[y, x] entries of a pixel stack are ever read
+    vals = np.empty((strip_h, cwidth, nmax), dtype=np.float32)
+    vars_ = np.empty((strip_h, cwidth, nmax), dtype=np.float32)
+    origin = np.empty((strip_h, cwidth, nmax) if clipped else (1, 1, 1), dtype=np.int32)
+    clipdev = np.empty((strip_h, cwidth, nmax) if writelog else (1, 1, 1), dtype=np.float32)
+    counts = np.empty((strip_h, cwidth), dtype=np.int32)
+    out = np.empty((strip_h, cwidth), dtype=np.float32)
+    outvar = np.empty((strip_h, cwidth), dtype=np.float32)
+    block = np.zeros((strip_h, width), dtype=np.float32)
     try:
         for y0 in range(by0, by1 + 1, strip_h):
             y1 = min(by1, y0 + strip_h - 1)
             h = y1 - y0 + 1
-            vals = np.zeros((h, cwidth, nmax), dtype=np.float32)
-            vars_ = np.full((h, cwidth, nmax), BIG, dtype=np.float32)
-            counts = np.zeros((h, cwidth), dtype=np.int32)
-            origin = np.zeros((h, cwidth, nmax if clipped else 1), dtype=np.int32)
-            origin_pack = origin if clipped else np.zeros((h, cwidth, nmax), dtype=np.int32)
+            counts[:h] = 0
             for i, r in enumerate(resampled):
                 if r.ymax < y0 or r.ymin > y1:
                     continue
-                ra, rb = max(y0, r.ymin), min(y1, r.ymax)
-                data = _read_rows(r.image, ra - r.ymin, rb - r.ymin + 1)
-                weight = _read_rows(r.weight, ra - r.ymin, rb - r.ymin + 1)
-                # clip columns to the covered area
                 ca, cb = max(bx0, r.xmin), min(bx1, r.xmax)
                 if ca > cb:
                     continue
-                data = np.ascontiguousarray(data[:, ca - r.xmin: cb - r.xmin + 1])
-                weight = np.ascontiguousarray(weight[:, ca - r.xmin: cb - r.xmin + 1])
-                pack_rows(vals, vars_, counts, origin_pack, data, weight, ra - y0, ca - bx0, i,
-                          float(r.fscale), weight_mode)
-            out = np.zeros((h, cwidth), dtype=np.float32)
-            outvar = np.zeros((h, cwidth), dtype=np.float32)
-            clipdev = np.zeros((h, cwidth, nmax) if writelog else (1, 1, 1), dtype=np.float32)
-            combine_stack(vals, vars_, counts, origin_pack, ctype, gains, bias, float(config["CLIP_SIGMA"]),
-                          float(config["CLIP_AMPFRAC"]), bool(config["BLANK_BADPIXELS"]), out, outvar,
-                          clipdev, writelog)
+                ra, rb = max(y0, r.ymin), min(y1, r.ymax)
+                data = _read_rows(r.image, r.image_offset, r.nx, ra - r.ymin, rb - r.ymin + 1)
+                weight = _read_rows(r.weight, r.weight_offset, r.nx, ra - r.ymin, rb - r.ymin + 1)
+                if ca != r.xmin or cb != r.xmax:  # clip columns to the covered area
+                    data = np.ascontiguousarray(data[:, ca - r.xmin: cb - r.xmin + 1])
+                    weight = np.ascontiguousarray(weight[:, ca - r.xmin: cb - r.xmin + 1])
+                pack_rows(vals, vars_, counts, origin, data, weight, ra - y0, ca - bx0, i, float(r.fscale),
+                          weight_mode, clipped)
+            combine_stack(vals[:h], vars_[:h], counts[:h], origin, ctype, gains, bias,
+                          float(config["CLIP_SIGMA"]), float(config["CLIP_AMPFRAC"]),
+                          bool(config["BLANK_BADPIXELS"]), out[:h], outvar[:h], clipdev, writelog)
             if writelog:
-                jj, ii, kk = np.nonzero(np.isfinite(clipdev))
+                jj, ii, kk = np.nonzero(np.isfinite(clipdev[:h]))
                 nclipped += len(jj)
                 if logfh is not None:
-                    lines = [f"{origin_pack[j, i, k]:4d} {i + bx0:6d} {j + y0:6d} {clipdev[j, i, k]:+10g}\n"
+                    lines = [f"{origin[j, i, k]:4d} {i + bx0:6d} {j + y0:6d} {clipdev[j, i, k]:+10g}\n"
                              for j, i, k in zip(jj, ii, kk)]
                     logfh.writelines(lines)
-            img[y0 - 1:y1, bx0 - 1:bx1] = out
+            block[:h, bx0 - 1:bx1] = out[:h]
+            img.write_rows(y0, block[:h])
             with np.errstate(divide="ignore"):
-                wgt[y0 - 1:y1, bx0 - 1:bx1] = np.where(outvar < BIG, 1.0 / outvar, 0.0)
+                block[:h, bx0 - 1:bx1] = np.where(outvar[:h] < BIG, 1.0 / outvar[:h], 0.0)
+            wgt.write_rows(y0, block[:h])
             nstrips += 1
             if log and (nstrips == 1 or y1 == by1 or nstrips % 10 == 0):
                 log.info("  co-adding line %d / %d (%.0f%%)", y1, height, 100.0 * (y1 - by0 + 1) /
@@ -280,9 +310,8 @@ def coadd_resampled(resampled: list[Resampled], out_header, config, image_path: 
     finally:
         if logfh is not None:
             logfh.close()
-        img.flush()
-        wgt.flush()
-        del img, wgt
+        img.close()
+        wgt.close()
     summary.strips = nstrips
     summary.nclipped = nclipped
     return summary

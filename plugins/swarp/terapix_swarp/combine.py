@@ -50,7 +50,8 @@ def chi_bias(n: int) -> np.ndarray:
 
 
 @numba.njit(cache=True, parallel=True)
-def pack_rows(vals, vars_, counts, origin, data, weight, row0, col0, origin_id, fscale, weight_mode):
+def pack_rows(vals, vars_, counts, origin, data, weight, row0, col0, origin_id, fscale, weight_mode,
+              store_origin):
     """Append one resampled input (rows of ``data``/``weight``, placed at strip row ``row0`` and column
     ``col0``) to the pixel stacks.  Weights become variances ``fscale^2 / w`` (BIG where w <= 0) and
     values are multiplied by ``fscale`` (divided by fscale^2 for weight-map combinations)."""
@@ -70,7 +71,8 @@ def pack_rows(vals, vars_, counts, origin, data, weight, row0, col0, origin_id, 
             else:
                 vals[r, c, k] = data[j, i] * fscale
             vars_[r, c, k] = f2 / wt if wt > 0 else BIG
-            origin[r, c, k] = origin_id
+            if store_origin:
+                origin[r, c, k] = origin_id
             counts[r, c] = k + 1
 
 
@@ -120,7 +122,7 @@ def combine_stack(vals, vars_, counts, origin, ctype, gains, bias, clip_sigma, c
                 if s2 < BIG and v > -BIG / 2:
                     good[ng] = v
                     goodv[ng] = s2
-                    goodo[ng] = origin[r, c, k]
+                    goodo[ng] = origin[r, c, k] if ctype == 6 else 0
                     goodk[ng] = k
                     ng += 1
                 else:

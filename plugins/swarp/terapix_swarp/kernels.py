@@ -30,6 +30,8 @@ BIG = 1e30
 INTERP_CODES = {"NEAREST": 0, "BILINEAR": 1, "LANCZOS2": 2, "LANCZOS3": 3, "LANCZOS4": 4}
 KERNEL_WIDTH = {0: 1, 1: 2, 2: 4, 3: 6, 4: 8}
 KW = np.array([1, 2, 4, 6, 8], dtype=np.int64)
+_COS_STEP = np.array([1.0, 1.0] + [math.cos(math.pi / a) for a in (2, 3, 4)])
+_SIN_STEP = np.array([0.0, 0.0] + [math.sin(math.pi / a) for a in (2, 3, 4)])
 
 
 @numba.njit(cache=True, inline="always")
@@ -49,13 +51,24 @@ def _make_kernel(pos, interp, kernel):
             kernel[i] = 0.0
         kernel[a - 1] = 1.0
         return width
+    # one sin/cos pair per axis, as SWarp's make_kernel: sin(pi d) alternates in sign from tap to tap and
+    # sin(pi d / a) follows a rotation by -pi/a
+    sp = math.sin(math.pi * pos)
+    if (a - 1) & 1:
+        sp = -sp
+    theta = math.pi * (pos + a - 1) / a
+    s = math.sin(theta)
+    c = math.cos(theta)
+    cd = _COS_STEP[a]
+    sd = _SIN_STEP[a]
     total = 0.0
     for i in range(width):
-        # tap i sits at distance pos + (a - 1) - i from the position
-        x = math.pi * (pos + (a - 1) - i)
-        val = a * math.sin(x) * math.sin(x / a) / (x * x)
+        d = math.pi * (pos + (a - 1) - i)
+        val = a * sp * s / (d * d)
         kernel[i] = val
         total += val
+        sp = -sp
+        s, c = s * cd - c * sd, c * cd + s * sd
     for i in range(width):
         kernel[i] /= total
     return width
@@ -63,7 +76,9 @@ def _make_kernel(pos, interp, kernel):
 
 @numba.njit(cache=True)
 def _interpolate(data, var, xpos, ypos, interp, kx, ky):
-    """Interpolate ``data`` at 1-based (xpos, ypos); return (value, variance); variance BIG if bad."""
+    """Interpolate ``data`` at 1-based (xpos, ypos); return (value, variance); variance >= BIG if bad.
+
+    ``data`` must be 0 wherever ``var`` is BIG (bad pixels)."""
     ny, nx = data.shape
     kw = KW[interp]
     if interp == 0:
@@ -80,16 +95,15 @@ def _interpolate(data, var, xpos, ypos, interp, kx, ky):
         return 0.0, BIG
     _make_kernel(dx, interp, kx)
     _make_kernel(dy, interp, ky)
+    # bad pixels hold 0 in ``data`` (set by the caller), so they contribute nothing without a test here
     val = 0.0
     vmax = 0.0
     for j in range(kw):
         row = 0.0
         for i in range(kw):
+            row += kx[i] * data[sy + j, sx + i]
             v = var[sy + j, sx + i]
-            if v > vmax:
-                vmax = v
-            if v < BIG:
-                row += kx[i] * data[sy + j, sx + i]
+            vmax = v if v > vmax else vmax
         val += ky[j] * row
     return val, vmax
 

@@ -44,6 +44,8 @@ class Resampled:
     backsig: float
     saturation: float
     subback: bool
+    image_offset: int = 0  # byte offset of the pixels in the resampled files
+    weight_offset: int = 0
     mapping_error: float = 0.0
 
     @property
@@ -167,10 +169,10 @@ def _interp_codes(config) -> tuple[int, int]:
 def resample_field(fld: InputField, out_header, out_wcs, config, index: int, nfiles: int,
                    image_path: Path, weight_path: Path, log=None) -> Resampled | None:
     """Resample one field; write its resampled image and weight (atomically) to the given paths."""
-    from astropy.io import fits
-
-    from terapix_fw.atomic import write_fits_atomic
+    from terapix_fw.atomic import atomic_path
     from terapix_fw.background import estimate_background
+
+    from .coadd import write_fits_image
 
     out_shape = (int(out_header["NAXIS2"]), int(out_header["NAXIS1"]))
     pmap = PixelMap(fld.wcs, out_wcs)
@@ -241,15 +243,17 @@ def resample_field(fld: InputField, out_header, out_wcs, config, index: int, nfi
     header = _resampled_header(out_header, fld, xmin, ymin, out.shape, gain=fgain, saturation=saturation,
                                fscale=fld.fscale, fascale=fascale, backmean=backmean * fascale,
                                backsig=backsig * fascale, sigfac=sigfac)
-    write_fits_atomic(image_path, fits.HDUList([fits.PrimaryHDU(out, header)]))
+    with atomic_path(image_path) as tmp:
+        image_offset = write_fits_image(tmp, header, out)
     wheader = header.copy()
     wheader["WGHTTYPE"] = ("MAP_WEIGHT", "Weight-map type")
-    write_fits_atomic(weight_path, fits.HDUList([fits.PrimaryHDU(outw, wheader)]))
+    with atomic_path(weight_path) as tmp:
+        weight_offset = write_fits_image(tmp, wheader, outw)
     return Resampled(image=image_path, weight=weight_path, name=fld.name, fileno=fld.fileno, xmin=xmin,
                      ymin=ymin, nx=out.shape[1], ny=out.shape[0], exptime=fld.exptime, gain=gain, fgain=fgain,
                      fscale=fld.fscale, fascale=fascale, backmean=backmean * fascale,
                      backsig=backsig * fascale, saturation=saturation, subback=subback,
-                     mapping_error=grid.max_error)
+                     image_offset=image_offset, weight_offset=weight_offset, mapping_error=grid.max_error)
 
 
 def _resampled_header(out_header, fld: InputField, xmin: int, ymin: int, shape, *, gain, saturation, fscale,

@@ -9,10 +9,12 @@ whole chain.  Tolerances, per quantity:
   relative (SWarp's input scale is a per-axis estimate, ours the sqrt of the local pixel area);
 * EXPTIME equal, GAIN to 1e-5 relative (float32 vs double arithmetic); SATURATE within the sky level
   (see the comment in the test);
-* pixels in full-weight regions: median |(ours - SWarp)/sigma| < 0.01 and rms < 0.02 -- both tabulate
-  the WCS mapping within PROJECTION_ERR = 0.001 px but on different grids (SWarp a bicubic spline, ours
-  cubic Lagrange), and the background meshes are computed by sep, SExtractor's algorithm, in another
-  order of operations;
+* pixels in full-weight regions: median of (ours - SWarp)/sigma within 0.005, median |.| < 0.005 and
+  99th percentile < 0.1 -- positions differ by up to ~0.001 px because SWarp inverts TPV with a
+  polynomial fitted to 0.001 px (WCS_INVACCURACY) where astropy iterates to convergence, and both
+  tabulate the mapping within PROJECTION_ERR on different grids; on the peaks of bright stars
+  (gradients of 1e4 ADU/px) that is up to a few sigma, hence percentiles rather than an rms.  The
+  background is sep's implementation of the same SExtractor algorithm;
 * weights: median ratio 1 to 1e-4, zero-weight masks identical except at most 0.2% of pixels (image
   borders where one program's footprint rounding keeps a pixel the other drops).
 """
@@ -79,7 +81,8 @@ def test_matches_swarp(tmp_path, run_swarp, ctype):
     full = (wr > 0.5 * np.median(wr[wr > 0])) & (wo > 0)
     assert full.sum() > 0.5 * full.size
     dev = (ours[full] - ref[full]) * np.sqrt(wr[full])
-    assert abs(np.median(dev)) < 0.01
-    assert np.sqrt(np.mean(dev ** 2)) < 0.02
+    assert abs(np.median(dev)) < 0.005
+    assert np.median(np.abs(dev)) < 0.005
+    assert np.percentile(np.abs(dev), 99) < 0.1
     assert np.median(wo[full] / wr[full]) == pytest.approx(1.0, abs=1e-4)
     assert np.mean((wo > 0) != (wr > 0)) < 2e-3

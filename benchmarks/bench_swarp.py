@@ -1,0 +1,185 @@
+"""swarp plugin vs SWarp, measured in the same run with the same keywords and NTHREADS.
+
+Simulated MegaCam exposures (terapix_fw.sim: 36 CCDs, TPV true-WCS ``.head`` files, weight maps = flat
+field with bad pixels at 0) are
+
+1. resampled (one exposure, COMBINE N): wall time of both;
+2. co-added (N exposures dithered by up to ~1', COMBINE_TYPE WEIGHTED, WEIGHT_TYPE MAP_WEIGHT, automatic
+   output grid): wall time, peak memory (max RSS of the process, from getrusage on the child), pixel
+   agreement in full-weight regions (median and rms of (plugin - SWarp) / sigma, sigma from SWarp's
+   weight map), and the fluxes of the truth stars in 2.5" radius apertures measured on both stacks
+   (median and scatter of the plugin/SWarp ratio).
+
+Both programs run as command-line drop-ins (``SWarp`` and ``terapix tool swarp``); the plugin's numba
+kernels are compiled (cached) by a warm-up run first, so start-up costs the Python imports only.
+
+    python benchmarks/bench_swarp.py [--nexp 10] [--ccd-scale 0.25] [--nthreads 2] [--workdir DIR]
+
+``--ccd-scale 1`` gives full 2048x4612 CCDs (about 1.3 GB of simulated pixels per exposure).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RUSAGE_WRAPPER = ("import resource, subprocess, sys, time; t = time.time(); "
+                  "r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE); "
+                  "dt = time.time() - t; "
+                  "sys.stderr.write(r.stderr.decode()[-2000:] if r.returncode else ''); "
+                  "print(dt, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, r.returncode)")
+
+
+def measure(cmd: list[str], cwd: Path) -> tuple[float, float]:
+    """Wall time (s) and peak RSS (MB) of ``cmd`` run in a fresh wrapper process."""
+    out = subprocess.run([sys.executable, "-c", RUSAGE_WRAPPER, *cmd], cwd=cwd, capture_output=True, text=True)
+    if out.returncode != 0 or not out.stdout.strip():
+        raise RuntimeError(f"{cmd[0]} failed: {out.stderr[-2000:]}")
+    wall, rss, code = out.stdout.split()
+    if int(code) != 0:
+        raise RuntimeError(f"{' '.join(cmd[:3])}... exited with {code}: {out.stderr[-2000:]}")
+    return float(wall), float(rss) / 1024.0
+
+
+def simulate(workdir: Path, nexp: int, scale: float, density: float):
+    import numpy as np
+    from astropy.io import fits
+
+    from terapix_fw.sim import megacam_focal_plane, simulate_exposure
+
+    fp = megacam_focal_plane(nx=int(round(2048 * scale)), ny=int(round(4612 * scale)))
+    rng = np.random.default_rng(42)
+    results = []
+    weight_file = None
+    for i in range(nexp):
+        dra, ddec = (0.0, 0.0) if i == 0 else rng.uniform(-60, 60, 2) * scale / 3600
+        res = simulate_exposure(workdir, seed=100 + i, focal_plane=fp, density=density, name=f"bexp{i:02d}",
+                                ra=36.5 + dra, dec=-4.5 + ddec, expnum=710000 + i, write_refcat=False)
+        if weight_file is None:
+            weight_file = workdir / "flatweight.fits"
+            with fits.open(res.flat_path) as flat, fits.open(res.bpm_path) as bpm:
+                hdus = [fits.PrimaryHDU()]
+                for k in range(1, len(flat)):
+                    hdus.append(fits.ImageHDU(np.where(bpm[k].data > 0, 0.0, flat[k].data).astype(np.float32)))
+                fits.HDUList(hdus).writeto(weight_file, overwrite=True)
+        link = workdir / f"bexp{i:02d}.weight.fits"
+        if not link.exists():
+            link.symlink_to(weight_file.name)
+        results.append(res)
+    return results
+
+
+def compare(workdir: Path, truth_tables, radius_arcsec: float = 2.5):
+    import numpy as np
+    import sep
+    from astropy.io import fits
+    from astropy.table import vstack
+    from astropy.wcs import WCS
+
+    ours, ref = (fits.getdata(workdir / n).astype(np.float64) for n in ("plugin.fits", "swarp.fits"))
+    wo, wr = (fits.getdata(workdir / n).astype(np.float64) for n in ("plugin.weight.fits", "swarp.weight.fits"))
+    header = fits.getheader(workdir / "swarp.fits")
+    assert ours.shape == ref.shape, "output grids differ"
+    med_w = np.median(wr[wr > 0])
+    full = (wr > 0.8 * med_w) & (wo > 0)
+    dev = (ours[full] - ref[full]) * np.sqrt(wr[full])
+    stats = {"npix_full": int(full.sum()), "dev_median": float(np.median(dev)),
+             "dev_rms": float(np.sqrt(np.mean(dev ** 2))), "dev_absmedian": float(np.median(np.abs(dev))),
+             "weight_ratio_median": float(np.median(wo[full] / wr[full]))}
+    truth = vstack(truth_tables)
+    stars = truth[(truth["IS_STAR"] == 1) & (~truth["SATURATED"]) & (truth["MAG"] < 21.5)]
+    # one entry per star (it appears in every exposure's truth)
+    _, first = np.unique(np.asarray(stars["ID"]), return_index=True)
+    stars = stars[first]
+    x, y = WCS(header).all_world2pix(np.asarray(stars["RA"]), np.asarray(stars["DEC"]), 0)
+    r = radius_arcsec / (abs(header["CD2_2"]) * 3600)
+    ny, nx = ref.shape
+    inside = (x > r + 2) & (x < nx - r - 3) & (y > r + 2) & (y < ny - r - 3)
+    x, y = x[inside], y[inside]
+    ix, iy = np.round(x).astype(int), np.round(y).astype(int)
+    ok = full[iy, ix]
+    x, y = x[ok], y[ok]
+    f_ours, _, flag_o = sep.sum_circle(np.ascontiguousarray(ours, dtype=np.float32), x, y, r)
+    f_ref, _, flag_r = sep.sum_circle(np.ascontiguousarray(ref, dtype=np.float32), x, y, r)
+    good = (f_ref > 0) & (flag_o == 0) & (flag_r == 0)
+    ratio = f_ours[good] / f_ref[good]
+    stats.update(nstars=int(good.sum()), flux_ratio_median=float(np.median(ratio)) if good.any() else float("nan"),
+                 flux_ratio_scatter=float(1.4826 * np.median(np.abs(ratio - np.median(ratio))))
+                 if good.any() else float("nan"))
+    return stats
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--nexp", type=int, default=10)
+    parser.add_argument("--ccd-scale", type=float, default=0.25, help="CCD size / MegaCam's (1 = 2048x4612)")
+    parser.add_argument("--density", type=float, default=0.3)
+    parser.add_argument("--nthreads", type=int, default=2)
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--keep", action="store_true", help="keep the working directory")
+    args = parser.parse_args(argv)
+    swarp = shutil.which("SWarp") or shutil.which("swarp")
+    terapix = shutil.which("terapix") or str(Path(sys.executable).with_name("terapix"))
+    if swarp is None:
+        print("SWarp is not installed: nothing to compare with")
+        return 1
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench_swarp_"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        t0 = time.time()
+        results = simulate(workdir, args.nexp, args.ccd_scale, args.density)
+        images = [r.path.name for r in results]
+        print(f"simulated {args.nexp} exposures of 36 CCDs {int(2048 * args.ccd_scale)}x{int(4612 * args.ccd_scale)} "
+              f"in {time.time() - t0:.1f} s ({workdir})")
+        common = ["-WEIGHT_TYPE", "MAP_WEIGHT", "-RESAMPLING_TYPE", "LANCZOS3", "-NTHREADS", str(args.nthreads),
+                  "-WRITE_XML", "N"]
+        env_home = workdir / "terapix_home"
+        os.environ["TERAPIX_HOME"] = str(env_home)
+        # warm-up: compile (and cache) the numba kernels outside the timings
+        subprocess.run([terapix, "tool", "swarp", images[0], "-IMAGE_SIZE", "200", "-IMAGEOUT_NAME", "warm.fits",
+                        "-WEIGHTOUT_NAME", "warm.weight.fits", *common], cwd=workdir, check=True,
+                       capture_output=True)
+        (workdir / "rs_swarp").mkdir(exist_ok=True)
+        (workdir / "rs_plugin").mkdir(exist_ok=True)
+        resample_only = ["-COMBINE", "N", "-DELETE_TMPFILES", "N"]
+        t_rs_swarp, m_rs_swarp = measure([swarp, images[0], *common, *resample_only, "-RESAMPLE_DIR", "rs_swarp",
+                                          "-VERBOSE_TYPE", "QUIET"], workdir)
+        t_rs_plug, m_rs_plug = measure([terapix, "tool", "swarp", images[0], *common, *resample_only,
+                                        "-RESAMPLE_DIR", "rs_plugin"], workdir)
+        coadd = ["-COMBINE_TYPE", "WEIGHTED"]
+        t_co_swarp, m_co_swarp = measure([swarp, *images, *common, *coadd, "-IMAGEOUT_NAME", "swarp.fits",
+                                          "-WEIGHTOUT_NAME", "swarp.weight.fits", "-RESAMPLE_DIR", "rs_swarp",
+                                          "-VERBOSE_TYPE", "QUIET"], workdir)
+        t_co_plug, m_co_plug = measure([terapix, "tool", "swarp", *images, *common, *coadd, "-IMAGEOUT_NAME",
+                                        "plugin.fits", "-WEIGHTOUT_NAME", "plugin.weight.fits", "-RESAMPLE_DIR",
+                                        "rs_plugin"], workdir)
+        stats = compare(workdir, [r.truth for r in results])
+        from astropy.io import fits
+
+        h = fits.getheader(workdir / "swarp.fits")
+        print(f"output stack {h['NAXIS1']}x{h['NAXIS2']}, NTHREADS {args.nthreads}")
+        print(f"{'':34s}{'plugin':>10s}{'SWarp':>10s}{'ratio':>8s}")
+        print(f"{'resample 1 exposure, wall (s)':34s}{t_rs_plug:10.2f}{t_rs_swarp:10.2f}{t_rs_plug / t_rs_swarp:8.2f}")
+        print(f"{'resample 1 exposure, peak RSS (MB)':34s}{m_rs_plug:10.0f}{m_rs_swarp:10.0f}{m_rs_plug / m_rs_swarp:8.2f}")
+        print(f"{f'co-add {args.nexp} exposures, wall (s)':34s}{t_co_plug:10.2f}{t_co_swarp:10.2f}"
+              f"{t_co_plug / t_co_swarp:8.2f}")
+        print(f"{f'co-add {args.nexp} exposures, peak RSS (MB)':34s}{m_co_plug:10.0f}{m_co_swarp:10.0f}"
+              f"{m_co_plug / m_co_swarp:8.2f}")
+        print(f"pixels in full-weight regions: {stats['npix_full']}; (plugin - SWarp)/sigma median "
+              f"{stats['dev_median']:+.2e}, median |.| {stats['dev_absmedian']:.2e}, rms {stats['dev_rms']:.2e}; "
+              f"weight ratio median {stats['weight_ratio_median']:.6f}")
+        print(f"truth stars (r < 21.5, unsaturated) in 2.5\" apertures: {stats['nstars']}; flux ratio plugin/SWarp "
+              f"median {stats['flux_ratio_median']:.6f}, scatter (1.48 MAD) {stats['flux_ratio_scatter']:.2e}")
+    finally:
+        if not args.keep and args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
