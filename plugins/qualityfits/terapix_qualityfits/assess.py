@@ -133,9 +133,19 @@ def _vignettes(sub, flag, x, y, size=VIGNET_SIZE):
     return out
 
 
-def extraction_config(cfg: QFConfig, zp):
-    from terapix_sextractor.extract import resolve_config, resolve_params
+def sextractor_api():
+    """The sextractor plugin's in-memory extraction module (``extraction``; ``extract`` before 2026-11-21)."""
+    import importlib
 
+    try:
+        return importlib.import_module("terapix_sextractor.extraction")
+    except ModuleNotFoundError:
+        return importlib.import_module("terapix_sextractor.extract")
+
+
+def extraction_config(cfg: QFConfig, zp):
+    sx = sextractor_api()
+    resolve_config, resolve_params = sx.resolve_config, sx.resolve_params
     secfg = resolve_config(None, DETECT_THRESH=cfg.detect_thresh, ANALYSIS_THRESH=cfg.detect_thresh,
                            DETECT_MINAREA=cfg.detect_minarea, WEIGHT_TYPE="MAP_WEIGHT",
                            MAG_ZEROPOINT=zp if zp is not None else 0.0, PIXEL_SCALE=0, NTHREADS=1)
@@ -145,7 +155,8 @@ def extraction_config(cfg: QFConfig, zp):
 def process_ccd(n, nccd, hdu, header, data, res, cfg: QFConfig, zp, name="") -> CcdResult:
     """Catalogue, PSF and metrics of one CCD whose weight/flag maps are ``res``."""
     from terapix_psfex.psfmodel import PsfModel, fit_moffat, fit_psf, select_stars
-    from terapix_sextractor.extract import ImageSpec, extract_image
+    sx = sextractor_api()
+    ImageSpec, extract_image = sx.ImageSpec, sx.extract_image
 
     from . import metrics as M
     from .focal import _wcs

@@ -108,32 +108,52 @@ def exposure_plots(ctx, stem, ccds, expo, area, extra_samples=None):
     p = out("psf_m")
     P.psf_map_plot(p, samples, f"{stem}: PSF model")
     done(p)
-    # stellar ellipticity whiskers: PSF stars' 1 - B/A along THETA, on the tangent plane
+    # stellar ellipticity whiskers: the PSF model (fitted to the stars) on a 3x3 grid per CCD, 1 - B/A
+    # from Gaussian-weighted second moments, along the major axis projected on the tangent plane; single
+    # stars are too noisy at the few-percent level of a PSF's ellipticity
     xs, ys, es, ths = [], [], [], []
     from .focal import _wcs, tangent
 
     for c in placed:
-        if c.table is None or not len(c.table) or c.star is None:
-            continue
-        t = c.table
-        sel = c.star & ((np.asarray(t["FLAGS"]).astype(int) & 0xFE) == 0) & (np.asarray(t["SNR_WIN"]) > 30)
-        if not sel.any():
+        if c.model is None or c.model.accepted == 0:
             continue
         w = _wcs(c.header)
-        x, y = np.asarray(t["X_IMAGE"])[sel], np.asarray(t["Y_IMAGE"])[sel]
-        ra, dec = w.all_pix2world(x, y, 1)
-        xi, eta = tangent(ra, dec, *centre)
-        th = np.radians(np.asarray(t["THETA_IMAGE"])[sel])
-        ra2, dec2 = w.all_pix2world(x + np.cos(th), y + np.sin(th), 1)
-        xi2, eta2 = tangent(ra2, dec2, *centre)
-        xs.extend(xi / 60)
-        ys.extend(eta / 60)
-        es.extend(np.asarray(t["ELLIPTICITY"])[sel])
-        ths.extend(np.degrees(np.arctan2(eta2 - eta, xi2 - xi)))
+        nx, ny = c.header.get("NAXIS1", 0), c.header.get("NAXIS2", 0)
+        for fy in (1 / 6, 1 / 2, 5 / 6):
+            for fx in (1 / 6, 1 / 2, 5 / 6):
+                x, y = 0.5 + fx * nx, 0.5 + fy * ny
+                e, th = psf_moments(c.model.at(x, y), c.model.step, c.metrics.get("fwhm_px", 3.0))
+                ra, dec = w.all_pix2world([x, x + np.cos(th)], [y, y + np.sin(th)], 1)
+                xi, eta = tangent(ra, dec, *centre)
+                xs.append(xi[0] / 60)
+                ys.append(eta[0] / 60)
+                es.append(e)
+                ths.append(np.degrees(np.arctan2(eta[1] - eta[0], xi[1] - xi[0])))
     p = out("ell")
     P.ellipticity_plot(p, xs, ys, es, ths, f"{stem}: stellar ellipticity")
     done(p)
     return produced
+
+
+def psf_moments(psf, step, fwhm_px):
+    """(1 - B/A, major-axis angle in radians from +x) of a PSF image from Gaussian-weighted moments."""
+    img = np.asarray(psf, float)
+    ny, nx = img.shape
+    gy, gx = np.mgrid[0:ny, 0:nx]
+    gx = (gx - nx // 2) * step
+    gy = (gy - ny // 2) * step
+    sig = max(fwhm_px, 1.0) / 2.355
+    wts = np.clip(img, 0, None) * np.exp(-0.5 * (gx ** 2 + gy ** 2) / sig ** 2)
+    tot = wts.sum()
+    if tot <= 0:
+        return float("nan"), 0.0
+    mx, my = (wts * gx).sum() / tot, (wts * gy).sum() / tot
+    qxx = (wts * (gx - mx) ** 2).sum() / tot
+    qyy = (wts * (gy - my) ** 2).sum() / tot
+    qxy = (wts * (gx - mx) * (gy - my)).sum() / tot
+    lam = np.linalg.eigvalsh([[qxx, qxy], [qxy, qyy]])
+    e = 1 - np.sqrt(max(lam[0], 0) / lam[1]) if lam[1] > 0 else float("nan")
+    return float(e), 0.5 * float(np.arctan2(2 * qxy, qxx - qyy))
 
 
 def _cd(header):

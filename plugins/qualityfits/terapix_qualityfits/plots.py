@@ -166,6 +166,7 @@ def ellipticity_plot(path, x, y, e, theta_deg, title, scale=None):
                   width=0.003, color="red")
         ax.text(np.max(x[ok]), np.max(y[ok]) + 0.07 * span, "e = 0.05", color="red", fontsize=7, ha="center")
         ax.set_xlim(np.max(x[ok]) + 0.05 * span, np.min(x[ok]) - 0.05 * span)
+        ax.set_ylim(np.min(y[ok]) - 0.05 * span, np.max(y[ok]) + 0.1 * span)
         ax.set_aspect("equal")
     ax.set_xlabel(r"$\xi$ (arcmin)")
     ax.set_ylabel(r"$\eta$ (arcmin)")

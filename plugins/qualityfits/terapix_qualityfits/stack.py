@@ -33,7 +33,10 @@ def completeness(data, weight, header, model, zp, gain, secfg, plist, mag_range,
     """Inject ``nfake`` point sources with magnitudes uniform in ``mag_range`` and measure the recovered
     fraction per ``magstep`` bin.  Returns dict(mag, completeness, ntrial, m50, m90)."""
     from scipy.spatial import cKDTree
-    from terapix_sextractor.extract import ImageSpec, extract_image, resolve_params
+    from .assess import sextractor_api
+
+    sx = sextractor_api()
+    ImageSpec, extract_image, resolve_params = sx.ImageSpec, sx.extract_image, sx.resolve_params
 
     plist = resolve_params(["X_IMAGE", "Y_IMAGE"], secfg)  # positions are all the matching needs
     rng = np.random.default_rng(seed)
