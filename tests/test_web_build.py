@@ -92,7 +92,9 @@ def test_build_renders_core_pages(tmp_path, db):
     assert "CFHTLS &lt;T0007&gt;" in index and "<T0007>" not in index
     assert 'href="run/r1.html"' in index and "T0007 release" in index
     assert re.search(r"<b>2</b> exposures", index) and re.search(r"<b>1</b> failed units", index)
-    assert (out / "static" / "style.css").is_file()
+    assert (out / "static" / "style.css").is_file() and (out / "static" / "tables.js").is_file()
+    failures = index.split("<h2>Latest failures</h2>")[1]
+    assert 'href="run/r1.html">T0007 release</a>' in failures and "&lt;NAXIS&gt; missing" in failures
 
     run = _page(out, "run/r1.html")
     assert 'href="../static/style.css"' in run and 'href="../runs.html"' in run

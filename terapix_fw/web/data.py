@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-__all__ = ["overview", "runs", "run_detail", "exposures", "filter_summary", "exposure_details", "products", "releases", "transfers", "records",
+__all__ = ["overview", "runs", "recent_failures", "run_detail", "exposures", "filter_summary", "exposure_details", "products", "releases", "transfers", "records",
            "decode"]
 
 
@@ -93,6 +93,18 @@ def runs(db, limit: int = 500) -> list[dict[str, Any]]:
         r["summary"] = decode(r["summary"], {})
         r["nsteps"] = nsteps.get(r["run_id"], 0)
         r["units"] = dict(by_run.get(r["run_id"], {}))
+    return rows
+
+
+def recent_failures(db, limit: int = 20) -> list[dict[str, Any]]:
+    """The latest failed units of every run: run, step, unit, host, error, log."""
+    S = _schema()
+    u, st, r = S.units, S.steps, S.runs
+    with _engine(db).connect() as conn:
+        rows = _rows(conn, select(u.c.unit, u.c.host, u.c.end, u.c.error, u.c.log_path, st.c.step, st.c.tool,
+                                  r.c.run_id, r.c.name.label("run_name"))
+                     .join(st, st.c.id == u.c.step_pk).join(r, r.c.run_id == st.c.run_id)
+                     .where(u.c.status == "failed").order_by(u.c.end.desc(), u.c.id.desc()).limit(limit))
     return rows
 
 

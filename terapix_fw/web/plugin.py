@@ -11,7 +11,7 @@ from ..hookspecs import hookimpl
 
 def _index(db):
     from . import data
-    return {"overview": data.overview(db), "runs": data.runs(db, limit=10)}
+    return {"overview": data.overview(db), "runs": data.runs(db, limit=10), "failures": data.recent_failures(db)}
 
 
 def _runs(db):
