@@ -6,12 +6,10 @@ import hashlib
 import sqlite3
 
 import numpy as np
-import pytest
 
 from terapix_fw.execute import UnitSpec, execute_unit
 from terapix_snooppix.links import parse_checksums, select_links
 from terapix_snooppix.transfer import part_path
-
 
 
 def sha256_digest_header(data: bytes) -> str:
