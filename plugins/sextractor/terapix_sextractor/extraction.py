@@ -272,7 +272,10 @@ def extract_results(image_path, config=None, params=None, detection_path=None, w
     workers = nthreads if nthreads is not None else cfg["NTHREADS"]
     if not workers:
         workers = os.cpu_count() or 1
-    workers = max(1, min(int(workers), len(jobs)))
+    requested = max(1, int(workers))
+    workers = max(1, min(requested, len(jobs)))
+    if len(jobs) == 1:  # one image: its objects are measured by several threads instead
+        jobs[0]["inner_threads"] = requested
     if workers == 1:
         return [_run_job(job, cfg, plist) for job in jobs]
     from concurrent.futures import ProcessPoolExecutor
@@ -338,7 +341,8 @@ def _run_job(job, cfg, plist) -> ExtractionResult:
             raise ToolError(f"flag image (FLAG_IMAGE) {p} holds {f.dtype} pixels; flag maps must be integer")
     spec = ImageSpec(data, header, job["ext"], job["next"], det, weight, det_weight, flags,
                      name=os.path.basename(job["image"]))
-    return extract_image(spec, cfg, plist, wtype_m=job["wtype_m"], wtype_d=job["wtype_d"])
+    return extract_image(spec, cfg, plist, wtype_m=job["wtype_m"], wtype_d=job["wtype_d"],
+                         nthreads=job.get("inner_threads", 1))
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -432,8 +436,11 @@ def _wcs(header):
 
 
 def extract_image(spec: ImageSpec, cfg, plist: list[CatalogParam], wtype_m: str = "NONE",
-                  wtype_d: str = "NONE") -> ExtractionResult:
-    """Detect and measure sources in one extension (arrays in memory).  See :func:`extract`."""
+                  wtype_d: str = "NONE", nthreads: int = 1) -> ExtractionResult:
+    """Detect and measure sources in one extension (arrays in memory).  See :func:`extract`.
+
+    ``nthreads`` threads share the per-object measurements (useful for one large image; a MEF is
+    parallelised over extensions instead)."""
     import sep
     from astropy.io import fits
 
@@ -604,7 +611,7 @@ def extract_image(spec: ImageSpec, cfg, plist: list[CatalogParam], wtype_m: str 
 
     res = _measure(objs, seg, sub_m, var_m, bad_m, bkg_m, spec, cfg, plist, want, gain, satur, zp, pixscale,
                    wcs, athresh, a_rel, athresh_adu, dthresh, d_rel, dthresh_adu, sigfac_m, sub_d, bkg_d, kernel,
-                   zero_m, data)
+                   zero_m, data, nthreads)
     table = res
 
     _mark("LDAC_IMHEAD")
@@ -727,7 +734,7 @@ def _magerr(flux, err):
 
 def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur, zp, pixscale, wcs,
              athresh, a_rel, athresh_adu, dthresh, d_rel, dthresh_adu, sigfac, sub_d, bkg_d, kernel, zero_w=None,
-             spec_image=None):
+             spec_image=None, nthreads=1):
     import sep
     from astropy.table import Table
 
@@ -737,6 +744,8 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
     n = len(objs)
     ny, nx = sub.shape
     rms = bkg.global_rms
+    from functools import partial
+    par = partial(_objwise, _n=n, _threads=max(1, int(nthreads)))
     err_arg = {} if var is None else {"var": var}
     if var is None:
         err_arg = {"err": rms}
@@ -788,7 +797,7 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
     local_bkg = np.zeros(n)
     flux_auto = fluxerr_auto = None
     if n and (need_auto or local):
-        r1, kflag = sep.kron_radius(sub, x, y, a, b, th, 6.0, mask=maskarr, **seg_kw)
+        r1, kflag = par(sep.kron_radius, sub, x, y, a, b, th, 6.0, mask=maskarr, **seg_kw)
         kron = np.maximum(kron_fact * np.nan_to_num(r1, nan=0.0, posinf=0.0), kron_min)
         kron = np.where(kron > 0, kron, 1.0)
         if local:
@@ -798,7 +807,7 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
                                           subpix=1, **({"segmap": seg, "seg_id": ids} if n else {}))
             local_bkg = s_ann / area_ann
         ell_kw = dict(mask=maskarr, subpix=1, gain=gain_arg, **err_arg, **seg_kw)
-        flux_auto, fluxerr_auto, aflag = sep.sum_ellipse(sub, x, y, a, b, th, kron, **ell_kw)
+        flux_auto, fluxerr_auto, aflag = par(sep.sum_ellipse, sub, x, y, a, b, th, kron, **ell_kw)
         area_auto = np.pi * a * b * kron * kron
         min_aper = cfg["PHOT_AUTOAPERS"][1]
         circ = (kron * np.sqrt(a * b) <= min_aper / 2.0) if min_aper > 0 else np.zeros(n, bool)
@@ -814,7 +823,7 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
         occupied = (seg > 0).astype(np.float32)
         if bad is not None:
             occupied = np.maximum(occupied, bad.astype(np.float32))
-        nocc, _, _ = sep.sum_ellipse(occupied, x, y, a, b, th, kron, subpix=1)
+        nocc, _, _ = par(sep.sum_ellipse, occupied, x, y, a, b, th, kron, subpix=1)
         own = objs["npix"].astype(np.float64)
         crowded = (nocc - own) > 0.1 * area_auto
         flags |= np.where(crowded, 1, 0).astype(np.int16)
@@ -876,7 +885,7 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
         fa = np.zeros((n, len(aper)))
         fe = np.zeros((n, len(aper)))
         for k, d in enumerate(aper):
-            f, e, fl = sep.sum_circle(sub, x, y, d / 2.0, mask=maskarr, subpix=5, gain=gain_arg, **err_arg,
+            f, e, fl = par(sep.sum_circle, sub, x, y, d / 2.0, mask=maskarr, subpix=5, gain=gain_arg, **err_arg,
                                       **seg_kw)
             fa[:, k] = f - local_bkg * np.pi * (d / 2.0) ** 2
             fe[:, k] = e
@@ -889,7 +898,7 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
     if n and (want & {"FLUX_RADIUS"} or any("WIN" in w for w in want)):
         norm = np.where(flux_auto > 0, flux_auto, np.maximum(flux_iso, 1e-30))
         rmax = np.maximum(6.0 * a, 1.0)
-        fr, _ = sep.flux_radius(sub, x, y, rmax, fracs, normflux=norm, subpix=5, mask=maskarr, **seg_kw)
+        fr, _ = par(sep.flux_radius, sub, x, y, rmax, fracs, normflux=norm, subpix=5, mask=maskarr, **seg_kw)
         fr = np.atleast_2d(np.asarray(fr, dtype=np.float64).reshape(n, len(fracs)))
         cols["FLUX_RADIUS"] = fr
         # the window sigma needs the half-light radius whatever PHOT_FLUXFRAC says
@@ -904,11 +913,12 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
     if want & {"FLUX_PETRO", "FLUXERR_PETRO", "MAG_PETRO", "MAGERR_PETRO", "PETRO_RADIUS"} and n:
         from .measure import petrosian_factor
         pfac, pmin = cfg["PHOT_PETROPARAMS"]
-        kp = petrosian_factor(sub_d, bad if bad is not None else np.zeros(sub.shape, bool),
-                              seg if correct else np.zeros(sub.shape, np.int32), x, y, objs["cxx"],
-                              objs["cyy"], objs["cxy"])
+        kp = par(petrosian_factor, sub_d, bad if bad is not None else np.zeros(sub.shape, bool),
+                 seg if correct else np.zeros(sub.shape, np.int32), x, y, np.asarray(objs["cxx"], np.float64),
+                 np.asarray(objs["cyy"], np.float64), np.asarray(objs["cxy"], np.float64), ids=ids)
         prad = np.where(kp > 0, np.maximum(pfac * kp, pmin), pmin)
-        f, e, fl = sep.sum_ellipse(sub, x, y, a, b, th, prad, mask=maskarr, subpix=1, gain=gain_arg, **err_arg,
+        f, e, fl = par(sep.sum_ellipse, sub, x, y, a, b, th, prad, mask=maskarr, subpix=1, gain=gain_arg,
+                       **err_arg,
                                    **seg_kw)
         cols["FLUX_PETRO"] = f - local_bkg * np.pi * a * b * prad * prad
         cols["FLUXERR_PETRO"] = e
@@ -924,7 +934,8 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
         if bad is None:
             badwin = np.zeros(sub.shape, dtype=bool)
         # neighbours are corrected as in SExtractor (MASK_TYPE CORRECT): mask other objects' pixels
-        win = winpos(sub, x, y, sig, vwin, badwin, gain, correct, seg=seg if correct else None)
+        win = par(winpos, sub, x, y, sig, vwin, badwin, gain, correct, seg=seg if correct else None,
+                  ids=ids if correct else None)
         flags |= np.where(win["apflag"], 16, 0).astype(np.int16)
 
     _mark("assemble")
@@ -1054,6 +1065,31 @@ def _filtered_at(sub_d, ys, xs, kernel):
             ok = (yy >= 0) & (yy < ny) & (xx >= 0) & (xx < nx)
             out[ok] += kernel[j, i] * sub_d[yy[ok], xx[ok]]
     return out
+
+
+def _objwise(fn, *args, _n, _threads, **kw):
+    """``fn(*args, **kw)`` over the objects split into ``_threads`` chunks run in threads (sep and our
+    numba kernels release the GIL).  1-D arrays of length ``_n`` are the per-object arguments."""
+    if _threads <= 1 or _n < 256:
+        return fn(*args, **kw)
+    from concurrent.futures import ThreadPoolExecutor
+
+    k = int(min(_threads, _n // 128))
+    bounds = np.linspace(0, _n, k + 1).astype(int)
+
+    def call(lo, hi):
+        def cut(v):
+            return v[lo:hi] if isinstance(v, np.ndarray) and v.ndim == 1 and v.shape[0] == _n else v
+        return fn(*[cut(a) for a in args], **{key: cut(v) for key, v in kw.items()})
+
+    with ThreadPoolExecutor(k) as pool:
+        parts = list(pool.map(call, bounds[:-1], bounds[1:]))
+    first = parts[0]
+    if isinstance(first, tuple):
+        return tuple(np.concatenate([np.atleast_1d(p[i]) for p in parts]) for i in range(len(first)))
+    if isinstance(first, dict):
+        return {key: np.concatenate([p[key] for p in parts]) for key in first}
+    return np.concatenate(parts)
 
 
 def _pos_errors(seg, sub_d, objs, rms, gain, n, kernel=None):

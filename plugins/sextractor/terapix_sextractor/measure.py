@@ -145,11 +145,10 @@ def _winpos_one(image, var, varmap, bad, seg, oid, x0, y0, sig, invgain, corr):
 
 
 @njit(cache=True, nogil=True)
-def _winpos_all(image, var, varmap, bad, seg, use_seg, x, y, sig, invgain, corr, out):
+def _winpos_all(image, var, varmap, bad, seg, ids, x, y, sig, invgain, corr, out):
     for i in range(x.shape[0]):
         (mx, my, tv, esum, emx2, emy2, emxy, mx2, my2, mxy, niter, flag,
-         apflag) = _winpos_one(image, var, varmap, bad, seg, i + 1 if use_seg else 0, x[i], y[i], sig[i],
-                               invgain, corr)
+         apflag) = _winpos_one(image, var, varmap, bad, seg, ids[i], x[i], y[i], sig[i], invgain, corr)
         out[i, 0] = mx
         out[i, 1] = my
         out[i, 2] = tv
@@ -165,13 +164,13 @@ def _winpos_all(image, var, varmap, bad, seg, use_seg, x, y, sig, invgain, corr,
         out[i, 12] = apflag
 
 
-def winpos(image, x, y, sig, var, bad, gain=0.0, correct=True, seg=None):
+def winpos(image, x, y, sig, var, bad, gain=0.0, correct=True, seg=None, ids=None):
     """Windowed measurements for objects at 0-based ``x, y`` with window sigmas ``sig``.
 
     ``var`` is a scalar background variance or a per-pixel variance map; ``bad`` a boolean map of
     pixels to ignore (replaced by the pixel mirrored through the centre when ``correct``).  With a
-    segmentation map ``seg`` (object i has label i + 1), other objects' pixels are treated as bad too
-    (SExtractor masks neighbours before measuring).  Returns a dict
+    segmentation map ``seg`` (object i has label ``ids[i]``, default i + 1), other objects' pixels are
+    treated as bad too (SExtractor masks neighbours before measuring).  Returns a dict
     of arrays: xwin, ywin (0-based), flux, fluxerr, snr, errx2, erry2, errxy, x2, y2, xy, niter, flag,
     apflag.
     """
@@ -186,7 +185,12 @@ def winpos(image, x, y, sig, var, bad, gain=0.0, correct=True, seg=None):
     if n:
         use_seg = seg is not None
         segarr = seg if use_seg else np.zeros((1, 1), dtype=np.int32)
-        _winpos_all(image, v, varmap, bad, segarr, use_seg, np.ascontiguousarray(x, dtype=np.float64),
+        if not use_seg:
+            ids = np.zeros(n, dtype=np.int32)
+        elif ids is None:
+            ids = np.arange(1, n + 1, dtype=np.int32)
+        _winpos_all(image, v, varmap, bad, segarr, np.ascontiguousarray(ids, dtype=np.int32),
+                    np.ascontiguousarray(x, dtype=np.float64),
                     np.ascontiguousarray(y, dtype=np.float64),
                     np.ascontiguousarray(np.maximum(sig, 1e-3), dtype=np.float64),
                     1.0 / gain if gain > 0 else 0.0, bool(correct), out)
@@ -364,7 +368,7 @@ def _petro_all(image, bad, seg, x, y, cxx, cyy, cxy, ids, out):
             out[i] = kmea
 
 
-def petrosian_factor(image, bad, seg, x, y, cxx, cyy, cxy):
+def petrosian_factor(image, bad, seg, x, y, cxx, cyy, cxy, ids=None):
     """SExtractor's Petrosian extent (``photom.c``) in units of the isophotal ellipse, before multiplying
     by PHOT_PETROPARAMS[0]: the mid-radius of the first elliptical annulus [k, 1.2 k] (k in steps of
     6/20) whose mean surface brightness is below 0.2 times the mean inside.  -1 when undefined."""
@@ -373,5 +377,5 @@ def petrosian_factor(image, bad, seg, x, y, cxx, cyy, cxy):
     if n:
         _petro_all(image, bad, seg, np.asarray(x, np.float64), np.asarray(y, np.float64),
                    np.asarray(cxx, np.float64), np.asarray(cyy, np.float64), np.asarray(cxy, np.float64),
-                   np.arange(1, n + 1, dtype=np.int32), out)
+                   np.ascontiguousarray(np.arange(1, n + 1) if ids is None else ids, dtype=np.int32), out)
     return out
