@@ -51,6 +51,8 @@ def exposure_plots(ctx, stem, ccds, expo, area, extra_samples=None):
         if c.table is not None and len(c.table) and c.star is not None:
             pix = np.sqrt(np.abs(np.linalg.det(_cd(c.header)))) * 3600 if _cd(c.header) is not None else 1.0
             sel = c.star & ((np.asarray(c.table["FLAGS"]).astype(int) & 4) == 0)
+            if "IMAFLAGS_ISO" in c.table.colnames:  # saturated cores have zero weight: no FLAGS bit 4
+                sel &= (np.asarray(c.table["IMAFLAGS_ISO"]).astype(int) & 4) == 0
             star_fwhm.extend(np.asarray(c.table["FWHM_IMAGE"])[sel] * pix)
         ccd_fwhm.append(c.metrics.get("fwhm_arcsec", np.nan))
     p = out("fwhm_histo")
