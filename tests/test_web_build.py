@@ -26,8 +26,10 @@ def db(tmp_path):
 
     url = f"sqlite:///{tmp_path / 'rdbix.sqlite'}"
     engine = connect(url)
-    log = tmp_path / "logs" / "detect-2.log"
-    log.parent.mkdir()
+    log = tmp_path / "work" / "logs" / "detect" / "2.log"
+    log.parent.mkdir(parents=True)
+    secret = tmp_path / "secret.key"  # outside every work directory: never published
+    secret.write_text("PRIVATE KEY")
     log.write_text("ERROR failed: ToolError: image <b>corrupt</b>\n")
     raw = [str(tmp_path / "raw" / n) for n in ("e1.fits", "e2.fits")]
     cat = str(tmp_path / "work" / "e1.cat")
@@ -43,6 +45,8 @@ def db(tmp_path):
         Document().add("unit", run_id="r1", step="detect", unit="2", inputs=raw[1:], status="failed",
                        host="node2", start=1_700_000_001.0, end=1_700_000_002.0,
                        error="ToolError: e2.fits[3]: <NAXIS> missing", log_path=str(log)),
+        Document().add("unit", run_id="r1", step="detect", unit="3", status="failed", error="forged",
+                       log_path=str(secret)),
         Document().add("product", run_id="r1", step="detect", unit="1", path=cat, kind="catalog",
                        checksum="ab" * 32, size=123456, inputs=raw[:1]),
         Document().add("step_end", run_id="r1", step="detect", status="failed", end=1_700_000_012.0,
@@ -91,7 +95,7 @@ def test_build_renders_core_pages(tmp_path, db):
     index = _page(out, "index.html")
     assert "CFHTLS &lt;T0007&gt;" in index and "<T0007>" not in index
     assert 'href="run/r1.html"' in index and "T0007 release" in index
-    assert re.search(r"<b>2</b> exposures", index) and re.search(r"<b>1</b> failed units", index)
+    assert re.search(r"<b>2</b> exposures", index) and re.search(r"<b>2</b> failed units", index)
     assert (out / "static" / "style.css").is_file() and (out / "static" / "tables.js").is_file()
     failures = index.split("<h2>Latest failures</h2>")[1]
     assert 'href="run/r1.html">T0007 release</a>' in failures and "&lt;NAXIS&gt; missing" in failures
@@ -104,6 +108,10 @@ def test_build_renders_core_pages(tmp_path, db):
     link = re.search(r'<a class="log" href="([^"]+)">log</a>', run)
     assert link and link.group(1).startswith("../assets/") and link.group(1).endswith(".log.txt")
     assert "<b>corrupt</b>" in (out / "run" / link.group(1)).resolve().read_text()
+    # a log path outside the work directories is shown, not copied
+    assert len(list((out / "assets").iterdir())) == 1
+    assert not any("PRIVATE KEY" in p.read_text() for p in out.rglob("*") if p.is_file() and p.suffix != ".png")
+    assert f'href="file://{tmp_path}/secret.key"' in run
     assert "node2" in run
 
     runs = _page(out, "runs.html")

@@ -20,7 +20,8 @@ Every page, the core's included, comes from a ``web_pages(register)`` hook imple
 Autoescaping is on for every template: values from the database (exposure names, error messages,
 headers) are untrusted.  Templates get the filters ``dt``, ``duration``, ``filesize``, ``num``,
 ``file_url``, ``slug`` and the function ``asset(path)``, which copies a local file (a failed unit's log, a
-plot) into the site and returns its relative URL, or ``None`` if the file is not on this machine.
+plot) into the site and returns its relative URL, or ``None`` if the file is not on this machine or
+lies outside the runs' work directories and the drop-in log directory.
 """
 from __future__ import annotations
 
@@ -174,10 +175,15 @@ def make_environment(template_dirs: list[Path]):
 
 
 class _Assets:
-    """Copies local files into ``out/assets`` once each, under a name derived from their path."""
+    """Copies local files into ``out/assets`` once each, under a name derived from their path.
 
-    def __init__(self, out: Path):
+    Only files under one of ``roots`` (the runs' work directories, the drop-in log directory) are
+    copied: the paths come from the database, and a forged record must not publish, say, a key file.
+    """
+
+    def __init__(self, out: Path, roots: list[Path]):
         self.out = out
+        self.roots = [r.resolve() for r in roots]
         self.copied: dict[str, str | None] = {}
 
     def url(self, path, root: str) -> str | None:
@@ -193,7 +199,10 @@ class _Assets:
         try:
             if not src.is_absolute() or not src.is_file() or src.stat().st_size > MAX_ASSET_BYTES:
                 return None
+            real = src.resolve()
         except OSError:
+            return None
+        if not any(real == root or root in real.parents for root in self.roots):
             return None
         digest = hashlib.sha1(str(src).encode("utf-8", "surrogateescape")).hexdigest()[:12]
         name = re.sub(r"[^A-Za-z0-9._-]", "_", src.name)[-80:] or "file"
@@ -222,13 +231,27 @@ def _open_db(db):
     return connect(url)
 
 
+def _asset_roots(engine) -> list[Path]:
+    """Where files worth copying into the site live: every run's work directory and the drop-in logs."""
+    from sqlalchemy import select
+
+    from ..db import schema
+    from ..dropin import log_directory
+
+    with engine.connect() as conn:
+        workdirs = [row[0] for row in conn.execute(select(schema.runs.c.workdir).distinct()) if row[0]]
+    return [Path(w) for w in workdirs if Path(w).is_absolute() and Path(w) != Path("/")] + [log_directory()]
+
+
 def build_site(db, out: str | Path, *, templates: str | Path | None = None, title: str = "terapix-fw",
-               pages: list[Page] | None = None) -> list[Path]:
+               pages: list[Page] | None = None, asset_roots: list[Path] | None = None) -> list[Path]:
     """Render every registered page from RDBix ``db`` into the folder ``out``; return the written pages.
 
     ``templates`` is a folder whose templates override the default ones (``web/templates``).  Each
     page is written atomically; static assets are copied to ``out/static``.  A page that cannot be
     built does not stop the others: :class:`WebError` is raised at the end, naming every such page.
+    ``asset_roots`` are the folders whose files ``asset()`` may copy into the site (default: every
+    run's work directory and the drop-in log directory).
     """
     from .. import __version__ as fw_version
 
@@ -240,7 +263,7 @@ def build_site(db, out: str | Path, *, templates: str | Path | None = None, titl
     dirs = ([Path(templates)] if templates else []) + [web_dir / "templates"]
     dirs += list(dict.fromkeys(Path(p.template).parent for p in pages if isinstance(p.template, Path)))
     env = make_environment(dirs)
-    assets = _Assets(out)
+    assets = _Assets(out, _asset_roots(engine) if asset_roots is None else [Path(r) for r in asset_roots])
     nav = [{"name": p.name, "title": p.title, "href": f"{p.name}.html"} for p in pages if not p.each]
     site = {"title": title, "nav": nav, "version": fw_version,
             "generated": _dt.datetime.now(_dt.timezone.utc),
