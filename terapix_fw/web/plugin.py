@@ -33,10 +33,12 @@ def _exposures(db):
 def _exposure_pages(db):
     from . import data
     from .site import slug
-    table = data.exposures(db, limit=None)
-    details = data.exposure_details(db, [e["id"] for e in table["rows"]])
-    for e in table["rows"]:
-        yield slug(e["id"], e["filename"]), {"exposure": e, **details[e["id"]]}
+    rows = data.exposures(db, limit=None)["rows"]
+    for start in range(0, len(rows), 200):  # details (all header keywords) a chunk at a time
+        chunk = rows[start:start + 200]
+        details = data.exposure_details(db, [e["id"] for e in chunk])
+        for e in chunk:
+            yield slug(e["id"], e["filename"]), {"exposure": e, **details[e["id"]]}
 
 
 def _products(db):
