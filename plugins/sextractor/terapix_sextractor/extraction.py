@@ -949,7 +949,7 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
         ex2, ey2, exy = _pos_errors(seg, sub_d, objs, bkg_d.global_rms, gain, n, kernel)
     erra, errb, errtheta = ellipse_from_moments(ex2, ey2, exy)
     cols.update({
-        "NUMBER": ids, "EXT_NUMBER": np.full(n, spec.ext, np.int16), "ID_PARENT": np.zeros(n, np.int32),
+        "NUMBER": ids, "EXT_NUMBER": np.full(n, spec.ext, np.int16),
         "X_IMAGE": x + 1, "Y_IMAGE": y + 1, "X2_IMAGE": x2, "Y2_IMAGE": y2, "XY_IMAGE": xy,
         "CXX_IMAGE": objs["cxx"], "CYY_IMAGE": objs["cyy"], "CXY_IMAGE": objs["cxy"],
         "A_IMAGE": a, "B_IMAGE": b, "THETA_IMAGE": np.degrees(th),

@@ -102,7 +102,6 @@ DEFINITIONS = [
     ('FWHM_WORLD', 'E', 'deg', 'G12.7', 'FWHM assuming a gaussian core'),
     ('ISOAREA_WORLD', 'E', 'deg**2', 'G12.7', 'Isophotal area above Analysis threshold'),
     ('EXT_NUMBER', 'I', '', 'I3', 'FITS extension number'),
-    ('ID_PARENT', 'J', '', 'I10', 'Parent ID (before deblending)'),
     ('ISO0', 'J', 'pixel**2', 'I8', 'Isophotal area at level 0'),
     ('ISO7', 'J', 'pixel**2', 'I8', 'Isophotal area at level 7'),
     ('ERRAWIN_WORLD', 'E', 'deg', 'G12.7', 'World RMS windowed pos error along major axis'),

@@ -9,14 +9,16 @@ from terapix_fw.errors import ToolError
 __all__ = ["run_step", "output_name"]
 
 
-def output_name(template: str, image: Path, default: str, pipeline: bool) -> str:
-    """``{stem}`` in a name is the image name without extension; in a pipeline run the SExtractor
-    default name (``test.cat``, ``check.fits``) becomes ``<stem>.cat`` / ``<stem>.check.fits`` so that
-    units do not overwrite each other."""
+def output_name(template: str, image: Path, default: str, pipeline: bool, extension: int | None = None) -> str:
+    """``{stem}`` in a name is the image name without extension (plus ``_<ext>`` in a per-extension
+    run); in a pipeline run the SExtractor default name (``test.cat``, ``check.fits``) becomes
+    ``<stem>.cat`` / ``<stem>.check.fits`` so that units do not overwrite each other."""
     stem = image.name
     for suffix in (".fz", ".gz", ".fits", ".fit"):
         if stem.endswith(suffix):
             stem = stem[: -len(suffix)]
+    if extension is not None:
+        stem = f"{stem}_{extension}"
     if pipeline and template == default:
         template = "{stem}" + (".cat" if default == "test.cat" else "." + default)
     return template.replace("{stem}", stem)
@@ -42,7 +44,16 @@ def run_step(ctx) -> None:
         ctx.log.warning("WRITE_XML Y: the SExtractor XML meta-data file is not written by terapix-fw "
                         "sextractor; the run is recorded in RDBix instead (catalog record)")
     t0 = time.time()
-    extensions = [ctx.extension] if ctx.extension is not None else None
+    extensions = None
+    if ctx.extension is not None:  # per-extension fan-out: the n-th image extension (1-based)
+        from astropy.io import fits
+
+        from .extraction import _image_hdus
+        with fits.open(image) as hdul:
+            hdus = _image_hdus(hdul)
+        if not 1 <= ctx.extension <= len(hdus):
+            raise ToolError(f"{image}: no image extension {ctx.extension} (it has {len(hdus)})")
+        extensions = [hdus[ctx.extension - 1]]
     nthreads = cfg["NTHREADS"] or ctx.nthreads
     results = extract_results(image, cfg, None, detection_path=det, extensions=extensions, nthreads=nthreads)
     nobj = sum(len(r.table) for r in results)
@@ -53,7 +64,7 @@ def run_step(ctx) -> None:
                          h["FITSEXT"], h["SEXBKGND"], h["SEXBKDEV"], h["SEXTHLD"], h["SEXNDET"], h["SEXNFIN"])
     pipeline = ctx.confine_outputs
     if cfg["CATALOG_TYPE"] != "NONE":
-        name = output_name(cfg["CATALOG_NAME"], image, "test.cat", pipeline)
+        name = output_name(cfg["CATALOG_NAME"], image, "test.cat", pipeline, ctx.extension)
         with ctx.product(name, kind="catalog", catalog_type=cfg["CATALOG_TYPE"], nobjects=nobj) as tmp:
             write_catalog(tmp, results, cfg["CATALOG_TYPE"])
         ctx.record("catalog", image=str(image), detection_image=str(det) if det else None, path=str(
@@ -64,7 +75,7 @@ def run_step(ctx) -> None:
     if types and len(names) < len(types):
         raise ToolError(f"CHECKIMAGE_TYPE lists {len(types)} types but CHECKIMAGE_NAME only {len(names)} names")
     for t, nm in zip(types, names):
-        name = output_name(nm, image, "check.fits", pipeline)
+        name = output_name(nm, image, "check.fits", pipeline, ctx.extension)
         with ctx.product(name, kind="checkimage", check_type=t) as tmp:
             write_check_image(tmp, results, t, [r.header for r in results])
     if not quiet:

@@ -294,3 +294,37 @@ def test_real_scamp_and_psfex_accept_our_catalogues(tmp_path, monkeypatch):
     assert psf[1].header["ACCEPTED"] > 20
     assert psf[1].header["ACCEPTED"] > 0.8 * psf[1].header["LOADED"]
     assert psf[1].header["CHI2"] < 2.0
+
+
+def test_pipeline_unit_per_extension_names_and_records(tmp_path):
+    """As the runner calls it: one unit per image extension, outputs confined to the work directory,
+    default names made unique per image and extension, a catalog record for RDBix."""
+    import logging
+
+    from terapix_fw.tool import StepContext
+    from terapix_sextractor.tool import SExtractorTool
+
+    hdus = [fits.PrimaryHDU()]
+    for k in range(2):
+        sim = make_image((150, 150), nstars=8, ngal=4, fwhm=3.0, seed=40 + k)
+        hdus.append(fits.ImageHDU(sim.data, simple_wcs_header(sim.data.shape)))
+    fits.HDUList(hdus).writeto(tmp_path / "exp.fits")
+    (tmp_path / "p.param").write_text("X_IMAGE\nY_IMAGE\nFLUX_AUTO\n")
+    cfg = SExtractorTool.parameter_set().resolve([("CATALOG_TYPE", "FITS_LDAC", "x.xml"),
+                                                  ("PARAMETERS_NAME", str(tmp_path / "p.param"), "x.xml")])
+    out = tmp_path / "out"
+    for ext in (1, 2):
+        ctx = StepContext(inputs=[tmp_path / "exp.fits"], config=cfg, outdir=out, log=logging.getLogger("t"),
+                          extension=ext, nthreads=1)
+        SExtractorTool().run(ctx)
+        assert [p.kind for p in ctx.products] == ["catalog"]
+        assert ctx.products[0].path.endswith(f"exp_{ext}.cat")
+        kind, rec = ctx.records[0]
+        assert kind == "catalog" and rec["nobjects"] > 5 and rec["nextensions"] == 1
+        cat = read_ldac(ctx.products[0].path)
+        assert len(cat) == 1 and cat[0].header["EXTNAME" if "EXTNAME" in cat[0].header else "FITSEXT"]
+    from terapix_fw.errors import ToolError
+    ctx = StepContext(inputs=[tmp_path / "exp.fits"], config=cfg, outdir=out, log=logging.getLogger("t"),
+                      extension=3, nthreads=1)
+    with pytest.raises(ToolError, match="no image extension 3"):
+        SExtractorTool().run(ctx)
