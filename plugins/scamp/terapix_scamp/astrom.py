@@ -312,6 +312,12 @@ def solve_astrometry(det: Detections, model: AstromModel, field_tp, group_tp, re
     accumulate_normal(N, rhs, all_det, np.full(n, -1, np.int64), np.ones(n), target, coords, pbase, lbase, deg,
                       fdeg, J_id, C0)
     theta = _solve_normal(N, rhs, np.zeros(nparam), log, nthreads)
+    # groups without reference stars (ASTREF_CATALOG NONE): the first guess itself is a weak prior
+    # (1" per detection) that pins the global position, scale and distortion modes the overlaps leave free
+    prior = np.nonzero(ok & np.isin(det.group, [g for g in range(len(refs)) if refs[g] is None]))[0]
+    if len(prior):
+        px0, py0, _ = _group_coords(det, det.xi0, det.eta0, field_tp, group_tp)
+        prior_target = np.column_stack([px0[prior], py0[prior]])
     crossid = config["CROSSID_RADIUS"] / 3600.0
     nsig = config["ASTRCLIP_NSIGMA"]
     weight_ref = config["ASTREF_WEIGHT"][0]
@@ -374,6 +380,9 @@ def solve_astrometry(det: Detections, model: AstromModel, field_tp, group_tp, re
             rw = weight_ref / (det.sig[ri] ** 2 + _ref_sig(ref_idx, det.group, refs, ri) ** 2)
             accumulate_normal(N, rhs, ri, np.full(len(ri), -1, np.int64), rw, rpos, coords, pbase, lbase, deg, fdeg,
                               J, C)
+        if len(prior):
+            accumulate_normal(N, rhs, prior, np.full(len(prior), -1, np.int64), np.full(len(prior), 3600.0 ** 2),
+                              prior_target, coords, pbase, lbase, deg, fdeg, J, C)
         theta = _solve_normal(N, rhs, theta, log, nthreads)
         log.info("astrometric iteration %d: %d overlap links, %d reference matches, %d parameters", it + 1,
                  nlinks, nrefs, nparam)

@@ -338,3 +338,47 @@ def test_real_swarp_reads_the_head(tmp_path):
     # 2 degrees away, so ignoring the .head or its PV terms would fail
     assert abs(out["CRVAL1"] - ra) * 3600 * np.cos(np.deg2rad(dec)) < 0.4
     assert abs(out["CRVAL2"] - dec) * 3600 < 0.4
+
+
+def test_ahead_overrides_a_broken_first_guess(tmp_path):
+    """A catalogue whose header WCS is 10' off matches once an .ahead file gives the right pointing."""
+    from terapix_fw.headfile import write_head_file
+    from terapix_fw.ldac import read_ldac
+
+    truth = make_survey(tmp_path, nexp=2, nccd=4, nsources_per_arcmin2=40, seed=18,
+                        first_guess={1: {"shift": (600.0, 0.0)}})
+    with pytest.raises(ToolError, match="exp01.cat"):
+        run_tool(truth, tmp_path, SOLVE_PHOTOM="N")
+    good = make_survey(tmp_path / "good", nexp=2, nccd=4, nsources_per_arcmin2=40, seed=18)
+    headers = []
+    for ext in read_ldac(good.exposures[1].path):
+        headers.append(type(ext.header)([(k, ext.header[k]) for k in ("CRVAL1", "CRVAL2")]))
+    write_head_file(truth.exposures[1].path.with_suffix(".ahead"), headers)
+    run_tool(truth, tmp_path, SOLVE_PHOTOM="N")
+    err = head_errors(truth, 1, truth.exposures[1].path.with_suffix(".head"))
+    assert np.sqrt(np.mean(err ** 2)) < 30.0
+
+
+@pytest.mark.parametrize("overrides", [
+    {"STABILITY_TYPE": "EXPOSURE"},
+    {"MOSAIC_TYPE": "LOOSE"},
+    {"FOCDISTORT_DEGREE": "0"},
+])
+def test_model_variants(tmp_path, overrides):
+    truth = make_survey(tmp_path, nexp=3, nccd=4, nsources_per_arcmin2=60, seed=19)
+    run_tool(truth, tmp_path, SOLVE_PHOTOM="N", **overrides)
+    for k, e in enumerate(truth.exposures):
+        err = head_errors(truth, k, e.path.with_suffix(".head"))
+        assert np.sqrt(np.mean(err ** 2)) < 40.0, (overrides, k)
+
+
+def test_internal_only_solution_without_reference(tmp_path):
+    """ASTREF_CATALOG NONE: exposures are aligned on each other (internal residuals small) while the
+    absolute position stays that of the first guesses."""
+    from astropy.io.votable import parse
+
+    truth = make_survey(tmp_path, nexp=3, nccd=4, nsources_per_arcmin2=40, seed=20)
+    run_tool(truth, tmp_path, ASTREF_CATALOG="NONE", SOLVE_PHOTOM="N")
+    groups = next(t for t in parse(str(tmp_path / "scamp.xml")).iter_tables() if t.name == "FGroups").to_table()
+    assert np.all(np.asarray(groups["AstromSigma_Internal"][0]) < 0.03)
+    assert groups["AstromNDets_Reference"][0] == 0
