@@ -360,9 +360,18 @@ class _Exposure:
             cyy = gyy[:, None] * gv[gi] + myy[:, None] * pv[pj] + 1.0 / 12.0
             cxy = gxy[:, None] * gv[gi] + mxy[:, None] * pv[pj]
             amps = np.broadcast_to(amp, cxx.shape).copy()
-            # stamp radius: 3 sigma of the widest significant component, capped by surface brightness
+            # stamp radius: 3 sigma of the widest significant component, or less (down to 1.5 sigma) for
+            # faint galaxies when the flux beyond it is below a tenth of the noise within the stamp
+            # (that flux is put back by the stamp normalisation, so it only changes the profile there)
             big = np.sqrt(np.maximum(cxx, cyy))
-            radius = np.clip(3.0 * np.max(big * (amps > 0.02), axis=1), 3.0, 250.0)
+            sig = np.max(big * (amps > 0.02), axis=1)
+            radius = 3.0 * sig
+            for k in (2.5, 2.0, 1.5):
+                r = k * sig
+                lost = self.flux[sel] * np.sum(amps * np.exp(-0.5 * (r[:, None] / big) ** 2), axis=1)
+                ok = lost < 0.1 * self.noise_adu * np.sqrt(np.pi) * r
+                radius = np.where(ok, r, radius)
+            radius = np.clip(radius, 3.0, 250.0)
             render_mixtures(model, x0[sel], y0[sel], self.flux[sel], cxx, cxy, cyy, amps, radius)
 
     def _cosmic_rays(self, raw, ccd, rng):
