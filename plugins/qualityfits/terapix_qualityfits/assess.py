@@ -286,7 +286,11 @@ def assess_exposure(ctx, image, cfg: QFConfig, version: str = "0") -> dict:
     ctx.add_product(wpath, "weight")
     ctx.add_product(fpath, "flag")
     # the shallow catalogue (FITS_LDAC, for SCAMP) and the PSF models (.psf, PSFEx format)
-    exts = [LdacExtension(c.imhead if c.imhead is not None else c.header, plain_table(c.table)) for c in ccds]
+    # a dead CCD gets an empty table with the same columns, as SExtractor writes it (SCAMP expects them)
+    template = next((c.table for c in ccds if c.table is not None), None)
+    exts = [LdacExtension(c.imhead if c.imhead is not None else c.header,
+                          plain_table(c.table if c.table is not None else
+                                      (template[:0] if template is not None else None))) for c in ccds]
     with ctx.product(f"{stem}.ldac", "catalog") as tmp:
         write_ldac(tmp, exts)
     with ctx.product(f"{stem}.psf", "psf") as tmp:

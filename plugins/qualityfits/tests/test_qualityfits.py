@@ -119,6 +119,10 @@ def test_dead_ccd_is_flagged_and_graded_B(exposure, tmp_path, run_qualityfits):
         assert np.all(f[3].data & 64) and np.all(w[3].data == 0)
         assert not np.any(f[1].data & 64)
     assert _metrics(result, 1)["fwhm_px"] > 0  # the other CCDs are still measured
+    from terapix_fw.ldac import read_ldac
+
+    cat = read_ldac(tmp_path / "dead.ldac")
+    assert len(cat[2].objects) == 0 and cat[2].objects.colnames == cat[0].objects.colnames
 
 
 def test_completeness_of_a_stack_matches_truth(tmp_path, run_qualityfits):
