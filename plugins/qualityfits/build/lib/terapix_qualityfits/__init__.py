@@ -1,2 +1,0 @@
-"""terapix-fw plugin qualityfits."""
-__all__: list[str] = []
