@@ -128,9 +128,14 @@ def ftp_attempt(url: str, part: Path, result, *, timeout: float, resume: bool, v
         with PartFile(part, offset, expected if verify else {}, result) as sink:
             try:
                 ftp.retrbinary(f"RETR {path}", sink.write, blocksize=_CHUNK, rest=offset or None)
-            except ftplib.error_perm as exc:
+            except (ftplib.error_perm, ftplib.error_reply) as exc:
                 if str(exc).startswith("550"):
                     raise failed(f"{shown}: {exc}") from None
+                if offset and result.bytes == 0:
+                    # the server refused the resume (no REST): start again from zero
+                    part.unlink(missing_ok=True)
+                    raise retry(f"{shown}: resume at byte {offset} refused ({exc}); restarting from zero"
+                                ) from None
                 raise retry(f"{shown}: {exc}") from None
             except (ftplib.Error, OSError, EOFError) as exc:
                 raise retry(f"{shown}: transfer interrupted after {offset + result.bytes} bytes: {exc}") from None

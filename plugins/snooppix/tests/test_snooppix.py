@@ -386,3 +386,22 @@ def test_http_credentials_from_netrc(tmp_path, archive, monkeypatch):
     assert result.status == "done", result.error
     assert (tmp_path / "work" / "dl" / "p.fits.fz").read_bytes() == data
     assert "s3cret" not in repr(result.records)
+
+
+def test_ftp_server_without_resume_restarts_from_zero(tmp_path, ftp_archive):
+    data = _payload(13, 20_000)
+    (ftp_archive.root / "r.fits.fz").write_bytes(data)
+    handler = ftp_archive.server.handler
+
+    def ftp_REST(self, line):  # an old server: REST not implemented
+        self.respond("502 Command not implemented.")
+    monkey = type("NoRest", (handler,), {"ftp_REST": ftp_REST})
+    ftp_archive.server.handler = monkey
+    dl = tmp_path / "work" / "dl"
+    dl.mkdir(parents=True)
+    part_path(dl / "r.fits.fz").write_bytes(data[:5000])
+    result = _run(tmp_path, ftp_archive.url + "/", RETRIES=1)
+    assert result.status == "done", result.error
+    rec = _transfers(result)["r.fits.fz"]
+    assert rec["attempts"] == 2 and rec["resumed_from"] == 0 and rec["bytes"] == 20_000
+    assert (dl / "r.fits.fz").read_bytes() == data
