@@ -43,6 +43,10 @@ class CoverageMap:
         """Area (deg^2) covered by at least ``min_count`` exposures."""
         return float(np.count_nonzero(self.count >= min_count)) * self.pixel_area
 
+    def area_at(self, exptime: float) -> float:
+        """Area (deg^2) whose summed exposure time reaches ``exptime`` seconds."""
+        return float(np.count_nonzero(self.exptime >= exptime)) * self.pixel_area
+
     def ccd_area(self) -> float:
         """Summed area (deg^2) of the CCDs, overlaps counted as many times as they are covered."""
         return float(sum(spherical_polygon_area(fp.ra, fp.dec) for fp in self.footprints))

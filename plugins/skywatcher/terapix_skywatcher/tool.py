@@ -46,6 +46,9 @@ class SkyWatcherTool(Tool):
         Parameter("FILTER_KEY", "str", "FILTER", "header keyword giving the filter"),
         Parameter("EXPTIME_KEY", "str", "EXPTIME", "header keyword giving the exposure time (s)"),
         Parameter("HEADER_SUFFIX", "str", ".head", "suffix of external headers overriding the WCS"),
+        Parameter("GOAL_FILTERS", "str", [], "filters with a depth goal", nvalues=(0, None)),
+        Parameter("GOAL_EXPTIME", "float", [], "summed EXPTIME goal of each GOAL_FILTERS (s)",
+                  nvalues=(0, None), minimum=0.0),
         Parameter("COVERAGE_NAME", "str", "coverage", "prefix of the coverage maps and plots"),
         Parameter("FOOTPRINT_NAME", "str", "footprints", "name of the footprint plot (no extension)"),
         Parameter("CHECKPLOT_DEV", "keyword", "PNG", "plot format", choices=("PNG", "SVG", "PDF")),
@@ -61,6 +64,11 @@ class SkyWatcherTool(Tool):
         nside = cfg["NSIDE"]
         if nside & (nside - 1):
             raise ConfigError(f"NSIDE = {nside} is not a power of 2", "skywatcher", "NSIDE")
+        goals = dict(zip([f for f in cfg["GOAL_FILTERS"] if f], cfg["GOAL_EXPTIME"]))
+        if len([f for f in cfg["GOAL_FILTERS"] if f]) != len(cfg["GOAL_EXPTIME"]):
+            raise ConfigError(f"GOAL_FILTERS has {len(cfg['GOAL_FILTERS'])} filter(s) but GOAL_EXPTIME "
+                              f"{len(cfg['GOAL_EXPTIME'])} value(s); expected one goal per filter",
+                              "skywatcher", "GOAL_EXPTIME")
         if not ctx.inputs:
             raise ToolError("skywatcher needs at least one exposure or catalogue")
         footprints = []
@@ -85,7 +93,14 @@ class SkyWatcherTool(Tool):
                 write_healpix_partial(tmp, cov)
             with ctx.product(f"{stem}.{fmt}", kind="coverage_plot", filter=band) as tmp:
                 plot_depth(tmp, cov, width_px=width, fmt=fmt)
-            ctx.record("coverage", filter=band, nside=nside, ordering=cfg["HEALPIX_ORDERING"],
+            goal = {}
+            if band in goals:
+                at_goal = cov.area_at(goals[band])
+                goal = {"exptime_goal": goals[band], "area_at_goal_deg2": at_goal,
+                        "goal_fraction": at_goal / cov.area() if cov.area() else 0.0}
+                ctx.log.info("filter %s: %.4f deg^2 reach the goal of %.0f s (%.1f %% of the covered area)",
+                             band, at_goal, goals[band], 100 * goal["goal_fraction"])
+            ctx.record("coverage", **goal, filter=band, nside=nside, ordering=cfg["HEALPIX_ORDERING"],
                        area_deg2=cov.area(), area_deg2_2plus=cov.area(2), ccd_area_deg2=cov.ccd_area(), nexposures=cov.nexposures,
                        nccds=cov.nccds, max_count=int(cov.count.max(initial=0)),
                        median_count=float(_median(cov.count)), exptime_total=float(

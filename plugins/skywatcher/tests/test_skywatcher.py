@@ -126,7 +126,7 @@ def test_overlaps_count_exposures_and_sum_times(tmp_path):
     # c has two CCDs overlapping each other: it still counts once per sky pixel
     c = write_mef(tmp_path / "c.fits", [ccd_header(31.0, -10.0, NX / 2 + 0.5, NY / 2 + 0.5, filt="g.MP9401"),
                                         ccd_header(31.0, -10.0, NX / 2 + 0.5, NY / 4, filt="g.MP9401")])
-    result = run(tmp_path, [a, b, c])
+    result = run(tmp_path, [a, b, c], GOAL_FILTERS="r.MP9601", GOAL_EXPTIME="900")
     assert result.status == "done", result.error
     recs = records(result)
     single = quad_area(ccd_header(30.0, -10.0, NX / 2 + 0.5, NY / 2 + 0.5))
@@ -135,8 +135,12 @@ def test_overlaps_count_exposures_and_sum_times(tmp_path):
     assert r["area_deg2_2plus"] == pytest.approx(0.75 * single, abs=edge_tol(1.25))
     assert r["area_deg2"] == pytest.approx(1.25 * single, abs=edge_tol(1.75))
     assert r["ccd_area_deg2"] == pytest.approx(2 * single, rel=1e-4)
+    # the depth goal (900 s) is reached where both exposures overlap; g has no goal
+    assert r["exptime_goal"] == 900.0 and r["area_at_goal_deg2"] == r["area_deg2_2plus"]
+    assert r["goal_fraction"] == pytest.approx(0.75 / 1.25, abs=0.01)
     assert r["exptime_total"] == 900.0
     g = recs["g.MP9401"]
+    assert "exptime_goal" not in g
     assert g["nexposures"] == 1 and g["nccds"] == 2 and g["max_count"] == 1
     header, cols = read_map(tmp_path / "out" / "coverage_r.MP9601.fits")
     lookup = dict(zip(cols["PIXEL"].tolist(), zip(cols["COUNT"].tolist(), cols["EXPTIME"].tolist())))
@@ -194,10 +198,12 @@ def test_missing_wcs_names_file_and_extension(tmp_path):
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
-def test_nside_must_be_power_of_two(tmp_path):
+def test_nside_must_be_power_of_two_and_goals_match_filters(tmp_path):
     exp = write_mef(tmp_path / "e.fits", [ccd_header(10.0, 10.0, 1, 1)])
     result = run(tmp_path, [exp], NSIDE=1000)
     assert result.status == "failed" and "NSIDE = 1000" in result.error
+    result = run(tmp_path, [exp], GOAL_FILTERS="r,g", GOAL_EXPTIME="900")
+    assert result.status == "failed" and "GOAL_FILTERS has 2 filter(s) but GOAL_EXPTIME 1" in result.error
 
 
 def test_config_prints_parameters():
