@@ -79,6 +79,14 @@ def test_survey_simulation_shares_the_sky(tmp_path):
         else:
             assert 0.05 <= diff <= 0.3
     assert fits.getheader(by["700004p"].path)["PHOTFLAG"] is False
+    # the sky truth holds every source of every exposure, with the exposure's magnitude in its band
+    sky = Table.read(result.sky_truth_path)
+    for r in result.exposures:
+        band = r.meta["filter"][0].upper()
+        idx = np.argsort(sky["ID"])
+        pos = idx[np.searchsorted(sky["ID"], r.truth["ID"], sorter=idx)]
+        np.testing.assert_array_equal(sky["ID"][pos], r.truth["ID"])
+        np.testing.assert_allclose(sky[f"MAG_{band}"][pos], r.truth["MAG"])
     # the survey reference catalogue covers every exposure
     ref = Table.read(result.reference_catalog, hdu="LDAC_OBJECTS")
     for r in result.exposures:

@@ -25,7 +25,8 @@ Keywords of :class:`ExposureSpec` are accepted directly (``seeing=``, ``filter=`
 
     from terapix_fw.sim import SurveySpec, simulate_survey
     survey = SurveySpec.from_xml("instructions/survey_tiny.xml")   # validated against schemas/survey.xsd
-    result = simulate_survey(survey, outdir, seed=1)  # .exposures, .reference_catalog, .zeropoints_path
+    result = simulate_survey(survey, outdir, seed=1)  # .exposures, .reference_catalog, .zeropoints_path,
+                                                      # .sky_truth_path (all sources, MAG_U..MAG_Z)
 
 Command line: ``terapix simulate SURVEY.xml --outdir DIR [--seed N]``; in an instruction file, the tool
 ``simulate`` (fan-out ``all``; SURVEY_FILE, SEED, OUTPUT_DIR, EXPOSURES, COMPRESS, NTHREADS).

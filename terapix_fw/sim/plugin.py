@@ -35,6 +35,7 @@ def _cmd_simulate(args) -> int:
                              only=args.exposure or None, progress=progress)
     print(f"reference catalogue: {result.reference_catalog}")
     print(f"zero points: {result.zeropoints_path}")
+    print(f"sky truth: {result.sky_truth_path}")
     return 0
 
 

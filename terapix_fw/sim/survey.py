@@ -3,8 +3,9 @@
 A survey lists camera runs (QRUNID, program RUNID, start MJD) and fields - single pointings (Deep-like)
 or ``grid`` mosaics of overlapping pointings (Wide-like) - each with blocks of exposures (filter, number,
 exposure time, run, seeing, photometric conditions, dither pattern).  :func:`simulate_survey` writes every
-exposure with its truth, one astrometric reference catalogue for the whole area (``refcat.fits``) and a
-table of true and header zero points (``zeropoints.fits``).
+exposure with its truth, one astrometric reference catalogue for the whole area (``refcat.fits``), a
+table of true and header zero points (``zeropoints.fits``) and every simulated source of the area with
+its magnitudes in u g r i z (``sky_truth.fits``, for completeness and photometry on stacks).
 """
 from __future__ import annotations
 
@@ -197,6 +198,7 @@ class SurveyResult:
     exposures: list[ExposureResult]
     reference_catalog: Path
     zeropoints_path: Path
+    sky_truth_path: Path | None = None
 
 
 def simulate_survey(spec: SurveySpec | str | Path, outdir: str | Path, seed: int | None = None,
@@ -233,10 +235,12 @@ def simulate_survey(spec: SurveySpec | str | Path, outdir: str | Path, seed: int
     dra = np.abs(((ras - ra_c + 180.0) % 360.0) - 180.0).max() if ras.size else 0.0
     cosd = max(math.cos(math.radians(min(abs(decs.min()), abs(decs.max())) + radius)), 0.05) if ras.size else 1.0
     # the survey's sky model: the same cells, hence the same stars as in the images
-    stars = sky.sources(ra_c - dra - radius / cosd, ra_c + dra + radius / cosd,
+    area = sky.sources(ra_c - dra - radius / cosd, ra_c + dra + radius / cosd,
                         decs.min() - radius, decs.max() + radius) if ras.size else sky.empty()
     refcat = outdir / "refcat.fits"
-    write_reference_catalog(refcat, stars, spec.refcat_band, spec.refcat_maglim, seed)
+    write_reference_catalog(refcat, area, spec.refcat_band, spec.refcat_maglim, seed)
+    sky_path = outdir / "sky_truth.fits"
+    _write_sky_truth(sky_path, area)
     zp = Table(rows=[(r.spec.name, r.spec.object, r.meta["filter"], r.spec.qrunid, r.spec.runid,
                       r.photometric, r.zeropoint, r.header_zeropoint, r.meta["cloud"], r.seeing,
                       r.spec.airmass, r.spec.mjd, r.spec.exptime) for r in results],
@@ -245,4 +249,26 @@ def simulate_survey(spec: SurveySpec | str | Path, outdir: str | Path, seed: int
     zp_path = outdir / "zeropoints.fits"
     with atomic_path(zp_path) as tmp:
         zp.write(tmp, format="fits")
-    return SurveyResult(spec, outdir, results, refcat, zp_path)
+    return SurveyResult(spec, outdir, results, refcat, zp_path, sky_path)
+
+
+def _write_sky_truth(path: Path, src) -> None:
+    """Every simulated source of the survey area (on a CCD or not) with its magnitudes in all bands,
+    for completeness and photometry on stacks."""
+    from astropy.table import Table
+    from ..atomic import atomic_path
+    t = Table()
+    t["ID"] = src.id
+    t["RA"] = src.ra
+    t["DEC"] = src.dec
+    t["IS_STAR"] = src.kind == 0
+    for band in ("u", "g", "r", "i", "z"):
+        t[f"MAG_{band.upper()}"] = src.mag(band)
+    t["SERSIC_N"] = src.n
+    t["RE_ARCSEC"] = src.re
+    t["AXIS_RATIO"] = src.q
+    t["THETA_WORLD"] = src.pa
+    for name in ("RA", "DEC", "THETA_WORLD"):
+        t[name].unit = "deg"
+    with atomic_path(path) as tmp:
+        t.write(tmp, format="fits")

@@ -8,7 +8,7 @@ Usable as a step of an instruction file (fan-out ``all``; no input, or the surve
 
 Products: ``image`` (one MEF per exposure), ``truth`` (truth tables), ``head`` (true WCS as .head
 files), ``flat`` and ``flag`` (calibration maps), ``refcat`` (astrometric reference catalogue, FITS_LDAC)
-and ``zeropoints`` (true and header zero points).  Later steps take ``<input step="simulate"
+``zeropoints`` (true and header zero points) and ``sky_truth`` (every source of the area, all bands).  Later steps take ``<input step="simulate"
 kind="image"/>``.
 """
 from __future__ import annotations
@@ -35,7 +35,7 @@ class SimulateTool(Tool):
         Parameter("NTHREADS", "int", 0, "CCDs rendered in parallel (0: the cores given to the step)", minimum=0),
     ]
     consumes = ("survey",)
-    produces = ("image", "truth", "head", "flat", "flag", "refcat", "zeropoints")
+    produces = ("image", "truth", "head", "flat", "flag", "refcat", "zeropoints", "sky_truth")
     default_fanout = "all"
 
     def run(self, ctx) -> None:
@@ -87,3 +87,4 @@ class SimulateTool(Tool):
                 k: v for k, v in res.meta.items() if k != "name"})
         ctx.add_product(result.reference_catalog, "refcat")
         ctx.add_product(result.zeropoints_path, "zeropoints")
+        ctx.add_product(result.sky_truth_path, "sky_truth")
