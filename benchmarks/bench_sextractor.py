@@ -132,6 +132,11 @@ def versus_truth(cat, truth, label):
     med, _ = stats(dm)
     mad = 1.4826 * np.median(np.abs(dm - med)) if len(dm) else float("nan")
     print(f"  {label:<12} completeness by true mag  " + "  ".join(lines))
+    cls = found & (mags < 23) & ~np.asarray(truth["SATURATED"], bool)
+    star = np.asarray(truth["IS_STAR"], bool)[cls]
+    ok = (np.asarray(cat["CLASS_STAR"])[idx[cls]] > 0.5) == star
+    print(f"  {label:<12} CLASS_STAR > 0.5 agrees with the true class (mag < 23): {ok.mean():.3f} "
+          f"(stars {ok[star].mean():.3f}, galaxies {ok[~star].mean():.3f})")
     print(f"  {label:<12} MAG_AUTO - true mag (mag < 22, unsaturated): median {med:+.4f}  robust rms {mad:.4f}"
           f"  (n={bright.sum()})")
 

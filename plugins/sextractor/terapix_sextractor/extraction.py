@@ -827,7 +827,8 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
         own = objs["npix"].astype(np.float64)
         crowded = (nocc - own) > 0.1 * area_auto
         flags |= np.where(crowded, 1, 0).astype(np.int16)
-        cols["KRON_RADIUS"] = np.where(circ, 0.0, kron)
+        # as photom.c: a circular fallback aperture or a non-positive flux gives KRON_RADIUS 0
+        cols["KRON_RADIUS"] = np.where(circ | (flux_auto <= 0), 0.0, kron)
     else:
         kron = np.zeros(n)
 
@@ -922,7 +923,7 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
                                    **seg_kw)
         cols["FLUX_PETRO"] = f - local_bkg * np.pi * a * b * prad * prad
         cols["FLUXERR_PETRO"] = e
-        cols["PETRO_RADIUS"] = prad
+        cols["PETRO_RADIUS"] = np.where(f <= 0, 0.0, prad)
         flags |= np.where(fl & sep.APER_TRUNC, 16, 0).astype(np.int16)
     _mark("windowed")
     # ---- windowed
