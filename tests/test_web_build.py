@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from terapix_fw.db.testing import db_url, mariadb_server  # noqa: F401  (pytest fixtures: SQLite and MariaDB)
 from terapix_fw.hookspecs import hookimpl
 
 # RDBix keeps the last path component of a file name, so the hostile name has no "/"
@@ -20,11 +21,11 @@ EVIL_OBJECT = '"><img src=x onerror=alert(1)>'
 
 
 @pytest.fixture
-def db(tmp_path):
+def db(tmp_path, db_url):  # noqa: F811 - the fixture imported above
+    """The test database, on each back end (the pages must not depend on SQLite's leniency)."""
     from terapix_fw.db import Document, connect, write_document
-    from terapix_fw.db.engine import dispose_all
 
-    url = f"sqlite:///{tmp_path / 'rdbix.sqlite'}"
+    url = db_url
     engine = connect(url)
     log = tmp_path / "work" / "logs" / "detect" / "2.log"
     log.parent.mkdir(parents=True)
@@ -79,8 +80,7 @@ def db(tmp_path):
     ]
     for doc in docs:
         write_document(engine, doc)
-    yield url
-    dispose_all()
+    return url
 
 
 def _page(out: Path, name: str) -> str:
@@ -226,7 +226,7 @@ def test_bad_registrations_and_missing_database(tmp_path, db):
     from terapix_fw.web import WebError, build_site
     from terapix_fw.web.site import Page
 
-    with pytest.raises(WebError, match="no RDBix database at .*missing.sqlite"):
+    with pytest.raises(WebError, match="no RDBix database at .*missing.sqlite"):  # SQLite: a missing file
         build_site(f"sqlite:///{tmp_path / 'missing.sqlite'}", tmp_path / "out")
     with pytest.raises(WebError, match="web page broken: template 'nope.html' not found"):
         build_site(db, tmp_path / "out", pages=[Page("broken", "nope.html", lambda db: {}, "Broken")])
