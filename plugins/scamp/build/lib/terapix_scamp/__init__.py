@@ -1,2 +1,0 @@
-"""terapix-fw plugin scamp."""
-__all__: list[str] = []

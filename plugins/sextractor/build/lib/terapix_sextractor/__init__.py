@@ -1,2 +1,0 @@
-"""terapix-fw plugin sextractor."""
-__all__: list[str] = []

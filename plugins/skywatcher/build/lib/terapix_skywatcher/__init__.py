@@ -1,2 +1,0 @@
-"""terapix-fw plugin skywatcher."""
-__all__: list[str] = []

@@ -1,2 +1,0 @@
-"""terapix-fw plugin snooppix."""
-__all__: list[str] = []

@@ -1,2 +1,0 @@
-"""terapix-fw plugin swarp."""
-__all__: list[str] = []
