@@ -17,12 +17,13 @@ Conventions, as in SWarp:
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numba
 import numpy as np
 
-__all__ = ["BIG", "INTERP_CODES", "KERNEL_WIDTH", "resample_rect", "mapping_rows"]
+__all__ = ["BIG", "INTERP_CODES", "KERNEL_WIDTH", "resample_rect", "mapping_rows", "kernel_table", "row_max"]
 
 #: SWarp's "BIG" (define.h); variances >= BIG mark bad pixels.
 BIG = 1e30
@@ -32,6 +33,39 @@ KERNEL_WIDTH = {0: 1, 1: 2, 2: 4, 3: 6, 4: 8}
 KW = np.array([1, 2, 4, 6, 8], dtype=np.int64)
 _COS_STEP = np.array([1.0, 1.0] + [math.cos(math.pi / a) for a in (2, 3, 4)])
 _SIN_STEP = np.array([0.0, 0.0] + [math.sin(math.pi / a) for a in (2, 3, 4)])
+
+
+#: phases per pixel of the tabulated Lanczos kernels (linear interpolation between phases: < 1e-8 error)
+NPHASE = 4096
+
+
+@functools.lru_cache(maxsize=8)
+def kernel_table(interp: int) -> np.ndarray:
+    """Normalised taps at NPHASE+1 fractional positions in [0, 1] (rows), computed with SWarp's formula.
+
+    The resampling kernel interpolates linearly between two rows, which keeps the taps normalised and
+    differs from the direct formula by less than 1e-8; the exact delta below |dx| = 1e-5 is kept."""
+    table = np.zeros((NPHASE + 1, 8))
+    kern = np.empty(8)
+    for p in range(NPHASE + 1):
+        _make_kernel(p / NPHASE if p < NPHASE else 1.0 - 1e-12, interp, kern)
+        table[p] = kern
+    if interp >= 2:
+        table[NPHASE] = 0.0
+        table[NPHASE, interp] = 1.0  # pos -> 1 is the delta on the next tap
+    return table
+
+
+def row_max(var: np.ndarray, width: int) -> np.ndarray:
+    """``out[j, s] = max(var[j, s:s + width])``: the kernel footprint's maximum variance then needs only
+    one value per kernel row."""
+    n = var.shape[1] - width + 1
+    if n <= 0:
+        return np.full((var.shape[0], 1), BIG, dtype=np.float32)
+    out = np.array(var[:, :n], dtype=np.float32)
+    for k in range(1, width):
+        np.maximum(out, var[:, k:k + n], out=out)
+    return out
 
 
 @numba.njit(cache=True, inline="always")
@@ -74,11 +108,27 @@ def _make_kernel(pos, interp, kernel):
     return width
 
 
+@numba.njit(cache=True, inline="always")
+def _taps(pos, interp, ktab, kernel):
+    """Taps for fractional position ``pos``: exact for NEAREST/BILINEAR and at |pos| < 1e-5 (SWarp's
+    delta), else interpolated in the Lanczos table."""
+    if interp <= 1 or pos < 1e-5:
+        _make_kernel(pos, interp, kernel)
+        return
+    u = pos * NPHASE
+    p = int(u)
+    t = u - p
+    for i in range(2 * interp):
+        a = ktab[p, i]
+        kernel[i] = a + t * (ktab[p + 1, i] - a)
+
+
 @numba.njit(cache=True)
-def _interpolate(data, var, xpos, ypos, interp, kx, ky):
+def _interpolate(data, vmaxx, xpos, ypos, interp, ktab, kx, ky):
     """Interpolate ``data`` at 1-based (xpos, ypos); return (value, variance); variance >= BIG if bad.
 
-    ``data`` must be 0 wherever ``var`` is BIG (bad pixels)."""
+    ``data`` must be 0 wherever the variance is BIG (bad pixels); ``vmaxx`` is :func:`row_max` of the
+    variance map for this kernel width."""
     ny, nx = data.shape
     kw = KW[interp]
     if interp == 0:
@@ -93,18 +143,17 @@ def _interpolate(data, var, xpos, ypos, interp, kx, ky):
     sy = iy - kw // 2
     if sx < 0 or sx + kw > nx or sy < 0 or sy + kw > ny:
         return 0.0, BIG
-    _make_kernel(dx, interp, kx)
-    _make_kernel(dy, interp, ky)
-    # bad pixels hold 0 in ``data`` (set by the caller), so they contribute nothing without a test here
+    _taps(dx, interp, ktab, kx)
+    _taps(dy, interp, ktab, ky)
     val = 0.0
     vmax = 0.0
     for j in range(kw):
         row = 0.0
         for i in range(kw):
             row += kx[i] * data[sy + j, sx + i]
-            v = var[sy + j, sx + i]
-            vmax = v if v > vmax else vmax
         val += ky[j] * row
+        v = vmaxx[sy + j, sx]
+        vmax = v if v > vmax else vmax
     return val, vmax
 
 
@@ -173,9 +222,11 @@ def mapping_rows(gx, gy, x0, y0, step, xs, ys):
 
 
 @numba.njit(cache=True, parallel=True)
-def resample_rect(data, var, gx, gy, garea, gx0, gy0, gstep, xmin, ymin, out, outw,
+def resample_rect(data, vmaxx, ktab, gx, gy, garea, gx0, gy0, gstep, xmin, ymin, out, outw,
                   interp, ovx, ovy, area_const, variable_area, ascale):
-    """Resample ``data``/``var`` onto the output rectangle whose first pixel is (xmin, ymin) (1-based).
+    """Resample ``data`` onto the output rectangle whose first pixel is (xmin, ymin) (1-based).
+
+    ``vmaxx`` is ``row_max(variance, kernel width)`` and ``ktab`` the ``kernel_table(interp)``.
 
     ``gx``, ``gy`` hold the input pixel position of the output node grid (node (j, i) is at output
     position (gx0 + i * gstep, gy0 + j * gstep)); ``garea`` the local area ratio (only used when
@@ -208,7 +259,7 @@ def resample_rect(data, var, gx, gy, garea, gx0, gy0, gstep, xmin, ymin, out, ou
                         area, _ = _eval_row(ra, ra, x, gx0, gstep, w4)
                     else:
                         area = area_const
-                    val, v = _interpolate(data, var, xi, yi, interp, kx, ky)
+                    val, v = _interpolate(data, vmaxx, xi, yi, interp, ktab, kx, ky)
                     if v < BIG:
                         sumv[col] += area * val
                         sumw[col] += v * area * area

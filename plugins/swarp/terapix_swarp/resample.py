@@ -17,7 +17,7 @@ import numpy as np
 from terapix_fw.errors import ToolError
 
 from .inputs import InputField, per_image, read_pixels
-from .kernels import BIG, INTERP_CODES, resample_rect
+from .kernels import BIG, INTERP_CODES, KERNEL_WIDTH, kernel_table, resample_rect, row_max
 from .mapping import PixelMap, build_grid
 
 __all__ = ["Resampled", "resample_field", "resampled_names", "field_variance"]
@@ -233,9 +233,12 @@ def resample_field(fld: InputField, out_header, out_wcs, config, index: int, nfi
     grid = build_grid(pmap, xmin, xmax, ymin, ymax, proj_err, variable_area=variable)
     out = np.zeros((ymax - ymin + 1, xmax - xmin + 1), dtype=np.float32)
     outw = np.zeros_like(out)
-    resample_rect(data, var, grid.gx, grid.gy, grid.garea, grid.x0, grid.y0, grid.step, float(xmin),
-                  float(ymin), out, outw, interp_x, ov[0], ov[1], fascale, variable, ascale)
-    del data, var
+    vmaxx = row_max(var, KERNEL_WIDTH[interp_x])
+    del var
+    resample_rect(data, vmaxx, kernel_table(interp_x), grid.gx, grid.gy, grid.garea, grid.x0, grid.y0,
+                  grid.step, float(xmin), float(ymin), out, outw, interp_x, ov[0], ov[1], fascale, variable,
+                  ascale)
+    del data, vmaxx
 
     gain = fld.gain
     fgain = gain if fstype != "NONE" else gain / area_ctr
