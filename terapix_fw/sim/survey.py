@@ -51,6 +51,36 @@ def _transit_mjd(ra: float, mjd0: float) -> float:
     return mjd0 + ((ra - lst) % 360.0) / 360.98564736629
 
 
+def _pointings(root, fp: FocalPlane):
+    """(name, ra, dec, exposure blocks) of every ``field`` and of every pointing of every ``grid``
+    (a Wide-like mosaic of ncols x nrows pointings overlapping by ``overlap`` of the camera's size)."""
+    for el in root:
+        if el.tag == "field":
+            yield el.get("name"), float(el.get("ra")), float(el.get("dec")), el.findall("exposures")
+        elif el.tag == "grid":
+            ncols, nrows = int(el.get("ncols")), int(el.get("nrows"))
+            overlap = float(el.get("overlap", "0.1"))
+            wdeg, hdeg = fp.size_deg()
+            ra0, dec0 = float(el.get("ra")), float(el.get("dec"))
+            for j in range(nrows):
+                dec = dec0 + (j - (nrows - 1) / 2.0) * hdeg * (1.0 - overlap)
+                for i in range(ncols):
+                    dra = (i - (ncols - 1) / 2.0) * wdeg * (1.0 - overlap) / math.cos(math.radians(dec))
+                    yield f"{el.get('name')}+{i}+{j}", (ra0 + dra) % 360.0, dec, el.findall("exposures")
+
+
+def _dither_offsets(pattern: str, n: int, amp: float, rng) -> list[tuple[float, float]]:
+    """Offsets (east, north) in arcsec of ``n`` dithered exposures (see :data:`DITHERS`)."""
+    if pattern == "none":
+        return [(0.0, 0.0)] * n
+    if pattern == "line":
+        return [((k - (n - 1) / 2.0) * amp,) * 2 for k in range(n)]
+    if pattern in DITHERS:
+        steps = DITHERS[pattern]
+        return [(steps[k % len(steps)][0] * amp, steps[k % len(steps)][1] * amp) for k in range(n)]
+    return [tuple(rng.uniform(-amp, amp, 2)) for _ in range(n)]
+
+
 @dataclass
 class SurveySpec:
     """A parsed survey: its name, camera, sky, and the list of exposures to simulate."""
@@ -79,111 +109,74 @@ class SurveySpec:
 
     @classmethod
     def _from_tree(cls, root, source: str) -> "SurveySpec":
+        from astropy.time import Time
+
         def attr(el, key, default=None, conv=str):
-            value = el.get(key)
+            # the schema has checked types; absent elements and attributes take the schema's defaults
+            value = None if el is None else el.get(key)
             return default if value is None else conv(value)
 
-        def boolean(text: str) -> bool:
-            return text.strip() in ("true", "1")
-
-        cam = root.find("camera")
-        compress = False
-        if cam is None or (attr(cam, "layout", "megacam") == "megacam" and attr(cam, "nccd", 36, int) == 36):
-            nx = attr(cam, "nx", 2048, int) if cam is not None else 2048
-            ny = attr(cam, "ny", 4612, int) if cam is not None else 4612
-            pix = attr(cam, "pixscale", 0.186, float) if cam is not None else 0.186
-            fp = megacam_focal_plane(nx, ny, pix)
+        cam, sky, ast, ref = (root.find(tag) for tag in ("camera", "sky", "astrometry", "refcat"))
+        nccd, nx, ny = attr(cam, "nccd", 36, int), attr(cam, "nx", 2048, int), attr(cam, "ny", 4612, int)
+        pixscale = attr(cam, "pixscale", 0.186, float)
+        if attr(cam, "layout", "megacam") == "megacam" and nccd == 36:
+            fp = megacam_focal_plane(nx, ny, pixscale)
         else:
-            fp = small_focal_plane(attr(cam, "nccd", 36, int), attr(cam, "nx", 2048, int),
-                                   attr(cam, "ny", 4612, int), attr(cam, "pixscale", 0.186, float),
-                                   attr(cam, "gap", 20.0, float))
-        if cam is not None:
-            compress = attr(cam, "compress", False, boolean)
-        sky = root.find("sky")
-        ast = root.find("astrometry")
-        ref = root.find("refcat")
-        maglim = attr(sky, "maglim", 26.0, float) if sky is not None else 26.0
-        density = attr(sky, "density", 1.0, float) if sky is not None else 1.0
-        star_density = attr(sky, "star_density", 1.0, float) if sky is not None else 1.0
-        common = dict(maglim=maglim, density=density, star_density=star_density, compress=compress)
-        if ast is not None:
-            common.update(wcs_offset_arcsec=attr(ast, "offset_arcsec", 3.0, float),
-                          wcs_rotation_deg=attr(ast, "rotation_deg", 0.02, float),
-                          distortion_arcsec=attr(ast, "distortion_arcsec", 4.0, float))
-        refmag = attr(ref, "maglim", 21.0, float) if ref is not None else 21.0
-        common["refcat_maglim"] = refmag
+            fp = small_focal_plane(nccd, nx, ny, pixscale, attr(cam, "gap", 20.0, float))
+        maglim = attr(sky, "maglim", 26.0, float)
+        density = attr(sky, "density", 1.0, float)
+        star_density = attr(sky, "star_density", 1.0, float)
+        refmag = attr(ref, "maglim", 21.0, float)
+        common = dict(maglim=maglim, density=density, star_density=star_density, refcat_maglim=refmag,
+                      compress=attr(cam, "compress", "false").strip() in ("true", "1"),
+                      wcs_offset_arcsec=attr(ast, "offset_arcsec", 3.0, float),
+                      wcs_rotation_deg=attr(ast, "rotation_deg", 0.02, float),
+                      distortion_arcsec=attr(ast, "distortion_arcsec", 4.0, float))
         runs = {r.get("id"): r for r in root.findall("run")}
         seed = attr(root, "seed", None, int)
-        name = root.get("name")
 
-        fields_: list[tuple[str, float, float, list]] = []
-        for el in root:
-            if el.tag == "field":
-                fields_.append((el.get("name"), float(el.get("ra")), float(el.get("dec")), el.findall("exposures")))
-            elif el.tag == "grid":
-                ncols, nrows = int(el.get("ncols")), int(el.get("nrows"))
-                overlap = attr(el, "overlap", 0.1, float)
-                wdeg, hdeg = fp.size_deg()
-                ra0, dec0 = float(el.get("ra")), float(el.get("dec"))
-                for j in range(nrows):
-                    dec = dec0 + (j - (nrows - 1) / 2.0) * hdeg * (1.0 - overlap)
-                    for i in range(ncols):
-                        dra = (i - (ncols - 1) / 2.0) * wdeg * (1.0 - overlap) / math.cos(math.radians(dec))
-                        fields_.append((f"{el.get('name')}+{i}+{j}", (ra0 + dra) % 360.0, dec,
-                                        el.findall("exposures")))
         exposures: list[ExposureSpec] = []
         expnum = 700000
-        run_clock: dict[str, float] = {}
+        run_clock: dict[str, float] = {}  # exposures of a run follow each other (next transit)
         centres = {}
-        for fname, ra, dec, blocks in fields_:
+        for fname, ra, dec, blocks in _pointings(root, fp):
             centres[fname] = (ra, dec)
             for block in blocks:
                 run = runs[block.get("run")]
+                qrun = run.get("id")
                 filt = filter_info(block.get("filter"))[0]
                 n = int(block.get("n"))
                 exptime = float(block.get("exptime"))
                 seeing = attr(block, "seeing", 0.8, float)
                 scatter = attr(block, "seeing_scatter", 0.1, float)
                 phot = attr(block, "photometric", "true").strip()
-                pattern = attr(block, "dither", "random")
-                amp = attr(block, "dither_arcsec", 15.0, float)
-                qrun = run.get("id")
                 # the block's draws depend only on its content and the survey seed
                 rng = np.random.default_rng([seed or 0, zlib.crc32(f"{fname}/{filt}/{qrun}".encode())])
+                offsets = _dither_offsets(attr(block, "dither", "random"), n,
+                                          attr(block, "dither_arcsec", 15.0, float), rng)
                 start = max(run_clock.get(qrun, float(run.get("mjd"))), float(run.get("mjd")))
                 t0 = _transit_mjd(ra, start) - 0.5 / 24.0
                 release_days = attr(run, "release_days", 365.0, float)
-                for k in range(n):
+                for k, (dx, dy) in enumerate(offsets):
                     expnum += 1
-                    if pattern == "none":
-                        dx = dy = 0.0
-                    elif pattern == "line":
-                        dx = dy = (k - (n - 1) / 2.0) * amp
-                    elif pattern == "cfhtls":
-                        px, py = DITHERS["cfhtls"][k % len(DITHERS["cfhtls"])]
-                        dx, dy = px * amp, py * amp
-                    else:
-                        dx, dy = rng.uniform(-amp, amp, 2)
                     edec = dec + dy / 3600.0
                     era = (ra + dx / 3600.0 / math.cos(math.radians(edec))) % 360.0
                     mjd = t0 + k * (exptime + OVERHEAD_S) / 86400.0
-                    if phot in ("true", "1"):
-                        photometric = True
-                    elif phot in ("false", "0"):
-                        photometric = False
-                    else:
+                    if phot in ("true", "1", "false", "0"):
+                        photometric = phot in ("true", "1")
+                    else:  # a probability
                         photometric = bool(rng.random() < float(phot))
-                    from astropy.time import Time
-                    rel = Time(mjd + release_days, format="mjd").isot[:10]
                     exposures.append(ExposureSpec(
                         name=f"{expnum}p", object=fname, ra=era, dec=edec, filter=filt, exptime=exptime,
                         seeing=max(0.35, float(rng.normal(seeing, scatter))) if scatter > 0 else seeing,
                         airmass=round(_airmass(era, edec, mjd), 4), mjd=round(mjd, 6),
                         photometric=photometric, qrunid=qrun, runid=run.get("runid"), expnum=expnum,
-                        release_date=rel, field_rotation=float(rng.normal(0.0, 0.003)), **common))
+                        release_date=Time(mjd + release_days, format="mjd").isot[:10],
+                        field_rotation=float(rng.normal(0.0, 0.003)), **common))
                 run_clock[qrun] = t0 + n * (exptime + OVERHEAD_S) / 86400.0 + 0.5 / 24.0
-        refband = filter_info(attr(ref, "band", "r") if ref is not None else "r")[0][0]
-        return cls(name, fp, exposures, maglim, density, star_density, refmag, refband, seed, source, centres)
+        refband = filter_info(attr(ref, "band", "r"))[0][0]
+        return cls(root.get("name"), fp, exposures, maglim, density, star_density, refmag, refband, seed,
+                   source, centres)
 
     def sky(self, seed: int) -> SkyModel:
         return SkyModel(seed, self.maglim, self.density, self.star_density)
