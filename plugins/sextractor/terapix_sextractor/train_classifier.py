@@ -126,9 +126,10 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(default_nnw_path()))
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--quick", action="store_true", help="fewer, smaller simulations (for tests)")
+    ap.add_argument("--iterations", type=int, default=None, help="optimiser steps (default 4000, quick 800)")
     args = ap.parse_args(argv)
     x, y = simulated_samples(args.seed, args.quick)
-    net = train(x, y, seed=args.seed)
+    net = train(x, y, seed=args.seed, iterations=args.iterations or (800 if args.quick else 4000))
     pred = net(x)[:, 0]
     acc = np.mean((pred > 0.5) == (y > 0.5))
     print(f"trained on {len(y)} sources ({int(y.sum())} stars): training accuracy {acc:.3f}")

@@ -149,3 +149,19 @@ def test_unsupported_settings_are_refused_up_front(tmp_path, key, value):
 
     with pytest.raises(ConfigError, match=f"{key} {value}.*not supported"):
         extract_results(tmp_path / "never-read.fits", params=["X_IMAGE"], **{key: value})
+
+
+def test_classifier_training_is_reproducible(tmp_path, capsys):
+    """train_classifier (quick mode) writes a valid .nnw; the same seed gives the same weights."""
+    from terapix_sextractor.classifier import read_nnw
+    from terapix_sextractor.train_classifier import main
+
+    a, b = tmp_path / "a.nnw", tmp_path / "b.nnw"
+    assert main(["--quick", "--seed", "3", "--out", str(a)]) == 0
+    assert main(["--quick", "--seed", "3", "--out", str(b)]) == 0
+    assert a.read_text() == b.read_text()
+    net = read_nnw(a)
+    assert net.layers == [10, 10, 10, 1]
+    out = capsys.readouterr().out
+    acc = float(out.split("training accuracy")[1].split()[0])
+    assert acc > 0.8
