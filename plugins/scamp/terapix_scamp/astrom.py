@@ -34,7 +34,7 @@ __all__ = ["Detections", "AstromModel", "AstromSolution", "solve_astrometry", "a
 
 @dataclass
 class Detections:
-    """All selected detections of all fields, concatenated (index arrays refer to these)."""
+    """All selected detections of all fields, concatenated field after field (``field`` is sorted)."""
 
     field: np.ndarray
     chip: np.ndarray
@@ -266,15 +266,19 @@ def _solve_normal(N, rhs, theta_prev, log, nthreads: int = 1):
 
 
 def _group_coords(det, xi, eta, field_tp, group_tp):
-    """Group-plane coordinates and Jacobians d(group)/d(field plane) of every detection."""
+    """Group-plane coordinates and Jacobians d(group)/d(field plane) of every detection.
+
+    Detections are stored field by field (see :class:`Detections`), so each field is a slice."""
     n = len(xi)
     gx = np.empty(n)
     gy = np.empty(n)
     J = np.empty((n, 2, 2))
-    for f in np.unique(det.field):
-        sel = det.field == f
-        g = det.group[sel][0]
-        gx[sel], gy[sel], J[sel] = reproject_jacobian(xi[sel], eta[sel], tuple(field_tp[f]), tuple(group_tp[g]))
+    bounds = np.searchsorted(det.field, np.arange(len(field_tp) + 1))
+    for f in range(len(field_tp)):
+        a, b = bounds[f], bounds[f + 1]
+        if b > a:
+            g = det.group[a]
+            gx[a:b], gy[a:b], J[a:b] = reproject_jacobian(xi[a:b], eta[a:b], tuple(field_tp[f]), tuple(group_tp[g]))
     return gx, gy, J
 
 

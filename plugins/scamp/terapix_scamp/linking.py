@@ -23,21 +23,26 @@ def _find(parent, i):
 
 
 @njit(cache=True)
-def _fof(x, y, field, order, cell_start, cell_count, cx, cy, ncx, ncy, radius2, parent):
-    # ``order`` sorts detections by cell; every detection is tested against the 3x3 neighbouring cells
+def _fof(x, y, field, order, ukeys, ustart, ucount, cx, cy, ncy, radius2, parent):
+    # detections sorted by cell (``order``); the occupied cells are ``ukeys`` (sorted), so the 3x3
+    # neighbourhood of a cell is found by binary search: memory stays proportional to the detections
+    # whatever the area of the group
     n = len(order)
     for oi in range(n):
         i = order[oi]
         for dx in range(-1, 2):
             gx = cx[i] + dx
-            if gx < 0 or gx >= ncx:
+            if gx < 0:
                 continue
             for dy in range(-1, 2):
                 gy = cy[i] + dy
                 if gy < 0 or gy >= ncy:
                     continue
-                c = gx * ncy + gy
-                for ok in range(cell_start[c], cell_start[c] + cell_count[c]):
+                key = gx * ncy + gy
+                c = np.searchsorted(ukeys, key)
+                if c >= len(ukeys) or ukeys[c] != key:
+                    continue
+                for ok in range(ustart[c], ustart[c] + ucount[c]):
                     j = order[ok]
                     if j <= i or field[j] == field[i]:
                         continue
@@ -58,22 +63,15 @@ def friends_of_friends(x, y, field, radius: float) -> np.ndarray:
     if n == 0:
         return np.zeros(0, np.int64)
     x0, y0 = x.min(), y.min()
-    ncx = int((x.max() - x0) / radius) + 1
     ncy = int((y.max() - y0) / radius) + 1
-    if ncx * ncy > 50_000_000:  # keep the cell table bounded for very wide groups
-        radius_cell = max(radius, np.sqrt((x.max() - x0) * (y.max() - y0) / 50_000_000))
-        ncx = int((x.max() - x0) / radius_cell) + 1
-        ncy = int((y.max() - y0) / radius_cell) + 1
-    else:
-        radius_cell = radius
-    cx = ((x - x0) / radius_cell).astype(np.int64)
-    cy = ((y - y0) / radius_cell).astype(np.int64)
+    cx = ((x - x0) / radius).astype(np.int64)
+    cy = ((y - y0) / radius).astype(np.int64)
     cell = cx * ncy + cy
     order = np.argsort(cell, kind="stable")
-    counts = np.bincount(cell, minlength=ncx * ncy)
-    start = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    ukeys, ustart, ucount = np.unique(cell[order], return_index=True, return_counts=True)
     parent = np.arange(n, dtype=np.int64)
-    _fof(x, y, field.astype(np.int64), order, start, counts, cx, cy, ncx, ncy, radius * radius, parent)
+    _fof(x, y, field.astype(np.int64), order, ukeys, ustart.astype(np.int64), ucount.astype(np.int64), cx, cy,
+         ncy, radius * radius, parent)
     return parent
 
 

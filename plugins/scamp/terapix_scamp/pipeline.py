@@ -283,25 +283,43 @@ def _build_model(fields, inst_of, det, config) -> AstromModel:
             lin_of[k] = nlin
             nlin += 1
         seen.add(inst_of[k])
-    centers = np.zeros((len(fields), 2))
-    norms = np.ones(len(fields))
-    for k in range(len(fields)):
-        sel = det.field == k
-        if sel.any():
-            centers[k] = [np.mean(det.xi0[sel]), np.mean(det.eta0[sel])]
-            norms[k] = max(np.max(np.hypot(det.xi0[sel] - centers[k, 0], det.eta0[sel] - centers[k, 1])), 1e-6)
+    # per-field centre and radius, and per-chip affine first guess, by grouped sums (no per-field scan of
+    # all detections: 2000 fields x 60 M detections must stay linear)
+    nf = len(fields)
+    f = det.field
+    count = np.bincount(f, minlength=nf).astype(float)
+    safe = np.maximum(count, 1)
+    centers = np.column_stack([np.bincount(f, det.xi0, nf) / safe, np.bincount(f, det.eta0, nf) / safe])
+    dist = np.hypot(det.xi0 - centers[f, 0], det.eta0 - centers[f, 1])
+    norms = np.zeros(nf)
+    np.maximum.at(norms, f, dist)
+    norms = np.where(norms > 1e-6, norms, 1e-6)
     # focal-plane coordinates of the per-exposure terms: an affine fit of the corrected first guess per
     # chip, so that the basis is a function of pixel coordinates only (needed to write headers)
-    affine = np.zeros((len(fields), nchip, 2, 3))
-    for k, f in enumerate(fields):
-        for c in f.chips:
-            sel = (det.field == k) & (det.chip == c.index)
-            if sel.sum() >= 3:
-                design = np.column_stack([det.x[sel], det.y[sel], np.ones(sel.sum())])
-                sol, *_ = np.linalg.lstsq(design, np.column_stack([det.xi0[sel], det.eta0[sel]]), rcond=None)
-                affine[k, c.index] = sol.T
-            else:
-                affine[k, c.index, :, 2] = centers[k]
+    key = f * nchip + det.chip
+    nk = nf * nchip
+    x = det.x
+    y = det.y
+    sums = {name: np.bincount(key, w, nk) for name, w in
+            (("1", None), ("x", x), ("y", y), ("xx", x * x), ("xy", x * y), ("yy", y * y),
+             ("a", det.xi0), ("ax", det.xi0 * x), ("ay", det.xi0 * y),
+             ("b", det.eta0), ("bx", det.eta0 * x), ("by", det.eta0 * y))}
+    M = np.empty((nk, 3, 3))
+    M[:, 0] = np.column_stack([sums["xx"], sums["xy"], sums["x"]])
+    M[:, 1] = np.column_stack([sums["xy"], sums["yy"], sums["y"]])
+    M[:, 2] = np.column_stack([sums["x"], sums["y"], sums["1"]])
+    R = np.stack([np.column_stack([sums["ax"], sums["ay"], sums["a"]]),
+                  np.column_stack([sums["bx"], sums["by"], sums["b"]])], axis=2)  # (nk, 3, 2)
+    good = sums["1"] >= 3
+    if good.any():
+        det_m = np.abs(np.linalg.det(M[good]))
+        good[good] = det_m > 1e-12 * np.abs(M[good, 0, 0] * M[good, 1, 1] * M[good, 2, 2])
+    affine = np.zeros((nk, 2, 3))
+    if good.any():
+        affine[good] = np.transpose(np.linalg.solve(M[good], R[good]), (0, 2, 1))
+    fallback = np.repeat(np.arange(nf), nchip)[~good]
+    affine[~good, :, 2] = centers[fallback]
+    affine = affine.reshape(nf, nchip, 2, 3)
     degree = config["DISTORT_DEGREES"][0]
     if config["STABILITY_TYPE"] == "PRE-DISTORTED":
         degree = 1

@@ -44,19 +44,27 @@ def compute_stats(run) -> dict:
         with np.errstate(divide="ignore", invalid="ignore"):
             perr2 = (1.0857 * det.fluxerr[pi] / det.flux[pi]) ** 2 + (1.0857 * det.fluxerr[pj] / det.flux[pj]) ** 2
         phigh = (det.snr[pi] > high) & (det.snr[pj] > high)
-    for k, f in enumerate(run.fields):
-        touch = (det.field[li] == k) | (det.field[lj] == k)
-        rsel = det.field[ri] == k
-        entry = {
-            "internal": summarise(lres[touch], lsig2[touch], True),
-            "internal_high": summarise(lres[touch & lhigh], lsig2[touch & lhigh], True),
-            "reference": summarise(rres[rsel], rsig2[rsel], False),
-            "reference_high": summarise(rres[rsel & rhigh], rsig2[rsel & rhigh], False),
-        }
+    nf = len(run.fields)
+    fi, fj, fr = det.field[li], det.field[lj], det.field[ri]
+    internal = _grouped(np.concatenate([fi, fj]), np.vstack([lres, lres]), np.concatenate([lsig2, lsig2]), nf, True)
+    hi2 = np.concatenate([lhigh, lhigh])
+    internal_high = _grouped(np.concatenate([fi, fj])[hi2], np.vstack([lres, lres])[hi2],
+                             np.concatenate([lsig2, lsig2])[hi2], nf, True)
+    reference = _grouped(fr, rres, rsig2, nf, False)
+    reference_high = _grouped(fr[rhigh], rres[rhigh], rsig2[rhigh], nf, False)
+    if run.photom is not None:
+        pfi, pfj = det.field[pi], det.field[pj]
+        phot = _grouped_phot(np.concatenate([pfi, pfj]), np.concatenate([pres, pres]),
+                             np.concatenate([perr2, perr2]), nf)
+        ph2 = np.concatenate([phigh, phigh])
+        phot_high = _grouped_phot(np.concatenate([pfi, pfj])[ph2], np.concatenate([pres, pres])[ph2],
+                                  np.concatenate([perr2, perr2])[ph2], nf)
+    for k in range(nf):
+        entry = {"internal": internal[k], "internal_high": internal_high[k], "reference": reference[k],
+                 "reference_high": reference_high[k]}
         if run.photom is not None:
-            ptouch = (det.field[pi] == k) | (det.field[pj] == k)
-            entry["phot"] = _phot_summary(pres[ptouch], perr2[ptouch])
-            entry["phot_high"] = _phot_summary(pres[ptouch & phigh], perr2[ptouch & phigh])
+            entry["phot"] = phot[k]
+            entry["phot_high"] = phot_high[k]
         out["fields"].append(entry)
     for g in range(len(run.group_tp)):
         gl = det.group[li] == g
@@ -97,3 +105,25 @@ def _phot_summary(res, err2):
         return {"sigma": 0.0, "chi2": 0.0, "ndets": 0}
     return {"sigma": float(np.sqrt(np.mean(res ** 2) / 2)),
             "chi2": float(np.sum(res ** 2 / np.clip(err2, 1e-12, None)) / max(n - 1, 1)), "ndets": int(n)}
+
+
+def _grouped(keys, res, sig2, n, per_detection):
+    """:func:`summarise` for every value of ``keys`` at once (bincount sums, linear in the residuals)."""
+    count = np.bincount(keys, minlength=n)
+    safe = np.maximum(count, 1)
+    factor = np.sqrt(2.0) if per_detection else 1.0
+    sx = np.sqrt(np.bincount(keys, res[:, 0] ** 2, n) / safe) / factor
+    sy = np.sqrt(np.bincount(keys, res[:, 1] ** 2, n) / safe) / factor
+    ox = np.bincount(keys, res[:, 0], n) / safe
+    oy = np.bincount(keys, res[:, 1], n) / safe
+    chi = np.bincount(keys, np.sum(res ** 2, axis=1) / sig2, n) / np.maximum(2 * count - 1, 1)
+    return [{"sigma": [float(sx[k]), float(sy[k])], "offset": [float(ox[k]), float(oy[k])], "chi2": float(chi[k]),
+             "ndets": int(count[k])} for k in range(n)]
+
+
+def _grouped_phot(keys, res, err2, n):
+    count = np.bincount(keys, minlength=n)
+    safe = np.maximum(count, 1)
+    sigma = np.sqrt(np.bincount(keys, res ** 2, n) / safe / 2)
+    chi = np.bincount(keys, res ** 2 / np.clip(err2, 1e-12, None), n) / np.maximum(count - 1, 1)
+    return [{"sigma": float(sigma[k]), "chi2": float(chi[k]), "ndets": int(count[k])} for k in range(n)]
