@@ -12,8 +12,8 @@ from astropy.io import fits
 from astropy.table import Table
 from astropy.wcs import WCS
 
-from terapix_fw.ldac import LdacExtension, read_ldac, write_ldac
-from terapix_fw.sim import SkyModel, simulate_exposure, small_focal_plane
+from terapix_fw.ldac import read_ldac
+from terapix_fw.sim import SkyModel, simulate_exposure, small_focal_plane, write_truth_ldac
 from terapix_fw.sim.refcat import reference_errors
 
 
@@ -60,35 +60,11 @@ def test_refcat_holds_the_image_stars_with_realistic_errors(starry):
     assert sig[0] < 0.03 and 0.1 < sig[1] < 0.15  # arcsec: Gaia/SDSS-like
 
 
-def _ldac_from_truth(res, path):
-    """An LDAC catalogue of the bright objects as SExtractor would measure them, with the MEF's
-    first-guess headers (what SCAMP gets in a pipeline)."""
-    rng = np.random.default_rng(0)
-    exts = []
-    with fits.open(res.path) as hdul:
-        for i, hdu in enumerate(hdul[1:]):
-            t = res.truth[(res.truth["CCD"] == i) & (res.truth["MAG"] < 22.5) & ~res.truth["SATURATED"]]
-            n = len(t)
-            obj = Table()
-            obj["XWIN_IMAGE"] = t["X_IMAGE"] + rng.normal(0, 0.02, n)
-            obj["YWIN_IMAGE"] = t["Y_IMAGE"] + rng.normal(0, 0.02, n)
-            obj["ERRAWIN_IMAGE"] = np.full(n, 0.02)
-            obj["ERRBWIN_IMAGE"] = np.full(n, 0.02)
-            obj["ERRTHETAWIN_IMAGE"] = np.zeros(n)
-            obj["FLUX_AUTO"] = t["FLUX"]
-            obj["FLUXERR_AUTO"] = np.sqrt(t["FLUX"])
-            obj["FLUX_RADIUS"] = np.full(n, 2.5)
-            obj["ELONGATION"] = np.ones(n)
-            obj["FLAGS"] = np.zeros(n, np.int16)
-            header = hdu.header.copy()
-            exts.append(LdacExtension(header, obj))
-    write_ldac(path, exts)
-
-
 @pytest.mark.skipif(shutil.which("scamp") is None, reason="scamp not installed")
 def test_real_scamp_accepts_refcat_and_recovers_true_wcs(starry, tmp_path):
     cat = tmp_path / "exp.cat"
-    _ldac_from_truth(starry, cat)
+    write_truth_ldac(starry, cat, maglim=22.5)  # the bright objects, first-guess headers
+    assert len(read_ldac(cat)) == 4
     shutil.copy(starry.reference_catalog, tmp_path / "ref.fits")
     cmd = ["scamp", cat.name, "-ASTREF_CATALOG", "FILE", "-ASTREFCAT_NAME", "ref.fits",
            "-CHECKPLOT_TYPE", "NONE", "-WRITE_XML", "N", "-SOLVE_PHOTOM", "N", "-DISTORT_DEGREES", "2",

@@ -40,19 +40,22 @@ Conventions
 * Images are detrended (flat-fielded, bias-subtracted) float32 ADU with the sky in; weight ~ flat.
   Saturated pixels equal SATURATE.  Photometric exposures: MAGZP == true ZP; others are off by the cloud
   extinction (0.05-0.3 mag).
+* ``write_truth_ldac(res, path)``: an ideal SExtractor-like FITS_LDAC catalogue (XWIN_IMAGE... FLAGS)
+  from the truth with the first-guess headers, to test SCAMP-like steps without detection.
 * Known sources can be injected: ``sky=StaticSky(make_sources(ra, dec, mag_r, is_star=...))``.
 * Same seed + same arguments = byte-identical files, whatever ``nthreads``.  ``density`` < 1 makes
   small fast test images (4 CCDs of 512x512 at density 1 hold ~350 sources and take about a second).
 """
 from .exposure import FILTERS, TRUTH_COLUMNS, ExposureResult, ExposureSpec, filter_info, simulate_exposure
 from .focalplane import CCD, FocalPlane, megacam_focal_plane, small_focal_plane
+from .catalogs import write_truth_ldac
 from .refcat import write_reference_catalog
 from .sky import SkyModel, SourceList, StaticSky, make_sources
 
 __all__ = ["simulate_exposure", "ExposureSpec", "ExposureResult", "FocalPlane", "CCD",
-           "megacam_focal_plane", "small_focal_plane", "SkyModel", "SourceList", "StaticSky", "make_sources", "FILTERS",
-           "TRUTH_COLUMNS", "filter_info", "write_reference_catalog", "SurveySpec", "SurveyResult",
-           "simulate_survey"]
+           "megacam_focal_plane", "small_focal_plane", "SkyModel", "SourceList", "StaticSky", "make_sources",
+           "FILTERS", "TRUTH_COLUMNS", "filter_info", "write_reference_catalog", "write_truth_ldac",
+           "SurveySpec", "SurveyResult", "simulate_survey"]
 
 
 def __getattr__(name):
