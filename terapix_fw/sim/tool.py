@@ -7,9 +7,9 @@ Usable as a step of an instruction file (fan-out ``all``; no input, or the surve
     </step>
 
 Products: ``image`` (one MEF per exposure), ``truth`` (truth tables), ``head`` (true WCS as .head
-files), ``flat`` and ``flag`` (calibration maps), ``refcat`` (astrometric reference catalogue, FITS_LDAC)
-``zeropoints`` (true and header zero points) and ``sky_truth`` (every source of the area, all bands).  Later steps take ``<input step="simulate"
-kind="image"/>``.
+files), ``flat`` and ``flag`` (calibration maps), ``refcat`` (astrometric reference catalogue,
+FITS_LDAC), ``zeropoints`` (true and header zero points) and ``sky_truth`` (every source of the area,
+all bands).  Later steps take ``<input step="simulate" kind="image"/>``.
 """
 from __future__ import annotations
 
