@@ -51,6 +51,8 @@ class SkyWatcherTool(Tool):
                   nvalues=(0, None), minimum=0.0),
         Parameter("COVERAGE_NAME", "str", "coverage", "prefix of the coverage maps and plots"),
         Parameter("FOOTPRINT_NAME", "str", "footprints", "name of the footprint plot (no extension)"),
+        Parameter("CHECKPLOT_TYPE", "keyword", ["FOOTPRINTS", "COVERAGE"], "plots to draw",
+                  choices=("FOOTPRINTS", "COVERAGE", "NONE"), nvalues=(1, None)),
         Parameter("CHECKPLOT_DEV", "keyword", "PNG", "plot format", choices=("PNG", "SVG", "PDF")),
         Parameter("CHECKPLOT_RES", "int", 1200, "plot width in pixels", minimum=600, maximum=10000),
     ]
@@ -80,6 +82,7 @@ class SkyWatcherTool(Tool):
             footprints += found
         maps = coverage_maps(footprints, nside, nest=cfg["HEALPIX_ORDERING"] == "NESTED")
         fmt = cfg["CHECKPLOT_DEV"].lower()
+        plots = set(cfg["CHECKPLOT_TYPE"]) - {"NONE"}
         width = cfg["CHECKPLOT_RES"]
         footprint_name = f"{cfg['FOOTPRINT_NAME']}.{fmt}"
         used: set[str] = set()
@@ -91,8 +94,9 @@ class SkyWatcherTool(Tool):
             stem = f"{cfg['COVERAGE_NAME']}_{safe}"
             with ctx.product(stem + ".fits", kind="coverage_map", filter=band) as tmp:
                 write_healpix_partial(tmp, cov)
-            with ctx.product(f"{stem}.{fmt}", kind="coverage_plot", filter=band) as tmp:
-                plot_depth(tmp, cov, width_px=width, fmt=fmt)
+            if "COVERAGE" in plots:
+                with ctx.product(f"{stem}.{fmt}", kind="coverage_plot", filter=band) as tmp:
+                    plot_depth(tmp, cov, width_px=width, fmt=fmt)
             goal = {}
             if band in goals:
                 at_goal = cov.area_at(goals[band])
@@ -106,14 +110,15 @@ class SkyWatcherTool(Tool):
                        median_count=float(_median(cov.count)), exptime_total=float(
                            sum(e for e in {fp.exposure: fp.exptime for fp in cov.footprints}.values())),
                        max_exptime=float(cov.exptime.max(initial=0.0)), map=str(ctx.output_path(stem + ".fits")),
-                       plot=str(ctx.output_path(f"{stem}.{fmt}")),
-                       footprints=str(ctx.output_path(footprint_name)))
+                       plot=str(ctx.output_path(f"{stem}.{fmt}")) if "COVERAGE" in plots else "",
+                       footprints=str(ctx.output_path(footprint_name)) if "FOOTPRINTS" in plots else "")
             ctx.log.info("filter %s: %d exposure(s), %d CCD(s), %.4f deg^2 covered (%.4f deg^2 twice or "
                          "more), up to %d exposure(s) and %.0f s per pixel", band, cov.nexposures,
                          cov.nccds, cov.area(), cov.area(2), int(cov.count.max(initial=0)),
                          float(cov.exptime.max(initial=0.0)))
-        with ctx.product(footprint_name, kind="footprint_plot") as tmp:
-            plot_footprints(tmp, maps, width_px=width, fmt=fmt)
+        if "FOOTPRINTS" in plots:
+            with ctx.product(footprint_name, kind="footprint_plot") as tmp:
+                plot_footprints(tmp, maps, width_px=width, fmt=fmt)
 
 
 def _median(values):

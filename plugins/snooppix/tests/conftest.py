@@ -181,7 +181,8 @@ class FtpArchive:
         authorizer = DummyAuthorizer()
         authorizer.add_anonymous(str(root))
         authorizer.add_user("obs", "secret", str(root), perm="elr")
-        handler = type("Handler", (FTPHandler,), {"authorizer": authorizer, "banner": "test archive"})
+        handler = type("Handler", (FTPHandler,), {"authorizer": authorizer, "banner": "test archive",
+                                                  "auth_failed_timeout": 0.01})
         self.server = ThreadedFTPServer(("127.0.0.1", 0), handler)
         self.url = f"ftp://127.0.0.1:{self.server.address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever,
