@@ -1,7 +1,9 @@
 """One snooppix pass: scan the index, pick new files, fetch them concurrently, record each transfer."""
 from __future__ import annotations
 
+import shutil
 import socket
+import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -175,6 +177,8 @@ def snoop(ctx, url: str) -> list[TransferResult]:
                 res = future.result()
                 results.append(res)
                 _record(ctx, ledger, res, node)
+    # the free space left where the files land (DataTransfer's "free disk space on each node")
+    ctx.record("node", name=node, free_disk=shutil.disk_usage(download_dir).free, time=time.time())
     failed = [r for r in results if r.status != "done"]
     done = len(results) - len(failed)
     received = sum(r.bytes for r in results)

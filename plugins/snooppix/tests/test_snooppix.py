@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import sqlite3
 
 import numpy as np
@@ -57,6 +58,8 @@ def test_downloads_matching_files_once(tmp_path, archive):
         assert rec["sha256"] == hashlib.sha256(files[name]).hexdigest()
         assert rec["end"] >= rec["start"]
     assert sorted(p.kind for p in result.products) == ["download"] * 4
+    nodes = [d for kind, d in result.records if kind == "node"]
+    assert len(nodes) == 1 and nodes[0]["name"] == transfers["exp0.fits.fz"]["node"] and nodes[0]["free_disk"] > 0
     with sqlite3.connect(dl / "snooppix.sqlite") as conn:
         assert {r[0] for r in conn.execute("SELECT name FROM downloads")} == set(files)
 
@@ -247,6 +250,9 @@ def test_recorded_run_on_the_transfers_web_page(tmp_path, archive, monkeypatch):
     page = (tmp_path / "site" / "transfers.html").read_text()
     assert "<img" not in page and "&lt;img src=x onerror=alert(1)&gt;.fits.fz" in page
     assert "ok.fits.fz" in page and "4.1 kB" in page
+    free = re.search(r"<tr><td>[^<]+</td><td class=\"num\">0</td><td class=\"num\">0 B</td>"
+                     r"<td class=\"num\">([0-9.]+ [kMGT]?B)</td>", page)
+    assert free, "the free disk of the download node is shown"
     assert "missing.fits.fz" in page and "HTTP 404" in page
     assert 'href="transfers.html">Transfers</a>' in (tmp_path / "site" / "index.html").read_text()
 
