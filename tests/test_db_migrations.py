@@ -8,7 +8,7 @@ from sqlalchemy import inspect
 from terapix_fw.db import migrate
 from terapix_fw.db.engine import HEAD_REVISION, connect, schema_revision
 from terapix_fw.db.schema import metadata
-from terapix_fw.db.testing import db_url, mariadb_server  # noqa: F401 - pytest fixtures
+from terapix_fw.db.testing import empty_db_url, mariadb_server  # noqa: F401 - pytest fixtures
 
 
 def _schema_diff(url):
@@ -19,13 +19,13 @@ def _schema_diff(url):
         return compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
 
 
-def test_init_upgrade_status(db_url):
-    st = migrate.status(db_url)
+def test_init_upgrade_status(empty_db_url):
+    st = migrate.status(empty_db_url)
     assert st.current is None and st.pending == ["0001", "0002"] and not st.up_to_date
-    migrate.upgrade(db_url, "0001")
-    st = migrate.status(db_url)
+    migrate.upgrade(empty_db_url, "0001")
+    st = migrate.status(empty_db_url)
     assert (st.current, st.pending) == ("0001", ["0002"])
-    engine = connect(db_url, create=False)
+    engine = connect(empty_db_url, create=False)
     assert not inspect(engine).has_table("sources")
     assert "healpix" not in {c["name"] for c in inspect(engine).get_columns("exposures")}
     # rows written at 0001 survive the upgrade and get their sky index filled in
@@ -33,42 +33,42 @@ def test_init_upgrade_status(db_url):
     old = sa.table("exposures", sa.column("filename"), sa.column("ra"), sa.column("dec"))
     with engine.begin() as conn:
         conn.execute(old.insert().values(filename="old.fits", ra=150.0, dec=2.0))
-    migrate.upgrade(db_url)
-    st = migrate.status(db_url)
+    migrate.upgrade(empty_db_url)
+    st = migrate.status(empty_db_url)
     assert st.up_to_date and st.current == HEAD_REVISION == st.head and st.pending == []
-    engine = connect(db_url, create=False)
+    engine = connect(empty_db_url, create=False)
     assert inspect(engine).has_table("sources")
     with engine.connect() as conn:
         pix = conn.exec_driver_sql("SELECT healpix FROM exposures WHERE filename = 'old.fits'").scalar()
     import healpy
     assert pix == healpy.ang2pix(256, 150.0, 2.0, nest=True, lonlat=True)
-    assert _schema_diff(db_url) == []
-    migrate.downgrade(db_url, "0001")
-    assert migrate.status(db_url).current == "0001"
-    assert not inspect(connect(db_url, create=False)).has_table("sources")
+    assert _schema_diff(empty_db_url) == []
+    migrate.downgrade(empty_db_url, "0001")
+    assert migrate.status(empty_db_url).current == "0001"
+    assert not inspect(connect(empty_db_url, create=False)).has_table("sources")
 
 
-def test_init_refuses_initialised_database(db_url):
-    migrate.init(db_url)
-    assert schema_revision(connect(db_url, create=False)) == HEAD_REVISION
+def test_init_refuses_initialised_database(empty_db_url):
+    migrate.init(empty_db_url)
+    assert schema_revision(connect(empty_db_url, create=False)) == HEAD_REVISION
     from terapix_fw.db.errors import DatabaseError
     with pytest.raises(DatabaseError, match="already initialised.*revision 0002"):
-        migrate.init(db_url)
+        migrate.init(empty_db_url)
 
 
-def test_create_all_fast_path_equals_migrations(db_url):
+def test_create_all_fast_path_equals_migrations(empty_db_url):
     """connect() builds an empty database with create_all and stamps head: same schema as migrations."""
-    engine = connect(db_url)
+    engine = connect(empty_db_url)
     assert schema_revision(engine) == HEAD_REVISION
-    assert _schema_diff(db_url) == []
+    assert _schema_diff(empty_db_url) == []
     assert set(metadata.tables) <= set(inspect(engine).get_table_names())
 
 
-def test_old_database_upgraded_on_connect(db_url):
-    migrate.upgrade(db_url, "0001")
+def test_old_database_upgraded_on_connect(empty_db_url):
+    migrate.upgrade(empty_db_url, "0001")
     from terapix_fw.db.engine import dispose_all
     dispose_all()
-    engine = connect(db_url)
+    engine = connect(empty_db_url)
     assert schema_revision(engine) == HEAD_REVISION
 
 
@@ -77,17 +77,17 @@ def test_head_constant_matches_migrations():
     assert ScriptDirectory(str(migrate.MIGRATIONS)).get_current_head() == HEAD_REVISION
 
 
-def test_cli_init_upgrade_status(db_url, capsys):
+def test_cli_init_upgrade_status(empty_db_url, capsys):
     from terapix_fw.cli import main
-    assert main(["db", "status", "--db", db_url]) == 1
+    assert main(["db", "status", "--db", empty_db_url]) == 1
     assert "current revision none" in capsys.readouterr().out
-    assert main(["db", "upgrade", "--db", db_url, "--revision", "0001"]) == 0
+    assert main(["db", "upgrade", "--db", empty_db_url, "--revision", "0001"]) == 0
     assert "1 pending: 0002" in capsys.readouterr().out
-    assert main(["db", "upgrade", "--db", db_url]) == 0
-    assert main(["db", "status", "--db", db_url]) == 0
+    assert main(["db", "upgrade", "--db", empty_db_url]) == 0
+    assert main(["db", "status", "--db", empty_db_url]) == 0
     out = capsys.readouterr().out
     assert "current revision 0002" in out and "up to date" in out
-    assert main(["db", "init", "--db", db_url]) == 2  # TerapixError: already initialised
+    assert main(["db", "init", "--db", empty_db_url]) == 2  # TerapixError: already initialised
     assert "already initialised" in capsys.readouterr().err
 
 

@@ -88,7 +88,9 @@ def test_client_spools_durably_and_in_order_when_server_down(tmp_path):
         client.submit(doc)
     pending = client.pending()
     assert [p.read_bytes() for p in pending] == [to_xml(d) for d in docs]
-    assert not list((tmp_path / "spool" / ".tmp").iterdir())  # no partial files left behind
+    assert not list((tmp_path / "spool").glob(".*.part"))  # no partial files left behind
+    assert sorted(p.name for p in (tmp_path / "spool").iterdir() if p.is_file() and p.name != ".lock") == \
+        [p.name for p in pending]
     result = client.flush()
     assert result.remaining == 30 and result.sent == 0 and "unreachable" in result.error
 

@@ -129,7 +129,7 @@ def _cmd_grade(args) -> int:
 def _cmd_serve(args) -> int:
     from ..dbclient.server import serve_forever
     return serve_forever(db_url=_url(args), host=args.host, port=args.port, secret_file=args.secret_file,
-                         port_file=args.port_file, log_file=args.log)
+                         port_file=args.port_file, log_file=args.log, writers=args.writers)
 
 
 def _cmd_flush(args) -> int:
@@ -213,6 +213,8 @@ def register(subparsers) -> None:
     p.add_argument("--secret-file", default=None, help="shared secret file (default: $TERAPIX_DBCLIENT_SECRET)")
     p.add_argument("--port-file", default=None, help="write the listening port to this file once ready")
     p.add_argument("--log", default=None, help="also log to this file")
+    p.add_argument("--writers", type=int, default=None,
+                   help="database writer threads (default: 1 for SQLite, 4 for MySQL/MariaDB)")
     p.set_defaults(func=_cmd_serve)
     p = dcsub.add_parser("flush", help="send every spooled document to the server, in order")
     p.add_argument("--url", default=None, help="server URL (default: $TERAPIX_DBCLIENT_URL)")

@@ -261,38 +261,53 @@ def forget_ids(conn: Connection) -> None:
 def _upsert(conn: Connection, table, key: dict, values: dict, pk: str = "id", new_likely: bool = False):
     """Insert the row with ``key`` and ``values``, or update ``values`` of the existing one; its pk.
 
-    ``new_likely``: try the INSERT first and fall back on a unique-key conflict (one round trip instead
-    of two for the usual case; a failed statement does not abort the transaction on SQLite or InnoDB)."""
-    if new_likely:
-        try:
-            result = conn.execute(insert(table), {**key, **values})
-            return key[pk] if pk in key else result.inserted_primary_key[0]
-        except IntegrityError as exc:
-            found = conn.execute(_select_by(table, tuple(key), pk), {f"k_{k}": v for k, v in key.items()}).first()
-            if found is None:
-                raise exc  # not a duplicate: a real constraint violation
+    ``new_likely``: try the INSERT first (one round trip instead of two in the usual case).  Either way
+    a unique-key conflict on INSERT means another writer created the row meanwhile: it is then read
+    back and updated (a failed statement does not abort the transaction on SQLite or InnoDB, and under
+    READ COMMITTED the conflicting row is visible once its writer has committed)."""
+    params = {f"k_{k}": v for k, v in key.items()}
+    if not new_likely:
+        found = conn.execute(_select_by(table, tuple(key), pk), params).first()
+        if found is not None:
             if values:
                 conn.execute(_update_by(table, tuple(values), pk),
                              {"k_pk": found[0], **{f"v_{n}": v for n, v in values.items()}})
             return found[0]
-    keys = tuple(key)
-    found = conn.execute(_select_by(table, keys, pk), {f"k_{k}": v for k, v in key.items()}).first()
-    if found is not None:
+    try:
+        result = conn.execute(insert(table), {**key, **values})
+        return key[pk] if pk in key else result.inserted_primary_key[0]
+    except IntegrityError as exc:
+        found = conn.execute(_select_by(table, tuple(key), pk), params).first()
+        if found is None:
+            raise exc  # not a duplicate: a real constraint violation
         if values:
-            names = tuple(values)
-            conn.execute(_update_by(table, names, pk), {"k_pk": found[0], **{f"v_{n}": v for n, v in values.items()}})
+            conn.execute(_update_by(table, tuple(values), pk),
+                         {"k_pk": found[0], **{f"v_{n}": v for n, v in values.items()}})
         return found[0]
-    result = conn.execute(insert(table), {**key, **values})
-    return key[pk] if pk in key else result.inserted_primary_key[0]
+
+
+def _insert_missing(conn: Connection, table, key: dict, row: dict, pk: str = "id"):
+    """The pk of the row with ``key``, inserting ``row`` if there is none (never updating)."""
+    params = {f"k_{k}": v for k, v in key.items()}
+    found = conn.execute(_select_by(table, tuple(key), pk), params).first()
+    if found is not None:
+        return found[0]
+    try:
+        result = conn.execute(insert(table), {**key, **row})
+        return key[pk] if pk in key else result.inserted_primary_key[0]
+    except IntegrityError as exc:  # created meanwhile by another writer
+        found = conn.execute(_select_by(table, tuple(key), pk), params).first()
+        if found is None:
+            raise exc
+        return found[0]
 
 
 def _ensure_run(conn: Connection, run_id: str) -> None:
     ids = _ids(conn)
     if ("run", run_id) in ids:
         return
-    if conn.execute(_select_by(S.runs, ("run_id",), "run_id"), {"k_run_id": run_id}).first() is None:
-        # a step reported before (or without) its run: keep it, the run row is completed later
-        conn.execute(insert(S.runs), {"run_id": run_id, "status": "unknown"})
+    # a step reported before (or without) its run: keep it, the run row is completed later
+    _insert_missing(conn, S.runs, {"run_id": run_id}, {"status": "unknown"}, pk="run_id")
     ids[("run", run_id)] = run_id
 
 
@@ -325,12 +340,12 @@ def _ensure_unit(conn: Connection, run_id: str, step: str, unit: str) -> int:
 
 def _exposure_id(conn: Connection, filename: str, create: bool) -> int | None:
     name = PurePath(filename).name
-    found = conn.execute(select(S.exposures.c.id).where(S.exposures.c.filename == name)).first()
-    if found is not None:
-        return found[0]
     if not create:
-        raise RecordError(f"unknown exposure {filename!r}: register it first (record kind 'exposure')")
-    return conn.execute(insert(S.exposures).values(filename=name)).inserted_primary_key[0]
+        found = conn.execute(_select_by(S.exposures, ("filename",), "id"), {"k_filename": name}).first()
+        if found is None:
+            raise RecordError(f"unknown exposure {filename!r}: register it first (record kind 'exposure')")
+        return found[0]
+    return _insert_missing(conn, S.exposures, {"filename": name}, {})
 
 
 def _healpix(ra, dec):
@@ -342,8 +357,7 @@ def _healpix(ra, dec):
 
 
 def _ensure_node(conn: Connection, name: str) -> None:
-    if conn.execute(select(S.nodes.c.id).where(S.nodes.c.name == name)).first() is None:
-        conn.execute(insert(S.nodes).values(name=name))
+    _insert_missing(conn, S.nodes, {"name": name}, {})
 
 
 # ----------------------------------------------------------------------------------------------------

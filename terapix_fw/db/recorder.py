@@ -161,6 +161,8 @@ def unit_doc(run, step, unit, result) -> Document:
 
 
 def _absolute(run, path) -> str:
+    if "://" in str(path):  # a URL (snooppix's remote origin), not a local path
+        return str(path)
     path = Path(path)
     return str(path if path.is_absolute() else (Path(run.workdir) / path).resolve())
 

@@ -17,7 +17,7 @@ Design notes
 """
 from __future__ import annotations
 
-from sqlalchemy import (BigInteger, Boolean, CheckConstraint, Column, Float, ForeignKey, Index, Integer,
+from sqlalchemy import (BigInteger, Boolean, CheckConstraint, Column, Double, ForeignKey, Index, Integer,
                         MetaData, String, Table, Text, UniqueConstraint)
 
 from .types import UTCDateTime
@@ -65,13 +65,13 @@ exposures = Table(
     Column("filter", String(64), index=True),
     Column("qrunid", String(64), index=True, comment="QSO run id (QRUNID)"),
     Column("runid", String(64), index=True, comment="CFHT camera run id (RUNID)"),
-    Column("ra", Float, comment="centre right ascension, degrees (J2000)"),
-    Column("dec", Float, comment="centre declination, degrees (J2000)"),
+    Column("ra", Double, comment="centre right ascension, degrees (J2000)"),
+    Column("dec", Double, comment="centre declination, degrees (J2000)"),
     Column("healpix", BigInteger, index=True),
-    Column("exptime", Float, comment="seconds (EXPTIME)"),
-    Column("airmass", Float),
-    Column("seeing", Float, comment="arcsec FWHM"),
-    Column("mjd_obs", Float, index=True),
+    Column("exptime", Double, comment="seconds (EXPTIME)"),
+    Column("airmass", Double),
+    Column("seeing", Double, comment="arcsec FWHM"),
+    Column("mjd_obs", Double, index=True),
     Column("date_obs", UTCDateTime, index=True),
     Column("photometric", Boolean),
     Column("survey_component", String(16), index=True),
@@ -89,8 +89,8 @@ extensions = Table(
     Column("extname", String(64)),
     Column("naxis1", Integer),
     Column("naxis2", Integer),
-    Column("ra", Float, comment="WCS centre, degrees"),
-    Column("dec", Float, comment="WCS centre, degrees"),
+    Column("ra", Double, comment="WCS centre, degrees"),
+    Column("dec", Double, comment="WCS centre, degrees"),
     UniqueConstraint("exposure_id", "ccd"),
 )
 
@@ -122,7 +122,7 @@ quality_metrics = Table(
     Column("exposure_id", Integer, ForeignKey("exposures.id", ondelete="CASCADE"), nullable=False),
     Column("ccd", Integer, nullable=False, default=0, comment="0 = the whole exposure"),
     Column("name", String(80), nullable=False),
-    Column("value", Float),
+    Column("value", Double),
     Column("run_id", String(HASH)),
     Column("time", UTCDateTime),
     UniqueConstraint("exposure_id", "ccd", "name"),
@@ -233,8 +233,8 @@ stacks = Table(
     Column("version", String(64), nullable=False, default=""),
     Column("release_id", Integer, ForeignKey("releases.id", ondelete="SET NULL")),
     Column("path", String(PATH)),
-    Column("ra", Float),
-    Column("dec", Float),
+    Column("ra", Double),
+    Column("dec", Double),
     Column("filter", String(64)),
     Column("survey_component", String(16)),
     Column("release_date", UTCDateTime),
@@ -275,11 +275,11 @@ sources = Table(
     "sources", metadata, _id(),
     Column("catalog_id", Integer, ForeignKey("catalogs.id", ondelete="CASCADE"), nullable=False, index=True),
     Column("number", Integer, comment="SExtractor NUMBER"),
-    Column("ra", Float, nullable=False, comment="ALPHA_J2000, degrees"),
-    Column("dec", Float, nullable=False, comment="DELTA_J2000, degrees"),
+    Column("ra", Double, nullable=False, comment="ALPHA_J2000, degrees"),
+    Column("dec", Double, nullable=False, comment="DELTA_J2000, degrees"),
     Column("healpix", BigInteger, nullable=False, index=True),
-    Column("mag", Float),
-    Column("magerr", Float),
+    Column("mag", Double),
+    Column("magerr", Double),
     Column("flags", Integer),
 )
 

@@ -111,7 +111,13 @@ def _apply_one(conn: Connection, doc: Document) -> BatchResult:
         applied = apply_document(conn, doc)
         savepoint.commit()
         return BatchResult(doc.id, "applied" if applied else "duplicate")
-    except (*REJECTING_ERRORS, IntegrityError) as exc:
+    except REJECTING_ERRORS as exc:
         savepoint.rollback()
         forget_ids(conn)
         return BatchResult(doc.id, "rejected", _reason(exc))
+    except IntegrityError as exc:
+        # the upserts absorb unique-key races; what is left (e.g. a row another writer has not yet
+        # committed) is transient: the client keeps the document and sends it again
+        savepoint.rollback()
+        forget_ids(conn)
+        return BatchResult(doc.id, "error", _reason(exc))

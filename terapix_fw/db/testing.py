@@ -2,12 +2,13 @@
 
 ``db_url`` is parametrised over the two back ends: a SQLite file in ``tmp_path``, and a uniquely named
 database on the local MariaDB server (127.0.0.1:3306, root, empty password unless ``TERAPIX_TEST_MYSQL``
-gives another server URL without a database).  The MariaDB server is started if it is not running; the
+gives another server URL without a database), created for the session, emptied before each test and
+dropped at the end.  ``empty_db_url`` gives a database without tables (a fresh one per test).  The MariaDB server is started if it is not running; the
 MariaDB case is skipped only if no server can be reached or started.
 
 Use in a test module::
 
-    from terapix_fw.db.testing import db_url, mariadb_server  # noqa: F401  (pytest fixtures)
+    from terapix_fw.db.testing import _mariadb_session_database, db_url, mariadb_server  # noqa: F401
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import uuid
 
 import pytest
 
-__all__ = ["db_url", "mariadb_server", "MYSQL_SERVER_URL", "create_mysql_database", "drop_mysql_database",
+__all__ = ["db_url", "empty_db_url", "empty_tables", "snapshot", "make_documents", "ServerProcess", "mariadb_server", "MYSQL_SERVER_URL", "create_mysql_database", "drop_mysql_database",
            "start_mariadb"]
 
 MYSQL_SERVER_URL = os.environ.get("TERAPIX_TEST_MYSQL", "mysql+mysqldb://root@127.0.0.1:3306")
@@ -97,12 +98,57 @@ def mariadb_server():
     return MYSQL_SERVER_URL
 
 
+@pytest.fixture(scope="session")
+def _mariadb_session_database(mariadb_server):
+    """One MariaDB database with the schema, created for the session and dropped at its end (creating
+    twenty InnoDB tables costs seconds; emptying them costs milliseconds)."""
+    from .engine import connect, dispose_all
+    url = create_mysql_database(mariadb_server)
+    try:
+        connect(url)
+        dispose_all()
+        yield url
+    finally:
+        dispose_all()
+        drop_mysql_database(url)
+
+
+def empty_tables(url: str) -> None:
+    """Delete every row of every RDBix table (children first)."""
+    from sqlalchemy import delete
+    from .engine import connect
+    from .schema import metadata
+    engine = connect(url, create=False)
+    with engine.begin() as conn:
+        for table in reversed(metadata.sorted_tables):
+            conn.execute(delete(table))
+
+
 @pytest.fixture(params=["sqlite", "mariadb"])
 def db_url(request, tmp_path):
-    """A fresh, empty database URL on each back end; the MariaDB database is dropped afterwards."""
+    """A database with the current schema and no rows, on each back end: a new SQLite file in
+    ``tmp_path``, or the session's MariaDB database emptied for this test."""
     from .engine import dispose_all
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'rdbix.sqlite'}"
+        dispose_all()
+        return
+    url = request.getfixturevalue("_mariadb_session_database")
+    empty_tables(url)
+    dispose_all()  # no cached ids may survive from another test
+    try:
+        yield url
+    finally:
+        dispose_all()
+
+
+@pytest.fixture(params=["sqlite", "mariadb"])
+def empty_db_url(request, tmp_path):
+    """A database without any table (migration tests), on each back end; the MariaDB one is created for
+    the test and dropped afterwards."""
+    from .engine import dispose_all
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.sqlite'}"
         dispose_all()
         return
     server = request.getfixturevalue("mariadb_server")

@@ -95,7 +95,7 @@ class Client:
         self.last_result: FlushResult | None = None
         self._conn: http.client.HTTPConnection | None = None
         self._lock = threading.Lock()
-        for sub in ("", ".tmp", "rejected"):
+        for sub in ("", "rejected"):
             (self.spool_dir / sub).mkdir(parents=True, exist_ok=True)
 
     # -- spool -------------------------------------------------------------------------------------
@@ -103,7 +103,7 @@ class Client:
         """Write ``doc`` durably into the spool; returns its path."""
         data = to_xml(doc)
         name = f"{time.time_ns():020d}-{os.getpid():07d}-{next(_counter):08d}-{doc.id}.xml"
-        tmp = self.spool_dir / ".tmp" / name
+        tmp = self.spool_dir / f".{name}.part"  # same directory: the rename touches one directory only
         with open(tmp, "wb") as handle:
             handle.write(data)
             handle.flush()
