@@ -71,6 +71,48 @@ def _image_hdus(hdul) -> list[int]:
             and h.header.get("NAXIS1", 0) > 0 and h.header.get("NAXIS2", 0) > 0]
 
 
+@dataclass
+class PixelLocation:
+    """Where an uncompressed image's pixels are in its file (read without parsing the headers again);
+    ``offset`` None for a compressed HDU, read through astropy."""
+
+    offset: int | None
+    bitpix: int
+    bscale: float
+    bzero: float
+    shape: tuple[int, int]
+
+
+def _locate(hdul, index: int) -> PixelLocation:
+    hdu = hdul[index]
+    h = hdu.header
+    shape = (int(h["NAXIS2"]), int(h["NAXIS1"]))
+    if hdu.__class__.__name__ == "CompImageHDU" or "ZIMAGE" in h:
+        return PixelLocation(None, int(h.get("ZBITPIX", -32)), 1.0, 0.0, shape)
+    info = hdu.fileinfo()
+    return PixelLocation(int(info["datLoc"]), int(h["BITPIX"]), float(h.get("BSCALE", 1.0)),
+                         float(h.get("BZERO", 0.0)), shape)
+
+
+def _read_located(path: Path, hdu: int, loc: PixelLocation):
+    import numpy as np
+
+    if loc.offset is None:
+        from astropy.io import fits
+
+        with fits.open(path) as hdul:
+            return np.array(hdul[hdu].data, dtype=np.float32)
+    dtype = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}[loc.bitpix]
+    count = loc.shape[0] * loc.shape[1]
+    raw = np.fromfile(path, dtype=dtype, count=count, offset=loc.offset)
+    if raw.size != count:
+        raise ToolError(f"{path}[{hdu}]: truncated image ({raw.size} of {count} pixels)")
+    data = raw.astype(np.float32).reshape(loc.shape)
+    if loc.bscale != 1.0 or loc.bzero != 0.0:
+        data = (raw.astype(np.float64) * loc.bscale + loc.bzero).astype(np.float32).reshape(loc.shape)
+    return data
+
+
 def _celestial_wcs(header, where: str):
     import warnings
 
@@ -135,9 +177,11 @@ def scan_inputs(paths: list[Path], config) -> list[InputField]:
             if not hdus:
                 raise ToolError(f"input image {path} has no 2-D image extension")
             whdus = None
+            wlocs = None
             if weight_path is not None:
                 with fits.open(weight_path, memmap=True) as whdul:
                     whdus = _image_hdus(whdul)
+                    wlocs = [_locate(whdul, k) for k in whdus]
                 if len(whdus) != len(hdus):
                     raise ToolError(f"weight map {weight_path} has {len(whdus)} image extensions; its image "
                                     f"{path} has {len(hdus)}")
@@ -169,21 +213,17 @@ def scan_inputs(paths: list[Path], config) -> list[InputField]:
                     weight_path=weight_path, weight_hdu=(whdus[ordinal] if whdus else None),
                     weight_type=weight_type, weight_thresh=weight_thresh, gain=gain, saturation=satur,
                     exptime=exptime, fscale=fscale, headflag=headflag,
-                    ident=str(header.get("OBJECT", ""))))
+                    ident=str(header.get("OBJECT", "")),
+                    meta={"loc": _locate(hdul, hdu), "wloc": wlocs[ordinal] if wlocs else None}))
     return fields
 
 
 def read_pixels(fld: InputField):
     """The image and (if any) weight-map pixels of a field as native float32 arrays."""
-    import numpy as np
-    from astropy.io import fits
-
-    with fits.open(fld.path, memmap=True) as hdul:
-        data = np.array(hdul[fld.hdu].data, dtype=np.float32)
+    data = _read_located(fld.path, fld.hdu, fld.meta["loc"])
     weight = None
     if fld.weight_path is not None:
-        with fits.open(fld.weight_path, memmap=True) as whdul:
-            weight = np.array(whdul[fld.weight_hdu].data, dtype=np.float32)
+        weight = _read_located(fld.weight_path, fld.weight_hdu, fld.meta["wloc"])
         if weight.shape != data.shape:
             raise ToolError(f"weight map {fld.weight_path}[{fld.weight_hdu}] is {weight.shape[1]}x"
                             f"{weight.shape[0]}; its image {fld.name} is {data.shape[1]}x{data.shape[0]}")

@@ -280,3 +280,54 @@ def resample_rect(data, vmaxx, ktab, gx, gy, garea, gx0, gy0, gstep, xmin, ymin,
             else:
                 out[row, col] = 0.0
                 outw[row, col] = 0.0
+
+
+#: WEIGHT_TYPE codes of :func:`variance_map`
+WEIGHT_CODES = {"NONE": 0, "BACKGROUND": 1, "MAP_WEIGHT": 2, "MAP_VARIANCE": 3, "MAP_RMS": 4}
+
+
+@numba.njit(cache=True, parallel=True)
+def variance_map(data, weight, rms, wcode, thresh, has_thresh, const_var, out):
+    """Fill ``out`` with the input variance (BIG for bad pixels: non-finite data, weight <= thresh for
+    MAP_WEIGHT, non-positive or >= thresh variance/rms).  One pass instead of a chain of numpy masks."""
+    ny, nx = data.shape
+    for j in numba.prange(ny):
+        for i in range(nx):
+            d = data[j, i]
+            v = BIG
+            if math.isfinite(d):
+                if wcode == 0:
+                    v = const_var
+                elif wcode == 1:
+                    r = rms[j, i]
+                    if not (has_thresh and r >= thresh):
+                        v = r * r
+                elif wcode == 2:
+                    w = weight[j, i]
+                    if w > thresh:
+                        v = 1.0 / w
+                elif wcode == 3:
+                    w = weight[j, i]
+                    if w > 0 and not (has_thresh and w >= thresh):
+                        v = w
+                else:
+                    w = weight[j, i]
+                    if w > 0 and not (has_thresh and w >= thresh):
+                        v = w * w
+            out[j, i] = v
+
+
+@numba.njit(cache=True, parallel=True)
+def finish_pixels(data, back, var, subtract, var_scale):
+    """In place: subtract the background (if asked), zero the bad pixels (so that they contribute nothing
+    to interpolation) and multiply good variances by ``var_scale`` (sigfac^2)."""
+    ny, nx = data.shape
+    for j in numba.prange(ny):
+        for i in range(nx):
+            if var[j, i] >= BIG or not math.isfinite(data[j, i]):
+                data[j, i] = 0.0
+                var[j, i] = BIG
+            else:
+                if subtract:
+                    data[j, i] -= back[j, i]
+                var[j, i] *= var_scale

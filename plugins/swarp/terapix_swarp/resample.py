@@ -17,7 +17,8 @@ import numpy as np
 from terapix_fw.errors import ToolError
 
 from .inputs import InputField, per_image, read_pixels
-from .kernels import BIG, INTERP_CODES, KERNEL_WIDTH, kernel_table, resample_rect, row_max
+from .kernels import (BIG, INTERP_CODES, KERNEL_WIDTH, WEIGHT_CODES, finish_pixels, kernel_table, resample_rect,
+                      row_max, variance_map)
 from .mapping import PixelMap, build_grid
 
 __all__ = ["Resampled", "resample_field", "resampled_names", "field_variance"]
@@ -72,37 +73,22 @@ def resampled_names(fld: InputField, resample_dir: Path, suffix: str) -> tuple[P
 
 
 def field_variance(data, weight, fld: InputField, bkg, rescale: bool):
-    """Variance map (float32, BIG for bad pixels) of an input, and the weight scaling factor sigfac.
+    """Variance map (float32, BIG for bad pixels) of an input, before rescaling, and the weight scaling
+    factor sigfac (the variances are to be multiplied by sigfac^2, see :func:`finish_pixels`).
 
     MAP_WEIGHT: sigfac^2 / w; MAP_VARIANCE: sigfac^2 v; MAP_RMS: rms^2; BACKGROUND: background rms^2;
     NONE: global background rms^2.  With RESCALE_WEIGHTS (MAP_WEIGHT, MAP_VARIANCE) sigfac is the median over
     background meshes of measured rms / sqrt(mean variance), as SWarp's ``back.c``.
     """
     wtype = fld.weight_type
-    bad = ~np.isfinite(data)
+    var = np.empty(data.shape, dtype=np.float32)
+    dummy = np.zeros((1, 1), dtype=np.float32)
     if wtype == "MAP_WEIGHT":
-        thresh = 0.0 if fld.weight_thresh is None else fld.weight_thresh
-        bad |= ~(weight > thresh)
-        with np.errstate(divide="ignore"):
-            var = np.where(bad, BIG, 1.0 / np.where(bad, 1.0, weight)).astype(np.float32)
-    elif wtype == "MAP_VARIANCE":
-        bad |= ~(weight > 0)
-        if fld.weight_thresh is not None:
-            bad |= weight >= fld.weight_thresh
-        var = np.where(bad, BIG, weight).astype(np.float32)
-    elif wtype == "MAP_RMS":
-        bad |= ~(weight > 0)
-        if fld.weight_thresh is not None:
-            bad |= weight >= fld.weight_thresh
-        var = np.where(bad, BIG, weight.astype(np.float64) ** 2).astype(np.float32)
-    elif wtype == "BACKGROUND":
-        var = (bkg.rms.astype(np.float64) ** 2).astype(np.float32)
-        if fld.weight_thresh is not None:
-            bad |= bkg.rms >= fld.weight_thresh
-        var[bad] = BIG
+        thresh, has_thresh = (0.0 if fld.weight_thresh is None else fld.weight_thresh), True
     else:
-        var = np.full(data.shape, bkg.global_rms ** 2, dtype=np.float32)
-        var[bad] = BIG
+        thresh, has_thresh = (0.0, False) if fld.weight_thresh is None else (fld.weight_thresh, True)
+    variance_map(data, weight if weight is not None else dummy, bkg.rms if wtype == "BACKGROUND" else dummy,
+                 WEIGHT_CODES[wtype], float(thresh), has_thresh, float(bkg.global_rms ** 2), var)
     sigfac = 1.0
     if rescale and wtype in ("MAP_WEIGHT", "MAP_VARIANCE"):
         bw, bh = bkg.back_size
@@ -119,7 +105,6 @@ def field_variance(data, weight, fld: InputField, bkg, rescale: bool):
                         ratios.append(rms_mini[j, i] / math.sqrt(mean_var))
         if ratios:
             sigfac = float(np.median(ratios))
-            var = np.where(var < BIG, var * np.float32(sigfac * sigfac), BIG).astype(np.float32)
     return var, sigfac
 
 
@@ -204,10 +189,7 @@ def resample_field(fld: InputField, out_header, out_wcs, config, index: int, nfi
     var, sigfac = field_variance(data, weight, fld, bkg,
                                  bool(per_image(config, "RESCALE_WEIGHTS", fld.fileno, nfiles)))
     del weight
-    if subback:
-        data -= bkg.back
-    data[~np.isfinite(data)] = 0.0
-    data[var >= BIG] = 0.0
+    finish_pixels(data, bkg.back, var, subback, float(sigfac * sigfac))
     backmean, backsig = bkg.global_back, bkg.global_rms
     del bkg
 
