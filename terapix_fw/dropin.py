@@ -68,7 +68,9 @@ def run_tool_command(name: str, argv: list[str], out=sys.stdout) -> int:
                     fanout="all", config=config.as_strings(),
                     non_defaults={k: params[k].format(v) for k, v in config.non_defaults().items()},
                     config_file=cmd.config_file)
-    unit = UnitInfo(id="1", step=name, inputs=[str(Path(p).resolve()) for p in inputs],
+    # a URL input (snooppix) is recorded as it is: resolving it as a path would mangle it
+    unit = UnitInfo(id="1", step=name,
+                    inputs=[p if "://" in str(p) else str(Path(p).resolve()) for p in inputs],
                     config=config.as_strings())
     spec = UnitSpec(step=name, unit="1", tool=name, config_layers=layers, inputs=list(inputs),
                     outdir=os.getcwd(), log_path=str(log_directory() / f"{name}-{stamp}-{os.getpid()}.log"),

@@ -255,6 +255,9 @@ def test_recorded_run_on_the_transfers_web_page(tmp_path, archive, monkeypatch):
     assert free, "the free disk of the download node is shown"
     assert "missing.fits.fz" in page and "HTTP 404" in page
     assert 'href="transfers.html">Transfers</a>' in (tmp_path / "site" / "index.html").read_text()
+    # provenance: each download's parent is the index URL it came from, kept as a URL
+    products = (tmp_path / "site" / "products.html").read_text()
+    assert f'<span class="path">{archive.url}/data/</span>' in products and "http:/127" not in products
 
 
 def test_ftp_directory_with_published_checksums_and_resume(tmp_path, ftp_archive):
