@@ -73,3 +73,25 @@ def test_psf_variation_and_ellipticity_across_the_field():
     # a constant component adds to it
     fwhm2, q2, _ = psf_at(ExposureSpec(seeing=0.7, psf_ellipticity=0.04), fp, np.array([0.0]), np.array([0.0]))
     assert q2[0] == pytest.approx(0.96)
+
+
+AHEAD = "/usr/share/scamp/megacam.ahead"
+
+
+@pytest.mark.skipif(not __import__("os").path.exists(AHEAD), reason="SCAMP's megacam.ahead not installed")
+def test_megacam_layout_matches_scamps_megacam_ahead():
+    """Orientation (CD signs) and CCD positions (CRPIX of the optical axis) of every CCD agree with the
+    real MegaCam focal plane SCAMP ships (a raw-frame model: 2112x4644 px with overscan, hence ~100 px)."""
+    from astropy.io import fits
+    from terapix_fw.sim.wcs import ExposureWCS, qrun_distortion
+    blocks = [b for b in open(AHEAD).read().split("END") if "CRPIX1" in b]
+    assert len(blocks) == 36
+    fp = megacam_focal_plane()
+    wcs = ExposureWCS(fp, 36.5, -4.5, qrun_distortion(1, "03AQ01", 0.7))
+    for ccd, block in zip(fp.ccds, blocks):
+        ref = fits.Header.fromstring(block.strip(), sep="\n")
+        ours = wcs.header(ccd)
+        assert np.sign(ours["CD1_1"]) == np.sign(ref["CD1_1"]), ccd.extname
+        assert np.sign(ours["CD2_2"]) == np.sign(ref["CD2_2"]), ccd.extname
+        assert abs(ours["CRPIX1"] - ref["CRPIX1"]) < 150 and abs(ours["CRPIX2"] - ref["CRPIX2"]) < 150, \
+            (ccd.extname, ours["CRPIX1"], ref["CRPIX1"], ours["CRPIX2"], ref["CRPIX2"])

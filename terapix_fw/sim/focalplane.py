@@ -92,18 +92,21 @@ class FocalPlane:
 
 def _grid(ncol: int, nrow: int, nccd: int, nx: int, ny: int, xgap: float, ygaps: list[float],
           pixscale: float, name: str, placement_error: float, seed: int, gain: float,
-          rdnoise: float, saturate: float) -> FocalPlane:
+          rdnoise: float, saturate: float, flipped_rows: tuple[int, ...] = ()) -> FocalPlane:
     rng = np.random.default_rng([seed, 4242])
     width = ncol * nx + (ncol - 1) * xgap
     height = nrow * ny + sum(ygaps[: nrow - 1])
     ccds = []
     for k in range(nccd):
         row, col = divmod(k, ncol)
-        u0 = -width / 2.0 + col * (nx + xgap) + 0.5
+        left = -width / 2.0 + col * (nx + xgap)
         top = height / 2.0 - row * ny - sum(ygaps[:row])
-        v0 = top - ny + 0.5
         du, dv = rng.normal(0.0, placement_error, 2)
         rot = rng.normal(0.0, 1e-4) if placement_error > 0 else 0.0
+        if row in flipped_rows:  # read out from the other side: pixel (1, 1) at the top right
+            u0, v0, rot = left + nx - 0.5, top - 0.5, rot + math.pi
+        else:
+            u0, v0 = left + 0.5, top - ny + 0.5
         ccds.append(CCD(k, nx, ny, u0 + du, v0 + dv, rot,
                         gain=round(gain * rng.uniform(0.9, 1.1), 3),
                         rdnoise=round(rdnoise * rng.uniform(0.85, 1.15), 2),
@@ -112,16 +115,18 @@ def _grid(ncol: int, nrow: int, nccd: int, nx: int, ny: int, xgap: float, ygaps:
 
 
 def megacam_focal_plane(nx: int = 2048, ny: int = 4612, pixscale: float = 0.186, seed: int = 0,
-                        placement_error: float = 1.0) -> FocalPlane:
+                        placement_error: float = 1.0, flip_top: bool = True) -> FocalPlane:
     """The CFHT MegaCam mosaic: 36 CCDs of 2048x4612 pixels in 9 columns x 4 rows, 0.186"/px.
 
-    Gaps are about 13" between columns and between the two middle rows, and about 80" between the
-    outer rows and the middle ones (in pixels, scaled with ``nx``).  Each CCD is displaced by
-    ``placement_error`` pixels (rms) and rotated by ~1e-4 rad, fixed by ``seed``.
+    Gaps (from the CCD pitch in SCAMP's ``megacam.ahead``): 103 px between columns, 97 px between the two
+    middle rows and 507 px between the outer rows and the middle ones (scaled with ``nx``).  As on MegaCam, the CCDs of the two
+    upper rows (ccd00-ccd17) are rotated by 180 degrees (CD1_1 > 0, CD2_2 < 0 in their WCS, as in SCAMP's
+    ``megacam.ahead``).  Each CCD is displaced by ``placement_error`` pixels (rms) and rotated by ~1e-4
+    rad, fixed by ``seed``.
     """
     f = nx / 2048.0
-    return _grid(9, 4, 36, nx, ny, 70 * f, [430 * f, 70 * f, 430 * f], pixscale, "MegaCam",
-                 placement_error, seed, 1.6, 5.0, 65000.0)
+    return _grid(9, 4, 36, nx, ny, 103 * f, [507 * f, 97 * f, 507 * f], pixscale, "MegaCam",
+                 placement_error, seed, 1.6, 5.0, 65000.0, flipped_rows=(0, 1) if flip_top else ())
 
 
 def small_focal_plane(nccd: int = 4, nx: int = 512, ny: int = 512, pixscale: float = 0.186,
