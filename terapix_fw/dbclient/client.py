@@ -91,6 +91,7 @@ class Client:
         self._down_until = 0.0
         self._sender: threading.Thread | None = None
         self._atexit = False
+        self._reported = ""
         self._event = threading.Event()
         self.last_result: FlushResult | None = None
         self._conn: http.client.HTTPConnection | None = None
@@ -263,5 +264,12 @@ class Client:
                 fcntl.flock(lock, fcntl.LOCK_UN)
         result.remaining = len(self.pending())
         if result.error:
-            log.warning("dbClient: %s; %d document(s) kept in %s", result.error, result.remaining, self.spool_dir)
+            # once per outage at warning level, not once per document
+            level = logging.DEBUG if self._reported == result.error else logging.WARNING
+            log.log(level, "dbClient: %s; %d document(s) kept in %s", result.error, result.remaining,
+                    self.spool_dir)
+            self._reported = result.error
+        elif self._reported:
+            log.warning("dbClient: server %s reachable again, spool sent", self.url)
+            self._reported = ""
         return result
