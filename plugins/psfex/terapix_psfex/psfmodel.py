@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit
 
-__all__ = ["SelectionConfig", "PsfModel", "select_stars", "fwhm_range", "fit_psf", "poly_terms",
+__all__ = ["SelectionConfig", "PsfModel", "select_stars", "sample_candidates", "fwhm_range", "fit_psf", "poly_terms",
            "fit_moffat", "write_psf", "read_psf", "BIG_NEG"]
 
 BIG_NEG = -1e29  # SExtractor marks masked VIGNET pixels with -BIG
@@ -62,8 +62,9 @@ def fwhm_range(fwhm, variability=0.2, fwhmrange=(2.0, 10.0)):
     return float(mode), float(max(mode / v, fwhmrange[0])), float(min(mode * v * v, fwhmrange[1]))
 
 
-def select_stars(table, cfg: SelectionConfig | None = None):
-    """Boolean mask of PSF stars in a catalogue (astropy Table or dict of arrays), and the FWHM mode."""
+def sample_candidates(table, cfg: SelectionConfig | None = None):
+    """(mask, fwhm): sources passing PSFEx's S/N, flag, ellipticity and FWHM-range cuts, before the
+    FWHM-mode window; fwhm = 2 FLUX_RADIUS."""
     cfg = cfg or SelectionConfig()
     snr = np.asarray(table["SNR_WIN"], float)
     flags = np.asarray(table["FLAGS"]).astype(int)
@@ -72,6 +73,16 @@ def select_stars(table, cfg: SelectionConfig | None = None):
     maxelong = (1.0 + cfg.maxellip) / (1.0 - cfg.maxellip) if cfg.maxellip < 1 else np.inf
     ok = (snr > cfg.minsn) & ((flags & cfg.flagmask) == 0) & (elong < maxelong)
     ok &= (fwhm >= cfg.fwhmrange[0]) & (fwhm < cfg.fwhmrange[1])
+    return ok, fwhm
+
+
+def select_stars(table, cfg: SelectionConfig | None = None):
+    """Boolean mask of PSF stars in a catalogue (astropy Table or dict of arrays), and the FWHM mode.
+
+    PSFEx computes the mode over all the extensions of a catalogue file: to do the same, gather
+    :func:`sample_candidates` of every extension and call :func:`fwhm_range` once."""
+    cfg = cfg or SelectionConfig()
+    ok, fwhm = sample_candidates(table, cfg)
     mode, lo, hi = fwhm_range(fwhm[ok], cfg.variability, cfg.fwhmrange)
     ok &= (fwhm >= lo) & (fwhm <= hi)
     return ok, mode

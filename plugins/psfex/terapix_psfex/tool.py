@@ -48,7 +48,9 @@ class PsfexTool(Tool):
         from terapix_fw.errors import ToolError
         from terapix_fw.ldac import read_ldac
 
-        from .psfmodel import SelectionConfig, write_psf
+        import numpy as np
+
+        from .psfmodel import SelectionConfig, fwhm_range, sample_candidates, write_psf
         from .report import write_psfex_xml
 
         cfg = ctx.config
@@ -62,10 +64,15 @@ class PsfexTool(Tool):
         rows = []
         for cat in ctx.inputs:
             exts = read_ldac(cat)
+            # the FWHM mode is computed over all the extensions of a catalogue, as PSFEx's load_samples
+            cands = [sample_candidates(e.objects, sel) if "SNR_WIN" in e.objects.colnames else None
+                     for e in exts]
+            allf = np.concatenate([f[ok] for ok, f in (c for c in cands if c is not None)] or [np.zeros(0)])
+            window = fwhm_range(allf, sel.variability, sel.fwhmrange)
             models = []
             for n, ext in enumerate(exts, 1):
                 model = psf_from_catalog(ext.header, ext.objects, sel, degree=cfg["PSFVAR_DEGREES"], size=size,
-                                         step=cfg["PSF_SAMPLING"], where=f"{cat} extension {n}")
+                                         step=cfg["PSF_SAMPLING"], where=f"{cat} extension {n}", window=window)
                 models.append(model)
                 ctx.log.info("%s [%d/%d] %d/%d stars, step %.2f, chi2 %.2f, FWHM %.2f px, ellipticity %.3f",
                              Path(cat).name, n, len(exts), model.accepted, model.loaded, model.step, model.chi2,
@@ -90,20 +97,27 @@ class PsfexTool(Tool):
         ctx.record("psf", models=rows)
 
 
-def psf_from_catalog(header, objects, sel, degree=2, size=(25, 25), step=0.0, where=""):
-    """Select the PSF stars of one LDAC extension and fit its model (PSFEx ``load_samples`` + ``make_psf``)."""
+def psf_from_catalog(header, objects, sel, degree=2, size=(25, 25), step=0.0, where="", window=None):
+    """Select the PSF stars of one LDAC extension and fit its model (PSFEx ``load_samples`` + ``make_psf``).
+
+    ``window`` = (mode, min, max) of the FWHM over the whole catalogue (else this extension's own)."""
     import numpy as np
 
     from terapix_fw.errors import ToolError
 
-    from .psfmodel import fit_psf, select_stars
+    from .psfmodel import fit_psf, sample_candidates, select_stars
 
     missing = [c for c in ("VIGNET", "X_IMAGE", "Y_IMAGE", "FLUX_RADIUS", "SNR_WIN", "ELONGATION", "FLAGS")
                if c not in objects.colnames]
     if missing:
         raise ToolError(f"{where}: catalogue lacks column(s) {', '.join(missing)}; PSFEx needs VIGNET, "
                         "X_IMAGE, Y_IMAGE, FLUX_RADIUS, SNR_WIN, ELONGATION and FLAGS")
-    ok, mode = select_stars(objects, sel)
+    if window is None:
+        ok, mode = select_stars(objects, sel)
+    else:
+        ok, fwhm = sample_candidates(objects, sel)
+        mode, lo, hi = window
+        ok &= (fwhm >= lo) & (fwhm <= hi)
     if ok.sum() < 1:
         raise ToolError(f"{where}: no PSF star passes the selection (SNR_WIN > {sel.minsn}, FLAGS & "
                         f"{sel.flagmask:#x} == 0, FWHM in {sel.fwhmrange}); {len(objects)} sources loaded")

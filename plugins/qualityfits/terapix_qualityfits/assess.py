@@ -68,6 +68,7 @@ class CcdResult:
     bthumb: object = None
     corners: object = None  # (ra, dec) of the 4 corners
     meta_offsets: object = None  # (companion offsets, index of the bright source, number of bright sources)
+    cand: object = None  # PSF candidates (positions, FWHM, vignettes) until finish_ccd
 
 
 def image_stem(path) -> str:
@@ -154,7 +155,8 @@ def extraction_config(cfg: QFConfig, zp):
 
 def process_ccd(n, nccd, hdu, header, data, res, cfg: QFConfig, zp, name="") -> CcdResult:
     """Catalogue, PSF and metrics of one CCD whose weight/flag maps are ``res``."""
-    from terapix_psfex.psfmodel import PsfModel, fit_moffat, fit_psf, select_stars
+    from terapix_psfex.psfmodel import PsfModel, sample_candidates
+
     sx = sextractor_api()
     ImageSpec, extract_image = sx.ImageSpec, sx.extract_image
 
@@ -194,44 +196,14 @@ def process_ccd(n, nccd, hdu, header, data, res, cfg: QFConfig, zp, name="") -> 
     if len(table) and "IMAFLAGS_ISO" in table.colnames:
         satobj |= (np.asarray(table["IMAFLAGS_ISO"]).astype(int) & cfg.watch.satur_outflags) != 0
     m["nsat_obj"] = int(satobj.sum())
-    sel = cfg.selection
-    ok, mode = select_stars(table, sel) if len(table) else (np.zeros(0, bool), 0.0)
+    # PSF candidates (PSFEx rules but the FWHM-mode window, which is set over the whole exposure as PSFEx
+    # does over a catalogue file): their vignettes are kept, the model is fitted by finish_ccd
+    ok, fwhm = sample_candidates(table, cfg.selection) if len(table) else (np.zeros(0, bool), np.zeros(0))
+    x, y = np.asarray(table["X_IMAGE"])[ok], np.asarray(table["Y_IMAGE"])[ok]
     gain = float(header.get(cfg.watch.gain_key, 0.0) or 0.0) if cfg.watch.gain <= 0 else cfg.watch.gain
-    model = None
-    if ok.sum() >= 3:
-        sub = data - bkg.back
-        x, y = np.asarray(table["X_IMAGE"])[ok], np.asarray(table["Y_IMAGE"])[ok]
-        vig = _vignettes(sub, res.flag, x, y)
-        try:
-            model = fit_psf(vig, x, y, backnoise=bkg.global_rms, gain=gain, degree=cfg.psf_degree,
-                            size=cfg.psf_size, sample_fwhm=mode)
-        except ValueError:
-            model = None
-    if model is not None:
-        d = fit_moffat(model.at(0.5 * (nx + 1), 0.5 * (ny + 1)), model.step)
-        m["fwhm_px"] = d["fwhm"]
-        m["fwhm_arcsec"] = d["fwhm"] * pixscale
-        m["ellipticity"] = 1.0 - d["fwhm_min"] / d["fwhm_max"]
-        m["psf_ellipticity"] = d["ellipticity"]
-        m["psf_theta"] = d["theta"]
-        m["psf_beta"] = d["beta"]
-        m["psf_nstars"] = model.accepted
-        out.psf_image = model.at(0.5 * (nx + 1), 0.5 * (ny + 1))
-        rh_star = float(np.median(np.asarray(table["FLUX_RADIUS"])[ok]))
-        m["maglim_5sig"] = M.maglim(bkg.global_rms, d["fwhm"], zp)
-    else:
-        model = PsfModel(mask=np.zeros((1,) + tuple(cfg.psf_size[::-1]), np.float32), step=1.0, degree=0,
-                         loaded=len(table))
-        m["psf_nstars"] = 0
-        rh_star = float("nan")
-    out.model = model
-    if len(table) and np.isfinite(rh_star):
-        star, gal = M.classify(table, rh_star, saturated=satobj)
-    else:
-        star = gal = np.zeros(len(table), bool)
-    out.star, out.gal = star, gal
-    m["nstars"], m["ngal"] = int(star.sum()), int(gal.sum())
-    m["rh_star"] = rh_star
+    out.cand = {"index": np.nonzero(ok)[0], "fwhm": fwhm[ok], "x": x, "y": y, "gain": gain, "zp": zp,
+                "vignets": _vignettes(data - bkg.back, res.flag, x, y), "rms": bkg.global_rms,
+                "pixscale": pixscale, "satobj": satobj}
     # double images: bright unsaturated sources and their fainter neighbours at a common offset
     snr = np.asarray(table["SNR_WIN"], float) if len(table) else np.zeros(0)
     bright = (snr > 30) & ~satobj
@@ -244,6 +216,64 @@ def process_ccd(n, nccd, hdu, header, data, res, cfg: QFConfig, zp, name="") -> 
     out.wthumb = _bin(res.weight, cfg.thumb_size)
     out.bthumb = bkg.mini()[0]
     return out
+
+
+def candidate_window(ccds, cfg: QFConfig):
+    """PSFEx's FWHM (mode, min, max) over the candidates of all CCDs (``compute_fwhmrange``)."""
+    from terapix_psfex.psfmodel import fwhm_range
+
+    allf = np.concatenate([c.cand["fwhm"] for c in ccds if c.cand is not None] or [np.zeros(0)])
+    return fwhm_range(allf, cfg.selection.variability, cfg.selection.fwhmrange)
+
+
+def finish_ccd(ccd: CcdResult, window, cfg: QFConfig) -> None:
+    """PSF model of a CCD from its candidates inside the FWHM window, then what depends on it: seeing,
+    ellipticity, star/galaxy classification on the half-light-radius locus, limiting magnitude."""
+    from terapix_psfex.psfmodel import PsfModel, fit_moffat, fit_psf
+
+    from . import metrics as M
+
+    if ccd.cand is None:
+        return
+    c, m, table = ccd.cand, ccd.metrics, ccd.table
+    nx, ny = ccd.header.get("NAXIS1", 0), ccd.header.get("NAXIS2", 0)
+    mode, lo, hi = window
+    sel = (c["fwhm"] >= lo) & (c["fwhm"] <= hi)
+    model = None
+    if sel.sum() >= 3:
+        try:
+            model = fit_psf(c["vignets"][sel], c["x"][sel], c["y"][sel], backnoise=c["rms"], gain=c["gain"],
+                            degree=cfg.psf_degree, size=cfg.psf_size, sample_fwhm=mode)
+        except ValueError:
+            model = None
+    if model is not None:
+        model.loaded = len(table)
+        d = fit_moffat(model.at(0.5 * (nx + 1), 0.5 * (ny + 1)), model.step)
+        m["fwhm_px"] = d["fwhm"]
+        m["fwhm_arcsec"] = d["fwhm"] * c["pixscale"]
+        m["ellipticity"] = 1.0 - d["fwhm_min"] / d["fwhm_max"]
+        m["psf_ellipticity"] = d["ellipticity"]
+        m["psf_theta"] = d["theta"]
+        m["psf_beta"] = d["beta"]
+        m["psf_nstars"] = model.accepted
+        ccd.psf_image = model.at(0.5 * (nx + 1), 0.5 * (ny + 1))
+        used = c["index"][sel][model.meta["accepted_mask"]]
+        rh_star = float(np.median(np.asarray(table["FLUX_RADIUS"], float).reshape(len(table), -1)[used, 0]))
+        m["maglim_5sig"] = M.maglim(c["rms"], d["fwhm"], c["zp"])
+    else:
+        model = PsfModel(mask=np.zeros((1,) + tuple(cfg.psf_size[::-1]), np.float32), step=1.0, degree=0,
+                         loaded=len(table))
+        m["psf_nstars"] = 0
+        rh_star = float("nan")
+    ccd.model = model
+    if len(table) and np.isfinite(rh_star):
+        star, gal = M.classify(table, rh_star, saturated=c["satobj"])
+    else:
+        star = gal = np.zeros(len(table), bool)
+    ccd.star, ccd.gal = star, gal
+    m["nstars"], m["ngal"] = int(star.sum()), int(gal.sum())
+    m["rh_star"] = rh_star
+    ccd.cand = None  # the vignettes are no longer needed
 
 
 def assess_exposure(ctx, image, cfg: QFConfig, version: str = "0") -> dict:
@@ -279,12 +309,15 @@ def assess_exposure(ctx, image, cfg: QFConfig, version: str = "0") -> dict:
             zp = zeropoint_of(header, primary, cfg)
             ccd = process_ccd(n, nccd, hdu, header, data, res, cfg, zp, Path(image).name)
             ccds.append(ccd)
-            ctx.log.info("%s: %d detections, %d PSF stars, FWHM %.2f\", e %.3f", ccd.extname,
-                         ccd.metrics.get("ndet", 0), ccd.metrics.get("psf_nstars", 0),
-                         ccd.metrics.get("fwhm_arcsec", float("nan")), ccd.metrics.get("ellipticity", float("nan")))
             del data, res
     ctx.add_product(wpath, "weight")
     ctx.add_product(fpath, "flag")
+    window = candidate_window(ccds, cfg)
+    for ccd in ccds:
+        finish_ccd(ccd, window, cfg)
+        ctx.log.info("%s: %d detections, %d PSF stars, FWHM %.2f\", e %.3f", ccd.extname,
+                     ccd.metrics.get("ndet", 0), ccd.metrics.get("psf_nstars", 0),
+                     ccd.metrics.get("fwhm_arcsec", float("nan")), ccd.metrics.get("ellipticity", float("nan")))
     # the shallow catalogue (FITS_LDAC, for SCAMP) and the PSF models (.psf, PSFEx format)
     # a dead CCD gets an empty table with the same columns, as SExtractor writes it (SCAMP expects them)
     template = next((c.table for c in ccds if c.table is not None), None)

@@ -149,7 +149,8 @@ def assess_stack(ctx, image, cfg, config, version="0") -> dict:
     from terapix_fw.ldac import LdacExtension, write_ldac
 
     from . import metrics as M
-    from .assess import CcdResult, _pixscale, extraction_config, image_stem, process_ccd, zeropoint_of
+    from .assess import (CcdResult, _pixscale, candidate_window, extraction_config, finish_ccd, image_stem,
+                         process_ccd, zeropoint_of)
     from .grading import read_rules, suggest_grade
     from .report import write_summary_xml
 
@@ -177,6 +178,7 @@ def assess_stack(ctx, image, cfg, config, version="0") -> dict:
     zp = zeropoint_of(header, primary, cfg)
     qcfg = type(cfg)(**{**cfg.__dict__, "watch": wcfg})
     ccd: CcdResult = process_ccd(1, 1, idx[0], header, data, res, qcfg, zp, Path(image).name)
+    finish_ccd(ccd, candidate_window([ccd], qcfg), qcfg)
     pixscale = _pixscale(header)
     expo = M.exposure_metrics([ccd.metrics])
     expo["zeropoint"] = zp if zp is not None else float("nan")
