@@ -60,6 +60,23 @@ def test_refcat_holds_the_image_stars_with_realistic_errors(starry):
     assert sig[0] < 0.03 and 0.1 < sig[1] < 0.15  # arcsec: Gaia/SDSS-like
 
 
+def test_truth_ldac_catalogue(starry, tmp_path):
+    cat = write_truth_ldac(starry, tmp_path / "t.cat", maglim=22.0, pos_err=0.05, seed=3)
+    exts = read_ldac(cat)
+    assert len(exts) == 4
+    truth = starry.truth
+    for i, ext in enumerate(exts):
+        assert ext.header["EXTNAME"] == f"ccd{i:02d}" and ext.header["CTYPE1"] == "RA---TAN"  # first guess
+        obj = ext.objects
+        want = truth[(truth["CCD"] == i) & (truth["MAG"] < 22.0) & ~truth["SATURATED"]]
+        np.testing.assert_array_equal(obj["ID"], want["ID"])
+        dx = np.asarray(obj["XWIN_IMAGE"]) - np.asarray(want["X_IMAGE"])
+        assert len(obj) < 5 or 0.02 < np.std(dx) < 0.1  # perturbed by pos_err, in FITS 1-based pixels
+        assert {"YWIN_IMAGE", "ERRAWIN_IMAGE", "ERRBWIN_IMAGE", "ERRTHETAWIN_IMAGE", "FLUX_AUTO", "FLUXERR_AUTO",
+                "FLAGS"} <= set(obj.colnames)
+        assert (obj["FLUX_AUTO"] / obj["FLUXERR_AUTO"] > 5).all()  # mag < 22: S/N well above 5
+
+
 @pytest.mark.skipif(shutil.which("scamp") is None, reason="scamp not installed")
 def test_real_scamp_accepts_refcat_and_recovers_true_wcs(starry, tmp_path):
     cat = tmp_path / "exp.cat"
