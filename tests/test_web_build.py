@@ -238,3 +238,20 @@ def test_bad_registrations_and_missing_database(tmp_path, db):
         build_site(db, tmp_path / "out2", pages=[Page("bad", "runs.html", lambda db: 1 / 0, "Bad"),
                                                  Page("runs", "runs.html", _runs, "Runs")])
     assert "T0007 release" in (tmp_path / "out2" / "runs.html").read_text()
+
+
+def test_empty_database_renders_every_page(tmp_path):
+    from terapix_fw.db import connect
+    from terapix_fw.db.engine import dispose_all
+    from terapix_fw.web import build_site
+
+    url = f"sqlite:///{tmp_path / 'empty.sqlite'}"
+    connect(url)  # a new database: the schema, no rows
+    try:
+        written = build_site(url, tmp_path / "site")
+    finally:
+        dispose_all()
+    names = sorted(str(p.relative_to(tmp_path / "site")) for p in written)
+    assert {"index.html", "runs.html", "exposures.html", "products.html", "releases.html"} <= set(names)
+    assert not any("/" in n for n in names)  # no run, no exposure: no per-item page
+    assert "No run recorded yet." in (tmp_path / "site" / "runs.html").read_text()
