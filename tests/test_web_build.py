@@ -255,3 +255,18 @@ def test_empty_database_renders_every_page(tmp_path):
     assert {"index.html", "runs.html", "exposures.html", "products.html", "releases.html"} <= set(names)
     assert not any("/" in n for n in names)  # no run, no exposure: no per-item page
     assert "No run recorded yet." in (tmp_path / "site" / "runs.html").read_text()
+
+
+def test_templates_folder_must_exist_and_item_errors_are_named(tmp_path, db):
+    from terapix_fw.web import WebError, build_site
+    from terapix_fw.web.site import Page
+
+    with pytest.raises(WebError, match="--templates .*nowhere: not a folder"):
+        build_site(db, tmp_path / "out", templates=tmp_path / "nowhere")
+
+    def items(db):
+        yield "a", {"runs": []}
+        raise RuntimeError("lost connection")
+    with pytest.raises(WebError, match="web page item: cannot read its data: RuntimeError: lost connection"):
+        build_site(db, tmp_path / "out", pages=[Page("item", "runs.html", items, "Items", each=True)])
+    assert (tmp_path / "out" / "item" / "a.html").is_file()  # the pages before the error are written

@@ -255,6 +255,8 @@ def build_site(db, out: str | Path, *, templates: str | Path | None = None, titl
     """
     from .. import __version__ as fw_version
 
+    if templates is not None and not Path(templates).is_dir():
+        raise WebError(f"--templates {templates}: not a folder of templates")
     engine = _open_db(db)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -288,24 +290,33 @@ def build_site(db, out: str | Path, *, templates: str | Path | None = None, titl
         write_text_atomic(target, html)
         written.append(target)
 
+    def data_error(page: Page, exc: Exception) -> str:
+        return f"web page {page.name}: cannot read its data: {type(exc).__name__}: {exc}"
+
     errors: list[str] = []
-    for page in pages:
-        # one broken page (a plugin's template, a query) must not keep the others from being updated
+    for page in pages:  # one broken page (a plugin's template, a query) must not stop the others
         try:
+            result = page.context(engine)
+            items = iter(result) if page.each else iter([("", result)])
+        except Exception as exc:  # noqa: BLE001 - name the page whose data could not be read
+            errors.append(data_error(page, exc))
+            continue
+        while True:  # per-item pages come from a generator that reads the database as it goes
             try:
-                result = page.context(engine)
+                key, variables = next(items)
+            except StopIteration:
+                break
+            except Exception as exc:  # noqa: BLE001
+                errors.append(data_error(page, exc))
+                break
+            try:
                 if page.each:
-                    for key, variables in result:
-                        render(page, f"{page.name}/{slug(key)}.html", variables, "../")
+                    render(page, f"{page.name}/{slug(key)}.html", variables, "../")
                 else:
-                    render(page, f"{page.name}.html", result, "")
-            except WebError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - name the page whose data could not be read
-                raise WebError(f"web page {page.name}: cannot read its data: {type(exc).__name__}: {exc}"
-                               ) from exc
-        except WebError as exc:
-            errors.append(str(exc))
+                    render(page, f"{page.name}.html", variables, "")
+            except WebError as exc:
+                errors.append(str(exc))
+                break
     static = web_dir / "static"
     if static.is_dir():
         for src in sorted(static.rglob("*")):
