@@ -112,7 +112,8 @@ def _select(listings: list[Listing], cfg, ledger_name: str, log
         found, rejected = select_links(listing.hrefs, listing.base, cfg["PATTERN"], schemes=_schemes(listing.url),
                                        allowed_hosts=[h for h in cfg["ALLOWED_HOSTS"] if h])
         for link in found:
-            if link.name == ledger_name:  # a remote file named like our ledger would overwrite it
+            if link.name == ledger_name or link.name.startswith(ledger_name + "-"):
+                # a remote file named like our ledger (or its -journal, -wal) would overwrite it
                 rejected.append(Rejected(link.url, f"the name of the download record {ledger_name!r}"))
             elif link.name in owner:  # files are downloaded side by side: the first directory wins
                 rejected.append(Rejected(link.url, f"a file named {link.name!r} is also in "

@@ -87,8 +87,8 @@ def test_malicious_links_are_confined(tmp_path, archive):
         "sub%2F..%2F..%2Fevil.fits.fz", "..\\evil.fits.fz", ".hidden.fits.fz", "a%00b.fits.fz",
         "http://example.org/evil.fits.fz", "javascript:alert(1)//x.fits.fz", "file:///etc/evil.fits.fz",
         "data:text/plain,x.fits.fz", f"http://user:pw@{archive.url[7:]}/evil.fits.fz",
-        "snooppix.sqlite")
-    result = _run(tmp_path, archive.url + "/data/", PATTERN="*.fits.fz,*.sqlite")
+        "snooppix.sqlite", "snooppix.sqlite-journal")
+    result = _run(tmp_path, archive.url + "/data/", PATTERN="*.fits.fz,*.sqlite*")
     assert result.status == "done", result.error
     assert set(_transfers(result)) == {"good.fits.fz"}
     # nothing was written anywhere but the download directory
@@ -97,7 +97,7 @@ def test_malicious_links_are_confined(tmp_path, archive):
     assert written == ["logs/snoop.log", "work/dl/good.fits.fz", "work/dl/snooppix.sqlite"]
     assert (tmp_path / "work" / "dl" / "good.fits.fz").read_bytes() == good
     log = (tmp_path / "logs" / "snoop.log").read_text()
-    assert log.count(" refused: ") == 14
+    assert log.count(" refused: ") == 15
     assert "is not the index's host" in log and "download record" in log and "scheme 'javascript'" in log
 
 
