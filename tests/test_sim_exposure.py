@@ -267,3 +267,16 @@ def test_sky_brightness_follows_the_filter(tmp_path):
         assert res.meta["sky_adu"] == pytest.approx(
             10 ** (-0.4 * (sky_mag - res.zeropoint)) * 0.186 ** 2)
     assert skies["u"] < skies["g"] < skies["r"] < skies["i"]  # dark sky is red
+
+
+def test_calibration_maps_follow_the_seed(tmp_path):
+    fp = small_focal_plane(1, 32, 32)
+    kw = dict(focal_plane=fp, density=0.0, write_refcat=False)
+    a = simulate_exposure(tmp_path, seed=1, **kw)
+    first = a.flat_path.read_bytes()
+    simulate_exposure(tmp_path, seed=1, name="again", **kw)
+    assert a.flat_path.read_bytes() == first  # same seed and camera: kept
+    b = simulate_exposure(tmp_path, seed=2, name="other", **kw)
+    assert b.flat_path == a.flat_path and b.flat_path.read_bytes() != first  # other seed: rewritten
+    assert fits.getheader(b.flat_path)["SIMKEY"].startswith("seed=2 ")
+    assert fits.getheader(b.bpm_path)["SIMKEY"] == fits.getheader(b.flat_path)["SIMKEY"]

@@ -537,7 +537,10 @@ def simulate_exposure(outdir: str | Path, spec: ExposureSpec | None = None, *, s
     primary = _primary_header(exp, fp)
     flat_path = outdir / f"flat_{spec.qrunid}_{exp.fname}.fits"
     bpm_path = outdir / f"bpm_{fp.name}.fits"
-    want_cal = write_calibration and not (flat_path.exists() and bpm_path.exists())
+    # the maps depend on the seed and camera, not on the exposure: written once, rewritten only when a
+    # map of another seed or camera sits under the same name
+    cal_key = f"seed={seed} camera={fp.name} nccd={fp.nccd} size={fp.ccds[0].nx}x{fp.ccds[0].ny}"
+    want_cal = write_calibration and not (_has_key(flat_path, cal_key) and _has_key(bpm_path, cal_key))
     flats, bpms, truths = [], [], []
 
     def images():
@@ -554,10 +557,12 @@ def simulate_exposure(outdir: str | Path, spec: ExposureSpec | None = None, *, s
     if want_cal:
         from astropy.io import fits
         cal = fits.Header()
+        cal["SIMKEY"] = cal_key  # seed and camera of the simulation that made the map
+        bpm_primary = cal.copy()
         cal["QRUNID"] = spec.qrunid
         cal["FILTER"] = exp.fname
         _write_mef(flat_path, cal, iter(flats), False, 1)
-        _write_mef(bpm_path, fits.Header(), iter(bpms), False, 1)
+        _write_mef(bpm_path, bpm_primary, iter(bpms), False, 1)
     truth = _truth_table(exp, truths)
     true_wcs = [exp.wcs.header(ccd, true=True) for ccd in fp.ccds]
     guess_wcs = [exp.wcs.header(ccd, true=False) for ccd in fp.ccds]
@@ -580,6 +585,16 @@ def simulate_exposure(outdir: str | Path, spec: ExposureSpec | None = None, *, s
                                     zeropoint=exp.zp, header_zeropoint=exp.header_zp, cloud=exp.cloud,
                                     seeing=spec.seeing, photometric=spec.photometric,
                                     sky_adu=exp.sky_adu, nsources=int(len(truth))))
+
+
+def _has_key(path: Path, key: str) -> bool:
+    from astropy.io import fits
+    if not path.exists():
+        return False
+    try:
+        return fits.getheader(path, 0).get("SIMKEY") == key
+    except OSError:  # unreadable: rewrite it
+        return False
 
 
 def _cal_header(ccd: CCD, what: str):
