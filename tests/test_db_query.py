@@ -168,3 +168,49 @@ def test_cli_query_and_grade(survey, capsys):
     out = capsys.readouterr().out
     assert out.splitlines()[0].split() == ["filename", "filter", "qrunid", "date_obs", "exptime", "airmass",
                                            "seeing", "survey_component", "grade", "grade_source", "distance"]
+
+
+def test_stacks_releases_transfers_nodes(db_url):
+    from sqlalchemy import select
+
+    from terapix_fw.db import schema as S
+    engine = connect(db_url)
+    doc = Document()
+    doc.add("stack", name="D1_i", version="T0003", ra=36.49, dec=-4.49, filter="i", survey_component="D",
+            path="/rel/D1_i.fits", images=["/raw/a.fits", "b.fits", "b.fits"], astrometry=["a.fits", "c.fits"],
+            release="T0003", release_version="1")
+    doc.add("release", name="T0003", version="1", release_date="2006-07-01", survey_component="D",
+            description="Deep fields", stacks=["D1_i", "D2_i"])
+    doc.add("transfer", direction="out", node="ccc", path="/rel/D1_i.fits", bytes=123456789, status="done",
+            start=1.1e9, end=1.1e9 + 60)
+    doc.add("node", name="ccc", free_disk=10 ** 13)
+    write_document(engine, doc)
+    # a new stack list replaces the old one
+    write_document(engine, Document().add("stack", name="D1_i", version="T0003", images=["b.fits", "d.fits"]))
+    with engine.connect() as conn:
+        stacks = {r.name: r for r in conn.execute(select(S.stacks))}
+        assert set(stacks) == {"D1_i", "D2_i"}
+        rel = conn.execute(select(S.releases)).one()
+        assert (rel.name, rel.version, rel.release_date.year) == ("T0003", "1", 2006)
+        assert stacks["D1_i"].release_id == rel.id and stacks["D2_i"].release_id == rel.id
+        assert (stacks["D1_i"].ra, stacks["D1_i"].filter, stacks["D1_i"].path) == (36.49, "i", "/rel/D1_i.fits")
+        lists = sorted(conn.execute(select(S.stack_images.c.list, S.stack_images.c.filename)
+                                    .where(S.stack_images.c.stack_id == stacks["D1_i"].id)).all())
+        assert lists == [("astrometry", "a.fits"), ("astrometry", "c.fits"), ("stack", "b.fits"), ("stack", "d.fits")]
+        tr = conn.execute(select(S.transfers)).one()
+        assert (tr.direction, tr.node, tr.bytes, (tr.end - tr.start).total_seconds()) == ("out", "ccc", 123456789, 60)
+        node = conn.execute(select(S.nodes)).one()
+        assert (node.name, node.free_disk) == ("ccc", 10 ** 13)
+    with pytest.raises(RecordError, match="transfer.direction: 'sideways' is not one of in, out"):
+        Document().add("transfer", direction="sideways", node="x")
+    with pytest.raises(RecordError, match="stack: unknown field 'colour'"):
+        Document().add("stack", name="x", colour="red")
+
+
+def test_cli_lists_record_kinds(capsys):
+    from terapix_fw.cli import main
+    from terapix_fw.db.ops import RECORD_KINDS
+    assert main(["db", "kinds"]) == 0
+    out = capsys.readouterr().out
+    assert [line.split(":")[0] for line in out.splitlines() if not line.startswith((" ", "("))] == list(RECORD_KINDS)
+    assert "filename*" in out and "grade*(A|B|C|D)" in out and "keywords[extension, keyword*, value, comment]" in out

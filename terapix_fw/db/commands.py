@@ -152,6 +152,26 @@ def _cmd_spool(args) -> int:
     return 0
 
 
+def _cmd_kinds(args) -> int:
+    from .ops import OPS, RECORD_KINDS
+
+    def describe(f):
+        mark = "*" if f.required else ""
+        if f.type == "rows":
+            return f"{f.name}{mark}[{', '.join(r.name + ('*' if r.required else '') for r in f.row)}]"
+        if f.choices:
+            return f"{f.name}{mark}({'|'.join(f.choices)})"
+        suffix = {"map": "{}", "list": "[]"}.get(f.type, f":{f.type}" if f.type != "str" else "")
+        return f"{f.name}{mark}{suffix}"
+
+    names = RECORD_KINDS if not args.all else tuple(OPS)
+    for name in names:
+        spec = OPS[name]
+        print(f"{name}: {spec.doc}\n    " + ", ".join(describe(f) for f in spec.fields))
+    print("(* required; {} key/value mapping; [] list; run_id and step are filled in for ctx.record)")
+    return 0
+
+
 def register(subparsers) -> None:
     db = subparsers.add_parser("db", help="RDBix database: init, upgrade, status, query")
     dbsub = db.add_subparsers(dest="db_command", metavar="ACTION")
@@ -166,6 +186,10 @@ def register(subparsers) -> None:
     p = dbsub.add_parser("status", help="current and head schema revisions (exit 1 if not up to date)")
     _add_db_options(p)
     p.set_defaults(func=_cmd_status)
+
+    p = dbsub.add_parser("kinds", help="the record kinds tools may send with ctx.record(), and their fields")
+    p.add_argument("--all", action="store_true", help="every dbClient instruction, not only record kinds")
+    p.set_defaults(func=_cmd_kinds)
 
     q = dbsub.add_parser("query", help="select images, show provenance or grades")
     qsub = q.add_subparsers(dest="query_command", metavar="WHAT")
