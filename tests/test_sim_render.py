@@ -141,3 +141,39 @@ def test_measured_flux_gives_true_zeropoint(bright_star):
     from astropy.io import fits
     assert fits.getheader(res.path, 0)["MAGZP"] == pytest.approx(res.zeropoint, abs=1e-4)
     assert t["MAG"] == pytest.approx(18.0)  # zero colours: r mag in the r filter
+
+
+def test_rendered_galaxy_size_shape_and_orientation(tmp_path):
+    """A bright exponential disc: half-light radius, axis ratio and position angle (east of north, with
+    east to the left on an unflipped CCD) as in the truth; flux conserved."""
+    from astropy.io import fits
+    fp = small_focal_plane(nccd=1, nx=300, ny=300)
+    ra, dec = 150.0, 2.2
+    sky = StaticSky(make_sources([ra], [dec], [16.5], is_star=False, re=3.0, n=1.0, q=0.5, pa=30.0))
+    res = simulate_exposure(tmp_path, seed=9, focal_plane=fp, sky=sky, ra=ra, dec=dec, seeing=0.5,
+                            cosmic_rays=False, defects=False, satellite=False, psf_ellipticity=0.0)
+    t = res.truth[0]
+    assert not t["IS_STAR"] and t["RE_ARCSEC"] == 3.0 and t["THETA_WORLD"] == 30.0
+    img = fits.getdata(res.path, 1).astype(float)
+    x0, y0 = t["X_IMAGE"] - 1, t["Y_IMAGE"] - 1
+    yy, xx = np.mgrid[: img.shape[0], : img.shape[1]]
+    r = np.hypot(xx - x0, yy - y0)
+    data = img - np.median(img[r > 140])
+    inside = r < 120
+    assert data[inside].sum() == pytest.approx(t["FLUX"], rel=0.02)
+    # second moments of the light (PSF 0.5" << r_e 3"): orientation and axis ratio
+    w = data * (r < 80)
+    mxx = (w * (xx - x0) ** 2).sum() / w.sum()
+    myy = (w * (yy - y0) ** 2).sum() / w.sum()
+    mxy = (w * (xx - x0) * (yy - y0)).sum() / w.sum()
+    angle = math.degrees(0.5 * math.atan2(2 * mxy, mxx - myy)) % 180.0
+    # PA 30 deg E of N: the major axis points to (east, north) = (sin 30, cos 30) = pixel (-0.5, +0.87)
+    assert angle == pytest.approx(120.0, abs=2.0)
+    lam = np.linalg.eigvalsh([[mxx, mxy], [mxy, myy]])
+    assert math.sqrt(lam[0] / lam[1]) == pytest.approx(0.5, abs=0.05)
+    # half-light "radius" of the elliptical profile: the circularised r_e = re * sqrt(q)
+    order = np.argsort(r[inside])
+    cum = np.cumsum(data[inside][order])
+    r_half = r[inside][order][np.searchsorted(cum, 0.5 * cum[-1])] * fp.pixscale
+    # circular apertures on an ellipse and the PSF make it ~7% larger
+    assert r_half == pytest.approx(3.0 * math.sqrt(0.5), rel=0.12)
