@@ -291,3 +291,44 @@ def test_maps_read_back_with_healpy(tmp_path):
     assert np.all(count[covered] == 1) and np.all(exptime[covered] == 450.0)
     assert hp.ang2pix(256, 80.0, 30.0, nest=True, lonlat=True) in covered
     assert covered.size * hp.nside2pixarea(256, degrees=True) == pytest.approx(records(result)["r.MP9601"]["area_deg2"])
+
+
+def test_simulated_exposure_with_its_true_wcs_head(tmp_path):
+    """An exposure from the project's simulator (TPV WCS, a first guess 3 arcsec off) and the ``.head``
+    holding its true WCS, as SCAMP would write it: with the .head the covered sky is centred on the true
+    CCD positions, without it on the first guess.  No optical distortion here: on this tiny focal plane
+    the simulator's distortion would curve the CCD edges, which a four-corner footprint ignores."""
+    import healpy as hp
+    from astropy.wcs import WCS
+
+    from terapix_fw.headfile import apply_head, read_head_file
+    from terapix_fw.sim import simulate_exposure, small_focal_plane
+
+    res = simulate_exposure(tmp_path / "sim", seed=3, focal_plane=small_focal_plane(4, 256, 256), density=0.05,
+                            star_density=0.2, write_refcat=False, write_calibration=False, cosmic_rays=False,
+                            defects=False, wcs_offset_arcsec=3.0, distortion_arcsec=0.0)
+    heads = read_head_file(res.path.with_suffix(".head"))
+    with fits.open(res.path) as hdul:
+        truth = []
+        for hdu, head in zip(hdul[1:], heads):
+            h = hdu.header.copy()
+            apply_head(h, head)
+            truth.append(WCS(h).all_pix2world([[128.5, 128.5]], 1)[0])
+    true_centre = np.mean(truth, axis=0)
+
+    def centre(result_dir):
+        with fits.open(result_dir / "out" / "coverage_r.MP9601.fits") as hdul:
+            ra, dec = hp.pix2ang(65536, hdul[1].data["PIXEL"], lonlat=True)
+        return np.array([ra.mean(), dec.mean()])
+
+    def offset_arcsec(c):
+        return 3600 * np.hypot((c[0] - true_centre[0]) * np.cos(np.deg2rad(true_centre[1])), c[1] - true_centre[1])
+
+    with_head = run(tmp_path / "a", [res.path], NSIDE=65536)
+    without = run(tmp_path / "b", [res.path], NSIDE=65536, HEADER_SUFFIX='""')
+    assert with_head.status == without.status == "done", (with_head.error, without.error)
+    assert offset_arcsec(centre(tmp_path / "a")) < 0.5
+    assert offset_arcsec(centre(tmp_path / "b")) > 1.5
+    # four 256 x 256 CCDs of 0.186 arcsec pixels
+    expected = 4 * (256 * 0.186 / 3600) ** 2
+    assert records(with_head)["r.MP9601"]["ccd_area_deg2"] == pytest.approx(expected, rel=2e-3)
