@@ -280,3 +280,32 @@ def test_calibration_maps_follow_the_seed(tmp_path):
     assert b.flat_path == a.flat_path and b.flat_path.read_bytes() != first  # other seed: rewritten
     assert fits.getheader(b.flat_path)["SIMKEY"].startswith("seed=2 ")
     assert fits.getheader(b.bpm_path)["SIMKEY"] == fits.getheader(b.flat_path)["SIMKEY"]
+
+
+def test_flipped_megacam_ccds_keep_truth_and_wcs_consistent(tmp_path):
+    """The upper MegaCam rows are rotated by 180 deg: truth positions, true WCS and the rendered light
+    must agree there too."""
+    from terapix_fw.sim import StaticSky, make_sources, megacam_focal_plane
+    fp = megacam_focal_plane(nx=64, ny=144)
+    ra0, dec0 = 36.5, -4.5
+    # one bright star near the centre of ccd00 (upper left, flipped) and one of ccd27 (lower left)
+    probe = simulate_exposure(tmp_path / "p", seed=1, focal_plane=fp, ra=ra0, dec=dec0, density=0.0,
+                              write_refcat=False, write_calibration=False)
+    w = WCS(probe.true_wcs[0])
+    assert probe.true_wcs[0]["CD1_1"] > 0 and probe.true_wcs[27]["CD1_1"] < 0
+    r0, d0 = w.all_pix2world([[30.3, 70.6]], 1)[0]
+    r27, d27 = WCS(probe.true_wcs[27]).all_pix2world([[30.3, 70.6]], 1)[0]
+    sky = StaticSky(make_sources([r0, r27], [d0, d27], [17.5, 17.5]))
+    res = simulate_exposure(tmp_path / "s", seed=1, focal_plane=fp, ra=ra0, dec=dec0, sky=sky,
+                            cosmic_rays=False, defects=False, satellite=False, write_refcat=False,
+                            write_calibration=False)
+    assert sorted(res.truth["CCD"]) == [0, 27]
+    with fits.open(res.path) as hdul:
+        for row in res.truth:
+            assert row["X_IMAGE"] == pytest.approx(30.3, abs=1e-6) and row["Y_IMAGE"] == pytest.approx(70.6, abs=1e-6)
+            img = hdul[int(row["EXT"])].data.astype(float)
+            img -= np.median(img)
+            yy, xx = np.mgrid[: img.shape[0], : img.shape[1]]
+            win = np.exp(-0.5 * ((xx - 29.3) ** 2 + (yy - 69.6) ** 2) / 2.0 ** 2) * img
+            assert (win * xx).sum() / win.sum() == pytest.approx(29.3, abs=0.1)
+            assert (win * yy).sum() / win.sum() == pytest.approx(69.6, abs=0.1)
