@@ -141,23 +141,38 @@ def main(argv=None) -> int:
               f"(setup {row['setup']:5.1f} s), {row['nlinks']} links, {row['nref']} ref matches, "
               f"peak RSS {row['peak_rss_gb']:.2f} GB", flush=True)
     if rows:
+        # memory = constant + dense normal matrix (N and at most one copy) + a per-detection slope; time =
+        # Cholesky (n^3, measured at the final size, done 4 times) + a per-detection slope.  The slopes
+        # come from the two largest runs (one run: from that run alone, constant included: an upper bound)
         last = rows[-1]
-        factor = 30000.0 / last["ndet_per_exp"] * 2000.0 / last["nexp"]
         nparam = 2000 * 6 + 720
         matrix_gb = nparam ** 2 * 8 / 1024 ** 3
-        last_matrix_gb = last["nparam"] ** 2 * 8 / 1024 ** 3
-        # memory: baseline (interpreter and libraries) + the dense normal matrix (held twice at most: N
-        # and a copy in the solve) + the per-detection arrays, linear in the number of detections
-        base = last["base_rss_gb"]
-        per_det_gb = max(last["peak_rss_gb"] - base - 2 * last_matrix_gb, 0.0)
-        mem = base + 2 * matrix_gb + per_det_gb * factor
-        chol = last["cholesky"] * (nparam / last["nparam"]) ** 3 * 4
-        per_det_s = max(last["astrom"] + last["photom"] - 4 * last["cholesky"], 0.0)
-        total = chol + per_det_s * factor
+
+        def mat(row):
+            return 2 * row["nparam"] ** 2 * 8 / 1024 ** 3
+
+        def work(row):
+            return row["astrom"] + row["photom"] - 4 * row["cholesky"]
+
+        if len(rows) >= 2:
+            prev = rows[-2]
+            dn = last["ndet"] - prev["ndet"]
+            mem_slope = max((last["peak_rss_gb"] - mat(last)) - (prev["peak_rss_gb"] - mat(prev)), 0.0) / dn
+            mem_const = last["peak_rss_gb"] - mat(last) - mem_slope * last["ndet"]
+            time_slope = max(work(last) - work(prev), 0.0) / dn
+        else:
+            mem_const = 0.0
+            mem_slope = (last["peak_rss_gb"] - mat(last)) / last["ndet"]
+            time_slope = work(last) / last["ndet"]
+        ntarget = 2000 * 30000
+        mem = mem_const + 2 * matrix_gb + mem_slope * ntarget
+        chol = 4 * last["cholesky"] * (nparam / last["nparam"]) ** 3
+        total = chol + time_slope * ntarget
         print()
-        print(f"extrapolation to 2000 exposures x 30000 detections (60 M) from the {last['nexp']}-exposure run "
-              f"(x{factor:.1f} detections): {nparam} parameters, normal matrix {matrix_gb:.2f} GB; "
-              f"peak memory ~{mem:.1f} GB (budget 24 GiB); time ~{total / 60:.0f} min "
+        print(f"per-detection cost: {mem_slope * 1024 ** 3:.0f} bytes, {time_slope * 1e6:.1f} us "
+              f"(from the {'two largest runs' if len(rows) >= 2 else 'largest run'})")
+        print(f"extrapolation to 2000 exposures x 30000 detections (60 M): {nparam} parameters, normal matrix "
+              f"{matrix_gb:.2f} GB; peak memory ~{mem:.1f} GB (budget 24 GiB); time ~{total / 60:.0f} min "
               f"({chol:.0f} s of Cholesky, the rest linear in detections)")
     return 0
 

@@ -222,8 +222,17 @@ def accumulate_normal(N, rhs, obs_i, obs_j, w, target, coords, pbase, lbase, deg
                             mk = m * U[sa, k]
                             for l in range(L):
                                 q = IDX[sb, b, l]
-                                if q >= 0:
+                                if q >= p:  # upper triangle only; see symmetrize()
                                     N[p, q] += mk * U[sb, l]
+
+
+@njit(cache=True)
+def symmetrize(N):
+    """Copy the upper triangle accumulated by :func:`accumulate_normal` into the lower one, in place."""
+    n = N.shape[0]
+    for i in range(n):
+        for j in range(i + 1, n):
+            N[j, i] = N[i, j]
 
 
 @dataclass
@@ -248,6 +257,7 @@ def _solve_normal(N, rhs, theta_prev, log, nthreads: int = 1):
     """Cholesky solution with a tiny ridge towards the previous solution for unconstrained directions."""
     from scipy import linalg
 
+    symmetrize(N)
     diag = np.diag(N).copy()
     scale = np.mean(diag[diag > 0]) if np.any(diag > 0) else 1.0
     ridge = np.where(diag > 0, 1e-9 * diag + 1e-12 * scale, 1.0 * scale)
@@ -376,9 +386,14 @@ def solve_astrometry(det: Detections, model: AstromModel, field_tp, group_tp, re
         N = np.zeros((nparam, nparam))
         rhs = np.zeros(nparam)
         li, lj = link_i[link_ok], link_j[link_ok]
+        # observations sorted by the parameter blocks they touch: consecutive updates of the normal matrix
+        # then hit the same rows (cache), which matters once it holds thousands of exposures
+        order = np.lexsort((pbase[lj], det.field[lj], pbase[li], det.field[li]))
+        li, lj = li[order], lj[order]
         w = 1.0 / (det.sig[li] ** 2 + det.sig[lj] ** 2)
         accumulate_normal(N, rhs, li, lj, w, np.zeros((len(li), 2)), coords, pbase, lbase, deg, fdeg, J, C)
         ri = np.nonzero(ref_ok)[0]
+        ri = ri[np.lexsort((pbase[ri], det.field[ri]))]
         if len(ri):
             rpos = np.column_stack([gx[ri], gy[ri]]) - _ref_residuals(gx, gy, ref_idx, det.group, refs, ri)
             rw = weight_ref / (det.sig[ri] ** 2 + _ref_sig(ref_idx, det.group, refs, ri) ** 2)

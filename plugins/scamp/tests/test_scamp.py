@@ -77,7 +77,7 @@ def test_recovers_distortion_and_zero_points(tmp_path):
     ({"flip": True}, True),
 ])
 def test_pattern_matching_wrong_first_guess(tmp_path, guess, flipped):
-    truth = make_survey(tmp_path, nexp=3, nccd=4, nsources_per_arcmin2=40, seed=5, first_guess={1: guess})
+    truth = make_survey(tmp_path, nexp=2, nccd=4, nsources_per_arcmin2=40, seed=5, first_guess={1: guess})
     ctx = run_tool(truth, tmp_path, MATCH_FLIPPED="Y" if flipped else "N", SOLVE_PHOTOM="N")
     err = head_errors(truth, 1, truth.exposures[1].path.with_suffix(".head"))
     assert np.sqrt(np.mean(err ** 2)) < 30.0
@@ -143,7 +143,7 @@ def test_too_few_matches_is_an_error_and_writes_nothing(tmp_path):
 
 
 def test_clipping_of_injected_outliers(tmp_path):
-    truth = make_survey(tmp_path, nexp=4, nccd=4, nsources_per_arcmin2=40, seed=11, outlier_fraction=0.06)
+    truth = make_survey(tmp_path, nexp=3, nccd=4, nsources_per_arcmin2=40, seed=11, outlier_fraction=0.06)
     run_tool(truth, tmp_path, SOLVE_PHOTOM="N")
     clipped = np.sqrt(np.mean(np.concatenate([head_errors(truth, k, e.path.with_suffix(".head"))
                                               for k, e in enumerate(truth.exposures)]) ** 2))
@@ -203,7 +203,7 @@ def test_groups_instruments_and_summary(tmp_path):
 def test_fix_focalplane_repairs_ccd_jitter(tmp_path):
     # Elixir-like first guess: the CCDs of one exposure are misplaced by 5" rms; matching the exposure as
     # a whole fails, the median focal plane of the other exposures repairs it
-    truth = make_survey(tmp_path, nexp=5, nccd=9, nx=384, ny=384, nsources_per_arcmin2=40, seed=14,
+    truth = make_survey(tmp_path, nexp=4, nccd=9, nx=320, ny=320, nsources_per_arcmin2=40, seed=14,
                         first_guess={3: {"jitter": 5.0}})
     with pytest.raises(ToolError, match="exp03.cat"):
         run_tool(truth, tmp_path, MOSAIC_TYPE="UNCHANGED", SOLVE_PHOTOM="N")
@@ -365,7 +365,7 @@ def test_ahead_overrides_a_broken_first_guess(tmp_path):
     {"FOCDISTORT_DEGREE": "0"},
 ])
 def test_model_variants(tmp_path, overrides):
-    truth = make_survey(tmp_path, nexp=3, nccd=4, nsources_per_arcmin2=60, seed=19)
+    truth = make_survey(tmp_path, nexp=2, nccd=4, nsources_per_arcmin2=50, seed=19)
     run_tool(truth, tmp_path, SOLVE_PHOTOM="N", **overrides)
     for k, e in enumerate(truth.exposures):
         err = head_errors(truth, k, e.path.with_suffix(".head"))
