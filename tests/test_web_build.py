@@ -91,8 +91,9 @@ def test_build_renders_core_pages(tmp_path, db):
     from terapix_fw.cli import main
 
     out = tmp_path / "site"
-    assert main(["web", "build", "--db", db, "--out", str(out), "--title", "CFHTLS <T0007>"]) == 0
+    assert main(["web", "build", "--db", db, "--out", str(out), "--title", "CFHTLS <T0007>", "--refresh", "300"]) == 0
     index = _page(out, "index.html")
+    assert '<meta http-equiv="refresh" content="300">' in index
     assert "CFHTLS &lt;T0007&gt;" in index and "<T0007>" not in index
     assert 'href="run/r1.html"' in index and "T0007 release" in index
     assert re.search(r"<b>2</b> exposures", index) and re.search(r"<b>2</b> failed units", index)
@@ -124,6 +125,7 @@ def test_exposures_page_escapes_hostile_names(tmp_path, db):
     out = tmp_path / "site"
     build_site(db, out)
     page = _page(out, "exposures.html")
+    assert "http-equiv" not in page  # no refresh unless asked
     assert "<svg" not in page and "<img" not in page and "<i>" not in page
     assert "&lt;svg onload=alert(&#34;x&#34;)&gt;e9.fits" in page
     assert "&lt;img src=x onerror=alert(1)&gt;" in page

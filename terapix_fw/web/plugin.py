@@ -64,7 +64,7 @@ def web_pages(register):
 
 def _cmd_build(args) -> int:
     from .site import build_site
-    written = build_site(args.db, args.out, templates=args.templates, title=args.title)
+    written = build_site(args.db, args.out, templates=args.templates, title=args.title, refresh=args.refresh)
     print(f"terapix web: {len(written)} page(s) written to {args.out}")
     return 0
 
@@ -79,4 +79,6 @@ def register_commands(subparsers):
     b.add_argument("--out", required=True, help="folder the pages are written to")
     b.add_argument("--templates", default=None, help="folder of templates overriding the default ones")
     b.add_argument("--title", default="terapix-fw", help="site title")
+    b.add_argument("--refresh", type=int, default=0, metavar="SECONDS",
+                   help="browsers reload the pages every SECONDS (rebuild the site from cron)")
     b.set_defaults(func=_cmd_build)

@@ -244,14 +244,16 @@ def _asset_roots(engine) -> list[Path]:
 
 
 def build_site(db, out: str | Path, *, templates: str | Path | None = None, title: str = "terapix-fw",
-               pages: list[Page] | None = None, asset_roots: list[Path] | None = None) -> list[Path]:
+               pages: list[Page] | None = None, asset_roots: list[Path] | None = None,
+               refresh: int = 0) -> list[Path]:
     """Render every registered page from RDBix ``db`` into the folder ``out``; return the written pages.
 
     ``templates`` is a folder whose templates override the default ones (``web/templates``).  Each
     page is written atomically; static assets are copied to ``out/static``.  A page that cannot be
     built does not stop the others: :class:`WebError` is raised at the end, naming every such page.
     ``asset_roots`` are the folders whose files ``asset()`` may copy into the site (default: every
-    run's work directory and the drop-in log directory).
+    run's work directory and the drop-in log directory).  ``refresh`` > 0 makes browsers reload the
+    pages every ``refresh`` seconds (a control-room screen, with the site rebuilt by cron).
     """
     from .. import __version__ as fw_version
 
@@ -267,7 +269,7 @@ def build_site(db, out: str | Path, *, templates: str | Path | None = None, titl
     env = make_environment(dirs)
     assets = _Assets(out, _asset_roots(engine) if asset_roots is None else [Path(r) for r in asset_roots])
     nav = [{"name": p.name, "title": p.title, "href": f"{p.name}.html"} for p in pages if not p.each]
-    site = {"title": title, "nav": nav, "version": fw_version,
+    site = {"title": title, "nav": nav, "version": fw_version, "refresh": int(refresh),
             "generated": _dt.datetime.now(_dt.timezone.utc),
             "db": engine.url.render_as_string(hide_password=True)}
     written: list[Path] = []
