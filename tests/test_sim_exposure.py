@@ -309,3 +309,15 @@ def test_flipped_megacam_ccds_keep_truth_and_wcs_consistent(tmp_path):
             win = np.exp(-0.5 * ((xx - 29.3) ** 2 + (yy - 69.6) ** 2) / 2.0 ** 2) * img
             assert (win * xx).sum() / win.sum() == pytest.approx(29.3, abs=0.1)
             assert (win * yy).sum() / win.sum() == pytest.approx(69.6, abs=0.1)
+
+
+def test_subset_of_the_mosaic(tmp_path):
+    """A focal plane made of some CCDs of MegaCam (as the benchmark does) keeps their numbers."""
+    from terapix_fw.sim import FocalPlane, megacam_focal_plane
+    full = megacam_focal_plane(nx=64, ny=144)
+    fp = FocalPlane(full.ccds[12:14], full.pixscale, full.name)
+    res = simulate_exposure(tmp_path, seed=1, focal_plane=fp, density=3.0, write_refcat=False)
+    with fits.open(res.path) as hdul:
+        assert [h.name.lower() for h in hdul[1:]] == ["ccd12", "ccd13"]
+    assert set(res.truth["CCD"]) <= {12, 13} and len(res.truth) > 0
+    np.testing.assert_array_equal(res.truth["EXT"], res.truth["CCD"] - 11)

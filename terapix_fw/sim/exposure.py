@@ -446,7 +446,7 @@ _COPY_TO_EXT = ("OBJECT", "FILTER", "EXPTIME", "AIRMASS", "MJD-OBS", "DATE-OBS",
                 "PHOTFLAG", "REL_DATE", "EXPNUM", "MAGZP", "PHOT_C", "PHOT_K")
 
 
-def _ext_header(exp: _Exposure, ccd: CCD, primary):
+def _ext_header(exp: _Exposure, ccd: CCD, primary, guess):
     from astropy.io import fits
     h = fits.Header()
     h["EXTNAME"] = (ccd.extname, "CCD name")
@@ -456,7 +456,7 @@ def _ext_header(exp: _Exposure, ccd: CCD, primary):
     h["SATURATE"] = (float(ccd.saturate), "saturation level (ADU)")
     for key in _COPY_TO_EXT:
         h[key] = (primary[key], primary.comments[key])
-    h.extend(exp.wcs.header(ccd, true=False))
+    h.extend(guess)
     return h
 
 
@@ -542,14 +542,16 @@ def simulate_exposure(outdir: str | Path, spec: ExposureSpec | None = None, *, s
     cal_key = f"seed={seed} camera={fp.name} nccd={fp.nccd} size={fp.ccds[0].nx}x{fp.ccds[0].ny}"
     want_cal = write_calibration and not (_has_key(flat_path, cal_key) and _has_key(bpm_path, cal_key))
     flats, bpms, truths = [], [], []
+    guess_wcs = [exp.wcs.header(ccd, true=False) for ccd in fp.ccds]
 
     def images():
-        for ccd, (image, flat, bpm, truth) in zip(fp.ccds, _ordered_parallel(exp.render_ccd, fp.ccds, nthreads)):
+        rendered = _ordered_parallel(exp.render_ccd, fp.ccds, nthreads)
+        for k, (ccd, (image, flat, bpm, truth)) in enumerate(zip(fp.ccds, rendered)):
             truths.append((ccd, truth))
             if want_cal:
                 flats.append((flat, _cal_header(ccd, "flat field response (mean 1)")))
                 bpms.append((bpm, _cal_header(ccd, "bad pixels: bit 1 bad column, bit 2 hot pixel")))
-            yield image, _ext_header(exp, ccd, primary)
+            yield image, _ext_header(exp, ccd, primary, guess_wcs[k])
 
     path = outdir / f"{spec.name}.fits"
     dither_seed = 1 + (seed * 7919 + spec.expnum) % 10000
@@ -565,7 +567,6 @@ def simulate_exposure(outdir: str | Path, spec: ExposureSpec | None = None, *, s
         _write_mef(bpm_path, bpm_primary, iter(bpms), False, 1)
     truth = _truth_table(exp, truths)
     true_wcs = [exp.wcs.header(ccd, true=True) for ccd in fp.ccds]
-    guess_wcs = [exp.wcs.header(ccd, true=False) for ccd in fp.ccds]
     truth_path = outdir / f"{spec.name}.truth.fits"
     _write_truth(truth_path, truth, exp)
     head_path = outdir / f"{spec.name}.head"
