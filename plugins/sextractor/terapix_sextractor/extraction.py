@@ -289,7 +289,7 @@ def extract_results(image_path, config=None, params=None, detection_path=None, w
 
 
 def _warm_up():
-    from .measure import petrosian_factor, winpos
+    from .measure import ellipse_flux, petrosian_factor, winpos
 
     img = np.zeros((8, 8), np.float32)
     bad = np.zeros((8, 8), bool)
@@ -297,6 +297,8 @@ def _warm_up():
     winpos(img, np.array([4.0]), np.array([4.0]), np.array([1.0]), 1.0, bad, seg=seg)
     petrosian_factor(img, bad, seg, np.array([4.0]), np.array([4.0]), np.array([1.0]), np.array([1.0]),
                      np.array([0.0]))
+    ellipse_flux(img, np.array([4.0]), np.array([4.0]), np.array([1.0]), np.array([1.0]), np.array([0.0]),
+                 np.array([2.0]), 1.0, bad, seg=seg)
 
 
 def _read_plane(path, hdu_index, nimage_hdus, what, ref_shape):
@@ -806,26 +808,34 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
             s_ann, _, _ = sep.sum_circann(sub, x, y, rin, rin + cfg["BACKPHOTO_THICK"], mask=maskarr,
                                           subpix=1, **({"segmap": seg, "seg_id": ids} if n else {}))
             local_bkg = s_ann / area_ann
-        ell_kw = dict(mask=maskarr, subpix=1, gain=gain_arg, **err_arg, **seg_kw)
-        flux_auto, fluxerr_auto, aflag = par(sep.sum_ellipse, sub, x, y, a, b, th, kron, **ell_kw)
-        area_auto = np.pi * a * b * kron * kron
+        # integrate as photom.c: whole pixels, neighbours and bad pixels CORRECTed by symmetry
+        from .measure import ellipse_flux
+        vsum = rms * rms if var is None else var
+        badarr = bad if bad is not None else np.zeros(sub.shape, bool)
+        cxx_, cyy_, cxy_ = (np.asarray(objs[k], np.float64) for k in ("cxx", "cyy", "cxy"))
+        flux_auto, fluxerr_auto, crowded, trunc, area_auto = par(
+            ellipse_flux, sub, x, y, cxx_, cyy_, cxy_, kron, vsum, badarr, seg=seg if correct else None,
+            ids=ids, gain=gain, correct=correct)
         min_aper = cfg["PHOT_AUTOAPERS"][1]
         circ = (kron * np.sqrt(a * b) <= min_aper / 2.0) if min_aper > 0 else np.zeros(n, bool)
         if circ.any():  # PHOT_AUTOAPERS: the user's minimum circular aperture (KRON_RADIUS then 0)
-            fc, ec, flc = sep.sum_circle(sub, x[circ], y[circ], min_aper / 2.0, mask=maskarr, subpix=1,
-                                         gain=gain_arg, **err_arg,
-                                         **({"segmap": seg, "seg_id": ids[circ]} if seg_kw else {}))
-            flux_auto[circ], fluxerr_auto[circ], aflag[circ] = fc, ec, flc
-            area_auto[circ] = np.pi * (min_aper / 2.0) ** 2
+            one = np.ones(int(circ.sum()))
+            fc, ec, cc, tc, ac = ellipse_flux(sub, x[circ], y[circ], one, one, 0 * one, one * min_aper / 2.0,
+                                              vsum, badarr, seg=seg if correct else None, ids=ids[circ],
+                                              gain=gain, correct=correct)
+            flux_auto[circ], fluxerr_auto[circ], crowded[circ], trunc[circ], area_auto[circ] = fc, ec, cc, tc, ac
         flux_auto = flux_auto - local_bkg * area_auto
-        flags |= np.where(aflag & sep.APER_TRUNC, 16, 0).astype(np.int16)
-        # FLAGS bit 1: more than 10% of the AUTO aperture in neighbours or bad pixels
-        occupied = (seg > 0).astype(np.float32)
-        if bad is not None:
-            occupied = np.maximum(occupied, bad.astype(np.float32))
-        nocc, _, _ = par(sep.sum_ellipse, occupied, x, y, a, b, th, kron, subpix=1)
-        own = objs["npix"].astype(np.float64)
-        crowded = (nocc - own) > 0.1 * area_auto
+        flags |= np.where(trunc, 16, 0).astype(np.int16)
+        # the first (Kron radius) step searches 6 isophotal radii: it flags a box leaving the image too
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dxl = cxx_ - cxy_ * cxy_ / (4.0 * cyy_)
+            dyl = cyy_ - cxy_ * cxy_ / (4.0 * cxx_)
+            dxl = np.where(dxl > 0, 6.0 / np.sqrt(np.where(dxl > 0, dxl, 1)), 0.0)
+            dyl = np.where(dyl > 0, 6.0 / np.sqrt(np.where(dyl > 0, dyl, 1)), 0.0)
+        out6 = ((np.rint(x - dxl) < 0) | (np.rint(x + dxl) + 1 > nx) | (np.rint(y - dyl) < 0)
+                | (np.rint(y + dyl) + 1 > ny))
+        flags |= np.where(out6, 16, 0).astype(np.int16)
+        # FLAGS bit 1: more than 10% of the AUTO aperture in neighbours or bad pixels (photom.c)
         flags |= np.where(crowded, 1, 0).astype(np.int16)
         # as photom.c: a circular fallback aperture or a non-positive flux gives KRON_RADIUS 0
         cols["KRON_RADIUS"] = np.where(circ | (flux_auto <= 0), 0.0, kron)
@@ -918,11 +928,17 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
                  seg if correct else np.zeros(sub.shape, np.int32), x, y, np.asarray(objs["cxx"], np.float64),
                  np.asarray(objs["cyy"], np.float64), np.asarray(objs["cxy"], np.float64), ids=ids)
         prad = np.where(kp > 0, np.maximum(pfac * kp, pmin), pmin)
-        f, e, fl = par(sep.sum_ellipse, sub, x, y, a, b, th, prad, mask=maskarr, subpix=1, gain=gain_arg,
-                       **err_arg,
-                                   **seg_kw)
-        cols["FLUX_PETRO"] = f - local_bkg * np.pi * a * b * prad * prad
+        from .measure import ellipse_flux
+        vsum = rms * rms if var is None else var
+        badarr = bad if bad is not None else np.zeros(sub.shape, bool)
+        f, e, pcrowd, ptrunc, parea = par(
+            ellipse_flux, sub, x, y, np.asarray(objs["cxx"], np.float64), np.asarray(objs["cyy"], np.float64),
+            np.asarray(objs["cxy"], np.float64), prad, vsum, badarr, seg=seg if correct else None, ids=ids,
+            gain=gain, correct=correct)
+        cols["FLUX_PETRO"] = f - local_bkg * parea
         cols["FLUXERR_PETRO"] = e
+        fl = np.where(ptrunc, sep.APER_TRUNC, 0)
+        flags |= np.where(pcrowd, 1, 0).astype(np.int16)
         cols["PETRO_RADIUS"] = np.where(f <= 0, 0.0, prad)
         flags |= np.where(fl & sep.APER_TRUNC, 16, 0).astype(np.int16)
     _mark("windowed")

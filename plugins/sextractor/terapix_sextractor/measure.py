@@ -379,3 +379,99 @@ def petrosian_factor(image, bad, seg, x, y, cxx, cyy, cxy, ids=None):
                    np.asarray(cxx, np.float64), np.asarray(cyy, np.float64), np.asarray(cxy, np.float64),
                    np.ascontiguousarray(np.arange(1, n + 1) if ids is None else ids, dtype=np.int32), out)
     return out
+
+
+@njit(cache=True, nogil=True)
+def _ellipse_sums(image, var, varmap, bad, seg, use_seg, x, y, cxx, cyy, cxy, factor, ids, corr, out):
+    h, w = image.shape
+    for i in range(x.shape[0]):
+        mx, my = x[i], y[i]
+        cx2, cy2, cxy_ = cxx[i], cyy[i], cxy[i]
+        k = factor[i]
+        if k <= 0:
+            continue
+        dxlim = cx2 - cxy_ * cxy_ / (4.0 * cy2)
+        dxlim = k / np.sqrt(dxlim) if dxlim > 0 else 0.0
+        dylim = cy2 - cxy_ * cxy_ / (4.0 * cx2)
+        dylim = k / np.sqrt(dylim) if dylim > 0 else 0.0
+        klim2 = k * k
+        apflag = 0
+        xmin = int(np.rint(mx - dxlim))
+        xmax = int(np.rint(mx + dxlim)) + 1
+        ymin = int(np.rint(my - dylim))
+        ymax = int(np.rint(my + dylim)) + 1
+        if xmin < 0:
+            xmin = 0
+            apflag = 1
+        if xmax > w:
+            xmax = w
+            apflag = 1
+        if ymin < 0:
+            ymin = 0
+            apflag = 1
+        if ymax > h:
+            ymax = h
+            apflag = 1
+        tv = 0.0
+        sigtv = 0.0
+        area = 0
+        areab = 0
+        oid = ids[i]
+        for yy in range(ymin, ymax):
+            for xx in range(xmin, xmax):
+                dx = xx - mx
+                dy = yy - my
+                if cx2 * dx * dx + cy2 * dy * dy + cxy_ * dx * dy > klim2:
+                    continue
+                area += 1
+                s = seg[yy, xx] if use_seg else 0
+                pix = image[yy, xx]
+                v = varmap[yy, xx] if var < 0 else var
+                if bad[yy, xx] or (s != 0 and s != oid):
+                    areab += 1
+                    x2 = int(2 * mx + 0.49999 - xx)
+                    y2 = int(2 * my + 0.49999 - yy)
+                    ok = corr and x2 >= 0 and x2 < w and y2 >= 0 and y2 < h
+                    if ok:
+                        s2 = seg[y2, x2] if use_seg else 0
+                        ok = (not bad[y2, x2]) and (s2 == 0 or s2 == oid)
+                    if ok:
+                        pix = image[y2, x2]
+                        v = varmap[y2, x2] if var < 0 else var
+                    else:
+                        pix = 0.0
+                        v = 0.0
+                tv += pix
+                sigtv += v
+        out[i, 0] = tv
+        out[i, 1] = sigtv
+        out[i, 2] = area
+        out[i, 3] = areab
+        out[i, 4] = apflag
+
+
+def ellipse_flux(image, x, y, cxx, cyy, cxy, factor, var, bad, seg=None, ids=None, gain=0.0, correct=True):
+    """SExtractor's AUTO/PETRO integration (``photom.c``): whole pixels whose centre is inside the ellipse
+    ``cxx dx^2 + cyy dy^2 + cxy dx dy <= factor^2``; pixels of other objects (``seg``) or ``bad`` ones
+    are replaced by the pixel mirrored through the centre (MASK_TYPE CORRECT) or dropped.  Returns
+    flux, flux error (sqrt(sum var + F/gain)), crowded (more than 10% of the area replaced) and the
+    edge-truncation flag."""
+    n = len(x)
+    out = np.zeros((n, 5), dtype=np.float64)
+    if np.ndim(var) == 0:
+        varmap = np.zeros((1, 1), dtype=np.float32)
+        v = float(var)
+    else:
+        varmap, v = var, -1.0
+    use_seg = seg is not None
+    segarr = seg if use_seg else np.zeros((1, 1), dtype=np.int32)
+    if ids is None:
+        ids = np.arange(1, n + 1)
+    if n:
+        _ellipse_sums(image, v, varmap, bad, segarr, use_seg, np.asarray(x, np.float64), np.asarray(y, np.float64),
+                      np.asarray(cxx, np.float64), np.asarray(cyy, np.float64), np.asarray(cxy, np.float64),
+                      np.asarray(factor, np.float64), np.ascontiguousarray(ids, dtype=np.int32), bool(correct), out)
+    flux = out[:, 0]
+    var_sum = out[:, 1] + (np.where(flux > 0, flux, 0) / gain if gain > 0 else 0.0)
+    crowded = out[:, 3] > 0.1 * np.maximum(out[:, 2], 1)
+    return flux, np.sqrt(var_sum), crowded, out[:, 4] > 0, out[:, 2]
