@@ -202,6 +202,7 @@ def process_ccd(n, nccd, hdu, header, data, res, cfg: QFConfig, zp, name="") -> 
     x, y = np.asarray(table["X_IMAGE"])[ok], np.asarray(table["Y_IMAGE"])[ok]
     gain = float(header.get(cfg.watch.gain_key, 0.0) or 0.0) if cfg.watch.gain <= 0 else cfg.watch.gain
     out.cand = {"index": np.nonzero(ok)[0], "fwhm": fwhm[ok], "x": x, "y": y, "gain": gain, "zp": zp,
+                "elong": np.asarray(table["ELONGATION"], float)[ok],
                 "vignets": _vignettes(data - bkg.back, res.flag, x, y), "rms": bkg.global_rms,
                 "pixscale": pixscale, "satobj": satobj}
     # double images: bright unsaturated sources and their fainter neighbours at a common offset
@@ -239,6 +240,16 @@ def finish_ccd(ccd: CcdResult, window, cfg: QFConfig) -> None:
     nx, ny = ccd.header.get("NAXIS1", 0), ccd.header.get("NAXIS2", 0)
     mode, lo, hi = window
     sel = (c["fwhm"] >= lo) & (c["fwhm"] <= hi)
+    # beyond PSFEx's cuts: drop candidates whose elongation or size stands out from this CCD's others
+    # (faint elongated galaxies pass ELONGATION < 1.857 and bias a model built from a dozen stars)
+    if sel.sum() >= 5:
+        for key, floor in (("elong", 0.05), ("fwhm", 0.02 * mode)):
+            v = c[key][sel]
+            med = np.median(v)
+            mad = 1.4826 * np.median(np.abs(v - med))
+            keep = np.abs(c[key] - med) <= max(3 * mad, floor)
+            if (sel & keep).sum() >= 3:
+                sel &= keep
     model = None
     if sel.sum() >= 3:
         try:
