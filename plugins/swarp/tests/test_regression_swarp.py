@@ -15,7 +15,8 @@ whole chain.  Tolerances, per quantity:
   tabulate the mapping within PROJECTION_ERR on different grids; on the peaks of bright stars
   (gradients of 1e4 ADU/px) that is up to a few sigma, hence percentiles rather than an rms.  The
   background is sep's implementation of the same SExtractor algorithm;
-* weights: median ratio 1 to 1e-4, zero-weight masks identical except at most 0.2% of pixels (image
+* weights: median ratio 1 to 1e-3 (RESCALE_WEIGHTS divides by the background rms of each mesh, whose
+  sep and SWarp estimates differ by a few 1e-4), zero-weight masks identical except at most 0.2% of pixels (image
   borders where one program's footprint rounding keeps a pixel the other drops).
 """
 from __future__ import annotations
@@ -84,5 +85,5 @@ def test_matches_swarp(tmp_path, run_swarp, ctype):
     assert abs(np.median(dev)) < 0.005
     assert np.median(np.abs(dev)) < 0.005
     assert np.percentile(np.abs(dev), 99) < 0.1
-    assert np.median(wo[full] / wr[full]) == pytest.approx(1.0, abs=1e-4)
+    assert np.median(wo[full] / wr[full]) == pytest.approx(1.0, abs=1e-3)
     assert np.mean((wo > 0) != (wr > 0)) < 2e-3
