@@ -91,7 +91,8 @@ def test_build_renders_core_pages(tmp_path, db):
     from terapix_fw.cli import main
 
     out = tmp_path / "site"
-    assert main(["web", "build", "--db", db, "--out", str(out), "--title", "CFHTLS <T0007>", "--refresh", "300"]) == 0
+    assert main(["web", "build", "--db", db, "--out", str(out), "--title", "CFHTLS <T0007>",
+                 "--refresh", "300"]) == 0
     index = _page(out, "index.html")
     assert '<meta http-equiv="refresh" content="300">' in index
     assert "CFHTLS &lt;T0007&gt;" in index and "<T0007>" not in index

@@ -13,8 +13,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-__all__ = ["overview", "runs", "recent_failures", "run_detail", "exposures", "filter_summary", "exposure_details", "products", "releases", "transfers", "records",
-           "decode"]
+__all__ = ["overview", "runs", "recent_failures", "run_detail", "exposures", "filter_summary", "exposure_details",
+           "products", "releases", "transfers", "records", "decode"]
 
 
 def _engine(db):

@@ -5,9 +5,9 @@ with ``inclusive=False``).  The area so measured is within half a pixel of the t
 of the footprint; the error is systematic when edges run along HEALPix rings (CCD edges of
 constant declination near the equator), so pick NSIDE for the accuracy you need (NSIDE 4096: 0.86
 arcmin pixels).  The summed CCD area (``ccd_area``) is exact: the footprint of a CCD is a spherical
-quadrilateral with great-circle edges (exact for a gnomonic projection without distortion).  An exposure counts once per sky pixel even
-where its CCDs overlap.  Maps are partial (explicit pixel index), since a survey covers a tiny
-fraction of the 12 NSIDE^2 pixels of the sphere.
+quadrilateral with great-circle edges (exact for a gnomonic projection without distortion).  An
+exposure counts once per sky pixel even where its CCDs overlap.  Maps are partial (explicit pixel
+index), since a survey covers a tiny fraction of the 12 NSIDE^2 pixels of the sphere.
 """
 from __future__ import annotations
 
@@ -42,6 +42,21 @@ class CoverageMap:
     def area(self, min_count: int = 1) -> float:
         """Area (deg^2) covered by at least ``min_count`` exposures."""
         return float(np.count_nonzero(self.count >= min_count)) * self.pixel_area
+
+    def summary(self, goal: float | None = None) -> dict:
+        """The numbers of the ``coverage`` record (areas in deg^2, times in s); with a depth ``goal``
+        (summed EXPTIME, s) also the area reaching it and its fraction of the covered area."""
+        out = {"filter": self.filter, "nside": self.nside, "ordering": "NESTED" if self.nest else "RING",
+               "area_deg2": self.area(), "area_deg2_2plus": self.area(2), "ccd_area_deg2": self.ccd_area(),
+               "nexposures": self.nexposures, "nccds": self.nccds, "max_count": int(self.count.max(initial=0)),
+               "median_count": float(np.median(self.count)) if self.count.size else 0.0,
+               "exptime_total": float(sum({fp.exposure: fp.exptime for fp in self.footprints}.values())),
+               "max_exptime": float(self.exptime.max(initial=0.0))}
+        if goal is not None:
+            at_goal = self.area_at(goal)
+            out.update(exptime_goal=goal, area_at_goal_deg2=at_goal,
+                       goal_fraction=at_goal / out["area_deg2"] if out["area_deg2"] else 0.0)
+        return out
 
     def area_at(self, exptime: float) -> float:
         """Area (deg^2) whose summed exposure time reaches ``exptime`` seconds."""

@@ -97,31 +97,18 @@ class SkyWatcherTool(Tool):
             if "COVERAGE" in plots:
                 with ctx.product(f"{stem}.{fmt}", kind="coverage_plot", filter=band) as tmp:
                     plot_depth(tmp, cov, width_px=width, fmt=fmt)
-            goal = {}
-            if band in goals:
-                at_goal = cov.area_at(goals[band])
-                goal = {"exptime_goal": goals[band], "area_at_goal_deg2": at_goal,
-                        "goal_fraction": at_goal / cov.area() if cov.area() else 0.0}
-                ctx.log.info("filter %s: %.4f deg^2 reach the goal of %.0f s (%.1f %% of the covered area)",
-                             band, at_goal, goals[band], 100 * goal["goal_fraction"])
-            ctx.record("coverage", **goal, filter=band, nside=nside, ordering=cfg["HEALPIX_ORDERING"],
-                       area_deg2=cov.area(), area_deg2_2plus=cov.area(2), ccd_area_deg2=cov.ccd_area(), nexposures=cov.nexposures,
-                       nccds=cov.nccds, max_count=int(cov.count.max(initial=0)),
-                       median_count=float(_median(cov.count)), exptime_total=float(
-                           sum(e for e in {fp.exposure: fp.exptime for fp in cov.footprints}.values())),
-                       max_exptime=float(cov.exptime.max(initial=0.0)), map=str(ctx.output_path(stem + ".fits")),
+            summary = cov.summary(goals.get(band))
+            ctx.record("coverage", **summary, map=str(ctx.output_path(stem + ".fits")),
                        plot=str(ctx.output_path(f"{stem}.{fmt}")) if "COVERAGE" in plots else "",
                        footprints=str(ctx.output_path(footprint_name)) if "FOOTPRINTS" in plots else "")
             ctx.log.info("filter %s: %d exposure(s), %d CCD(s), %.4f deg^2 covered (%.4f deg^2 twice or "
-                         "more), up to %d exposure(s) and %.0f s per pixel", band, cov.nexposures,
-                         cov.nccds, cov.area(), cov.area(2), int(cov.count.max(initial=0)),
-                         float(cov.exptime.max(initial=0.0)))
+                         "more), up to %d exposure(s) and %.0f s per pixel", band, cov.nexposures, cov.nccds,
+                         summary["area_deg2"], summary["area_deg2_2plus"], summary["max_count"],
+                         summary["max_exptime"])
+            if "exptime_goal" in summary:
+                ctx.log.info("filter %s: %.4f deg^2 reach the goal of %.0f s (%.1f %% of the covered area)",
+                             band, summary["area_at_goal_deg2"], summary["exptime_goal"],
+                             100 * summary["goal_fraction"])
         if "FOOTPRINTS" in plots:
             with ctx.product(footprint_name, kind="footprint_plot") as tmp:
                 plot_footprints(tmp, maps, width_px=width, fmt=fmt)
-
-
-def _median(values):
-    import numpy as np
-
-    return np.median(values) if len(values) else 0.0

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
-__all__ = ["Link", "Rejected", "extract_hrefs", "announced_sizes", "subdirectories", "select_links", "safe_name", "parse_checksums",
+__all__ = ["Link", "Rejected", "extract_hrefs", "announced_sizes", "subdirectories", "select_links", "safe_name",
+           "parse_checksums",
            "CHECKSUM_SUFFIXES"]
 
 #: sidecar checksum files (``NAME.sha256`` beside ``NAME``) and the hash algorithm they hold
