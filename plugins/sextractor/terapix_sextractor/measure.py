@@ -72,14 +72,24 @@ def _winpos_one(image, var, varmap, bad, seg, oid, x0, y0, sig, invgain, corr):
                 if r2 >= rextlim2:
                     continue
                 if r2 > rintlim2:
+                    # fraction of the 11x11 sub-pixel grid inside the aperture: per sub-row, count the
+                    # sub-pixel centres with |dx| < sqrt(R^2 - dy^2) directly (same count as testing
+                    # each of them, as winpos.c does, in 11 steps instead of 121)
                     locarea = 0.0
                     ddy = dy + offset
+                    cx = dx + offset
                     for sy in range(WINPOS_OVERSAMP):
-                        ddx = dx + offset
-                        for sx in range(WINPOS_OVERSAMP):
-                            if ddx * ddx + ddy * ddy < raper2:
-                                locarea += scale2
-                            ddx += scale
+                        rem = raper2 - ddy * ddy
+                        if rem > 0.0:
+                            rr = np.sqrt(rem)
+                            lo = int(np.floor((-rr - cx) / scale)) + 1
+                            hi = int(np.ceil((rr - cx) / scale)) - 1
+                            if lo < 0:
+                                lo = 0
+                            if hi > WINPOS_OVERSAMP - 1:
+                                hi = WINPOS_OVERSAMP - 1
+                            if hi >= lo:
+                                locarea += (hi - lo + 1) * scale2
                         ddy += scale
                 else:
                     locarea = 1.0
