@@ -63,15 +63,19 @@ def field_headers(run, k: int, log) -> list:
     worst = 0.0
     for c, chip in enumerate(f.chips):
         proj = _projection(config, chip.header)
-        if mosaic in ("SAME_CRVAL", "SHARE_PROJAXIS") or "CRVAL1" not in chip.header:
-            crval = tuple(run.field_tp[k])
-        else:
-            crval = (float(chip.header["CRVAL1"]), float(chip.header["CRVAL2"]))
         crpix = (float(chip.header.get("CRPIX1", 0.5 * (chip.nx + 1))),
                  float(chip.header.get("CRPIX2", 0.5 * (chip.ny + 1))))
+        plain_tan = proj == "TAN" and config["PROJECTION_TYPE"] == "TAN"
+        if mosaic in ("SAME_CRVAL", "SHARE_PROJAXIS") and not plain_tan:
+            crval = tuple(run.field_tp[k])
+        else:  # as SCAMP: CRPIX kept, CRVAL moved to the solved sky position of CRPIX
+            xi0, eta0 = run.astrom.model.evaluate_at(run.astrom.theta, np.array([k]), np.array([c]),
+                                                      np.array([crpix[0]]), np.array([crpix[1]]))
+            cra, cdec = deproject(xi0, eta0, *run.field_tp[k])
+            crval = (float(cra[0]), float(cdec[0]))
         px, py, ra, dec = chip_solution_grid(run, k, c)
         xi, eta = project(ra, dec, *crval)
-        if proj == "TAN" and config["PROJECTION_TYPE"] == "TAN":
+        if plain_tan:
             fit_degree = 1
             cd, pv1, pv2, err = fit_tpv(px, py, xi, eta, crpix, 1)
         else:
@@ -83,6 +87,11 @@ def field_headers(run, k: int, log) -> list:
                 if err * 3.6e6 < 0.1 or fit_degree >= 7:
                     break
                 fit_degree += 1
+            if fit_degree == 1 and max(abs(pv1.get(0, 0.0)), abs(pv2.get(0, 0.0))) > 1e-10:
+                # wcslib reads TAN + PV as TPV only when a term of degree >= 2 is present
+                fit_degree = 2
+                cd, pv1, pv2, err = fit_tpv(px, py, xi, eta, crpix, fit_degree)
+            plain_tan = fit_degree == 1 and proj == "TAN"
         worst = max(worst, err)
         h = fits.Header()
         h.add_comment("Astrometric and photometric calibration by terapix-fw scamp (SCAMP 2.10 conventions)")
@@ -100,7 +109,7 @@ def field_headers(run, k: int, log) -> list:
         h["CD1_2"] = (cd[0, 1], "Linear projection matrix")
         h["CD2_1"] = (cd[1, 0], "Linear projection matrix")
         h["CD2_2"] = (cd[1, 1], "Linear projection matrix")
-        if fit_degree > 1:
+        if not plain_tan:
             for axis, pv in ((1, pv1), (2, pv2)):
                 for m in sorted(pv):
                     if pv[m] != 0.0:

@@ -382,3 +382,49 @@ def test_internal_only_solution_without_reference(tmp_path):
     groups = next(t for t in parse(str(tmp_path / "scamp.xml")).iter_tables() if t.name == "FGroups").to_table()
     assert np.all(np.asarray(groups["AstromSigma_Internal"][0]) < 0.03)
     assert groups["AstromNDets_Reference"][0] == 0
+
+
+def test_catalogue_from_the_sextractor_plugin(tmp_path, monkeypatch):
+    """End to end: an image measured by the sextractor plugin (FITS_LDAC) is calibrated against a reference
+    catalogue of its true star positions, starting from a header WCS that is 20" off."""
+    sx = pytest.importorskip("terapix_sextractor.synth")
+    from astropy.io import fits
+    from astropy.table import Table
+    from astropy.wcs import WCS
+
+    from terapix_fw.dropin import run_tool_command
+    from terapix_fw.ldac import LdacExtension, write_ldac
+    from terapix_scamp.sky import angular_sep
+
+    sim = sx.make_image((512, 512), nstars=150, ngal=30, fwhm=3.0, seed=21, mag_range=(17.0, 22.0))
+    true_header = sx.simple_wcs_header(sim.data.shape)
+    wrong = true_header.copy()
+    wrong["CRVAL1"] += 20.0 / 3600.0
+    wrong["GAIN"], wrong["EXPTIME"], wrong["FILTER"] = sim.gain, 60.0, "r"
+    fits.PrimaryHDU(sim.data, wrong).writeto(tmp_path / "img.fits")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TERAPIX_HOME", str(tmp_path / "home"))
+    (tmp_path / "scamp.param").write_text("\n".join(["XWIN_IMAGE", "YWIN_IMAGE", "ERRAWIN_IMAGE", "ERRBWIN_IMAGE",
+                                                     "ERRTHETAWIN_IMAGE", "FLUX_AUTO", "FLUXERR_AUTO", "FLAGS",
+                                                     "FLUX_RADIUS", "ELONGATION"]) + "\n")
+    assert run_tool_command("sextractor", ["img.fits", "-PARAMETERS_NAME", "scamp.param", "-CATALOG_TYPE",
+                                           "FITS_LDAC", "-CATALOG_NAME", "img.cat", "-VERBOSE_TYPE", "QUIET"]) == 0
+    truth = sim.truth
+    stars = np.asarray(truth["class"]) == 1 if "class" in truth else np.ones(len(truth["x"]), bool)
+    true_wcs = WCS(true_header)
+    ra, dec = true_wcs.all_pix2world(np.asarray(truth["x"])[stars], np.asarray(truth["y"])[stars], 1)
+    ref = Table({"X_WORLD": ra, "Y_WORLD": dec, "ERRA_WORLD": np.full(len(ra), 1e-5),
+                 "ERRB_WORLD": np.full(len(ra), 1e-5), "MAG": np.asarray(truth["mag"])[stars]})
+    refhdr = fits.Header([("SIMPLE", True), ("BITPIX", 8), ("NAXIS", 0)])
+    write_ldac(tmp_path / "ref.cat", [LdacExtension(refhdr, ref)])
+    assert run_tool_command("scamp", ["img.cat", "-ASTREF_CATALOG", "FILE", "-ASTREFCAT_NAME", "ref.cat",
+                                      "-DISTORT_DEGREES", "1", "-SOLVE_PHOTOM", "N", "-CHECKPLOT_DEV", "NULL"]) == 0
+    from terapix_fw.headfile import read_head_file
+
+    head = read_head_file(tmp_path / "img.head")[0]
+    head["NAXIS"], head["NAXIS1"], head["NAXIS2"] = 2, 512, 512
+    gx, gy = np.meshgrid(np.linspace(1, 512, 9), np.linspace(1, 512, 9))
+    sra, sdec = WCS(head).all_pix2world(gx.ravel(), gy.ravel(), 1)
+    tra, tdec = true_wcs.all_pix2world(gx.ravel(), gy.ravel(), 1)
+    err = angular_sep(sra, sdec, tra, tdec) * 3.6e6
+    assert np.sqrt(np.mean(err ** 2)) < 60.0  # mas; the header started 20" off
