@@ -4,6 +4,19 @@ Modules: ``schema`` (tables), ``engine`` (URLs, back-end set-up), ``migrate`` (A
 (instruction set and documents), ``store`` (transactions), ``recorder`` (lifecycle hooks -> documents),
 ``query`` (selection, provenance, grades), ``plugin`` (hook implementations and commands).
 Heavy modules are imported lazily so that ``import terapix_fw.db`` stays cheap.
+
+Where records go
+----------------
+* ``$TERAPIX_DBCLIENT_URL`` set (``http://master:8765``): every document is spooled durably under
+  ``$TERAPIX_DBCLIENT_SPOOL`` (default ``$TERAPIX_HOME/dbclient-spool``) and sent to the dbClient
+  server (``terapix dbclient serve --port 8765 --db mysql+mysqldb://...``), signed with
+  ``$TERAPIX_DBCLIENT_SECRET`` (or ``--secret-file``); ``terapix dbclient flush`` replays the spool.
+* otherwise directly to the run's database: ``terapix run --db URL``, else ``$TERAPIX_DB_URL``, else
+  ``sqlite:///<workdir>/rdbix.sqlite``.
+
+Tools report with ``ctx.record(kind, **fields)``; ``terapix db kinds`` lists the kinds and fields
+(:mod:`terapix_fw.db.ops`).  Operators use ``terapix db query images|provenance|grades``,
+``terapix grade EXPOSURE A|B|C|D --comment TEXT`` and ``terapix db init|upgrade|status``.
 """
 from __future__ import annotations
 
