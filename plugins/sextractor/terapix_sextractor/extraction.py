@@ -299,6 +299,7 @@ def _warm_up():
                      np.array([0.0]))
     ellipse_flux(img, np.array([4.0]), np.array([4.0]), np.array([1.0]), np.array([1.0]), np.array([0.0]),
                  np.array([2.0]), 1.0, bad, seg=seg)
+    _filtered_at(img, np.array([1]), np.array([1]), np.ones((3, 3)))
 
 
 def _read_plane(path, hdu_index, nimage_hdus, what, ref_shape):
@@ -1072,16 +1073,9 @@ def _filtered_at(sub_d, ys, xs, kernel):
     """The detection image convolved by ``kernel``, evaluated only at pixels (ys, xs)."""
     if kernel is None:
         return sub_d[ys, xs].astype(np.float64)
-    ny, nx = sub_d.shape
-    kh, kw = kernel.shape
-    out = np.zeros(len(ys))
-    for j in range(kh):
-        for i in range(kw):
-            yy = ys + j - kh // 2
-            xx = xs + i - kw // 2
-            ok = (yy >= 0) & (yy < ny) & (xx >= 0) & (xx < nx)
-            out[ok] += kernel[j, i] * sub_d[yy[ok], xx[ok]]
-    return out
+    from .measure import filtered_at
+
+    return filtered_at(sub_d, ys.astype(np.int64), xs.astype(np.int64), np.asarray(kernel, np.float64))
 
 
 def _objwise(fn, *args, _n, _threads, **kw):

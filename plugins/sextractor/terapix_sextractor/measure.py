@@ -485,3 +485,23 @@ def ellipse_flux(image, x, y, cxx, cyy, cxy, factor, var, bad, seg=None, ids=Non
     var_sum = out[:, 1] + (np.where(flux > 0, flux, 0) / gain if gain > 0 else 0.0)
     crowded = out[:, 3] > 0.1 * np.maximum(out[:, 2], 1)
     return flux, np.sqrt(var_sum), crowded, out[:, 4] > 0, out[:, 2]
+
+
+@njit(cache=True, nogil=True)
+def filtered_at(image, ys, xs, kernel):
+    """``image`` convolved by ``kernel`` (centred, zero outside the image) at the pixels (ys, xs)."""
+    ny, nx = image.shape
+    kh, kw = kernel.shape
+    out = np.zeros(ys.shape[0])
+    for n in range(ys.shape[0]):
+        acc = 0.0
+        for j in range(kh):
+            yy = ys[n] + j - kh // 2
+            if yy < 0 or yy >= ny:
+                continue
+            for i in range(kw):
+                xx = xs[n] + i - kw // 2
+                if 0 <= xx < nx:
+                    acc += kernel[j, i] * image[yy, xx]
+        out[n] = acc
+    return out
