@@ -1,6 +1,7 @@
 """One snooppix pass: scan the index, pick new files, fetch them concurrently, record each transfer."""
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import time
@@ -135,10 +136,34 @@ def _select(listings: list[Listing], cfg, ledger_name: str, log
 def snoop(ctx, url: str) -> list[TransferResult]:
     """Scan ``url`` and download the new matching files into DOWNLOAD_DIR; return the transfers."""
     cfg = ctx.config
-    log = ctx.log
     download_dir = ctx.output_path(cfg["DOWNLOAD_DIR"])
     download_dir.mkdir(parents=True, exist_ok=True)
     ledger_path = confine(download_dir, cfg["LEDGER_NAME"], "LEDGER_NAME")
+    with _exclusive(ledger_path.with_name(f".{ledger_path.name}.lock")):
+        return _snoop(ctx, url, download_dir, ledger_path)
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path):
+    """Hold an exclusive lock on the download directory for one pass: two passes (an overlapping cron
+    job, a second daemon) would otherwise append to the same partial files."""
+    import fcntl
+
+    with open(lock_path, "a") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ToolError(f"another snooppix run is using {lock_path.parent} (lock {lock_path.name} is "
+                            "held); this pass is skipped") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _snoop(ctx, url: str, download_dir: Path, ledger_path: Path) -> list[TransferResult]:
+    cfg = ctx.config
+    log = ctx.log
     listings = crawl(url, cfg, log)
     shown_url = redact(listings[0].url)
     links, sizes, owner = _select(listings, cfg, ledger_path.name, log)

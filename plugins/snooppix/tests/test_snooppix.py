@@ -47,7 +47,7 @@ def test_downloads_matching_files_once(tmp_path, archive):
     result = _run(tmp_path, archive.url + "/data/", NTHREADS=3)
     assert result.status == "done", result.error
     dl = tmp_path / "work" / "dl"
-    assert sorted(p.name for p in dl.iterdir()) == sorted([*files, "snooppix.sqlite"])
+    assert sorted(p.name for p in dl.iterdir()) == sorted([*files, "snooppix.sqlite", ".snooppix.sqlite.lock"])
     for name, data in files.items():
         assert (dl / name).read_bytes() == data
     transfers = _transfers(result)
@@ -94,7 +94,8 @@ def test_malicious_links_are_confined(tmp_path, archive):
     # nothing was written anywhere but the download directory
     written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()
                      and not p.is_relative_to(archive.root))
-    assert written == ["logs/snoop.log", "work/dl/good.fits.fz", "work/dl/snooppix.sqlite"]
+    assert written == ["logs/snoop.log", "work/dl/.snooppix.sqlite.lock", "work/dl/good.fits.fz",
+                       "work/dl/snooppix.sqlite"]
     assert (tmp_path / "work" / "dl" / "good.fits.fz").read_bytes() == good
     log = (tmp_path / "logs" / "snoop.log").read_text()
     assert log.count(" refused: ") == 15
@@ -414,3 +415,20 @@ def test_ftp_server_without_resume_restarts_from_zero(tmp_path, ftp_archive):
     rec = _transfers(result)["r.fits.fz"]
     assert rec["attempts"] == 2 and rec["resumed_from"] == 0 and rec["bytes"] == 20_000
     assert (dl / "r.fits.fz").read_bytes() == data
+
+
+def test_one_pass_at_a_time_per_download_directory(tmp_path, archive):
+    """An overlapping pass (a slow cron job, a second daemon) is refused instead of writing into the same
+    partial files."""
+    import fcntl
+
+    archive.put("l.fits.fz", b"l" * 100)
+    archive.index["/data/"] = _index("l.fits.fz")
+    dl = tmp_path / "work" / "dl"
+    dl.mkdir(parents=True)
+    with open(dl / ".snooppix.sqlite.lock", "a") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        busy = _run(tmp_path, archive.url + "/data/")
+    assert busy.status == "failed" and "another snooppix run is using" in busy.error
+    assert archive.gets["/data/"] == 0
+    assert _run(tmp_path, archive.url + "/data/").status == "done"  # the lock is free again
