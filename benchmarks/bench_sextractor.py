@@ -175,13 +175,26 @@ def compare(name, ours_path, ref_path, t_ours, t_ref, truth):
     versus_truth(ref, truth, "SExtractor")
 
 
+def _reused(d: Path):
+    """The simulation files a previous run left in ``d`` (image, truth table and its zero point)."""
+    from types import SimpleNamespace
+
+    from astropy.io import fits
+    from astropy.table import Table
+
+    truth_path = d / "sim0001p.truth.fits"
+    zp = float(fits.getheader(truth_path, 1)["ZP"])
+    return SimpleNamespace(path=d / "sim0001p.fits", truth=Table.read(truth_path, hdu=1), zeropoint=zp)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--small", action="store_true", help="1024x2306 CCDs and a 4-CCD exposure")
     ap.add_argument("--repeat", type=int, default=1, help="timing runs per program (best is kept)")
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--keep", action="store_true")
-    ap.add_argument("--density", type=float, default=3.5, help="simulator source density (3.5: ~3000 per CCD)")
+    ap.add_argument("--density", type=float, default=3.5, help="simulator source density (3.5: ~2300 detections per CCD)")
+    ap.add_argument("--reuse", action="store_true", help="reuse the simulations already in --workdir")
     args = ap.parse_args(argv)
     from terapix_fw.sim import megacam_focal_plane, simulate_exposure, small_focal_plane
 
@@ -197,9 +210,14 @@ def main(argv=None) -> int:
     for k, (name, fp) in enumerate(cases):
         d = work / f"case{k}"
         t0 = time.perf_counter()
-        res = simulate_exposure(d, seed=42 + k, focal_plane=fp, density=args.density, write_calibration=False)
-        print(f"\nsimulated {name}: {fp.nccd} CCD(s) of {nx}x{ny}, {len(res.truth)} true sources "
-              f"in {time.perf_counter() - t0:.1f} s")
+        if args.reuse and (d / "sim0001p.fits").exists() and (d / "sim0001p.truth.fits").exists():
+            res = _reused(d)
+            print(f"\nreusing {name} simulated in {d}: {len(res.truth)} true sources")
+        else:
+            res = simulate_exposure(d, seed=42 + k, focal_plane=fp, density=args.density,
+                                    write_calibration=False)
+            print(f"\nsimulated {name}: {fp.nccd} CCD(s) of {nx}x{ny}, {len(res.truth)} true sources "
+                  f"in {time.perf_counter() - t0:.1f} s")
         nnw_sex = "/usr/share/source-extractor/default.nnw"
         cfg_ours = write_config(d, res.zeropoint, "default.nnw")
         ours_cmd = [terapix, "tool", "sextractor", str(res.path), "-c", str(cfg_ours), "-CATALOG_NAME",
