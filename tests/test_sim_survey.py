@@ -94,6 +94,12 @@ def test_survey_simulation_shares_the_sky(tmp_path):
         assert np.isin(bright["ID"], ref["SOURCE_ID"]).all()
 
 
+def test_unknown_exposure_names_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"\['nope'\] not in survey 'tiny'.*survey_tiny.xml|survey_tiny.xml.*nope"):
+        simulate_survey(TINY, tmp_path, only=["700001p", "nope"])
+    assert not list(tmp_path.iterdir())  # refused before writing anything
+
+
 def test_invalid_survey_errors_name_file_and_line(tmp_path):
     bad = tmp_path / "bad.xml"
     bad.write_text(MINI.format(seed=1).replace('exptime="100"', 'exptime="-5"'))

@@ -210,6 +210,12 @@ def simulate_survey(spec: SurveySpec | str | Path, outdir: str | Path, seed: int
         spec = SurveySpec.from_xml(spec)
     seed = seed if seed is not None else (spec.seed if spec.seed is not None else 1)
     outdir = Path(outdir)
+    if only is not None:
+        missing = sorted(set(only) - {e.name for e in spec.exposures})
+        if missing:
+            names = [e.name for e in spec.exposures]
+            raise ConfigError(f"exposure(s) {missing} not in survey {spec.name!r} (it has {names[0]}..{names[-1]})"
+                              if names else f"survey {spec.name!r} has no exposures", spec.source or None)
     outdir.mkdir(parents=True, exist_ok=True)
     sky = spec.sky(seed)
     todo = [e for e in spec.exposures if only is None or e.name in only]

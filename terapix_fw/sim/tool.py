@@ -60,10 +60,6 @@ class SimulateTool(Tool):
         if cfg["COMPRESS"] != "SURVEY":
             spec.exposures = [replace(e, compress=cfg["COMPRESS"] == "Y") for e in spec.exposures]
         names = [n for n in (cfg["EXPOSURES"] or []) if n]
-        known = {e.name for e in spec.exposures}
-        missing = sorted(set(names) - known)
-        if missing:
-            raise ToolError(f"simulate: EXPOSURES names {missing} not in {path} (it has {sorted(known)})")
         outdir = ctx.output_path(cfg["OUTPUT_DIR"])
         seed = cfg["SEED"] or None
         nthreads = cfg["NTHREADS"] or ctx.nthreads
@@ -72,8 +68,11 @@ class SimulateTool(Tool):
             ctx.log.info("exposure %d/%d %s: %d sources, ZP %.3f (header %.3f), seeing %.2f\"",
                          i, n, res.path.name, len(res.truth), res.zeropoint, res.header_zeropoint, res.seeing)
 
-        result = simulate_survey(spec, outdir, seed=seed, nthreads=nthreads, only=names or None,
-                                 progress=progress)
+        try:
+            result = simulate_survey(spec, outdir, seed=seed, nthreads=nthreads, only=names or None,
+                                     progress=progress)
+        except ConfigError as exc:
+            raise ToolError(f"simulate: EXPOSURES: {exc}") from None
         cals = set()
         for res in result.exposures:
             ctx.add_product(res.path, "image", filter=res.meta["filter"], object=res.spec.object)
