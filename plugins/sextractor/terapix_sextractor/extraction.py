@@ -300,6 +300,8 @@ def _warm_up():
     ellipse_flux(img, np.array([4.0]), np.array([4.0]), np.array([1.0]), np.array([1.0]), np.array([0.0]),
                  np.array([2.0]), 1.0, bad, seg=seg)
     _filtered_at(img, np.array([1]), np.array([1]), np.ones((3, 3)))
+    from .measure import circle_flux
+    circle_flux(img, np.array([4.0]), np.array([4.0]), 2.0, 1.0, bad, seg=seg)
 
 
 def _read_plane(path, hdu_index, nimage_hdus, what, ref_shape):
@@ -896,12 +898,15 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
     if want & {"FLUX_APER", "FLUXERR_APER", "MAG_APER", "MAGERR_APER"} and n:
         fa = np.zeros((n, len(aper)))
         fe = np.zeros((n, len(aper)))
+        from .measure import circle_flux
+        vsum = rms * rms if var is None else var
+        badarr = bad if bad is not None else np.zeros(sub.shape, bool)
         for k, d in enumerate(aper):
-            f, e, fl = par(sep.sum_circle, sub, x, y, d / 2.0, mask=maskarr, subpix=5, gain=gain_arg, **err_arg,
-                                      **seg_kw)
-            fa[:, k] = f - local_bkg * np.pi * (d / 2.0) ** 2
+            f, e, area, trunc = par(circle_flux, sub, x, y, d / 2.0, vsum, badarr, seg=seg if correct else None,
+                                    ids=ids, gain=gain, correct=correct)
+            fa[:, k] = f - local_bkg * area
             fe[:, k] = e
-            flags |= np.where(fl & sep.APER_TRUNC, 16, 0).astype(np.int16)
+            flags |= np.where(trunc, 16, 0).astype(np.int16)
         cols["FLUX_APER"], cols["FLUXERR_APER"] = fa, fe
     _mark("FLUX_RADIUS")
     # ---- FLUX_RADIUS
