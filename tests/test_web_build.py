@@ -178,6 +178,26 @@ def test_data_limits_and_node_distribution(db):
     assert nodes["node1"]["files"] == 1
 
 
+def test_statistics_page(tmp_path, db):
+    import base64
+
+    from terapix_fw.web import build_site
+
+    out = tmp_path / "site"
+    build_site(db, out)
+    page = _page(out, "statistics.html")
+    # hours per programme and filter: e1 (r, no survey component) 600 s; the hostile g exposure 300 s
+    table = re.search(r'<table class="data programmes">.*?</table>', page, re.S).group(0)
+    assert re.search(r"<th>g\.MP9401</th><th>r\.MP9601</th>", table)
+    assert re.search(r"<td>-</td><td class=\"num\">0.08333</td><td class=\"num\">0.1667</td>"
+                     r"<td class=\"num\">0.25</td>", table)
+    charts = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)" alt="([^"]+)">', page)
+    # seeing history and time per month need DATE-OBS (only e1 has one), grades need none
+    assert [alt for _, alt in charts] == ["Image quality history", "Observing time per month and filter",
+                                           "Grades per filter"]
+    assert all(base64.b64decode(data)[:8] == b"\x89PNG\r\n\x1a\n" for data, _ in charts)
+
+
 def test_releases_page(tmp_path, db):
     from terapix_fw.web import build_site
 
@@ -255,7 +275,7 @@ def test_empty_database_renders_every_page(tmp_path):
     finally:
         dispose_all()
     names = sorted(str(p.relative_to(tmp_path / "site")) for p in written)
-    assert {"index.html", "runs.html", "exposures.html", "products.html", "releases.html"} <= set(names)
+    assert {"index.html", "runs.html", "exposures.html", "statistics.html", "products.html", "releases.html"} <= set(names)
     assert not any("/" in n for n in names)  # no run, no exposure: no per-item page
     assert "No run recorded yet." in (tmp_path / "site" / "runs.html").read_text()
 

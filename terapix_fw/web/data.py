@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-__all__ = ["overview", "runs", "recent_failures", "run_detail", "exposures", "filter_summary", "exposure_details",
+__all__ = ["overview", "runs", "recent_failures", "run_detail", "exposures", "filter_summary", "programme_time", "exposure_details",
            "products", "releases", "transfers", "records", "decode"]
 
 
@@ -186,6 +186,18 @@ def filter_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "exptime": sum(r["exptime"] or 0.0 for r in group if r.get("exptime") is not None),
                     "grades": dict(grades), "seeing": statistics.median(seeing) if seeing else None})
     return out
+
+
+def programme_time(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Summed exposure time (hours) per survey component (programme) and filter of ``rows``."""
+    table: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for r in rows:
+        if r.get("exptime"):
+            table[r.get("survey_component") or "-"][r.get("filter") or "-"] += r["exptime"] / 3600.0
+    filters = sorted({f for per in table.values() for f in per})
+    return {"filters": filters,
+            "rows": [{"component": c, "hours": dict(table[c]), "total": sum(table[c].values())}
+                     for c in sorted(table)]}
 
 
 def exposure_details(db, ids: list[int]) -> dict[int, dict[str, Any]]:

@@ -41,6 +41,18 @@ def _exposure_pages(db):
             yield slug(e["id"], e["filename"]), {"exposure": e, **details[e["id"]]}
 
 
+def _statistics(db):
+    from . import charts, data
+    from ..db.query import find_images
+    rows = find_images(db)
+    summary = data.filter_summary(rows)
+    return {"summary": summary, "total": len(rows), "programmes": data.programme_time(rows),
+            "charts": [(title, charts.png_data_uri(png)) for title, png in (
+                ("Image quality history", charts.seeing_history(rows)),
+                ("Observing time per month and filter", charts.exptime_per_month(rows)),
+                ("Grades per filter", charts.grades_per_filter(summary))) if png is not None]}
+
+
 def _products(db):
     from . import data
     return {"products": data.products(db), "total": data.overview(db)["products"]}
@@ -58,6 +70,7 @@ def web_pages(register):
     register("run", "run.html", _run_pages, each=True, order=11)
     register("exposures", "exposures.html", _exposures, title="Exposures", order=20)
     register("exposure", "exposure.html", _exposure_pages, each=True, order=21)
+    register("statistics", "statistics.html", _statistics, title="Statistics", order=25)
     register("products", "products.html", _products, title="Products", order=30)
     register("releases", "releases.html", _releases, title="Releases", order=35)
 
