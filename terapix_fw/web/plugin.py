@@ -1,7 +1,7 @@
 """Hook implementations of the web reports: ``terapix web build`` and the core's own pages.
 
-The core pages (front page, runs, one page per run, exposures, one page per exposure, products,
-releases) are registered through the
+The core pages (front page, runs, one page per run, exposures, one page per exposure, statistics,
+products, releases) are registered through the
 same ``web_pages`` hook as any plugin's pages.
 """
 from __future__ import annotations
