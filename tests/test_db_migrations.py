@@ -99,6 +99,41 @@ def test_sqlite_settings(tmp_path):
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 10_000
 
 
+def test_sqlite_readers_do_not_wait_for_a_writer(tmp_path):
+    """WAL + deferred BEGIN for readers: a query runs while a writer holds its (immediate) transaction;
+    a second writer waits for the first instead of failing half-way."""
+    import threading
+    import time
+
+    from sqlalchemy import func, insert, select
+
+    from terapix_fw.db import schema as S
+    from terapix_fw.db.engine import write_connection
+    engine = connect(f"sqlite:///{tmp_path / 'x.sqlite'}")
+    with write_connection(engine) as writer, writer.begin():
+        writer.execute(insert(S.nodes), {"name": "n1"})
+        start = time.monotonic()
+        with engine.connect() as reader:
+            assert reader.execute(select(func.count()).select_from(S.nodes)).scalar() == 0  # not yet committed
+        assert time.monotonic() - start < 2
+        done = []
+
+        def second_writer():
+            with write_connection(engine) as conn, conn.begin():
+                conn.execute(insert(S.nodes), {"name": "n2"})
+            done.append(time.monotonic())
+
+        thread = threading.Thread(target=second_writer)
+        thread.start()
+        time.sleep(0.5)
+        assert not done  # waiting for the lock
+        released = time.monotonic()
+    thread.join(30)
+    assert done and done[0] >= released
+    with engine.connect() as reader:
+        assert reader.execute(select(func.count()).select_from(S.nodes)).scalar() == 2
+
+
 def test_default_url_is_workdir_sqlite(tmp_path, monkeypatch):
     from terapix_fw.db.engine import resolve_url
     monkeypatch.delenv("TERAPIX_DB_URL", raising=False)

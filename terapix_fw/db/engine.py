@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine, make_url
 
 from .errors import DatabaseError
 
-__all__ = ["DatabaseError", "DEFAULT_FILENAME", "resolve_url", "connect", "ensure_schema", "schema_revision",
+__all__ = ["DatabaseError", "write_connection", "DEFAULT_FILENAME", "resolve_url", "connect", "ensure_schema", "schema_revision",
            "HEAD_REVISION", "dispose_all"]
 
 DEFAULT_FILENAME = "rdbix.sqlite"
@@ -56,7 +56,12 @@ def _sqlite_setup(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # writers take the write lock at BEGIN (no deadlock-prone read-to-write upgrade); readers do not,
+        # so that in WAL mode queries and web pages never wait for the recorder
+        if conn.get_execution_options().get("rdbix_write"):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
 
 
 def connect(url: str | Engine | None = None, workdir: str | os.PathLike | None = None,
@@ -97,6 +102,11 @@ def _make_engine(url: str) -> Engine:
                              isolation_level="READ COMMITTED")
     raise ValueError(f"database URL {url!r}: unsupported back end {backend!r} "
                      "(expected sqlite:///FILE or mysql+mysqldb://USER:PASSWORD@HOST:PORT/DATABASE)")
+
+
+def write_connection(engine: Engine):
+    """A connection whose transactions write (SQLite: ``BEGIN IMMEDIATE``)."""
+    return engine.connect().execution_options(rdbix_write=True)
 
 
 def dispose_all() -> None:
@@ -146,7 +156,7 @@ def init_database(engine: Engine) -> None:
     from sqlalchemy import Column, MetaData, String, Table
     version = Table("alembic_version", MetaData(),
                     Column("version_num", String(32), primary_key=True, nullable=False))
-    with engine.begin() as conn:
+    with write_connection(engine) as conn, conn.begin():
         metadata.create_all(conn)
         version.create(conn, checkfirst=True)
         if conn.execute(select(version.c.version_num)).first() is None:

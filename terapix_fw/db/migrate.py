@@ -11,6 +11,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
+from .engine import write_connection
+
 __all__ = ["init", "upgrade", "downgrade", "status", "Status", "MIGRATIONS"]
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -32,14 +34,14 @@ def _engine(db) -> Engine:
 def upgrade(db, revision: str = "head") -> None:
     from alembic import command
     engine = _engine(db)
-    with engine.begin() as conn:
+    with write_connection(engine) as conn, conn.begin():
         command.upgrade(_config(conn), revision)
 
 
 def downgrade(db, revision: str) -> None:
     from alembic import command
     engine = _engine(db)
-    with engine.begin() as conn:
+    with write_connection(engine) as conn, conn.begin():
         command.downgrade(_config(conn), revision)
 
 

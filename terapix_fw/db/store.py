@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError, StatementError
 
+from .engine import write_connection
 from .ops import Document, RecordError, apply_document, forget_ids
 
 __all__ = ["write_document", "apply_batch", "BatchResult", "REJECTING_ERRORS"]
@@ -38,7 +39,7 @@ def write_document(engine: Engine, doc: Document, attempts: int = 4) -> bool:
     A lost race between direct writers (IntegrityError on MySQL) or a lock/deadlock timeout is retried;
     the document id makes the retry safe."""
     for attempt in range(1, attempts + 1):
-        with engine.connect() as conn:
+        with write_connection(engine) as conn:
             try:
                 with conn.begin():
                     return apply_document(conn, doc)

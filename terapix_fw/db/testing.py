@@ -118,8 +118,9 @@ def empty_tables(url: str) -> None:
     from sqlalchemy import delete
     from .engine import connect
     from .schema import metadata
+    from .engine import write_connection
     engine = connect(url, create=False)
-    with engine.begin() as conn:
+    with write_connection(engine) as conn, conn.begin():
         for table in reversed(metadata.sorted_tables):
             conn.execute(delete(table))
 

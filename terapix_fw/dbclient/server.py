@@ -79,7 +79,8 @@ class Writer(threading.Thread):
             docs = [d for d, _ in batch]
             try:
                 if self._conn is None:
-                    self._conn = self.engine.connect()
+                    from ..db.engine import write_connection
+                    self._conn = write_connection(self.engine)
                 with self._conn.begin():
                     results = apply_batch(self._conn, docs)
                 with self._stats_lock:
