@@ -164,3 +164,11 @@ def test_init_creates_missing_mysql_database(mariadb_server):
         from terapix_fw.db.engine import dispose_all
         dispose_all()
         drop_mysql_database(url)
+
+
+def test_unreachable_database_named_in_error(mariadb_server, capsys):
+    from terapix_fw.cli import main
+    url = mariadb_server.replace("root@", "nobody_terapix:wrong@") + "/nosuchdb"
+    assert main(["db", "query", "images", "--db", url]) == 2
+    err = capsys.readouterr().err
+    assert "cannot open or create the RDBix schema" in err and "nosuchdb" in err and "wrong" not in err

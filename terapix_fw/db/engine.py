@@ -81,7 +81,13 @@ def connect(url: str | Engine | None = None, workdir: str | os.PathLike | None =
                 engine = _make_engine(url)
                 _engines[url] = engine
     if create:
-        ensure_schema(engine)
+        from sqlalchemy.exc import SQLAlchemyError
+        try:
+            ensure_schema(engine)
+        except SQLAlchemyError as exc:
+            reason = getattr(exc, "orig", None) or exc
+            raise DatabaseError(f"{engine.url.render_as_string(hide_password=True)}: cannot open or create the "
+                                f"RDBix schema: {reason}") from exc
     return engine
 
 
@@ -90,7 +96,10 @@ def _make_engine(url: str) -> Engine:
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise DatabaseError(f"{url}: cannot create the directory of the SQLite file: {exc}") from None
         engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
                                                      "check_same_thread": False})
         _sqlite_setup(engine)
