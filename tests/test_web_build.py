@@ -115,6 +115,9 @@ def test_build_renders_core_pages(tmp_path, db):
     assert not any("PRIVATE KEY" in p.read_text() for p in out.rglob("*") if p.is_file() and p.suffix != ".png")
     assert f'href="file://{tmp_path}/secret.key"' in run
     assert "node2" in run
+    units = re.search(r"<summary>All units \((\d+)\)</summary>(.*?)</table>", run, re.S)
+    assert units and units.group(1) == "3" and units.group(2).count("<tr class=\"row-") == 3
+    assert "10.0 s" in units.group(2)  # unit 1 ran from 1_700_000_001 to 1_700_000_011
 
     runs = _page(out, "runs.html")
     assert "status-failed" in runs and "20.0 s" in runs  # run from 1_700_000_000 to 1_700_000_020

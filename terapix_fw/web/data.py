@@ -108,8 +108,9 @@ def recent_failures(db, limit: int = 20) -> list[dict[str, Any]]:
     return rows
 
 
-def run_detail(db, run_id: str) -> dict[str, Any]:
-    """One run: its steps (configuration, unit counts) and every failed unit with its error and log."""
+def run_detail(db, run_id: str, unit_limit: int | None = 5000) -> dict[str, Any]:
+    """One run: its steps (configuration, unit counts), its units (the first ``unit_limit``, in step
+    order: host, times, status) and among them the failed ones with their error and log."""
     S = _schema()
     with _engine(db).connect() as conn:
         run = conn.execute(select(S.runs).where(S.runs.c.run_id == run_id)).first()
@@ -119,20 +120,22 @@ def run_detail(db, run_id: str) -> dict[str, Any]:
         steps = _rows(conn, select(S.steps).where(S.steps.c.run_id == run_id)
                       .order_by(S.steps.c.start, S.steps.c.id))
         counts = _unit_counts(conn, [s["id"] for s in steps])
-        failures = _rows(conn, select(S.units, S.steps.c.step.label("step_name"), S.steps.c.tool)
-                         .join(S.steps, S.steps.c.id == S.units.c.step_pk)
-                         .where(S.steps.c.run_id == run_id, S.units.c.status == "failed")
-                         .order_by(S.steps.c.id, S.units.c.unit))
+        units = _rows(conn, select(S.units, S.steps.c.step.label("step_name"), S.steps.c.tool)
+                      .join(S.steps, S.steps.c.id == S.units.c.step_pk)
+                      .where(S.steps.c.run_id == run_id)
+                      .order_by(S.steps.c.id, S.units.c.start, S.units.c.unit).limit(unit_limit))
     run["parameters"] = decode(run["parameters"], {})
     run["summary"] = decode(run["summary"], {})
     for s in steps:
         for name in ("depends", "config", "non_defaults", "summary"):
             s[name] = decode(s[name], {} if name != "depends" else [])
         s["units"] = counts.get(s["id"], {})
-    for f in failures:
-        f["inputs"] = decode(f["inputs"], [])
-        f["config"] = decode(f["config"], {})
-    return {"run": run, "steps": steps, "failures": failures}
+    for unit in units:
+        unit["inputs"] = decode(unit["inputs"], [])
+        unit["config"] = decode(unit["config"], {})
+    failures = [u for u in units if u["status"] == "failed"]
+    return {"run": run, "steps": steps, "failures": failures, "units": units,
+            "units_total": sum(sum(s["units"].values()) for s in steps)}
 
 
 def exposures(db, limit: int | None = 5000) -> dict[str, Any]:
