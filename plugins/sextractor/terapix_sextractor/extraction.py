@@ -300,8 +300,9 @@ def _warm_up():
     ellipse_flux(img, np.array([4.0]), np.array([4.0]), np.array([1.0]), np.array([1.0]), np.array([0.0]),
                  np.array([2.0]), 1.0, bad, seg=seg)
     _filtered_at(img, np.array([1]), np.array([1]), np.ones((3, 3)))
-    from .measure import circle_flux
+    from .measure import circle_flux, flux_radius
     circle_flux(img, np.array([4.0]), np.array([4.0]), 2.0, 1.0, bad, seg=seg)
+    flux_radius(img, np.array([4.0]), np.array([4.0]), np.array([1.0]), np.array([1.0]), [0.5], bad, seg=seg)
 
 
 def _read_plane(path, hdu_index, nimage_hdus, what, ref_shape):
@@ -913,17 +914,14 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
     fracs = list(cfg["PHOT_FLUXFRAC"])
     hl = None
     if n and (want & {"FLUX_RADIUS"} or any("WIN" in w for w in want)):
-        norm = np.where(flux_auto > 0, flux_auto, np.maximum(flux_iso, 1e-30))
-        rmax = np.maximum(6.0 * a, 1.0)
-        fr, _ = par(sep.flux_radius, sub, x, y, rmax, fracs, normflux=norm, subpix=5, mask=maskarr, **seg_kw)
-        fr = np.atleast_2d(np.asarray(fr, dtype=np.float64).reshape(n, len(fracs)))
-        cols["FLUX_RADIUS"] = fr
-        # the window sigma needs the half-light radius whatever PHOT_FLUXFRAC says
-        if 0.5 in fracs:
-            hl = fr[:, fracs.index(0.5)]
-        else:
-            hl = np.asarray(sep.flux_radius(sub, x, y, rmax, 0.5, normflux=norm, subpix=5, mask=maskarr,
-                                            **seg_kw)[0], dtype=np.float64)
+        from .measure import flux_radius
+        # one growth curve gives every PHOT_FLUXFRAC radius and the half-light radius of the window
+        fr, gtrunc = par(flux_radius, sub, x, y, a, flux_auto, fracs + [0.5],
+                         bad if bad is not None else np.zeros(sub.shape, bool), seg=seg if correct else None,
+                         ids=ids, min_aper=cfg["PHOT_AUTOAPERS"][0], correct=correct)
+        cols["FLUX_RADIUS"] = fr[:, :len(fracs)]
+        flags |= np.where(gtrunc, 16, 0).astype(np.int16)
+        hl = fr[:, -1]
         hl = np.nan_to_num(hl, nan=1.0)
     _mark("Petrosian")
     # ---- Petrosian
