@@ -18,11 +18,13 @@ What follows SExtractor and what differs
   as SExtractor) and a threshold of DETECT_THRESH times the background sigma, or per-pixel sigma when a
   weight map is given.  Deblending of faint pixels is stochastic in SExtractor; small differences at the
   faint end are expected.
-* Photometry: apertures on the measurement image with neighbours masked (MASK_TYPE CORRECT: sep corrects
-  for masked pixels), FLUX_APER sub-sampled 5x5, FLUX_AUTO in an ellipse of KRON_RADIUS = max(2.5 r1, 3.5)
-  (PHOT_AUTOPARAMS) times A/B, FLUX_PETRO where the Petrosian ratio reaches 0.2, FLUX_RADIUS from the
-  circular growth curve normalised by FLUX_AUTO out to 6 A (sep.flux_radius).  Errors are
-  sqrt(sum var + F/GAIN); magnitudes MAG_ZEROPOINT - 2.5 log10 F, or 99 for F <= 0.
+* Photometry (numba kernels in :mod:`measure`, following ``photom.c`` and ``growth.c``): neighbours'
+  pixels and bad pixels are replaced by the pixel mirrored through the centre (MASK_TYPE CORRECT);
+  FLUX_APER sub-samples edge pixels 5x5; FLUX_AUTO sums whole pixels in the ellipse of KRON_RADIUS =
+  max(2.5 r1, 3.5) (PHOT_AUTOPARAMS) isophotal radii, r1 from ``sep.kron_radius`` within 6 radii;
+  FLUX_PETRO where the annulus/inner surface-brightness ratio falls below 0.2; FLUX_RADIUS from a 64-bin
+  growth curve out to 6 A normalised by FLUX_AUTO.  Errors are sqrt(sum var + F/GAIN); magnitudes
+  MAG_ZEROPOINT - 2.5 log10 F (99 for F <= 0), magnitude errors 1.086 dF/F.
 * Windowed quantities, FWHM_IMAGE, ISO0..7 and CLASS_STAR follow ``winpos.c`` and ``analyse.c``.
 * BACKPHOTO_TYPE LOCAL: the local background is the mean in a circular annulus of thickness
   BACKPHOTO_THICK outside the Kron ellipse (SExtractor uses a rectangular annulus around the isophote).

@@ -4,6 +4,10 @@
   ``2 * FLUX_RADIUS / 2.35``, radius 4 sigma, 11x11 sub-sampling at the window edge, steps x2, at most 16
   iterations, stop below 2e-4 px; also the windowed flux, its error, SNR_WIN, windowed second moments and
   position errors, and FLAGS_WIN.
+* :func:`ellipse_flux`, :func:`circle_flux`, :func:`flux_radius`, :func:`petrosian_factor` — FLUX_AUTO /
+  FLUX_PETRO, FLUX_APER, FLUX_RADIUS and the Petrosian extent as ``photom.c`` and ``growth.c`` compute
+  them, with other objects' and bad pixels replaced by their mirror through the centre (MASK_TYPE
+  CORRECT).
 * :func:`segment_stats` — per-object quantities over the isophotal footprint: the 8 isophotal areas
   (``ISO0..ISO7``, thresholds ``t * (peak / t) ** (k / 8)``), the isophotal variance sum, the
   SExtractor FWHM fit (log I versus r^2 for pixels above max(peak/5, threshold)), and the flag-map
@@ -14,7 +18,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["winpos", "segment_stats", "ellipse_from_moments"]
+__all__ = ["winpos", "segment_stats", "ellipse_from_moments", "ellipse_flux", "circle_flux", "flux_radius",
+           "petrosian_factor", "filtered_at"]
 
 WINPOS_NITERMAX = 16
 WINPOS_STEPMIN = 2e-4
