@@ -11,6 +11,7 @@ checksums published beside the files (``NAME.sha256`` sidecars, ``SHA256SUMS``-s
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import http.client
 import os
@@ -92,15 +93,21 @@ class _NetrcPasswords(urllib.request.HTTPPasswordMgr):
         return (auth[0], auth[2]) if auth else (None, None)
 
 
-def _opener(net: Network):
-    # one opener per request: the auth handler keeps per-request state and threads share nothing
+@functools.lru_cache(maxsize=8)
+def _ssl_context(ca_file: str):
+    """The TLS context for ``ca_file`` (loading the certificate store costs tens of milliseconds: once
+    per process; an SSLContext is safe to share between threads)."""
     import ssl
 
     try:
-        context = ssl.create_default_context(cafile=net.ca_file or None)
+        return ssl.create_default_context(cafile=ca_file or None)
     except (OSError, ssl.SSLError) as exc:
-        raise TransferFailed(f"CA_FILE {net.ca_file!r}: cannot load certificate authorities: {exc}") from None
-    return urllib.request.build_opener(urllib.request.HTTPSHandler(context=context),
+        raise TransferFailed(f"CA_FILE {ca_file!r}: cannot load certificate authorities: {exc}") from None
+
+
+def _opener(net: Network):
+    # one opener per request: the auth handler keeps per-request state, threads share only the context
+    return urllib.request.build_opener(urllib.request.HTTPSHandler(context=_ssl_context(net.ca_file)),
                                        urllib.request.HTTPBasicAuthHandler(_NetrcPasswords()))
 
 
