@@ -54,7 +54,7 @@ class SnooppixTool(Tool):
         Parameter("RETRY_DELAY", "float", 5.0, "delay before the n-th retry: n times this (s)",
                   minimum=0.0),
         Parameter("TIMEOUT", "float", 60.0, "network time-out (s)", minimum=0.001),
-        Parameter("RESUME", "bool", True, "resume interrupted transfers (HTTP Range)"),
+        Parameter("RESUME", "bool", True, "resume interrupted transfers (HTTP Range, FTP REST)"),
         Parameter("VERIFY", "bool", True, "check sizes and server or published checksums"),
         Parameter("CHECKSUM_FILES", "str", ["MD5SUMS", "SHA1SUMS", "SHA256SUMS", "SHA512SUMS"],
                   "checksum lists read from the index, if linked", nvalues=(0, None)),
