@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-from terapix_fw.errors import ToolError
 
 __all__ = ["QFConfig", "CcdResult", "assess_exposure", "image_stem", "zeropoint_of", "CATALOG_PARAMS"]
 

@@ -219,12 +219,10 @@ def assess_stack(ctx, image, cfg, config, version="0") -> dict:
         write_psf(tmp, [ccd.model])
     if cfg.write_plots:
         from . import plots as P
-        from .figures import exposure_plots, focal_extent, _pointing
+        from .figures import _pointing, exposure_plots
 
         extra = None
         if samples and ccd.corners is not None:
-            from astropy.wcs import WCS
-
             from .focal import _wcs, tangent
 
             centre = _pointing([ccd])
@@ -232,8 +230,7 @@ def assess_stack(ctx, image, cfg, config, version="0") -> dict:
             ra, dec = w.all_pix2world([s["x"] for s in samples], [s["y"] for s in samples], 1)
             xi, eta = tangent(ra, dec, *centre)
             extra = [(s["_psf"], a / 60, b / 60, s["fwhm_arcsec"]) for s, a, b in zip(samples, xi, eta)]
-        exposure_plots(ctx, stem, [ccd], expo, M.exposure_metrics([ccd.metrics]).get("area_deg2", 0.0) or
-                       _area([ccd]), extra_samples=extra)
+        exposure_plots(ctx, stem, [ccd], expo, _area([ccd]), extra_samples=extra)
         if comp is not None:
             path = ctx.output_path(f"{stem}_comptness.png")
             P.completeness_plot(path, comp["mag"], comp["completeness"], comp["ntrial"], comp["m50"], comp["m90"],
