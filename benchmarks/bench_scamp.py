@@ -48,6 +48,77 @@ def xml_group_stats(path: Path) -> dict:
     return {}
 
 
+SCAMP_PARAMS = ["XWIN_IMAGE", "YWIN_IMAGE", "ERRAWIN_IMAGE", "ERRBWIN_IMAGE", "ERRTHETAWIN_IMAGE", "FLUX_AUTO",
+                "FLUXERR_AUTO", "FLAGS", "FLUX_RADIUS", "ELONGATION", "MAG_AUTO"]
+
+
+def simulate_with_images(base: Path, args, rng):
+    """The project's simulator (terapix_fw.sim): MEF images with a known true TPV WCS and zero point, then
+    the real SExtractor makes the FITS_LDAC catalogues both programs read."""
+    from terapix_fw.sim import SkyModel, megacam_focal_plane, simulate_exposure, write_reference_catalog
+
+    data = base / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    fp = megacam_focal_plane(nx=args.nx, ny=args.ny)
+    sky = SkyModel(args.seed, maglim=args.sim_maglim, density=args.sim_density, star_density=1.0)
+    ra0, dec0 = 36.5, -4.5
+    results = []
+    (data / "scamp.param").write_text("\n".join(SCAMP_PARAMS) + "\n")
+    for k in range(args.nexp):
+        ang = 2 * np.pi * k / args.nexp
+        rad = (0.5 + 0.5 * (k % 3)) * 1.0 / 60.0 * (args.nx / 512)
+        res = simulate_exposure(data, seed=args.seed, focal_plane=fp, sky=sky, name=f"sim{k:02d}",
+                                expnum=800000 + k, ra=ra0 + rad * np.cos(ang) / np.cos(np.radians(dec0)),
+                                dec=dec0 + rad * np.sin(ang), filter=("g", "r")[k % 2],
+                                photometric=(k % 3 == 0), mjd=54000.3 + k, wcs_offset_arcsec=15.0,
+                                wcs_rotation_deg=0.1, distortion_arcsec=4.0 * args.nx / 2048, cosmic_rays=False,
+                                defects=False, satellite=False, write_refcat=False, write_calibration=False,
+                                maglim=args.sim_maglim, density=args.sim_density, nthreads=2)
+        cat = f"sim{k:02d}.cat"
+        subprocess.run(["source-extractor", res.path.name, "-CATALOG_TYPE", "FITS_LDAC", "-CATALOG_NAME", cat,
+                        "-PARAMETERS_NAME", "scamp.param", "-FILTER", "N", "-DETECT_THRESH", "3",
+                        "-VERBOSE_TYPE", "QUIET", "-MAG_ZEROPOINT", "30"], cwd=data, check=True)
+        results.append((data / cat, res))
+    radius = 1.2 * fp.radius() * fp.pixscale / 3600.0 + 4.0 / 60.0
+    nref = write_reference_catalog(data / "ref.cat", sky.around(ra0, dec0, radius), band="r", maglim=22.5,
+                                   seed=args.seed)
+    return results, nref
+
+
+def evaluate_sim(results, directory: Path, label: str) -> dict:
+    import warnings
+
+    from astropy.wcs import WCS, FITSFixedWarning
+
+    from terapix_fw.headfile import read_head_file
+    from terapix_scamp.sky import angular_sep
+
+    errs, zp_err = [], []
+    for cat, res in results:
+        head_path = directory / cat.with_suffix(".head").name
+        if not head_path.exists():
+            print(f"  {label}: {head_path.name} missing")
+            continue
+        heads = read_head_file(head_path)
+        for ccd, (head, true) in enumerate(zip(heads, res.true_wcs)):
+            nx, ny = res.focal_plane.ccds[ccd].nx, res.focal_plane.ccds[ccd].ny
+            gx, gy = np.meshgrid(np.linspace(1, nx, 8), np.linspace(1, ny, 8))
+            full = head.copy()
+            full["NAXIS"], full["NAXIS1"], full["NAXIS2"] = 2, nx, ny
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FITSFixedWarning)
+                ra, dec = WCS(full).all_pix2world(gx.ravel(), gy.ravel(), 1)
+                tra, tdec = WCS(true).all_pix2world(gx.ravel(), gy.ravel(), 1)
+            errs.append(angular_sep(ra, dec, tra, tdec) * 3.6e6)
+        h = heads[0]
+        # a stack pixel is ADU x FLXSCALE at zero point MAGZEROP; the truth is res.zeropoint for 1 ADU
+        zp_err.append(h["MAGZEROP"] - 2.5 * np.log10(h["FLXSCALE"]) - res.zeropoint)
+    allerr = np.concatenate(errs) if errs else np.array([np.nan])
+    zp = np.array(zp_err) if zp_err else np.array([np.nan])
+    return {"rms": float(np.sqrt(np.mean(allerr ** 2))), "max": float(np.max(allerr)),
+            "zp_rms": float(np.sqrt(np.mean(zp ** 2))), "zp_max": float(np.max(np.abs(zp))), "nhead": len(errs)}
+
+
 def evaluate(truth, directory: Path, label: str) -> dict:
     from astropy.io.fits import Header  # noqa: F401 - astropy imported before the per-file loop
 
@@ -80,6 +151,11 @@ def main(argv=None) -> int:
     parser.add_argument("--density", type=float, default=12.0, help="sources per arcmin^2")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", help="directory to keep the files in")
+    parser.add_argument("--source", choices=("catalogs", "sim"), default="catalogs",
+                        help="catalogs: catalogue-level simulation (terapix_scamp.synth, fast, exact truth); "
+                             "sim: images from terapix_fw.sim measured by the real SExtractor")
+    parser.add_argument("--sim-density", type=float, default=1.0, help="source density factor for --source sim")
+    parser.add_argument("--sim-maglim", type=float, default=25.0, help="faintest simulated magnitude (--source sim)")
     args = parser.parse_args(argv)
 
     from terapix_scamp.synth import make_survey
@@ -89,21 +165,30 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(args.seed)
     nexp = args.nexp
     # wrong first guesses: shifts of tens of arcsec, rotations of a few tenths of a degree, 1% scale
-    first_guess = {k: {"shift": tuple(rng.normal(0, 15.0, 2)), "angle": float(rng.normal(0, 0.3)),
-                       "scale": float(1 + rng.normal(0, 0.01))} for k in range(nexp)}
-    clouds = [0.0 if k % 3 == 0 else float(rng.uniform(0.05, 0.4)) for k in range(nexp)]
-    t0 = time.time()
-    truth = make_survey(base / "data", nexp=nexp, nccd=args.nccd, ncol=9 if args.nccd == 36 else None, nx=args.nx,
-                        ny=args.ny, gap=args.nx * 70 / 2048, filters=("g", "r"), dither_arcmin=3.0,
-                        nsources_per_arcmin2=args.density, k_radial=2e-3, chip_quad_pix=1.0,
-                        first_guess=first_guess, clouds=clouds, seed=args.seed)
-    ndet = truth.meta["nsources"]
-    print(f"survey: {nexp} exposures x {args.nccd} CCDs of {args.nx}x{args.ny} px, filters g/r, "
-          f"{sum(c > 0 for c in clouds)} non-photometric, {truth.meta['nref']} reference stars "
-          f"({time.time() - t0:.1f} s to simulate, {ndet} sky sources)")
+    if args.source == "sim":
+        t0 = time.time()
+        sim_results, nref = simulate_with_images(base, args, rng)
+        truth = None
+        cats = [c.name for c, _ in sim_results]
+        print(f"survey (terapix_fw.sim + source-extractor): {nexp} exposures x 36 CCDs of {args.nx}x{args.ny} px, "
+              f"filters g/r, non-photometric: {sum(not r.photometric for _, r in sim_results)}, {nref} reference "
+              f"stars ({time.time() - t0:.1f} s to simulate and extract)")
+    else:
+        first_guess = {k: {"shift": tuple(rng.normal(0, 15.0, 2)), "angle": float(rng.normal(0, 0.3)),
+                           "scale": float(1 + rng.normal(0, 0.01))} for k in range(nexp)}
+        clouds = [0.0 if k % 3 == 0 else float(rng.uniform(0.05, 0.4)) for k in range(nexp)]
+        t0 = time.time()
+        truth = make_survey(base / "data", nexp=nexp, nccd=args.nccd, ncol=9 if args.nccd == 36 else None, nx=args.nx,
+                            ny=args.ny, gap=args.nx * 70 / 2048, filters=("g", "r"), dither_arcmin=3.0,
+                            nsources_per_arcmin2=args.density, k_radial=2e-3, chip_quad_pix=1.0,
+                            first_guess=first_guess, clouds=clouds, seed=args.seed)
+        ndet = truth.meta["nsources"]
+        print(f"survey: {nexp} exposures x {args.nccd} CCDs of {args.nx}x{args.ny} px, filters g/r, "
+              f"{sum(c > 0 for c in clouds)} non-photometric, {truth.meta['nref']} reference stars "
+              f"({time.time() - t0:.1f} s to simulate, {ndet} sky sources)")
+        cats = [e.path.name for e in truth.exposures]
     common = ["-ASTREF_CATALOG", "FILE", "-ASTREFCAT_NAME", "ref.cat", "-CHECKPLOT_DEV", "NULL",
               "-SOLVE_PHOTOM", "Y", "-MOSAIC_TYPE", "UNCHANGED", "-WRITE_XML", "Y"]
-    cats = [e.path.name for e in truth.exposures]
     results = {}
     for label in ("plugin", "scamp"):
         work = base / label
@@ -127,7 +212,7 @@ def main(argv=None) -> int:
         if proc.returncode != 0:
             print(f"{label} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
             continue
-        res = evaluate(truth, work, label)
+        res = evaluate(truth, work, label) if truth is not None else evaluate_sim(sim_results, work, label)
         res["time"] = elapsed
         res.update(xml_group_stats(work / "scamp.xml"))
         results[label] = res

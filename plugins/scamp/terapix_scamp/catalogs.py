@@ -177,6 +177,8 @@ def load_fields(paths: list[Path], config, log) -> list[Field]:
 
 def _column(table, name, default):
     if name in table.colnames:
+        if len(table) == 0:
+            return np.zeros(0)
         return np.asarray(table[name], dtype=float).reshape(len(table), -1)[:, 0]
     return np.full(len(table), default, dtype=float)
 

@@ -259,7 +259,25 @@ def run_scamp(paths, config, log, nthreads: int = 1) -> ScampRun:
     from .stats import compute_stats
 
     run.stats = compute_stats(run)
+    run.stats["warnings"] = _warnings(run)
+    for text in run.stats["warnings"]:
+        log.warning("%s", text)
     return run
+
+
+def _warnings(run) -> list[str]:
+    """What SCAMP would warn about: weak matches, fields without photometric anchor, few matches."""
+    out = []
+    for k, f in enumerate(run.fields):
+        m = run.matches[k]
+        if m is not None and min(m.as_contrast, m.xy_contrast) < 8.0:
+            out.append(f"{f.name}: low pattern-matching contrast ({m.as_contrast:.1f}/{m.xy_contrast:.1f}); check it")
+        s = run.stats["fields"][k]
+        if run.refs[run.group_of[k]] is not None and s["reference"]["ndets"] < 20:
+            out.append(f"{f.name}: only {s['reference']['ndets']} reference matches")
+        if run.photom is not None and not run.photom.linked[k]:
+            out.append(f"{f.name}: not linked to any photometric field (PHOTLINK F)")
+    return out
 
 
 def _build_model(fields, inst_of, det, config) -> AstromModel:
