@@ -57,7 +57,8 @@ def run_tool_command(name: str, argv: list[str], out=sys.stdout) -> int:
         raise ConfigError(f"no input given; usage: terapix tool {name} INPUT... [-c FILE] [-KEYWORD value]",
                           "command line")
     inputs, extension = _split_extension(info.cls().describe_inputs(cmd.inputs))
-    stamp = time.strftime("%Y%m%dT%H%M%S")
+    now = time.time()
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}"
     # drop-in runs are recorded in TERAPIX_DB_URL, else in the user's own RDBix under $TERAPIX_HOME,
     # never in a file dropped into the current directory
     home = log_directory().parent
