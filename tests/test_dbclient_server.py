@@ -157,7 +157,7 @@ def test_cli_flush_replays_spool_after_outage(db_url, tmp_path, monkeypatch, cap
 
 def _run_clients(url, tmp_path, n_clients, n_docs, repeat):
     # clients send in the background like the recorder (the fault test covers waiting for each document)
-    procs = [subprocess.Popen([sys.executable, "-m", "terapix_fw.db.testing", url, str(tmp_path / f"spool{k}"),
+    procs = [subprocess.Popen([sys.executable, "-m", "terapix_fw.db.testkit", url, str(tmp_path / f"spool{k}"),
                                f"c{k}", str(n_docs), str(repeat), "async"],
                               env={**__import__("os").environ, "TERAPIX_DBCLIENT_SECRET": SECRET},
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
