@@ -343,9 +343,6 @@ def solve_astrometry(det: Detections, model: AstromModel, field_tp, group_tp, re
     for it in range(niter + 1):
         xi, eta = evaluate_model(theta, coords, pbase, lbase, deg, fdeg)
         gx, gy, J = _group_coords(det, xi, eta, field_tp, group_tp)
-        if it == niter:
-            break
-        C = np.column_stack([gx, gy]) - np.einsum("nab,nb->na", J, np.column_stack([xi, eta]))
         # cross-identification on the group planes (first pass and after the first solution)
         if it <= 1:
             labels = np.empty(n, np.int64)
@@ -362,6 +359,9 @@ def solve_astrometry(det: Detections, model: AstromModel, field_tp, group_tp, re
                 ref_idx[sel] = match_reference(gx[sel], gy[sel], refs[g][0], refs[g][1], crossid)
             link_ok = np.ones(len(link_i), bool)
             ref_ok = ref_idx >= 0
+        if it == niter:  # final positions (and, with SOLVE_ASTROM N, the cross-identification only)
+            break
+        C = np.column_stack([gx, gy]) - np.einsum("nab,nb->na", J, np.column_stack([xi, eta]))
         # clipping against the current solution
         dl = np.column_stack([gx[link_i] - gx[link_j], gy[link_i] - gy[link_j]])
         if it >= 1 and len(link_i):

@@ -428,3 +428,14 @@ def test_catalogue_from_the_sextractor_plugin(tmp_path, monkeypatch):
     tra, tdec = true_wcs.all_pix2world(gx.ravel(), gy.ravel(), 1)
     err = angular_sep(sra, sdec, tra, tdec) * 3.6e6
     assert np.sqrt(np.mean(err ** 2)) < 60.0  # mas; the header started 20" off
+
+
+def test_photometry_without_astrometric_solution(tmp_path):
+    """SOLVE_ASTROM N keeps the (matched) first guess but still cross-identifies for the photometry."""
+    from terapix_fw.headfile import read_head_file
+
+    truth = make_survey(tmp_path, nexp=3, nccd=4, nsources_per_arcmin2=40, seed=22, clouds=[0.0, 0.2, 0.1])
+    run_tool(truth, tmp_path, SOLVE_ASTROM="N")
+    for k, e in enumerate(truth.exposures):
+        head = read_head_file(e.path.with_suffix(".head"))[0]
+        assert dzp_from_head(truth, k, head) == pytest.approx(-e.cloud, abs=0.01)
