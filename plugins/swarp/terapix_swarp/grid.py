@@ -244,3 +244,70 @@ def _suffixed(path: Path, suffix: str) -> Path:
     from .inputs import suffixed_name
 
     return suffixed_name(Path(path), suffix)
+
+
+def pixel_scale_arcsec(header) -> float:
+    """Pixel scale (arcsec, sqrt of the pixel area at the reference point) of a header's WCS."""
+    import warnings
+
+    from astropy.wcs import FITSFixedWarning, WCS
+    from astropy.wcs.utils import proj_plane_pixel_area
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        return math.sqrt(proj_plane_pixel_area(WCS(header).celestial)) * 3600.0
+
+
+def grid_from_resampled(fields, config):
+    """Output grid for RESAMPLE N: the inputs already share one pixel grid (same projection, reference
+    point and scale, as the resampled images of a COMBINE N run do); the output is that grid extended to
+    cover them all (SWarp's CENTER_TYPE ALL without resampling: CRPIX = max of the inputs' CRPIX), cut to
+    IMAGE_SIZE around its middle, or centred on CENTER with CENTER_TYPE MANUAL."""
+    from astropy.io import fits
+
+    ref = fields[0]
+    rw = ref.wcs.wcs
+    for fld in fields[1:]:
+        w = fld.wcs.wcs
+        same = (list(w.ctype) == list(rw.ctype) and np.allclose(w.crval, rw.crval, rtol=0, atol=1e-9)
+                and np.allclose(fld.wcs.pixel_scale_matrix, ref.wcs.pixel_scale_matrix, rtol=1e-9, atol=0))
+        if not same:
+            raise ToolError(f"RESAMPLE N: {fld.name} is not on the pixel grid of {ref.name} (CTYPE, CRVAL and "
+                            "CD must be equal); resample it (RESAMPLE Y)")
+    center_type = _two(config["CENTER_TYPE"], "CENTER_TYPE")
+    size_cfg = _two(config["IMAGE_SIZE"], "IMAGE_SIZE")
+    crpix = np.zeros(2)
+    naxis = np.zeros(2, dtype=int)
+    for n in range(2):
+        if center_type[n] == "MOST":
+            raise ConfigError("CENTER_TYPE MOST is not supported with RESAMPLE N", "configuration", "CENTER_TYPE")
+        cmax = max(f.wcs.wcs.crpix[n] for f in fields)
+        cmin = min(f.wcs.wcs.crpix[n] - f.shape[1 - n] + 1 for f in fields)
+        crpix[n] = cmax
+        naxis[n] = max(1, int(cmax - cmin + 1.01))
+        if size_cfg[n]:
+            if center_type[n] != "MANUAL":
+                crpix[n] -= (naxis[n] - int(size_cfg[n])) // 2
+            naxis[n] = int(size_cfg[n])
+    header = fits.Header()
+    header["SIMPLE"] = True
+    header["BITPIX"] = -32
+    header["NAXIS"] = 2
+    header["NAXIS1"] = int(naxis[0])
+    header["NAXIS2"] = int(naxis[1])
+    header.update(ref.wcs.to_header(relax=True))
+    header["CRPIX1"] = float(crpix[0])
+    header["CRPIX2"] = float(crpix[1])
+    if "MANUAL" in center_type:
+        import warnings
+
+        from astropy.wcs import FITSFixedWarning, WCS
+
+        c = parse_center(config["CENTER"])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FITSFixedWarning)
+            raw = WCS(header).all_world2pix([[c[0], c[1]]], 1)[0]
+        for n in range(2):
+            if center_type[n] == "MANUAL":
+                header[f"CRPIX{n + 1}"] = float(crpix[n] + int(naxis[n] // 2 - raw[n] + 0.9999))
+    return header

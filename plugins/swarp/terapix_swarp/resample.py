@@ -21,7 +21,7 @@ from .kernels import (BIG, INTERP_CODES, KERNEL_WIDTH, WEIGHT_CODES, finish_pixe
                       row_max, variance_map)
 from .mapping import PixelMap, build_grid
 
-__all__ = ["Resampled", "resample_field", "resampled_names", "field_variance"]
+__all__ = ["Resampled", "resample_field", "resampled_names", "field_variance", "as_resampled"]
 
 
 @dataclass
@@ -263,3 +263,27 @@ def _resampled_header(out_header, fld: InputField, xmin: int, ymin: int, shape, 
     if fld.ident:
         header["OBJECT"] = fld.ident
     return header
+
+
+def as_resampled(fld: InputField, out_header, config, nfiles: int) -> Resampled | None:
+    """RESAMPLE N: an input already on the output grid, used as it is (float32 pixels and a MAP_WEIGHT
+    weight map; GAIN, SATURATE, EXPTIME, FLXSCALE, BACKMEAN, BACKSIG from its header, as written in the
+    resampled images of a COMBINE N run)."""
+    loc, wloc = fld.meta["loc"], fld.meta["wloc"]
+    if loc.offset is None or loc.bitpix != -32 or loc.bscale != 1.0 or loc.bzero != 0.0:
+        raise ToolError(f"RESAMPLE N: {fld.name} must be an uncompressed float32 image (BITPIX -32)")
+    if fld.weight_type != "MAP_WEIGHT" or wloc is None or wloc.offset is None or wloc.bitpix != -32:
+        raise ToolError(f"RESAMPLE N: {fld.name} needs a float32 weight map (WEIGHT_TYPE MAP_WEIGHT), such as the "
+                        ".weight companion of a resampled image")
+    xmin = int(math.floor(out_header["CRPIX1"] - fld.wcs.wcs.crpix[0] + 1.0))
+    ymin = int(math.floor(out_header["CRPIX2"] - fld.wcs.wcs.crpix[1] + 1.0))
+    ny, nx = fld.shape
+    if xmin > out_header["NAXIS1"] or ymin > out_header["NAXIS2"] or xmin + nx - 1 < 1 or ymin + ny - 1 < 1:
+        return None
+    h = fld.header
+    return Resampled(image=fld.path, weight=fld.weight_path, name=fld.name, fileno=fld.fileno, xmin=xmin,
+                     ymin=ymin, nx=nx, ny=ny, exptime=fld.exptime, gain=fld.gain, fgain=fld.gain,
+                     fscale=fld.fscale, fascale=float(h.get("FLASCALE", 1.0)),
+                     backmean=float(h.get("BACKMEAN", 0.0)), backsig=float(h.get("BACKSIG", 0.0)),
+                     saturation=fld.saturation, subback=False, image_offset=loc.offset,
+                     weight_offset=wloc.offset)

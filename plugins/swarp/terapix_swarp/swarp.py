@@ -1,7 +1,6 @@
 """The swarp run: SWarp's ``makeit`` (scan inputs, output grid, resample each input, co-add, clean up)."""
 from __future__ import annotations
 
-import math
 import os
 import time
 from pathlib import Path
@@ -27,8 +26,8 @@ def _check_supported(config) -> None:
         bad("COMBINE_TYPE", "flag-map combinations (AND, NAND, OR, NOR) are not supported")
     if config["NNODES"] != 1:
         bad("NNODES", "cluster splitting is done by the terapix-fw runner; use 1")
-    if not config["RESAMPLE"]:
-        bad("RESAMPLE", "combining pre-resampled images is not supported; use Y")
+    if not config["RESAMPLE"] and not config["COMBINE"]:
+        bad("RESAMPLE", "with COMBINE N too there is nothing to do")
 
 
 def _output_wcs(header):
@@ -115,9 +114,9 @@ def run_swarp(ctx) -> None:
     """Run SWarp's processing on ``ctx.inputs`` with ``ctx.config`` (see the package docstring)."""
 
     from .coadd import coadd_resampled
-    from .grid import output_grid
+    from .grid import grid_from_resampled, output_grid, pixel_scale_arcsec
     from .inputs import scan_inputs
-    from .resample import resample_field, resampled_names
+    from .resample import as_resampled, resample_field, resampled_names
 
     config = ctx.config
     log = ctx.log
@@ -130,10 +129,11 @@ def run_swarp(ctx) -> None:
     log.info("%d input file(s), %d image(s); %d thread(s)", len(ctx.inputs), len(fields), nthreads)
     out_name = config["IMAGEOUT_NAME"]
     out_final = ctx.output_path(out_name)
-    grid_header = output_grid(fields, config, out_final)
+    resample = bool(config["RESAMPLE"])
+    grid_header = output_grid(fields, config, out_final) if resample else grid_from_resampled(fields, config)
     log.info("output %dx%d pixels, %s/%s at (%.6f, %.6f), %.4f\"/pixel", grid_header["NAXIS1"],
              grid_header["NAXIS2"], grid_header["CTYPE1"], grid_header["CTYPE2"], grid_header["CRVAL1"],
-             grid_header["CRVAL2"], abs(grid_header["CD2_2"]) * 3600)
+             grid_header["CRVAL2"], pixel_scale_arcsec(grid_header))
     if config["HEADER_ONLY"]:
         with ctx.product(out_name, kind="stack_header") as tmp:
             tmp.write_bytes(grid_header.tostring().encode("ascii"))
@@ -151,6 +151,11 @@ def run_swarp(ctx) -> None:
     try:
         for k, fld in enumerate(fields):
             t0 = time.time()
+            if not resample:
+                r = as_resampled(fld, grid_header, config, nfiles)
+                if r is not None:
+                    resampled.append(r)
+                continue
             image_path, weight_path = resampled_names(fld, resample_dir, config["RESAMPLE_SUFFIX"])
             r = resample_field(fld, grid_header, out_wcs, config, k, nfiles, image_path, weight_path, log)
             if r is None:
@@ -173,7 +178,7 @@ def run_swarp(ctx) -> None:
             temporary = []
         else:
             summary = _coadd(ctx, config, fields, resampled, grid_header, coadd_resampled)
-            if not config["DELETE_TMPFILES"]:
+            if resample and not config["DELETE_TMPFILES"]:
                 for r in resampled:
                     ctx.add_product(r.image, kind="resampled")
                     ctx.add_product(r.weight, kind="resampled_weight")
@@ -190,6 +195,7 @@ def run_swarp(ctx) -> None:
 
 
 def _coadd(ctx, config, fields, resampled, grid_header, coadd_resampled):
+    from .grid import pixel_scale_arcsec
 
 
     out_name = config["IMAGEOUT_NAME"]
@@ -230,7 +236,7 @@ def _coadd(ctx, config, fields, resampled, grid_header, coadd_resampled):
                combine_type=config["COMBINE_TYPE"], resampling_type=str(config["RESAMPLING_TYPE"]),
                naxis1=int(h["NAXIS1"]), naxis2=int(h["NAXIS2"]), ctype1=h["CTYPE1"], ctype2=h["CTYPE2"],
                crval1=float(h["CRVAL1"]), crval2=float(h["CRVAL2"]),
-               pixel_scale=float(math.sqrt(abs(h["CD1_1"] * h["CD2_2"] - h["CD1_2"] * h["CD2_1"])) * 3600),
+               pixel_scale=pixel_scale_arcsec(h),
                exptime=float(summary.exptime), gain=float(summary.gain), saturation=float(summary.saturation),
                magzerop=MAGZEROP, strips=summary.strips, strip_height=summary.strip_height,
                ninputs=len(resampled), nfiles=len({r.fileno for r in resampled}),

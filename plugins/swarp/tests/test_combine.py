@@ -178,3 +178,25 @@ def test_strips_equal_single_pass(synth, tmp_path, run_swarp, ctype):
     assert np.array_equal(fits.getdata(tmp_path / "one.fits"), fits.getdata(tmp_path / "many.fits"))
     assert np.array_equal(fits.getdata(tmp_path / "one.weight.fits"),
                           fits.getdata(tmp_path / "many.weight.fits"))
+
+
+def test_weighted_weight_combines_weight_maps(synth, tmp_path, run_swarp):
+    """WEIGHTED_WEIGHT combines weight maps given as images: the result is the inverse of the
+    weight-weighted mean of the input variances 1/w (SWarp's coadd.c), FLXSCALE dividing them by fscale^2."""
+    rng = np.random.default_rng(12)
+    h = synth.tan_header(NX, NY, RA, DEC, SCALE)
+    paths, maps, wts = [], [], []
+    fscales = [1.0, 2.0, 0.5]
+    for i in range(3):
+        wmap = rng.uniform(0.5, 3.0, (NY, NX)).astype(np.float32)  # the "image" is a weight map
+        w = rng.uniform(0.5, 2.0, (NY, NX)).astype(np.float32)
+        paths.append(synth.write_image(tmp_path / f"ww{i}.fits", h, wmap, FLXSCALE=fscales[i]))
+        fits.PrimaryHDU(w, h).writeto(tmp_path / f"ww{i}.weight.fits")
+        maps.append(wmap.astype(np.float64) / fscales[i] ** 2)
+        wts.append(w.astype(np.float64) / fscales[i] ** 2)
+    run_swarp(paths, COMBINE_TYPE="WEIGHTED_WEIGHT", **IDENTITY)
+    out = fits.getdata(tmp_path / "coadd.fits").astype(np.float64)
+    maps, wts = np.array(maps), np.array(wts)
+    wsum = wts.sum(0)
+    expect = 1.0 / ((1.0 / maps * wts ** 2).sum(0) / wsum ** 2)
+    np.testing.assert_allclose(out, expect, rtol=1e-5)

@@ -241,3 +241,56 @@ def test_errors_name_file_and_keyword(synth, tmp_path):
     assert "CENTER" in run(CENTER_TYPE="MANUAL", CENTER="12:xx:00,+02:00:00")
     assert "RESAMPLING_TYPE" in run(RESAMPLING_TYPE="SINC")
     assert "PROJECTION_TYPE" in run(PROJECTION_TYPE="TANGENT")
+
+
+def test_stack_readable_by_sextractor(synth, tmp_path, run_swarp):
+    """The stack and its weight map are standard FITS: the real SExtractor finds the source where the
+    WCS says (1-based X_IMAGE/Y_IMAGE)."""
+    import shutil
+    import subprocess
+
+    sex = shutil.which("source-extractor") or shutil.which("sex")
+    if sex is None:
+        pytest.skip("SExtractor is not installed")
+    paths = []
+    for i in range(2):
+        h = synth.tan_header(120, 110, RA + 3e-4 * i, DEC, 0.2, rot_deg=3.0 * i)
+        img = synth.gaussian_image(h, [(SRC[0], SRC[1], 5000.0)], noise=1.0, seed=i, sky=50.0)
+        paths.append(synth.write_image(tmp_path / f"x{i}.fits", h, img, GAIN=2.0, EXPTIME=60.0))
+    run_swarp(paths, COMBINE_TYPE="WEIGHTED", PIXELSCALE_TYPE="MANUAL", PIXEL_SCALE="0.17")
+    (tmp_path / "cat.param").write_text("X_IMAGE\nY_IMAGE\nFLUX_AUTO\n")
+    share = "/usr/share/source-extractor"
+    subprocess.run([sex, "coadd.fits", "-c", f"{share}/default.sex", "-PARAMETERS_NAME", "cat.param",
+                    "-FILTER_NAME", f"{share}/default.conv", "-CATALOG_TYPE", "ASCII", "-CATALOG_NAME", "cat.txt",
+                    "-WEIGHT_TYPE", "MAP_WEIGHT", "-WEIGHT_IMAGE", "coadd.weight.fits", "-VERBOSE_TYPE", "QUIET"],
+                   cwd=tmp_path, check=True, capture_output=True)
+    rows = np.atleast_2d(np.loadtxt(tmp_path / "cat.txt"))
+    x, y = _where(tmp_path / "coadd.fits", *SRC)
+    best = rows[np.argmax(rows[:, 2])]
+    assert abs(best[0] - x) < 0.05 and abs(best[1] - y) < 0.05
+
+
+def test_resample_n_combines_resampled_images(synth, tmp_path, run_swarp):
+    """COMBINE N then RESAMPLE N on the resampled images gives the direct co-add (on a grid cut to the
+    images' extent)."""
+    paths = []
+    for i in range(2):
+        h = synth.tan_header(100, 90, RA + 1e-3 * i, DEC, 0.2, rot_deg=10.0 * i)
+        img = synth.gaussian_image(h, [(SRC[0], SRC[1], FLUX)], noise=0.01, seed=i)
+        paths.append(synth.write_image(tmp_path / f"q{i}.fits", h, img, EXPTIME=30.0, FLXSCALE=1.0 + i))
+    common = dict(SUBTRACT_BACK="N", PIXELSCALE_TYPE="MANUAL", PIXEL_SCALE="0.17", COMBINE_TYPE="WEIGHTED")
+    run_swarp(paths, IMAGEOUT_NAME="direct.fits", WEIGHTOUT_NAME="direct.weight.fits", **common)
+    run_swarp(paths, COMBINE="N", **common)
+    resampled = [tmp_path / f"q{i}.resamp.fits" for i in range(2)]
+    run_swarp(resampled, RESAMPLE="N", WEIGHT_TYPE="MAP_WEIGHT", IMAGEOUT_NAME="two.fits",
+              WEIGHTOUT_NAME="two.weight.fits", COMBINE_TYPE="WEIGHTED")
+    direct, two = fits.getdata(tmp_path / "direct.fits"), fits.getdata(tmp_path / "two.fits")
+    hd, h2 = fits.getheader(tmp_path / "direct.fits"), fits.getheader(tmp_path / "two.fits")
+    dx = int(hd["CRPIX1"] - h2["CRPIX1"])
+    dy = int(hd["CRPIX2"] - h2["CRPIX2"])
+    assert dx > 0 and dy > 0  # the RESAMPLE N grid is cut to the images' extent
+    np.testing.assert_allclose(two, direct[dy:dy + two.shape[0], dx:dx + two.shape[1]], rtol=1e-6, atol=1e-6)
+    assert h2["EXPTIME"] == pytest.approx(60.0)
+    x, y = _where(tmp_path / "two.fits", *SRC)
+    _, xc, yc = _measure(two, x, y)
+    assert abs(xc - x) < 0.02 and abs(yc - y) < 0.02

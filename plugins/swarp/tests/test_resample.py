@@ -74,16 +74,18 @@ def _tpv_header(synth):
     return h
 
 
-@pytest.mark.parametrize("kind", ["TAN", "TPV", "GALACTIC"])
+@pytest.mark.parametrize("kind", ["TAN", "TPV", "GALACTIC", "ZEA"])
 def test_astrometric_fidelity(synth, tmp_path, run_swarp, kind):
     """A source at a known position lands at the right output pixel to 0.01 px."""
     header = _tpv_header(synth) if kind == "TPV" else None
     path = _point_source(synth, tmp_path, header=header)
-    extra = {"CELESTIAL_TYPE": "GALACTIC"} if kind == "GALACTIC" else {}
+    extra = {"GALACTIC": {"CELESTIAL_TYPE": "GALACTIC"}, "ZEA": {"PROJECTION_TYPE": "ZEA"}}.get(kind, {})
     run_swarp([path], COMBINE_TYPE="WEIGHTED", SUBTRACT_BACK="N", PIXELSCALE_TYPE="MANUAL",
               PIXEL_SCALE="0.17", **extra)
     out = tmp_path / "coadd.fits"
     lon, lat = SRC
+    if kind == "ZEA":
+        assert fits.getheader(out)["CTYPE2"] == "DEC--ZEA"
     if kind == "GALACTIC":
         assert fits.getheader(out)["CTYPE1"] == "GLON-TAN"
         g = SkyCoord(lon, lat, unit="deg", frame="icrs").galactic
