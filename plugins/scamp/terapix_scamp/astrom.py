@@ -282,7 +282,7 @@ def _group_coords(det, xi, eta, field_tp, group_tp):
     n = len(xi)
     gx = np.empty(n)
     gy = np.empty(n)
-    J = np.empty((n, 2, 2))
+    J = np.empty((n, 2, 2), np.float32)  # C is computed from the same J, so float32 only affects the step
     bounds = np.searchsorted(det.field, np.arange(len(field_tp) + 1))
     for f in range(len(field_tp)):
         a, b = bounds[f], bounds[f + 1]
@@ -292,8 +292,10 @@ def _group_coords(det, xi, eta, field_tp, group_tp):
     return gx, gy, J
 
 
-def _robust_rms(values):
+def _robust_rms(values, nmax: int = 2_000_000):
     values = values[np.isfinite(values)]
+    if len(values) > nmax:  # a large random subsample is as good and bounds the sorting cost
+        values = np.random.default_rng(0).choice(values, nmax, replace=False)
     if len(values) == 0:
         return np.nan
     return 1.4826 * np.median(np.abs(values - np.median(values)))
@@ -319,13 +321,15 @@ def solve_astrometry(det: Detections, model: AstromModel, field_tp, group_tp, re
     # 0) initial parameters: the model fitted to the (pattern-matched) first guess
     N = np.zeros((nparam, nparam))
     rhs = np.zeros(nparam)
-    J_id = np.broadcast_to(np.eye(2), (n, 2, 2)).copy()
-    C0 = np.zeros((n, 2))
+    # identity Jacobians and zero offsets as zero-stride views: no per-detection memory
+    J_id = np.broadcast_to(np.eye(2), (n, 2, 2))
+    C0 = np.broadcast_to(np.zeros(2), (n, 2))
     target = np.column_stack([det.xi0, det.eta0])
-    all_det = np.arange(n)
-    accumulate_normal(N, rhs, all_det, np.full(n, -1, np.int64), np.ones(n), target, coords, pbase, lbase, deg,
-                      fdeg, J_id, C0)
+    accumulate_normal(N, rhs, np.arange(n), np.full(n, -1, np.int64), np.broadcast_to(np.ones(1), (n,)), target,
+                      coords, pbase, lbase, deg, fdeg, J_id, C0)
+    del target
     theta = _solve_normal(N, rhs, np.zeros(nparam), log, nthreads)
+    del N
     # groups without reference stars (ASTREF_CATALOG NONE): the first guess itself is a weak prior
     # (1" per detection) that pins the global position, scale and distortion modes the overlaps leave free
     prior = np.nonzero(ok & np.isin(det.group, [g for g in range(len(refs)) if refs[g] is None]))[0]
@@ -369,6 +373,7 @@ def solve_astrometry(det: Detections, model: AstromModel, field_tp, group_tp, re
             chi = np.sqrt(np.sum(dl ** 2, 1) / sig2 / 2)
             norm = np.concatenate([dl[:, 0] / np.sqrt(sig2), dl[:, 1] / np.sqrt(sig2)])
             link_ok = chi < nsig * max(_robust_rms(norm), 1e-3)
+        del dl
         rsel = np.nonzero(ref_ok | (ref_idx >= 0))[0]
         if it >= 1 and len(rsel):
             rr = _ref_residuals(gx, gy, ref_idx, det.group, refs, rsel)
@@ -390,6 +395,7 @@ def solve_astrometry(det: Detections, model: AstromModel, field_tp, group_tp, re
         # then hit the same rows (cache), which matters once it holds thousands of exposures
         order = np.lexsort((pbase[lj], det.field[lj], pbase[li], det.field[li]))
         li, lj = li[order], lj[order]
+        del order
         w = 1.0 / (det.sig[li] ** 2 + det.sig[lj] ** 2)
         accumulate_normal(N, rhs, li, lj, w, np.zeros((len(li), 2)), coords, pbase, lbase, deg, fdeg, J, C)
         ri = np.nonzero(ref_ok)[0]

@@ -64,7 +64,13 @@ class Field:
 
     @property
     def ndet(self) -> int:
-        return 0 if self.x is None else len(self.x)
+        return self.extra.get("ndet", 0) if self.x is None else len(self.x)
+
+    def release(self) -> None:
+        """Drop the per-detection arrays once they are concatenated (memory at 60 M detections)."""
+        self.extra["ndet"] = self.ndet
+        self.chip = self.x = self.y = self.sig = self.flux = self.fluxerr = self.snr = None
+        self.astr_ok = self.phot_ok = None
 
 
 def _keyword(headers, key: str, default=None):

@@ -237,6 +237,9 @@ def run_scamp(paths, config, log, nthreads: int = 1) -> ScampRun:
                      fluxerr=np.concatenate([f.fluxerr for f in fields]),
                      xi0=np.concatenate(xi0), eta0=np.concatenate(eta0),
                      group=np.concatenate([np.full(f.ndet, group_of[k]) for k, f in enumerate(fields)]))
+    del xi0, eta0, sig
+    for f in fields:
+        f.release()
     model = _build_model(fields, inst_of, det, config)
     refs = [None] * ngroup
     if use_ref:
