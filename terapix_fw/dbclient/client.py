@@ -33,6 +33,18 @@ log = logging.getLogger("terapix.dbclient.client")
 ENDPOINT = "/documents"
 _counter = itertools.count()
 _PREFIX = len(f"{0:020d}-{0:07d}-{0:08d}-")  # spool names: time_ns-pid-counter-docid.xml
+_last_stamp = 0
+_stamp_lock = threading.Lock()
+STALE_PART = 3600.0  # seconds after which a temporary spool file is a leftover of a crash
+
+
+def _stamp() -> int:
+    """Nanoseconds since the epoch, strictly increasing in this process even if the clock steps back,
+    so that spool names sort in submission order."""
+    global _last_stamp
+    with _stamp_lock:
+        _last_stamp = max(time.time_ns(), _last_stamp + 1)
+        return _last_stamp
 
 
 def default_spool_dir() -> Path:
@@ -98,12 +110,19 @@ class Client:
         self._lock = threading.Lock()
         for sub in ("", "rejected"):
             (self.spool_dir / sub).mkdir(parents=True, exist_ok=True)
+        # a temporary file left by a crash before its rename was never acknowledged to its caller
+        for part in self.spool_dir.glob(".*.part"):
+            try:
+                if time.time() - part.stat().st_mtime > STALE_PART:
+                    part.unlink()
+            except OSError:
+                pass
 
     # -- spool -------------------------------------------------------------------------------------
     def spool(self, doc: Document) -> Path:
         """Write ``doc`` durably into the spool; returns its path."""
         data = to_xml(doc)
-        name = f"{time.time_ns():020d}-{os.getpid():07d}-{next(_counter):08d}-{doc.id}.xml"
+        name = f"{_stamp():020d}-{os.getpid():07d}-{next(_counter):08d}-{doc.id}.xml"
         tmp = self.spool_dir / f".{name}.part"  # same directory: the rename touches one directory only
         with open(tmp, "wb") as handle:
             handle.write(data)
