@@ -34,6 +34,7 @@ What follows SExtractor and what differs
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
@@ -1065,9 +1066,8 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
         table[name] = arr
         table[name].description = desc
         if unit:
-            table[name].unit = unit
+            table[name].unit = _unit(unit)
         table[name].meta = {"TDISP": disp}
-        table[name].format = None
     table.meta["_apertures"] = (x, y, a, b, th, kron, aper)
     table.meta["_TDISP"] = {p.name: BY_NAME[p.name][3] for p in plist}
     del napers
@@ -1106,6 +1106,14 @@ def _objwise(fn, *args, _n, _threads, **kw):
     if isinstance(first, dict):
         return {key: np.concatenate([p[key] for p in parts]) for key in first}
     return np.concatenate(parts)
+
+
+@functools.lru_cache(maxsize=None)
+def _unit(text):
+    """The astropy unit of a SExtractor unit string, parsed once per process (parsing is slow)."""
+    import astropy.units as u
+
+    return u.Unit(text, parse_strict="silent")
 
 
 def _pos_errors(seg, sub_d, objs, rms, gain, n, kernel=None):
