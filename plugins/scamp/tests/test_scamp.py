@@ -439,3 +439,17 @@ def test_photometry_without_astrometric_solution(tmp_path):
     for k, e in enumerate(truth.exposures):
         head = read_head_file(e.path.with_suffix(".head"))[0]
         assert dzp_from_head(truth, k, head) == pytest.approx(-e.cloud, abs=0.01)
+
+
+@pytest.mark.skipif(shutil.which("scamp") is None, reason="scamp not installed")
+def test_real_scamp_default_configuration_is_accepted(tmp_path):
+    """Every keyword of ``scamp -dd`` is declared, with the same default values."""
+    from terapix_fw.config import parse_config_text
+
+    text = subprocess.run(["scamp", "-dd"], capture_output=True, text=True, check=True).stdout
+    entries = parse_config_text(text, "scamp -dd")
+    params = ScampTool.parameter_set()
+    config = params.resolve(entries)
+    assert {k for k, _, _ in entries} <= {p.name for p in params}
+    differ = {k: v for k, v in config.non_defaults().items()}
+    assert differ == {}, differ
