@@ -196,3 +196,26 @@ def test_local_background_photometry():
     assert l["BACKGROUND"][0] == pytest.approx(105, abs=0.5)
     assert l["FLUX_AUTO"][0] == pytest.approx(g["FLUX_AUTO"][0], rel=0.01)
     assert m["FLUX_AUTO"][0] > g["FLUX_AUTO"][0] * 1.01  # the offset over the Kron ellipse
+
+
+def test_neighbours_are_corrected_by_symmetry():
+    """MASK_TYPE CORRECT: a neighbour's pixels inside the aperture are replaced by the pixels mirrored
+    through the centre, so the flux of a source next to a brighter one is that of the isolated source;
+    MASK_TYPE NONE includes the neighbour's light."""
+    main = (60.0, 60.0, 2e4, 2.0, 2.0, 0)
+    neighbour = (69.0, 60.0, 8e4, 2.0, 2.0, 0)
+    alone = gaussian_image((120, 120), [main], sky=0, noise=1.0, seed=9)
+    pair = gaussian_image((120, 120), [main, neighbour], sky=0, noise=1.0, seed=9)
+    params = ["X_IMAGE", "Y_IMAGE", "FLUX_AUTO", "FLUX_APER", "FLUX_RADIUS", "FLAGS"]
+    kw = dict(PHOT_APERTURES=[12.0], BACK_TYPE="MANUAL", BACK_VALUE=0.0, THRESH_TYPE="ABSOLUTE", DETECT_THRESH=5)
+    ref = run(alone, params=params, **kw)
+    cor = run(pair, params=params, **kw)
+    raw = run(pair, params=params, MASK_TYPE="NONE", **kw)
+    i_ref = match(ref, [61], [61])[0]
+    i_cor, i_raw = match(cor, [61], [61])[0], match(raw, [61], [61])[0]
+    assert min(i_ref, i_cor, i_raw) >= 0 and len(cor) == 2
+    assert cor["FLAGS"][i_cor] & 2  # deblended from its neighbour
+    for col in ("FLUX_AUTO", "FLUX_APER"):
+        assert cor[col][i_cor] == pytest.approx(ref[col][i_ref], rel=0.02), col
+        assert raw[col][i_raw] > 1.1 * ref[col][i_ref], col
+    assert cor["FLUX_RADIUS"][i_cor] == pytest.approx(ref["FLUX_RADIUS"][i_ref], rel=0.05)
