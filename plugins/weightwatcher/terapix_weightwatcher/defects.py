@@ -217,7 +217,8 @@ def bad_columns(data, back, rms: float, nsigma: float = 5.0, segment: int = 256)
         if y1 - y0 < segment // 4:
             y0 = max(0, y1 - segment)
         colmed = np.nanmedian(img[y0:y1], axis=0)
-        dev = colmed - median_filter(colmed, size=9, mode="nearest")
+        # "mirror" keeps an edge column out of its own reference (with "nearest" it is 5 of the 9 values)
+        dev = colmed - median_filter(colmed, size=9, mode="mirror")
         mad = 1.4826 * np.median(np.abs(dev - np.median(dev)))
         # the floor keeps a noiseless image from flagging rounding noise
         sigma = max(mad, 1.2533 * rms / np.sqrt(y1 - y0), 1e-6)

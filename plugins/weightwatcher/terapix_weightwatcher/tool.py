@@ -81,6 +81,9 @@ class WeightWatcherTool(Tool):
         from .report import write_ww_xml
 
         cfg = _watch_config(ctx.config)
+        if not ctx.config["POLY_INTERSECT"] and ctx.config["POLY_NAMES"]:
+            raise ConfigError("POLY_INTERSECT N (exclusive OR of overlapping polygons) is not supported; "
+                              "use Y", "configuration", "POLY_INTERSECT")
         names = [ctx.config["OUTWEIGHT_NAME"], ctx.config["OUTFLAG_NAME"]]
         if ctx.config["WRITE_XML"]:
             names.append(ctx.config["XML_NAME"])

@@ -153,6 +153,8 @@ def test_partial_bad_columns_are_followed_to_their_ends():
     truth[300:, 120] = True
     img[:900, 200] += 120
     truth[:900, 200] = True
+    img[400:, 0] = rng.normal(0, 3, 800)  # on the CCD edge
+    truth[400:, 0] = True
     mask = bad_columns(img, 1000.0, 25.0)
     assert mask[truth].mean() > 0.99
     assert (mask & ~truth).sum() <= 6
