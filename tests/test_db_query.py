@@ -143,6 +143,24 @@ def test_provenance_chain(db_url):
         provenance(db_url, "/w/none")
 
 
+def test_cli_provenance(db_url, capsys):
+    from terapix_fw.cli import main
+    doc = Document()
+    doc.add("step_start", run_id="r9", step="swarp", tool="swarp", tool_version="2.41.5", config={"COMBINE": "Y"})
+    doc.add("product", run_id="r9", step="swarp", unit="1", path="/s/coadd.fits", kind="image", checksum="x",
+            inputs=["/r/b.fits", "/r/a.fits"])
+    write_document(connect(db_url), doc)
+    assert main(["db", "query", "provenance", "/s/coadd.fits", "--db", db_url]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "/s/coadd.fits [image] <- swarp 2.41.5 (run r9, step swarp, unit 1)",
+        "  /r/a.fits [input] (external input)", "  /r/b.fits [input] (external input)"]
+    assert main(["db", "query", "provenance", "/s/coadd.fits", "--db", db_url, "--json"]) == 0
+    tree = json.loads(capsys.readouterr().out)
+    assert tree["config"] == {"COMBINE": "Y"} and [p["path"] for p in tree["parents"]] == ["/r/a.fits", "/r/b.fits"]
+    assert main(["db", "query", "provenance", "/s/none.fits", "--db", db_url]) == 2
+    assert "no product '/s/none.fits' in RDBix" in capsys.readouterr().err
+
+
 def test_select_paths_for_instruction_queries(survey):
     crit = {"filter": "r", "grades": "A,B,C,D"}
     assert select_paths(survey, crit, node="node1") == [

@@ -223,3 +223,46 @@ def test_dbclient_server_down_run_goes_on_and_spool_replays(db_url, probe_tool, 
         server.stop()
     assert not list(spool.glob("*.xml"))
     _check_probe_rows(db_url, raw)
+
+
+QUERY_PIPELINE = """\
+<?xml version="1.0"?>
+<instructions name="selected" version="1">
+  <inputs><inputset id="good_r"><query filter="r" grades="A,B" seeing_max="1.0"/></inputset></inputs>
+  <steps>
+    <step id="scale" tool="scale" fanout="file">
+      <config><param name="OUTPUT_NAME">{stem}_sel.fits</param></config>
+      <input set="good_r"/>
+    </step>
+  </steps>
+</instructions>
+"""
+
+
+def test_instruction_query_selects_inputs_from_rdbix(db_url, tmp_path, fits_files, demo_tools, monkeypatch):
+    """An input set holding an RDBix <query> runs on exactly the exposures the database selects."""
+    import socket
+
+    from terapix_fw.db.ops import Document
+    from terapix_fw.db.query import set_grade
+    from terapix_fw.db.store import write_document
+    from terapix_fw.runner import run_instructions
+    reset_recorders()
+    monkeypatch.delenv("TERAPIX_DBCLIENT_URL", raising=False)
+    doc = Document()
+    for path, filt, seeing in zip(fits_files, ["g", "r", "r"], [0.7, 0.8, 0.9]):
+        doc.add("exposure", filename=path.name, filter=filt, seeing=seeing,
+                storage=[{"node": "elsewhere", "path": f"/nowhere/{path.name}"},
+                         {"node": socket.gethostname(), "path": str(path)}])
+        doc.add("quality", exposure=path.name, suggested_grade="A")
+    write_document(connect(db_url), doc)
+    set_grade(db_url, fits_files[2].name, "C", "operator", "tracking error")  # exp2 (r) now excluded
+    instr = tmp_path / "sel.xml"
+    instr.write_text(QUERY_PIPELINE)
+    summary = run_instructions(str(instr), workdir=str(tmp_path / "work"), jobs=1, db_url=db_url)
+    assert summary.get("failed", 0) == 0
+    with connect(db_url).connect() as conn:
+        inputs = [json.loads(r) for r in conn.execute(
+            select(S.units.c.inputs).join(S.steps).where(S.steps.c.run_id != "").where(S.steps.c.step == "scale"))
+            .scalars()]
+    assert inputs == [[str(fits_files[1])]]

@@ -52,6 +52,7 @@ from sqlalchemy import and_, bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from ..errors import TerapixError
 from . import schema as S
 from .types import to_datetime
 
@@ -61,8 +62,9 @@ __all__ = ["Field", "OpSpec", "OPS", "RECORD_KINDS", "Document", "RecordError", 
 SCALAR_TYPES = ("str", "int", "float", "bool", "time")
 
 
-class RecordError(ValueError):
-    """An instruction that cannot be recorded: unknown op or field, wrong type, unknown exposure."""
+class RecordError(TerapixError, ValueError):
+    """An instruction that cannot be recorded (unknown op or field, wrong type, unknown exposure) or a
+    query that cannot be answered; the message names the field or value."""
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ def _cone_pixels(ra: float, dec: float, radius: float):
     import healpy
     import numpy as np
     if radius < 0:
-        raise ValueError(f"cone radius {radius!r}: expected >= 0 degrees")
+        raise RecordError(f"cone radius {radius!r}: expected >= 0 degrees")
     if radius > 10:
         return None  # a declination band is cheaper than a huge IN list
     vec = healpy.ang2vec(ra, dec, lonlat=True)
@@ -116,7 +116,7 @@ def find_images(db=None, *, filter: str | Iterable[str] | None = None, run_id: s
     if (grades := _as_list(grade)) is not None:
         bad = [g for g in grades if g not in S.GRADES]
         if bad:
-            raise ValueError(f"grade {bad[0]!r}: expected one of {', '.join(S.GRADES)}")
+            raise RecordError(f"grade {bad[0]!r}: expected one of {', '.join(S.GRADES)}")
         conds.append(grade_expr.in_(grades))
     if (surveys := _as_list(survey)) is not None:
         conds.append(e.c.survey_component.in_(surveys))
@@ -163,13 +163,13 @@ def select_paths(db, criteria: dict[str, str], node: str | None = None) -> list[
         if key in ("ra", "dec", "radius"):
             continue
         if key not in _QUERY_ATTRIBUTES:
-            raise ValueError(f"query attribute {key!r}: expected one of "
+            raise RecordError(f"query attribute {key!r}: expected one of "
                              f"{', '.join(list(_QUERY_ATTRIBUTES) + ['ra', 'dec', 'radius'])}")
         args[_QUERY_ATTRIBUTES[key]] = value
     cone_keys = [k for k in ("ra", "dec", "radius") if k in criteria]
     if cone_keys:
         if len(cone_keys) != 3:
-            raise ValueError("query: ra, dec and radius go together (got only " + ", ".join(cone_keys) + ")")
+            raise RecordError("query: ra, dec and radius go together (got only " + ", ".join(cone_keys) + ")")
         args["cone"] = (float(criteria["ra"]), float(criteria["dec"]), float(criteria["radius"]))
     rows = find_images(db, **args)
     if not rows:
