@@ -1,0 +1,313 @@
+"""One datatransfer run: plan (which file to which node), transfer in parallel, retry, record.
+
+Every file ends as one ``transfer`` record (direction ``out`` for PUT, ``in`` for GET; node, remote
+path, bytes, status ``done``/``skipped``/``failed``, start and end times, plus host, local path,
+SHA-256, attempts and error, kept verbatim in RDBix ``records``), every node reached as a ``node``
+record with its free disk, and every FITS file stored on a node as an ``exposure`` record with a
+``storage`` row (node, path, size, checksum): DataTransfer's "files distribution across nodes".
+"""
+from __future__ import annotations
+
+import posixpath
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import paramiko
+
+from terapix_fw.atomic import atomic_path
+from terapix_fw.errors import ConfigError, ToolError
+
+from . import dispatch
+from .nodes import Node, check_relative, remote_path
+from .ssh import FatalNodeError, NodeSession, SSHSettings, TransferError, part_name, sha256_local
+
+__all__ = ["Job", "Result", "Sessions", "run_transfers", "FITS_SUFFIXES"]
+
+FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.fz", ".fz", ".fits.gz")
+#: errors a new attempt (with a new connection) may cure
+RETRYABLE = (TransferError, paramiko.SSHException, OSError, EOFError)
+
+
+@dataclass
+class Job:
+    direction: str  # PUT | GET
+    local: Path  # PUT: the file sent; GET: its final local path
+    rel: str  # path below the node's root
+    node: str | None  # None: GET from the first node that has it
+    size: int = 0
+    sha256: str = ""
+    stale_parts: list[tuple[str, str]] = field(default_factory=list)  # (node, .part) of failed attempts
+
+
+@dataclass
+class Result:
+    job: Job
+    node: str = ""
+    host: str = ""
+    path: str = ""
+    bytes: int = 0
+    status: str = "failed"
+    start: float = 0.0
+    end: float = 0.0
+    attempts: int = 0
+    sha256: str = ""
+    verified: bool = False
+    error: str = ""
+
+
+class Sessions:
+    """One connection per (thread, node), opened on first use; a node whose host key or login is
+    refused is marked dead once, and every later job for it fails at once with the same error."""
+
+    def __init__(self, nodes: dict[str, Node], settings: SSHSettings, log):
+        self.nodes, self.settings, self.log = nodes, settings, log
+        self._local = threading.local()
+        self._all: list[NodeSession] = []
+        self._lock = threading.Lock()
+        self.dead: dict[str, str] = {}
+
+    def get(self, name: str) -> NodeSession:
+        if name in self.dead:
+            raise FatalNodeError(self.dead[name])
+        cache = self._local.__dict__.setdefault("sessions", {})
+        session = cache.get(name)
+        if session is None or session.client is None:
+            try:
+                session = NodeSession(self.nodes[name], self.settings, self.log).connect()
+            except FatalNodeError as exc:
+                with self._lock:
+                    self.dead.setdefault(name, str(exc))
+                raise
+            cache[name] = session
+            with self._lock:
+                self._all.append(session)
+        return session
+
+    def drop(self, name: str) -> None:
+        session = self._local.__dict__.get("sessions", {}).pop(name, None)
+        if session is not None:
+            session.close()
+
+    def close(self) -> None:
+        with self._lock:
+            for session in self._all:
+                session.close()
+            self._all.clear()
+
+
+def _put(sessions: Sessions, job: Job, res: Result, cfg) -> None:
+    node = sessions.nodes[job.node]
+    session = sessions.get(job.node)
+    final = remote_path(node, job.rel, what="remote name")
+    res.path = final
+    for stale_node, part in list(job.stale_parts):  # .part files of attempts cut off mid-way
+        if stale_node == job.node:
+            session._remove_quietly(part)
+            job.stale_parts.remove((stale_node, part))
+    if cfg["SKIP_EXISTING"]:
+        attrs = session.stat(final)
+        if attrs is not None and attrs.st_size == job.size and session.sha256(final) == job.sha256:
+            res.status, res.verified, res.sha256 = "skipped", True, job.sha256
+            return
+    tmp = part_name(final)
+    job.stale_parts.append((job.node, tmp))
+    session.put_atomic(job.local, final, job.size, job.sha256, cfg["VERIFY"], tmp=tmp)
+    job.stale_parts.remove((job.node, tmp))
+    res.status, res.bytes, res.verified, res.sha256 = "done", job.size, bool(cfg["VERIFY"]), job.sha256
+
+
+def _locate(sessions: Sessions, job: Job) -> str:
+    """The first node (in NODES order) that has ``job.rel``."""
+    errors = []
+    for name, node in sessions.nodes.items():
+        try:
+            if sessions.get(name).stat(remote_path(node, job.rel)) is not None:
+                return name
+        except FatalNodeError as exc:
+            errors.append(str(exc))
+    detail = f" (unreachable: {'; '.join(errors)})" if errors else ""
+    raise ToolError(f"{job.rel} is on none of the nodes {', '.join(sessions.nodes)}{detail}")
+
+
+def _get(sessions: Sessions, job: Job, res: Result, cfg) -> None:
+    name = job.node or _locate(sessions, job)
+    res.node, res.host = name, sessions.nodes[name].host
+    node = sessions.nodes[name]
+    session = sessions.get(name)
+    remote = remote_path(node, job.rel, what="remote name")
+    res.path = remote
+    if session.stat(remote) is None:
+        raise ToolError(f"{session.where()}: {remote} does not exist")
+    if cfg["SKIP_EXISTING"] and job.local.exists():
+        local_sum = sha256_local(job.local)
+        if local_sum == session.sha256(remote):
+            res.status, res.verified, res.sha256 = "skipped", True, local_sum
+            return
+    with atomic_path(job.local) as tmp:
+        res.bytes, res.sha256 = session.get_verified(remote, tmp, cfg["VERIFY"])
+    res.status, res.verified = "done", bool(cfg["VERIFY"])
+
+
+def _attempt(sessions: Sessions, job: Job, cfg, log) -> Result:
+    """One job with its retries; never raises."""
+    res = Result(job, node=job.node or "", host=sessions.nodes[job.node].host if job.node else "",
+                 start=time.time())
+    retries, delay = cfg["RETRIES"], cfg["RETRY_DELAY"]
+    for attempt in range(1, retries + 2):
+        res.attempts = attempt
+        try:
+            (_put if job.direction == "PUT" else _get)(sessions, job, res, cfg)
+            res.error = ""
+            break
+        except (FatalNodeError, ToolError, PermissionError) as exc:  # a retry cannot cure these
+            res.status, res.error = "failed", str(exc)
+            break
+        except RETRYABLE as exc:
+            where = f"node {res.node or job.node} ({sessions.nodes[res.node or job.node].host})" \
+                if (res.node or job.node) else "cluster"
+            text = str(exc) if isinstance(exc, TransferError) else f"{type(exc).__name__}: {exc}"
+            res.status = "failed"
+            res.error = f"{job.local.name} -> {where}: {job.direction} attempt {attempt} failed: {text}"
+            log.warning("%s", res.error)
+            if res.node or job.node:
+                sessions.drop(res.node or job.node)
+            if attempt <= retries:
+                time.sleep(delay * attempt)
+    res.end = time.time()
+    return res
+
+
+def _free_disk(sessions: Sessions, names, log) -> dict[str, int]:
+    free = {}
+    for name in names:
+        try:
+            free[name] = sessions.get(name).free_bytes()
+        except (FatalNodeError, *RETRYABLE) as exc:
+            log.warning("free disk of node %s unknown: %s", name, exc)
+    return free
+
+
+def plan_put(ctx, nodes: dict[str, Node], sessions: Sessions) -> tuple[list[Job], dict[str, str]]:
+    """The PUT jobs (file -> node) and the files refused with their reason."""
+    cfg = ctx.config
+    refused: dict[str, str] = {}
+    jobs: dict[str, Job] = {}
+    for path in ctx.inputs:
+        key = str(path)
+        try:
+            if not path.is_file():
+                raise ToolError(f"input {path} is not a readable file")
+            rel = check_relative(posixpath.join(cfg["REMOTE_DIR"], path.name) if cfg["REMOTE_DIR"]
+                                 else path.name, "remote name")
+        except (ToolError, PermissionError) as exc:
+            refused[key] = str(exc)
+            continue
+        jobs[key] = Job("PUT", path, rel, None, size=path.stat().st_size)
+    names = list(nodes)
+    policy = cfg["DISPATCH"]
+    if policy == "ROUND_ROBIN":
+        plan = dispatch.round_robin(list(jobs), names)
+    elif policy == "FREE_SPACE":
+        free = _free_disk(sessions, names, ctx.log)
+        for name, value in free.items():
+            ctx.log.info("node %s: %.1f MB free", name, value / 1e6)
+            ctx.record("node", name=name, free_disk=value, time=time.time())
+        if not free:
+            raise ToolError(f"DISPATCH FREE_SPACE: the free disk of no node could be measured "
+                            f"(nodes {', '.join(names)}; see the log)")
+        plan = dispatch.free_space({k: j.size for k, j in jobs.items()}, free, cfg["MIN_FREE"] * 1024 ** 2)
+    else:
+        mapping = dispatch.parse_key_map(cfg["DISPATCH_MAP"], names)
+        plan = dispatch.by_key(list(jobs), cfg["DISPATCH_KEY"], mapping)
+    refused.update(plan.refused)
+    out = []
+    for key, job in jobs.items():
+        if key in plan.nodes:
+            job.node = plan.nodes[key]
+            out.append(job)
+    return out, refused
+
+
+def plan_get(ctx, nodes: dict[str, Node]) -> tuple[list[Job], dict[str, str]]:
+    """GET inputs are ``node:relative/path`` or ``relative/path`` (looked for on every node)."""
+    refused: dict[str, str] = {}
+    jobs = []
+    local_dir = ctx.config["LOCAL_DIR"]
+    for item in ctx.inputs:
+        text = str(item)
+        node, sep, rel = text.partition(":")
+        if not sep or node not in nodes:
+            node, rel = None, text
+        try:
+            rel = check_relative(rel, "remote name")
+            local = ctx.output_path(posixpath.join(local_dir, rel) if local_dir else rel)
+        except PermissionError as exc:
+            refused[text] = str(exc)
+            continue
+        jobs.append(Job("GET", local, rel, node))
+    return jobs, refused
+
+
+def run_transfers(ctx, nodes: list[Node], settings: SSHSettings) -> list[Result]:
+    cfg, log = ctx.config, ctx.log
+    by_name = {n.name: n for n in nodes}
+    if len(by_name) != len(nodes):
+        raise ConfigError("two nodes have the same name", "datatransfer", "NODES")
+    sessions = Sessions(by_name, settings, log)
+    results: list[Result] = []
+    try:
+        if cfg["DIRECTION"] == "PUT":
+            jobs, refused = plan_put(ctx, by_name, sessions)
+            # local checksums in the workers would serialise on the GIL anyway; hashlib releases it
+            for job in jobs:
+                job.sha256 = sha256_local(job.local)
+        else:
+            jobs, refused = plan_get(ctx, by_name)
+        for name, reason in refused.items():
+            log.error("%s: not transferred: %s", name, reason)
+        nthreads = cfg["NTHREADS"] or ctx.nthreads
+        with ThreadPoolExecutor(max_workers=max(1, min(nthreads, len(jobs) or 1))) as pool:
+            futures = [pool.submit(_attempt, sessions, job, cfg, log) for job in jobs]
+            for future in as_completed(futures):  # record each transfer as it ends
+                res = future.result()
+                results.append(res)
+                _record(ctx, res)
+        used = sorted({r.node for r in results if r.node and r.node not in sessions.dead})
+        for name, value in _free_disk(sessions, used, log).items():
+            ctx.record("node", name=name, free_disk=value, time=time.time())
+    finally:
+        sessions.close()
+    failed = [r for r in results if r.status == "failed"]
+    moved = sum(r.bytes for r in results)
+    log.info("%d file(s) transferred, %d skipped (already there), %d failed, %d refused; %.1f MB sent",
+             sum(r.status == "done" for r in results), sum(r.status == "skipped" for r in results),
+             len(failed), len(refused), moved / 1e6)
+    if (failed or refused) and not any(r.status != "failed" for r in results):
+        first = failed[0].error if failed else next(iter(refused.items()))
+        raise ToolError(f"datatransfer: every file failed; first error: {first}")
+    return results
+
+
+def _record(ctx, res: Result) -> None:
+    job = res.job
+    # a GET whose file was found on no node has no node: it is kept verbatim, not as a node's transfer
+    ctx.record("transfer" if res.node else "transfer_error", direction="out" if job.direction == "PUT" else "in",
+               node=res.node, path=res.path or job.rel, bytes=res.bytes, status=res.status, start=res.start, end=res.end,
+               host=res.host, local=str(job.local), size=job.size or res.bytes, sha256=res.sha256,
+               verified=res.verified, attempts=res.attempts, error=res.error)
+    seconds = max(res.end - res.start, 1e-9)
+    if res.status == "failed":
+        ctx.log.error("%s", res.error)
+        return
+    ctx.log.info("%s %s %s:%s, %d bytes in %.2f s (%.2f MB/s)%s", job.local.name,
+                 "->" if job.direction == "PUT" else "<-", res.node, res.path, res.bytes, seconds,
+                 res.bytes / seconds / 1e6, " (already there, skipped)" if res.status == "skipped" else "")
+    if job.direction == "PUT" and job.local.name.lower().endswith(FITS_SUFFIXES):
+        # the copy on the node, for RDBix's "files distribution across nodes"
+        ctx.record("exposure", filename=job.local.name,
+                   storage=[{"node": res.node, "path": res.path, "size": job.size, "checksum": res.sha256}])
+    elif job.direction == "GET" and res.status == "done":
+        ctx.add_product(job.local, "download", node=res.node, remote=res.path)
