@@ -231,3 +231,17 @@ def test_server_killed_mid_stream_spool_replays_to_fault_free_result(db_url, tmp
     assert result.remaining == 0 and result.rejected == 0
     assert result.sent + result.duplicates == waiting
     assert snapshot(db_url) == snapshot(ref_url)
+
+
+def test_cli_grade_through_dbclient(server, db_url, tmp_path, monkeypatch, capsys):
+    from terapix_fw.cli import main
+    from terapix_fw.db.query import effective_grade, grade_history
+    monkeypatch.setenv("TERAPIX_DBCLIENT_URL", server.url)
+    monkeypatch.setenv("TERAPIX_DBCLIENT_SECRET", SECRET)
+    monkeypatch.setenv("TERAPIX_DBCLIENT_SPOOL", str(tmp_path / "spool"))
+    Client(spool_dir=tmp_path / "spool").submit(Document().add("exposure", filename="712345o.fits"))
+    assert main(["grade", "/data/712345o.fits", "D", "--comment", "dome vignetting", "--author", "qso"]) == 0
+    assert "1 sent" in capsys.readouterr().out
+    assert [(h["grade"], h["author"], h["comment"]) for h in grade_history(db_url, "712345o.fits")] == [
+        ("D", "qso", "dome vignetting")]
+    assert effective_grade(db_url, "712345o.fits") == ("D", "human")
