@@ -1043,7 +1043,9 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
         name = p.name
         code, unit, disp, desc = BY_NAME[name][1:]
         if name not in cols:
-            raise ToolError(f"catalogue parameter {name} could not be computed (internal error)")
+            if n:
+                raise ToolError(f"catalogue parameter {name} could not be computed (internal error)")
+            cols[name] = np.zeros((0,) + (p.shape if name == "VIGNET" else ((p.size,) if p.shape else ())))
         values = np.asarray(cols[name])
         dtype = {"E": np.float32, "D": np.float64, "J": np.int32, "I": np.int16, "B": np.uint8}[code]
         if name == "VIGNET":

@@ -328,3 +328,17 @@ def test_pipeline_unit_per_extension_names_and_records(tmp_path):
                       extension=3, nthreads=1)
     with pytest.raises(ToolError, match="no image extension 3"):
         SExtractorTool().run(ctx)
+
+
+def test_blank_image_gives_an_empty_valid_catalogue(tmp_path, monkeypatch):
+    """A CCD without sources (dead or blank) still yields a well-formed catalogue, as SExtractor does."""
+    monkeypatch.setenv("TERAPIX_HOME", str(tmp_path / "home"))
+    write_fits(tmp_path / "blank.fits", np.random.default_rng(0).normal(100, 5, (64, 64)).astype(np.float32))
+    param = tmp_path / "all.param"
+    param.write_text("\n".join(PARAMS + ["FLUX_PETRO", "PETRO_RADIUS", "SNR_WIN", "ISO3", "FWHM_IMAGE",
+                                         "ERRAWIN_IMAGE", "KRON_RADIUS"]) + "\n")
+    assert run_cli([tmp_path / "blank.fits", "-PARAMETERS_NAME", param, "-CATALOG_TYPE", "FITS_LDAC",
+                    "-CATALOG_NAME", "blank.ldac", "-DETECT_THRESH", "50", "-VERBOSE_TYPE", "QUIET"], tmp_path) == 0
+    cat = read_ldac(tmp_path / "blank.ldac")[0]
+    assert len(cat.objects) == 0 and cat.header["SEXNFIN"] == 0
+    assert "VIGNET" in cat.objects.colnames and "XWIN_IMAGE" in cat.objects.colnames
