@@ -17,8 +17,8 @@ import numpy as np
 from terapix_fw.errors import ToolError
 
 from .inputs import InputField, per_image, read_pixels
-from .kernels import (BIG, INTERP_CODES, KERNEL_WIDTH, WEIGHT_CODES, finish_pixels, kernel_table, resample_rect,
-                      row_max, variance_map)
+from .kernels import (BIG, INTERP_CODES, KERNEL_WIDTH, WEIGHT_CODES, finish_pixels, kernel_table, mesh_variance,
+                      resample_rect, row_max, variance_map)
 from .mapping import PixelMap, build_grid
 
 __all__ = ["Resampled", "resample_field", "resampled_names", "field_variance", "as_resampled"]
@@ -92,18 +92,13 @@ def field_variance(data, weight, fld: InputField, bkg, rescale: bool):
     sigfac = 1.0
     if rescale and wtype in ("MAP_WEIGHT", "MAP_VARIANCE"):
         bw, bh = bkg.back_size
-        ny, nx = data.shape
         _, rms_mini = bkg.mini()
-        ratios = []
-        for j in range(rms_mini.shape[0]):
-            for i in range(rms_mini.shape[1]):
-                block = var[j * bh:(j + 1) * bh, i * bw:(i + 1) * bw]
-                good = block[block < BIG]
-                if good.size >= 0.5 * block.size and good.size:
-                    mean_var = float(good.mean(dtype=np.float64))
-                    if mean_var > 0 and rms_mini[j, i] > 0:
-                        ratios.append(rms_mini[j, i] / math.sqrt(mean_var))
-        if ratios:
+        total, ngood, npix = mesh_variance(var, bw, bh)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean_var = total / ngood
+        ok = (ngood >= 0.5 * npix) & (ngood > 0) & (mean_var > 0) & (rms_mini > 0)
+        ratios = rms_mini[ok] / np.sqrt(mean_var[ok])
+        if ratios.size:
             sigfac = float(np.median(ratios))
     return var, sigfac
 
