@@ -523,10 +523,13 @@ def extract_image(spec: ImageSpec, cfg, plist: list[CatalogParam], wtype_m: str 
     btypes, bvalues = list(cfg["BACK_TYPE"]), list(cfg["BACK_VALUE"])
     bk_kw = dict(back_size=cfg["BACK_SIZE"], filter_size=cfg["BACK_FILTERSIZE"],
                  filter_thresh=cfg["BACK_FILTTHRESH"])
-    bkg_m = estimate_background(data, mask=bad_m, back_type=btypes[-1] if dual else btypes[0],
-                                back_value=bvalues[-1] if dual else bvalues[0], **bk_kw)
-    bkg_d = estimate_background(ddata, mask=bad_d, back_type=btypes[0], back_value=bvalues[0], **bk_kw) \
-        if dual else bkg_m
+    try:
+        bkg_m = estimate_background(data, mask=bad_m, back_type=btypes[-1] if dual else btypes[0],
+                                    back_value=bvalues[-1] if dual else bvalues[0], **bk_kw)
+        bkg_d = estimate_background(ddata, mask=bad_d, back_type=btypes[0], back_value=bvalues[0], **bk_kw) \
+            if dual else bkg_m
+    except ValueError as exc:
+        raise ToolError(f"{spec.name}[{spec.ext}]: {exc}") from None
 
     def rescale(var, bad, bkg, which):
         if var is None:
