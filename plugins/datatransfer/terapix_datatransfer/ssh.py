@@ -86,7 +86,9 @@ class NodeSession:
         if s.known_hosts:
             known = Path(s.known_hosts).expanduser()
             if known.exists():
-                client.load_host_keys(str(known))
+                # as "system" keys: paramiko never writes those back, so an AUTO_ADD run (several
+                # threads) cannot rewrite the operator's known_hosts file under them
+                client.load_system_host_keys(str(known))
             elif s.host_key_policy == "REJECT":
                 raise FatalNodeError(f"{self.where()}: KNOWN_HOSTS file {known} does not exist, so the host key "
                                      "cannot be verified; create it (ssh-keyscan -p PORT HOST >> FILE) or set "

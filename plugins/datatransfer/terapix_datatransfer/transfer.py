@@ -308,6 +308,12 @@ def _record(ctx, res: Result) -> None:
     if job.direction == "PUT" and job.local.name.lower().endswith(FITS_SUFFIXES):
         # the copy on the node, for RDBix's "files distribution across nodes"
         ctx.record("exposure", filename=job.local.name,
-                   storage=[{"node": res.node, "path": res.path, "size": job.size, "checksum": res.sha256}])
+                   storage=[{"node": res.node, "path": res.path, "size": job.size, "checksum": res.sha256,
+                             "compression": _compression(job.local.name)}])
     elif job.direction == "GET" and res.status == "done":
         ctx.add_product(job.local, "download", node=res.node, remote=res.path)
+
+
+def _compression(name: str) -> str:
+    name = name.lower()
+    return "fpack" if name.endswith(".fz") else "gzip" if name.endswith(".gz") else "none"
