@@ -107,3 +107,21 @@ def test_client_needs_url_and_secret(tmp_path, monkeypatch):
         load_secret()
     (tmp_path / "secret").write_text("  s3cr3t\n")
     assert load_secret(secret_file=tmp_path / "secret") == b"s3cr3t"
+
+
+def test_field_types_coerced_or_refused():
+    import numpy as np
+    from terapix_fw.db.ops import normalize
+    out = normalize("catalog", {"path": "/c", "nsources": np.int64(12), "sources": [
+        {"ra": np.float32(1.5), "dec": "-2.25", "number": 3.0, "flags": np.uint8(4)}]})
+    assert out["nsources"] == 12 and out["sources"] == [{"ra": 1.5, "dec": -2.25, "number": 3, "flags": 4}]
+    for bad in (np.float32(2.5), 2.5, "2.5", "many"):
+        with pytest.raises(RecordError, match="catalog.nsources: .* is not a valid int"):
+            normalize("catalog", {"path": "/c", "nsources": bad})
+    with pytest.raises(RecordError, match="catalog: missing required field 'path'"):
+        normalize("catalog", {"nsources": 1})
+    with pytest.raises(RecordError, match=r"catalog.sources\[0\]: missing required field 'dec'"):
+        normalize("catalog", {"path": "/c", "sources": [{"ra": 1.0}]})
+    assert normalize("exposure", {"filename": "a", "photometric": "no"})["photometric"] is False
+    with pytest.raises(RecordError, match="exposure.date_obs: 'yesterday' is not a valid time"):
+        normalize("exposure", {"filename": "a", "date_obs": "yesterday"})

@@ -43,6 +43,7 @@ import datetime as _dt
 import hashlib
 import json
 import math
+import numbers
 import uuid
 from dataclasses import dataclass, field
 from pathlib import PurePath
@@ -125,11 +126,14 @@ def _coerce_scalar(ftype: str, value: Any, where: str):
         if ftype == "str":
             return str(value)
         if ftype == "int":
-            if isinstance(value, bool):
+            if isinstance(value, numbers.Integral):  # bool, int, numpy integers
                 return int(value)
-            if isinstance(value, float) and not value.is_integer():
+            if isinstance(value, str):
+                return int(value.strip())
+            number = float(value)  # floats and numpy floats: only whole values are integers
+            if not number.is_integer():
                 raise ValueError
-            return int(value)
+            return int(number)
         if ftype == "float":
             out = float(value)
             return None if math.isnan(out) else out
