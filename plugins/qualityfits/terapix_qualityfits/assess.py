@@ -148,7 +148,10 @@ def extraction_config(cfg: QFConfig, zp):
     resolve_config, resolve_params = sx.resolve_config, sx.resolve_params
     secfg = resolve_config(None, DETECT_THRESH=cfg.detect_thresh, ANALYSIS_THRESH=cfg.detect_thresh,
                            DETECT_MINAREA=cfg.detect_minarea, WEIGHT_TYPE="MAP_WEIGHT",
-                           MAG_ZEROPOINT=zp if zp is not None else 0.0, PIXEL_SCALE=0, NTHREADS=1)
+                           MAG_ZEROPOINT=zp if zp is not None else 0.0, PIXEL_SCALE=0, NTHREADS=1,
+                           # zero-weight pixels (cosmic rays, bad columns, trails) stay out of the
+                           # measurements; interpolating over them would cost more than the extraction
+                           INTERP_TYPE="NONE")
     return secfg, resolve_params(CATALOG_PARAMS, secfg)
 
 

@@ -143,30 +143,30 @@ def cosmic_rays(data, back, rms: float, gain: float, sigclip: float = 4.5, sigfr
     ``back`` is the background map (or a scalar), ``rms`` the background noise in ADU, ``gain`` in
     e-/ADU (0 ignores the source photon noise).
     """
-    img = np.ascontiguousarray(data, dtype=np.float64)
-    img = np.where(np.isfinite(img), img, 0.0)
-    bk = np.broadcast_to(np.asarray(back, dtype=np.float64), img.shape)
-    bk = np.ascontiguousarray(bk)
+    img = np.ascontiguousarray(data, dtype=np.float32)
+    if not np.isfinite(img).all():
+        img = np.where(np.isfinite(img), img, np.float32(0))
+    bk = np.ascontiguousarray(np.broadcast_to(np.asarray(back, dtype=np.float32), img.shape))
     return _cosmics(img, bk, float(max(rms, 1e-12)), float(gain), float(sigclip), float(sigfrac),
                     float(objlim), int(ngrow))
 
 
 @njit(cache=True)
-def _bleed(img, seed, limit):
+def _bleed(img, back, satur, fraction):
+    """Saturated pixels and their bleed trails: runs along the column above back + fraction (satur - back)."""
     ny, nx = img.shape
-    out = seed.copy()
-    for x in range(nx):
-        for y in range(ny):
-            if not seed[y, x]:
+    out = np.zeros((ny, nx), np.bool_)
+    for y in range(ny):
+        for x in range(nx):
+            if img[y, x] < satur:
                 continue
-            j = y - 1
-            while j >= 0 and not out[j, x] and img[j, x] > limit[j, x]:
-                out[j, x] = True
-                j -= 1
-            j = y + 1
-            while j < ny and not seed[j, x] and img[j, x] > limit[j, x]:
-                out[j, x] = True
-                j += 1
+            out[y, x] = True
+            for step in (-1, 1):
+                j = y + step
+                while 0 <= j < ny and not out[j, x] and img[j, x] < satur and \
+                        img[j, x] > back[j, x] + fraction * (satur - back[j, x]):
+                    out[j, x] = True
+                    j += step
     return out
 
 
@@ -190,13 +190,9 @@ def saturated(data, back, satur_level: float, bleed_fraction: float = 0.3):
     A bleed trail continues along the column (the CCD readout direction) while the pixel stays above
     ``back + bleed_fraction * (satur_level - back)``.
     """
-    img = np.asarray(data, dtype=np.float32)
-    seed = img >= satur_level
-    if not seed.any():
-        return seed
-    limit = (np.asarray(back, np.float32) + bleed_fraction * (satur_level - np.asarray(back, np.float32)))
-    limit = np.ascontiguousarray(np.broadcast_to(limit, img.shape), dtype=np.float32)
-    mask = _bleed(np.ascontiguousarray(img), seed, limit)
+    img = np.ascontiguousarray(data, dtype=np.float32)
+    bk = np.ascontiguousarray(np.broadcast_to(np.asarray(back, dtype=np.float32), img.shape))
+    mask = _bleed(img, bk, np.float32(satur_level), np.float32(bleed_fraction))
     return _dilate8(mask)
 
 
@@ -216,7 +212,7 @@ def bad_columns(data, back, rms: float, nsigma: float = 5.0, segment: int = 256)
         y1 = min(ny, y0 + segment)
         if y1 - y0 < segment // 4:
             y0 = max(0, y1 - segment)
-        colmed = np.nanmedian(img[y0:y1], axis=0)
+        colmed = np.median(img[y0:y1], axis=0)
         # "mirror" keeps an edge column out of its own reference (with "nearest" it is 5 of the 9 values)
         dev = colmed - median_filter(colmed, size=9, mode="mirror")
         mad = 1.4826 * np.median(np.abs(dev - np.median(dev)))
