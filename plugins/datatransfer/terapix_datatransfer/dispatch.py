@@ -9,12 +9,16 @@
 """
 from __future__ import annotations
 
+import re
+import string
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from terapix_fw.errors import ConfigError
 
-__all__ = ["Assignment", "round_robin", "free_space", "parse_key_map", "by_key", "header_value"]
+__all__ = ["Assignment", "round_robin", "free_space", "parse_key_map", "by_key", "header_value",
+           "template_keywords", "expand_template"]
 
 
 @dataclass
@@ -26,6 +30,12 @@ class Assignment:
 
 
 def round_robin(files: list[str], nodes: list[str]) -> Assignment:
+    """The i-th file to node i mod n.  A unit of one file (``fanout="file"``) has no position among
+    the others, so its node is chosen by a stable hash of its name: even on average, and the same
+    node on every re-run."""
+    if len(files) == 1:
+        name = Path(files[0]).name
+        return Assignment({files[0]: nodes[zlib.crc32(name.encode()) % len(nodes)]})
     return Assignment({f: nodes[i % len(nodes)] for i, f in enumerate(files)})
 
 
@@ -90,3 +100,27 @@ def by_key(files: list[str], keyword: str, mapping: dict[str, str], read=header_
             out.refused[name] = (f"{keyword} = {value!r} is not in DISPATCH_MAP "
                                  f"({', '.join(sorted(mapping))}); add it or a '*' entry")
     return out
+
+
+def template_keywords(template: str) -> list[str]:
+    """Header keywords named in a ``REMOTE_DIR`` template such as ``megacam/{FILTER}/{RUNID}``."""
+    try:
+        return [field_name for _, field_name, _, _ in string.Formatter().parse(template) if field_name]
+    except ValueError as exc:
+        raise ConfigError(f"bad REMOTE_DIR template {template!r}: {exc}", "datatransfer", "REMOTE_DIR") from None
+
+
+def expand_template(template: str, path: str | Path, read=header_value) -> str:
+    """``template`` with each ``{KEYWORD}`` replaced by the file's header value, made a safe directory
+    name (characters other than letters, digits, ``.``, ``_``, ``+``, ``-`` become ``_``), the way
+    TERAPIX sorted MegaCam images by filter and run."""
+    values = {}
+    for key in template_keywords(template):
+        value = read(path, key)
+        if value is None or not value.strip():
+            raise PermissionError(f"REMOTE_DIR {template!r}: no {key} keyword in the header of {path}")
+        safe = re.sub(r"[^A-Za-z0-9._+-]", "_", value.strip())
+        if set(safe) == {"."}:
+            raise PermissionError(f"REMOTE_DIR {template!r}: {key} = {value!r} in {path} is not a directory name")
+        values[key] = safe
+    return template.format(**values)

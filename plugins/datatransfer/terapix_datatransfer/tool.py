@@ -55,7 +55,8 @@ class DatatransferTool(Tool):
                   nvalues=(0, None)),
         Parameter("MIN_FREE", "float", 0.0, "MB left free on every node by FREE_SPACE dispatch",
                   minimum=0.0),
-        Parameter("REMOTE_DIR", "str", "", "sub-directory of each node's dest_root receiving the files"),
+        Parameter("REMOTE_DIR", "str", "",
+                  "sub-directory of dest_root receiving the files; {KEYWORD} = FITS header value"),
         Parameter("LOCAL_DIR", "path", "", "directory receiving GET files (empty: the working directory)"),
         Parameter("NTHREADS", "int", 4, "simultaneous transfers (0 = one per core)", minimum=0),
         Parameter("RETRIES", "int", 3, "retries of a failed transfer, on a new connection", minimum=0),
@@ -83,9 +84,11 @@ class DatatransferTool(Tool):
         if not nodes:
             raise ConfigError("no destination node: set NODES or NODES_FILE", "datatransfer", "NODES")
         if cfg["REMOTE_DIR"]:
+            from .dispatch import template_keywords
             from .nodes import check_relative
             try:
                 check_relative(cfg["REMOTE_DIR"], "REMOTE_DIR")
+                template_keywords(cfg["REMOTE_DIR"])
             except PermissionError as exc:
                 raise ConfigError(str(exc), "datatransfer", "REMOTE_DIR") from None
         if not ctx.inputs:

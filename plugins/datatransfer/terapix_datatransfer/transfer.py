@@ -200,9 +200,12 @@ def plan_put(ctx, nodes: dict[str, Node], sessions: Sessions) -> tuple[list[Job]
         try:
             if not path.is_file():
                 raise ToolError(f"input {path} is not a readable file")
-            rel = check_relative(posixpath.join(cfg["REMOTE_DIR"], path.name) if cfg["REMOTE_DIR"]
-                                 else path.name, "remote name")
-        except (ToolError, PermissionError) as exc:
+            directory = cfg["REMOTE_DIR"]
+            if "{" in directory:
+                directory = dispatch.expand_template(directory, path)
+            rel = check_relative(posixpath.join(directory, path.name) if directory else path.name,
+                                 "remote name")
+        except (ToolError, OSError) as exc:  # PermissionError: refused name; OSError: unreadable header
             refused[key] = str(exc)
             continue
         jobs[key] = Job("PUT", path, rel, None, size=path.stat().st_size)

@@ -252,12 +252,15 @@ def test_by_key_dispatch(tmp_path, cluster):
             hdu.header["FILTER"] = filt
         paths.append(src / f"img{i}.fits")
         hdu.writeto(paths[-1])
-    result = _run(tmp_path, cluster, paths, DISPATCH="BY_KEY", DISPATCH_MAP="u.MP9301:n1,*:n2")
+    result = _run(tmp_path, cluster, paths, DISPATCH="BY_KEY", DISPATCH_MAP="u.MP9301:n1,*:n2",
+                  REMOTE_DIR="megacam/{FILTER}")
     assert result.status == "done", result.error
     placed = {name: r["node"] for name, r in _transfers(result).items()}
     assert placed == {"img0.fits": "n1", "img1.fits": "n2", "img2.fits": "n1"}
-    assert "img3.fits: not transferred: no FILTER keyword in its header" in \
-        (tmp_path / "logs" / "dispatch.log").read_text()
+    assert cluster.stored("n1", "megacam/u.MP9301/img2.fits").read_bytes() == paths[2].read_bytes()
+    assert cluster.stored("n2", "megacam/r.MP9601/img1.fits").exists()
+    log = (tmp_path / "logs" / "dispatch.log").read_text()
+    assert "no FILTER keyword in the header of" in log and "img3.fits" in log
     strict = _run(tmp_path, cluster, paths[1:2], DISPATCH="BY_KEY", DISPATCH_MAP="u.MP9301:n1")
     assert strict.status == "failed" and "FILTER = 'r.MP9601' is not in DISPATCH_MAP" in strict.error
     wrong = _run(tmp_path, cluster, paths, DISPATCH="BY_KEY", DISPATCH_MAP="u.MP9301:n9")
@@ -312,3 +315,30 @@ def test_recorded_in_rdbix(tmp_path, cluster, monkeypatch):
                          "on e.id = s.exposure_id order by e.filename").fetchall()
     assert storage == [("exp0.fits.fz", "n1", "/data/exp0.fits.fz", 1500),
                        ("exp1.fits.fz", "n2", "/data/exp1.fits.fz", 2500)]
+
+
+def test_remote_dir_template_values_are_made_safe():
+    headers = {"FILTER": "../../etc", "RUNID": "05A Q01", "DOTS": ".."}
+    read = lambda path, key: headers.get(key)  # noqa: E731 - a fake header reader
+    assert dispatch.expand_template("m/{FILTER}/{RUNID}", "x.fits", read) == "m/.._.._etc/05A_Q01"
+    with pytest.raises(PermissionError, match="DOTS"):
+        dispatch.expand_template("{DOTS}", "x.fits", read)
+    with pytest.raises(PermissionError, match="no OBJECT keyword"):
+        dispatch.expand_template("{OBJECT}", "x.fits", read)
+
+
+def test_per_file_units_spread_and_stay_put(tmp_path, cluster):
+    """fanout="file": each unit sees one file; ROUND_ROBIN then picks the node by a stable hash of
+    the name, so the files spread over the nodes and a re-run sends each to the same node."""
+    import zlib
+
+    files = _files(tmp_path, [500] * 6)
+    placed = {}
+    for path in files:
+        result = _run(tmp_path, cluster, [path])
+        assert result.status == "done", result.error
+        placed[path.name] = _transfers(result)[path.name]["node"]
+    assert set(placed.values()) == {"n1", "n2"}
+    assert placed == {p.name: ("n1", "n2")[zlib.crc32(p.name.encode()) % 2] for p in files}
+    again = _transfers(_run(tmp_path, cluster, [files[0]]))[files[0].name]
+    assert again["status"] == "skipped" and again["node"] == placed[files[0].name]
