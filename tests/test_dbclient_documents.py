@@ -125,3 +125,20 @@ def test_field_types_coerced_or_refused():
     assert normalize("exposure", {"filename": "a", "photometric": "no"})["photometric"] is False
     with pytest.raises(RecordError, match="exposure.date_obs: 'yesterday' is not a valid time"):
         normalize("exposure", {"filename": "a", "date_obs": "yesterday"})
+
+
+def test_schema_built_in_memory_when_schemas_folder_missing(monkeypatch):
+    from terapix_fw import xmlutil
+
+    def missing(name):
+        raise FileNotFoundError(name)
+    monkeypatch.setattr(xmlutil, "load_schema", missing)
+    from terapix_fw.dbclient import xmldoc
+    built = []
+    real = xmldoc._generated_schema
+    monkeypatch.setattr(xmldoc, "_generated_schema", lambda: built.append(1) or real())
+    doc = Document(id="mem").add("node", name="n1")
+    assert parse_documents(to_xml(doc))[0].instructions == doc.instructions
+    assert built
+    with pytest.raises(DocumentError, match="does not follow dbclient.xsd.*free_space"):
+        parse_documents(to_xml(doc).replace(b'name="n1"', b'name="n1" free_space="3"'))

@@ -149,7 +149,13 @@ def parse_documents(data: bytes, label: str = "<dbclient>") -> list[Document]:
     """Parse and validate a ``<document>`` or a ``<batch>`` of documents; DocumentError says why not."""
     from ..xmlutil import parse_xml, validate
     tree = parse_xml(data, label, error_class=DocumentError)
-    validate(tree, SCHEMA_NAME, label, error_class=DocumentError)
+    try:
+        validate(tree, SCHEMA_NAME, label, error_class=DocumentError)
+    except FileNotFoundError:  # installed without the schemas/ folder: the same schema, built in memory
+        schema = _generated_schema()
+        if not schema.validate(tree):
+            err = schema.error_log[0]
+            raise DocumentError(f"does not follow {SCHEMA_NAME}: {err.message}", f"{label}:{err.line}:{err.column}")
     root = tree.getroot()
     elems = [root] if root.tag == _NS + "document" else [e for e in root if e.tag == _NS + "document"]
     return [_from_element(e, label) for e in elems]
@@ -157,6 +163,16 @@ def parse_documents(data: bytes, label: str = "<dbclient>") -> list[Document]:
 
 # ----------------------------------------------------------------------------------------------------
 # XSD generation
+
+_schema_cache: list = []
+
+
+def _generated_schema():
+    from lxml import etree
+    if not _schema_cache:
+        _schema_cache.append(etree.XMLSchema(etree.fromstring(build_xsd().encode())))
+    return _schema_cache[0]
+
 
 def _xsd_attribute(f: Field, indent: str) -> str:
     use = ' use="required"' if f.required else ""
