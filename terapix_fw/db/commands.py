@@ -142,7 +142,7 @@ def _cmd_flush(args) -> int:
 
 def _cmd_spool(args) -> int:
     from ..dbclient.client import Client
-    client = Client(args.url or "http://unused", spool_dir=args.spool, secret_file=args.secret_file)
+    client = Client(args.url, spool_dir=args.spool, secret_file=args.secret_file, require_url=False)
     pending = client.pending()
     rejected = client.rejected()
     print(f"spool {client.spool_dir}: {len(pending)} document(s) waiting, {len(rejected)} rejected")

@@ -81,19 +81,22 @@ def _fsync_dir(path: Path) -> None:
 
 
 class Client:
-    """Spool and send documents to a dbClient server at ``url`` (``http://HOST:PORT``)."""
+    """Spool and send documents to a dbClient server at ``url`` (``http://HOST:PORT``; default
+    ``$TERAPIX_DBCLIENT_URL``).  ``require_url=False`` gives a client that only inspects its spool."""
 
     def __init__(self, url: str | None = None, spool_dir: str | os.PathLike | None = None,
                  secret: str | bytes | None = None, secret_file: str | os.PathLike | None = None,
-                 timeout: float = 15.0, batch_size: int = 200, retry_interval: float = 2.0):
+                 timeout: float = 15.0, batch_size: int = 200, retry_interval: float = 2.0,
+                 require_url: bool = True):
         url = url or os.environ.get("TERAPIX_DBCLIENT_URL")
-        if not url:
+        self.url, self.host, self.port = url or "", "", 0
+        if url:
+            parsed = urllib.parse.urlsplit(url if "//" in url else f"http://{url}")
+            if parsed.scheme != "http" or not parsed.hostname:
+                raise DocumentError(f"dbClient URL {url!r}: expected http://HOST:PORT")
+            self.host, self.port = parsed.hostname, parsed.port or 80
+        elif require_url:
             raise DocumentError("no dbClient server URL: give --url or set $TERAPIX_DBCLIENT_URL")
-        parsed = urllib.parse.urlsplit(url if "//" in url else f"http://{url}")
-        if parsed.scheme != "http" or not parsed.hostname:
-            raise DocumentError(f"dbClient URL {url!r}: expected http://HOST:PORT")
-        self.url = url
-        self.host, self.port = parsed.hostname, parsed.port or 80
         self.spool_dir = Path(spool_dir) if spool_dir else default_spool_dir()
         self._secret = secret
         self._secret_file = secret_file
