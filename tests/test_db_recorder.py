@@ -26,9 +26,13 @@ class RecordingTool(Tool):
     name = "rdbix_probe"
     version = "3.1"
     parameters = [Parameter("SUFFIX", "str", ".cat", "suffix of the output"),
-                  Parameter("SEEING", "float", 0.7, "seeing to report")]
+                  Parameter("SEEING", "float", 0.7, "seeing to report"),
+                  Parameter("FAIL", "bool", False, "fail with a ToolError")]
 
     def run(self, ctx):
+        if ctx.config["FAIL"]:
+            from terapix_fw.errors import ToolError
+            raise ToolError(f"{ctx.inputs[0].name}: keyword GAIN missing, expected a number")
         for path in ctx.inputs:
             with ctx.product(path.name + ctx.config["SUFFIX"], kind="catalog") as tmp:
                 tmp.write_bytes(path.read_bytes()[::-1])
@@ -88,7 +92,7 @@ def _check_probe_rows(url, raw: Path):
         assert run.end >= run.start
         step = conn.execute(select(S.steps)).one()
         assert (step.tool, step.tool_version, step.status) == ("rdbix_probe", "3.1", "done")
-        assert json.loads(step.config) == {"SUFFIX": ".cat", "SEEING": "0.85"}
+        assert json.loads(step.config) == {"SUFFIX": ".cat", "SEEING": "0.85", "FAIL": "N"}
         assert json.loads(step.non_defaults) == {"SEEING": "0.85"}
         unit = conn.execute(select(S.units)).one()
         assert unit.status == "done" and json.loads(unit.inputs) == [str(raw)]
@@ -266,3 +270,21 @@ def test_instruction_query_selects_inputs_from_rdbix(db_url, tmp_path, fits_file
             select(S.units.c.inputs).join(S.steps).where(S.steps.c.run_id != "").where(S.steps.c.step == "scale"))
             .scalars()]
     assert inputs == [[str(fits_files[1])]]
+
+
+def test_failed_step_recorded(db_url, probe_tool, tmp_path, monkeypatch):
+    from terapix_fw.dropin import run_tool_command
+    monkeypatch.setenv("TERAPIX_DB_URL", db_url)
+    monkeypatch.delenv("TERAPIX_DBCLIENT_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TERAPIX_HOME", str(tmp_path / "home"))
+    (tmp_path / "bad.fits").write_bytes(b"x")
+    assert run_tool_command("rdbix_probe", ["bad.fits", "-FAIL", "Y"]) == 1
+    with connect(db_url).connect() as conn:
+        run = conn.execute(select(S.runs)).one()
+        step = conn.execute(select(S.steps)).one()
+        unit = conn.execute(select(S.units)).one()
+        assert (run.status, step.status, unit.status) == ("failed", "failed", "failed")
+        assert "ToolError: bad.fits: keyword GAIN missing" in unit.error and unit.log_path
+        assert json.loads(step.summary) == {"failed": "1"}
+        assert conn.execute(select(S.products)).all() == []
