@@ -68,6 +68,8 @@ class LoopbackNode:
             except OSError:
                 return
             transport = paramiko.Transport(conn)
+            # the server side's own log (clients hanging up count as "connection reset" errors)
+            transport.set_log_channel(f"terapix_datatransfer.loopback.{self.name}")
             transport.add_server_key(self.host_key)
             transport.set_subsystem_handler("sftp", paramiko.SFTPServer, _RootedSFTP, node=self)
             with self.lock:

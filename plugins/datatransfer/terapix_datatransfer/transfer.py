@@ -156,21 +156,28 @@ def _attempt(sessions: Sessions, job: Job, cfg, log) -> Result:
     res = Result(job, node=job.node or "", host=sessions.nodes[job.node].host if job.node else "",
                  start=time.time())
     retries, delay = cfg["RETRIES"], cfg["RETRY_DELAY"]
+
+    def label() -> str:
+        name = res.node or job.node
+        where = f"node {name} ({sessions.nodes[name].host})" if name else "the nodes"
+        return f"{job.direction} {job.local.name} {'->' if job.direction == 'PUT' else '<-'} {where}"
+
     for attempt in range(1, retries + 2):
         res.attempts = attempt
         try:
             (_put if job.direction == "PUT" else _get)(sessions, job, res, cfg)
             res.error = ""
             break
-        except (FatalNodeError, ToolError, PermissionError) as exc:  # a retry cannot cure these
-            res.status, res.error = "failed", str(exc)
+        except FatalNodeError as exc:  # host key, login: the message names node and host
+            res.status, res.error = "failed", f"{job.local.name}: {exc}"
+            break
+        except (ToolError, PermissionError) as exc:  # missing file, refused name, no permission
+            res.status, res.error = "failed", f"{label()}: {exc}"
             break
         except RETRYABLE as exc:
-            where = f"node {res.node or job.node} ({sessions.nodes[res.node or job.node].host})" \
-                if (res.node or job.node) else "cluster"
             text = str(exc) if isinstance(exc, TransferError) else f"{type(exc).__name__}: {exc}"
             res.status = "failed"
-            res.error = f"{job.local.name} -> {where}: {job.direction} attempt {attempt} failed: {text}"
+            res.error = f"{label()}: attempt {attempt} failed: {text}"
             log.warning("%s", res.error)
             if res.node or job.node:
                 sessions.drop(res.node or job.node)
