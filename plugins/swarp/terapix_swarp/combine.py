@@ -49,7 +49,7 @@ def chi_bias(n: int) -> np.ndarray:
     return np.sqrt(2.0) * np.exp(gammaln((k + 1) / 2) - gammaln(k / 2))
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True)
 def pack_rows(vals, vars_, counts, origin, data, weight, row0, col0, origin_id, fscale, weight_mode,
               store_origin):
     """Append one resampled input (rows of ``data``/``weight``, placed at strip row ``row0`` and column
@@ -58,7 +58,7 @@ def pack_rows(vals, vars_, counts, origin, data, weight, row0, col0, origin_id, 
     h, w = data.shape
     nmax = vals.shape[2]
     f2 = fscale * fscale
-    for j in numba.prange(h):
+    for j in range(h):  # a memory-bound copy: serial
         r = row0 + j
         for i in range(w):
             c = col0 + i

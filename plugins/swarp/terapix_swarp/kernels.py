@@ -289,12 +289,13 @@ def resample_rect(data, vmaxx, ktab, gx, gy, garea, gx0, gy0, gstep, xmin, ymin,
 WEIGHT_CODES = {"NONE": 0, "BACKGROUND": 1, "MAP_WEIGHT": 2, "MAP_VARIANCE": 3, "MAP_RMS": 4}
 
 
-@numba.njit(cache=True, parallel=True)
+# memory-bound single passes: serial (threads buy nothing and wait for cores on a busy machine)
+@numba.njit(cache=True)
 def variance_map(data, weight, rms, wcode, thresh, has_thresh, const_var, out):
     """Fill ``out`` with the input variance (BIG for bad pixels: non-finite data, weight <= thresh for
     MAP_WEIGHT, non-positive or >= thresh variance/rms).  One pass instead of a chain of numpy masks."""
     ny, nx = data.shape
-    for j in numba.prange(ny):
+    for j in range(ny):
         for i in range(nx):
             d = data[j, i]
             v = BIG
@@ -320,12 +321,12 @@ def variance_map(data, weight, rms, wcode, thresh, has_thresh, const_var, out):
             out[j, i] = v
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True)
 def finish_pixels(data, back, var, subtract, var_scale):
     """In place: subtract the background (if asked), zero the bad pixels (so that they contribute nothing
     to interpolation) and multiply good variances by ``var_scale`` (sigfac^2)."""
     ny, nx = data.shape
-    for j in numba.prange(ny):
+    for j in range(ny):
         for i in range(nx):
             if var[j, i] >= BIG or not math.isfinite(data[j, i]):
                 data[j, i] = 0.0
