@@ -13,11 +13,13 @@ Drop-in use::
         -DISPATCH BY_KEY -DISPATCH_KEY FILTER -DISPATCH_MAP u.MP9301:n1,*:n2
     terapix tool datatransfer n1:r.MP9601/717000p.fits.fz -DIRECTION GET -NODES_FILE cluster.nodes
 
-PUT sends every input to one node (``DISPATCH``), below ``dest_root/REMOTE_DIR``; GET fetches
+PUT sends every input to one node (``DISPATCH``), below ``dest_root/REMOTE_DIR`` (``{FILTER}`` and other
+header keywords in ``REMOTE_DIR`` sort the files by their values); GET fetches
 ``node:path`` (or ``path``, from the first node that has it) into ``LOCAL_DIR``.  Uploads are atomic
 (temporary name, size and SHA-256 checked on the node, then ``posix-rename``); a file already on its
 node with the same SHA-256 is skipped, so an interrupted dispatch is resumed by running it again.
-Host keys are checked against ``KNOWN_HOSTS`` and an unknown key is refused unless ``HOST_KEY_POLICY``
+The default fan-out is ``all`` (round robin over the step's files); with ``fanout="file"`` each unit
+sends one file and ROUND_ROBIN picks its node by a stable hash of the name.  Host keys are checked against ``KNOWN_HOSTS`` and an unknown key is refused unless ``HOST_KEY_POLICY``
 says otherwise.
 """
 from __future__ import annotations
@@ -68,9 +70,6 @@ class DatatransferTool(Tool):
                   "falling back to REREAD", choices=("AUTO", "EXEC", "REREAD")),
         Parameter("SKIP_EXISTING", "bool", True, "skip files already there with the same SHA-256"),
     ]
-
-    def describe_inputs(self, inputs):
-        return inputs
 
     def run(self, ctx):
         from .nodes import parse_node_spec, read_nodes_file

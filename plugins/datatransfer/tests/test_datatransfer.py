@@ -342,3 +342,61 @@ def test_per_file_units_spread_and_stay_put(tmp_path, cluster):
     assert placed == {p.name: ("n1", "n2")[zlib.crc32(p.name.encode()) % 2] for p in files}
     again = _transfers(_run(tmp_path, cluster, [files[0]]))[files[0].name]
     assert again["status"] == "skipped" and again["node"] == placed[files[0].name]
+
+
+def test_config_lists_parameters_and_reads_back(tmp_path):
+    from terapix_fw.config import parse_config_text
+    from terapix_fw.plugins import get_tool
+
+    cls = get_tool("datatransfer").cls
+    text = cls().default_config_text()
+    for keyword in ("NODES", "NODES_FILE", "KNOWN_HOSTS", "HOST_KEY_POLICY", "DISPATCH", "DISPATCH_MAP",
+                    "NTHREADS", "RETRIES", "DIRECTION", "CHECKSUM_METHOD"):
+        assert any(line.startswith(keyword + " ") for line in text.splitlines()), keyword
+    text += "DISPATCH_MAP u.MP9301:n1,*:n2\nNODES n1=terapix@10.0.0.1:2222:/data\n"
+    config = cls.parameter_set().resolve(parse_config_text(text, "default.datatransfer"))
+    assert config["DISPATCH_MAP"] == ["u.MP9301:n1", "*:n2"] and config["HOST_KEY_POLICY"] == "REJECT"
+    assert config["NODES"] == ["n1=terapix@10.0.0.1:2222:/data"] and cls.default_fanout == "all"
+
+
+def test_instruction_file_step(tmp_path, cluster):
+    """A step of an instruction file (default fan-out "all"), recorded by the runner."""
+    import sqlite3
+    import textwrap
+
+    from terapix_fw.db.engine import dispose_all
+    from terapix_fw.runner import run_instructions
+
+    files = _files(tmp_path, [1200, 1300, 1400])
+    nodes_file = tmp_path / "cluster.nodes"
+    nodes_file.write_text("".join(f"{n} 127.0.0.1 {cluster[n].port} terapix - /data\n" for n in ("n1", "n2")))
+    xml = tmp_path / "dispatch.xml"
+    xml.write_text(textwrap.dedent(f"""\
+        <?xml version="1.0"?>
+        <instructions name="dispatch" version="1">
+          <inputs><inputset id="raw"><files pattern="{tmp_path}/src/*.fits.fz"/></inputset></inputs>
+          <steps>
+            <step id="dispatch" tool="datatransfer">
+              <config>
+                <param name="NODES_FILE">{nodes_file}</param>
+                <param name="KEY_FILE">{cluster.key_file}</param>
+                <param name="KNOWN_HOSTS">{cluster.known_hosts}</param>
+                <param name="REMOTE_DIR">raw</param>
+              </config>
+              <input set="raw"/>
+            </step>
+          </steps>
+        </instructions>
+        """))
+    url = f"sqlite:///{tmp_path / 'rdbix.sqlite'}"
+    try:
+        counts = run_instructions(xml, tmp_path / "run", jobs=1, db_url=url, progress=False)
+    finally:
+        dispose_all()
+    assert counts["done"] == 1 and counts["failed"] == 0, counts
+    for i, path in enumerate(files):
+        assert cluster.stored(("n1", "n2")[i % 2], f"raw/{path.name}").read_bytes() == path.read_bytes()
+    db = sqlite3.connect(tmp_path / "rdbix.sqlite")
+    rows = db.execute("select node, path, status from transfers order by path").fetchall()
+    assert rows == [("n1", "/data/raw/exp0.fits.fz", "done"), ("n2", "/data/raw/exp1.fits.fz", "done"),
+                    ("n1", "/data/raw/exp2.fits.fz", "done")]
