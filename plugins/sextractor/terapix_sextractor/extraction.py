@@ -157,11 +157,11 @@ def _image_hdus(hdul):
     return out
 
 
-def _open(path: str, what: str):
+def _open(path: str, what: str, lazy: bool = False):
     from astropy.io import fits
 
     try:
-        return fits.open(path, memmap=True, lazy_load_hdus=False)
+        return fits.open(path, memmap=True, lazy_load_hdus=lazy)
     except FileNotFoundError:
         raise ToolError(f"cannot open {what} {path}: no such file") from None
     except OSError as exc:
@@ -267,7 +267,8 @@ def extract_results(image_path, config=None, params=None, detection_path=None, w
         indices = list(extensions)
     for i in indices:
         _check_memory(shapes[i], image_path)
-    jobs = [dict(image=image_path, hdu=i, ext=k + 1, next=len(indices), det=str(detection_path) if dual else None,
+    nimg = len(shapes)
+    jobs = [dict(image=image_path, hdu=i, ext=k + 1, next=len(indices), nimg=nimg, det=str(detection_path) if dual else None,
                  weight=str(weight_path) if weight_path else None,
                  det_weight=str(det_weight_path) if det_weight_path else None, flags=flag_path,
                  wtype_m=wtype_m, wtype_d=wtype_d)
@@ -327,8 +328,9 @@ def _run_job(job, cfg, plist) -> ExtractionResult:
 
     from terapix_fw.headfile import apply_head, read_head_file
 
-    with _open(job["image"], "image") as hdul:
-        nimg = len(_image_hdus(hdul))
+    # lazy: a worker handling extension k of a 36-CCD MEF parses only the headers up to k
+    nimg = job["nimg"]
+    with _open(job["image"], "image", lazy=True) as hdul:
         hdu = hdul[job["hdu"]]
         data = np.array(hdu.data, dtype=np.float32)
         header = hdu.header.copy()
