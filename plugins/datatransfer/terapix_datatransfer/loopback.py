@@ -2,7 +2,8 @@
 own server classes (``ServerInterface``, ``SFTPServerInterface``).
 
 Each :class:`LoopbackNode` serves a local directory as ``/``, accepts one client public key, answers
-``sha256sum`` and ``df -P -k`` exec requests (computed here, as a node's coreutils would), and can be
+``sha256sum`` and ``df -P -k`` exec requests (computed here, as a node's coreutils would) and the
+``statvfs@openssh.com`` SFTP extension, and can be
 told to cut an upload off half-way (``drop_after``/``drop_count``), to corrupt the bytes it stores
 (``corrupt_count``) or to refuse exec (``exec_enabled = False``, an ``internal-sftp`` account).
 It is no production server: one thread per connection, no limits, loopback only.
@@ -18,6 +19,8 @@ import threading
 from pathlib import Path
 
 import paramiko
+from paramiko.message import Message
+from paramiko.sftp import CMD_EXTENDED, CMD_EXTENDED_REPLY
 
 __all__ = ["LoopbackNode"]
 
@@ -34,7 +37,8 @@ class LoopbackNode:
         self.client_key = client_key
         self.host_key = paramiko.ECDSAKey.generate()
         self.exec_enabled = True
-        self.free_bytes = 10 ** 9  # what df reports
+        self.statvfs_enabled = True  # answer the statvfs@openssh.com SFTP extension
+        self.free_bytes = 10 ** 9  # what df and statvfs report
         self.drop_after: int | None = None  # cut the connection once a .part file has this many bytes
         self.drop_count = 0  # how many uploads to cut off
         self.corrupt_count = 0  # how many uploads to store with a flipped byte
@@ -71,7 +75,7 @@ class LoopbackNode:
             # the server side's own log (clients hanging up count as "connection reset" errors)
             transport.set_log_channel(f"terapix_datatransfer.loopback.{self.name}")
             transport.add_server_key(self.host_key)
-            transport.set_subsystem_handler("sftp", paramiko.SFTPServer, _RootedSFTP, node=self)
+            transport.set_subsystem_handler("sftp", _SFTPServer, _RootedSFTP, node=self)
             with self.lock:
                 self.transports.append(transport)
             try:
@@ -84,6 +88,31 @@ class LoopbackNode:
         with self.lock:
             for t in self.transports:
                 t.close()
+
+
+class _SFTPServer(paramiko.SFTPServer):
+    """paramiko's SFTP server plus OpenSSH's ``statvfs@openssh.com`` extension."""
+
+    def __init__(self, channel, name, server, sftp_si, *args, node: LoopbackNode, **kwargs):
+        super().__init__(channel, name, server, sftp_si, *args, node=node, **kwargs)
+        self.node = node
+
+    def _process(self, t, request_number, msg):
+        if t == CMD_EXTENDED and self.node.statvfs_enabled:
+            start = msg.packet.tell()
+            if msg.get_text() == "statvfs@openssh.com":
+                msg.get_text()  # the path: one file system here
+                reply = Message()
+                reply.add_int(request_number)
+                frsize = 1024
+                blocks = 99999999
+                bavail = self.node.free_bytes // frsize
+                for value in (4096, frsize, blocks, bavail, bavail, 1000, 1000, 1000, 1, 0, 255):
+                    reply.add_int64(value)
+                self._send_packet(CMD_EXTENDED_REPLY, reply)
+                return
+            msg.packet.seek(start)
+        super()._process(t, request_number, msg)
 
 
 class _Interface(paramiko.ServerInterface):

@@ -159,11 +159,20 @@ class NodeSession:
             return None
 
     def free_bytes(self) -> int:
-        """Free bytes for an unprivileged user below the node's destination root (``df -P -k``)."""
-        code, out, err = self.exec(["df", "-P", "-k", "--", self.node.root])
+        """Free bytes for an unprivileged user below the node's destination root: the SFTP
+        ``statvfs@openssh.com`` extension (no shell needed), else ``df -P -k`` on the node."""
+        try:
+            return self._statvfs_free(self.node.root)
+        except (OSError, paramiko.SSHException) as exc:
+            statvfs_error = str(exc) or type(exc).__name__
+        try:
+            code, out, err = self.exec(["df", "-P", "-k", "--", self.node.root])
+        except (paramiko.SSHException, OSError) as exc:
+            code, out, err = -1, "", str(exc) or type(exc).__name__
         lines = out.strip().splitlines()
         if code != 0 or len(lines) < 2:
-            raise TransferError(f"{self.where()}: 'df -P -k {self.node.root}' failed (exit {code}): "
+            raise TransferError(f"{self.where()}: free disk of {self.node.root} unknown: SFTP statvfs failed "
+                                f"({statvfs_error}) and 'df -P -k' failed (exit {code}): "
                                 f"{err.strip() or out.strip()}")
         fields = lines[-1].split()
         try:
@@ -171,6 +180,17 @@ class NodeSession:
         except (IndexError, ValueError):
             raise TransferError(f"{self.where()}: cannot read the free space from df output {lines[-1]!r}") \
                 from None
+
+    def _statvfs_free(self, path: str) -> int:
+        # paramiko's client has no statvfs call; the request and reply are those of OpenSSH's
+        # PROTOCOL file: f_bsize f_frsize f_blocks f_bfree f_bavail ... as uint64
+        from paramiko.sftp import CMD_EXTENDED, CMD_EXTENDED_REPLY
+
+        kind, msg = self.sftp._request(CMD_EXTENDED, "statvfs@openssh.com", path)
+        if kind != CMD_EXTENDED_REPLY:
+            raise paramiko.SSHException(f"unexpected reply {kind} to statvfs@openssh.com")
+        _bsize, frsize, _blocks, _bfree, bavail = (msg.get_int64() for _ in range(5))
+        return bavail * frsize
 
     def sha256(self, path: str) -> str:
         """SHA-256 of a remote file: ``sha256sum`` on the node, else read back over SFTP."""

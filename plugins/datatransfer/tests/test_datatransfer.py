@@ -87,6 +87,7 @@ def test_free_space_policy_unit():
 def test_free_space_dispatch_over_ssh(tmp_path, cluster):
     cluster["n1"].free_bytes = 59 * 1024  # df reports whole kB
     cluster["n2"].free_bytes = 24 * 1024
+    cluster["n1"].statvfs_enabled = False  # an SFTP server without statvfs@openssh.com: df is run
     files = _files(tmp_path, [30000, 15000, 10000, 70000])
     result = _run(tmp_path, cluster, files, DISPATCH="FREE_SPACE")
     assert result.status == "done", result.error
@@ -96,6 +97,7 @@ def test_free_space_dispatch_over_ssh(tmp_path, cluster):
     log = (tmp_path / "logs" / "dispatch.log").read_text()
     assert "exp3.fits.fz: not transferred: no node has room for 70000 bytes" in log
     assert any(c.startswith("df -P -k -- /data") for c in cluster["n1"].commands)
+    assert not any(c.startswith("df") for c in cluster["n2"].commands)  # statvfs answered
 
 
 def test_interrupted_upload_leaves_no_final_file(tmp_path, cluster):
@@ -141,7 +143,7 @@ def test_checksum_mismatch_is_reported_and_retried(tmp_path, cluster):
 
 def test_reread_checksum_without_a_shell(tmp_path, cluster):
     """An internal-sftp account: no exec, so the checksum is read back over SFTP and still catches
-    a corrupted copy; FREE_SPACE cannot measure such a node."""
+    a corrupted copy; FREE_SPACE measures such a node with statvfs, and fails without it."""
     cluster["n1"].exec_enabled = False
     cluster["n1"].corrupt_count = 1
     files = _files(tmp_path, [8000])
@@ -151,8 +153,14 @@ def test_reread_checksum_without_a_shell(tmp_path, cluster):
     assert result.status == "done", result.error
     assert cluster.stored("n1", "exp0.fits.fz").read_bytes() == files[0].read_bytes()
     assert cluster["n1"].commands == []
+    cluster["n1"].free_bytes = 5 * 1024  # statvfs says 5 kB: no room for 8000 bytes
+    result = _run(tmp_path, cluster, files, nodes=("n1",), DISPATCH="FREE_SPACE", SKIP_EXISTING="N")
+    assert result.status == "failed" and "no node has room for 8000 bytes" in result.error
+    cluster["n1"].statvfs_enabled = False
     result = _run(tmp_path, cluster, files, nodes=("n1",), DISPATCH="FREE_SPACE")
     assert result.status == "failed" and "free disk of no node could be measured" in result.error
+    log = (tmp_path / "logs" / "dispatch.log").read_text()
+    assert "SFTP statvfs failed" in log and "node n1" in log
     result = _run(tmp_path, cluster, files, nodes=("n1",), CHECKSUM_METHOD="EXEC")
     assert result.status == "failed" and "sha256sum" in result.error
 
