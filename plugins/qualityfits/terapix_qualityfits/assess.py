@@ -8,6 +8,7 @@ headers, multiple-image detection, exposure metrics, the suggested grade, the XM
 from __future__ import annotations
 
 import math
+import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,8 +156,9 @@ def extraction_config(cfg: QFConfig, zp):
     return secfg, resolve_params(CATALOG_PARAMS, secfg)
 
 
-def process_ccd(n, nccd, hdu, header, data, res, cfg: QFConfig, zp, name="") -> CcdResult:
-    """Catalogue, PSF and metrics of one CCD whose weight/flag maps are ``res``."""
+def process_ccd(n, nccd, hdu, header, data, res, cfg: QFConfig, zp, name="", lock=None) -> CcdResult:
+    """Catalogue, PSF candidates and metrics of one CCD whose weight/flag maps are ``res`` (``lock``
+    serialises the extraction when CCDs are processed in threads)."""
     from terapix_psfex.psfmodel import PsfModel, sample_candidates
 
     sx = sextractor_api()
@@ -189,7 +191,11 @@ def process_ccd(n, nccd, hdu, header, data, res, cfg: QFConfig, zp, name="") -> 
     m["back_rms_mag"] = M.surface_brightness(bkg.global_rms, zp, pixscale)
     secfg, plist = extraction_config(cfg, zp)
     spec = ImageSpec(data, header, n, nccd, weight=res.weight, flags=[res.flag], name=name)
-    er = extract_image(spec, secfg, plist, wtype_m="MAP_WEIGHT")
+    if lock is not None:
+        with lock:
+            er = extract_image(spec, secfg, plist, wtype_m="MAP_WEIGHT")
+    else:
+        er = extract_image(spec, secfg, plist, wtype_m="MAP_WEIGHT")
     table = er.table
     out.table, out.imhead = table, er.header
     m["ndet"] = len(table)
@@ -296,7 +302,7 @@ def assess_exposure(ctx, image, cfg: QFConfig, version: str = "0") -> dict:
     """
     from astropy.io import fits
     from terapix_psfex.psfmodel import write_psf
-    from terapix_weightwatcher.maps import MapWriter, iter_watch
+    from terapix_weightwatcher.maps import MapWriter, watch_stream
 
     from terapix_fw.ldac import LdacExtension, write_ldac
 
@@ -314,13 +320,18 @@ def assess_exposure(ctx, image, cfg: QFConfig, version: str = "0") -> dict:
         from terapix_weightwatcher.maps import image_hdu_indices
 
         nccd = len(image_hdu_indices(hdul, image))
+    lock = threading.Lock()  # sep keeps global settings: one extraction at a time, maps in parallel
+
+    def catalogue(n, hdu, header, data, res):
+        return process_ccd(n, nccd, hdu, header, data, res, cfg, zeropoint_of(header, primary, cfg),
+                           Path(image).name, lock)
+
     zp = None
     with MapWriter(wpath, fpath, primary, cfg.watch, version) as writer:
-        for n, (hdu, header, data, res) in enumerate(iter_watch(image, cfg.weight_names, cfg.flag_names,
-                                                                cfg.poly_names, cfg.watch, ctx.log), 1):
+        for hdu, header, data, res, ccd in watch_stream(image, cfg.weight_names, cfg.flag_names, cfg.poly_names,
+                                                        cfg.watch, ctx.log, max(1, ctx.nthreads), catalogue):
             writer.add(hdu, header, res)
             zp = zeropoint_of(header, primary, cfg)
-            ccd = process_ccd(n, nccd, hdu, header, data, res, cfg, zp, Path(image).name)
             ccds.append(ccd)
             del data, res
     ctx.add_product(wpath, "weight")

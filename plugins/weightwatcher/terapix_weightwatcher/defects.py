@@ -85,7 +85,7 @@ def _fine(img, y, x, buf, buf2):
     return centre - _median(buf2, n2)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _cosmics(img, back, rms, gain, sigclip, sigfrac, objlim, niter_grow):
     ny, nx = img.shape
     mask = np.zeros((ny, nx), np.bool_)
@@ -151,7 +151,7 @@ def cosmic_rays(data, back, rms: float, gain: float, sigclip: float = 4.5, sigfr
                     float(objlim), int(ngrow))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _bleed(img, back, satur, fraction):
     """Saturated pixels and their bleed trails: runs along the column above back + fraction (satur - back)."""
     ny, nx = img.shape
@@ -170,7 +170,7 @@ def _bleed(img, back, satur, fraction):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _dilate8(mask):
     """3x3 binary dilation visiting only the set pixels (saturation masks are sparse)."""
     ny, nx = mask.shape
@@ -258,7 +258,7 @@ def bad_columns(data, back, rms: float, nsigma: float = 5.0, segment: int = 256)
     return mask
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _radon(img, ntheta, nrho, rho0, drho):
     acc = np.zeros((ntheta, nrho))
     cnt = np.zeros((ntheta, nrho))

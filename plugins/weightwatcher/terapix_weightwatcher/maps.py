@@ -24,7 +24,7 @@ import numpy as np
 from terapix_fw.errors import ToolError
 
 __all__ = ["WatchConfig", "ExtensionResult", "read_ds9_polygons", "polygon_mask", "image_hdu_indices",
-           "watch_extension", "watch_exposure", "iter_watch", "MapWriter",
+           "watch_extension", "watch_exposure", "iter_watch", "watch_stream", "MapWriter",
            "FLAG_BITS"]
 
 #: name of each configurable output bit (keyword) and what it means, written in the flag-map headers
@@ -274,16 +274,35 @@ def _map_header(image_header, kind: str, cfg: WatchConfig, stats: dict, tool_ver
 
 
 def iter_watch(image_path, weight_paths=(), flag_paths=(), poly_paths=(), cfg: WatchConfig | None = None,
-               log=None):
-    """Yield ``(hdu_index, header, data, ExtensionResult)`` for each image extension, one CCD in memory
-    at a time (a full MegaCam exposure does not fit in memory three times over)."""
+               log=None, nthreads: int = 1):
+    """Yield ``(hdu_index, header, data, ExtensionResult)`` for each image extension in order, with at most
+    ``nthreads + 1`` CCDs in memory (a full MegaCam exposure does not fit in memory three times over)."""
+    for i, header, data, res, _ in watch_stream(image_path, weight_paths, flag_paths, poly_paths, cfg, log,
+                                                nthreads):
+        yield i, header, data, res
+
+
+def watch_stream(image_path, weight_paths=(), flag_paths=(), poly_paths=(), cfg: WatchConfig | None = None,
+                 log=None, nthreads: int = 1, then=None):
+    """As :func:`iter_watch`, yielding ``(hdu_index, header, data, result, then_result)``: ``then(n, hdu_index,
+    header, data, result)`` (n = 1-based extension number), if given, runs in the same worker thread right
+    after the maps, e.g. the catalogue of the CCD.  Files are read in the calling thread only."""
     import warnings
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
 
     from astropy.io import fits
     from astropy.wcs import WCS, FITSFixedWarning
 
     cfg = cfg or WatchConfig()
     polygons = [p for path in poly_paths for p in read_ds9_polygons(path)]
+
+    def work(item):
+        n, i, header, data, ws, fs, wcs = item
+        res = watch_extension(data, header, cfg, ws, fs, polygons, wcs, f"{image_path}[{i}]")
+        extra = then(n, i, header, data, res) if then is not None else None
+        return i, header, data, res, extra
+
     others = [(p, fits.open(p, memmap=True)) for p in list(weight_paths) + list(flag_paths)]
     try:
         with fits.open(image_path, memmap=True) as hdul:
@@ -296,23 +315,42 @@ def iter_watch(image_path, weight_paths=(), flag_paths=(), poly_paths=(), cfg: W
                                     "weight and flag inputs must have the image's extension structure")
                 maps.append(oidx)
             nw = len(weight_paths)
-            for n, i in enumerate(idx):
-                header = hdul[i].header.copy()
-                data = np.array(hdul[i].data, dtype=np.float32)
-                wcs = None
-                if polygons:
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore", FITSFixedWarning)
-                        wcs = WCS(header)
-                ws = [others[k][1][maps[k][n]].data for k in range(nw)]
-                fs = [others[k][1][maps[k][n]].data for k in range(nw, len(others))]
-                res = watch_extension(data, header, cfg, ws, fs, polygons, wcs, f"{image_path}[{i}]")
+
+            def items():
+                for n, i in enumerate(idx):
+                    header = hdul[i].header.copy()
+                    data = np.array(hdul[i].data, dtype=np.float32)
+                    wcs = None
+                    if polygons:
+                        with warnings.catch_warnings():
+                            warnings.simplefilter("ignore", FITSFixedWarning)
+                            wcs = WCS(header)
+                    ws = [np.array(others[k][1][maps[k][n]].data) for k in range(nw)]
+                    fs = [np.array(others[k][1][maps[k][n]].data) for k in range(nw, len(others))]
+                    yield n + 1, i, header, data, ws, fs, wcs
+
+            def report(out):
+                i, header, _, res, _ = out
                 if log is not None:
                     log.info("%s: %d CR hits, %d saturated px, %d trail(s), %d bad-column px%s",
                              header.get("EXTNAME", i), res.stats.get("ncr", 0), res.stats.get("nsat_pix", 0),
                              res.stats.get("ntrail", 0), res.stats.get("nbadcol_pix", 0),
                              ", DEAD" if res.stats.get("dead") else "")
-                yield i, header, data, res
+                return out
+
+            if nthreads <= 1:
+                for item in items():
+                    yield report(work(item))
+                return
+            # CCDs in worker threads (the numba kernels release the GIL), results in extension order
+            with ThreadPoolExecutor(nthreads) as pool:
+                pending = deque()
+                for item in items():
+                    pending.append(pool.submit(work, item))
+                    if len(pending) > nthreads:
+                        yield report(pending.popleft().result())
+                while pending:
+                    yield report(pending.popleft().result())
     finally:
         for _, h in others:
             h.close()

@@ -74,7 +74,8 @@ class WeightWatcherTool(Tool):
         Parameter("XML_NAME", "path", "ww.xml", "Filename for XML output (%s: input name)"),
         Parameter("VERBOSE_TYPE", "keyword", "NORMAL", "can be QUIET, NORMAL or FULL",
                   choices=("QUIET", "NORMAL", "FULL")),
-        Parameter("NTHREADS", "int", 1, "1 single thread", minimum=0),
+        Parameter("NTHREADS", "int", 1, "Number of threads (CCDs in parallel; 0 = all the unit's cores)",
+                  minimum=0),
     ]
 
     def run(self, ctx):
@@ -102,8 +103,9 @@ class WeightWatcherTool(Tool):
             wname = ctx.output_path(output_name(ctx.config["OUTWEIGHT_NAME"], image))
             fname = ctx.output_path(output_name(ctx.config["OUTFLAG_NAME"], image))
             with MapWriter(wname, fname, primary, cfg, self.version) as out:
+                nthreads = ctx.config["NTHREADS"] or ctx.nthreads
                 for i, header, _, res in iter_watch(image, ctx.config["WEIGHT_NAMES"], ctx.config["FLAG_NAMES"],
-                                                    ctx.config["POLY_NAMES"], cfg, ctx.log):
+                                                    ctx.config["POLY_NAMES"], cfg, ctx.log, nthreads):
                     out.add(i, header, res)
                     per_ext.append({"extension": i, "extname": header.get("EXTNAME", f"EXT{i}"), **res.stats})
             ctx.add_product(wname, "weight")

@@ -158,3 +158,17 @@ def test_partial_bad_columns_are_followed_to_their_ends():
     mask = bad_columns(img, 1000.0, 25.0)
     assert mask[truth].mean() > 0.99
     assert (mask & ~truth).sum() <= 6
+
+
+def test_threads_give_the_same_maps(tmp_path, defect_ccd):
+    from terapix_weightwatcher.maps import iter_watch
+
+    img, _, header = defect_ccd
+    hdus = [fits.PrimaryHDU()] + [fits.ImageHDU(np.roll(img, 37 * k, axis=1), header) for k in range(3)]
+    fits.HDUList(hdus).writeto(tmp_path / "m.fits")
+    one = [(i, r.flag.copy(), r.weight.copy()) for i, _, _, r in iter_watch(tmp_path / "m.fits", nthreads=1)]
+    two = [(i, r.flag, r.weight) for i, _, _, r in iter_watch(tmp_path / "m.fits", nthreads=2)]
+    assert [o[0] for o in one] == [t[0] for t in two] == [1, 2, 3]
+    for (_, f1, w1), (_, f2, w2) in zip(one, two):
+        np.testing.assert_array_equal(f1, f2)
+        np.testing.assert_array_equal(w1, w2)
