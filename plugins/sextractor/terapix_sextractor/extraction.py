@@ -609,7 +609,8 @@ def extract_image(spec: ImageSpec, cfg, plist: list[CatalogParam], wtype_m: str 
             seg = lut[seg]
             objs = objs[keep]
     if dual and len(objs):
-        # measure the isophotal quantities on the measurement image within the detection footprints
+        # SExtractor's dual mode: positions, shapes and footprints come from the detection image; the
+        # isophotal flux and peak are measured in the measurement image within the detection footprints
         mobjs = sep.extract(sub_m, athresh_adu if not a_rel or var_m is None else athresh,
                             var=var_m if (a_rel and var_m is not None) else None,
                             mask=bad_m, segmentation_map=seg, filter_kernel=None, clean=False,
@@ -617,8 +618,7 @@ def extract_image(spec: ImageSpec, cfg, plist: list[CatalogParam], wtype_m: str 
         if isinstance(mobjs, tuple):
             mobjs = mobjs[0]
         if len(mobjs) == len(objs):
-            for name in ("x", "y", "x2", "y2", "xy", "errx2", "erry2", "errxy", "a", "b", "theta", "cxx",
-                         "cyy", "cxy", "flux", "peak", "xpeak", "ypeak", "tnpix"):
+            for name in ("flux", "peak"):
                 objs[name] = mobjs[name]
     seg = seg.astype(np.int32, copy=False)
     n = len(objs)
@@ -811,7 +811,9 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
     local_bkg = np.zeros(n)
     flux_auto = fluxerr_auto = None
     if n and (need_auto or local):
-        r1, kflag = par(sep.kron_radius, sub, x, y, a, b, th, 6.0, mask=maskarr, **seg_kw)
+        # the Kron radius is measured on the detection image (photom.c reads dfield), the flux on the
+        # measurement image
+        r1, kflag = par(sep.kron_radius, sub_d, x, y, a, b, th, 6.0, mask=maskarr, **seg_kw)
         kron = np.maximum(kron_fact * np.nan_to_num(r1, nan=0.0, posinf=0.0), kron_min)
         kron = np.where(kron > 0, kron, 1.0)
         if local:
