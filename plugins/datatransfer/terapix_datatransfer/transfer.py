@@ -197,6 +197,30 @@ def _free_disk(sessions: Sessions, names, log) -> dict[str, int]:
     return free
 
 
+def _find_present(sessions: Sessions, jobs: dict[str, Job], log) -> dict[str, str]:
+    """File -> first node (in node order) that has a file of the same relative path and size; one
+    directory listing per node and remote directory, not one request per file."""
+    by_dir: dict[str, list[str]] = {}
+    for key, job in jobs.items():
+        by_dir.setdefault(posixpath.dirname(job.rel), []).append(key)
+    found: dict[str, str] = {}
+    for name, node in sessions.nodes.items():
+        try:
+            session = sessions.get(name)
+            for directory, keys in by_dir.items():
+                try:
+                    listing = session.sftp.listdir_attr(remote_path(node, directory) if directory else node.root)
+                except FileNotFoundError:
+                    continue
+                sizes = {a.filename: a.st_size for a in listing}
+                for key in keys:
+                    if key not in found and sizes.get(posixpath.basename(jobs[key].rel)) == jobs[key].size:
+                        found[key] = name
+        except (FatalNodeError, *RETRYABLE) as exc:
+            log.warning("files already on node %s unknown: %s", name, exc)
+    return found
+
+
 def plan_put(ctx, nodes: dict[str, Node], sessions: Sessions) -> tuple[list[Job], dict[str, str]]:
     """The PUT jobs (file -> node) and the files refused with their reason."""
     cfg = ctx.config
@@ -217,9 +241,15 @@ def plan_put(ctx, nodes: dict[str, Node], sessions: Sessions) -> tuple[list[Job]
             continue
         jobs[key] = Job("PUT", path, rel, None, size=path.stat().st_size)
     names = list(nodes)
+    # a file already on some node (same path and size) stays there: it is checked, not sent again,
+    # whichever node the policy would pick today (free space changes between two runs)
+    present = _find_present(sessions, jobs, ctx.log) if cfg["SKIP_EXISTING"] else {}
+    if present:
+        ctx.log.info("%d file(s) already on a node: their checksums are checked there", len(present))
+    todo = [k for k in jobs if k not in present]
     policy = cfg["DISPATCH"]
     if policy == "ROUND_ROBIN":
-        plan = dispatch.round_robin(list(jobs), names)
+        plan = dispatch.round_robin(list(jobs), names)  # positions among all files: stable over re-runs
     elif policy == "FREE_SPACE":
         free = _free_disk(sessions, names, ctx.log)
         for name, value in free.items():
@@ -228,10 +258,11 @@ def plan_put(ctx, nodes: dict[str, Node], sessions: Sessions) -> tuple[list[Job]
         if not free:
             raise ToolError(f"DISPATCH FREE_SPACE: the free disk of no node could be measured "
                             f"(nodes {', '.join(names)}; see the log)")
-        plan = dispatch.free_space({k: j.size for k, j in jobs.items()}, free, cfg["MIN_FREE"] * 1024 ** 2)
+        plan = dispatch.free_space({k: jobs[k].size for k in todo}, free, cfg["MIN_FREE"] * 1024 ** 2)
     else:
         mapping = dispatch.parse_key_map(cfg["DISPATCH_MAP"], names)
-        plan = dispatch.by_key(list(jobs), cfg["DISPATCH_KEY"], mapping)
+        plan = dispatch.by_key(todo, cfg["DISPATCH_KEY"], mapping)
+    plan.nodes.update(present)
     refused.update(plan.refused)
     out = []
     for key, job in jobs.items():

@@ -408,3 +408,23 @@ def test_instruction_file_step(tmp_path, cluster):
     rows = db.execute("select node, path, status from transfers order by path").fetchall()
     assert rows == [("n1", "/data/raw/exp0.fits.fz", "done"), ("n2", "/data/raw/exp1.fits.fz", "done"),
                     ("n1", "/data/raw/exp2.fits.fz", "done")]
+
+
+def test_files_already_on_a_node_are_not_sent_to_another(tmp_path, cluster):
+    """FREE_SPACE picks other nodes once free space changes; a re-run must not copy the files again."""
+    cluster["n1"].free_bytes, cluster["n2"].free_bytes = 10 ** 6, 10 ** 5
+    files = _files(tmp_path, [3000, 4000, 5000])
+    first = _transfers(_run(tmp_path, cluster, files, DISPATCH="FREE_SPACE"))
+    assert {r["node"] for r in first.values()} == {"n1"}
+    cluster["n1"].free_bytes, cluster["n2"].free_bytes = 10 ** 5, 10 ** 6
+    extra = _files(tmp_path, [3000, 4000, 5000, 6000])[3]
+    second = _transfers(_run(tmp_path, cluster, files + [extra], DISPATCH="FREE_SPACE"))
+    assert {n: (r["node"], r["status"]) for n, r in second.items()} == {
+        "exp0.fits.fz": ("n1", "skipped"), "exp1.fits.fz": ("n1", "skipped"), "exp2.fits.fz": ("n1", "skipped"),
+        "exp3.fits.fz": ("n2", "done")}
+    assert sorted(p.name for p in cluster.stored("n2").iterdir()) == ["exp3.fits.fz"]
+    # a same-size copy that differs is replaced where it is
+    cluster.stored("n1", "exp1.fits.fz").write_bytes(b"0" * 4000)
+    third = _transfers(_run(tmp_path, cluster, files, DISPATCH="FREE_SPACE"))
+    assert (third["exp1.fits.fz"]["node"], third["exp1.fits.fz"]["status"]) == ("n1", "done")
+    assert cluster.stored("n1", "exp1.fits.fz").read_bytes() == files[1].read_bytes()
