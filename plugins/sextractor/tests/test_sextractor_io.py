@@ -181,6 +181,14 @@ def test_weight_map_changes_detection_errors_and_flags(tmp_path):
     write_fits(tmp_path / "rms.fits", rms)
     wr = extract(tmp_path / "img.fits", params=params, WEIGHT_TYPE="MAP_RMS", WEIGHT_IMAGE=str(tmp_path / "rms.fits"))[0]
     assert len(wr) == 2 and np.allclose(np.sort(wr["FLUXERR_AUTO"]), np.sort(wt["FLUXERR_AUTO"]), rtol=1e-3)
+    # MAP_VAR of 1/w too
+    var = np.where(weight > 0, 1 / np.maximum(weight, 1e-12), 1e31).astype(np.float32)
+    write_fits(tmp_path / "var.fits", var)
+    wv = extract(tmp_path / "img.fits", params=params, WEIGHT_TYPE="MAP_VAR", WEIGHT_IMAGE=str(tmp_path / "var.fits"))[0]
+    assert len(wv) == 2 and np.allclose(np.sort(wv["FLUXERR_AUTO"]), np.sort(wt["FLUXERR_AUTO"]), rtol=1e-3)
+    # BACKGROUND: the variance is the background rms map; with uniform noise the errors are unchanged
+    wb = extract(tmp_path / "img.fits", params=params, WEIGHT_TYPE="BACKGROUND")[0]
+    assert len(wb) == 3 and np.allclose(np.sort(wb["FLUXERR_AUTO"]), np.sort(plain["FLUXERR_AUTO"]), rtol=0.05)
 
 
 def test_flag_map_sets_imaflags_iso(tmp_path):
