@@ -256,7 +256,7 @@ class NodeSession:
                                         f"{remote}, local file {local} has {sha256}")
             self.sftp.posix_rename(tmp, final)
         except BaseException:
-            self._remove_quietly(tmp)
+            self.remove_quietly(tmp)
             raise
 
     def get_verified(self, remote: str, tmp_local: Path, verify: bool) -> tuple[int, str]:
@@ -280,7 +280,7 @@ class NodeSession:
                                     f"{remote_sum}, received {local}")
         return n, local
 
-    def _remove_quietly(self, path: str) -> None:
+    def remove_quietly(self, path: str) -> None:
         try:
             if self.sftp is not None:
                 self.sftp.remove(path)

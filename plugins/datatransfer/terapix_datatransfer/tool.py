@@ -19,8 +19,8 @@ header keywords in ``REMOTE_DIR`` sort the files by their values); GET fetches
 (temporary name, size and SHA-256 checked on the node, then ``posix-rename``); a file already on its
 node with the same SHA-256 is skipped, so an interrupted dispatch is resumed by running it again.
 The default fan-out is ``all`` (round robin over the step's files); with ``fanout="file"`` each unit
-sends one file and ROUND_ROBIN picks its node by a stable hash of the name.  Host keys are checked against ``KNOWN_HOSTS`` and an unknown key is refused unless ``HOST_KEY_POLICY``
-says otherwise.
+sends one file and ROUND_ROBIN picks its node by a stable hash of the name.  Host keys are checked
+against ``KNOWN_HOSTS`` and an unknown key is refused unless ``HOST_KEY_POLICY`` says otherwise.
 """
 from __future__ import annotations
 

@@ -103,9 +103,11 @@ def _put(sessions: Sessions, job: Job, res: Result, cfg) -> None:
     session = sessions.get(job.node)
     final = remote_path(node, job.rel, what="remote name")
     res.path = final
+    if not job.sha256:  # in the worker threads: hashlib releases the GIL on large buffers
+        job.sha256 = sha256_local(job.local)
     for stale_node, part in list(job.stale_parts):  # .part files of attempts cut off mid-way
         if stale_node == job.node:
-            session._remove_quietly(part)
+            session.remove_quietly(part)
             job.stale_parts.remove((stale_node, part))
     if cfg["SKIP_EXISTING"]:
         attrs = session.stat(final)
@@ -302,9 +304,6 @@ def run_transfers(ctx, nodes: list[Node], settings: SSHSettings) -> list[Result]
     try:
         if cfg["DIRECTION"] == "PUT":
             jobs, refused = plan_put(ctx, by_name, sessions)
-            # local checksums in the workers would serialise on the GIL anyway; hashlib releases it
-            for job in jobs:
-                job.sha256 = sha256_local(job.local)
         else:
             jobs, refused = plan_get(ctx, by_name)
         for name, reason in refused.items():
@@ -335,10 +334,11 @@ def run_transfers(ctx, nodes: list[Node], settings: SSHSettings) -> list[Result]
 def _record(ctx, res: Result) -> None:
     job = res.job
     # a GET whose file was found on no node has no node: it is kept verbatim, not as a node's transfer
-    ctx.record("transfer" if res.node else "transfer_error", direction="out" if job.direction == "PUT" else "in",
-               node=res.node, path=res.path or job.rel, bytes=res.bytes, status=res.status, start=res.start, end=res.end,
-               host=res.host, local=str(job.local), size=job.size or res.bytes, sha256=res.sha256,
-               verified=res.verified, attempts=res.attempts, error=res.error)
+    ctx.record("transfer" if res.node else "transfer_error",
+               direction="out" if job.direction == "PUT" else "in", node=res.node, path=res.path or job.rel,
+               bytes=res.bytes, status=res.status, start=res.start, end=res.end, host=res.host,
+               local=str(job.local), size=job.size or res.bytes, sha256=res.sha256, verified=res.verified,
+               attempts=res.attempts, error=res.error)
     seconds = max(res.end - res.start, 1e-9)
     if res.status == "failed":
         ctx.log.error("%s", res.error)
@@ -351,7 +351,7 @@ def _record(ctx, res: Result) -> None:
         ctx.record("exposure", filename=job.local.name,
                    storage=[{"node": res.node, "path": res.path, "size": job.size, "checksum": res.sha256,
                              "compression": _compression(job.local.name)}])
-    elif job.direction == "GET" and res.status == "done":
+    elif job.direction == "GET":  # fetched now or already there: the next steps read it
         ctx.add_product(job.local, "download", node=res.node, remote=res.path)
 
 

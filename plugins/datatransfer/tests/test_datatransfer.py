@@ -246,6 +246,7 @@ def test_get_back_with_and_without_node(tmp_path, cluster):
     assert not list(back.glob(".*"))
     again = _run(tmp_path, cluster, ["n1:raw/exp0.fits.fz"], DIRECTION="GET", LOCAL_DIR="back")
     assert _transfers(again)["exp0.fits.fz"]["status"] == "skipped"
+    assert [p.path for p in again.products] == [str(back / "exp0.fits.fz")]  # still a product of the step
 
 
 def test_by_key_dispatch(tmp_path, cluster):
