@@ -75,6 +75,7 @@ class NodeSession:
         self.client: paramiko.SSHClient | None = None
         self.sftp: paramiko.SFTPClient | None = None
         self._exec_ok: bool | None = None  # unknown until the first exec
+        self._root_ok = False
 
     # -- connection ---------------------------------------------------------------------------
     def where(self) -> str:
@@ -198,7 +199,10 @@ class NodeSession:
         if method in ("AUTO", "EXEC") and self._exec_ok is not False:
             try:
                 code, out, err = self.exec(["sha256sum", "--", path])
-            except (paramiko.SSHException, OSError) as exc:
+            except TimeoutError:  # a slow disk, not a missing command: do not read it all back
+                raise TransferError(f"{self.where()}: 'sha256sum {path}' took more than TIMEOUT "
+                                    f"{self.settings.timeout} s") from None
+            except (paramiko.SSHException, OSError) as exc:  # exec refused (internal-sftp account)
                 code, out, err = -1, "", str(exc)
             m = re.match(r"^\\?([0-9a-fA-F]{64})\s", out)
             if code == 0 and m:
@@ -221,6 +225,11 @@ class NodeSession:
     def makedirs(self, directory: str) -> None:
         """``mkdir -p`` below the node's root (the root itself must exist)."""
         root = self.node.root.rstrip("/") or "/"
+        if not self._root_ok:
+            attrs = self.stat(root)
+            if attrs is None or not statmod.S_ISDIR(attrs.st_mode):
+                raise TransferError(f"{self.where()}: destination root {root} is not a directory on the node")
+            self._root_ok = True
         rel = posixpath.relpath(directory, root)
         current = root
         for part in ([] if rel == "." else rel.split("/")):
@@ -229,9 +238,10 @@ class NodeSession:
             if attrs is None:
                 try:
                     self.sftp.mkdir(current)
-                except OSError:
+                except OSError as exc:
                     if self.stat(current) is None:  # not a race with another thread: a real failure
-                        raise
+                        raise TransferError(f"{self.where()}: cannot create directory {current}: {exc}") \
+                            from None
             elif not statmod.S_ISDIR(attrs.st_mode):
                 raise TransferError(f"{self.where()}: {current} exists and is not a directory")
 

@@ -429,3 +429,17 @@ def test_files_already_on_a_node_are_not_sent_to_another(tmp_path, cluster):
     third = _transfers(_run(tmp_path, cluster, files, DISPATCH="FREE_SPACE"))
     assert (third["exp1.fits.fz"]["node"], third["exp1.fits.fz"]["status"]) == ("n1", "done")
     assert cluster.stored("n1", "exp1.fits.fz").read_bytes() == files[1].read_bytes()
+
+
+def test_missing_destination_root_is_named(tmp_path, cluster):
+    files = _files(tmp_path, [100])
+    layer_nodes = f"n1=terapix@127.0.0.1:{cluster['n1'].port}:/nodata"
+    spec = UnitSpec(step="dispatch", unit="1", tool="datatransfer",
+                    config_layers=[[("NODES", layer_nodes, "t"), ("KEY_FILE", str(cluster.key_file), "t"),
+                                    ("KNOWN_HOSTS", str(cluster.known_hosts), "t"), ("RETRIES", "1", "t"),
+                                    ("RETRY_DELAY", "0", "t")]],
+                    inputs=[str(files[0])], outdir=str(tmp_path / "work"), log_path=str(tmp_path / "x.log"))
+    result = execute_unit(spec)
+    assert result.status == "failed"
+    assert "node n1" in result.error and "exp0.fits.fz" in result.error
+    assert "destination root /nodata is not a directory on the node" in result.error
