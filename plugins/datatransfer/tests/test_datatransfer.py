@@ -324,6 +324,15 @@ def test_recorded_in_rdbix(tmp_path, cluster, monkeypatch):
                          "on e.id = s.exposure_id order by e.filename").fetchall()
     assert storage == [("exp0.fits.fz", "n1", "/data/exp0.fits.fz", 1500),
                        ("exp1.fits.fz", "n2", "/data/exp1.fits.fz", 2500)]
+    # what the web pages show (DataTransfer's distribution and free disk per node)
+    from terapix_fw.web import data
+
+    try:
+        page = data.transfers(url)
+    finally:
+        dispose_all()
+    shown = {n["name"]: (n["files"], n["stored_bytes"], n["free_disk"]) for n in page["nodes"]}
+    assert shown == {"n1": (1, 1500, nodes["n1"]), "n2": (1, 2500, nodes["n2"])}
 
 
 def test_remote_dir_template_values_are_made_safe():
