@@ -324,8 +324,6 @@ def _read_plane(path, hdu_index, nimage_hdus, what, ref_shape):
 
 
 def _run_job(job, cfg, plist) -> ExtractionResult:
-    from astropy.io import fits
-
     from terapix_fw.headfile import apply_head, read_head_file
 
     # lazy: a worker handling extension k of a 36-CCD MEF parses only the headers up to k
@@ -760,10 +758,6 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
     rms = bkg.global_rms
     from functools import partial
     par = partial(_objwise, _n=n, _threads=max(1, int(nthreads)))
-    err_arg = {} if var is None else {"var": var}
-    if var is None:
-        err_arg = {"err": rms}
-    gain_arg = gain if gain > 0 else None
     maskarr = bad if bad is not None else None
     correct = cfg["MASK_TYPE"] != "NONE"
     ids = np.arange(1, n + 1, dtype=np.int32)
@@ -813,7 +807,7 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
     if n and (need_auto or local):
         # the Kron radius is measured on the detection image (photom.c reads dfield), the flux on the
         # measurement image
-        r1, kflag = par(sep.kron_radius, sub_d, x, y, a, b, th, 6.0, mask=maskarr, **seg_kw)
+        r1, _ = par(sep.kron_radius, sub_d, x, y, a, b, th, 6.0, mask=maskarr, **seg_kw)
         kron = np.maximum(kron_fact * np.nan_to_num(r1, nan=0.0, posinf=0.0), kron_min)
         kron = np.where(kron > 0, kron, 1.0)
         if local:
@@ -1045,7 +1039,6 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
     _mark("table")
     # ---- table in the requested order, with SExtractor's types, units and formats
     table = Table()
-    napers = len(aper)
     for p in plist:
         name = p.name
         code, unit, disp, desc = BY_NAME[name][1:]
@@ -1078,8 +1071,6 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
             table[name].unit = _unit(unit)
         table[name].meta = {"TDISP": disp}
     table.meta["_apertures"] = (x, y, a, b, th, kron, aper)
-    table.meta["_TDISP"] = {p.name: BY_NAME[p.name][3] for p in plist}
-    del napers
     return table
 
 
