@@ -260,7 +260,7 @@ def plan_put(ctx, nodes: dict[str, Node], sessions: Sessions) -> tuple[list[Job]
         if not free:
             raise ToolError(f"DISPATCH FREE_SPACE: the free disk of no node could be measured "
                             f"(nodes {', '.join(names)}; see the log)")
-        plan = dispatch.free_space({k: jobs[k].size for k in todo}, free, cfg["MIN_FREE"] * 1024 ** 2)
+        plan = dispatch.free_space({k: jobs[k].size for k in todo}, free, int(cfg["MIN_FREE"] * 1e6))
     else:
         mapping = dispatch.parse_key_map(cfg["DISPATCH_MAP"], names)
         plan = dispatch.by_key(todo, cfg["DISPATCH_KEY"], mapping)
