@@ -968,7 +968,7 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
     x2, y2, xy = objs["x2"].astype(np.float64), objs["y2"].astype(np.float64), objs["xy"].astype(np.float64)
     ex2, ey2, exy = (objs["errx2"].astype(np.float64), objs["erry2"].astype(np.float64),
                      objs["errxy"].astype(np.float64))
-    if n:
+    if n and any(w.startswith("ERR") for w in want):
         # SExtractor's position errors use the constant detection background noise and the filtered
         # pixel values (analyse.c), whatever the weight map: recompute them rather than take sep's
         ex2, ey2, exy = _pos_errors(seg, sub_d, objs, bkg_d.global_rms, gain, n, kernel)
