@@ -98,6 +98,12 @@ def test_free_space_dispatch_over_ssh(tmp_path, cluster):
     assert "exp3.fits.fz: not transferred: no node has room for 70000 bytes" in log
     assert any(c.startswith("df -P -k -- /data") for c in cluster["n1"].commands)
     assert not any(c.startswith("df") for c in cluster["n2"].commands)  # statvfs answered
+    # MIN_FREE 0.051 MB = 51000 bytes kept free: 60416 - 51000 = 9416 bytes left at most, too few for 10000
+    small = _files(tmp_path, [10000], suffix=".fits")
+    result = _run(tmp_path, cluster, small, DISPATCH="FREE_SPACE", MIN_FREE="0.051")
+    assert result.status == "failed" and "no node has room for 10000 bytes" in result.error
+    assert "9416 bytes" in result.error
+    assert _run(tmp_path, cluster, small, DISPATCH="FREE_SPACE", MIN_FREE="0.04").status == "done"
 
 
 def test_interrupted_upload_leaves_no_final_file(tmp_path, cluster):
