@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -310,6 +311,7 @@ def assess_exposure(ctx, image, cfg: QFConfig, version: str = "0") -> dict:
     from .focal import check_layout, expected_layout
     from .grading import read_rules, suggest_grade
 
+    t_start = time.perf_counter()
     stem = image_stem(image)
     with fits.open(image) as hdul:
         primary = hdul[0].header.copy()
@@ -336,6 +338,7 @@ def assess_exposure(ctx, image, cfg: QFConfig, version: str = "0") -> dict:
             del data, res
     ctx.add_product(wpath, "weight")
     ctx.add_product(fpath, "flag")
+    t_maps = time.perf_counter()
     window = candidate_window(ccds, cfg)
     for ccd in ccds:
         finish_ccd(ccd, window, cfg)
@@ -350,6 +353,7 @@ def assess_exposure(ctx, image, cfg: QFConfig, version: str = "0") -> dict:
                                       (template[:0] if template is not None else None))) for c in ccds]
     with ctx.product(f"{stem}.ldac", "catalog") as tmp:
         write_ldac(tmp, exts)
+    t_psf = time.perf_counter()
     with ctx.product(f"{stem}.psf", "psf") as tmp:
         write_psf(tmp, [c.model for c in ccds])
     # astrometric header sanity
@@ -382,7 +386,10 @@ def assess_exposure(ctx, image, cfg: QFConfig, version: str = "0") -> dict:
     if cfg.write_plots:
         from .figures import exposure_plots
 
+        t_plots = time.perf_counter()
         exposure_plots(ctx, stem, ccds, expo, area)
+        ctx.log.info("timing: maps and catalogues %.1f s, PSF models %.1f s, plots %.1f s", t_maps - t_start,
+                     t_psf - t_maps, time.perf_counter() - t_plots)
     from .report import write_summary_xml
 
     with ctx.product(f"{stem}.xml", "xml") as tmp:
