@@ -97,9 +97,9 @@ class NodeSession:
         policy = {"REJECT": paramiko.RejectPolicy, "WARN": paramiko.WarningPolicy,
                   "AUTO_ADD": paramiko.AutoAddPolicy}[s.host_key_policy]
         client.set_missing_host_key_policy(policy())
+        pkey = self._load_key() if node.key_file else None
         try:
-            client.connect(node.host, node.port, username=node.user,
-                           key_filename=str(Path(node.key_file).expanduser()) if node.key_file else None,
+            client.connect(node.host, node.port, username=node.user, pkey=pkey,
                            timeout=s.timeout, banner_timeout=s.timeout, auth_timeout=s.timeout,
                            channel_timeout=s.timeout, look_for_keys=not node.key_file,
                            allow_agent=not node.key_file)
@@ -133,6 +133,18 @@ class NodeSession:
         sftp.get_channel().settimeout(s.timeout)
         self.client, self.sftp = client, sftp
         return self
+
+    def _load_key(self) -> paramiko.PKey:
+        # loaded here rather than by connect(key_filename=): paramiko then tries every key type and
+        # reports the last type's parse error instead of the refused login
+        path = Path(self.node.key_file).expanduser()
+        try:
+            return paramiko.PKey.from_path(path)
+        except paramiko.PasswordRequiredException:
+            raise FatalNodeError(f"{self.where()}: key file {path} needs a passphrase; load it in ssh-agent and "
+                                 "leave KEY_FILE empty") from None
+        except (OSError, paramiko.SSHException, ValueError) as exc:
+            raise FatalNodeError(f"{self.where()}: cannot read key file {path}: {exc}") from None
 
     def close(self) -> None:
         for thing in (self.sftp, self.client):

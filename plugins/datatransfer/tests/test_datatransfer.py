@@ -458,3 +458,36 @@ def test_missing_destination_root_is_named(tmp_path, cluster):
     assert result.status == "failed"
     assert "node n1" in result.error and "exp0.fits.fz" in result.error
     assert "destination root /nodata is not a directory on the node" in result.error
+
+
+def test_refused_login_and_unreachable_node(tmp_path, cluster):
+    import socket
+
+    import paramiko
+
+    files = _files(tmp_path, [100])
+    other = tmp_path / "other_key"
+    paramiko.ECDSAKey.generate().write_private_key_file(str(other))
+    result = _run(tmp_path, cluster, files, nodes=("n1",), KEY_FILE=str(other), RETRIES=3)
+    assert result.status == "failed" and "authentication as terapix failed" in result.error
+    assert "node n1 (terapix@127.0.0.1:" in result.error and "exp0.fits.fz" in result.error
+    assert _transfers_of_failed_log(tmp_path).count("attempt") == 0  # a refused login is not retried
+    (tmp_path / "garbage_key").write_text("not a key\n")
+    result = _run(tmp_path, cluster, files, nodes=("n1",), KEY_FILE=str(tmp_path / "garbage_key"))
+    assert result.status == "failed" and f"cannot read key file {tmp_path / 'garbage_key'}" in result.error
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    spec = UnitSpec(step="dispatch", unit="1", tool="datatransfer",
+                    config_layers=[[("NODES", f"n9=terapix@127.0.0.1:{port}:/data", "t"),
+                                    ("KEY_FILE", str(cluster.key_file), "t"), ("HOST_KEY_POLICY", "WARN", "t"),
+                                    ("RETRIES", "1", "t"), ("RETRY_DELAY", "0", "t")]],
+                    inputs=[str(files[0])], outdir=str(tmp_path / "work"), log_path=str(tmp_path / "n9.log"))
+    result = execute_unit(spec)
+    assert result.status == "failed" and "attempt 2 failed" in result.error and "cannot connect" in result.error
+    assert f"node n9 (terapix@127.0.0.1:{port})" in result.error
+
+
+def _transfers_of_failed_log(tmp_path) -> str:
+    return "\n".join(line for line in (tmp_path / "logs" / "dispatch.log").read_text().splitlines()
+                     if "WARNING" in line)
