@@ -843,8 +843,11 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
         out6 = ((np.rint(x - dxl) < 0) | (np.rint(x + dxl) + 1 > nx) | (np.rint(y - dyl) < 0)
                 | (np.rint(y + dyl) + 1 > ny))
         flags |= np.where(out6, 16, 0).astype(np.int16)
-        # FLAGS bit 1: more than 10% of the AUTO aperture in neighbours or bad pixels (photom.c)
-        flags |= np.where(crowded, 1, 0).astype(np.int16)
+        # FLAGS bit 1: more than 10% of neighbours' or bad pixels in the AUTO aperture, or in the 6-radius
+        # ellipse searched for the Kron radius (photom.c flags both)
+        _, _, crowded6, _, _ = par(ellipse_flux, sub_d, x, y, cxx_, cyy_, cxy_, np.full(n, 6.0), vsum, badarr,
+                                   seg=seg if correct else None, ids=ids, gain=0.0, correct=False)
+        flags |= np.where(crowded | crowded6, 1, 0).astype(np.int16)
         # as photom.c: a circular fallback aperture or a non-positive flux gives KRON_RADIUS 0
         cols["KRON_RADIUS"] = np.where(circ | (flux_auto <= 0), 0.0, kron)
     else:
