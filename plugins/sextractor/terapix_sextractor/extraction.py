@@ -180,12 +180,27 @@ def _timings():
     return {a[0]: round(b[1] - a[1], 4) for a, b in zip(_TIMINGS[:-1], _TIMINGS[1:])}
 
 
+def _available_memory():
+    """Bytes of memory available to a new process (Linux MemAvailable counts reclaimable page cache,
+    which "free" pages do not), or None when unknown."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
 def _check_memory(shape, path):
     npix = int(shape[0]) * int(shape[1])
     need = npix * BYTES_PER_PIXEL
-    try:
-        avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
+    avail = _available_memory()
+    if avail is None:
         return
     if need > avail:
         raise ToolError(f"{path}: a {shape[1]}x{shape[0]} extension needs about {need / 2**30:.1f} GiB "
