@@ -293,6 +293,10 @@ def extract_results(image_path, config=None, params=None, detection_path=None, w
         workers = os.cpu_count() or 1
     requested = max(1, int(workers))
     workers = max(1, min(requested, len(jobs)))
+    avail = _available_memory()
+    if avail is not None and workers > 1:  # keep the parallel extensions within the free memory
+        need = max(int(shapes[i][0]) * int(shapes[i][1]) for i in indices) * BYTES_PER_PIXEL
+        workers = max(1, min(workers, int(avail // max(need, 1))))
     if len(jobs) == 1:  # one image: its objects are measured by several threads instead
         jobs[0]["inner_threads"] = requested
     if workers == 1:
