@@ -471,7 +471,7 @@ def test_refused_login_and_unreachable_node(tmp_path, cluster):
     result = _run(tmp_path, cluster, files, nodes=("n1",), KEY_FILE=str(other), RETRIES=3)
     assert result.status == "failed" and "authentication as terapix failed" in result.error
     assert "node n1 (terapix@127.0.0.1:" in result.error and "exp0.fits.fz" in result.error
-    assert _transfers_of_failed_log(tmp_path).count("attempt") == 0  # a refused login is not retried
+    assert _log_warnings(tmp_path).count("attempt") == 0  # a refused login is not retried
     (tmp_path / "garbage_key").write_text("not a key\n")
     result = _run(tmp_path, cluster, files, nodes=("n1",), KEY_FILE=str(tmp_path / "garbage_key"))
     assert result.status == "failed" and f"cannot read key file {tmp_path / 'garbage_key'}" in result.error
@@ -488,6 +488,6 @@ def test_refused_login_and_unreachable_node(tmp_path, cluster):
     assert f"node n9 (terapix@127.0.0.1:{port})" in result.error
 
 
-def _transfers_of_failed_log(tmp_path) -> str:
+def _log_warnings(tmp_path) -> str:
     return "\n".join(line for line in (tmp_path / "logs" / "dispatch.log").read_text().splitlines()
                      if "WARNING" in line)
