@@ -66,6 +66,7 @@ class AstromModel:
     field_center: np.ndarray  # (nfield, 2) focal-plane normalisation centre (deg)
     field_norm: np.ndarray  # (nfield,) focal-plane normalisation radius (deg)
     focal_affine: np.ndarray  # (nfield, nchip_max, 2, 3) affine first guess pixel -> field plane (deg)
+    block_ndet: np.ndarray = None  # (nblock,) usable detections constraining each polynomial block
 
     @property
     def nterm(self) -> int:

@@ -37,7 +37,13 @@ def chip_solution_grid(run, k: int, c: int, n: int = GRID):
     chip = run.fields[k].chips[c]
     gx, gy = np.meshgrid(np.linspace(0.5, chip.nx + 0.5, n), np.linspace(0.5, chip.ny + 0.5, n))
     px, py = gx.ravel(), gy.ravel()
-    xi, eta = run.astrom.model.evaluate_at(run.astrom.theta, np.full(px.size, k), np.full(px.size, c), px, py)
+    model = run.astrom.model
+    if model.block_ndet[model.block_of[k, c]] < 3:
+        # no (usable) detection on this chip in any exposure of its instrument: the polynomial is
+        # undetermined, keep the first-guess WCS of the header
+        ra, dec = run.chip_wcs[k][c].all_pix2world(px, py, 1)
+        return px, py, ra, dec
+    xi, eta = model.evaluate_at(run.astrom.theta, np.full(px.size, k), np.full(px.size, c), px, py)
     ra, dec = deproject(xi, eta, *run.field_tp[k])
     return px, py, ra, dec
 

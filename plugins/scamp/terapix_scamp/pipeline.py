@@ -344,4 +344,5 @@ def _build_model(fields, inst_of, det, config) -> AstromModel:
     degree = config["DISTORT_DEGREES"][0]
     if config["STABILITY_TYPE"] == "PRE-DISTORTED":
         degree = 1
-    return AstromModel(degree, focdeg, block_of, np.array(sizes, float), lin_of, centers, norms, affine)
+    block_ndet = np.bincount(block_of[det.field[det.astr_ok], det.chip[det.astr_ok]], minlength=len(sizes))
+    return AstromModel(degree, focdeg, block_of, np.array(sizes, float), lin_of, centers, norms, affine, block_ndet)

@@ -453,3 +453,17 @@ def test_real_scamp_default_configuration_is_accepted(tmp_path):
     assert {k for k, _, _ in entries} <= {p.name for p in params}
     differ = {k: v for k, v in config.non_defaults().items()}
     assert differ == {}, differ
+
+
+def test_chip_without_detections_keeps_its_first_guess(tmp_path):
+    from terapix_fw.ldac import LdacExtension, read_ldac, write_ldac
+
+    truth = make_survey(tmp_path, nexp=2, nccd=4, nsources_per_arcmin2=40, seed=23)
+    for e in truth.exposures:
+        exts = read_ldac(e.path)
+        exts[2].objects["FLAGS"][:] = 0x10  # rejected by FLAGS_MASK 0x00f0
+        write_ldac(e.path, [LdacExtension(x.header, x.objects) for x in exts])
+    run_tool(truth, tmp_path, SOLVE_PHOTOM="N")
+    err = head_errors(truth, 1, truth.exposures[1].path.with_suffix(".head"), n=10).reshape(4, -1)
+    assert np.sqrt(np.mean(err[[0, 1, 3]] ** 2)) < 30.0
+    assert np.max(err[2]) < 1500.0  # the plain-TAN first guess: sub-arcsecond, not garbage
