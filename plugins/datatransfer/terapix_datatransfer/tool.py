@@ -69,6 +69,8 @@ class DatatransferTool(Tool):
                   "remote SHA-256: sha256sum on the node (EXEC), read back over SFTP (REREAD), or EXEC "
                   "falling back to REREAD", choices=("AUTO", "EXEC", "REREAD")),
         Parameter("SKIP_EXISTING", "bool", True, "skip files already there with the same SHA-256"),
+        Parameter("PART_MAX_AGE", "float", 24.0,
+                  "remove .part files of interrupted runs older than this (hours, 0 = never)", minimum=0.0),
     ]
 
     def run(self, ctx):

@@ -9,6 +9,7 @@ record with its free disk, and every FITS file stored on a node as an ``exposure
 from __future__ import annotations
 
 import posixpath
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -199,25 +200,43 @@ def _free_disk(sessions: Sessions, names, log) -> dict[str, int]:
     return free
 
 
-def _find_present(sessions: Sessions, jobs: dict[str, Job], log) -> dict[str, str]:
+_PART = re.compile(r"^\.(?P<name>.+)\.[0-9a-f]{12}\.part$")  # ssh.part_name's temporary names
+
+
+def _survey(sessions: Sessions, jobs: dict[str, Job], log, part_max_age: float) -> dict[str, str]:
     """File -> first node (in node order) that has a file of the same relative path and size; one
-    directory listing per node and remote directory, not one request per file."""
+    directory listing per node and remote directory, not one request per file.
+
+    The same listings find the ``.NAME.<random>.part`` files a killed run left beside the files of
+    this run; those older than ``part_max_age`` hours (0: never) are removed.  Younger ones may be
+    another run's upload in progress."""
     by_dir: dict[str, list[str]] = {}
     for key, job in jobs.items():
         by_dir.setdefault(posixpath.dirname(job.rel), []).append(key)
     found: dict[str, str] = {}
+    oldest = time.time() - part_max_age * 3600
     for name, node in sessions.nodes.items():
         try:
             session = sessions.get(name)
             for directory, keys in by_dir.items():
+                where = remote_path(node, directory) if directory else node.root
                 try:
-                    listing = session.sftp.listdir_attr(remote_path(node, directory) if directory else node.root)
+                    listing = session.sftp.listdir_attr(where)
                 except FileNotFoundError:
                     continue
                 sizes = {a.filename: a.st_size for a in listing}
                 for key in keys:
                     if key not in found and sizes.get(posixpath.basename(jobs[key].rel)) == jobs[key].size:
                         found[key] = name
+                if part_max_age <= 0:
+                    continue
+                names = {posixpath.basename(jobs[k].rel) for k in keys}
+                for a in listing:
+                    m = _PART.match(a.filename)
+                    if m and m["name"] in names and (a.st_mtime or 0) < oldest:
+                        session.remove_quietly(posixpath.join(where, a.filename))
+                        log.info("node %s: removed %s, left by an interrupted run", name,
+                                 posixpath.join(where, a.filename))
         except (FatalNodeError, *RETRYABLE) as exc:
             log.warning("files already on node %s unknown: %s", name, exc)
     return found
@@ -245,7 +264,10 @@ def plan_put(ctx, nodes: dict[str, Node], sessions: Sessions) -> tuple[list[Job]
     names = list(nodes)
     # a file already on some node (same path and size) stays there: it is checked, not sent again,
     # whichever node the policy would pick today (free space changes between two runs)
-    present = _find_present(sessions, jobs, ctx.log) if cfg["SKIP_EXISTING"] else {}
+    present = _survey(sessions, jobs, ctx.log, cfg["PART_MAX_AGE"]) \
+        if cfg["SKIP_EXISTING"] or cfg["PART_MAX_AGE"] > 0 else {}
+    if not cfg["SKIP_EXISTING"]:
+        present = {}
     if present:
         ctx.log.info("%d file(s) already on a node: their checksums are checked there", len(present))
     todo = [k for k in jobs if k not in present]

@@ -491,3 +491,27 @@ def test_refused_login_and_unreachable_node(tmp_path, cluster):
 def _log_warnings(tmp_path) -> str:
     return "\n".join(line for line in (tmp_path / "logs" / "dispatch.log").read_text().splitlines()
                      if "WARNING" in line)
+
+
+def test_orphan_part_files_of_killed_runs_are_removed_when_old(tmp_path, cluster):
+    import os
+    import time
+
+    files = _files(tmp_path, [700])
+    data = cluster.stored("n1")
+    old, young = data / ".exp0.fits.fz.0123456789ab.part", data / ".exp0.fits.fz.ba9876543210.part"
+    other = data / ".unrelated.fits.0123456789ab.part"
+    for p in (old, young, other):
+        p.write_bytes(b"partial")
+    two_days_ago = time.time() - 48 * 3600
+    for p in (old, other):
+        os.utime(p, (two_days_ago, two_days_ago))
+    result = _run(tmp_path, cluster, files, nodes=("n1",))
+    assert result.status == "done", result.error
+    assert not old.exists()  # ours, two days old
+    assert young.exists()  # maybe another run's upload in progress
+    assert other.exists()  # not a file of this run
+    assert cluster.stored("n1", "exp0.fits.fz").read_bytes() == files[0].read_bytes()
+    os.utime(young, (two_days_ago, two_days_ago))
+    _run(tmp_path, cluster, files, nodes=("n1",), PART_MAX_AGE=0)
+    assert young.exists()  # 0 = never
