@@ -29,8 +29,9 @@ What follows SExtractor and what differs
 * BACKPHOTO_TYPE LOCAL: the local background is the mean in a circular annulus of thickness
   BACKPHOTO_THICK outside the Kron ellipse (SExtractor uses a rectangular annulus around the isophote).
 * WEIGHT_GAIN is not modelled (the gain is constant over the image).
-* Memory: the whole extension is held in memory (about 40 bytes per pixel at peak); an image needing more
-  than the available memory is refused with an error before anything is computed.
+* Memory: an extension is held in memory whole when it fits (at most about 40 bytes per pixel); one that
+  does not (a 19354x19354 stack on a small node) is processed by horizontal strips with overlapping
+  margins (:func:`_run_strips`); one that cannot even be cut into strips is refused before any work.
 """
 from __future__ import annotations
 
@@ -196,18 +197,6 @@ def _available_memory():
         return None
 
 
-def _check_memory(shape, path):
-    npix = int(shape[0]) * int(shape[1])
-    need = npix * BYTES_PER_PIXEL
-    avail = _available_memory()
-    if avail is None:
-        return
-    if need > avail:
-        raise ToolError(f"{path}: a {shape[1]}x{shape[0]} extension needs about {need / 2**30:.1f} GiB "
-                        f"({BYTES_PER_PIXEL} bytes per pixel) but only {avail / 2**30:.1f} GiB are free; "
-                        "cut the image into tiles (e.g. with SWarp) or run on a larger node")
-
-
 def _same_shape(a, b, what, path):
     if a is not None and tuple(a.shape) != tuple(b.shape):
         raise ToolError(f"{what} {path} is {a.shape[1]}x{a.shape[0]} but the image is {b.shape[1]}x{b.shape[0]}")
@@ -280,10 +269,10 @@ def extract_results(image_path, config=None, params=None, detection_path=None, w
         if bad:
             raise ToolError(f"{image_path}: HDU(s) {bad} are not image extensions; image HDUs are {indices}")
         indices = list(extensions)
-    for i in indices:
-        _check_memory(shapes[i], image_path)
+    plans = {i: _strip_plan(shapes[i], cfg, image_path) for i in indices}
     nimg = len(shapes)
-    jobs = [dict(image=image_path, hdu=i, ext=k + 1, next=len(indices), nimg=nimg, det=str(detection_path) if dual else None,
+    jobs = [dict(image=image_path, hdu=i, ext=k + 1, next=len(indices), nimg=nimg, strips=plans[i],
+                 shape=tuple(shapes[i]), det=str(detection_path) if dual else None,
                  weight=str(weight_path) if weight_path else None,
                  det_weight=str(det_weight_path) if det_weight_path else None, flags=flag_path,
                  wtype_m=wtype_m, wtype_d=wtype_d)
@@ -294,7 +283,9 @@ def extract_results(image_path, config=None, params=None, detection_path=None, w
     requested = max(1, int(workers))
     workers = max(1, min(requested, len(jobs)))
     avail = _available_memory()
-    if avail is not None and workers > 1:  # keep the parallel extensions within the free memory
+    if any(plans.values()):
+        workers = 1  # strips already use the memory there is
+    elif avail is not None and workers > 1:  # keep the parallel extensions within the free memory
         need = max(int(shapes[i][0]) * int(shapes[i][1]) for i in indices) * BYTES_PER_PIXEL
         workers = max(1, min(workers, int(avail // max(need, 1))))
     if len(jobs) == 1:  # one image: its objects are measured by several threads instead
@@ -328,42 +319,58 @@ def _warm_up():
     flux_radius(img, np.array([4.0]), np.array([4.0]), np.array([1.0]), np.array([1.0]), [0.5], bad, seg=seg)
 
 
-def _read_plane(path, hdu_index, nimage_hdus, what, ref_shape):
-    """The plane of ``path`` matching image HDU ``hdu_index`` (same HDU in a MEF, else the first image)."""
+def _read_plane(path, hdu_index, nimage_hdus, what, ref_shape, rows=None):
+    """The plane of ``path`` matching image HDU ``hdu_index`` (same HDU in a MEF, else the first image);
+    only ``rows`` = (first, end) when given (strip processing)."""
     with _open(path, what) as hdul:
         idx = _image_hdus(hdul)
         if not idx:
             raise ToolError(f"{what} {path}: no image data")
         i = hdu_index if (len(idx) == nimage_hdus and hdu_index in idx) else idx[0]
-        data = np.array(hdul[i].data)
-    if tuple(data.shape) != tuple(ref_shape):
-        raise ToolError(f"{what} {path} (HDU {i}) is {data.shape[1]}x{data.shape[0]} but the image is "
-                        f"{ref_shape[1]}x{ref_shape[0]}")
+        shape = tuple(hdul[i].shape)
+        if shape != tuple(ref_shape):
+            raise ToolError(f"{what} {path} (HDU {i}) is {shape[1]}x{shape[0]} but the image is "
+                            f"{ref_shape[1]}x{ref_shape[0]}")
+        data = np.array(hdul[i].data if rows is None else hdul[i].section[rows[0]:rows[1], :])
     return data
 
 
 def _run_job(job, cfg, plist) -> ExtractionResult:
+    if job.get("strips"):
+        return _run_strips(job, cfg, plist)
+    return _run_rows(job, cfg, plist)
+
+
+def _run_rows(job, cfg, plist, rows=None) -> ExtractionResult:
+    """Extract one extension, or only its image rows ``rows`` = (first, end) (strip processing: the WCS
+    reference pixel is moved so that world coordinates stay right; pixel coordinates are the strip's)."""
     from terapix_fw.headfile import apply_head, read_head_file
 
     # lazy: a worker handling extension k of a 36-CCD MEF parses only the headers up to k
     nimg = job["nimg"]
     with _open(job["image"], "image", lazy=True) as hdul:
         hdu = hdul[job["hdu"]]
-        data = np.array(hdu.data, dtype=np.float32)
+        full_shape = tuple(hdu.shape)
+        raw = hdu.data if rows is None else hdu.section[rows[0]:rows[1], :]
+        data = np.array(raw, dtype=np.float32)
         header = hdu.header.copy()
     head_path = Path(job["image"]).with_suffix(cfg["HEADER_SUFFIX"])
     if cfg["HEADER_SUFFIX"] and head_path.exists():
         heads = read_head_file(head_path)
         if heads:
             apply_head(header, heads[min(job["ext"] - 1, len(heads) - 1)])
+    if rows is not None:
+        if "CRPIX2" in header:
+            header["CRPIX2"] = header["CRPIX2"] - rows[0]
+        header["NAXIS2"] = rows[1] - rows[0]
     det = None
     if job["det"]:
-        det = _read_plane(job["det"], job["hdu"], nimg, "detection image", data.shape).astype(np.float32)
-    weight = _read_plane(job["weight"], job["hdu"], nimg, "weight image (WEIGHT_IMAGE)", data.shape) \
+        det = _read_plane(job["det"], job["hdu"], nimg, "detection image", full_shape, rows).astype(np.float32)
+    weight = _read_plane(job["weight"], job["hdu"], nimg, "weight image (WEIGHT_IMAGE)", full_shape, rows) \
         if job["weight"] else None
     det_weight = _read_plane(job["det_weight"], job["hdu"], nimg, "detection weight image (WEIGHT_IMAGE)",
-                             data.shape) if job["det_weight"] else None
-    flags = [_read_plane(p, job["hdu"], nimg, "flag image (FLAG_IMAGE)", data.shape) for p in job["flags"]]
+                             full_shape, rows) if job["det_weight"] else None
+    flags = [_read_plane(p, job["hdu"], nimg, "flag image (FLAG_IMAGE)", full_shape, rows) for p in job["flags"]]
     for f, p in zip(flags, job["flags"]):
         if not np.issubdtype(f.dtype, np.integer):
             raise ToolError(f"flag image (FLAG_IMAGE) {p} holds {f.dtype} pixels; flag maps must be integer")
@@ -371,6 +378,78 @@ def _run_job(job, cfg, plist) -> ExtractionResult:
                      name=os.path.basename(job["image"]))
     return extract_image(spec, cfg, plist, wtype_m=job["wtype_m"], wtype_d=job["wtype_d"],
                          nthreads=job.get("inner_threads", 1))
+
+
+_Y_COLUMNS = ("Y_IMAGE", "YWIN_IMAGE", "YPEAK_IMAGE", "YMIN_IMAGE", "YMAX_IMAGE")
+
+
+def _strip_plan(shape, cfg, path, avail=None):
+    """None when the extension fits in memory, else (core height, margin) of horizontal strips: the core
+    rows of each strip keep the sources whose centre falls in them; the margins (at least two background
+    meshes and 256 rows) give them their full footprint and background context."""
+    ny, nx = int(shape[0]), int(shape[1])
+    need = ny * nx * BYTES_PER_PIXEL
+    avail = _available_memory() if avail is None else avail
+    if avail is None or need <= avail:
+        return None
+    mesh = int(max(cfg["BACK_SIZE"]))
+    margin = -(-max(256, 2 * mesh) // mesh) * mesh
+    rows = int(0.8 * avail // max(nx * BYTES_PER_PIXEL, 1))
+    core = (rows - 2 * margin) // mesh * mesh
+    if core < mesh:
+        raise ToolError(f"{path}: a {nx}x{ny} extension needs about {need / 2**30:.3g} GiB "
+                        f"({BYTES_PER_PIXEL} bytes per pixel) but only {avail / 2**30:.3g} GiB are free, not even "
+                        f"enough for strips of {2 * margin + mesh} rows; run on a larger node")
+    if any(t != "NONE" for t in cfg["CHECKIMAGE_TYPE"]):
+        raise ToolError(f"{path}: a {nx}x{ny} extension needs about {need / 2**30:.3g} GiB, more than the "
+                        f"{avail / 2**30:.3g} GiB free: it is processed by strips, which cannot make check "
+                        "images; set CHECKIMAGE_TYPE NONE or run on a larger node")
+    return core, margin
+
+
+def _run_strips(job, cfg, plist) -> ExtractionResult:
+    """Extract an extension too large for memory by horizontal strips (see :func:`_strip_plan`).
+
+    Sources larger than the margin are cut at the strip edge (and flagged truncated); background meshes
+    are estimated per strip, on rows aligned with the full image's meshes."""
+    from astropy.table import vstack
+
+    core, margin = job["strips"]
+    ny = job["shape"][0]
+    want_y = any(p.name == "Y_IMAGE" for p in plist)
+    plist_y = plist if want_y else list(plist) + [CatalogParam("Y_IMAGE")]
+    tables, headers = [], []
+    for y0 in range(0, ny, core):
+        y1 = min(y0 + core, ny)
+        r0, r1 = max(0, y0 - margin), min(ny, y1 + margin)
+        res = _run_rows(job, cfg, plist_y, rows=(r0, r1))
+        t = res.table
+        yc = np.asarray(t["Y_IMAGE"], dtype=np.float64) - 1 + r0  # 0-based, full image
+        t = t[(yc >= y0 - 0.5) & (yc < y1 - 0.5) | ((y1 == ny) & (yc >= y0 - 0.5))]
+        for name in _Y_COLUMNS:
+            if name in t.colnames:
+                t[name] = t[name] + r0
+        tables.append(t)
+        headers.append(res.header)
+    table = vstack(tables, metadata_conflicts="silent") if len(tables) > 1 else tables[0]
+    if "NUMBER" in table.colnames:
+        table["NUMBER"] = np.arange(1, len(table) + 1, dtype=np.int32)
+    if not want_y:
+        table.remove_column("Y_IMAGE")
+    # the LDAC header: the extension's own header with SExtractor's keywords (sums and medians over strips)
+    with _open(job["image"], "image", lazy=True) as hdul:
+        imhead = hdul[job["hdu"]].header.copy()
+    imhead.pop("XTENSION", None)
+    for card in headers[0].cards:
+        if card.keyword.startswith("SEX") or card.keyword.startswith("FITS"):
+            imhead[card.keyword] = (card.value, card.comment)
+    for key in ("SEXBKGND", "SEXBKDEV", "SEXTHLD", "SEXATHLD"):
+        imhead[key] = float(np.median([h[key] for h in headers]))
+    imhead["SEXNDET"] = int(sum(h["SEXNDET"] for h in headers))
+    imhead["SEXNFIN"] = len(table)
+    imhead["SEXSTRIP"] = (core, "terapix-fw: rows per strip (image too large for memory)")
+    table.meta = {"IMHEAD": imhead, "EXTENSION": job["ext"]}
+    return ExtractionResult(table, imhead, {})
 
 
 # --------------------------------------------------------------------------------------------------------
