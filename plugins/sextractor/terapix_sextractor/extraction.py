@@ -895,6 +895,7 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
     # ---- AUTO (Kron)
     kron_fact, kron_min = cfg["PHOT_AUTOPARAMS"]
     need_auto = want & {"FLUX_AUTO", "FLUXERR_AUTO", "MAG_AUTO", "MAGERR_AUTO", "KRON_RADIUS", "FLUX_RADIUS",
+                        "FLUX_BEST", "FLUXERR_BEST", "MAG_BEST", "MAGERR_BEST",
                         "XWIN_IMAGE", "YWIN_IMAGE", "FLAGS", "SNR_WIN", "FLUX_WIN", "FLUXERR_WIN", "MAG_WIN",
                         "MAGERR_WIN", "ERRAWIN_IMAGE", "ERRBWIN_IMAGE", "ERRTHETAWIN_IMAGE", "X2WIN_IMAGE",
                         "Y2WIN_IMAGE", "XYWIN_IMAGE", "AWIN_IMAGE", "BWIN_IMAGE", "THETAWIN_IMAGE",
@@ -1125,8 +1126,24 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
     if "VIGNET" in want:
         shape = next(p.shape for p in plist if p.name == "VIGNET")
         cols["VIGNET"] = _vignets(sub, bad, x, y, shape)
+    # corrected isophotal and "best" fluxes (photom.c computeisocorflux, computemags)
+    if n and want & {"FLUX_ISOCOR", "FLUXERR_ISOCOR", "MAG_ISOCOR", "MAGERR_ISOCOR", "FLUX_BEST",
+                     "FLUXERR_BEST", "MAG_BEST", "MAGERR_BEST"}:
+        npixf = objs["npix"].astype(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ati = np.clip(np.where(flux_iso > 0, npixf * dthr / flux_iso, 0.0), 0.0, 1.0)
+            iso_cor = flux_iso / (1.0 - 0.196099 * ati - 0.751208 * ati * ati)
+            sigtv = np.where(flux_iso > 0, fluxerr_iso ** 2 / flux_iso ** 2, 0.0)
+            dati = np.where(npixf > 0, ati * np.sqrt(sigtv + 1.0 / np.maximum(npixf, 1)), 0.0)
+            dati = 0.196099 * dati + 0.751208 * 2 * ati * dati
+            err_cor = np.where(flux_iso > 0, np.sqrt(sigtv + dati * dati) * flux_iso, fluxerr_iso)
+        cols["FLUX_ISOCOR"], cols["FLUXERR_ISOCOR"] = iso_cor, err_cor
+        if flux_auto is not None:
+            crowded_now = (flags & 1) != 0
+            cols["FLUX_BEST"] = np.where(crowded_now, iso_cor, flux_auto)
+            cols["FLUXERR_BEST"] = np.where(crowded_now, err_cor, fluxerr_auto)
     # magnitudes
-    for kind in ("AUTO", "ISO", "APER", "PETRO", "WIN"):
+    for kind in ("AUTO", "ISO", "APER", "PETRO", "WIN", "ISOCOR", "BEST"):
         if f"FLUX_{kind}" in cols:
             cols[f"MAG_{kind}"] = _mag(cols[f"FLUX_{kind}"], zp)
             cols[f"MAGERR_{kind}"] = _magerr(cols[f"FLUX_{kind}"], cols[f"FLUXERR_{kind}"])

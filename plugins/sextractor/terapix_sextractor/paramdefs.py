@@ -137,6 +137,14 @@ DEFINITIONS = [
     ('THETA_SKY', 'E', 'deg', 'F6.2', 'Position angle (east of north) (native)'),
     ('ERRTHETA_SKY', 'E', 'deg', 'F6.2', 'Native error ellipse pos. angle (east of north)'),
     ('VIGNET', 'E', 'count', 'G12.7', 'Pixel data around detection'),
+    ('FLUX_ISOCOR', 'E', 'count', 'G12.7', 'Corrected isophotal flux'),
+    ('FLUXERR_ISOCOR', 'E', 'count', 'G12.7', 'RMS error for corrected isophotal flux'),
+    ('MAG_ISOCOR', 'E', 'mag', 'F8.4', 'Corrected isophotal magnitude'),
+    ('MAGERR_ISOCOR', 'E', 'mag', 'F8.4', 'RMS error for corrected isophotal magnitude'),
+    ('FLUX_BEST', 'E', 'count', 'G12.7', 'Best of FLUX_AUTO and FLUX_ISOCOR'),
+    ('FLUXERR_BEST', 'E', 'count', 'G12.7', 'RMS error for BEST flux'),
+    ('MAG_BEST', 'E', 'mag', 'F8.4', 'Best of MAG_AUTO and MAG_ISOCOR'),
+    ('MAGERR_BEST', 'E', 'mag', 'F8.4', 'RMS error for MAG_BEST'),
 ]
 
 BY_NAME = {d[0]: d for d in DEFINITIONS}
