@@ -11,8 +11,8 @@ Memory design (the 1 deg^2 case: 19354 x 19354 output from 100 MegaCam exposures
   packed into pixel stacks of depth ``nmax`` (the maximum overlap, found as SWarp does from the maximal
   clique of the overlap graph); a strip holds ``h * width * nmax`` values and variances (and origins
   for CLIPPED), ``h`` being the largest height that fits in COMBINE_BUFSIZE megabytes (SWarp's rule),
-  capped at MAX_STRIP_LINES.  With the default 256 MB, nmax ~ 100 and a 19354-pixel width, strips are
-  ~16 lines tall and phase 2 needs ~256 MB + the runtime.
+  capped at MAX_STRIP_LINES (64).  With the default 256 MB, nmax ~ 100 and a 19354-pixel width, strips
+  are ~16 lines tall and phase 2 needs ~256 MB + the runtime.
 
 So the peak memory is a few hundred MB whatever the output size, far below 24 GiB; the disk holds the
 resampled CCDs (as with SWarp: ~76 MB per full CCD) until they are deleted (DELETE_TMPFILES Y).  The
@@ -33,7 +33,7 @@ from .kernels import BIG
 from .resample import Resampled
 
 #: upper bound of the strip height (lines), see coadd_resampled
-MAX_STRIP_LINES = 256
+MAX_STRIP_LINES = 64
 
 __all__ = ["MAX_STRIP_LINES", "CoaddSummary", "max_clique", "coadd_resampled", "write_fits_image", "StripWriter"]
 
@@ -261,7 +261,7 @@ def coadd_resampled(resampled: list[Resampled], out_header, config, image_path: 
     per_line = cwidth * (nmax * (8 + (4 if clipped else 0) + (4 if writelog else 0)) + 12) + 4 * width + 1
     # at most COMBINE_BUFSIZE MB (SWarp's rule) and MAX_STRIP_LINES lines: taller strips only cost memory
     # and cache misses (3 exposures of 36 CCDs: 1385-line strips 42 s and 557 MB, 346-line strips 35 s
-    # and 308 MB), while the per-strip overhead is already negligible at a few hundred lines
+    # and 308 MB), while the per-strip overhead (one read per overlapping input) stays small
     budget = config["COMBINE_BUFSIZE"] * 1024 * 1024
     strip_h = int(max(1, min(max(1, by1 - by0 + 1), budget // per_line, MAX_STRIP_LINES)))
 

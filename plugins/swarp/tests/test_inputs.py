@@ -294,3 +294,24 @@ def test_resample_n_combines_resampled_images(synth, tmp_path, run_swarp):
     x, y = _where(tmp_path / "two.fits", *SRC)
     _, xc, yc = _measure(two, x, y)
     assert abs(xc - x) < 0.02 and abs(yc - y) < 0.02
+
+
+def test_swarp_default_configuration_is_ours(tmp_path):
+    """``SWarp -dd`` is accepted as a configuration file and gives exactly our defaults: same keywords,
+    same default values."""
+    import shutil
+    import subprocess
+
+    from terapix_fw.config import read_config_file
+    from terapix_fw.plugins import get_tool
+
+    swarp = shutil.which("SWarp") or shutil.which("swarp")
+    if swarp is None:
+        pytest.skip("SWarp is not installed")
+    text = subprocess.run([swarp, "-dd"], capture_output=True, text=True, check=True).stdout
+    (tmp_path / "default.swarp").write_text(text)
+    params = get_tool("swarp").cls.parameter_set()
+    config = params.resolve(read_config_file(tmp_path / "default.swarp"))
+    assert config.non_defaults() == {}
+    keywords = {line.split()[0] for line in text.splitlines() if line.strip() and line[0].isalpha()}
+    assert keywords == {p.name for p in params}
