@@ -997,6 +997,9 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
         grown = maximum_filter(seg, size=3)
         touched = np.bincount(grown[zero_w & (grown > 0)], minlength=n + 1)[1:]
         fw |= np.where(touched > 0, 2, 0).astype(np.int16)
+        cols["NLOWWEIGHT_ISO"] = touched.astype(np.int32)
+    else:
+        cols["NLOWWEIGHT_ISO"] = np.zeros(n, np.int32)
     cols["FLAGS_WEIGHT"] = fw
 
     _mark("apertures")
@@ -1126,6 +1129,23 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
     if "VIGNET" in want:
         shape = next(p.shape for p in plist if p.name == "VIGNET")
         cols["VIGNET"] = _vignets(sub, bad, x, y, shape)
+    # derived shape parameters (SExtractor's definitions)
+    def inverse(m2x, m2y, mxy):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            det = m2x * m2y - mxy * mxy
+            return m2y / det, m2x / det, -2 * mxy / det
+
+    cols["X_IMAGE_DBL"], cols["Y_IMAGE_DBL"] = cols["X_IMAGE"], cols["Y_IMAGE"]
+    cols["POLAR_IMAGE"] = (a * a - b * b) / (a * a + b * b)
+    cols["ERRCXX_IMAGE"], cols["ERRCYY_IMAGE"], cols["ERRCXY_IMAGE"] = inverse(ex2, ey2, exy)
+    if "X2WIN_IMAGE" in cols:
+        cols["CXXWIN_IMAGE"], cols["CYYWIN_IMAGE"], cols["CXYWIN_IMAGE"] = inverse(
+            cols["X2WIN_IMAGE"], cols["Y2WIN_IMAGE"], cols["XYWIN_IMAGE"])
+        cols["ERRCXXWIN_IMAGE"], cols["ERRCYYWIN_IMAGE"], cols["ERRCXYWIN_IMAGE"] = inverse(
+            cols["ERRX2WIN_IMAGE"], cols["ERRY2WIN_IMAGE"], cols["ERRXYWIN_IMAGE"])
+        aw, bw = cols["AWIN_IMAGE"], cols["BWIN_IMAGE"]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cols["POLARWIN_IMAGE"] = (aw * aw - bw * bw) / (aw * aw + bw * bw)
     # corrected isophotal and "best" fluxes (photom.c computeisocorflux, computemags)
     if n and want & {"FLUX_ISOCOR", "FLUXERR_ISOCOR", "MAG_ISOCOR", "MAGERR_ISOCOR", "FLUX_BEST",
                      "FLUXERR_BEST", "MAG_BEST", "MAGERR_BEST"}:
@@ -1281,12 +1301,15 @@ def _world_columns(cols, wcs, want, n):
     """World coordinates and shapes (SExtractor ``astrom.c``): positions through the WCS, second moments
     through the local Jacobian (with cos(delta) on the longitude axis), angles in degrees."""
     if wcs is None:
-        for name in ("X_WORLD", "Y_WORLD", "ALPHA_J2000", "DELTA_J2000", "ALPHA_SKY", "DELTA_SKY",
-                     "XWIN_WORLD", "YWIN_WORLD", "ALPHAWIN_J2000", "DELTAWIN_J2000", "XPEAK_WORLD",
-                     "YPEAK_WORLD", "ALPHAPEAK_J2000", "DELTAPEAK_J2000"):
-            base = name.replace("WORLD", "IMAGE").replace("ALPHA", "X").replace("DELTA", "Y")
-            base = base.replace("_J2000", "_IMAGE").replace("_SKY", "_IMAGE")
-            cols[name] = cols.get(base, np.zeros(n))
+        # no celestial WCS: as SExtractor, world = pixel - 1 (a unit linear WCS), sky coordinates 0
+        for name, src in (("X_WORLD", "X_IMAGE"), ("Y_WORLD", "Y_IMAGE"), ("XWIN_WORLD", "XWIN_IMAGE"),
+                          ("YWIN_WORLD", "YWIN_IMAGE"), ("XPEAK_WORLD", "XPEAK_IMAGE"),
+                          ("YPEAK_WORLD", "YPEAK_IMAGE")):
+            if src in cols:
+                cols[name] = np.asarray(cols[src], dtype=np.float64) - 1.0
+        for name in ("ALPHA_J2000", "DELTA_J2000", "ALPHA_SKY", "DELTA_SKY", "ALPHAWIN_J2000", "DELTAWIN_J2000",
+                     "ALPHAWIN_SKY", "DELTAWIN_SKY", "ALPHAPEAK_J2000", "DELTAPEAK_J2000"):
+            cols[name] = np.zeros(n)
         jac = np.tile(np.eye(2), (n, 1, 1))
     else:
         def world(xs, ys):
@@ -1299,8 +1322,8 @@ def _world_columns(cols, wcs, want, n):
         cols["Y_WORLD"] = cols["DELTA_J2000"] = cols["DELTA_SKY"] = dec
         if "XWIN_IMAGE" in cols:
             rw, dw = world(cols["XWIN_IMAGE"], cols["YWIN_IMAGE"])
-            cols["XWIN_WORLD"] = cols["ALPHAWIN_J2000"] = rw
-            cols["YWIN_WORLD"] = cols["DELTAWIN_J2000"] = dw
+            cols["XWIN_WORLD"] = cols["ALPHAWIN_J2000"] = cols["ALPHAWIN_SKY"] = rw
+            cols["YWIN_WORLD"] = cols["DELTAWIN_J2000"] = cols["DELTAWIN_SKY"] = dw
         rp, dp = world(cols["XPEAK_IMAGE"].astype(float), cols["YPEAK_IMAGE"].astype(float))
         cols["XPEAK_WORLD"] = cols["ALPHAPEAK_J2000"] = rp
         cols["YPEAK_WORLD"] = cols["DELTAPEAK_J2000"] = dp
@@ -1353,12 +1376,17 @@ def _world_columns(cols, wcs, want, n):
         aw, bw, tw = ellipse_from_moments(wx2, wy2, wxy)
         cols["AWIN_WORLD"], cols["BWIN_WORLD"] = aw, bw
         cols["THETAWIN_WORLD"] = wrap(tw)
-        cols["THETAWIN_J2000"] = wrap(90.0 - cols["THETAWIN_WORLD"])
+        cols["THETAWIN_J2000"] = cols["THETAWIN_SKY"] = wrap(90.0 - cols["THETAWIN_WORLD"])
         ex2, ey2, exy = transform(cols["ERRX2WIN_IMAGE"], cols["ERRY2WIN_IMAGE"], cols["ERRXYWIN_IMAGE"])
         ea, eb, et = ellipse_from_moments(ex2, ey2, exy)
         cols["ERRAWIN_WORLD"], cols["ERRBWIN_WORLD"] = ea, eb
         cols["ERRTHETAWIN_WORLD"] = wrap(et)
-        cols["ERRTHETAWIN_J2000"] = wrap(90.0 - cols["ERRTHETAWIN_WORLD"])
+        cols["ERRTHETAWIN_J2000"] = cols["ERRTHETAWIN_SKY"] = wrap(90.0 - cols["ERRTHETAWIN_WORLD"])
+    if wcs is None:  # position angles east of north need a celestial frame
+        for name in ("THETA_J2000", "THETA_SKY", "ERRTHETA_J2000", "ERRTHETA_SKY", "THETAWIN_J2000",
+                     "THETAWIN_SKY", "ERRTHETAWIN_J2000", "ERRTHETAWIN_SKY"):
+            if name in cols:
+                cols[name] = np.zeros(n)
 
 
 # --------------------------------------------------------------------------------------------------------
