@@ -219,3 +219,15 @@ def test_neighbours_are_corrected_by_symmetry():
         assert cor[col][i_cor] == pytest.approx(ref[col][i_ref], rel=0.02), col
         assert raw[col][i_raw] > 1.1 * ref[col][i_ref], col
     assert cor["FLUX_RADIUS"][i_cor] == pytest.approx(ref["FLUX_RADIUS"][i_ref], rel=0.05)
+
+
+def test_world_columns_without_wcs_follow_sextractor(grid):
+    """No celestial WCS: SExtractor's unit linear frame (world = pixel - 1), sky coordinates and angles 0,
+    world shapes equal to the image ones."""
+    t = run(grid[0], params=["X_IMAGE", "Y_IMAGE", "X_WORLD", "Y_WORLD", "ALPHA_J2000", "A_IMAGE", "A_WORLD",
+                             "THETA_IMAGE", "THETA_WORLD", "THETA_J2000"])
+    assert np.allclose(t["X_WORLD"], t["X_IMAGE"] - 1, atol=1e-4)
+    assert np.allclose(t["Y_WORLD"], t["Y_IMAGE"] - 1, atol=1e-4)
+    assert np.all(t["ALPHA_J2000"] == 0) and np.all(t["THETA_J2000"] == 0)
+    assert np.allclose(t["A_WORLD"], t["A_IMAGE"], rtol=1e-5)
+    assert np.allclose(t["THETA_WORLD"], t["THETA_IMAGE"], atol=1e-3)
