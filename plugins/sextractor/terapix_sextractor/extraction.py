@@ -223,15 +223,16 @@ def extract(image_path, config=None, params=None, detection_path=None, weight_pa
 
     Returns
     -------
-    list of astropy Tables, one per extension, with ``meta["IMHEAD"]`` (the LDAC_IMHEAD header) and
-    ``meta["EXTENSION"]`` (the HDU index).
+    list of astropy Tables, one per extension, with ``meta["IMHEAD"]`` (the LDAC_IMHEAD header),
+    ``meta["EXTENSION"]`` (the 1-based image extension number, FITSEXT) and ``meta["TIMINGS"]`` (CPU
+    seconds per phase).
     """
     return [r.table for r in extract_results(image_path, config, params, detection_path, weight_path,
                                              flag_path, det_weight_path, extensions, nthreads, **overrides)]
 
 
 def extract_results(image_path, config=None, params=None, detection_path=None, weight_path=None,
-                    flag_path=None, det_weight_path=None, extensions=None, nthreads=None, log=None,
+                    flag_path=None, det_weight_path=None, extensions=None, nthreads=None,
                     **overrides) -> list[ExtractionResult]:
     """As :func:`extract`, returning :class:`ExtractionResult` (table, LDAC header, check images)."""
     cfg = resolve_config(config, **overrides)
