@@ -73,6 +73,7 @@ def execute_unit(spec: UnitSpec, echo: bool = False) -> UnitResult:
         log.addHandler(stream)
     result = UnitResult(step=spec.step, unit=spec.unit, status="done", log_path=spec.log_path,
                         host=socket.gethostname(), start=start, key=spec.key)
+    ctx = None
     try:
         cls = _import_tool(spec.tool_ref) if spec.tool_ref else get_tool(spec.tool).cls
         tool = cls()
@@ -92,6 +93,8 @@ def execute_unit(spec: UnitSpec, echo: bool = False) -> UnitResult:
     except Exception as exc:  # noqa: BLE001 - every tool error is reported, none kills the runner
         result.status = "failed"
         result.error = f"{type(exc).__name__}: {exc}"
+        if ctx is not None:  # what the tool reported before failing (e.g. failed transfers) is kept
+            result.records = ctx.records
         log.error("failed: %s\n%s", result.error, traceback.format_exc())
     finally:
         result.end = time.time()

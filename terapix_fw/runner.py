@@ -271,8 +271,8 @@ class Runner:
             if result.status == "done":
                 for product in result.products:
                     self.hook.product_recorded(run=run, step=step, unit=uinfo, product=product)
-                for kind, data in result.records:
-                    self.hook.record_emitted(run=run, step=step, unit=uinfo, kind=kind, data=data)
+            for kind, data in result.records:  # a failed unit's records (failed transfers...) count too
+                self.hook.record_emitted(run=run, step=step, unit=uinfo, kind=kind, data=data)
             keys = step_units[unit.step.id]
             if all(k in results for k in keys):
                 counts: dict[str, int] = {}

@@ -72,4 +72,4 @@ def test_lifecycle_hooks_fire_in_order(tmp_path, fits_files, demo_tools):
     finally:
         plugins.get_plugin_manager().unregister(observer)
     assert events == [("run_started", "obs"), ("step_started", "s"), ("unit_finished", "s/exp0", "failed"),
-                      ("step_failed", "s", {"failed": 1}), ("run_finished", 0)]
+                      ("record_emitted", "refusal"), ("step_failed", "s", {"failed": 1}), ("run_finished", 0)]

@@ -50,6 +50,7 @@ class ScaleTool(Tool):
             os.kill(os.getpid(), signal.SIGKILL)
         for path in ctx.inputs:
             if ctx.config["FAIL_ON"] and ctx.config["FAIL_ON"] in path.name:
+                ctx.record("refusal", path=str(path))  # reported before failing: must reach RDBix
                 raise ToolError(f"{path}: refused because its name contains {ctx.config['FAIL_ON']!r}")
             with fits.open(path) as hdul:
                 hdus = [hdul[ctx.extension]] if ctx.extension is not None else list(hdul)
