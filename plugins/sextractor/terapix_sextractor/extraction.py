@@ -26,8 +26,9 @@ What follows SExtractor and what differs
   growth curve out to 6 A normalised by FLUX_AUTO.  Errors are sqrt(sum var + F/GAIN); magnitudes
   MAG_ZEROPOINT - 2.5 log10 F (99 for F <= 0), magnitude errors 1.086 dF/F.
 * Windowed quantities, FWHM_IMAGE, ISO0..7 and CLASS_STAR follow ``winpos.c`` and ``analyse.c``.
-* BACKPHOTO_TYPE LOCAL: the local background is the mean in a circular annulus of thickness
-  BACKPHOTO_THICK outside the Kron ellipse (SExtractor uses a rectangular annulus around the isophote).
+* BACKPHOTO_TYPE LOCAL: the local background is the median of the object-free pixels of a circular
+  annulus of thickness BACKPHOTO_THICK outside the Kron ellipse (SExtractor uses a rectangular annulus
+  around the isophote and a clipped mode).
 * WEIGHT_GAIN is not modelled (the gain is constant over the image).
 * Memory: an extension is held in memory whole when it fits (at most about 40 bytes per pixel); one that
   does not (a 19354x19354 stack on a small node) is processed by horizontal strips with overlapping
@@ -911,11 +912,9 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
         kron = np.maximum(kron_fact * np.nan_to_num(r1, nan=0.0, posinf=0.0), kron_min)
         kron = np.where(kron > 0, kron, 1.0)
         if local:
-            rin = kron * a + 1
-            area_ann = np.pi * ((rin + cfg["BACKPHOTO_THICK"]) ** 2 - rin ** 2)
-            s_ann, _, _ = sep.sum_circann(sub, x, y, rin, rin + cfg["BACKPHOTO_THICK"], mask=maskarr,
-                                          subpix=1, **({"segmap": seg, "seg_id": ids} if n else {}))
-            local_bkg = s_ann / area_ann
+            from .measure import local_background
+            local_bkg = par(local_background, sub, bad if bad is not None else np.zeros(sub.shape, bool), seg,
+                            x, y, kron * a + 1, cfg["BACKPHOTO_THICK"])
         # integrate as photom.c: whole pixels, neighbours and bad pixels CORRECTed by symmetry
         from .measure import ellipse_flux
         vsum = rms * rms if var is None else var
