@@ -316,8 +316,9 @@ def _warm_up():
     ellipse_flux(img, np.array([4.0]), np.array([4.0]), np.array([1.0]), np.array([1.0]), np.array([0.0]),
                  np.array([2.0]), 1.0, bad, seg=seg)
     _filtered_at(img, np.array([1]), np.array([1]), np.ones((3, 3)))
-    from .measure import circle_flux, flux_radius
+    from .measure import circle_flux, flux_radius, local_background
     circle_flux(img, np.array([4.0]), np.array([4.0]), 2.0, 1.0, bad, seg=seg)
+    local_background(img, bad, seg, np.array([4.0]), np.array([4.0]), np.array([1.0]), 2)
     flux_radius(img, np.array([4.0]), np.array([4.0]), np.array([1.0]), np.array([1.0]), [0.5], bad, seg=seg)
 
 
