@@ -361,7 +361,7 @@ def solve_astrometry(det: Detections, model: AstromModel, field_tp, group_tp, re
                 if refs[g] is None:
                     continue
                 sel = idx_all[det.group[idx_all] == g]
-                ref_idx[sel] = match_reference(gx[sel], gy[sel], refs[g][0], refs[g][1], crossid)
+                ref_idx[sel] = match_reference(gx[sel], gy[sel], refs[g][0], refs[g][1], crossid, det.field[sel])
             link_ok = np.ones(len(link_i), bool)
             ref_ok = ref_idx >= 0
         if it == niter:  # final positions (and, with SOLVE_ASTROM N, the cross-identification only)

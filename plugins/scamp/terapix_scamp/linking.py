@@ -95,13 +95,25 @@ def chain_links(labels: np.ndarray, key: np.ndarray, valid: np.ndarray, field: n
     return i, j
 
 
-def match_reference(x, y, rx, ry, radius: float):
-    """Index of the nearest reference star within ``radius`` of each detection (-1 when none)."""
+def match_reference(x, y, rx, ry, radius: float, field=None):
+    """Index of the nearest reference star within ``radius`` of each detection (-1 when none).
+
+    With ``field``, a reference star is kept for the closest detection of each field only: a galaxy
+    1.5" from a star would otherwise be "matched" too and pollute the solution and the statistics.
+    """
     from scipy.spatial import cKDTree
 
     if len(rx) == 0 or len(x) == 0:
         return np.full(len(x), -1, np.int64)
     tree = cKDTree(np.column_stack([rx, ry]))
     dist, idx = tree.query(np.column_stack([x, y]), distance_upper_bound=radius)
-    idx = np.where(np.isfinite(dist), idx, -1)
-    return idx.astype(np.int64)
+    found = np.isfinite(dist)
+    idx = np.where(found, idx, -1).astype(np.int64)
+    if field is not None and found.any():
+        cand = np.nonzero(found)[0]
+        key = field[cand].astype(np.int64) * (len(rx) + 1) + idx[cand]
+        order = cand[np.lexsort((dist[cand], key))]
+        skey = field[order].astype(np.int64) * (len(rx) + 1) + idx[order]
+        dup = np.concatenate([[False], skey[1:] == skey[:-1]])
+        idx[order[dup]] = -1
+    return idx
