@@ -46,12 +46,16 @@ Conventions
 * Same seed + same arguments = byte-identical files, whatever ``nthreads``.  ``density`` < 1 makes
   small fast test images (4 CCDs of 512x512 at density 1 hold ~350 sources and take about a second).
 """
-from .exposure import FILTERS, TRUTH_COLUMNS, ExposureResult, ExposureSpec, filter_info, simulate_exposure
-from .focalplane import CCD, FocalPlane, megacam_focal_plane, small_focal_plane
-from .catalogs import write_truth_ldac
-from .refcat import write_reference_catalog
-from .sky import SkyModel, SourceList, StaticSky, make_sources
-
+# Every name is imported on first use, so that registering the simulator as a plugin (which imports
+# this package) costs nothing at ``terapix`` start-up.
+_LAZY = {
+    "simulate_exposure": "exposure", "ExposureSpec": "exposure", "ExposureResult": "exposure",
+    "FILTERS": "exposure", "TRUTH_COLUMNS": "exposure", "filter_info": "exposure",
+    "FocalPlane": "focalplane", "CCD": "focalplane", "megacam_focal_plane": "focalplane",
+    "small_focal_plane": "focalplane", "write_reference_catalog": "refcat", "SkyModel": "sky",
+    "SourceList": "sky", "StaticSky": "sky", "make_sources": "sky", "write_truth_ldac": "catalogs",
+    "SurveySpec": "survey", "SurveyResult": "survey", "simulate_survey": "survey",
+}
 __all__ = ["simulate_exposure", "ExposureSpec", "ExposureResult", "FocalPlane", "CCD",
            "megacam_focal_plane", "small_focal_plane", "SkyModel", "SourceList", "StaticSky", "make_sources",
            "FILTERS", "TRUTH_COLUMNS", "filter_info", "write_reference_catalog", "write_truth_ldac",
@@ -59,8 +63,7 @@ __all__ = ["simulate_exposure", "ExposureSpec", "ExposureResult", "FocalPlane", 
 
 
 def __getattr__(name):
-    # the survey module needs lxml; import it only when asked for
-    if name in ("SurveySpec", "SurveyResult", "simulate_survey"):
-        from . import survey
-        return getattr(survey, name)
+    if name in _LAZY:
+        import importlib
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'terapix_fw.sim' has no attribute {name!r}")
