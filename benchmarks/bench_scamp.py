@@ -133,8 +133,6 @@ def evaluate_sim(results, directory: Path, label: str, nx: int, ny: int) -> dict
 
 
 def evaluate(truth, directory: Path, label: str) -> dict:
-    from astropy.io.fits import Header  # noqa: F401 - astropy imported before the per-file loop
-
     from terapix_fw.headfile import read_head_file
     from terapix_scamp.synth import head_errors
 

@@ -27,7 +27,7 @@ from numba import njit
 from terapix_fw.errors import ToolError
 
 from .linking import chain_links, friends_of_friends, match_reference
-from .sky import reproject, reproject_jacobian
+from .sky import reproject_jacobian
 
 __all__ = ["Detections", "AstromModel", "AstromSolution", "solve_astrometry", "accumulate_normal", "evaluate_model"]
 

@@ -197,7 +197,6 @@ def match_field(det, flux, ref, refmag, config, log, label: str = "field", min_m
     dsel, rsel = det[order_d], ref[order_r]
     wd = np.clip(flux[order_d], 1e-30, None) ** 0.125
     wr = 10 ** (-0.05 * (refmag[order_r] - np.nanmin(refmag[order_r])))
-    center = tuple(np.mean(det, 0))
     norm = float(max(np.ptp(det[:, 0]), np.ptp(det[:, 1]), 1e-6) / 2)
     resol = config["MATCH_RESOL"] / 3600.0 if config["MATCH_RESOL"] > 0 else None
     if resol is None:  # automatic: a small fraction of the mean distance between detections

@@ -14,7 +14,7 @@ from .astrom import AstromModel, AstromSolution, Detections, solve_astrometry
 from .catalogs import Field, load_fields
 from .match import MatchError, MatchResult, apply_correction, match_field
 from .photom import PhotSolution, solve_photometry
-from .sky import angular_sep, deproject, mean_position, project
+from .sky import angular_sep, mean_position, project
 
 __all__ = ["ScampRun", "run_scamp"]
 

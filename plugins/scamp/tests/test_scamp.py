@@ -272,6 +272,7 @@ def test_drop_in_command_line(tmp_path, monkeypatch):
     assert head["MAGZEROP"] == 30.0
     assert "PV1_7" not in head and "PV1_4" in head  # degree 2
     assert (tmp_path / "scamp.xml").exists()
+    assert np.sqrt(np.mean(head_errors(truth, 1, tmp_path / "exp01.head") ** 2)) < 40.0
 
 
 @pytest.mark.skipif(shutil.which("source-extractor") is None, reason="source-extractor not installed")
