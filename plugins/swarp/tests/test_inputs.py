@@ -315,3 +315,28 @@ def test_swarp_default_configuration_is_ours(tmp_path):
     assert config.non_defaults() == {}
     keywords = {line.split()[0] for line in text.splitlines() if line.strip() and line[0].isalpha()}
     assert keywords == {p.name for p in params}
+
+
+def test_pipeline_mode_confines_outputs(synth, tmp_path):
+    """In a pipeline unit (outputs confined to the unit's directory) the products and resampled files stay
+    inside it, and an output name escaping it is refused."""
+    from terapix_fw.execute import UnitSpec, execute_unit
+
+    h = synth.tan_header(60, 60, RA, DEC, 0.2)
+    synth.write_image(tmp_path / "p.fits", h, np.random.default_rng(3).normal(0, 1, (60, 60)).astype(np.float32))
+    out = tmp_path / "unit"
+
+    def run(**kw):
+        layer = [(k, v, "test") for k, v in kw.items()]
+        spec = UnitSpec(step="swarp", unit="1", tool="swarp", config_layers=[layer],
+                        inputs=[str(tmp_path / "p.fits")], outdir=str(out), log_path=str(out / "u.log"))
+        return execute_unit(spec)
+
+    result = run(SUBTRACT_BACK="N")
+    assert result.status == "done", result.error
+    assert {p.kind for p in result.products} == {"stack", "weight", "xml"}
+    assert all(str(p.path).startswith(str(out.resolve())) for p in result.products)
+    assert [k for k, _ in result.records] == ["stack"]
+    bad = run(IMAGEOUT_NAME="../escape.fits")
+    assert bad.status == "failed" and "escape" in bad.error
+    assert not (tmp_path / "escape.fits").exists()
