@@ -468,3 +468,18 @@ def test_chip_without_detections_keeps_its_first_guess(tmp_path):
     err = head_errors(truth, 1, truth.exposures[1].path.with_suffix(".head"), n=10).reshape(4, -1)
     assert np.sqrt(np.mean(err[[0, 1, 3]] ** 2)) < 30.0
     assert np.max(err[2]) < 1500.0  # the plain-TAN first guess: sub-arcsecond, not garbage
+
+
+def test_photometric_anchors_may_move_by_magzero_referr(tmp_path):
+    """Two "photometric" exposures that disagree by 0.04 mag: the overlaps keep their true difference and
+    the anchors share the disagreement (each moves by ~0.02, within a few MAGZERO_REFERR)."""
+    from terapix_fw.headfile import read_head_file
+
+    truth = make_survey(tmp_path, nexp=3, nccd=4, nsources_per_arcmin2=40, seed=24, clouds=[0.0, 0.04, 0.15],
+                        photflags=[True, True, False])
+    run_tool(truth, tmp_path)
+    dzp = [dzp_from_head(truth, k, read_head_file(e.path.with_suffix(".head"))[0])
+           for k, e in enumerate(truth.exposures)]
+    assert dzp[1] - dzp[0] == pytest.approx(-0.04, abs=0.01)
+    assert dzp[2] - dzp[0] == pytest.approx(-0.15, abs=0.01)
+    assert dzp[0] == pytest.approx(0.02, abs=0.01) and dzp[1] == pytest.approx(-0.02, abs=0.01)
