@@ -107,10 +107,11 @@ def _read_located(path: Path, hdu: int, loc: PixelLocation):
     raw = np.fromfile(path, dtype=dtype, count=count, offset=loc.offset)
     if raw.size != count:
         raise ToolError(f"{path}[{hdu}]: truncated image ({raw.size} of {count} pixels)")
-    data = raw.astype(np.float32).reshape(loc.shape)
     if loc.bscale != 1.0 or loc.bzero != 0.0:
-        data = (raw.astype(np.float64) * loc.bscale + loc.bzero).astype(np.float32).reshape(loc.shape)
-    return data
+        return (raw.astype(np.float64) * loc.bscale + loc.bzero).astype(np.float32).reshape(loc.shape)
+    if loc.bitpix == -32:  # swap the bytes in place: no second copy of a CCD
+        return raw.byteswap(inplace=True).view(raw.dtype.newbyteorder("=")).reshape(loc.shape)
+    return raw.astype(np.float32).reshape(loc.shape)
 
 
 def _celestial_wcs(header, where: str):

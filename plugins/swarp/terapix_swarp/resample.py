@@ -21,7 +21,7 @@ from .kernels import (BIG, INTERP_CODES, KERNEL_WIDTH, WEIGHT_CODES, finish_pixe
                       resample_rect, row_max, variance_map)
 from .mapping import PixelMap, build_grid
 
-__all__ = ["Resampled", "resample_field", "resampled_names", "field_variance", "as_resampled"]
+__all__ = ["Resampled", "resample_field", "resampled_names", "field_variance", "rescale_factor", "as_resampled"]
 
 
 @dataclass
@@ -72,13 +72,11 @@ def resampled_names(fld: InputField, resample_dir: Path, suffix: str) -> tuple[P
     return resample_dir / f"{base}{suffix}", resample_dir / f"{base}{s1}.weight{s2}"
 
 
-def field_variance(data, weight, fld: InputField, bkg, rescale: bool):
-    """Variance map (float32, BIG for bad pixels) of an input, before rescaling, and the weight scaling
-    factor sigfac (the variances are to be multiplied by sigfac^2, see :func:`finish_pixels`).
+def field_variance(data, weight, fld: InputField, bkg=None):
+    """Variance map (float32, BIG for bad pixels) of an input, before RESCALE_WEIGHTS.
 
-    MAP_WEIGHT: sigfac^2 / w; MAP_VARIANCE: sigfac^2 v; MAP_RMS: rms^2; BACKGROUND: background rms^2;
-    NONE: global background rms^2.  With RESCALE_WEIGHTS (MAP_WEIGHT, MAP_VARIANCE) sigfac is the median over
-    background meshes of measured rms / sqrt(mean variance), as SWarp's ``back.c``.
+    MAP_WEIGHT: 1 / w (bad where w <= WEIGHT_THRESH, default 0); MAP_VARIANCE: v; MAP_RMS: rms^2;
+    BACKGROUND: background rms^2; NONE: global background rms^2 (these two need ``bkg``).
     """
     wtype = fld.weight_type
     var = np.empty(data.shape, dtype=np.float32)
@@ -87,20 +85,23 @@ def field_variance(data, weight, fld: InputField, bkg, rescale: bool):
         thresh, has_thresh = (0.0 if fld.weight_thresh is None else fld.weight_thresh), True
     else:
         thresh, has_thresh = (0.0, False) if fld.weight_thresh is None else (fld.weight_thresh, True)
-    variance_map(data, weight if weight is not None else dummy, bkg.rms if wtype == "BACKGROUND" else dummy,
-                 WEIGHT_CODES[wtype], float(thresh), has_thresh, float(bkg.global_rms ** 2), var)
-    sigfac = 1.0
-    if rescale and wtype in ("MAP_WEIGHT", "MAP_VARIANCE"):
-        bw, bh = bkg.back_size
-        _, rms_mini = bkg.mini()
-        total, ngood, npix = mesh_variance(var, bw, bh)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean_var = total / ngood
-        ok = (ngood >= 0.5 * npix) & (ngood > 0) & (mean_var > 0) & (rms_mini > 0)
-        ratios = rms_mini[ok] / np.sqrt(mean_var[ok])
-        if ratios.size:
-            sigfac = float(np.median(ratios))
-    return var, sigfac
+    variance_map(data, weight if weight is not None else dummy,
+                 bkg.rms if wtype == "BACKGROUND" else dummy, WEIGHT_CODES[wtype], float(thresh), has_thresh,
+                 float(bkg.global_rms ** 2) if bkg is not None else 0.0, var)
+    return var
+
+
+def rescale_factor(var, bkg) -> float:
+    """RESCALE_WEIGHTS: sigfac, the median over background meshes of the measured rms over
+    sqrt(mean variance), as SWarp's ``back.c`` (variances are then multiplied by sigfac^2)."""
+    bw, bh = bkg.back_size
+    _, rms_mini = bkg.mini()
+    total, ngood, npix = mesh_variance(var, bw, bh)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_var = total / ngood
+    ok = (ngood >= 0.5 * npix) & (ngood > 0) & (mean_var > 0) & (rms_mini > 0)
+    ratios = rms_mini[ok] / np.sqrt(mean_var[ok])
+    return float(np.median(ratios)) if ratios.size else 1.0
 
 
 def _footprint(pmap: PixelMap, shape, out_shape):
@@ -165,25 +166,28 @@ def resample_field(fld: InputField, out_header, out_wcs, config, index: int, nfi
     data, weight = read_pixels(fld)
     subback = bool(per_image(config, "SUBTRACT_BACK", fld.fileno, nfiles))
     back_type = per_image(config, "BACK_TYPE", fld.fileno, nfiles)
-    wthresh = 0.0 if fld.weight_thresh is None else fld.weight_thresh
-    bkg_weight = None
-    mask = None
-    if fld.weight_type == "MAP_WEIGHT":
-        bkg_weight = weight
-    elif fld.weight_type in ("MAP_RMS", "MAP_VARIANCE"):
-        mask = ~(weight > 0)
+    # weight-map variances first, so that the weight map can be freed before the background is estimated
+    # (pixels with variance BIG -- bad weight or non-finite data -- are masked in the background as in
+    # SWarp's back.c); NONE and BACKGROUND variances come from the background itself
+    var = None
+    if weight is not None:
+        var = field_variance(data, weight, fld)
+        del weight
     try:
         bkg = estimate_background(
-            data, weight=bkg_weight, mask=mask, weight_thresh=wthresh,
+            data, mask=(var >= BIG) if var is not None else None,
             back_size=per_image(config, "BACK_SIZE", fld.fileno, nfiles),
             filter_size=per_image(config, "BACK_FILTERSIZE", fld.fileno, nfiles),
             filter_thresh=config["BACK_FILTTHRESH"], back_type=back_type,
             back_value=per_image(config, "BACK_DEFAULT", fld.fileno, nfiles))
     except ValueError as exc:
         raise ToolError(f"{fld.name}: background estimation failed: {exc}") from None
-    var, sigfac = field_variance(data, weight, fld, bkg,
-                                 bool(per_image(config, "RESCALE_WEIGHTS", fld.fileno, nfiles)))
-    del weight
+    if var is None:
+        var = field_variance(data, None, fld, bkg)
+    sigfac = 1.0
+    if fld.weight_type in ("MAP_WEIGHT", "MAP_VARIANCE") and per_image(config, "RESCALE_WEIGHTS", fld.fileno,
+                                                                       nfiles):
+        sigfac = rescale_factor(var, bkg)
     finish_pixels(data, bkg.back, var, subback, float(sigfac * sigfac))
     backmean, backsig = bkg.global_back, bkg.global_rms
     del bkg
