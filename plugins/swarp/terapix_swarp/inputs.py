@@ -30,6 +30,25 @@ def per_image(config, key: str, index: int, nfiles: int):
     return values[index]
 
 
+def _match_companion(path: Path, names: list, key: str, nfiles: int, index: int) -> Path:
+    """The file of a HEADER_NAME / WEIGHT_IMAGE list that goes with input ``path``: the one whose name
+    starts with the input's stem and a dot (``exp1.fits`` -> ``exp1.head``, ``exp1.weight.fits``), so that a
+    pipeline may pass the companions of more files, in any order; else by position (one per input), or
+    the single name for every input."""
+    stem = path.name[: path.name.rfind(".")] if "." in path.name else path.name
+    if path.name.endswith(".fits.fz"):
+        stem = path.name[: -len(".fits.fz")]
+    hits = [Path(n) for n in names if Path(n).name.startswith(stem + ".")]
+    if len(hits) == 1:
+        return hits[0]
+    if len(names) == nfiles:
+        return Path(names[index])
+    if len(names) == 1:
+        return Path(names[0])
+    raise ConfigError(f"{key}: cannot tell which of {len(names)} files goes with {path.name} (expected one named "
+                      f"{stem}.*, or one file per input)", "configuration", key)
+
+
 def suffixed_name(path: Path, suffix: str) -> Path:
     """SWarp's naming: replace the last ``.ext`` of ``path`` by ``suffix`` (``a.fits`` -> ``a.head``)."""
     name = path.name
@@ -150,10 +169,7 @@ def scan_inputs(paths: list[Path], config) -> list[InputField]:
         weight_thresh = per_image(config, "WEIGHT_THRESH", fileno, nfiles) if thresh_list else None
         # header file
         if header_names:
-            if len(header_names) not in (1, nfiles):
-                raise ConfigError(f"HEADER_NAME has {len(header_names)} names; expected 1 or {nfiles}",
-                                  "configuration", "HEADER_NAME")
-            head_path = Path(header_names[fileno if len(header_names) > 1 else 0])
+            head_path = _match_companion(path, header_names, "HEADER_NAME", nfiles, fileno)
         else:
             head_path = suffixed_name(path, config["HEADER_SUFFIX"])
         heads = read_head_file(head_path) if head_path.exists() else []
@@ -161,10 +177,7 @@ def scan_inputs(paths: list[Path], config) -> list[InputField]:
         weight_path = None
         if weight_type in ("MAP_WEIGHT", "MAP_RMS", "MAP_VARIANCE"):
             if weight_images:
-                if len(weight_images) not in (1, nfiles):
-                    raise ConfigError(f"WEIGHT_IMAGE has {len(weight_images)} names; expected 1 or one per "
-                                      f"input file ({nfiles})", "configuration", "WEIGHT_IMAGE")
-                weight_path = Path(weight_images[fileno if len(weight_images) > 1 else 0])
+                weight_path = _match_companion(path, weight_images, "WEIGHT_IMAGE", nfiles, fileno)
             else:
                 weight_path = suffixed_name(path, config["WEIGHT_SUFFIX"])
             if not weight_path.exists():

@@ -340,3 +340,30 @@ def test_pipeline_mode_confines_outputs(synth, tmp_path):
     bad = run(IMAGEOUT_NAME="../escape.fits")
     assert bad.status == "failed" and "escape" in bad.error
     assert not (tmp_path / "escape.fits").exists()
+
+
+def test_companions_matched_by_name(synth, tmp_path, run_swarp):
+    """HEADER_NAME and WEIGHT_IMAGE lists (as a pipeline passes them, possibly for more files and in
+    another order) are matched to the inputs by name."""
+    paths = []
+    for i in range(2):
+        h = synth.tan_header(80, 80, RA + 2e-4 * i, DEC, 0.2)
+        data = np.full((80, 80), 10.0 * (i + 1), np.float32)
+        paths.append(synth.write_image(tmp_path / f"m{i}.fits", h, data))
+        fits.PrimaryHDU(np.full((80, 80), 1.0 + 3 * i, np.float32), h).writeto(tmp_path / f"w_m{i}.fits")
+        head = fits.Header()
+        head["FLXSCALE"] = 1.0 + i
+        (tmp_path / "heads").mkdir(exist_ok=True)
+        (tmp_path / "heads" / f"m{i}.head").write_text(format_head([head]))
+    (tmp_path / "heads" / "other.head").write_text(format_head([fits.Header()]))
+    # weights named differently: positional (one per input); heads: by name, in reverse order, plus another
+    heads = ",".join(str(tmp_path / "heads" / n) for n in ("other.head", "m1.head", "m0.head"))
+    weights = ",".join(str(tmp_path / f"w_m{i}.fits") for i in range(2))
+    run_swarp(paths, HEADER_NAME=heads, WEIGHT_IMAGE=weights, WEIGHT_TYPE="MAP_WEIGHT", RESCALE_WEIGHTS="N",
+              SUBTRACT_BACK="N", COMBINE_TYPE="WEIGHTED", RESAMPLING_TYPE="NEAREST")
+    out = fits.getdata(tmp_path / "coadd.fits")
+    w = fits.getdata(tmp_path / "coadd.weight.fits")
+    # both inputs at full weight: values 10*1 (weight 1) and 20*2 = 40 (weight 4/2^2 = 1)
+    both = w > 1.5
+    assert both.sum() > 1000
+    np.testing.assert_allclose(out[both], 25.0, rtol=1e-5)
