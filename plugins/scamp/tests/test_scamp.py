@@ -74,7 +74,9 @@ def test_recovers_distortion_and_zero_points(tmp_path):
     ({"angle": 4.5}, False),
     ({"scale": 1.18}, False),
     ({"scale": 0.85, "angle": -3.0, "shift": (-20.0, 30.0)}, False),
+    ({"shift": (42.0, -42.0), "angle": 4.8, "scale": 1.19}, False),  # near the SCAMP default limits
     ({"flip": True}, True),
+    ({"flip": True, "shift": (30.0, 30.0), "angle": 3.0, "scale": 1.15}, True),
 ])
 def test_pattern_matching_wrong_first_guess(tmp_path, guess, flipped):
     truth = make_survey(tmp_path, nexp=2, nccd=4, nsources_per_arcmin2=40, seed=5, first_guess={1: guess})
