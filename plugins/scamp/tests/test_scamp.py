@@ -485,3 +485,19 @@ def test_photometric_anchors_may_move_by_magzero_referr(tmp_path):
     assert dzp[1] - dzp[0] == pytest.approx(-0.04, abs=0.01)
     assert dzp[2] - dzp[0] == pytest.approx(-0.15, abs=0.01)
     assert dzp[0] == pytest.approx(0.02, abs=0.01) and dzp[1] == pytest.approx(-0.02, abs=0.01)
+
+
+def test_pipeline_mode_writes_into_the_step_directory(tmp_path):
+    """In a pipeline run outputs are confined to the step's directory: the heads go there, named after
+    the catalogues, and are declared as products of kind head."""
+    truth = make_survey(tmp_path / "cats", nexp=2, nccd=4, nsources_per_arcmin2=40, seed=25)
+    config = ScampTool.parameter_set().resolve([("ASTREF_CATALOG", "FILE", None),
+                                                ("ASTREFCAT_NAME", str(truth.refcat), None),
+                                                ("CHECKPLOT_DEV", "NULL", None)])
+    out = tmp_path / "step"
+    ctx = StepContext(inputs=[e.path for e in truth.exposures], config=config, outdir=out, log=LOG)
+    ScampTool().run(ctx)
+    heads = sorted(p.kind for p in ctx.products)
+    assert heads.count("head") == 2 and "xml" in heads
+    assert (out / "exp00.head").exists() and (out / "exp01.head").exists()
+    assert not list((tmp_path / "cats").glob("*.head"))
