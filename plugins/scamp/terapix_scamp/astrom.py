@@ -167,6 +167,25 @@ def evaluate_model(theta, coords, pbase, lbase, degree, focdeg):
     return xi, eta
 
 
+@njit(cache=True, inline="always")
+def _add(system, p, q, v):
+    # the normal matrix as (dense polynomial block PP, dense PP-exposure block PE, exposure diagonal blocks
+    # ED, exposure pair blocks EO keyed by pkeys): with P = nparam everything lands in the dense PP
+    NPP, NPE, ED, EO, pkeys, P, m, nlin = system
+    if q < P:
+        NPP[p, q] += v
+    elif p < P:
+        NPE[p, q - P] += v
+    else:
+        e1 = (p - P) // m
+        e2 = (q - P) // m
+        if e1 == e2:
+            ED[e1, (p - P) % m, (q - P) % m] += v
+        else:
+            slot = np.searchsorted(pkeys, e1 * nlin + e2)
+            EO[slot, (p - P) % m, (q - P) % m] += v
+
+
 @njit(cache=True)
 def accumulate_normal(N, rhs, obs_i, obs_j, w, target, coords, pbase, lbase, degree, focdeg, J, C):
     """Add weighted observations to the normal equations ``N theta = rhs``.
@@ -224,7 +243,7 @@ def accumulate_normal(N, rhs, obs_i, obs_j, w, target, coords, pbase, lbase, deg
                             for l in range(L):
                                 q = IDX[sb, b, l]
                                 if q >= p:  # upper triangle only; see symmetrize()
-                                    N[p, q] += mk * U[sb, l]
+                                    _add(N, p, q, mk * U[sb, l])
 
 
 @njit(cache=True)
@@ -254,10 +273,63 @@ class AstromSolution:
     stats: dict = field(default_factory=dict)
 
 
-def _solve_normal(N, rhs, theta_prev, log, nthreads: int = 1):
-    """Cholesky solution with a tiny ridge towards the previous solution for unconstrained directions."""
+#: above this many parameters the exposure part of the normal matrix is stored block-sparse and the
+#: system solved with scipy.sparse (SuperLU); below, one dense Cholesky (LAPACK, as SCAMP's dposv)
+SPARSE_ABOVE = 16_000
+
+
+def _new_system(nparam: int, npoly: int, m: int, nlin: int, pkeys=None, sparse: bool = False):
+    """Storage for the normal matrix (see :func:`_add`)."""
+    if not sparse:
+        return (np.zeros((nparam, nparam)), np.zeros((1, 1)), np.zeros((1, 1, 1)), np.zeros((1, 1, 1)),
+                np.zeros(1, np.int64), nparam, 1, 1)
+    pkeys = np.zeros(1, np.int64) if pkeys is None or len(pkeys) == 0 else pkeys
+    return (np.zeros((npoly, npoly)), np.zeros((npoly, nparam - npoly)), np.zeros((max(nlin, 1), m, m)),
+            np.zeros((len(pkeys), m, m)), pkeys, npoly, m, max(nlin, 1))
+
+
+def _sparse_matrix(system, nparam):
+    """The symmetric scipy.sparse CSR matrix of a block-sparse system."""
+    from scipy import sparse
+
+    NPP, NPE, ED, EO, pkeys, P, m, nlin = system
+    rows, cols, vals = [], [], []
+
+    def add(r, c, v):
+        keep = v != 0
+        r, c, v = r[keep], c[keep], v[keep]
+        rows.extend([r, c[r != c]])
+        cols.extend([c, r[r != c]])
+        vals.extend([v, v[r != c]])
+
+    i, j = np.triu_indices(P)
+    add(i, j, NPP[i, j])
+    i, j = np.nonzero(NPE)
+    add(i, j + P, NPE[i, j])
+    e, a, b = np.nonzero(ED)
+    keep = b >= a
+    add(P + e[keep] * m + a[keep], P + e[keep] * m + b[keep], ED[e[keep], a[keep], b[keep]])
+    k, a, b = np.nonzero(EO)
+    add(P + (pkeys[k] // nlin) * m + a, P + (pkeys[k] % nlin) * m + b, EO[k, a, b])
+    return sparse.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                             shape=(nparam, nparam)).tocsc()
+
+
+def _solve_normal(system, rhs, theta_prev, log, nthreads: int = 1):
+    """Cholesky (dense) or SuperLU (block-sparse) solution, with a tiny ridge towards the previous
+    solution for unconstrained directions."""
     from scipy import linalg
 
+    if system[5] < len(rhs):  # block-sparse storage
+        from scipy import sparse
+        from scipy.sparse.linalg import spsolve
+
+        N = _sparse_matrix(system, len(rhs))
+        diag = N.diagonal()
+        scale = np.mean(diag[diag > 0]) if np.any(diag > 0) else 1.0
+        ridge = np.where(diag > 0, 1e-9 * diag + 1e-12 * scale, 1.0 * scale)
+        return spsolve((N + sparse.diags(ridge)).tocsc(), rhs + ridge * theta_prev)
+    N = system[0]
     symmetrize(N)
     diag = np.diag(N).copy()
     scale = np.mean(diag[diag > 0]) if np.any(diag > 0) else 1.0
@@ -311,16 +383,14 @@ def solve_astrometry(det: Detections, model: AstromModel, field_tp, group_tp, re
     """
     n = len(det)
     nparam = model.nparam
-    if nparam > 25_000:
-        raise ToolError(f"astrometric solution with {nparam} parameters exceeds the dense normal-matrix limit "
-                        "(25000, i.e. about 4000 exposures with one instrument); split the run or lower "
-                        "DISTORT_DEGREES")
     coords, pbase, lbase = model.design(det.field, det.chip, det.x, det.y)
     deg, fdeg = model.degree, model.focdeg
     ok = det.astr_ok.copy()
     idx_all = np.nonzero(ok)[0]
     # 0) initial parameters: the model fitted to the (pattern-matched) first guess
-    N = np.zeros((nparam, nparam))
+    sparse = nparam > SPARSE_ABOVE
+    m, nlin = 2 * model.nfoc, int((model.lin_of >= 0).sum())
+    N = _new_system(nparam, model.npoly, m, nlin, None, sparse)
     rhs = np.zeros(nparam)
     # identity Jacobians and zero offsets as zero-stride views: no per-detection memory
     J_id = np.broadcast_to(np.eye(2), (n, 2, 2))
@@ -389,9 +459,14 @@ def solve_astrometry(det: Detections, model: AstromModel, field_tp, group_tp, re
             raise ToolError("no overlapping detection and no reference star matched within CROSSID_RADIUS "
                             f"{config['CROSSID_RADIUS']}\"; cannot solve the astrometry")
         # assemble and solve
-        N = np.zeros((nparam, nparam))
-        rhs = np.zeros(nparam)
         li, lj = link_i[link_ok], link_j[link_ok]
+        pkeys = None
+        if sparse:  # the exposure pairs linked by overlaps: the only off-diagonal exposure blocks
+            e1, e2 = model.lin_of[det.field[li]], model.lin_of[det.field[lj]]
+            both = (e1 >= 0) & (e2 >= 0) & (e1 != e2)
+            pkeys = np.unique(np.minimum(e1, e2)[both] * max(nlin, 1) + np.maximum(e1, e2)[both])
+        N = _new_system(nparam, model.npoly, m, nlin, pkeys, sparse)
+        rhs = np.zeros(nparam)
         # observations sorted by the parameter blocks they touch: consecutive updates of the normal matrix
         # then hit the same rows (cache), which matters once it holds thousands of exposures
         order = np.lexsort((pbase[lj], det.field[lj], pbase[li], det.field[li]))
