@@ -10,21 +10,7 @@ _FIELDS = (("Catalog_Name", "char", "catalog"), ("Extension", "int", "extension"
 
 
 def write_psfex_xml(path, rows, version) -> None:
-    from lxml import etree
+    from terapix_fw.votable import ReportTable, write_votable_report
 
-    root = etree.Element("VOTABLE", version="1.1")
-    res = etree.SubElement(root, "RESOURCE", ID="PSFEx", name="PSFEx")
-    etree.SubElement(res, "DESCRIPTION").text = f"data related to terapix-fw psfex {version}"
-    table = etree.SubElement(res, "TABLE", ID="PSF_Fields", name="PSF_Fields")
-    for name, dtype, _ in _FIELDS:
-        attrs = {"name": name, "datatype": dtype}
-        if dtype == "char":
-            attrs["arraysize"] = "*"
-        etree.SubElement(table, "FIELD", **attrs)
-    data = etree.SubElement(etree.SubElement(table, "DATA"), "TABLEDATA")
-    for row in rows:
-        tr = etree.SubElement(data, "TR")
-        for _, dtype, key in _FIELDS:
-            value = row.get(key, "")
-            etree.SubElement(tr, "TD").text = f"{value:.6g}" if dtype == "float" else str(value)
-    etree.ElementTree(root).write(str(path), xml_declaration=True, encoding="UTF-8", pretty_print=True)
+    write_votable_report(path, "PSFEx", [ReportTable("PSF_Fields", _FIELDS, rows)],
+                         description=f"data related to terapix-fw psfex {version}")

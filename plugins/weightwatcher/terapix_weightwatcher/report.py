@@ -11,28 +11,9 @@ _FIELDS = (("Extension", "int", "extension"), ("Ext_Name", "char", "extname"), (
 
 
 def write_ww_xml(path, image, per_ext, version, area=None) -> None:
-    from lxml import etree
+    from terapix_fw.votable import ReportTable, write_votable_report
 
-    root = etree.Element("VOTABLE", version="1.1")
-    res = etree.SubElement(root, "RESOURCE", ID="WeightWatcher", name="WeightWatcher")
-    etree.SubElement(res, "DESCRIPTION").text = f"data related to terapix-fw weightwatcher {version}"
-    etree.SubElement(res, "INFO", name="Image_Name", value=str(image))
-    if area is not None:
-        etree.SubElement(res, "PARAM", name="Eff_Area", datatype="double", unit="deg2", value=f"{area:.8g}")
-    table = etree.SubElement(res, "TABLE", ID="Extension_Stats", name="Extension_Stats")
-    for name, dtype, _ in _FIELDS:
-        attrs = {"name": name, "datatype": dtype}
-        if dtype == "char":
-            attrs["arraysize"] = "*"
-        etree.SubElement(table, "FIELD", **attrs)
-    data = etree.SubElement(etree.SubElement(table, "DATA"), "TABLEDATA")
-    for ext in per_ext:
-        tr = etree.SubElement(data, "TR")
-        for _, dtype, key in _FIELDS:
-            value = ext.get(key, "")
-            if dtype == "boolean":
-                value = "T" if value else "F"
-            elif dtype == "float" and value != "":
-                value = f"{value:.6g}"
-            etree.SubElement(tr, "TD").text = str(value)
-    etree.ElementTree(root).write(str(path), xml_declaration=True, encoding="UTF-8", pretty_print=True)
+    params = [("Eff_Area", "double", "deg2", area)] if area is not None else []
+    write_votable_report(path, "WeightWatcher", [ReportTable("Extension_Stats", _FIELDS, per_ext)],
+                         description=f"data related to terapix-fw weightwatcher {version}",
+                         infos={"Image_Name": str(image)}, params=params)
