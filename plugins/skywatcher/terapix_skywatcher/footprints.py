@@ -42,20 +42,10 @@ def _is_image(header) -> bool:
 def footprint_of_header(header, *, exposure: str, extension: int, filter_key: str, exptime_key: str,
                         where: str) -> Footprint:
     """The footprint of the CCD described by ``header`` (which must hold a celestial WCS)."""
-    import warnings
-
-    from astropy.wcs import WCS, FITSFixedWarning
+    from terapix_fw.wcsutil import celestial_wcs
 
     nx, ny = int(header["NAXIS1"]), int(header["NAXIS2"])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FITSFixedWarning)
-        try:
-            wcs = WCS(header, relax=True)
-        except Exception as exc:  # noqa: BLE001 - astropy raises many kinds for broken WCS
-            raise ToolError(f"{where}: cannot read the WCS: {exc}") from None
-    if not wcs.has_celestial or wcs.naxis != 2:
-        raise ToolError(f"{where}: no celestial WCS (CTYPE1/CTYPE2 = {header.get('CTYPE1')!r}/"
-                        f"{header.get('CTYPE2')!r}); expected e.g. RA---TAN/DEC--TAN")
+    wcs = celestial_wcs(header, where)
     x = np.array([0.5, nx + 0.5, nx + 0.5, 0.5])
     y = np.array([0.5, 0.5, ny + 0.5, ny + 0.5])
     ra, dec = wcs.all_pix2world(x, y, 1)  # origin 1: FITS pixel convention

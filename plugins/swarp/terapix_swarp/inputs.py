@@ -134,20 +134,9 @@ def _read_located(path: Path, hdu: int, loc: PixelLocation):
 
 
 def _celestial_wcs(header, where: str):
-    import warnings
+    from terapix_fw.wcsutil import celestial_wcs
 
-    from astropy.wcs import FITSFixedWarning, WCS
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FITSFixedWarning)
-        try:
-            wcs = WCS(header, relax=True)
-        except Exception as exc:  # noqa: BLE001 - astropy raises many types for bad headers
-            raise ToolError(f"{where}: cannot read the WCS: {exc}") from None
-    if not wcs.has_celestial or wcs.naxis != 2:
-        raise ToolError(f"{where}: no celestial 2-D WCS (CTYPE1/2 = {header.get('CTYPE1')!r}, "
-                        f"{header.get('CTYPE2')!r}); SWarp's PIXEL mode is not supported")
-    return wcs
+    return celestial_wcs(header, where, "SWarp's PIXEL mode is not supported")
 
 
 def scan_inputs(paths: list[Path], config) -> list[InputField]:
