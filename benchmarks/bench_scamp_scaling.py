@@ -24,7 +24,7 @@ import time
 import numpy as np
 
 
-def one(nexp: int, ndet: int, seed: int = 1) -> dict:
+def one(nexp: int, ndet: int, seed: int = 1, sparse: bool = False) -> dict:
     from terapix_scamp.astrom import Detections, solve_astrometry
     from terapix_scamp.catalogs import Chip, Field
     from terapix_scamp.photom import solve_photometry
@@ -33,6 +33,10 @@ def one(nexp: int, ndet: int, seed: int = 1) -> dict:
     from terapix_scamp.tool import ScampTool
 
     log = logging.getLogger("bench")
+    if sparse:  # force the block-sparse normal equations (scipy.sparse) whatever the size
+        import terapix_scamp.astrom as astrom_module
+
+        astrom_module.SPARSE_ABOVE = 0
     base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2  # after imports
     rng = np.random.default_rng(seed)
     t0 = time.time()
@@ -123,13 +127,15 @@ def main(argv=None) -> int:
     parser.add_argument("--sizes", default="100,500,2000")
     parser.add_argument("--ndet", type=int, default=3000, help="detections per exposure in the runs")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--sparse", action="store_true", help="force the block-sparse normal equations")
     args = parser.parse_args(argv)
     if args.one:
-        print(json.dumps(one(args.one, args.ndet)))
+        print(json.dumps(one(args.one, args.ndet, sparse=args.sparse)))
         return 0
     rows = []
     for n in [int(v) for v in args.sizes.split(",")]:
-        proc = subprocess.run([sys.executable, __file__, "--one", str(n), "--ndet", str(args.ndet)],
+        proc = subprocess.run([sys.executable, __file__, "--one", str(n), "--ndet", str(args.ndet)]
+                              + (["--sparse"] if args.sparse else []),
                               capture_output=True, text=True)
         if proc.returncode != 0:
             print(f"{n} exposures: failed\n{proc.stderr[-1500:]}")
