@@ -14,8 +14,10 @@ Constraints: pairs of overlapping detections (chained, see :mod:`.linking`) and 
 pairs, compared on the tangent plane of their field group.  The map from a field's plane to its group's
 plane is linearised around the current solution (Gauss-Newton), so each iteration is one weighted
 linear least-squares problem over all fields at once.  Its normal equations are accumulated by a numba
-kernel (per pair, the 2x2 Jacobians factor out of the basis outer product) and solved by Cholesky
-(LAPACK ``dposv``, as SCAMP does).  Flow: solve -> cross-identify -> clip -> solve.
+kernel (per pair, the 2x2 Jacobians factor out of the basis outer product; the design matrix is never
+built) and solved by Cholesky (LAPACK, as SCAMP's ``dposv``) up to SPARSE_ABOVE parameters; above, the
+exposure part is stored block-sparse (diagonal blocks and the pairs of overlapping exposures) and the
+system solved with scipy.sparse.  Flow: solve -> cross-identify -> clip -> solve.
 """
 from __future__ import annotations
 
