@@ -25,6 +25,11 @@ def head_path(run, k: int, ctx):
     names = list(config["HEADER_NAME"])
     f = run.fields[k]
     if names:
+        if len(names) != len(run.fields):
+            from terapix_fw.errors import ToolError
+
+            raise ToolError(f"HEADER_NAME lists {len(names)} file(s) for {len(run.fields)} catalogue(s); "
+                            "expected one per catalogue")
         return Path(names[k])
     target = f.path.with_suffix(config["HEADER_SUFFIX"])
     if ctx.confine_outputs:  # pipeline run: outputs stay in the step's directory
