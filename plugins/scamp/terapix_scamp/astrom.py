@@ -245,6 +245,69 @@ def accumulate_normal(N, rhs, obs_i, obs_j, w, target, coords, pbase, lbase, deg
                             for l in range(L):
                                 q = IDX[sb, b, l]
                                 if q >= p:  # upper triangle only; see symmetrize()
+                                    N[p, q] += mk * U[sb, l]
+
+
+@njit(cache=True)
+def accumulate_blocks(N, rhs, obs_i, obs_j, w, target, coords, pbase, lbase, degree, focdeg, J, C):
+    """:func:`accumulate_normal` for the block-sparse storage of :func:`_add` (``N`` is its tuple).
+
+    The loop is the dense kernel's with the write dispatched by block: kept separate because the
+    dispatch makes the dense case several times slower (numba does not hoist it out of the inner loop).
+
+    Observation ``o`` says ``(J_i m_i + C_i) - (J_j m_j + C_j) = target_o`` (``obs_j = -1``: no second
+    detection), ``m_s[a] = sum_k u_s[k] theta[idx_s[a, k]]`` the model of detection s.  The block of the
+    normal matrix between detections s and t is (J_s^T J_t)[a, b] u_s[k] u_t[l]: the 2x2 Jacobian
+    product is computed once per pair and axis pair, so the inner loop is a plain rank-1 update.
+    """
+    nt = (degree + 1) * (degree + 2) // 2
+    nf = 0 if focdeg < 0 else (focdeg + 1) * (focdeg + 2) // 2
+    L = nt + nf
+    U = np.empty((2, L))
+    IDX = np.empty((2, 2, L), np.int64)
+    who = np.empty(2, np.int64)
+    for o in range(len(obs_i)):
+        i = obs_i[o]
+        j = obs_j[o]
+        d0 = target[o, 0] - C[i, 0]
+        d1 = target[o, 1] - C[i, 1]
+        ns = 1
+        who[0] = i
+        _basis(coords, i, degree, focdeg, nt, U[0])
+        _indices(pbase, lbase, i, nt, nf, IDX[0])
+        if j >= 0:
+            d0 += C[j, 0]
+            d1 += C[j, 1]
+            ns = 2
+            who[1] = j
+            _basis(coords, j, degree, focdeg, nt, U[1])
+            _indices(pbase, lbase, j, nt, nf, IDX[1])
+        wo = w[o]
+        for sa in range(ns):
+            s = who[sa]
+            sgs = 1.0 if sa == 0 else -1.0
+            for a in range(2):
+                ga = sgs * wo * (J[s, 0, a] * d0 + J[s, 1, a] * d1)
+                for k in range(L):
+                    p = IDX[sa, a, k]
+                    if p >= 0:
+                        rhs[p] += ga * U[sa, k]
+            for sb in range(ns):
+                t = who[sb]
+                sgt = 1.0 if sb == 0 else -1.0
+                for a in range(2):
+                    for b in range(2):
+                        m = sgs * sgt * wo * (J[s, 0, a] * J[t, 0, b] + J[s, 1, a] * J[t, 1, b])
+                        if m == 0.0:
+                            continue
+                        for k in range(L):
+                            p = IDX[sa, a, k]
+                            if p < 0:
+                                continue
+                            mk = m * U[sa, k]
+                            for l in range(L):
+                                q = IDX[sb, b, l]
+                                if q >= p:  # upper triangle only; see symmetrize()
                                     _add(N, p, q, mk * U[sb, l])
 
 
@@ -393,13 +456,20 @@ def solve_astrometry(det: Detections, model: AstromModel, field_tp, group_tp, re
     sparse = nparam > SPARSE_ABOVE
     m, nlin = 2 * model.nfoc, int((model.lin_of >= 0).sum())
     N = _new_system(nparam, model.npoly, m, nlin, None, sparse)
+
+    def accumulate(system, *args):
+        if sparse:
+            accumulate_blocks(system, *args)
+        else:
+            accumulate_normal(system[0], *args)
+
     rhs = np.zeros(nparam)
     # identity Jacobians and zero offsets as zero-stride views: no per-detection memory
     J_id = np.broadcast_to(np.eye(2), (n, 2, 2))
     C0 = np.broadcast_to(np.zeros(2), (n, 2))
     target = np.column_stack([det.xi0, det.eta0])
-    accumulate_normal(N, rhs, np.arange(n), np.full(n, -1, np.int64), np.broadcast_to(np.ones(1), (n,)), target,
-                      coords, pbase, lbase, deg, fdeg, J_id, C0)
+    accumulate(N, rhs, np.arange(n), np.full(n, -1, np.int64), np.broadcast_to(np.ones(1), (n,)), target,
+               coords, pbase, lbase, deg, fdeg, J_id, C0)
     del target
     theta = _solve_normal(N, rhs, np.zeros(nparam), log, nthreads)
     del N
@@ -475,16 +545,16 @@ def solve_astrometry(det: Detections, model: AstromModel, field_tp, group_tp, re
         li, lj = li[order], lj[order]
         del order
         w = 1.0 / (det.sig[li] ** 2 + det.sig[lj] ** 2)
-        accumulate_normal(N, rhs, li, lj, w, np.zeros((len(li), 2)), coords, pbase, lbase, deg, fdeg, J, C)
+        accumulate(N, rhs, li, lj, w, np.zeros((len(li), 2)), coords, pbase, lbase, deg, fdeg, J, C)
         ri = np.nonzero(ref_ok)[0]
         ri = ri[np.lexsort((pbase[ri], det.field[ri]))]
         if len(ri):
             rpos = np.column_stack([gx[ri], gy[ri]]) - _ref_residuals(gx, gy, ref_idx, det.group, refs, ri)
             rw = weight_ref / (det.sig[ri] ** 2 + _ref_sig(ref_idx, det.group, refs, ri) ** 2)
-            accumulate_normal(N, rhs, ri, np.full(len(ri), -1, np.int64), rw, rpos, coords, pbase, lbase, deg, fdeg,
+            accumulate(N, rhs, ri, np.full(len(ri), -1, np.int64), rw, rpos, coords, pbase, lbase, deg, fdeg,
                               J, C)
         if len(prior):
-            accumulate_normal(N, rhs, prior, np.full(len(prior), -1, np.int64), np.full(len(prior), 3600.0 ** 2),
+            accumulate(N, rhs, prior, np.full(len(prior), -1, np.int64), np.full(len(prior), 3600.0 ** 2),
                               prior_target, coords, pbase, lbase, deg, fdeg, J, C)
         theta = _solve_normal(N, rhs, theta, log, nthreads)
         log.info("astrometric iteration %d: %d overlap links, %d reference matches, %d parameters", it + 1,
