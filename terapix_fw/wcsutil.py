@@ -26,3 +26,75 @@ def celestial_wcs(header, where: str, expected: str = "expected e.g. RA---TAN/DE
         raise ToolError(f"{where}: no celestial WCS (CTYPE1/CTYPE2 = {header.get('CTYPE1')!r}/"
                         f"{header.get('CTYPE2')!r}); {expected}")
     return wcs
+
+
+def world_to_pixel(wcs, world, origin: int = 1, tol: float = 1e-8, maxiter: int = 50):
+    """``wcs.all_world2pix`` that does not give up on strongly distorted TPV solutions.
+
+    astropy's inverse is a fixed-point iteration started from the CD-matrix solution; a per-CCD TPV
+    polynomial fitted far from its tangent point (large, mutually cancelling PV terms) can make it diverge
+    and return NaN even where the forward mapping is perfectly good.  Those points are solved again by
+    Newton's method with a finite-difference Jacobian of the forward mapping, started from an affine
+    inverse fitted to the forward mapping over the image (what SWarp's fitted inverse does).  Points that
+    still do not converge stay NaN.  ``world`` is an (N, 2) array in the WCS's own axis order.
+    """
+    import numpy as np
+
+    world = np.atleast_2d(np.asarray(world, dtype=float))
+    pix = wcs.all_world2pix(world, origin, quiet=True)
+    bad = ~np.all(np.isfinite(pix), axis=1) & np.all(np.isfinite(world), axis=1)
+    if not bad.any():
+        return pix
+    lng, lat = wcs.wcs.lng, wcs.wcs.lat
+    target = world[bad]
+    p = _affine_start(wcs, target, origin)
+
+    def residual(q):
+        w = wcs.all_pix2world(q, origin)
+        d = w - target
+        d[:, lng] = ((d[:, lng] + 180.0) % 360.0 - 180.0) * np.cos(np.radians(target[:, lat]))
+        return d
+
+    done = np.zeros(len(p), dtype=bool)
+    for _ in range(maxiter):
+        f = residual(p)
+        jx = residual(p + [1.0, 0.0]) - f
+        jy = residual(p + [0.0, 1.0]) - f
+        det = jx[:, 0] * jy[:, 1] - jy[:, 0] * jx[:, 1]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            dx = (-f[:, 0] * jy[:, 1] + jy[:, 0] * f[:, 1]) / det
+            dy = (-jx[:, 0] * f[:, 1] + f[:, 0] * jx[:, 1]) / det
+        step = np.column_stack([dx, dy])
+        step[done] = 0.0
+        p = p + step
+        done |= np.hypot(dx, dy) < tol
+        if done.all():
+            break
+    p[~done] = np.nan
+    pix[bad] = p
+    return pix
+
+
+def _affine_start(wcs, target, origin: int):
+    """First guesses of the pixels of ``target``: an affine fit of pixel against sky position, made from
+    the forward mapping on a grid over the image (or around CRPIX when the image size is unknown)."""
+    import numpy as np
+
+    lng, lat = wcs.wcs.lng, wcs.wcs.lat
+    if wcs.pixel_shape:
+        nx, ny = wcs.pixel_shape
+        xs, ys = np.linspace(origin, nx - 1 + origin, 7), np.linspace(origin, ny - 1 + origin, 7)
+    else:
+        cx, cy = wcs.wcs.crpix
+        xs, ys = cx + np.linspace(-500, 500, 7), cy + np.linspace(-500, 500, 7)
+    gx, gy = np.meshgrid(xs, ys)
+    grid = np.column_stack([gx.ravel(), gy.ravel()])
+    sky = wcs.all_pix2world(grid, origin)
+    lon0, lat0 = np.median(sky[:, lng]), np.median(sky[:, lat])
+
+    def local(w):
+        return np.column_stack([((w[:, lng] - lon0 + 180.0) % 360.0 - 180.0) * np.cos(np.radians(lat0)),
+                                w[:, lat] - lat0, np.ones(len(w))])
+
+    coeffs, *_ = np.linalg.lstsq(local(sky), grid, rcond=None)
+    return local(target) @ coeffs

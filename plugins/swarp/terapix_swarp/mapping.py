@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from terapix_fw.wcsutil import world_to_pixel
+
 __all__ = ["PixelMap", "MapGrid", "build_grid", "celestial_frame", "same_system"]
 
 _EQUATORIAL = ("RA", "DEC")
@@ -70,7 +72,7 @@ class PixelMap:
         world = np.empty((len(lon), 2))
         world[:, wcs.wcs.lng] = lon
         world[:, wcs.wcs.lat] = lat
-        pix = wcs.all_world2pix(world, 1, quiet=True)
+        pix = world_to_pixel(wcs, world, 1)  # astropy's inverse, with Newton where it diverges
         return pix[:, 0], pix[:, 1]
 
     def out_to_in(self, x, y):
