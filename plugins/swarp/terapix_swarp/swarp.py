@@ -231,7 +231,10 @@ def _coadd(ctx, config, fields, resampled, grid_header, coadd_resampled):
             _compress(ctx, wgt_tmp, wout_name + ".fz", "weight")
     image_name = out_name + (".fz" if compress else "")
     h = grid_header
-    ctx.record("stack", image=str(ctx.output_path(image_name)),
+    ctx.record("stack", name=Path(out_name).name.split(".fits")[0], path=str(ctx.output_path(image_name)),
+               ra=float(h["CRVAL1"]), dec=float(h["CRVAL2"]), filter=_common_filter(ctx.inputs),
+               images=sorted({Path(r.name.split("[")[0]).name for r in resampled}),
+               image=str(ctx.output_path(image_name)),
                weight=str(ctx.output_path(wout_name + (".fz" if compress else ""))),
                combine_type=config["COMBINE_TYPE"], resampling_type=str(config["RESAMPLING_TYPE"]),
                naxis1=int(h["NAXIS1"]), naxis2=int(h["NAXIS2"]), ctype1=h["CTYPE1"], ctype2=h["CTYPE2"],
@@ -258,3 +261,16 @@ def _compress(ctx, src: Path, name: str, kind: str) -> None:
         header = hdul[0].header.copy()
     with ctx.product(name, kind=kind) as tmp:
         fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(data, header, compression_type="RICE_1")]).writeto(tmp)
+
+
+def _common_filter(inputs) -> str | None:
+    """The FILTER shared by every input (primary header), for the RDBix stack record; None if mixed."""
+    from astropy.io import fits
+
+    filters = set()
+    for path in inputs:
+        try:
+            filters.add(str(fits.getval(path, "FILTER", 0)).strip())
+        except (KeyError, OSError):
+            return None
+    return filters.pop() if len(filters) == 1 else None
