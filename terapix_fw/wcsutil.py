@@ -28,7 +28,7 @@ def celestial_wcs(header, where: str, expected: str = "expected e.g. RA---TAN/DE
     return wcs
 
 
-def world_to_pixel(wcs, world, origin: int = 1, tol: float = 1e-8, maxiter: int = 50):
+def world_to_pixel(wcs, world, origin: int = 1, tol: float = 1e-8, maxiter: int = 30):
     """``wcs.all_world2pix`` that does not give up on strongly distorted TPV solutions.
 
     astropy's inverse is a fixed-point iteration started from the CD-matrix solution; a per-CCD TPV
@@ -46,8 +46,22 @@ def world_to_pixel(wcs, world, origin: int = 1, tol: float = 1e-8, maxiter: int 
     if not bad.any():
         return pix
     lng, lat = wcs.wcs.lng, wcs.wcs.lat
+    start = _affine_start(wcs, world[bad], origin)
+    if wcs.pixel_shape:
+        # far outside the image a per-CCD polynomial means nothing and may have no inverse at all: there
+        # the affine estimate is returned (such points only need to be known as outside)
+        nx, ny = wcs.pixel_shape
+        mx, my = 0.25 * nx + 10, 0.25 * ny + 10
+        near = ((start[:, 0] > origin - mx) & (start[:, 0] < nx - 1 + origin + mx)
+                & (start[:, 1] > origin - my) & (start[:, 1] < ny - 1 + origin + my))
+        far = np.flatnonzero(bad)[~near]
+        pix[far] = start[~near]
+        bad[far] = False
+        start = start[near]
+    if not bad.any():
+        return pix
     target = world[bad]
-    p = _affine_start(wcs, target, origin)
+    p = start
 
     def residual(q):
         w = wcs.all_pix2world(q, origin)
