@@ -47,17 +47,13 @@ def world_to_pixel(wcs, world, origin: int = 1, tol: float = 1e-8, maxiter: int 
         return pix
     lng, lat = wcs.wcs.lng, wcs.wcs.lat
     start = _affine_start(wcs, world[bad], origin)
-    if wcs.pixel_shape:
-        # far outside the image a per-CCD polynomial means nothing and may have no inverse at all: there
-        # the affine estimate is returned (such points only need to be known as outside)
-        nx, ny = wcs.pixel_shape
-        mx, my = 0.25 * nx + 10, 0.25 * ny + 10
-        near = ((start[:, 0] > origin - mx) & (start[:, 0] < nx - 1 + origin + mx)
-                & (start[:, 1] > origin - my) & (start[:, 1] < ny - 1 + origin + my))
-        far = np.flatnonzero(bad)[~near]
-        pix[far] = start[~near]
-        bad[far] = False
-        start = start[near]
+    # far outside the image a per-CCD polynomial means nothing and may have no inverse at all: there
+    # the affine estimate is returned (such points only need to be known as outside)
+    near = _on_image(wcs, start, origin, 0.1)
+    far = np.flatnonzero(bad)[~near]
+    pix[far] = start[~near]
+    bad[far] = False
+    start = start[near]
     if not bad.any():
         return pix
     target = world[bad]
@@ -84,9 +80,22 @@ def world_to_pixel(wcs, world, origin: int = 1, tol: float = 1e-8, maxiter: int 
         done |= np.hypot(dx, dy) < tol
         if done.all():
             break
-    p[~done] = np.nan
+    # not converged: NaN on the image, the affine estimate off it (there it only has to say "outside")
+    inside = _on_image(wcs, start, origin, 0.0)
+    p[~done] = np.where(inside[~done, None], np.nan, start[~done])
     pix[bad] = p
     return pix
+
+
+def _on_image(wcs, pix, origin: int, margin_fraction: float):
+    import numpy as np
+
+    if not wcs.pixel_shape:
+        return np.ones(len(pix), dtype=bool)
+    nx, ny = wcs.pixel_shape
+    mx, my = margin_fraction * nx + 0.5, margin_fraction * ny + 0.5
+    return ((pix[:, 0] > origin - mx) & (pix[:, 0] < nx - 1 + origin + mx)
+            & (pix[:, 1] > origin - my) & (pix[:, 1] < ny - 1 + origin + my))
 
 
 def _affine_start(wcs, target, origin: int):
