@@ -28,6 +28,30 @@ WINPOS_OVERSAMP = 11
 WINPOS_NSIG = 4.0
 
 
+
+@njit(cache=True, nogil=True, inline="always")
+def _subpixel_coverage(dx, dy, raper2, offset, scale, scale2, nsub):
+    """Fraction of a pixel (centre dx, dy from the aperture centre) inside a circle of radius^2 raper2,
+    counted on an nsub x nsub grid of sub-pixel centres as SExtractor does; per sub-row the centres with
+    |dx| < sqrt(R^2 - dy^2) are counted directly (same count as testing each, in nsub steps, not nsub^2)."""
+    locarea = 0.0
+    ddy = dy + offset
+    cx = dx + offset
+    for _ in range(nsub):
+        rem = raper2 - ddy * ddy
+        if rem > 0.0:
+            rr = np.sqrt(rem)
+            lo = int(np.floor((-rr - cx) / scale)) + 1
+            hi = int(np.ceil((rr - cx) / scale)) - 1
+            if lo < 0:
+                lo = 0
+            if hi > nsub - 1:
+                hi = nsub - 1
+            if hi >= lo:
+                locarea += (hi - lo + 1) * scale2
+        ddy += scale
+    return locarea
+
 @njit(cache=True, nogil=True)
 def _winpos_one(image, var, varmap, bad, seg, oid, x0, y0, sig, invgain, corr):
     h, w = image.shape
@@ -80,22 +104,7 @@ def _winpos_one(image, var, varmap, bad, seg, oid, x0, y0, sig, invgain, corr):
                     # fraction of the 11x11 sub-pixel grid inside the aperture: per sub-row, count the
                     # sub-pixel centres with |dx| < sqrt(R^2 - dy^2) directly (same count as testing
                     # each of them, as winpos.c does, in 11 steps instead of 121)
-                    locarea = 0.0
-                    ddy = dy + offset
-                    cx = dx + offset
-                    for sy in range(WINPOS_OVERSAMP):
-                        rem = raper2 - ddy * ddy
-                        if rem > 0.0:
-                            rr = np.sqrt(rem)
-                            lo = int(np.floor((-rr - cx) / scale)) + 1
-                            hi = int(np.ceil((rr - cx) / scale)) - 1
-                            if lo < 0:
-                                lo = 0
-                            if hi > WINPOS_OVERSAMP - 1:
-                                hi = WINPOS_OVERSAMP - 1
-                            if hi >= lo:
-                                locarea += (hi - lo + 1) * scale2
-                        ddy += scale
+                    locarea = _subpixel_coverage(dx, dy, raper2, offset, scale, scale2, WINPOS_OVERSAMP)
                 else:
                     locarea = 1.0
                 locarea *= np.exp(-r2 * invtwosig2)
@@ -557,22 +566,7 @@ def _circle_sums(image, var, varmap, bad, seg, use_seg, x, y, radius, ids, corr,
                 if r2 >= rextlim2:
                     continue
                 if r2 > rintlim2:
-                    locarea = 0.0
-                    ddy = dy + offset
-                    cx = dx + offset
-                    for sy in range(APER_OVERSAMP):
-                        rem = raper2 - ddy * ddy
-                        if rem > 0.0:
-                            rr = np.sqrt(rem)
-                            lo = int(np.floor((-rr - cx) / scale)) + 1
-                            hi = int(np.ceil((rr - cx) / scale)) - 1
-                            if lo < 0:
-                                lo = 0
-                            if hi > APER_OVERSAMP - 1:
-                                hi = APER_OVERSAMP - 1
-                            if hi >= lo:
-                                locarea += (hi - lo + 1) * scale2
-                        ddy += scale
+                    locarea = _subpixel_coverage(dx, dy, raper2, offset, scale, scale2, APER_OVERSAMP)
                 else:
                     locarea = 1.0
                 if locarea <= 0.0:
