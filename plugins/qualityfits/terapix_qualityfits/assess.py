@@ -81,12 +81,14 @@ def image_stem(path) -> str:
 
 
 def zeropoint_of(header, primary, cfg: QFConfig):
-    """MAG_ZEROPOINT if set, else header ZP_KEY (extension, then primary), else PHOT_C + 2.5 log EXPTIME."""
+    """MAG_ZEROPOINT if set, else header ZP_KEY (extension, then primary), else MAGZEROP (the zero point
+    SCAMP and SWarp write on calibrated images and stacks), else PHOT_C + 2.5 log EXPTIME."""
     if cfg.mag_zeropoint:
         return float(cfg.mag_zeropoint)
-    for h in (header, primary):
-        if h is not None and cfg.zp_key and cfg.zp_key in h:
-            return float(h[cfg.zp_key])
+    for key in (cfg.zp_key, "MAGZEROP"):
+        for h in (header, primary):
+            if h is not None and key and key in h:
+                return float(h[key])
     for h in (header, primary):
         if h is not None and "PHOT_C" in h and float(h.get("EXPTIME", 0)) > 0:
             return float(h["PHOT_C"]) + 2.5 * math.log10(float(h["EXPTIME"]))

@@ -19,13 +19,16 @@ __all__ = ["assess_stack", "completeness", "crossing", "psf_samples"]
 
 
 def crossing(mags, comp, level):
-    """Magnitude where the completeness curve first falls below ``level`` (linear interpolation)."""
+    """Magnitude where the completeness curve falls below ``level`` for good (linear interpolation
+    between the faintest bin still at or above ``level`` and the next one), so that one noisy bright bin
+    dipping under the level does not set the limit."""
     mags, comp = np.asarray(mags, float), np.asarray(comp, float)
-    for k in range(1, len(mags)):
-        if comp[k - 1] >= level > comp[k]:
-            f = (comp[k - 1] - level) / (comp[k - 1] - comp[k])
-            return float(mags[k - 1] + f * (mags[k] - mags[k - 1]))
-    return float("nan")
+    above = np.flatnonzero(comp >= level)
+    if not above.size or above[-1] == len(mags) - 1:
+        return float("nan")
+    k = int(above[-1])
+    f = (comp[k] - level) / (comp[k] - comp[k + 1])
+    return float(mags[k] + f * (mags[k + 1] - mags[k]))
 
 
 def completeness(data, weight, header, model, zp, gain, secfg, plist, mag_range, nfake=600, magstep=0.25,

@@ -180,3 +180,14 @@ def test_focal_plane_from_a_reference_head_file(exposure):
     assert max(layout["offset_arcsec"][:3]) < 3.0
     # without any focal-plane model nothing can be said: no CCD is called misplaced
     assert not check_layout(headers, None)["misplaced"].any()
+
+
+def test_completeness_limit_ignores_a_noisy_bright_bin():
+    from terapix_qualityfits.stack import crossing
+
+    mags = [22.0, 22.25, 22.5, 22.75, 23.0, 23.25]
+    comp = [1.0, 0.88, 1.0, 0.95, 0.4, 0.0]  # one bright bin dips below 0.9 by chance
+    assert crossing(mags, comp, 0.9) == pytest.approx(22.75 + 0.25 * (0.95 - 0.9) / (0.95 - 0.4))
+    assert crossing(mags, comp, 0.5) == pytest.approx(22.75 + 0.25 * (0.95 - 0.5) / (0.95 - 0.4))
+    assert np.isnan(crossing(mags, [0.2] * 6, 0.5))  # never reaches the level
+    assert np.isnan(crossing(mags, [1.0] * 6, 0.5))  # never falls below it
