@@ -29,6 +29,14 @@ WINPOS_NSIG = 4.0
 
 
 
+
+@njit(cache=True, nogil=True, inline="always")
+def _clip_box(xmin, xmax, ymin, ymax, w, h):
+    """Clip a pixel box [xmin, xmax) x [ymin, ymax) to the image; ``clipped`` says an aperture was
+    truncated by the image edge (SExtractor's FLAGS bit 16 / the windowed flags)."""
+    clipped = xmin < 0 or xmax > w or ymin < 0 or ymax > h
+    return max(xmin, 0), min(xmax, w), max(ymin, 0), min(ymax, h), clipped
+
 @njit(cache=True, nogil=True, inline="always")
 def _subpixel_coverage(dx, dy, raper2, offset, scale, scale2, nsub):
     """Fraction of a pixel (centre dx, dy from the aperture centre) inside a circle of radius^2 raper2,
@@ -79,17 +87,8 @@ def _winpos_one(image, var, varmap, bad, seg, oid, x0, y0, sig, invgain, corr):
         ymax = int(my + raper + 1.499999)
         mx2ph = mx * 2.0 + 0.49999
         my2ph = my * 2.0 + 0.49999
-        if xmin < 0:
-            xmin = 0
-            apflag = 1
-        if xmax > w:
-            xmax = w
-            apflag = 1
-        if ymin < 0:
-            ymin = 0
-            apflag = 1
-        if ymax > h:
-            ymax = h
+        xmin, xmax, ymin, ymax, clipped = _clip_box(xmin, xmax, ymin, ymax, w, h)
+        if clipped:
             apflag = 1
         tv = esum = emx2 = emy2 = emxy = mx2 = my2 = mxy = 0.0
         dxpos = dypos = 0.0
@@ -424,17 +423,8 @@ def _ellipse_sums(image, var, varmap, bad, seg, use_seg, x, y, cxx, cyy, cxy, fa
         xmax = int(np.rint(mx + dxlim)) + 1
         ymin = int(np.rint(my - dylim))
         ymax = int(np.rint(my + dylim)) + 1
-        if xmin < 0:
-            xmin = 0
-            apflag = 1
-        if xmax > w:
-            xmax = w
-            apflag = 1
-        if ymin < 0:
-            ymin = 0
-            apflag = 1
-        if ymax > h:
-            ymax = h
+        xmin, xmax, ymin, ymax, clipped = _clip_box(xmin, xmax, ymin, ymax, w, h)
+        if clipped:
             apflag = 1
         tv = 0.0
         sigtv = 0.0
@@ -542,17 +532,8 @@ def _circle_sums(image, var, varmap, bad, seg, use_seg, x, y, radius, ids, corr,
         xmax = int(mx + raper + 1.499999)
         ymin = int(my - raper + 0.499999)
         ymax = int(my + raper + 1.499999)
-        if xmin < 0:
-            xmin = 0
-            apflag = 1
-        if xmax > w:
-            xmax = w
-            apflag = 1
-        if ymin < 0:
-            ymin = 0
-            apflag = 1
-        if ymax > h:
-            ymax = h
+        xmin, xmax, ymin, ymax, clipped = _clip_box(xmin, xmax, ymin, ymax, w, h)
+        if clipped:
             apflag = 1
         tv = 0.0
         sigtv = 0.0
