@@ -11,6 +11,7 @@ import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 from .errors import InstructionError
 from .instructions import InputRef, Instructions, StepDef
@@ -165,7 +166,7 @@ class _Builder:
             self.add_step(step)
         return TaskGraph(self.units)
 
-    def _steps_in_dependency_order(self) -> list[StepDef]:
+    def _steps_in_dependency_order(self) -> Iterator[StepDef]:
         done: list[str] = []
         remaining = list(self.doc.steps)
         while remaining:

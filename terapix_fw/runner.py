@@ -120,8 +120,7 @@ class Runner:
         params = info.cls.parameter_set()
         layers = step.config_layers()
         raw = {name: value for layer in layers for name, value, _ in layer}
-        config = params.defaults() | {}
-        strings = {p.name: p.format(config[p.name]) for p in params}
+        strings = {p.name: p.format(p.default) for p in params}
         non_defaults = {}
         for name, value in raw.items():
             key = params.lookup(name).name
@@ -157,8 +156,8 @@ class Runner:
                   "unit": unit.id, "step": step.id}
         params = info.cls.parameter_set()
         # defaults may hold unit tokens too ("{stem}.cat"): substitute them like explicit values
-        token_defaults = [(p.name, substitute_unit_tokens(p.default, tokens), "default") for p in params
-                          if isinstance(p.default, str) and substitute_unit_tokens(p.default, tokens) != p.default]
+        token_defaults = [(p.name, value, "default") for p in params if isinstance(p.default, str)
+                          and (value := substitute_unit_tokens(p.default, tokens)) != p.default]
         layers = [token_defaults] + [[(k, substitute_unit_tokens(v, tokens), w) for k, v, w in layer]
                                      for layer in step.config_layers()]
         layers.append([(name, ",".join(paths), f"input of step {step.id}") for name, paths in param_inputs.items()])
