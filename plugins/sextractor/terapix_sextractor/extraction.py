@@ -1360,29 +1360,22 @@ def _world_columns(cols, wcs, want, n):
     det = wx2 * wy2 - wxy * wxy
     with np.errstate(divide="ignore", invalid="ignore"):
         cols["CXX_WORLD"], cols["CYY_WORLD"], cols["CXY_WORLD"] = wy2 / det, wx2 / det, -2 * wxy / det
-    # a and b in world units come from the image a, b scaled (SExtractor scales the moments)
-    aw, bw, tw = ellipse_from_moments(wx2, wy2, wxy)
+    # a and b in world units come from the image a, b scaled (SExtractor scales the moments).
     # THETA_WORLD is measured from the world x axis (the Jacobian carries the east-left flip);
     # THETA_J2000 is the position angle east of north
-    cols["A_WORLD"], cols["B_WORLD"] = aw, bw
-    cols["THETA_WORLD"] = wrap(tw)
-    cols["THETA_SKY"] = cols["THETA_J2000"] = wrap(90.0 - cols["THETA_WORLD"])
-    ex2, ey2, exy = transform(cols["ERRX2_IMAGE"], cols["ERRY2_IMAGE"], cols["ERRXY_IMAGE"])
-    ea, eb, et = ellipse_from_moments(ex2, ey2, exy)
-    cols["ERRA_WORLD"], cols["ERRB_WORLD"] = ea, eb
-    cols["ERRTHETA_WORLD"] = wrap(et)
-    cols["ERRTHETA_SKY"] = cols["ERRTHETA_J2000"] = wrap(90.0 - cols["ERRTHETA_WORLD"])
+
+    def world_ellipse(prefix, suffix, x2, y2, xy):
+        a, b, theta = ellipse_from_moments(x2, y2, xy)
+        cols[f"{prefix}A{suffix}_WORLD"], cols[f"{prefix}B{suffix}_WORLD"] = a, b
+        cols[f"{prefix}THETA{suffix}_WORLD"] = wrap(theta)
+        cols[f"{prefix}THETA{suffix}_J2000"] = cols[f"{prefix}THETA{suffix}_SKY"] = wrap(90.0 - wrap(theta))
+
+    world_ellipse("", "", wx2, wy2, wxy)
+    world_ellipse("ERR", "", *transform(cols["ERRX2_IMAGE"], cols["ERRY2_IMAGE"], cols["ERRXY_IMAGE"]))
     if "XWIN_IMAGE" in cols:
-        wx2, wy2, wxy = transform(cols["X2WIN_IMAGE"], cols["Y2WIN_IMAGE"], cols["XYWIN_IMAGE"])
-        aw, bw, tw = ellipse_from_moments(wx2, wy2, wxy)
-        cols["AWIN_WORLD"], cols["BWIN_WORLD"] = aw, bw
-        cols["THETAWIN_WORLD"] = wrap(tw)
-        cols["THETAWIN_J2000"] = cols["THETAWIN_SKY"] = wrap(90.0 - cols["THETAWIN_WORLD"])
-        ex2, ey2, exy = transform(cols["ERRX2WIN_IMAGE"], cols["ERRY2WIN_IMAGE"], cols["ERRXYWIN_IMAGE"])
-        ea, eb, et = ellipse_from_moments(ex2, ey2, exy)
-        cols["ERRAWIN_WORLD"], cols["ERRBWIN_WORLD"] = ea, eb
-        cols["ERRTHETAWIN_WORLD"] = wrap(et)
-        cols["ERRTHETAWIN_J2000"] = cols["ERRTHETAWIN_SKY"] = wrap(90.0 - cols["ERRTHETAWIN_WORLD"])
+        world_ellipse("", "WIN", *transform(cols["X2WIN_IMAGE"], cols["Y2WIN_IMAGE"], cols["XYWIN_IMAGE"]))
+        world_ellipse("ERR", "WIN", *transform(cols["ERRX2WIN_IMAGE"], cols["ERRY2WIN_IMAGE"],
+                                               cols["ERRXYWIN_IMAGE"]))
     if wcs is None:  # position angles east of north need a celestial frame
         for name in ("THETA_J2000", "THETA_SKY", "ERRTHETA_J2000", "ERRTHETA_SKY", "THETAWIN_J2000",
                      "THETAWIN_SKY", "ERRTHETAWIN_J2000", "ERRTHETAWIN_SKY"):
