@@ -9,6 +9,7 @@ retried, is reported with the unit's log, and blocks the units downstream of it.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 import logging
 import os
@@ -242,6 +243,15 @@ class Runner:
         order = graph.order()
         rank = {u.key: i for i, u in enumerate(order)}
         pending = {u.key: u for u in order}
+        # dependents map and unfinished-dependency counts: each completion touches only its own dependents,
+        # so scheduling stays linear in the graph size (no rescan of every pending unit)
+        dependents: dict[str, list[str]] = {}
+        waiting = {u.key: len(set(u.deps)) for u in order}
+        for u in order:
+            for d in set(u.deps):
+                dependents.setdefault(d, []).append(u.key)
+        ready_heap = [(-u.priority, rank[u.key], u.key) for u in order if not waiting[u.key]]
+        heapq.heapify(ready_heap)
         results: dict[str, UnitResult] = {}
         records: dict[str, UnitRecord] = {}
         attempts: dict[str, int] = {}
@@ -280,6 +290,24 @@ class Runner:
                 failed = counts.get("failed", 0) + counts.get("blocked", 0)
                 (self.hook.step_failed if failed else self.hook.step_finished)(run=run, step=step, summary=counts)
                 progress.update(force=True)
+            release(unit.key, result.status)
+
+        def release(key: str, status: str) -> None:
+            """Wake the dependents of a finished unit; a failed or blocked one blocks them (transitively)."""
+            for dep_key in dependents.get(key, ()):
+                if dep_key not in pending:
+                    continue
+                if status in ("failed", "blocked"):
+                    blocked = pending.pop(dep_key)
+                    start_step(blocked)
+                    finish(blocked, UnitInfo(id=blocked.id, step=blocked.step.id), UnitResult(
+                        step=blocked.step.id, unit=blocked.id, status="blocked",
+                        error=f"not run: upstream unit {key} failed", start=time.time(), end=time.time()))
+                else:
+                    waiting[dep_key] -= 1
+                    if not waiting[dep_key]:
+                        u = pending[dep_key]
+                        heapq.heappush(ready_heap, (-u.priority, rank[dep_key], dep_key))
 
         def start_step(unit: Unit) -> None:
             if unit.step.id not in started_steps:
@@ -288,22 +316,13 @@ class Runner:
 
         try:
             while pending or running:
-                # units whose upstream failed can never run: report them as blocked
-                for key, unit in list(pending.items()):
-                    bad = [d for d in unit.deps if d in results and results[d].status in ("failed", "blocked")]
-                    if bad:
-                        del pending[key]
-                        start_step(unit)
-                        uinfo = UnitInfo(id=unit.id, step=unit.step.id)
-                        finish(unit, uinfo, UnitResult(step=unit.step.id, unit=unit.id, status="blocked",
-                                                       error=f"not run: upstream unit {bad[0]} failed",
-                                                       start=time.time(), end=time.time()))
-                ready = sorted((u for u in pending.values() if all(d in results for d in u.deps)),
-                               key=lambda u: (-u.priority, rank[u.key]))
-                for unit in ready:
+                while ready_heap:
                     capacity = executor.capacity if executor else (self.jobs or os.cpu_count() or 1)
                     if len(running) >= capacity:
                         break
+                    unit = pending.get(heapq.heappop(ready_heap)[2])
+                    if unit is None:  # already blocked or finished
+                        continue
                     del pending[unit.key]
                     start_step(unit)
                     try:
@@ -326,6 +345,8 @@ class Runner:
                     uinfo.attempt = attempts[unit.key]
                     running[executor.submit(spec, unit.priority)] = (unit, spec, uinfo)
                 if not running:
+                    if pending and not ready_heap:  # cannot happen with an acyclic graph
+                        raise RuntimeError(f"runner stalled with {len(pending)} units waiting")
                     continue
                 for future in executor.wait(list(running), timeout=5.0):
                     unit, spec, uinfo = running.pop(future)
@@ -340,6 +361,7 @@ class Runner:
                         log.warning("retrying %s (attempt %d of %d)", unit.key, attempts[unit.key] + 1,
                                     self.retries + 1)
                         pending[unit.key] = unit
+                        heapq.heappush(ready_heap, (-unit.priority, rank[unit.key], unit.key))
                     else:
                         finish(unit, uinfo, UnitResult(
                             step=unit.step.id, unit=unit.id, status="failed", key=spec.key, log_path=spec.log_path,

@@ -184,3 +184,20 @@ def test_per_input_products_follow_input_order():
     # ambiguous or missing matches leave the list alone
     assert _match_by_stem(heads, ["/raw/700009p.fits"]) == heads
     assert _match_by_stem(["/w/a.weight.fits"], inputs) == ["/w/a.weight.fits"]
+
+
+def test_failure_blocks_dependents_transitively(tmp_path, pipeline):
+    # a third level (sum of the group sums) must be blocked through the blocked sum/r, not left waiting
+    text = pipeline('<param name="FAIL_ON">exp1</param>').read_text().replace("  </steps>", """\
+    <step id="total" tool="stack" fanout="all">
+      <config><param name="OUTPUT_NAME">total.fits</param></config>
+      <input step="sum" kind="sum"/>
+    </step>
+  </steps>""")
+    path = tmp_path / "chain.xml"
+    path.write_text(text)
+    summary = run_instructions(path, tmp_path / "work", jobs=2, progress=False)
+    units = history_units(summary)
+    assert units["sum/r"].get("status") == "blocked"
+    assert units["total/all"].get("status") == "blocked"
+    assert summary["failed"] == 2 and summary["blocked"] == 2 and summary["done"] == 4 + 1 + 3
