@@ -299,27 +299,18 @@ def test_nodes_file_and_node_specs(tmp_path):
             parse_node_spec(bad)
 
 
-def test_recorded_in_rdbix(tmp_path, cluster, monkeypatch):
+def test_recorded_in_rdbix(tmp_path, cluster, recorded_dropin):
     """A drop-in run recorded in RDBix: transfers, node free disk and storage rows land in their tables."""
     import sqlite3
 
     from terapix_fw.db.engine import dispose_all
-    from terapix_fw.db.recorder import reset_recorders
     from terapix_fw.dropin import run_tool_command
 
     files = _files(tmp_path, [1500, 2500])
-    url = f"sqlite:///{tmp_path / 'rdbix.sqlite'}"
-    monkeypatch.setenv("TERAPIX_DB_URL", url)
-    monkeypatch.setenv("TERAPIX_HOME", str(tmp_path / "home"))
-    monkeypatch.chdir(tmp_path)
-    reset_recorders()
-    try:
-        argv = [str(p) for p in files] + ["-NODES", ",".join(cluster.node_specs()), "-KEY_FILE",
-                                         str(cluster.key_file), "-KNOWN_HOSTS", str(cluster.known_hosts)]
-        assert run_tool_command("datatransfer", argv) == 0
-    finally:
-        reset_recorders()
-        dispose_all()
+    url = recorded_dropin
+    argv = [str(p) for p in files] + ["-NODES", ",".join(cluster.node_specs()), "-KEY_FILE",
+                                     str(cluster.key_file), "-KNOWN_HOSTS", str(cluster.known_hosts)]
+    assert run_tool_command("datatransfer", argv) == 0
     db = sqlite3.connect(tmp_path / "rdbix.sqlite")
     transfers = db.execute("select direction, node, path, bytes, status from transfers order by path").fetchall()
     assert transfers == [("out", "n1", "/data/exp0.fits.fz", 1500, "done"),

@@ -217,27 +217,16 @@ def test_config_prints_parameters():
     assert "NSIDE" in text and "HEADER_SUFFIX" in text and "CHECKPLOT_DEV" in text
 
 
-def test_recorded_run_on_the_coverage_web_page(tmp_path, monkeypatch):
+def test_recorded_run_on_the_coverage_web_page(tmp_path, recorded_dropin):
     """A recorded drop-in run shows on the page skywatcher adds through the web_pages hook, with its plots
     copied into the site; a hostile filter name is escaped."""
-    from terapix_fw.db.engine import dispose_all
-    from terapix_fw.db.recorder import reset_recorders
     from terapix_fw.dropin import run_tool_command
     from terapix_fw.web import build_site
 
     hostile = "<b>r</b>"
     exp = write_mef(tmp_path / "e.fits", [ccd_header(10.0, 10.0, NX / 2 + 0.5, NY / 2 + 0.5, filt=hostile)])
-    url = f"sqlite:///{tmp_path / 'rdbix.sqlite'}"
-    monkeypatch.setenv("TERAPIX_DB_URL", url)
-    monkeypatch.setenv("TERAPIX_HOME", str(tmp_path / "home"))
-    monkeypatch.chdir(tmp_path)
-    reset_recorders()
-    try:
-        assert run_tool_command("skywatcher", [str(exp), "-NSIDE", "4096", "-CHECKPLOT_RES", "600"]) == 0
-        build_site(url, tmp_path / "site")
-    finally:
-        reset_recorders()
-        dispose_all()
+    assert run_tool_command("skywatcher", [str(exp), "-NSIDE", "4096", "-CHECKPLOT_RES", "600"]) == 0
+    build_site(recorded_dropin, tmp_path / "site")
     assert (tmp_path / "coverage__b_r__b_.fits").is_file()  # file-name-safe filter name
     page = (tmp_path / "site" / "coverage.html").read_text()
     assert "<b>r</b>" not in page and "&lt;b&gt;r&lt;/b&gt;" in page

@@ -222,11 +222,9 @@ def test_bad_url_is_a_config_error(tmp_path):
     assert result.status == "failed" and "URL" in result.error and "ftp://example.org/x/" in result.error
 
 
-def test_recorded_run_on_the_transfers_web_page(tmp_path, archive, monkeypatch):
+def test_recorded_run_on_the_transfers_web_page(tmp_path, archive, recorded_dropin):
     """A drop-in run recorded in RDBix (TERAPIX_DB_URL) shows on the page snooppix adds through the
     web_pages hook; a hostile but legal file name is escaped there."""
-    from terapix_fw.db.engine import dispose_all
-    from terapix_fw.db.recorder import reset_recorders
     from terapix_fw.dropin import run_tool_command
     from terapix_fw.web import build_site
 
@@ -235,19 +233,9 @@ def test_recorded_run_on_the_transfers_web_page(tmp_path, archive, monkeypatch):
     archive.put("ok.fits.fz", b"K" * 4096)
     archive.index["/data/"] = _index("%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E.fits.fz", "ok.fits.fz",
                                      "missing.fits.fz")
-    url = f"sqlite:///{tmp_path / 'rdbix.sqlite'}"
-    monkeypatch.setenv("TERAPIX_DB_URL", url)
-    monkeypatch.setenv("TERAPIX_HOME", str(tmp_path / "home"))
-    monkeypatch.chdir(tmp_path)
-    reset_recorders()
-    try:
-        assert run_tool_command("snooppix", [archive.url + "/data/", "-DOWNLOAD_DIR", "in",
-                                             "-RETRIES", "0"]) == 0
-        assert (tmp_path / "in" / hostile).read_bytes() == b"H" * 2048
-        build_site(url, tmp_path / "site")
-    finally:
-        reset_recorders()
-        dispose_all()
+    assert run_tool_command("snooppix", [archive.url + "/data/", "-DOWNLOAD_DIR", "in", "-RETRIES", "0"]) == 0
+    assert (tmp_path / "in" / hostile).read_bytes() == b"H" * 2048
+    build_site(recorded_dropin, tmp_path / "site")
     page = (tmp_path / "site" / "transfers.html").read_text()
     assert "<img" not in page and "&lt;img src=x onerror=alert(1)&gt;.fits.fz" in page
     assert "ok.fits.fz" in page and "4.1 kB" in page
