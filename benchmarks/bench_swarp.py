@@ -29,20 +29,23 @@ import time
 from pathlib import Path
 
 RUSAGE_WRAPPER = ("import resource, subprocess, sys, time; t = time.time(); "
-                  "r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE); "
+                  "r = subprocess.run(sys.argv[2:], stdout=subprocess.DEVNULL, "
+                  "stderr=None if sys.argv[1] == 'progress' else subprocess.PIPE); "
                   "dt = time.time() - t; "
-                  "sys.stderr.write(r.stderr.decode()[-2000:] if r.returncode else ''); "
+                  "sys.stderr.write(r.stderr.decode()[-2000:] if r.returncode and r.stderr else ''); "
                   "print(dt, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, r.returncode)")
 
 
-def measure(cmd: list[str], cwd: Path) -> tuple[float, float]:
-    """Wall time (s) and peak RSS (MB) of ``cmd`` run in a fresh wrapper process."""
-    out = subprocess.run([sys.executable, "-c", RUSAGE_WRAPPER, *cmd], cwd=cwd, capture_output=True, text=True)
+def measure(cmd: list[str], cwd: Path, progress: bool = False) -> tuple[float, float]:
+    """Wall time (s) and peak RSS (MB) of ``cmd`` run in a fresh wrapper process (with ``progress`` its
+    standard error, where the plugin logs, is passed through)."""
+    out = subprocess.run([sys.executable, "-c", RUSAGE_WRAPPER, "progress" if progress else "quiet", *cmd], cwd=cwd,
+                         stdout=subprocess.PIPE, stderr=None if progress else subprocess.PIPE, text=True)
     if out.returncode != 0 or not out.stdout.strip():
-        raise RuntimeError(f"{cmd[0]} failed: {out.stderr[-2000:]}")
+        raise RuntimeError(f"{cmd[0]} failed: {(out.stderr or '')[-2000:]}")
     wall, rss, code = out.stdout.split()
     if int(code) != 0:
-        raise RuntimeError(f"{' '.join(cmd[:3])}... exited with {code}: {out.stderr[-2000:]}")
+        raise RuntimeError(f"{' '.join(cmd[:3])}... exited with {code}: {(out.stderr or '')[-2000:]}")
     return float(wall), float(rss) / 1024.0
 
 

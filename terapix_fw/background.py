@@ -114,6 +114,15 @@ class BackgroundMap:
             return out
         return np.subtract(data, self.back, dtype=np.float32)
 
+    def without_maps(self) -> "BackgroundMap":
+        """A copy sharing the mesh model but not the full-resolution maps (cheap to keep, e.g. between
+        passes over the same image; ``back`` and ``rms`` are rebuilt on access)."""
+        if self._source is None and self._manual is None:
+            return self
+        return BackgroundMap(global_back=self.global_back, global_rms=self.global_rms, back_size=self.back_size,
+                             filter_size=self.filter_size, meta=self.meta, source=self._source,
+                             manual_value=self._manual, shape=self._shape)
+
     def mini(self):
         """The background and rms sampled at mesh centres (SExtractor's MINIBACKGROUND/MINIBACK_RMS)."""
         import numpy as np

@@ -35,7 +35,8 @@ from .resample import Resampled
 #: upper bound of the strip height (lines), see coadd_resampled
 MAX_STRIP_LINES = 64
 
-__all__ = ["MAX_STRIP_LINES", "CoaddSummary", "max_clique", "coadd_resampled", "write_fits_image", "StripWriter"]
+__all__ = ["MAX_STRIP_LINES", "CoaddSummary", "max_clique", "coadd_resampled", "coadd_rows", "stack_summary",
+           "plan_bands", "write_fits_image", "StripWriter"]
 
 
 @dataclass
@@ -48,6 +49,7 @@ class CoaddSummary:
     strips: int
     strip_height: int
     nclipped: int
+    bands: int = 1
 
 
 def _overlap_graph(boxes: np.ndarray) -> np.ndarray:
@@ -171,6 +173,15 @@ class StripWriter:
         self.fh.seek(self.offset + (y0 - 1) * self.nx * 4)
         self.fh.write(np.ascontiguousarray(block, dtype=">f4").tobytes())
 
+    def rewrite_header(self, header) -> None:
+        """Replace the header by one of the same length (final keyword values known after the pixels)."""
+        head = fits_header_bytes(header)
+        if len(head) != self.offset:
+            raise ToolError(f"{self.fh.name}: the final header ({len(head)} bytes) does not fit in the space of "
+                            f"the provisional one ({self.offset} bytes)")
+        self.fh.seek(0)
+        self.fh.write(head)
+
     def close(self) -> None:
         self.fh.close()
 
@@ -182,36 +193,27 @@ def _read_rows(path: Path, offset: int, width: int, y0: int, y1: int) -> np.ndar
     return data.astype(np.float32).reshape(y1 - y0, width)
 
 
-def coadd_resampled(resampled: list[Resampled], out_header, config, image_path: Path, weight_path: Path,
-                    header_fn=None, log=None, clip_log_path: Path | None = None) -> CoaddSummary:
-    """Co-add ``resampled`` into ``image_path``/``weight_path`` (float32 FITS).
+def _levels(resampled: list[Resampled], weight_mode: bool):
+    """Effective (flux-scaled) gain, background rms, background level and saturation of each input, as
+    makeit.c before coadd_fields."""
+    f = np.array([r.fscale for r in resampled], dtype=float)
+    fgain = np.array([r.fgain for r in resampled], dtype=float)
+    backsig = np.array([r.backsig for r in resampled], dtype=float)
+    backmean = np.array([r.backmean for r in resampled], dtype=float)
+    sat = np.array([r.saturation for r in resampled], dtype=float)
+    if weight_mode:
+        return fgain * f * f, backsig / (f * f), backmean / (f * f), sat / (f * f)
+    return fgain / f, backsig * f, backmean * f, sat * f
 
-    ``header_fn(summary, weight=False|True)`` returns the header of each output once EXPTIME, GAIN and
-    SATURATE are known (default: ``out_header`` as is).
-    """
-    ctype_name = config["COMBINE_TYPE"]
-    if ctype_name not in COMBINE_CODES:
-        raise ToolError(f"COMBINE_TYPE {ctype_name} is not supported (flag-map types AND/NAND/OR/NOR need "
-                        "integer inputs)")
-    ctype = COMBINE_CODES[ctype_name]
+
+def stack_summary(resampled: list[Resampled], ctype_name: str) -> CoaddSummary:
+    """EXPTIME, GAIN and SATURATE of the stack and the maximum overlap, from the rectangles of the inputs
+    (their full rectangles when the output is made in bands)."""
     weight_mode = ctype_name in ("WEIGHTED_WEIGHT", "MEDIAN_WEIGHT")
-    width, height = int(out_header["NAXIS1"]), int(out_header["NAXIS2"])
     boxes = np.array([[r.xmin, r.xmax, r.ymin, r.ymax] for r in resampled], dtype=int).reshape(-1, 4)
     clique = max_clique(boxes)
     nmax = max(1, len(clique))
-
-    # effective (flux-scaled) levels, as makeit.c before coadd_fields
-    f = np.array([r.fscale for r in resampled], dtype=float)
-    if weight_mode:
-        fgain = np.array([r.fgain for r in resampled]) * f * f
-        fbacksig = np.array([r.backsig for r in resampled]) / (f * f)
-        fbackmean = np.array([r.backmean for r in resampled]) / (f * f)
-        fsat = np.array([r.saturation for r in resampled]) / (f * f)
-    else:
-        fgain = np.array([r.fgain for r in resampled]) / f
-        fbacksig = np.array([r.backsig for r in resampled]) * f
-        fbackmean = np.array([r.backmean for r in resampled]) * f
-        fsat = np.array([r.saturation for r in resampled]) * f
+    fgain, fbacksig, fbackmean, fsat = _levels(resampled, weight_mode)
     # EXPTIME and gain from the maximal clique, one extension per file
     exptime = w1 = w2 = mw = 0.0
     seen: set[int] = set()
@@ -244,15 +246,64 @@ def coadd_resampled(resampled: list[Resampled], out_header, config, image_path: 
     sats = [fsat[i] - fbackmean[i] if (r.subback and fsat[i] > fbackmean[i]) else fsat[i]
             for i, r in enumerate(resampled)]
     saturation = float(min(sats)) if sats else BIG
+    return CoaddSummary(exptime=exptime, gain=gain, saturation=saturation, nmax=nmax, nfiles_max=nfiles_max,
+                        strips=0, strip_height=0, nclipped=0)
 
+
+def check_combine_type(ctype_name: str) -> int:
+    if ctype_name not in COMBINE_CODES:
+        raise ToolError(f"COMBINE_TYPE {ctype_name} is not supported (flag-map types AND/NAND/OR/NOR need "
+                        "integer inputs)")
+    return COMBINE_CODES[ctype_name]
+
+
+def coadd_resampled(resampled: list[Resampled], out_header, config, image_path: Path, weight_path: Path,
+                    header_fn=None, log=None, clip_log_path: Path | None = None) -> CoaddSummary:
+    """Co-add ``resampled`` into ``image_path``/``weight_path`` (float32 FITS).
+
+    ``header_fn(summary, weight=False|True)`` returns the header of each output once EXPTIME, GAIN and
+    SATURATE are known (default: ``out_header`` as is).
+    """
+    check_combine_type(config["COMBINE_TYPE"])
+    summary = stack_summary(resampled, config["COMBINE_TYPE"])
+    img = StripWriter(image_path, header_fn(summary, False) if header_fn else out_header)
+    wgt = StripWriter(weight_path, header_fn(summary, True) if header_fn else out_header)
+    writelog = config["COMBINE_TYPE"] == "CLIPPED" and bool(config["CLIP_WRITELOG"])
+    logfh = open(clip_log_path, "w") if (writelog and clip_log_path) else None
+    try:
+        coadd_rows(resampled, config, img, wgt, summary, log=log, clip_log=logfh)
+    finally:
+        if logfh is not None:
+            logfh.close()
+        img.close()
+        wgt.close()
+    return summary
+
+
+def coadd_rows(resampled: list[Resampled], config, img: "StripWriter", wgt: "StripWriter", summary: CoaddSummary,
+               log=None, clip_log=None, ids=None) -> None:
+    """Co-add ``resampled`` strip by strip into the output rows they cover (all of them, or one band of
+    the output when they are the pieces of the inputs in that band); adds to ``summary.strips`` and
+    ``summary.nclipped``, sets ``summary.strip_height`` to the largest strip height used.  ``ids``: the
+    input number of each entry in the CLIPPED log (default: its index)."""
+    ctype_name = config["COMBINE_TYPE"]
+    ctype = check_combine_type(ctype_name)
+    weight_mode = ctype_name in ("WEIGHTED_WEIGHT", "MEDIAN_WEIGHT")
+    width, height = img.nx, img.ny
+    if not resampled:
+        return
+    boxes = np.array([[r.xmin, r.xmax, r.ymin, r.ymax] for r in resampled], dtype=int).reshape(-1, 4)
+    nmax = max(1, len(max_clique(boxes)))
+    gains = _levels(resampled, weight_mode)[0].astype(np.float64)
+    if ids is not None:  # the gains are looked up by origin
+        full = np.zeros(max(ids) + 1)
+        full[np.asarray(ids)] = gains
+        gains = full
     # the area actually covered
-    if len(resampled):
-        bx0 = max(1, int(boxes[:, 0].min()))
-        bx1 = min(width, int(boxes[:, 1].max()))
-        by0 = max(1, int(boxes[:, 2].min()))
-        by1 = min(height, int(boxes[:, 3].max()))
-    else:
-        bx0, bx1, by0, by1 = 1, 0, 1, 0
+    bx0 = max(1, int(boxes[:, 0].min()))
+    bx1 = min(width, int(boxes[:, 1].max()))
+    by0 = max(1, int(boxes[:, 2].min()))
+    by1 = min(height, int(boxes[:, 3].max()))
     cwidth = max(0, bx1 - bx0 + 1)
     clipped = ctype_name == "CLIPPED"
     writelog = clipped and bool(config["CLIP_WRITELOG"])
@@ -264,16 +315,9 @@ def coadd_resampled(resampled: list[Resampled], out_header, config, image_path: 
     # and 308 MB), while the per-strip overhead (one read per overlapping input) stays small
     budget = config["COMBINE_BUFSIZE"] * 1024 * 1024
     strip_h = int(max(1, min(max(1, by1 - by0 + 1), budget // per_line, MAX_STRIP_LINES)))
-
-    gains = fgain.astype(np.float64)
+    summary.strip_height = max(summary.strip_height, strip_h)
     bias = chi_bias(nmax)
-    summary = CoaddSummary(exptime=exptime, gain=gain, saturation=saturation, nmax=nmax, nfiles_max=nfiles_max,
-                           strips=0, strip_height=strip_h, nclipped=0)
-    img = StripWriter(image_path, header_fn(summary, False) if header_fn else out_header)
-    wgt = StripWriter(weight_path, header_fn(summary, True) if header_fn else out_header)
     nstrips = 0
-    nclipped = 0
-    logfh = open(clip_log_path, "w") if (writelog and clip_log_path) else None
     # strip buffers, allocated once; only the first counts[y, x] entries of a pixel stack are ever read
     vals = np.empty((strip_h, cwidth, nmax), dtype=np.float32)
     vars_ = np.empty((strip_h, cwidth, nmax), dtype=np.float32)
@@ -283,49 +327,69 @@ def coadd_resampled(resampled: list[Resampled], out_header, config, image_path: 
     out = np.empty((strip_h, cwidth), dtype=np.float32)
     outvar = np.empty((strip_h, cwidth), dtype=np.float32)
     block = np.zeros((strip_h, width), dtype=np.float32)
-    try:
-        for y0 in range(by0, by1 + 1, strip_h):
-            y1 = min(by1, y0 + strip_h - 1)
-            h = y1 - y0 + 1
-            counts[:h] = 0
-            for i, r in enumerate(resampled):
-                if r.ymax < y0 or r.ymin > y1:
-                    continue
-                ca, cb = max(bx0, r.xmin), min(bx1, r.xmax)
-                if ca > cb:
-                    continue
-                ra, rb = max(y0, r.ymin), min(y1, r.ymax)
-                data = _read_rows(r.image, r.image_offset, r.nx, ra - r.ymin, rb - r.ymin + 1)
-                weight = _read_rows(r.weight, r.weight_offset, r.nx, ra - r.ymin, rb - r.ymin + 1)
-                if ca != r.xmin or cb != r.xmax:  # clip columns to the covered area
-                    data = np.ascontiguousarray(data[:, ca - r.xmin: cb - r.xmin + 1])
-                    weight = np.ascontiguousarray(weight[:, ca - r.xmin: cb - r.xmin + 1])
-                pack_rows(vals, vars_, counts, origin, data, weight, ra - y0, ca - bx0, i, float(r.fscale),
-                          weight_mode, clipped)
-            combine_stack(vals[:h], vars_[:h], counts[:h], origin, ctype, gains, bias,
-                          float(config["CLIP_SIGMA"]), float(config["CLIP_AMPFRAC"]),
-                          bool(config["BLANK_BADPIXELS"]), out[:h], outvar[:h], clipdev, writelog)
-            if writelog:
-                jj, ii, kk = np.nonzero(np.isfinite(clipdev[:h]))
-                nclipped += len(jj)
-                if logfh is not None:
-                    lines = [f"{origin[j, i, k]:4d} {i + bx0:6d} {j + y0:6d} {clipdev[j, i, k]:+10g}\n"
-                             for j, i, k in zip(jj, ii, kk)]
-                    logfh.writelines(lines)
-            block[:h, bx0 - 1:bx1] = out[:h]
-            img.write_rows(y0, block[:h])
-            with np.errstate(divide="ignore"):
-                block[:h, bx0 - 1:bx1] = np.where(outvar[:h] < BIG, 1.0 / outvar[:h], 0.0)
-            wgt.write_rows(y0, block[:h])
-            nstrips += 1
-            if log and (nstrips == 1 or y1 == by1 or nstrips % 10 == 0):
-                log.info("  co-adding line %d / %d (%.0f%%)", y1, height, 100.0 * (y1 - by0 + 1) /
-                         max(1, by1 - by0 + 1))
-    finally:
-        if logfh is not None:
-            logfh.close()
-        img.close()
-        wgt.close()
-    summary.strips = nstrips
-    summary.nclipped = nclipped
-    return summary
+    for y0 in range(by0, by1 + 1, strip_h):
+        y1 = min(by1, y0 + strip_h - 1)
+        h = y1 - y0 + 1
+        counts[:h] = 0
+        for i, r in enumerate(resampled):
+            if r.ymax < y0 or r.ymin > y1:
+                continue
+            ca, cb = max(bx0, r.xmin), min(bx1, r.xmax)
+            if ca > cb:
+                continue
+            ra, rb = max(y0, r.ymin), min(y1, r.ymax)
+            data = _read_rows(r.image, r.image_offset, r.nx, ra - r.ymin, rb - r.ymin + 1)
+            weight = _read_rows(r.weight, r.weight_offset, r.nx, ra - r.ymin, rb - r.ymin + 1)
+            if ca != r.xmin or cb != r.xmax:  # clip columns to the covered area
+                data = np.ascontiguousarray(data[:, ca - r.xmin: cb - r.xmin + 1])
+                weight = np.ascontiguousarray(weight[:, ca - r.xmin: cb - r.xmin + 1])
+            pack_rows(vals, vars_, counts, origin, data, weight, ra - y0, ca - bx0, i if ids is None else ids[i],
+                      float(r.fscale),
+                      weight_mode, clipped)
+        combine_stack(vals[:h], vars_[:h], counts[:h], origin, ctype, gains, bias,
+                      float(config["CLIP_SIGMA"]), float(config["CLIP_AMPFRAC"]),
+                      bool(config["BLANK_BADPIXELS"]), out[:h], outvar[:h], clipdev, writelog)
+        if writelog:
+            jj, ii, kk = np.nonzero(np.isfinite(clipdev[:h]))
+            summary.nclipped += len(jj)
+            if clip_log is not None:
+                clip_log.writelines(f"{origin[j, i, k]:4d} {i + bx0:6d} {j + y0:6d} {clipdev[j, i, k]:+10g}\n"
+                                    for j, i, k in zip(jj, ii, kk))
+        block[:h, bx0 - 1:bx1] = out[:h]
+        img.write_rows(y0, block[:h])
+        with np.errstate(divide="ignore"):
+            block[:h, bx0 - 1:bx1] = np.where(outvar[:h] < BIG, 1.0 / outvar[:h], 0.0)
+        wgt.write_rows(y0, block[:h])
+        nstrips += 1
+        summary.strips += 1
+        if log and (nstrips == 1 or y1 == by1 or nstrips % 10 == 0):
+            log.info("  co-adding line %d / %d (%.0f%%)", y1, height, 100.0 * y1 / height)
+
+
+def plan_bands(boxes: np.ndarray, height: int, budget: float) -> list[tuple[int, int]]:
+    """Split the output rows 1..height into bands whose resampled pieces (float32 image and weight of the
+    rectangles ``(xmin, xmax, ymin, ymax)`` crossing the band) take at most ``budget`` bytes, each boundary
+    placed where the fewest rectangles are cut within the upper half of the allowed range (a cut
+    rectangle is read again for the next band).  One band when everything fits."""
+    per_row = np.zeros(height + 2)
+    cont = np.zeros(height + 2, dtype=np.int64)
+    for x0, x1, y0, y1 in boxes:
+        per_row[y0] += 8.0 * (x1 - x0 + 1)
+        per_row[y1 + 1] -= 8.0 * (x1 - x0 + 1)
+        cont[y0] += 1  # rectangle continues past rows y0 .. y1-1
+        cont[y1] -= 1
+    cum = np.cumsum(np.cumsum(per_row))  # cum[r]: bytes of rows 1..r
+    cont = np.cumsum(cont)
+    bands = []
+    s = 1
+    while s <= height:
+        e_max = int(np.searchsorted(cum, cum[s - 1] + budget, side="right")) - 1
+        e_max = max(s, min(height, e_max))
+        if e_max == height:
+            bands.append((s, height))
+            break
+        lo = s + (e_max - s) // 2
+        e = e_max - int(np.argmin(cont[lo:e_max + 1][::-1]))
+        bands.append((s, e))
+        s = e + 1
+    return bands

@@ -21,7 +21,7 @@ from .kernels import (BIG, INTERP_CODES, KERNEL_WIDTH, WEIGHT_CODES, finish_pixe
                       resample_rect, row_max, variance_map)
 from .mapping import PixelMap, build_grid
 
-__all__ = ["Resampled", "resample_field", "resampled_names", "field_variance", "rescale_factor", "as_resampled"]
+__all__ = ["Resampled", "resample_field", "field_footprint", "resampled_names", "field_variance", "rescale_factor", "as_resampled"]
 
 
 @dataclass
@@ -147,25 +147,56 @@ def _interp_codes(config) -> tuple[int, int]:
     return codes[0], codes[1]
 
 
-def resample_field(fld: InputField, out_header, out_wcs, config, index: int, nfiles: int,
-                   image_path: Path, weight_path: Path, log=None) -> Resampled | None:
-    """Resample one field; write its resampled image and weight (atomically) to the given paths."""
-    from terapix_fw.atomic import atomic_path
+def field_footprint(fld: InputField, out_header, out_wcs):
+    """The pixel mapping of a field onto the output grid and the output rectangle it covers
+    ``(xmin, xmax, ymin, ymax)`` (1-based, inclusive; None when it misses the output)."""
+    out_shape = (int(out_header["NAXIS2"]), int(out_header["NAXIS1"]))
+    pmap = PixelMap(fld.wcs, out_wcs)
+    return pmap, _footprint(pmap, fld.shape, out_shape)
+
+
+def _background(fld: InputField, data, var, config, nfiles: int):
+    """The SExtractor mesh background of a field (pixels with variance BIG masked, as SWarp's back.c)."""
     from terapix_fw.background import estimate_background
+
+    try:
+        return estimate_background(
+            data, mask=(var >= BIG) if var is not None else None,
+            back_size=per_image(config, "BACK_SIZE", fld.fileno, nfiles),
+            filter_size=per_image(config, "BACK_FILTERSIZE", fld.fileno, nfiles),
+            filter_thresh=config["BACK_FILTTHRESH"], back_type=per_image(config, "BACK_TYPE", fld.fileno, nfiles),
+            back_value=per_image(config, "BACK_DEFAULT", fld.fileno, nfiles))
+    except ValueError as exc:
+        raise ToolError(f"{fld.name}: background estimation failed: {exc}") from None
+
+
+def resample_field(fld: InputField, out_header, out_wcs, config, index: int, nfiles: int,
+                   image_path: Path, weight_path: Path, log=None, *, footprint=None, rows=None,
+                   cache: dict | None = None) -> Resampled | None:
+    """Resample one field; write its resampled image and weight (atomically) to the given paths.
+
+    ``footprint``: ``field_footprint(...)`` if already computed.  ``rows = (y0, y1)`` (1-based, inclusive)
+    restricts the output to those rows of the field's rectangle (output bands: the pixels are exactly those
+    of the full rectangle, the mapping grid being tabulated over the full rectangle); None if the field
+    has no row there.  ``cache``: a dict kept by the caller between bands of the same field, holding its
+    background model (mesh), RESCALE_WEIGHTS factor and mapping grid so that they are computed once.
+    """
+    from terapix_fw.atomic import atomic_path
 
     from .coadd import write_fits_image
 
-    out_shape = (int(out_header["NAXIS2"]), int(out_header["NAXIS1"]))
-    pmap = PixelMap(fld.wcs, out_wcs)
-    box = _footprint(pmap, fld.shape, out_shape)
+    pmap, box = footprint if footprint is not None else field_footprint(fld, out_header, out_wcs)
     if box is None:
         if log:
             log.info("  %s does not overlap the output image: skipped", fld.name)
         return None
     xmin, xmax, ymin, ymax = box
+    ya, yb = (ymin, ymax) if rows is None else (max(ymin, rows[0]), min(ymax, rows[1]))
+    if ya > yb:
+        return None
+    cache = {} if cache is None else cache
     data, weight = read_pixels(fld)
     subback = bool(per_image(config, "SUBTRACT_BACK", fld.fileno, nfiles))
-    back_type = per_image(config, "BACK_TYPE", fld.fileno, nfiles)
     # weight-map variances first, so that the weight map can be freed before the background is estimated
     # (pixels with variance BIG -- bad weight or non-finite data -- are masked in the background as in
     # SWarp's back.c); NONE and BACKGROUND variances come from the background itself
@@ -173,23 +204,23 @@ def resample_field(fld: InputField, out_header, out_wcs, config, index: int, nfi
     if weight is not None:
         var = field_variance(data, weight, fld)
         del weight
-    try:
-        bkg = estimate_background(
-            data, mask=(var >= BIG) if var is not None else None,
-            back_size=per_image(config, "BACK_SIZE", fld.fileno, nfiles),
-            filter_size=per_image(config, "BACK_FILTERSIZE", fld.fileno, nfiles),
-            filter_thresh=config["BACK_FILTTHRESH"], back_type=back_type,
-            back_value=per_image(config, "BACK_DEFAULT", fld.fileno, nfiles))
-    except ValueError as exc:
-        raise ToolError(f"{fld.name}: background estimation failed: {exc}") from None
+    if "bkg" in cache:  # the same mesh model, its full-resolution maps rebuilt (not kept between bands)
+        bkg = cache["bkg"].without_maps()
+    else:
+        bkg = _background(fld, data, var, config, nfiles)
     if var is None:
         var = field_variance(data, None, fld, bkg)
-    sigfac = 1.0
-    if fld.weight_type in ("MAP_WEIGHT", "MAP_VARIANCE") and per_image(config, "RESCALE_WEIGHTS", fld.fileno,
-                                                                       nfiles):
-        sigfac = rescale_factor(var, bkg)
+    if "sigfac" not in cache:
+        sigfac = 1.0
+        if fld.weight_type in ("MAP_WEIGHT", "MAP_VARIANCE") and per_image(config, "RESCALE_WEIGHTS", fld.fileno,
+                                                                           nfiles):
+            sigfac = rescale_factor(var, bkg)
+        cache["sigfac"] = sigfac
+    sigfac = cache["sigfac"]
     finish_pixels(data, bkg.back, var, subback, float(sigfac * sigfac))
     backmean, backsig = bkg.global_back, bkg.global_rms
+    if rows is not None:
+        cache["bkg"] = bkg.without_maps()
     del bkg
 
     # flux scaling from the astrometry (FSCALASTRO_TYPE) and oversampling
@@ -211,15 +242,20 @@ def resample_field(fld: InputField, out_header, out_wcs, config, index: int, nfi
         raise ToolError(f"RESAMPLING_TYPE {config['RESAMPLING_TYPE']}: different kernels per axis are not "
                         "supported")
     proj_err = float(per_image(config, "PROJECTION_ERR", fld.fileno, nfiles))
-    grid = build_grid(pmap, xmin, xmax, ymin, ymax, proj_err, variable_area=variable)
-    out = np.zeros((ymax - ymin + 1, xmax - xmin + 1), dtype=np.float32)
+    grid = cache.get("grid")
+    if grid is None:
+        grid = build_grid(pmap, xmin, xmax, ymin, ymax, proj_err, variable_area=variable)
+        if rows is not None:
+            cache["grid"] = grid
+    out = np.zeros((yb - ya + 1, xmax - xmin + 1), dtype=np.float32)
     outw = np.zeros_like(out)
     vmaxx = row_max(var, KERNEL_WIDTH[interp_x])
     del var
     resample_rect(data, vmaxx, kernel_table(interp_x), grid.gx, grid.gy, grid.garea, grid.x0, grid.y0,
-                  grid.step, float(xmin), float(ymin), out, outw, interp_x, ov[0], ov[1], fascale, variable,
+                  grid.step, float(xmin), float(ya), out, outw, interp_x, ov[0], ov[1], fascale, variable,
                   ascale)
     del data, vmaxx
+    ymin = ya
 
     gain = fld.gain
     fgain = gain if fstype != "NONE" else gain / area_ctr

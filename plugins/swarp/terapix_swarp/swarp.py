@@ -148,45 +148,62 @@ def run_swarp(ctx) -> None:
     combine = bool(config["COMBINE"])
     nfiles = len(ctx.inputs)
     summary = None
-    try:
-        for k, fld in enumerate(fields):
-            t0 = time.time()
-            if not resample:
-                r = as_resampled(fld, grid_header, config, nfiles)
-                if r is not None:
-                    resampled.append(r)
-                continue
-            image_path, weight_path = resampled_names(fld, resample_dir, config["RESAMPLE_SUFFIX"])
-            r = resample_field(fld, grid_header, out_wcs, config, k, nfiles, image_path, weight_path, log)
-            if r is None:
-                continue
-            temporary += [image_path, weight_path]
-            resampled.append(r)
-            log.info("  resampled %s (%d/%d) -> %dx%d at (%d, %d), flux scale %.4g x %.4g, in %.2f s",
-                     fld.name, k + 1, len(fields), r.nx, r.ny, r.xmin, r.ymin, r.fascale, r.fscale,
-                     time.time() - t0)
-        if not resampled:
-            raise ToolError("no input image overlaps the output image")
+    footprints = [None] * len(fields)
+    bands = None
+    if resample:
+        from .resample import field_footprint
 
-        if not combine:
-            for r in resampled:
-                ctx.add_product(r.image, kind="resampled")
-                ctx.add_product(r.weight, kind="resampled_weight")
-                ctx.record("resampled", image=str(r.image), weight=str(r.weight), input=r.name,
-                           xmin=r.xmin, ymin=r.ymin, naxis1=r.nx, naxis2=r.ny, fscale=r.fscale,
-                           fascale=r.fascale, exptime=r.exptime)
-            temporary = []
-        else:
-            summary = _coadd(ctx, config, fields, resampled, grid_header, coadd_resampled)
-            if resample and not config["DELETE_TMPFILES"]:
+        footprints = [field_footprint(fld, grid_header, out_wcs) for fld in fields]
+        if combine:
+            bands = _bands(config, footprints, grid_header, resample_dir, log)
+    if bands is not None and len(bands) > 1:
+        summary = _coadd(ctx, config, fields, grid_header, lambda img, wgt, clip: _resample_coadd_bands(
+            ctx, config, fields, footprints, grid_header, out_wcs, bands, resample_dir, img, wgt, clip, resampled),
+            resampled)
+    else:
+        try:
+            for k, fld in enumerate(fields):
+                t0 = time.time()
+                if not resample:
+                    r = as_resampled(fld, grid_header, config, nfiles)
+                    if r is not None:
+                        resampled.append(r)
+                    continue
+                image_path, weight_path = resampled_names(fld, resample_dir, config["RESAMPLE_SUFFIX"])
+                r = resample_field(fld, grid_header, out_wcs, config, k, nfiles, image_path, weight_path, log,
+                                   footprint=footprints[k])
+                if r is None:
+                    continue
+                temporary += [image_path, weight_path]
+                resampled.append(r)
+                log.info("  resampled %s (%d/%d) -> %dx%d at (%d, %d), flux scale %.4g x %.4g, in %.2f s",
+                         fld.name, k + 1, len(fields), r.nx, r.ny, r.xmin, r.ymin, r.fascale, r.fscale,
+                         time.time() - t0)
+            if not resampled:
+                raise ToolError("no input image overlaps the output image")
+
+            if not combine:
                 for r in resampled:
                     ctx.add_product(r.image, kind="resampled")
                     ctx.add_product(r.weight, kind="resampled_weight")
+                    ctx.record("resampled", image=str(r.image), weight=str(r.weight), input=r.name,
+                               xmin=r.xmin, ymin=r.ymin, naxis1=r.nx, naxis2=r.ny, fscale=r.fscale,
+                               fascale=r.fascale, exptime=r.exptime)
                 temporary = []
-    finally:
-        if config["DELETE_TMPFILES"] and combine:
-            for path in temporary:
-                path.unlink(missing_ok=True)
+            else:
+                summary = _coadd(ctx, config, fields, grid_header, lambda img, wgt, clip: coadd_resampled(
+                    resampled, grid_header, config, img, wgt, log=log, clip_log_path=clip,
+                    header_fn=lambda summary, weight: _final_header(grid_header, config, fields, summary, weight)),
+                    resampled)
+                if resample and not config["DELETE_TMPFILES"]:
+                    for r in resampled:
+                        ctx.add_product(r.image, kind="resampled")
+                        ctx.add_product(r.weight, kind="resampled_weight")
+                    temporary = []
+        finally:
+            if config["DELETE_TMPFILES"] and combine:
+                for path in temporary:
+                    path.unlink(missing_ok=True)
     elapsed = time.time() - start
     if config["WRITE_XML"]:
         with ctx.product(config["XML_NAME"], kind="xml") as tmp:
@@ -194,17 +211,114 @@ def run_swarp(ctx) -> None:
     log.info("swarp done in %.1f s", elapsed)
 
 
-def _coadd(ctx, config, fields, resampled, grid_header, coadd_resampled):
-    from .grid import pixel_scale_arcsec
+def _bands(config, footprints, grid_header, resample_dir: Path, log):
+    """Output bands such that the resampled pieces of one band fit in RESAMPLE_DISKMAX MB (0: half the free
+    space of RESAMPLE_DIR); None (a single pass) when everything fits or temporary files are kept."""
+    import shutil
 
+    import numpy as np
+
+    from .coadd import plan_bands
+
+    boxes = np.array([b for _, b in footprints if b is not None], dtype=np.int64).reshape(-1, 4)
+    need = float(8 * ((boxes[:, 1] - boxes[:, 0] + 1) * (boxes[:, 3] - boxes[:, 2] + 1)).sum())
+    budget = config["RESAMPLE_DISKMAX"] * 1024.0 ** 2
+    if budget <= 0:
+        budget = 0.5 * shutil.disk_usage(resample_dir).free
+    if need <= budget:
+        return None
+    if not config["DELETE_TMPFILES"]:
+        log.warning("the resampled images need %.0f MB, more than %.0f MB (RESAMPLE_DISKMAX); with DELETE_TMPFILES N "
+                    "they are all kept", need / 1024 ** 2, budget / 1024 ** 2)
+        return None
+    bands = plan_bands(boxes, int(grid_header["NAXIS2"]), budget)
+    log.info("the resampled images need %.0f MB, more than %.0f MB (RESAMPLE_DISKMAX): output made in %d bands of "
+             "rows, resampled pieces deleted after each band", need / 1024 ** 2, budget / 1024 ** 2, len(bands))
+    return bands
+
+
+def _resample_coadd_bands(ctx, config, fields, footprints, grid_header, out_wcs, bands, resample_dir, img_path,
+                          wgt_path, clip_path, resampled):
+    """Resample and co-add band by band: for each band of output rows, resample the pieces of the inputs
+    in it (the background model, weight rescaling factor and mapping grid of an input cut by a band
+    boundary are kept for its next band), co-add them into those rows and delete them.  The pixels are
+    those of a single pass.  ``resampled`` receives each input with its full rectangle; returns the
+    summary (EXPTIME, GAIN, SATURATE from all the inputs, written into the headers at the end)."""
+    import dataclasses
+
+    from .coadd import CoaddSummary, StripWriter, coadd_rows, stack_summary
+    from .resample import resample_field, resampled_names
+
+    log = ctx.log
+    nfiles = len(ctx.inputs)
+
+    def header_fn(summary, weight):
+        return _final_header(grid_header, config, fields, summary, weight)
+
+    total = CoaddSummary(exptime=0.0, gain=0.0, saturation=0.0, nmax=1, nfiles_max=1, strips=0, strip_height=0,
+                         nclipped=0)
+    order = [k for k, (_, box) in enumerate(footprints) if box is not None]
+    if not order:
+        raise ToolError("no input image overlaps the output image")
+    ident = {k: n for n, k in enumerate(order)}  # input number, as in a single pass
+    last_band = {k: max(b for b, (y0, y1) in enumerate(bands)
+                        if footprints[k][1][2] <= y1 and footprints[k][1][3] >= y0) for k in order}
+    full: dict[int, object] = {}
+    caches: dict[int, dict] = {}
+    img = StripWriter(img_path, header_fn(total, False))
+    wgt = StripWriter(wgt_path, header_fn(total, True))
+    logfh = open(clip_path, "w") if clip_path else None
+    t_start = time.time()
+    try:
+        for b, (y0, y1) in enumerate(bands):
+            pieces, ids, temporary = [], [], []
+            try:
+                for k in order:
+                    box = footprints[k][1]
+                    if box[3] < y0 or box[2] > y1:
+                        continue
+                    fld = fields[k]
+                    image_path, weight_path = resampled_names(fld, resample_dir, config["RESAMPLE_SUFFIX"])
+                    r = resample_field(fld, grid_header, out_wcs, config, k, nfiles, image_path, weight_path, log,
+                                       footprint=footprints[k], rows=(y0, y1), cache=caches.setdefault(k, {}))
+                    if b == last_band[k]:
+                        caches.pop(k, None)
+                    if r is None:
+                        continue
+                    temporary += [image_path, weight_path]
+                    pieces.append(r)
+                    ids.append(ident[k])
+                    if k not in full:
+                        full[k] = dataclasses.replace(r, ymin=box[2], ny=box[3] - box[2] + 1)
+                log.info("band %d/%d (rows %d-%d): %d pieces resampled; %.0f s elapsed", b + 1, len(bands), y0, y1,
+                         len(pieces), time.time() - t_start)
+                coadd_rows(pieces, config, img, wgt, total, log=log, clip_log=logfh, ids=ids)
+            finally:
+                for path in temporary:
+                    path.unlink(missing_ok=True)
+        resampled[:] = [full[k] for k in order if k in full]
+        summary = stack_summary(resampled, config["COMBINE_TYPE"])
+        summary.strips, summary.strip_height, summary.nclipped = total.strips, total.strip_height, total.nclipped
+        summary.bands = len(bands)
+        img.rewrite_header(header_fn(summary, False))
+        wgt.rewrite_header(header_fn(summary, True))
+    finally:
+        if logfh is not None:
+            logfh.close()
+        img.close()
+        wgt.close()
+    return summary
+
+
+def _coadd(ctx, config, fields, grid_header, combine_fn, resampled):
+    """Make the stack products with ``combine_fn(image_path, weight_path, clip_log_path) -> summary`` and
+    record them."""
+    from .grid import pixel_scale_arcsec
 
     out_name = config["IMAGEOUT_NAME"]
     wout_name = config["WEIGHTOUT_NAME"]
     compress = bool(config["TILE_COMPRESS"])
     clip_log = config["COMBINE_TYPE"] == "CLIPPED" and config["CLIP_WRITELOG"]
-
-    def header_fn(summary, weight):
-        return _final_header(grid_header, config, fields, summary, weight)
 
     import contextlib
     import tempfile
@@ -224,8 +338,7 @@ def _coadd(ctx, config, fields, resampled, grid_header, coadd_resampled):
             img_tmp = stack.enter_context(ctx.product(out_name, kind="stack"))
             wgt_tmp = stack.enter_context(ctx.product(wout_name, kind="weight"))
         log_tmp = stack.enter_context(ctx.product(config["CLIP_LOGNAME"], kind="cliplog")) if clip_log else None
-        summary = coadd_resampled(resampled, grid_header, config, img_tmp, wgt_tmp, header_fn=header_fn,
-                                  log=ctx.log, clip_log_path=log_tmp)
+        summary = combine_fn(img_tmp, wgt_tmp, log_tmp)
         if compress:
             _compress(ctx, img_tmp, out_name + ".fz", "stack")
             _compress(ctx, wgt_tmp, wout_name + ".fz", "weight")
@@ -241,7 +354,7 @@ def _coadd(ctx, config, fields, resampled, grid_header, coadd_resampled):
                crval1=float(h["CRVAL1"]), crval2=float(h["CRVAL2"]),
                pixel_scale=pixel_scale_arcsec(h),
                exptime=float(summary.exptime), gain=float(summary.gain), saturation=float(summary.saturation),
-               magzerop=MAGZEROP, strips=summary.strips, strip_height=summary.strip_height,
+               magzerop=MAGZEROP, strips=summary.strips, strip_height=summary.strip_height, bands=summary.bands,
                ninputs=len(resampled), nfiles=len({r.fileno for r in resampled}),
                max_overlap=summary.nfiles_max, inputs=[r.name for r in resampled],
                nclipped=int(summary.nclipped))

@@ -8,7 +8,10 @@ listing plugins stays fast.
 from terapix_fw.params import Parameter as P
 from terapix_fw.tool import Tool
 
-__all__ = ["SwarpTool"]
+__all__ = ["SwarpTool", "EXTENSIONS"]
+
+#: keywords of the plugin that SWarp does not have
+EXTENSIONS = ("RESAMPLE_DISKMAX",)
 
 ANY = (0, None)  # zero or more values
 EACH = (1, None)  # "all or for each image"
@@ -81,6 +84,9 @@ PARAMETERS = [
     P("VMEM_MAX", "int", 2047, "Maximum amount of virtual memory (MB)"),
     P("MEM_MAX", "int", 256, "Maximum amount of usable RAM (MB)"),
     P("COMBINE_BUFSIZE", "int", 256, "RAM dedicated to co-addition(MB)", minimum=1),
+    # terapix-fw extension (not in SWarp): output made in bands of rows when the resampled images would not fit
+    P("RESAMPLE_DISKMAX", "int", 0, "Max. disk space for temporary resampled images (MB), 0 = half the free "
+      "space of RESAMPLE_DIR; beyond, the output is made in bands", minimum=0),
     # Miscellaneous
     P("DELETE_TMPFILES", "bool", True, "Delete temporary resampled FITS files (Y/N)?"),
     P("COPY_KEYWORDS", "str", ["OBJECT"], "List of FITS keywords to propagate from the input to the output "

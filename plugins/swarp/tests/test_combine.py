@@ -185,6 +185,45 @@ def test_strips_equal_single_pass(synth, tmp_path, run_swarp, ctype, monkeypatch
                           fits.getdata(tmp_path / "many.weight.fits"))
 
 
+@pytest.mark.parametrize("ctype", ["WEIGHTED", "AVERAGE", "MEDIAN", "SUM", "MIN", "MAX", "CLIPPED", "CHI-OLD",
+                                   "CHI-MODE", "CHI-MEAN", "WEIGHTED_WEIGHT", "MEDIAN_WEIGHT"])
+def test_bands_equal_single_pass(synth, tmp_path, run_swarp, ctype):
+    """When the resampled images exceed RESAMPLE_DISKMAX the output is made in bands of rows (inputs cut by
+    a band boundary resampled piecewise with their cached background and mapping): the pixels, weights and
+    header values are exactly those of a single pass, for every combine type.  Rotated and shifted inputs,
+    LANCZOS3, background subtraction and weight rescaling, as in a real run."""
+    nx, ny = 260, 300
+    rng = np.random.default_rng(21)
+    paths = []
+    yy, xx = np.mgrid[0:ny, 0:nx]
+    for i in range(4):
+        h = synth.tan_header(nx, ny, RA + 4e-3 * i, DEC - 3e-3 * i, SCALE, rot_deg=5.0 * i)
+        star = 500.0 * np.exp(-((xx - 80 - 30 * i) ** 2 + (yy - 150) ** 2) / 8.0)
+        data = (rng.normal(100.0 + 10 * i, 5.0, (ny, nx)) + star + 0.05 * yy).astype(np.float32)
+        weight = rng.uniform(0.5, 1.5, (ny, nx)).astype(np.float32)
+        weight[rng.random((ny, nx)) < 0.01] = 0.0
+        paths.append(synth.write_image(tmp_path / f"b{i}.fits", h, data, GAIN=1.5 + i, EXPTIME=100.0 + i,
+                                       SATURATE=60000.0 - 1000 * i))
+        fits.PrimaryHDU(weight, h).writeto(tmp_path / f"b{i}.weight.fits")
+    cfg = dict(COMBINE_TYPE=ctype, WEIGHT_TYPE="MAP_WEIGHT", RESAMPLING_TYPE="LANCZOS3", BACK_SIZE="64",
+               PIXEL_SCALE="0.17", PIXELSCALE_TYPE="MANUAL")
+    one = run_swarp(paths, IMAGEOUT_NAME="one.fits", WEIGHTOUT_NAME="one.weight.fits", **cfg)
+    bands = run_swarp(paths, IMAGEOUT_NAME="bands.fits", WEIGHTOUT_NAME="bands.weight.fits", RESAMPLE_DISKMAX="1",
+                      COMBINE_BUFSIZE="1", **cfg)
+    rec_one, rec_bands = dict(one.records)["stack"], dict(bands.records)["stack"]
+    assert rec_one["bands"] == 1
+    assert rec_bands["bands"] >= 3
+    for name in ("", ".weight"):
+        a, ha = fits.getdata(tmp_path / f"one{name}.fits", header=True)
+        b, hb = fits.getdata(tmp_path / f"bands{name}.fits", header=True)
+        assert (a > 0).mean() > 0.5 if name else a.std() > 0  # weight: most of the output covered
+        assert np.array_equal(a, b), f"{ctype}{name}: {np.abs(a - b).max()}"
+        for key in ("EXPTIME", "GAIN", "SATURATE", "NAXIS1", "NAXIS2", "CRPIX1", "CRPIX2"):
+            assert ha[key] == hb[key], key
+    assert sorted(rec_one["inputs"]) == sorted(rec_bands["inputs"])
+    assert not list(tmp_path.glob("*.resamp*.fits"))  # pieces deleted
+
+
 def test_weighted_weight_combines_weight_maps(synth, tmp_path, run_swarp):
     """WEIGHTED_WEIGHT combines weight maps given as images: the result is the inverse of the
     weight-weighted mean of the input variances 1/w (SWarp's coadd.c), FLXSCALE dividing them by fscale^2."""
