@@ -61,7 +61,10 @@ def _subpixel_coverage(dx, dy, raper2, offset, scale, scale2, nsub):
     return locarea
 
 @njit(cache=True, nogil=True)
-def _winpos_one(image, var, varmap, bad, seg, oid, x0, y0, sig, invgain, corr):
+def _winpos_one(image, var, varmap, bad, seg, oid, x0, y0, sig, invgain, corr, wx):
+    """One object's windowed iterations (winpos.c).  The Gaussian weight exp(-r^2 / 2 sig^2) is the
+    product of a column and a row factor, computed once per iteration instead of once per pixel, and
+    each row only visits the pixels within the outer limit of the window; ``wx`` is scratch space."""
     h, w = image.shape
     invtwosig2 = 1.0 / (2.0 * sig * sig)
     raper = WINPOS_NSIG * sig
@@ -90,23 +93,32 @@ def _winpos_one(image, var, varmap, bad, seg, oid, x0, y0, sig, invgain, corr):
         xmin, xmax, ymin, ymax, clipped = _clip_box(xmin, xmax, ymin, ymax, w, h)
         if clipped:
             apflag = 1
+        for x in range(xmin, xmax):
+            dx = x - mx
+            wx[x - xmin] = np.exp(-dx * dx * invtwosig2)
         tv = esum = emx2 = emy2 = emxy = mx2 = my2 = mxy = 0.0
         dxpos = dypos = 0.0
         for y in range(ymin, ymax):
-            for x in range(xmin, xmax):
+            dy = y - my
+            dy2 = dy * dy
+            if dy2 >= rextlim2:
+                continue
+            wy = np.exp(-dy2 * invtwosig2)
+            # columns with dx^2 < rextlim2 - dy^2 (the others are outside the window)
+            half = np.sqrt(rextlim2 - dy2)
+            xa = max(xmin, int(np.ceil(mx - half)))
+            xb = min(xmax, int(np.floor(mx + half)) + 1)
+            for x in range(xa, xb):
                 dx = x - mx
-                dy = y - my
-                r2 = dx * dx + dy * dy
+                r2 = dx * dx + dy2
                 if r2 >= rextlim2:
                     continue
                 if r2 > rintlim2:
-                    # fraction of the 11x11 sub-pixel grid inside the aperture: per sub-row, count the
-                    # sub-pixel centres with |dx| < sqrt(R^2 - dy^2) directly (same count as testing
-                    # each of them, as winpos.c does, in 11 steps instead of 121)
+                    # fraction of the 11x11 sub-pixel grid inside the aperture
                     locarea = _subpixel_coverage(dx, dy, raper2, offset, scale, scale2, WINPOS_OVERSAMP)
                 else:
                     locarea = 1.0
-                locarea *= np.exp(-r2 * invtwosig2)
+                locarea *= wx[x - xmin] * wy
                 pix = image[y, x]
                 v = varmap[y, x] if var < 0 else var
                 s = seg[y, x] if oid > 0 else 0
@@ -131,10 +143,10 @@ def _winpos_one(image, var, varmap, bad, seg, oid, x0, y0, sig, invgain, corr):
                 err2 = locarea * locarea * err
                 esum += err2
                 emx2 += err2 * (dx * dx + 0.0833)
-                emy2 += err2 * (dy * dy + 0.0833)
+                emy2 += err2 * (dy2 + 0.0833)
                 emxy += err2 * dx * dy
                 mx2 += locpix * dx * dx
-                my2 += locpix * dy * dy
+                my2 += locpix * dy2
                 mxy += locpix * dx * dy
         if tv > 0.0:
             dxpos /= tv
@@ -169,9 +181,10 @@ def _winpos_one(image, var, varmap, bad, seg, oid, x0, y0, sig, invgain, corr):
 
 @njit(cache=True, nogil=True)
 def _winpos_all(image, var, varmap, bad, seg, ids, x, y, sig, invgain, corr, out):
+    wx = np.empty(image.shape[1] + 2)
     for i in range(x.shape[0]):
         (mx, my, tv, esum, emx2, emy2, emxy, mx2, my2, mxy, niter, flag,
-         apflag) = _winpos_one(image, var, varmap, bad, seg, ids[i], x[i], y[i], sig[i], invgain, corr)
+         apflag) = _winpos_one(image, var, varmap, bad, seg, ids[i], x[i], y[i], sig[i], invgain, corr, wx)
         out[i, 0] = mx
         out[i, 1] = my
         out[i, 2] = tv
@@ -605,16 +618,72 @@ GROWTH_NSIG = 6.0
 GROWTH_OVERSAMP = 5
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _growth_pass(image, bad, seg, use_seg, mx, my, oid, corr, xmin, xmax, ymin, ymax, rextlim2, rcut2,
+                 stepdens, step, subsample, growth):
+    """Add the pixels within sqrt(rcut2) of the centre to the differential growth curve ``growth`` (bin
+    = radius * stepdens).  With ``subsample`` the pixels near a bin boundary are split 5x5 as growth.c
+    does, otherwise each pixel goes whole to the bin of its centre (a cheap first estimate)."""
+    h, w = image.shape
+    scale = 1.0 / GROWTH_OVERSAMP
+    scale2 = scale * scale
+    offset = 0.5 * (scale - 1.0)
+    prevbinmargin = 0.75
+    nextbinmargin = step - 0.75
+    lim2 = min(rextlim2, rcut2)
+    for yy in range(ymin, ymax):
+        dy = yy - my
+        if dy * dy >= lim2:
+            continue
+        for xx in range(xmin, xmax):
+            dx = xx - mx
+            r2 = dx * dx + dy * dy
+            if r2 >= lim2:
+                continue
+            pix = image[yy, xx]
+            s = seg[yy, xx] if use_seg else 0
+            if bad[yy, xx] or (s != 0 and s != oid):
+                x2 = int(2 * mx + 0.49999 - xx)
+                y2 = int(2 * my + 0.49999 - yy)
+                ok = corr and x2 >= 0 and x2 < w and y2 >= 0 and y2 < h
+                if ok:
+                    s2 = seg[y2, x2] if use_seg else 0
+                    ok = (not bad[y2, x2]) and (s2 == 0 or s2 == oid)
+                pix = image[y2, x2] if ok else 0.0
+            r = np.sqrt(r2)
+            d = r % step
+            if subsample and (d < prevbinmargin or d > nextbinmargin):
+                ddy = dy + offset
+                for sy in range(GROWTH_OVERSAMP):
+                    ddx = dx + offset
+                    dy2 = ddy * ddy
+                    for sx in range(GROWTH_OVERSAMP):
+                        j = int(np.sqrt(ddx * ddx + dy2) * stepdens)
+                        if j < GROWTH_NSTEP:
+                            growth[j] += scale2 * pix
+                        ddx += scale
+                    ddy += scale
+            else:
+                j = int(r * stepdens)
+                if j < GROWTH_NSTEP:
+                    growth[j] += pix
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _growth_crossing(growth, tv):
+    """First bin where the cumulative growth curve reaches tv (the last bin if it never does)."""
+    k = 0
+    while k < GROWTH_NSTEP - 1 and growth[k] < tv:
+        k += 1
+    return k
+
+
 @njit(cache=True, nogil=True)
 def _growth_all(image, bad, seg, use_seg, x, y, a, minaper, fluxnorm, fracs, ids, corr, out, apflags):
     h, w = image.shape
     growth = np.zeros(GROWTH_NSTEP)
-    scale = 1.0 / GROWTH_OVERSAMP
-    scale2 = scale * scale
-    offset = 0.5 * (scale - 1.0)
     for i in range(x.shape[0]):
         mx, my = x[i], y[i]
-        growth[:] = 0.0
         rlim = GROWTH_NSIG * a[i]
         if rlim < minaper:
             rlim = minaper
@@ -624,69 +693,44 @@ def _growth_all(image, bad, seg, use_seg, x, y, a, minaper, fluxnorm, fracs, ids
         rextlim2 = raper * raper
         stepdens = GROWTH_NSTEP / rlim
         step = 1.0 / stepdens
-        prevbinmargin = 0.75
-        nextbinmargin = step - 0.75
         xmin = int(mx - raper + 0.499999)
         xmax = int(mx + raper + 1.499999)
         ymin = int(my - raper + 0.499999)
         ymax = int(my + raper + 1.499999)
-        if xmin < 0:
-            xmin = 0
-            apflags[i] = 1
-        if xmax > w:
-            xmax = w
-            apflags[i] = 1
-        if ymin < 0:
-            ymin = 0
-            apflags[i] = 1
-        if ymax > h:
-            ymax = h
+        xmin, xmax, ymin, ymax, clipped = _clip_box(xmin, xmax, ymin, ymax, w, h)
+        if clipped:
             apflags[i] = 1
         oid = ids[i]
-        for yy in range(ymin, ymax):
-            for xx in range(xmin, xmax):
-                dx = xx - mx
-                dy = yy - my
-                r2 = dx * dx + dy * dy
-                if r2 >= rextlim2:
-                    continue
-                pix = image[yy, xx]
-                s = seg[yy, xx] if use_seg else 0
-                if bad[yy, xx] or (s != 0 and s != oid):
-                    x2 = int(2 * mx + 0.49999 - xx)
-                    y2 = int(2 * my + 0.49999 - yy)
-                    ok = corr and x2 >= 0 and x2 < w and y2 >= 0 and y2 < h
-                    if ok:
-                        s2 = seg[y2, x2] if use_seg else 0
-                        ok = (not bad[y2, x2]) and (s2 == 0 or s2 == oid)
-                    pix = image[y2, x2] if ok else 0.0
-                r = np.sqrt(r2)
-                d = r % step
-                if d < prevbinmargin or d > nextbinmargin:
-                    ddy = dy + offset
-                    for sy in range(GROWTH_OVERSAMP):
-                        ddx = dx + offset
-                        dy2 = ddy * ddy
-                        for sx in range(GROWTH_OVERSAMP):
-                            j = int(np.sqrt(ddx * ddx + dy2) * stepdens)
-                            if j < GROWTH_NSTEP:
-                                growth[j] += scale2 * pix
-                            ddx += scale
-                        ddy += scale
-                else:
-                    j = int(r * stepdens)
-                    if j < GROWTH_NSTEP:
-                        growth[j] += pix
-        acc = 0.0
-        for k in range(GROWTH_NSTEP):
-            acc += growth[k]
-            growth[k] = acc
-        n = GROWTH_NSTEP - 1
+        # The radii only depend on the curve up to the bins where it crosses the requested fractions.
+        # A cheap whole-pixel curve locates those bins; the exact (sub-sampled) curve is then built only
+        # from the pixels that can reach them (a sub-pixel is at most 0.57 px from its pixel centre), and
+        # rebuilt from every pixel in the rare case where the exact crossing lies beyond.
+        growth[:] = 0.0
+        _growth_pass(image, bad, seg, use_seg, mx, my, oid, corr, xmin, xmax, ymin, ymax, rextlim2, rextlim2,
+                     stepdens, step, False, growth)
+        for k in range(1, GROWTH_NSTEP):
+            growth[k] += growth[k - 1]
+        klim = 0
+        for jf in range(fracs.shape[0]):
+            klim = max(klim, _growth_crossing(growth, fracs[jf] * fluxnorm[i]))
+        klim = min(klim + int(0.6 * stepdens) + 2, GROWTH_NSTEP - 1)
+        for full in range(2):
+            rcut = (klim + 1) * step + 0.75
+            growth[:] = 0.0
+            _growth_pass(image, bad, seg, use_seg, mx, my, oid, corr, xmin, xmax, ymin, ymax, rextlim2,
+                         rcut * rcut if klim < GROWTH_NSTEP - 1 else rextlim2, stepdens, step, True, growth)
+            for k in range(1, GROWTH_NSTEP):
+                growth[k] += growth[k - 1]
+            exact = True
+            for jf in range(fracs.shape[0]):
+                if _growth_crossing(growth, fracs[jf] * fluxnorm[i]) > klim:
+                    exact = False
+            if exact or klim == GROWTH_NSTEP - 1:
+                break
+            klim = GROWTH_NSTEP - 1
         for jf in range(fracs.shape[0]):
             tv = fracs[jf] * fluxnorm[i]
-            k = 0
-            while k < n and growth[k] < tv:
-                k += 1
+            k = _growth_crossing(growth, tv)
             if k > 0:
                 dg = growth[k] - growth[k - 1]
                 out[i, jf] = step * (k + (tv - growth[k - 1]) / dg) if dg != 0.0 else step * k
