@@ -315,7 +315,6 @@ def _warm_up():
                      np.array([0.0]))
     ellipse_flux(img, np.array([4.0]), np.array([4.0]), np.array([1.0]), np.array([1.0]), np.array([0.0]),
                  np.array([2.0]), 1.0, bad, seg=seg)
-    _filtered_at(img, np.array([1]), np.array([1]), np.ones((3, 3)))
     from .measure import circle_flux, flux_radius, local_background
     circle_flux(img, np.array([4.0]), np.array([4.0]), 2.0, 1.0, bad, seg=seg)
     local_background(img, bad, seg, np.array([4.0]), np.array([4.0]), np.array([1.0]), 2)
@@ -341,22 +340,24 @@ def _read_plane(path, hdu_index, nimage_hdus, what, ref_shape, rows=None):
 def _run_job(job, cfg, plist) -> ExtractionResult:
     if job.get("strips"):
         return _run_strips(job, cfg, plist)
+    if _can_overlap(job, cfg):
+        return _overlapped_job(job, cfg, plist)
     return _run_rows(job, cfg, plist)
 
 
 def _run_rows(job, cfg, plist, rows=None) -> ExtractionResult:
     """Extract one extension, or only its image rows ``rows`` = (first, end) (strip processing: the WCS
     reference pixel is moved so that world coordinates stay right; pixel coordinates are the strip's)."""
+    return extract_image(_read_spec(job, cfg, rows), cfg, plist, wtype_m=job["wtype_m"], wtype_d=job["wtype_d"],
+                         nthreads=job.get("inner_threads", 1))
+
+
+def _job_header(header, job, cfg, rows=None):
+    """The extension header completed by its ``.head`` file (HEADER_SUFFIX), with the reference pixel
+    moved for a strip of ``rows``."""
     from terapix_fw.headfile import apply_head, read_head_file
 
-    # lazy: a worker handling extension k of a 36-CCD MEF parses only the headers up to k
-    nimg = job["nimg"]
-    with _open(job["image"], "image", lazy=True) as hdul:
-        hdu = hdul[job["hdu"]]
-        full_shape = tuple(hdu.shape)
-        raw = hdu.data if rows is None else hdu.section[rows[0]:rows[1], :]
-        data = np.array(raw, dtype=np.float32)
-        header = hdu.header.copy()
+    header = header.copy()
     head_path = Path(job["image"]).with_suffix(cfg["HEADER_SUFFIX"])
     if cfg["HEADER_SUFFIX"] and head_path.exists():
         heads = read_head_file(head_path)
@@ -366,6 +367,19 @@ def _run_rows(job, cfg, plist, rows=None) -> ExtractionResult:
         if "CRPIX2" in header:
             header["CRPIX2"] = header["CRPIX2"] - rows[0]
         header["NAXIS2"] = rows[1] - rows[0]
+    return header
+
+
+def _read_spec(job, cfg, rows=None) -> ImageSpec:
+    """The pixels (image, detection image, weights, flags) and header of one job's extension."""
+    # lazy: a worker handling extension k of a 36-CCD MEF parses only the headers up to k
+    nimg = job["nimg"]
+    with _open(job["image"], "image", lazy=True) as hdul:
+        hdu = hdul[job["hdu"]]
+        full_shape = tuple(hdu.shape)
+        raw = hdu.data if rows is None else hdu.section[rows[0]:rows[1], :]
+        data = np.array(raw, dtype=np.float32)
+        header = _job_header(hdu.header, job, cfg, rows)
     det = None
     if job["det"]:
         det = _read_plane(job["det"], job["hdu"], nimg, "detection image", full_shape, rows).astype(np.float32)
@@ -377,10 +391,61 @@ def _run_rows(job, cfg, plist, rows=None) -> ExtractionResult:
     for f, p in zip(flags, job["flags"]):
         if not np.issubdtype(f.dtype, np.integer):
             raise ToolError(f"flag image (FLAG_IMAGE) {p} holds {f.dtype} pixels; flag maps must be integer")
-    spec = ImageSpec(data, header, job["ext"], job["next"], det, weight, det_weight, flags,
+    return ImageSpec(data, header, job["ext"], job["next"], det, weight, det_weight, flags,
                      name=os.path.basename(job["image"]))
-    return extract_image(spec, cfg, plist, wtype_m=job["wtype_m"], wtype_d=job["wtype_d"],
-                         nthreads=job.get("inner_threads", 1))
+
+
+def _read_and_detect(job, cfg, want):
+    """Read and detect (the child's half of :func:`_overlapped_job`): the image spec without its pixel
+    planes (the detection result carries what the measurements need) and the portable detection."""
+    _TIMINGS.clear()
+    spec = _read_spec(job, cfg)
+    det = _detect(spec, cfg, job["wtype_m"], job["wtype_d"])
+    _mark("isophotal (detecting process)")
+    det.pre = _precompute(det, cfg, want)
+    spec.data = spec.det_data = spec.weight = spec.det_weight = None
+    return spec, det.portable()
+
+
+#: largest extension (pixels) whose detection runs in a forked process (its arrays go through /dev/shm)
+OVERLAP_MAX_PIXELS = 64_000_000
+
+
+def _can_overlap(job, cfg) -> bool:
+    """One extension measured by several threads can also have its detection overlap the loading of
+    the measurement code (:func:`_overlapped_job`); not for check images (they need the background
+    maps) nor very large images (their arrays would be copied through shared memory)."""
+    from .forked import can_fork
+
+    return (job.get("inner_threads", 1) > 1 and not job.get("strips") and can_fork()
+            and all(t == "NONE" for t in cfg["CHECKIMAGE_TYPE"])
+            and job["shape"][0] * job["shape"][1] <= OVERLAP_MAX_PIXELS)
+
+
+def _overlapped_job(job, cfg, plist) -> ExtractionResult:
+    """One extension on several cores.  sep holds the GIL, so detection runs in a forked process
+    (:class:`~terapix_sextractor.forked.ForkedCall`) while this one loads the numba kernels, the WCS,
+    astropy tables and the classifier; the measurements then run in threads here.  The catalogue is
+    the one :func:`extract_image` gives."""
+    from .forked import ForkedCall
+
+    ny, nx = job["shape"]
+    _TIMINGS.clear()
+    want = {p.name for p in plist}
+    child = ForkedCall(_read_and_detect, job, cfg, want, nbytes=ny * nx * 16)
+    try:
+        _warm_up()
+        wcs = False
+        if _wants_world(want) or cfg["PIXEL_SCALE"] == 0:
+            with _open(job["image"], "image", lazy=True) as hdul:
+                wcs = _wcs(_job_header(hdul[job["hdu"]].header, job, cfg))
+        import astropy.table  # noqa: F401 - loaded while the child detects
+
+        from . import classifier, paramdefs  # noqa: F401
+        spec, det = child.result()
+    finally:
+        child.close()
+    return _measure_detected(det.restored(), spec, cfg, plist, job["inner_threads"], wcs=wcs)
 
 
 _Y_COLUMNS = ("Y_IMAGE", "YWIN_IMAGE", "YPEAK_IMAGE", "YMIN_IMAGE", "YMAX_IMAGE")
@@ -514,13 +579,14 @@ def _header_float(header, key, default):
 
 
 def _thresholds(cfg, key, sigma, zp, pixscale):
-    """Absolute threshold (ADU) or relative (sigmas) for DETECT_THRESH/ANALYSIS_THRESH."""
+    """Absolute threshold (ADU) or relative (sigmas) for DETECT_THRESH/ANALYSIS_THRESH; ``pixscale()``
+    gives the pixel scale, needed (and evaluated) only for thresholds in mag/arcsec^2."""
     values = cfg[key]
     ttype = cfg["THRESH_TYPE"]
     kind = ttype[0] if key == "DETECT_THRESH" or len(ttype) == 1 else ttype[1]
     if len(values) == 2:  # <mu>,<ZP> in mag/arcsec^2 -> absolute ADU per pixel
         mu, zpt = values
-        return 10 ** (-0.4 * (mu - zpt)) * pixscale * pixscale, False
+        return 10 ** (-0.4 * (mu - zpt)) * pixscale() ** 2, False
     return float(values[0]), kind == "RELATIVE"
 
 
@@ -551,15 +617,74 @@ def extract_image(spec: ImageSpec, cfg, plist: list[CatalogParam], wtype_m: str 
 
     ``nthreads`` threads share the per-object measurements (useful for one large image; a MEF is
     parallelised over extensions instead)."""
+    _TIMINGS.clear()
+    det = _detect(spec, cfg, wtype_m, wtype_d)
+    return _measure_detected(det, spec, cfg, plist, nthreads)
+
+
+@dataclass
+class _Detected:
+    """What detection leaves for the measurements: background-subtracted images, variance and bad-pixel
+    maps, backgrounds, the detected objects with their segmentation map, thresholds and photometric
+    constants.  Picklable (it crosses a process boundary in :func:`_overlapped_job`) once the
+    backgrounds keep only their scalars (:meth:`portable`)."""
+
+    t0: float
+    header: Any
+    data: Any
+    sub_m: Any
+    sub_d: Any
+    var_m: Any
+    bad_m: Any
+    zero_m: Any
+    bkg_m: Any
+    bkg_d: Any
+    kernel: Any
+    objs: Any
+    seg: Any
+    ndetect: int
+    gain: float
+    satur: float
+    zp: float
+    thresholds: tuple  # athresh, a_rel, athresh_adu, dthresh, d_rel, dthresh_adu
+    sigfac_m: float
+    sigfac_d: float
+    timings: dict = field(default_factory=dict)  # CPU seconds per phase spent in another process
+    pre: dict = field(default_factory=dict)  # measurements already made (:func:`_precompute`)
+
+    def portable(self) -> "_Detected":
+        """A copy whose backgrounds hold only their scalars (sep's background object cannot be pickled;
+        only check images need the maps, and those runs are not split across processes)."""
+        from dataclasses import replace
+
+        from terapix_fw.background import BackgroundMap
+
+        def scalars(b):
+            return BackgroundMap(global_back=b.global_back, global_rms=b.global_rms, back_size=b.back_size,
+                                 filter_size=b.filter_size, shape=b.shape)
+        same = self.bkg_d is self.bkg_m
+        bkg_m = scalars(self.bkg_m)
+        _mark("measurements")
+        return replace(self, bkg_m=bkg_m, bkg_d=bkg_m if same else scalars(self.bkg_d),
+                       sub_d=None if self.sub_d is self.sub_m else self.sub_d, timings=_timings())
+
+    def restored(self) -> "_Detected":
+        """Undo the sharing shortcuts of :meth:`portable` (the detection image is the measurement one)."""
+        if self.sub_d is None:
+            self.sub_d = self.sub_m
+        return self
+
+
+def _detect(spec: ImageSpec, cfg, wtype_m, wtype_d) -> _Detected:
+    """Weights, background, thresholds and detection of one extension (the first half of
+    :func:`extract_image`)."""
     import sep
     from astropy.io import fits
 
     from terapix_fw.background import as_sep_array, estimate_background
 
     t0 = time.time()
-    _TIMINGS.clear()
     _mark("read")
-    want = {p.name for p in plist}
     header = spec.header if spec.header is not None else fits.Header()
     data = as_sep_array(spec.data)
     if data.ndim != 2:
@@ -570,9 +695,6 @@ def extract_image(spec: ImageSpec, cfg, plist: list[CatalogParam], wtype_m: str 
     gain = _header_float(header, cfg["GAIN_KEY"], cfg["GAIN"])
     satur = _header_float(header, cfg["SATUR_KEY"], cfg["SATUR_LEVEL"])
     zp = _header_float(header, cfg["MAG_ZEROPOINT_KEY"], cfg["MAG_ZEROPOINT"])
-    wcs = _wcs(header) if any(n.endswith("_WORLD") or "J2000" in n or n.endswith("_SKY") for n in want) \
-        or cfg["PIXEL_SCALE"] == 0 else None
-    pixscale = _pixel_scale(cfg, wcs, header)
     wthresh = list(cfg["WEIGHT_THRESH"])
 
     _mark("weights")
@@ -666,6 +788,9 @@ def extract_image(spec: ImageSpec, cfg, plist: list[CatalogParam], wtype_m: str 
 
     _mark("thresholds")
     # ---- thresholds
+    def pixscale():
+        return _pixel_scale(cfg, _wcs(header) if cfg["PIXEL_SCALE"] == 0 else None, header)
+
     dthresh, d_rel = _thresholds(cfg, "DETECT_THRESH", bkg_d.global_rms, zp, pixscale)
     athresh, a_rel = _thresholds(cfg, "ANALYSIS_THRESH", bkg_m.global_rms, zp, pixscale)
     dthresh_adu = dthresh * bkg_d.global_rms if d_rel else dthresh
@@ -720,12 +845,34 @@ def extract_image(spec: ImageSpec, cfg, plist: list[CatalogParam], wtype_m: str 
             for name in ("flux", "peak"):
                 objs[name] = mobjs[name]
     seg = seg.astype(np.int32, copy=False)
-    n = len(objs)
+    return _Detected(t0, header, data, sub_m, sub_d, var_m, bad_m, zero_m, bkg_m, bkg_d, kernel, objs, seg,
+                     ndetect, gain, satur, zp, (athresh, a_rel, athresh_adu, dthresh, d_rel, dthresh_adu),
+                     sigfac_m, sigfac_d)
 
-    res = _measure(objs, seg, sub_m, var_m, bad_m, bkg_m, spec, cfg, plist, want, gain, satur, zp, pixscale,
-                   wcs, athresh, a_rel, athresh_adu, dthresh, d_rel, dthresh_adu, sigfac_m, sub_d, bkg_d, kernel,
-                   zero_m, data, nthreads)
-    table = res
+
+def _wants_world(want) -> bool:
+    return any(n.endswith("_WORLD") or "J2000" in n or n.endswith("_SKY") for n in want)
+
+
+def _measure_detected(det: _Detected, spec: ImageSpec, cfg, plist, nthreads: int = 1, wcs=False):
+    """Measurements, LDAC_IMHEAD header and check images of detected sources (the second half of
+    :func:`extract_image`); ``wcs`` is the image's celestial WCS when already known."""
+    from astropy.io import fits
+
+    want = {p.name for p in plist}
+    t0, header, data, sub_m, sub_d = det.t0, det.header, det.data, det.sub_m, det.sub_d
+    var_m, bad_m, zero_m, bkg_m, bkg_d, kernel = det.var_m, det.bad_m, det.zero_m, det.bkg_m, det.bkg_d, det.kernel
+    objs, seg, ndetect, gain, satur, zp = det.objs, det.seg, det.ndetect, det.gain, det.satur, det.zp
+    athresh, a_rel, athresh_adu, dthresh, d_rel, dthresh_adu = det.thresholds
+    sigfac_m, sigfac_d = det.sigfac_m, det.sigfac_d
+    if wcs is False:
+        wcs = _wcs(header) if _wants_world(want) or cfg["PIXEL_SCALE"] == 0 else None
+    pixscale = _pixel_scale(cfg, wcs, header)
+    n = len(objs)
+    table = _measure(objs, seg, sub_m, var_m, bad_m, bkg_m, spec, cfg, plist, want, gain, satur, zp, pixscale,
+                     wcs, athresh, a_rel, athresh_adu, dthresh, d_rel, dthresh_adu, sigfac_m, sub_d, bkg_d, kernel,
+                     zero_m, data, nthreads, pre=det.pre)
+    res = table
 
     _mark("LDAC_IMHEAD")
     # ---- LDAC_IMHEAD header: image header + SExtractor keywords (sexhead.h)
@@ -793,7 +940,7 @@ def extract_image(spec: ImageSpec, cfg, plist: list[CatalogParam], wtype_m: str 
     _mark("end")
     table.meta["IMHEAD"] = imhead
     table.meta["EXTENSION"] = spec.ext
-    table.meta["TIMINGS"] = _timings()
+    table.meta["TIMINGS"] = {**det.timings, **_timings()}
 
     checks = {}
     types = [t for t in cfg["CHECKIMAGE_TYPE"] if t != "NONE"]
@@ -845,30 +992,94 @@ def _magerr(flux, err):
         return np.where(flux > 0, 1.086 * err / np.where(flux > 0, flux, 1), 99.0)  # SExtractor's 1.086
 
 
+def _object_ellipses(objs):
+    """0-based centres and isophotal ellipses (a, b, theta in radians) of sep's objects, degenerate
+    moments (single-pixel or singular objects) guarded so that sep accepts the ellipses."""
+    x = objs["x"].astype(np.float64)
+    y = objs["y"].astype(np.float64)
+    a = np.maximum(np.nan_to_num(objs["a"].astype(np.float64), nan=0.5), 1e-3)
+    b = np.minimum(np.maximum(np.nan_to_num(objs["b"].astype(np.float64), nan=0.5), 1e-3), a)
+    th = np.clip(np.nan_to_num(objs["theta"].astype(np.float64)), -np.pi / 2, np.pi / 2)
+    return x, y, a, b, th
+
+
+def _object_background(objs, sub, var, bad, bkg, image, athresh, a_rel, athresh_adu):
+    """The background map at each object's centre pixel (global photometric background) and its
+    analysis threshold (ADU)."""
+    ny, nx = sub.shape
+    ix = np.clip((objs["x"] + 0.5).astype(int), 0, nx - 1)
+    iy = np.clip((objs["y"] + 0.5).astype(int), 0, ny - 1)
+    # the background map at the objects, without materialising it: image - (image - background)
+    backval = image[iy, ix].astype(np.float64) - sub[iy, ix]
+    if bad is not None:
+        backval = np.where(bad[iy, ix], bkg.global_back, backval)
+    if var is not None and a_rel:
+        thr = athresh * np.sqrt(var[iy, ix].astype(np.float64))
+    else:
+        thr = np.full(len(objs), athresh_adu)
+    return backval, thr
+
+
+def _isophotal_stats(seg, sub, var, objs, thr, satur_above_back, want, pixels=None):
+    """:func:`~terapix_sextractor.measure.segment_stats` of the objects (areas, ISO0..7, FWHM, variance
+    sums) with the catalogue's needs."""
+    from .isophotal import segment_stats
+
+    n = len(objs)
+    if not n:
+        return {"area": np.zeros(0, np.int32), "iso": np.zeros((0, 8)), "fwhm": np.zeros(0), "varsum": np.zeros(0)}
+    x, y, a, b, _ = _object_ellipses(objs)
+    return segment_stats(seg, sub, n, thr, objs["peak"].astype(np.float64), x, y, a, b, satur_above_back,
+                         flagmap=None, want_fwhm=bool(want & {"FWHM_IMAGE", "FWHM_WORLD"}),
+                         want_iso=bool(want & {"CLASS_STAR", "ISO0", "ISO1", "ISO2", "ISO3", "ISO4", "ISO5",
+                                               "ISO6", "ISO7"}), varmap=var, pixels=pixels)
+
+
+def _precompute(det: _Detected, cfg, want) -> dict:
+    """The numpy-only measurements that need nothing but the detection: isophotal position errors, and
+    isophotal statistics when the photometric background is global.  The detecting process of
+    :func:`_overlapped_job` computes them while the other loads the numba kernels."""
+    from .isophotal import segment_pixels
+
+    pre = {}
+    n = len(det.objs)
+    if not n:
+        return pre
+    pixels = segment_pixels(det.seg)
+    if any(w.startswith("ERR") for w in want):
+        pre["pos_errors"] = _pos_errors(det.seg, det.sub_d, det.objs, det.bkg_d.global_rms, det.gain, n, det.kernel,
+                                        pixels)
+    if cfg["BACKPHOTO_TYPE"] != "LOCAL":
+        backval, thr = _object_background(det.objs, det.sub_m, det.var_m, det.bad_m, det.bkg_m, det.data,
+                                          *det.thresholds[:3])
+        pre["stats"] = _isophotal_stats(det.seg, det.sub_m, det.var_m, det.objs, thr, det.satur - backval, want,
+                                        pixels)
+    return pre
+
+
 def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur, zp, pixscale, wcs,
              athresh, a_rel, athresh_adu, dthresh, d_rel, dthresh_adu, sigfac, sub_d, bkg_d, kernel, zero_w=None,
-             spec_image=None, nthreads=1):
+             spec_image=None, nthreads=1, pre=None):
+    """The catalogue columns of the detected objects.  ``pre`` holds what :func:`_precompute` already
+    computed (in the detecting process)."""
     import sep
     from astropy.table import Table
 
-    from .measure import ellipse_from_moments, segment_stats, winpos
+    from .isophotal import ellipse_from_moments, segment_stats
+    from .measure import winpos
     from .paramdefs import BY_NAME
 
     n = len(objs)
     ny, nx = sub.shape
     rms = bkg.global_rms
+    pre = pre or {}
     from functools import partial
     par = partial(_objwise, _n=n, _threads=max(1, int(nthreads)))
     maskarr = bad if bad is not None else None
     correct = cfg["MASK_TYPE"] != "NONE"
     ids = np.arange(1, n + 1, dtype=np.int32)
     seg_kw = dict(segmap=seg, seg_id=ids) if correct and n else {}
-    x = objs["x"].astype(np.float64)
-    y = objs["y"].astype(np.float64)
-    # guard degenerate moments (single-pixel or singular objects) so that sep accepts the ellipses
-    a = np.maximum(np.nan_to_num(objs["a"].astype(np.float64), nan=0.5), 1e-3)
-    b = np.minimum(np.maximum(np.nan_to_num(objs["b"].astype(np.float64), nan=0.5), 1e-3), a)
-    th = np.clip(np.nan_to_num(objs["theta"].astype(np.float64)), -np.pi / 2, np.pi / 2)  # radians
+    x, y, a, b, th = _object_ellipses(objs)
     cols: dict[str, Any] = {}
     flags = np.zeros(n, dtype=np.int16)
     flags |= np.where(objs["flag"] & _SEP_FLAG_MERGED, 2, 0).astype(np.int16)
@@ -876,17 +1087,7 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
     touches = (objs["xmin"] == 0) | (objs["ymin"] == 0) | (objs["xmax"] == nx - 1) | (objs["ymax"] == ny - 1)
     flags |= np.where(touches, 8, 0).astype(np.int16)
 
-    # per-object background and thresholds
-    ix = np.clip((x + 0.5).astype(int), 0, nx - 1)
-    iy = np.clip((y + 0.5).astype(int), 0, ny - 1)
-    # the background map at the objects, without materialising it: image - (image - background)
-    backval = spec_image[iy, ix].astype(np.float64) - sub[iy, ix]
-    if bad is not None:
-        backval = np.where(bad[iy, ix], bkg.global_back, backval)
-    if var is not None and a_rel:
-        thr = athresh * np.sqrt(var[iy, ix].astype(np.float64))
-    else:
-        thr = np.full(n, athresh_adu)
+    backval, thr = _object_background(objs, sub, var, bad, bkg, spec_image, athresh, a_rel, athresh_adu)
     dthr = objs["thresh"].astype(np.float64) if d_rel else np.full(n, dthresh_adu)
     peak = objs["peak"].astype(np.float64)
     flags |= np.where(peak + backval >= satur, 4, 0).astype(np.int16)
@@ -959,12 +1160,7 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
     _mark("isophotal")
     # ---- isophotal
     flux_iso = objs["flux"].astype(np.float64) - local_bkg * objs["npix"]
-    stats = segment_stats(seg, sub, n, thr, peak, x, y, a, b, satur - backval,
-                          flagmap=None, want_fwhm=bool(want & {"FWHM_IMAGE", "FWHM_WORLD"}),
-                          want_iso=bool(want & {"CLASS_STAR", "ISO0", "ISO1", "ISO2", "ISO3", "ISO4", "ISO5",
-                                                "ISO6", "ISO7"}),
-                          varmap=var) if n else {"area": np.zeros(0, np.int32), "iso": np.zeros((0, 8)),
-                                                  "fwhm": np.zeros(0), "varsum": np.zeros(0)}
+    stats = pre["stats"] if "stats" in pre else _isophotal_stats(seg, sub, var, objs, thr, satur - backval, want)
     if var is not None:
         varsum = stats["varsum"]
     else:
@@ -1077,7 +1273,8 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
     if n and any(w.startswith("ERR") for w in want):
         # SExtractor's position errors use the constant detection background noise and the filtered
         # pixel values (analyse.c), whatever the weight map: recompute them rather than take sep's
-        ex2, ey2, exy = _pos_errors(seg, sub_d, objs, bkg_d.global_rms, gain, n, kernel)
+        ex2, ey2, exy = pre["pos_errors"] if "pos_errors" in pre else \
+            _pos_errors(seg, sub_d, objs, bkg_d.global_rms, gain, n, kernel)
     erra, errb, errtheta = ellipse_from_moments(ex2, ey2, exy)
     cols.update({
         "NUMBER": ids, "EXT_NUMBER": np.full(n, spec.ext, np.int16),
@@ -1214,12 +1411,31 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
 
 
 def _filtered_at(sub_d, ys, xs, kernel):
-    """The detection image convolved by ``kernel``, evaluated only at pixels (ys, xs)."""
+    """The detection image convolved by ``kernel`` (centred, zero outside the image), evaluated only at
+    pixels (ys, xs): one gather per kernel element, edge pixels apart (numpy only, so that the detecting
+    process of :func:`_overlapped_job` needs no numba)."""
     if kernel is None:
         return sub_d[ys, xs].astype(np.float64)
-    from .measure import filtered_at
-
-    return filtered_at(sub_d, ys.astype(np.int64), xs.astype(np.int64), np.asarray(kernel, np.float64))
+    kernel = np.asarray(kernel, np.float64)
+    kh, kw = kernel.shape
+    ny, nx = sub_d.shape
+    flat = sub_d.ravel()
+    out = np.zeros(len(ys))
+    inner = (ys >= kh // 2) & (ys < ny - (kh - 1 - kh // 2)) & (xs >= kw // 2) & (xs < nx - (kw - 1 - kw // 2))
+    base = ys[inner] * nx + xs[inner]
+    edge = np.flatnonzero(~inner)
+    acc = np.zeros(len(base))
+    for j in range(kh):
+        for i in range(kw):
+            k = kernel[j, i]
+            if k == 0:
+                continue
+            acc += k * flat[base + ((j - kh // 2) * nx + i - kw // 2)]
+            yy, xx = ys[edge] + j - kh // 2, xs[edge] + i - kw // 2
+            ok = (yy >= 0) & (yy < ny) & (xx >= 0) & (xx < nx)
+            out[edge[ok]] += k * sub_d[yy[ok], xx[ok]]
+    out[inner] = acc
+    return out
 
 
 def _objwise(fn, *args, _n, _threads, **kw):
@@ -1255,13 +1471,13 @@ def _unit(text):
     return u.Unit(text, parse_strict="silent")
 
 
-def _pos_errors(seg, sub_d, objs, rms, gain, n, kernel=None):
+def _pos_errors(seg, sub_d, objs, rms, gain, n, kernel=None, pixels=None):
     """SExtractor's isophotal position-error moments (``analyse.c``): per pixel the detection background
     variance plus the filtered value over the gain, weighted by the squared offsets, over the flux^2."""
-    sel = seg > 0
-    ids = seg[sel].astype(np.int64) - 1
-    ys, xs = np.nonzero(sel)
-    pix = sub_d[sel].astype(np.float64)
+    from .isophotal import segment_pixels
+
+    flat, ids, ys, xs = segment_pixels(seg) if pixels is None else pixels
+    pix = sub_d.ravel()[flat].astype(np.float64)
     cdpix = _filtered_at(sub_d, ys, xs, kernel)
     err = rms * rms + (np.where(cdpix > 0, cdpix, 0) / gain if gain > 0 else np.zeros(len(pix)))
     dx = xs - objs["x"][ids]
@@ -1343,7 +1559,7 @@ def _world_columns(cols, wcs, want, n):
             jac[:, 1, 0] = dx_ - dx0
             jac[:, 1, 1] = dy_ - dy0
 
-    from .measure import ellipse_from_moments
+    from .isophotal import ellipse_from_moments
 
     def transform(x2, y2, xy):
         c11, c12, c21, c22 = jac[:, 0, 0], jac[:, 0, 1], jac[:, 1, 0], jac[:, 1, 1]

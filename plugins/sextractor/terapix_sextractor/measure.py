@@ -1,4 +1,4 @@
-"""Measurements that sep does not provide, vectorised or in numba (``cache=True``).
+"""Measurements that sep does not provide, in numba (``cache=True``).
 
 * :func:`winpos` — SExtractor's windowed centroid (``winpos.c``): Gaussian window of sigma
   ``2 * FLUX_RADIUS / 2.35``, radius 4 sigma, 11x11 sub-sampling at the window edge, steps x2, at most 16
@@ -8,18 +8,15 @@
   FLUX_PETRO, FLUX_APER, FLUX_RADIUS and the Petrosian extent as ``photom.c`` and ``growth.c`` compute
   them, with other objects' and bad pixels replaced by their mirror through the centre (MASK_TYPE
   CORRECT).
-* :func:`segment_stats` — per-object quantities over the isophotal footprint: the 8 isophotal areas
-  (``ISO0..ISO7``, thresholds ``t * (peak / t) ** (k / 8)``), the isophotal variance sum, the
-  SExtractor FWHM fit (log I versus r^2 for pixels above max(peak/5, threshold)), and the flag-map
-  combination (IMAFLAGS_ISO).
+
+The isophotal statistics (numpy only) are in :mod:`terapix_sextractor.isophotal`.
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
-__all__ = ["winpos", "segment_stats", "ellipse_from_moments", "ellipse_flux", "circle_flux", "flux_radius",
-           "petrosian_factor", "filtered_at"]
+__all__ = ["winpos", "ellipse_flux", "circle_flux", "flux_radius", "petrosian_factor", "local_background"]
 
 WINPOS_NITERMAX = 16
 WINPOS_STEPMIN = 2e-4
@@ -240,103 +237,6 @@ def winpos(image, x, y, sig, var, bad, gain=0.0, correct=True, seg=None, ids=Non
             "apflag": out[:, 12].astype(bool)}
 
 
-def ellipse_from_moments(x2, y2, xy):
-    """(a, b, theta in degrees) of second moments, as SExtractor (theta = pi/4 when x2 == y2)."""
-    x2, y2, xy = (np.asarray(v, dtype=np.float64) for v in (x2, y2, xy))
-    diff = x2 - y2
-    theta = np.where(np.abs(diff) > 0, 0.5 * np.arctan2(2 * xy, diff), np.pi / 4)
-    temp = np.sqrt(0.25 * diff * diff + xy * xy)
-    mean = 0.5 * (x2 + y2)
-    a = np.sqrt(np.maximum(mean + temp, 0))
-    b = np.sqrt(np.maximum(mean - temp, 0))
-    return a, b, np.degrees(theta)
-
-
-def segment_stats(segmap, image, nobj, thresh, peak, mx, my, a, b, satur, flagmap=None, flag_type="OR",
-                  want_fwhm=True, want_iso=True, varmap=None, footprint=None):
-    """Per-object statistics over the isophotal footprint (pixels with ``segmap == id``).
-
-    ``thresh`` and ``peak`` are per-object (background-subtracted) analysis threshold and peak;
-    ``mx, my`` 0-based barycentres; ``satur`` the saturation level above background per object.
-    ``footprint`` (optional) is a label map used for the flag map instead of ``segmap`` (it also covers
-    zero-weight pixels next to the object).  Returns a dict with ``iso`` (n, 8), ``area`` (pixels above
-    threshold in the measurement image), ``fwhm``, ``imaflags``, ``nimaflags``, ``varsum``.
-    """
-    out = {}
-    sel = segmap > 0
-    ids = segmap[sel].astype(np.int64) - 1
-    vals = image[sel].astype(np.float64)
-    ys, xs = np.nonzero(sel)
-    t = thresh[ids]
-    out["area"] = np.bincount(ids, weights=(vals > t), minlength=nobj).astype(np.int32)
-    if varmap is not None:
-        out["varsum"] = np.bincount(ids, weights=varmap[sel].astype(np.float64), minlength=nobj)
-    if want_iso:
-        pk = peak[ids]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ok = (pk > 0) & (t > 0)
-            lev = np.where(ok & (vals > t), np.log(np.maximum(vals, 1e-30) / t) / np.log(pk / t) * 8, -1)
-        # pixel counts in ISOk: value > t * (peak/t)**(k/8)  <=>  lev > k
-        iso = np.zeros((nobj, 8), dtype=np.int32)
-        for k in range(8):
-            iso[:, k] = np.bincount(ids, weights=(lev > k), minlength=nobj)
-        out["iso"] = iso
-    if want_fwhm:
-        thresh0 = np.maximum(peak / 5.0, thresh)[ids]
-        use = (vals > thresh0) & (vals < satur[ids]) & (thresh0 > 0)
-        dx = xs - mx[ids]
-        dy = ys - my[ids]
-        d2 = dx * dx + dy * dy
-        lpix = np.log(np.where(use, vals, 1.0))
-        w = np.where(use, vals * vals, 0.0)
-        s = np.bincount(ids, w, nobj)
-        sx = np.bincount(ids, d2 * w, nobj)
-        sxx = np.bincount(ids, d2 * d2 * w, nobj)
-        sy = np.bincount(ids, lpix * w, nobj)
-        sxy = np.bincount(ids, lpix * d2 * w, nobj)
-        d = s * sxx - sx * sx
-        with np.errstate(divide="ignore", invalid="ignore"):
-            bcoef = -(s * sxy - sx * sy) / d
-            bmax = 1.0 / (13 * a * b)
-            bcoef = np.where(bcoef < bmax, bmax, bcoef)
-            fwhm = 1.6651 / np.sqrt(bcoef)
-            fwhm = np.where(fwhm > 0, fwhm - 1 / (4 * fwhm), fwhm)
-        out["fwhm"] = np.where((np.abs(d) > 0) & np.isfinite(fwhm), fwhm, 0.0).astype(np.float32)
-    if flagmap is not None:
-        lab = segmap if footprint is None else footprint
-        fsel = lab > 0
-        fids = lab[fsel].astype(np.int64) - 1
-        fvals = flagmap[fsel].astype(np.int64)
-        out["nimaflags"] = np.bincount(fids, weights=(fvals != 0), minlength=nobj).astype(np.int32)
-        res = np.zeros(nobj, dtype=np.int64)
-        ft = flag_type.upper()
-        if ft == "OR":
-            np.bitwise_or.at(res, fids, fvals)
-        elif ft == "AND":
-            res[:] = -1
-            np.bitwise_and.at(res, fids, fvals)
-            res[out["nimaflags"] == 0] = 0
-            res[np.bincount(fids, minlength=nobj) == 0] = 0
-        elif ft == "MIN":
-            res[:] = np.iinfo(np.int64).max
-            np.minimum.at(res, fids, fvals)
-            res[res == np.iinfo(np.int64).max] = 0
-        elif ft == "MAX":
-            np.maximum.at(res, fids, fvals)
-        elif ft == "MOST":
-            # most frequent non-zero value in the footprint
-            nz = fvals != 0
-            if nz.any():
-                pairs = np.stack([fids[nz], fvals[nz]], axis=1)
-                uniq, counts = np.unique(pairs, axis=0, return_counts=True)
-                order = np.lexsort((-counts, uniq[:, 0]))
-                uniq, counts = uniq[order], counts[order]
-                first = np.r_[True, uniq[1:, 0] != uniq[:-1, 0]]
-                res[uniq[first, 0]] = uniq[first, 1]
-        out["imaflags"] = res.astype(np.int32)
-    return out
-
-
 PETRO_NSIG = 6.0
 
 
@@ -502,26 +402,6 @@ def ellipse_flux(image, x, y, cxx, cyy, cxy, factor, var, bad, seg=None, ids=Non
     var_sum = out[:, 1] + (np.where(flux > 0, flux, 0) / gain if gain > 0 else 0.0)
     crowded = out[:, 3] > 0.1 * np.maximum(out[:, 2], 1)
     return flux, np.sqrt(var_sum), crowded, out[:, 4] > 0, out[:, 2]
-
-
-@njit(cache=True, nogil=True)
-def filtered_at(image, ys, xs, kernel):
-    """``image`` convolved by ``kernel`` (centred, zero outside the image) at the pixels (ys, xs)."""
-    ny, nx = image.shape
-    kh, kw = kernel.shape
-    out = np.zeros(ys.shape[0])
-    for n in range(ys.shape[0]):
-        acc = 0.0
-        for j in range(kh):
-            yy = ys[n] + j - kh // 2
-            if yy < 0 or yy >= ny:
-                continue
-            for i in range(kw):
-                xx = xs[n] + i - kw // 2
-                if 0 <= xx < nx:
-                    acc += kernel[j, i] * image[yy, xx]
-        out[n] = acc
-    return out
 
 
 APER_OVERSAMP = 5

@@ -1,0 +1,83 @@
+"""One image on several cores (detection in a forked process, measurements in threads) gives exactly the
+single-threaded catalogue; the forked call returns arrays and exceptions faithfully."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from terapix_fw.errors import ToolError
+from terapix_sextractor.extraction import extract
+from terapix_sextractor.forked import ForkedCall, can_fork
+from terapix_sextractor.synth import make_image, simple_wcs_header
+
+pytestmark = pytest.mark.skipif(not can_fork(), reason="no os.fork on this platform")
+
+PARAMS = ["NUMBER", "X_IMAGE", "Y_IMAGE", "XWIN_IMAGE", "YWIN_IMAGE", "ERRAWIN_IMAGE", "ERRA_IMAGE",
+          "ALPHA_J2000", "DELTA_J2000", "FLUX_AUTO", "FLUXERR_AUTO", "FLUX_ISO", "FLUXERR_ISO", "MAG_APER(2)",
+          "FLUX_RADIUS", "KRON_RADIUS", "FLAGS", "FLAGS_WEIGHT", "CLASS_STAR", "FWHM_IMAGE", "ISOAREA_IMAGE",
+          "ISO0", "ISO7", "SNR_WIN", "BACKGROUND", "THRESHOLD", "IMAFLAGS_ISO"]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("par")
+    sim = make_image((400, 360), nstars=60, ngal=60, fwhm=3.0, seed=11, satur=60000)
+    hdr = simple_wcs_header(sim.data.shape)
+    hdr["GAIN"] = sim.gain
+    fits.PrimaryHDU(sim.data, hdr).writeto(d / "img.fits")
+    weight = np.ones(sim.data.shape, np.float32)
+    weight[100:104, :] = 0  # a bad row band: weights, interpolation and FLAGS_WEIGHT take part
+    fits.PrimaryHDU(weight).writeto(d / "w.fits")
+    flags = np.zeros(sim.data.shape, np.int16)
+    flags[200:260, 50:120] = 4
+    fits.PrimaryHDU(flags).writeto(d / "f.fits")
+    return d
+
+
+@pytest.mark.parametrize("extra", [
+    {},
+    {"WEIGHT_TYPE": "MAP_WEIGHT", "FILTER": "N"},
+    {"BACKPHOTO_TYPE": "LOCAL", "FILTER": "Y"},
+])
+def test_overlapped_extraction_equals_the_serial_one(files, extra):
+    kw = dict(params=PARAMS, PHOT_APERTURES=[5, 10], flag_path=str(files / "f.fits"), **extra)
+    if extra.get("WEIGHT_TYPE"):
+        kw["weight_path"] = str(files / "w.fits")
+    serial = extract(files / "img.fits", nthreads=1, **kw)[0]
+    par = extract(files / "img.fits", nthreads=2, **kw)[0]
+    assert "isophotal (detecting process)" in par.meta["TIMINGS"]  # the forked path was taken
+    assert "isophotal (detecting process)" not in serial.meta["TIMINGS"]
+    assert len(serial) == len(par) > 50
+    for name in serial.colnames:
+        np.testing.assert_array_equal(np.asarray(par[name]), np.asarray(serial[name]), err_msg=name)
+    assert (np.asarray(par["IMAFLAGS_ISO"]) == 4).any()
+    if extra.get("WEIGHT_TYPE"):
+        assert (np.asarray(par["FLAGS_WEIGHT"]) & 2).any()
+
+
+def _arrays(n):
+    return {"a": np.arange(n, dtype=np.float32).reshape(-1, 10), "small": np.ones(3), "text": "ok"}
+
+
+def _fail():
+    raise ToolError("image.fits: broken on purpose")
+
+
+def test_forked_call_returns_large_arrays_and_cleans_up():
+    call = ForkedCall(_arrays, 1_000_000, nbytes=4_000_000)
+    scratch = call._dir
+    out = call.result()
+    assert out["text"] == "ok" and out["small"].tolist() == [1, 1, 1]
+    np.testing.assert_array_equal(out["a"], np.arange(1_000_000, dtype=np.float32).reshape(-1, 10))
+    out["a"][0, 0] = -1  # copy-on-write: the result is writable
+    assert not os.path.exists(scratch)
+
+
+def test_forked_call_raises_the_child_error():
+    call = ForkedCall(_fail)
+    with pytest.raises(ToolError, match="broken on purpose"):
+        call.result()
+    assert not os.path.exists(call._dir)
