@@ -15,7 +15,9 @@ kernels are compiled (cached) by a warm-up run first, so start-up costs the Pyth
 
     python benchmarks/bench_swarp.py [--nexp 10] [--ccd-scale 0.25] [--nthreads 2] [--workdir DIR]
 
-``--ccd-scale 1`` gives full 2048x4612 CCDs (about 1.3 GB of simulated pixels per exposure).
+``--ccd-scale 1`` gives full 2048x4612 CCDs (about 1.3 GB of simulated pixels per exposure).  With
+``--workdir``, exposures simulated by an earlier run there (same seeds) are reused.  Also printed: the
+peak RSS of the bare Python runtime the plugin needs (numpy, astropy.io.fits, numba imported).
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 RUSAGE_WRAPPER = ("import resource, subprocess, sys, time; t = time.time(); "
                   "r = subprocess.run(sys.argv[2:], stdout=subprocess.DEVNULL, "
@@ -61,7 +64,17 @@ def simulate(workdir: Path, nexp: int, scale: float, density: float):
     weight_file = None
     for i in range(nexp):
         dra, ddec = (0.0, 0.0) if i == 0 else rng.uniform(-60, 60, 2) * scale / 3600
-        res = simulate_exposure(workdir, seed=100 + i, focal_plane=fp, density=density, name=f"bexp{i:02d}",
+        name = f"bexp{i:02d}"
+        if (workdir / f"{name}.fits").exists() and (workdir / f"{name}.truth.fits").exists() and weight_file is None \
+                and (workdir / "flatweight.fits").exists():
+            weight_file = workdir / "flatweight.fits"  # an earlier run's simulation (same seeds), reused
+        if weight_file is not None and (workdir / f"{name}.truth.fits").exists():
+            from astropy.table import Table
+
+            results.append(SimpleNamespace(path=workdir / f"{name}.fits",
+                                           truth=Table.read(workdir / f"{name}.truth.fits")))
+            continue
+        res = simulate_exposure(workdir, seed=100 + i, focal_plane=fp, density=density, name=name,
                                 ra=36.5 + dra, dec=-4.5 + ddec, expnum=710000 + i, write_refcat=False)
         if weight_file is None:
             weight_file = workdir / "flatweight.fits"
@@ -161,6 +174,7 @@ def main(argv=None) -> int:
         t_co_plug, m_co_plug = measure([terapix, "tool", "swarp", *images, *common, *coadd, "-IMAGEOUT_NAME",
                                         "plugin.fits", "-WEIGHTOUT_NAME", "plugin.weight.fits", "-RESAMPLE_DIR",
                                         "rs_plugin"], workdir)
+        _, m_floor = measure([sys.executable, "-c", "import numpy, astropy.io.fits, numba"], workdir)
         stats = compare(workdir, [r.truth for r in results])
         from astropy.io import fits
 
@@ -173,6 +187,9 @@ def main(argv=None) -> int:
               f"{t_co_plug / t_co_swarp:8.2f}")
         print(f"{f'co-add {args.nexp} exposures, peak RSS (MB)':34s}{m_co_plug:10.0f}{m_co_swarp:10.0f}"
               f"{m_co_plug / m_co_swarp:8.2f}")
+        print(f"{'Python runtime alone, peak RSS (MB)':34s}{m_floor:10.0f}   (python -c 'import numpy, "
+              "astropy.io.fits, numba')")
+        print(f"load average after the runs: {os.getloadavg()}")
         print(f"pixels in full-weight regions: {stats['npix_full']}; (plugin - SWarp)/sigma median "
               f"{stats['dev_median']:+.2e}, median |.| {stats['dev_absmedian']:.2e}, rms {stats['dev_rms']:.2e}; "
               f"weight ratio median {stats['weight_ratio_median']:.6f}")

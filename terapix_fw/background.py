@@ -123,14 +123,19 @@ class BackgroundMap:
                              filter_size=self.filter_size, meta=self.meta, source=self._source,
                              manual_value=self._manual, shape=self._shape)
 
-    def mini(self):
-        """The background and rms sampled at mesh centres (SExtractor's MINIBACKGROUND/MINIBACK_RMS)."""
+    def mini(self, which: str = "both"):
+        """The background and rms sampled at mesh centres (SExtractor's MINIBACKGROUND/MINIBACK_RMS);
+        ``which="back"`` or ``"rms"`` returns only that one (without building the other map)."""
         import numpy as np
 
         bw, bh = self.back_size
         ny, nx = self._shape
         ys = np.minimum(np.arange(bh // 2, ny + bh // 2, bh), ny - 1)[: -(-ny // bh)]
         xs = np.minimum(np.arange(bw // 2, nx + bw // 2, bw), nx - 1)[: -(-nx // bw)]
+        if which == "back":
+            return self.back[np.ix_(ys, xs)]
+        if which == "rms":
+            return self.rms[np.ix_(ys, xs)]
         return self.back[np.ix_(ys, xs)], self.rms[np.ix_(ys, xs)]
 
 

@@ -3,8 +3,11 @@
 Memory design (the 1 deg^2 case: 19354 x 19354 output from 100 MegaCam exposures = 3600 CCDs):
 
 * phase 1 resamples one CCD at a time onto its own rectangle of the output grid and writes it, with its
-  weight, to RESAMPLE_DIR (as SWarp does); the peak is one CCD's data, weight, variance, background
-  and resampled arrays, about 10 x 38 MB for a 2048 x 4612 CCD, plus the ~130 MB Python runtime;
+  weight, to RESAMPLE_DIR (as SWarp does).  In memory: the CCD's pixels and variances (the weight map is
+  converted in place), one full-size background map at a time (rms for RESCALE_WEIGHTS, then the
+  background to subtract), the variance's row maximum computed in place, and a block of 256 output rows
+  resampled and written at a time: ~3 x 38 MB for a 2048 x 4612 CCD, plus the Python runtime (numpy,
+  astropy, numba/LLVM: ~175 MB before any data);
 * phase 2 creates the output image and weight at their final size (sparse files) and fills them strip
   by strip with ordinary writes, so neither is ever held in memory (a memmap's dirty pages would count
   in the resident size).  For a strip, the rows of every resampled input overlapping it are read and
@@ -12,11 +15,18 @@ Memory design (the 1 deg^2 case: 19354 x 19354 output from 100 MegaCam exposures
   clique of the overlap graph); a strip holds ``h * width * nmax`` values and variances (and origins
   for CLIPPED), ``h`` being the largest height that fits in COMBINE_BUFSIZE megabytes (SWarp's rule),
   capped at MAX_STRIP_LINES (64).  With the default 256 MB, nmax ~ 100 and a 19354-pixel width, strips
-  are ~16 lines tall and phase 2 needs ~256 MB + the runtime.
+  are ~16 lines tall and phase 2 needs ~256 MB + the runtime;
+* disk: the resampled CCDs take ~76 MB each (272 GB for 3600 CCDs).  When they would exceed
+  RESAMPLE_DISKMAX (default half the free space of RESAMPLE_DIR) the output is made in bands of rows
+  (:func:`plan_bands`, run by ``swarp._resample_coadd_bands``): for each band, phase 1 resamples only the
+  inputs' rows in the band, phase 2 co-adds them into those rows of the output and the pieces are
+  deleted.  An input cut by a band boundary is read again for the next band, its background mesh,
+  RESCALE_WEIGHTS factor and mapping grid kept from the first, so its pixels are exactly those of a
+  single pass (tested for every combine type).
 
-So the peak memory is a few hundred MB whatever the output size, far below 24 GiB; the disk holds the
-resampled CCDs (as with SWarp: ~76 MB per full CCD) until they are deleted (DELETE_TMPFILES Y).  The
-result does not depend on the strip height (tested); benchmarks/bench_swarp.py measures peak memory.
+So the peak memory is a few hundred MB whatever the output size, far below 24 GiB, and the disk used by
+temporary files is bounded.  The result does not depend on the strip height or on the bands (tested);
+benchmarks/bench_swarp.py and bench_swarp_deg2.py measure peak memory.
 """
 from __future__ import annotations
 
@@ -36,7 +46,7 @@ from .resample import Resampled
 MAX_STRIP_LINES = 64
 
 __all__ = ["MAX_STRIP_LINES", "CoaddSummary", "max_clique", "coadd_resampled", "coadd_rows", "stack_summary",
-           "plan_bands", "write_fits_image", "StripWriter"]
+           "plan_bands", "StripWriter"]
 
 
 @dataclass
@@ -144,17 +154,6 @@ def fits_header_bytes(header) -> bytes:
     return header.tostring().encode("ascii")
 
 
-def write_fits_image(path: Path, header, data: np.ndarray) -> int:
-    """Write a float32 FITS image (primary HDU) without astropy's copies; return the data offset."""
-    head = fits_header_bytes(header)
-    raw = np.ascontiguousarray(data, dtype=">f4").tobytes()
-    with open(path, "wb") as fh:
-        fh.write(head)
-        fh.write(raw)
-        fh.write(b"\0" * (-len(raw) % 2880))
-    return len(head)
-
-
 class StripWriter:
     """A float32 FITS image created at its final size (a sparse file of zeros) and filled by blocks of full
     rows with ordinary writes, so that the output never sits in memory (a memmap's dirty pages would)."""
@@ -187,7 +186,7 @@ class StripWriter:
 
 
 def _read_rows(path: Path, offset: int, width: int, y0: int, y1: int) -> np.ndarray:
-    """Rows [y0, y1) (0-based) of a float32 FITS image written by :func:`write_fits_image`, native order."""
+    """Rows [y0, y1) (0-based) of a float32 FITS image whose pixels start at byte ``offset``, native order."""
     count = (y1 - y0) * width
     data = np.fromfile(path, dtype=">f4", count=count, offset=offset + y0 * width * 4)
     return data.astype(np.float32).reshape(y1 - y0, width)

@@ -59,16 +59,22 @@ def kernel_table(interp: int) -> np.ndarray:
     return table
 
 
-def row_max(var: np.ndarray, width: int) -> np.ndarray:
-    """``out[j, s] = max(var[j, s:s + width])``: the kernel footprint's maximum variance then needs only
-    one value per kernel row."""
-    n = var.shape[1] - width + 1
+def row_max(var: np.ndarray, width: int, block: int = 256) -> np.ndarray:
+    """In place: ``var[j, s] = max(var[j, s:s + width])`` for s < nx - width + 1 (the later columns are left
+    as they are and never read): the kernel footprint's maximum variance then needs only one value per
+    kernel row.  Returns ``var``.  Works by blocks of rows, so that the extra memory is one block."""
+    ny, nx = var.shape
+    n = nx - width + 1
     if n <= 0:
-        return np.full((var.shape[0], 1), BIG, dtype=np.float32)
-    out = np.array(var[:, :n], dtype=np.float32)
-    for k in range(1, width):
-        np.maximum(out, var[:, k:k + n], out=out)
-    return out
+        var[:] = BIG
+        return var
+    for j0 in range(0, ny, block):
+        rows = var[j0:j0 + block]
+        out = np.array(rows[:, :n], dtype=np.float32)
+        for k in range(1, width):
+            np.maximum(out, rows[:, k:k + n], out=out)
+        rows[:, :n] = out
+    return var
 
 
 @numba.njit(cache=True, inline="always", fastmath=True)

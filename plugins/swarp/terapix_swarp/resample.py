@@ -21,6 +21,9 @@ from .kernels import (BIG, INTERP_CODES, KERNEL_WIDTH, WEIGHT_CODES, finish_pixe
                       resample_rect, row_max, variance_map)
 from .mapping import PixelMap, build_grid
 
+#: output rows resampled (and written) at a time in phase 1
+RESAMPLE_BLOCK_LINES = 256
+
 __all__ = ["Resampled", "resample_field", "field_footprint", "resampled_names", "field_variance", "rescale_factor", "as_resampled"]
 
 
@@ -72,14 +75,15 @@ def resampled_names(fld: InputField, resample_dir: Path, suffix: str) -> tuple[P
     return resample_dir / f"{base}{suffix}", resample_dir / f"{base}{s1}.weight{s2}"
 
 
-def field_variance(data, weight, fld: InputField, bkg=None):
+def field_variance(data, weight, fld: InputField, bkg=None, out=None):
     """Variance map (float32, BIG for bad pixels) of an input, before RESCALE_WEIGHTS.
 
     MAP_WEIGHT: 1 / w (bad where w <= WEIGHT_THRESH, default 0); MAP_VARIANCE: v; MAP_RMS: rms^2;
-    BACKGROUND: background rms^2; NONE: global background rms^2 (these two need ``bkg``).
+    BACKGROUND: background rms^2; NONE: global background rms^2 (these two need ``bkg``).  ``out`` may be
+    the (float32) weight map itself: the variances then replace the weights.
     """
     wtype = fld.weight_type
-    var = np.empty(data.shape, dtype=np.float32)
+    var = np.empty(data.shape, dtype=np.float32) if out is None else out
     dummy = np.zeros((1, 1), dtype=np.float32)
     if wtype == "MAP_WEIGHT":
         thresh, has_thresh = (0.0 if fld.weight_thresh is None else fld.weight_thresh), True
@@ -95,7 +99,7 @@ def rescale_factor(var, bkg) -> float:
     """RESCALE_WEIGHTS: sigfac, the median over background meshes of the measured rms over
     sqrt(mean variance), as SWarp's ``back.c`` (variances are then multiplied by sigfac^2)."""
     bw, bh = bkg.back_size
-    _, rms_mini = bkg.mini()
+    rms_mini = bkg.mini("rms")
     total, ngood, npix = mesh_variance(var, bw, bh)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_var = total / ngood
@@ -183,7 +187,7 @@ def resample_field(fld: InputField, out_header, out_wcs, config, index: int, nfi
     """
     from terapix_fw.atomic import atomic_path
 
-    from .coadd import write_fits_image
+    from .coadd import StripWriter
 
     pmap, box = footprint if footprint is not None else field_footprint(fld, out_header, out_wcs)
     if box is None:
@@ -202,7 +206,7 @@ def resample_field(fld: InputField, out_header, out_wcs, config, index: int, nfi
     # SWarp's back.c); NONE and BACKGROUND variances come from the background itself
     var = None
     if weight is not None:
-        var = field_variance(data, weight, fld)
+        var = field_variance(data, weight, fld, out=weight)  # in place: no second CCD-sized array
         del weight
     if "bkg" in cache:  # the same mesh model, its full-resolution maps rebuilt (not kept between bands)
         bkg = cache["bkg"].without_maps()
@@ -217,6 +221,7 @@ def resample_field(fld: InputField, out_header, out_wcs, config, index: int, nfi
             sigfac = rescale_factor(var, bkg)
         cache["sigfac"] = sigfac
     sigfac = cache["sigfac"]
+    bkg = bkg.without_maps()  # the rms map is no longer needed: at most one full-size map at a time
     finish_pixels(data, bkg.back, var, subback, float(sigfac * sigfac))
     backmean, backsig = bkg.global_back, bkg.global_rms
     if rows is not None:
@@ -247,30 +252,39 @@ def resample_field(fld: InputField, out_header, out_wcs, config, index: int, nfi
         grid = build_grid(pmap, xmin, xmax, ymin, ymax, proj_err, variable_area=variable)
         if rows is not None:
             cache["grid"] = grid
-    out = np.zeros((yb - ya + 1, xmax - xmin + 1), dtype=np.float32)
-    outw = np.zeros_like(out)
-    vmaxx = row_max(var, KERNEL_WIDTH[interp_x])
+    vmaxx = row_max(var, KERNEL_WIDTH[interp_x])  # in place: var is now the row maximum
     del var
-    resample_rect(data, vmaxx, kernel_table(interp_x), grid.gx, grid.gy, grid.garea, grid.x0, grid.y0,
-                  grid.step, float(xmin), float(ya), out, outw, interp_x, ov[0], ov[1], fascale, variable,
-                  ascale)
-    del data, vmaxx
-    ymin = ya
-
     gain = fld.gain
     fgain = gain if fstype != "NONE" else gain / area_ctr
     saturation = fld.saturation * fascale
-    header = _resampled_header(out_header, fld, xmin, ymin, out.shape, gain=fgain, saturation=saturation,
+    shape = (yb - ya + 1, xmax - xmin + 1)
+    header = _resampled_header(out_header, fld, xmin, ya, shape, gain=fgain, saturation=saturation,
                                fscale=fld.fscale, fascale=fascale, backmean=backmean * fascale,
                                backsig=backsig * fascale, sigfac=sigfac)
-    with atomic_path(image_path) as tmp:
-        image_offset = write_fits_image(tmp, header, out)
     wheader = header.copy()
     wheader["WGHTTYPE"] = ("MAP_WEIGHT", "Weight-map type")
-    with atomic_path(weight_path) as tmp:
-        weight_offset = write_fits_image(tmp, wheader, outw)
+    # the output rectangle by blocks of rows written as they are made: only a block is in memory
+    block = min(shape[0], RESAMPLE_BLOCK_LINES)
+    out = np.empty((block, shape[1]), dtype=np.float32)
+    outw = np.empty_like(out)
+    ktab = kernel_table(interp_x)
+    with atomic_path(image_path) as tmp, atomic_path(weight_path) as wtmp:
+        img, wgt = StripWriter(tmp, header), StripWriter(wtmp, wheader)
+        try:
+            for r0 in range(0, shape[0], block):
+                h = min(block, shape[0] - r0)
+                resample_rect(data, vmaxx, ktab, grid.gx, grid.gy, grid.garea, grid.x0, grid.y0, grid.step,
+                              float(xmin), float(ya + r0), out[:h], outw[:h], interp_x, ov[0], ov[1], fascale,
+                              variable, ascale)
+                img.write_rows(r0 + 1, out[:h])
+                wgt.write_rows(r0 + 1, outw[:h])
+        finally:
+            img.close()
+            wgt.close()
+    image_offset, weight_offset = img.offset, wgt.offset
+    del data, vmaxx
     return Resampled(image=image_path, weight=weight_path, name=fld.name, fileno=fld.fileno, xmin=xmin,
-                     ymin=ymin, nx=out.shape[1], ny=out.shape[0], exptime=fld.exptime, gain=gain, fgain=fgain,
+                     ymin=ya, nx=shape[1], ny=shape[0], exptime=fld.exptime, gain=gain, fgain=fgain,
                      fscale=fld.fscale, fascale=fascale, backmean=backmean * fascale,
                      backsig=backsig * fascale, saturation=saturation, subback=subback,
                      image_offset=image_offset, weight_offset=weight_offset, mapping_error=grid.max_error)

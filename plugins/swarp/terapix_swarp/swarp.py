@@ -288,6 +288,8 @@ def _resample_coadd_bands(ctx, config, fields, footprints, grid_header, out_wcs,
                     temporary += [image_path, weight_path]
                     pieces.append(r)
                     ids.append(ident[k])
+                    log.info("  band %d/%d: resampled %s (%d/%d) rows %d-%d", b + 1, len(bands), fld.name, k + 1,
+                             len(fields), r.ymin, r.ymax)
                     if k not in full:
                         full[k] = dataclasses.replace(r, ymin=box[2], ny=box[3] - box[2] + 1)
                 log.info("band %d/%d (rows %d-%d): %d pieces resampled; %.0f s elapsed", b + 1, len(bands), y0, y1,
