@@ -30,6 +30,7 @@ benchmarks/bench_swarp.py and bench_swarp_deg2.py measure peak memory.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,6 +185,12 @@ class StripWriter:
     def close(self) -> None:
         self.fh.close()
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
 
 def _read_rows(path: Path, offset: int, width: int, y0: int, y1: int) -> np.ndarray:
     """Rows [y0, y1) (0-based) of a float32 FITS image whose pixels start at byte ``offset``, native order."""
@@ -265,18 +272,20 @@ def coadd_resampled(resampled: list[Resampled], out_header, config, image_path: 
     """
     check_combine_type(config["COMBINE_TYPE"])
     summary = stack_summary(resampled, config["COMBINE_TYPE"])
-    img = StripWriter(image_path, header_fn(summary, False) if header_fn else out_header)
-    wgt = StripWriter(weight_path, header_fn(summary, True) if header_fn else out_header)
-    writelog = config["COMBINE_TYPE"] == "CLIPPED" and bool(config["CLIP_WRITELOG"])
-    logfh = open(clip_log_path, "w") if (writelog and clip_log_path) else None
-    try:
+    with output_writers(config, image_path, weight_path, clip_log_path,
+                        header_fn(summary, False) if header_fn else out_header,
+                        header_fn(summary, True) if header_fn else out_header) as (img, wgt, logfh):
         coadd_rows(resampled, config, img, wgt, summary, log=log, clip_log=logfh)
-    finally:
-        if logfh is not None:
-            logfh.close()
-        img.close()
-        wgt.close()
     return summary
+
+
+@contextlib.contextmanager
+def output_writers(config, image_path: Path, weight_path: Path, clip_log_path: Path | None, header, wheader):
+    """The image and weight :class:`StripWriter` and the CLIPPED log file (None unless CLIP_WRITELOG)."""
+    writelog = config["COMBINE_TYPE"] == "CLIPPED" and bool(config["CLIP_WRITELOG"])
+    with StripWriter(image_path, header) as img, StripWriter(weight_path, wheader) as wgt, \
+            (open(clip_log_path, "w") if (writelog and clip_log_path) else contextlib.nullcontext()) as logfh:
+        yield img, wgt, logfh
 
 
 def coadd_rows(resampled: list[Resampled], config, img: "StripWriter", wgt: "StripWriter", summary: CoaddSummary,

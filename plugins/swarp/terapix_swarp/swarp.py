@@ -246,7 +246,7 @@ def _resample_coadd_bands(ctx, config, fields, footprints, grid_header, out_wcs,
     summary (EXPTIME, GAIN, SATURATE from all the inputs, written into the headers at the end)."""
     import dataclasses
 
-    from .coadd import CoaddSummary, StripWriter, coadd_rows, stack_summary
+    from .coadd import CoaddSummary, coadd_rows, output_writers, stack_summary
     from .resample import resample_field, resampled_names
 
     log = ctx.log
@@ -265,11 +265,9 @@ def _resample_coadd_bands(ctx, config, fields, footprints, grid_header, out_wcs,
                         if footprints[k][1][2] <= y1 and footprints[k][1][3] >= y0) for k in order}
     full: dict[int, object] = {}
     caches: dict[int, dict] = {}
-    img = StripWriter(img_path, header_fn(total, False))
-    wgt = StripWriter(wgt_path, header_fn(total, True))
-    logfh = open(clip_path, "w") if clip_path else None
     t_start = time.time()
-    try:
+    with output_writers(config, img_path, wgt_path, clip_path, header_fn(total, False),
+                        header_fn(total, True)) as (img, wgt, logfh):
         for b, (y0, y1) in enumerate(bands):
             pieces, ids, temporary = [], [], []
             try:
@@ -304,11 +302,6 @@ def _resample_coadd_bands(ctx, config, fields, footprints, grid_header, out_wcs,
         summary.bands = len(bands)
         img.rewrite_header(header_fn(summary, False))
         wgt.rewrite_header(header_fn(summary, True))
-    finally:
-        if logfh is not None:
-            logfh.close()
-        img.close()
-        wgt.close()
     return summary
 
 
