@@ -653,8 +653,9 @@ class _Detected:
     pre: dict = field(default_factory=dict)  # measurements already made (:func:`_precompute`)
 
     def portable(self) -> "_Detected":
-        """A copy whose backgrounds hold only their scalars (sep's background object cannot be pickled;
-        only check images need the maps, and those runs are not split across processes)."""
+        """A copy to send to another process: backgrounds reduced to their scalars (sep's background object
+        cannot be pickled; only check images need the maps, and those runs are not split across
+        processes), arrays the measurements no longer need left out."""
         from dataclasses import replace
 
         from terapix_fw.background import BackgroundMap
@@ -665,7 +666,9 @@ class _Detected:
         same = self.bkg_d is self.bkg_m
         bkg_m = scalars(self.bkg_m)
         _mark("measurements")
-        return replace(self, bkg_m=bkg_m, bkg_d=bkg_m if same else scalars(self.bkg_d),
+        # the raw image is only needed for the background at the objects (in ``pre`` by then)
+        return replace(self, data=None if "background" in self.pre else self.data,
+                       bkg_m=bkg_m, bkg_d=bkg_m if same else scalars(self.bkg_d),
                        sub_d=None if self.sub_d is self.sub_m else self.sub_d, timings=_timings())
 
     def restored(self) -> "_Detected":
@@ -1049,12 +1052,24 @@ def _precompute(det: _Detected, cfg, want) -> dict:
     if any(w.startswith("ERR") for w in want):
         pre["pos_errors"] = _pos_errors(det.seg, det.sub_d, det.objs, det.bkg_d.global_rms, det.gain, n, det.kernel,
                                         pixels)
+    backval, thr = pre["background"] = _object_background(det.objs, det.sub_m, det.var_m, det.bad_m, det.bkg_m,
+                                                          det.data, *det.thresholds[:3])
     if cfg["BACKPHOTO_TYPE"] != "LOCAL":
-        backval, thr = _object_background(det.objs, det.sub_m, det.var_m, det.bad_m, det.bkg_m, det.data,
-                                          *det.thresholds[:3])
         pre["stats"] = _isophotal_stats(det.seg, det.sub_m, det.var_m, det.objs, thr, det.satur - backval, want,
                                         pixels)
+    pre["kron_r1"] = _kron_r1(det.sub_d, det.seg, det.objs, det.bad_m, cfg["MASK_TYPE"] != "NONE")
     return pre
+
+
+def _kron_r1(sub_d, seg, objs, bad, correct):
+    """sep's first-moment radius (in isophotal-ellipse units, within 6 of them) of each object on the
+    detection image (photom.c reads dfield for the Kron radius), neighbours masked when ``correct``."""
+    import sep
+
+    n = len(objs)
+    x, y, a, b, th = _object_ellipses(objs)
+    seg_kw = dict(segmap=seg, seg_id=np.arange(1, n + 1, dtype=np.int32)) if correct and n else {}
+    return sep.kron_radius(sub_d, x, y, a, b, th, 6.0, mask=bad, **seg_kw)[0]
 
 
 def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur, zp, pixscale, wcs,
@@ -1075,10 +1090,8 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
     pre = pre or {}
     from functools import partial
     par = partial(_objwise, _n=n, _threads=max(1, int(nthreads)))
-    maskarr = bad if bad is not None else None
     correct = cfg["MASK_TYPE"] != "NONE"
     ids = np.arange(1, n + 1, dtype=np.int32)
-    seg_kw = dict(segmap=seg, seg_id=ids) if correct and n else {}
     x, y, a, b, th = _object_ellipses(objs)
     cols: dict[str, Any] = {}
     flags = np.zeros(n, dtype=np.int16)
@@ -1087,7 +1100,8 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
     touches = (objs["xmin"] == 0) | (objs["ymin"] == 0) | (objs["xmax"] == nx - 1) | (objs["ymax"] == ny - 1)
     flags |= np.where(touches, 8, 0).astype(np.int16)
 
-    backval, thr = _object_background(objs, sub, var, bad, bkg, spec_image, athresh, a_rel, athresh_adu)
+    backval, thr = pre["background"] if "background" in pre else \
+        _object_background(objs, sub, var, bad, bkg, spec_image, athresh, a_rel, athresh_adu)
     dthr = objs["thresh"].astype(np.float64) if d_rel else np.full(n, dthresh_adu)
     peak = objs["peak"].astype(np.float64)
     flags |= np.where(peak + backval >= satur, 4, 0).astype(np.int16)
@@ -1110,7 +1124,7 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
     if n and (need_auto or local):
         # the Kron radius is measured on the detection image (photom.c reads dfield), the flux on the
         # measurement image
-        r1, _ = par(sep.kron_radius, sub_d, x, y, a, b, th, 6.0, mask=maskarr, **seg_kw)
+        r1 = pre["kron_r1"] if "kron_r1" in pre else _kron_r1(sub_d, seg, objs, bad, correct)
         kron = np.maximum(kron_fact * np.nan_to_num(r1, nan=0.0, posinf=0.0), kron_min)
         kron = np.where(kron > 0, kron, 1.0)
         if local:

@@ -34,34 +34,46 @@ def _clip_box(xmin, xmax, ymin, ymax, w, h):
     clipped = xmin < 0 or xmax > w or ymin < 0 or ymax > h
     return max(xmin, 0), min(xmax, w), max(ymin, 0), min(ymax, h), clipped
 
+
 @njit(cache=True, nogil=True, inline="always")
-def _subpixel_coverage(dx, dy, raper2, offset, scale, scale2, nsub):
-    """Fraction of a pixel (centre dx, dy from the aperture centre) inside a circle of radius^2 raper2,
-    counted on an nsub x nsub grid of sub-pixel centres as SExtractor does; per sub-row the centres with
-    |dx| < sqrt(R^2 - dy^2) are counted directly (same count as testing each, in nsub steps, not nsub^2)."""
-    locarea = 0.0
+def _subrow_halfwidths(dy, raper2, offset, scale, nsub, rr):
+    """For the pixel row at ``dy`` from the aperture centre: the half-width sqrt(R^2 - dy'^2) of the
+    circle of radius^2 raper2 at each of the nsub sub-rows dy' (-1 where the sub-row misses it), computed
+    once per row for :func:`_subpixel_coverage`."""
     ddy = dy + offset
-    cx = dx + offset
-    for _ in range(nsub):
+    for k in range(nsub):
         rem = raper2 - ddy * ddy
-        if rem > 0.0:
-            rr = np.sqrt(rem)
-            lo = int(np.floor((-rr - cx) / scale)) + 1
-            hi = int(np.ceil((rr - cx) / scale)) - 1
+        rr[k] = np.sqrt(rem) if rem > 0.0 else -1.0
+        ddy += scale
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _subpixel_coverage(dx, rr, offset, scale, scale2, nsub):
+    """Fraction of a pixel (centre dx from the aperture centre, on a row whose sub-row half-widths are
+    ``rr``) inside the circle, counted on an nsub x nsub grid of sub-pixel centres as SExtractor does;
+    per sub-row the centres with |dx| < half-width are counted directly (same count as testing each, in
+    nsub steps, not nsub^2)."""
+    locarea = 0.0
+    cx = dx + offset
+    for k in range(nsub):
+        if rr[k] > 0.0:
+            lo = int(np.floor((-rr[k] - cx) / scale)) + 1
+            hi = int(np.ceil((rr[k] - cx) / scale)) - 1
             if lo < 0:
                 lo = 0
             if hi > nsub - 1:
                 hi = nsub - 1
             if hi >= lo:
                 locarea += (hi - lo + 1) * scale2
-        ddy += scale
     return locarea
 
 @njit(cache=True, nogil=True)
-def _winpos_one(image, var, varmap, bad, seg, oid, x0, y0, sig, invgain, corr, wx):
-    """One object's windowed iterations (winpos.c).  The Gaussian weight exp(-r^2 / 2 sig^2) is the
-    product of a column and a row factor, computed once per iteration instead of once per pixel, and
-    each row only visits the pixels within the outer limit of the window; ``wx`` is scratch space."""
+def _winpos_pass(image, var, varmap, bad, seg, oid, mx, my, sig, invgain, corr, full, wx, rr):
+    """One pass of winpos.c's window over the image around (mx, my): the windowed flux and first
+    moments, and with ``full`` also the error sums and second moments.  The Gaussian weight
+    exp(-r^2 / 2 sig^2) is the product of a column and a row factor (computed once per pass instead of
+    once per pixel) and each row only visits the pixels within the outer limit of the window; ``wx`` and
+    ``rr`` are scratch space.  Returns (tv, dxpos, dypos, esum, emx2, emy2, emxy, mx2, my2, mxy, clipped)."""
     h, w = image.shape
     invtwosig2 = 1.0 / (2.0 * sig * sig)
     raper = WINPOS_NSIG * sig
@@ -72,69 +84,62 @@ def _winpos_one(image, var, varmap, bad, seg, oid, x0, y0, sig, invgain, corr, w
     scale = 1.0 / WINPOS_OVERSAMP
     scale2 = scale * scale
     offset = 0.5 * (scale - 1.0)
-    mx, my = x0, y0
-    tv = 0.0
-    esum = emx2 = emy2 = emxy = 0.0
-    mx2 = my2 = mxy = 0.0
+    xmin = int(mx - raper + 0.499999)
+    xmax = int(mx + raper + 1.499999)
+    ymin = int(my - raper + 0.499999)
+    ymax = int(my + raper + 1.499999)
+    mx2ph = mx * 2.0 + 0.49999
+    my2ph = my * 2.0 + 0.49999
+    xmin, xmax, ymin, ymax, clipped = _clip_box(xmin, xmax, ymin, ymax, w, h)
+    for x in range(xmin, xmax):
+        dx = x - mx
+        wx[x - xmin] = np.exp(-dx * dx * invtwosig2)
+    tv = esum = emx2 = emy2 = emxy = mx2 = my2 = mxy = 0.0
     dxpos = dypos = 0.0
-    apflag = 0
-    niter = 0
-    for it in range(WINPOS_NITERMAX):
-        niter = it + 1
-        xmin = int(mx - raper + 0.499999)
-        xmax = int(mx + raper + 1.499999)
-        ymin = int(my - raper + 0.499999)
-        ymax = int(my + raper + 1.499999)
-        mx2ph = mx * 2.0 + 0.49999
-        my2ph = my * 2.0 + 0.49999
-        xmin, xmax, ymin, ymax, clipped = _clip_box(xmin, xmax, ymin, ymax, w, h)
-        if clipped:
-            apflag = 1
-        for x in range(xmin, xmax):
+    for y in range(ymin, ymax):
+        dy = y - my
+        dy2 = dy * dy
+        if dy2 >= rextlim2:
+            continue
+        wy = np.exp(-dy2 * invtwosig2)
+        _subrow_halfwidths(dy, raper2, offset, scale, WINPOS_OVERSAMP, rr)
+        half = np.sqrt(rextlim2 - dy2)
+        xa = max(xmin, int(np.ceil(mx - half)))
+        xb = min(xmax, int(np.floor(mx + half)) + 1)
+        for x in range(xa, xb):
             dx = x - mx
-            wx[x - xmin] = np.exp(-dx * dx * invtwosig2)
-        tv = esum = emx2 = emy2 = emxy = mx2 = my2 = mxy = 0.0
-        dxpos = dypos = 0.0
-        for y in range(ymin, ymax):
-            dy = y - my
-            dy2 = dy * dy
-            if dy2 >= rextlim2:
+            r2 = dx * dx + dy2
+            if r2 >= rextlim2:
                 continue
-            wy = np.exp(-dy2 * invtwosig2)
-            # columns with dx^2 < rextlim2 - dy^2 (the others are outside the window)
-            half = np.sqrt(rextlim2 - dy2)
-            xa = max(xmin, int(np.ceil(mx - half)))
-            xb = min(xmax, int(np.floor(mx + half)) + 1)
-            for x in range(xa, xb):
-                dx = x - mx
-                r2 = dx * dx + dy2
-                if r2 >= rextlim2:
-                    continue
-                if r2 > rintlim2:
-                    # fraction of the 11x11 sub-pixel grid inside the aperture
-                    locarea = _subpixel_coverage(dx, dy, raper2, offset, scale, scale2, WINPOS_OVERSAMP)
+            if r2 > rintlim2:
+                # fraction of the 11x11 sub-pixel grid inside the aperture
+                locarea = _subpixel_coverage(dx, rr, offset, scale, scale2, WINPOS_OVERSAMP)
+            else:
+                locarea = 1.0
+            locarea *= wx[x - xmin] * wy
+            pix = image[y, x]
+            px, py = x, y
+            s = seg[y, x] if oid > 0 else 0
+            if bad[y, x] or (s != 0 and s != oid):
+                x2 = int(mx2ph - x)
+                y2 = int(my2ph - y)
+                s2 = seg[y2, x2] if (oid > 0 and x2 >= 0 and x2 < w and y2 >= 0 and y2 < h) else 0
+                if (corr and x2 >= 0 and x2 < w and y2 >= 0 and y2 < h and not bad[y2, x2]
+                        and (s2 == 0 or s2 == oid)):
+                    pix = image[y2, x2]
+                    px, py = x2, y2
                 else:
-                    locarea = 1.0
-                locarea *= wx[x - xmin] * wy
-                pix = image[y, x]
-                v = varmap[y, x] if var < 0 else var
-                s = seg[y, x] if oid > 0 else 0
-                if bad[y, x] or (s != 0 and s != oid):
-                    x2 = int(mx2ph - x)
-                    y2 = int(my2ph - y)
-                    s2 = seg[y2, x2] if (oid > 0 and x2 >= 0 and x2 < w and y2 >= 0 and y2 < h) else 0
-                    if (corr and x2 >= 0 and x2 < w and y2 >= 0 and y2 < h and not bad[y2, x2]
-                            and (s2 == 0 or s2 == oid)):
-                        pix = image[y2, x2]
-                        v = varmap[y2, x2] if var < 0 else var
-                    else:
-                        pix = 0.0
-                        v = 0.0
-                locpix = locarea * pix
-                tv += locpix
-                dxpos += locpix * dx
-                dypos += locpix * dy
-                err = v
+                    pix = 0.0
+                    px = -1
+            locpix = locarea * pix
+            tv += locpix
+            dxpos += locpix * dx
+            dypos += locpix * dy
+            if full:
+                if px < 0:
+                    err = 0.0
+                else:
+                    err = varmap[py, px] if var < 0 else var
                 if invgain > 0.0 and pix > 0.0:
                     err += pix * invgain
                 err2 = locarea * locarea * err
@@ -145,6 +150,26 @@ def _winpos_one(image, var, varmap, bad, seg, oid, x0, y0, sig, invgain, corr, w
                 mx2 += locpix * dx * dx
                 my2 += locpix * dy2
                 mxy += locpix * dx * dy
+    return tv, dxpos, dypos, esum, emx2, emy2, emxy, mx2, my2, mxy, clipped
+
+
+@njit(cache=True, nogil=True)
+def _winpos_one(image, var, varmap, bad, seg, oid, x0, y0, sig, invgain, corr, wx, rr):
+    """One object's windowed iterations (winpos.c).  The iterations only need the windowed flux and
+    first moments; the error sums and second moments of the last iteration come from one more pass
+    over the same window (same sums, in the same order, as winpos.c's)."""
+    mx, my = x0, y0
+    cx, cy = mx, my
+    apflag = 0
+    niter = 0
+    tv = dxpos = dypos = 0.0
+    for it in range(WINPOS_NITERMAX):
+        niter = it + 1
+        cx, cy = mx, my
+        tv, dxpos, dypos, _, _, _, _, _, _, _, clipped = _winpos_pass(
+            image, var, varmap, bad, seg, oid, mx, my, sig, invgain, corr, False, wx, rr)
+        if clipped:
+            apflag = 1
         if tv > 0.0:
             dxpos /= tv
             dypos /= tv
@@ -154,6 +179,8 @@ def _winpos_one(image, var, varmap, bad, seg, oid, x0, y0, sig, invgain, corr, w
             break
         if dxpos * dxpos + dypos * dypos < WINPOS_STEPMIN * WINPOS_STEPMIN:
             break
+    _, _, _, esum, emx2, emy2, emxy, mx2, my2, mxy, _ = _winpos_pass(
+        image, var, varmap, bad, seg, oid, cx, cy, sig, invgain, corr, True, wx, rr)
     if tv > 0.0:
         mx2 = mx2 / tv - dxpos * dxpos
         my2 = my2 / tv - dypos * dypos
@@ -179,9 +206,10 @@ def _winpos_one(image, var, varmap, bad, seg, oid, x0, y0, sig, invgain, corr, w
 @njit(cache=True, nogil=True)
 def _winpos_all(image, var, varmap, bad, seg, ids, x, y, sig, invgain, corr, out):
     wx = np.empty(image.shape[1] + 2)
+    rr = np.empty(WINPOS_OVERSAMP)
     for i in range(x.shape[0]):
         (mx, my, tv, esum, emx2, emy2, emxy, mx2, my2, mxy, niter, flag,
-         apflag) = _winpos_one(image, var, varmap, bad, seg, ids[i], x[i], y[i], sig[i], invgain, corr, wx)
+         apflag) = _winpos_one(image, var, varmap, bad, seg, ids[i], x[i], y[i], sig[i], invgain, corr, wx, rr)
         out[i, 0] = mx
         out[i, 1] = my
         out[i, 2] = tv
@@ -413,6 +441,7 @@ def _circle_sums(image, var, varmap, bad, seg, use_seg, x, y, radius, ids, corr,
     scale = 1.0 / APER_OVERSAMP
     scale2 = scale * scale
     offset = 0.5 * (scale - 1.0)
+    rr = np.empty(APER_OVERSAMP)
     for i in range(x.shape[0]):
         mx, my = x[i], y[i]
         raper = radius
@@ -433,14 +462,15 @@ def _circle_sums(image, var, varmap, bad, seg, use_seg, x, y, radius, ids, corr,
         area = 0.0
         oid = ids[i]
         for yy in range(ymin, ymax):
+            dy = yy - my
+            _subrow_halfwidths(dy, raper2, offset, scale, APER_OVERSAMP, rr)
             for xx in range(xmin, xmax):
                 dx = xx - mx
-                dy = yy - my
                 r2 = dx * dx + dy * dy
                 if r2 >= rextlim2:
                     continue
                 if r2 > rintlim2:
-                    locarea = _subpixel_coverage(dx, dy, raper2, offset, scale, scale2, APER_OVERSAMP)
+                    locarea = _subpixel_coverage(dx, rr, offset, scale, scale2, APER_OVERSAMP)
                 else:
                     locarea = 1.0
                 if locarea <= 0.0:
