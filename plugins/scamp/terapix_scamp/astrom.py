@@ -69,10 +69,36 @@ class AstromModel:
     field_norm: np.ndarray  # (nfield,) focal-plane normalisation radius (deg)
     focal_affine: np.ndarray  # (nfield, nchip_max, 2, 3) affine first guess pixel -> field plane (deg)
     block_ndet: np.ndarray = None  # (nblock,) usable detections constraining each polynomial block
+    block_degree: np.ndarray = None  # (nblock,) degree actually solved for (<= degree, see choose_degrees)
+    block_lever: np.ndarray = None  # (nblock,) worst leverage on the chip grid at that degree
+    block_keys: list = None  # (nblock,) (astrometric instrument, 0-based extension) of each block
+    block_nmatch: np.ndarray = None  # (nblock,) matched detections (overlaps, reference) on each block
+
+    def __post_init__(self):
+        if self.block_degree is None:
+            self.block_degree = np.full(len(self.chip_size), self.degree, np.int64)
 
     @property
     def nterm(self) -> int:
         return (self.degree + 1) * (self.degree + 2) // 2
+
+    def block_name(self, b: int) -> str:
+        if self.block_keys is None:
+            return f"polynomial block {b}"
+        inst, ext = self.block_keys[b]
+        return f"instrument {inst} extension {ext + 1}"
+
+    def fixed_params(self) -> np.ndarray:
+        """Indices of the polynomial terms above each block's own degree: held at zero in the solution
+        (SCAMP drops them from the normal equations: ``shrink_mat``)."""
+        nt = self.nterm
+        out = []
+        for b, d in enumerate(self.block_degree):
+            keep = _nterm(d)
+            if keep < nt:
+                extra = np.arange(keep, nt)
+                out.extend([b * 2 * nt + extra, b * 2 * nt + nt + extra])
+        return np.concatenate(out).astype(np.int64) if out else np.zeros(0, np.int64)
 
     @property
     def nfoc(self) -> int:
@@ -320,6 +346,121 @@ def symmetrize(N):
             N[j, i] = N[i, j]
 
 
+def _nterm(degree: int) -> int:
+    return (int(degree) + 1) * (int(degree) + 2) // 2
+
+
+#: a degree is kept for a chip when the polynomial fitted to its matched detections is known everywhere on
+#: the chip (grid below) about as well as one detection: worst leverage u^T (sum_i u_i u_i^T)^-1 u <= 3.  A
+#: uniform sample of n detections has ~70/n for degree 3, ~26/n for 2, ~7/n for 1 (at the corners).  On the
+#: demo survey (small CCDs, few stars) 3 gave the lowest errors against the truth of 1, 3 and 10.
+MAX_LEVERAGE = 3.0
+#: a solved chip polynomial "folds" when its Jacobian somewhere on the chip grid differs from the one at the
+#: chip centre by more than this fraction (real optics: well below 1% across a CCD; a fold needs 100%)
+MAX_JACOBIAN_CHANGE = 0.1
+_GRID = 9  # points per axis of the grid over each chip (normalised coordinates [-1, 1])
+
+
+def _chip_grid_basis(degree: int, n: int = _GRID):
+    """Monomials (order of :func:`_basis`) and their x and y derivatives on an n x n grid over [-1, 1]^2."""
+    g = np.linspace(-1.0, 1.0, n)
+    x, y = (a.ravel() for a in np.meshgrid(g, g))
+    powers = [(total - b, b) for total in range(degree + 1) for b in range(total + 1)]
+    V = np.stack([x ** a * y ** b for a, b in powers], 1)
+    Dx = np.stack([a * x ** max(a - 1, 0) * y ** b for a, b in powers], 1)
+    Dy = np.stack([b * x ** a * y ** max(b - 1, 0) for a, b in powers], 1)
+    return V, Dx, Dy
+
+
+@njit(cache=True)
+def block_gram(coords, pbase, sel, degree, nblock):
+    """Per polynomial block, the Gram matrix of the chip basis over the detections ``sel`` and their count."""
+    nt = (degree + 1) * (degree + 2) // 2
+    G = np.zeros((nblock, nt, nt))
+    count = np.zeros(nblock, np.int64)
+    u = np.empty(nt)
+    for s in sel:
+        _basis(coords, s, degree, -1, nt, u)
+        b = pbase[s] // (2 * nt)
+        count[b] += 1
+        for k in range(nt):
+            for m in range(nt):
+                G[b, k, m] += u[k] * u[m]
+    return G, count
+
+
+def leverage(Gb, count: int, d: int, V=None) -> float:
+    """Worst leverage ``v_g^T G_d^-1 v_g`` over the chip grid of a degree-``d`` fit with Gram matrix ``Gb``
+    (of a basis of degree >= d): the variance of the fitted polynomial there in units of one detection's
+    variance; large where the chip is not sampled (corners of a chip with detections in a band only),
+    infinite when the detections cannot separate the terms."""
+    t = _nterm(d)
+    if V is None:
+        V = _chip_grid_basis(d)[0]
+    if count < t:
+        return np.inf
+    Gd = Gb[:t, :t]
+    scale = np.sqrt(np.diag(Gd))
+    if np.any(scale <= 0):
+        return np.inf
+    try:
+        inv = np.linalg.inv(Gd / np.outer(scale, scale)) / np.outer(scale, scale)
+    except np.linalg.LinAlgError:
+        return np.inf
+    h = np.einsum("gi,ij,gj->g", V[:, :t], inv, V[:, :t])
+    return float(h.max()) if np.all(np.isfinite(h)) and np.all(h > -1e-9) else np.inf
+
+
+def choose_degrees(G, count, degree: int, max_leverage):
+    """Highest degree <= ``degree`` (at least 1) whose worst :func:`leverage` on the chip is at most
+    ``max_leverage`` (scalar or per block), for each block, and that leverage."""
+    max_leverage = np.broadcast_to(np.asarray(max_leverage, float), (len(count),))
+    V, _, _ = _chip_grid_basis(degree)
+    nb = len(count)
+    out = np.ones(nb, np.int64)
+    lever = np.full(nb, np.inf)
+    for b in range(nb):
+        for d in range(degree, 0, -1):
+            h = leverage(G[b], count[b], d, V)
+            if d == 1 or h <= max_leverage[b]:
+                out[b] = d
+                lever[b] = h
+                break
+    return out, lever
+
+
+def folded_blocks(model: "AstromModel", theta, tol: float | None = None) -> np.ndarray:
+    """Blocks (degree >= 2) whose chip polynomial's Jacobian on the chip grid departs from the one at the
+    chip centre by more than ``tol`` (relative Frobenius norm): folds, wiggles, runaway extrapolation."""
+    tol = MAX_JACOBIAN_CHANGE if tol is None else tol
+    nt = model.nterm
+    _, Dx, Dy = _chip_grid_basis(model.degree)
+    nb = len(model.chip_size)
+    A = theta[: model.npoly].reshape(nb, 2, nt)  # (block, axis, term)
+    jx = np.einsum("gt,bat->bga", Dx, A)  # d(xi, eta)/dx on the grid
+    jy = np.einsum("gt,bat->bga", Dy, A)
+    j0 = np.stack([A[:, :, 1], A[:, :, 2]], -1)  # (b, axis, x/y) at the centre
+    diff = np.sqrt(np.sum((jx - j0[:, None, :, 0]) ** 2 + (jy - j0[:, None, :, 1]) ** 2, -1))
+    norm = np.sqrt(np.sum(j0 ** 2, (1, 2)))
+    bad = np.max(diff, 1) > tol * np.maximum(norm, 1e-300)
+    return np.nonzero(bad & (model.block_degree >= 2))[0]
+
+
+def _fix_params(system, rhs, fixed) -> None:
+    """Hold the parameters ``fixed`` (polynomial terms) at zero: identity rows and columns in the normal
+    matrix (dense upper triangle or the polynomial blocks of the block-sparse storage), zero right-hand side."""
+    if len(fixed) == 0:
+        return
+    N = system[0]
+    big = max(float(np.max(np.abs(np.diag(N)))), 1.0)  # the ridge of _solve_normal is then negligible
+    N[fixed, :] = 0.0
+    N[:, fixed] = 0.0
+    N[fixed, fixed] = big
+    if system[5] < len(rhs):
+        system[1][fixed, :] = 0.0
+    rhs[fixed] = 0.0
+
+
 @dataclass
 class AstromSolution:
     model: AstromModel
@@ -440,11 +581,16 @@ def _robust_rms(values, nmax: int = 2_000_000):
 
 
 def solve_astrometry(det: Detections, model: AstromModel, field_tp, group_tp, refs, config, log,
-                     niter: int = 3, nthreads: int = 1) -> AstromSolution:
+                     niter: int = 3, nthreads: int = 1, sparse_above: int | None = None) -> AstromSolution:
     """Run the global astrometric solution.
 
     ``field_tp``/``group_tp``: (n, 2) tangent points (deg) of fields and groups; ``refs``: per group a
-    tuple (gx, gy, sig) of reference stars on the group plane (deg), or None.
+    tuple (gx, gy, sig) of reference stars on the group plane (deg), or None.  ``sparse_above``: number of
+    parameters above which the block-sparse normal equations are used (default :data:`SPARSE_ABOVE`).
+
+    Each chip's polynomial gets the highest degree <= DISTORT_DEGREES its matched detections constrain over
+    the whole chip (:func:`choose_degrees`, decided after the first cross-identification), and a solution
+    whose chip polynomial folds (:func:`folded_blocks`) is redone with that chip's degree lowered.
     """
     n = len(det)
     nparam = model.nparam
@@ -453,7 +599,7 @@ def solve_astrometry(det: Detections, model: AstromModel, field_tp, group_tp, re
     ok = det.astr_ok.copy()
     idx_all = np.nonzero(ok)[0]
     # 0) initial parameters: the model fitted to the (pattern-matched) first guess
-    sparse = nparam > SPARSE_ABOVE
+    sparse = nparam > (SPARSE_ABOVE if sparse_above is None else sparse_above)
     m, nlin = 2 * model.nfoc, int((model.lin_of >= 0).sum())
     N = _new_system(nparam, model.npoly, m, nlin, None, sparse)
 
@@ -471,6 +617,7 @@ def solve_astrometry(det: Detections, model: AstromModel, field_tp, group_tp, re
     accumulate(N, rhs, np.arange(n), np.full(n, -1, np.int64), np.broadcast_to(np.ones(1), (n,)), target,
                coords, pbase, lbase, deg, fdeg, J_id, C0)
     del target
+    _fix_params(N, rhs, model.fixed_params())
     theta = _solve_normal(N, rhs, np.zeros(nparam), log, nthreads)
     del N
     # groups without reference stars (ASTREF_CATALOG NONE): the first guess itself is a weak prior
@@ -530,33 +677,21 @@ def solve_astrometry(det: Detections, model: AstromModel, field_tp, group_tp, re
         if nrefs == 0 and nlinks == 0:
             raise ToolError("no overlapping detection and no reference star matched within CROSSID_RADIUS "
                             f"{config['CROSSID_RADIUS']}\"; cannot solve the astrometry")
-        # assemble and solve
+        if it == 0 and deg >= 2:
+            _set_block_degrees(model, coords, pbase, link_i[link_ok], link_j[link_ok], ref_ok, log)
         li, lj = link_i[link_ok], link_j[link_ok]
-        pkeys = None
-        if sparse:  # the exposure pairs linked by overlaps: the only off-diagonal exposure blocks
-            e1, e2 = model.lin_of[det.field[li]], model.lin_of[det.field[lj]]
-            both = (e1 >= 0) & (e2 >= 0) & (e1 != e2)
-            pkeys = np.unique(np.minimum(e1, e2)[both] * max(nlin, 1) + np.maximum(e1, e2)[both])
-        N = _new_system(nparam, model.npoly, m, nlin, pkeys, sparse)
-        rhs = np.zeros(nparam)
-        # observations sorted by the parameter blocks they touch: consecutive updates of the normal matrix
-        # then hit the same rows (cache), which matters once it holds thousands of exposures
-        order = np.lexsort((pbase[lj], det.field[lj], pbase[li], det.field[li]))
-        li, lj = li[order], lj[order]
-        del order
-        w = 1.0 / (det.sig[li] ** 2 + det.sig[lj] ** 2)
-        accumulate(N, rhs, li, lj, w, np.zeros((len(li), 2)), coords, pbase, lbase, deg, fdeg, J, C)
-        ri = np.nonzero(ref_ok)[0]
-        ri = ri[np.lexsort((pbase[ri], det.field[ri]))]
-        if len(ri):
-            rpos = np.column_stack([gx[ri], gy[ri]]) - _ref_residuals(gx, gy, ref_idx, det.group, refs, ri)
-            rw = weight_ref / (det.sig[ri] ** 2 + _ref_sig(ref_idx, det.group, refs, ri) ** 2)
-            accumulate(N, rhs, ri, np.full(len(ri), -1, np.int64), rw, rpos, coords, pbase, lbase, deg, fdeg,
-                              J, C)
-        if len(prior):
-            accumulate(N, rhs, prior, np.full(len(prior), -1, np.int64), np.full(len(prior), 3600.0 ** 2),
-                              prior_target, coords, pbase, lbase, deg, fdeg, J, C)
-        theta = _solve_normal(N, rhs, theta, log, nthreads)
+        while True:
+            theta = _assemble_and_solve(model, det, theta, li, lj, ref_ok, ref_idx, refs, prior,
+                                        prior_target if len(prior) else None, coords, pbase, lbase, gx, gy, J, C,
+                                        weight_ref, sparse, log, nthreads)
+            folded = folded_blocks(model, theta)
+            if len(folded) == 0:
+                break
+            for b in folded:  # a lower degree and the solution again (SCAMP users' remedy, done per chip)
+                log.warning("astrometric solution folds on %s with degree %d: degree lowered to %d",
+                            model.block_name(b), model.block_degree[b], model.block_degree[b] - 1)
+                model.block_degree[b] -= 1
+        del C
         log.info("astrometric iteration %d: %d overlap links, %d reference matches, %d parameters", it + 1,
                  nlinks, nrefs, nparam)
     ref_res = np.full((n, 2), np.nan)
@@ -564,6 +699,61 @@ def solve_astrometry(det: Detections, model: AstromModel, field_tp, group_tp, re
     if len(rsel):
         ref_res[rsel] = _ref_residuals(gx, gy, ref_idx, det.group, refs, rsel)
     return AstromSolution(model, theta, xi, eta, gx, gy, labels, link_i, link_j, link_ok, ref_idx, ref_ok, ref_res)
+
+
+def _set_block_degrees(model, coords, pbase, li, lj, ref_ok, log) -> None:
+    """Per chip (and astrometric instrument), the DISTORT_DEGREES its matched detections support
+    (:func:`choose_degrees`, :data:`MAX_LEVERAGE`); lowered degrees are logged and kept in
+    ``model.block_degree``."""
+    used = np.zeros(len(pbase), bool)
+    used[li] = True
+    used[lj] = True
+    used |= ref_ok
+    G, count = block_gram(coords, pbase, np.nonzero(used)[0], model.degree, len(model.chip_size))
+    degrees, lever = choose_degrees(G, count, model.degree, MAX_LEVERAGE)
+    model.block_lever = lever
+    model.block_nmatch = count
+    for b in np.nonzero(degrees < model.block_degree)[0]:
+        log.warning("%s: %d matched detections do not constrain a degree-%d polynomial over the chip "
+                    "(worst leverage on the chip %.3g > %.3g): degree %d", model.block_name(b), count[b],
+                    model.degree, leverage(G[b], count[b], model.degree), MAX_LEVERAGE, degrees[b])
+    model.block_degree = np.minimum(model.block_degree, degrees)
+
+
+def _assemble_and_solve(model, det, theta, li, lj, ref_ok, ref_idx, refs, prior, prior_target, coords, pbase,
+                        lbase, gx, gy, J, C, weight_ref, sparse, log, nthreads):
+    """One Gauss-Newton step: the normal equations of the kept links, reference matches and prior, solved
+    with the polynomial terms above each chip's degree held at zero."""
+    nparam = model.nparam
+    deg, fdeg = model.degree, model.focdeg
+    m, nlin = 2 * model.nfoc, int((model.lin_of >= 0).sum())
+    pkeys = None
+    if sparse:  # the exposure pairs linked by overlaps: the only off-diagonal exposure blocks
+        e1, e2 = model.lin_of[det.field[li]], model.lin_of[det.field[lj]]
+        both = (e1 >= 0) & (e2 >= 0) & (e1 != e2)
+        pkeys = np.unique(np.minimum(e1, e2)[both] * max(nlin, 1) + np.maximum(e1, e2)[both])
+    N = _new_system(nparam, model.npoly, m, nlin, pkeys, sparse)
+    rhs = np.zeros(nparam)
+    accumulate = accumulate_blocks if sparse else (lambda system, *a: accumulate_normal(system[0], *a))
+    # observations sorted by the parameter blocks they touch: consecutive updates of the normal matrix
+    # then hit the same rows (cache), which matters once it holds thousands of exposures
+    order = np.lexsort((pbase[lj], det.field[lj], pbase[li], det.field[li]))
+    li, lj = li[order], lj[order]
+    del order
+    w = 1.0 / (det.sig[li] ** 2 + det.sig[lj] ** 2)
+    accumulate(N, rhs, li, lj, w, np.zeros((len(li), 2)), coords, pbase, lbase, deg, fdeg, J, C)
+    del li, lj, w
+    ri = np.nonzero(ref_ok)[0]
+    ri = ri[np.lexsort((pbase[ri], det.field[ri]))]
+    if len(ri):
+        rpos = np.column_stack([gx[ri], gy[ri]]) - _ref_residuals(gx, gy, ref_idx, det.group, refs, ri)
+        rw = weight_ref / (det.sig[ri] ** 2 + _ref_sig(ref_idx, det.group, refs, ri) ** 2)
+        accumulate(N, rhs, ri, np.full(len(ri), -1, np.int64), rw, rpos, coords, pbase, lbase, deg, fdeg, J, C)
+    if len(prior):
+        accumulate(N, rhs, prior, np.full(len(prior), -1, np.int64), np.full(len(prior), 3600.0 ** 2),
+                   prior_target, coords, pbase, lbase, deg, fdeg, J, C)
+    _fix_params(N, rhs, model.fixed_params())
+    return _solve_normal(N, rhs, theta, log, nthreads)
 
 
 def _ref_residuals(gx, gy, ref_idx, group, refs, sel):

@@ -151,7 +151,8 @@ def _magzero_out(config, inst: int) -> float:
 
 def write_xml(run, path, elapsed: float) -> None:
     """A VOTable summary like SCAMP's ``scamp.xml``: Fields, FGroups, Astrometric_Instruments,
-    Photometric_Instruments, Warnings and Config tables."""
+    Astrometric_Chips (the distortion degree solved for on each chip), Photometric_Instruments, Warnings and
+    Config tables."""
     from astropy.io.votable.tree import Info, Resource, TableElement, VOTableFile
     from astropy.table import Table
 
@@ -223,7 +224,19 @@ def write_xml(run, path, elapsed: float) -> None:
     at["Index"] = np.arange(1, len(run.astr_inst) + 1, dtype=np.int32)
     at["NFields"] = np.array([sum(f.astr_key == a for f in fields) for a in run.astr_inst], np.int32)
     at["Keys"] = list(run.astr_inst)
-    at["Distort_Degree"] = np.full(len(run.astr_inst), run.astrom.model.degree, np.int32)
+    model = run.astrom.model
+    at["Distort_Degree"] = np.full(len(run.astr_inst), model.degree, np.int32)
+    # per chip: the degree actually solved for (lowered where the matched detections cannot support
+    # DISTORT_DEGREES over the chip, or where the solution folded), with its constraints
+    keys = model.block_keys or [("", b) for b in range(len(model.chip_size))]
+    dt = Table()
+    dt["Astr_Instrum"] = [f"A{run.astr_inst.index(i) + 1}" if i in run.astr_inst else str(i) for i, _ in keys]
+    dt["Extension"] = np.array([e + 1 for _, e in keys], np.int32)
+    dt["NDets_Matched"] = (np.asarray(model.block_nmatch, np.int32) if model.block_nmatch is not None
+                           else np.asarray(model.block_ndet, np.int32))
+    dt["Distort_Degree"] = np.asarray(model.block_degree, np.int32)
+    dt["Max_Leverage"] = (np.asarray(model.block_lever, float) if model.block_lever is not None
+                          else np.full(len(keys), np.nan))
     pt = Table()
     pt["Name"] = [f"P{i + 1}" for i in range(len(run.phot_inst))]
     pt["Index"] = np.arange(1, len(run.phot_inst) + 1, dtype=np.int32)
@@ -248,7 +261,7 @@ def write_xml(run, path, elapsed: float) -> None:
     resource.infos.append(Info(name="Software", value="terapix-fw scamp (SCAMP 2.10 conventions)"))
     resource.infos.append(Info(name="Elapsed", value=f"{elapsed:.2f}"))
     for name, table in (("Fields", ft), ("FGroups", gt), ("Astrometric_Instruments", at),
-                        ("Photometric_Instruments", pt), ("Warnings", wt), ("Config", ct)):
+                        ("Astrometric_Chips", dt), ("Photometric_Instruments", pt), ("Warnings", wt), ("Config", ct)):
         element = TableElement.from_table(votable, table)
         element.name = name
         element.ID = name

@@ -280,12 +280,18 @@ def _warnings(run) -> list[str]:
             out.append(f"{f.name}: only {s['reference']['ndets']} reference matches")
         if run.photom is not None and not run.photom.linked[k]:
             out.append(f"{f.name}: not linked to any photometric field (PHOTLINK F)")
+    model = run.astrom.model if run.astrom is not None else None
+    if model is not None:
+        for b in np.nonzero(model.block_degree < model.degree)[0]:
+            out.append(f"{model.block_name(b)}: distortion degree lowered from {model.degree} to "
+                       f"{model.block_degree[b]} (not enough well-distributed matched detections)")
     return out
 
 
 def _build_model(fields, inst_of, det, config) -> AstromModel:
     nchip = max(len(f.chips) for f in fields)
     keys = {}
+    names = []
     block_of = np.full((len(fields), nchip), -1, np.int64)
     sizes = []
     for k, f in enumerate(fields):
@@ -294,6 +300,7 @@ def _build_model(fields, inst_of, det, config) -> AstromModel:
             if key not in keys:
                 keys[key] = len(sizes)
                 sizes.append((c.nx, c.ny))
+                names.append(key)
             block_of[k, c.index] = keys[key]
     focdeg = config["FOCDISTORT_DEGREE"] if config["STABILITY_TYPE"] == "INSTRUMENT" else -1
     lin_of = np.full(len(fields), -1, np.int64)
@@ -345,4 +352,5 @@ def _build_model(fields, inst_of, det, config) -> AstromModel:
     if config["STABILITY_TYPE"] == "PRE-DISTORTED":
         degree = 1
     block_ndet = np.bincount(block_of[det.field[det.astr_ok], det.chip[det.astr_ok]], minlength=len(sizes))
-    return AstromModel(degree, focdeg, block_of, np.array(sizes, float), lin_of, centers, norms, affine, block_ndet)
+    return AstromModel(degree, focdeg, block_of, np.array(sizes, float), lin_of, centers, norms, affine, block_ndet,
+                       block_keys=names)

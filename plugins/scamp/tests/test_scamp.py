@@ -519,3 +519,66 @@ def test_block_sparse_normal_equations_match_the_dense_solution(tmp_path, monkey
     sparse = run_scamp(paths, config, LOG).astrom
     assert sparse.model.nparam == dense.model.nparam
     np.testing.assert_allclose(np.hypot(sparse.xi - dense.xi, sparse.eta - dense.eta) * 3.6e6, 0.0, atol=0.01)
+
+
+def _xml_table(path, name):
+    import warnings
+
+    from astropy.io.votable import parse
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return next(t for t in parse(str(path)).iter_tables() if t.name == name).to_table()
+
+
+def test_under_constrained_chip_gets_a_lower_degree(tmp_path, monkeypatch):
+    """DISTORT_DEGREES 3 on a chip whose detections all lie in its bottom 30%: a cubic is free to run away
+    over the other 70% (several arcsec when forced), so that chip is solved with a lower degree (logged, in
+    the XML and the warnings) and stays within 0.5" of the truth everywhere; well-sampled chips keep 3."""
+    import terapix_scamp.astrom as astrom
+    from terapix_fw.ldac import LdacExtension, read_ldac, write_ldac
+
+    truth = make_survey(tmp_path, nexp=3, nccd=4, nsources_per_arcmin2=40, seed=31)
+    for e in truth.exposures:
+        exts = read_ldac(e.path)
+        objects = exts[2].objects
+        exts[2] = LdacExtension(exts[2].header, objects[objects["YWIN_IMAGE"] < 0.3 * truth.ny])
+        write_ldac(e.path, [LdacExtension(x.header, x.objects) for x in exts])
+
+    def chip_errors():
+        return np.array([head_errors(truth, k, e.path.with_suffix(".head"), n=10).reshape(4, -1)
+                         for k, e in enumerate(truth.exposures)]).transpose(1, 0, 2).reshape(4, -1)
+
+    run_tool(truth, tmp_path, SOLVE_PHOTOM="N", DISTORT_DEGREES="3")
+    err = chip_errors()
+    chips = _xml_table(tmp_path / "scamp.xml", "Astrometric_Chips")
+    assert chips["Distort_Degree"][2] < 3 and list(chips["Distort_Degree"][[0, 1, 3]]) == [3, 3, 3]
+    warnings = list(_xml_table(tmp_path / "scamp.xml", "Warnings")["Text"])
+    assert any("extension 3: distortion degree lowered from 3" in str(w) for w in warnings)
+    assert err[2].max() < 500.0
+    assert np.sqrt(np.mean(err[[0, 1, 3]] ** 2)) < 30.0
+    # the same solution with every chip forced to degree 3 runs away on the under-sampled chip
+    monkeypatch.setattr(astrom, "MAX_LEVERAGE", np.inf)
+    monkeypatch.setattr(astrom, "MAX_JACOBIAN_CHANGE", np.inf)
+    run_tool(truth, tmp_path, SOLVE_PHOTOM="N", DISTORT_DEGREES="3")
+    assert list(_xml_table(tmp_path / "scamp.xml", "Astrometric_Chips")["Distort_Degree"]) == [3, 3, 3, 3]
+    assert chip_errors()[2].max() > 4 * err[2].max()
+
+
+def test_folding_polynomial_is_detected():
+    """folded_blocks flags a chip polynomial whose Jacobian changes sign (a fold) or runs away on the chip,
+    not a smooth distortion of a few parts per thousand."""
+    from terapix_scamp.astrom import AstromModel, folded_blocks
+
+    nt = 10
+    model = AstromModel(3, -1, np.zeros((1, 2), np.int64), np.array([[512.0, 512.0]] * 2), np.full(1, -1),
+                        np.zeros((1, 2)), np.ones(1), np.zeros((1, 2, 2, 3)))
+    theta = np.zeros(model.npoly)
+    for b in range(2):  # 0.05 deg per half chip, plus 0.2% of cubic terms
+        theta[b * 2 * nt + 1] = theta[b * 2 * nt + nt + 2] = 0.05
+        theta[b * 2 * nt + 7] = theta[b * 2 * nt + nt + 9] = 1e-4
+    assert len(folded_blocks(model, theta)) == 0
+    theta[2 * nt + 7] = 0.05  # block 1: d xi/dx = 0.05 (1 + 3 x^2): 4x the centre's at the edges
+    assert list(folded_blocks(model, theta)) == [1]
+    model.block_degree[1] = 1  # a linear block cannot fold: not flagged
+    assert len(folded_blocks(model, theta)) == 0
