@@ -1,6 +1,6 @@
 """Benchmark: the sextractor plugin against source-extractor on simulated MegaCam data.
 
-    python benchmarks/bench_sextractor.py [--small] [--repeat N] [--workdir DIR] [--keep]
+    python benchmarks/bench_sextractor.py [--small] [--repeat N] [--workdir DIR] [--keep] [--reuse] [--case ccd|exposure]
 
 Two cases (issue 5): one 2048x4612 CCD with about 3000 detected sources, and a 36-CCD exposure
 (``--small``: one 1024x2306 CCD and a 4-CCD exposure of the same CCDs).  Both programs run as whole
@@ -141,12 +141,12 @@ def versus_truth(cat, truth, label):
           f"  (n={bright.sum()})")
 
 
-def compare(name, ours_path, ref_path, t_ours, t_ref, truth):
+def compare(name, ours_path, ref_path, t_ours, t_ref, truth, load_before):
     ours, ref = read_cat(ours_path), read_cat(ref_path)
     print(f"\n== {name}")
     (w_ours, c_ours), (w_ref, c_ref) = t_ours, t_ref
     print(f"  wall time: plugin {w_ours:.2f} s, source-extractor {w_ref:.2f} s, ratio {w_ours / w_ref:.2f}"
-          f"   (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+          f"   (1-min load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after, on {os.cpu_count()} cores)")
     print(f"  CPU time:  plugin {c_ours:.2f} s, source-extractor {c_ref:.2f} s, ratio {c_ours / c_ref:.2f}")
     print(f"  detections: plugin {len(ours)}, source-extractor {len(ref)}")
     snr10 = np.asarray(ref["SNR_WIN"]) > 10
@@ -200,6 +200,7 @@ def main(argv=None) -> int:
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--density", type=float, default=3.5, help="simulator source density (3.5: ~2300 detections per CCD)")
     ap.add_argument("--reuse", action="store_true", help="reuse the simulations already in --workdir")
+    ap.add_argument("--case", choices=["all", "ccd", "exposure"], default="all", help="run only one of the two cases")
     args = ap.parse_args(argv)
     from terapix_fw.sim import megacam_focal_plane, simulate_exposure, small_focal_plane
 
@@ -212,7 +213,14 @@ def main(argv=None) -> int:
              ("4-CCD exposure" if args.small else "36-CCD exposure",
               small_focal_plane(nccd=4, nx=nx, ny=ny) if args.small else megacam_focal_plane())]
     print(f"sextractor benchmark in {work} ({os.cpu_count()} cores); source-extractor: {sex or 'not installed'}")
+    # an installed package carries byte-compiled modules; a development checkout run with
+    # PYTHONDONTWRITEBYTECODE set (containers, CI) would recompile ~70 of them at every start
+    repo = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(repo / "terapix_fw"), str(repo / "plugins")],
+                   capture_output=True)
     for k, (name, fp) in enumerate(cases):
+        if args.case != "all" and k != ("ccd", "exposure").index(args.case):
+            continue
         d = work / f"case{k}"
         t0 = time.perf_counter()
         if args.reuse and (d / "sim0001p.fits").exists() and (d / "sim0001p.truth.fits").exists():
@@ -227,6 +235,7 @@ def main(argv=None) -> int:
         cfg_ours = write_config(d, res.zeropoint, "default.nnw")
         ours_cmd = [terapix, "tool", "sextractor", str(res.path), "-c", str(cfg_ours), "-CATALOG_NAME",
                     str(d / "ours.ldac"), "-NTHREADS", "0"]
+        load_before = os.getloadavg()[0]
         t_ours = run_timed(ours_cmd, d, args.repeat)
         if not sex:
             print(f"  plugin {t_ours[0]:.2f} s wall, {t_ours[1]:.2f} s CPU; source-extractor not installed")
@@ -235,7 +244,7 @@ def main(argv=None) -> int:
         ref_cfg.write_text(cfg_ours.read_text().replace("STARNNW_NAME default.nnw", f"STARNNW_NAME {nnw_sex}"))
         ref_cmd = [sex, str(res.path), "-c", str(ref_cfg), "-CATALOG_NAME", str(d / "ref.ldac")]
         t_ref = run_timed(ref_cmd, d, args.repeat)
-        compare(name, d / "ours.ldac", d / "ref.ldac", t_ours, t_ref, truth_table(res))
+        compare(name, d / "ours.ldac", d / "ref.ldac", t_ours, t_ref, truth_table(res), load_before)
     if not args.keep and args.workdir is None:
         shutil.rmtree(work, ignore_errors=True)
     return 0
