@@ -1234,15 +1234,14 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
     fracs = list(cfg["PHOT_FLUXFRAC"])
     hl = None
     if n and (want & {"FLUX_RADIUS"} or any("WIN" in w for w in want)):
-        from .measure import flux_radius
+        from .measure import flux_radius, half_light_radius
         # one growth curve gives every PHOT_FLUXFRAC radius and the half-light radius of the window
         fr, gtrunc = par(flux_radius, sub, x, y, a, flux_auto, fracs + [0.5],
                          bad if bad is not None else np.zeros(sub.shape, bool), seg=seg if correct else None,
                          ids=ids, min_aper=cfg["PHOT_AUTOAPERS"][0], correct=correct)
         cols["FLUX_RADIUS"] = fr[:, :len(fracs)]
         flags |= np.where(gtrunc, 16, 0).astype(np.int16)
-        hl = fr[:, -1]
-        hl = np.nan_to_num(hl, nan=1.0)
+        hl = half_light_radius(fr[:, -1], a, cfg["PHOT_AUTOAPERS"][0])
     _mark("Petrosian")
     # ---- Petrosian
     if want & {"FLUX_PETRO", "FLUXERR_PETRO", "MAG_PETRO", "MAGERR_PETRO", "PETRO_RADIUS"} and n:
@@ -1269,7 +1268,7 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
     # ---- windowed
     win = None
     if n and any("WIN" in w for w in want):
-        sig = 2.0 * np.maximum(hl, 0.1) / 2.35
+        sig = 2.0 * hl / 2.35  # winpos.c: from the half-light radius (half-FWHM) to a Gaussian sigma
         vwin = rms * rms if var is None else var
         badwin = bad if bad is not None else np.zeros((1, 1), dtype=bool)
         if bad is None:

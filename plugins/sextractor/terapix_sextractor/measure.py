@@ -16,7 +16,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["winpos", "ellipse_flux", "circle_flux", "flux_radius", "petrosian_factor", "local_background"]
+__all__ = ["winpos", "ellipse_flux", "circle_flux", "flux_radius", "half_light_radius", "petrosian_factor",
+           "local_background"]
 
 WINPOS_NITERMAX = 16
 WINPOS_STEPMIN = 2e-4
@@ -646,12 +647,25 @@ def _growth_all(image, bad, seg, use_seg, x, y, a, minaper, fluxnorm, fracs, ids
                 out[i, jf] = step * (k + (tv - growth[k - 1]) / dg) if dg != 0.0 else step * k
             else:
                 out[i, jf] = step * (tv / growth[0]) if growth[0] != 0.0 else 0.0
+            if out[i, jf] > rlim:  # growth.c: never beyond the integration radius
+                out[i, jf] = rlim
+
+
+GROWTH_MINHLRAD = 0.5
+
+
+def half_light_radius(radius, a, min_aper=0.0):
+    """growth.c's internal half-light radius (the windowed measurements' scale) from the FLUX_RADIUS at
+    0.5: its absolute value, within [GROWTH_MINHLRAD, integration radius]."""
+    rlim = np.maximum(GROWTH_NSIG * np.asarray(a, np.float64), min_aper)
+    return np.minimum(np.maximum(np.abs(np.nan_to_num(radius, nan=GROWTH_MINHLRAD)), GROWTH_MINHLRAD), rlim)
 
 
 def flux_radius(image, x, y, a, fluxnorm, fracs, bad, seg=None, ids=None, min_aper=0.0, correct=True):
     """SExtractor's FLUX_RADIUS (``growth.c``): a 64-bin circular growth curve out to 6 A (at least
     PHOT_AUTOAPERS[0]), sub-sampled 5x5 near bin boundaries, neighbours corrected by symmetry; radius at
-    which it reaches ``frac * fluxnorm`` (FLUX_AUTO), linearly interpolated.  Returns (n, nfrac) radii
+    which it reaches ``frac * fluxnorm`` (FLUX_AUTO), linearly interpolated, at most the integration
+    radius.  Returns (n, nfrac) radii
     and the edge-truncation flag."""
     n = len(x)
     fracs = np.atleast_1d(np.asarray(fracs, np.float64))
