@@ -305,20 +305,11 @@ def extract_results(image_path, config=None, params=None, detection_path=None, w
 
 
 def _warm_up():
-    from .measure import ellipse_flux, petrosian_factor, winpos
+    """Load every numba kernel (from numba's cache) before forking workers or while another process
+    detects."""
+    from .measure import warm_up
 
-    img = np.zeros((8, 8), np.float32)
-    bad = np.zeros((8, 8), bool)
-    seg = np.zeros((8, 8), np.int32)
-    winpos(img, np.array([4.0]), np.array([4.0]), np.array([1.0]), 1.0, bad, seg=seg)
-    petrosian_factor(img, bad, seg, np.array([4.0]), np.array([4.0]), np.array([1.0]), np.array([1.0]),
-                     np.array([0.0]))
-    ellipse_flux(img, np.array([4.0]), np.array([4.0]), np.array([1.0]), np.array([1.0]), np.array([0.0]),
-                 np.array([2.0]), 1.0, bad, seg=seg)
-    from .measure import circle_flux, flux_radius, local_background
-    circle_flux(img, np.array([4.0]), np.array([4.0]), 2.0, 1.0, bad, seg=seg)
-    local_background(img, bad, seg, np.array([4.0]), np.array([4.0]), np.array([1.0]), 2)
-    flux_radius(img, np.array([4.0]), np.array([4.0]), np.array([1.0]), np.array([1.0]), [0.5], bad, seg=seg)
+    warm_up()
 
 
 def _read_plane(path, hdu_index, nimage_hdus, what, ref_shape, rows=None):
@@ -1081,13 +1072,15 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
     from astropy.table import Table
 
     from .isophotal import ellipse_from_moments, segment_stats
-    from .measure import winpos
+    from .measure import warm_up, winpos
     from .paramdefs import BY_NAME
 
     n = len(objs)
     ny, nx = sub.shape
     rms = bkg.global_rms
     pre = pre or {}
+    if n:
+        warm_up()  # all kernels at once (and without numba's BLAS probe): see measure.warm_up
     from functools import partial
     par = partial(_objwise, _n=n, _threads=max(1, int(nthreads)))
     correct = cfg["MASK_TYPE"] != "NONE"

@@ -17,7 +17,7 @@ import numpy as np
 from numba import njit
 
 __all__ = ["winpos", "ellipse_flux", "circle_flux", "flux_radius", "half_light_radius", "petrosian_factor",
-           "local_background"]
+           "local_background", "warm_up"]
 
 WINPOS_NITERMAX = 16
 WINPOS_STEPMIN = 2e-4
@@ -719,3 +719,40 @@ def local_background(image, bad, seg, x, y, rin, thick):
         _annulus_medians(image, bad, seg, np.asarray(x, np.float64), np.asarray(y, np.float64),
                          np.asarray(rin, np.float64), float(thick), out)
     return out
+
+
+_WARM = []
+
+
+def warm_up() -> None:
+    """Load all the kernels once per process (numba's on-disk cache), e.g. before forking workers.
+
+    numba, on its first compilation or cache load in a process, imports ``scipy.linalg`` only to learn
+    whether BLAS is there (``numba.np.arraymath._HAVE_BLAS``, which merely picks a BLAS or a plain loop
+    for inner products); that import is a third of numba's start-up.  None of these kernels uses BLAS,
+    so the probe is answered "no" while they load (``scipy.linalg.cython_blas`` is mapped to None in
+    ``sys.modules`` for that moment only: a later ``np.dot`` or ``np.linalg`` in numba still imports it
+    as usual when compiled)."""
+    if _WARM:
+        return
+    import sys
+
+    probe = "scipy.linalg.cython_blas"
+    stub = "numba.np.arraymath" not in sys.modules and probe not in sys.modules
+    if stub:
+        sys.modules[probe] = None
+    try:
+        img = np.zeros((8, 8), np.float32)
+        bad = np.zeros((8, 8), bool)
+        seg = np.zeros((8, 8), np.int32)
+        one, four = np.array([1.0]), np.array([4.0])
+        winpos(img, four, four, one, 1.0, bad, seg=seg)
+        petrosian_factor(img, bad, seg, four, four, one, one, np.array([0.0]))
+        ellipse_flux(img, four, four, one, one, np.array([0.0]), np.array([2.0]), 1.0, bad, seg=seg)
+        circle_flux(img, four, four, 2.0, 1.0, bad, seg=seg)
+        local_background(img, bad, seg, four, four, one, 2)
+        flux_radius(img, four, four, one, one, [0.5], bad, seg=seg)
+    finally:
+        if stub and sys.modules.get(probe, 0) is None:
+            del sys.modules[probe]
+    _WARM.append(True)
