@@ -1502,22 +1502,16 @@ def _pos_errors(seg, sub_d, objs, rms, gain, n, kernel=None, pixels=None):
 
 
 def _vignets(sub, bad, x, y, shape):
-    """VIGNET(w,h): pixels around the nearest pixel to the centroid, -1e30 off the image (copyimage)."""
+    """VIGNET(w,h): pixels around the nearest pixel to the centroid, -1e30 off the image (copyimage);
+    one gather for all objects."""
     w, h = shape
-    n = len(x)
-    out = np.full((n, h, w), -1e30, dtype=np.float32)
     ny, nx = sub.shape
-    ix = (x + 0.49999).astype(int)
-    iy = (y + 0.49999).astype(int)
-    x0 = ix - w // 2
-    y0 = iy - h // 2
     img = sub if bad is None else np.where(bad, np.float32(-1e30), sub)
-    for i in range(n):
-        xa, xb = max(x0[i], 0), min(x0[i] + w, nx)
-        ya, yb = max(y0[i], 0), min(y0[i] + h, ny)
-        if xa < xb and ya < yb:
-            out[i, ya - y0[i]:yb - y0[i], xa - x0[i]:xb - x0[i]] = img[ya:yb, xa:xb]
-    return out
+    xs = (x + 0.49999).astype(int)[:, None] - w // 2 + np.arange(w)[None, :]  # (n, w)
+    ys = (y + 0.49999).astype(int)[:, None] - h // 2 + np.arange(h)[None, :]  # (n, h)
+    inside = ((ys >= 0) & (ys < ny))[:, :, None] & ((xs >= 0) & (xs < nx))[:, None, :]
+    out = img[np.clip(ys, 0, ny - 1)[:, :, None], np.clip(xs, 0, nx - 1)[:, None, :]]
+    return np.where(inside, out, np.float32(-1e30)).astype(np.float32)
 
 
 def _world_columns(cols, wcs, want, n):

@@ -336,3 +336,26 @@ def test_flux_radius_and_half_light_radius_limits():
     assert fr[0, 0] == pytest.approx(9.0)
     np.testing.assert_allclose(half_light_radius(np.array([-3.0, 0.1, 100.0, np.nan]), np.array([1.0] * 4)),
                                [3.0, 0.5, 6.0, 0.5])
+
+
+def test_vignets_cut_around_the_nearest_pixel_and_pad_off_the_image():
+    """VIGNET(w,h) (copyimage): the pixels around the nearest pixel to the centroid, bad pixels and pixels
+    off the image at -1e30."""
+    from terapix_sextractor.extraction import _vignets
+
+    img = np.arange(20 * 30, dtype=np.float32).reshape(20, 30)
+    bad = np.zeros(img.shape, bool)
+    bad[10, 10] = True
+    x, y = np.array([10.4, 0.2, 28.6]), np.array([10.6, 1.0, 18.5])
+    v = _vignets(img, bad, x, y, (5, 3))
+    assert v.shape == (3, 3, 5)
+    # object 0: nearest pixel (x 10, y 11): rows 10-12, columns 8-12, the bad pixel blanked
+    expect = img[10:13, 8:13].copy()
+    expect[0, 2] = -1e30
+    np.testing.assert_array_equal(v[0], expect)
+    # object 1: (0, 1): columns -2..2, the first two off the image
+    np.testing.assert_array_equal(v[1][:, :2], np.full((3, 2), -1e30, np.float32))
+    np.testing.assert_array_equal(v[1][:, 2:], img[0:3, 0:3])
+    # object 2: (29, 18): rows 17-19, columns 27..31, the last two off the image
+    np.testing.assert_array_equal(v[2][:, :3], img[17:20, 27:30])
+    np.testing.assert_array_equal(v[2][:, 3:], np.full((3, 2), -1e30, np.float32))
