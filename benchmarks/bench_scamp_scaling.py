@@ -84,14 +84,18 @@ def one(nexp: int, ndet: int, seed: int = 1, sparse: bool = False) -> dict:
         f.photflag = k % 10 == 0
         fields.append(f)
         flux = snr * 100.0 * 10 ** (-0.4 * rng.normal(0, 0.05))
-        parts.append(dict(field=np.full(n, k), chip=chip, x=xo, y=yo, sig=np.hypot(sig_pix, 0.01) * pix,
-                          snr=snr, flux=flux, fluxerr=flux / snr, xi0=xi[ok] + shift[0], eta0=eta[ok] + shift[1],
-                          pra=np.full(n, pra), pdec=np.full(n, pdec)))
-    cat = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+        # the solver's storage types (Detections.DTYPES) from the start: 60 M detections must fit
+        parts.append(dict(field=np.full(n, k, np.int32), chip=chip.astype(np.int16), x=xo, y=yo,
+                          sig=(np.hypot(sig_pix, 0.01) * pix).astype(np.float32), snr=snr.astype(np.float32),
+                          flux=flux.astype(np.float32), fluxerr=(flux / snr).astype(np.float32),
+                          xi0=xi[ok] + shift[0], eta0=eta[ok] + shift[1]))
+    del sra, sdec, snr_src, order, sxi_sorted
+    # column by column, each exposure's piece freed as soon as copied: never two copies of everything
+    cat = {key: np.concatenate([p.pop(key) for p in parts]) for key in list(parts[0])}
     ntot = len(cat["x"])
     det = Detections(field=cat["field"], chip=cat["chip"], x=cat["x"], y=cat["y"], sig=cat["sig"], snr=cat["snr"],
                      astr_ok=np.ones(ntot, bool), phot_ok=np.ones(ntot, bool), flux=cat["flux"],
-                     fluxerr=cat["fluxerr"], xi0=cat["xi0"], eta0=cat["eta0"], group=np.zeros(ntot, np.int64))
+                     fluxerr=cat["fluxerr"], xi0=cat["xi0"], eta0=cat["eta0"], group=np.zeros(ntot, np.int32))
     del parts, cat
     field_tp = np.array([deproject(pointings[k, 0], pointings[k, 1], *center) for k in range(nexp)])
     group_tp = np.array([center])

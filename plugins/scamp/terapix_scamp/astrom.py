@@ -52,6 +52,17 @@ class Detections:
     eta0: np.ndarray
     group: np.ndarray
 
+    #: storage types: 60 million detections (2,000 MegaCam exposures) must fit in memory; indices are small
+    #: and errors, S/N and fluxes need no more than float32, positions stay float64
+    DTYPES = {"field": np.int32, "chip": np.int16, "group": np.int32, "sig": np.float32, "snr": np.float32,
+              "flux": np.float32, "fluxerr": np.float32}
+
+    def __post_init__(self):
+        for name, dtype in self.DTYPES.items():
+            value = np.asarray(getattr(self, name))
+            if value.dtype != dtype:
+                setattr(self, name, value.astype(dtype))
+
     def __len__(self) -> int:
         return len(self.x)
 
@@ -117,23 +128,32 @@ class AstromModel:
         ``coords`` (n, 4) = chip coordinates rescaled to [-1, 1] and focal-plane coordinates rescaled
         by the field radius, ``pbase`` the first parameter of the chip polynomial block, ``lbase`` that
         of the field's linear block (-1: none).  48 bytes per detection; the basis values themselves
-        are computed on the fly by the numba kernels (memory matters at 60 million detections)."""
+        are computed on the fly by the numba kernels (memory matters at 60 million detections): coords
+        are float32 (1e-7 of a chip: 0.03 mas on a MegaCam CCD), the bases int32 (24 bytes per detection)."""
         field = np.asarray(field)
         chip = np.asarray(chip)
         x = np.asarray(x, float)
         y = np.asarray(y, float)
-        block = self.block_of[field, chip]
-        size = self.chip_size[block]
-        coords = np.empty((len(x), 4))
-        coords[:, 0] = (x - 0.5 * (size[:, 0] + 1)) / (0.5 * size[:, 0])
-        coords[:, 1] = (y - 0.5 * (size[:, 1] + 1)) / (0.5 * size[:, 1])
-        aff = self.focal_affine[field, chip]  # (n, 2, 3): first-guess pixel -> field plane
-        norm = self.field_norm[field]
-        coords[:, 2] = (aff[:, 0, 0] * x + aff[:, 0, 1] * y + aff[:, 0, 2] - self.field_center[field, 0]) / norm
-        coords[:, 3] = (aff[:, 1, 0] * x + aff[:, 1, 1] * y + aff[:, 1, 2] - self.field_center[field, 1]) / norm
-        pbase = (block * 2 * self.nterm).astype(np.int64)
-        lin = self.lin_of[field]
-        lbase = np.where((lin >= 0) & (self.nfoc > 0), self.npoly + lin * 2 * self.nfoc, -1).astype(np.int64)
+        n = len(x)
+        coords = np.empty((n, 4), np.float32)
+        pbase = np.empty(n, np.int32)
+        lbase = np.empty(n, np.int32)
+        step = 1 << 20  # in chunks: the per-detection temporaries (affine maps: 48 bytes) stay small
+        for a in range(0, n, step):
+            b = min(a + step, n)
+            fa, xa, ya = field[a:b], x[a:b], y[a:b]
+            block = self.block_of[fa, chip[a:b]]
+            size = self.chip_size[block]
+            coords[a:b, 0] = (xa - 0.5 * (size[:, 0] + 1)) / (0.5 * size[:, 0])
+            coords[a:b, 1] = (ya - 0.5 * (size[:, 1] + 1)) / (0.5 * size[:, 1])
+            aff = self.focal_affine[fa, chip[a:b]]  # (n, 2, 3): first-guess pixel -> field plane
+            norm = self.field_norm[fa]
+            for axis in range(2):
+                coords[a:b, 2 + axis] = (aff[:, axis, 0] * xa + aff[:, axis, 1] * ya + aff[:, axis, 2]
+                                         - self.field_center[fa, axis]) / norm
+            pbase[a:b] = block * 2 * self.nterm
+            lin = self.lin_of[fa]
+            lbase[a:b] = np.where((lin >= 0) & (self.nfoc > 0), self.npoly + lin * 2 * self.nfoc, -1)
         return coords, pbase, lbase
 
     def evaluate_at(self, theta, field, chip, x, y):
@@ -145,16 +165,16 @@ class AstromModel:
 @njit(cache=True, inline="always")
 def _basis(coords, s, degree, focdeg, nt, u):
     # monomials x^a y^b, a + b <= degree, by total degree (the order of match.poly_terms)
-    x = coords[s, 0]
-    y = coords[s, 1]
+    x = np.float64(coords[s, 0])
+    y = np.float64(coords[s, 1])
     k = 0
     for total in range(degree + 1):
         for b in range(total + 1):
             u[k] = x ** (total - b) * y ** b
             k += 1
     if focdeg >= 0:
-        x = coords[s, 2]
-        y = coords[s, 3]
+        x = np.float64(coords[s, 2])
+        y = np.float64(coords[s, 3])
         for total in range(focdeg + 1):
             for b in range(total + 1):
                 u[k] = x ** (total - b) * y ** b
@@ -596,8 +616,7 @@ def solve_astrometry(det: Detections, model: AstromModel, field_tp, group_tp, re
     nparam = model.nparam
     coords, pbase, lbase = model.design(det.field, det.chip, det.x, det.y)
     deg, fdeg = model.degree, model.focdeg
-    ok = det.astr_ok.copy()
-    idx_all = np.nonzero(ok)[0]
+    ok = det.astr_ok
     # 0) initial parameters: the model fitted to the (pattern-matched) first guess
     sparse = nparam > (SPARSE_ABOVE if sparse_above is None else sparse_above)
     m, nlin = 2 * model.nfoc, int((model.lin_of >= 0).sum())
@@ -614,8 +633,8 @@ def solve_astrometry(det: Detections, model: AstromModel, field_tp, group_tp, re
     J_id = np.broadcast_to(np.eye(2), (n, 2, 2))
     C0 = np.broadcast_to(np.zeros(2), (n, 2))
     target = np.column_stack([det.xi0, det.eta0])
-    accumulate(N, rhs, np.arange(n), np.full(n, -1, np.int64), np.broadcast_to(np.ones(1), (n,)), target,
-               coords, pbase, lbase, deg, fdeg, J_id, C0)
+    accumulate(N, rhs, np.arange(n, dtype=np.int32), np.broadcast_to(np.int32(-1), (n,)),
+               np.broadcast_to(np.ones(1), (n,)), target, coords, pbase, lbase, deg, fdeg, J_id, C0)
     del target
     _fix_params(N, rhs, model.fixed_params())
     theta = _solve_normal(N, rhs, np.zeros(nparam), log, nthreads)
@@ -631,7 +650,7 @@ def solve_astrometry(det: Detections, model: AstromModel, field_tp, group_tp, re
     weight_ref = config["ASTREF_WEIGHT"][0]
     link_i = link_j = np.zeros(0, np.int64)
     link_ok = np.zeros(0, bool)
-    ref_idx = np.full(n, -1, np.int64)
+    ref_idx = np.full(n, -1, np.int32)
     ref_ok = np.zeros(n, bool)
     labels = np.arange(n)
     for it in range(niter + 1):
@@ -639,8 +658,12 @@ def solve_astrometry(det: Detections, model: AstromModel, field_tp, group_tp, re
         gx, gy, J = _group_coords(det, xi, eta, field_tp, group_tp)
         # cross-identification on the group planes (first pass and after the first solution)
         if it <= 1:
-            labels = np.empty(n, np.int64)
-            for g in np.unique(det.group):
+            labels = np.empty(n, np.int32 if n < 2 ** 31 else np.int64)
+            groups = np.unique(det.group)
+            for g in groups:
+                if len(groups) == 1:  # one group: no copies
+                    labels[:] = friends_of_friends(gx, gy, det.field, crossid)
+                    break
                 sel = np.nonzero(det.group == g)[0]
                 lab = friends_of_friends(gx[sel], gy[sel], det.field[sel], crossid)
                 labels[sel] = sel[lab]
@@ -649,13 +672,18 @@ def solve_astrometry(det: Detections, model: AstromModel, field_tp, group_tp, re
             for g in np.unique(det.group):
                 if refs[g] is None:
                     continue
-                sel = idx_all[det.group[idx_all] == g]
+                sel = np.nonzero(ok & (det.group == g))[0]
                 ref_idx[sel] = match_reference(gx[sel], gy[sel], refs[g][0], refs[g][1], crossid, det.field[sel])
             link_ok = np.ones(len(link_i), bool)
             ref_ok = ref_idx >= 0
         if it == niter:  # final positions (and, with SOLVE_ASTROM N, the cross-identification only)
             break
-        C = np.column_stack([gx, gy]) - np.einsum("nab,nb->na", J, np.column_stack([xi, eta]))
+        C = np.empty((n, 2))  # group plane = J (field plane) + C, linearised (no per-detection temporaries)
+        for axis, gpos in ((0, gx), (1, gy)):
+            np.multiply(J[:, axis, 0], xi, out=C[:, axis])
+            C[:, axis] += J[:, axis, 1] * eta
+            np.subtract(gpos, C[:, axis], out=C[:, axis])
+        del xi, eta  # evaluated again at the start of the next pass
         # clipping against the current solution
         dl = np.column_stack([gx[link_i] - gx[link_j], gy[link_i] - gy[link_j]])
         if it >= 1 and len(link_i):
@@ -741,7 +769,7 @@ def _assemble_and_solve(model, det, theta, li, lj, ref_ok, ref_idx, refs, prior,
     li, lj = li[order], lj[order]
     del order
     w = 1.0 / (det.sig[li] ** 2 + det.sig[lj] ** 2)
-    accumulate(N, rhs, li, lj, w, np.zeros((len(li), 2)), coords, pbase, lbase, deg, fdeg, J, C)
+    accumulate(N, rhs, li, lj, w, np.broadcast_to(np.zeros(2), (len(li), 2)), coords, pbase, lbase, deg, fdeg, J, C)
     del li, lj, w
     ri = np.nonzero(ref_ok)[0]
     ri = ri[np.lexsort((pbase[ri], det.field[ri]))]

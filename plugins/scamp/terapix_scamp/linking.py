@@ -64,14 +64,17 @@ def friends_of_friends(x, y, field, radius: float) -> np.ndarray:
         return np.zeros(0, np.int64)
     x0, y0 = x.min(), y.min()
     ncy = int((y.max() - y0) / radius) + 1
-    cx = ((x - x0) / radius).astype(np.int64)
-    cy = ((y - y0) / radius).astype(np.int64)
-    cell = cx * ncy + cy
+    cx = ((x - x0) / radius).astype(np.int32)  # (tens of millions of detections: compact temporaries)
+    cy = ((y - y0) / radius).astype(np.int32)
+    cell = cx.astype(np.int64) * ncy + cy
     order = np.argsort(cell, kind="stable")
-    ukeys, ustart, ucount = np.unique(cell[order], return_index=True, return_counts=True)
+    cell = cell[order]
+    ustart = np.flatnonzero(np.concatenate([[True], cell[1:] != cell[:-1]]))
+    ukeys = cell[ustart]
+    del cell
+    ucount = np.diff(np.append(ustart, n))
     parent = np.arange(n, dtype=np.int64)
-    _fof(x, y, field.astype(np.int64), order, ukeys, ustart.astype(np.int64), ucount.astype(np.int64), cx, cy,
-         ncy, radius * radius, parent)
+    _fof(x, y, field, order, ukeys, ustart, ucount, cx, cy, ncy, radius * radius, parent)
     return parent
 
 
@@ -88,11 +91,14 @@ def chain_links(labels: np.ndarray, key: np.ndarray, valid: np.ndarray, field: n
     same = lab[1:] == lab[:-1]
     dup_field = same & (field[order][1:] == field[order][:-1])
     bad_sources = np.unique(lab[1:][dup_field])
+    del lab, dup_field
     i, j = order[:-1][same], order[1:][same]
+    del order, same
     if len(bad_sources):
         keep = ~np.isin(labels[i], bad_sources)
         i, j = i[keep], j[keep]
-    return i, j
+    itype = np.int32 if len(labels) < 2 ** 31 else np.int64  # links are as many as detections: compact
+    return i.astype(itype), j.astype(itype)
 
 
 def match_reference(x, y, rx, ry, radius: float, field=None):
