@@ -33,10 +33,6 @@ def one(nexp: int, ndet: int, seed: int = 1, sparse: bool = False) -> dict:
     from terapix_scamp.tool import ScampTool
 
     log = logging.getLogger("bench")
-    if sparse:  # force the block-sparse normal equations (scipy.sparse) whatever the size
-        import terapix_scamp.astrom as astrom_module
-
-        astrom_module.SPARSE_ABOVE = 0
     base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2  # after imports
     rng = np.random.default_rng(seed)
     t0 = time.time()
@@ -106,7 +102,9 @@ def one(nexp: int, ndet: int, seed: int = 1, sparse: bool = False) -> dict:
     model = _build_model(fields, [f.astr_key for f in fields], det, config)
     t_setup = time.time() - t0
     t1 = time.time()
-    astrom = solve_astrometry(det, model, field_tp, group_tp, refs, config, log, niter=3)
+    # --sparse: the block-sparse normal equations (scipy.sparse) whatever the size
+    astrom = solve_astrometry(det, model, field_tp, group_tp, refs, config, log, niter=3,
+                              sparse_above=0 if sparse else None)
     t_astrom = time.time() - t1
     t2 = time.time()
     solve_photometry(det, astrom.labels, fields, config, log)

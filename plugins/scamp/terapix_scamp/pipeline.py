@@ -146,7 +146,8 @@ def _fix_focal_plane(fields, xi0, eta0, chip_lin, inst_of, config, log):
         log.info("FIX_FOCALPLANE: instrument %s, %d field(s) set on the median focal plane", inst, len(members))
 
 
-def run_scamp(paths, config, log, nthreads: int = 1) -> ScampRun:
+def run_scamp(paths, config, log, nthreads: int = 1, sparse_above: int | None = None) -> ScampRun:
+    """The whole computation; ``sparse_above`` overrides :data:`.astrom.SPARSE_ABOVE` (tests, benchmarks)."""
     from .refcat import read_reference
 
     fields = load_fields(paths, config, log)
@@ -253,7 +254,8 @@ def run_scamp(paths, config, log, nthreads: int = 1) -> ScampRun:
             gx, gy = project(rra[near], rdec[near], *group_tp[g])
             refs[g] = (gx, gy, ref.sig[near])
     niter = 3 if config["SOLVE_ASTROM"] else 0
-    astrom = solve_astrometry(det, model, field_tp, group_tp, refs, config, log, niter=niter, nthreads=nthreads)
+    astrom = solve_astrometry(det, model, field_tp, group_tp, refs, config, log, niter=niter, nthreads=nthreads,
+                              sparse_above=sparse_above)
     if niter == 0:
         log.info("SOLVE_ASTROM N: the first guess (after pattern matching) is kept")
     photom = solve_photometry(det, astrom.labels, fields, config, log) if config["SOLVE_PHOTOM"] else None

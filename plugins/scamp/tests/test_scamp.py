@@ -503,23 +503,35 @@ def test_pipeline_mode_writes_into_the_step_directory(tmp_path):
     assert not list((tmp_path / "cats").glob("*.head"))
 
 
-def test_block_sparse_normal_equations_match_the_dense_solution(tmp_path, monkeypatch):
+def test_block_sparse_normal_equations_match_the_dense_solution(tmp_path):
     """Large systems keep the exposure part of the normal matrix block-sparse (scipy.sparse, SuperLU); on a
-    small survey forced through that path the solution equals the dense Cholesky one."""
-    import terapix_scamp.astrom as astrom
+    small survey forced through that path (threshold 0 parameters) the solution equals the dense Cholesky
+    one, including a chip whose degree is lowered (its terms held at zero in both storages)."""
     from terapix_scamp.pipeline import run_scamp
 
     truth = make_survey(tmp_path, nexp=4, nccd=4, nsources_per_arcmin2=40, seed=26, filters=("g", "r"))
+    _keep_bottom_of_chip(truth, 2, 0.3)
     config = ScampTool.parameter_set().resolve([("ASTREF_CATALOG", "FILE", None),
                                                 ("ASTREFCAT_NAME", str(truth.refcat), None),
                                                 ("SOLVE_PHOTOM", "N", None)])
     paths = [e.path for e in truth.exposures]
     dense = run_scamp(paths, config, LOG).astrom
-    monkeypatch.setattr(astrom, "SPARSE_ABOVE", 0)
-    sparse = run_scamp(paths, config, LOG).astrom
-    assert sparse.model.nparam == dense.model.nparam
+    sparse = run_scamp(paths, config, LOG, sparse_above=0).astrom
+    assert sparse.model.nparam == dense.model.nparam > 0
+    assert (dense.model.block_degree < 3).any()
+    np.testing.assert_array_equal(sparse.model.block_degree, dense.model.block_degree)
     np.testing.assert_allclose(np.hypot(sparse.xi - dense.xi, sparse.eta - dense.eta) * 3.6e6, 0.0, atol=0.01)
 
+
+def _keep_bottom_of_chip(truth, ext: int, fraction: float) -> None:
+    """Drop the detections of extension ``ext`` above ``fraction`` of its height in every catalogue."""
+    from terapix_fw.ldac import LdacExtension, read_ldac, write_ldac
+
+    for e in truth.exposures:
+        exts = read_ldac(e.path)
+        objects = exts[ext].objects
+        exts[ext] = LdacExtension(exts[ext].header, objects[objects["YWIN_IMAGE"] < fraction * truth.ny])
+        write_ldac(e.path, [LdacExtension(x.header, x.objects) for x in exts])
 
 def _xml_table(path, name):
     import warnings
@@ -536,14 +548,9 @@ def test_under_constrained_chip_gets_a_lower_degree(tmp_path, monkeypatch):
     over the other 70% (several arcsec when forced), so that chip is solved with a lower degree (logged, in
     the XML and the warnings) and stays within 0.5" of the truth everywhere; well-sampled chips keep 3."""
     import terapix_scamp.astrom as astrom
-    from terapix_fw.ldac import LdacExtension, read_ldac, write_ldac
 
     truth = make_survey(tmp_path, nexp=3, nccd=4, nsources_per_arcmin2=40, seed=31)
-    for e in truth.exposures:
-        exts = read_ldac(e.path)
-        objects = exts[2].objects
-        exts[2] = LdacExtension(exts[2].header, objects[objects["YWIN_IMAGE"] < 0.3 * truth.ny])
-        write_ldac(e.path, [LdacExtension(x.header, x.objects) for x in exts])
+    _keep_bottom_of_chip(truth, 2, 0.3)
 
     def chip_errors():
         return np.array([head_errors(truth, k, e.path.with_suffix(".head"), n=10).reshape(4, -1)
