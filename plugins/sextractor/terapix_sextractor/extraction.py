@@ -640,6 +640,7 @@ class _Detected:
     thresholds: tuple  # athresh, a_rel, athresh_adu, dthresh, d_rel, dthresh_adu
     sigfac_m: float
     sigfac_d: float
+    var_d: Any = None  # detection variance map, when the detection image is another one
     timings: dict = field(default_factory=dict)  # CPU seconds per phase spent in another process
     pre: dict = field(default_factory=dict)  # measurements already made (:func:`_precompute`)
 
@@ -841,7 +842,8 @@ def _detect(spec: ImageSpec, cfg, wtype_m, wtype_d) -> _Detected:
     seg = seg.astype(np.int32, copy=False)
     return _Detected(t0, header, data, sub_m, sub_d, var_m, bad_m, zero_m, bkg_m, bkg_d, kernel, objs, seg,
                      ndetect, gain, satur, zp, (athresh, a_rel, athresh_adu, dthresh, d_rel, dthresh_adu),
-                     sigfac_m, sigfac_d)
+                     sigfac_m, sigfac_d, var_d if dual else None)
+
 
 
 def _wants_world(want) -> bool:
@@ -865,7 +867,7 @@ def _measure_detected(det: _Detected, spec: ImageSpec, cfg, plist, nthreads: int
     n = len(objs)
     table = _measure(objs, seg, sub_m, var_m, bad_m, bkg_m, spec, cfg, plist, want, gain, satur, zp, pixscale,
                      wcs, athresh, a_rel, athresh_adu, dthresh, d_rel, dthresh_adu, sigfac_m, sub_d, bkg_d, kernel,
-                     zero_m, data, nthreads, pre=det.pre)
+                     zero_m, data, nthreads, pre=det.pre, var_d=det.var_d if det.var_d is not None else var_m)
     res = table
 
     _mark("LDAC_IMHEAD")
@@ -1048,8 +1050,17 @@ def _precompute(det: _Detected, cfg, want) -> dict:
     if cfg["BACKPHOTO_TYPE"] != "LOCAL":
         pre["stats"] = _isophotal_stats(det.seg, det.sub_m, det.var_m, det.objs, thr, det.satur - backval, want,
                                         pixels)
-    pre["kron_r1"] = _kron_r1(det.sub_d, det.seg, det.objs, det.bad_m, cfg["MASK_TYPE"] != "NONE")
     return pre
+
+
+def _measurement_mask(bad, blank, shape):
+    """Bad pixels or blanked ones (:func:`~terapix_sextractor.measure.blanked_pixels`), as one boolean map
+    (all false when neither)."""
+    if bad is None and blank is None:
+        return np.zeros(shape, bool)
+    if bad is None or blank is None:
+        return bad if blank is None else blank
+    return bad | blank
 
 
 def _kron_r1(sub_d, seg, objs, bad, correct):
@@ -1065,7 +1076,7 @@ def _kron_r1(sub_d, seg, objs, bad, correct):
 
 def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur, zp, pixscale, wcs,
              athresh, a_rel, athresh_adu, dthresh, d_rel, dthresh_adu, sigfac, sub_d, bkg_d, kernel, zero_w=None,
-             spec_image=None, nthreads=1, pre=None):
+             spec_image=None, nthreads=1, pre=None, var_d=None):
     """The catalogue columns of the detected objects.  ``pre`` holds what :func:`_precompute` already
     computed (in the detecting process)."""
     import sep
@@ -1081,10 +1092,21 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
     pre = pre or {}
     if n:
         warm_up()  # all kernels at once (and without numba's BLAS probe): see measure.warm_up
+    # what the aperture kernels leave out or correct by symmetry besides other objects: bad pixels and
+    # the pixels SExtractor blanks as detections too small to be objects
+
     from functools import partial
     par = partial(_objwise, _n=n, _threads=max(1, int(nthreads)))
     correct = cfg["MASK_TYPE"] != "NONE"
     ids = np.arange(1, n + 1, dtype=np.int32)
+    # what the aperture kernels leave out or correct by symmetry besides other objects: bad pixels and
+    # the pixels SExtractor blanks as detections too small to be objects
+    blank = None
+    if n and correct:
+        from .measure import blanked_pixels
+        blank = blanked_pixels(sub_d, seg, kernel, dthresh if d_rel and var_d is not None else dthresh_adu,
+                               var_d if d_rel else None, threads=max(1, int(nthreads)))
+    badk = _measurement_mask(bad, blank, sub.shape)
     x, y, a, b, th = _object_ellipses(objs)
     cols: dict[str, Any] = {}
     flags = np.zeros(n, dtype=np.int16)
@@ -1117,7 +1139,7 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
     if n and (need_auto or local):
         # the Kron radius is measured on the detection image (photom.c reads dfield), the flux on the
         # measurement image
-        r1 = pre["kron_r1"] if "kron_r1" in pre else _kron_r1(sub_d, seg, objs, bad, correct)
+        r1 = _kron_r1(sub_d, seg, objs, badk, correct)
         kron = np.maximum(kron_fact * np.nan_to_num(r1, nan=0.0, posinf=0.0), kron_min)
         kron = np.where(kron > 0, kron, 1.0)
         if local:
@@ -1127,7 +1149,7 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
         # integrate as photom.c: whole pixels, neighbours and bad pixels CORRECTed by symmetry
         from .measure import ellipse_flux
         vsum = rms * rms if var is None else var
-        badarr = bad if bad is not None else np.zeros(sub.shape, bool)
+        badarr = badk
         cxx_, cyy_, cxy_ = (np.asarray(objs[k], np.float64) for k in ("cxx", "cyy", "cxy"))
         flux_auto, fluxerr_auto, crowded, trunc, area_auto = par(
             ellipse_flux, sub, x, y, cxx_, cyy_, cxy_, kron, vsum, badarr, seg=seg if correct else None,
@@ -1214,7 +1236,7 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
         fe = np.zeros((n, len(aper)))
         from .measure import circle_flux
         vsum = rms * rms if var is None else var
-        badarr = bad if bad is not None else np.zeros(sub.shape, bool)
+        badarr = badk
         for k, d in enumerate(aper):
             f, e, area, trunc = par(circle_flux, sub, x, y, d / 2.0, vsum, badarr, seg=seg if correct else None,
                                     ids=ids, gain=gain, correct=correct)
@@ -1230,7 +1252,7 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
         from .measure import flux_radius, half_light_radius
         # one growth curve gives every PHOT_FLUXFRAC radius and the half-light radius of the window
         fr, gtrunc = par(flux_radius, sub, x, y, a, flux_auto, fracs + [0.5],
-                         bad if bad is not None else np.zeros(sub.shape, bool), seg=seg if correct else None,
+                         badk, seg=seg if correct else None,
                          ids=ids, min_aper=cfg["PHOT_AUTOAPERS"][0], correct=correct)
         cols["FLUX_RADIUS"] = fr[:, :len(fracs)]
         flags |= np.where(gtrunc, 16, 0).astype(np.int16)
@@ -1240,13 +1262,13 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
     if want & {"FLUX_PETRO", "FLUXERR_PETRO", "MAG_PETRO", "MAGERR_PETRO", "PETRO_RADIUS"} and n:
         from .measure import petrosian_factor
         pfac, pmin = cfg["PHOT_PETROPARAMS"]
-        kp = par(petrosian_factor, sub_d, bad if bad is not None else np.zeros(sub.shape, bool),
+        kp = par(petrosian_factor, sub_d, badk,
                  seg if correct else np.zeros(sub.shape, np.int32), x, y, np.asarray(objs["cxx"], np.float64),
                  np.asarray(objs["cyy"], np.float64), np.asarray(objs["cxy"], np.float64), ids=ids)
         prad = np.where(kp > 0, np.maximum(pfac * kp, pmin), pmin)
         from .measure import ellipse_flux
         vsum = rms * rms if var is None else var
-        badarr = bad if bad is not None else np.zeros(sub.shape, bool)
+        badarr = badk
         f, e, pcrowd, ptrunc, parea = par(
             ellipse_flux, sub, x, y, np.asarray(objs["cxx"], np.float64), np.asarray(objs["cyy"], np.float64),
             np.asarray(objs["cxy"], np.float64), prad, vsum, badarr, seg=seg if correct else None, ids=ids,
@@ -1263,9 +1285,7 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
     if n and any("WIN" in w for w in want):
         sig = 2.0 * hl / 2.35  # winpos.c: from the half-light radius (half-FWHM) to a Gaussian sigma
         vwin = rms * rms if var is None else var
-        badwin = bad if bad is not None else np.zeros((1, 1), dtype=bool)
-        if bad is None:
-            badwin = np.zeros(sub.shape, dtype=bool)
+        badwin = badk
         # neighbours are corrected as in SExtractor (MASK_TYPE CORRECT): mask other objects' pixels
         win = par(winpos, sub, x, y, sig, vwin, badwin, gain, correct, seg=seg if correct else None,
                   ids=ids if correct else None)

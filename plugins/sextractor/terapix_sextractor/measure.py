@@ -17,7 +17,7 @@ import numpy as np
 from numba import njit
 
 __all__ = ["winpos", "ellipse_flux", "circle_flux", "flux_radius", "half_light_radius", "petrosian_factor",
-           "local_background", "warm_up"]
+           "local_background", "blanked_pixels", "warm_up"]
 
 WINPOS_NITERMAX = 16
 WINPOS_STEPMIN = 2e-4
@@ -752,7 +752,107 @@ def warm_up() -> None:
         circle_flux(img, four, four, 2.0, 1.0, bad, seg=seg)
         local_background(img, bad, seg, four, four, one, 2)
         flux_radius(img, four, four, one, one, [0.5], bad, seg=seg)
+        blanked_pixels(img, seg, np.ones((3, 3)) / 9.0, 1.0)
+        blanked_pixels(img, seg, np.ones((3, 3)) / 9.0, 1.0, np.ones((8, 8), np.float32))
     finally:
         if stub and sys.modules.get(probe, 0) is None:
             del sys.modules[probe]
     _WARM.append(True)
+
+
+@njit(cache=True, nogil=True)
+def _above_rows(image, seg, kernel, thr, var, rel, out, y0, y1):
+    """Rows y0..y1 of the candidate map: 1 where a pixel of no object is above the threshold in the
+    filtered image (each row filtered tap by tap into a row buffer: contiguous, vectorisable loops).
+    Returns the number of candidates."""
+    h, w = image.shape
+    kh, kw = kernel.shape
+    cy, cx = kh // 2, kw // 2
+    acc = np.empty(w)
+    ncand = 0
+    for y in range(y0, y1):
+        acc[:] = 0.0
+        for j in range(kh):
+            yy = y + j - cy
+            if yy < 0 or yy >= h:
+                continue
+            for i in range(kw):
+                kv = kernel[j, i]
+                if kv == 0.0:
+                    continue
+                dx = i - cx
+                for x in range(max(0, -dx), min(w, w - dx)):
+                    acc[x] += kv * image[yy, x + dx]
+        for x in range(w):
+            if seg[y, x] != 0:
+                continue
+            a = acc[x]
+            if rel:
+                above = a > 0.0 and a * a > thr * thr * var[y, x]
+            else:
+                above = a > thr
+            if above:
+                out[y, x] = 1
+                ncand += 1
+    return ncand
+
+
+@njit(cache=True, nogil=True)
+def _connect_candidates(seg, out, ncand):
+    """Mark 2 the candidates 8-connected (through candidates) to an object pixel."""
+    h, w = out.shape
+    stack = np.empty(max(ncand, 1), np.int64)
+    top = 0
+    for y in range(h):
+        for x in range(w):
+            if out[y, x] != 1:
+                continue
+            touch = False
+            for yy in range(max(y - 1, 0), min(y + 2, h)):
+                for xx in range(max(x - 1, 0), min(x + 2, w)):
+                    if seg[yy, xx] != 0:
+                        touch = True
+            if touch:
+                out[y, x] = 2
+                stack[top] = y * w + x
+                top += 1
+    while top > 0:
+        top -= 1
+        y = stack[top] // w
+        x = stack[top] % w
+        for yy in range(max(y - 1, 0), min(y + 2, h)):
+            for xx in range(max(x - 1, 0), min(x + 2, w)):
+                if out[yy, xx] == 1:
+                    out[yy, xx] = 2
+                    stack[top] = yy * w + xx
+                    top += 1
+
+
+def blanked_pixels(image, seg, kernel, thresh, var=None, threads=1):
+    """The pixels SExtractor blanks besides the catalogued objects' own (scan.c, BLANK when MASK_TYPE is
+    not NONE): those above the detection threshold in the filtered detection image ``image`` (correlated
+    with ``kernel``, zero outside) that are not 8-connected through such pixels to an object of ``seg``
+    -- the detections smaller than DETECT_MINAREA.  (Pixels connected to an object but not in it are
+    those of objects CLEAN merged into it, whose pixels SExtractor merges into the survivor's.)  The
+    threshold is ``thresh`` ADU, or ``thresh`` sigmas of the variance map ``var``; ``threads`` share
+    the filtering.  Returns a boolean map, or None when there is no such pixel."""
+    k = np.ones((1, 1)) if kernel is None else np.asarray(kernel, np.float64)
+    rel = var is not None
+    varmap = var if rel else np.zeros((1, 1), np.float32)
+    out = np.zeros(image.shape, np.uint8)
+    h = image.shape[0]
+    nthreads = max(1, min(int(threads), h // 64))
+    bounds = np.linspace(0, h, nthreads + 1).astype(int)
+    if nthreads == 1:
+        ncand = _above_rows(image, seg, k, float(thresh), varmap, rel, out, 0, h)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(nthreads) as pool:
+            ncand = sum(pool.map(lambda a, b: _above_rows(image, seg, k, float(thresh), varmap, rel, out, a, b),
+                                 bounds[:-1], bounds[1:]))
+    if not ncand:
+        return None
+    _connect_candidates(seg, out, ncand)
+    blank = out == 1
+    return blank if blank.any() else None

@@ -359,3 +359,29 @@ def test_vignets_cut_around_the_nearest_pixel_and_pad_off_the_image():
     # object 2: (29, 18): rows 17-19, columns 27..31, the last two off the image
     np.testing.assert_array_equal(v[2][:, :3], img[17:20, 27:30])
     np.testing.assert_array_equal(v[2][:, 3:], np.full((3, 2), -1e30, np.float32))
+
+
+def test_blanked_pixels_are_detections_too_small_to_be_objects():
+    """SExtractor blanks every detected pixel: above the threshold in the filtered image, pieces that are
+    no object (here a 2-pixel blob) are blanked; an object's own pixels and those connected to it are
+    not; a relative threshold uses the variance map."""
+    from terapix_sextractor.measure import blanked_pixels
+
+    img = np.zeros((40, 40), np.float32)
+    img[10:15, 10:15] = 10.0  # the object
+    img[15, 15] = 6.0  # above threshold, touching the object's footprint diagonally: merged into it
+    img[30, 5:7] = 8.0  # a 2-pixel detection: blanked
+    seg = np.zeros(img.shape, np.int32)
+    seg[10:15, 10:15] = 1
+    blank = blanked_pixels(img, seg, None, 5.0)
+    assert set(zip(*np.nonzero(blank))) == {(30, 5), (30, 6)}
+    # filtered: the 3x3 mean of the blob is below 5, nothing is blanked; a lower threshold finds it again
+    box = np.ones((3, 3)) / 9.0
+    assert blanked_pixels(img, seg, box, 5.0) is None
+    assert blanked_pixels(img, seg, box, 1.0)[30, 5:7].all()
+    # relative threshold: 1 sigma of a variance map that is high on the right half
+    var = np.ones(img.shape, np.float32)
+    var[:, 20:] = 100.0
+    img[5, 30] = 8.0
+    blank = blanked_pixels(img, seg, None, 1.0, var, threads=2)
+    assert blank[30, 5] and not blank[5, 30]  # 8 > 1 sigma on the left, < 1 sigma (10) on the right
