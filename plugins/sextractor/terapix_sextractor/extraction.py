@@ -19,7 +19,9 @@ What follows SExtractor and what differs
   weight map is given.  Deblending of faint pixels is stochastic in SExtractor; small differences at the
   faint end are expected.
 * Photometry (numba kernels in :mod:`measure`, following ``photom.c`` and ``growth.c``): neighbours'
-  pixels and bad pixels are replaced by the pixel mirrored through the centre (MASK_TYPE CORRECT);
+  pixels, bad pixels and, as SExtractor blanks every detected pixel, those of detections too small to
+  be objects (:func:`~terapix_sextractor.measure.blanked_pixels`) are replaced by the pixel mirrored
+  through the centre (MASK_TYPE CORRECT);
   FLUX_APER sub-samples edge pixels 5x5; FLUX_AUTO sums whole pixels in the ellipse of KRON_RADIUS =
   max(2.5 r1, 3.5) (PHOT_AUTOPARAMS) isophotal radii, r1 from ``sep.kron_radius`` within 6 radii;
   FLUX_PETRO where the annulus/inner surface-brightness ratio falls below 0.2; FLUX_RADIUS from a 64-bin
@@ -30,6 +32,9 @@ What follows SExtractor and what differs
   annulus of thickness BACKPHOTO_THICK outside the Kron ellipse (SExtractor uses a rectangular annulus
   around the isophote and a clipped mode).
 * WEIGHT_GAIN is not modelled (the gain is constant over the image).
+* Cores: the extensions of a MEF go to worker processes; a single image with NTHREADS > 1 is read and
+  detected in a forked process (sep holds the GIL) while this one loads the numba kernels, WCS and
+  tables, then measured by threads here (:func:`_overlapped_job`; the catalogue is the serial one).
 * Memory: an extension is held in memory whole when it fits (at most about 40 bytes per pixel); one that
   does not (a 19354x19354 stack on a small node) is processed by horizontal strips with overlapping
   margins (:func:`_run_strips`); one that cannot even be cut into strips is refused before any work.
