@@ -97,16 +97,26 @@ def compare(workdir: Path, truth_tables, radius_arcsec: float = 2.5):
     from astropy.table import vstack
     from astropy.wcs import WCS
 
-    ours, ref = (fits.getdata(workdir / n).astype(np.float64) for n in ("plugin.fits", "swarp.fits"))
-    wo, wr = (fits.getdata(workdir / n).astype(np.float64) for n in ("plugin.weight.fits", "swarp.weight.fits"))
-    header = fits.getheader(workdir / "swarp.fits")
-    assert ours.shape == ref.shape, "output grids differ"
-    med_w = np.median(wr[wr > 0])
-    full = (wr > 0.8 * med_w) & (wo > 0)
-    dev = (ours[full] - ref[full]) * np.sqrt(wr[full])
-    stats = {"npix_full": int(full.sum()), "dev_median": float(np.median(dev)),
+    # rows read through memory maps, every ``step``-th row for the pixel statistics, so that full-size stacks
+    # (~1.5 GB per float32 image) need only the two images in memory (for the apertures)
+    maps = [fits.open(workdir / n, memmap=True) for n in ("plugin.fits", "swarp.fits", "plugin.weight.fits",
+                                                          "swarp.weight.fits")]
+    o_m, r_m, wo_m, wr_m = (h[0].data for h in maps)
+    header = maps[1][0].header.copy()
+    assert o_m.shape == r_m.shape, "output grids differ"
+    ny = o_m.shape[0]
+    step = max(1, ny // 4000)
+    rows = slice(0, ny, step)
+    wr_s = np.asarray(wr_m[rows], dtype=np.float64)
+    wo_s = np.asarray(wo_m[rows], dtype=np.float64)
+    med_w = np.median(wr_s[wr_s > 0])
+    full_s = (wr_s > 0.8 * med_w) & (wo_s > 0)
+    dev = (np.asarray(o_m[rows], dtype=np.float64)[full_s] - np.asarray(r_m[rows], dtype=np.float64)[full_s]) \
+        * np.sqrt(wr_s[full_s])
+    stats = {"npix_full": int(full_s.sum()), "row_step": step, "dev_median": float(np.median(dev)),
              "dev_rms": float(np.sqrt(np.mean(dev ** 2))), "dev_absmedian": float(np.median(np.abs(dev))),
-             "weight_ratio_median": float(np.median(wo[full] / wr[full]))}
+             "weight_ratio_median": float(np.median(wo_s[full_s] / wr_s[full_s]))}
+    del wr_s, wo_s, full_s, dev
     truth = vstack(truth_tables)
     stars = truth[(truth["IS_STAR"] == 1) & (~truth["SATURATED"]) & (truth["MAG"] < 21.5)]
     # one entry per star (it appears in every exposure's truth)
@@ -114,20 +124,35 @@ def compare(workdir: Path, truth_tables, radius_arcsec: float = 2.5):
     stars = stars[first]
     x, y = WCS(header).all_world2pix(np.asarray(stars["RA"]), np.asarray(stars["DEC"]), 0)
     r = radius_arcsec / (abs(header["CD2_2"]) * 3600)
-    ny, nx = ref.shape
+    ny, nx = r_m.shape
     inside = (x > r + 2) & (x < nx - r - 3) & (y > r + 2) & (y < ny - r - 3)
     x, y = x[inside], y[inside]
     ix, iy = np.round(x).astype(int), np.round(y).astype(int)
-    ok = full[iy, ix]
+    ok = (wr_m[iy, ix] > 0.8 * med_w) & (wo_m[iy, ix] > 0)
     x, y = x[ok], y[ok]
-    f_ours, _, flag_o = sep.sum_circle(np.ascontiguousarray(ours, dtype=np.float32), x, y, r)
-    f_ref, _, flag_r = sep.sum_circle(np.ascontiguousarray(ref, dtype=np.float32), x, y, r)
+    f_ours, _, flag_o = sep.sum_circle(np.ascontiguousarray(o_m, dtype=np.float32), x, y, r)
+    f_ref, _, flag_r = sep.sum_circle(np.ascontiguousarray(r_m, dtype=np.float32), x, y, r)
+    for h in maps:
+        h.close()
     good = (f_ref > 0) & (flag_o == 0) & (flag_r == 0)
     ratio = f_ours[good] / f_ref[good]
     stats.update(nstars=int(good.sum()), flux_ratio_median=float(np.median(ratio)) if good.any() else float("nan"),
                  flux_ratio_scatter=float(1.4826 * np.median(np.abs(ratio - np.median(ratio))))
                  if good.any() else float("nan"))
     return stats
+
+
+def _bands_equal(workdir: Path, wall: float, rss: float) -> str:
+    import numpy as np
+    from astropy.io import fits
+
+    same = []
+    for a, b in (("plugin.fits", "bands.fits"), ("plugin.weight.fits", "bands.weight.fits")):
+        x, y = fits.getdata(workdir / a), fits.getdata(workdir / b)
+        same.append(f"{'identical' if np.array_equal(x, y) else f'max |diff| {np.abs(x - y).max():.3g}'}")
+    h = fits.getheader(workdir / "bands.fits")
+    return (f"co-add in bands of rows (RESAMPLE_DISKMAX = 1/4 of the resampled images): image {same[0]}, weight "
+            f"{same[1]} to the single pass; EXPTIME {h['EXPTIME']}, GAIN {h['GAIN']:.5g}; {wall:.1f} s, {rss:.0f} MB")
 
 
 def main(argv=None) -> int:
@@ -138,6 +163,8 @@ def main(argv=None) -> int:
     parser.add_argument("--nthreads", type=int, default=2)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--keep", action="store_true", help="keep the working directory")
+    parser.add_argument("--bands-check", action="store_true", help="co-add again in bands of rows (plugin) and "
+                        "compare with the single pass")
     args = parser.parse_args(argv)
     swarp = shutil.which("SWarp") or shutil.which("swarp")
     terapix = shutil.which("terapix") or str(Path(sys.executable).with_name("terapix"))
@@ -165,16 +192,32 @@ def main(argv=None) -> int:
         resample_only = ["-COMBINE", "N", "-DELETE_TMPFILES", "N"]
         t_rs_swarp, m_rs_swarp = measure([swarp, images[0], *common, *resample_only, "-RESAMPLE_DIR", "rs_swarp",
                                           "-VERBOSE_TYPE", "QUIET"], workdir)
+        print(f"  SWarp resample 1 exposure: {t_rs_swarp:.1f} s, peak RSS {m_rs_swarp:.0f} MB, "
+              f"load {os.getloadavg()}", flush=True)
         t_rs_plug, m_rs_plug = measure([terapix, "tool", "swarp", images[0], *common, *resample_only,
                                         "-RESAMPLE_DIR", "rs_plugin"], workdir)
+        print(f"  plugin resample 1 exposure: {t_rs_plug:.1f} s, peak RSS {m_rs_plug:.0f} MB, "
+              f"load {os.getloadavg()}", flush=True)
         coadd = ["-COMBINE_TYPE", "WEIGHTED"]
         t_co_swarp, m_co_swarp = measure([swarp, *images, *common, *coadd, "-IMAGEOUT_NAME", "swarp.fits",
                                           "-WEIGHTOUT_NAME", "swarp.weight.fits", "-RESAMPLE_DIR", "rs_swarp",
                                           "-VERBOSE_TYPE", "QUIET"], workdir)
+        print(f"  SWarp co-add: {t_co_swarp:.1f} s, peak RSS {m_co_swarp:.0f} MB, "
+              f"load {os.getloadavg()}", flush=True)
         t_co_plug, m_co_plug = measure([terapix, "tool", "swarp", *images, *common, *coadd, "-IMAGEOUT_NAME",
                                         "plugin.fits", "-WEIGHTOUT_NAME", "plugin.weight.fits", "-RESAMPLE_DIR",
                                         "rs_plugin"], workdir)
+        print(f"  plugin co-add: {t_co_plug:.1f} s, peak RSS {m_co_plug:.0f} MB, "
+              f"load {os.getloadavg()}", flush=True)
         _, m_floor = measure([sys.executable, "-c", "import numpy, astropy.io.fits, numba"], workdir)
+        bands_note = ""
+        if args.bands_check:
+            # the same co-addition made in bands of rows (RESAMPLE_DISKMAX a quarter of the resampled images)
+            need = args.nexp * 36 * 8 * int(2048 * args.ccd_scale) * int(4612 * args.ccd_scale)
+            t_b, m_b = measure([terapix, "tool", "swarp", *images, *common, *coadd, "-IMAGEOUT_NAME", "bands.fits",
+                                "-WEIGHTOUT_NAME", "bands.weight.fits", "-RESAMPLE_DIR", "rs_plugin",
+                                "-RESAMPLE_DISKMAX", str(max(1, need // 4 // 2 ** 20))], workdir)
+            bands_note = _bands_equal(workdir, t_b, m_b)
         stats = compare(workdir, [r.truth for r in results])
         from astropy.io import fits
 
@@ -190,9 +233,11 @@ def main(argv=None) -> int:
         print(f"{'Python runtime alone, peak RSS (MB)':34s}{m_floor:10.0f}   (python -c 'import numpy, "
               "astropy.io.fits, numba')")
         print(f"load average after the runs: {os.getloadavg()}")
-        print(f"pixels in full-weight regions: {stats['npix_full']}; (plugin - SWarp)/sigma median "
+        print(f"pixels in full-weight regions (every {stats['row_step']}th row): {stats['npix_full']}; (plugin - SWarp)/sigma median "
               f"{stats['dev_median']:+.2e}, median |.| {stats['dev_absmedian']:.2e}, rms {stats['dev_rms']:.2e}; "
               f"weight ratio median {stats['weight_ratio_median']:.6f}")
+        if bands_note:
+            print(bands_note)
         print(f"truth stars (r < 21.5, unsaturated) in 2.5\" apertures: {stats['nstars']}; flux ratio plugin/SWarp "
               f"median {stats['flux_ratio_median']:.6f}, scatter (1.48 MAD) {stats['flux_ratio_scatter']:.2e}")
     finally:
