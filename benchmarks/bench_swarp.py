@@ -52,6 +52,19 @@ def measure(cmd: list[str], cwd: Path, progress: bool = False) -> tuple[float, f
     return float(wall), float(rss) / 1024.0
 
 
+def flat_weight(res, path: Path) -> Path:
+    """The weight map of a simulated exposure: its flat field, 0 on the bad pixels (one HDU per CCD)."""
+    import numpy as np
+    from astropy.io import fits
+
+    with fits.open(res.flat_path) as flat, fits.open(res.bpm_path) as bpm:
+        hdus = [fits.PrimaryHDU()]
+        for k in range(1, len(flat)):
+            hdus.append(fits.ImageHDU(np.where(bpm[k].data > 0, 0.0, flat[k].data).astype(np.float32)))
+        fits.HDUList(hdus).writeto(path, overwrite=True)
+    return path
+
+
 def simulate(workdir: Path, nexp: int, scale: float, density: float):
     import numpy as np
     from astropy.io import fits
@@ -77,12 +90,7 @@ def simulate(workdir: Path, nexp: int, scale: float, density: float):
         res = simulate_exposure(workdir, seed=100 + i, focal_plane=fp, density=density, name=name,
                                 ra=36.5 + dra, dec=-4.5 + ddec, expnum=710000 + i, write_refcat=False)
         if weight_file is None:
-            weight_file = workdir / "flatweight.fits"
-            with fits.open(res.flat_path) as flat, fits.open(res.bpm_path) as bpm:
-                hdus = [fits.PrimaryHDU()]
-                for k in range(1, len(flat)):
-                    hdus.append(fits.ImageHDU(np.where(bpm[k].data > 0, 0.0, flat[k].data).astype(np.float32)))
-                fits.HDUList(hdus).writeto(weight_file, overwrite=True)
+            weight_file = flat_weight(res, workdir / "flatweight.fits")
         link = workdir / f"bexp{i:02d}.weight.fits"
         if not link.exists():
             link.symlink_to(weight_file.name)
@@ -225,7 +233,8 @@ def main(argv=None) -> int:
         print(f"output stack {h['NAXIS1']}x{h['NAXIS2']}, NTHREADS {args.nthreads}")
         print(f"{'':34s}{'plugin':>10s}{'SWarp':>10s}{'ratio':>8s}")
         print(f"{'resample 1 exposure, wall (s)':34s}{t_rs_plug:10.2f}{t_rs_swarp:10.2f}{t_rs_plug / t_rs_swarp:8.2f}")
-        print(f"{'resample 1 exposure, peak RSS (MB)':34s}{m_rs_plug:10.0f}{m_rs_swarp:10.0f}{m_rs_plug / m_rs_swarp:8.2f}")
+        print(f"{'resample 1 exposure, peak RSS (MB)':34s}{m_rs_plug:10.0f}{m_rs_swarp:10.0f}"
+              f"{m_rs_plug / m_rs_swarp:8.2f}")
         print(f"{f'co-add {args.nexp} exposures, wall (s)':34s}{t_co_plug:10.2f}{t_co_swarp:10.2f}"
               f"{t_co_plug / t_co_swarp:8.2f}")
         print(f"{f'co-add {args.nexp} exposures, peak RSS (MB)':34s}{m_co_plug:10.0f}{m_co_swarp:10.0f}"
@@ -233,7 +242,8 @@ def main(argv=None) -> int:
         print(f"{'Python runtime alone, peak RSS (MB)':34s}{m_floor:10.0f}   (python -c 'import numpy, "
               "astropy.io.fits, numba')")
         print(f"load average after the runs: {os.getloadavg()}")
-        print(f"pixels in full-weight regions (every {stats['row_step']}th row): {stats['npix_full']}; (plugin - SWarp)/sigma median "
+        print(f"pixels in full-weight regions (every {stats['row_step']}th row): {stats['npix_full']}; "
+              f"(plugin - SWarp)/sigma median "
               f"{stats['dev_median']:+.2e}, median |.| {stats['dev_absmedian']:.2e}, rms {stats['dev_rms']:.2e}; "
               f"weight ratio median {stats['weight_ratio_median']:.6f}")
         if bands_note:

@@ -31,14 +31,13 @@ import argparse
 import math
 import os
 import shutil
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_swarp import measure  # noqa: E402
+from bench_swarp import flat_weight, measure  # noqa: E402
 
 RA0, DEC0 = 36.5, -4.5
 
@@ -46,7 +45,6 @@ RA0, DEC0 = 36.5, -4.5
 def build_inputs(workdir: Path, nexp: int, ndistinct: int, scale: float, seed: int = 7) -> list[str]:
     """Simulate ``ndistinct`` exposures; expose ``nexp`` dithered inputs as links with their own ``.head``."""
     import numpy as np
-    from astropy.io import fits
 
     from terapix_fw.headfile import read_head_file, write_head_file
     from terapix_fw.sim import megacam_focal_plane, simulate_exposure
@@ -62,11 +60,7 @@ def build_inputs(workdir: Path, nexp: int, ndistinct: int, scale: float, seed: i
                                     expnum=720000 + i, write_refcat=False, exptime=300.0 * min(1.0, scale) ** 2)
             print(f"  simulated {name} in {time.time() - t0:.0f} s", flush=True)
             if not (workdir / "flatweight.fits").exists():
-                with fits.open(res.flat_path) as flat, fits.open(res.bpm_path) as bpm:
-                    hdus = [fits.PrimaryHDU()]
-                    for k in range(1, len(flat)):
-                        hdus.append(fits.ImageHDU(np.where(bpm[k].data > 0, 0.0, flat[k].data).astype(np.float32)))
-                    fits.HDUList(hdus).writeto(workdir / "flatweight.fits", overwrite=True)
+                flat_weight(res, workdir / "flatweight.fits")
         src.append(name)
     # dithers: uniform within +-3' (wider than MegaCam's 507-pixel = 94" gaps), the first input undithered
     rng = np.random.default_rng(seed)
@@ -146,8 +140,6 @@ def main(argv=None) -> int:
     parser.add_argument("--swarp-check", type=int, default=0, help="cutout size co-added by SWarp too (0: none)")
     parser.add_argument("--keep", action="store_true", help="keep the stack")
     args = parser.parse_args(argv)
-    import numpy as np
-
     workdir = args.workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     scale = args.ccd_scale
@@ -218,7 +210,8 @@ def check(workdir: Path, names, rice: bool, ccd_shape) -> None:
     per = wv[ok] / depth[ok]  # stack weight per covering input: constant if the weights add up
     print(f"weight map: {100 * frac_cov:.2f}% of the {n}x{n} pixels covered; predicted depth at {len(xs)} random "
           f"pixels median {np.median(depth):.0f} (min {depth.min()}, max {depth.max()}); stack weight / depth: "
-          f"median {np.median(per):.4g}, 1.48 MAD / median {1.4826 * np.median(np.abs(per - np.median(per))) / np.median(per):.3f}; "
+          f"median {np.median(per):.4g}, 1.48 MAD / median "
+          f"{1.4826 * np.median(np.abs(per - np.median(per))) / np.median(per):.3f}; "
           f"zero weight where depth > 0: {(wv[ok] == 0).sum()}, non-zero where depth 0: {(wv[~ok] > 0).sum()}")
     # noise: robust rms of stack * sqrt(weight) in a central 2000x2000 box
     c = n // 2

@@ -24,7 +24,8 @@ from .mapping import PixelMap, build_grid
 #: output rows resampled (and written) at a time in phase 1
 RESAMPLE_BLOCK_LINES = 256
 
-__all__ = ["Resampled", "resample_field", "field_footprint", "resampled_names", "field_variance", "rescale_factor", "as_resampled"]
+__all__ = ["Resampled", "resample_field", "field_footprint", "resampled_names", "field_variance", "rescale_factor",
+           "as_resampled", "RESAMPLE_BLOCK_LINES"]
 
 
 @dataclass
