@@ -226,6 +226,24 @@ def _winpos_all(image, var, varmap, bad, seg, ids, x, y, sig, invgain, corr, out
         out[i, 12] = apflag
 
 
+def _variance_args(var):
+    """``var`` as the kernels take it: (scalar variance, or -1 when a map is given; the map, or a 1x1
+    placeholder)."""
+    if np.ndim(var) == 0:
+        return float(var), np.zeros((1, 1), dtype=np.float32)
+    return -1.0, var
+
+
+def _segment_args(seg, ids, n):
+    """The segmentation map as the kernels take it: (map or a 1x1 placeholder, whether to use it, int32
+    labels of the n objects, 1..n by default)."""
+    use_seg = seg is not None
+    segarr = seg if use_seg else np.zeros((1, 1), dtype=np.int32)
+    if ids is None:
+        ids = np.arange(1, n + 1)
+    return segarr, use_seg, np.ascontiguousarray(ids, dtype=np.int32)
+
+
 def winpos(image, x, y, sig, var, bad, gain=0.0, correct=True, seg=None, ids=None):
     """Windowed measurements for objects at 0-based ``x, y`` with window sigmas ``sig``.
 
@@ -238,20 +256,12 @@ def winpos(image, x, y, sig, var, bad, gain=0.0, correct=True, seg=None, ids=Non
     """
     n = len(x)
     out = np.zeros((n, 13), dtype=np.float64)
-    if np.ndim(var) == 0:
-        varmap = np.zeros((1, 1), dtype=np.float32)
-        v = float(var)
-    else:
-        varmap = var
-        v = -1.0
+    v, varmap = _variance_args(var)
     if n:
-        use_seg = seg is not None
-        segarr = seg if use_seg else np.zeros((1, 1), dtype=np.int32)
-        if not use_seg:
+        segarr, use_seg, ids = _segment_args(seg, ids, n)
+        if not use_seg:  # label 0: no object's pixels are masked
             ids = np.zeros(n, dtype=np.int32)
-        elif ids is None:
-            ids = np.arange(1, n + 1, dtype=np.int32)
-        _winpos_all(image, v, varmap, bad, segarr, np.ascontiguousarray(ids, dtype=np.int32),
+        _winpos_all(image, v, varmap, bad, segarr, ids,
                     np.ascontiguousarray(x, dtype=np.float64),
                     np.ascontiguousarray(y, dtype=np.float64),
                     np.ascontiguousarray(np.maximum(sig, 1e-3), dtype=np.float64),
@@ -414,19 +424,12 @@ def ellipse_flux(image, x, y, cxx, cyy, cxy, factor, var, bad, seg=None, ids=Non
     edge-truncation flag."""
     n = len(x)
     out = np.zeros((n, 5), dtype=np.float64)
-    if np.ndim(var) == 0:
-        varmap = np.zeros((1, 1), dtype=np.float32)
-        v = float(var)
-    else:
-        varmap, v = var, -1.0
-    use_seg = seg is not None
-    segarr = seg if use_seg else np.zeros((1, 1), dtype=np.int32)
-    if ids is None:
-        ids = np.arange(1, n + 1)
+    v, varmap = _variance_args(var)
+    segarr, use_seg, ids = _segment_args(seg, ids, n)
     if n:
         _ellipse_sums(image, v, varmap, bad, segarr, use_seg, np.asarray(x, np.float64), np.asarray(y, np.float64),
                       np.asarray(cxx, np.float64), np.asarray(cyy, np.float64), np.asarray(cxy, np.float64),
-                      np.asarray(factor, np.float64), np.ascontiguousarray(ids, dtype=np.int32), bool(correct), out)
+                      np.asarray(factor, np.float64), ids, bool(correct), out)
     flux = out[:, 0]
     var_sum = out[:, 1] + (np.where(flux > 0, flux, 0) / gain if gain > 0 else 0.0)
     crowded = out[:, 3] > 0.1 * np.maximum(out[:, 2], 1)
@@ -507,18 +510,11 @@ def circle_flux(image, x, y, radius, var, bad, seg=None, ids=None, gain=0.0, cor
     error, area and the edge-truncation flag."""
     n = len(x)
     out = np.zeros((n, 4), dtype=np.float64)
-    if np.ndim(var) == 0:
-        varmap = np.zeros((1, 1), dtype=np.float32)
-        v = float(var)
-    else:
-        varmap, v = var, -1.0
-    use_seg = seg is not None
-    segarr = seg if use_seg else np.zeros((1, 1), dtype=np.int32)
-    if ids is None:
-        ids = np.arange(1, n + 1)
+    v, varmap = _variance_args(var)
+    segarr, use_seg, ids = _segment_args(seg, ids, n)
     if n:
         _circle_sums(image, v, varmap, bad, segarr, use_seg, np.asarray(x, np.float64), np.asarray(y, np.float64),
-                     float(radius), np.ascontiguousarray(ids, dtype=np.int32), bool(correct), out)
+                     float(radius), ids, bool(correct), out)
     flux = out[:, 0]
     var_sum = out[:, 1] + (np.where(flux > 0, flux, 0) / gain if gain > 0 else 0.0)
     return flux, np.sqrt(var_sum), out[:, 2], out[:, 3] > 0
@@ -671,14 +667,11 @@ def flux_radius(image, x, y, a, fluxnorm, fracs, bad, seg=None, ids=None, min_ap
     fracs = np.atleast_1d(np.asarray(fracs, np.float64))
     out = np.zeros((n, len(fracs)), dtype=np.float64)
     apflags = np.zeros(n, dtype=np.int8)
-    use_seg = seg is not None
-    segarr = seg if use_seg else np.zeros((1, 1), dtype=np.int32)
-    if ids is None:
-        ids = np.arange(1, n + 1)
+    segarr, use_seg, ids = _segment_args(seg, ids, n)
     if n:
         _growth_all(image, bad, segarr, use_seg, np.asarray(x, np.float64), np.asarray(y, np.float64),
                     np.asarray(a, np.float64), float(min_aper), np.asarray(fluxnorm, np.float64), fracs,
-                    np.ascontiguousarray(ids, dtype=np.int32), bool(correct), out, apflags)
+                    ids, bool(correct), out, apflags)
     return out, apflags > 0
 
 
