@@ -26,6 +26,19 @@ _CTYPES = {"EQUATORIAL": ("RA---", "DEC--"), "GALACTIC": ("GLON-", "GLAT-"), "EC
            "SUPERGALACTIC": ("SLON-", "SLAT-")}
 
 
+def _image_header(naxis):
+    """The start of an output header: a 2-D float32 image of naxis[0] x naxis[1] pixels."""
+    from astropy.io import fits
+
+    header = fits.Header()
+    header["SIMPLE"] = True
+    header["BITPIX"] = -32
+    header["NAXIS"] = 2
+    header["NAXIS1"] = int(naxis[0])
+    header["NAXIS2"] = int(naxis[1])
+    return header
+
+
 def _two(values, what):
     if not isinstance(values, list):
         return [values, values]
@@ -104,8 +117,6 @@ def _ranges(fields, system: str):
 
 def output_grid(fields, config, out_path: Path):
     """Compute the output header (an ``astropy.io.fits.Header`` with NAXISn and WCS)."""
-    from astropy.io import fits
-
     from terapix_fw.headfile import apply_head, read_head_file
 
     celsys = config["CELESTIAL_TYPE"]
@@ -208,12 +219,7 @@ def output_grid(fields, config, out_path: Path):
             cdelt[1] *= ratio
     crval[0] = math.fmod(crval[0] + 360.0, 360.0)
 
-    header = fits.Header()
-    header["SIMPLE"] = True
-    header["BITPIX"] = -32
-    header["NAXIS"] = 2
-    header["NAXIS1"] = int(naxis[0])
-    header["NAXIS2"] = int(naxis[1])
+    header = _image_header(naxis)
     header["EQUINOX"] = (2000.0, "Mean equinox")
     header["RADESYS"] = ("ICRS", "Astrometric system")
     lon_prefix, lat_prefix = _CTYPES[system]
@@ -263,8 +269,6 @@ def grid_from_resampled(fields, config):
     point and scale, as the resampled images of a COMBINE N run do); the output is that grid extended to
     cover them all (SWarp's CENTER_TYPE ALL without resampling: CRPIX = max of the inputs' CRPIX), cut to
     IMAGE_SIZE around its middle, or centred on CENTER with CENTER_TYPE MANUAL."""
-    from astropy.io import fits
-
     ref = fields[0]
     rw = ref.wcs.wcs
     for fld in fields[1:]:
@@ -289,12 +293,7 @@ def grid_from_resampled(fields, config):
             if center_type[n] != "MANUAL":
                 crpix[n] -= (naxis[n] - int(size_cfg[n])) // 2
             naxis[n] = int(size_cfg[n])
-    header = fits.Header()
-    header["SIMPLE"] = True
-    header["BITPIX"] = -32
-    header["NAXIS"] = 2
-    header["NAXIS1"] = int(naxis[0])
-    header["NAXIS2"] = int(naxis[1])
+    header = _image_header(naxis)
     header.update(ref.wcs.to_header(relax=True))
     header["CRPIX1"] = float(crpix[0])
     header["CRPIX2"] = float(crpix[1])
