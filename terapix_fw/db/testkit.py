@@ -54,31 +54,31 @@ def start_mariadb(host: str = "127.0.0.1", port: int = 3306, wait: float = 30.0)
     return f"MariaDB started but {host}:{port} did not open within {wait:.0f} s"
 
 
-def create_mysql_database(server_url: str = MYSQL_SERVER_URL, prefix: str = "terapix_test") -> str:
-    """Create a uniquely named utf8mb4 database; return its URL."""
+def _execute_on_server(url, statement: str) -> None:
+    """Run one statement on the MySQL server of a SQLAlchemy URL (no database selected)."""
     import MySQLdb
-    from sqlalchemy.engine import make_url
-    url = make_url(server_url)
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+
     conn = MySQLdb.connect(host=url.host or "127.0.0.1", port=url.port or 3306, user=url.username or "root",
                            passwd=url.password or "")
     try:
-        conn.cursor().execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+        conn.cursor().execute(statement)
     finally:
         conn.close()
+
+
+def create_mysql_database(server_url: str = MYSQL_SERVER_URL, prefix: str = "terapix_test") -> str:
+    """Create a uniquely named utf8mb4 database; return its URL."""
+    from sqlalchemy.engine import make_url
+    url = make_url(server_url)
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    _execute_on_server(url, f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
     return url.set(database=name).render_as_string(hide_password=False)
 
 
 def drop_mysql_database(db_url: str) -> None:
-    import MySQLdb
     from sqlalchemy.engine import make_url
     url = make_url(db_url)
-    conn = MySQLdb.connect(host=url.host or "127.0.0.1", port=url.port or 3306, user=url.username or "root",
-                           passwd=url.password or "")
-    try:
-        conn.cursor().execute(f"DROP DATABASE IF EXISTS `{url.database}`")
-    finally:
-        conn.close()
+    _execute_on_server(url, f"DROP DATABASE IF EXISTS `{url.database}`")
 
 
 def empty_tables(url: str) -> None:
