@@ -10,6 +10,10 @@ reached or started.  Helpers that do not need pytest are in :mod:`terapix_fw.db.
 Use in a test module::
 
     from terapix_fw.db.testing import _mariadb_session_database, db_url, mariadb_server  # noqa: F401
+
+``recorded_dropin`` records the drop-in runs of a test in a fresh SQLite RDBix.  The root ``conftest.py``
+loads this module as a pytest plugin, so every test (the built-in plugins' too) has it; a third party's
+tools get it with ``pytest_plugins = ["terapix_fw.db.testing"]`` in their top-level ``conftest.py``.
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ import pytest
 from .testkit import (MYSQL_SERVER_URL, ServerProcess, client_main, create_mysql_database,  # noqa: F401
                       drop_mysql_database, empty_tables, make_documents, snapshot, start_mariadb)
 
-__all__ = ["db_url", "empty_db_url", "mariadb_server", "ServerProcess", "make_documents", "snapshot",
+__all__ = ["db_url", "empty_db_url", "mariadb_server", "recorded_dropin", "ServerProcess", "make_documents", "snapshot",
            "create_mysql_database", "drop_mysql_database", "empty_tables", "start_mariadb", "MYSQL_SERVER_URL"]
 
 
@@ -82,3 +86,25 @@ def empty_db_url(request, tmp_path):
     finally:
         dispose_all()
         drop_mysql_database(url)
+
+
+@pytest.fixture
+def recorded_dropin(tmp_path, monkeypatch):
+    """Drop-in runs (``terapix tool ...``) made in the test are recorded in a fresh SQLite RDBix in tmp_path.
+
+    The test runs in tmp_path with its own TERAPIX_HOME; yields the database URL. Recorders and engines are
+    reset before and after, so no connection outlives the test's temporary directory.
+    """
+    from .engine import dispose_all
+    from .recorder import reset_recorders
+
+    url = f"sqlite:///{tmp_path / 'rdbix.sqlite'}"
+    monkeypatch.setenv("TERAPIX_DB_URL", url)
+    monkeypatch.setenv("TERAPIX_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    reset_recorders()
+    try:
+        yield url
+    finally:
+        reset_recorders()
+        dispose_all()
