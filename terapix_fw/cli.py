@@ -34,7 +34,7 @@ def _cmd_config(args) -> int:
 
 def _cmd_tool(args) -> int:
     from .dropin import run_tool_command
-    return run_tool_command(args.name, args.arguments)
+    return run_tool_command(args.name, args.arguments, overlap=True)
 
 
 def _cmd_validate(args) -> int:
@@ -118,5 +118,31 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def run() -> None:
+    """The ``terapix`` console command: :func:`main`, then a process exit that skips the interpreter's
+    teardown.
+
+    Python's finalisation frees every object of every loaded module one by one; with astropy, numba and
+    SQLAlchemy loaded that takes 0.1-0.4 s, which a drop-in run of a tool on one CCD pays in full (its C
+    counterpart exits at once).  What a clean exit does that matters still happens, in the same order:
+    the exit handlers run (logging flushes and closes its files, executors join their workers), then the
+    standard streams are flushed.  Products are never left to the teardown: they are written to a
+    temporary name, closed and renamed before the tool returns.
+    """
+    import atexit
+    import os
+
+    try:
+        code = main()
+    except SystemExit as exc:  # argparse's --help and usage errors
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if exc.code is not None and not isinstance(exc.code, int):
+            print(exc.code, file=sys.stderr)
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

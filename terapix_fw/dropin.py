@@ -40,8 +40,12 @@ def _split_extension(inputs: list[str]) -> tuple[list[str], int | None]:
     return [m.group(1) if (m := _EXTENSION.match(p)) else p for p in inputs], int(extensions.pop())
 
 
-def run_tool_command(name: str, argv: list[str], out=sys.stdout) -> int:
-    """Run tool ``name`` with an AstrOmatic-style command line; return the process exit code."""
+def run_tool_command(name: str, argv: list[str], out=sys.stdout, overlap: bool = False) -> int:
+    """Run tool ``name`` with an AstrOmatic-style command line; return the process exit code.
+
+    ``overlap`` (the ``terapix tool`` command) runs the tool in a forked process while this one opens
+    RDBix, as a pipeline runs its units in worker processes; otherwise the tool runs in this process.
+    """
     info = get_tool(name)
     cmd = parse_command_line(argv)
     params = info.cls.parameter_set()
@@ -77,9 +81,7 @@ def run_tool_command(name: str, argv: list[str], out=sys.stdout) -> int:
                     outdir=os.getcwd(), log_path=str(log_directory() / f"{name}-{stamp}-{os.getpid()}.log"),
                     nthreads=os.cpu_count() or 1, confine_outputs=False, extension=extension)
     hook = get_plugin_manager().hook
-    hook.run_started(run=run)
-    hook.step_started(run=run, step=step)
-    result = execute_unit(spec, echo=True)
+    result = _execute_recorded(hook, run, step, spec, overlap)
     hook.unit_finished(run=run, step=step, unit=unit, result=result)
     for product in result.products:
         hook.product_recorded(run=run, step=step, unit=unit, product=product)
@@ -93,3 +95,22 @@ def run_tool_command(name: str, argv: list[str], out=sys.stdout) -> int:
         hook.step_finished(run=run, step=step, summary=summary)
     hook.run_finished(run=run, summary=summary)
     return 0 if result.status == "done" else 1
+
+
+def _execute_recorded(hook, run, step, spec: UnitSpec, overlap: bool):
+    """The run and step start recorded, then the unit executed.  With ``overlap`` the unit starts first,
+    in a forked process: opening RDBix (importing SQLAlchemy, checking the schema) costs ~0.2 s that a
+    drop-in run on one CCD would otherwise add to its wall time.  A database that cannot be opened still
+    stops the run: the tool's process is killed before it has written anything (products are renamed
+    into place only when complete)."""
+    from .forked import ForkedCall, can_fork
+
+    call = ForkedCall(execute_unit, spec, True) if overlap and can_fork() else None
+    try:
+        hook.run_started(run=run)
+        hook.step_started(run=run, step=step)
+    except BaseException:
+        if call is not None:
+            call.close()
+        raise
+    return call.result() if call is not None else execute_unit(spec, echo=True)

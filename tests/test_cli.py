@@ -73,3 +73,24 @@ def test_plugins_add_subcommands(capsys):
     finally:
         plugins.get_plugin_manager().unregister(extra)
     assert capsys.readouterr().out == "hello survey\n"
+
+
+def test_console_command_exits_with_main_code_and_flushed_output(tmp_path):
+    """The ``terapix`` command skips the interpreter's teardown (os._exit after the exit handlers): its
+    exit code is still main's, and what it printed is all there."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-c", "import sys; from terapix_fw.cli import run; sys.argv[0] = 'terapix'; run()"]
+    out = subprocess.run(cmd + ["config", "sextractor"], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0
+    # the whole dump up to its last line, not what fitted in a buffer when the process ended
+    assert out.stdout.splitlines()[0].startswith("#") and out.stdout.rstrip().splitlines()[-1].startswith("SOM_NAME")
+    bad = tmp_path / "bad.xml"
+    bad.write_text("<instructions")
+    out = subprocess.run(cmd + ["validate", str(bad)], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 2 and "bad.xml" in out.stderr
+    out = subprocess.run(cmd + ["no-such-command"], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 2 and "invalid choice" in out.stderr
+    out = subprocess.run(cmd + ["--help"], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0 and "usage: terapix" in out.stdout

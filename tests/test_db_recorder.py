@@ -72,7 +72,7 @@ def probe_tool():
     reset_recorders()
 
 
-def _dropin(tmp_path, monkeypatch, name="raw001.fits"):
+def _dropin(tmp_path, monkeypatch, name="raw001.fits", overlap=False):
     from terapix_fw.dropin import run_tool_command
     work = tmp_path / "work"
     work.mkdir(exist_ok=True)
@@ -80,7 +80,7 @@ def _dropin(tmp_path, monkeypatch, name="raw001.fits"):
     monkeypatch.setenv("TERAPIX_HOME", str(tmp_path / "home"))
     raw = work / name
     raw.write_bytes(b"SIMPLE  = T fake exposure")
-    assert run_tool_command("rdbix_probe", [str(raw), "-SEEING", "0.85"]) == 0
+    assert run_tool_command("rdbix_probe", [str(raw), "-SEEING", "0.85"], overlap=overlap) == 0
     return raw
 
 
@@ -122,10 +122,13 @@ def _check_probe_rows(url, raw: Path):
     assert [(p.path, p.kind, p.tool) for p in tree.parents] == [(str(raw), "input", None)]
 
 
-def test_dropin_run_recorded_directly(db_url, probe_tool, tmp_path, monkeypatch):
+@pytest.mark.parametrize("overlap", [False, True], ids=["in-process", "forked-tool"])
+def test_dropin_run_recorded_directly(db_url, probe_tool, tmp_path, monkeypatch, overlap):
+    """The ``terapix tool`` command (overlap) runs the tool in a forked process while this one opens
+    RDBix: the same rows either way."""
     monkeypatch.setenv("TERAPIX_DB_URL", db_url)
     monkeypatch.delenv("TERAPIX_DBCLIENT_URL", raising=False)
-    raw = _dropin(tmp_path, monkeypatch)
+    raw = _dropin(tmp_path, monkeypatch, overlap=overlap)
     _check_probe_rows(db_url, raw)
 
 
@@ -153,6 +156,27 @@ def test_recorder_failure_does_not_break_the_run(probe_tool, tmp_path, monkeypat
     monkeypatch.setenv("TERAPIX_DB_URL", bad)
     with pytest.raises(DatabaseError, match="cannot open the database.*missing-dir"):
         _dropin(tmp_path, monkeypatch)
+
+
+def test_forked_tool_is_stopped_when_rdbix_cannot_be_opened(probe_tool, tmp_path, monkeypatch):
+    """With the tool already started in its own process, a database that cannot be opened still stops
+    the run: the tool's process is killed before it writes its product."""
+    import time
+
+    from terapix_fw.db.errors import DatabaseError
+    slow_run = RecordingTool.run
+
+    def run_late(self, ctx):
+        time.sleep(3)  # longer than opening (and failing to open) the database takes
+        slow_run(self, ctx)
+
+    monkeypatch.setattr(RecordingTool, "run", run_late)
+    (tmp_path / "missing-dir").write_text("a file where a directory should be")
+    monkeypatch.setenv("TERAPIX_DB_URL", f"sqlite:///{tmp_path / 'missing-dir' / 'x' / 'db.sqlite'}")
+    with pytest.raises(DatabaseError, match="cannot open the database.*missing-dir"):
+        _dropin(tmp_path, monkeypatch, overlap=True)
+    time.sleep(3.5)  # a tool process still alive (or waited for) would have written its product by now
+    assert not (tmp_path / "work" / "raw001.fits.cat").exists()
 
 
 PIPELINE = """\

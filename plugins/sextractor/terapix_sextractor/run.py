@@ -25,7 +25,6 @@ def output_name(template: str, image: Path, default: str, pipeline: bool, extens
 
 
 def run_step(ctx) -> None:
-    from .catalog import write_catalog, write_check_image
     from .extraction import extract_results
 
     cfg = ctx.config
@@ -56,6 +55,9 @@ def run_step(ctx) -> None:
         extensions = [hdus[ctx.extension - 1]]
     nthreads = cfg["NTHREADS"] or ctx.nthreads
     results = extract_results(image, cfg, None, detection_path=det, extensions=extensions, nthreads=nthreads)
+    # imported only now: astropy.table loads while a single image's detection runs in another process
+    from .catalog import write_catalog, write_check_image
+
     nobj = sum(len(r.table) for r in results)
     if not quiet:
         for r in results:

@@ -2,15 +2,13 @@
 single-threaded catalogue; the forked call returns arrays and exceptions faithfully."""
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import pytest
 from astropy.io import fits
 
-from terapix_fw.errors import ToolError
 from terapix_sextractor.extraction import extract
-from terapix_sextractor.forked import ForkedCall, can_fork
+from terapix_fw.forked import can_fork
 from terapix_sextractor.synth import make_image, simple_wcs_header
 
 pytestmark = pytest.mark.skipif(not can_fork(), reason="no os.fork on this platform")
@@ -58,26 +56,18 @@ def test_overlapped_extraction_equals_the_serial_one(files, extra):
         assert (np.asarray(par["FLAGS_WEIGHT"]) & 2).any()
 
 
-def _arrays(n):
-    return {"a": np.arange(n, dtype=np.float32).reshape(-1, 10), "small": np.ones(3), "text": "ok"}
-
-
-def _fail():
-    raise ToolError("image.fits: broken on purpose")
-
-
-def test_forked_call_returns_large_arrays_and_cleans_up():
-    call = ForkedCall(_arrays, 1_000_000, nbytes=4_000_000)
-    scratch = call._dir
-    out = call.result()
-    assert out["text"] == "ok" and out["small"].tolist() == [1, 1, 1]
-    np.testing.assert_array_equal(out["a"], np.arange(1_000_000, dtype=np.float32).reshape(-1, 10))
-    out["a"][0, 0] = -1  # copy-on-write: the result is writable
-    assert not os.path.exists(scratch)
-
-
-def test_forked_call_raises_the_child_error():
-    call = ForkedCall(_fail)
-    with pytest.raises(ToolError, match="broken on purpose"):
-        call.result()
-    assert not os.path.exists(call._dir)
+def test_a_pixel_stack_too_small_is_enlarged_not_fatal(files, monkeypatch):
+    """SExtractor stops when MEMORY_PIXSTACK overflows; the plugin enlarges sep's stack and extracts again,
+    with the same catalogue as a stack large enough from the start."""
+    import sep
+    sizes = []
+    real = sep.set_extract_pixstack
+    monkeypatch.setattr(sep, "set_extract_pixstack", lambda n: (sizes.append(n), real(n)))
+    kw = dict(params=["NUMBER", "X_IMAGE", "Y_IMAGE", "FLUX_AUTO", "ISOAREA_IMAGE"], nthreads=1)
+    small = extract(files / "img.fits", MEMORY_PIXSTACK=50, **kw)[0]
+    assert sizes[0] == 50 and len(sizes) > 1 and sizes == sorted(sizes)  # overflowed, then enlarged
+    large = extract(files / "img.fits", MEMORY_PIXSTACK=1_000_000, **kw)[0]
+    assert len(small) == len(large) > 50
+    assert np.asarray(large["ISOAREA_IMAGE"]).max() > 50  # an object larger than the small stack
+    for name in large.colnames:
+        np.testing.assert_array_equal(np.asarray(small[name]), np.asarray(large[name]), err_msg=name)
