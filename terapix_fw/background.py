@@ -114,6 +114,18 @@ class BackgroundMap:
             return out
         return np.subtract(data, self.back, dtype=np.float32)
 
+    def subtract_inplace(self, data) -> None:
+        """``data -= back`` in place (float32 ``data``), without building the full-resolution map: the
+        values are those of ``back``, as sep computes both the same way, one row at a time."""
+        import numpy as np
+
+        if self._manual is not None and self._back is None:
+            np.subtract(data, np.float32(self._manual), out=data)
+        elif self._back is None and self._source is not None:
+            self._source.subfrom(data)
+        else:
+            np.subtract(data, self.back, out=data)
+
     def without_maps(self) -> "BackgroundMap":
         """A copy sharing the mesh model but not the full-resolution maps (cheap to keep, e.g. between
         passes over the same image; ``back`` and ``rms`` are rebuilt on access)."""
@@ -162,19 +174,27 @@ def estimate_background(data, weight=None, mask=None, back_size=64, filter_size=
     if bw < 1 or bh < 1:
         raise ValueError(f"BACK_SIZE must be >= 1 pixel, got {back_size!r}")
     image = as_sep_array(data)
+    # the bad-pixel map: a boolean ``mask`` is used as it is (never modified), other maps are combined into
+    # one new array; the finiteness test goes by blocks of rows, so that an image without NaN costs no
+    # image-sized temporary (for a 2048x4612 CCD each boolean map is 9 MB)
     bad = None
     if mask is not None:
-        bad = np.asarray(mask) != 0
+        mask = np.asarray(mask)
+        bad = mask if (mask.dtype == bool and mask.flags.c_contiguous) else np.not_equal(mask, 0)
     if weight is not None:
-        wbad = ~(np.asarray(weight) > weight_thresh)
-        bad = wbad if bad is None else (bad | wbad)
-    if bad is not None:
-        bad = bad | ~np.isfinite(image)
-    elif not np.all(np.isfinite(image)):
-        bad = ~np.isfinite(image)
+        wbad = np.asarray(weight) > weight_thresh
+        np.logical_not(wbad, out=wbad)
+        bad = wbad if bad is None else np.logical_or(bad, wbad, out=wbad)
+        del wbad
+    finite = all(np.isfinite(image[j:j + 256]).all() for j in range(0, image.shape[0], 256))
+    if not finite:
+        nonfinite = np.isfinite(image)
+        np.logical_not(nonfinite, out=nonfinite)
+        bad = nonfinite if bad is None else np.logical_or(bad, nonfinite, out=nonfinite)
+        del nonfinite
     if bad is not None and bad.all():
         raise ValueError("background: every pixel is masked or has zero weight; nothing to estimate from")
-    if bad is not None and not np.all(np.isfinite(image)):
+    if not finite:
         image = np.where(np.isfinite(image), image, 0).astype(np.float32)
     ny, nx = image.shape
     bw, bh = min(bw, nx), min(bh, ny)

@@ -221,9 +221,11 @@ def scan_inputs(paths: list[Path], config) -> list[InputField]:
     return fields
 
 
-def read_pixels(fld: InputField):
-    """The image and (if any) weight-map pixels of a field as native float32 arrays."""
+def read_pixels(fld: InputField, weight: bool = True):
+    """The image and (if any, and if ``weight``) weight-map pixels of a field as native float32 arrays."""
     data = _read_located(fld.path, fld.hdu, fld.meta["loc"])
+    if not weight:
+        return data, None
     weight = None
     if fld.weight_path is not None:
         weight = _read_located(fld.weight_path, fld.weight_hdu, fld.meta["wloc"])

@@ -328,9 +328,9 @@ def variance_map(data, weight, rms, wcode, thresh, has_thresh, const_var, out):
 
 
 @numba.njit(cache=True)
-def finish_pixels(data, back, var, subtract, var_scale):
-    """In place: subtract the background (if asked), zero the bad pixels (so that they contribute nothing
-    to interpolation) and multiply good variances by ``var_scale`` (sigfac^2)."""
+def finish_pixels(data, var, var_scale):
+    """In place: zero the bad pixels (so that they contribute nothing to interpolation) and multiply good
+    variances by ``var_scale`` (sigfac^2)."""
     ny, nx = data.shape
     for j in range(ny):
         for i in range(nx):
@@ -338,8 +338,6 @@ def finish_pixels(data, back, var, subtract, var_scale):
                 data[j, i] = 0.0
                 var[j, i] = BIG
             else:
-                if subtract:
-                    data[j, i] -= back[j, i]
                 var[j, i] *= var_scale
 
 

@@ -200,11 +200,13 @@ def resample_field(fld: InputField, out_header, out_wcs, config, index: int, nfi
     if ya > yb:
         return None
     cache = {} if cache is None else cache
+    # Memory: at most the CCD's pixels and variances (the weight map converted in place) plus one
+    # boolean mask (background estimation) or one full-size rms map (RESCALE_WEIGHTS, for which the
+    # pixels are dropped and read again); the background is subtracted row by row, never as a map.
     data, weight = read_pixels(fld)
     subback = bool(per_image(config, "SUBTRACT_BACK", fld.fileno, nfiles))
-    # weight-map variances first, so that the weight map can be freed before the background is estimated
-    # (pixels with variance BIG -- bad weight or non-finite data -- are masked in the background as in
-    # SWarp's back.c); NONE and BACKGROUND variances come from the background itself
+    # weight-map variances first (pixels with variance BIG -- bad weight or non-finite data -- are masked in
+    # the background as in SWarp's back.c); NONE and BACKGROUND variances come from the background itself
     var = None
     if weight is not None:
         var = field_variance(data, weight, fld, out=weight)  # in place: no second CCD-sized array
@@ -219,11 +221,16 @@ def resample_field(fld: InputField, out_header, out_wcs, config, index: int, nfi
         sigfac = 1.0
         if fld.weight_type in ("MAP_WEIGHT", "MAP_VARIANCE") and per_image(config, "RESCALE_WEIGHTS", fld.fileno,
                                                                            nfiles):
+            del data  # the full-size rms map takes its place for a moment
             sigfac = rescale_factor(var, bkg)
+            bkg = bkg.without_maps()
+            data = read_pixels(fld, weight=False)[0]
         cache["sigfac"] = sigfac
     sigfac = cache["sigfac"]
-    bkg = bkg.without_maps()  # the rms map is no longer needed: at most one full-size map at a time
-    finish_pixels(data, bkg.back, var, subback, float(sigfac * sigfac))
+    bkg = bkg.without_maps()  # the rms map is no longer needed
+    if subback:
+        bkg.subtract_inplace(data)  # bad pixels included: finish_pixels zeroes them next
+    finish_pixels(data, var, float(sigfac * sigfac))
     backmean, backsig = bkg.global_back, bkg.global_rms
     if rows is not None:
         cache["bkg"] = bkg.without_maps()
