@@ -43,8 +43,9 @@ def _split_extension(inputs: list[str]) -> tuple[list[str], int | None]:
 def run_tool_command(name: str, argv: list[str], out=sys.stdout, overlap: bool = False) -> int:
     """Run tool ``name`` with an AstrOmatic-style command line; return the process exit code.
 
-    ``overlap`` (the ``terapix tool`` command) runs the tool in a forked process while this one opens
-    RDBix, as a pipeline runs its units in worker processes; otherwise the tool runs in this process.
+    ``overlap`` (the ``terapix tool`` command) runs a tool that asks for it (``Tool.dropin_overlap``) in
+    a forked process while this one opens RDBix, as a pipeline runs its units in worker processes;
+    otherwise the tool runs in this process.
     """
     info = get_tool(name)
     cmd = parse_command_line(argv)
@@ -81,7 +82,7 @@ def run_tool_command(name: str, argv: list[str], out=sys.stdout, overlap: bool =
                     outdir=os.getcwd(), log_path=str(log_directory() / f"{name}-{stamp}-{os.getpid()}.log"),
                     nthreads=os.cpu_count() or 1, confine_outputs=False, extension=extension)
     hook = get_plugin_manager().hook
-    result = _execute_recorded(hook, run, step, spec, overlap)
+    result = _execute_recorded(hook, run, step, spec, overlap and info.cls.dropin_overlap)
     hook.unit_finished(run=run, step=step, unit=unit, result=result)
     for product in result.products:
         hook.product_recorded(run=run, step=step, unit=unit, product=product)

@@ -133,6 +133,10 @@ class Tool:
     produces: ClassVar[tuple[str, ...]] = ()
     #: default fan-out when an instruction file does not say (file, extension, group, all)
     default_fanout: ClassVar[str] = "file"
+    #: ``terapix tool``: start the tool in a forked process while the parent opens RDBix (~0.2 s), for
+    #: tools often run on one CCD in about a second; off where a second process would only add memory
+    #: to a long run
+    dropin_overlap: ClassVar[bool] = False
 
     @classmethod
     def parameter_set(cls) -> ParameterSet:

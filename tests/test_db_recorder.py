@@ -25,6 +25,7 @@ class RecordingTool(Tool):
 
     name = "rdbix_probe"
     version = "3.1"
+    dropin_overlap = True
     parameters = [Parameter("SUFFIX", "str", ".cat", "suffix of the output"),
                   Parameter("SEEING", "float", 0.7, "seeing to report"),
                   Parameter("FAIL", "bool", False, "fail with a ToolError")]
@@ -312,3 +313,24 @@ def test_failed_step_recorded(db_url, probe_tool, tmp_path, monkeypatch):
         assert "ToolError: bad.fits: keyword GAIN missing" in unit.error and unit.log_path
         assert json.loads(step.summary) == {"failed": "1"}
         assert conn.execute(select(S.products)).all() == []
+
+
+@pytest.mark.parametrize("asks", [False, True])
+def test_dropin_forks_only_tools_that_ask_for_it(probe_tool, tmp_path, monkeypatch, asks):
+    """``Tool.dropin_overlap`` decides: a long-running tool (swarp) stays in the command's process (a
+    second process would only add memory); a short one (sextractor) overlaps with opening RDBix."""
+    import os
+
+    pids = tmp_path / "pids"
+    plain_run = RecordingTool.run
+
+    def run_and_tell(self, ctx):
+        with open(pids, "a") as handle:
+            handle.write(f"{os.getpid()}\n")
+        plain_run(self, ctx)
+
+    monkeypatch.setattr(RecordingTool, "run", run_and_tell)
+    monkeypatch.setattr(RecordingTool, "dropin_overlap", asks)
+    monkeypatch.setenv("TERAPIX_DB_URL", f"sqlite:///{tmp_path / 'db.sqlite'}")
+    _dropin(tmp_path, monkeypatch, overlap=True)
+    assert (int(pids.read_text()) != os.getpid()) is asks

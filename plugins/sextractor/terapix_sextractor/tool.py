@@ -18,6 +18,7 @@ class SExtractorTool(Tool):
     consumes = ("image",)
     produces = ("catalog", "checkimage")
     default_fanout = "file"
+    dropin_overlap = True  # one CCD takes about a second: opening RDBix meanwhile matters
 
     def describe_inputs(self, inputs):
         """``DET,MEAS`` (dual-image mode, as SExtractor) becomes ``[DET, MEAS]``; a single image ``[IMAGE]``."""
