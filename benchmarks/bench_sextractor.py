@@ -155,7 +155,12 @@ def compare(name, ours_path, ref_path, t_ours, t_ref, truth, load_before):
     print(f"  SExtractor detections with S/N > 10 matched within 0.5 px: {m[snr10].mean():.4f} "
           f"({m[snr10].sum()}/{snr10.sum()})")
     r, o = ref[m], ours[idx[m]]
-    hi = np.asarray(r["SNR_WIN"]) > 100
+    # SExtractor writes SNR_WIN = 1e30 (its BIG) when the windowed error sum is zero, i.e. when the window
+    # found no usable pixel and XWIN fell back to the isophotal position: an undefined S/N, not a high one
+    snr_ref = np.asarray(r["SNR_WIN"])
+    hi = (snr_ref > 100) & (snr_ref < 1e29)
+    print(f"  S/N > 100: {hi.sum()} matched sources ({((snr_ref >= 1e29)).sum()} with SExtractor's undefined "
+          "SNR_WIN = 1e30 left out)")
     for col, sub in (("XWIN_IMAGE", None), ("YWIN_IMAGE", None), ("XWIN_IMAGE", hi), ("YWIN_IMAGE", hi),
                      ("MAG_AUTO", None), ("MAG_AUTO", hi), ("MAG_APER", None), ("FLUX_RADIUS", None),
                      ("CLASS_STAR", None)):
