@@ -434,7 +434,11 @@ def _overlapped_job(job, cfg, plist) -> ExtractionResult:
         wcs = False
         if _wants_world(want) or cfg["PIXEL_SCALE"] == 0:
             with _open(job["image"], "image", lazy=True) as hdul:
-                wcs = _wcs(_job_header(hdul[job["hdu"]].header, job, cfg))
+                header = _job_header(hdul[job["hdu"]].header, job, cfg)
+            # the pixel scale must be known before measuring; world coordinates only at the end: then
+            # astropy.wcs loads in a thread while the child detects and the measurement kernels (which
+            # release the GIL) run, instead of before them
+            wcs = _wcs(header) if cfg["PIXEL_SCALE"] == 0 else _in_thread(_wcs, header)
         import astropy.table  # noqa: F401 - loaded while the child detects
 
         from . import classifier, paramdefs  # noqa: F401
@@ -593,6 +597,17 @@ def _pixel_scale(cfg, wcs, header):
         from astropy.wcs.utils import proj_plane_pixel_scales
         return float(np.sqrt(np.prod(proj_plane_pixel_scales(wcs)))) * 3600.0
     return 1.0
+
+
+def _in_thread(fn, *args):
+    """``fn(*args)`` started in a thread; the returned Future is resolved where the value is used."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(1, thread_name_prefix="sextractor-wcs")
+    try:
+        return pool.submit(fn, *args)
+    finally:
+        pool.shutdown(wait=False)
 
 
 def _wcs(header):
@@ -1401,6 +1416,8 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
     cols["FWHM_WORLD"] = cols.get("FWHM_IMAGE", np.zeros(n)) * pixscale / 3600.0
     cols["ISOAREA_WORLD"] = cols["ISOAREA_IMAGE"] * (pixscale / 3600.0) ** 2
     cols["ISOAREAF_WORLD"] = cols["ISOAREAF_IMAGE"] * (pixscale / 3600.0) ** 2
+    if hasattr(wcs, "result"):  # built in a thread meanwhile (_overlapped_job)
+        wcs = wcs.result()
     if wcs is not None or any(w.endswith("_WORLD") or "J2000" in w or w.endswith("_SKY") for w in want):
         _world_columns(cols, wcs, want, n)
 

@@ -39,6 +39,7 @@ def files(tmp_path_factory):
     {},
     {"WEIGHT_TYPE": "MAP_WEIGHT", "FILTER": "N"},
     {"BACKPHOTO_TYPE": "LOCAL", "FILTER": "Y"},
+    {"PIXEL_SCALE": 0.2},  # the WCS is then only needed for the world columns: built in a thread
 ])
 def test_overlapped_extraction_equals_the_serial_one(files, extra):
     kw = dict(params=PARAMS, PHOT_APERTURES=[5, 10], flag_path=str(files / "f.fits"), **extra)
