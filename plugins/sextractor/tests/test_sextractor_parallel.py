@@ -3,6 +3,8 @@ single-threaded catalogue; the forked call returns arrays and exceptions faithfu
 from __future__ import annotations
 
 
+import os
+
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -72,3 +74,43 @@ def test_a_pixel_stack_too_small_is_enlarged_not_fatal(files, monkeypatch):
     assert np.asarray(large["ISOAREA_IMAGE"]).max() > 50  # an object larger than the small stack
     for name in large.colnames:
         np.testing.assert_array_equal(np.asarray(small[name]), np.asarray(large[name]), err_msg=name)
+
+
+DASK_XML = """<?xml version="1.0"?>
+<instructions name="sexdask" version="1">
+  <inputs><inputset id="raw"><files pattern="raw/*.fits"/></inputset></inputs>
+  <steps>
+    <step id="sex" tool="sextractor" fanout="file" threads="2">
+      <config><param name="CATALOG_TYPE">FITS_LDAC</param><param name="PHOT_APERTURES">5,10</param>
+        <param name="NTHREADS">0</param><param name="VERBOSE_TYPE">NORMAL</param></config>
+      <input set="raw"/>
+    </step>
+  </steps>
+</instructions>
+"""
+
+
+def test_forked_detection_inside_a_dask_worker_thread(files, tmp_path):
+    """A single image with two threads takes the forked-detection path; in a Dask worker that fork
+    happens in a task thread of a multi-threaded process (event loop, heartbeats).  It must neither hang
+    nor differ from the local process pool."""
+    pytest.importorskip("distributed")
+    from terapix_fw.ldac import read_ldac
+    from terapix_fw.runner import run_instructions
+
+    (tmp_path / "raw").mkdir()
+    os.symlink(files / "img.fits", tmp_path / "raw" / "img.fits")
+    xml = tmp_path / "sex.xml"
+    xml.write_text(DASK_XML)
+    cats = {}
+    for executor in ("local", "dask"):
+        counts = run_instructions(xml, tmp_path / executor, jobs=1, executor=executor, progress=False)
+        assert counts["done"] == 1 and counts["failed"] == 0, counts
+        (cat,) = (tmp_path / executor).glob("**/img.cat")
+        cats[executor] = read_ldac(cat)[0].objects
+        logs = "".join(p.read_text() for p in (tmp_path / executor).glob("**/*.log"))
+        assert "isophotal (detecting process)" in logs  # the forked path was taken
+    local, dask = cats["local"], cats["dask"]
+    assert len(local) == len(dask) > 50
+    for name in local.colnames:
+        np.testing.assert_array_equal(np.asarray(dask[name]), np.asarray(local[name]), err_msg=name)
