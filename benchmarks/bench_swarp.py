@@ -3,9 +3,10 @@
 Simulated MegaCam exposures (terapix_fw.sim: 36 CCDs, TPV true-WCS ``.head`` files, weight maps = flat
 field with bad pixels at 0) are
 
-1. resampled (one exposure, COMBINE N): wall time of both;
+1. resampled (one exposure, COMBINE N): wall time and peak memory of both;
 2. co-added (N exposures dithered by up to ~1', COMBINE_TYPE WEIGHTED, WEIGHT_TYPE MAP_WEIGHT, automatic
-   output grid): wall time, peak memory (max RSS of the process, from getrusage on the child), pixel
+   output grid): wall time, peak memory (of the whole process tree: ``terapix tool`` runs the tool in a
+   forked child while its parent opens RDBix; see :func:`measure`), pixel
    agreement in full-weight regions (median and rms of (plugin - SWarp) / sigma, sigma from SWarp's
    weight map), and the fluxes of the truth stars in 2.5" radius apertures measured on both stacks
    (median and scatter of the plugin/SWarp ratio).
@@ -17,7 +18,8 @@ kernels are compiled (cached) by a warm-up run first, so start-up costs the Pyth
 
 ``--ccd-scale 1`` gives full 2048x4612 CCDs (about 1.3 GB of simulated pixels per exposure).  With
 ``--workdir``, exposures simulated by an earlier run there (same seeds) are reused.  Also printed: the
-peak RSS of the bare Python runtime the plugin needs (numpy, astropy.io.fits, numba imported).
+peak RSS of the bare runtime the plugin needs (numpy, astropy.io.fits, astropy.wcs and numba imported;
+then with numba's machinery loaded by a first call of a cached kernel).
 """
 from __future__ import annotations
 
@@ -30,26 +32,94 @@ import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
+from typing import NamedTuple
 
-RUSAGE_WRAPPER = ("import resource, subprocess, sys, time; t = time.time(); "
-                  "r = subprocess.run(sys.argv[2:], stdout=subprocess.DEVNULL, "
-                  "stderr=None if sys.argv[1] == 'progress' else subprocess.PIPE); "
-                  "dt = time.time() - t; "
-                  "sys.stderr.write(r.stderr.decode()[-2000:] if r.returncode and r.stderr else ''); "
-                  "print(dt, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, r.returncode)")
+class Measured(NamedTuple):
+    wall: float  # s
+    rss: float  # MB: peak of the summed resident sizes of the process tree (see measure)
+    rss_sampled: float  # MB: largest sum of the current resident sizes seen by the sampler
+    nproc: int  # most processes alive at once in the tree
 
 
-def measure(cmd: list[str], cwd: Path, progress: bool = False) -> tuple[float, float]:
-    """Wall time (s) and peak RSS (MB) of ``cmd`` run in a fresh wrapper process (with ``progress`` its
-    standard error, where the plugin logs, is passed through)."""
-    out = subprocess.run([sys.executable, "-c", RUSAGE_WRAPPER, "progress" if progress else "quiet", *cmd], cwd=cwd,
-                         stdout=subprocess.PIPE, stderr=None if progress else subprocess.PIPE, text=True)
-    if out.returncode != 0 or not out.stdout.strip():
-        raise RuntimeError(f"{cmd[0]} failed: {(out.stderr or '')[-2000:]}")
-    wall, rss, code = out.stdout.split()
-    if int(code) != 0:
-        raise RuntimeError(f"{' '.join(cmd[:3])}... exited with {code}: {(out.stderr or '')[-2000:]}")
-    return float(wall), float(rss) / 1024.0
+def _children(pid: int) -> list[int]:
+    """Direct children of ``pid`` (from /proc/<pid>/task/<tid>/children: no scan of every process)."""
+    out = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/children") as fh:
+                out += [int(c) for c in fh.read().split()]
+    except OSError:
+        pass
+    return out
+
+
+def _rss_hwm(pid: int) -> tuple[int, int]:
+    """(VmRSS, VmHWM) of a process in kB; (0, 0) once it is gone."""
+    rss = hwm = 0
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    rss = int(line.split()[1])
+                elif line.startswith("VmHWM:"):
+                    hwm = int(line.split()[1])
+    except OSError:
+        pass
+    return rss, hwm
+
+
+def measure(cmd: list[str], cwd: Path, progress: bool = False, period: float = 0.05) -> Measured:
+    """Wall time and peak memory of ``cmd`` and every process it starts (``terapix tool`` runs the tool in
+    a forked child while the parent opens RDBix: both count).
+
+    A thread follows the process tree every ``period`` s.  ``rss`` is the largest, over the samples, of the
+    sum of the per-process peaks (VmHWM) of the processes alive together: it misses no short spike of a
+    process (the kernel keeps each one's peak) and may over-count when two processes peak at different
+    times, so it is an upper bound of the true peak; ``rss_sampled`` (sum of the current sizes) a lower
+    bound.  Both are at least the largest single process's maximum RSS (wait4).  Pages shared between
+    processes (a fork's copy-on-write pages, libraries) count in each process, as RSS does.  Without /proc,
+    only the single-process maximum (wait4) is known.  Standard error (the plugin's log) is passed through
+    with ``progress``, else kept for the error message."""
+    import threading
+
+    t0 = time.time()
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL,
+                            stderr=None if progress else subprocess.PIPE)
+    peak = {"hwm": 0, "rss": 0, "n": 0}
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            pids, todo = [], [proc.pid]
+            while todo:
+                p = todo.pop()
+                pids.append(p)
+                todo += _children(p)
+            mem = [_rss_hwm(p) for p in pids]
+            peak["rss"] = max(peak["rss"], sum(m[0] for m in mem))
+            peak["hwm"] = max(peak["hwm"], sum(m[1] for m in mem))
+            peak["n"] = max(peak["n"], sum(1 for m in mem if m[0]))
+            done.wait(period)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    stderr = proc.stderr.read() if proc.stderr is not None else b""
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.time() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    done.set()
+    sampler.join()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, cmd[:3]))}... exited with {proc.returncode}: "
+                           f"{(stderr or b'').decode(errors='replace')[-2000:]}")
+    single = usage.ru_maxrss / 1024.0  # kB on Linux
+    return Measured(wall, max(single, peak["hwm"] / 1024.0), max(single, peak["rss"] / 1024.0), max(1, peak["n"]))
+
+
+#: the runtime every plugin run holds: its imports and numba's machinery, loaded by a first cached kernel
+RUNTIME_FLOOR = ("import numpy, astropy.io.fits, astropy.wcs\n"
+                 "from terapix_swarp.kernels import mesh_variance\n"
+                 "mesh_variance(numpy.ones((8, 8), numpy.float32), 4, 4)")
 
 
 def flat_weight(res, path: Path) -> Path:
@@ -198,49 +268,51 @@ def main(argv=None) -> int:
         (workdir / "rs_swarp").mkdir(exist_ok=True)
         (workdir / "rs_plugin").mkdir(exist_ok=True)
         resample_only = ["-COMBINE", "N", "-DELETE_TMPFILES", "N"]
-        t_rs_swarp, m_rs_swarp = measure([swarp, images[0], *common, *resample_only, "-RESAMPLE_DIR", "rs_swarp",
-                                          "-VERBOSE_TYPE", "QUIET"], workdir)
-        print(f"  SWarp resample 1 exposure: {t_rs_swarp:.1f} s, peak RSS {m_rs_swarp:.0f} MB, "
-              f"load {os.getloadavg()}", flush=True)
-        t_rs_plug, m_rs_plug = measure([terapix, "tool", "swarp", images[0], *common, *resample_only,
-                                        "-RESAMPLE_DIR", "rs_plugin"], workdir)
-        print(f"  plugin resample 1 exposure: {t_rs_plug:.1f} s, peak RSS {m_rs_plug:.0f} MB, "
-              f"load {os.getloadavg()}", flush=True)
+        def timed(what, cmd):
+            m = measure(cmd, workdir)
+            print(f"  {what}: {m.wall:.1f} s, peak RSS {m.rss:.0f} MB (process tree of {m.nproc}; current sizes "
+                  f"summed: {m.rss_sampled:.0f} MB), load {os.getloadavg()}", flush=True)
+            return m
+
+        rs_swarp = timed("SWarp resample 1 exposure", [swarp, images[0], *common, *resample_only, "-RESAMPLE_DIR",
+                                                       "rs_swarp", "-VERBOSE_TYPE", "QUIET"])
+        rs_plug = timed("plugin resample 1 exposure", [terapix, "tool", "swarp", images[0], *common, *resample_only,
+                                                       "-RESAMPLE_DIR", "rs_plugin"])
+        for d in ("rs_swarp", "rs_plugin"):  # only timed: full-size resampled exposures take 2.7 GB each
+            for f in (workdir / d).iterdir():
+                f.unlink()
         coadd = ["-COMBINE_TYPE", "WEIGHTED"]
-        t_co_swarp, m_co_swarp = measure([swarp, *images, *common, *coadd, "-IMAGEOUT_NAME", "swarp.fits",
+        co_swarp = timed("SWarp co-add", [swarp, *images, *common, *coadd, "-IMAGEOUT_NAME", "swarp.fits",
                                           "-WEIGHTOUT_NAME", "swarp.weight.fits", "-RESAMPLE_DIR", "rs_swarp",
-                                          "-VERBOSE_TYPE", "QUIET"], workdir)
-        print(f"  SWarp co-add: {t_co_swarp:.1f} s, peak RSS {m_co_swarp:.0f} MB, "
-              f"load {os.getloadavg()}", flush=True)
-        t_co_plug, m_co_plug = measure([terapix, "tool", "swarp", *images, *common, *coadd, "-IMAGEOUT_NAME",
-                                        "plugin.fits", "-WEIGHTOUT_NAME", "plugin.weight.fits", "-RESAMPLE_DIR",
-                                        "rs_plugin"], workdir)
-        print(f"  plugin co-add: {t_co_plug:.1f} s, peak RSS {m_co_plug:.0f} MB, "
-              f"load {os.getloadavg()}", flush=True)
-        _, m_floor = measure([sys.executable, "-c", "import numpy, astropy.io.fits, numba"], workdir)
+                                          "-VERBOSE_TYPE", "QUIET"])
+        co_plug = timed("plugin co-add", [terapix, "tool", "swarp", *images, *common, *coadd, "-IMAGEOUT_NAME",
+                                          "plugin.fits", "-WEIGHTOUT_NAME", "plugin.weight.fits", "-RESAMPLE_DIR",
+                                          "rs_plugin"])
+        floors = [(what, measure([sys.executable, "-c", code], workdir).rss) for what, code in (
+            ("numpy, astropy.io.fits, astropy.wcs, numba imported", "import numpy, astropy.io.fits, astropy.wcs, numba"),
+            ("... and a first (cached) numba kernel called", RUNTIME_FLOOR))]
         bands_note = ""
         if args.bands_check:
             # the same co-addition made in bands of rows (RESAMPLE_DISKMAX a quarter of the resampled images)
             need = args.nexp * 36 * 8 * int(2048 * args.ccd_scale) * int(4612 * args.ccd_scale)
-            t_b, m_b = measure([terapix, "tool", "swarp", *images, *common, *coadd, "-IMAGEOUT_NAME", "bands.fits",
+            band = measure([terapix, "tool", "swarp", *images, *common, *coadd, "-IMAGEOUT_NAME", "bands.fits",
                                 "-WEIGHTOUT_NAME", "bands.weight.fits", "-RESAMPLE_DIR", "rs_plugin",
                                 "-RESAMPLE_DISKMAX", str(max(1, need // 4 // 2 ** 20))], workdir)
-            bands_note = _bands_equal(workdir, t_b, m_b)
+            bands_note = _bands_equal(workdir, band.wall, band.rss)
         stats = compare(workdir, [r.truth for r in results])
         from astropy.io import fits
 
         h = fits.getheader(workdir / "swarp.fits")
         print(f"output stack {h['NAXIS1']}x{h['NAXIS2']}, NTHREADS {args.nthreads}")
         print(f"{'':34s}{'plugin':>10s}{'SWarp':>10s}{'ratio':>8s}")
-        print(f"{'resample 1 exposure, wall (s)':34s}{t_rs_plug:10.2f}{t_rs_swarp:10.2f}{t_rs_plug / t_rs_swarp:8.2f}")
-        print(f"{'resample 1 exposure, peak RSS (MB)':34s}{m_rs_plug:10.0f}{m_rs_swarp:10.0f}"
-              f"{m_rs_plug / m_rs_swarp:8.2f}")
-        print(f"{f'co-add {args.nexp} exposures, wall (s)':34s}{t_co_plug:10.2f}{t_co_swarp:10.2f}"
-              f"{t_co_plug / t_co_swarp:8.2f}")
-        print(f"{f'co-add {args.nexp} exposures, peak RSS (MB)':34s}{m_co_plug:10.0f}{m_co_swarp:10.0f}"
-              f"{m_co_plug / m_co_swarp:8.2f}")
-        print(f"{'Python runtime alone, peak RSS (MB)':34s}{m_floor:10.0f}   (python -c 'import numpy, "
-              "astropy.io.fits, numba')")
+        rows = [("resample 1 exposure, wall (s)", rs_plug.wall, rs_swarp.wall, ".2f"),
+                ("resample 1 exposure, peak RSS (MB)", rs_plug.rss, rs_swarp.rss, ".0f"),
+                (f"co-add {args.nexp} exposures, wall (s)", co_plug.wall, co_swarp.wall, ".2f"),
+                (f"co-add {args.nexp} exposures, peak RSS (MB)", co_plug.rss, co_swarp.rss, ".0f")]
+        for what, ours, ref, fmt in rows:
+            print(f"{what:34s}{ours:10{fmt}}{ref:10{fmt}}{ours / ref:8.2f}")
+        for what, rss in floors:
+            print(f"runtime floor, {what}: peak RSS {rss:.0f} MB")
         print(f"load average after the runs: {os.getloadavg()}")
         print(f"pixels in full-weight regions (every {stats['row_step']}th row): {stats['npix_full']}; "
               f"(plugin - SWarp)/sigma median "

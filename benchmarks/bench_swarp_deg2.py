@@ -14,7 +14,7 @@ with RESAMPLE_DISKMAX limiting the temporary resampled images: the output is mad
 plugins/swarp/terapix_swarp/coadd.py), the pieces of each band deleted after it.  The process's peak RSS is
 bounded by one CCD (~10 x 38 MB) in phase 1 plus COMBINE_BUFSIZE (256 MB) in phase 2 plus the runtime.
 
-Printed: wall time, peak RSS (getrusage of the child), peak disk used by the temporary files (sampled),
+Printed: wall time, peak RSS (of the process tree, see bench_swarp.measure), peak disk used by the temporary files (sampled),
 weight-map coverage and depth against the depth predicted from the inputs' footprints, and the noise of the
 stack (robust rms of stack x sqrt(weight)) against that of one resampled exposure.  ``--swarp-check N``
 also co-adds an N x N cutout of the quantum with the real SWarp on the same 100 inputs (output grid given
@@ -165,7 +165,7 @@ def main(argv=None) -> int:
     sampler = DiskSampler(tmpdir)
     sampler.start()
     # the plugin's log goes to stderr: let it through for the progress
-    wall, rss = measure(cmd, workdir, progress=True)
+    wall, rss, *_ = measure(cmd, workdir, progress=True)
     sampler.stop.set()
     sampler.join()
     print(f"plugin: {size}x{size} stack of {args.nexp} exposures in {wall:.0f} s, peak RSS {rss:.0f} MB, "
@@ -253,7 +253,7 @@ def swarp_check(workdir: Path, names, common, cut: int, size: int) -> None:
         i = args.index(key)
         del args[i:i + 2]
     print(f"SWarp on a {cut}x{cut} cutout of the quantum ({len(names)} inputs), load {os.getloadavg()}", flush=True)
-    wall, rss = measure([swarp, *names, *args, "-IMAGEOUT_NAME", "swarpcut.fits", "-WEIGHTOUT_NAME",
+    wall, rss, *_ = measure([swarp, *names, *args, "-IMAGEOUT_NAME", "swarpcut.fits", "-WEIGHTOUT_NAME",
                          "swarpcut.weight.fits", "-RESAMPLE_DIR", "swarp_rs", "-VERBOSE_TYPE", "QUIET"], workdir)
     ref = fits.getdata(workdir / "swarpcut.fits").astype(np.float64)
     wr = fits.getdata(workdir / "swarpcut.weight.fits").astype(np.float64)

@@ -43,10 +43,12 @@ from .combine import COMBINE_CODES, chi_bias, combine_stack, pack_rows
 from .kernels import BIG
 from .resample import Resampled
 
-#: upper bound of the strip height (lines), see coadd_resampled
+#: upper bounds of the strip height (lines) and of the strip buffers (MB, below SWarp's COMBINE_BUFSIZE
+#: default of 256): see coadd_rows
 MAX_STRIP_LINES = 64
+STRIP_MEMORY_MB = 32
 
-__all__ = ["MAX_STRIP_LINES", "CoaddSummary", "max_clique", "coadd_resampled", "coadd_rows", "stack_summary",
+__all__ = ["MAX_STRIP_LINES", "STRIP_MEMORY_MB", "CoaddSummary", "max_clique", "coadd_resampled", "coadd_rows", "stack_summary",
            "plan_bands", "StripWriter"]
 
 
@@ -318,10 +320,10 @@ def coadd_rows(resampled: list[Resampled], config, img: "StripWriter", wgt: "Str
     # bytes per strip line: values + variances (+ origins, clipping deviations) per stack entry, counts,
     # combined value and variance, and the full-width output line
     per_line = cwidth * (nmax * (8 + (4 if clipped else 0) + (4 if writelog else 0)) + 12) + 4 * width + 1
-    # at most COMBINE_BUFSIZE MB (SWarp's rule) and MAX_STRIP_LINES lines: taller strips only cost memory
-    # and cache misses (3 exposures of 36 CCDs: 1385-line strips 42 s and 557 MB, 346-line strips 35 s
-    # and 308 MB), while the per-strip overhead (one read per overlapping input) stays small
-    budget = config["COMBINE_BUFSIZE"] * 1024 * 1024
+    # at most COMBINE_BUFSIZE MB (SWarp's rule), STRIP_MEMORY_MB and MAX_STRIP_LINES lines: taller strips
+    # only cost memory and cache misses (3 exposures of 36 CCDs: 1385-line strips 42 s and 557 MB, 346-line
+    # strips 35 s and 308 MB), while the per-strip overhead (one read per overlapping input) stays small
+    budget = min(config["COMBINE_BUFSIZE"], STRIP_MEMORY_MB) * 1024 * 1024
     strip_h = int(max(1, min(max(1, by1 - by0 + 1), budget // per_line, MAX_STRIP_LINES)))
     summary.strip_height = max(summary.strip_height, strip_h)
     bias = chi_bias(nmax)
