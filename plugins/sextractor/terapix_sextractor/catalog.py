@@ -34,7 +34,8 @@ def objects_hdu(table, extname="LDAC_OBJECTS"):
                                    array=arr))
     hdu = fits.BinTableHDU.from_columns(columns, nrows=len(table))
     for i, name in enumerate(table.colnames, start=1):
-        room = 80 - len(fits.Card(f"TTYPE{i}", name).image.rstrip()) - 3
+        # with a comment the value is padded to column 30: measure the room on a card that has one
+        room = 80 - len(fits.Card(f"TTYPE{i}", name, "x").image.rstrip()) + 1
         hdu.header.comments[f"TTYPE{i}"] = BY_NAME[name][4][:max(room, 0)]
     hdu.header["EXTNAME"] = extname
     return hdu

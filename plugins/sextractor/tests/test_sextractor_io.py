@@ -376,3 +376,25 @@ def test_blank_image_gives_an_empty_valid_catalogue(tmp_path, monkeypatch):
     cat = read_ldac(tmp_path / "blank.ldac")[0]
     assert len(cat.objects) == 0 and cat.header["SEXNFIN"] == 0
     assert "VIGNET" in cat.objects.colnames and "XWIN_IMAGE" in cat.objects.colnames
+
+
+def test_column_descriptions_fit_their_cards(tmp_path, sim_file):
+    """Each TTYPEn carries the parameter's description as its comment, cut to fit 80 columns (astropy
+    pads the value to column 30 once there is a comment): no card is truncated with a warning."""
+    import warnings
+
+    from terapix_sextractor.catalog import write_catalog
+    from terapix_sextractor.paramdefs import BY_NAME
+
+    path, _ = sim_file
+    names = ["NUMBER", "FLUX_PETRO", "ISOAREAF_IMAGE", "ERRTHETAWIN_IMAGE", "X_IMAGE"]
+    results = extract_results(path, params=names)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        write_catalog(tmp_path / "c.ldac", results, "FITS_LDAC")
+    header = fits.getheader(tmp_path / "c.ldac", 2)
+    for i, name in enumerate(names, start=1):
+        card = header.cards[f"TTYPE{i}"]
+        assert len(card.image.rstrip()) <= 80
+        assert card.comment and BY_NAME[name][4].startswith(card.comment), (name, card.comment)
+    assert len(header.cards["TTYPE3"].comment) > 30  # long descriptions are cut, not dropped
