@@ -68,29 +68,35 @@ def _rss_hwm(pid: int) -> tuple[int, int]:
     return rss, hwm
 
 
+#: runs the measured command: a small process, so that what the command inherits before its exec (vfork
+#: shares the spawning process's memory, which the kernel then counts in the child's peak) stays small
+SPAWNER = ("import os, resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
+           "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)")
+
+
 def measure(cmd: list[str], cwd: Path, progress: bool = False, period: float = 0.05) -> Measured:
-    """Wall time and peak memory of ``cmd`` and every process it starts (``terapix tool`` runs the tool in
-    a forked child while the parent opens RDBix: both count).
+    """Wall time and peak memory of ``cmd`` and every process it starts (all count, e.g. a tool forked by
+    ``terapix tool`` while its parent opens RDBix).
 
     A thread follows the process tree every ``period`` s.  ``rss`` is the largest, over the samples, of the
     sum of the per-process peaks (VmHWM) of the processes alive together: it misses no short spike of a
     process (the kernel keeps each one's peak) and may over-count when two processes peak at different
     times, so it is an upper bound of the true peak; ``rss_sampled`` (sum of the current sizes) a lower
-    bound.  Both are at least the largest single process's maximum RSS (wait4).  Pages shared between
-    processes (a fork's copy-on-write pages, libraries) count in each process, as RSS does.  Without /proc,
-    only the single-process maximum (wait4) is known.  Standard error (the plugin's log) is passed through
-    with ``progress``, else kept for the error message."""
+    bound.  Both are at least the largest single process's maximum RSS (getrusage of the spawner's
+    children).  Pages shared between processes (a fork's copy-on-write pages, libraries) count in each
+    process, as RSS does.  The command runs under :data:`SPAWNER`, itself not counted.  Standard error
+    (the plugin's log) is passed through with ``progress``, else kept for the error message."""
     import threading
 
     t0 = time.time()
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL,
-                            stderr=None if progress else subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, "-c", SPAWNER, *cmd], cwd=cwd, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
     peak = {"hwm": 0, "rss": 0, "n": 0}
     done = threading.Event()
 
     def sample():
         while not done.is_set():
-            pids, todo = [], [proc.pid]
+            pids, todo = [], _children(proc.pid)
             while todo:
                 p = todo.pop()
                 pids.append(p)
@@ -103,16 +109,20 @@ def measure(cmd: list[str], cwd: Path, progress: bool = False, period: float = 0
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    stderr = proc.stderr.read() if proc.stderr is not None else b""
-    _, status, usage = os.wait4(proc.pid, 0)
+    lines = []
+    for line in proc.stderr:  # the command's standard error, then the spawner's last line
+        if progress:
+            sys.stderr.write(line)
+        lines.append(line)
+        del lines[:-200]
+    proc.wait()
     wall = time.time() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
     done.set()
     sampler.join()
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(map(str, cmd[:3]))}... exited with {proc.returncode}: "
-                           f"{(stderr or b'').decode(errors='replace')[-2000:]}")
-    single = usage.ru_maxrss / 1024.0  # kB on Linux
+    code, maxrss = (int(v) for v in lines[-1].split()) if lines and len(lines[-1].split()) == 2 else (-1, 0)
+    if proc.returncode != 0 or code != 0:
+        raise RuntimeError(f"{' '.join(map(str, cmd[:3]))}... exited with {code}: {''.join(lines[-30:])}")
+    single = maxrss / 1024.0  # kB on Linux
     return Measured(wall, max(single, peak["hwm"] / 1024.0), max(single, peak["rss"] / 1024.0), max(1, peak["n"]))
 
 

@@ -11,11 +11,12 @@ sources are not the true sky's: the check uses the weight map and the noise, not
 
 The co-addition (COMBINE_TYPE WEIGHTED, LANCZOS3, WEIGHT_TYPE MAP_WEIGHT) runs as ``terapix tool swarp``
 with RESAMPLE_DISKMAX limiting the temporary resampled images: the output is made in bands of rows (see
-plugins/swarp/terapix_swarp/coadd.py), the pieces of each band deleted after it.  The process's peak RSS is
-bounded by one CCD (~10 x 38 MB) in phase 1 plus COMBINE_BUFSIZE (256 MB) in phase 2 plus the runtime.
+plugins/swarp/terapix_swarp/coadd.py), the pieces of each band deleted after it.  The peak RSS is the
+runtime plus ~12 kB per input CCD plus the larger of one CCD's pixels and variances (~2.3 x 38 MB) in
+phase 1 and the strip buffers (at most 32 MB) in phase 2.
 
-Printed: wall time, peak RSS (of the process tree, see bench_swarp.measure), peak disk used by the temporary files (sampled),
-weight-map coverage and depth against the depth predicted from the inputs' footprints, and the noise of the
+Printed: wall time, peak RSS (of the process tree, see bench_swarp.measure), peak disk used by the temporary
+files (sampled), weight-map coverage and depth against the depth predicted from the inputs' footprints, and the noise of the
 stack (robust rms of stack x sqrt(weight)) against that of one resampled exposure.  ``--swarp-check N``
 also co-adds an N x N cutout of the quantum with the real SWarp on the same 100 inputs (output grid given
 by a ``.head`` beside its output, same tangent point) and prints the pixel agreement.

@@ -4,18 +4,20 @@ Memory design (the 1 deg^2 case: 19354 x 19354 output from 100 MegaCam exposures
 
 * phase 1 resamples one CCD at a time onto its own rectangle of the output grid and writes it, with its
   weight, to RESAMPLE_DIR (as SWarp does).  In memory: the CCD's pixels and variances (the weight map is
-  converted in place), one full-size background map at a time (rms for RESCALE_WEIGHTS, then the
-  background to subtract), the variance's row maximum computed in place, and a block of 256 output rows
-  resampled and written at a time: ~3 x 38 MB for a 2048 x 4612 CCD, plus the Python runtime (numpy,
-  astropy, numba/LLVM: ~175 MB before any data);
+  converted in place; SWarp too holds the image and its weight), plus for a moment either the boolean
+  mask of the background estimate or the full-size rms map of RESCALE_WEIGHTS (the pixels are dropped
+  and read again meanwhile); the background is subtracted by sep row by row, the variance's row maximum
+  computed in place, and blocks of 256 output rows resampled and written at a time: ~2.3 x 38 MB for a
+  2048 x 4612 CCD, plus the runtime (numpy, astropy, numba/LLVM: ~225 MB once a first kernel is loaded,
+  ~255 MB for ``terapix tool``) and ~12 kB per input CCD (its WCS and a few header keywords);
 * phase 2 creates the output image and weight at their final size (sparse files) and fills them strip
   by strip with ordinary writes, so neither is ever held in memory (a memmap's dirty pages would count
   in the resident size).  For a strip, the rows of every resampled input overlapping it are read and
   packed into pixel stacks of depth ``nmax`` (the maximum overlap, found as SWarp does from the maximal
   clique of the overlap graph); a strip holds ``h * width * nmax`` values and variances (and origins
-  for CLIPPED), ``h`` being the largest height that fits in COMBINE_BUFSIZE megabytes (SWarp's rule),
-  capped at MAX_STRIP_LINES (64).  With the default 256 MB, nmax ~ 100 and a 19354-pixel width, strips
-  are ~16 lines tall and phase 2 needs ~256 MB + the runtime;
+  for CLIPPED), ``h`` being the largest height that fits in COMBINE_BUFSIZE megabytes (SWarp's rule)
+  and in STRIP_MEMORY_MB (32), capped at MAX_STRIP_LINES (64).  With nmax ~ 100 and a 19354-pixel width,
+  strips are 2 lines tall and phase 2 needs ~32 MB + the runtime;
 * disk: the resampled CCDs take ~76 MB each (272 GB for 3600 CCDs).  When they would exceed
   RESAMPLE_DISKMAX (default half the free space of RESAMPLE_DIR) the output is made in bands of rows
   (:func:`plan_bands`, run by ``swarp._resample_coadd_bands``): for each band, phase 1 resamples only the
