@@ -28,31 +28,18 @@ WINPOS_NSIG = 4.0
 
 
 
+# The kernels below each spell out the MASK_TYPE CORRECT step (is the pixel bad or another object's;
+# if so, take the pixel mirrored through the centre).  Written once as two small jitted helpers, inlined
+# or not, it made the windowed, AUTO, aperture and growth-curve kernels 40-55% slower (measured on the
+# 2048x4612 bench CCD: windowed 0.19 -> 0.30 s CPU): keep the copies in step with each other.
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _clip_box(xmin, xmax, ymin, ymax, w, h):
     """Clip a pixel box [xmin, xmax) x [ymin, ymax) to the image; ``clipped`` says an aperture was
     truncated by the image edge (SExtractor's FLAGS bit 16 / the windowed flags)."""
     clipped = xmin < 0 or xmax > w or ymin < 0 or ymax > h
     return max(xmin, 0), min(xmax, w), max(ymin, 0), min(ymax, h), clipped
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _masked(bad, seg, use_seg, oid, xx, yy):
-    """Whether pixel (xx, yy) is not the object's to measure: bad, or another object's (``seg``)."""
-    s = seg[yy, xx] if use_seg else 0
-    return bad[yy, xx] or (s != 0 and s != oid)
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _mirror(bad, seg, use_seg, oid, corr, mx, my, xx, yy, w, h):
-    """Where MASK_TYPE CORRECT takes a masked pixel's value from (photom.c, winpos.c): the pixel mirrored
-    through the centre (mx, my) when it is in the image, good and not another object's; (-1, -1) when
-    the masked pixel counts as zero instead."""
-    x2 = int(2 * mx + 0.49999 - xx)
-    y2 = int(2 * my + 0.49999 - yy)
-    if corr and x2 >= 0 and x2 < w and y2 >= 0 and y2 < h and not _masked(bad, seg, use_seg, oid, x2, y2):
-        return x2, y2
-    return -1, -1
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -108,7 +95,8 @@ def _winpos_pass(image, var, varmap, bad, seg, oid, mx, my, sig, invgain, corr, 
     xmax = int(mx + raper + 1.499999)
     ymin = int(my - raper + 0.499999)
     ymax = int(my + raper + 1.499999)
-    use_seg = oid > 0
+    mx2ph = mx * 2.0 + 0.49999
+    my2ph = my * 2.0 + 0.49999
     xmin, xmax, ymin, ymax, clipped = _clip_box(xmin, xmax, ymin, ymax, w, h)
     for x in range(xmin, xmax):
         dx = x - mx
@@ -138,9 +126,18 @@ def _winpos_pass(image, var, varmap, bad, seg, oid, mx, my, sig, invgain, corr, 
             locarea *= wx[x - xmin] * wy
             pix = image[y, x]
             px, py = x, y
-            if _masked(bad, seg, use_seg, oid, x, y):
-                px, py = _mirror(bad, seg, use_seg, oid, corr, mx, my, x, y, w, h)
-                pix = image[py, px] if px >= 0 else 0.0
+            s = seg[y, x] if oid > 0 else 0
+            if bad[y, x] or (s != 0 and s != oid):
+                x2 = int(mx2ph - x)
+                y2 = int(my2ph - y)
+                s2 = seg[y2, x2] if (oid > 0 and x2 >= 0 and x2 < w and y2 >= 0 and y2 < h) else 0
+                if (corr and x2 >= 0 and x2 < w and y2 >= 0 and y2 < h and not bad[y2, x2]
+                        and (s2 == 0 or s2 == oid)):
+                    pix = image[y2, x2]
+                    px, py = x2, y2
+                else:
+                    pix = 0.0
+                    px = -1
             locpix = locarea * pix
             tv += locpix
             dxpos += locpix * dx
@@ -399,12 +396,18 @@ def _ellipse_sums(image, var, varmap, bad, seg, use_seg, x, y, cxx, cyy, cxy, fa
                 if cx2 * dx * dx + cy2 * dy * dy + cxy_ * dx * dy > klim2:
                     continue
                 area += 1
+                s = seg[yy, xx] if use_seg else 0
                 pix = image[yy, xx]
                 v = varmap[yy, xx] if var < 0 else var
-                if _masked(bad, seg, use_seg, oid, xx, yy):
+                if bad[yy, xx] or (s != 0 and s != oid):
                     areab += 1
-                    x2, y2 = _mirror(bad, seg, use_seg, oid, corr, mx, my, xx, yy, w, h)
-                    if x2 >= 0:
+                    x2 = int(2 * mx + 0.49999 - xx)
+                    y2 = int(2 * my + 0.49999 - yy)
+                    ok = corr and x2 >= 0 and x2 < w and y2 >= 0 and y2 < h
+                    if ok:
+                        s2 = seg[y2, x2] if use_seg else 0
+                        ok = (not bad[y2, x2]) and (s2 == 0 or s2 == oid)
+                    if ok:
                         pix = image[y2, x2]
                         v = varmap[y2, x2] if var < 0 else var
                     else:
@@ -483,11 +486,17 @@ def _circle_sums(image, var, varmap, bad, seg, use_seg, x, y, radius, ids, corr,
                 if locarea <= 0.0:
                     continue
                 area += locarea
+                s = seg[yy, xx] if use_seg else 0
                 pix = image[yy, xx]
                 v = varmap[yy, xx] if var < 0 else var
-                if _masked(bad, seg, use_seg, oid, xx, yy):
-                    x2, y2 = _mirror(bad, seg, use_seg, oid, corr, mx, my, xx, yy, w, h)
-                    if x2 >= 0:
+                if bad[yy, xx] or (s != 0 and s != oid):
+                    x2 = int(2 * mx + 0.49999 - xx)
+                    y2 = int(2 * my + 0.49999 - yy)
+                    ok = corr and x2 >= 0 and x2 < w and y2 >= 0 and y2 < h
+                    if ok:
+                        s2 = seg[y2, x2] if use_seg else 0
+                        ok = (not bad[y2, x2]) and (s2 == 0 or s2 == oid)
+                    if ok:
                         pix = image[y2, x2]
                         v = varmap[y2, x2] if var < 0 else var
                     else:
@@ -545,9 +554,15 @@ def _growth_pass(image, bad, seg, use_seg, mx, my, oid, corr, xmin, xmax, ymin, 
             if r2 >= lim2:
                 continue
             pix = image[yy, xx]
-            if _masked(bad, seg, use_seg, oid, xx, yy):
-                x2, y2 = _mirror(bad, seg, use_seg, oid, corr, mx, my, xx, yy, w, h)
-                pix = image[y2, x2] if x2 >= 0 else 0.0
+            s = seg[yy, xx] if use_seg else 0
+            if bad[yy, xx] or (s != 0 and s != oid):
+                x2 = int(2 * mx + 0.49999 - xx)
+                y2 = int(2 * my + 0.49999 - yy)
+                ok = corr and x2 >= 0 and x2 < w and y2 >= 0 and y2 < h
+                if ok:
+                    s2 = seg[y2, x2] if use_seg else 0
+                    ok = (not bad[y2, x2]) and (s2 == 0 or s2 == oid)
+                pix = image[y2, x2] if ok else 0.0
             r = np.sqrt(r2)
             d = r % step
             if subsample and (d < prevbinmargin or d > nextbinmargin):
