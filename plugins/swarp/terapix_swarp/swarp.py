@@ -206,9 +206,24 @@ def run_swarp(ctx) -> None:
                     path.unlink(missing_ok=True)
     elapsed = time.time() - start
     if config["WRITE_XML"]:
-        with ctx.product(config["XML_NAME"], kind="xml") as tmp:
+        with ctx.product(_xml_name(config, ctx.confine_outputs), kind="xml") as tmp:
             _write_xml(tmp, config, fields, resampled, summary, elapsed)
     log.info("swarp done in %.1f s", elapsed)
+
+
+def _xml_name(config, pipeline: bool) -> str:
+    """XML_NAME; in a pipeline unit SWarp's default ``swarp.xml`` becomes ``<IMAGEOUT_NAME stem>.xml``:
+    the units of one step (one stack per filter) would otherwise overwrite each other's file, and a
+    re-run would find every unit's recorded product changed and run them all again."""
+    from .tool import SwarpTool
+
+    name = config["XML_NAME"]
+    if pipeline and name == SwarpTool.parameter_set()["XML_NAME"].default:
+        stem = Path(config["IMAGEOUT_NAME"]).name
+        for suffix in (".fz", ".fits", ".fit"):
+            stem = stem.removesuffix(suffix)
+        name = f"{stem}.xml"
+    return name
 
 
 def _bands(config, footprints, grid_header, resample_dir: Path, log):

@@ -2,6 +2,8 @@
 background subtraction, resample-only mode, RICE output, output header, drop-in command line, errors."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -337,6 +339,11 @@ def test_pipeline_mode_confines_outputs(synth, tmp_path):
     result = run(SUBTRACT_BACK="N")
     assert result.status == "done", result.error
     assert {p.kind for p in result.products} == {"stack", "weight", "xml"}
+    # the default XML_NAME follows the stack's name, so that the units of a step keep their own files
+    names = {p.kind: Path(p.path).name for p in result.products}
+    assert names["stack"] == "coadd.fits" and names["xml"] == "coadd.xml"
+    named = run(SUBTRACT_BACK="N", IMAGEOUT_NAME="D1_r.fits", XML_NAME="mine.xml")
+    assert {Path(p.path).name for p in named.products if p.kind == "xml"} == {"mine.xml"}
     assert all(str(p.path).startswith(str(out.resolve())) for p in result.products)
     assert [k for k, _ in result.records] == ["stack"]
     bad = run(IMAGEOUT_NAME="../escape.fits")
@@ -369,3 +376,36 @@ def test_companions_matched_by_name(synth, tmp_path, run_swarp):
     both = w > 1.5
     assert both.sum() > 1000
     np.testing.assert_allclose(out[both], 25.0, rtol=1e-5)
+
+
+RERUN_XML = """<?xml version="1.0"?>
+<instructions name="stacks" version="1">
+  <inputs><inputset id="raw"><files pattern="raw/*.fits"/></inputset></inputs>
+  <steps>
+    <step id="stack" tool="swarp" fanout="group" group-by="FILTER">
+      <config><param name="IMAGEOUT_NAME">stack_{group}.fits</param><param name="SUBTRACT_BACK">N</param></config>
+      <input set="raw"/>
+    </step>
+  </steps>
+</instructions>
+"""
+
+
+def test_units_of_one_step_keep_their_own_xml_and_a_rerun_does_nothing(synth, tmp_path):
+    """Two stacks (one per filter) in one step: with SWarp's default XML_NAME both units wrote swarp.xml,
+    so each re-run found the other unit's file in place of its recorded product and ran again."""
+    from terapix_fw.runner import run_instructions
+
+    (tmp_path / "raw").mkdir()
+    for k, band in enumerate(("g", "r")):
+        h = synth.tan_header(60, 60, RA, DEC, 0.2)
+        h["FILTER"] = band
+        synth.write_image(tmp_path / "raw" / f"{band}.fits", h,
+                          np.random.default_rng(k).normal(0, 1, (60, 60)).astype(np.float32))
+    xml = tmp_path / "stacks.xml"
+    xml.write_text(RERUN_XML)
+    first = run_instructions(xml, tmp_path / "work", jobs=1, progress=False)
+    assert first["done"] == 2 and first["failed"] == 0
+    assert sorted(p.name for p in (tmp_path / "work" / "stack").glob("*.xml")) == ["stack_g.xml", "stack_r.xml"]
+    again = run_instructions(xml, tmp_path / "work", jobs=1, progress=False)
+    assert again["done"] == 0 and again["skipped"] == 2, again  # skipped: up to date
