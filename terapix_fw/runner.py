@@ -261,9 +261,17 @@ class Runner:
         summary = {"done": 0, "skipped": 0, "failed": 0, "blocked": 0}
         running: dict = {}  # future -> (unit, spec, uinfo)
         executor = None
+        written: dict[str, str] = {}  # product path -> the unit that wrote it in this run
 
         def finish(unit: Unit, uinfo: UnitInfo, result: UnitResult) -> None:
             results[unit.key] = result
+            if result.status == "done":
+                for product in result.products:
+                    other = written.setdefault(str(product.path), unit.key)
+                    if other != unit.key:  # one overwrote the other's file; a re-run would redo both
+                        log.warning("units %s and %s both wrote %s: the later one replaced the earlier's; give "
+                                    "each unit its own name (e.g. with {stem} or {group})", other, unit.key,
+                                    product.path)
             rec = records.setdefault(unit.key, UnitRecord(step=unit.step.id, unit=unit.id, tool=unit.step.tool,
                                                           status=result.status))
             rec.status, rec.host, rec.start, rec.end = result.status, result.host, result.start, result.end

@@ -201,3 +201,21 @@ def test_failure_blocks_dependents_transitively(tmp_path, pipeline):
     assert units["sum/r"].get("status") == "blocked"
     assert units["total/all"].get("status") == "blocked"
     assert summary["failed"] == 2 and summary["blocked"] == 2 and summary["done"] == 4 + 1 + 3
+
+
+def test_units_writing_the_same_file_are_reported(tmp_path, pipeline, caplog):
+    """Two units of a step with one fixed output name overwrite each other (and neither is up to date
+    at the next run): the runner says which units and which file."""
+    import logging
+
+    text = pipeline().read_text().replace("{stem}_u.fits", "same.fits")
+    (tmp_path / "run.xml").write_text(text)
+    with caplog.at_level(logging.WARNING, logger="terapix"):
+        summary = run_instructions(tmp_path / "run.xml", tmp_path / "work", jobs=1, progress=False)
+    assert summary["failed"] == 0
+    clashes = [r.getMessage() for r in caplog.records if "both wrote" in r.getMessage()]
+    urgent = [k for k in history_units(summary) if k.startswith("urgent/")]
+    assert len(urgent) >= 2
+    # every unit after the first is reported against the first; the other steps name their files apart
+    assert len(clashes) == len(urgent) - 1, clashes
+    assert all(c.startswith("units urgent/") and " and urgent/" in c and "same.fits" in c for c in clashes)
