@@ -103,20 +103,17 @@ class BackgroundMap:
         return self._rms
 
     def subtract_from(self, data):
-        """``data - back`` as a new float32 array, without building the map for a MANUAL background."""
+        """``data - back`` as a new float32 array (see :meth:`subtract_inplace`)."""
         import numpy as np
 
-        if self._manual is not None and self._back is None:
-            return np.subtract(data, np.float32(self._manual), dtype=np.float32)
-        if self._back is None and self._source is not None:
-            out = np.array(data, dtype=np.float32, copy=True)
-            self._source.subfrom(out)  # sep subtracts in place without materialising the map
-            return out
-        return np.subtract(data, self.back, dtype=np.float32)
+        out = np.array(data, dtype=np.float32, copy=True)
+        self.subtract_inplace(out)
+        return out
 
     def subtract_inplace(self, data) -> None:
-        """``data -= back`` in place (float32 ``data``), without building the full-resolution map: the
-        values are those of ``back``, as sep computes both the same way, one row at a time."""
+        """``data -= back`` in place (float32 ``data``), without building the full-resolution map: a
+        MANUAL value is subtracted as a scalar, a mesh model by sep one row at a time (the values of
+        ``back``: sep computes both the same way)."""
         import numpy as np
 
         if self._manual is not None and self._back is None:
