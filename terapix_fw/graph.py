@@ -109,7 +109,9 @@ def _safe_id(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.+\-]", "_", text) or "_"
 
 
-def _stem(path: str) -> str:
+def file_stem(path: str) -> str:
+    """A file's name without its FITS or catalogue suffix: the ``{stem}`` of instruction files, and the
+    name tools give a unit's default outputs so that the units of one step do not share a file."""
     name = Path(path).name
     for suffix in (".fits.fz", ".fits.gz", ".fits", ".fit", ".fz", ".cat", ".ldac"):
         if name.endswith(suffix):
@@ -213,7 +215,7 @@ class _Builder:
             new_unit("all", [])
         elif fanout == "file":
             for item in primary:
-                new_unit(_stem(item.path) if item.path else item.unit.split("/", 1)[1], [item],
+                new_unit(file_stem(item.path) if item.path else item.unit.split("/", 1)[1], [item],
                          item.extension, item.group)
         elif fanout == "extension":
             for item in primary:
@@ -221,7 +223,7 @@ class _Builder:
                     new_unit(item.unit.split("/", 1)[1], [item], item.extension, item.group)
                     continue
                 for ext in self.extensions(item.origin):
-                    new_unit(f"{_stem(item.origin)}.{ext}", [item], ext, item.group)
+                    new_unit(f"{file_stem(item.origin)}.{ext}", [item], ext, item.group)
         elif fanout == "group":
             groups: "OrderedDict[str, list[Item]]" = OrderedDict()
             for item in primary:

@@ -21,7 +21,7 @@ from .atomic import confine, sha256_file, write_text_atomic
 from .errors import ConfigError
 from .execute import UnitSpec
 from .executors import make_executor
-from .graph import Unit, _stem, build_graph
+from .graph import Unit, build_graph, file_stem
 from .history import UnitRecord, write_history
 from .instructions import Instructions, load_instructions, substitute_unit_tokens
 from .model import RunInfo, StepInfo, UnitInfo
@@ -95,7 +95,7 @@ def _match_by_stem(candidates: list[str], inputs: list[str]) -> list[str]:
         return candidates
     matched = []
     for path in inputs:
-        stem = _stem(path)
+        stem = file_stem(path)
         hits = [c for c in candidates if Path(c).name.startswith(stem + ".")]
         if len(hits) != 1:
             return candidates
@@ -152,7 +152,7 @@ class Runner:
         info = get_tool(step.tool)
         inputs, param_inputs = self._resolve_items(unit, results)
         origin = unit.items[0].origin if unit.items else ""
-        tokens = {"stem": _stem(origin) if origin else unit.id, "name": Path(origin).name if origin else unit.id,
+        tokens = {"stem": file_stem(origin) if origin else unit.id, "name": Path(origin).name if origin else unit.id,
                   "ext": "" if unit.extension is None else str(unit.extension), "group": unit.group or "",
                   "unit": unit.id, "step": step.id}
         params = info.cls.parameter_set()

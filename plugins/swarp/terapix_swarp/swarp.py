@@ -215,14 +215,13 @@ def _xml_name(config, pipeline: bool) -> str:
     """XML_NAME; in a pipeline unit SWarp's default ``swarp.xml`` becomes ``<IMAGEOUT_NAME stem>.xml``:
     the units of one step (one stack per filter) would otherwise overwrite each other's file, and a
     re-run would find every unit's recorded product changed and run them all again."""
+    from terapix_fw.graph import file_stem
+
     from .tool import SwarpTool
 
     name = config["XML_NAME"]
     if pipeline and name == SwarpTool.parameter_set()["XML_NAME"].default:
-        stem = Path(config["IMAGEOUT_NAME"]).name
-        for suffix in (".fz", ".fits", ".fit"):
-            stem = stem.removesuffix(suffix)
-        name = f"{stem}.xml"
+        name = f"{file_stem(config['IMAGEOUT_NAME'])}.xml"
     return name
 
 
