@@ -134,10 +134,13 @@ def run() -> None:
 
     try:
         code = main()
-    except SystemExit as exc:  # argparse's --help and usage errors
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        if exc.code is not None and not isinstance(exc.code, int):
-            print(exc.code, file=sys.stderr)
+    except SystemExit as exc:  # argparse's --help (0) and usage errors (2); sys.exit("message") gives 1
+        code = exc.code
+        if code is None:
+            code = 0
+        elif not isinstance(code, int):
+            print(code, file=sys.stderr)
+            code = 1
     atexit._run_exitfuncs()
     sys.stdout.flush()
     sys.stderr.flush()

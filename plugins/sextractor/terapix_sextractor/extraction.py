@@ -420,7 +420,7 @@ def _can_overlap(job, cfg) -> bool:
 
 def _overlapped_job(job, cfg, plist) -> ExtractionResult:
     """One extension on several cores.  sep holds the GIL, so detection runs in a forked process
-    (:class:`~terapix_sextractor.forked.ForkedCall`) while this one loads the numba kernels, the WCS,
+    (:class:`~terapix_fw.forked.ForkedCall`) while this one loads the numba kernels, the WCS,
     astropy tables and the classifier; the measurements then run in threads here.  The catalogue is
     the one :func:`extract_image` gives."""
     from terapix_fw.forked import ForkedCall
