@@ -13,10 +13,11 @@ import time
 from pathlib import Path
 
 from .config import parse_command_line, read_config_file
-from .errors import ConfigError
+from .errors import ConfigError, ToolError
 from .execute import UnitSpec, execute_unit
 from .model import RunInfo, StepInfo, UnitInfo
 from .plugins import get_plugin_manager, get_tool
+from .tool import UnitResult
 
 __all__ = ["run_tool_command", "log_directory"]
 
@@ -106,6 +107,7 @@ def _execute_recorded(hook, run, step, spec: UnitSpec, overlap: bool):
     into place only when complete)."""
     from .forked import ForkedCall, can_fork
 
+    start = time.time()
     call = ForkedCall(execute_unit, spec, True) if overlap and can_fork() else None
     try:
         hook.run_started(run=run)
@@ -114,4 +116,13 @@ def _execute_recorded(hook, run, step, spec: UnitSpec, overlap: bool):
         if call is not None:
             call.close()
         raise
-    return call.result() if call is not None else execute_unit(spec, echo=True)
+    if call is None:
+        return execute_unit(spec, echo=True)
+    try:
+        return call.result()
+    except ToolError as exc:  # the tool's process died (killed, out of memory): a failed run, recorded as one
+        import socket
+
+        return UnitResult(step=spec.step, unit=spec.unit, status="failed", log_path=spec.log_path,
+                          error=f"{spec.tool} on {', '.join(spec.inputs)}: {exc}", host=socket.gethostname(),
+                          start=start, end=time.time())

@@ -334,3 +334,28 @@ def test_dropin_forks_only_tools_that_ask_for_it(probe_tool, tmp_path, monkeypat
     monkeypatch.setenv("TERAPIX_DB_URL", f"sqlite:///{tmp_path / 'db.sqlite'}")
     _dropin(tmp_path, monkeypatch, overlap=True)
     assert (int(pids.read_text()) != os.getpid()) is asks
+
+
+def test_forked_tool_killed_is_a_failed_run_naming_tool_and_input(probe_tool, tmp_path, monkeypatch, capsys):
+    """A tool process that dies (SIGKILL, the kernel's out-of-memory killer) ends the drop-in with exit
+    code 1, a message naming the tool and its input, and the run recorded as failed."""
+    import os
+    import signal
+
+    from terapix_fw.db.engine import connect
+    from terapix_fw.dropin import run_tool_command
+
+    monkeypatch.setattr(RecordingTool, "run", lambda self, ctx: os.kill(os.getpid(), signal.SIGKILL))
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    monkeypatch.setenv("TERAPIX_DB_URL", url)
+    monkeypatch.setenv("TERAPIX_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    raw = tmp_path / "raw001.fits"
+    raw.write_bytes(b"SIMPLE  = T fake exposure")
+    assert run_tool_command("rdbix_probe", [str(raw)], overlap=True) == 1
+    err = capsys.readouterr().err
+    assert "rdbix_probe on" in err and "raw001.fits" in err and "died" in err
+    with connect(url).connect() as conn:
+        assert conn.execute(select(S.runs.c.status)).scalar_one() == "failed"
+        assert conn.execute(select(S.units.c.status)).scalar_one() == "failed"
+    assert not (tmp_path / "raw001.fits.cat").exists()
