@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install everything terapix-fw needs on a fresh Debian/Ubuntu machine with Python 3.11:
-#   - system packages: the MariaDB client library and pkg-config (mysqlclient builds from source), and
-#     the AstrOmatic programs used as references (source-extractor, scamp, swarp, psfex, weightwatcher);
+#   - system packages: the MariaDB client library and pkg-config (mysqlclient builds from source),
+#     Debian's chromium and chromium-driver (browser tests of the web pages), and
+#     the AstrOmatic programs used as references (source-extractor, scamp, swarp, psfex, weightwatcher, stiff);
 #   - a virtual environment in .venv with the core and every built-in plugin installed (editable).
 # Safe to run again: it skips what is already done.
 set -euo pipefail
@@ -10,7 +11,7 @@ ROOT=$(pwd)
 PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null 2>&1 || PY=python3
 
-APT_PACKAGES="libmariadb-dev pkg-config source-extractor scamp swarp psfex weightwatcher"
+APT_PACKAGES="libmariadb-dev pkg-config source-extractor scamp swarp psfex weightwatcher stiff chromium chromium-driver"
 missing=""
 for pkg in $APT_PACKAGES; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
@@ -33,12 +34,13 @@ if [ ! -x .venv/bin/python ]; then
 fi
 PLUGINS=$(ls -d plugins/*/ | sed 's#/$##')
 STAMP=.venv/.terapix-install-stamp
-WANT=$(cat pyproject.toml plugins/*/pyproject.toml | sha256sum | cut -d' ' -f1)
+WANT=$(cat pyproject.toml plugins/*/pyproject.toml testkit/pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
   echo "[setup] installing terapix-fw and plugins: $(echo $PLUGINS | tr '\n' ' ')"
   LOG=.venv/pip-install.log
   args=(-e "$ROOT[test]")
   for p in $PLUGINS; do args+=(-e "$ROOT/$p"); done
+  args+=(-e "$ROOT/testkit[galsim]")   # test data made independently of the framework (tests, benchmarks)
   if ! { .venv/bin/python -m pip install --upgrade pip "setuptools>=77" wheel &&
          .venv/bin/python -m pip install "${args[@]}"; } > "$LOG" 2>&1; then
     grep -v "^WARNING: Location" "$LOG" | tail -40 >&2
