@@ -1,0 +1,139 @@
+"""Sphinx extension: the reference pages generated from the code, so that they cannot drift.
+
+Three directives, each reading its source at build time:
+
+* ``.. terapix-tools::`` — every installed tool (pluggy entry points) with each parameter's type,
+  default, allowed values, bounds and help, from the tool's own :class:`terapix_fw.params.Parameter`
+  declarations (the same ones ``terapix config TOOL`` prints);
+* ``.. terapix-hooks::`` — every hook specification of :mod:`terapix_fw.hookspecs`, its arguments and
+  its docstring;
+* ``.. terapix-xsd:: NAME.xsd`` — every element of one of the project's XML schemas, with its
+  attributes (type, required or not, default) and the documentation annotations of the schema.
+"""
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+from docutils import nodes
+from docutils.parsers.rst import Directive, directives
+from docutils.statemachine import StringList
+
+XS = "{http://www.w3.org/2001/XMLSchema}"
+
+
+def _rst_literal(value) -> str:
+    text = ", ".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
+    return f"``{text}``" if text.strip() else "(empty)"
+
+
+def _one_line(text: str) -> str:
+    return " ".join((text or "").split()).replace("|", "\\|")
+
+
+class _Generated(Directive):
+    """A directive whose body is reStructuredText built by :meth:`lines`."""
+
+    def lines(self) -> list[str]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def run(self):
+        from sphinx.util.nodes import nested_parse_with_titles
+        holder = nodes.section()  # generated text has section titles of its own
+        holder.document = self.state.document
+        source = self.state_machine.input_lines.source(self.lineno - self.state_machine.input_offset - 1)
+        nested_parse_with_titles(self.state, StringList(self.lines(), source=source), holder)
+        return holder.children
+
+
+class ToolsDirective(_Generated):
+    def lines(self) -> list[str]:
+        from terapix_fw.plugins import get_tools
+        out: list[str] = []
+        for name, info in sorted(get_tools().items()):
+            cls = info.cls
+            title = f"{name} ({info.distribution} {info.version})"
+            out += [title, "~" * len(title), ""]
+            doc = inspect.getdoc(cls) or cls.description or ""
+            if doc:
+                out += [_one_line(doc.split("\n\n")[0]), ""]
+            consumes = ", ".join(cls.consumes) or "files"
+            produces = ", ".join(cls.produces) or "nothing recorded"
+            out += [f"Consumes: {consumes}. Produces: {produces}. Default fan-out: ``{cls.default_fanout}``.", ""]
+            params = list(cls.parameter_set())
+            if not params:
+                out += ["No parameters.", ""]
+                continue
+            out += [".. list-table::", "   :header-rows: 1", "   :widths: 22 8 18 22 30", "",
+                    "   * - keyword", "     - type", "     - default", "     - allowed", "     - meaning"]
+            for p in params:
+                allowed = []
+                if p.choices:
+                    allowed.append(" ".join(p.choices))
+                if p.minimum is not None or p.maximum is not None:
+                    lo = "" if p.minimum is None else f"{p.minimum:g}"
+                    hi = "" if p.maximum is None else f"{p.maximum:g}"
+                    allowed.append(f"[{lo}, {hi}]")
+                if p.is_vector:
+                    lo, hi = p._bounds()
+                    allowed.append(f"{lo}..{'n' if hi is None else hi} values")
+                out += [f"   * - ``{p.name}``", f"     - {p.type}", f"     - {_rst_literal(p.default)}",
+                        f"     - {_one_line('; '.join(allowed)) or '-'}", f"     - {_one_line(p.help) or '-'}"]
+            out.append("")
+        return out
+
+
+class HooksDirective(_Generated):
+    def lines(self) -> list[str]:
+        from terapix_fw import hookspecs
+        out: list[str] = []
+        for name, func in inspect.getmembers(hookspecs, inspect.isfunction):
+            if not hasattr(func, "terapix_fw_spec"):
+                continue
+            signature = f"{name}{inspect.signature(func)}"
+            out += [f".. py:function:: {signature}", "   :no-index:", "",
+                    f"   {_one_line(inspect.getdoc(func) or '')}", ""]
+        return out
+
+
+class XsdDirective(_Generated):
+    required_arguments = 1
+    option_spec = {"title": directives.unchanged}
+
+    def lines(self) -> list[str]:
+        from lxml import etree
+
+        from terapix_fw.xmlutil import schema_path
+        path = Path(schema_path(self.arguments[0]))
+        tree = etree.parse(str(path))
+        out: list[str] = []
+        for element in tree.iter(f"{XS}element"):
+            name = element.get("name")
+            if not name:
+                continue
+            doc = " ".join(_one_line(d.text or "") for d in element.iterfind(f"{XS}annotation/{XS}documentation"))
+            out += [f"``<{name}>``", "^" * (len(name) + 6), ""]
+            if doc:
+                out += [doc, ""]
+            attributes = list(element.iter(f"{XS}attribute"))
+            if attributes:
+                out += [".. list-table::", "   :header-rows: 1", "   :widths: 20 20 15 45", "",
+                        "   * - attribute", "     - type", "     - use", "     - meaning"]
+                for attr in attributes:
+                    attr_doc = " ".join(_one_line(d.text or "")
+                                        for d in attr.iterfind(f"{XS}annotation/{XS}documentation"))
+                    use = attr.get("use", "optional")
+                    if attr.get("default") is not None:
+                        use += f", default ``{attr.get('default')}``"
+                    out += [f"   * - ``{attr.get('name') or attr.get('ref')}``",
+                            f"     - {attr.get('type', 'restricted string')}", f"     - {use}",
+                            f"     - {attr_doc or '-'}"]
+                out.append("")
+        return out
+
+
+def setup(app):
+    app.add_directive("terapix-tools", ToolsDirective)
+    app.add_directive("terapix-hooks", HooksDirective)
+    app.add_directive("terapix-xsd", XsdDirective)
+    return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
