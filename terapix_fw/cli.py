@@ -33,7 +33,10 @@ def _cmd_config(args) -> int:
 
 
 def _cmd_tool(args) -> int:
-    from .dropin import run_tool_command
+    from .dropin import run_tool_command, tools_overview
+    if args.name in ("-h", "--help", "help"):
+        sys.stdout.write(tools_overview())
+        return 0
     return run_tool_command(args.name, args.arguments, overlap=True)
 
 
@@ -92,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("tool", help="run a tool directly: terapix tool NAME INPUT... [-c FILE] [-KEY value]",
                        prefix_chars="+")
-    p.add_argument("name")
+    p.add_argument("name", help="tool name (terapix tool --help lists them)")
     p.add_argument("arguments", nargs=argparse.REMAINDER)
     p.set_defaults(func=_cmd_tool)
 
@@ -116,6 +119,20 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("terapix: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `terapix db query ... | head`: the reader has gone, which is not an error
+        return _quiet_broken_pipe()
+
+
+def _quiet_broken_pipe() -> int:
+    """Point stdout at /dev/null so that the final flush cannot raise again; 141 = 128 + SIGPIPE, what
+    the shell reports for a C program stopped by the same closed pipe."""
+    import os
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return 141
 
 
 def run() -> None:
@@ -142,8 +159,14 @@ def run() -> None:
             print(code, file=sys.stderr)
             code = 1
     atexit._run_exitfuncs()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        code = _quiet_broken_pipe()
+    try:
+        sys.stderr.flush()
+    except BrokenPipeError:
+        pass
     os._exit(code)
 
 

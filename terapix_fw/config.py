@@ -61,12 +61,16 @@ class CommandLine:
     config_file: str | None = None
     overrides: list[Entry] = field(default_factory=list)
     dump_defaults: bool = False
+    #: ``-h``/``--help``: print the usage and the parameters; ``-v``/``--version``: print the version
+    help: bool = False
+    version: bool = False
 
 
 def parse_command_line(argv: list[str]) -> CommandLine:
     """Parse AstrOmatic command-line conventions.
 
     ``-c FILE`` names the configuration file; ``-d``/``-dd`` asks for the default configuration;
+    ``-h``/``--help`` for the usage, ``-v``/``--version`` for the version (as ``sex -v``);
     ``-KEYWORD value`` overrides a keyword; anything else is an input.  Keywords are checked later,
     against the tool's declarations, so that the message can name the tool.
     """
@@ -76,6 +80,10 @@ def parse_command_line(argv: list[str]) -> CommandLine:
         arg = argv[i]
         if arg in ("-d", "-dd"):
             cmd.dump_defaults = True
+        elif arg in ("-h", "--help", "-help"):
+            cmd.help = True
+        elif arg in ("-v", "--version", "-version"):
+            cmd.version = True
         elif arg == "-c":
             if i + 1 >= len(argv):
                 raise ConfigError("option -c needs a configuration file name", "command line", "-c")

@@ -19,7 +19,7 @@ from .model import RunInfo, StepInfo, UnitInfo
 from .plugins import get_plugin_manager, get_tool
 from .tool import UnitResult
 
-__all__ = ["run_tool_command", "log_directory"]
+__all__ = ["run_tool_command", "log_directory", "tool_usage", "tools_overview"]
 
 
 def log_directory() -> Path:
@@ -41,18 +41,59 @@ def _split_extension(inputs: list[str]) -> tuple[list[str], int | None]:
     return [m.group(1) if (m := _EXTENSION.match(p)) else p for p in inputs], int(extensions.pop())
 
 
-def run_tool_command(name: str, argv: list[str], out=sys.stdout, overlap: bool = False) -> int:
+def tool_usage(name: str) -> str:
+    """The ``--help`` text of a drop-in tool: usage line, conventions and one line per parameter."""
+    info = get_tool(name)
+    lines = [f"usage: terapix tool {name} INPUT... [-c CONFIG_FILE] [-KEYWORD value ...]",
+             f"       terapix tool {name} -d | -dd     print the default configuration",
+             f"       terapix tool {name} -v           print the version",
+             "",
+             f"{name} {info.version} ({info.distribution}). "
+             "The command line overrides the configuration file, which overrides the defaults;",
+             "image.fits[N] selects extension N. Parameters (terapix config "
+             f"{name} prints them as a configuration file):", ""]
+    params = list(info.cls.parameter_set())
+    width = max((len(p.name) for p in params), default=0)
+    for p in params:
+        default = p.format(p.default) if hasattr(p, "format") else str(p.default)
+        lines.append(f"  -{p.name:<{width}}  {p.help} [{default}]")
+    return "\n".join(lines) + "\n"
+
+
+def tools_overview() -> str:
+    """The ``terapix tool --help`` text: usage and the installed tools."""
+    from .plugins import get_tools
+    tools = get_tools()
+    width = max((len(n) for n in tools), default=0)
+    lines = ["usage: terapix tool NAME INPUT... [-c CONFIG_FILE] [-KEYWORD value ...]",
+             "       terapix tool NAME --help | -d | -v", "", "Runs one tool as the AstrOmatic program "
+             "would run; the run is recorded in RDBix.", "", "installed tools:"]
+    for tool_name in sorted(tools):
+        info = tools[tool_name]
+        summary = (info.cls.description or (info.cls.__doc__ or "").strip().split("\n")[0]).strip()
+        lines.append(f"  {tool_name:<{width}}  {info.version:<8}  {summary}")
+    return "\n".join(lines) + "\n"
+
+
+def run_tool_command(name: str, argv: list[str], out=None, overlap: bool = False) -> int:
     """Run tool ``name`` with an AstrOmatic-style command line; return the process exit code.
 
     ``overlap`` (the ``terapix tool`` command) runs a tool that asks for it (``Tool.dropin_overlap``) in
     a forked process while this one opens RDBix, as a pipeline runs its units in worker processes;
     otherwise the tool runs in this process.
     """
+    out = out or sys.stdout  # looked up now: a default bound at import would miss a later redirection
     info = get_tool(name)
     cmd = parse_command_line(argv)
     params = info.cls.parameter_set()
     if cmd.dump_defaults:
         out.write(info.cls().default_config_text())
+        return 0
+    if cmd.version:
+        out.write(f"{name} version {info.version} ({info.distribution}, terapix-fw)\n")
+        return 0
+    if cmd.help:
+        out.write(tool_usage(name))
         return 0
     layers = []
     if cmd.config_file:

@@ -104,8 +104,17 @@ class StepContext:
 
     @contextlib.contextmanager
     def product(self, name: str | Path, kind: str, **meta: Any) -> Iterator[Path]:
-        """Write a product atomically: yields a temporary path, renamed to the final name on success."""
+        """Write a product atomically: yields a temporary path, renamed to the final name on success.
+
+        A drop-in run writes where the command line says, as the AstrOmatic programs do; like them it
+        does not create a missing directory (a typo in ``-CATALOG_NAME`` must not grow a new tree).  A
+        pipeline run creates its step directories under the work directory itself.
+        """
         final = self.output_path(name)
+        if not self.confine_outputs and not final.parent.is_dir():
+            from .errors import ToolError
+            raise ToolError(f"cannot write {name}: directory {final.parent} does not exist "
+                            "(a drop-in run, like the AstrOmatic programs, does not create it)")
         with atomic_path(final) as tmp:
             yield tmp
         self.add_product(final, kind, **meta)

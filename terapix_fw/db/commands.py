@@ -14,6 +14,14 @@ def _url(args) -> str:
     return resolve_url(args.db, args.workdir)
 
 
+def _existing_url(args) -> str:
+    """The URL of a database that must exist already (read-only commands and grades never create one)."""
+    from .engine import open_existing
+    url = _url(args)
+    open_existing(url)
+    return url
+
+
 def _add_db_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", default=None, help="database URL (default: $TERAPIX_DB_URL or WORKDIR/rdbix.sqlite)")
     p.add_argument("--workdir", default=None, help="work directory holding rdbix.sqlite (default: .)")
@@ -35,7 +43,7 @@ def _cmd_upgrade(args) -> int:
 
 def _cmd_status(args) -> int:
     from . import migrate
-    st = migrate.status(_url(args))
+    st = migrate.status(_existing_url(args))
     print(st)
     return 0 if st.up_to_date else 1
 
@@ -70,7 +78,7 @@ def _print_table(rows: list[dict], columns: tuple[str, ...], out=None) -> None:
 def _cmd_query_images(args) -> int:
     from .query import find_images
     cone = tuple(args.cone) if args.cone else None
-    rows = find_images(_url(args), filter=args.filter, run_id=args.run_id, date_from=args.date_from,
+    rows = find_images(_existing_url(args), filter=args.filter, run_id=args.run_id, date_from=args.date_from,
                        date_to=args.date_to, exptime_min=args.exptime_min, exptime_max=args.exptime_max,
                        seeing_min=args.seeing_min, seeing_max=args.seeing_max, airmass_min=args.airmass_min,
                        airmass_max=args.airmass_max, grade=args.grade, survey=args.survey, cone=cone,
@@ -86,7 +94,7 @@ def _cmd_query_images(args) -> int:
 
 def _cmd_query_provenance(args) -> int:
     from .query import provenance
-    node = provenance(_url(args), args.product)
+    node = provenance(_existing_url(args), args.product)
     if args.json:
         json.dump(node.to_dict(), sys.stdout, default=_default, indent=1)
         sys.stdout.write("\n")
@@ -97,7 +105,7 @@ def _cmd_query_provenance(args) -> int:
 
 def _cmd_query_grades(args) -> int:
     from .query import effective_grade, grade_history
-    url = _url(args)
+    url = _existing_url(args)
     for row in grade_history(url, args.exposure):
         print(f"{row['time'].strftime('%Y-%m-%dT%H:%M:%S')}  {row['grade']}  {row['author']}  "
               f"{row['comment'] or ''}".rstrip())
@@ -121,7 +129,7 @@ def _cmd_grade(args) -> int:
     else:
         from .engine import connect
         from .store import write_document
-        write_document(connect(_url(args)), doc)
+        write_document(connect(_existing_url(args)), doc)
         print(f"{args.exposure}: grade {args.grade} by {author} recorded")
     return 0
 

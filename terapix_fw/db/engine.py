@@ -91,6 +91,19 @@ def connect(url: str | Engine | None = None, workdir: str | os.PathLike | None =
     return engine
 
 
+def open_existing(url: str | None = None, workdir: str | os.PathLike | None = None) -> Engine:
+    """An engine for a database that must already exist: read-only commands (queries, web pages,
+    grades) never create one.  A missing SQLite file is an error naming it; a server database that
+    cannot be reached fails on first use as usual."""
+    url = resolve_url(url, workdir)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        if not Path(parsed.database).is_file():
+            raise DatabaseError(f"no RDBix database at {parsed.database} (give --db URL or --workdir DIR, or "
+                                "set TERAPIX_DB_URL; `terapix db init` creates one)")
+    return connect(url)
+
+
 def _make_engine(url: str) -> Engine:
     parsed = make_url(url)
     backend = parsed.get_backend_name()

@@ -347,11 +347,32 @@ def _ensure_unit(conn: Connection, run_id: str, step: str, unit: str) -> int:
 def _exposure_id(conn: Connection, filename: str, create: bool) -> int | None:
     name = PurePath(filename).name
     if not create:
-        found = conn.execute(_select_by(S.exposures, ("filename",), "id"), {"k_filename": name}).first()
-        if found is None:
-            raise RecordError(f"unknown exposure {filename!r}: register it first (record kind 'exposure')")
-        return found[0]
+        return _find_exposure_id(conn, name, filename)
     return _insert_missing(conn, S.exposures, {"filename": name}, {})
+
+
+#: what an operator may leave off an exposure's file name (``700003p`` finds ``700003p.fits``)
+_LENIENT_SUFFIXES = (".fits", ".fits.fz", ".fits.gz", ".fz", ".fit")
+
+
+def _find_exposure_id(conn: Connection, name: str, given: str) -> int:
+    """The id of exposure ``name``, matched leniently: exactly, then with a FITS suffix added; an unknown
+    name is an error suggesting the closest registered names."""
+    import difflib
+
+    by_name = _select_by(S.exposures, ("filename",), "id")
+    for candidate in (name,) + tuple(name + suffix for suffix in _LENIENT_SUFFIXES):
+        found = conn.execute(by_name, {"k_filename": candidate}).first()
+        if found is not None:
+            return found[0]
+    prefix = name.split(".")[0][:3].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    nearby = conn.execute(select(S.exposures.c.filename)
+                          .where(S.exposures.c.filename.like(f"{prefix}%", escape="\\")).limit(5000)).scalars().all()
+    by_stem = {filename.split(".")[0]: filename for filename in nearby}  # compare names as typed: no suffix
+    close = [by_stem[stem] for stem in difflib.get_close_matches(name.split(".")[0], list(by_stem), n=3,
+                                                                  cutoff=0.6)]
+    hint = f"; did you mean {', '.join(close)}?" if close else " (no registered exposure has a similar name)"
+    raise RecordError(f"unknown exposure {given!r}{hint}")
 
 
 def _healpix(ra, dec):
