@@ -26,7 +26,7 @@ import paramiko
 
 from .nodes import Node
 
-__all__ = ["SSHSettings", "NodeSession", "TransferError", "FatalNodeError", "sha256_local", "part_name"]
+__all__ = ["SSHSettings", "NodeSession", "TransferError", "FatalNodeError", "part_name"]
 
 CHUNK = 1 << 18  # 256 kB: paramiko pipelines SFTP writes, larger chunks only cost memory
 
@@ -45,14 +45,6 @@ class SSHSettings:
     host_key_policy: str  # REJECT | WARN | AUTO_ADD
     timeout: float
     checksum_method: str  # AUTO | EXEC | REREAD
-
-
-def sha256_local(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def part_name(final: str) -> str:

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import paramiko
 
-from terapix_fw.atomic import atomic_path
+from terapix_fw.atomic import atomic_path, sha256_file
 from terapix_fw.errors import ConfigError, ToolError
 
 from . import dispatch
 from .nodes import Node, check_relative, remote_path
-from .ssh import FatalNodeError, NodeSession, SSHSettings, TransferError, part_name, sha256_local
+from .ssh import FatalNodeError, NodeSession, SSHSettings, TransferError, part_name
 
 __all__ = ["Job", "Result", "Sessions", "run_transfers", "FITS_SUFFIXES"]
 
@@ -105,7 +105,7 @@ def _put(sessions: Sessions, job: Job, res: Result, cfg) -> None:
     final = remote_path(node, job.rel, what="remote name")
     res.path = final
     if not job.sha256:  # in the worker threads: hashlib releases the GIL on large buffers
-        job.sha256 = sha256_local(job.local)
+        job.sha256 = sha256_file(job.local)
     for stale_node, part in list(job.stale_parts):  # .part files of attempts cut off mid-way
         if stale_node == job.node:
             session.remove_quietly(part)
@@ -145,7 +145,7 @@ def _get(sessions: Sessions, job: Job, res: Result, cfg) -> None:
     if session.stat(remote) is None:
         raise ToolError(f"{session.where()}: {remote} does not exist")
     if cfg["SKIP_EXISTING"] and job.local.exists():
-        local_sum = sha256_local(job.local)
+        local_sum = sha256_file(job.local)
         if local_sum == session.sha256(remote):
             res.status, res.verified, res.sha256 = "skipped", True, local_sum
             return
