@@ -34,7 +34,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 PLUGINS=$(ls -d plugins/*/ | sed 's#/$##')
 STAMP=.venv/.terapix-install-stamp
-WANT=$(cat pyproject.toml plugins/*/pyproject.toml testkit/pyproject.toml | sha256sum | cut -d' ' -f1)
+WANT=$(cat pyproject.toml setup.py plugins/*/pyproject.toml testkit/pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
   echo "[setup] installing terapix-fw and plugins: $(echo $PLUGINS | tr '\n' ' ')"
   LOG=.venv/pip-install.log

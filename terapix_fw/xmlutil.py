@@ -23,16 +23,13 @@ def safe_parser():
 
 
 def schema_path(name: str) -> Path:
-    """Locate ``schemas/NAME`` (the repository's top-level ``schemas/`` folder, or ``$TERAPIX_SCHEMAS``)."""
-    candidates = []
-    if os.environ.get("TERAPIX_SCHEMAS"):
-        candidates.append(Path(os.environ["TERAPIX_SCHEMAS"]) / name)
-    candidates.append(Path(__file__).resolve().parent.parent / "schemas" / name)
-    candidates.append(Path(__file__).resolve().parent / "data" / "schemas" / name)
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise FileNotFoundError(f"schema {name} not found (looked in {', '.join(str(c) for c in candidates)})")
+    """The file of schema ``NAME`` (see :func:`terapix_fw.resources.schemas_dir`)."""
+    from .resources import schemas_dir
+    base = schemas_dir()
+    path = base / name
+    if Path(name).name != name or not path.is_file():
+        raise FileNotFoundError(f"schema {name} not found in {base}")
+    return path
 
 
 @functools.lru_cache(maxsize=None)

@@ -60,9 +60,9 @@ class Page:
 
 
 def default_web_dir() -> Path:
-    """``web/`` of the source tree (templates and static assets), or ``$TERAPIX_WEB_DIR``."""
-    env = os.environ.get("TERAPIX_WEB_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "web"
+    """The folder of the default templates and static assets (see :func:`terapix_fw.resources.web_dir`)."""
+    from ..resources import web_dir
+    return web_dir()
 
 
 def collect_pages(pm=None) -> list[Page]:
