@@ -74,7 +74,7 @@ class CcdResult:
 
 def image_stem(path) -> str:
     name = Path(path).name
-    for suffix in (".fits.fz", ".fits", ".fit"):
+    for suffix in (".fits.fz", ".fits.gz", ".fits", ".fit", ".fz", ".gz"):
         if name.endswith(suffix):
             return name[: -len(suffix)]
     return name
@@ -303,7 +303,6 @@ def assess_exposure(ctx, image, cfg: QFConfig, version: str = "0") -> dict:
 
     Returns a summary dict (exposure metrics, per-CCD metrics, grade, reasons, product paths).
     """
-    from astropy.io import fits
     from terapix_psfex.psfmodel import write_psf
     from terapix_weightwatcher.maps import MapWriter, watch_stream
 
@@ -315,15 +314,14 @@ def assess_exposure(ctx, image, cfg: QFConfig, version: str = "0") -> dict:
 
     t_start = time.perf_counter()
     stem = image_stem(image)
-    with fits.open(image) as hdul:
-        primary = hdul[0].header.copy()
+    from terapix_fw.fitsimage import FitsImage
+
+    with FitsImage(image, "image") as img:
+        primary = img.primary_header()
+        nccd = len(img.images)
     wpath = ctx.output_path(f"{stem}.weight.fits")
     fpath = ctx.output_path(f"{stem}.flag.fits")
     ccds: list[CcdResult] = []
-    with fits.open(image) as hdul:
-        from terapix_weightwatcher.maps import image_hdu_indices
-
-        nccd = len(image_hdu_indices(hdul, image))
     lock = threading.Lock()  # sep keeps global settings: one extraction at a time, maps in parallel
 
     def catalogue(n, hdu, header, data, res):
