@@ -39,7 +39,7 @@ from pathlib import Path
 
 from .errors import ToolError
 
-__all__ = ["FitsReadError", "HduInfo", "FitsImage", "scan", "split_selector", "select_image",
+__all__ = ["FitsReadError", "HduInfo", "FitsImage", "PixelLocation", "read_located", "scan", "split_selector", "select_image",
            "header_number", "check_header_values", "MAX_IMAGE_EXTENSIONS", "ROWS_PER_BLOCK"]
 
 #: more image extensions than this in one file is refused (the largest mosaics have a few hundred CCDs;
@@ -73,6 +73,9 @@ class HduInfo:
     znaxis: tuple[int, ...] = ()
     data_start: int = 0
     data_bytes: int = 0
+    bscale: float = 1.0
+    bzero: float = 0.0
+    blank: int | None = None
 
     @property
     def image_axes(self) -> tuple[int, ...]:
@@ -266,6 +269,15 @@ def _hdu_info(index, cards, path, what) -> HduInfo:
     xt = xt.strip().upper() if isinstance(xt, str) else ""
     extname = cards.get("EXTNAME")
     info = HduInfo(index, xt, bitpix, axes, extname.strip() if isinstance(extname, str) else "")
+    for key, default in (("BSCALE", 1.0), ("BZERO", 0.0)):
+        v = cards.get(key, default)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or abs(v) == float("inf"):
+            raise FitsReadError(f"{what} {path}: HDU {index}: {key} = {v!r}, expected a finite number")
+        setattr(info, key.lower(), float(v))
+    if info.bscale == 0.0:
+        raise FitsReadError(f"{what} {path}: HDU {index}: BSCALE = 0: every pixel would be BZERO")
+    blank = cards.get("BLANK")
+    info.blank = blank if isinstance(blank, int) and not isinstance(blank, bool) else None
     if xt == "BINTABLE" and cards.get("ZIMAGE") is True:
         info.compressed = True
         info.zbitpix = _int(cards, "ZBITPIX", path, what, index)
@@ -361,6 +373,8 @@ class FitsImage:
             raise FitsReadError(f"{what} {self.path}: {_image_problem(bad[0])}")
         self._by_index = {h.index: h for h in self.hdus}
         self._hdul = None
+        with open(self.path, "rb") as handle:
+            self.gzipped = handle.read(2) == b"\x1f\x8b"
 
     # -- astropy, opened lazily: headers are parsed only up to the HDU asked for
     def _astropy(self):
@@ -445,6 +459,14 @@ class FitsImage:
                         dest[np.isinf(dest)] = np.nan
         return out
 
+    def locate(self, index: int) -> "PixelLocation":
+        """Where the pixels of image HDU ``index`` are, for :func:`read_located` to read them later without
+        parsing any header again (SWarp-style readers of thousands of CCDs)."""
+        h = self._by_index[index]
+        plain = not h.compressed and not self.gzipped
+        return PixelLocation(self.path, index, h.data_start if plain else None, h.bitpix, h.bscale, h.bzero,
+                             h.blank, h.shape, self.what)
+
     def read_native(self, index: int, rows: tuple[int, int] | None = None):
         """Pixels in their own type, scaled (for flag maps: integers stay integers; unsigned 16/32-bit
         images come back as uint16/uint32)."""
@@ -478,6 +500,59 @@ class FitsImage:
 
     def __exit__(self, *exc):
         self.close()
+
+
+@dataclass(frozen=True)
+class PixelLocation:
+    """An image HDU's pixels in its file: ``offset`` of the data of a plain file, None for a compressed HDU
+    or a gzip file (read through astropy)."""
+
+    path: str
+    index: int
+    offset: int | None
+    bitpix: int
+    bscale: float
+    bzero: float
+    blank: int | None
+    shape: tuple[int, int]
+    what: str = "image"
+
+
+def read_located(loc: PixelLocation):
+    """The float32 pixels at ``loc`` (scaled, NaN where BLANK/NaN/inf), read straight from the file."""
+    import numpy as np
+
+    if loc.offset is None:
+        with FitsImage(loc.path, loc.what) as img:
+            return img.read(loc.index)
+    dtype = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}[loc.bitpix]
+    ny, nx = loc.shape[0], loc.shape[1]
+    count = ny * nx
+    try:
+        raw = np.fromfile(loc.path, dtype=dtype, count=count, offset=loc.offset)
+    except OSError as exc:
+        raise FitsReadError(f"{loc.what} {loc.path}: HDU {loc.index}: cannot read: {exc.strerror}") from None
+    if raw.size != count:
+        raise FitsReadError(f"{loc.what} {loc.path}: HDU {loc.index}: truncated image ({raw.size} of {count} "
+                            "pixels)")
+    if loc.bitpix == -32 and loc.bscale == 1.0 and loc.bzero == 0.0:  # swap in place: no second copy
+        out = raw.byteswap(inplace=True).view(raw.dtype.newbyteorder("=")).reshape(loc.shape)
+        out[np.isinf(out)] = np.nan
+        return out
+    out = np.empty((ny, nx), np.float32)
+    flat = out.reshape(-1)
+    step = ROWS_PER_BLOCK * nx
+    for b0 in range(0, count, step):  # bounded temporaries
+        r = raw[b0:b0 + step]
+        if loc.bitpix > 0 and loc.bscale == 1.0 and abs(loc.bzero) < 2 ** 24 and loc.bitpix <= 16:
+            np.add(r, np.float32(loc.bzero), out=flat[b0:b0 + step], casting="unsafe")
+        else:
+            np.copyto(flat[b0:b0 + step], r * loc.bscale + loc.bzero, casting="unsafe")
+        if loc.bitpix > 0 and loc.blank is not None:
+            flat[b0:b0 + step][r == loc.blank] = np.nan
+    if loc.bitpix < 0:
+        out[np.isinf(out)] = np.nan
+    return out
 
 
 def _float_card(header, key, default):
