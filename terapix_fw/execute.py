@@ -72,8 +72,7 @@ def failure_line(exc: BaseException, spec: UnitSpec) -> str:
     if isinstance(exc, TerapixError):
         return f"{type(exc).__name__}: {text}"
     where = ", ".join(spec.inputs) + (f"[{spec.extension}]" if spec.extension is not None else "")
-    return (f"{type(exc).__name__}: {text[:300]} (unexpected error of {spec.tool} on {where}; "
-            f"traceback in {spec.log_path})")
+    return f"{type(exc).__name__}: {text[:300]} (unexpected error of {spec.tool} on {where}; traceback in the log)"
 
 
 def execute_unit(spec: UnitSpec, echo: bool = False) -> UnitResult:
