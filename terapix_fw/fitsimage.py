@@ -188,11 +188,17 @@ def scan(path: str | Path, what: str = "image") -> list[HduInfo]:
                 if nblocks > MAX_HEADER_BLOCKS:
                     raise FitsReadError(f"{what} {path}: HDU {index}: no END card in the first "
                                         f"{MAX_HEADER_BLOCKS} header blocks")
+                if index > 0 and first is None and not block.startswith(b"XTENSION"):
+                    # bytes after the last HDU: padding is fine; anything else means a header
+                    # (BITPIX, NAXISn) that does not describe the data that is really there
+                    if not block.strip(b"\0 "):
+                        return _checked(hdus, path, what)
+                    raise FitsReadError(f"{what} {path}: {hdus[-1].label()}: {_BLOCK} bytes or more follow its "
+                                        f"data that are not a FITS extension: BITPIX {hdus[-1].bitpix} / NAXISn "
+                                        f"{'x'.join(map(str, hdus[-1].naxis))} do not describe the data in the file")
                 try:
                     text = block.decode("ascii")
                 except UnicodeDecodeError:
-                    if index > 0 and first is None:  # bytes after the last HDU are not an extension
-                        return _checked(hdus, path, what)
                     raise FitsReadError(f"{what} {path}: HDU {index}: the header holds non-ASCII bytes "
                                         "(corrupted header)") from None
                 for k in range(0, _BLOCK, 80):
@@ -203,8 +209,6 @@ def scan(path: str | Path, what: str = "image") -> list[HduInfo]:
                         if index == 0 and key != "SIMPLE":
                             raise FitsReadError(f"{what} {path}: not a FITS file (first keyword {key!r}, "
                                                 "expected SIMPLE)")
-                        if index > 0 and key != "XTENSION":
-                            return _checked(hdus, path, what)  # trailing bytes after the last HDU
                     if key == "END":
                         ended = True
                         break

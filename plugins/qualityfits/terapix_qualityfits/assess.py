@@ -316,22 +316,31 @@ def assess_exposure(ctx, image, cfg: QFConfig, version: str = "0") -> dict:
     stem = image_stem(image)
     from terapix_fw.fitsimage import FitsImage
 
+    from terapix_fw.fitsimage import header_number
+
+    select = getattr(ctx, "extension", None)  # image.fits[ccd10]: that CCD only
     with FitsImage(image, "image") as img:
         primary = img.primary_header()
-        nccd = len(img.images)
+        nccd = len(img.images) if select is None else 1
+        if select is not None:
+            img.select(select)
+    # the exposure time turns counts into a zero point: an exposure without a positive one is refused
+    header_number(primary, "EXPTIME", f"image {image} (primary header)", None, positive=True)
     wpath = ctx.output_path(f"{stem}.weight.fits")
     fpath = ctx.output_path(f"{stem}.flag.fits")
     ccds: list[CcdResult] = []
     lock = threading.Lock()  # sep keeps global settings: one extraction at a time, maps in parallel
 
     def catalogue(n, hdu, header, data, res):
+        header_number(header, "EXPTIME", f"image {image} HDU {hdu}", None, positive=True)
         return process_ccd(n, nccd, hdu, header, data, res, cfg, zeropoint_of(header, primary, cfg),
                            Path(image).name, lock)
 
     zp = None
     with MapWriter(wpath, fpath, primary, cfg.watch, version) as writer:
         for hdu, header, data, res, ccd in watch_stream(image, cfg.weight_names, cfg.flag_names, cfg.poly_names,
-                                                        cfg.watch, ctx.log, max(1, ctx.nthreads), catalogue):
+                                                        cfg.watch, ctx.log, max(1, ctx.nthreads), catalogue,
+                                                        select=select):
             writer.add(hdu, header, res)
             zp = zeropoint_of(header, primary, cfg)
             ccds.append(ccd)

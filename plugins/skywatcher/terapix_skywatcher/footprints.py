@@ -116,8 +116,9 @@ def _headers_of(path: Path) -> list[tuple[int, object]]:
 
 
 def read_footprints(path: str | Path, *, filter_key: str, exptime_key: str,
-                    head_suffix: str = ".head") -> list[Footprint]:
-    """Footprints of every CCD of the exposure or catalogue at ``path``."""
+                    head_suffix: str = ".head", select=None) -> list[Footprint]:
+    """Footprints of every CCD of the exposure or catalogue at ``path`` (only the one ``select`` names:
+    n-th extension, 1-based, or EXTNAME, as ``image.fits[ccd10]``)."""
     from terapix_fw.headfile import apply_head, read_head_file
 
     path = Path(path)
@@ -137,8 +138,18 @@ def read_footprints(path: str | Path, *, filter_key: str, exptime_key: str,
                 raise ToolError(f"{head_path}: {len(heads)} header block(s) for {len(headers)} CCD(s) "
                                 f"in {path}; expected one per extension")
     exposure = str(path)  # unique: two nights may hold files of the same name
+    keep = range(len(headers))
+    if select is not None:
+        sel = str(select).strip()
+        keep = [i for i, (ext, h) in enumerate(headers)
+                if (sel.isdigit() and ext == int(sel)) or str(h.get("EXTNAME", "")).strip().upper() == sel.upper()]
+        if len(keep) != 1:
+            raise ToolError(f"{path}: {'no' if not keep else 'more than one'} extension [{sel}] "
+                            f"(it has {len(headers)} CCD(s))")
     out = []
     for i, (extension, header) in enumerate(headers):
+        if i not in keep:
+            continue
         if heads:
             apply_head(header, heads[i])
         out.append(footprint_of_header(header, exposure=exposure, extension=extension,

@@ -109,8 +109,9 @@ def _kept_header(header):
     return fits.Header([header.cards[k] for k in KEPT_KEYWORDS if k in header])
 
 
-def scan_inputs(paths: list[Path], config) -> list[InputField]:
-    """Build the list of input fields, applying ``.head`` files and locating weight maps."""
+def scan_inputs(paths: list[Path], config, select=None) -> list[InputField]:
+    """Build the list of input fields, applying ``.head`` files and locating weight maps; ``select`` keeps
+    one image extension of each input (n-th, 1-based, or EXTNAME: ``image.fits[ccd10]``)."""
     from terapix_fw.fitsimage import FitsImage, header_number
     from terapix_fw.headfile import apply_head, read_head_file
 
@@ -152,7 +153,10 @@ def scan_inputs(paths: list[Path], config) -> list[InputField]:
                     raise ToolError(f"weight map {weight_path} has {len(whdus)} image extensions; its image "
                                     f"{path} has {len(hdus)}")
             mef = len(img.hdus) > 1
+            chosen = img.select(select).index if select is not None else None
             for ordinal, hdu in enumerate(hdus):
+                if chosen is not None and hdu != chosen:
+                    continue
                 header = img.header(hdu)
                 headflag = ordinal < len(heads)
                 if headflag:

@@ -268,16 +268,16 @@ def _map_header(image_header, kind: str, cfg: WatchConfig, stats: dict, tool_ver
 
 
 def iter_watch(image_path, weight_paths=(), flag_paths=(), poly_paths=(), cfg: WatchConfig | None = None,
-               log=None, nthreads: int = 1):
+               log=None, nthreads: int = 1, select=None):
     """Yield ``(hdu_index, header, data, ExtensionResult)`` for each image extension in order, with at most
     ``nthreads + 1`` CCDs in memory (a full MegaCam exposure does not fit in memory three times over)."""
     for i, header, data, res, _ in watch_stream(image_path, weight_paths, flag_paths, poly_paths, cfg, log,
-                                                nthreads):
+                                                nthreads, select=select):
         yield i, header, data, res
 
 
 def watch_stream(image_path, weight_paths=(), flag_paths=(), poly_paths=(), cfg: WatchConfig | None = None,
-                 log=None, nthreads: int = 1, then=None):
+                 log=None, nthreads: int = 1, then=None, select=None):
     """As :func:`iter_watch`, yielding ``(hdu_index, header, data, result, then_result)``: ``then(n, hdu_index,
     header, data, result)`` (n = 1-based extension number), if given, runs in the same worker thread right
     after the maps, e.g. the catalogue of the CCD.  Files are read in the calling thread only."""
@@ -304,6 +304,8 @@ def watch_stream(image_path, weight_paths=(), flag_paths=(), poly_paths=(), cfg:
                   for k, p in enumerate(list(weight_paths) + list(flag_paths))]
         with FitsImage(image_path, "image") as img:
             idx = [h.index for h in img.images]
+            # ``select``: one image extension only (n-th, 1-based, or EXTNAME: ``image.fits[ccd10]``)
+            positions = [idx.index(img.select(select).index)] if select is not None else range(len(idx))
             maps = []
             for p, h in others:
                 oidx = [x.index for x in h.images]
@@ -314,7 +316,8 @@ def watch_stream(image_path, weight_paths=(), flag_paths=(), poly_paths=(), cfg:
             nw = len(weight_paths)
 
             def items():
-                for n, i in enumerate(idx):
+                for n in positions:
+                    i = idx[n]
                     header = img.header(i)
                     data = img.read(i)  # float32, NaN where BLANK/NaN/inf
                     wcs = None

@@ -107,7 +107,8 @@ class WeightWatcherTool(Tool):
             with MapWriter(wname, fname, primary, cfg, self.version) as out:
                 nthreads = ctx.config["NTHREADS"] or ctx.nthreads
                 for i, header, _, res in iter_watch(image, ctx.config["WEIGHT_NAMES"], ctx.config["FLAG_NAMES"],
-                                                    ctx.config["POLY_NAMES"], cfg, ctx.log, nthreads):
+                                                    ctx.config["POLY_NAMES"], cfg, ctx.log, nthreads,
+                                                    select=ctx.extension):
                     out.add(i, header, res)
                     per_ext.append({"extension": i, "extname": header.get("EXTNAME", f"EXT{i}"), **res.stats})
             ctx.add_product(wname, "weight")
