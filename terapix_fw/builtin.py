@@ -23,11 +23,12 @@ def step_finished(run, step, summary):
 
 @hookimpl
 def step_failed(run, step, summary):
-    log.error("step %s failed: %s", step.id, summary)
+    # a drop-in run prints its one line itself (terapix_fw.dropin); the terminal gets nothing more
+    log.log(logging.INFO if run.mode == "tool" else logging.ERROR, "step %s failed: %s", step.id, summary)
 
 
 @hookimpl
 def unit_finished(run, step, unit, result):
-    level = logging.ERROR if result.status == "failed" else logging.INFO
+    level = logging.ERROR if result.status == "failed" and run.mode != "tool" else logging.INFO
     log.log(level, "unit %s/%s %s on %s in %.2f s%s (log: %s)", step.id, unit.id, result.status, result.host,
             result.end - result.start, f": {result.error}" if result.error else "", result.log_path)

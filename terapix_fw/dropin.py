@@ -28,17 +28,19 @@ def log_directory() -> Path:
     return home / "logs"
 
 
-_EXTENSION = re.compile(r"^(.*)\[(\d+)\]$")
+_EXTENSION = re.compile(r"^(.*)\[([^\[\]]+)\]$")
 
 
-def _split_extension(inputs: list[str]) -> tuple[list[str], int | None]:
-    """``image.fits[3]`` selects one extension, as the AstrOmatic programs accept it."""
-    extensions = {m.group(2) for m in map(_EXTENSION.match, inputs) if m}
+def _split_extension(inputs: list[str]) -> tuple[list[str], int | str | None]:
+    """``image.fits[3]`` (the 3rd image extension) or ``image.fits[ccd10]`` (by EXTNAME) selects one
+    extension, as the AstrOmatic programs accept it (see :mod:`terapix_fw.fitsimage`)."""
+    extensions = {m.group(2).strip() for m in map(_EXTENSION.match, inputs) if m}
     if not extensions:
         return inputs, None
     if len(extensions) > 1:
         raise ConfigError(f"inputs select different extensions {sorted(extensions)}; give one", "command line")
-    return [m.group(1) if (m := _EXTENSION.match(p)) else p for p in inputs], int(extensions.pop())
+    sel = extensions.pop()
+    return [m.group(1) if (m := _EXTENSION.match(p)) else p for p in inputs], int(sel) if sel.isdigit() else sel
 
 
 def tool_usage(name: str) -> str:
@@ -133,7 +135,7 @@ def run_tool_command(name: str, argv: list[str], out=None, overlap: bool = False
     summary = {result.status: 1}
     if result.status == "failed":
         hook.step_failed(run=run, step=step, summary=summary)
-        sys.stderr.write(f"terapix tool {name}: {result.error}\n(log: {result.log_path})\n")
+        sys.stderr.write(f"terapix tool {name}: {result.error} (log: {result.log_path})\n")
     else:
         hook.step_finished(run=run, step=step, summary=summary)
     hook.run_finished(run=run, summary=summary)

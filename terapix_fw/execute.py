@@ -30,7 +30,7 @@ class UnitSpec:
     inputs: list[str]
     outdir: str
     log_path: str
-    extension: int | None = None
+    extension: int | str | None = None  # n-th image extension (1-based) or EXTNAME
     group: str | None = None
     nthreads: int = 1
     confine_outputs: bool = True
@@ -61,6 +61,20 @@ def _import_tool(ref: str):
     return obj
 
 
+def failure_line(exc: BaseException, spec: UnitSpec) -> str:
+    """The one line a failed unit reports: ``Class: message`` for the errors the framework expects
+    (:class:`~terapix_fw.errors.TerapixError`: they name the file and keyword themselves); any other
+    exception is a bug met on some input, so its line also names the tool and its inputs and says where
+    the traceback is."""
+    from .errors import TerapixError
+
+    text = " ".join(str(exc).split())
+    if isinstance(exc, TerapixError):
+        return f"{type(exc).__name__}: {text}"
+    where = ", ".join(spec.inputs) + (f"[{spec.extension}]" if spec.extension is not None else "")
+    return f"{type(exc).__name__}: {text[:300]} (unexpected error of {spec.tool} on {where}; traceback in the log)"
+
+
 def execute_unit(spec: UnitSpec, echo: bool = False) -> UnitResult:
     """Run one unit and return its result.  Tool errors are caught and returned, never raised."""
     from .plugins import get_tool
@@ -70,6 +84,7 @@ def execute_unit(spec: UnitSpec, echo: bool = False) -> UnitResult:
     if echo:
         stream = logging.StreamHandler()
         stream.setFormatter(logging.Formatter("> %(message)s"))
+        stream.addFilter(lambda record: not getattr(record, "log_file_only", False))
         log.addHandler(stream)
     result = UnitResult(step=spec.step, unit=spec.unit, status="done", log_path=spec.log_path,
                         host=socket.gethostname(), start=start, key=spec.key)
@@ -92,10 +107,12 @@ def execute_unit(spec: UnitSpec, echo: bool = False) -> UnitResult:
         log.info("done in %.2f s: %d product(s)", time.time() - start, len(ctx.products))
     except Exception as exc:  # noqa: BLE001 - every tool error is reported, none kills the runner
         result.status = "failed"
-        result.error = f"{type(exc).__name__}: {exc}"
+        result.error = failure_line(exc, spec)
         if ctx is not None:  # what the tool reported before failing (e.g. failed transfers) is kept
             result.records = ctx.records
-        log.error("failed: %s\n%s", result.error, traceback.format_exc())
+        log.error("failed: %s", result.error, extra={"log_file_only": True})  # drop-in prints it once
+        # the traceback goes to the unit log only, never to the terminal of a drop-in run
+        log.info("traceback:\n%s", traceback.format_exc(), extra={"log_file_only": True})
     finally:
         result.end = time.time()
         for h in list(log.handlers):

@@ -71,12 +71,29 @@ def write_ldac(path: str | Path, extensions: list[LdacExtension]) -> Path:
 
 def read_ldac(path: str | Path) -> list[LdacExtension]:
     """Read every (LDAC_IMHEAD, LDAC_OBJECTS) pair of an LDAC catalogue."""
+    from .errors import ToolError
+    from .fitsimage import scan
+
+    scan(path, "catalogue")  # a missing, truncated or absurd file is refused here, in one line
+    out: list[LdacExtension] = []
+    try:
+        _read_pairs(path, out)
+    except ToolError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - astropy raises many kinds for a corrupted table
+        raise ToolError(f"catalogue {path}: cannot read as FITS_LDAC: {type(exc).__name__}: "
+                        f"{' '.join(str(exc).split())[:300]}") from exc
+    if not out:
+        raise ToolError(f"{path}: no LDAC_IMHEAD/LDAC_OBJECTS pair found; expected a FITS_LDAC catalogue")
+    return out
+
+
+def _read_pairs(path, out: list) -> None:
     from astropy.io import fits
     from astropy.table import Table
 
     from .errors import ToolError
 
-    out: list[LdacExtension] = []
     with fits.open(path, memmap=False) as hdul:
         pending_header = None
         for hdu in hdul[1:]:
@@ -89,6 +106,3 @@ def read_ldac(path: str | Path) -> list[LdacExtension]:
                                     "has no LDAC_IMHEAD before it; not a FITS_LDAC catalogue")
                 out.append(LdacExtension(pending_header, Table.read(hdu, unit_parse_strict="silent")))
                 pending_header = None
-    if not out:
-        raise ToolError(f"{path}: no LDAC_IMHEAD/LDAC_OBJECTS pair found; expected a FITS_LDAC catalogue")
-    return out

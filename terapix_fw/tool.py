@@ -75,7 +75,7 @@ class StepContext:
     """
 
     def __init__(self, *, inputs: list[Path], config: Config, outdir: Path, log: logging.Logger,
-                 extension: int | None = None, group: str | None = None, nthreads: int | None = None,
+                 extension: int | str | None = None, group: str | None = None, nthreads: int | None = None,
                  confine_outputs: bool = True, step: str = "", unit: str = ""):
         self.inputs = [Path(p) for p in inputs]
         self.config = config

@@ -1,7 +1,69 @@
 """Reading celestial WCS from FITS headers, with the errors survey astronomers expect."""
 from __future__ import annotations
 
-__all__ = ["celestial_wcs"]
+__all__ = ["celestial_wcs", "wcs_problem"]
+
+#: WCSLIB's projection codes (and SCAMP's TPV): a CTYPE naming another is refused, not guessed
+PROJECTIONS = frozenset("AZP SZP TAN STG SIN ARC ZPN ZEA AIR CYP CEA CAR MER COP COE COD COO SFL PAR MOL AIT "
+                        "BON PCO TSC CSC QSC HPX XPH TPV TPD SIP".split())
+_LON = ("RA", "GLON", "ELON", "SLON", "HLON")
+_LAT = ("DEC", "GLAT", "ELAT", "SLAT", "HLAT")
+
+
+def wcs_problem(header) -> str | None:
+    """Why the celestial WCS of a 2-D image header is unusable, naming the keyword, or None (also None when
+    the header has no celestial CTYPE at all: an image without WCS is not a broken one).
+
+    Checked: CTYPE1/2 name a longitude/latitude pair with a known projection; CRVAL of the latitude axis
+    within [-90, 90]; CRVAL, CRPIX finite; the CD matrix (or PC x CDELT) finite and not singular.
+    """
+    import math
+
+    c1, c2 = str(header.get("CTYPE1", "") or ""), str(header.get("CTYPE2", "") or "")
+    if not c1.strip() and not c2.strip():
+        return None
+    axes = []
+    for k, ctype in ((1, c1), (2, c2)):
+        name = ctype[:4].rstrip("-").upper()
+        proj = ctype[5:8].upper() if len(ctype) >= 8 else ""
+        if name in ("LINEAR", "PIXEL", "") and not proj:
+            return None if k == 1 and not c2.strip() else f"CTYPE{k} = {ctype!r} is not celestial"
+        if name not in _LON + _LAT:
+            return f"CTYPE{k} = {ctype!r} is not a celestial axis (expected e.g. RA---TAN, DEC--TAN)"
+        if proj not in PROJECTIONS:
+            return f"CTYPE{k} = {ctype!r}: unknown projection {proj!r}"
+        axes.append(name)
+    if not ((axes[0] in _LON and axes[1] in _LAT) or (axes[0] in _LAT and axes[1] in _LON)):
+        return f"CTYPE1/CTYPE2 = {c1!r}/{c2!r} do not pair a longitude with a latitude"
+    for key in ("CRVAL1", "CRVAL2", "CRPIX1", "CRPIX2"):
+        v = header.get(key, 0.0)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(float(v)):
+            return f"{key} = {v!r} is not a finite number"
+    lat = "CRVAL2" if axes[1] in _LAT else "CRVAL1"
+    if abs(float(header.get(lat, 0.0))) > 90.0:
+        return f"{lat} = {header.get(lat)} is outside [-90, 90] (latitude of the reference point)"
+    if any(f"CD{i}_{j}" in header for i in (1, 2) for j in (1, 2)):
+        m = [[header.get(f"CD{i}_{j}", 0.0) for j in (1, 2)] for i in (1, 2)]
+        keys = "CD1_1..CD2_2"
+    else:
+        pc = [[header.get(f"PC{i}_{j}", 1.0 if i == j else 0.0) for j in (1, 2)] for i in (1, 2)]
+        cdelt = [header.get("CDELT1", 1.0), header.get("CDELT2", 1.0)]
+        try:
+            m = [[float(pc[i][j]) * float(cdelt[i]) for j in (0, 1)] for i in (0, 1)]
+        except (TypeError, ValueError):
+            return "PCi_j / CDELTi are not numbers"
+        keys = "PCi_j x CDELTi"
+    try:
+        m = [[float(x) for x in row] for row in m]
+    except (TypeError, ValueError):
+        return f"{keys} are not numbers"
+    if not all(math.isfinite(x) for row in m for x in row):
+        return f"{keys} are not finite"
+    det = m[0][0] * m[1][1] - m[0][1] * m[1][0]
+    scale = max(abs(x) for row in m for x in row)
+    if scale == 0.0 or abs(det) <= 1e-12 * scale * scale:
+        return f"the {keys} matrix is singular (determinant {det:.3g}): pixels have no distinct sky positions"
+    return None
 
 
 def celestial_wcs(header, where: str, expected: str = "expected e.g. RA---TAN/DEC--TAN"):
@@ -16,6 +78,9 @@ def celestial_wcs(header, where: str, expected: str = "expected e.g. RA---TAN/DE
 
     from .errors import ToolError
 
+    problem = wcs_problem(header)
+    if problem:
+        raise ToolError(f"{where}: broken WCS: {problem}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FITSFixedWarning)  # SCAMP-style TAN+PV and old RADECSYS cards
         try:

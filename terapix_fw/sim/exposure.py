@@ -122,6 +122,9 @@ class ExposureSpec:
     satellite_probability: float = 0.1
     compress: bool = False
     refcat_maglim: float = 21.0
+    #: pixel storage: -32 (float32) or 16 (raw-camera style: unsigned 16-bit, BITPIX 16 + BZERO 32768,
+    #: rounded and clipped to [0, 65535], so that a full well reads 65535 as on a real CCD)
+    bitpix: int = -32
 
     def __post_init__(self) -> None:
         filter_info(self.filter)
@@ -132,6 +135,8 @@ class ExposureSpec:
             raise ValueError(f"ExposureSpec {self.name}: AIRMASS={self.airmass}, expected >= 1")
         if self.beta <= 1.0:
             raise ValueError(f"ExposureSpec {self.name}: beta={self.beta}, expected > 1 (Moffat)")
+        if self.bitpix not in (-32, 16):
+            raise ValueError(f"ExposureSpec {self.name}: bitpix={self.bitpix!r}, expected -32 or 16")
 
 
 @dataclass
@@ -320,7 +325,7 @@ class _Exposure:
             raw[dead] = rng.normal(0.0, ccd.rdnoise / ccd.gain, int(dead.sum()))
         image = detrend(raw, flat, float(ccd.saturate))
         # big-endian now, in the worker thread, so that writing the FITS file needs no byte swap
-        return image.astype(">f4"), flat.astype(">f4"), bpm, truth
+        return stored_pixels(image, spec.bitpix), flat.astype(">f4"), bpm, truth
 
     def _render_galaxies(self, model, ccd, gal, x0, y0, alpha, sersic_mixture, moffat_mixture,
                          render_mixtures):
@@ -458,6 +463,15 @@ def _ext_header(exp: _Exposure, ccd: CCD, primary, guess):
         h[key] = (primary[key], primary.comments[key])
     h.extend(guess)
     return h
+
+
+def stored_pixels(image, bitpix: int):
+    """The pixels as the file stores them: big-endian float32 (BITPIX -32), or for BITPIX 16 unsigned
+    16-bit integers as raw CCD frames hold them (rounded, clipped to [0, 65535]: astropy writes uint16 as
+    BITPIX 16 with BZERO 32768; RICE compression of integers is lossless)."""
+    if bitpix == 16:
+        return np.clip(np.rint(image), 0, 65535).astype(np.uint16)
+    return image.astype(">f4")
 
 
 def _write_mef(path: Path, primary, hdus_iter, compress: bool, dither_seed: int) -> None:

@@ -129,6 +129,7 @@ class SurveySpec:
         refmag = attr(ref, "maglim", 21.0, float)
         common = dict(maglim=maglim, density=density, star_density=star_density, refcat_maglim=refmag,
                       compress=attr(cam, "compress", "false").strip() in ("true", "1"),
+                      bitpix=attr(cam, "bitpix", -32, int),
                       wcs_offset_arcsec=attr(ast, "offset_arcsec", 3.0, float),
                       wcs_rotation_deg=attr(ast, "rotation_deg", 0.02, float),
                       distortion_arcsec=attr(ast, "distortion_arcsec", 4.0, float))

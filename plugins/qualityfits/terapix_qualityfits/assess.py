@@ -74,7 +74,7 @@ class CcdResult:
 
 def image_stem(path) -> str:
     name = Path(path).name
-    for suffix in (".fits.fz", ".fits", ".fit"):
+    for suffix in (".fits.fz", ".fits.gz", ".fits", ".fit", ".fz", ".gz"):
         if name.endswith(suffix):
             return name[: -len(suffix)]
     return name
@@ -303,7 +303,6 @@ def assess_exposure(ctx, image, cfg: QFConfig, version: str = "0") -> dict:
 
     Returns a summary dict (exposure metrics, per-CCD metrics, grade, reasons, product paths).
     """
-    from astropy.io import fits
     from terapix_psfex.psfmodel import write_psf
     from terapix_weightwatcher.maps import MapWriter, watch_stream
 
@@ -315,25 +314,33 @@ def assess_exposure(ctx, image, cfg: QFConfig, version: str = "0") -> dict:
 
     t_start = time.perf_counter()
     stem = image_stem(image)
-    with fits.open(image) as hdul:
-        primary = hdul[0].header.copy()
+    from terapix_fw.fitsimage import FitsImage
+
+    from terapix_fw.fitsimage import header_number
+
+    select = getattr(ctx, "extension", None)  # image.fits[ccd10]: that CCD only
+    with FitsImage(image, "image") as img:
+        primary = img.primary_header()
+        nccd = len(img.images) if select is None else 1
+        if select is not None:
+            img.select(select)
+    # the exposure time turns counts into a zero point: an exposure without a positive one is refused
+    header_number(primary, "EXPTIME", f"image {image} (primary header)", None, positive=True)
     wpath = ctx.output_path(f"{stem}.weight.fits")
     fpath = ctx.output_path(f"{stem}.flag.fits")
     ccds: list[CcdResult] = []
-    with fits.open(image) as hdul:
-        from terapix_weightwatcher.maps import image_hdu_indices
-
-        nccd = len(image_hdu_indices(hdul, image))
     lock = threading.Lock()  # sep keeps global settings: one extraction at a time, maps in parallel
 
     def catalogue(n, hdu, header, data, res):
+        header_number(header, "EXPTIME", f"image {image} HDU {hdu}", None, positive=True)
         return process_ccd(n, nccd, hdu, header, data, res, cfg, zeropoint_of(header, primary, cfg),
                            Path(image).name, lock)
 
     zp = None
     with MapWriter(wpath, fpath, primary, cfg.watch, version) as writer:
         for hdu, header, data, res, ccd in watch_stream(image, cfg.weight_names, cfg.flag_names, cfg.poly_names,
-                                                        cfg.watch, ctx.log, max(1, ctx.nthreads), catalogue):
+                                                        cfg.watch, ctx.log, max(1, ctx.nthreads), catalogue,
+                                                        select=select):
             writer.add(hdu, header, res)
             zp = zeropoint_of(header, primary, cfg)
             ccds.append(ccd)

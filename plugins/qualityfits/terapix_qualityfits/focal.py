@@ -18,8 +18,14 @@ __all__ = ["ccd_centres", "expected_layout", "check_layout"]
 
 
 def _wcs(header):
+    """The celestial WCS, or None when the header has none or a broken one (latitude outside [-90, 90],
+    singular CD matrix, unknown projection: counted in n_ccd_nowcs, which grades D)."""
     from astropy.wcs import WCS, FITSFixedWarning
 
+    from terapix_fw.wcsutil import wcs_problem
+
+    if wcs_problem(header):
+        return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FITSFixedWarning)
         try:
@@ -72,10 +78,10 @@ def expected_layout(headers, primary=None, reference=None):
                     if key not in rh and key in h:
                         rh[key] = h[key]
         else:
-            from astropy.io import fits
+            from terapix_fw.fitsimage import FitsImage
 
-            with fits.open(reference) as hdul:
-                ref_headers = [h.header.copy() for h in hdul if h.is_image and h.header.get("NAXIS") == 2]
+            with FitsImage(reference, "FOCALPLANE_REF") as img:
+                ref_headers = [img.header(h.index) for h in img.images]
         if len(ref_headers) != len(headers):
             from terapix_fw.errors import ToolError
 

@@ -30,6 +30,11 @@ class Rule:
 
     def holds(self, metrics: dict) -> bool:
         v = metrics.get(self.metric)
+        if self.op == "missing":  # a metric that could not be measured (absent, NaN, inf, not a number)
+            try:
+                return v is None or not math.isfinite(float(v))
+            except (TypeError, ValueError):
+                return True
         if v is None:
             return False
         try:
@@ -57,6 +62,12 @@ def read_rules(path: str | Path | None = None) -> list[Rule]:
             continue
         parts = line.split(None, 4)
         where = f"{path}:{lineno}"
+        if len(parts) >= 3 and parts[2] == "missing":  # GRADE METRIC missing [reason]
+            if parts[0].upper() not in GRADES:
+                raise ConfigError(f"grading rule {line!r}: grade {parts[0]!r} is not one of A, B, C, D", where)
+            reason = line.split(None, 3)[3] if len(line.split(None, 3)) > 3 else f"{parts[1]} not measured"
+            rules.append(Rule(parts[0].upper(), parts[1], "missing", float("nan"), reason))
+            continue
         if len(parts) < 4:
             raise ConfigError(f"grading rule {line!r}: expected GRADE METRIC OPERATOR VALUE [reason]", where)
         grade, metric, op, value = parts[:4]
@@ -79,8 +90,12 @@ def suggest_grade(metrics: dict, rules: list[Rule]) -> tuple[str, list[str]]:
     reasons = []
     for rule in rules:
         if rule.holds(metrics):
-            reasons.append(f"{rule.grade}: {rule.reason} ({rule.metric} = {float(metrics[rule.metric]):.4g} "
-                           f"{rule.op} {rule.value:g})")
+            if rule.op == "missing":
+                reasons.append(f"{rule.grade}: {rule.reason} ({rule.metric} = {metrics.get(rule.metric)!r}: "
+                               "could not be measured)")
+            else:
+                reasons.append(f"{rule.grade}: {rule.reason} ({rule.metric} = {float(metrics[rule.metric]):.4g} "
+                               f"{rule.op} {rule.value:g})")
             if GRADES.index(rule.grade) > GRADES.index(grade):
                 grade = rule.grade
     return grade, reasons

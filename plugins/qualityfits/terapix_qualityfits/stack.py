@@ -145,9 +145,8 @@ def psf_samples(table, star_ok, sub, flag, header, cfg, step_arcmin, pixscale, l
 
 def assess_stack(ctx, image, cfg, config, version="0") -> dict:
     """QualityFITS-out of one stack (simple FITS or one-extension MEF)."""
-    from astropy.io import fits
     from terapix_psfex.psfmodel import write_psf
-    from terapix_weightwatcher.maps import WatchConfig, image_hdu_indices, watch_extension
+    from terapix_weightwatcher.maps import WatchConfig, watch_extension
 
     from terapix_fw.ldac import LdacExtension, write_ldac
 
@@ -159,18 +158,19 @@ def assess_stack(ctx, image, cfg, config, version="0") -> dict:
 
     stem = image_stem(image)
     wpath = Path(image).with_name(stem + config["WEIGHT_SUFFIX"])
-    with fits.open(image) as hdul:
-        idx = image_hdu_indices(hdul, image)
-        primary = hdul[0].header.copy()
+    from terapix_fw.fitsimage import FitsImage
+
+    with FitsImage(image, "stack") as img:
+        idx = [h.index for h in img.images]
+        primary = img.primary_header()
         if len(idx) != 1:
             raise ToolError(f"{image}: QualityFITS-out expects a stack with one image, found {len(idx)} extensions")
-        header = hdul[idx[0]].header.copy()
-        data = np.array(hdul[idx[0]].data, np.float32)
+        header = img.header(idx[0])
+        data = img.read(idx[0])
     weight = None
     if wpath.exists():
-        with fits.open(wpath) as wh:
-            widx = image_hdu_indices(wh, wpath)
-            weight = np.array(wh[widx[0]].data, np.float32)
+        with FitsImage(wpath, "weight map") as wh:
+            weight = wh.read(wh.images[0].index)
         if weight.shape != data.shape:
             raise ToolError(f"{wpath}: weight map is {weight.shape[1]}x{weight.shape[0]}, the stack "
                             f"{data.shape[1]}x{data.shape[0]}")

@@ -78,7 +78,8 @@ def _ascii_lines(table, with_header: bool):
         arr = np.asarray(table[name])
         size = int(np.prod(arr.shape[1:])) if arr.ndim > 1 else 1
         fmts.append((fmt, size))
-    columns = [np.asarray(table[name]).reshape(len(table), -1) for name in table.colnames]
+    # the width is given, not inferred: a catalogue with no source (0 rows) is a normal result
+    columns = [np.asarray(table[name]).reshape(len(table), size) for name, (_, size) in zip(table.colnames, fmts)]
     for i in range(len(table)):
         parts = []
         for (fmt, size), col in zip(fmts, columns):

@@ -155,24 +155,11 @@ class ExtractionResult:
     checks: dict = field(default_factory=dict)  # CHECKIMAGE_TYPE -> array
 
 
-def _image_hdus(hdul):
-    """Indices of the image HDUs of a FITS file, as SExtractor walks a MEF (empty primary skipped)."""
-    out = []
-    for i, hdu in enumerate(hdul):
-        if hdu.is_image and hdu.header.get("NAXIS", 0) >= 2 and hdu.header.get("NAXIS1", 0) > 0:
-            out.append(i)
-    return out
-
-
 def _open(path: str, what: str, lazy: bool = False):
-    from astropy.io import fits
+    """The file through the core's FITS reader (every BITPIX, scaling, compression; one-line errors)."""
+    from terapix_fw.fitsimage import FitsImage
 
-    try:
-        return fits.open(path, memmap=True, lazy_load_hdus=lazy)
-    except FileNotFoundError:
-        raise ToolError(f"cannot open {what} {path}: no such file") from None
-    except OSError as exc:
-        raise ToolError(f"cannot read {what} {path} as FITS: {exc}") from None
+    return FitsImage(path, what)
 
 
 _TIMINGS: list = []
@@ -266,11 +253,9 @@ def extract_results(image_path, config=None, params=None, detection_path=None, w
         flag_path = [flag_path]
     flag_path = [str(p) for p in (flag_path or []) if str(p)]
 
-    with _open(image_path, "image") as hdul:
-        indices = _image_hdus(hdul)
-        if not indices:
-            raise ToolError(f"{image_path}: no image data in any HDU")
-        shapes = {i: hdul[i].shape for i in indices}
+    with _open(image_path, "image") as img:
+        indices = [h.index for h in img.images]
+        shapes = {h.index: h.shape for h in img.images}
     if extensions is not None:
         bad = [e for e in extensions if e not in shapes]
         if bad:
@@ -320,16 +305,15 @@ def _warm_up():
 def _read_plane(path, hdu_index, nimage_hdus, what, ref_shape, rows=None):
     """The plane of ``path`` matching image HDU ``hdu_index`` (same HDU in a MEF, else the first image);
     only ``rows`` = (first, end) when given (strip processing)."""
-    with _open(path, what) as hdul:
-        idx = _image_hdus(hdul)
-        if not idx:
-            raise ToolError(f"{what} {path}: no image data")
+    with _open(path, what) as img:
+        idx = [h.index for h in img.images]
         i = hdu_index if (len(idx) == nimage_hdus and hdu_index in idx) else idx[0]
-        shape = tuple(hdul[i].shape)
+        shape = tuple(img.info(i).shape)
         if shape != tuple(ref_shape):
             raise ToolError(f"{what} {path} (HDU {i}) is {shape[1]}x{shape[0]} but the image is "
                             f"{ref_shape[1]}x{ref_shape[0]}")
-        data = np.array(hdul[i].data if rows is None else hdul[i].section[rows[0]:rows[1], :])
+        # flag maps keep their integer type; weights and images come as float32 (NaN where BLANK/inf)
+        data = img.read_native(i, rows) if "FLAG" in what else img.read(i, rows)
     return data
 
 
@@ -370,12 +354,10 @@ def _read_spec(job, cfg, rows=None) -> ImageSpec:
     """The pixels (image, detection image, weights, flags) and header of one job's extension."""
     # lazy: a worker handling extension k of a 36-CCD MEF parses only the headers up to k
     nimg = job["nimg"]
-    with _open(job["image"], "image", lazy=True) as hdul:
-        hdu = hdul[job["hdu"]]
-        full_shape = tuple(hdu.shape)
-        raw = hdu.data if rows is None else hdu.section[rows[0]:rows[1], :]
-        data = np.array(raw, dtype=np.float32)
-        header = _job_header(hdu.header, job, cfg, rows)
+    with _open(job["image"], "image", lazy=True) as img:
+        full_shape = tuple(img.info(job["hdu"]).shape)
+        data = img.read(job["hdu"], rows)
+        header = _job_header(img.header(job["hdu"]), job, cfg, rows)
     det = None
     if job["det"]:
         det = _read_plane(job["det"], job["hdu"], nimg, "detection image", full_shape, rows).astype(np.float32)
@@ -433,12 +415,13 @@ def _overlapped_job(job, cfg, plist) -> ExtractionResult:
         _warm_up()
         wcs = False
         if _wants_world(want) or cfg["PIXEL_SCALE"] == 0:
-            with _open(job["image"], "image", lazy=True) as hdul:
-                header = _job_header(hdul[job["hdu"]].header, job, cfg)
+            with _open(job["image"], "image", lazy=True) as img:
+                header = _job_header(img.header(job["hdu"]), job, cfg)
             # the pixel scale must be known before measuring; world coordinates only at the end: then
             # astropy.wcs loads in a thread while the child detects and the measurement kernels (which
             # release the GIL) run, instead of before them
-            wcs = _wcs(header) if cfg["PIXEL_SCALE"] == 0 else _in_thread(_wcs, header)
+            where = f"image {job['image']} extension {job['ext']}"
+            wcs = _wcs(header, where) if cfg["PIXEL_SCALE"] == 0 else _in_thread(_wcs, header, where)
         import astropy.table  # noqa: F401 - loaded while the child detects
 
         from . import classifier, paramdefs  # noqa: F401
@@ -505,8 +488,8 @@ def _run_strips(job, cfg, plist) -> ExtractionResult:
     if not want_y:
         table.remove_column("Y_IMAGE")
     # the LDAC header: the extension's own header with SExtractor's keywords (sums and medians over strips)
-    with _open(job["image"], "image", lazy=True) as hdul:
-        imhead = hdul[job["hdu"]].header.copy()
+    with _open(job["image"], "image", lazy=True) as img:
+        imhead = img.header(job["hdu"])
     imhead.pop("XTENSION", None)
     for card in headers[0].cards:
         if card.keyword.startswith("SEX") or card.keyword.startswith("FITS"):
@@ -569,15 +552,6 @@ def _interpolate_bad(data, var, bad, maxxlag, maxylag):
     return out, vout, okx | oky
 
 
-def _header_float(header, key, default):
-    if key and key in header:
-        try:
-            return float(header[key])
-        except (TypeError, ValueError):
-            return default
-    return default
-
-
 def _thresholds(cfg, key, sigma, zp, pixscale):
     """Absolute threshold (ADU) or relative (sigmas) for DETECT_THRESH/ANALYSIS_THRESH; ``pixscale()``
     gives the pixel scale, needed (and evaluated) only for thresholds in mag/arcsec^2."""
@@ -610,7 +584,16 @@ def _in_thread(fn, *args):
         pool.shutdown(wait=False)
 
 
-def _wcs(header):
+def _wcs(header, where="image"):
+    """The celestial WCS, None without one; a header whose WCS is broken (latitude outside [-90, 90],
+    singular CD matrix, unknown projection) is an error naming the keyword: world coordinates computed
+    from it would be a plausible-looking wrong catalogue."""
+    from terapix_fw.wcsutil import wcs_problem
+
+    problem = wcs_problem(header)
+    if problem:
+        raise ToolError(f"{where}: broken WCS: {problem}; world coordinates (and PIXEL_SCALE 0) need a valid "
+                        "one: fix the header (or a .head file), or ask only for pixel columns with PIXEL_SCALE > 0")
     try:
         from astropy.wcs import WCS, FITSFixedWarning
         import warnings
@@ -707,9 +690,15 @@ def _detect(spec: ImageSpec, cfg, wtype_m, wtype_d) -> _Detected:
     dual = spec.det_data is not None
     ddata = as_sep_array(spec.det_data) if dual else data
     ny, nx = data.shape
-    gain = _header_float(header, cfg["GAIN_KEY"], cfg["GAIN"])
-    satur = _header_float(header, cfg["SATUR_KEY"], cfg["SATUR_LEVEL"])
-    zp = _header_float(header, cfg["MAG_ZEROPOINT_KEY"], cfg["MAG_ZEROPOINT"])
+    # header values override the configuration (SExtractor's *_KEY); one that is not a number, or a
+    # negative gain / non-positive saturation level, is an error naming it (GAIN 0 means infinite gain,
+    # as SExtractor's GAIN 0)
+    from terapix_fw.fitsimage import header_number
+
+    where = f"image {spec.name} extension {spec.ext}"
+    gain = header_number(header, cfg["GAIN_KEY"], where, cfg["GAIN"], positive=True, allow_zero=True)
+    satur = header_number(header, cfg["SATUR_KEY"], where, cfg["SATUR_LEVEL"], positive=True)
+    zp = header_number(header, cfg["MAG_ZEROPOINT_KEY"], where, cfg["MAG_ZEROPOINT"])
     wthresh = list(cfg["WEIGHT_THRESH"])
 
     _mark("weights")
@@ -804,7 +793,8 @@ def _detect(spec: ImageSpec, cfg, wtype_m, wtype_d) -> _Detected:
     _mark("thresholds")
     # ---- thresholds
     def pixscale():
-        return _pixel_scale(cfg, _wcs(header) if cfg["PIXEL_SCALE"] == 0 else None, header)
+        return _pixel_scale(cfg, _wcs(header, f"image {spec.name} extension {spec.ext}")
+                            if cfg["PIXEL_SCALE"] == 0 else None, header)
 
     dthresh, d_rel = _thresholds(cfg, "DETECT_THRESH", bkg_d.global_rms, zp, pixscale)
     athresh, a_rel = _thresholds(cfg, "ANALYSIS_THRESH", bkg_m.global_rms, zp, pixscale)
@@ -883,7 +873,8 @@ def _measure_detected(det: _Detected, spec: ImageSpec, cfg, plist, nthreads: int
     athresh, a_rel, athresh_adu, dthresh, d_rel, dthresh_adu = det.thresholds
     sigfac_m, sigfac_d = det.sigfac_m, det.sigfac_d
     if wcs is False:
-        wcs = _wcs(header) if _wants_world(want) or cfg["PIXEL_SCALE"] == 0 else None
+        wcs = _wcs(header, f"image {spec.name} extension {spec.ext}") \
+            if _wants_world(want) or cfg["PIXEL_SCALE"] == 0 else None
     pixscale = _pixel_scale(cfg, wcs, header)
     n = len(objs)
     table = _measure(objs, seg, sub_m, var_m, bad_m, bkg_m, spec, cfg, plist, want, gain, satur, zp, pixscale,

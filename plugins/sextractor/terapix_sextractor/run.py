@@ -44,15 +44,11 @@ def run_step(ctx) -> None:
                         "sextractor; the run is recorded in RDBix instead (catalog record)")
     t0 = time.time()
     extensions = None
-    if ctx.extension is not None:  # per-extension fan-out: the n-th image extension (1-based)
-        from astropy.io import fits
+    if ctx.extension is not None:  # the n-th image extension (1-based) or an EXTNAME
+        from terapix_fw.fitsimage import FitsImage
 
-        from .extraction import _image_hdus
-        with fits.open(image) as hdul:
-            hdus = _image_hdus(hdul)
-        if not 1 <= ctx.extension <= len(hdus):
-            raise ToolError(f"{image}: no image extension {ctx.extension} (it has {len(hdus)})")
-        extensions = [hdus[ctx.extension - 1]]
+        with FitsImage(image, "image") as img:
+            extensions = [img.select(ctx.extension).index]
     nthreads = cfg["NTHREADS"] or ctx.nthreads
     results = extract_results(image, cfg, None, detection_path=det, extensions=extensions, nthreads=nthreads)
     # imported only now: astropy.table loads while a single image's detection runs in another process

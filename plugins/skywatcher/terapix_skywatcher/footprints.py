@@ -52,10 +52,9 @@ def footprint_of_header(header, *, exposure: str, extension: int, filter_key: st
     if not (np.all(np.isfinite(ra)) and np.all(np.isfinite(dec))):
         raise ToolError(f"{where}: the WCS does not map the CCD corners to the sky")
     band = str(header.get(filter_key, "")).strip() or "unknown"
-    try:
-        exptime = float(header.get(exptime_key, 0.0))
-    except (TypeError, ValueError):
-        raise ToolError(f"{where}: {exptime_key} = {header.get(exptime_key)!r} is not a number") from None
+    from terapix_fw.fitsimage import header_number
+
+    exptime = header_number(header, exptime_key, where, 0.0, positive=True)  # summed into coverage maps
     return Footprint(exposure, extension, band, exptime, np.asarray(ra, float) % 360.0, np.asarray(dec, float))
 
 
@@ -63,12 +62,27 @@ def _headers_of(path: Path) -> list[tuple[int, object]]:
     """(1-based extension number, full header) of every CCD of an image or LDAC catalogue."""
     from astropy.io import fits
 
+    from terapix_fw.fitsimage import FitsImage, scan
     from terapix_fw.ldac import header_from_imhead
 
+    infos = scan(path, "exposure")  # a truncated or absurd file is refused here, in one line
+    if not any(h.extname == "LDAC_IMHEAD" for h in infos):
+        with FitsImage(path, "exposure") as img:
+            primary = img.primary_header()
+            out = []
+            for n, h in enumerate(img.images, 1):
+                header = img.header(h.index)
+                if h.compressed:  # astropy gives the image header; make sure the sizes are the image's
+                    header["NAXIS1"], header["NAXIS2"] = h.image_axes[0], h.image_axes[1]
+                for key in _INHERIT:
+                    if key not in header and key in primary:
+                        header[key] = primary[key]
+                out.append((n, header))
+            return out
     try:
         hdul = fits.open(path, memmap=True, lazy_load_hdus=True)
     except (OSError, ValueError) as exc:
-        raise ToolError(f"{path}: cannot read as FITS: {exc}") from None
+        raise ToolError(f"{path}: cannot read as FITS: {' '.join(str(exc).split())}") from None
     with hdul:
         primary = hdul[0].header
         hdus = list(hdul)
@@ -102,8 +116,9 @@ def _headers_of(path: Path) -> list[tuple[int, object]]:
 
 
 def read_footprints(path: str | Path, *, filter_key: str, exptime_key: str,
-                    head_suffix: str = ".head") -> list[Footprint]:
-    """Footprints of every CCD of the exposure or catalogue at ``path``."""
+                    head_suffix: str = ".head", select=None) -> list[Footprint]:
+    """Footprints of every CCD of the exposure or catalogue at ``path`` (only the one ``select`` names:
+    n-th extension, 1-based, or EXTNAME, as ``image.fits[ccd10]``)."""
     from terapix_fw.headfile import apply_head, read_head_file
 
     path = Path(path)
@@ -123,8 +138,18 @@ def read_footprints(path: str | Path, *, filter_key: str, exptime_key: str,
                 raise ToolError(f"{head_path}: {len(heads)} header block(s) for {len(headers)} CCD(s) "
                                 f"in {path}; expected one per extension")
     exposure = str(path)  # unique: two nights may hold files of the same name
+    keep = range(len(headers))
+    if select is not None:
+        sel = str(select).strip()
+        keep = [i for i, (ext, h) in enumerate(headers)
+                if (sel.isdigit() and ext == int(sel)) or str(h.get("EXTNAME", "")).strip().upper() == sel.upper()]
+        if len(keep) != 1:
+            raise ToolError(f"{path}: {'no' if not keep else 'more than one'} extension [{sel}] "
+                            f"(it has {len(headers)} CCD(s))")
     out = []
     for i, (extension, header) in enumerate(headers):
+        if i not in keep:
+            continue
         if heads:
             apply_head(header, heads[i])
         out.append(footprint_of_header(header, exposure=exposure, extension=extension,

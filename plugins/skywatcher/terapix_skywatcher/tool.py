@@ -76,7 +76,7 @@ class SkyWatcherTool(Tool):
         footprints = []
         for path in ctx.inputs:
             found = read_footprints(path, filter_key=cfg["FILTER_KEY"], exptime_key=cfg["EXPTIME_KEY"],
-                                    head_suffix=cfg["HEADER_SUFFIX"])
+                                    head_suffix=cfg["HEADER_SUFFIX"], select=ctx.extension)
             ctx.log.info("%s: %d CCD(s), filter %s", path, len(found),
                          ", ".join(sorted({fp.filter for fp in found})))
             footprints += found

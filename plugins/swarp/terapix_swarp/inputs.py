@@ -85,52 +85,10 @@ class InputField:
         return f"{self.path.name}[{self.hdu}]" if self.frameno else self.path.name
 
 
-def _image_hdus(hdul) -> list[int]:
-    return [i for i, h in enumerate(hdul) if h.is_image and h.header.get("NAXIS", 0) >= 2
-            and h.header.get("NAXIS1", 0) > 0 and h.header.get("NAXIS2", 0) > 0]
+def _read_located(path: Path, hdu: int, loc):
+    from terapix_fw.fitsimage import read_located
 
-
-@dataclass
-class PixelLocation:
-    """Where an uncompressed image's pixels are in its file (read without parsing the headers again);
-    ``offset`` None for a compressed HDU, read through astropy."""
-
-    offset: int | None
-    bitpix: int
-    bscale: float
-    bzero: float
-    shape: tuple[int, int]
-
-
-def _locate(hdul, index: int) -> PixelLocation:
-    hdu = hdul[index]
-    h = hdu.header
-    shape = (int(h["NAXIS2"]), int(h["NAXIS1"]))
-    if hdu.__class__.__name__ == "CompImageHDU" or "ZIMAGE" in h:
-        return PixelLocation(None, int(h.get("ZBITPIX", -32)), 1.0, 0.0, shape)
-    info = hdu.fileinfo()
-    return PixelLocation(int(info["datLoc"]), int(h["BITPIX"]), float(h.get("BSCALE", 1.0)),
-                         float(h.get("BZERO", 0.0)), shape)
-
-
-def _read_located(path: Path, hdu: int, loc: PixelLocation):
-    import numpy as np
-
-    if loc.offset is None:
-        from astropy.io import fits
-
-        with fits.open(path) as hdul:
-            return np.array(hdul[hdu].data, dtype=np.float32)
-    dtype = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}[loc.bitpix]
-    count = loc.shape[0] * loc.shape[1]
-    raw = np.fromfile(path, dtype=dtype, count=count, offset=loc.offset)
-    if raw.size != count:
-        raise ToolError(f"{path}[{hdu}]: truncated image ({raw.size} of {count} pixels)")
-    if loc.bscale != 1.0 or loc.bzero != 0.0:
-        return (raw.astype(np.float64) * loc.bscale + loc.bzero).astype(np.float32).reshape(loc.shape)
-    if loc.bitpix == -32:  # swap the bytes in place: no second copy of a CCD
-        return raw.byteswap(inplace=True).view(raw.dtype.newbyteorder("=")).reshape(loc.shape)
-    return raw.astype(np.float32).reshape(loc.shape)
+    return read_located(loc)
 
 
 def _celestial_wcs(header, where: str):
@@ -151,10 +109,10 @@ def _kept_header(header):
     return fits.Header([header.cards[k] for k in KEPT_KEYWORDS if k in header])
 
 
-def scan_inputs(paths: list[Path], config) -> list[InputField]:
-    """Build the list of input fields, applying ``.head`` files and locating weight maps."""
-    from astropy.io import fits
-
+def scan_inputs(paths: list[Path], config, select=None) -> list[InputField]:
+    """Build the list of input fields, applying ``.head`` files and locating weight maps; ``select`` keeps
+    one image extension of each input (n-th, 1-based, or EXTNAME: ``image.fits[ccd10]``)."""
+    from terapix_fw.fitsimage import FitsImage, header_number
     from terapix_fw.headfile import apply_head, read_head_file
 
     nfiles = len(paths)
@@ -183,54 +141,51 @@ def scan_inputs(paths: list[Path], config) -> list[InputField]:
                 weight_path = suffixed_name(path, config["WEIGHT_SUFFIX"])
             if not weight_path.exists():
                 raise ToolError(f"weight map {weight_path} for {path} (WEIGHT_TYPE {weight_type}) not found")
-        try:
-            hdul = fits.open(path, memmap=True)
-        except OSError as exc:
-            raise ToolError(f"cannot read input image {path}: {exc}") from None
-        with hdul:
-            hdus = _image_hdus(hdul)
-            if not hdus:
-                raise ToolError(f"input image {path} has no 2-D image extension")
+        with FitsImage(path, "input image") as img:
+            hdus = [h.index for h in img.images]
             whdus = None
             wlocs = None
             if weight_path is not None:
-                with fits.open(weight_path, memmap=True) as whdul:
-                    whdus = _image_hdus(whdul)
-                    wlocs = [_locate(whdul, k) for k in whdus]
+                with FitsImage(weight_path, "weight map") as wimg:
+                    whdus = [h.index for h in wimg.images]
+                    wlocs = [wimg.locate(k) for k in whdus]
                 if len(whdus) != len(hdus):
                     raise ToolError(f"weight map {weight_path} has {len(whdus)} image extensions; its image "
                                     f"{path} has {len(hdus)}")
-            mef = len(hdul) > 1
+            mef = len(img.hdus) > 1
+            chosen = img.select(select).index if select is not None else None
             for ordinal, hdu in enumerate(hdus):
-                header = hdul[hdu].header.copy()
+                if chosen is not None and hdu != chosen:
+                    continue
+                header = img.header(hdu)
                 headflag = ordinal < len(heads)
                 if headflag:
                     apply_head(header, heads[ordinal])
                 where = f"{path}[{hdu}]"
                 wcs = _celestial_wcs(header, where)
 
-                def keyword(name, default):
-                    value = header.get(name, default) if name else default
-                    try:
-                        return float(value)
-                    except (TypeError, ValueError):
-                        raise ToolError(f"{where}: keyword {name} = {value!r} is not a number") from None
+                def keyword(name, default, **check):
+                    return header_number(header, name, where, float(default), **check)
 
-                gain = keyword(config["GAIN_KEYWORD"], per_image(config, "GAIN_DEFAULT", fileno, nfiles))
-                satur = keyword(config["SATLEV_KEYWORD"], per_image(config, "SATLEV_DEFAULT", fileno, nfiles))
+                # a negative gain, a saturation level <= 0 or a negative exposure time is refused (they
+                # would go into the stack's GAIN/SATURATE/EXPTIME); GAIN 0 and EXPTIME 0 (bias) are allowed
+                gain = keyword(config["GAIN_KEYWORD"], per_image(config, "GAIN_DEFAULT", fileno, nfiles),
+                               positive=True, allow_zero=True)
+                satur = keyword(config["SATLEV_KEYWORD"], per_image(config, "SATLEV_DEFAULT", fileno, nfiles),
+                                positive=True)
                 fscale = keyword(config["FSCALE_KEYWORD"], per_image(config, "FSCALE_DEFAULT", fileno, nfiles))
                 if fscale == 0.0:
                     fscale = 1.0  # as SWarp: "has flux scale = 0: I will take 1 instead"
-                exptime = keyword("EXPTIME", 0.0)
+                exptime = keyword("EXPTIME", 0.0, positive=True, allow_zero=True)
                 fields.append(InputField(
                     path=path, hdu=hdu, fileno=fileno, ordinal=ordinal, frameno=hdu if mef else 0,
                     header=header if not fields else _kept_header(header),
-                    shape=(int(header["NAXIS2"]), int(header["NAXIS1"])), wcs=wcs,
+                    shape=img.info(hdu).shape, wcs=wcs,
                     weight_path=weight_path, weight_hdu=(whdus[ordinal] if whdus else None),
                     weight_type=weight_type, weight_thresh=weight_thresh, gain=gain, saturation=satur,
                     exptime=exptime, fscale=fscale, headflag=headflag,
                     ident=str(header.get("OBJECT", "")),
-                    meta={"loc": _locate(hdul, hdu), "wloc": wlocs[ordinal] if wlocs else None}))
+                    meta={"loc": img.locate(hdu), "wloc": wlocs[ordinal] if wlocs else None}))
     return fields
 
 

@@ -125,7 +125,7 @@ def run_swarp(ctx) -> None:
     nthreads = _set_threads(config, ctx)
     if not ctx.inputs:
         raise ToolError("no input image given")
-    fields = scan_inputs(ctx.inputs, config)
+    fields = scan_inputs(ctx.inputs, config, getattr(ctx, "extension", None))
     log.info("%d input file(s), %d image(s); %d thread(s)", len(ctx.inputs), len(fields), nthreads)
     out_name = config["IMAGEOUT_NAME"]
     out_final = ctx.output_path(out_name)

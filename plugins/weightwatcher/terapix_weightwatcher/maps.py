@@ -151,23 +151,13 @@ def polygon_mask(shape, polygons, wcs=None):
     return mask
 
 
-def image_hdu_indices(hdul, path="") -> list[int]:
-    """Indices of the image HDUs of a FITS file: its 2-D extensions, or the primary HDU of a simple image."""
-    idx = [i for i, h in enumerate(hdul) if i > 0 and h.is_image and h.header.get("NAXIS", 0) == 2]
-    if not idx:
-        if hdul[0].header.get("NAXIS", 0) == 2:
-            return [0]
-        raise ToolError(f"{path}: no 2-D image HDU found; expected a MEF exposure or a simple image")
-    return idx
+def image_hdu_indices(path, what="image") -> list[int]:
+    """Indices of the image HDUs of a FITS file (its image extensions, or the primary HDU of a simple image),
+    read by the core's reader (:mod:`terapix_fw.fitsimage`: one-line errors for what cannot be read)."""
+    from terapix_fw.fitsimage import FitsImage
 
-
-def _header_float(header, key, default, path, ext):
-    if not key or key not in header:
-        return default
-    try:
-        return float(header[key])
-    except (TypeError, ValueError):
-        raise ToolError(f"{path}[{ext}]: keyword {key} = {header[key]!r} is not a number") from None
+    with FitsImage(path, what) as img:
+        return [h.index for h in img.images]
 
 
 def watch_extension(data, header, cfg: WatchConfig, weights_in=(), flags_in=(), polygons=(),
@@ -212,8 +202,12 @@ def watch_extension(data, header, cfg: WatchConfig, weights_in=(), flags_in=(), 
         stats.update(nsat_pix=0, ncr=0, ncr_pix=0, ntrail=0, nbadcol_pix=0)
         return ExtensionResult(weight, flag, stats)
 
-    satur = _header_float(header, cfg.satur_key, cfg.satur_level, where, "SATUR_KEY")
-    gain = cfg.gain if cfg.gain > 0 else _header_float(header, cfg.gain_key, 0.0, where, "GAIN_KEY")
+    from terapix_fw.fitsimage import header_number
+
+    # a saturation level <= 0 would flag every pixel; a negative gain is nonsense (0: unknown, as GAIN 0)
+    satur = header_number(header, cfg.satur_key, where, cfg.satur_level, positive=True)
+    gain = cfg.gain if cfg.gain > 0 else header_number(header, cfg.gain_key, where, 0.0, positive=True,
+                                                       allow_zero=True)
     known_bad = zero | ~np.isfinite(data)
     bkg = estimate_background(data, mask=known_bad, back_size=cfg.back_size)
     rms = bkg.global_rms
@@ -274,25 +268,27 @@ def _map_header(image_header, kind: str, cfg: WatchConfig, stats: dict, tool_ver
 
 
 def iter_watch(image_path, weight_paths=(), flag_paths=(), poly_paths=(), cfg: WatchConfig | None = None,
-               log=None, nthreads: int = 1):
+               log=None, nthreads: int = 1, select=None):
     """Yield ``(hdu_index, header, data, ExtensionResult)`` for each image extension in order, with at most
     ``nthreads + 1`` CCDs in memory (a full MegaCam exposure does not fit in memory three times over)."""
     for i, header, data, res, _ in watch_stream(image_path, weight_paths, flag_paths, poly_paths, cfg, log,
-                                                nthreads):
+                                                nthreads, select=select):
         yield i, header, data, res
 
 
 def watch_stream(image_path, weight_paths=(), flag_paths=(), poly_paths=(), cfg: WatchConfig | None = None,
-                 log=None, nthreads: int = 1, then=None):
+                 log=None, nthreads: int = 1, then=None, select=None):
     """As :func:`iter_watch`, yielding ``(hdu_index, header, data, result, then_result)``: ``then(n, hdu_index,
     header, data, result)`` (n = 1-based extension number), if given, runs in the same worker thread right
     after the maps, e.g. the catalogue of the CCD.  Files are read in the calling thread only."""
+    import contextlib
     import warnings
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
 
-    from astropy.io import fits
     from astropy.wcs import WCS, FITSFixedWarning
+
+    from terapix_fw.fitsimage import FitsImage
 
     cfg = cfg or WatchConfig()
     polygons = [p for path in poly_paths for p in read_ds9_polygons(path)]
@@ -303,13 +299,16 @@ def watch_stream(image_path, weight_paths=(), flag_paths=(), poly_paths=(), cfg:
         extra = then(n, i, header, data, res) if then is not None else None
         return i, header, data, res, extra
 
-    others = [(p, fits.open(p, memmap=True)) for p in list(weight_paths) + list(flag_paths)]
-    try:
-        with fits.open(image_path, memmap=True) as hdul:
-            idx = image_hdu_indices(hdul, image_path)
+    with contextlib.ExitStack() as stack:
+        others = [(p, stack.enter_context(FitsImage(p, "weight map" if k < len(weight_paths) else "flag map")))
+                  for k, p in enumerate(list(weight_paths) + list(flag_paths))]
+        with FitsImage(image_path, "image") as img:
+            idx = [h.index for h in img.images]
+            # ``select``: one image extension only (n-th, 1-based, or EXTNAME: ``image.fits[ccd10]``)
+            positions = [idx.index(img.select(select).index)] if select is not None else range(len(idx))
             maps = []
             for p, h in others:
-                oidx = image_hdu_indices(h, p)
+                oidx = [x.index for x in h.images]
                 if len(oidx) != len(idx):
                     raise ToolError(f"{p}: {len(oidx)} image extension(s), but {image_path} has {len(idx)}; "
                                     "weight and flag inputs must have the image's extension structure")
@@ -317,16 +316,17 @@ def watch_stream(image_path, weight_paths=(), flag_paths=(), poly_paths=(), cfg:
             nw = len(weight_paths)
 
             def items():
-                for n, i in enumerate(idx):
-                    header = hdul[i].header.copy()
-                    data = np.array(hdul[i].data, dtype=np.float32)
+                for n in positions:
+                    i = idx[n]
+                    header = img.header(i)
+                    data = img.read(i)  # float32, NaN where BLANK/NaN/inf
                     wcs = None
                     if polygons:
                         with warnings.catch_warnings():
                             warnings.simplefilter("ignore", FITSFixedWarning)
                             wcs = WCS(header)
-                    ws = [np.array(others[k][1][maps[k][n]].data) for k in range(nw)]
-                    fs = [np.array(others[k][1][maps[k][n]].data) for k in range(nw, len(others))]
+                    ws = [others[k][1].read(maps[k][n]) for k in range(nw)]
+                    fs = [others[k][1].read_native(maps[k][n]) for k in range(nw, len(others))]
                     yield n + 1, i, header, data, ws, fs, wcs
 
             def report(out):
@@ -351,9 +351,6 @@ def watch_stream(image_path, weight_paths=(), flag_paths=(), poly_paths=(), cfg:
                         yield report(pending.popleft().result())
                 while pending:
                     yield report(pending.popleft().result())
-    finally:
-        for _, h in others:
-            h.close()
 
 
 class MapWriter:
@@ -411,9 +408,11 @@ def watch_exposure(image_path, weight_paths=(), flag_paths=(), poly_paths=(), cf
     """
     from astropy.io import fits
 
+    from terapix_fw.fitsimage import FitsImage
+
     cfg = cfg or WatchConfig()
-    with fits.open(image_path, memmap=True) as hdul:
-        primary = hdul[0].header.copy()
+    with FitsImage(image_path, "image") as img:
+        primary = img.primary_header()
     whdus, fhdus, per_ext = [], [], []
     for i, header, _, res in iter_watch(image_path, weight_paths, flag_paths, poly_paths, cfg, log):
         per_ext.append({"extension": i, "extname": header.get("EXTNAME", f"EXT{i}"), **res.stats,

@@ -16,7 +16,7 @@ def output_name(template: str, image_path) -> str:
     from pathlib import Path
 
     stem = Path(image_path).name
-    for suffix in (".fits.fz", ".fits", ".fit"):
+    for suffix in (".fits.fz", ".fits.gz", ".fits", ".fit", ".fz", ".gz"):
         if stem.endswith(suffix):
             stem = stem[: -len(suffix)]
             break
@@ -95,17 +95,20 @@ class WeightWatcherTool(Tool):
         for image in ctx.inputs:
             from astropy.io import fits
 
+            from terapix_fw.fitsimage import FitsImage
+
             from .maps import MapWriter, iter_watch
 
-            with fits.open(image) as hdul:
-                primary = hdul[0].header.copy()
+            with FitsImage(image, "image") as img:
+                primary = img.primary_header()
             per_ext = []
             wname = ctx.output_path(output_name(ctx.config["OUTWEIGHT_NAME"], image))
             fname = ctx.output_path(output_name(ctx.config["OUTFLAG_NAME"], image))
             with MapWriter(wname, fname, primary, cfg, self.version) as out:
                 nthreads = ctx.config["NTHREADS"] or ctx.nthreads
                 for i, header, _, res in iter_watch(image, ctx.config["WEIGHT_NAMES"], ctx.config["FLAG_NAMES"],
-                                                    ctx.config["POLY_NAMES"], cfg, ctx.log, nthreads):
+                                                    ctx.config["POLY_NAMES"], cfg, ctx.log, nthreads,
+                                                    select=ctx.extension):
                     out.add(i, header, res)
                     per_ext.append({"extension": i, "extname": header.get("EXTNAME", f"EXT{i}"), **res.stats})
             ctx.add_product(wname, "weight")
