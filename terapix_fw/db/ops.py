@@ -472,16 +472,41 @@ def _exposure(conn, d):
                               f"refusing a changed file (checksum {d['checksum'][:12]}...)")
     if values:
         conn.execute(update(S.exposures).where(S.exposures.c.id == exp_id).values(**values))
-    for row in d.get("extensions", []):
-        _upsert(conn, S.extensions, {"exposure_id": exp_id, "ccd": row["ccd"]}, _given(row, *EXTENSION_COLUMNS))
-    for row in d.get("keywords", []):
-        _upsert(conn, S.header_keywords, {"exposure_id": exp_id, "extension": row.get("extension") or 0,
-                                          "keyword": row["keyword"]},
-                {"value": row.get("value"), "comment": row.get("comment")})
+    if d.get("extensions"):
+        rows = {row["ccd"]: _given(row, *EXTENSION_COLUMNS) for row in d["extensions"]}
+        _merge_rows(conn, S.extensions, exp_id, ("ccd",), {(k,): v for k, v in rows.items()})
+    if d.get("keywords"):
+        rows = {(row.get("extension") or 0, row["keyword"]): {"value": row.get("value"), "comment": row.get("comment")}
+                for row in d["keywords"]}
+        _merge_rows(conn, S.header_keywords, exp_id, ("extension", "keyword"), rows)
     for row in d.get("storage", []):
         _ensure_node(conn, row["node"])
         _upsert(conn, S.storage, {"exposure_id": exp_id, "node": row["node"], "path_hash": path_hash(row["path"])},
                 {"path": row["path"], **_given(row, "size", "checksum", "compression")})
+
+
+def _merge_rows(conn, table, exp_id: int, keys: tuple[str, ...], rows: dict[tuple, dict]) -> None:
+    """Insert or update the rows of one exposure in ``table`` (keyed by exposure_id and ``keys``): one
+    query for what exists, one multi-row INSERT for the new rows (an exposure has ~1500 keywords), an
+    UPDATE only for rows whose values changed."""
+    cols = [table.c[k] for k in keys]
+    value_names = sorted({n for v in rows.values() for n in v})
+    existing = {tuple(r[:len(keys)]): r for r in conn.execute(
+        select(*cols, table.c.id, *[table.c[n] for n in value_names]).where(table.c.exposure_id == exp_id))}
+    new = []
+    for key, values in rows.items():
+        found = existing.get(key)
+        if found is None:
+            new.append({"exposure_id": exp_id, **dict(zip(keys, key)), **values})
+            continue
+        old = dict(zip(value_names, found[len(keys) + 1:]))
+        changed = {n: v for n, v in values.items() if old.get(n) != v}
+        if changed:
+            conn.execute(update(table).where(table.c.id == found[len(keys)]).values(**changed))
+    if new:
+        # rows of one INSERT must have the same columns
+        for names in {tuple(sorted(r)) for r in new}:
+            conn.execute(insert(table), [r for r in new if tuple(sorted(r)) == names])
 
 
 def _quality(conn, d):

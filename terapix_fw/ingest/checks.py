@@ -96,65 +96,72 @@ def inspect_file(path: str | Path, expected_extensions=None, check_pixels: bool 
                              ignore_missing_simple=False)
         except Exception as exc:  # noqa: BLE001 - astropy raises OSError, ValueError, VerifyError...
             raise IntegrityError(f"not a readable FITS file: {exc}") from None
-    truncated = [w for w in caught if issubclass(w.category, AstropyUserWarning) and "truncat" in str(w.message)]
-    with hdul:
-        if truncated:
-            raise IntegrityError(f"truncated: {truncated[0].message}")
-        if compression == "none":
-            info = hdul.fileinfo(len(hdul) - 1)
-            end = info["datLoc"] + info["datSpan"]
-            if end > size:
-                raise IntegrityError(f"truncated: HDU {len(hdul) - 1} ends at byte {end}, the file has {size}")
-            if end < size:
-                raise IntegrityError(f"{size - end} bytes after the last HDU (HDU {len(hdul) - 1} ends at "
-                                     f"byte {end}): not a FITS structure")
-        primary = hdul[0].header
-        images = []
-        fpack = False
-        for k, hdu in enumerate(hdul):
-            if isinstance(hdu, fits.CompImageHDU):
-                fpack = True
-                images.append((k, hdu.header))
-            elif k > 0 and isinstance(hdu, fits.ImageHDU) and hdu.header.get("NAXIS", 0) >= 2:
-                images.append((k, hdu.header))
-        if not images and primary.get("NAXIS", 0) >= 2:
-            images = [(0, primary)]
-        if compression == "fpack" and not fpack:
-            compression = "none"  # named .fz but not tile-compressed: stored as it is
-        elif fpack and compression == "none":
-            compression = "fpack"
-        checked = 0
-        for k, hdu in enumerate(hdul):
-            checked += _check_sums(hdu, k, log)
-        if not images:
-            raise IntegrityError("no image HDU (NAXIS >= 2)")
-        nimg = len(images) if images[0][0] != 0 else 1
-        nextend = primary.get("NEXTEND")
-        if isinstance(nextend, int) and images[0][0] != 0 and nextend != nimg:
-            raise IntegrityError(f"NEXTEND = {nextend} in the primary header but {nimg} image extension(s)")
-        if expected_extensions is not None:
-            try:
-                want = expected_extensions(_camera(primary))
-            except ConfigError as exc:
-                raise IntegrityError(str(exc)) from None
-            if want is not None and nimg != want:
-                raise IntegrityError(f"{nimg} image extension(s), expected {want} for camera "
-                                     f"{_camera(primary)!r} (site configuration)")
-        if check_pixels:
-            for k, header in images:
+        truncated = [w for w in caught if issubclass(w.category, AstropyUserWarning) and "truncat" in str(w.message)]
+        with hdul:
+            if truncated:
+                raise IntegrityError(f"truncated: {truncated[0].message}")
+            if compression == "none":
+                info = hdul.fileinfo(len(hdul) - 1)
+                end = info["datLoc"] + info["datSpan"]
+                if end > size:
+                    raise IntegrityError(f"truncated: HDU {len(hdul) - 1} ends at byte {end}, the file has {size}")
+                if end < size:
+                    raise IntegrityError(f"{size - end} bytes after the last HDU (HDU {len(hdul) - 1} ends at "
+                                         f"byte {end}): not a FITS structure")
+            standard = (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU, fits.BinTableHDU, fits.TableHDU,
+                        fits.GroupsHDU)
+            for k, hdu in enumerate(hdul):
+                # astropy keeps what it cannot parse as a generic HDU instead of raising
+                if not isinstance(hdu, standard):
+                    raise IntegrityError(f"HDU {k}: unreadable header (not a standard FITS "
+                                         f"{'primary HDU' if k == 0 else 'extension'})")
+            primary = hdul[0].header
+            images = []
+            fpack = False
+            for k, hdu in enumerate(hdul):
+                if isinstance(hdu, fits.CompImageHDU):
+                    fpack = True
+                    images.append((k, hdu.header))
+                elif k > 0 and isinstance(hdu, fits.ImageHDU) and hdu.header.get("NAXIS", 0) >= 2:
+                    images.append((k, hdu.header))
+            if not images and primary.get("NAXIS", 0) >= 2:
+                images = [(0, primary)]
+            if compression == "fpack" and not fpack:
+                compression = "none"  # named .fz but not tile-compressed: stored as it is
+            elif fpack and compression == "none":
+                compression = "fpack"
+            checked = 0
+            for k, hdu in enumerate(hdul):
+                checked += _check_sums(hdu, k, log)
+            if not images:
+                raise IntegrityError("no image HDU (NAXIS >= 2)")
+            nimg = len(images) if images[0][0] != 0 else 1
+            nextend = primary.get("NEXTEND")
+            if isinstance(nextend, int) and images[0][0] != 0 and nextend != nimg:
+                raise IntegrityError(f"NEXTEND = {nextend} in the primary header but {nimg} image extension(s)")
+            if expected_extensions is not None:
                 try:
-                    data = hdul[k].data
-                except Exception as exc:  # noqa: BLE001
-                    raise IntegrityError(f"HDU {k} ({header.get('EXTNAME', '')}): pixels unreadable: {exc}") \
-                        from None
-                shape = tuple(int(header[f"NAXIS{i}"]) for i in range(header["NAXIS"], 0, -1))
-                if data is None or data.shape != shape:
-                    raise IntegrityError(f"HDU {k} ({header.get('EXTNAME', '')}): pixels unreadable: shape "
-                                         f"{None if data is None else data.shape}, header says {shape}")
-                if data.dtype.kind == "f" and not np.isfinite(data).any():
-                    raise IntegrityError(f"HDU {k} ({header.get('EXTNAME', '')}): no finite pixel")
-                del data
-        return FileInfo(path, compression, primary.copy(), [(k, h.copy()) for k, h in images], checked)
+                    want = expected_extensions(_camera(primary))
+                except ConfigError as exc:
+                    raise IntegrityError(str(exc)) from None
+                if want is not None and nimg != want:
+                    raise IntegrityError(f"{nimg} image extension(s), expected {want} for camera "
+                                         f"{_camera(primary)!r} (site configuration)")
+            if check_pixels:
+                for k, header in images:
+                    try:
+                        data = hdul[k].data
+                    except Exception as exc:  # noqa: BLE001
+                        raise IntegrityError(f"HDU {k} ({header.get('EXTNAME', '')}): pixels unreadable: {exc}") \
+                            from None
+                    shape = tuple(int(header[f"NAXIS{i}"]) for i in range(header["NAXIS"], 0, -1))
+                    if data is None or data.shape != shape:
+                        raise IntegrityError(f"HDU {k} ({header.get('EXTNAME', '')}): pixels unreadable: shape "
+                                             f"{None if data is None else data.shape}, header says {shape}")
+                    if data.dtype.kind == "f" and not np.isfinite(data).any():
+                        raise IntegrityError(f"HDU {k} ({header.get('EXTNAME', '')}): no finite pixel")
+                    del data
+            return FileInfo(path, compression, primary.copy(), [(k, h.copy()) for k, h in images], checked)
 
 
 def _check_sums(hdu, k: int, log) -> int:
