@@ -450,7 +450,7 @@ def run_instructions(path: str | Path, workdir: str | Path | None = None, *, job
                      overrides: dict[str, str] | None = None, db_url: str | None = None,
                      progress: bool = True) -> dict:
     """Validate and run an instruction file; return counts of units by status (+ history paths)."""
-    doc = load_instructions(path, overrides=overrides)
+    doc = load_instructions(path, overrides=overrides, workdir=workdir)  # output names checked there first
     workdir = Path(workdir) if workdir else Path.cwd() / "work" / doc.name
     return Runner(doc, workdir, jobs=jobs, executor=executor, scheduler=scheduler, force=force, retries=retries,
                   db_url=db_url, progress=progress).run()
