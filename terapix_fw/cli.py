@@ -45,7 +45,7 @@ def _cmd_validate(args) -> int:
     from .graph import build_graph, check_outputs
     from .instructions import load_instructions
     for path in args.files:
-        doc = load_instructions(path, overrides=dict(args.param or []))
+        doc = load_instructions(path, overrides=dict(args.param or []), workdir=args.workdir)
         # the units and the files they are configured to write: two units writing one file is an error
         try:
             graph = build_graph(doc)
@@ -93,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="check instruction files without running them")
     p.add_argument("files", nargs="+")
     p.add_argument("--param", "-p", type=_key_value, action="append", help="override a parameter NAME=VALUE")
+    p.add_argument("--workdir", default=None, help="work directory the run will use, for the checks of output "
+                   "names (default: ./work/<name>)")
     p.set_defaults(func=_cmd_validate)
 
     p = sub.add_parser("plugins", help="list installed tools, their versions and distributions")

@@ -11,7 +11,58 @@ from typing import Any
 
 from .execute import UnitSpec, execute_unit
 
-__all__ = ["Executor", "LocalExecutor", "DaskExecutor", "make_executor"]
+__all__ = ["Executor", "LocalExecutor", "DaskExecutor", "make_executor", "run_unless_recorded",
+           "die_with_parent"]
+
+
+def die_with_parent(parent: int) -> None:
+    """Pool-worker initializer: end this worker (and what it started in its process group) when the
+    runner that started it dies, even by ``kill -9``.
+
+    Linux's parent-death signal (``prctl(PR_SET_PDEATHSIG)``) is tied to the *thread* that forked, which
+    may be a short-lived one in a process pool; a watchdog thread that sees the worker re-parented is
+    tied to the process.  A worker whose parent is already gone when it starts exits at once."""
+    import threading
+
+    def watch() -> None:
+        import time
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    if os.getppid() != parent:
+        os._exit(1)
+    threading.Thread(target=watch, name="terapix-parent-watchdog", daemon=True).start()
+
+
+def run_unless_recorded(spec: UnitSpec, marker: str | None = None):
+    """Run a unit on a Dask worker unless the runner has already recorded it done.
+
+    Dask recomputes a finished task whose result lived on a worker that was lost, as long as the client
+    still holds its key: the runner may already have recorded the unit done, and a second execution
+    would rewrite its products and log behind the runner's back.  ``marker`` is the unit's state file
+    (written by the runner when it records a unit done); if it holds this spec's key the re-execution is
+    refused and written to the unit log's sibling ``.reexecution`` file instead."""
+    if marker:
+        import json
+        import socket
+        import time
+
+        try:
+            with open(marker, encoding="utf-8") as handle:
+                recorded = json.load(handle).get("key")
+        except (OSError, ValueError):
+            recorded = None
+        if recorded and recorded == spec.key:
+            from .tool import UnitResult
+            note = (f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {socket.gethostname()}: re-execution of "
+                    f"{spec.step}/{spec.unit} by the executor refused: the runner recorded it done "
+                    f"(key {spec.key[:12]})\n")
+            with open(spec.log_path + ".reexecution", "a", encoding="utf-8") as handle:
+                handle.write(note)
+            return UnitResult(step=spec.step, unit=spec.unit, status="skipped", key=spec.key,
+                              log_path=spec.log_path, error="re-execution refused: already recorded done")
+    return execute_unit(spec)
 
 
 class Executor:
@@ -20,7 +71,8 @@ class Executor:
     name = "abstract"
     capacity = 1
 
-    def submit(self, spec: UnitSpec, priority: int) -> Any:
+    def submit(self, spec: UnitSpec, priority: int, marker: str | None = None) -> Any:
+        """Run ``spec``; ``marker`` is the unit's state file, written once the runner recorded it done."""
         raise NotImplementedError
 
     def wait(self, futures: list[Any], timeout: float | None = None) -> list[Any]:
@@ -52,9 +104,11 @@ class LocalExecutor(Executor):
     def _new_pool(self):
         import multiprocessing
 
-        return cf.ProcessPoolExecutor(max_workers=self.capacity, mp_context=multiprocessing.get_context("spawn"))
+        # workers watch their parent: a kill -9 of the runner must not leave them running
+        return cf.ProcessPoolExecutor(max_workers=self.capacity, mp_context=multiprocessing.get_context("spawn"),
+                                      initializer=die_with_parent, initargs=(os.getpid(),))
 
-    def submit(self, spec, priority):
+    def submit(self, spec, priority, marker=None):
         try:
             future = self._pool.submit(execute_unit, spec)
         except cf.process.BrokenProcessPool:  # broke since the last completion was seen
@@ -106,9 +160,9 @@ class DaskExecutor(Executor):
         workers = self.client.scheduler_info().get("workers", {})
         self.capacity = max(1, sum(w.get("nthreads", 1) for w in workers.values()) or (jobs or 1))
 
-    def submit(self, spec, priority):
+    def submit(self, spec, priority, marker=None):
         # pure=False: the same spec submitted again (a retry) must run again
-        return self.client.submit(execute_unit, spec, priority=priority, pure=False,
+        return self.client.submit(run_unless_recorded, spec, marker, priority=priority, pure=False,
                                   key=f"{spec.step}/{spec.unit}-{os.urandom(4).hex()}")
 
     def wait(self, futures, timeout=None):
@@ -127,7 +181,11 @@ class DaskExecutor(Executor):
         if future.status == "cancelled":
             from .errors import WorkerLost
             return None, WorkerLost("task cancelled (worker or scheduler lost)")
-        return future.result(), None
+        result = future.result()
+        # the runner holds the result now: let the scheduler forget the key, so that losing the worker
+        # that computed it does not make Dask compute it again
+        future.release()
+        return result, None
 
     def close(self):
         self.client.close()

@@ -17,6 +17,16 @@ from .xmlutil import parse_xml, validate
 __all__ = ["Instructions", "StepDef", "InputRef", "InputSet", "load_instructions", "UNIT_TOKENS",
            "substitute_unit_tokens"]
 
+#: instruction files larger than this are refused before they are read (the demo's is 6 kB)
+MAX_INSTRUCTION_BYTES = 4 << 20
+#: the longest value parameter substitution may produce (``${P1}`` = ten ``${P0}``... grows geometrically)
+MAX_SUBSTITUTED = 1 << 16
+#: keywords that name a tool's output files, the AstrOmatic way (the runner confines them to the step's
+#: outdir; ``terapix validate`` checks them first)
+OUTPUT_KEYWORDS = frozenset({
+    "CATALOG_NAME", "CHECKIMAGE_NAME", "XML_NAME", "IMAGEOUT_NAME", "WEIGHTOUT_NAME", "HEADEROUT_NAME",
+    "OUTWEIGHT_NAME", "OUTFLAG_NAME", "OUTPUT_NAME", "MERGEDOUTCAT_NAME", "FULLOUTCAT_NAME", "CHECKPLOT_NAME",
+    "COVERAGE_NAME", "FOOTPRINT_NAME", "LEDGER_NAME"})
 _PARAM_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 #: tokens replaced per data unit in step parameter values: {stem} of the first input, its {name},
 #: the {ext}ension number, the {group} key, the {unit} id and the {step} id
@@ -123,14 +133,23 @@ def _substitute(text: str | None, params: dict[str, str], where: str, element: s
                                    where)
         return params[name]
 
-    return _PARAM_REF.sub(replace, text)
+    # the output's length is known before it is built: refuse a geometric expansion instead of building it
+    matches = list(_PARAM_REF.finditer(text))
+    size = len(text) + sum(len(params.get(m.group(1), "")) - len(m.group(0)) for m in matches)
+    if size > MAX_SUBSTITUTED:
+        raise InstructionError(f"element <{element}>: substituting parameters gives more than {MAX_SUBSTITUTED} "
+                               f"characters ({size})", where)
+    return _PARAM_REF.sub(replace, text) if matches else text
 
 
 def load_instructions(path: str | Path, overrides: dict[str, str] | None = None,
-                      check_tools: bool = True) -> Instructions:
-    """Parse, validate and check an instruction file; ``overrides`` replace declared parameters."""
+                      check_tools: bool = True, workdir: str | Path | None = None) -> Instructions:
+    """Parse, validate and check an instruction file; ``overrides`` replace declared parameters.
+
+    Step outdirs and output names are checked against ``workdir`` (default ``./work/<name>``, as for
+    ``terapix run``): the names the runner would refuse (absolute, ``..``, a link out) are refused here."""
     path = Path(path)
-    tree = parse_xml(path)
+    tree = parse_xml(path, max_bytes=MAX_INSTRUCTION_BYTES)
     validate(tree, "instructions.xsd", str(path))
     loc = _Locator(path, path.read_text(encoding="utf-8", errors="replace"))
     root = tree.getroot()
@@ -179,7 +198,31 @@ def load_instructions(path: str | Path, overrides: dict[str, str] | None = None,
     _check_structure(doc, root, loc)
     if check_tools:
         _check_tools(doc, root, loc)
+    _check_outputs(doc, Path(workdir) if workdir else Path.cwd() / "work" / (doc.name or "run"))
     return doc
+
+
+def _check_outputs(doc: Instructions, workdir: Path) -> None:
+    """Refuse what the runner's confinement would refuse at run time: a step outdir or an output name
+    (:data:`OUTPUT_KEYWORDS`) that is absolute, climbs out with ``..`` or goes through a link out."""
+    from .atomic import confine
+
+    tokens = {t: "x" for t in UNIT_TOKENS}
+    for step in doc.steps:
+        try:
+            outdir = confine(workdir, step.outdir or step.id, "step outdir")
+        except PermissionError as exc:
+            raise InstructionError(f"element <step id=\"{step.id}\">: {exc}", step.where) from None
+        for layer in step.config_layers():
+            for name, value, where in layer:
+                if name.upper() not in OUTPUT_KEYWORDS:
+                    continue
+                for item in substitute_unit_tokens(value, tokens).split(","):
+                    if item.strip():
+                        try:
+                            confine(outdir, item.strip(), f"output name {name}")
+                        except PermissionError as exc:
+                            raise InstructionError(f"element <param>: {exc}", where, name) from None
 
 
 def _check_structure(doc: Instructions, root, loc: _Locator) -> None:

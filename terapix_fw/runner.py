@@ -224,6 +224,51 @@ class Runner:
             root_logger.removeHandler(handler)
             handler.close()
 
+    # -- one run per work directory; a killed run is found at the next start ------------------------
+    def _claim_workdir(self, run: RunInfo):
+        """Lock the work directory for this run and write its run id in ``.terapix/run.lock``; a run id
+        found there under a free lock is a run that was killed (``kill -9``, power loss) before it could
+        record its end: it is recorded ``interrupted`` now instead of staying ``running`` for ever."""
+        import fcntl
+
+        path = self.workdir / ".terapix" / "run.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            other = handle.read().split()
+            handle.close()
+            raise ConfigError(f"another terapix run ({other[0] if other else 'unknown run id'}) is using the work "
+                              f"directory {self.workdir}; wait for it or give another --workdir") from None
+        handle.seek(0)
+        previous = handle.read().split()
+        if previous and previous[0] != run.run_id:
+            stale = RunInfo(name=self.doc.name, version=self.doc.version, instruction_file=str(self.doc.path),
+                            workdir=str(self.workdir), executor=run.executor, db_url=self.db_url,
+                            run_id=previous[0])
+            log.warning("run %s in %s was killed before it ended: recorded as interrupted", previous[0],
+                        self.workdir)
+            self.hook.run_finished(run=stale, summary={"interrupted": 1})
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{run.run_id} {os.getpid()}\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+        return handle
+
+    @staticmethod
+    def _release_workdir(handle) -> None:
+        """The run recorded its end: empty the lock file (nothing to recover) and free the lock."""
+        import fcntl
+
+        handle.seek(0)
+        handle.truncate()
+        handle.flush()
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        handle.close()
+
     def _query_db(self):
         try:
             from .db import query as dbquery  # provided by RDBix
@@ -245,6 +290,7 @@ class Runner:
                       parameters=dict(doc.parameters))
         log.info("run %s of %s %s: %d steps, %d units; log %s", run.run_id, doc.name, doc.version, len(steps),
                  len(graph.units), log_path)
+        claim = self._claim_workdir(run)
         self.hook.run_started(run=run)
         order = graph.order()
         rank = {u.key: i for i, u in enumerate(order)}
@@ -328,6 +374,7 @@ class Runner:
                 started_steps.add(unit.step.id)
                 self.hook.step_started(run=run, step=steps[unit.step.id])
 
+        finished_cleanly = False
         try:
             while pending or running:
                 while ready_heap:
@@ -362,7 +409,7 @@ class Runner:
                         executor = make_executor(self.executor_kind, self.jobs, self.scheduler)
                     attempts[unit.key] = attempts.get(unit.key, 0) + 1
                     uinfo.attempt = attempts[unit.key]
-                    running[executor.submit(spec, unit.priority)] = (unit, spec, uinfo)
+                    running[executor.submit(spec, unit.priority, str(self._state_path(unit)))] = (unit, spec, uinfo)
                 if not running:
                     if pending and not ready_heap:  # cannot happen with an acyclic graph
                         raise RuntimeError(f"runner stalled with {len(pending)} units waiting")
@@ -386,7 +433,10 @@ class Runner:
                             step=unit.step.id, unit=unit.id, status="failed", key=spec.key, log_path=spec.log_path,
                             error=f"worker lost {attempts[unit.key]} times: {type(exc).__name__}: {exc}",
                             start=time.time(), end=time.time()))
+            finished_cleanly = True
         finally:
+            if not finished_cleanly:  # Ctrl-C, or an error of the runner itself: not a finished run
+                summary["interrupted"] = 1
             if executor is not None:
                 executor.close()
             self.checksums.save()
@@ -396,6 +446,7 @@ class Runner:
                                               sha256_file(doc.path))
             log.info("history: %s; commands: %s", xml_path, sh_path)
             self.hook.run_finished(run=run, summary=summary)
+            self._release_workdir(claim)
             progress.update(force=True)
         summary["history"] = str(xml_path)  # type: ignore[assignment]
         summary["script"] = str(sh_path)  # type: ignore[assignment]
@@ -410,7 +461,7 @@ def run_instructions(path: str | Path, workdir: str | Path | None = None, *, job
                      overrides: dict[str, str] | None = None, db_url: str | None = None,
                      progress: bool = True) -> dict:
     """Validate and run an instruction file; return counts of units by status (+ history paths)."""
-    doc = load_instructions(path, overrides=overrides)
+    doc = load_instructions(path, overrides=overrides, workdir=workdir)  # output names checked there first
     workdir = Path(workdir) if workdir else Path.cwd() / "work" / doc.name
     return Runner(doc, workdir, jobs=jobs, executor=executor, scheduler=scheduler, force=force, retries=retries,
                   db_url=db_url, progress=progress).run()

@@ -1,7 +1,11 @@
 """Safe XML parsing and XSD validation shared by instruction files, dbClient documents and surveys.
 
 XML comes from users and from other nodes: entity resolution, DTD loading and network access are off, and
-huge trees are refused.  Errors name the file, line and column and what was expected.
+huge trees are refused.  A document with a DOCTYPE (internal subset, external DTD, entity declarations) is
+refused whatever its encoding: the check is made on the parsed document (``docinfo``), not on its bytes,
+so a UTF-16 or UTF-32 document cannot slip a declaration past it.  Documents are bounded in size
+(``max_bytes``, checked before reading) and in element depth (``max_depth``).  Errors are one line naming
+the file, line and column and what was expected.
 """
 from __future__ import annotations
 
@@ -12,14 +16,66 @@ from pathlib import Path
 
 from .errors import InstructionError
 
-__all__ = ["safe_parser", "parse_xml", "schema_path", "load_schema", "validate"]
+__all__ = ["safe_parser", "parse_xml", "schema_path", "load_schema", "validate", "check_xml_prolog",
+           "MAX_XML_BYTES", "MAX_XML_DEPTH"]
+
+#: default bound on the size of an XML document (instruction files, surveys, dbClient requests)
+MAX_XML_BYTES = 64 << 20
+#: default bound on element nesting (the deepest framework document, a VOTable, nests 8 levels)
+MAX_XML_DEPTH = 64
+_NO_DTD = "DOCTYPE and ENTITY declarations are not allowed"
 
 
 def safe_parser():
+    """The one parser configuration of the framework: no entity resolution, no DTD loading or validation,
+    no network, libxml2's own limits on huge text nodes and deep trees kept (``huge_tree=False``)."""
     from lxml import etree
 
     return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
                            huge_tree=False, remove_comments=False)
+
+
+def _check_tree(tree, label: str, error_class, max_depth: int) -> None:
+    """Refuse a parsed document with a DOCTYPE or an entity, or nested deeper than ``max_depth``."""
+    from lxml import etree
+
+    info = tree.docinfo
+    if info.doctype or info.internalDTD is not None or info.externalDTD is not None or info.system_url \
+            or info.public_id:
+        raise error_class(_NO_DTD, label)
+    depth = 0
+    for event, element in etree.iterwalk(tree, events=("start", "end")):
+        if event == "start":
+            depth += 1
+            if depth > max_depth:
+                raise error_class(f"elements nested deeper than {max_depth} levels",
+                                  f"{label}:{element.sourceline or 0}")
+            if isinstance(element, etree._Entity):  # only possible with a declaration, refused above
+                raise error_class(_NO_DTD, f"{label}:{element.sourceline or 0}")
+        else:
+            depth -= 1
+
+
+def check_xml_prolog(path: str | Path, label: str | None = None, error_class=InstructionError) -> None:
+    """Refuse a file with a DOCTYPE without reading it all: for XML read by another parser (astropy's
+    VOTable reader), which would otherwise expand internal entities."""
+    from lxml import etree
+
+    label = label or str(path)
+    try:
+        context = etree.iterparse(str(path), events=("start",), resolve_entities=False, no_network=True,
+                                  load_dtd=False, dtd_validation=False, huge_tree=False)
+        for _, element in context:
+            info = element.getroottree().docinfo
+            if info.doctype or info.internalDTD is not None or info.system_url or info.public_id:
+                raise error_class(_NO_DTD, label)
+            return
+    except etree.XMLSyntaxError as exc:
+        line, col = exc.position if exc.position else (0, 0)
+        message = re.sub(r", line \d+, column \d+$", "", exc.msg)
+        raise error_class(f"malformed XML: {message}", f"{label}:{line}:{col}") from None
+    except OSError as exc:
+        raise error_class(f"cannot read: {exc.strerror or exc}", label) from None
 
 
 def schema_path(name: str) -> Path:
@@ -39,33 +95,51 @@ def load_schema(name: str):
     return etree.XMLSchema(etree.parse(str(schema_path(name)), safe_parser()))
 
 
-def parse_xml(source: str | bytes | Path, label: str | None = None, error_class=InstructionError):
-    """Parse XML safely from a path or from bytes; a syntax error names the line and column."""
+def parse_xml(source: str | bytes | Path, label: str | None = None, error_class=InstructionError,
+              max_bytes: int = MAX_XML_BYTES, max_depth: int = MAX_XML_DEPTH):
+    """Parse XML safely from a path or from bytes; a syntax error names the line and column.
+
+    Refused with one line naming ``label``: more than ``max_bytes`` (a file is measured before it is
+    read), a DOCTYPE or entity declaration in any encoding, elements nested deeper than ``max_depth``."""
     from lxml import etree
 
     label = label or (str(source) if isinstance(source, Path) else "<document>")
     try:
         if isinstance(source, Path):
+            size = source.stat().st_size
+            if size > max_bytes:
+                raise error_class(f"XML file of {size} bytes exceeds the limit of {max_bytes} bytes", label)
             data = source.read_bytes()
         else:
             data = source.encode("utf-8") if isinstance(source, str) else source
-        if b"<!ENTITY" in data or b"<!DOCTYPE" in data:
-            raise error_class("DOCTYPE and ENTITY declarations are not allowed", label)
+        if len(data) > max_bytes:
+            raise error_class(f"XML document of {len(data)} bytes exceeds the limit of {max_bytes} bytes", label)
         root = etree.fromstring(data, safe_parser(), base_url=str(source) if isinstance(source, Path) else None)
-        return root.getroottree()
+        tree = root.getroottree()
     except etree.XMLSyntaxError as exc:
         line, col = exc.position if exc.position else (0, 0)
         message = re.sub(r", line \d+, column \d+$", "", exc.msg)  # the location goes in front
+        if "entity" in message.lower():  # libxml2 stops at an entity declared in a DOCTYPE it was not to load
+            message += f" ({_NO_DTD})"
         raise error_class(f"malformed XML: {message}", f"{label}:{line}:{col}") from None
+    except etree.LxmlError as exc:  # anything else libxml2 reports: one line, never a traceback
+        raise error_class(f"cannot parse XML: {exc}".splitlines()[0], label) from None
     except OSError as exc:
-        raise error_class(f"cannot read: {exc.strerror}", label) from None
+        raise error_class(f"cannot read: {exc.strerror or exc}", label) from None
+    _check_tree(tree, label, error_class, max_depth)
+    return tree
 
 
 def validate(tree, schema_name: str, label: str, error_class=InstructionError) -> None:
     """Validate a parsed tree against ``schemas/schema_name``; the first error names line and element."""
+    from lxml import etree
+
     schema = load_schema(schema_name)
-    if schema.validate(tree):
-        return
+    try:
+        if schema.validate(tree):
+            return
+    except etree.LxmlError as exc:  # libxml2's internal errors (e.g. an unexpanded entity): one line
+        raise error_class(f"cannot be validated against {schema_name}: {exc}".splitlines()[0], label) from None
     err = schema.error_log[0]
     message = err.message
     column = err.column

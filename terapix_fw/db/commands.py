@@ -136,8 +136,10 @@ def _cmd_grade(args) -> int:
 
 def _cmd_serve(args) -> int:
     from ..dbclient.server import serve_forever
+    limits = {k: v for k, v in (("read_timeout", args.read_timeout), ("connection_limit", args.connection_limit),
+                                ("threads", args.threads)) if v is not None}
     return serve_forever(db_url=_url(args), host=args.host, port=args.port, secret_file=args.secret_file,
-                         port_file=args.port_file, log_file=args.log, writers=args.writers)
+                         port_file=args.port_file, log_file=args.log, writers=args.writers, **limits)
 
 
 def _cmd_flush(args) -> int:
@@ -247,6 +249,10 @@ def register(subparsers) -> None:
     p.add_argument("--log", default=None, help="also log to this file")
     p.add_argument("--writers", type=int, default=None,
                    help="database writer threads (default: 1 for SQLite, 4 for MySQL/MariaDB)")
+    p.add_argument("--read-timeout", type=float, default=None,
+                   help="seconds a connection may stay silent before it is closed (default 30)")
+    p.add_argument("--connection-limit", type=int, default=None, help="open connections at most (default 4096)")
+    p.add_argument("--threads", type=int, default=None, help="request threads (default 16)")
     p.set_defaults(func=_cmd_serve)
     p = dcsub.add_parser("flush", help="send every spooled document to the server, in order")
     p.add_argument("--url", default=None, help="server URL (default: $TERAPIX_DBCLIENT_URL)")
@@ -254,7 +260,8 @@ def register(subparsers) -> None:
                                                  "$TERAPIX_HOME/dbclient-spool)")
     p.add_argument("--secret-file", default=None)
     p.set_defaults(func=_cmd_flush)
-    p = dcsub.add_parser("spool", help="list the documents waiting in (or rejected from) the spool")
+    p = dcsub.add_parser("spool", aliases=["status"],
+                         help="list the documents waiting in (or rejected from) the spool, with the reasons")
     p.add_argument("--url", default=None)
     p.add_argument("--spool", default=None)
     p.add_argument("--secret-file", default=None)

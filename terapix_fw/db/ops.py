@@ -653,7 +653,7 @@ def _record(conn, d):
 
 
 F = Field
-_STATUS = ("running", "done", "failed", "skipped", "blocked", "unknown")
+_STATUS = ("running", "done", "failed", "skipped", "blocked", "unknown", "interrupted")
 OPS: dict[str, OpSpec] = {spec.name: spec for spec in [
     OpSpec("run_start", (F("run_id", required=True), F("name"), F("version"), F("instruction_file"),
                          F("workdir"), F("mode"), F("executor"), F("host"), F("user"), F("start", "time"),

@@ -122,6 +122,8 @@ def _jsonable(value):
 
 
 def _status(summary: dict) -> str:
+    if summary.get("interrupted"):  # killed or stopped before every unit ended
+        return "interrupted"
     return "failed" if summary.get("failed") else "done"
 
 

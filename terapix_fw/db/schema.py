@@ -337,3 +337,9 @@ documents = Table(
     Column("applied", UTCDateTime),
     Column("n_instructions", Integer),
 )
+
+# The lengths and ranges declared above are enforced on every back end (MariaDB refuses what exceeds them,
+# SQLite would store it): the same document gives the same answer on both.
+from .limits import enforce as _enforce_limits  # noqa: E402
+
+_enforce_limits(metadata)

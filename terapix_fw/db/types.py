@@ -51,6 +51,8 @@ class UTCDateTime(TypeDecorator):
 
     def process_bind_param(self, value, dialect):
         dt = to_datetime(value)
+        if dt is not None and not 1000 <= dt.year <= 9999:  # MariaDB's DATETIME range, on every back end
+            raise ValueError(f"time {dt.isoformat()} is outside the years 1000-9999 a DATETIME holds")
         return None if dt is None else dt.replace(tzinfo=None)
 
     def process_result_value(self, value, dialect):

@@ -17,6 +17,7 @@ import itertools
 import json
 import logging
 import os
+import socket
 import threading
 import time
 import urllib.parse
@@ -36,6 +37,10 @@ _PREFIX = len(f"{0:020d}-{0:07d}-{0:08d}-")  # spool names: time_ns-pid-counter-
 _last_stamp = 0
 _stamp_lock = threading.Lock()
 STALE_PART = 3600.0  # seconds after which a temporary spool file is a leftover of a crash
+MAX_BATCH_BYTES = 4 << 20  # one request carries at most this much (the server's limit is 16 MB)
+#: a document on which the server dropped the connection without an answer this many times in a row (a
+#: server that is up: connection refused and timeouts do not count) is set aside in rejected/
+MAX_DROPS = 3
 
 
 def _stamp() -> int:
@@ -69,7 +74,9 @@ class FlushResult:
 
 
 class _Unreachable(Exception):
-    pass
+    def __init__(self, message: str, dropped: bool = False):
+        super().__init__(message)
+        self.dropped = dropped  # the server accepted the connection and closed it without an answer
 
 
 def _fsync_dir(path: Path) -> None:
@@ -86,7 +93,7 @@ class Client:
 
     def __init__(self, url: str | None = None, spool_dir: str | os.PathLike | None = None,
                  secret: str | bytes | None = None, secret_file: str | os.PathLike | None = None,
-                 timeout: float = 15.0, batch_size: int = 200, retry_interval: float = 2.0,
+                 timeout: float = 60.0, batch_size: int = 200, retry_interval: float = 2.0,
                  require_url: bool = True):
         url = url or os.environ.get("TERAPIX_DBCLIENT_URL")
         self.url, self.host, self.port = url or "", "", 0
@@ -111,6 +118,7 @@ class Client:
         self.last_result: FlushResult | None = None
         self._conn: http.client.HTTPConnection | None = None
         self._lock = threading.Lock()
+        self._drops: dict[str, int] = {}  # spool name -> connections dropped on it in a row
         for sub in ("", "rejected"):
             (self.spool_dir / sub).mkdir(parents=True, exist_ok=True)
         # a temporary file left by a crash before its rename was never acknowledged to its caller
@@ -185,15 +193,24 @@ class Client:
                 self._down_until = time.monotonic() + self.retry_interval
                 self._event.set()  # retry later
 
-    def drain(self, timeout: float = 60.0) -> FlushResult:
+    def drain(self, timeout: float = 60.0, retry: bool = False) -> FlushResult:
         """Send everything spooled now, waiting for a background send in progress, for at most about
-        ``timeout`` seconds.  Returns at once if the server is unreachable or refuses us: the documents
-        stay spooled for the next flush (the pipeline never waits for a server that is down)."""
+        ``timeout`` seconds.  Returns at once if the server is unreachable or refuses us (the documents
+        stay spooled for the next flush: the pipeline never waits for a server that is down), unless
+        ``retry``: then it tries again every ``retry_interval`` until the spool is empty or the time is
+        up.  The counts add up over every flush made."""
         deadline = time.monotonic() + timeout
+        total = FlushResult()
         while True:
             result = self.flush()
-            if result.remaining == 0 or result.error or time.monotonic() >= deadline:
-                return result
+            total.sent += result.sent
+            total.duplicates += result.duplicates
+            total.rejected += result.rejected
+            total.remaining, total.error = result.remaining, result.error
+            if result.remaining == 0 or time.monotonic() >= deadline or (result.error and not retry):
+                return total
+            if result.error:
+                time.sleep(min(max(self.retry_interval, 0.2), max(0.0, deadline - time.monotonic())))
 
     # -- sending -----------------------------------------------------------------------------------
     def _post(self, body: bytes) -> tuple[int, dict]:
@@ -215,7 +232,8 @@ class Client:
             except (OSError, http.client.HTTPException) as exc:
                 self._close()
                 if attempt == 2 or isinstance(exc, (ConnectionRefusedError, TimeoutError)):
-                    raise _Unreachable(f"dbClient server {self.url} unreachable: {exc}") from None
+                    dropped = not isinstance(exc, (ConnectionRefusedError, TimeoutError, socket.gaierror))
+                    raise _Unreachable(f"dbClient server {self.url} unreachable: {exc}", dropped) from None
         raise AssertionError("unreachable")
 
     def _close(self) -> None:
@@ -236,7 +254,24 @@ class Client:
     def _send(self, paths: list[Path], result: FlushResult) -> bool:
         """Send ``paths`` in one request; False if sending must stop (the paths stay spooled)."""
         bodies = [p.read_bytes() for p in paths]
-        status, payload = self._post(bodies[0] if len(bodies) == 1 else batch_xml(bodies))
+        try:
+            status, payload = self._post(bodies[0] if len(bodies) == 1 else batch_xml(bodies))
+        except _Unreachable as exc:
+            if not exc.dropped:
+                raise
+            # the server is up but dropped the request: find the document it chokes on, one at a time, and
+            # set it aside after MAX_DROPS drops in a row so that it cannot block the documents behind it
+            if len(paths) > 1:
+                return all(self._send([p], result) for p in paths)
+            drops = self._drops[paths[0].name] = self._drops.get(paths[0].name, 0) + 1
+            if drops < MAX_DROPS:
+                raise
+            del self._drops[paths[0].name]
+            self._reject(paths[0], f"the server closed the connection without an answer {drops} times in a row "
+                                   f"on this document (last: {exc})", result)
+            return True
+        if len(paths) == 1:
+            self._drops.pop(paths[0].name, None)
         if status == 200:
             by_id = {r["id"]: r for r in payload.get("results", [])}
             for path in paths:
@@ -255,7 +290,7 @@ class Client:
                         result.sent += 1
             return True
         reason = payload.get("error", f"HTTP {status}")
-        if status in (400, 413, 422):
+        if 400 <= status < 500 and status not in (401, 403, 404, 408, 429):  # the request itself is refused
             if len(paths) > 1:  # find the offending document(s): send one at a time
                 return all(self._send([p], result) for p in paths)
             self._reject(paths[0], reason, result)
@@ -265,6 +300,20 @@ class Client:
             log.error("dbClient server %s refused our signature: %s", self.url, reason)
         return False
 
+    def _next_batch(self) -> list[Path]:
+        """The oldest spooled documents, at most ``batch_size`` of them and MAX_BATCH_BYTES together."""
+        paths, size = [], 0
+        for path in self.pending()[: self.batch_size]:
+            try:
+                nbytes = path.stat().st_size
+            except OSError:
+                continue
+            if paths and size + nbytes > MAX_BATCH_BYTES:
+                break
+            paths.append(path)
+            size += nbytes
+        return paths
+
     def flush(self) -> FlushResult:
         """Send every spooled document in order, in batches; stop at the first failure."""
         result = FlushResult()
@@ -272,7 +321,7 @@ class Client:
             fcntl.flock(lock, fcntl.LOCK_EX)  # one sender per spool, so the order holds across processes
             try:
                 while True:
-                    paths = self.pending()[: self.batch_size]
+                    paths = self._next_batch()
                     if not paths:
                         break
                     try:

@@ -26,7 +26,14 @@ from xml.sax.saxutils import quoteattr
 from ..db.ops import OPS, Document, Field, RecordError, normalize
 from ..errors import TerapixError
 
-__all__ = ["NAMESPACE", "SCHEMA_NAME", "DocumentError", "to_xml", "batch_xml", "parse_documents", "build_xsd"]
+__all__ = ["NAMESPACE", "SCHEMA_NAME", "DocumentError", "to_xml", "batch_xml", "parse_documents", "build_xsd",
+           "document_rows", "MAX_DOCUMENT_ROWS"]
+
+#: rows one document may carry (its instructions, their maps, lists and rows, counted as XML elements):
+#: the 36 CCD headers of a MegaCam exposure are about 11,000 keyword rows.  At the measured cost of the
+#: slowest rows (keyword upserts, ~0.3 ms each on SQLite) the largest document holds the single writer
+#: for about 6 s; larger ones are refused with a 422 that names the limit.
+MAX_DOCUMENT_ROWS = 20_000
 
 NAMESPACE = "urn:terapix-fw:dbclient:1"
 SCHEMA_NAME = "dbclient.xsd"
@@ -145,19 +152,43 @@ def _from_element(elem, label: str) -> Document:
     return doc
 
 
-def parse_documents(data: bytes, label: str = "<dbclient>") -> list[Document]:
-    """Parse and validate a ``<document>`` or a ``<batch>`` of documents; DocumentError says why not."""
+def document_rows(doc: Document) -> int:
+    """The size of a document in rows, as :data:`MAX_DOCUMENT_ROWS` counts them: one per instruction,
+    per map/list/rows container and per item or row in it."""
+    rows = 0
+    for _, data in doc.instructions:
+        rows += 1
+        for value in data.values():
+            if isinstance(value, (list, dict)):
+                rows += 1 + len(value)
+    return rows
+
+
+def parse_documents(data: bytes, label: str = "<dbclient>", max_rows: int = MAX_DOCUMENT_ROWS) -> list[Document]:
+    """Parse and validate a ``<document>`` or a ``<batch>`` of documents; DocumentError says why not.
+
+    A document of more than ``max_rows`` rows is refused before it is validated or converted."""
+    from lxml import etree
     from ..xmlutil import parse_xml, validate
-    tree = parse_xml(data, label, error_class=DocumentError)
+    tree = parse_xml(data, label, error_class=DocumentError, max_depth=8)
+    root = tree.getroot()
+    elems = [root] if root.tag == _NS + "document" else [e for e in root if e.tag == _NS + "document"]
+    for elem in elems:
+        rows = sum(1 for _ in elem.iter(etree.Element)) - 1
+        if rows > max_rows:
+            raise DocumentError(f"document {elem.get('id')!r} has {rows} rows, more than the limit of {max_rows} "
+                                "per document: split it", f"{label}:{elem.sourceline}")
     try:
         validate(tree, SCHEMA_NAME, label, error_class=DocumentError)
     except FileNotFoundError:  # installed without the schemas/ folder: the same schema, built in memory
         schema = _generated_schema()
-        if not schema.validate(tree):
+        try:
+            valid = schema.validate(tree)
+        except etree.LxmlError as exc:
+            raise DocumentError(f"cannot be validated against {SCHEMA_NAME}: {exc}".splitlines()[0], label) from None
+        if not valid:
             err = schema.error_log[0]
             raise DocumentError(f"does not follow {SCHEMA_NAME}: {err.message}", f"{label}:{err.line}:{err.column}")
-    root = tree.getroot()
-    elems = [root] if root.tag == _NS + "document" else [e for e in root if e.tag == _NS + "document"]
     return [_from_element(e, label) for e in elems]
 
 

@@ -61,7 +61,10 @@ def _read_table(path: Path):
     name = path.name.lower()
     if name.endswith((".xml", ".vot", ".votable")):
         from astropy.io.votable import parse_single_table
+        from terapix_fw.errors import ConfigError
+        from terapix_fw.xmlutil import check_xml_prolog
 
+        check_xml_prolog(path, error_class=ConfigError)  # astropy's reader would expand internal entities
         return parse_single_table(str(path)).to_table(use_names_over_ids=True)
     if name.endswith((".csv", ".txt", ".dat", ".ecsv")):
         fmt = "ascii.ecsv" if name.endswith(".ecsv") else "ascii.csv"

@@ -56,9 +56,20 @@ class TransferResult:
     checks: list[str] = field(default_factory=list)
 
 
+#: the longest file name the download directory takes (POSIX NAME_MAX; 255 bytes on ext4, XFS, btrfs)
+NAME_MAX = 255
+
+
 def part_path(dest: Path) -> Path:
-    """The partial file of ``dest`` (hidden: link names with a leading dot are refused)."""
-    return dest.with_name(f".{dest.name}.snooppix-part")
+    """The partial file of ``dest`` (hidden: link names with a leading dot are refused).
+
+    ``.NAME.snooppix-part`` while that fits in NAME_MAX bytes; for a longer name (a link name of 241 to
+    255 bytes is valid, its partial name would not be) ``.snooppix-<sha256 of NAME>.part``, which is
+    still one file per name and found again by the next run's resume."""
+    name = f".{dest.name}.snooppix-part"
+    if len(os.fsencode(name)) > NAME_MAX:
+        name = f".snooppix-{hashlib.sha256(os.fsencode(dest.name)).hexdigest()}.part"
+    return dest.with_name(name)
 
 
 @dataclass(frozen=True)
@@ -71,10 +82,41 @@ class Network:
     retry_delay: float = 5.0
     user_agent: str = "terapix-snooppix"
     ca_file: str = ""
+    #: hosts a redirect may lead to besides the requested URL's own (ALLOWED_HOSTS; ``*`` any)
+    allowed_hosts: tuple[str, ...] = ()
 
     @classmethod
     def from_config(cls, cfg) -> "Network":
-        return cls(cfg["TIMEOUT"], cfg["RETRIES"], cfg["RETRY_DELAY"], cfg["USER_AGENT"], cfg["CA_FILE"])
+        return cls(cfg["TIMEOUT"], cfg["RETRIES"], cfg["RETRY_DELAY"], cfg["USER_AGENT"], cfg["CA_FILE"],
+                   tuple(h.lower() for h in cfg["ALLOWED_HOSTS"] if h))
+
+
+class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect only to the requested URL's own host (and port) or to a host of ALLOWED_HOSTS,
+    over HTTP(S), at every hop: a redirect must not take a download where a link could not."""
+
+    max_redirections = 5
+
+    def __init__(self, origin: str, allowed: tuple[str, ...]):
+        from urllib.parse import urlsplit
+
+        from .links import _host_port
+
+        self._host_port, self._split = _host_port, urlsplit
+        self.origin = _host_port(urlsplit(origin))
+        self.allowed = set(allowed)
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        parts = self._split(newurl)
+        try:
+            host = self._host_port(parts)
+        except ValueError:
+            host = ("", None)
+        if parts.scheme not in ("http", "https") or (
+                host != self.origin and "*" not in self.allowed and host[0] not in self.allowed):
+            raise TransferFailed(f"{req.full_url}: redirected (HTTP {code}) to {newurl}, whose host "
+                                 f"{host[0]}:{host[1]} is not the requested one and is not in ALLOWED_HOSTS")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
 class _NetrcPasswords(urllib.request.HTTPPasswordMgr):
@@ -105,10 +147,11 @@ def _ssl_context(ca_file: str):
         raise TransferFailed(f"CA_FILE {ca_file!r}: cannot load certificate authorities: {exc}") from None
 
 
-def _opener(net: Network):
+def _opener(net: Network, url: str):
     # one opener per request: the auth handler keeps per-request state, threads share only the context
     return urllib.request.build_opener(urllib.request.HTTPSHandler(context=_ssl_context(net.ca_file)),
-                                       urllib.request.HTTPBasicAuthHandler(_NetrcPasswords()))
+                                       urllib.request.HTTPBasicAuthHandler(_NetrcPasswords()),
+                                       _CheckedRedirects(url, net.allowed_hosts))
 
 
 def fetch_text(url: str, net: Network, limit: int = 16 << 20) -> tuple[str, str]:
@@ -126,7 +169,7 @@ def fetch_text(url: str, net: Network, limit: int = 16 << 20) -> tuple[str, str]
             time.sleep(net.retry_delay * attempt)
         try:
             req = urllib.request.Request(url, headers={"User-Agent": net.user_agent})
-            with _opener(net).open(req, timeout=net.timeout) as resp:
+            with _opener(net, url).open(req, timeout=net.timeout) as resp:
                 body = resp.read(limit + 1)
                 if len(body) > limit:
                     raise TransferFailed(f"{url}: more than {limit} bytes; not an index page")
@@ -249,6 +292,9 @@ def fetch_file(url: str, name: str, dest: Path, net: Network, *, resume: bool, v
         except TransferFailed as exc:
             last = str(exc)
             break
+        except OSError as exc:  # the local side (disk full, a name the file system refuses): not retried
+            last = f"{url}: cannot write {exc.filename or part}: {exc.strerror or exc}"
+            break
     else:
         last = f"{last} (after {net.retries + 1} attempts)"
     if result.status != "done":
@@ -267,7 +313,7 @@ def _attempt(url: str, part: Path, result: TransferResult, net: Network, *, resu
         headers["Accept-Encoding"] = "identity"
     req = urllib.request.Request(url, headers=headers)
     try:
-        resp = _opener(net).open(req, timeout=net.timeout)
+        resp = _opener(net, url).open(req, timeout=net.timeout)
     except urllib.error.HTTPError as exc:
         result.http_status = exc.code
         if exc.code == 416 and offset:
@@ -297,14 +343,47 @@ def _attempt(url: str, part: Path, result: TransferResult, net: Network, *, resu
             total = int(length) if length and length.isdigit() else None
         result.resumed_from = start_at
         announced = _header_digests(resp.headers, full_body=start_at == 0) if verify else {}
+        length = resp.headers.get("Content-Length", "")
+        length = int(length) if length.isdigit() and not resp.chunked else None
         with PartFile(part, start_at, {**announced, **expected} if verify else {}, result) as sink:
             try:
-                while block := resp.read(_CHUNK):
-                    sink.write(block)
+                if length is None:
+                    while block := resp.read(_CHUNK):
+                        sink.write(block)
+                else:
+                    # read the announced length ourselves (http.client would stop there and close the
+                    # connection, hiding anything more), then make sure nothing follows
+                    resp.length = None
+                    remaining = length
+                    while remaining > 0 and (block := resp.read(min(_CHUNK, remaining))):
+                        sink.write(block)
+                        remaining -= len(block)
+                    if remaining == 0 and _more_to_read(resp, net.timeout):
+                        part.unlink(missing_ok=True)
+                        raise TransferFailed(f"{url}: the server sent more than the {length} bytes it announced "
+                                             "(Content-Length); file discarded")
             except (OSError, http.client.HTTPException) as exc:
                 raise _Retry(f"{url}: transfer interrupted after {start_at + result.bytes} bytes: "
                              f"{_describe(exc)}") from None
         sink.verify(url, total, announced=set(announced) - set(expected))
+
+
+def _more_to_read(resp, timeout: float) -> bool:
+    """True if the server sends bytes beyond the announced body.  We asked for ``Connection: close``, so
+    a conforming server closes here; one that keeps the connection open is given a moment, then taken
+    at its word."""
+    import socket
+
+    fp = getattr(resp, "fp", None)
+    if fp is None or not hasattr(fp, "peek"):
+        return False
+    sock = getattr(getattr(fp, "raw", None), "_sock", None)
+    try:
+        if sock is not None:
+            sock.settimeout(min(timeout, 2.0))
+        return bool(fp.peek(1))
+    except (socket.timeout, OSError, ValueError):
+        return False
 
 
 class PartFile:
@@ -347,10 +426,11 @@ class PartFile:
     def verify(self, url: str, total: int | None, announced: set[str] = frozenset()) -> None:
         """Check the size against ``total`` (if known) and every wanted digest; record what was checked."""
         size = self.part.stat().st_size
+        if total is not None and size > total:
+            self.part.unlink()
+            raise TransferFailed(f"{url}: received {size} bytes, more than the {total} announced; file discarded")
         if total is not None and size != total:
             # a short file is a connection dropped mid-way: keep the partial file and resume
-            if size > total:
-                self.part.unlink()
             raise _Retry(f"{url}: received {size} of {total} bytes")
         self.result.size = size
         self.result.sha256 = self.hashers["sha256"].hexdigest()

@@ -21,6 +21,8 @@ class ArchiveServer:
         self.range_requests: list[tuple[str, str]] = []
         self.gets: Counter[str] = Counter()
         self.basic_auth: str | None = None  # "user:password" required when set
+        self.redirects: dict[str, str] = {}  # URL path -> Location of a 302 answer
+        self.short_length: dict[str, int] = {}  # file name -> bytes fewer announced in Content-Length than sent
         self.lock = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.httpd.daemon_threads = True
@@ -63,6 +65,12 @@ class ArchiveServer:
                 with server.lock:
                     server.gets[path] += 1
                     first = server.gets[path] == 1
+                if path in server.redirects:
+                    self.send_response(302)
+                    self.send_header("Location", server.redirects[path])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if path in server.index:
                     page = server.index[path]
                     body = (page(server.gets[path]) if callable(page) else page).encode()
@@ -100,7 +108,9 @@ class ArchiveServer:
                 else:
                     self.send_response(200)
                 body = data[start:]
-                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Content-Length", str(len(body) - server.short_length.get(name, 0)))
+                if name in server.short_length:
+                    self.close_connection = True
                 if name in server.digests:
                     self.send_header("Repr-Digest", server.digests[name])
                 self.end_headers()

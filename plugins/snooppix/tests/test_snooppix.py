@@ -420,3 +420,61 @@ def test_one_pass_at_a_time_per_download_directory(tmp_path, archive):
     assert busy.status == "failed" and "another snooppix run is using" in busy.error
     assert archive.gets["/data/"] == 0
     assert _run(tmp_path, archive.url + "/data/").status == "done"  # the lock is free again
+
+
+# -- hardening (issue 16, finding 8) ------------------------------------------------------------------
+
+def _ledger_names(tmp_path) -> set[str]:
+    with sqlite3.connect(tmp_path / "work" / "dl" / "snooppix.sqlite") as conn:
+        return {row[0] for row in conn.execute("SELECT name FROM downloads")}
+
+
+def test_long_link_name_downloads_and_every_file_reaches_the_ledger(tmp_path, archive):
+    """A 248-byte link name is valid, but '.NAME.snooppix-part' would be 264 bytes: the partial file gets
+    a hashed name, and a local failure on one file (here a directory in the way) fails that file only:
+    the others of the pass are in the ledger, and the next pass does not fetch them again."""
+    long_name = "x" * 240 + ".fits.fz"
+    assert len(long_name.encode()) == 248
+    files = {n: archive.put(n, _payload(i, 5000)) for i, n in enumerate([long_name, "a.fits.fz", "blocked.fits.fz"])}
+    archive.index["/data/"] = _index(*files)
+    (tmp_path / "work" / "dl" / "blocked.fits.fz").mkdir(parents=True)
+    result = _run(tmp_path, archive.url + "/data/")
+    transfers = _transfers(result)
+    assert transfers[long_name]["status"] == "done" and transfers["a.fits.fz"]["status"] == "done"
+    assert transfers["blocked.fits.fz"]["status"] == "failed"
+    assert "cannot write" in transfers["blocked.fits.fz"]["error"]
+    assert (tmp_path / "work" / "dl" / long_name).read_bytes() == files[long_name]
+    assert len(part_path(tmp_path / long_name).name.encode()) <= 255
+    assert _ledger_names(tmp_path) == {long_name, "a.fits.fz"}
+    gets = dict(archive.gets)
+    _run(tmp_path, archive.url + "/data/")
+    assert archive.gets[f"/data/{long_name}"] == gets[f"/data/{long_name}"]  # not fetched again
+
+
+def test_redirects_checked_against_allowed_hosts_at_every_hop(tmp_path, archive):
+    port = archive.url.rsplit(":", 1)[1]
+    data = archive.put("r.fits.fz", _payload(7, 4000))
+    archive.index["/data/"] = _index("r.fits.fz")
+    # the link is on the index's host, the redirect leads to another host name (same server)
+    archive.redirects["/data/r.fits.fz"] = f"http://localhost:{port}/files/r.fits.fz"
+    result = _run(tmp_path, archive.url + "/data/")
+    rec = _transfers(result)["r.fits.fz"]
+    assert rec["status"] == "failed" and "not in ALLOWED_HOSTS" in rec["error"]
+    assert archive.gets["/files/r.fits.fz"] == 0 and not (tmp_path / "work" / "dl" / "r.fits.fz").exists()
+    result = _run(tmp_path, archive.url + "/data/", ALLOWED_HOSTS="localhost")
+    assert _transfers(result)["r.fits.fz"]["status"] == "done"
+    assert (tmp_path / "work" / "dl" / "r.fits.fz").read_bytes() == data
+
+
+def test_server_sending_more_than_announced_is_a_failed_download(tmp_path, archive):
+    archive.put("long.fits.fz", _payload(8, 6000))
+    good = archive.put("good.fits.fz", _payload(9, 6000))
+    archive.short_length["long.fits.fz"] = 100  # announces 5900 bytes, sends 6000
+    archive.index["/data/"] = _index("long.fits.fz", "good.fits.fz")
+    result = _run(tmp_path, archive.url + "/data/", RETRIES=0)
+    transfers = _transfers(result)
+    assert transfers["long.fits.fz"]["status"] == "failed"
+    assert "more than the 5900 bytes it announced" in transfers["long.fits.fz"]["error"]
+    dl = tmp_path / "work" / "dl"
+    assert not (dl / "long.fits.fz").exists() and not part_path(dl / "long.fits.fz").exists()
+    assert (dl / "good.fits.fz").read_bytes() == good and _ledger_names(tmp_path) == {"good.fits.fz"}
