@@ -143,9 +143,14 @@ class FitsPlane:
         self.hdu = hdu
         self.header = hdu.header
         self.shape = (int(shape[-2]), int(shape[-1]))
-        # uncompressed data: slice a memory map (the page cache does the I/O); tile-compressed data:
-        # astropy's section decompresses only the tiles of the rows asked for
-        self._memmap = None if isinstance(hdu, fits.CompImageHDU) else hdu.data
+        # uncompressed data: plain reads of the rows at their offset in the file (a memory map would
+        # count every page read in the process's resident memory); tile-compressed data: astropy's section
+        # decompresses only the tiles of the rows asked for
+        self._raw = None
+        if not isinstance(hdu, fits.CompImageHDU):
+            bitpix = int(hdu.header["BITPIX"])
+            self._raw = (int(hdu.fileinfo()["datLoc"]),
+                         np.dtype({8: "u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}[bitpix]))
         self._bscale = float(hdu.header.get("BSCALE", 1.0))
         self._bzero = float(hdu.header.get("BZERO", 0.0))
         self._blank = hdu.header.get("BLANK")
@@ -153,8 +158,12 @@ class FitsPlane:
 
     def rows(self, y0: int, y1: int) -> np.ndarray:
         """FITS rows ``y0`` to ``y1 - 1`` (0-based) as native float32."""
-        if self._memmap is not None:
-            block = self._memmap[self._extra + (slice(y0, y1),)]
+        if self._raw is not None:
+            offset, dtype = self._raw
+            nx = self.shape[1]
+            with open(self.path, "rb") as f:
+                f.seek(offset + y0 * nx * dtype.itemsize)
+                block = np.fromfile(f, dtype=dtype, count=(y1 - y0) * nx).reshape(y1 - y0, nx)
         else:
             block = self.hdu.section[self._extra + (slice(y0, y1), slice(None))]
         out = np.asarray(block, dtype=np.float32)
@@ -165,7 +174,6 @@ class FitsPlane:
         return out
 
     def close(self) -> None:
-        self._memmap = None
         self.hdu = None
         self._hdul.close()
 
@@ -206,7 +214,8 @@ class _Stats:
     med: list = field(default_factory=list)
     lo: list = field(default_factory=list)
     hi: list = field(default_factory=list)
-    carry: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    buf: np.ndarray | None = None
+    fill: int = 0
 
     def _chunk(self, chunk: np.ndarray) -> None:
         if not np.isfinite(chunk).all():
@@ -227,7 +236,8 @@ class _Stats:
         if self.max_frac is not None and half:
             k_hi = half + _quantile_index(half, self.max_frac)
             kth.append(k_hi)
-        part = np.partition(chunk, sorted(set(kth)))
+        chunk.partition(sorted(set(kth)))  # in place: the chunk is a scratch buffer
+        part = chunk
         if n % 2:
             self.med.append(float(part[half]))
         else:
@@ -238,18 +248,23 @@ class _Stats:
             self.hi.append(float(part[k_hi]))
 
     def feed(self, flat: np.ndarray) -> None:
-        """Add pixels in file order; full chunks of STIFF_CHUNK pixels are reduced at once."""
-        if self.carry.size:
-            flat = np.concatenate([self.carry, flat])
-        n = flat.size // STIFF_CHUNK * STIFF_CHUNK
-        for i in range(0, n, STIFF_CHUNK):
-            self._chunk(flat[i:i + STIFF_CHUNK].copy())
-        self.carry = flat[n:].copy()
+        """Add pixels in file order; every full chunk of STIFF_CHUNK pixels is reduced at once."""
+        if self.buf is None:
+            self.buf = np.empty(STIFF_CHUNK, np.float32)
+        i = 0
+        while i < flat.size:
+            take = min(STIFF_CHUNK - self.fill, flat.size - i)
+            self.buf[self.fill:self.fill + take] = flat[i:i + take]
+            self.fill += take
+            i += take
+            if self.fill == STIFF_CHUNK:
+                self._chunk(self.buf)
+                self.fill = 0
 
     def finish(self) -> tuple[float, float, float]:
-        if self.carry.size:
-            self._chunk(self.carry)
-            self.carry = np.zeros(0, np.float32)
+        if self.fill:
+            self._chunk(self.buf[:self.fill])
+            self.fill = 0
         return (_fast_median(np.array(self.med, np.float32)), _fast_median(np.array(self.lo, np.float32)),
                 _fast_median(np.array(self.hi, np.float32)))
 
