@@ -71,7 +71,7 @@ class Projection:
             # far side of the tangent plane: undefined
             c = np.sin(np.deg2rad(dec)) * np.sin(np.deg2rad(self.lat0)) + np.cos(np.deg2rad(dec)) * \
                 np.cos(np.deg2rad(self.lat0)) * np.cos(np.deg2rad(ra - self.lon0))
-            x, y = self.wcs.wcs_world2pix(ra.ravel() % 360.0, dec.ravel(), 0)
+            x, y = self.wcs.wcs_world2pix(ra.ravel() % 360.0, dec.ravel(), 1)  # CRPIX 0, origin 1: plane = pixel
             bad = (c <= 1e-6).ravel()
             x[bad] = np.nan
             y[bad] = np.nan
@@ -93,7 +93,7 @@ class Projection:
             xy = AitoffAxes.AitoffTransform(resolution=1).transform_non_affine(
                 np.column_stack([np.deg2rad(rel).ravel(), np.deg2rad(dec).ravel()]))
             return -np.rad2deg(xy[:, 0]).reshape(rel.shape), np.rad2deg(xy[:, 1]).reshape(rel.shape)
-        x, y = self.wcs.wcs_world2pix((self.lon0 + rel).ravel() % 360.0, dec.ravel(), 0)
+        x, y = self.wcs.wcs_world2pix((self.lon0 + rel).ravel() % 360.0, dec.ravel(), 1)
         return x.reshape(rel.shape), y.reshape(rel.shape)
 
     def relative_lon(self, ra) -> np.ndarray:
