@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["PROJECTIONS", "Projection", "split_polygon", "split_line", "densify_lonlat"]
+__all__ = ["PROJECTIONS", "Projection", "split_polygon", "split_line", "densify_lonlat", "densify_pieces"]
 
 PROJECTIONS = {"AITOFF": None, "HAMMER": "AIT", "MOLLWEIDE": "MOL", "SINUSOIDAL": "SFL", "PLATE_CARREE": "CAR",
                "CYLINDRICAL_EQUAL_AREA": "CEA", "GNOMONIC": "TAN"}
@@ -92,7 +92,8 @@ class Projection:
 
             xy = AitoffAxes.AitoffTransform(resolution=1).transform_non_affine(
                 np.column_stack([np.deg2rad(rel).ravel(), np.deg2rad(dec).ravel()]))
-            return -np.rad2deg(xy[:, 0]).reshape(rel.shape), np.rad2deg(xy[:, 1]).reshape(rel.shape)
+            # matplotlib's transform gives x / 2 (its axes stretch x by 2 afterwards): Aitoff's x is twice it
+            return -2.0 * np.rad2deg(xy[:, 0]).reshape(rel.shape), np.rad2deg(xy[:, 1]).reshape(rel.shape)
         x, y = self.wcs.wcs_world2pix((self.lon0 + rel).ravel() % 360.0, dec.ravel(), 1)
         return x.reshape(rel.shape), y.reshape(rel.shape)
 
@@ -122,6 +123,49 @@ def densify_lonlat(lon, lat, step: float = 1.0, closed: bool = True) -> tuple[np
     return np.concatenate(out_lon), np.concatenate(out_lat)
 
 
+def _densify_great_circles(ra, dec, max_dlon: float = 2.0):
+    """Insert points along the great circle between consecutive vertices of a closed outline where the
+    longitude jumps by more than ``max_dlon`` (near a pole a short edge spans many degrees of longitude,
+    and its projection is not the chord between its ends)."""
+    ra = np.asarray(ra, float)
+    dec = np.asarray(dec, float)
+    dlon = np.abs((np.roll(ra, -1) - ra + 180.0) % 360.0 - 180.0)
+    if dlon.max(initial=0.0) <= max_dlon:
+        return ra, dec
+    v = np.column_stack([np.cos(np.deg2rad(dec)) * np.cos(np.deg2rad(ra)),
+                         np.cos(np.deg2rad(dec)) * np.sin(np.deg2rad(ra)), np.sin(np.deg2rad(dec))])
+    out = []
+    for i in range(len(ra)):
+        a, b = v[i], v[(i + 1) % len(ra)]
+        n = max(1, int(np.ceil(dlon[i] / max_dlon)))
+        t = (np.arange(n) / n)[:, None]
+        omega = np.arccos(np.clip(a @ b, -1.0, 1.0))
+        if omega < 1e-12:
+            out.append(np.repeat(a[None, :], n, axis=0))
+        else:  # slerp: points on the great circle from a to b
+            out.append((np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega))
+    p = np.concatenate(out)
+    return np.rad2deg(np.arctan2(p[:, 1], p[:, 0])) % 360.0, np.rad2deg(np.arcsin(np.clip(p[:, 2], -1.0, 1.0)))
+
+
+def densify_pieces(lon, lat) -> tuple[np.ndarray, np.ndarray]:
+    """Points inserted (linearly in lon, lat) along the long segments of a closed piece: the cut along the
+    edge meridian and the closure at a pole are lines of constant longitude or latitude, curved on most
+    projections; within 1 degree of a pole the latitude step is 0.002 degree (there a meridian's image
+    bends sharply, e.g. as the square root of the distance to the pole on Mollweide's map)."""
+    lon = np.asarray(lon, float)
+    lat = np.asarray(lat, float)
+    nxt_lon, nxt_lat = np.roll(lon, -1), np.roll(lat, -1)
+    dlon, dlat = np.abs(nxt_lon - lon), np.abs(nxt_lat - lat)
+    polar = np.maximum(np.abs(lat), np.abs(nxt_lat)) > 89.0
+    n = np.maximum(1, np.ceil(np.maximum(dlon / 2.0, dlat / np.where(polar, 0.002, 0.1)))).astype(int)
+    if (n == 1).all():
+        return lon, lat
+    out_lon = [lon[i] + np.arange(k) / k * (nxt_lon[i] - lon[i]) for i, k in enumerate(n)]
+    out_lat = [lat[i] + np.arange(k) / k * (nxt_lat[i] - lat[i]) for i, k in enumerate(n)]
+    return np.concatenate(out_lon), np.concatenate(out_lat)
+
+
 def _clip_half(lon, lat, limit: float, keep_below: bool):
     """Sutherland-Hodgman clip of a closed (lon, lat) polygon by the half-plane lon <= limit (or >=)."""
     n = len(lon)
@@ -147,10 +191,10 @@ def split_polygon(proj: Projection, ra, dec) -> list[tuple[np.ndarray, np.ndarra
     shifted by 360 degrees to the other side.  For GNOMONIC the polygon is returned whole (if on the near
     hemisphere).
     """
-    rel = proj.relative_lon(ra)
-    dec = np.asarray(dec, float)
     if not proj.all_sky:
-        return [(rel, dec)]
+        return [(proj.relative_lon(ra), np.asarray(dec, float))]
+    ra, dec = _densify_great_circles(ra, dec)
+    rel = proj.relative_lon(ra)
     lon = np.rad2deg(np.unwrap(np.deg2rad(rel)))
     winding = lon[-1] + ((lon[0] - lon[-1] + 180.0) % 360.0 - 180.0) - lon[0]
     if abs(winding) > 180.0:  # winds around a pole: close along the pole's edge

@@ -20,7 +20,7 @@ import numpy as np
 from terapix_fw.errors import ToolError
 
 from .footprints import Footprint
-from .projections import Projection, densify_lonlat, split_line, split_polygon
+from .projections import Projection, densify_lonlat, densify_pieces, split_line, split_polygon
 
 __all__ = ["SkyMapOptions", "SkyMap", "select_footprints", "read_catalogue_positions", "ebv_sampler",
            "colour_of", "FILTER_COLOURS"]
@@ -215,7 +215,8 @@ class SkyMap:
         """Plane (x, y) pieces of a closed sky polygon."""
         out = []
         for lon, lat in split_polygon(self.proj, ra, dec):
-            x, y = self.proj.forward_rel(lon, lat)
+            # gnomonic: great circles are straight lines, the sampled outline is drawn as it is
+            x, y = self.proj.forward_rel(*(densify_pieces(lon, lat) if self.proj.all_sky else (lon, lat)))
             if np.all(np.isfinite(x)) and np.all(np.isfinite(y)):
                 out.append((x, y))
         return out
