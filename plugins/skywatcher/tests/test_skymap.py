@@ -290,3 +290,111 @@ def test_png_pdf_and_image_map(tmp_path):
         cx, cy = sky.proj.forward(np.array([35.0 + 0.3 * fps.index(fp)]), np.array([-5.0]))
         disp = sky._ax.transData.transform(np.column_stack([cx, cy]))[0]
         assert MplPath(xy).contains_point((disp[0], height - disp[1]))
+
+
+def test_depth_raster_follows_the_footprint_edges_not_healpix_pixels():
+    """The coverage plot's raster tests each point against the CCD outlines: 2 arcsec inside or outside
+    an edge is resolved (an NSIDE 2048 HEALPix pixel is 103 arcsec)."""
+    from terapix_skywatcher.plots import rasterise_depth
+
+    a = fp_of(ccd(35.0, -5.0), "a.fits")
+    b = fp_of(ccd(35.0, -4.75), "b.fits")  # shifted north by half a CCD height
+    b.exptime = 300.0
+    c = fp_of(ccd(35.0, -4.75), "b.fits", ext=2)  # a second CCD of b on the same sky: counts once
+    top_a = -5.0 + 0.25  # north edge of a (half of 2000 x 0.9 arcsec)
+    east_a = 35.0 + 0.125 / np.cos(np.deg2rad(-5.0))
+    d = 2.0 / 3600
+    ra = np.array([35.0, 35.0, 35.0, 35.0, east_a - d, east_a + d, 35.0])
+    dec = np.array([-5.1, -4.8, top_a + 0.25 - d, top_a + 0.25 + d, -5.1, -5.1, -5.3])
+    count, exptime = rasterise_depth([a, b, c], ra, dec)
+    np.testing.assert_array_equal(count, [1, 2, 1, 0, 1, 0, 0])
+    np.testing.assert_array_equal(exptime, [600.0, 900.0, 300.0, 0.0, 600.0, 0.0, 0.0])
+
+
+# ------------------------------------------------------------------ the tool: inputs, selection, outputs
+
+def run_tool(tmp_path, inputs, **keywords):
+    from terapix_fw.execute import UnitSpec, execute_unit
+
+    layer = [("NSIDE", "1024", "test"), ("CHECKPLOT_RES", "600", "test"), ("CHECKPLOT_TYPE", "SKYMAP", "test")]
+    layer += [(k, str(v), "test") for k, v in keywords.items()]
+    spec = UnitSpec(step="sky", unit="1", tool="skywatcher", config_layers=[layer],
+                    inputs=[str(p) for p in inputs], outdir=str(tmp_path / "out"),
+                    log_path=str(tmp_path / "sky.log"), nthreads=1)
+    return execute_unit(spec)
+
+
+def wcs_votable(path, rows):
+    from astropy.table import Table
+
+    keys = ["NAXIS1", "NAXIS2", "CTYPE1", "CTYPE2", "CRVAL1", "CRVAL2", "CRPIX1", "CRPIX2", "CD1_1", "CD1_2",
+            "CD2_1", "CD2_2", "FILTER", "EXPTIME"]
+    cols = {k: [h[k] for h, _ in rows] for k in keys}
+    cols["EXPOSURE"] = [name for _, name in rows]
+    cols["STATUS"] = ["graded" if i % 2 else "ingested" for i in range(len(rows))]
+    Table(cols).write(path, format="votable")
+    return path
+
+
+def test_tool_votable_input_selection_png_and_image_map(tmp_path):
+    from PIL import Image
+
+    rows = [(ccd(34.0 + 0.5 * i, -5.0, filt="r.MP9601" if i < 2 else "g.MP9401"), f"e{i}.fits") for i in range(3)]
+    vot = wcs_votable(tmp_path / "wcs.xml", rows)
+    res = run_tool(tmp_path, [vot], PROJECTION="MOLLWEIDE", SELECT_FILTERS="r.MP9601", BOX_NAMES="W1",
+                   BOX_LIMITS="30.1,38.8,-11.2,-3.7", MAP_RADIUS=8)
+    assert res.status == "done", res.error
+    (kind, rec), = [r for r in res.records if r[0] == "skymap"]
+    assert rec["nccds"] == 2 and rec["projection"] == "MOLLWEIDE"
+    with Image.open(tmp_path / "out" / "skymap.png") as im:
+        assert im.size[0] == 600
+    text = (tmp_path / "out" / "skymap_map.html").read_text()
+    assert text.count("<area ") == 2 and 'src="skymap.png"' in text
+    assert "exposure/e0.html" in text and "exposure/e2.html" not in text
+    assert sorted(p.kind for p in res.products) == ["coverage_map", "skymap_html", "skymap_plot"]
+
+
+def test_tool_pdf_and_config_errors(tmp_path):
+    vot = wcs_votable(tmp_path / "wcs.xml", [(ccd(10.0, 40.0), "a.fits")])
+    res = run_tool(tmp_path, [vot], CHECKPLOT_DEV="PDF", PROJECTION="AITOFF")
+    assert res.status == "done", res.error
+    assert (tmp_path / "out" / "skymap.pdf").read_bytes()[:5] == b"%PDF-"
+    assert not (tmp_path / "out" / "skymap_map.html").exists()
+    bad = run_tool(tmp_path / "b", [vot], BOX_NAMES="W1,W2", BOX_LIMITS="30,38,-11,-3")
+    assert bad.status == "failed" and "BOX_LIMITS has 4 value(s) for 2 BOX_NAMES" in bad.error
+    none = run_tool(tmp_path / "c", [vot], SELECT_RUNS="nope")
+    assert none.status == "failed" and "no footprint left" in none.error
+    missing = run_tool(tmp_path / "d", [vot], EBV_MAP=str(tmp_path / "sfd.fits"))
+    assert missing.status == "failed" and "sfd.fits: no such file" in missing.error
+
+
+def test_tool_reads_rdbix_headers_grades_and_links(tmp_path):
+    from terapix_fw.db.engine import connect
+    from terapix_fw.db.ops import Document
+    from terapix_fw.db.query import set_grade
+    from terapix_fw.db.store import write_document
+
+    url = f"sqlite:///{tmp_path / 'rdbix.sqlite'}"
+    doc = Document()
+    for i in range(3):
+        h = ccd(150.0 + 0.4 * i, 2.0)
+        keywords = [{"extension": 0, "keyword": "FILTER", "value": "i.MP9701"},
+                    {"extension": 0, "keyword": "EXPTIME", "value": "540.0"}]
+        keywords += [{"extension": 1, "keyword": k, "value": str(h[k])} for k in
+                     ("NAXIS1", "NAXIS2", "CTYPE1", "CTYPE2", "CRVAL1", "CRVAL2", "CRPIX1", "CRPIX2",
+                      "CD1_1", "CD1_2", "CD2_1", "CD2_2")]
+        doc.add("exposure", filename=f"{800000 + i}p.fits.fz", runid="09AQ01", survey_component="W",
+                keywords=keywords)
+    write_document(connect(url), doc)
+    set_grade(url, "800001p.fits.fz", "B", "tester")
+    res = run_tool(tmp_path, [], RDBIX_URL=url, COLOUR_BY="GRADE", PROJECTION="GNOMONIC")
+    assert res.status == "done", res.error
+    (_, rec), = [r for r in res.records if r[0] == "coverage"]
+    assert rec["filter"] == "i.MP9701" and rec["nexposures"] == 3 and rec["exptime_total"] == 1620.0
+    text = (tmp_path / "out" / "skymap_map.html").read_text()
+    assert text.count("<area ") == 3 and "exposure/2-800001p.fits.fz.html" in text
+    graded = run_tool(tmp_path / "g", [], RDBIX_URL=url, SELECT_STATUS="graded", SELECT_COMPONENTS="W",
+                      SELECT_RUNS="09AQ01")
+    assert graded.status == "done", graded.error
+    (_, rec), = [r for r in graded.records if r[0] == "skymap"]
+    assert rec["nexposures"] == 1
