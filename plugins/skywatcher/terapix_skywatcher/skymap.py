@@ -267,6 +267,8 @@ class SkyMap:
         fig = Figure(figsize=(width, max(2.5, width * aspect * 0.9 + 0.8)), dpi=dpi, layout="constrained")
         ax = fig.add_subplot()
         self._ax = ax
+        self._view = (x0, x1, y0, y1)
+        self._labels: set = set()
         if opt.ebv_map:
             self._draw_ebv(fig, ax)
         self._draw_graticule(ax)
@@ -277,17 +279,20 @@ class SkyMap:
             l = np.linspace(0, 360, 721)
             for b, style in ((0.0, "-"), (10.0, ":"), (-10.0, ":")):
                 c = SkyCoord(l=l * u.deg, b=np.full_like(l, b) * u.deg, frame="galactic").icrs
-                for i, (x, y) in enumerate(self.line_pieces(c.ra.deg, c.dec.deg)):
-                    ax.plot(x, y, style, color="#7b3294", lw=1.0,
-                            label="galactic plane (b = 0, $\\pm$10$\\degree$)" if b == 0 and i == 0 else None)
+                for x, y in self.line_pieces(c.ra.deg, c.dec.deg):
+                    label = "galactic plane (b = 0, $\\pm$10$\\degree$)" if b == 0 and self._visible(x, y) else None
+                    ax.plot(x, y, style, color="#7b3294", lw=1.0, label=label if label not in self._labels else None)
+                    self._labels.add(label)
         if opt.ecliptic:
             from astropy.coordinates import BarycentricTrueEcliptic, SkyCoord
             import astropy.units as u
 
             lam = np.linspace(0, 360, 721)
             c = SkyCoord(lon=lam * u.deg, lat=np.zeros_like(lam) * u.deg, frame=BarycentricTrueEcliptic).icrs
-            for i, (x, y) in enumerate(self.line_pieces(c.ra.deg, c.dec.deg)):
-                ax.plot(x, y, "--", color="#e08214", lw=1.0, label="ecliptic" if i == 0 else None)
+            for x, y in self.line_pieces(c.ra.deg, c.dec.deg):
+                label = "ecliptic" if self._visible(x, y) and "ecliptic" not in self._labels else None
+                ax.plot(x, y, "--", color="#e08214", lw=1.0, label=label)
+                self._labels.add(label)
         for name, ra_a, ra_b, dec_a, dec_b in opt.boxes:
             width_ra = (ra_b - ra_a) % 360.0 or 360.0
             lon, lat = densify_lonlat([ra_a, ra_a + width_ra, ra_a + width_ra, ra_a], [dec_a, dec_a, dec_b, dec_b],
@@ -330,7 +335,15 @@ class SkyMap:
         self._fig = fig
         return fig
 
+    def _visible(self, x, y) -> bool:
+        x0, x1, y0, y1 = self._view
+        return bool(np.any((x > x0) & (x < x1) & (y > y0) & (y < y1)))
+
     def _draw_graticule(self, ax) -> None:
+        if self.radius is None:  # the outline of the all-sky map: its two edge meridians
+            lat = np.linspace(-90, 90, 721)
+            for edge in (-180.0, 180.0):
+                ax.plot(*self.proj.forward_rel(np.full_like(lat, edge), lat), color="0.3", lw=0.8, zorder=0)
         span = 360.0 if self.radius is None else 2 * self.radius
         step = next(s for s in (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 15, 30, 60) if span / s <= 8) if span < 360 else 30.0
         dstep = step if self.radius is not None else 30.0
