@@ -332,3 +332,24 @@ def test_colour_composite_matches_real_stiff(tmp_path):
     assert ref.shape == pic.pixels.shape == (200, 250, 3)
     diff = np.abs(ref.astype(int) - pic.pixels.astype(int))
     assert diff.max() <= 1 and np.count_nonzero(diff) < 1e-3 * diff.size
+
+
+def test_dropin_command_line_like_stiff(tmp_path, recorded_dropin):
+    """``terapix tool stiff image.fits -OUTFILE_NAME x.tif -BINNING 4``, as the C program is called; the
+    picture is recorded in RDBix."""
+    import tifffile
+    from sqlalchemy import select
+
+    from terapix_fw.db import schema as S
+    from terapix_fw.db.engine import connect
+    from terapix_fw.dropin import run_tool_command
+
+    write(tmp_path / "image.fits", sky_image(100, 120, seed=3))
+    assert run_tool_command("stiff", ["image.fits", "-OUTFILE_NAME", "x.tif", "-BINNING", "4",
+                                      "-XML_NAME", "x.xml"]) == 0
+    arr = tifffile.imread(tmp_path / "x.tif")
+    assert arr.shape == (25, 30) and arr.dtype == np.uint8
+    assert "Min_Level" in (tmp_path / "x.xml").read_text()
+    with connect(recorded_dropin).connect() as conn:
+        kinds = [r.kind for r in conn.execute(select(S.records.c.kind))]
+    assert "picture" in kinds
