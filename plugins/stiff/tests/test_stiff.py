@@ -353,3 +353,22 @@ def test_dropin_command_line_like_stiff(tmp_path, recorded_dropin):
     with connect(recorded_dropin).connect() as conn:
         kinds = [r.kind for r in conn.execute(select(S.records.c.kind))]
     assert "picture" in kinds
+
+
+@pytest.mark.parametrize("kind", ["noise", "ties", "sorted", "constant"])
+def test_bracketed_order_statistics_are_exact(kind):
+    """The sampled-bracket selection used on STIFF's chunks returns exactly np.partition's values."""
+    from terapix_stiff.rendering import _order_statistics
+
+    rng = np.random.default_rng(7)
+    a = rng.normal(0, 5, 300_001).astype(np.float32)
+    if kind == "ties":
+        a[::3] = 1.0
+    elif kind == "sorted":
+        a = np.sort(a)[::-1].copy()
+    elif kind == "constant":
+        a[:] = 2.5
+    ks = [0, 149, 150_000, 150_001, 299_850, 300_000]
+    ref = np.partition(a.copy(), ks)
+    got = _order_statistics(a.copy(), ks)
+    assert [got[k] for k in ks] == [float(ref[k]) for k in ks]
