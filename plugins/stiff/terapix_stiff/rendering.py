@@ -39,7 +39,7 @@ import numpy as np
 from terapix_fw.errors import ToolError
 
 __all__ = ["Settings", "Levels", "Picture", "FitsPlane", "STIFF_CHUNK", "chunk_stats", "levels_from_stats",
-           "bin_image", "to_pixels", "render", "thumbnail", "binning_for"]
+           "bin_image", "to_pixels", "render", "thumbnail", "binning_for", "picture_file"]
 
 #: pixels per statistics chunk in STIFF: IMAGE_BUFSIZE (8 MB) / sizeof(float)
 STIFF_CHUNK = 8 * 1024 * 1024 // 4
@@ -532,6 +532,20 @@ def render(inputs: str | Path | Sequence[str | Path], settings: Settings | None 
                 log.info("%s: %dx%d, sky %.6g, min %.6g, max %.6g", plane.path, shape[1], shape[0],
                          lev.sky, lev.min, lev.max)
     return Picture(to_pixels(planes, levels, settings), levels, settings.binning, shape, settings)
+
+
+def picture_file(inputs: str | Path | Sequence[str | Path], path: str | Path, *, size: int | None = None,
+                 compression: str = "LZW", description: str = "", **keywords) -> Picture:
+    """Render 1 or 3 FITS images (``size``: thumbnail) and write the PNG or TIFF ``path`` (format from its
+    suffix) through a temporary name, so that a reader never sees a half-written picture."""
+    from terapix_fw.atomic import atomic_path
+
+    from .writers import write_picture
+
+    picture = render(inputs, Settings(**keywords), size=size)
+    with atomic_path(Path(path)) as tmp:
+        write_picture(tmp, picture.pixels, name=str(path), compression=compression, description=description)
+    return picture
 
 
 def thumbnail(inputs: str | Path | Sequence[str | Path], size: int = 256, **keywords) -> Picture:

@@ -372,3 +372,22 @@ def test_bracketed_order_statistics_are_exact(kind):
     ref = np.partition(a.copy(), ks)
     got = _order_statistics(a.copy(), ks)
     assert [got[k] for k in ks] == [float(ref[k]) for k in ks]
+
+
+def test_picture_file_for_spica_and_the_web(tmp_path):
+    """One call renders three stacks into a colour PNG thumbnail and a grey 16-bit TIFF."""
+    from PIL import Image
+    import tifffile
+
+    from terapix_stiff import picture_file
+
+    paths = [write(tmp_path / f"s{i}.fits", sky_image(300, 500, seed=30 + i)) for i in range(3)]
+    pic = picture_file(paths, tmp_path / "pics" / "irg.png", size=100, colour_sat=1.5, gamma_type="ASINH")
+    with Image.open(tmp_path / "pics" / "irg.png") as im:
+        assert im.size == (100, 60) and im.mode == "RGB"
+        np.testing.assert_array_equal(np.asarray(im), pic.pixels)
+    grey = picture_file(paths[0], tmp_path / "g.tif", bits_per_channel=16, binning=(2, 2))
+    arr = tifffile.imread(tmp_path / "g.tif")
+    assert arr.dtype == np.uint16 and arr.shape == (150, 250)
+    np.testing.assert_array_equal(arr, grey.pixels)
+    assert not list((tmp_path / "pics").glob(".*part"))  # no temporary file left behind
