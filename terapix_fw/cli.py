@@ -41,20 +41,26 @@ def _cmd_tool(args) -> int:
 
 
 def _cmd_validate(args) -> int:
-    from .errors import InstructionError
-    from .graph import build_graph, check_outputs
-    from .instructions import load_instructions
+    """Check every file given, whatever its document type; report every fault of each; 1 if any failed."""
+    from .doctypes import check_document
+    from .errors import all_errors
+    failed = 0
     for path in args.files:
-        doc = load_instructions(path, overrides=dict(args.param or []), workdir=args.workdir)
-        # the units and the files they are configured to write: two units writing one file is an error
         try:
-            graph = build_graph(doc)
-        except InstructionError as exc:  # inputs not there yet (or an RDBix query): said, not fatal
-            outputs = f"units not expanded ({exc})"
-        else:
-            outputs = f"{len(graph.units)} units, {check_outputs(graph)} configured output names, no clash"
-        print(f"{path}: valid ({len(doc.steps)} steps: {', '.join(s.id for s in doc.steps)}); {outputs}")
-    return 0
+            doctype, summary = check_document(path, overrides=dict(args.param or []), workdir=args.workdir)
+        except TerapixError as exc:
+            failed += 1
+            for error in all_errors(exc):
+                print(f"terapix: error: {error}", file=sys.stderr)
+            continue
+        except FileNotFoundError as exc:
+            failed += 1
+            print(f"terapix: error: {path}: {exc.strerror or exc}", file=sys.stderr)
+            continue
+        print(f"{path}: valid {doctype.label} ({summary})")
+    if failed and len(args.files) > 1:
+        print(f"terapix: {failed} of {len(args.files)} file(s) invalid", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _cmd_run(args) -> int:
@@ -90,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", default=None, help="RDBix URL (default: TERAPIX_DB_URL or SQLite in the workdir)")
     p.set_defaults(func=_cmd_run)
 
-    p = sub.add_parser("validate", help="check instruction files without running them")
+    p = sub.add_parser("validate", help="check XML documents (instructions, surveys, site, selection and release "
+                                        "files, dbClient documents) without running anything")
     p.add_argument("files", nargs="+")
     p.add_argument("--param", "-p", type=_key_value, action="append", help="override a parameter NAME=VALUE")
     p.add_argument("--workdir", default=None, help="work directory the run will use, for the checks of output "

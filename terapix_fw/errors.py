@@ -40,3 +40,52 @@ class ToolError(TerapixError):
 
 class WorkerLost(TerapixError):
     """The process running a unit died (killed, out of memory, node lost). Retried."""
+
+
+class ErrorCollector:
+    """Collects the independent errors of one document so that all of them are reported at once.
+
+    ``with errors.check(): ...`` records an :class:`InstructionError` raised in the block and goes on;
+    :meth:`raise_if_any` then raises the first one, its message counting the others and its
+    ``all_errors`` attribute holding every one (``terapix validate`` prints them all).  The first error
+    keeps its own class, so callers that catch a specific error still see it.
+    """
+
+    def __init__(self, kind: type[Exception] | None = None) -> None:
+        self.kind = kind or InstructionError  # the errors collected; anything else goes on up at once
+        self.errors: list[Exception] = []
+
+    def check(self):
+        import contextlib
+
+        @contextlib.contextmanager
+        def _guard():
+            try:
+                yield
+            except self.kind as exc:
+                self.errors.append(exc)
+        return _guard()
+
+    def raise_if_any(self) -> None:
+        if not self.errors:
+            return
+        first = self.errors[0]
+        first.all_errors = list(self.errors)
+        if len(self.errors) > 1 and not getattr(first, "_counted", False):
+            first.single_message = str(first)
+            first.args = (f"{first.args[0]} (and {len(self.errors) - 1} more error(s): terapix validate lists them)",)
+            first._counted = True
+        raise first
+
+
+def all_errors(exc: BaseException) -> list[str]:
+    """The message of every error an exception stands for (the collected ones, else itself), in the
+    order of their place in the file."""
+    import re
+
+    errors = list(getattr(exc, "all_errors", None) or [exc])
+
+    def place(error) -> tuple[int, int]:
+        found = re.match(r"[^:]*:(\d+)(?::(\d+))?", getattr(error, "where", None) or "")
+        return (int(found.group(1)), int(found.group(2) or 0)) if found else (0, 0)
+    return [getattr(e, "single_message", None) or str(e) for e in sorted(errors, key=place)]

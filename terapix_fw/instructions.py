@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import read_config_file
-from .errors import ConfigError, InstructionError, UnknownTool
+from .errors import ConfigError, ErrorCollector, InstructionError, UnknownTool
 from .xmlutil import parse_xml, validate
 
 __all__ = ["Instructions", "StepDef", "InputRef", "InputSet", "load_instructions", "UNIT_TOKENS",
@@ -195,10 +195,13 @@ def load_instructions(path: str | Path, overrides: dict[str, str] | None = None,
         step.outputs = [o.get("kind") for o in el.findall("output")]
         doc.steps.append(step)
 
-    _check_structure(doc, root, loc)
+    errors = ErrorCollector()  # independent faults are all reported, not only the first
+    _check_structure(doc, root, loc, errors)
     if check_tools:
-        _check_tools(doc, root, loc)
-    _check_outputs(doc, Path(workdir) if workdir else Path.cwd() / "work" / (doc.name or "run"))
+        _check_tools(doc, root, loc, errors)
+    with errors.check():
+        _check_outputs(doc, Path(workdir) if workdir else Path.cwd() / "work" / (doc.name or "run"))
+    errors.raise_if_any()
     return doc
 
 
@@ -225,34 +228,23 @@ def _check_outputs(doc: Instructions, workdir: Path) -> None:
                             raise InstructionError(f"element <param>: {exc}", where, name) from None
 
 
-def _check_structure(doc: Instructions, root, loc: _Locator) -> None:
+def _check_structure(doc: Instructions, root, loc: _Locator, errors: ErrorCollector) -> None:
     ids = [s.id for s in doc.steps]
     for step, el in zip(doc.steps, root.findall("steps/step")):
         if step.fanout == "group" and not step.group_by:
-            raise InstructionError("element <step>: fanout=\"group\" needs a group-by attribute "
-                                   "(header keywords such as FILTER,OBJECT)", loc.where(el, "fanout"))
+            with errors.check():
+                raise InstructionError("element <step>: fanout=\"group\" needs a group-by attribute "
+                                       "(header keywords such as FILTER,OBJECT)", loc.where(el, "fanout"))
         for dep in step.depends:
             if dep not in ids:
-                raise InstructionError(f"element <step>: depends on unknown step {dep!r} (steps: {', '.join(ids)})",
-                                       loc.where(el, "depends"))
+                with errors.check():
+                    raise InstructionError(f"element <step>: depends on unknown step {dep!r} "
+                                           f"(steps: {', '.join(ids)})", loc.where(el, "depends"))
         for ref, iel in zip(step.inputs, el.findall("input")):
-            given = [x for x in (ref.set, ref.files, ref.step) if x]
-            if len(given) != 1:
-                raise InstructionError("element <input>: give exactly one of set=, files= or step=", ref.where)
-            if ref.set and ref.set not in doc.inputsets:
-                known = ", ".join(doc.inputsets) or "none"
-                raise InstructionError(f"element <input>: unknown input set {ref.set!r} (input sets: {known})",
-                                       loc.where(iel, "set"))
-            if ref.step:
-                if ref.step not in ids:
-                    raise InstructionError(f"element <input>: unknown step {ref.step!r} (steps: {', '.join(ids)})",
-                                           loc.where(iel, "step"))
-                if ref.step == step.id:
-                    raise InstructionError("element <input>: a step cannot consume its own products",
-                                           loc.where(iel, "step"))
-                if not ref.kind:
-                    raise InstructionError("element <input>: an input from a step needs kind= (the product kind)",
-                                           loc.where(iel))
+            with errors.check():
+                _check_input_ref(doc, step, ref, iel, ids, loc)
+    if errors.errors:  # a cycle search over unknown steps would only add noise
+        return
     # dependency cycles
     graph = {s.id: set(s.depends) | {r.step for r in s.inputs if r.step} for s in doc.steps}
     state: dict[str, int] = {}
@@ -272,14 +264,35 @@ def _check_structure(doc: Instructions, root, loc: _Locator) -> None:
         visit(node, [])
 
 
-def _check_tools(doc: Instructions, root, loc: _Locator) -> None:
+def _check_input_ref(doc: Instructions, step: StepDef, ref: InputRef, iel, ids: list[str], loc: _Locator) -> None:
+    given = [x for x in (ref.set, ref.files, ref.step) if x]
+    if len(given) != 1:
+        raise InstructionError("element <input>: give exactly one of set=, files= or step=", ref.where)
+    if ref.set and ref.set not in doc.inputsets:
+        known = ", ".join(doc.inputsets) or "none"
+        raise InstructionError(f"element <input>: unknown input set {ref.set!r} (input sets: {known})",
+                               loc.where(iel, "set"))
+    if ref.step:
+        if ref.step not in ids:
+            raise InstructionError(f"element <input>: unknown step {ref.step!r} (steps: {', '.join(ids)})",
+                                   loc.where(iel, "step"))
+        if ref.step == step.id:
+            raise InstructionError("element <input>: a step cannot consume its own products", loc.where(iel, "step"))
+        if not ref.kind:
+            raise InstructionError("element <input>: an input from a step needs kind= (the product kind)",
+                                   loc.where(iel))
+
+
+def _check_tools(doc: Instructions, root, loc: _Locator, errors: ErrorCollector) -> None:
     from .plugins import get_tool
 
     for step, el in zip(doc.steps, root.findall("steps/step")):
         try:
             info = get_tool(step.tool, loc.where(el, "tool"))
         except UnknownTool as exc:
-            raise UnknownTool(f"element <step id=\"{step.id}\">: {exc.reason}", exc.where, step.tool) from None
+            with errors.check():
+                raise UnknownTool(f"element <step id=\"{step.id}\">: {exc.reason}", exc.where, step.tool) from None
+            continue
         params = info.cls.parameter_set()
         if not step.fanout:
             step.fanout = info.cls.default_fanout
@@ -287,24 +300,36 @@ def _check_tools(doc: Instructions, root, loc: _Locator) -> None:
             try:
                 entries = read_config_file(step.config_file)
             except ConfigError as exc:
-                raise InstructionError(f"element <config>: {exc.reason}", exc.where) from None
+                entries = []
+                with errors.check():
+                    raise InstructionError(f"element <config>: {exc.reason}", exc.where) from None
             for name, value, where in entries:
-                _check_value(params, name, value, where, "config file")
+                with errors.check():
+                    _check_value(params, name, value, where, "config file")
         for name, value, where in step.params:
-            _check_value(params, name, value, where, "<param>")
+            with errors.check():
+                _check_value(params, name, value, where, "<param>")
         for ref in step.inputs:
-            if ref.param:
-                params.lookup(ref.param.upper(), ref.where)
-            if ref.step:
-                upstream = get_tool(doc.step(ref.step).tool)
-                if upstream.cls.produces and ref.kind not in upstream.cls.produces:
-                    raise InstructionError(
-                        f"element <input>: step {ref.step} (tool {upstream.name}) produces "
-                        f"{', '.join(upstream.cls.produces)}, not {ref.kind!r}", ref.where)
+            with errors.check():
+                if ref.param:
+                    try:
+                        params.lookup(ref.param.upper(), ref.where)
+                    except ConfigError as exc:
+                        raise InstructionError(f"element <input>: {exc.reason}", exc.where, exc.keyword) from None
+                if ref.step and ref.step in {s.id for s in doc.steps}:
+                    try:
+                        upstream = get_tool(doc.step(ref.step).tool)
+                    except UnknownTool:  # reported once, at its own step
+                        upstream = None
+                    if upstream and upstream.cls.produces and ref.kind not in upstream.cls.produces:
+                        raise InstructionError(
+                            f"element <input>: step {ref.step} (tool {upstream.name}) produces "
+                            f"{', '.join(upstream.cls.produces)}, not {ref.kind!r}", ref.where)
         for kind in step.outputs:
             if info.cls.produces and kind not in info.cls.produces:
-                raise InstructionError(f"element <output>: tool {info.name} produces "
-                                       f"{', '.join(info.cls.produces)}, not {kind!r}", step.where)
+                with errors.check():
+                    raise InstructionError(f"element <output>: tool {info.name} produces "
+                                           f"{', '.join(info.cls.produces)}, not {kind!r}", step.where)
 
 
 def _check_value(params, name: str, value: str, where: str, element: str) -> None:

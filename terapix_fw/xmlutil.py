@@ -131,7 +131,8 @@ def parse_xml(source: str | bytes | Path, label: str | None = None, error_class=
 
 
 def validate(tree, schema_name: str, label: str, error_class=InstructionError) -> None:
-    """Validate a parsed tree against ``schemas/schema_name``; the first error names line and element."""
+    """Validate a parsed tree against ``schemas/schema_name``; each error names line and element (the
+    first is raised, with every one in its ``all_errors``)."""
     from lxml import etree
 
     schema = load_schema(schema_name)
@@ -140,16 +141,20 @@ def validate(tree, schema_name: str, label: str, error_class=InstructionError) -
             return
     except etree.LxmlError as exc:  # libxml2's internal errors (e.g. an unexpanded entity): one line
         raise error_class(f"cannot be validated against {schema_name}: {exc}".splitlines()[0], label) from None
-    err = schema.error_log[0]
-    message = err.message
-    column = err.column
-    tag = re.match(r"Element '([^']+)'", message)
-    if tag and not column:
-        attribute = re.search(r"attribute '([^']+)'", message)
-        column = source_column(tree, err.line, tag.group(1), attribute.group(1) if attribute else None)
-    if message.startswith("Element '"):
-        message = "element <" + message[len("Element '"):].replace("'", ">", 1)
-    raise error_class(f"does not follow {schema_name}: {message}", f"{label}:{err.line}:{column}")
+    from .errors import ErrorCollector
+    errors = ErrorCollector(error_class)  # every schema error of the document, not only the first
+    for err in schema.error_log:
+        message = err.message
+        column = err.column
+        tag = re.match(r"Element '([^']+)'", message)
+        if tag and not column:
+            attribute = re.search(r"attribute '([^']+)'", message)
+            column = source_column(tree, err.line, tag.group(1), attribute.group(1) if attribute else None)
+        if message.startswith("Element '"):
+            message = "element <" + message[len("Element '"):].replace("'", ">", 1)
+        with errors.check():
+            raise error_class(f"does not follow {schema_name}: {message}", f"{label}:{err.line}:{column}")
+    errors.raise_if_any()
 
 
 def source_column(tree, line: int, tag: str, attribute: str | None = None) -> int:
