@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-pytest_plugins = ["terapix_fw.db.testing"]
+pytest_plugins = ["terapix_testing.rdbix"]
 
 #: reasons that mean "this platform cannot", never "something was not installed"
 PLATFORM_SKIPS = ("no os.fork on this platform",)

@@ -37,7 +37,7 @@ def honest_clients(url: str, workdir: Path, prefix: str, n_clients: int, n_docs:
     """Run the honest clients to completion; return their wall time (s)."""
     env = {**os.environ, "TERAPIX_DBCLIENT_SECRET": SECRET}
     start = time.perf_counter()
-    procs = [subprocess.Popen([sys.executable, "-m", "terapix_fw.db.testkit", url, str(workdir / f"{prefix}{k}"),
+    procs = [subprocess.Popen([sys.executable, "-m", "terapix_testing.services", url, str(workdir / f"{prefix}{k}"),
                                f"{prefix}{k}", str(n_docs), "0", "async"], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for k in range(n_clients)]
@@ -184,7 +184,7 @@ def main() -> int:
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, args.half_open + 512)), hard))
 
     from terapix_fw.db.engine import connect, dispose_all
-    from terapix_fw.db.testkit import MYSQL_SERVER_URL, ServerProcess, create_mysql_database, drop_mysql_database, \
+    from terapix_testing.services import MYSQL_SERVER_URL, ServerProcess, create_mysql_database, drop_mysql_database, \
         start_mariadb
     reason = start_mariadb()
     if reason:

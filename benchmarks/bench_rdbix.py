@@ -104,7 +104,7 @@ def main() -> int:
     parser.add_argument("--backends", default="sqlite,mariadb")
     args = parser.parse_args()
     os.environ["TERAPIX_DBCLIENT_SECRET"] = SECRET
-    from terapix_fw.db.testkit import ServerProcess, create_mysql_database, drop_mysql_database, start_mariadb
+    from terapix_testing.services import ServerProcess, create_mysql_database, drop_mysql_database, start_mariadb
     clients = [int(c) for c in args.clients.split(",")]
     print(f"bench_rdbix: {args.docs} step documents per client, clients {clients}, {os.cpu_count()} cores, "
           f"load average {os.getloadavg()[0]:.1f} at start")

@@ -8,7 +8,7 @@ from sqlalchemy import inspect
 from terapix_fw.db import migrate
 from terapix_fw.db.engine import HEAD_REVISION, connect, schema_revision
 from terapix_fw.db.schema import metadata
-from terapix_fw.db.testing import empty_db_url, mariadb_server  # noqa: F401 - pytest fixtures
+from terapix_testing.rdbix import empty_db_url, mariadb_server  # noqa: F401 - pytest fixtures
 
 
 def _schema_diff(url):
@@ -155,7 +155,7 @@ def test_unsupported_url_named():
 def test_init_creates_missing_mysql_database(mariadb_server):
     import uuid
 
-    from terapix_fw.db.testing import drop_mysql_database
+    from terapix_testing.rdbix import drop_mysql_database
     url = f"{mariadb_server}/terapix_test_init_{uuid.uuid4().hex[:8]}"
     try:
         migrate.init(url)

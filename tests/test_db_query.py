@@ -13,7 +13,7 @@ from terapix_fw.db.ops import Document, RecordError
 from terapix_fw.db.query import (angular_distance, cone_search_sources, effective_grade, find_images,
                                  grade_history, provenance, select_paths, set_grade)
 from terapix_fw.db.store import write_document
-from terapix_fw.db.testing import _mariadb_session_database, db_url, mariadb_server  # noqa: F401
+from terapix_testing.rdbix import _mariadb_session_database, db_url, mariadb_server  # noqa: F401
 
 RNG = np.random.default_rng(20041)
 N = 40

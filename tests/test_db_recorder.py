@@ -13,7 +13,7 @@ from terapix_fw.db import schema as S
 from terapix_fw.db.engine import connect
 from terapix_fw.db.query import find_images, provenance
 from terapix_fw.db.recorder import reset_recorders
-from terapix_fw.db.testing import (ServerProcess, _mariadb_session_database, db_url,  # noqa: F401
+from terapix_testing.rdbix import (ServerProcess, _mariadb_session_database, db_url,  # noqa: F401
                                    mariadb_server, snapshot)
 from terapix_fw.hookspecs import hookimpl
 from terapix_fw.params import Parameter

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from terapix_fw.db.ops import OPS, Document, RecordError
-from terapix_fw.db.testing import make_documents
+from terapix_testing.rdbix import make_documents
 from terapix_fw.dbclient.client import Client
 from terapix_fw.dbclient.xmldoc import DocumentError, batch_xml, build_xsd, parse_documents, to_xml
 

@@ -17,7 +17,7 @@ from terapix_fw.db import schema as S
 from terapix_fw.db.engine import connect
 from terapix_fw.db.ops import Document
 from terapix_fw.db.store import apply_batch
-from terapix_fw.db.testing import (ServerProcess, _mariadb_session_database, db_url,  # noqa: F401
+from terapix_testing.rdbix import (ServerProcess, _mariadb_session_database, db_url,  # noqa: F401
                                    mariadb_server)
 from terapix_fw.dbclient.auth import HEADER, sign
 from terapix_fw.dbclient.client import Client

@@ -17,7 +17,7 @@ from terapix_fw.db import schema as S
 from terapix_fw.db.engine import connect
 from terapix_fw.db.ops import Document
 from terapix_fw.db.store import apply_batch
-from terapix_fw.db.testing import (ServerProcess, _mariadb_session_database, db_url,  # noqa: F401
+from terapix_testing.rdbix import (ServerProcess, _mariadb_session_database, db_url,  # noqa: F401
                                    make_documents, mariadb_server, snapshot)
 from terapix_fw.dbclient.auth import HEADER, sign
 from terapix_fw.dbclient.client import Client
@@ -168,7 +168,7 @@ def test_cli_flush_replays_spool_after_outage(db_url, tmp_path, monkeypatch, cap
 
 def _run_clients(url, tmp_path, n_clients, n_docs, repeat):
     # clients send in the background like the recorder (the fault test covers waiting for each document)
-    procs = [subprocess.Popen([sys.executable, "-m", "terapix_fw.db.testkit", url, str(tmp_path / f"spool{k}"),
+    procs = [subprocess.Popen([sys.executable, "-m", "terapix_testing.services", url, str(tmp_path / f"spool{k}"),
                                f"c{k}", str(n_docs), str(repeat), "async"],
                               env={**__import__("os").environ, "TERAPIX_DBCLIENT_SECRET": SECRET},
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from terapix_fw.db.testing import _mariadb_session_database, db_url, mariadb_server  # noqa: F401  (fixtures)
+from terapix_testing.rdbix import _mariadb_session_database, db_url, mariadb_server  # noqa: F401  (fixtures)
 from terapix_fw.hookspecs import hookimpl
 
 # RDBix keeps the last path component of a file name, so the hostile name has no "/"

@@ -43,7 +43,13 @@ def _cmd_upgrade(args) -> int:
 
 def _cmd_status(args) -> int:
     from . import migrate
-    st = migrate.status(_existing_url(args))
+    from .engine import missing_sqlite_file
+    url = _url(args)
+    missing = missing_sqlite_file(url)
+    if missing:  # said, not created
+        print(f"{missing}: no RDBix database there; current revision none (`terapix db init` creates one)")
+        return 1
+    st = migrate.status(url)
     print(st)
     return 0 if st.up_to_date else 1
 

@@ -96,12 +96,21 @@ def open_existing(url: str | None = None, workdir: str | os.PathLike | None = No
     grades) never create one.  A missing SQLite file is an error naming it; a server database that
     cannot be reached fails on first use as usual."""
     url = resolve_url(url, workdir)
+    missing = missing_sqlite_file(url)
+    if missing:
+        raise DatabaseError(f"no RDBix database at {missing} (give --db URL or --workdir DIR, or "
+                            "set TERAPIX_DB_URL; `terapix db init` creates one)")
+    return connect(url, create=False)
+
+
+def missing_sqlite_file(url: str) -> str | None:
+    """The path of the SQLite file ``url`` names if that file does not exist (None otherwise, and for a
+    server database)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
         if not Path(parsed.database).is_file():
-            raise DatabaseError(f"no RDBix database at {parsed.database} (give --db URL or --workdir DIR, or "
-                                "set TERAPIX_DB_URL; `terapix db init` creates one)")
-    return connect(url)
+            return parsed.database
+    return None
 
 
 def _make_engine(url: str) -> Engine:

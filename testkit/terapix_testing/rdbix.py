@@ -5,21 +5,21 @@ database on the local MariaDB server (127.0.0.1:3306, root, empty password unles
 gives another server URL without a database), created for the session, emptied before each test and
 dropped at the end.  ``empty_db_url`` gives a database without tables (a fresh one per test).  The
 MariaDB server is started if it is not running; the MariaDB case is skipped only if no server can be
-reached or started.  Helpers that do not need pytest are in :mod:`terapix_fw.db.testkit`.
+reached or started.  Helpers that do not need pytest are in :mod:`terapix_testing.services`.
 
 Use in a test module::
 
-    from terapix_fw.db.testing import _mariadb_session_database, db_url, mariadb_server  # noqa: F401
+    from terapix_testing.rdbix import _mariadb_session_database, db_url, mariadb_server  # noqa: F401
 
 ``recorded_dropin`` records the drop-in runs of a test in a fresh SQLite RDBix.  The root ``conftest.py``
 loads this module as a pytest plugin, so every test (the built-in plugins' too) has it; a third party's
-tools get it with ``pytest_plugins = ["terapix_fw.db.testing"]`` in their top-level ``conftest.py``.
+tools get it with ``pytest_plugins = ["terapix_testing.rdbix"]`` in their top-level ``conftest.py``.
 """
 from __future__ import annotations
 
 import pytest
 
-from .testkit import (MYSQL_SERVER_URL, ServerProcess, client_main, create_mysql_database,  # noqa: F401
+from .services import (MYSQL_SERVER_URL, ServerProcess, client_main, create_mysql_database,  # noqa: F401
                       drop_mysql_database, empty_tables, make_documents, snapshot, start_mariadb)
 
 __all__ = ["db_url", "empty_db_url", "mariadb_server", "recorded_dropin", "ServerProcess", "make_documents", "snapshot",
@@ -41,7 +41,7 @@ def mariadb_server():
 def _mariadb_session_database(mariadb_server):
     """One MariaDB database with the schema, created for the session and dropped at its end (creating
     twenty InnoDB tables costs seconds; emptying them costs milliseconds)."""
-    from .engine import connect, dispose_all
+    from terapix_fw.db.engine import connect, dispose_all
     url = create_mysql_database(mariadb_server)
     try:
         connect(url)
@@ -56,7 +56,7 @@ def _mariadb_session_database(mariadb_server):
 def db_url(request, tmp_path):
     """A database with the current schema and no rows, on each back end: a new SQLite file in
     ``tmp_path``, or the session's MariaDB database emptied for this test."""
-    from .engine import dispose_all
+    from terapix_fw.db.engine import dispose_all
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'rdbix.sqlite'}"
         dispose_all()
@@ -74,7 +74,7 @@ def db_url(request, tmp_path):
 def empty_db_url(request, tmp_path):
     """A database without any table (migration tests), on each back end; the MariaDB one is created for
     the test and dropped afterwards."""
-    from .engine import dispose_all
+    from terapix_fw.db.engine import dispose_all
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'empty.sqlite'}"
         dispose_all()
@@ -95,8 +95,8 @@ def recorded_dropin(tmp_path, monkeypatch):
     The test runs in tmp_path with its own TERAPIX_HOME; yields the database URL. Recorders and engines are
     reset before and after, so no connection outlives the test's temporary directory.
     """
-    from .engine import dispose_all
-    from .recorder import reset_recorders
+    from terapix_fw.db.engine import dispose_all
+    from terapix_fw.db.recorder import reset_recorders
 
     url = f"sqlite:///{tmp_path / 'rdbix.sqlite'}"
     monkeypatch.setenv("TERAPIX_DB_URL", url)

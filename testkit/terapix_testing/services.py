@@ -1,7 +1,7 @@
 """Test helpers of RDBix without pytest: MariaDB start-up, throw-away databases, dbClient server
 processes, deterministic documents, database snapshots and the load-generating client
-(``python -m terapix_fw.db.testkit``).  The pytest fixtures built on them are in
-:mod:`terapix_fw.db.testing`.
+(``python -m terapix_testing.services``).  The pytest fixtures built on them are in
+:mod:`terapix_testing.rdbix`.
 
 The MariaDB server is 127.0.0.1:3306, root, empty password, unless ``TERAPIX_TEST_MYSQL`` gives
 another server URL (without a database).
@@ -84,9 +84,9 @@ def drop_mysql_database(db_url: str) -> None:
 def empty_tables(url: str) -> None:
     """Delete every row of every RDBix table (children first)."""
     from sqlalchemy import delete
-    from .engine import connect
-    from .schema import metadata
-    from .engine import write_connection
+    from terapix_fw.db.engine import connect
+    from terapix_fw.db.schema import metadata
+    from terapix_fw.db.engine import write_connection
     engine = connect(url, create=False)
     with write_connection(engine) as conn, conn.begin():
         for table in reversed(metadata.sorted_tables):
@@ -151,7 +151,7 @@ class ServerProcess:
 def make_documents(prefix: str, n: int, run_id: str | None = None):
     """``n`` deterministic documents (ids ``<prefix>-<i>``) touching most tables: a step, its unit and
     product with provenance, an exposure with header keywords and a grade every 10th document."""
-    from .ops import Document
+    from terapix_fw.db.ops import Document
     run_id = run_id or f"run-{prefix}"
     docs = []
     t0 = 1_100_000_000.0
@@ -180,8 +180,8 @@ def snapshot(db_url: str) -> dict[str, list[tuple]]:
     """The content of the database with surrogate ids replaced by natural keys and apply-time stamps left
     out, so that two databases holding the same records compare equal."""
     from sqlalchemy import select
-    from . import schema as S
-    from .engine import connect
+    from terapix_fw.db import schema as S
+    from terapix_fw.db.engine import connect
     engine = connect(db_url)
     st, u, p, e = S.steps, S.units, S.products, S.exposures
     parent = p.alias("parent")
@@ -216,10 +216,10 @@ def snapshot(db_url: str) -> dict[str, list[tuple]]:
 
 
 def client_main(argv: list[str]) -> int:
-    """``python -m terapix_fw.db.testkit URL SPOOL PREFIX N [REPEAT [sync|async]]``: submit N documents
+    """``python -m terapix_testing.services URL SPOOL PREFIX N [REPEAT [sync|async]]``: submit N documents
     one by one (the concurrency test's client process), then re-submit the first REPEAT of them
     (replays); ``async`` (default) sends in the background like the recorder, ``sync`` waits for each."""
-    from ..dbclient.client import Client
+    from terapix_fw.dbclient.client import Client
     url, spool, prefix, n = argv[0], argv[1], argv[2], int(argv[3])
     repeat = int(argv[4]) if len(argv) > 4 else 0
     wait = len(argv) > 5 and argv[5] == "sync"
