@@ -44,7 +44,7 @@ __all__ = ["Settings", "Levels", "Picture", "FitsPlane", "STIFF_CHUNK", "chunk_s
 #: pixels per statistics chunk in STIFF: IMAGE_BUFSIZE (8 MB) / sizeof(float)
 STIFF_CHUNK = 8 * 1024 * 1024 // 4
 #: pixels read at once (a strip of rows): bounded memory whatever the image size
-STRIP_PIXELS = 4 * STIFF_CHUNK
+STRIP_PIXELS = STIFF_CHUNK
 
 _GAMMA_TYPES = ("POWER-LAW", "SRGB", "REC.709", "ASINH")
 
@@ -257,9 +257,10 @@ class _Stats:
     hi: list = field(default_factory=list)
     buf: np.ndarray | None = None
     fill: int = 0
+    maybe_nan: bool = True  # False once the caller has checked that every pixel fed is finite
 
     def _chunk(self, chunk: np.ndarray) -> None:
-        if not np.isfinite(chunk).all():
+        if self.maybe_nan and not np.isfinite(chunk).all():
             chunk = chunk[np.isfinite(chunk)]
             if chunk.size == 0:
                 return
@@ -359,32 +360,38 @@ class _Binner:
         rem = self.ny % self.by
         return ([0] if rem else []) + list(range(rem, self.ny + 1, self.by))
 
-    def add(self, y0: int, block: np.ndarray) -> None:
-        """Add FITS rows y0.. (a whole number of bins, starting on a bin edge)."""
+    def add(self, y0: int, block: np.ndarray) -> bool:
+        """Add FITS rows y0.. (a whole number of bins, starting on a bin edge); True if all are finite."""
         rem = self.ny % self.by
-        finite = np.isfinite(block)
-        clean = block if finite.all() else np.where(finite, block, 0.0)
-        weight = None if finite.all() else finite.astype(np.float32)
-        # output row index (top = 0) of the first bin of this block
-        rows = block.shape[0]
-        if rem and y0 == 0:
-            groups = [(0, rem, self.hb - 1)]
+        if rem and y0 == 0:  # the bottom remainder bin, alone in its strip
+            base, rows_per_bin = self.hb - 1, rem
         else:
             first = (y0 - rem) // self.by  # bins counted from the bottom, above the remainder bin
-            groups = [(s, s + self.by, self.hb - 1 - (1 if rem else 0) - (first + i))
-                      for i, s in enumerate(range(0, rows, self.by))]
-        for s, e, out_row in groups:
-            self._add_rows(clean[s:e], weight[s:e] if weight is not None else None, out_row)
-
-    def _add_rows(self, rows, weight, out_row) -> None:
-        nfull = self.nx // self.bx * self.bx
-        colsum = rows.sum(axis=0, dtype=np.float64)
-        wsum = weight.sum(axis=0, dtype=np.float64) if weight is not None else np.full(self.nx, rows.shape[0], np.float64)
-        self.sums[out_row, :nfull // self.bx] += colsum[:nfull].reshape(-1, self.bx).sum(axis=1)
-        self.counts[out_row, :nfull // self.bx] += wsum[:nfull].reshape(-1, self.bx).sum(axis=1)
-        if nfull < self.nx:
-            self.sums[out_row, -1] += colsum[nfull:].sum()
-            self.counts[out_row, -1] += wsum[nfull:].sum()
+            base, rows_per_bin = self.hb - 1 - (1 if rem else 0) - first, self.by
+        rows, nx = block.shape
+        k = rows // rows_per_bin
+        out_rows = base - np.arange(k)  # strips come bottom-up, output rows go top-down
+        allfinite = bool(np.isfinite(block).all())
+        if allfinite:
+            values, weight = block, None
+        else:
+            finite = np.isfinite(block)
+            values, weight = np.where(finite, block, 0.0), finite.astype(np.float32)
+        # whole strip at once: sum the rows of each bin, then the columns of each bin
+        colsum = values.reshape(k, rows_per_bin, nx).sum(axis=1, dtype=np.float64)
+        if weight is None:
+            colw = None
+        else:
+            colw = weight.reshape(k, rows_per_bin, nx).sum(axis=1, dtype=np.float64)
+        nfull = nx // self.bx * self.bx
+        nb = nfull // self.bx
+        self.sums[out_rows, :nb] += colsum[:, :nfull].reshape(k, nb, self.bx).sum(axis=2)
+        self.counts[out_rows, :nb] += (rows_per_bin * self.bx if colw is None
+                                       else colw[:, :nfull].reshape(k, nb, self.bx).sum(axis=2))
+        if nfull < nx:  # the remainder bin on the right
+            self.sums[out_rows, -1] += colsum[:, nfull:].sum(axis=1)
+            self.counts[out_rows, -1] += rows_per_bin * (nx - nfull) if colw is None else colw[:, nfull:].sum(axis=1)
+        return allfinite
 
     def result(self) -> np.ndarray:
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -519,11 +526,13 @@ def render(inputs: str | Path | Sequence[str | Path], settings: Settings | None 
                 j = 1 if (i == 0 and shape[0] % settings.binning[1]) else min(per, len(edges) - 1 - i)
                 strips.append((edges[i], edges[i + j]))
                 i += j
+            stats.maybe_nan = False
             for y0, y1 in strips:
                 block = plane.rows(y0, y1)
+                if not binner.add(y0, block):
+                    stats.maybe_nan = True  # from here on the chunks are checked for NaN
                 if need:
                     stats.feed(block.ravel())
-                binner.add(y0, block)
             sky, lo, hi = stats.finish() if need else (0.0, 0.0, 0.0)
             planes.append(binner.result())
             lev = levels_from_stats((sky, lo, hi), settings, channel, nchan)

@@ -166,15 +166,15 @@ def run_tool(tmp_path, inputs, **keywords):
     return execute_unit(spec)
 
 
-@pytest.mark.parametrize("name,bits,nimages", [("g8.png", 8, 1), ("g16.png", 16, 1), ("c8.png", 8, 3),
-                                               ("c16.png", 16, 3), ("g8.tif", 8, 1), ("c16.tif", 16, 3),
-                                               ("f32.tif", -32, 1)])
-def test_outputs_open_with_expected_size_and_depth(tmp_path, name, bits, nimages):
+@pytest.mark.parametrize("name,bits,nimages,compression", [
+    ("g8.png", 8, 1, "LZW"), ("g16.png", 16, 1, "LZW"), ("c8.png", 8, 3, "LZW"), ("c16.png", 16, 3, "LZW"),
+    ("g8.tif", 8, 1, "LZW"), ("c16.tif", 16, 3, "DEFLATE"), ("f32.tif", -32, 1, "NONE"), ("j8.tif", 8, 3, "JPEG")])
+def test_outputs_open_with_expected_size_and_depth(tmp_path, name, bits, nimages, compression):
     from PIL import Image
     import tifffile
 
     paths = [write(tmp_path / f"im{i}.fits", sky_image(61, 83, seed=i)) for i in range(nimages)]
-    res = run_tool(tmp_path, paths, OUTFILE_NAME=name, BITS_PER_CHANNEL=bits, BINNING=2)
+    res = run_tool(tmp_path, paths, OUTFILE_NAME=name, BITS_PER_CHANNEL=bits, BINNING=2, COMPRESSION_TYPE=compression)
     assert res.status == "done", res.error
     out = tmp_path / "out" / name
     width, height = 42, 31  # ceil(83 / 2), ceil(61 / 2)
@@ -196,6 +196,8 @@ def test_outputs_open_with_expected_size_and_depth(tmp_path, name, bits, nimages
             assert page.bitspersample == abs(bits)
             assert arr.dtype == {8: np.uint8, 16: np.uint16, -32: np.float32}[bits]
             assert page.samplesperpixel == nimages
+            assert page.compression.name == {"LZW": "LZW", "DEFLATE": "ADOBE_DEFLATE", "NONE": "NONE",
+                                             "JPEG": "JPEG"}[compression]
     xml = (tmp_path / "out" / "stiff.xml").read_text()
     assert "Background_Level" in xml
     (kind, rec), = [r for r in res.records if r[0] == "picture"]
