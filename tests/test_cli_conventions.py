@@ -61,7 +61,7 @@ def test_dropin_does_not_create_a_missing_output_directory(tmp_path, monkeypatch
     assert not (tmp_path / "no").exists()
 
 
-@pytest.mark.parametrize("command", [["db", "query", "images"], ["db", "status"],
+@pytest.mark.parametrize("command", [["db", "query", "images"],
                                      ["db", "query", "grades", "700001p"], ["grade", "700001p", "B"]])
 def test_read_only_commands_never_create_a_database(command, tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("TERAPIX_DB_URL", raising=False)
@@ -69,6 +69,14 @@ def test_read_only_commands_never_create_a_database(command, tmp_path, monkeypat
     where = tmp_path / "elsewhere"
     assert main(command + ["--workdir", str(where)]) == 2
     assert "no RDBix database at" in capsys.readouterr().err
+    assert not where.exists()
+
+
+def test_db_status_says_a_missing_database_is_missing(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("TERAPIX_DB_URL", raising=False)
+    where = tmp_path / "elsewhere"
+    assert main(["db", "status", "--workdir", str(where)]) == 1
+    assert "no RDBix database there" in capsys.readouterr().out
     assert not where.exists()
 
 
