@@ -432,15 +432,39 @@ def _product(conn, d):
     if d.get("meta"):
         values["meta"] = _json(d["meta"])
     pid = _product_id(conn, d["path"], d.get("checksum") or "", values)
-    for parent_path in d.get("inputs", []):
-        # the parent is the latest version of that file known to RDBix, else an external input
-        found = conn.execute(_LATEST_PRODUCT, {"h": path_hash(parent_path)}).first()
-        parent = found[0] if found else _product_id(conn, parent_path, "", {"kind": "input",
-                                                                           "created": _now()})
-        if parent == pid:
-            continue
-        _upsert(conn, S.provenance, {"product_id": pid, "parent_id": parent}, {"unit_pk": unit_pk},
-                new_likely=True)
+    if d.get("inputs"):
+        _provenance(conn, pid, unit_pk, d["inputs"])
+
+
+def _latest_products(conn, hashes: list[str]) -> dict[str, int]:
+    """path_hash -> id of the latest product with that hash, for those RDBix knows (500 per query)."""
+    from sqlalchemy import func
+    p = S.products
+    out: dict[str, int] = {}
+    for i in range(0, len(hashes), 500):
+        out.update(conn.execute(select(p.c.path_hash, func.max(p.c.id)).where(p.c.path_hash.in_(hashes[i:i + 500]))
+                                .group_by(p.c.path_hash)).all())
+    return out
+
+
+def _provenance(conn, pid: int, unit_pk: int, inputs: list[str]) -> None:
+    """A product's parents: for each input path the latest version of that file known to RDBix, else a new
+    external input; in bulk (a stack of 3,600 CCDs has 3,600 parents: one round trip each was minutes)."""
+    paths = {path_hash(p): p for p in inputs}  # one parent per file
+    latest = _latest_products(conn, list(paths))
+    missing = [h for h in paths if h not in latest]
+    if missing:
+        now = _now()
+        try:
+            conn.execute(insert(S.products), [{"path_hash": h, "checksum": "", "path": paths[h], "kind": "input",
+                                               "created": now} for h in missing])
+        except IntegrityError:  # created meanwhile by another writer: one upsert each
+            for h in missing:
+                _product_id(conn, paths[h], "", {"kind": "input", "created": now})
+        latest.update(_latest_products(conn, missing))
+    parents = [latest[h] for h in paths if latest[h] != pid]
+    _upsert_children(conn, S.provenance, {"product_id": pid}, ("parent_id",),
+                     [{"parent_id": parent, "unit_pk": unit_pk} for parent in parents])
 
 
 EXPOSURE_COLUMNS = ("object", "filter", "qrunid", "runid", "ra", "dec", "exptime", "airmass", "seeing",
@@ -455,48 +479,63 @@ def _exposure(conn, d):
     exp_id = _exposure_id(conn, d["filename"], create=True)
     if values:
         conn.execute(update(S.exposures).where(S.exposures.c.id == exp_id).values(**values))
-    for row in d.get("extensions", []):
-        _upsert(conn, S.extensions, {"exposure_id": exp_id, "ccd": row["ccd"]},
-                _given(row, "extname", "naxis1", "naxis2", "ra", "dec"))
+    if d.get("extensions"):
+        _upsert_children(conn, S.extensions, {"exposure_id": exp_id}, ("ccd",),
+                         [{"ccd": row["ccd"], **_given(row, "extname", "naxis1", "naxis2", "ra", "dec")}
+                          for row in d["extensions"]])
     if d.get("keywords"):
-        _keywords(conn, exp_id, d["keywords"])
+        _upsert_children(conn, S.header_keywords, {"exposure_id": exp_id}, ("extension", "keyword"),
+                         [{"extension": row.get("extension") or 0, "keyword": row["keyword"],
+                           "value": row.get("value"), "comment": row.get("comment")} for row in d["keywords"]])
     for row in d.get("storage", []):
         _ensure_node(conn, row["node"])
         _upsert(conn, S.storage, {"exposure_id": exp_id, "node": row["node"], "path_hash": path_hash(row["path"])},
                 {"path": row["path"], **_given(row, "size", "checksum", "compression")})
 
 
-def _keywords(conn, exp_id: int, rows: list[dict]) -> None:
-    """Upsert an exposure's header keywords in bulk: one query for those already stored, one multi-row
-    INSERT for the new ones (a MegaCam exposure has ~11,000; one round trip each took 90 s on MariaDB),
-    an UPDATE for each changed one.  A later row for the same keyword wins, as with one upsert each."""
-    hk = S.header_keywords
-    wanted: dict[tuple[int, str], dict] = {}
+def _upsert_children(conn, table, parent: dict, key_cols: tuple[str, ...], rows: list[dict]) -> None:
+    """Upsert the rows of ``table`` that belong to ``parent`` (e.g. ``{"exposure_id": 7}``), each row
+    identified by ``key_cols`` within it, in bulk: one query for those already stored, one multi-row
+    INSERT for the new ones, one UPDATE per stored one.  One upsert per row cost a round trip or two each:
+    the 11,000 header keywords of a MegaCam exposure took 90 s on MariaDB.  A later row for the same key
+    wins, as with one upsert each; a row updates only the columns it gives."""
+    wanted: dict[tuple, dict] = {}
     for row in rows:
-        wanted[(row.get("extension") or 0, row["keyword"])] = {"value": row.get("value"), "comment": row.get("comment")}
-    stored = {(ext, kw): (pk, value, comment) for pk, ext, kw, value, comment in conn.execute(
-        select(hk.c.id, hk.c.extension, hk.c.keyword, hk.c.value, hk.c.comment).where(hk.c.exposure_id == exp_id))}
-    new = [{"exposure_id": exp_id, "extension": ext, "keyword": kw, **vals}
-           for (ext, kw), vals in wanted.items() if (ext, kw) not in stored]
-    changed = [{"k_pk": stored[key][0], "v_value": vals["value"], "v_comment": vals["comment"]}
-               for key, vals in wanted.items() if key in stored and stored[key][1:] != (vals["value"], vals["comment"])]
-    if changed:
-        conn.execute(_update_by(hk, ("value", "comment"), "id"), changed)
-    if new:
+        wanted[tuple(row[k] for k in key_cols)] = row
+    where = and_(*[table.c[k] == v for k, v in parent.items()])
+    stored = {tuple(r[1:]): r[0] for r in conn.execute(select(table.c.id, *[table.c[k] for k in key_cols]).where(where))}
+    updates: dict[tuple[str, ...], list[dict]] = {}
+    new = []
+    for key, row in wanted.items():
+        values = {c: v for c, v in row.items() if c not in key_cols}
+        if key in stored:
+            if values:
+                updates.setdefault(tuple(values), []).append(
+                    {"k_pk": stored[key], **{f"v_{c}": v for c, v in values.items()}})
+        else:
+            new.append({**parent, **row})
+    for names, params in updates.items():
+        conn.execute(_update_by(table, names, "id"), params)
+    # rows giving different columns go in separate INSERTs (one statement needs one set of columns)
+    shapes: dict[tuple[str, ...], list[dict]] = {}
+    for row in new:
+        shapes.setdefault(tuple(sorted(row)), []).append(row)
+    for group in shapes.values():
         try:
-            conn.execute(insert(hk), new)
+            conn.execute(insert(table), group)
         except IntegrityError:  # another writer stored some of them meanwhile: one upsert each
-            for row in new:
-                _upsert(conn, hk, {"exposure_id": exp_id, "extension": row["extension"], "keyword": row["keyword"]},
-                        {"value": row["value"], "comment": row["comment"]})
+            for row in group:
+                _upsert(conn, table, {**parent, **{k: row[k] for k in key_cols}},
+                        {c: v for c, v in row.items() if c not in key_cols and c not in parent})
 
 
 def _quality(conn, d):
     exp_id = _exposure_id(conn, d["exposure"], create=True)
     when = d.get("time") or _now()
-    for row in d.get("metrics", []):
-        _upsert(conn, S.quality_metrics, {"exposure_id": exp_id, "ccd": row.get("ccd") or 0, "name": row["name"]},
-                {"value": row.get("value"), "run_id": d.get("run_id"), "time": when})
+    if d.get("metrics"):
+        _upsert_children(conn, S.quality_metrics, {"exposure_id": exp_id}, ("ccd", "name"),
+                         [{"ccd": row.get("ccd") or 0, "name": row["name"], "value": row.get("value"),
+                           "run_id": d.get("run_id"), "time": when} for row in d["metrics"]])
     if d.get("suggested_grade"):
         conn.execute(update(S.exposures).where(S.exposures.c.id == exp_id)
                      .values(suggested_grade=d["suggested_grade"]))
