@@ -416,10 +416,6 @@ def _unit(conn, d):
     _unit_pk(conn, step_pk, d["unit"], values)
 
 
-_LATEST_PRODUCT = (select(S.products.c.id).where(S.products.c.path_hash == bindparam("h"))
-                   .order_by(S.products.c.id.desc()).limit(1))
-
-
 def _product_id(conn, path: str, checksum: str, values: dict) -> int:
     return _upsert(conn, S.products, {"path_hash": path_hash(path), "checksum": checksum},
                    {"path": path, **values}, new_likely=True)
