@@ -134,3 +134,33 @@ def test_unit_recorded_done_is_not_executed_again(tmp_path, fits_files, demo_too
         (tmp_path / "logs" / "exp0.log.reexecution").read_text()
     marker.write_text(json.dumps({"key": "another configuration"}))
     assert run_unless_recorded(spec, str(marker)).status == "done"  # a different unit content runs
+
+
+def test_dask_executor_task_checks_the_runner_state(tmp_path, fits_files, demo_tools):
+    """The runner gives the Dask executor each unit's state file: a task Dask runs again after the runner
+    recorded the unit done (as after a worker loss) does not execute the tool, and the future is released
+    once the runner holds its result (the scheduler then forgets the key)."""
+    import pytest
+    pytest.importorskip("distributed")
+    from terapix_fw.execute import UnitSpec
+    from terapix_fw.executors import DaskExecutor
+    order = tmp_path / "order.log"
+    spec = UnitSpec(step="scale", unit="exp0", tool="scale", inputs=[str(fits_files[0])],
+                    config_layers=[[("ORDER_LOG", str(order), "test")]], outdir=str(tmp_path / "out"),
+                    log_path=str(tmp_path / "logs" / "exp0.log"), key="k" * 64, tool_ref="demo_tools:ScaleTool")
+    marker = tmp_path / "state.json"
+    executor = DaskExecutor(jobs=1)
+    try:
+        first = executor.submit(spec, 0, str(marker))
+        assert executor.wait([first], timeout=WAIT) == [first]
+        result, exc = executor.outcome(first)
+        assert exc is None and result.status == "done" and order.read_text() == "scale/exp0\n"
+        # released (asynchronously, on the client's loop): the client no longer wants the key
+        _wait_for(lambda: executor.client.refcount.get(first.key, 0) == 0, "the key to be released")
+        marker.write_text(json.dumps({"key": spec.key}))  # the runner records it done
+        again = executor.submit(spec, 0, str(marker))  # what Dask's recomputation would run
+        assert executor.wait([again], timeout=WAIT) == [again]
+        result, exc = executor.outcome(again)
+        assert exc is None and result.status == "skipped" and order.read_text() == "scale/exp0\n"
+    finally:
+        executor.close()
