@@ -164,3 +164,30 @@ def test_dask_executor_task_checks_the_runner_state(tmp_path, fits_files, demo_t
         assert exc is None and result.status == "skipped" and order.read_text() == "scale/exp0\n"
     finally:
         executor.close()
+
+
+def test_run_stopped_by_ctrl_c_is_recorded_interrupted(tmp_path, fits_files, demo_tools, monkeypatch):
+    import pytest
+    from terapix_fw import executors
+    from terapix_fw.db import schema as S
+    from terapix_fw.db.engine import connect, dispose_all
+    from terapix_fw.runner import run_instructions
+    xml = tmp_path / "run.xml"
+    xml.write_text(textwrap.dedent(f"""\
+        <instructions name="t" version="1">
+          <inputs><inputset id="raw"><files pattern="{tmp_path}/raw/*.fits"/></inputset></inputs>
+          <steps><step id="scale" tool="scale" fanout="file"><input set="raw"/></step></steps>
+        </instructions>
+        """))
+
+    def interrupted(self, futures, timeout=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(executors.LocalExecutor, "wait", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_instructions(xml, workdir=tmp_path / "work", jobs=1, progress=False)
+    url = f"sqlite:///{tmp_path / 'work' / 'rdbix.sqlite'}"
+    with connect(url).connect() as conn:
+        assert conn.execute(select(S.runs.c.status)).scalars().all() == ["interrupted"]
+    dispose_all()
+    assert (tmp_path / "work" / ".terapix" / "run.lock").read_text() == ""  # its end was recorded
