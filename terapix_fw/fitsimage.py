@@ -412,14 +412,28 @@ class FitsImage:
             return self._astropy()[index]
 
     def header(self, index: int):
-        """A copy of the HDU's header (for a compressed HDU, the image's header)."""
+        """A copy of the HDU's header (for a compressed HDU, the image's header), every card parsed: a card
+        that cannot be parsed is an error naming it here, not an astropy exception in some later use."""
         with self.guard(index):
-            header = self.hdu(index).header.copy()
-        return header
+            return self._parsed(self.hdu(index).header.copy(), index)
 
     def primary_header(self):
         with self.guard(0):
-            return self._astropy()[0].header.copy()
+            return self._parsed(self._astropy()[0].header.copy(), 0)
+
+    def _parsed(self, header, index):
+        for card in header.cards:
+            try:
+                card.value  # noqa: B018 - parses the card image
+                card.verify("silentfix")
+                card.value  # noqa: B018
+            except Exception as exc:  # noqa: BLE001 - astropy raises VerifyError, ValueError...
+                raise FitsReadError(f"{self.where(index)}: header card {card.keyword or '(blank)'} cannot be "
+                                    f"parsed: {_one_line(card.image)!r} ({_one_line(exc)[:120]})") from None
+        extname = header.get("EXTNAME")
+        if extname is not None and not isinstance(extname, str):  # EXTNAME = 42: kept as the string '42'
+            header["EXTNAME"] = str(extname)
+        return header
 
     def _scaling(self, hdu):
         h = hdu.header

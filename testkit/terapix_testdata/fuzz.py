@@ -192,7 +192,8 @@ def make_corpus(outdir: str | Path, seed: int = 13) -> list[Case]:
     for k, cut in enumerate(sorted(rng.choice(np.arange(100, len(good) - 100), 16, replace=False))):
         c.add(f"cut{k:02d}-at-{cut}", "truncated", good[:cut])
     c.add("cut-at-header-boundary", "truncated", good[:2880])
-    c.add("cut-one-byte-short", "truncated", good[:-1])
+    data_end = len(good) - (-(NX * NY * 4) % 2880)  # the last byte of the last CCD's pixels
+    c.add("cut-one-pixel-byte-short", "truncated", good[:data_end - 1])
 
     # ---- random header bytes ------------------------------------------------------------------------
     hdr_end = good.find(b"END" + b" " * 77, 2880) + 80  # within the first extension's header
