@@ -244,3 +244,35 @@ def test_ungradable_exposures_are_graded_d(raw, tmp_path, fill):
     record = next(d for kind, d in result.records if kind == "qualityfits")
     assert record["grade"] == "D"
     assert any("could not be measured" in r for r in record["reasons"]), record["reasons"]
+
+
+@pytest.mark.parametrize("selector", ["1", "ccd01"])
+def test_issue_command_on_a_raw_integer_mef(raw, tmp_path, selector, capsys):
+    """The command of the issue (``terapix tool sextractor exp02.fits[1] -CATALOG_TYPE FITS_LDAC`` on a
+    BITPIX 16 + BZERO 32768 MEF) works, with an extension selected by number or by EXTNAME, and gives the
+    catalogue of the same pixels stored as BITPIX -32."""
+    from terapix_fw.dropin import run_tool_command
+
+    out, _ = raw
+    cwd = os.getcwd()
+    os.environ.setdefault("TERAPIX_HOME", str(tmp_path / "home"))
+    try:
+        os.chdir(tmp_path)
+        for name in ("i16.fits", "f32.fits"):
+            code = run_tool_command("sextractor", [f"{out / name}[{selector}]", "-CATALOG_NAME", f"{name}.cat",
+                                                   "-CATALOG_TYPE", "FITS_LDAC", "-NTHREADS", "1"])
+            assert code == 0, capsys.readouterr().err
+    finally:
+        os.chdir(cwd)
+    tables = {}
+    for name in ("i16.fits", "f32.fits"):
+        with fits.open(tmp_path / f"{name}.cat") as h:
+            objects = [np.array(hdu.data) for hdu in h if hdu.name == "LDAC_OBJECTS"]
+            imhead = h["LDAC_IMHEAD"].data[0][0]
+        assert len(objects) == 1 and len(objects[0]) > 20
+        expected = "ccd00" if selector == "1" else "ccd01"
+        text = imhead if isinstance(imhead, str) else "".join(imhead)
+        assert f"EXTNAME = '{expected}" in text, text[:400]
+        tables[name] = objects[0]
+    for column in tables["f32.fits"].dtype.names:
+        np.testing.assert_allclose(tables["i16.fits"][column], tables["f32.fits"][column], rtol=1e-6, atol=1e-9)

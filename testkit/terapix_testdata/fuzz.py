@@ -281,7 +281,7 @@ def make_corpus(outdir: str | Path, seed: int = 13) -> list[Case]:
     one = _bytes(fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(tiny, small_header)]))[2880:]
     c.add("2000-tiny", "many_extensions", _bytes(fits.HDUList([fits.PrimaryHDU()])) + one * 2000,
           meta={"unmeasurable": True})
-    c.add("200-tiny", "many_extensions", _bytes(fits.HDUList([fits.PrimaryHDU()])) + one * 200,
+    c.add("120-tiny", "many_extensions", _bytes(fits.HDUList([fits.PrimaryHDU()])) + one * 120,
           meta={"unmeasurable": True})
 
     # ---- EXTNAME -------------------------------------------------------------------------------------
