@@ -302,14 +302,11 @@ def _run_case(tool, case, workdir, controls):
     return "correct", "", elapsed
 
 
-def _run_tool(tool, workdir):
+def _run_tool(tool, workdir, cases):
     """All cases through one tool (in a forked child): [(case name, class, outcome, detail, seconds)]."""
     import logging
 
     logging.getLogger().setLevel(logging.WARNING)
-    from terapix_testdata.fuzz import make_corpus
-
-    cases = make_corpus(workdir / "corpus")  # same seed: the same files, already there
     controls: dict = {}
     rows = []
     for case in sorted(cases, key=lambda c: (c.klass != "valid", c.control is not None)):
@@ -326,15 +323,13 @@ def fuzz_results(tmp_path_factory):
     from terapix_testdata.fuzz import make_corpus
 
     workdir = tmp_path_factory.mktemp("fuzz")
-    make_corpus(workdir / "corpus")
+    cases = make_corpus(workdir / "corpus")  # written once: the tools' processes only read it
     (workdir / "fuzz.param").write_text("\n".join(PARAMS) + "\n")
     os.environ.setdefault("TERAPIX_HOME", str(workdir / "home"))
     ctx = mp.get_context("fork")
     with ctx.Pool(2, maxtasksperchild=1) as pool:
-        results = dict(pool.starmap(_run_tool, [(t, workdir) for t in TOOLS], chunksize=1))
-    from terapix_testdata.fuzz import make_corpus as again
-
-    return workdir, {c.name: c for c in again(workdir / "corpus")}, results
+        results = dict(pool.starmap(_run_tool, [(t, workdir, cases) for t in TOOLS], chunksize=1))
+    return workdir, {c.name: c for c in cases}, results
 
 
 def _table(results, cases):
@@ -376,6 +371,8 @@ def test_errors_name_the_keyword_at_fault(fuzz_results):
     """The one line names the keyword where the keyword is the cause."""
     _, cases, results = fuzz_results
     for tool, rows in results.items():
+        if tool in CATALOG_TOOLS:  # they refuse every image as "not a FITS_LDAC catalogue" first
+            continue
         for name, klass, outcome, detail, _ in rows:
             case = cases[name]
             if outcome != "clean error":
@@ -392,8 +389,8 @@ def test_errors_name_the_keyword_at_fault(fuzz_results):
 
 
 #: cases run through the real ``terapix tool`` command: its terminal and exit code
-TERMINAL_SAMPLE = ("truncated/cut-at-header-boundary", "header_bytes/seed01", "bad_gain/gain=-1.0",
-                   "broken_wcs/crval2-95", "many_extensions/2000-tiny", "valid/u16-rice_1", "flat/all-zero")
+TERMINAL_SAMPLE = ("truncated/cut-at-header-boundary", "bad_gain/gain=-1.0", "many_extensions/2000-tiny",
+                   "valid/u16-rice_1")
 
 
 @pytest.mark.parametrize("name", TERMINAL_SAMPLE)

@@ -189,7 +189,7 @@ def make_corpus(outdir: str | Path, seed: int = 13) -> list[Case]:
     single = _bytes(fits.HDUList([fits.PrimaryHDU(f32[0], base_header())]))
 
     # ---- truncated ----------------------------------------------------------------------------------
-    for k, cut in enumerate(sorted(rng.choice(np.arange(100, len(good) - 100), 16, replace=False))):
+    for k, cut in enumerate(sorted(rng.choice(np.arange(100, len(good) - 100), 22, replace=False))):
         c.add(f"cut{k:02d}-at-{cut}", "truncated", good[:cut])
     c.add("cut-at-header-boundary", "truncated", good[:2880])
     data_end = len(good) - (-(NX * NY * 4) % 2880)  # the last byte of the last CCD's pixels
@@ -197,7 +197,7 @@ def make_corpus(outdir: str | Path, seed: int = 13) -> list[Case]:
 
     # ---- random header bytes ------------------------------------------------------------------------
     hdr_end = good.find(b"END" + b" " * 77, 2880) + 80  # within the first extension's header
-    for k in range(36):
+    for k in range(56):
         raw = bytearray(good)
         n = int(rng.integers(1, 9))
         where = rng.integers(0, hdr_end, n)
