@@ -42,16 +42,17 @@ from .errors import ToolError
 __all__ = ["FitsReadError", "HduInfo", "FitsImage", "PixelLocation", "read_located", "scan", "split_selector", "select_image",
            "header_number", "check_header_values", "MAX_IMAGE_EXTENSIONS", "ROWS_PER_BLOCK"]
 
-#: more image extensions than this in one file is refused (the largest mosaics have a few hundred CCDs;
+#: more image extensions than this in one file is refused (the largest mosaics have one or two hundred CCDs;
 #: thousands of tiny extensions are a broken or hostile file, and would keep a tool busy for nothing).
 #: ``TERAPIX_MAX_EXTENSIONS`` overrides it.
-MAX_IMAGE_EXTENSIONS = 1024
+MAX_IMAGE_EXTENSIONS = 512
 #: rows converted to float32 at a time (bounds the temporary float64 of scaled integer data)
 ROWS_PER_BLOCK = 512
 #: a header longer than this many 2880-byte blocks is refused (real headers take a few blocks)
 MAX_HEADER_BLOCKS = 2000
 
 _BITPIX = {8: 1, 16: 2, 32: 4, 64: 8, -32: 4, -64: 8}
+_DTYPES = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
 _BLOCK = 2880
 
 
@@ -71,6 +72,7 @@ class HduInfo:
     compressed: bool = False        # a tile-compressed image (ZIMAGE = T)
     zbitpix: int = 0
     znaxis: tuple[int, ...] = ()
+    header_start: int = 0
     data_start: int = 0
     data_bytes: int = 0
     bscale: float = 1.0
@@ -216,6 +218,7 @@ def scan(path: str | Path, what: str = "image") -> list[HduInfo]:
                         cards[key] = _card_value(card)
             info = _hdu_info(index, cards, path, what)
             info.data_start = pos
+            info.header_start = pos - nblocks * _BLOCK
             info.data_bytes = _data_bytes(info, cards)
             padded = -(-info.data_bytes // _BLOCK) * _BLOCK
             if size is not None and pos + info.data_bytes > size:
@@ -411,10 +414,24 @@ class FitsImage:
         with self.guard(index):
             return self._astropy()[index]
 
+    def _plain(self, index: int) -> bool:
+        """An uncompressed HDU of an uncompressed file: read straight at its offsets, without astropy
+        walking the headers before it (which made extension k of a MEF cost k header parses)."""
+        h = self._by_index[index]
+        return not h.compressed and not self.gzipped
+
     def header(self, index: int):
         """A copy of the HDU's header (for a compressed HDU, the image's header), every card parsed: a card
         that cannot be parsed is an error naming it here, not an astropy exception in some later use."""
         with self.guard(index):
+            if self._plain(index):
+                from astropy.io import fits
+
+                h = self._by_index[index]
+                with open(self.path, "rb") as handle:
+                    handle.seek(h.header_start)
+                    text = handle.read(h.data_start - h.header_start).decode("ascii")
+                return self._parsed(fits.Header.fromstring(text), index)
             return self._parsed(self.hdu(index).header.copy(), index)
 
     def primary_header(self):
@@ -452,13 +469,23 @@ class FitsImage:
         r0, r1 = (0, ny) if rows is None else (max(0, rows[0]), min(ny, rows[1]))
         out = np.empty((max(r1 - r0, 0), nx), dtype=dtype)
         with self.guard(index):
-            hdu = self.hdu(index)
-            bscale, bzero, blank = self._scaling(hdu)
             ndim = len(info.image_axes)
+            if self._plain(index):  # memory-mapped at the data's offset (BSCALE/BZERO/BLANK from the scan)
+                plane = np.memmap(self.path, dtype=_DTYPES[info.bitpix], mode="r", offset=info.data_start,
+                                  shape=(ny, nx))
+                bscale, bzero, blank = info.bscale, info.bzero, info.blank
+
+                def section(b0, b1):
+                    return plane[b0:b1]
+            else:
+                hdu = self.hdu(index)
+                bscale, bzero, blank = self._scaling(hdu)
+
+                def section(b0, b1):
+                    return hdu.section[(0,) * (ndim - 2) + (slice(b0, b1), slice(None))]
             for b0 in range(r0, r1, ROWS_PER_BLOCK):
                 b1 = min(r1, b0 + ROWS_PER_BLOCK)
-                raw = hdu.section[(0,) * (ndim - 2) + (slice(b0, b1), slice(None))]
-                raw = np.asarray(raw)
+                raw = np.asarray(section(b0, b1))
                 dest = out[b0 - r0:b1 - r0]
                 if raw.dtype.kind in "iub":
                     if bscale == 1.0 and bzero == float(int(bzero)) and abs(bzero) < 2 ** 24 \
