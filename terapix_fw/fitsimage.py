@@ -161,7 +161,7 @@ def scan(path: str | Path, what: str = "image") -> list[HduInfo]:
         raise FitsReadError(f"cannot open {what} {path}: {exc.strerror}") from None
     limit = _max_extensions()
     hdus: list[HduInfo] = []
-    pos = 0
+    pos = nimages = 0
     try:
         while True:
             index = len(hdus)
@@ -175,14 +175,14 @@ def scan(path: str | Path, what: str = "image") -> list[HduInfo]:
                     if index == 0 and nblocks == 0:
                         raise FitsReadError(f"{what} {path}: empty file, not FITS")
                     if nblocks == 0:  # clean end of file after the last HDU's data
-                        return _checked(hdus, path, what)
+                        return hdus
                     raise FitsReadError(f"{what} {path}: HDU {index}: the header has no END card "
                                         "(file truncated or not FITS)")
                 if index == 0 and nblocks == 0 and not block.startswith(b"SIMPLE  ="):
                     raise FitsReadError(f"{what} {path}: not a FITS file (it does not start with SIMPLE =)")
                 if len(block) < _BLOCK:
                     if nblocks == 0 and index > 0 and not block.strip(b"\0 "):
-                        return _checked(hdus, path, what)  # trailing padding
+                        return hdus  # trailing padding
                     raise FitsReadError(f"{what} {path}: HDU {index}: truncated inside the header "
                                         f"({len(block)} bytes of a 2880-byte block)")
                 nblocks += 1
@@ -194,7 +194,7 @@ def scan(path: str | Path, what: str = "image") -> list[HduInfo]:
                     # bytes after the last HDU: padding is fine; anything else means a header
                     # (BITPIX, NAXISn) that does not describe the data that is really there
                     if not block.strip(b"\0 "):
-                        return _checked(hdus, path, what)
+                        return hdus
                     raise FitsReadError(f"{what} {path}: {hdus[-1].label()}: {_BLOCK} bytes or more follow its "
                                         f"data that are not a FITS extension: BITPIX {hdus[-1].bitpix} / NAXISn "
                                         f"{'x'.join(map(str, hdus[-1].naxis))} do not describe the data in the file")
@@ -240,7 +240,8 @@ def scan(path: str | Path, what: str = "image") -> list[HduInfo]:
                         left -= len(chunk)
                 pos += padded
             hdus.append(info)
-            if sum(1 for h in hdus if h.is_image) > limit + 1:
+            nimages += info.is_image
+            if nimages > limit + 1:  # + 1: an empty primary
                 raise FitsReadError(f"{what} {path}: more than {limit} image extensions; refused as a broken "
                                     "structure (set TERAPIX_MAX_EXTENSIONS to accept more)")
     except (EOFError, OSError) as exc:  # gzip stream cut or corrupted
@@ -307,10 +308,6 @@ def _data_bytes(info: HduInfo, cards) -> int:
     pcount = pcount if isinstance(pcount, int) and not isinstance(pcount, bool) else 0
     gcount = gcount if isinstance(gcount, int) and not isinstance(gcount, bool) else 1
     return abs(info.bitpix) // 8 * gcount * (pcount + n)
-
-
-def _checked(hdus, path, what):
-    return hdus
 
 
 def _image_problem(h: HduInfo) -> str | None:
