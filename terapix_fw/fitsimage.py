@@ -257,7 +257,7 @@ def _int(cards, key, path, what, index, minimum=None, required=True):
     if value is None and not required:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        got = "missing" if key not in cards else f"{value!r}"
+        got = "missing" if key not in cards else "unreadable" if value is None else f"{value!r}"
         raise FitsReadError(f"{what} {path}: HDU {index}: keyword {key} is {got}, expected an integer")
     if minimum is not None and value < minimum:
         raise FitsReadError(f"{what} {path}: HDU {index}: {key} = {value}, expected >= {minimum}")
@@ -432,8 +432,7 @@ class FitsImage:
             return self._parsed(self.hdu(index).header.copy(), index)
 
     def primary_header(self):
-        with self.guard(0):
-            return self._parsed(self._astropy()[0].header.copy(), 0)
+        return self.header(0)
 
     def _parsed(self, header, index):
         for card in header.cards:
