@@ -132,6 +132,8 @@ def expected(tool: str, case) -> set[str]:
 def _image_count(case):
     if case.selector:
         return 1
+    if "nimages" in case.meta:  # damaged headers: astropy may merge HDUs (an END card with garbage)
+        return case.meta["nimages"]
     from astropy.io import fits
 
     with fits.open(case.path) as hdul:
