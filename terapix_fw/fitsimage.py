@@ -522,10 +522,15 @@ class FitsImage:
         ny, nx = info.shape
         r0, r1 = (0, ny) if rows is None else (max(0, rows[0]), min(ny, rows[1]))
         with self.guard(index):
-            hdu = self.hdu(index)
-            bscale, bzero, _ = self._scaling(hdu)
-            ndim = len(info.image_axes)
-            raw = np.asarray(hdu.section[(0,) * (ndim - 2) + (slice(r0, r1), slice(None))])
+            if self._plain(index):
+                raw = np.memmap(self.path, dtype=_DTYPES[info.bitpix], mode="r", offset=info.data_start,
+                                shape=(ny, nx))[r0:r1]
+                bscale, bzero = info.bscale, info.bzero
+            else:
+                hdu = self.hdu(index)
+                bscale, bzero, _ = self._scaling(hdu)
+                ndim = len(info.image_axes)
+                raw = np.asarray(hdu.section[(0,) * (ndim - 2) + (slice(r0, r1), slice(None))])
             if raw.dtype.kind in "iu" and bscale == 1.0 and bzero in (0.0, 2.0 ** (8 * raw.dtype.itemsize - 1)):
                 if bzero:
                     unsigned = np.dtype(f"u{raw.dtype.itemsize}")
