@@ -39,7 +39,8 @@ from pathlib import Path
 
 from .errors import ToolError
 
-__all__ = ["FitsReadError", "HduInfo", "FitsImage", "PixelLocation", "read_located", "scan", "split_selector", "select_image",
+__all__ = ["FitsReadError", "HduInfo", "FitsImage", "PixelLocation", "read_located", "scan", "split_selector",
+           "select_image",
            "header_number", "check_header_values", "MAX_IMAGE_EXTENSIONS", "ROWS_PER_BLOCK"]
 
 #: more image extensions than this in one file is refused (the largest mosaics have one or two hundred CCDs;
