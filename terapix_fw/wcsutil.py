@@ -20,14 +20,17 @@ def wcs_problem(header) -> str | None:
     import math
 
     c1, c2 = str(header.get("CTYPE1", "") or ""), str(header.get("CTYPE2", "") or "")
-    if not c1.strip() and not c2.strip():
-        return None
+
+    def projected(ctype):  # the 'XXXX-PPP' form of a celestial axis (RA---TAN, GLON-CAR, FOO--TAN...)
+        return len(ctype) >= 8 and ctype[4] == "-"
+    if not projected(c1) and not projected(c2):
+        return None  # no celestial WCS at all (PIXEL, LINEAR, none): not a broken one
     axes = []
     for k, ctype in ((1, c1), (2, c2)):
         name = ctype[:4].rstrip("-").upper()
         proj = ctype[5:8].upper() if len(ctype) >= 8 else ""
-        if name in ("LINEAR", "PIXEL", "") and not proj:
-            return None if k == 1 and not c2.strip() else f"CTYPE{k} = {ctype!r} is not celestial"
+        if not projected(ctype):
+            return f"CTYPE{k} = {ctype!r} is not a celestial axis, CTYPE{3 - k} is"
         if name not in _LON + _LAT:
             return f"CTYPE{k} = {ctype!r} is not a celestial axis (expected e.g. RA---TAN, DEC--TAN)"
         if proj not in PROJECTIONS:

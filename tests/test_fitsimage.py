@@ -96,7 +96,8 @@ def test_gzip_files_and_mef_selection(tmp_path):
             assert img.select(2).index == 2 and img.select("ccd10").index == 2
             np.testing.assert_array_equal(img.read(2), data.astype(np.float32))
             np.testing.assert_array_equal(read_located(img.locate(2)), data.astype(np.float32))
-            with pytest.raises(FitsReadError, match=r"no image extension with EXTNAME 'ccd99' \(EXTNAMEs: CCD00, CCD10"):
+            with pytest.raises(FitsReadError,
+                               match=r"no image extension with EXTNAME 'ccd99' \(EXTNAMEs: CCD00, CCD10"):
                 img.select("ccd99")
             with pytest.raises(FitsReadError, match="no image extension 3 \\(it has 2\\)"):
                 img.select(3)

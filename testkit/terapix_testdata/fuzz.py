@@ -17,7 +17,7 @@ directory and returns one :class:`Case` per file, grouped in the case classes of
 ``nan_inf``          blocks, rows and columns of NaN, +inf, -inf in a good image; an all-NaN image
 ``flat``             all-zero and constant images
 ``tiny``             1x1, 3x3, 1xN and Nx1 images
-``many_extensions``  thousands of tiny extensions (a structure no camera writes), and a few hundred
+``many_extensions``  thousands of tiny extensions (a structure no camera writes), and 64
 ``extname``          EXTNAME missing, duplicated, numeric or odd; selection of an absent EXTNAME
 ``broken_wcs``       CRVAL2 outside [-90, 90], singular CD matrix, unknown projection or axis
 ``bad_gain``         GAIN < 0, GAIN = 0 (SExtractor: infinite gain), GAIN not a number
@@ -189,14 +189,15 @@ def make_corpus(outdir: str | Path, seed: int = 13) -> list[Case]:
     single = _bytes(fits.HDUList([fits.PrimaryHDU(f32[0], base_header())]))
 
     # ---- truncated ----------------------------------------------------------------------------------
-    for k, cut in enumerate(sorted(rng.choice(np.arange(100, len(good) - 100), 16, replace=False))):
+    for k, cut in enumerate(sorted(rng.choice(np.arange(100, len(good) - 100), 22, replace=False))):
         c.add(f"cut{k:02d}-at-{cut}", "truncated", good[:cut])
     c.add("cut-at-header-boundary", "truncated", good[:2880])
-    c.add("cut-one-byte-short", "truncated", good[:-1])
+    data_end = len(good) - (-(NX * NY * 4) % 2880)  # the last byte of the last CCD's pixels
+    c.add("cut-one-pixel-byte-short", "truncated", good[:data_end - 1])
 
     # ---- random header bytes ------------------------------------------------------------------------
     hdr_end = good.find(b"END" + b" " * 77, 2880) + 80  # within the first extension's header
-    for k in range(36):
+    for k in range(56):
         raw = bytearray(good)
         n = int(rng.integers(1, 9))
         where = rng.integers(0, hdr_end, n)
@@ -206,7 +207,7 @@ def make_corpus(outdir: str | Path, seed: int = 13) -> list[Case]:
             raw_vals = rng.choice(np.frombuffer(b"0123456789 =-+.'ETAXN/", np.uint8), n)
         for w, v in zip(where, raw_vals):
             raw[int(w)] = int(v)
-        c.add(f"seed{k:02d}", "header_bytes", raw)
+        c.add(f"seed{k:02d}", "header_bytes", raw, meta={"nimages": 2})  # if readable: the 2 CCDs of ``good``
 
     # ---- wrong BITPIX (invalid, or valid but inconsistent with the data) -----------------------------
     for k, value in enumerate(["12", "-16", "0", "'abc'", "16", "8", "-64", "64", "T"]):
@@ -280,7 +281,7 @@ def make_corpus(outdir: str | Path, seed: int = 13) -> list[Case]:
     one = _bytes(fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(tiny, small_header)]))[2880:]
     c.add("2000-tiny", "many_extensions", _bytes(fits.HDUList([fits.PrimaryHDU()])) + one * 2000,
           meta={"unmeasurable": True})
-    c.add("200-tiny", "many_extensions", _bytes(fits.HDUList([fits.PrimaryHDU()])) + one * 200,
+    c.add("64-tiny", "many_extensions", _bytes(fits.HDUList([fits.PrimaryHDU()])) + one * 64,
           meta={"unmeasurable": True})
 
     # ---- EXTNAME -------------------------------------------------------------------------------------

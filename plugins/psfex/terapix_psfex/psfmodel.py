@@ -69,7 +69,8 @@ def sample_candidates(table, cfg: SelectionConfig | None = None):
     snr = np.asarray(table["SNR_WIN"], float)
     flags = np.asarray(table["FLAGS"]).astype(int)
     elong = np.asarray(table["ELONGATION"], float)
-    fwhm = 2.0 * np.asarray(table["FLUX_RADIUS"], float).reshape(len(snr), -1)[:, 0]
+    radius = np.asarray(table["FLUX_RADIUS"], float)
+    fwhm = 2.0 * (radius.reshape(len(snr), -1)[:, 0] if radius.ndim > 1 else radius)  # also 0 rows
     maxelong = (1.0 + cfg.maxellip) / (1.0 - cfg.maxellip) if cfg.maxellip < 1 else np.inf
     ok = (snr > cfg.minsn) & ((flags & cfg.flagmask) == 0) & (elong < maxelong)
     ok &= (fwhm >= cfg.fwhmrange[0]) & (fwhm < cfg.fwhmrange[1])

@@ -174,7 +174,17 @@ def process_ccd(n, nccd, hdu, header, data, res, cfg: QFConfig, zp, name="", loc
     m: dict = {"dead": int(bool(st.get("dead"))), "ncr": st.get("ncr", 0), "ntrail": st.get("ntrail", 0),
                "flagged_fraction": st.get("flagged_fraction", 1.0),
                "sat_fraction": st.get("nsat_pix", 0) / data.size}
-    pixscale = _pixscale(header)
+    from terapix_fw.wcsutil import wcs_problem
+
+    # a broken WCS (latitude beyond 90 deg, singular CD, unknown projection) makes the CCD "no WCS" (grade D
+    # through n_ccd_nowcs) and is left out of the extraction, whose world columns it would corrupt
+    measured = header
+    if wcs_problem(header):
+        measured = header.copy()
+        for key in list(measured.keys()):
+            if key.startswith(("CTYPE", "CRVAL", "CRPIX", "CDELT", "CD1_", "CD2_", "PC1_", "PC2_", "PV1_", "PV2_")):
+                del measured[key]
+    pixscale = _pixscale(measured)
     out = CcdResult(hdu, extname, header, m)
     w = _wcs(header)
     ny, nx = data.shape
@@ -192,7 +202,7 @@ def process_ccd(n, nccd, hdu, header, data, res, cfg: QFConfig, zp, name="", loc
     m["back_mag"] = M.surface_brightness(bkg.global_back, zp, pixscale)
     m["back_rms_mag"] = M.surface_brightness(bkg.global_rms, zp, pixscale)
     secfg, plist = extraction_config(cfg, zp)
-    spec = ImageSpec(data, header, n, nccd, weight=res.weight, flags=[res.flag], name=name)
+    spec = ImageSpec(data, measured, n, nccd, weight=res.weight, flags=[res.flag], name=name)
     if lock is not None:
         with lock:
             er = extract_image(spec, secfg, plist, wtype_m="MAP_WEIGHT")

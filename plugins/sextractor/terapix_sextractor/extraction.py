@@ -42,6 +42,7 @@ What follows SExtractor and what differs
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import os
 import time
@@ -750,13 +751,20 @@ def _detect(spec: ImageSpec, cfg, wtype_m, wtype_d) -> _Detected:
     btypes, bvalues = list(cfg["BACK_TYPE"]), list(cfg["BACK_VALUE"])
     bk_kw = dict(back_size=cfg["BACK_SIZE"], filter_size=cfg["BACK_FILTERSIZE"],
                  filter_thresh=cfg["BACK_FILTTHRESH"])
-    try:
-        bkg_m = estimate_background(data, mask=bad_m, back_type=btypes[-1] if dual else btypes[0],
-                                    back_value=bvalues[-1] if dual else bvalues[0], **bk_kw)
-        bkg_d = estimate_background(ddata, mask=bad_d, back_type=btypes[0], back_value=bvalues[0], **bk_kw) \
-            if dual else bkg_m
-    except ValueError as exc:
-        raise ToolError(f"{spec.name}[{spec.ext}]: {exc}") from None
+    def background(img, mask, btype, bvalue):
+        try:
+            return estimate_background(img, mask=mask, back_type=btype, back_value=bvalue, **bk_kw)
+        except ValueError as exc:
+            if mask is None or not np.all(mask):
+                raise ToolError(f"{spec.name}[{spec.ext}]: {exc}") from None
+            # every pixel masked (an all-NaN CCD, a dead amplifier): nothing to detect, an empty catalogue
+            # for this extension as SExtractor gives, not a failed exposure
+            logging.getLogger("terapix").warning("%s[%s]: every pixel is masked (NaN, inf or zero weight): "
+                                                 "no source can be detected", spec.name, spec.ext)
+            return estimate_background(np.zeros_like(img), back_type="MANUAL", back_value=0.0, **bk_kw)
+
+    bkg_m = background(data, bad_m, btypes[-1] if dual else btypes[0], bvalues[-1] if dual else bvalues[0])
+    bkg_d = background(ddata, bad_d, btypes[0], bvalues[0]) if dual else bkg_m
 
     def rescale(var, bad, bkg, which):
         if var is None:

@@ -78,7 +78,7 @@ def footprint_of_header(header, *, exposure: str, extension: int, filter_key: st
     band = str(header.get(filter_key, "")).strip() or "unknown"
     from terapix_fw.fitsimage import header_number
 
-    exptime = header_number(header, exptime_key, where, 0.0, positive=True)  # summed into coverage maps
+    exptime = header_number(header, exptime_key, where, 0.0, positive=True, allow_zero=True)  # summed into coverage maps
     return Footprint(exposure, extension, band, exptime, np.asarray(ra, float) % 360.0, np.asarray(dec, float),
                      edge_ra=np.asarray(edge_ra, float) % 360.0, edge_dec=np.asarray(edge_dec, float),
                      run=str(header.get("RUNID", "")).strip(), component=str(header.get("SURVEYC", "")).strip(),

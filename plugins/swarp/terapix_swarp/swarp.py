@@ -134,6 +134,8 @@ def run_swarp(ctx) -> None:
     log.info("output %dx%d pixels, %s/%s at (%.6f, %.6f), %.4f\"/pixel", grid_header["NAXIS1"],
              grid_header["NAXIS2"], grid_header["CTYPE1"], grid_header["CTYPE2"], grid_header["CRVAL1"],
              grid_header["CRVAL2"], pixel_scale_arcsec(grid_header))
+    if resample and not any(config["IMAGE_SIZE"]):
+        _check_grid_area(fields, grid_header)
     if config["HEADER_ONLY"]:
         with ctx.product(out_name, kind="stack_header") as tmp:
             tmp.write_bytes(grid_header.tostring().encode("ascii"))
@@ -371,6 +373,30 @@ def _coadd(ctx, config, fields, grid_header, combine_fn, resampled):
                  len(resampled), summary.strips, summary.strip_height, summary.exptime, summary.gain,
                  summary.saturation)
     return summary
+
+
+#: an automatic output grid more than this many times the inputs' summed sky area is refused: inputs that far
+#: apart (a header with a wrong or missing CRVAL) would make a huge, almost empty stack for hours
+MAX_EMPTY_FACTOR = 100.0
+
+
+def _check_grid_area(fields, grid_header) -> None:
+    import numpy as np
+    from astropy.wcs.utils import proj_plane_pixel_area
+
+    from .grid import pixel_scale_arcsec
+
+    out_area = float(grid_header["NAXIS1"]) * float(grid_header["NAXIS2"]) * (pixel_scale_arcsec(grid_header)
+                                                                                / 3600.0) ** 2
+    areas = [f.shape[0] * f.shape[1] * abs(proj_plane_pixel_area(f.wcs.celestial)) for f in fields]
+    total = float(np.sum(areas))
+    if total > 0 and out_area > MAX_EMPTY_FACTOR * total:
+        centres = sorted(fields, key=lambda f: f.wcs.wcs.crval[0])
+        raise ToolError(f"the automatic output grid ({grid_header['NAXIS1']}x{grid_header['NAXIS2']} pixels, "
+                        f"{out_area:.3g} deg^2) is {out_area / total:.0f} times the inputs' area: inputs far apart "
+                        f"on the sky ({centres[0].name} at CRVAL1 {centres[0].wcs.wcs.crval[0]:.4f}, "
+                        f"{centres[-1].name} at {centres[-1].wcs.wcs.crval[0]:.4f}); check their CRVAL1/CRVAL2, "
+                        "or give IMAGE_SIZE and CENTER")
 
 
 def _compress(ctx, src: Path, name: str, kind: str) -> None:

@@ -373,26 +373,36 @@ class MapWriter:
 
         self._stack = contextlib.ExitStack()
         self.tmp = [self._stack.enter_context(atomic_path(p)) for p in self.paths]
+        # closed before the temporary files are renamed (callbacks run last-in first-out)
+        self.out = [open(t, "wb") for t in self.tmp]
+        self._stack.callback(lambda: [f.close() for f in self.out])
         self._started = False
         return self
 
     def add(self, hdu_index, header, res: ExtensionResult):
+        import io
+
         from astropy.io import fits
 
         wh = _map_header(header, "WEIGHT", self.cfg, res.stats, self.version)
         fh = _map_header(header, "FLAG", self.cfg, res.stats, self.version)
         if hdu_index == 0:  # a simple image: the maps are simple images too
-            fits.PrimaryHDU(res.weight, wh).writeto(self.tmp[0])
-            fits.PrimaryHDU(res.flag, fh).writeto(self.tmp[1])
+            fits.PrimaryHDU(res.weight, wh).writeto(self.out[0])
+            fits.PrimaryHDU(res.flag, fh).writeto(self.out[1])
             self._started = True
             return
         if not self._started:
-            for tmp in self.tmp:
-                fits.PrimaryHDU(header=self.primary).writeto(tmp)
+            for out in self.out:
+                fits.PrimaryHDU(header=self.primary).writeto(out)
             self._started = True
-        for tmp, hdu in zip(self.tmp, (fits.ImageHDU(res.weight, wh), fits.ImageHDU(res.flag, fh))):
-            with fits.open(tmp, mode="append") as out:
-                out.append(hdu)
+        # each extension serialised on its own behind an empty 2880-byte primary that is dropped: astropy's
+        # append mode re-reads and re-verifies the whole file at every extension (quadratic: 200 small
+        # CCDs took minutes)
+        empty = fits.PrimaryHDU()
+        for out, hdu in zip(self.out, (fits.ImageHDU(res.weight, wh), fits.ImageHDU(res.flag, fh))):
+            buf = io.BytesIO()
+            fits.HDUList([empty, hdu]).writeto(buf)
+            out.write(buf.getbuffer()[2880:])
 
     def __exit__(self, *exc):
         return self._stack.__exit__(*exc)
