@@ -227,8 +227,8 @@ def test_quarantine_of_bad_files_never_stops_the_rest(sim_dir, tmp_path, fresh_r
     assert {r["filename"] for r in _rows(url, S.exposures)} == {"700001p.fits", "zz700002p.fits", "sums_ok.fits"}
 
 
-def test_reingest_is_a_no_op_and_changes_are_refused(sim_dir, tmp_path, fresh_recorders):
-    url = f"sqlite:///{tmp_path / 'rdbix.sqlite'}"
+def test_reingest_is_a_no_op_and_changes_are_refused(sim_dir, tmp_path, db_url, fresh_recorders):
+    url = db_url
     site = write_site(tmp_path, transfer="copy")
     incoming = tmp_path / "incoming"
     src = arrive(sim_dir, incoming)
@@ -269,8 +269,8 @@ def test_reingest_is_a_no_op_and_changes_are_refused(sim_dir, tmp_path, fresh_re
         write_document(connect(url), Document().add("exposure", filename="700001p.fits", checksum="0" * 64))
 
 
-def test_duplicates_under_another_name(sim_dir, tmp_path, fresh_recorders):
-    url = f"sqlite:///{tmp_path / 'rdbix.sqlite'}"
+def test_duplicates_under_another_name(sim_dir, tmp_path, db_url, fresh_recorders):
+    url = db_url
     site = write_site(tmp_path)
     incoming = tmp_path / "incoming"
     a = arrive(sim_dir, incoming)
