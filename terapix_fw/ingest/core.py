@@ -189,7 +189,11 @@ class Ingester:
 
     # -- storage ----------------------------------------------------------------------------------
     def _register(self, path: Path, name: str, checksum: str, info) -> Outcome:
-        from .metadata import exposure_fields, footprint, keyword_rows
+        from .metadata import exposure_fields, footprint, keyword_rows, raw_keyword_rows
+
+        def keywords_of(k: int, header, extension: int):
+            rows = raw_keyword_rows(info.raw_headers[k], extension) if k in info.raw_headers else None
+            return rows if rows is not None else keyword_rows(header, extension)
 
         primary = info.primary
         fields = exposure_fields(primary, self.skyprobe_key)
@@ -209,12 +213,12 @@ class Ingester:
             self._place(path, dest, info.compression if uncompress else "none")
         compression = "none" if uncompress else info.compression
         stored_sum = checksum if not uncompress else sha256_file(dest)
-        extensions, keywords = [], keyword_rows(primary, 0)
+        extensions, keywords = [], keywords_of(0, primary, 0)
         for ccd, (hdu, header) in enumerate(info.images, 1):
             extensions.append({"ccd": ccd, "extname": header.get("EXTNAME"), "naxis1": header.get("NAXIS1"),
                                "naxis2": header.get("NAXIS2"), **footprint(header)})
             if hdu != 0:
-                keywords += keyword_rows(header, ccd)
+                keywords += keywords_of(hdu, header, ccd)
         record = {"filename": name, **{k: v for k, v in fields.items() if v is not None},
                   "survey_component": cls.component, "owner": cls.owner, "release_date": cls.release_date,
                   "arrival_date": arrival, "checksum": checksum, "extensions": extensions, "keywords": keywords,

@@ -40,6 +40,7 @@ class IngestTool(Tool):
         import os
 
         from ..errors import ConfigError
+        from ..tool import Product
         from .core import Ingester
         from .site import Site
 
@@ -62,7 +63,12 @@ class IngestTool(Tool):
             ctx.log.info("%s", out.line())
             for kind, data in out.records:
                 ctx.record(kind, **data)
-            if out.status in ("registered", "known") and out.stored is not None and out.stored.exists():
+            if out.status == "registered":
+                # the stored file's checksum is known: not read a third time (a MegaCam MEF is 0.7-1.4 GB)
+                store = out.records[0][1]["storage"][0]
+                ctx.products.append(Product(str(out.stored), "image", store["checksum"], store["size"],
+                                            {"exposure": out.filename, "status": out.status}))
+            elif out.status == "known" and out.stored is not None and out.stored.exists():
                 ctx.add_product(out.stored, "image", exposure=out.filename, status=out.status)
         ctx.log.info("ingested %d file(s): %s", len(ctx.inputs),
                      ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
