@@ -146,6 +146,9 @@ class ImageSpec:
     det_weight: Any = None
     flags: list = field(default_factory=list)  # flag maps
     name: str = ""
+    #: the arrays were read for this extraction alone: they may be overwritten (interpolated pixels, the
+    #: weight map turned into the variance map) instead of copied
+    owned: bool = False
 
 
 @dataclass
@@ -370,7 +373,7 @@ def _read_spec(job, cfg, rows=None) -> ImageSpec:
         if not np.issubdtype(f.dtype, np.integer):
             raise ToolError(f"flag image (FLAG_IMAGE) {p} holds {f.dtype} pixels; flag maps must be integer")
     return ImageSpec(data, header, job["ext"], job["next"], det, weight, det_weight, flags,
-                     name=os.path.basename(job["image"]))
+                     name=os.path.basename(job["image"]), owned=True)
 
 
 def _read_and_detect(job, cfg, want):
@@ -506,50 +509,86 @@ def _run_strips(job, cfg, plist) -> ExtractionResult:
 # --------------------------------------------------------------------------------------------------------
 # one extension
 
-def _variance_from_weight(weight, wtype, thresh):
-    """(variance map or None, bad-pixel mask) for a weight map of WEIGHT_TYPE ``wtype``."""
+def _variance_from_weight(weight, wtype, thresh, inplace=False):
+    """(variance map or None, bad-pixel mask) for a weight map of WEIGHT_TYPE ``wtype``.
+
+    With ``inplace`` a float32 ``weight`` becomes the variance map (no second image-sized array); the
+    values are those of the out-of-place formulas, bit for bit (the same float32 operations)."""
     w = np.asarray(weight, dtype=np.float32)
+    if not (inplace and w is weight and w.flags.writeable):
+        w = w.copy()
     if wtype == "MAP_WEIGHT":
         t = 0.0 if thresh is None else thresh
         bad = ~(w > t)
-        with np.errstate(divide="ignore"):
-            var = np.where(bad, np.float32(1e30), 1.0 / np.where(bad, 1, w)).astype(np.float32)
+        np.divide(np.float32(1.0), w, out=w, where=~bad)
     elif wtype == "MAP_VAR":
         bad = ~np.isfinite(w) | (w >= (1e30 if thresh is None else thresh)) | (w <= 0)
-        var = np.where(bad, np.float32(1e30), w).astype(np.float32)
     elif wtype == "MAP_RMS":
         bad = ~np.isfinite(w) | (w >= (1e15 if thresh is None else thresh)) | (w <= 0)
-        var = np.where(bad, np.float32(1e30), np.square(np.where(bad, 0, w))).astype(np.float32)
+        np.square(w, out=w, where=~bad)
     else:
         raise ConfigError(f"bad WEIGHT_TYPE {wtype}", "WEIGHT_TYPE", "WEIGHT_TYPE")
-    return var, bad
+    w[bad] = np.float32(1e30)
+    return w, bad
 
 
-def _interpolate_bad(data, var, bad, maxxlag, maxylag):
+def _runs_back(flat, along, length):
+    """For bad pixels given by sorted flat indices ``flat`` (row-major along the axis walked) and their
+    coordinate ``along`` that axis: the coordinate of the last good pixel before each one (-1 if none),
+    i.e. the pixel before the start of its run of consecutive bad pixels."""
+    start = np.ones(len(flat), bool)
+    start[1:] = (flat[1:] != flat[:-1] + 1)
+    start |= along == 0  # a run never continues across lines
+    first = np.maximum.accumulate(np.where(start, np.arange(len(flat)), 0))
+    return along[first] - 1
+
+
+def _interpolate_bad(data, var, bad, maxxlag, maxylag, inplace=False, data_too=True):
     """SExtractor's zero-weight interpolation (INTERP_TYPE, ``interpolate.c``): a bad pixel takes the value
     (and variance) of the last good pixel before it on its line if within INTERP_MAXXLAG, else of the last
-    good pixel below it in its column if within INTERP_MAXYLAG.  Returns (data, var, filled mask)."""
-    ny, nx = data.shape
-    good = ~bad
-    cols = np.where(good, np.arange(nx)[None, :], -1)
-    last = np.maximum.accumulate(cols, axis=1)
-    lag = np.arange(nx)[None, :] - last
-    okx = bad & (last >= 0) & (lag <= maxxlag)
-    rows = np.where(good, np.arange(ny)[:, None], -1)
-    lasty = np.maximum.accumulate(rows, axis=0)
-    lagy = np.arange(ny)[:, None] - lasty
-    oky = bad & ~okx & (lasty >= 0) & (lagy <= maxylag)
-    out = data.copy()
-    vout = var.copy()
-    yy, xx = np.nonzero(okx)
-    src = last[yy, xx]
-    out[yy, xx] = data[yy, src]
-    vout[yy, xx] = var[yy, src]
-    yy, xx = np.nonzero(oky)
-    src = lasty[yy, xx]
-    out[yy, xx] = data[src, xx]
-    vout[yy, xx] = var[src, xx]
-    return out, vout, okx | oky
+    good pixel below it in its column if within INTERP_MAXYLAG.  Returns (data, var, filled mask).
+
+    Works on the list of bad pixels only (a few percent of a CCD: bad columns, saturated or cosmic-ray
+    pixels set to zero weight), never on image-sized index arrays; ``inplace`` fills ``data`` and ``var``
+    themselves (their good pixels, the only sources, are not changed); ``data_too`` False leaves the
+    data as it is (INTERP_TYPE VAR_ONLY)."""
+    ny, nx = bad.shape
+    out = data if inplace or not data_too else data.copy()
+    vout = var if inplace else var.copy()
+    flat = np.flatnonzero(bad)
+    yy, xx = np.divmod(flat, nx)
+    lastx = _runs_back(flat, xx, nx)
+    okx = (lastx >= 0) & (xx - lastx <= maxxlag)
+    # the same along columns: bad pixels in column-major order
+    order = np.lexsort((yy, xx))
+    lasty = np.empty_like(yy)
+    lasty[order] = _runs_back(xx[order] * ny + yy[order], yy[order], ny)
+    oky = ~okx & (lasty >= 0) & (yy - lasty <= maxylag)
+    sy, sx = yy[okx], lastx[okx]
+    ty, tx = yy[oky], xx[oky]
+    ly = lasty[oky]
+    if data_too:
+        vals_x, vals_y = data[sy, sx], data[ly, tx]
+        out[yy[okx], xx[okx]] = vals_x
+        out[ty, tx] = vals_y
+    vx, vy = var[sy, sx], var[ly, tx]
+    vout[yy[okx], xx[okx]] = vx
+    vout[ty, tx] = vy
+    filled = np.zeros(bad.shape, bool)
+    filled.ravel()[flat[okx | oky]] = True
+    return out, vout, filled
+
+
+def _every_nth(values, select, step, block=256):
+    """``values[select][::step]`` without the image-sized copy of ``values[select]``: by blocks of rows,
+    keeping the phase of the global sequence."""
+    parts, seen = [], 0
+    for y0 in range(0, values.shape[0], block):
+        v = values[y0:y0 + block][select[y0:y0 + block]]
+        first = (-seen) % step
+        parts.append(v[first::step])
+        seen += len(v)
+    return np.concatenate(parts) if parts else values[:0].ravel()
 
 
 def _thresholds(cfg, key, sigma, zp, pixscale):
@@ -709,7 +748,7 @@ def _detect(spec: ImageSpec, cfg, wtype_m, wtype_d) -> _Detected:
                 raise ToolError(f"WEIGHT_TYPE {wtype} needs a WEIGHT_IMAGE for the {which} image")
             return None, None
         t = wthresh[0 if which == "detection" or len(wthresh) == 1 else 1] if wthresh else None
-        return _variance_from_weight(w, wtype, t)
+        return _variance_from_weight(w, wtype, t, inplace=spec.owned)
 
     var_m, bad_m = weights(wtype_m, spec.weight, "measurement")
     if dual:
@@ -725,8 +764,10 @@ def _detect(spec: ImageSpec, cfg, wtype_m, wtype_d) -> _Detected:
         itype = itypes[min(k, len(itypes) - 1)]
         if bad is None or itype == "NONE" or not bad.any():
             return img, var, bad
+        # the variance map is always this extraction's own (made from the weight map)
         img_i, var_i, filled = _interpolate_bad(img, var, bad, xlags[min(k, len(xlags) - 1)],
-                                                ylags[min(k, len(ylags) - 1)])
+                                                ylags[min(k, len(ylags) - 1)], inplace=spec.owned,
+                                                data_too=itype != "VAR_ONLY")
         if itype == "VAR_ONLY":
             return img, var_i, bad
         return img_i, var_i, bad & ~filled
@@ -740,7 +781,9 @@ def _detect(spec: ImageSpec, cfg, wtype_m, wtype_d) -> _Detected:
     nonfinite = ~np.isfinite(data)
     if nonfinite.any():
         bad_m = nonfinite if bad_m is None else (bad_m | nonfinite)
-        data = np.where(nonfinite, 0, data).astype(np.float32)
+        if not (spec.owned and data.flags.writeable):
+            data = data.copy()
+        data[nonfinite] = 0
         if not dual:
             bad_d = bad_m
             ddata = data
@@ -767,10 +810,10 @@ def _detect(spec: ImageSpec, cfg, wtype_m, wtype_d) -> _Detected:
         sigfac = 1.0
         rescale_flags = list(cfg["RESCALE_WEIGHTS"])
         if rescale_flags[0 if which == "detection" or len(rescale_flags) == 1 else 1]:
-            med = float(np.median(var[good][:: max(1, good.sum() // 1000000)]))
+            med = float(np.median(_every_nth(var, good, max(1, int(good.sum()) // 1000000))))
             if med > 0:
                 sigfac = bkg.global_rms / math.sqrt(med)
-                var = np.where(bad, var, var * np.float32(sigfac * sigfac)).astype(np.float32)
+                np.multiply(var, np.float32(sigfac * sigfac), out=var, where=good)
         return var, sigfac
 
     var_m, sigfac_m = rescale(var_m, bad_m, bkg_m, "measurement")
@@ -1214,9 +1257,9 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
             raise ToolError("IMAFLAGS_ISO is requested but no FLAG_IMAGE could be read")
         footprint = seg
         if bad is not None and n:
-            from scipy.ndimage import maximum_filter
-            grown = maximum_filter(seg, size=3)
-            footprint = np.where((seg == 0) & bad, grown, seg)
+            where_bad, grown = _grown_labels_at(seg, (seg == 0) & bad)
+            footprint = seg.copy()
+            footprint.ravel()[where_bad] = grown
         ftypes = list(cfg["FLAG_TYPE"])
         imaf, nimaf = [], []
         for k, fmap in enumerate(spec.flags):
@@ -1231,9 +1274,8 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
     # FLAGS_WEIGHT: bit 2 if a zero-weight pixel (interpolated or not) is in or next to the footprint
     fw = np.zeros(n, dtype=np.int16)
     if zero_w is not None and n and zero_w.any():
-        from scipy.ndimage import maximum_filter
-        grown = maximum_filter(seg, size=3)
-        touched = np.bincount(grown[zero_w & (grown > 0)], minlength=n + 1)[1:]
+        _, grown = _grown_labels_at(seg, zero_w)
+        touched = np.bincount(grown[grown > 0], minlength=n + 1)[1:]
         fw |= np.where(touched > 0, 2, 0).astype(np.int16)
         cols["NLOWWEIGHT_ISO"] = touched.astype(np.int32)
     else:
@@ -1448,6 +1490,21 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
         table[name].meta = {"TDISP": disp}
     table.meta["_apertures"] = (x, y, a, b, th, kron, aper)
     return table
+
+
+def _grown_labels_at(seg, mask):
+    """(flat indices of the ``mask`` pixels, largest label of ``seg`` in the 3x3 box around each):
+    the segmentation map grown by one pixel (scipy's ``maximum_filter(seg, 3)``, whose "reflect" edges
+    repeat the edge pixel), evaluated only where needed instead of over the whole image."""
+    ny, nx = seg.shape
+    flat = np.flatnonzero(mask)
+    yy, xx = np.divmod(flat, nx)
+    grown = np.zeros(len(flat), seg.dtype)
+    for dy in (-1, 0, 1):
+        y = np.clip(yy + dy, 0, ny - 1)
+        for dx in (-1, 0, 1):
+            np.maximum(grown, seg[y, np.clip(xx + dx, 0, nx - 1)], out=grown)
+    return flat, grown
 
 
 def _filtered_at(sub_d, ys, xs, kernel):
