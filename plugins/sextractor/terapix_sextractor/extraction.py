@@ -652,6 +652,8 @@ def extract_image(spec: ImageSpec, cfg, plist: list[CatalogParam], wtype_m: str 
     parallelised over extensions instead)."""
     _TIMINGS.clear()
     det = _detect(spec, cfg, wtype_m, wtype_d)
+    if spec.owned:  # the detection holds what is still needed; the raw planes can go as soon as it lets them
+        spec.data = spec.det_data = spec.weight = spec.det_weight = None
     return _measure_detected(det, spec, cfg, plist, nthreads)
 
 
@@ -756,7 +758,7 @@ def _detect(spec: ImageSpec, cfg, wtype_m, wtype_d) -> _Detected:
     else:
         var_d, bad_d = var_m, bad_m
     # zero-weight pixels: remember them for FLAGS_WEIGHT, then interpolate them as SExtractor does
-    zero_m = bad_m
+    zero_m = None if bad_m is None else np.flatnonzero(bad_m)  # few: kept as a list of pixels
     itypes = list(cfg["INTERP_TYPE"])
     xlags, ylags = list(cfg["INTERP_MAXXLAG"]), list(cfg["INTERP_MAXYLAG"])
 
@@ -894,6 +896,7 @@ def _detect(spec: ImageSpec, cfg, wtype_m, wtype_d) -> _Detected:
             for name in ("flux", "peak"):
                 objs[name] = mobjs[name]
     seg = seg.astype(np.int32, copy=False)
+    _mark("detected")
     return _Detected(t0, header, data, sub_m, sub_d, var_m, bad_m, zero_m, bkg_m, bkg_d, kernel, objs, seg,
                      ndetect, gain, satur, zp, (athresh, a_rel, athresh_adu, dthresh, d_rel, dthresh_adu),
                      sigfac_m, sigfac_d, var_d if dual else None)
@@ -910,6 +913,10 @@ def _measure_detected(det: _Detected, spec: ImageSpec, cfg, plist, nthreads: int
     from astropy.io import fits
 
     want = {p.name for p in plist}
+    types = [t for t in cfg["CHECKIMAGE_TYPE"] if t != "NONE"]
+    if not det.pre:
+        _mark("isophotal (precomputed)")
+        det.pre = _precompute(det, cfg, want, keep_image=bool(types))
     t0, header, data, sub_m, sub_d = det.t0, det.header, det.data, det.sub_m, det.sub_d
     var_m, bad_m, zero_m, bkg_m, bkg_d, kernel = det.var_m, det.bad_m, det.zero_m, det.bkg_m, det.bkg_d, det.kernel
     objs, seg, ndetect, gain, satur, zp = det.objs, det.seg, det.ndetect, det.gain, det.satur, det.zp
@@ -994,7 +1001,6 @@ def _measure_detected(det: _Detected, spec: ImageSpec, cfg, plist, nthreads: int
     table.meta["TIMINGS"] = {**det.timings, **_timings()}
 
     checks = {}
-    types = [t for t in cfg["CHECKIMAGE_TYPE"] if t != "NONE"]
     if types:
         checks = _check_images(types, data, sub_m, seg, bkg_m, table, cfg, res.meta.get("_apertures"))
     table.meta.pop("_apertures", None)
@@ -1086,22 +1092,26 @@ def _isophotal_stats(seg, sub, var, objs, thr, satur_above_back, want, pixels=No
                                                "ISO6", "ISO7"}), varmap=var, pixels=pixels)
 
 
-def _precompute(det: _Detected, cfg, want) -> dict:
-    """The numpy-only measurements that need nothing but the detection: isophotal position errors, and
-    isophotal statistics when the photometric background is global.  The detecting process of
-    :func:`_overlapped_job` computes them while the other loads the numba kernels."""
+def _precompute(det: _Detected, cfg, want, keep_image=True) -> dict:
+    """The numpy-only measurements that need nothing but the detection: the background at the objects,
+    isophotal position errors, and isophotal statistics when the photometric background is global.  The
+    detecting process of :func:`_overlapped_job` computes them while the other loads the numba kernels;
+    a serial run computes them first, so that the raw image (``keep_image`` False) and the labelled-pixel
+    lists are freed before the measurements allocate their own maps."""
     from .isophotal import segment_pixels
 
     pre = {}
     n = len(det.objs)
+    backval, thr = pre["background"] = _object_background(det.objs, det.sub_m, det.var_m, det.bad_m, det.bkg_m,
+                                                          det.data, *det.thresholds[:3])
+    if not keep_image:  # the raw image was needed for the background at the objects only
+        det.data = None
     if not n:
         return pre
     pixels = segment_pixels(det.seg)
     if any(w.startswith("ERR") for w in want):
         pre["pos_errors"] = _pos_errors(det.seg, det.sub_d, det.objs, det.bkg_d.global_rms, det.gain, n, det.kernel,
                                         pixels)
-    backval, thr = pre["background"] = _object_background(det.objs, det.sub_m, det.var_m, det.bad_m, det.bkg_m,
-                                                          det.data, *det.thresholds[:3])
     if cfg["BACKPHOTO_TYPE"] != "LOCAL":
         pre["stats"] = _isophotal_stats(det.seg, det.sub_m, det.var_m, det.objs, thr, det.satur - backval, want,
                                         pixels)
@@ -1273,8 +1283,8 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
 
     # FLAGS_WEIGHT: bit 2 if a zero-weight pixel (interpolated or not) is in or next to the footprint
     fw = np.zeros(n, dtype=np.int16)
-    if zero_w is not None and n and zero_w.any():
-        _, grown = _grown_labels_at(seg, zero_w)
+    if zero_w is not None and n and len(zero_w):
+        _, grown = _grown_labels_at(seg, flat=zero_w)
         touched = np.bincount(grown[grown > 0], minlength=n + 1)[1:]
         fw |= np.where(touched > 0, 2, 0).astype(np.int16)
         cols["NLOWWEIGHT_ISO"] = touched.astype(np.int32)
@@ -1492,12 +1502,13 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
     return table
 
 
-def _grown_labels_at(seg, mask):
-    """(flat indices of the ``mask`` pixels, largest label of ``seg`` in the 3x3 box around each):
-    the segmentation map grown by one pixel (scipy's ``maximum_filter(seg, 3)``, whose "reflect" edges
-    repeat the edge pixel), evaluated only where needed instead of over the whole image."""
+def _grown_labels_at(seg, mask=None, flat=None):
+    """(flat indices of the ``mask`` pixels, or ``flat``, and the largest label of ``seg`` in the 3x3
+    box around each): the segmentation map grown by one pixel (scipy's ``maximum_filter(seg, 3)``, whose
+    "reflect" edges repeat the edge pixel), evaluated only where needed instead of over the whole image."""
     ny, nx = seg.shape
-    flat = np.flatnonzero(mask)
+    if flat is None:
+        flat = np.flatnonzero(mask)
     yy, xx = np.divmod(flat, nx)
     grown = np.zeros(len(flat), seg.dtype)
     for dy in (-1, 0, 1):
