@@ -1393,9 +1393,11 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
     if win is not None:
         wa, wb, wt = ellipse_from_moments(win["x2"], win["y2"], win["xy"])
         ea, eb, et = ellipse_from_moments(win["errx2"], win["erry2"], win["errxy"])
-        fallback = win["flag"] != 0  # v2.29: flagged windowed values fall back to the isophotal ones
+        # flagged windowed values fall back to the isophotal ones, the position too (SExtractor 2.25
+        # gives XWIN_IMAGE = X_IMAGE for every object with FLAGS_WIN set)
+        fallback = win["flag"] != 0
         cols.update({
-            "XWIN_IMAGE": win["xwin"] + 1, "YWIN_IMAGE": win["ywin"] + 1,
+            "XWIN_IMAGE": np.where(fallback, x, win["xwin"]) + 1, "YWIN_IMAGE": np.where(fallback, y, win["ywin"]) + 1,
             "FLUX_WIN": win["flux"], "FLUXERR_WIN": win["fluxerr"], "SNR_WIN": win["snr"],
             "X2WIN_IMAGE": np.where(fallback, x2, win["x2"]), "Y2WIN_IMAGE": np.where(fallback, y2, win["y2"]),
             "XYWIN_IMAGE": np.where(fallback, xy, win["xy"]),
