@@ -81,9 +81,25 @@ def make_exposures(d: Path, source: str, nccd: int, nexp: int, reuse: bool):
 
 
 def _galsim_exposures(d: Path, nccd: int, nexp: int):
-    from terapix_testdata import galsim_survey
+    """The independent generator's raw 16-bit exposures (BZERO 32768) and weight maps (0 on bad columns),
+    linked as exp<k>.fits / exp<k>.weight.fits."""
+    from terapix_testdata.galsim_survey import make_survey
 
-    return galsim_survey.benchmark_exposures(d, nccd=nccd, nexp=nexp)
+    survey = make_survey(d / "galsim", preset="full4" if nccd == 4 else "full36", nexp=nexp,
+                         jobs=os.cpu_count() or 1)
+    return [_link(d, k, d / "galsim" / f"{e['name']}.fits", d / "galsim" / f"{e['name']}.weight.fits")
+            for k, e in enumerate(survey["exposures"])]
+
+
+def _link(d: Path, k: int, image: Path, weight: Path):
+    pair = (d / f"exp{k:02d}.fits", d / f"exp{k:02d}.weight.fits")
+    for src, dst in zip((image, weight), pair):
+        dst.unlink(missing_ok=True)
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copyfile(src, dst)
+    return pair
 
 
 def _sim_exposures(d: Path, nccd: int, nexp: int):
