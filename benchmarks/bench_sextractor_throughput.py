@@ -17,8 +17,8 @@ own simulator (``--source sim``), with the same configuration file for both prog
 Printed from the same run: wall time per exposure, CPU time (user + system of all processes) per
 exposure, peak RSS of the largest process and of the whole process tree (sampled), the time ratio, and
 per exposure the fraction of SExtractor's S/N > 10 detections matched within 0.5 px and the rms of
-XWIN_IMAGE - XWIN_IMAGE(SExtractor) (and YWIN) on clean pairs (FLAGS 0 in both, no zero-weight pixel in
-the footprint, S/N > 20).
+XWIN_IMAGE - XWIN_IMAGE(SExtractor) (and YWIN) on clean pairs (FLAGS, FLAGS_WEIGHT and FLAGS_WIN 0 in
+both, S/N > 20).
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ import numpy as np
 
 PARAMS = """NUMBER X_IMAGE Y_IMAGE XWIN_IMAGE YWIN_IMAGE ERRAWIN_IMAGE ERRBWIN_IMAGE ERRTHETAWIN_IMAGE
 ALPHA_J2000 DELTA_J2000 MAG_AUTO MAGERR_AUTO FLUX_AUTO FLUXERR_AUTO MAG_APER(2) MAGERR_APER(2) FLUX_APER(2)
-FLUX_RADIUS KRON_RADIUS FLAGS FLAGS_WEIGHT CLASS_STAR SNR_WIN ELONGATION FWHM_IMAGE""".split()
+FLUX_RADIUS KRON_RADIUS FLAGS FLAGS_WEIGHT FLAGS_WIN CLASS_STAR SNR_WIN ELONGATION FWHM_IMAGE""".split()
 
 
 def write_config(d: Path) -> Path:
@@ -243,9 +243,14 @@ def compare_exposure(ours_path, ref_path):
         ok = dist < 0.5
         total += int(hi.sum())
         matched += int((ok & hi).sum())
-        clean = ok & (snr > 20) & (snr < 1e29) & (np.asarray(r["FLAGS"]) == 0) & (np.asarray(r["FLAGS_WEIGHT"]) == 0)
+        # clean: no flag in either catalogue (FLAGS, FLAGS_WEIGHT, and FLAGS_WIN: SExtractor reports the
+        # isophotal position as XWIN for a flagged window)
+        def unflagged(t, rows=slice(None)):
+            return ((np.asarray(t["FLAGS"])[rows] == 0) & (np.asarray(t["FLAGS_WEIGHT"])[rows] == 0)
+                    & (np.asarray(t["FLAGS_WIN"])[rows] == 0))
+        clean = ok & (snr > 20) & (snr < 1e29) & unflagged(r)
         jj = j[clean]
-        clean_o = (np.asarray(o["FLAGS"])[jj] == 0) & (np.asarray(o["FLAGS_WEIGHT"])[jj] == 0)
+        clean_o = unflagged(o, jj)
         dx.append((np.asarray(o["XWIN_IMAGE"])[jj] - np.asarray(r["XWIN_IMAGE"])[clean])[clean_o])
         dy.append((np.asarray(o["YWIN_IMAGE"])[jj] - np.asarray(r["YWIN_IMAGE"])[clean])[clean_o])
     dx, dy = np.concatenate(dx), np.concatenate(dy)

@@ -65,7 +65,7 @@ class WatchConfig:
     cr_detect: bool = True
     cr_sigclip: float = 4.5
     cr_sigfrac: float = 0.3
-    cr_objlim: float = 5.0
+    cr_objlim: float = 1.5  # well-sampled ground-based PSFs (L.A.Cosmic: 1-2; astroscrappy 5 is for HST)
     cr_outflags: int = 8
     trail_detect: bool = True
     trail_nsigma: float = 8.0
