@@ -119,6 +119,7 @@ class Runner:
         self.state_dir = self.workdir / ".terapix" / "state"
         self.checksums = _Checksums(self.workdir / ".terapix" / "checksums.json")
         self.hook = get_plugin_manager().hook
+        self._step_sizes: dict[str, int] = {}
 
     # -- per-unit preparation -------------------------------------------------------------------------
     def _step_info(self, step) -> StepInfo:
@@ -177,7 +178,7 @@ class Runner:
                         outdir=str(outdir), log_path=str(self.workdir / "logs" / step.id / f"{unit.id}.log"),
                         extension=unit.extension, group=unit.group, key=key,
                         tool_ref=f"{info.cls.__module__}:{info.cls.__qualname__}",
-                        nthreads=step.threads or max(1, (os.cpu_count() or 1) // max(1, self.jobs or 1)))
+                        nthreads=step.threads or self._unit_threads(step.id))
         uinfo = UnitInfo(id=unit.id, step=step.id, inputs=[p for p, _ in digests], extension=unit.extension,
                          group=unit.group, key=key, config=config.as_strings())
         record = UnitRecord(step=step.id, unit=unit.id, tool=info.name, status="pending", inputs=digests,
@@ -185,6 +186,14 @@ class Runner:
                             config=config.as_strings(), outdir=str(outdir),
                             command=[c for k, v in config.non_defaults().items() for c in (f"-{k}", params[k].format(v))])
         return spec, uinfo, record
+
+    def _unit_threads(self, step_id: str) -> int:
+        """Cores per unit: the cores shared by the units of the step that run at once (a step of one
+        stack gets every core; a step of many exposures one core each, as many units as cores running:
+        threads or forked workers inside a unit would only compete with the other units)."""
+        cores = os.cpu_count() or 1
+        at_once = min(self.jobs or cores, self._step_sizes.get(step_id, 1))
+        return max(1, cores // max(1, at_once))
 
     def _state_path(self, unit: Unit) -> Path:
         return self.state_dir / unit.step.id / f"{unit.id}.json"
@@ -309,6 +318,7 @@ class Runner:
         attempts: dict[str, int] = {}
         started_steps: set[str] = set()
         step_units = {s: [u.key for u in graph.by_step(s)] for s in steps}
+        self._step_sizes = {s: len(keys) for s, keys in step_units.items()}
         progress = _Progress(len(order), self.show_progress)
         summary = {"done": 0, "skipped": 0, "failed": 0, "blocked": 0}
         running: dict = {}  # future -> (unit, spec, uinfo)

@@ -147,6 +147,9 @@ class ImageSpec:
     det_weight: Any = None
     flags: list = field(default_factory=list)  # flag maps
     name: str = ""
+    #: the arrays were read for this extraction alone: they may be overwritten (interpolated pixels, the
+    #: weight map turned into the variance map) instead of copied
+    owned: bool = False
 
 
 @dataclass
@@ -319,11 +322,35 @@ def _read_plane(path, hdu_index, nimage_hdus, what, ref_shape, rows=None):
 
 
 def _run_job(job, cfg, plist) -> ExtractionResult:
-    if job.get("strips"):
-        return _run_strips(job, cfg, plist)
-    if _can_overlap(job, cfg):
-        return _overlapped_job(job, cfg, plist)
-    return _run_rows(job, cfg, plist)
+    try:
+        if job.get("strips"):
+            return _run_strips(job, cfg, plist)
+        if _can_overlap(job, cfg):
+            return _overlapped_job(job, cfg, plist)
+        return _run_rows(job, cfg, plist)
+    finally:
+        _release_heap()
+
+
+@functools.lru_cache(maxsize=None)
+def _malloc_trim():
+    """glibc's ``malloc_trim``, or None elsewhere."""
+    try:
+        import ctypes
+        import ctypes.util
+
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+def _release_heap():
+    """Give the memory freed by an extension back to the system.  glibc keeps up to twice its (dynamic,
+    up to 32 MB) mmap threshold of freed heap memory for reuse: sep's buffers and the per-object arrays
+    of one CCD would otherwise raise the next extension's peak by 30-40 MB."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def _run_rows(job, cfg, plist, rows=None) -> ExtractionResult:
@@ -371,7 +398,7 @@ def _read_spec(job, cfg, rows=None) -> ImageSpec:
         if not np.issubdtype(f.dtype, np.integer):
             raise ToolError(f"flag image (FLAG_IMAGE) {p} holds {f.dtype} pixels; flag maps must be integer")
     return ImageSpec(data, header, job["ext"], job["next"], det, weight, det_weight, flags,
-                     name=os.path.basename(job["image"]))
+                     name=os.path.basename(job["image"]), owned=True)
 
 
 def _read_and_detect(job, cfg, want):
@@ -507,50 +534,86 @@ def _run_strips(job, cfg, plist) -> ExtractionResult:
 # --------------------------------------------------------------------------------------------------------
 # one extension
 
-def _variance_from_weight(weight, wtype, thresh):
-    """(variance map or None, bad-pixel mask) for a weight map of WEIGHT_TYPE ``wtype``."""
+def _variance_from_weight(weight, wtype, thresh, inplace=False):
+    """(variance map or None, bad-pixel mask) for a weight map of WEIGHT_TYPE ``wtype``.
+
+    With ``inplace`` a float32 ``weight`` becomes the variance map (no second image-sized array); the
+    values are those of the out-of-place formulas, bit for bit (the same float32 operations)."""
     w = np.asarray(weight, dtype=np.float32)
+    if not (inplace and w is weight and w.flags.writeable):
+        w = w.copy()
     if wtype == "MAP_WEIGHT":
         t = 0.0 if thresh is None else thresh
         bad = ~(w > t)
-        with np.errstate(divide="ignore"):
-            var = np.where(bad, np.float32(1e30), 1.0 / np.where(bad, 1, w)).astype(np.float32)
+        np.divide(np.float32(1.0), w, out=w, where=~bad)
     elif wtype == "MAP_VAR":
         bad = ~np.isfinite(w) | (w >= (1e30 if thresh is None else thresh)) | (w <= 0)
-        var = np.where(bad, np.float32(1e30), w).astype(np.float32)
     elif wtype == "MAP_RMS":
         bad = ~np.isfinite(w) | (w >= (1e15 if thresh is None else thresh)) | (w <= 0)
-        var = np.where(bad, np.float32(1e30), np.square(np.where(bad, 0, w))).astype(np.float32)
+        np.square(w, out=w, where=~bad)
     else:
         raise ConfigError(f"bad WEIGHT_TYPE {wtype}", "WEIGHT_TYPE", "WEIGHT_TYPE")
-    return var, bad
+    w[bad] = np.float32(1e30)
+    return w, bad
 
 
-def _interpolate_bad(data, var, bad, maxxlag, maxylag):
+def _runs_back(flat, along, length):
+    """For bad pixels given by sorted flat indices ``flat`` (row-major along the axis walked) and their
+    coordinate ``along`` that axis: the coordinate of the last good pixel before each one (-1 if none),
+    i.e. the pixel before the start of its run of consecutive bad pixels."""
+    start = np.ones(len(flat), bool)
+    start[1:] = (flat[1:] != flat[:-1] + 1)
+    start |= along == 0  # a run never continues across lines
+    first = np.maximum.accumulate(np.where(start, np.arange(len(flat)), 0))
+    return along[first] - 1
+
+
+def _interpolate_bad(data, var, bad, maxxlag, maxylag, inplace=False, data_too=True):
     """SExtractor's zero-weight interpolation (INTERP_TYPE, ``interpolate.c``): a bad pixel takes the value
     (and variance) of the last good pixel before it on its line if within INTERP_MAXXLAG, else of the last
-    good pixel below it in its column if within INTERP_MAXYLAG.  Returns (data, var, filled mask)."""
-    ny, nx = data.shape
-    good = ~bad
-    cols = np.where(good, np.arange(nx)[None, :], -1)
-    last = np.maximum.accumulate(cols, axis=1)
-    lag = np.arange(nx)[None, :] - last
-    okx = bad & (last >= 0) & (lag <= maxxlag)
-    rows = np.where(good, np.arange(ny)[:, None], -1)
-    lasty = np.maximum.accumulate(rows, axis=0)
-    lagy = np.arange(ny)[:, None] - lasty
-    oky = bad & ~okx & (lasty >= 0) & (lagy <= maxylag)
-    out = data.copy()
-    vout = var.copy()
-    yy, xx = np.nonzero(okx)
-    src = last[yy, xx]
-    out[yy, xx] = data[yy, src]
-    vout[yy, xx] = var[yy, src]
-    yy, xx = np.nonzero(oky)
-    src = lasty[yy, xx]
-    out[yy, xx] = data[src, xx]
-    vout[yy, xx] = var[src, xx]
-    return out, vout, okx | oky
+    good pixel below it in its column if within INTERP_MAXYLAG.  Returns (data, var, filled mask).
+
+    Works on the list of bad pixels only (a few percent of a CCD: bad columns, saturated or cosmic-ray
+    pixels set to zero weight), never on image-sized index arrays; ``inplace`` fills ``data`` and ``var``
+    themselves (their good pixels, the only sources, are not changed); ``data_too`` False leaves the
+    data as it is (INTERP_TYPE VAR_ONLY)."""
+    ny, nx = bad.shape
+    out = data if inplace or not data_too else data.copy()
+    vout = var if inplace else var.copy()
+    flat = np.flatnonzero(bad)
+    yy, xx = np.divmod(flat, nx)
+    lastx = _runs_back(flat, xx, nx)
+    okx = (lastx >= 0) & (xx - lastx <= maxxlag)
+    # the same along columns: bad pixels in column-major order
+    order = np.lexsort((yy, xx))
+    lasty = np.empty_like(yy)
+    lasty[order] = _runs_back(xx[order] * ny + yy[order], yy[order], ny)
+    oky = ~okx & (lasty >= 0) & (yy - lasty <= maxylag)
+    sy, sx = yy[okx], lastx[okx]
+    ty, tx = yy[oky], xx[oky]
+    ly = lasty[oky]
+    if data_too:
+        vals_x, vals_y = data[sy, sx], data[ly, tx]
+        out[yy[okx], xx[okx]] = vals_x
+        out[ty, tx] = vals_y
+    vx, vy = var[sy, sx], var[ly, tx]
+    vout[yy[okx], xx[okx]] = vx
+    vout[ty, tx] = vy
+    filled = np.zeros(bad.shape, bool)
+    filled.ravel()[flat[okx | oky]] = True
+    return out, vout, filled
+
+
+def _every_nth(values, select, step, block=256):
+    """``values[select][::step]`` without the image-sized copy of ``values[select]``: by blocks of rows,
+    keeping the phase of the global sequence."""
+    parts, seen = [], 0
+    for y0 in range(0, values.shape[0], block):
+        v = values[y0:y0 + block][select[y0:y0 + block]]
+        first = (-seen) % step
+        parts.append(v[first::step])
+        seen += len(v)
+    return np.concatenate(parts) if parts else values[:0].ravel()
 
 
 def _thresholds(cfg, key, sigma, zp, pixscale):
@@ -614,6 +677,8 @@ def extract_image(spec: ImageSpec, cfg, plist: list[CatalogParam], wtype_m: str 
     parallelised over extensions instead)."""
     _TIMINGS.clear()
     det = _detect(spec, cfg, wtype_m, wtype_d)
+    if spec.owned:  # the detection holds what is still needed; the raw planes can go as soon as it lets them
+        spec.data = spec.det_data = spec.weight = spec.det_weight = None
     return _measure_detected(det, spec, cfg, plist, nthreads)
 
 
@@ -710,7 +775,7 @@ def _detect(spec: ImageSpec, cfg, wtype_m, wtype_d) -> _Detected:
                 raise ToolError(f"WEIGHT_TYPE {wtype} needs a WEIGHT_IMAGE for the {which} image")
             return None, None
         t = wthresh[0 if which == "detection" or len(wthresh) == 1 else 1] if wthresh else None
-        return _variance_from_weight(w, wtype, t)
+        return _variance_from_weight(w, wtype, t, inplace=spec.owned)
 
     var_m, bad_m = weights(wtype_m, spec.weight, "measurement")
     if dual:
@@ -718,7 +783,7 @@ def _detect(spec: ImageSpec, cfg, wtype_m, wtype_d) -> _Detected:
     else:
         var_d, bad_d = var_m, bad_m
     # zero-weight pixels: remember them for FLAGS_WEIGHT, then interpolate them as SExtractor does
-    zero_m = bad_m
+    zero_m = None if bad_m is None else np.flatnonzero(bad_m)  # few: kept as a list of pixels
     itypes = list(cfg["INTERP_TYPE"])
     xlags, ylags = list(cfg["INTERP_MAXXLAG"]), list(cfg["INTERP_MAXYLAG"])
 
@@ -726,8 +791,10 @@ def _detect(spec: ImageSpec, cfg, wtype_m, wtype_d) -> _Detected:
         itype = itypes[min(k, len(itypes) - 1)]
         if bad is None or itype == "NONE" or not bad.any():
             return img, var, bad
+        # the variance map is always this extraction's own (made from the weight map)
         img_i, var_i, filled = _interpolate_bad(img, var, bad, xlags[min(k, len(xlags) - 1)],
-                                                ylags[min(k, len(ylags) - 1)])
+                                                ylags[min(k, len(ylags) - 1)], inplace=spec.owned,
+                                                data_too=itype != "VAR_ONLY")
         if itype == "VAR_ONLY":
             return img, var_i, bad
         return img_i, var_i, bad & ~filled
@@ -741,10 +808,13 @@ def _detect(spec: ImageSpec, cfg, wtype_m, wtype_d) -> _Detected:
     nonfinite = ~np.isfinite(data)
     if nonfinite.any():
         bad_m = nonfinite if bad_m is None else (bad_m | nonfinite)
-        data = np.where(nonfinite, 0, data).astype(np.float32)
+        if not (spec.owned and data.flags.writeable):
+            data = data.copy()
+        data[nonfinite] = 0
         if not dual:
             bad_d = bad_m
             ddata = data
+    del nonfinite  # an image-sized mask not to keep through the detection
 
     _mark("background")
     # ---- background
@@ -775,10 +845,10 @@ def _detect(spec: ImageSpec, cfg, wtype_m, wtype_d) -> _Detected:
         sigfac = 1.0
         rescale_flags = list(cfg["RESCALE_WEIGHTS"])
         if rescale_flags[0 if which == "detection" or len(rescale_flags) == 1 else 1]:
-            med = float(np.median(var[good][:: max(1, good.sum() // 1000000)]))
+            med = float(np.median(_every_nth(var, good, max(1, int(good.sum()) // 1000000))))
             if med > 0:
                 sigfac = bkg.global_rms / math.sqrt(med)
-                var = np.where(bad, var, var * np.float32(sigfac * sigfac)).astype(np.float32)
+                np.multiply(var, np.float32(sigfac * sigfac), out=var, where=good)
         return var, sigfac
 
     var_m, sigfac_m = rescale(var_m, bad_m, bkg_m, "measurement")
@@ -859,6 +929,7 @@ def _detect(spec: ImageSpec, cfg, wtype_m, wtype_d) -> _Detected:
             for name in ("flux", "peak"):
                 objs[name] = mobjs[name]
     seg = seg.astype(np.int32, copy=False)
+    _mark("detected")
     return _Detected(t0, header, data, sub_m, sub_d, var_m, bad_m, zero_m, bkg_m, bkg_d, kernel, objs, seg,
                      ndetect, gain, satur, zp, (athresh, a_rel, athresh_adu, dthresh, d_rel, dthresh_adu),
                      sigfac_m, sigfac_d, var_d if dual else None)
@@ -875,6 +946,10 @@ def _measure_detected(det: _Detected, spec: ImageSpec, cfg, plist, nthreads: int
     from astropy.io import fits
 
     want = {p.name for p in plist}
+    types = [t for t in cfg["CHECKIMAGE_TYPE"] if t != "NONE"]
+    if not det.pre:
+        _mark("isophotal (precomputed)")
+        det.pre = _precompute(det, cfg, want, keep_image=bool(types))
     t0, header, data, sub_m, sub_d = det.t0, det.header, det.data, det.sub_m, det.sub_d
     var_m, bad_m, zero_m, bkg_m, bkg_d, kernel = det.var_m, det.bad_m, det.zero_m, det.bkg_m, det.bkg_d, det.kernel
     objs, seg, ndetect, gain, satur, zp = det.objs, det.seg, det.ndetect, det.gain, det.satur, det.zp
@@ -959,7 +1034,6 @@ def _measure_detected(det: _Detected, spec: ImageSpec, cfg, plist, nthreads: int
     table.meta["TIMINGS"] = {**det.timings, **_timings()}
 
     checks = {}
-    types = [t for t in cfg["CHECKIMAGE_TYPE"] if t != "NONE"]
     if types:
         checks = _check_images(types, data, sub_m, seg, bkg_m, table, cfg, res.meta.get("_apertures"))
     table.meta.pop("_apertures", None)
@@ -1051,22 +1125,26 @@ def _isophotal_stats(seg, sub, var, objs, thr, satur_above_back, want, pixels=No
                                                "ISO6", "ISO7"}), varmap=var, pixels=pixels)
 
 
-def _precompute(det: _Detected, cfg, want) -> dict:
-    """The numpy-only measurements that need nothing but the detection: isophotal position errors, and
-    isophotal statistics when the photometric background is global.  The detecting process of
-    :func:`_overlapped_job` computes them while the other loads the numba kernels."""
+def _precompute(det: _Detected, cfg, want, keep_image=True) -> dict:
+    """The numpy-only measurements that need nothing but the detection: the background at the objects,
+    isophotal position errors, and isophotal statistics when the photometric background is global.  The
+    detecting process of :func:`_overlapped_job` computes them while the other loads the numba kernels;
+    a serial run computes them first, so that the raw image (``keep_image`` False) and the labelled-pixel
+    lists are freed before the measurements allocate their own maps."""
     from .isophotal import segment_pixels
 
     pre = {}
     n = len(det.objs)
+    backval, thr = pre["background"] = _object_background(det.objs, det.sub_m, det.var_m, det.bad_m, det.bkg_m,
+                                                          det.data, *det.thresholds[:3])
+    if not keep_image:  # the raw image was needed for the background at the objects only
+        det.data = None
     if not n:
         return pre
     pixels = segment_pixels(det.seg)
     if any(w.startswith("ERR") for w in want):
         pre["pos_errors"] = _pos_errors(det.seg, det.sub_d, det.objs, det.bkg_d.global_rms, det.gain, n, det.kernel,
                                         pixels)
-    backval, thr = pre["background"] = _object_background(det.objs, det.sub_m, det.var_m, det.bad_m, det.bkg_m,
-                                                          det.data, *det.thresholds[:3])
     if cfg["BACKPHOTO_TYPE"] != "LOCAL":
         pre["stats"] = _isophotal_stats(det.seg, det.sub_m, det.var_m, det.objs, thr, det.satur - backval, want,
                                         pixels)
@@ -1222,9 +1300,9 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
             raise ToolError("IMAFLAGS_ISO is requested but no FLAG_IMAGE could be read")
         footprint = seg
         if bad is not None and n:
-            from scipy.ndimage import maximum_filter
-            grown = maximum_filter(seg, size=3)
-            footprint = np.where((seg == 0) & bad, grown, seg)
+            where_bad, grown = _grown_labels_at(seg, (seg == 0) & bad)
+            footprint = seg.copy()
+            footprint.ravel()[where_bad] = grown
         ftypes = list(cfg["FLAG_TYPE"])
         imaf, nimaf = [], []
         for k, fmap in enumerate(spec.flags):
@@ -1238,10 +1316,9 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
 
     # FLAGS_WEIGHT: bit 2 if a zero-weight pixel (interpolated or not) is in or next to the footprint
     fw = np.zeros(n, dtype=np.int16)
-    if zero_w is not None and n and zero_w.any():
-        from scipy.ndimage import maximum_filter
-        grown = maximum_filter(seg, size=3)
-        touched = np.bincount(grown[zero_w & (grown > 0)], minlength=n + 1)[1:]
+    if zero_w is not None and n and len(zero_w):
+        _, grown = _grown_labels_at(seg, flat=zero_w)
+        touched = np.bincount(grown[grown > 0], minlength=n + 1)[1:]
         fw |= np.where(touched > 0, 2, 0).astype(np.int16)
         cols["NLOWWEIGHT_ISO"] = touched.astype(np.int32)
     else:
@@ -1349,9 +1426,11 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
     if win is not None:
         wa, wb, wt = ellipse_from_moments(win["x2"], win["y2"], win["xy"])
         ea, eb, et = ellipse_from_moments(win["errx2"], win["erry2"], win["errxy"])
-        fallback = win["flag"] != 0  # v2.29: flagged windowed values fall back to the isophotal ones
+        # flagged windowed values fall back to the isophotal ones, the position too (SExtractor 2.25
+        # gives XWIN_IMAGE = X_IMAGE for every object with FLAGS_WIN set)
+        fallback = win["flag"] != 0
         cols.update({
-            "XWIN_IMAGE": win["xwin"] + 1, "YWIN_IMAGE": win["ywin"] + 1,
+            "XWIN_IMAGE": np.where(fallback, x, win["xwin"]) + 1, "YWIN_IMAGE": np.where(fallback, y, win["ywin"]) + 1,
             "FLUX_WIN": win["flux"], "FLUXERR_WIN": win["fluxerr"], "SNR_WIN": win["snr"],
             "X2WIN_IMAGE": np.where(fallback, x2, win["x2"]), "Y2WIN_IMAGE": np.where(fallback, y2, win["y2"]),
             "XYWIN_IMAGE": np.where(fallback, xy, win["xy"]),
@@ -1456,6 +1535,22 @@ def _measure(objs, seg, sub, var, bad, bkg, spec, cfg, plist, want, gain, satur,
         table[name].meta = {"TDISP": disp}
     table.meta["_apertures"] = (x, y, a, b, th, kron, aper)
     return table
+
+
+def _grown_labels_at(seg, mask=None, flat=None):
+    """(flat indices of the ``mask`` pixels, or ``flat``, and the largest label of ``seg`` in the 3x3
+    box around each): the segmentation map grown by one pixel (scipy's ``maximum_filter(seg, 3)``, whose
+    "reflect" edges repeat the edge pixel), evaluated only where needed instead of over the whole image."""
+    ny, nx = seg.shape
+    if flat is None:
+        flat = np.flatnonzero(mask)
+    yy, xx = np.divmod(flat, nx)
+    grown = np.zeros(len(flat), seg.dtype)
+    for dy in (-1, 0, 1):
+        y = np.clip(yy + dy, 0, ny - 1)
+        for dx in (-1, 0, 1):
+            np.maximum(grown, seg[y, np.clip(xx + dx, 0, nx - 1)], out=grown)
+    return flat, grown
 
 
 def _filtered_at(sub_d, ys, xs, kernel):

@@ -170,8 +170,9 @@ def _winpos_one(image, var, varmap, bad, seg, oid, x0, y0, sig, invgain, corr, w
     apflag = 0
     niter = 0
     tv = dxpos = dypos = 0.0
+    # niter as winpos.c reports it: i + 1 at the iteration that stopped, WINPOS_NITERMAX + 1 when none did
+    niter = WINPOS_NITERMAX + 1
     for it in range(WINPOS_NITERMAX):
-        niter = it + 1
         cx, cy = mx, my
         tv, dxpos, dypos, _, _, _, _, _, _, _, clipped = _winpos_pass(
             image, var, varmap, bad, seg, oid, mx, my, sig, invgain, corr, False, wx, rr)
@@ -183,8 +184,10 @@ def _winpos_one(image, var, varmap, bad, seg, oid, x0, y0, sig, invgain, corr, w
             mx += dxpos * WINPOS_FAC
             my += dypos * WINPOS_FAC
         else:
+            niter = it + 1
             break
         if dxpos * dxpos + dypos * dypos < WINPOS_STEPMIN * WINPOS_STEPMIN:
+            niter = it + 1
             break
     _, _, _, esum, emx2, emy2, emxy, mx2, my2, mxy, _ = _winpos_pass(
         image, var, varmap, bad, seg, oid, cx, cy, sig, invgain, corr, True, wx, rr)

@@ -40,6 +40,11 @@ FLAG_BITS = (
 )
 
 
+#: pixels this close (box half-size) to saturated ones are not cosmic-ray candidates: the wings of a
+#: saturated star around its masked core have sharp edges
+SATUR_CR_MARGIN = 8
+
+
 @dataclass
 class WatchConfig:
     """The keywords of the weightwatcher tool that drive the maps (defaults: WeightWatcher 1.12's)."""
@@ -60,7 +65,7 @@ class WatchConfig:
     cr_detect: bool = True
     cr_sigclip: float = 4.5
     cr_sigfrac: float = 0.3
-    cr_objlim: float = 5.0
+    cr_objlim: float = 1.5  # well-sampled ground-based PSFs (L.A.Cosmic: 1-2; astroscrappy 5 is for HST)
     cr_outflags: int = 8
     trail_detect: bool = True
     trail_nsigma: float = 8.0
@@ -223,7 +228,8 @@ def watch_extension(data, header, cfg: WatchConfig, weights_in=(), flags_in=(), 
     if cfg.cr_detect:
         img = np.where(bad, bkg.back, data)
         cr = defects.cosmic_rays(img, bkg.back, rms, gain, cfg.cr_sigclip, cfg.cr_sigfrac, cfg.cr_objlim)
-        cr &= ~bad
+        # the steep walls a saturated star keeps around its masked core are no cosmic rays
+        cr &= ~bad & ~defects.grow_mask(sat, SATUR_CR_MARGIN)
         flag[cr] |= cfg.cr_outflags
         bad |= cr
         stats["ncr_pix"] = int(cr.sum())

@@ -59,7 +59,7 @@ class WeightWatcherTool(Tool):
         Parameter("CR_DETECT", "bool", True, "Detect cosmic rays (L.A.Cosmic) (Y/N)?"),
         Parameter("CR_SIGCLIP", "float", 4.5, "Laplacian/noise detection limit for cosmic rays", minimum=0.0),
         Parameter("CR_SIGFRAC", "float", 0.3, "fraction of CR_SIGCLIP for neighbouring CR pixels", minimum=0.0),
-        Parameter("CR_OBJLIM", "float", 5.0, "minimum contrast between Laplacian and fine structure",
+        Parameter("CR_OBJLIM", "float", 1.5, "minimum contrast between Laplacian and fine structure",
                   minimum=0.0),
         Parameter("CR_OUTFLAGS", "int", 8, _FLAG_HELP + "cosmic rays", minimum=0, maximum=255),
         Parameter("TRAIL_DETECT", "bool", True, "Detect satellite trails (Y/N)?"),

@@ -1,0 +1,337 @@
+"""Benchmark: sextractor throughput at equal cores, against source-extractor, on full-size exposures.
+
+    python benchmarks/bench_sextractor_throughput.py [--nccd 4|36] [--nexp N] [--workdir DIR [--reuse]]
+                                                     [--source galsim|sim]
+
+A survey runs many exposures at once on all the cores, so the figure is throughput: N exposures
+(2048x4612 CCDs, weight maps on) processed on the machine's cores
+
+* by ``source-extractor`` run as many at a time as there are cores (one process per core over the
+  exposures, each process doing a whole MEF, as a shell script or a batch system would);
+* by ``terapix run`` of an instruction file with one sextractor step, fanout "file": the runner's local
+  process pool, one unit per exposure, as many units at a time as there are cores (RDBix recording
+  included).
+
+Data: the independent GalSim generator (``terapix_testdata.galsim_survey``, the default) or the project's
+own simulator (``--source sim``), with the same configuration file for both programs (CFHTLS choices).
+Printed from the same run: wall time per exposure, CPU time (user + system of all processes) per
+exposure, peak RSS of the largest process and of the whole process tree (sampled), the time ratio, and
+per exposure the fraction of SExtractor's S/N > 10 detections matched within 0.5 px and the rms of
+XWIN_IMAGE - XWIN_IMAGE(SExtractor) (and YWIN) on clean pairs (FLAGS, FLAGS_WEIGHT and FLAGS_WIN 0 in
+both, S/N > 20).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+PARAMS = """NUMBER X_IMAGE Y_IMAGE XWIN_IMAGE YWIN_IMAGE ERRAWIN_IMAGE ERRBWIN_IMAGE ERRTHETAWIN_IMAGE
+ALPHA_J2000 DELTA_J2000 MAG_AUTO MAGERR_AUTO FLUX_AUTO FLUXERR_AUTO MAG_APER(2) MAGERR_APER(2) FLUX_APER(2)
+FLUX_RADIUS KRON_RADIUS FLAGS FLAGS_WEIGHT FLAGS_WIN CLASS_STAR SNR_WIN ELONGATION FWHM_IMAGE""".split()
+
+
+def write_config(d: Path) -> Path:
+    cfg = d / "bench.sex"
+    # CFHTLS choices (0.186"/px): 256-pixel background meshes, 3" and 4" apertures, weight maps on
+    cfg.write_text(f"""CATALOG_TYPE FITS_LDAC
+PARAMETERS_NAME {d / 'bench.param'}
+DETECT_THRESH 1.5
+ANALYSIS_THRESH 1.5
+DETECT_MINAREA 5
+FILTER_NAME {d / 'default.conv'}
+BACK_SIZE 256
+PHOT_APERTURES 16.13,21.51
+SEEING_FWHM 0.8
+PIXEL_SCALE 0.186
+MAG_ZEROPOINT 30.0
+WEIGHT_TYPE MAP_WEIGHT
+STARNNW_NAME /usr/share/source-extractor/default.nnw
+VERBOSE_TYPE QUIET
+""")
+    (d / "bench.param").write_text("\n".join(PARAMS) + "\n")
+    (d / "default.conv").write_text("CONV NORM\n1 2 1\n2 4 2\n1 2 1\n")
+    return cfg
+
+
+# ---------------------------------------------------------------------------------------------------------
+# data
+
+def make_exposures(d: Path, source: str, nccd: int, nexp: int, reuse: bool):
+    """[(image, weight)] of ``nexp`` full-size exposures of ``nccd`` CCDs in ``d``."""
+    d.mkdir(parents=True, exist_ok=True)
+    have = sorted(d.glob("exp*.weight.fits"))
+    if reuse and len(have) >= nexp:
+        pairs = [(Path(str(w).replace(".weight.fits", ".fits")), w) for w in have[:nexp]]
+        if all(p.exists() for p, _ in pairs):
+            print(f"reusing {nexp} exposures in {d}")
+            return pairs
+    t0 = time.perf_counter()
+    pairs = (_galsim_exposures if source == "galsim" else _sim_exposures)(d, nccd, nexp)
+    print(f"made {nexp} exposures of {nccd} CCDs of 2048x4612 ({source}) in {time.perf_counter() - t0:.0f} s")
+    return pairs
+
+
+def _galsim_exposures(d: Path, nccd: int, nexp: int):
+    """The independent generator's raw 16-bit exposures (BZERO 32768) and weight maps (0 on bad columns),
+    linked as exp<k>.fits / exp<k>.weight.fits."""
+    from terapix_testdata.galsim_survey import make_survey
+
+    survey = make_survey(d / "galsim", preset="full4" if nccd == 4 else "full36", nexp=nexp,
+                         jobs=os.cpu_count() or 1)
+    return [_link(d, k, d / "galsim" / f"{e['name']}.fits", d / "galsim" / f"{e['name']}.weight.fits")
+            for k, e in enumerate(survey["exposures"])]
+
+
+def _link(d: Path, k: int, image: Path, weight: Path):
+    pair = (d / f"exp{k:02d}.fits", d / f"exp{k:02d}.weight.fits")
+    for src, dst in zip((image, weight), pair):
+        dst.unlink(missing_ok=True)
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copyfile(src, dst)
+    return pair
+
+
+def _sim_exposures(d: Path, nccd: int, nexp: int):
+    """The project's simulator; weight maps from its flat field (squared) with its bad pixels at 0."""
+    from astropy.io import fits
+
+    from terapix_fw.sim import megacam_focal_plane, simulate_exposure, small_focal_plane
+
+    fp = megacam_focal_plane() if nccd == 36 else small_focal_plane(nccd=nccd, nx=2048, ny=4612)
+    pairs = []
+    for k in range(nexp):
+        res = simulate_exposure(d / "sim", seed=5 + k, focal_plane=fp, density=3.5, expnum=700001 + k,
+                                write_refcat=False)
+        img, wgt = d / f"exp{k:02d}.fits", d / f"exp{k:02d}.weight.fits"
+        with fits.open(res.path) as h, fits.open(res.flat_path) as fl, fits.open(res.bpm_path) as bp:
+            fits.HDUList([fits.PrimaryHDU(header=h[0].header)] + [
+                fits.ImageHDU(h[i].data.astype(np.float32), h[i].header) for i in range(1, len(h))]
+            ).writeto(img, overwrite=True)
+            hdus = [fits.PrimaryHDU()]
+            for i in range(1, len(fl)):
+                w = fl[i].data.astype(np.float32) ** 2
+                w[bp[i].data != 0] = 0
+                hdus.append(fits.ImageHDU(w))
+            fits.HDUList(hdus).writeto(wgt, overwrite=True)
+        res.path.unlink()
+        pairs.append((img, wgt))
+    return pairs
+
+
+# ---------------------------------------------------------------------------------------------------------
+# measuring
+
+class TreeSampler:
+    """Peak summed RSS of a process and its descendants, sampled every ``interval`` seconds."""
+
+    def __init__(self, interval=0.05):
+        import psutil
+
+        self.psutil, self.interval, self.peak = psutil, interval, 0
+        self.roots: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        ps = self.psutil
+        while not self._stop.is_set():
+            total = 0
+            for pid in list(self.roots):
+                try:
+                    root = ps.Process(pid)
+                    for p in [root] + root.children(recursive=True):
+                        total += p.memory_info().rss
+                except ps.Error:
+                    pass
+            self.peak = max(self.peak, total)
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def run_pool(commands, cwd, slots):
+    """Run ``commands`` with at most ``slots`` at a time; (wall, CPU user+sys, max RSS of one process,
+    peak summed RSS)."""
+    pending = list(commands)
+    running = {}
+    cpu, maxrss = 0.0, 0
+    t0 = time.perf_counter()
+    with TreeSampler() as sampler:
+        while pending or running:
+            while pending and len(running) < slots:
+                p = subprocess.Popen(pending.pop(0), cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                running[p.pid] = p
+                sampler.roots.append(p.pid)
+            pid, status, ru = os.wait4(-1, 0)
+            p = running.pop(pid, None)
+            if p is None:
+                continue
+            sampler.roots.remove(pid)
+            cpu += ru.ru_utime + ru.ru_stime
+            maxrss = max(maxrss, ru.ru_maxrss * 1024)
+            if status != 0:
+                sys.exit(f"{' '.join(map(str, p.args))} failed:\n{p.stderr.read().decode()[-3000:]}")
+    return time.perf_counter() - t0, cpu, maxrss, sampler.peak
+
+
+def instructions(d: Path, pairs, cfg: Path) -> Path:
+    path = d / "bench_run.xml"
+    imgs = " ".join(str(p) for p, _ in pairs)
+    path.write_text(f"""<?xml version="1.0" encoding="UTF-8"?>
+<instructions name="bench_sextractor_throughput" version="1">
+  <inputs>
+    <inputset id="raw"><files pattern="{d}/exp*[0-9].fits"/></inputset>
+  </inputs>
+  <steps>
+    <step id="sextractor" tool="sextractor" fanout="file">
+      <config file="{cfg}">
+        <param name="CATALOG_NAME">{{stem}}.ldac</param>
+        <!-- each exposure's own weight map, named after it -->
+        <param name="WEIGHT_IMAGE">{d}/{{stem}}.weight.fits</param>
+      </config>
+      <input set="raw"/>
+      <output kind="catalog"/>
+    </step>
+  </steps>
+</instructions>
+""")
+    assert imgs  # the pattern picks exactly the exposures made above (checked after the run)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------------
+# comparing
+
+def read_cat(path):
+    from terapix_fw.ldac import read_ldac
+
+    return [ext.objects for ext in read_ldac(path)]
+
+
+def compare_exposure(ours_path, ref_path):
+    """(matched fraction of SExtractor's S/N > 10, n, rms dXWIN, rms dYWIN on clean S/N > 20 pairs, n)."""
+    from scipy.spatial import cKDTree
+
+    matched = total = 0
+    dx, dy = [], []
+    for o, r in zip(read_cat(ours_path), read_cat(ref_path)):
+        snr = np.asarray(r["SNR_WIN"])
+        hi = (snr > 10) & (snr < 1e29)  # 1e30: SExtractor's undefined windowed S/N
+        rx, ry = np.asarray(r["X_IMAGE"]), np.asarray(r["Y_IMAGE"])
+        ox, oy = np.asarray(o["X_IMAGE"]), np.asarray(o["Y_IMAGE"])
+        if len(ox):
+            dist, j = cKDTree(np.c_[ox, oy]).query(np.c_[rx, ry])
+        else:
+            dist, j = np.full(len(rx), np.inf), np.zeros(len(rx), int)
+        ok = dist < 0.5
+        total += int(hi.sum())
+        matched += int((ok & hi).sum())
+        # clean: no flag in either catalogue (FLAGS, FLAGS_WEIGHT, and FLAGS_WIN: SExtractor reports the
+        # isophotal position as XWIN for a flagged window)
+        def unflagged(t, rows=slice(None)):
+            return ((np.asarray(t["FLAGS"])[rows] == 0) & (np.asarray(t["FLAGS_WEIGHT"])[rows] == 0)
+                    & (np.asarray(t["FLAGS_WIN"])[rows] == 0))
+        clean = ok & (snr > 20) & (snr < 1e29) & unflagged(r)
+        jj = j[clean]
+        clean_o = unflagged(o, jj)
+        dx.append((np.asarray(o["XWIN_IMAGE"])[jj] - np.asarray(r["XWIN_IMAGE"])[clean])[clean_o])
+        dy.append((np.asarray(o["YWIN_IMAGE"])[jj] - np.asarray(r["YWIN_IMAGE"])[clean])[clean_o])
+    dx, dy = np.concatenate(dx), np.concatenate(dy)
+    rms = (lambda v: float(np.sqrt(np.mean(v * v))) if len(v) else float("nan"))
+    return matched / max(total, 1), total, rms(dx), rms(dy), len(dx)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--nccd", type=int, default=4, choices=[4, 36])
+    ap.add_argument("--nexp", type=int, default=None, help="exposures (default: 2 per core)")
+    ap.add_argument("--source", choices=["galsim", "sim"], default="galsim")
+    ap.add_argument("--workdir", default=None)
+    ap.add_argument("--reuse", action="store_true", help="reuse the exposures already in --workdir")
+    ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="timing rounds, alternating the order of the programs (ABBA...); the mean is printed, "
+                         "which cancels a load drifting on a shared machine")
+    args = ap.parse_args(argv)
+    cores = os.cpu_count() or 1
+    nexp = args.nexp or 2 * cores
+    sex = shutil.which("source-extractor") or shutil.which("sex")
+    if not sex:
+        sys.exit("source-extractor is not installed: nothing to compare with")
+    terapix = shutil.which("terapix") or str(Path(sys.executable).with_name("terapix"))
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_sex_tp_"))
+    d = work / f"{args.source}_{args.nccd}ccd"
+    pairs = make_exposures(d, args.source, args.nccd, nexp, args.reuse)
+    cfg = write_config(d)
+    print(f"sextractor throughput: {nexp} exposures of {args.nccd} CCDs of 2048x4612 with weight maps, "
+          f"{cores} cores, in {d}")
+    # SExtractor: as many processes at a time as cores, one per exposure
+    ref_cmds = [[sex, str(img), "-c", str(cfg), "-WEIGHT_IMAGE", str(w), "-CATALOG_NAME",
+                 str(d / f"{img.stem}.ref.ldac")] for img, w in pairs]
+    # ours: the runner (local process pool, one unit per exposure, as many at a time as cores), in a fresh
+    # work directory each time (inputs are hashed for provenance, as in a first run)
+    run_dir = d / "run"
+    os.environ["TERAPIX_HOME"] = str(d / "home")
+    ours_cmd = [terapix, "run", str(instructions(d, pairs, cfg)), "--workdir", str(run_dir), "--force"]
+
+    def ours():
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return run_pool([ours_cmd], d, 1)
+
+    load0 = os.getloadavg()[0]
+    ref_runs, our_runs = [], []
+    for k in range(max(1, args.rounds)):
+        first, second = ((lambda: run_pool(ref_cmds, d, cores), ref_runs), (ours, our_runs))[::1 if k % 2 == 0 else -1]
+        for fn, out in (first, second):
+            out.append(fn())
+    t_ref = tuple(np.mean([r[i] for r in ref_runs]) if i < 2 else max(r[i] for r in ref_runs) for i in range(4))
+    t_ours = tuple(np.mean([r[i] for r in our_runs]) if i < 2 else max(r[i] for r in our_runs) for i in range(4))
+    load1 = os.getloadavg()[0]
+    print(f"\n  1-min load average {load0:.2f} before, {load1:.2f} after (other jobs on the machine inflate wall "
+          "times of both alike)")
+    print(f"  {'':24s}{'wall/exposure':>15s}{'CPU/exposure':>14s}{'max RSS/process':>17s}{'peak RSS tree':>15s}")
+    for name, (wall, cpu, maxrss, tree) in (("source-extractor", t_ref), ("terapix sextractor", t_ours)):
+        print(f"  {name:24s}{wall / nexp:13.2f} s{cpu / nexp:12.2f} s{maxrss / 2**20:14.0f} MB"
+              f"{tree / 2**20:12.0f} MB")
+    print(f"  time ratio (ours / SExtractor, {nexp} exposures on {cores} cores, mean of {max(1, args.rounds)} "
+          f"round(s)): {t_ours[0] / t_ref[0]:.2f}; CPU ratio {t_ours[1] / t_ref[1]:.2f}")
+    if args.rounds > 1:
+        print("  wall per round (s): SExtractor " + " ".join(f"{r[0]:.1f}" for r in ref_runs)
+              + "; ours " + " ".join(f"{r[0]:.1f}" for r in our_runs))
+    print("\n  per exposure: SExtractor S/N > 10 detections matched within 0.5 px; rms dXWIN, dYWIN on clean "
+          "S/N > 20 pairs")
+    fr, tot = [], []
+    for img, _ in pairs:
+        ours = next(run_dir.rglob(f"{img.stem}.ldac"), None)
+        if ours is None:
+            sys.exit(f"no catalogue of {img.name} in {run_dir}")
+        f, n, rx, ry, nc = compare_exposure(ours, d / f"{img.stem}.ref.ldac")
+        fr.append(f * n)
+        tot.append(n)
+        print(f"  {img.name:22s} matched {f:.4f} ({round(f * n)}/{n})   rms dXWIN {rx:.4f} px  dYWIN {ry:.4f} px "
+              f"(n={nc})")
+    print(f"  all exposures: matched {sum(fr) / max(sum(tot), 1):.4f}")
+    if not args.keep and args.workdir is None:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
