@@ -25,53 +25,75 @@ __all__ = ["Progress", "warmup_reason"]
 log = logging.getLogger("terapix.run")
 
 _USES_NUMBA = re.compile(rb"^\s*(?:from\s+numba\b|import\s+numba\b)", re.MULTILINE)
+_IMPORTS = re.compile(rb"^\s*(?:from|import)\s+(terapix_(?!fw\b)\w+)", re.MULTILINE)
 
 
 @lru_cache(maxsize=None)
-def _numba_modules(package_dir: str) -> tuple[Path, ...]:
-    """Source files of a package that import numba (tests excluded)."""
-    found = []
-    for path in sorted(Path(package_dir).rglob("*.py")):
-        if "tests" in path.relative_to(package_dir).parts:
+def _scan(directory: str) -> tuple[tuple[Path, ...], tuple[str, ...]]:
+    """Source files under ``directory`` that import numba, and the other terapix plugin packages they
+    import (qualityfits runs psfex's and weightwatcher's compiled code); tests excluded."""
+    modules, others = [], set()
+    for path in sorted(Path(directory).rglob("*.py")):
+        if "tests" in path.relative_to(directory).parts:
             continue
         try:
-            if _USES_NUMBA.search(path.read_bytes()):
-                found.append(path)
+            text = path.read_bytes()
         except OSError:
             continue
-    return tuple(found)
+        if _USES_NUMBA.search(text):
+            modules.append(path)
+        others.update(m.decode() for m in _IMPORTS.findall(text))
+    return tuple(modules), tuple(sorted(others))
 
 
-def _cache_dirs(source: Path) -> list[Path]:
-    """Where numba's ``cache=True`` keeps the compiled code of ``source``: ``__pycache__`` beside it, or
-    under NUMBA_CACHE_DIR mirroring its absolute directory (numba's cache locators)."""
+def _package_dir(name: str) -> str | None:
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(name)  # a top-level package: found without importing it
+    except (ImportError, ValueError):
+        return None
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    return locations[0] if locations else None
+
+
+def _cached(source: Path) -> bool:
+    """numba's ``cache=True`` index of a function of ``source``, up to date: in ``__pycache__`` beside it,
+    or under NUMBA_CACHE_DIR mirroring its absolute directory (numba's cache locators)."""
     dirs = [source.parent / "__pycache__"]
     if os.environ.get("NUMBA_CACHE_DIR"):
         dirs.append(Path(os.environ["NUMBA_CACHE_DIR"]) / str(source.parent.resolve()).lstrip(os.sep))
-    return dirs
+    try:
+        mtime = source.stat().st_mtime
+    except OSError:
+        return False
+    for cache in dirs:
+        try:
+            if any(f.stat().st_mtime >= mtime for f in cache.glob(f"{source.stem}.*.nbi")):
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def warmup_reason(tool_cls: type) -> str | None:
     """Why the first unit of ``tool_cls`` will be slow, or None: "numba compilation, first run only" when
-    the tool's package imports numba and none of its modules has compiled code cached yet."""
-    package = sys.modules.get(tool_cls.__module__.split(".")[0])
-    if package is None or not getattr(package, "__file__", None):
+    the tool's package (the directory of its module), or a plugin package it imports, uses numba and has
+    no compiled code cached yet (an earlier run compiled it: loading takes seconds)."""
+    module = sys.modules.get(tool_cls.__module__)
+    if module is None or not getattr(module, "__file__", None):
         return None
-    modules = _numba_modules(str(Path(package.__file__).parent))
-    if not modules:
-        return None
-    for source in modules:
-        try:
-            mtime = source.stat().st_mtime
-        except OSError:
+    todo, seen = [str(Path(module.__file__).parent)], set()
+    while todo:
+        directory = todo.pop()
+        if directory in seen:
             continue
-        for cache in _cache_dirs(source):
-            try:
-                if any(f.stat().st_mtime >= mtime for f in cache.glob(f"{source.stem}.*.nbi")):
-                    return None  # compiled code cached by an earlier run: loading it takes seconds
-            except OSError:
-                continue
-    return "numba compilation, first run only"
+        seen.add(directory)
+        modules, others = _scan(directory)
+        if modules and not any(_cached(m) for m in modules):
+            return "numba compilation, first run only"
+        todo.extend(d for name in others if (d := _package_dir(name)))
+    return None
 
 
 class Progress:

@@ -203,36 +203,45 @@ def test_plain_events_for_failures_and_lost_workers():
 def test_warmup_reason_reads_the_package_and_numba_cache(tmp_path, monkeypatch):
     import importlib
 
-    pkg = tmp_path / "coldpkg"
-    (pkg / "tests").mkdir(parents=True)
-    (pkg / "__init__.py").write_text("from .tool import T\n")
-    (pkg / "tool.py").write_text("from terapix_fw.tool import Tool\n\nclass T(Tool):\n    name = 'cold'\n")
-    (pkg / "tests" / "test_x.py").write_text("import numba\n")  # tests do not count
-    monkeypatch.syspath_prepend(str(tmp_path))
-    module = importlib.import_module("coldpkg")
-    try:
-        assert warmup_reason(module.T) is None  # no numba in the package
-        from terapix_fw import progress
+    from terapix_fw import progress
 
-        (pkg / "kernels.py").write_text("import numpy as np\nfrom numba import njit\n")
-        progress._numba_modules.cache_clear()
-        assert warmup_reason(module.T) == "numba compilation, first run only"
+    cold = tmp_path / "terapix_zzcold"
+    (cold / "tests").mkdir(parents=True)
+    (cold / "__init__.py").write_text("")
+    (cold / "tool.py").write_text("from terapix_fw.tool import Tool\n\nclass T(Tool):\n    name = 'cold'\n")
+    (cold / "tests" / "test_x.py").write_text("import numba\n")  # tests do not count
+    # a tool of another plugin that runs this one's code (as qualityfits runs psfex's)
+    user = tmp_path / "terapix_zzuser"
+    user.mkdir()
+    (user / "__init__.py").write_text("")
+    (user / "tool.py").write_text("from terapix_fw.tool import Tool\n\nclass U(Tool):\n    name = 'user'\n\n"
+                                  "    def run(self, ctx):\n        from terapix_zzcold.kernels import box\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    T = importlib.import_module("terapix_zzcold.tool").T
+    U = importlib.import_module("terapix_zzuser.tool").U
+    try:
+        assert warmup_reason(T) is None and warmup_reason(U) is None  # no numba anywhere
+        (cold / "kernels.py").write_text("import numpy as np\nfrom numba import njit\n")
+        progress._scan.cache_clear()
+        assert warmup_reason(T) == "numba compilation, first run only"
+        assert warmup_reason(U) == "numba compilation, first run only"
         # numba wrote compiled code for kernels.py: loading it is quick, no warm-up phase
-        cache = pkg / "__pycache__"
+        cache = cold / "__pycache__"
         cache.mkdir(exist_ok=True)
         index = cache / "kernels.box-12.py311.nbi"
         index.write_bytes(b"")
-        assert warmup_reason(module.T) is None
+        assert warmup_reason(T) is None and warmup_reason(U) is None
         # an index older than the source is stale: numba compiles again
         os.utime(index, (1, 1))
-        assert warmup_reason(module.T) == "numba compilation, first run only"
+        assert warmup_reason(T) == "numba compilation, first run only"
         # with NUMBA_CACHE_DIR, numba keeps the cache under it, mirroring the source directory
-        user = tmp_path / "numba-cache"
-        mirrored = user / str(pkg.resolve()).lstrip(os.sep)
+        mirror = tmp_path / "numba-cache"
+        mirrored = mirror / str(cold.resolve()).lstrip(os.sep)
         mirrored.mkdir(parents=True)
         (mirrored / "kernels.box-12.py311.nbi").write_bytes(b"")
-        monkeypatch.setenv("NUMBA_CACHE_DIR", str(user))
-        assert warmup_reason(module.T) is None
+        monkeypatch.setenv("NUMBA_CACHE_DIR", str(mirror))
+        assert warmup_reason(T) is None
     finally:
-        sys.modules.pop("coldpkg", None)
-        sys.modules.pop("coldpkg.tool", None)
+        progress._scan.cache_clear()
+        for name in [m for m in sys.modules if m.startswith(("terapix_zzcold", "terapix_zzuser"))]:
+            del sys.modules[name]
