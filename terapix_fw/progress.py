@@ -157,7 +157,6 @@ class Progress:
             log.info("%s", text)
             self._event(text)
         if self._bar is not None:
-            self._bar.update(1)
             self._refresh()
         elif self.enabled:
             took = f" in {seconds:.1f} s" if seconds is not None else ""
@@ -221,9 +220,12 @@ class Progress:
         if self._bar is None:
             return
         warming = [f"warming up {tool}" for tool in self.warming if tool in self.warmups]
+        done = self._finished()
+        idle = "finished" if done >= self.total else "waiting" if done else "starting"
         self._bar.set_description_str("; ".join(warming + ([self._running_text()] if self.running else []))
-                                      or "waiting", refresh=False)
+                                      or idle, refresh=False)
         c = self.counts
         self._bar.set_postfix_str(f"{c['done']} done, {c['skipped']} up to date, {c['failed']} failed, "
                                   f"{c['blocked']} blocked", refresh=False)
+        self._bar.n = done  # counts and bar drawn together, never one ahead of the other
         self._bar.refresh()
