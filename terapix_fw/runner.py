@@ -5,6 +5,11 @@ priority order (higher first) to the executor, at most as many as it can run at 
 matter.  A unit whose inputs, tool version and configuration are unchanged and whose products exist is
 skipped (``force`` re-runs it).  A lost worker is retried up to ``retries`` times; a tool error is not
 retried, is reported with the unit's log, and blocks the units downstream of it.
+
+Who does what: :class:`~terapix_fw.scheduler.Scheduler` decides (which unit next, which wait, which are
+blocked, whether a lost one is retried) and does no I/O; :class:`Runner` prepares units, finds them up to
+date and drives the executor; ``_RunBook`` records each end (history, state files, hooks, step ends);
+:class:`~terapix_fw.progress.Progress` shows it.
 """
 from __future__ import annotations
 
@@ -309,6 +314,7 @@ class Runner:
                     log.warning("worker lost while running %s (%s: %s)", unit.key, type(exc).__name__, exc)
                     executor.worker_lost(future)
                     if sched.lost(unit.key):
+                        book.submitted.discard(unit.key)  # running again only once resubmitted
                         progress.unit_lost(unit.step.id, unit.id)
                         log.warning("retrying %s (attempt %d of %d)", unit.key, sched.attempts(unit.key) + 1,
                                     self.retries + 1)
