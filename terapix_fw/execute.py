@@ -75,12 +75,24 @@ def failure_line(exc: BaseException, spec: UnitSpec) -> str:
     return f"{type(exc).__name__}: {text[:300]} (unexpected error of {spec.tool} on {where}; traceback in the log)"
 
 
+def _terminal_level(config) -> int:
+    """What a drop-in run prints, from the AstrOmatic VERBOSE_TYPE of tools that have it: QUIET prints
+    nothing but errors (and the drop-in prints a failure's one line itself); NORMAL and FULL the unit's
+    progress lines. The unit log always gets everything."""
+    try:
+        verbose = str(config["VERBOSE_TYPE"]).upper()
+    except KeyError:
+        return logging.INFO
+    return logging.ERROR if verbose == "QUIET" else logging.INFO
+
+
 def execute_unit(spec: UnitSpec, echo: bool = False) -> UnitResult:
     """Run one unit and return its result.  Tool errors are caught and returned, never raised."""
     from .plugins import get_tool
 
     start = time.time()
     log, handler = _unit_logger(spec)
+    stream = None
     if echo:
         stream = logging.StreamHandler()
         stream.setFormatter(logging.Formatter("> %(message)s"))
@@ -93,8 +105,11 @@ def execute_unit(spec: UnitSpec, echo: bool = False) -> UnitResult:
         cls = _import_tool(spec.tool_ref) if spec.tool_ref else get_tool(spec.tool).cls
         tool = cls()
         config = cls.parameter_set().resolve(*spec.config_layers)
-        log.info("%s %s on %s (extension %s, group %s)", cls.name, cls.version,
-                 ", ".join(spec.inputs), spec.extension, spec.group)
+        if stream is not None:
+            stream.setLevel(_terminal_level(config))
+        where = "".join(f", {label} {value}" for label, value in (("extension", spec.extension),
+                                                                  ("group", spec.group)) if value is not None)
+        log.info("%s %s on %s%s", cls.name, cls.version, ", ".join(spec.inputs), where)
         for key, value in config.non_defaults().items():
             log.info("  %s = %r", key, value)
         Path(spec.outdir).mkdir(parents=True, exist_ok=True)

@@ -28,11 +28,37 @@ def die_with_parent(parent: int) -> None:
         import time
         while os.getppid() == parent:
             time.sleep(0.5)
+        _kill_descendants(os.getpid())  # forked tool processes, AstrOmatic programs it started
         os._exit(1)
 
     if os.getppid() != parent:
         os._exit(1)
     threading.Thread(target=watch, name="terapix-parent-watchdog", daemon=True).start()
+
+
+def _kill_descendants(pid: int) -> None:
+    """SIGKILL every descendant of ``pid`` (Linux /proc; elsewhere nothing)."""
+    import signal
+    try:
+        entries = [e for e in os.listdir("/proc") if e.isdigit()]
+    except OSError:
+        return
+    children: dict[int, list[int]] = {}
+    for entry in entries:
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                ppid = int(handle.read().rsplit(b")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    todo = list(children.get(pid, []))
+    while todo:
+        child = todo.pop()
+        todo.extend(children.get(child, []))
+        try:
+            os.kill(child, signal.SIGKILL)
+        except OSError:
+            pass
 
 
 def run_unless_recorded(spec: UnitSpec, marker: str | None = None):

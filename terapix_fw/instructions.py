@@ -26,7 +26,8 @@ MAX_SUBSTITUTED = 1 << 16
 OUTPUT_KEYWORDS = frozenset({
     "CATALOG_NAME", "CHECKIMAGE_NAME", "XML_NAME", "IMAGEOUT_NAME", "WEIGHTOUT_NAME", "HEADEROUT_NAME",
     "OUTWEIGHT_NAME", "OUTFLAG_NAME", "OUTPUT_NAME", "MERGEDOUTCAT_NAME", "FULLOUTCAT_NAME", "CHECKPLOT_NAME",
-    "COVERAGE_NAME", "FOOTPRINT_NAME", "LEDGER_NAME"})
+    "COVERAGE_NAME", "FOOTPRINT_NAME", "LEDGER_NAME", "CLIP_LOGNAME", "PSF_DIR", "RESAMPLE_DIR", "DOWNLOAD_DIR",
+    "OUTPUT_DIR"})
 _PARAM_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 #: tokens replaced per data unit in step parameter values: {stem} of the first input, its {name},
 #: the {ext}ension number, the {group} key, the {unit} id and the {step} id

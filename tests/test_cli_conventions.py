@@ -113,3 +113,30 @@ def test_broken_pipe_ends_quietly(survey_db, tmp_path):
     reader.wait()
     assert "Traceback" not in writer.stderr and "BrokenPipe" not in writer.stderr
     assert writer.returncode in (0, 141)
+
+
+def _small_image(path):
+    rng = np.random.default_rng(5)
+    image = rng.normal(100.0, 5.0, (96, 96)).astype("f4")
+    yy, xx = np.mgrid[:96, :96]
+    for x0, y0 in rng.uniform(12, 84, (8, 2)):
+        image += 300.0 * np.exp(-((xx - x0) ** 2 + (yy - y0) ** 2) / (2 * 1.5 ** 2))
+    fits.PrimaryHDU(image).writeto(path)
+
+
+def test_verbose_type_quiet_prints_nothing_on_success(tmp_path):
+    _small_image(tmp_path / "img.fits")
+    done = subprocess.run(TERAPIX + ["tool", "sextractor", "img.fits", "-CATALOG_NAME", "img.cat",
+                                     "-VERBOSE_TYPE", "QUIET"], cwd=tmp_path, env=_env(tmp_path),
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert (done.stdout, done.stderr) == ("", "")
+    assert (tmp_path / "img.cat").is_file()
+
+
+def test_an_error_is_one_line_printed_once(tmp_path):
+    done = subprocess.run(TERAPIX + ["tool", "sextractor", "missing.fits", "-VERBOSE_TYPE", "QUIET"],
+                          cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True)
+    assert done.returncode != 0 and done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "missing.fits" in lines[0] and "Traceback" not in done.stderr

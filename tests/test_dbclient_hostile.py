@@ -87,9 +87,12 @@ def _post_good(srv) -> int:
 def test_unsigned_body_is_not_parsed(server):
     """Authentication comes before parsing: an unsigned malformed body gets 401, not a parse error."""
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=WAIT)
-    conn.request("POST", "/documents", body=b"<!DOCTYPE x [<!ENTITY a 'b'>]><x>&a;", headers={})
-    response = conn.getresponse()
-    assert response.status == 401 and "missing X-Terapix-Signature" in json.loads(response.read())["error"]
+    try:
+        conn.request("POST", "/documents", body=b"<!DOCTYPE x [<!ENTITY a 'b'>]><x>&a;", headers={})
+        response = conn.getresponse()
+        assert response.status == 401 and "missing X-Terapix-Signature" in json.loads(response.read())["error"]
+    finally:
+        conn.close()
 
 
 def test_half_open_connections_are_closed_and_cost_no_thread(server, sqlite_url, tmp_path):

@@ -134,3 +134,60 @@ def test_unit_recorded_done_is_not_executed_again(tmp_path, fits_files, demo_too
         (tmp_path / "logs" / "exp0.log.reexecution").read_text()
     marker.write_text(json.dumps({"key": "another configuration"}))
     assert run_unless_recorded(spec, str(marker)).status == "done"  # a different unit content runs
+
+
+def test_dask_executor_task_checks_the_runner_state(tmp_path, fits_files, demo_tools):
+    """The runner gives the Dask executor each unit's state file: a task Dask runs again after the runner
+    recorded the unit done (as after a worker loss) does not execute the tool, and the future is released
+    once the runner holds its result (the scheduler then forgets the key)."""
+    import pytest
+    pytest.importorskip("distributed")
+    from terapix_fw.execute import UnitSpec
+    from terapix_fw.executors import DaskExecutor
+    order = tmp_path / "order.log"
+    spec = UnitSpec(step="scale", unit="exp0", tool="scale", inputs=[str(fits_files[0])],
+                    config_layers=[[("ORDER_LOG", str(order), "test")]], outdir=str(tmp_path / "out"),
+                    log_path=str(tmp_path / "logs" / "exp0.log"), key="k" * 64, tool_ref="demo_tools:ScaleTool")
+    marker = tmp_path / "state.json"
+    executor = DaskExecutor(jobs=1)
+    try:
+        first = executor.submit(spec, 0, str(marker))
+        assert executor.wait([first], timeout=WAIT) == [first]
+        result, exc = executor.outcome(first)
+        assert exc is None and result.status == "done" and order.read_text() == "scale/exp0\n"
+        # released (asynchronously, on the client's loop): the client no longer wants the key
+        _wait_for(lambda: executor.client.refcount.get(first.key, 0) == 0, "the key to be released")
+        marker.write_text(json.dumps({"key": spec.key}))  # the runner records it done
+        again = executor.submit(spec, 0, str(marker))  # what Dask's recomputation would run
+        assert executor.wait([again], timeout=WAIT) == [again]
+        result, exc = executor.outcome(again)
+        assert exc is None and result.status == "skipped" and order.read_text() == "scale/exp0\n"
+    finally:
+        executor.close()
+
+
+def test_run_stopped_by_ctrl_c_is_recorded_interrupted(tmp_path, fits_files, demo_tools, monkeypatch):
+    import pytest
+    from terapix_fw import executors
+    from terapix_fw.db import schema as S
+    from terapix_fw.db.engine import connect, dispose_all
+    from terapix_fw.runner import run_instructions
+    xml = tmp_path / "run.xml"
+    xml.write_text(textwrap.dedent(f"""\
+        <instructions name="t" version="1">
+          <inputs><inputset id="raw"><files pattern="{tmp_path}/raw/*.fits"/></inputset></inputs>
+          <steps><step id="scale" tool="scale" fanout="file"><input set="raw"/></step></steps>
+        </instructions>
+        """))
+
+    def interrupted(self, futures, timeout=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(executors.LocalExecutor, "wait", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_instructions(xml, workdir=tmp_path / "work", jobs=1, progress=False)
+    url = f"sqlite:///{tmp_path / 'work' / 'rdbix.sqlite'}"
+    with connect(url).connect() as conn:
+        assert conn.execute(select(S.runs.c.status)).scalars().all() == ["interrupted"]
+    dispose_all()
+    assert (tmp_path / "work" / ".terapix" / "run.lock").read_text() == ""  # its end was recorded

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -84,7 +85,7 @@ def test_megacam_layout_matches_scamps_megacam_ahead():
     real MegaCam focal plane SCAMP ships (a raw-frame model: 2112x4644 px with overscan, hence ~100 px)."""
     from astropy.io import fits
     from terapix_fw.sim.wcs import ExposureWCS, qrun_distortion
-    blocks = [b for b in open(AHEAD).read().split("END") if "CRPIX1" in b]
+    blocks = [b for b in Path(AHEAD).read_text().split("END") if "CRPIX1" in b]
     assert len(blocks) == 36
     fp = megacam_focal_plane()
     wcs = ExposureWCS(fp, 36.5, -4.5, qrun_distortion(1, "03AQ01", 0.7))

@@ -332,6 +332,7 @@ class Client:
                         self._down_until = time.monotonic() + self.retry_interval
                         break
             finally:
+                self._close()  # kept alive across the batches of one flush only: nothing idles open
                 fcntl.flock(lock, fcntl.LOCK_UN)
         result.remaining = len(self.pending())
         if result.error:

@@ -15,6 +15,14 @@ request is answered only after the commit, with the outcome of each document: ap
 (applied before), rejected (with the reason; nothing of it applied) or error (database unavailable:
 the client keeps it spooled and retries).
 
+HTTP is served by waitress (a maintained pure-Python WSGI server, no hand-written parsing): its I/O
+loop reads each request completely before a request thread sees it, so a slow or half-open connection
+costs a socket, not a thread; headers are bounded (16 kB), bodies bounded (MAX_BODY, checked from
+Content-Length before reading; a negative or non-numeric length is a 400), silent connections closed
+after READ_TIMEOUT, open connections limited (CONNECTION_LIMIT).  The signature is verified before the
+body is parsed; a document over MAX_DOCUMENT_ROWS rows is refused before it is validated; a writer's
+transaction takes requests up to MAX_BATCH_ROWS rows.
+
 ``GET /health`` answers ``{"status": "ok", ...}`` with counters.
 """
 from __future__ import annotations

@@ -30,9 +30,10 @@ __all__ = ["NAMESPACE", "SCHEMA_NAME", "DocumentError", "to_xml", "batch_xml", "
            "document_rows", "MAX_DOCUMENT_ROWS"]
 
 #: rows one document may carry (its instructions, their maps, lists and rows, counted as XML elements):
-#: the 36 CCD headers of a MegaCam exposure are about 11,000 keyword rows.  At the measured cost of the
-#: slowest rows (keyword upserts, ~0.3 ms each on SQLite) the largest document holds the single writer
-#: for about 6 s; larger ones are refused with a 422 that names the limit.
+#: the 36 CCD headers of a MegaCam exposure are about 11,000 keyword rows.  The largest document holds a
+#: writer for at most about 8 s (benchmarks/bench_dbclient_rows.py on a busy 2-core machine: 20,000
+#: product inputs 7.7 s on MariaDB, 4.9 s on SQLite; keywords, metrics, extensions 1-3 s); larger ones
+#: are refused with a 422 that names the limit.
 MAX_DOCUMENT_ROWS = 20_000
 
 NAMESPACE = "urn:terapix-fw:dbclient:1"

@@ -109,15 +109,19 @@ class ServerProcess:
         self.log_path = self.workdir / "server.log"
         env = dict(os.environ, TERAPIX_DBCLIENT_SECRET=secret)
         env.pop("TERAPIX_DBCLIENT_URL", None)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "terapix_fw.cli", "dbclient", "serve", "--port", str(port), "--db", db_url,
-             "--port-file", str(port_file), "--log", str(self.log_path), *extra_args],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # stderr to a file, not a pipe: nobody reads a pipe while the server runs, and a full pipe
+        # would block the server
+        self.stderr_path = self.workdir / f"server-{uuid.uuid4().hex[:8]}.stderr"
+        with open(self.stderr_path, "wb") as stderr:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "terapix_fw.cli", "dbclient", "serve", "--port", str(port), "--db", db_url,
+                 "--port-file", str(port_file), "--log", str(self.log_path), *extra_args],
+                env=env, stdout=subprocess.DEVNULL, stderr=stderr)
         deadline = time.monotonic() + ready_timeout
         while not port_file.exists():
             if self.proc.poll() is not None:
                 raise RuntimeError(f"dbclient server exited with {self.proc.returncode}: "
-                                   f"{self.proc.stderr.read().decode(errors='replace')}")
+                                   f"{self.stderr_path.read_text(errors='replace')}")
             if time.monotonic() > deadline:
                 self.kill()
                 raise RuntimeError("dbclient server did not start")

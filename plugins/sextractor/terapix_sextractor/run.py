@@ -60,7 +60,9 @@ def run_step(ctx) -> None:
             h = r.header
             ctx.log.info("extension %d: background %.6g rms %.6g threshold %.6g: %d detections, %d sources",
                          h["FITSEXT"], h["SEXBKGND"], h["SEXBKDEV"], h["SEXTHLD"], h["SEXNDET"], h["SEXNFIN"])
-            ctx.log.info("extension %d: CPU seconds per phase %s", h["FITSEXT"], r.table.meta.get("TIMINGS"))
+            timings = r.table.meta.get("TIMINGS") or {}
+            ctx.log.info("extension %d: CPU time per phase: %s", h["FITSEXT"],
+                         ", ".join(f"{phase} {seconds:.3f} s" for phase, seconds in timings.items()) or "-")
     pipeline = ctx.confine_outputs
     if cfg["CATALOG_TYPE"] != "NONE":
         name = output_name(cfg["CATALOG_NAME"], image, "test.cat", pipeline, ctx.extension)
