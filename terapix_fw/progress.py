@@ -96,6 +96,22 @@ def warmup_reason(tool_cls: type) -> str | None:
     return None
 
 
+class _AboveBar:
+    """A stream for the terminal's log handler while the bar is shown: each message is printed above the
+    bar (cleared, written, redrawn) instead of in the middle of it."""
+
+    def __init__(self, bar, stream):
+        self.bar, self.stream = bar, stream
+
+    def write(self, text: str) -> int:
+        if text.strip():
+            self.bar.write(text.rstrip("\n"), file=self.stream)
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
 class Progress:
     """Progress of one run on ``stream`` (stderr): a bar on a terminal, plain lines elsewhere.
 
@@ -125,6 +141,9 @@ class Progress:
             tqdm.monitor_interval = 0
             self._bar = tqdm(total=total, file=self.stream, unit="unit", dynamic_ncols=True, leave=True,
                              bar_format="{desc} |{bar}| {n_fmt}/{total_fmt} units [{elapsed}{postfix}]")
+            # warnings and errors logged to this terminal (terapix's console handler) go above the bar
+            self._handlers = [(h, h.setStream(_AboveBar(self._bar, self.stream))) for h in logging.root.handlers
+                              if type(h) is logging.StreamHandler and h.stream is self.stream]
             self._refresh()
 
     # -- events from the runner -------------------------------------------------------------------------
@@ -187,6 +206,8 @@ class Progress:
         if self._bar is not None:
             self.running.clear()
             self._refresh()
+            for handler, stream in self._handlers:
+                handler.setStream(stream)
             self._bar.close()
             self._bar = None
         if self.enabled:

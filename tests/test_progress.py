@@ -45,8 +45,11 @@ def register_tools(register):
 '''
 
 DRIVER = """
-import sys
+import logging, sys
 import demo_tools, warmpkg
+if sys.argv[3:] == ["console-log"]:  # as `terapix run` does: warnings and errors on the terminal
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger().handlers[0].setLevel(logging.WARNING)
 from terapix_fw import plugins
 pm = plugins.get_plugin_manager()
 pm.register(demo_tools, name="demo_tools")
@@ -86,15 +89,15 @@ def run_on_pipe(xml, workdir, env) -> str:
     return err
 
 
-def run_on_terminal(xml, workdir, env) -> str:
+def run_on_terminal(xml, workdir, env, *extra: str, returncode: int = 0) -> str:
     import fcntl
     import struct
     import termios
 
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))  # a 160-column terminal
-    proc = subprocess.Popen([sys.executable, "-c", DRIVER, str(xml), str(workdir)], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=slave, env=env)
+    proc = subprocess.Popen([sys.executable, "-c", DRIVER, str(xml), str(workdir), *extra],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave, env=env)
     os.close(slave)
     out = bytearray()
     deadline = time.monotonic() + WAIT
@@ -111,7 +114,7 @@ def run_on_terminal(xml, workdir, env) -> str:
             if not chunk:
                 break
             out += chunk
-        assert proc.wait(timeout=WAIT) == 0, out.decode()
+        assert proc.wait(timeout=WAIT) == returncode, out.decode()
     finally:
         os.close(master)
         if proc.poll() is None:
@@ -162,6 +165,19 @@ def test_bar_on_a_terminal(tmp_path, pipeline):
     assert "[terapix] step warm (warm) finished: 3 done" in text
     assert "started; running" not in text and "scale/exp1 done" not in text
     assert re.search(r"\[terapix\] 6/6 units \(6 done, 0 up to date, 0 failed, 0 blocked\), [0-9.]+ s", text)
+
+
+def test_errors_logged_on_a_terminal_go_above_the_bar(tmp_path, pipeline):
+    xml, env = pipeline
+    xml.write_text(xml.read_text().replace('<step id="scale" tool="scale" fanout="file">',
+                                           '<step id="scale" tool="scale" fanout="file">'
+                                           '<config><param name="FAIL_ON">exp1</param></config>'))
+    out = run_on_terminal(xml, tmp_path / "work", env, "console-log", returncode=1)
+    text = out.replace("\r\n", "\n")
+    # the error line starts a line of its own (the bar was cleared before it), never glued to the bar
+    (error,) = re.findall(r"(.)ERROR terapix\.run: unit scale/exp1 failed: ToolError", text, re.S)
+    assert error in "\r\n", out
+    assert re.search(r"\| 6/6 units \[[0-9:]+, 4 done, 0 up to date, 1 failed, 1 blocked\]", text), out
 
 
 def test_plain_events_for_failures_and_lost_workers():
