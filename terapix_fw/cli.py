@@ -41,7 +41,7 @@ def _cmd_tool(args) -> int:
 
 
 def _cmd_validate(args) -> int:
-    """Check every file given, whatever its document type; report every fault of each; 1 if any failed."""
+    """Check every file given, whatever its document type; report every fault of each; 2 if any failed."""
     from .doctypes import check_document
     from .errors import all_errors
     failed = 0
@@ -60,7 +60,7 @@ def _cmd_validate(args) -> int:
         print(f"{path}: valid {doctype.label} ({summary})")
     if failed and len(args.files) > 1:
         print(f"terapix: {failed} of {len(args.files)} file(s) invalid", file=sys.stderr)
-    return 1 if failed else 0
+    return 2 if failed else 0  # as every terapix command ending on an error
 
 
 def _cmd_run(args) -> int:

@@ -63,13 +63,15 @@ def check_xml_prolog(path: str | Path, label: str | None = None, error_class=Ins
 
     label = label or str(path)
     try:
-        context = etree.iterparse(str(path), events=("start",), resolve_entities=False, no_network=True,
-                                  load_dtd=False, dtd_validation=False, huge_tree=False)
-        for _, element in context:
-            info = element.getroottree().docinfo
-            if info.doctype or info.internalDTD is not None or info.system_url or info.public_id:
-                raise error_class(_NO_DTD, label)
-            return
+        # our own handle: iterparse given a name would leave the file open when we stop at the root
+        with open(path, "rb") as handle:
+            context = etree.iterparse(handle, events=("start",), resolve_entities=False, no_network=True,
+                                      load_dtd=False, dtd_validation=False, huge_tree=False)
+            for _, element in context:
+                info = element.getroottree().docinfo
+                if info.doctype or info.internalDTD is not None or info.system_url or info.public_id:
+                    raise error_class(_NO_DTD, label)
+                return
     except etree.XMLSyntaxError as exc:
         line, col = exc.position if exc.position else (0, 0)
         message = re.sub(r", line \d+, column \d+$", "", exc.msg)

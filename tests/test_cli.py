@@ -20,7 +20,7 @@ def test_validate_reports_errors_with_exit_code(tmp_path, demo_tools, capsys):
     good = tmp_path / "good.xml"
     good.write_text('<instructions name="g" version="1"><steps><step id="a" tool="stack"/></steps></instructions>')
     assert main(["validate", str(good)]) == 0
-    assert "valid (1 steps: a)" in capsys.readouterr().out
+    assert "valid instruction file (1 steps: a" in capsys.readouterr().out
     bad = tmp_path / "bad.xml"
     bad.write_text('<instructions name="g" version="1"><steps><step id="a" tool="stack">'
                    '<config><param name="OUTPUT_NAM">x</param></config></step></steps></instructions>')

@@ -35,7 +35,7 @@ SCHEMA_BAD = """\
 
 def test_every_fault_of_a_file_in_file_order(tmp_path, capsys):
     (tmp_path / "bad.xml").write_text(BAD)
-    assert main(["validate", str(tmp_path / "bad.xml")]) == 1
+    assert main(["validate", str(tmp_path / "bad.xml")]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 4, lines
     assert "unknown parameter DETECT_TRESH" in lines[0] and "did you mean DETECT_THRESH" in lines[0]
@@ -47,7 +47,7 @@ def test_every_fault_of_a_file_in_file_order(tmp_path, capsys):
 
 def test_every_schema_error_is_reported(tmp_path, capsys):
     (tmp_path / "s.xml").write_text(SCHEMA_BAD)
-    assert main(["validate", str(tmp_path / "s.xml")]) == 1
+    assert main(["validate", str(tmp_path / "s.xml")]) == 2
     err = capsys.readouterr().err
     assert "colour" in err and "sometimes" in err and len(err.strip().splitlines()) >= 2
 
@@ -57,7 +57,7 @@ def test_each_document_type_is_recognised_and_every_file_checked(tmp_path, capsy
     (tmp_path / "other.xml").write_text("<catalogue/>")
     files = [tmp_path / "bad.xml", ROOT / "instructions" / "survey_demo.xml", tmp_path / "other.xml",
              ROOT / "instructions" / "demo.xml"]
-    assert main(["validate", *map(str, files)]) == 1
+    assert main(["validate", *map(str, files)]) == 2
     captured = capsys.readouterr()
     assert "survey_demo.xml: valid simulated survey description" in captured.out
     assert "demo.xml: valid instruction file" in captured.out
