@@ -115,7 +115,7 @@ class _AboveBar:
 class Progress:
     """Progress of one run on ``stream`` (stderr): a bar on a terminal, plain lines elsewhere.
 
-    The runner reports events; nothing here measures or waits.  ``tty`` forces the mode (tests)."""
+    The runner reports events; nothing here waits for anything.  ``tty`` forces the mode (tests)."""
 
     def __init__(self, total: int, enabled: bool = True, stream: TextIO | None = None, tty: bool | None = None,
                  warmups: dict[str, str] | None = None):
