@@ -5,11 +5,15 @@ priority order (higher first) to the executor, at most as many as it can run at 
 matter.  A unit whose inputs, tool version and configuration are unchanged and whose products exist is
 skipped (``force`` re-runs it).  A lost worker is retried up to ``retries`` times; a tool error is not
 retried, is reported with the unit's log, and blocks the units downstream of it.
+
+Who does what: :class:`~terapix_fw.scheduler.Scheduler` decides (which unit next, which wait, which are
+blocked, whether a lost one is retried) and does no I/O; :class:`Runner` prepares units, finds them up to
+date and drives the executor; ``_RunBook`` records each end (history, state files, hooks, step ends);
+:class:`~terapix_fw.progress.Progress` shows it.
 """
 from __future__ import annotations
 
 import hashlib
-import heapq
 import json
 import logging
 import os
@@ -26,6 +30,8 @@ from .history import UnitRecord, write_history
 from .instructions import Instructions, load_instructions, substitute_unit_tokens
 from .model import RunInfo, StepInfo, UnitInfo
 from .plugins import get_plugin_manager, get_tool
+from .progress import Progress, warmup_reason
+from .scheduler import Scheduler
 from .tool import Product, UnitResult
 
 __all__ = ["run_instructions", "Runner"]
@@ -52,35 +58,6 @@ class _Checksums:
 
     def save(self) -> None:
         write_text_atomic(self.path, json.dumps(self.cache))
-
-
-class _Progress:
-    """Units done/total, failures and elapsed time on the terminal (stderr)."""
-
-    def __init__(self, total: int, enabled: bool = True):
-        self.total, self.enabled = total, enabled
-        self.counts = {"done": 0, "skipped": 0, "failed": 0, "blocked": 0}
-        self.start = time.time()
-        self.tty = sys.stderr.isatty()
-        self.last = 0.0
-
-    def update(self, status: str | None = None, force: bool = False) -> None:
-        if status:
-            self.counts[status] = self.counts.get(status, 0) + 1
-        if not self.enabled:
-            return
-        now = time.time()
-        if not (force or self.tty or now - self.last > 10):
-            return
-        self.last = now
-        finished = sum(self.counts.values())
-        text = (f"[terapix] {finished}/{self.total} units ({self.counts['done']} done, {self.counts['skipped']} "
-                f"up to date, {self.counts['failed']} failed, {self.counts['blocked']} blocked), "
-                f"{now - self.start:.1f} s")
-        sys.stderr.write(("\r" + text) if self.tty else text + "\n")
-        if self.tty and force:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
 
 
 class NothingToDo(Exception):
@@ -299,171 +276,190 @@ class Runner:
                       parameters=dict(doc.parameters))
         log.info("run %s of %s %s: %d steps, %d units; log %s", run.run_id, doc.name, doc.version, len(steps),
                  len(graph.units), log_path)
-        claim = self._claim_workdir(run)
-        self.hook.run_started(run=run)
         order = graph.order()
-        rank = {u.key: i for i, u in enumerate(order)}
-        pending = {u.key: u for u in order}
-        # dependents map and unfinished-dependency counts: each completion touches only its own dependents,
-        # so scheduling stays linear in the graph size (no rescan of every pending unit)
-        dependents: dict[str, list[str]] = {}
-        waiting = {u.key: len(set(u.deps)) for u in order}
-        for u in order:
-            for d in set(u.deps):
-                dependents.setdefault(d, []).append(u.key)
-        ready_heap = [(-u.priority, rank[u.key], u.key) for u in order if not waiting[u.key]]
-        heapq.heapify(ready_heap)
-        results: dict[str, UnitResult] = {}
-        records: dict[str, UnitRecord] = {}
-        attempts: dict[str, int] = {}
-        started_steps: set[str] = set()
+        sched = Scheduler(self.retries)
+        for u in order:  # dependencies first: a cycle or an unknown dependency is refused here
+            sched.submit(u.key, u.priority, u.deps)
+        units = {u.key: u for u in order}
         step_units = {s: [u.key for u in graph.by_step(s)] for s in steps}
         self._step_sizes = {s: len(keys) for s, keys in step_units.items()}
-        progress = _Progress(len(order), self.show_progress)
-        summary = {"done": 0, "skipped": 0, "failed": 0, "blocked": 0}
+        # the first unit of a tool compiled at first use is a phase of its own on the terminal and in the log
+        warmups = {tool: reason for tool in {s.tool for s in doc.steps}
+                   if (reason := warmup_reason(get_tool(tool).cls))}
+        progress = Progress(len(order), self.show_progress, warmups=warmups)
+        claim = self._claim_workdir(run)
+        self.hook.run_started(run=run)
+        book = _RunBook(self, run, steps, units, step_units, sched, progress)
         running: dict = {}  # future -> (unit, spec, uinfo)
         executor = None
-        written: dict[str, str] = {}  # product path -> the unit that wrote it in this run
-
-        def finish(unit: Unit, uinfo: UnitInfo, result: UnitResult) -> None:
-            results[unit.key] = result
-            if result.status == "done":
-                for product in result.products:
-                    other = written.setdefault(str(product.path), unit.key)
-                    if other != unit.key:  # one overwrote the other's file; a re-run would redo both
-                        log.warning("units %s and %s both wrote %s: the later one replaced the earlier's; give "
-                                    "each unit its own name (e.g. with {stem} or {group})", other, unit.key,
-                                    product.path)
-            rec = records.setdefault(unit.key, UnitRecord(step=unit.step.id, unit=unit.id, tool=unit.step.tool,
-                                                          status=result.status))
-            rec.status, rec.host, rec.start, rec.end = result.status, result.host, result.start, result.end
-            rec.error, rec.attempts = result.error, attempts.get(unit.key, 1)
-            rec.outputs = [(p.path, p.kind, p.checksum) for p in result.products]
-            summary[result.status] = summary.get(result.status, 0) + 1
-            progress.update(result.status)
-            step = steps[unit.step.id]
-            if result.status == "done":
-                self._save_state(unit, result)
-            if result.status == "failed":
-                log.error("unit %s failed: %s (log: %s)", unit.key, result.error, result.log_path)
-            self.hook.unit_finished(run=run, step=step, unit=uinfo, result=result)
-            if result.status == "done":
-                for product in result.products:
-                    self.hook.product_recorded(run=run, step=step, unit=uinfo, product=product)
-            for kind, data in result.records:  # a failed unit's records (failed transfers...) count too
-                self.hook.record_emitted(run=run, step=step, unit=uinfo, kind=kind, data=data)
-            keys = step_units[unit.step.id]
-            if all(k in results for k in keys):
-                counts: dict[str, int] = {}
-                for k in keys:
-                    counts[results[k].status] = counts.get(results[k].status, 0) + 1
-                failed = counts.get("failed", 0) + counts.get("blocked", 0)
-                (self.hook.step_failed if failed else self.hook.step_finished)(run=run, step=step, summary=counts)
-                progress.update(force=True)
-            release(unit.key, result.status)
-
-        def release(key: str, status: str) -> None:
-            """Wake the dependents of a finished unit; a failed or blocked one blocks them (transitively)."""
-            for dep_key in dependents.get(key, ()):
-                if dep_key not in pending:
-                    continue
-                if status in ("failed", "blocked"):
-                    blocked = pending.pop(dep_key)
-                    start_step(blocked)
-                    finish(blocked, UnitInfo(id=blocked.id, step=blocked.step.id), UnitResult(
-                        step=blocked.step.id, unit=blocked.id, status="blocked",
-                        error=f"not run: upstream unit {key} failed", start=time.time(), end=time.time()))
-                else:
-                    waiting[dep_key] -= 1
-                    if not waiting[dep_key]:
-                        u = pending[dep_key]
-                        heapq.heappush(ready_heap, (-u.priority, rank[dep_key], dep_key))
-
-        def start_step(unit: Unit) -> None:
-            if unit.step.id not in started_steps:
-                started_steps.add(unit.step.id)
-                self.hook.step_started(run=run, step=steps[unit.step.id])
 
         finished_cleanly = False
         try:
-            while pending or running:
-                while ready_heap:
+            while not sched.finished:
+                while sched.has_ready:
                     capacity = executor.capacity if executor else (self.jobs or os.cpu_count() or 1)
                     if len(running) >= capacity:
                         break
-                    unit = pending.get(heapq.heappop(ready_heap)[2])
-                    if unit is None:  # already blocked or finished
+                    unit = units[sched.pop_ready()]
+                    launch = book.prepare(unit)
+                    if launch is None:  # finished without running: up to date, nothing to do, bad config
                         continue
-                    del pending[unit.key]
-                    start_step(unit)
-                    try:
-                        spec, uinfo, rec = self._prepare(unit, results)
-                    except NothingToDo as exc:
-                        finish(unit, UnitInfo(id=unit.id, step=unit.step.id), UnitResult(
-                            step=unit.step.id, unit=unit.id, status="skipped", error=str(exc), start=time.time(),
-                            end=time.time()))
-                        continue
-                    except (ConfigError, OSError) as exc:
-                        uinfo = UnitInfo(id=unit.id, step=unit.step.id)
-                        finish(unit, uinfo, UnitResult(step=unit.step.id, unit=unit.id, status="failed",
-                                                       error=str(exc), start=time.time(), end=time.time()))
-                        continue
-                    records[unit.key] = rec
-                    products = None if self.force else self._up_to_date(unit, spec.key)
-                    if products is not None:
-                        finish(unit, uinfo, UnitResult(step=unit.step.id, unit=unit.id, status="skipped",
-                                                       products=products, key=spec.key, start=time.time(),
-                                                       end=time.time(), log_path=spec.log_path))
-                        continue
+                    spec, uinfo = launch
+                    progress.unit_started(unit.step.id, unit.id)
                     if executor is None:
                         executor = make_executor(self.executor_kind, self.jobs, self.scheduler)
-                    attempts[unit.key] = attempts.get(unit.key, 0) + 1
-                    uinfo.attempt = attempts[unit.key]
                     running[executor.submit(spec, unit.priority, str(self._state_path(unit)))] = (unit, spec, uinfo)
                 if not running:
-                    if pending and not ready_heap:  # cannot happen with an acyclic graph
-                        raise RuntimeError(f"runner stalled with {len(pending)} units waiting")
+                    if not sched.finished and not sched.has_ready:  # cannot happen: the scheduler refuses cycles
+                        raise RuntimeError(f"runner stalled with {sched.count('pending')} units waiting")
                     continue
+                progress.tick()
                 for future in executor.wait(list(running), timeout=5.0):
                     unit, spec, uinfo = running.pop(future)
                     result, exc = executor.outcome(future)
                     if exc is None:
-                        finish(unit, uinfo, result)
+                        book.finish(unit, uinfo, result)
                         continue
                     # the worker died (killed, out of memory, node lost): retry on a fresh worker
                     log.warning("worker lost while running %s (%s: %s)", unit.key, type(exc).__name__, exc)
                     executor.worker_lost(future)
-                    if attempts[unit.key] <= self.retries:
-                        log.warning("retrying %s (attempt %d of %d)", unit.key, attempts[unit.key] + 1,
+                    if sched.lost(unit.key):
+                        book.submitted.discard(unit.key)  # running again only once resubmitted
+                        progress.unit_lost(unit.step.id, unit.id)
+                        log.warning("retrying %s (attempt %d of %d)", unit.key, sched.attempts(unit.key) + 1,
                                     self.retries + 1)
-                        pending[unit.key] = unit
-                        heapq.heappush(ready_heap, (-unit.priority, rank[unit.key], unit.key))
                     else:
-                        finish(unit, uinfo, UnitResult(
+                        book.finish(unit, uinfo, UnitResult(
                             step=unit.step.id, unit=unit.id, status="failed", key=spec.key, log_path=spec.log_path,
-                            error=f"worker lost {attempts[unit.key]} times: {type(exc).__name__}: {exc}",
+                            error=f"worker lost {sched.attempts(unit.key)} times: {type(exc).__name__}: {exc}",
                             start=time.time(), end=time.time()))
             finished_cleanly = True
         finally:
+            summary = book.summary
             if not finished_cleanly:  # Ctrl-C, or an error of the runner itself: not a finished run
                 summary["interrupted"] = 1
             if executor is not None:
                 executor.close()
             self.checksums.save()
             end = time.time()
-            ordered = [records[u.key] for u in order if u.key in records]
+            ordered = [book.records[u.key] for u in order if u.key in book.records]
             xml_path, sh_path = write_history(self.workdir / "history", run, list(steps.values()), ordered, end,
                                               sha256_file(doc.path))
             log.info("history: %s; commands: %s", xml_path, sh_path)
             self.hook.run_finished(run=run, summary=summary)
             self._release_workdir(claim)
-            progress.update(force=True)
+            progress.close()
         summary["history"] = str(xml_path)  # type: ignore[assignment]
         summary["script"] = str(sh_path)  # type: ignore[assignment]
-        failed = [r for r in results.values() if r.status == "failed"]
+        failed = [r for r in book.results.values() if r.status == "failed"]
         for r in failed:
             sys.stderr.write(f"terapix: unit {r.step}/{r.unit} failed: {r.error}\n  log: {r.log_path}\n")
         return summary
+
+
+class _RunBook:
+    """One run's bookkeeping around the scheduler: results and history records of the units, lifecycle
+    hooks, step completion, progress.  Every unit's end goes through :meth:`finish`, which also tells the
+    scheduler and records the units that the end of a failed one blocks."""
+
+    def __init__(self, runner: Runner, run: RunInfo, steps: dict[str, StepInfo], units: dict[str, Unit],
+                 step_units: dict[str, list[str]], sched: Scheduler, progress: Progress):
+        self.runner, self.run, self.steps, self.units = runner, run, steps, units
+        self.step_total = {s: len(keys) for s, keys in step_units.items()}
+        self.step_left = dict(self.step_total)  # units of the step not ended yet
+        self.submitted: set[str] = set()  # units handed to the executor (not ended before running)
+        self.step_counts: dict[str, dict[str, int]] = {s: {} for s in step_units}
+        self.sched, self.progress, self.hook = sched, progress, runner.hook
+        self.results: dict[str, UnitResult] = {}
+        self.records: dict[str, UnitRecord] = {}
+        self.started_steps: set[str] = set()
+        self.summary = {"done": 0, "skipped": 0, "failed": 0, "blocked": 0}
+        self.written: dict[str, str] = {}  # product path -> the unit that wrote it in this run
+
+    def start_step(self, unit: Unit) -> None:
+        if unit.step.id not in self.started_steps:
+            self.started_steps.add(unit.step.id)
+            self.progress.step_started(unit.step.id, unit.step.tool, self.step_total[unit.step.id])
+            self.hook.step_started(run=self.run, step=self.steps[unit.step.id])
+
+    def prepare(self, unit: Unit) -> tuple[UnitSpec, UnitInfo] | None:
+        """Resolve a unit handed out by the scheduler; None when it ended here (up to date, nothing to
+        do, bad configuration), else what to submit to the executor."""
+        runner = self.runner
+        self.start_step(unit)
+        try:
+            spec, uinfo, rec = runner._prepare(unit, self.results)
+        except NothingToDo as exc:
+            self.finish(unit, UnitInfo(id=unit.id, step=unit.step.id), UnitResult(
+                step=unit.step.id, unit=unit.id, status="skipped", error=str(exc), start=time.time(),
+                end=time.time()))
+            return None
+        except (ConfigError, OSError) as exc:
+            self.finish(unit, UnitInfo(id=unit.id, step=unit.step.id), UnitResult(
+                step=unit.step.id, unit=unit.id, status="failed", error=str(exc), start=time.time(),
+                end=time.time()))
+            return None
+        self.records[unit.key] = rec
+        products = None if runner.force else runner._up_to_date(unit, spec.key)
+        if products is not None:
+            self.finish(unit, uinfo, UnitResult(step=unit.step.id, unit=unit.id, status="skipped",
+                                                products=products, key=spec.key, start=time.time(),
+                                                end=time.time(), log_path=spec.log_path))
+            return None
+        uinfo.attempt = self.sched.attempts(unit.key)
+        self.submitted.add(unit.key)
+        return spec, uinfo
+
+    def finish(self, unit: Unit, uinfo: UnitInfo, result: UnitResult) -> None:
+        """Record the end of a unit handed out by the scheduler, then of the units its failure blocks."""
+        self._record(unit, uinfo, result)
+        if result.status in ("done", "skipped"):
+            self.sched.complete(unit.key, result.status)
+            return
+        for key, upstream in self.sched.fail(unit.key):
+            blocked = self.units[key]
+            self.start_step(blocked)
+            self._record(blocked, UnitInfo(id=blocked.id, step=blocked.step.id), UnitResult(
+                step=blocked.step.id, unit=blocked.id, status="blocked",
+                error=f"not run: upstream unit {upstream} failed", start=time.time(), end=time.time()))
+
+    def _record(self, unit: Unit, uinfo: UnitInfo, result: UnitResult) -> None:
+        run, hook = self.run, self.hook
+        self.results[unit.key] = result
+        if result.status == "done":
+            for product in result.products:
+                other = self.written.setdefault(str(product.path), unit.key)
+                if other != unit.key:  # one overwrote the other's file; a re-run would redo both
+                    log.warning("units %s and %s both wrote %s: the later one replaced the earlier's; give "
+                                "each unit its own name (e.g. with {stem} or {group})", other, unit.key,
+                                product.path)
+        rec = self.records.setdefault(unit.key, UnitRecord(step=unit.step.id, unit=unit.id, tool=unit.step.tool,
+                                                           status=result.status))
+        rec.status, rec.host, rec.start, rec.end = result.status, result.host, result.start, result.end
+        rec.error, rec.attempts = result.error, max(1, self.sched.attempts(unit.key))
+        rec.outputs = [(p.path, p.kind, p.checksum) for p in result.products]
+        self.summary[result.status] = self.summary.get(result.status, 0) + 1
+        ran = unit.key in self.submitted
+        self.progress.unit_finished(unit.step.id, unit.id, result.status,
+                                    result.end - result.start if ran else None, was_running=ran)
+        step = self.steps[unit.step.id]
+        if result.status == "done":
+            self.runner._save_state(unit, result)
+        if result.status == "failed":
+            log.error("unit %s failed: %s (log: %s)", unit.key, result.error, result.log_path)
+        hook.unit_finished(run=run, step=step, unit=uinfo, result=result)
+        if result.status == "done":
+            for product in result.products:
+                hook.product_recorded(run=run, step=step, unit=uinfo, product=product)
+        for kind, data in result.records:  # a failed unit's records (failed transfers...) count too
+            hook.record_emitted(run=run, step=step, unit=uinfo, kind=kind, data=data)
+        counts = self.step_counts[unit.step.id]
+        counts[result.status] = counts.get(result.status, 0) + 1
+        self.step_left[unit.step.id] -= 1
+        if not self.step_left[unit.step.id]:  # the step's last unit
+            failed = counts.get("failed", 0) + counts.get("blocked", 0)
+            (hook.step_failed if failed else hook.step_finished)(run=run, step=step, summary=dict(counts))
+            self.progress.step_finished(unit.step.id, counts)
 
 
 def run_instructions(path: str | Path, workdir: str | Path | None = None, *, jobs: int | None = None,

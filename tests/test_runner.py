@@ -1,6 +1,7 @@
 """The runner on the local process pool: fan-out, priorities, retries, tool errors, resume, history."""
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
@@ -243,3 +244,39 @@ def test_products_of_products_are_named_after_them(tmp_path, pipeline):
     # the history's commands repeat the same names
     units = history_units(summary)
     assert "sum_g_x.fits" in etree.tostring(units["sumscale/g"]).decode()
+
+def test_products_do_not_depend_on_the_schedule(tmp_path, pipeline):
+    """The scheduler decides when units run, never what they make: one worker, two workers and a run
+    resumed after losing products give bit-identical products."""
+    from terapix_fw.atomic import sha256_file
+
+    def digests(work: Path) -> dict[str, str]:
+        return {str(p.relative_to(work)): sha256_file(p) for p in sorted(work.glob("*/*.fits"))}
+
+    assert run_instructions(pipeline(), tmp_path / "one", jobs=1, progress=False)["done"] == 11
+    assert run_instructions(pipeline(), tmp_path / "two", jobs=2, progress=False)["done"] == 11
+    one, two = digests(tmp_path / "one"), digests(tmp_path / "two")
+    assert len(one) == 11 and one == two
+    for lost in ("scale/exp1.2.fits", "sum/sum_r.fits"):
+        (tmp_path / "two" / lost).unlink()
+    resumed = run_instructions(pipeline(), tmp_path / "two", jobs=2, progress=False)
+    assert resumed["done"] == 2 and resumed["skipped"] == 9  # only the lost products are made again
+    assert digests(tmp_path / "two") == one
+
+
+def test_progress_lines_say_what_was_lost_failed_and_blocked(tmp_path, pipeline, capsys):
+    """Progress on (the default) with stderr not a terminal: one plain line per event, naming the unit."""
+    marker = tmp_path / "killed-once"
+    path = pipeline(f'<param name="FAIL_ON">exp1</param><param name="KILL_ONCE">{marker}</param>')
+    summary = run_instructions(path, tmp_path / "work", jobs=1, retries=1)
+    assert marker.exists() and summary["failed"] == 2 and summary["blocked"] == 1 and summary["done"] == 8
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    assert re.search(r"^\[terapix\] worker lost while running scale/exp0\.1: retrying$", err, re.M), err
+    for unit in ("exp1.1", "exp1.2"):
+        assert re.search(rf"^\[terapix\] \d+/11 scale/{unit} failed in [0-9.]+ s; running: nothing$", err, re.M)
+    assert re.search(r"^\[terapix\] \d+/11 sum/r blocked; running: nothing$", err, re.M)
+    (sum_line,) = [line for line in err.splitlines() if line.startswith("[terapix] step sum (stack) finished:")]
+    assert "1 done" in sum_line and "1 blocked" in sum_line
+    assert re.search(r"^\[terapix\] 11/11 units \(8 done, 0 up to date, 2 failed, 1 blocked\), [0-9.]+ s$", err,
+                     re.M)
