@@ -1,0 +1,420 @@
+"""The survey's image-by-image summary, stack pages and operators' status, read from RDBix.
+
+Shared by the static report (``terapix web build``) and the console (``terapix web serve``): both show
+the same table, the console only adds what needs a login (proprietary rows, actions).
+
+* :func:`exposure_table`: one row per exposure (stacks excluded) with the seeds' columns: thumbnail,
+  name, object, run id, filter, exposure time, seeing, observation and arrival dates, RA, Dec, Y/N for
+  input quality assessment / processed / output quality assessment / delivered, node, grade.
+  Proprietary rows (release date still to come) are left out unless ``viewer`` may see them.
+* :func:`plots_by_exposure` / :func:`plots_by_stack`: the QualityFITS PNGs of each exposure or stack,
+  found through the units that made them (their inputs name the exposure).
+* :func:`stack_details`: one stack's release page (inputs, SCAMP statistics and plots, QualityFITS-out).
+* :func:`status`: counts and percentages for operators (by run id, filter, node, grade, component),
+  pending stacks, stacks in progress with their current step, remaining stacks, the longest remaining.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import PurePath
+from typing import Any, Iterable
+
+from sqlalchemy import func, select
+
+__all__ = ["Viewer", "PUBLIC", "COLUMNS", "METRIC_LABELS", "metric_label", "exposure_table", "is_proprietary",
+           "plots_by_exposure", "plots_by_stack", "stack_rows", "stack_details", "status", "table_csv"]
+
+#: Human names and units of the quality metrics QualityFITS and the other tools record (ccd 0 = whole
+#: exposure).  A metric not listed is shown with its name as recorded.
+METRIC_LABELS: dict[str, tuple[str, str]] = {
+    "fwhm_arcsec": ("PSF FWHM", "arcsec"), "FWHM_MEDIAN": ("median FWHM", "arcsec"),
+    "seeing": ("seeing", "arcsec"), "ELONGATION": ("elongation", ""), "elongation": ("elongation", ""),
+    "ellipticity": ("ellipticity", ""), "back_adu": ("background", "ADU"), "sigma_adu": ("background RMS", "ADU"),
+    "back_rms_adu": ("background RMS", "ADU"), "nstars": ("stars", ""), "ngal": ("galaxies", ""),
+    "nsources": ("sources", ""), "comp_m50": ("50 % completeness", "mag"), "comp_m90": ("90 % completeness", "mag"),
+    "area_deg2": ("area", "deg²"), "psf_chi2": ("PSF χ²", ""), "dead": ("dead CCD", "flag"),
+    "maglim": ("limiting magnitude", "mag"), "zeropoint": ("zero point", "mag"), "skyprobe": ("SkyProbe", "mag"),
+}
+
+
+def metric_label(name: str) -> str:
+    """``"PSF FWHM (arcsec)"`` for ``fwhm_arcsec``; an unknown name is returned as it is."""
+    label, unit = METRIC_LABELS.get(name, (name.replace("_", " "), ""))
+    return f"{label} ({unit})" if unit else label
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is looking: ``role`` is public, pi, control or operator; ``name`` the PI's owner name."""
+    name: str = ""
+    role: str = "public"
+
+    @property
+    def privileged(self) -> bool:
+        return self.role == "operator"
+
+    def may_see(self, owner: str | None, release_date, now: _dt.datetime | None = None) -> bool:
+        """Proprietary data (release date still to come) is for its owner and the operators only."""
+        if not is_proprietary(release_date, now):
+            return True
+        return self.privileged or (self.role == "pi" and bool(owner) and owner == self.name)
+
+
+PUBLIC = Viewer()
+
+
+def _utc(value) -> _dt.datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=_dt.timezone.utc)
+    return value
+
+
+def is_proprietary(release_date, now: _dt.datetime | None = None) -> bool:
+    """True while ``release_date`` (UTC) is still to come."""
+    release = _utc(release_date)
+    return release is not None and release > (now or _dt.datetime.now(_dt.timezone.utc))
+
+
+def _engine(db):
+    from ..db import connect
+    return connect(db)
+
+
+def _S():
+    from ..db import schema
+    return schema
+
+
+def _basename(path: str | None) -> str:
+    return PurePath(path).name if path else ""
+
+
+#: The image table's columns: key, heading, unit, type (text, num, date, flag, link, thumb).
+COLUMNS: list[dict[str, str]] = [
+    {"key": "thumb", "label": "Thumbnail", "unit": "", "type": "thumb"},
+    {"key": "filename", "label": "Image", "unit": "", "type": "link"},
+    {"key": "object", "label": "Object", "unit": "", "type": "text"},
+    {"key": "runid", "label": "Run id", "unit": "", "type": "text"},
+    {"key": "filter", "label": "Filter", "unit": "", "type": "text"},
+    {"key": "exptime", "label": "Exp. time", "unit": "s", "type": "num"},
+    {"key": "seeing", "label": "Seeing", "unit": "arcsec", "type": "num"},
+    {"key": "airmass", "label": "Airmass", "unit": "", "type": "num"},
+    {"key": "date_obs", "label": "Observed", "unit": "UTC", "type": "date"},
+    {"key": "arrival", "label": "Arrived", "unit": "UTC", "type": "date"},
+    {"key": "ra", "label": "RA", "unit": "deg", "type": "num"},
+    {"key": "dec", "label": "Dec", "unit": "deg", "type": "num"},
+    {"key": "qa_in", "label": "Input QA", "unit": "", "type": "flag"},
+    {"key": "processed", "label": "Processed", "unit": "", "type": "flag"},
+    {"key": "qa_out", "label": "Output QA", "unit": "", "type": "flag"},
+    {"key": "delivered", "label": "Delivered", "unit": "", "type": "flag"},
+    {"key": "node", "label": "Node", "unit": "", "type": "text"},
+    {"key": "grade", "label": "Grade", "unit": "", "type": "text"},
+    {"key": "component", "label": "Survey", "unit": "", "type": "text"},
+]
+
+
+def _iso(value) -> str | None:
+    value = _utc(value)
+    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _stack_names(conn) -> set[str]:
+    """File names of the stacks: QualityFITS-out records a stack's quality under its file name, which
+    made a stack look like an exposure; those rows are not exposures."""
+    S = _S()
+    return {_basename(p) for (p,) in conn.execute(select(S.stacks.c.path).where(S.stacks.c.path.is_not(None)))}
+
+
+def _chunks(items: list, n: int = 500) -> Iterable[list]:
+    for i in range(0, len(items), n):
+        yield items[i:i + n]
+
+
+def plots_by_input(conn, kinds: tuple[str, ...] = ("plot",)) -> dict[str, list[str]]:
+    """File name of a unit's input -> the PNG products of that unit, for the product ``kinds``."""
+    S = _S()
+    q = (select(S.products.c.path, S.units.c.inputs)
+         .join(S.units, S.units.c.id == S.products.c.unit_pk)
+         .where(S.products.c.kind.in_(kinds)).order_by(S.products.c.path))
+    out: dict[str, list[str]] = defaultdict(list)
+    for path, inputs in conn.execute(q):
+        if not str(path).lower().endswith(".png"):
+            continue
+        try:
+            names = json.loads(inputs) if inputs else []
+        except ValueError:
+            names = []
+        for name in names if isinstance(names, list) else []:
+            base = _basename(str(name).split("[")[0])
+            if base and path not in out[base]:
+                out[base].append(path)
+    return out
+
+
+def plots_by_exposure(db) -> dict[str, list[str]]:
+    """Exposure file name -> its QualityFITS-in plots (PNG paths), thumbnails first."""
+    with _engine(db).connect() as conn:
+        plots = plots_by_input(conn, ("plot", "thumbnail", "picture"))
+    return {name: sorted(paths, key=_plot_order) for name, paths in plots.items()}
+
+
+plots_by_stack = plots_by_exposure  # a stack's QualityFITS-out unit takes the stack's file as its input
+
+
+def _plot_order(path: str) -> tuple[int, str]:
+    name = _basename(path)
+    return (0 if name.endswith(("_m_med.png", "_thumb.png", "_m.png")) else 1, name)
+
+
+def thumbnail(paths: list[str]) -> str | None:
+    """The binned image thumbnail among an exposure's plots (QualityFITS ``%s_m_med.png``), if any."""
+    for suffix in ("_thumb.png", "_m_med.png", "_m.png"):
+        for p in paths:
+            if _basename(p).endswith(suffix):
+                return p
+    return None
+
+
+def exposure_table(db, viewer: Viewer = PUBLIC, now: _dt.datetime | None = None,
+                   with_plots: bool = True) -> dict[str, Any]:
+    """The image-by-image summary: ``{"columns", "rows" (dicts), "hidden" (proprietary rows left out),
+    "plots" (file name -> PNG paths)}``, oldest first."""
+    from ..db.query import find_images
+
+    S = _S()
+    now = now or _dt.datetime.now(_dt.timezone.utc)
+    every = find_images(db)
+    with _engine(db).connect() as conn:
+        stacks = _stack_names(conn)
+        qa_ids = {i for (i,) in conn.execute(select(S.quality_metrics.c.exposure_id).distinct())}
+        nodes: dict[int, set[str]] = defaultdict(set)
+        for exp_id, node in conn.execute(select(S.storage.c.exposure_id, S.storage.c.node)):
+            nodes[exp_id].add(node)
+        # processed: in the stack list of a stack that was made; output QA: that stack was assessed
+        made = {r.id: _basename(r.path) for r in conn.execute(select(S.stacks.c.id, S.stacks.c.path))
+                if r.path}
+        assessed = {n for (n,) in conn.execute(
+            select(S.exposures.c.filename).where(S.exposures.c.filename.in_(list(made.values()) or [""]))
+            .where(S.exposures.c.id.in_(select(S.quality_metrics.c.exposure_id))))}
+        processed: set[str] = set()
+        qa_out: set[str] = set()
+        for stack_id, name in conn.execute(select(S.stack_images.c.stack_id, S.stack_images.c.filename)
+                                           .where(S.stack_images.c.list == "stack")):
+            if stack_id in made:
+                processed.add(name)
+                if made[stack_id] in assessed:
+                    qa_out.add(name)
+        delivered = {_basename(p) for (p,) in conn.execute(
+            select(S.transfers.c.path).where(S.transfers.c.direction == "out", S.transfers.c.status == "done"))}
+        plots = plots_by_input(conn, ("plot", "thumbnail", "picture")) if with_plots else {}
+    rows, hidden = [], 0
+    for e in every:
+        if e["filename"] in stacks:
+            continue
+        if not viewer.may_see(e["owner"], e["release_date"], now):
+            hidden += 1
+            continue
+        name = e["filename"]
+        rows.append({
+            "id": e["id"], "filename": name, "object": e["object"], "runid": e["qrunid"] or e["runid"],
+            "filter": e["filter"], "exptime": e["exptime"], "seeing": e["seeing"], "airmass": e["airmass"],
+            "date_obs": _iso(e["date_obs"]), "arrival": _iso(e["arrival_date"]), "ra": e["ra"], "dec": e["dec"],
+            "qa_in": "Y" if (e["id"] in qa_ids or e["suggested_grade"]) else "N",
+            "processed": "Y" if name in processed else "N", "qa_out": "Y" if name in qa_out else "N",
+            "delivered": "Y" if name in delivered else "N", "node": ",".join(sorted(nodes.get(e["id"], ()))),
+            "grade": e["grade"], "grade_source": e["grade_source"], "component": e["survey_component"],
+            "owner": e["owner"], "release_date": _iso(e["release_date"]),
+            "proprietary": is_proprietary(e["release_date"], now),
+            "thumb": thumbnail(sorted(plots.get(name, []), key=_plot_order)),
+        })
+    return {"columns": COLUMNS, "rows": rows, "hidden": hidden,
+            "plots": {r["filename"]: sorted(plots.get(r["filename"], []), key=_plot_order) for r in rows}}
+
+
+def table_csv(rows: list[dict[str, Any]]) -> str:
+    """The table as CSV (the columns of :data:`COLUMNS` less the thumbnail, headings with units)."""
+    import csv
+    import io
+
+    cols = [c for c in COLUMNS if c["type"] != "thumb"]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([c["label"] + (f" ({c['unit']})" if c["unit"] else "") for c in cols])
+    for r in rows:
+        writer.writerow(["" if r.get(c["key"]) is None else r[c["key"]] for c in cols])
+    return buffer.getvalue()
+
+
+# ----------------------------------------------------------------------------------------------------
+# stacks
+
+def stack_rows(db, viewer: Viewer = PUBLIC, now: _dt.datetime | None = None) -> list[dict[str, Any]]:
+    """Every stack the viewer may see, with its release name and the sizes of its two lists."""
+    S = _S()
+    with _engine(db).connect() as conn:
+        rels = {r.id: r for r in conn.execute(select(S.releases))}
+        counts = {(r.stack_id, r.list): r.n for r in conn.execute(
+            select(S.stack_images.c.stack_id, S.stack_images.c.list, func.count().label("n"))
+            .group_by(S.stack_images.c.stack_id, S.stack_images.c.list))}
+        rows = [dict(r._mapping) for r in conn.execute(select(S.stacks).order_by(S.stacks.c.name, S.stacks.c.version))]
+    out = []
+    for st in rows:
+        if not viewer.may_see(None, st["release_date"], now):
+            continue
+        rel = rels.get(st["release_id"])
+        st["release"] = f"{rel.name} {rel.version}".strip() if rel else None
+        st["nimages"] = counts.get((st["id"], "stack"), 0)
+        st["nastrometry"] = counts.get((st["id"], "astrometry"), 0)
+        out.append(st)
+    return out
+
+
+def scamp_statistics(path: str) -> dict[str, Any] | None:
+    """The FGroups table of a SCAMP XML summary (astrometric and photometric statistics per field
+    group) as ``{"fields": [...], "rows": [[...]]}``; None if the file cannot be read."""
+    from pathlib import Path
+
+    from ..errors import TerapixError
+    from ..xmlutil import parse_xml
+
+    try:
+        tree = parse_xml(Path(path), label=str(path))
+    except (OSError, TerapixError):
+        return None
+    root = tree.getroot() if hasattr(tree, "getroot") else tree
+    for table in root.iter("{*}TABLE", "TABLE"):
+        if table.get("name") != "FGroups":
+            continue
+        fields = [(f.get("name"), f.get("unit") or "") for f in table.iter("{*}FIELD", "FIELD")]
+        rows = [[td.text or "" for td in tr.iter("{*}TD", "TD")] for tr in table.iter("{*}TR", "TR")]
+        return {"fields": fields, "rows": rows}
+    return None
+
+
+def stack_details(db, stack_id: int, plots: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    """One stack's release page: the stack, its input exposures (seeing, airmass, photometric flag,
+    grade, exposure time, run id), the exposures used for astrometry, SCAMP's statistics and check
+    plots from the stack's run, its QualityFITS-out metrics and plots, and the products of its run."""
+    from ..db.query import find_images
+
+    S = _S()
+    with _engine(db).connect() as conn:
+        st = conn.execute(select(S.stacks).where(S.stacks.c.id == stack_id)).first()
+        if st is None:
+            raise KeyError(f"no stack {stack_id} in RDBix")
+        st = dict(st._mapping)
+        lists: dict[str, list[str]] = defaultdict(list)
+        for lst, name in conn.execute(select(S.stack_images.c.list, S.stack_images.c.filename)
+                                      .where(S.stack_images.c.stack_id == stack_id).order_by(S.stack_images.c.filename)):
+            lists[lst].append(name)
+        rel = conn.execute(select(S.releases).where(S.releases.c.id == st["release_id"])).first() \
+            if st["release_id"] else None
+        products: list[dict] = []
+        if st["run_id"]:
+            products = [dict(r._mapping) for r in conn.execute(
+                select(S.products.c.path, S.products.c.kind, S.products.c.size, S.products.c.meta, S.steps.c.tool)
+                .join(S.units, S.units.c.id == S.products.c.unit_pk).join(S.steps, S.steps.c.id == S.units.c.step_pk)
+                .where(S.steps.c.run_id == st["run_id"]).order_by(S.products.c.kind, S.products.c.path))]
+        name = _basename(st["path"])
+        qa = {}
+        if name:
+            exp = conn.execute(select(S.exposures.c.id).where(S.exposures.c.filename == name)).first()
+            if exp is not None:
+                qa = {r.name: r.value for r in conn.execute(
+                    select(S.quality_metrics.c.name, S.quality_metrics.c.value)
+                    .where(S.quality_metrics.c.exposure_id == exp.id, S.quality_metrics.c.ccd == 0))}
+    wanted = set(lists.get("stack", [])) | set(lists.get("astrometry", []))
+    inputs = {e["filename"]: e for e in find_images(db) if e["filename"] in wanted}
+    scamp_xml = [p["path"] for p in products if p["tool"] == "scamp" and p["kind"] == "xml"]
+    astrometry = scamp_statistics(scamp_xml[0]) if scamp_xml else None
+    checkplots = [p["path"] for p in products if p["kind"] == "checkplot" and p["path"].lower().endswith(".png")]
+    qf_plots = (plots or {}).get(name, [])
+    return {"stack": st, "release": dict(rel._mapping) if rel else None,
+            "inputs": [inputs.get(n, {"filename": n}) for n in lists.get("stack", [])],
+            "astrometry_list": lists.get("astrometry", []), "scamp": astrometry, "scamp_xml": scamp_xml,
+            "checkplots": checkplots, "qa": qa, "qa_plots": qf_plots,
+            "pictures": [p["path"] for p in products if p["kind"] in ("thumbnail", "picture")],
+            "products": products}
+
+
+# ----------------------------------------------------------------------------------------------------
+# operators' status
+
+def _share(counts: dict[str, int], total: int) -> list[dict[str, Any]]:
+    return [{"name": k, "n": v, "pct": (100.0 * v / total) if total else 0.0}
+            for k, v in sorted(counts.items(), key=lambda kv: (kv[0] == "-", kv[0]))]
+
+
+def status(db, now: _dt.datetime | None = None) -> dict[str, Any]:
+    """What the SPICA operation pages showed: images available (survey vs PI), input QA, processed,
+    output QA, delivered, each with its percentage; counts by run id, filter, node, grade and survey
+    component; the stacks pending, in progress (current step of the run that makes them) and
+    remaining by component, node and filter; the longest remaining."""
+    table = exposure_table(db, Viewer(role="operator"), now, with_plots=False)
+    rows = table["rows"]
+    total = len(rows)
+
+    def count(key, default="-"):
+        out: dict[str, int] = defaultdict(int)
+        for r in rows:
+            out[r.get(key) or default] += 1
+        return out
+
+    pi = sum(1 for r in rows if (r.get("component") == "PI") or r.get("owner"))
+    flags = [("Input quality assessment", "qa_in"), ("Processed", "processed"),
+             ("Output quality assessment", "qa_out"), ("Delivered", "delivered")]
+    summary = [{"name": "Images available", "n": total, "pct": 100.0 if total else 0.0},
+               {"name": "Survey images", "n": total - pi, "pct": 100.0 * (total - pi) / total if total else 0.0},
+               {"name": "PI images", "n": pi, "pct": 100.0 * pi / total if total else 0.0}]
+    for label, key in flags:
+        n = sum(1 for r in rows if r[key] == "Y")
+        summary.append({"name": label, "n": n, "pct": 100.0 * n / total if total else 0.0})
+    nodes: dict[str, int] = defaultdict(int)
+    for r in rows:
+        for node in (r["node"].split(",") if r["node"] else ["-"]):
+            nodes[node] += 1
+    stacks = _stack_status(db)
+    return {"total": total, "summary": summary,
+            "by": [("Run id", _share(count("runid"), total)), ("Filter", _share(count("filter"), total)),
+                   ("Node", _share(dict(nodes), total)), ("Grade", _share(count("grade", "not graded"), total)),
+                   ("Survey component", _share(count("component"), total))],
+            **stacks}
+
+
+def _stack_status(db) -> dict[str, Any]:
+    """Pending (no product yet, no run going), in progress (its run is running: the step it is at) and
+    remaining (pending + in progress) stacks, by component, node and filter; the longest remaining by
+    number of exposures to stack."""
+    S = _S()
+    with _engine(db).connect() as conn:
+        runs = {r.run_id: dict(r._mapping) for r in conn.execute(select(S.runs.c.run_id, S.runs.c.status, S.runs.c.host))}
+        current: dict[str, str] = {}
+        for r in conn.execute(select(S.steps.c.run_id, S.steps.c.step, S.steps.c.status, S.steps.c.start)
+                              .order_by(S.steps.c.start, S.steps.c.id)):
+            if r.status == "running" or r.run_id not in current:
+                current[r.run_id] = r.step
+    stacks = stack_rows(db, Viewer(role="operator"))
+    pending, progress = [], []
+    for st in stacks:
+        run = runs.get(st["run_id"]) if st["run_id"] else None
+        st["node"] = (run or {}).get("host") or "-"
+        if run is not None and run["status"] == "running":
+            st["step"] = current.get(st["run_id"], "-")
+            progress.append(st)
+        elif not st["path"] or (run is not None and run["status"] != "done"):
+            pending.append(st)
+    remaining = pending + progress
+    by = []
+    for label, key in (("Survey component", "survey_component"), ("Node", "node"), ("Filter", "filter")):
+        counts: dict[str, int] = defaultdict(int)
+        for st in remaining:
+            counts[st.get(key) or "-"] += 1
+        by.append((label, sorted(counts.items())))
+    longest = sorted(remaining, key=lambda s: (-s["nimages"], s["name"]))[:10]
+    return {"pending": pending, "in_progress": progress, "remaining": by, "longest": longest,
+            "nstacks": len(stacks)}
