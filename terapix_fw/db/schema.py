@@ -25,7 +25,7 @@ from .types import UTCDateTime
 __all__ = ["metadata", "HEALPIX_NSIDE", "GRADES", "SURVEY_COMPONENTS"] + [
     "nodes", "exposures", "extensions", "storage", "header_keywords", "quality_metrics", "grades",
     "runs", "steps", "units", "products", "provenance", "releases", "stacks", "stack_images",
-    "transfers", "catalogs", "sources", "records", "documents",
+    "transfers", "web_actions", "problem_reports", "catalogs", "sources", "records", "documents",
     "selections", "selection_results", "spica_jobs", "stack_grades"]
 
 #: HEALPix resolution of the sky index (NESTED scheme): 2**8 gives pixels of about 13.7 arcmin.
@@ -308,6 +308,31 @@ stack_grades = Table(
     Column("time", UTCDateTime, nullable=False),
     Column("comment", Text, comment="the problem report of a C/D stack"),
     CheckConstraint("grade IN ('A','B','C','D')", name="grade"),
+)
+
+web_actions = Table(
+    "web_actions", metadata, _id(),
+    Column("time", UTCDateTime, nullable=False),
+    Column("user", String(NAME), nullable=False, comment="console user name"),
+    Column("role", String(16), nullable=False, comment="operator, control, pi"),
+    Column("action", String(32), nullable=False, comment="grade, stack_grade, problem_report, submit, transfer, download, login..."),
+    Column("target", String(NAME), comment="exposure, stack, run or file the action was about"),
+    Column("detail", Text, comment="JSON object: the action's parameters"),
+    Column("result", String(16), comment="ok, refused, failed, started"),
+    Column("run_id", String(HASH), comment="the run a submission started"),
+    Index("ix_web_actions_time", "time"),
+    comment="every action taken from the web console, with the user who took it",
+)
+
+problem_reports = Table(
+    "problem_reports", metadata, _id(),
+    Column("target_kind", String(16), nullable=False, comment="exposure or stack"),
+    Column("target", String(NAME), nullable=False, comment="exposure file name or stack name"),
+    Column("author", String(NAME), nullable=False),
+    Column("time", UTCDateTime, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("status", String(16), nullable=False, default="open", comment="open or closed"),
+    Index("ix_problem_reports_target", "target_kind", "target"),
 )
 
 transfers = Table(
