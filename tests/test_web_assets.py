@@ -33,7 +33,7 @@ def test_forged_workdir_etc_does_not_publish_etc_passwd(tmp_path, caplog):
     url = f"sqlite:///{tmp_path / 'rdbix.sqlite'}"
     _record(url, "/etc", "/etc/passwd")
     try:
-        with caplog.at_level(logging.WARNING, logger="terapix.web"):
+        with caplog.at_level(logging.INFO, logger="terapix.web"):
             build_site(url, tmp_path / "site")
     finally:
         dispose_all()
@@ -70,7 +70,7 @@ def test_only_real_work_directories_and_asset_roots_publish(tmp_path, caplog):
     _record(url, real, extra / "p.log", "r5")
     _record(url, real, real / "logs" / ".." / ".." / "fake" / "x.log", "r6")  # escapes through ..
     try:
-        with caplog.at_level(logging.WARNING, logger="terapix.web"):
+        with caplog.at_level(logging.INFO, logger="terapix.web"):
             build_site(url, tmp_path / "site")
             published = _published(tmp_path / "site")
             assert published == ["real unit log\n"]

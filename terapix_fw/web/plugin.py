@@ -93,8 +93,14 @@ def _statistics(db):
 
 
 def _products(db):
-    from . import data
-    return {"products": data.products(db), "total": data.overview(db)["products"]}
+    from pathlib import PurePath
+
+    from . import data, survey
+    hidden = survey.hidden_stems(db, survey.PUBLIC)  # proprietary data's products: console only
+    rows = [p for p in data.products(db) if not survey.is_hidden_file(PurePath(p["path"]).name, hidden)]
+    for p in rows:
+        p["parents"] = [q for q in p["parents"] if not survey.is_hidden_file(PurePath(q["path"]).name, hidden)]
+    return {"products": rows, "total": data.overview(db)["products"]}
 
 
 def _releases(db):
@@ -129,6 +135,25 @@ def _cmd_build(args) -> int:
     return 0
 
 
+def _cmd_serve(args) -> int:
+    from .console import serve
+    serve(args.db, args.config, host=args.host, port=args.port, threads=args.threads, title=args.title)
+    return 0
+
+
+def _cmd_passwd(args) -> int:
+    import getpass
+    import sys
+
+    from .auth import hash_password
+    password = sys.stdin.readline().rstrip("\n") if args.stdin else getpass.getpass("password: ")
+    if len(password) < 8:
+        print("terapix web passwd: a password needs at least 8 characters", file=sys.stderr)
+        return 1
+    print(hash_password(password))
+    return 0
+
+
 @hookimpl
 def register_commands(subparsers):
     p = subparsers.add_parser("web", help="static web reports from RDBix")
@@ -145,3 +170,14 @@ def register_commands(subparsers):
                    help="a folder whose plots and logs may be copied into the site, besides the runs' "
                         "work directories (repeatable)")
     b.set_defaults(func=_cmd_build)
+    s = sub.add_parser("serve", help="the operations console (Flask under waitress) reading RDBix live")
+    s.add_argument("--db", default=None, help="database URL (default: $TERAPIX_DB_URL or ./rdbix.sqlite)")
+    s.add_argument("--config", required=True, help="console configuration (TOML: users, roles, product roots)")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=8080)
+    s.add_argument("--threads", type=int, default=8, help="waitress worker threads")
+    s.add_argument("--title", default="terapix-fw console")
+    s.set_defaults(func=_cmd_serve)
+    pw = sub.add_parser("passwd", help="print the Argon2id hash of a password for the console configuration")
+    pw.add_argument("--stdin", action="store_true", help="read the password from standard input")
+    pw.set_defaults(func=_cmd_passwd)

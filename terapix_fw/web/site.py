@@ -200,9 +200,10 @@ class _Assets:
     logged (once per path) with its reason.
     """
 
-    def __init__(self, out: Path, roots: list[Path]):
+    def __init__(self, out: Path, roots: list[Path], hidden: list[str] | None = None):
         self.out = out
         self.roots = [r.resolve() for r in roots]
+        self.hidden = hidden or []  # file stems of proprietary exposures: never in the public site
         self.copied: dict[str, str | None] = {}
         self.refused: dict[str, str] = {}
 
@@ -217,7 +218,14 @@ class _Assets:
 
     def _refuse(self, src: Path, reason: str) -> None:
         self.refused[str(src)] = reason
-        log.warning("web: not publishing %s: %s", src, reason)
+        log.info("web: not publishing %s: %s", src, reason)
+
+    def report(self) -> None:
+        """One warning naming what was refused (every refusal is logged at INFO level)."""
+        if self.refused:
+            first = "; ".join(f"{p}: {r}" for p, r in list(self.refused.items())[:5])
+            log.warning("web: %d file(s) named in RDBix not published (%s%s)", len(self.refused), first,
+                        "; ..." if len(self.refused) > 5 else "")
 
     def _copy(self, src: Path) -> str | None:
         try:
@@ -226,6 +234,11 @@ class _Assets:
             real = src.resolve()
             size = real.stat().st_size
         except OSError:
+            return None
+        from .survey import is_hidden_file
+
+        if is_hidden_file(src.name, self.hidden) or is_hidden_file(real.name, self.hidden):
+            self._refuse(src, "a file of proprietary data before its release date")
             return None
         root = next((r for r in self.roots if r == real or r in real.parents), None)
         if root is None:
@@ -329,7 +342,9 @@ def build_site(db, out: str | Path, *, templates: str | Path | None = None, titl
     dirs += list(dict.fromkeys(Path(p.template).parent for p in pages if isinstance(p.template, Path)))
     env = make_environment(dirs)
     roots = _asset_roots(engine) if asset_roots is None else [Path(r) for r in asset_roots]
-    assets = _Assets(out, roots + [Path(r) for r in extra_asset_roots or []])
+    from .survey import PUBLIC, hidden_stems
+
+    assets = _Assets(out, roots + [Path(r) for r in extra_asset_roots or []], hidden_stems(engine, PUBLIC))
     nav = [{"name": p.name, "title": p.title, "href": f"{p.name}.html"} for p in pages if not p.each]
     site = {"title": title, "nav": nav, "version": fw_version, "refresh": int(refresh),
             "generated": _dt.datetime.now(_dt.timezone.utc),
@@ -408,6 +423,7 @@ def build_site(db, out: str | Path, *, templates: str | Path | None = None, titl
             if src.is_file():
                 with atomic_path(out / "static" / src.relative_to(static)) as tmp:
                     shutil.copyfile(src, tmp)
+    assets.report()
     if errors:
         raise WebError(f"{len(errors)} page(s) not built ({len(written)} written to {out}): " + "; ".join(errors))
     return written

@@ -80,6 +80,24 @@ def is_proprietary(release_date, now: _dt.datetime | None = None) -> bool:
     return release is not None and release > (now or _dt.datetime.now(_dt.timezone.utc))
 
 
+def hidden_stems(db, viewer: "Viewer", now: _dt.datetime | None = None) -> list[str]:
+    """File stems of the proprietary exposures ``viewer`` may not see: their stored copies, plots and
+    catalogues (``<stem>.fits``, ``<stem>_fwhm_histo.png``, ``<stem>.ldac``...) are not shown to them."""
+    from ..graph import file_stem
+
+    S = _S()
+    now = now or _dt.datetime.now(_dt.timezone.utc)
+    with _engine(db).connect() as conn:
+        rows = conn.execute(select(S.exposures.c.filename, S.exposures.c.owner, S.exposures.c.release_date)
+                            .where(S.exposures.c.release_date > now.replace(tzinfo=None))).all()
+    return [file_stem(f) for f, owner, release in rows if not viewer.may_see(owner, release, now)]
+
+
+def is_hidden_file(name: str, stems: list[str]) -> bool:
+    """True if the file name ``name`` belongs to one of the hidden ``stems``."""
+    return any(name == stem or name.startswith((stem + "_", stem + ".")) for stem in stems)
+
+
 def _engine(db):
     from ..db import connect
     return connect(db)
@@ -391,6 +409,9 @@ def _stack_status(db) -> dict[str, Any]:
     remaining (pending + in progress) stacks, by component, node and filter; the longest remaining by
     number of exposures to stack."""
     S = _S()
+    jobs = _spica_jobs(db)
+    if jobs:
+        return jobs
     with _engine(db).connect() as conn:
         runs = {r.run_id: dict(r._mapping) for r in conn.execute(select(S.runs.c.run_id, S.runs.c.status, S.runs.c.host))}
         current: dict[str, str] = {}
@@ -418,3 +439,39 @@ def _stack_status(db) -> dict[str, Any]:
     longest = sorted(remaining, key=lambda s: (-s["nimages"], s["name"]))[:10]
     return {"pending": pending, "in_progress": progress, "remaining": by, "longest": longest,
             "nstacks": len(stacks)}
+
+
+def _spica_jobs(db) -> dict[str, Any] | None:
+    """The same from SPICA's job list (``spica_jobs``: one job per stack with its status, node, current
+    step and list sizes) when release planning filled it; None when it is empty."""
+    S = _S()
+    if not hasattr(S, "spica_jobs"):
+        return None
+    j = S.spica_jobs
+    with _engine(db).connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(
+            select(j).where(j.c.superseded_by.is_(None)).order_by(j.c.priority.desc(), j.c.name))]
+    if not rows:
+        return None
+    for r in rows:
+        r.update(nimages=r["n_stack"] or 0, nastrometry=r["n_astrometric"] or 0, node=r["node"] or "-",
+                 step=r["current_step"] or "-", ra=None, dec=None)
+    pending = [r for r in rows if r["status"] == "pending"]
+    progress = [r for r in rows if r["status"] == "running"]
+    remaining = pending + progress
+    by = []
+    for label, key in (("Survey component", "survey_component"), ("Node", "node"), ("Filter", "filter")):
+        counts: dict[str, int] = defaultdict(int)
+        for r in remaining:
+            counts[r.get(key) or "-"] += 1
+        by.append((label, sorted(counts.items())))
+    # RA, Dec of a job: its stack's centre when the stack row exists
+    ids = [r["stack_id"] for r in rows if r["stack_id"]]
+    if ids:
+        with _engine(db).connect() as conn:
+            centres = {r.id: (r.ra, r.dec) for r in conn.execute(
+                select(S.stacks.c.id, S.stacks.c.ra, S.stacks.c.dec).where(S.stacks.c.id.in_(ids)))}
+        for r in rows:
+            r["ra"], r["dec"] = centres.get(r["stack_id"], (None, None))
+    longest = sorted(remaining, key=lambda s: (-s["nimages"], s["name"]))[:10]
+    return {"pending": pending, "in_progress": progress, "remaining": by, "longest": longest, "nstacks": len(rows)}
