@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
+import shutil
 import subprocess
 import sys
 import threading
@@ -155,6 +156,7 @@ def create_app(db, config, *, title: str = "terapix-fw console", templates: str 
     env = make_environment(dirs)
     env.globals["csrf_token"] = generate_csrf
     static_dir = (web_dir / "static").resolve()
+    env.globals["asset"] = lambda path: asset(path)  # set once: imported macros keep the first globals
     config.runs_dir.mkdir(parents=True, exist_ok=True)
 
     def roots() -> list[Path]:
@@ -231,7 +233,6 @@ def create_app(db, config, *, title: str = "terapix-fw console", templates: str 
 
     def render(template: str, variables: dict[str, Any], current: str, page_title: str = "", status: int = 200):
         user = current_user()
-        env.globals["asset"] = asset
         site = {"title": title, "nav": nav(), "version": fw_version, "refresh": 0, "generated": _now(),
                 "db": engine.url.render_as_string(hide_password=True), "root": "/", "current": current,
                 "console": True, "user": user}
@@ -563,7 +564,11 @@ def create_app(db, config, *, title: str = "terapix-fw console", templates: str 
             path = folder / "instructions.xml"
             write_text_atomic(path, xml)
             from ..instructions import load_instructions
-            load_instructions(path)  # the schema and the tools' keywords: refused here, not in the run
+            try:
+                load_instructions(path)  # the schema and the tools' keywords: refused here, not in the run
+            except TerapixError:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
         except TerapixError as exc:
             variables["error"] = str(exc)
             return render("console/submit.html", variables, "submit", "Submit a run", 400)

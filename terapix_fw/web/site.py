@@ -350,6 +350,8 @@ def build_site(db, out: str | Path, *, templates: str | Path | None = None, titl
             "generated": _dt.datetime.now(_dt.timezone.utc),
             "db": engine.url.render_as_string(hide_password=True), "console": False, "user": None}
     written: list[Path] = []
+    current = {"root": ""}
+    env.globals["asset"] = lambda path: assets.url(path, current["root"])
 
     def render(page: Page, rel: str, variables: dict, root: str) -> None:
         import jinja2
@@ -358,7 +360,7 @@ def build_site(db, out: str | Path, *, templates: str | Path | None = None, titl
         for table_name, table in (variables.get("tables") or {}).items():
             write_table(page, table_name, table, root)
         try:
-            env.globals["asset"] = lambda path: assets.url(path, root)  # for the macros too
+            current["root"] = root  # asset() of this page (imported macros keep the first globals they saw)
             template = env.get_template(name)
             html = template.render({**variables, "site": {**site, "root": root, "current": page.name},
                                     "page_title": page.title})
