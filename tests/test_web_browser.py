@@ -172,7 +172,10 @@ def test_search_and_filters_narrow_the_image_table(browser, static_site):
     d = browser
     d.get(static_site["base"] + "exposures.html")
     assert _table_names(d) == PUBLIC
-    assert d.execute_script("return document.documentElement.scrollWidth") <= 1400  # fits the window
+    # the table fits a 1400 px window: no horizontal scrolling of the page or of the table
+    assert d.execute_script("return document.documentElement.scrollWidth") <= 1400
+    assert d.execute_script("const w = document.querySelector('#exposures-table .table-wrap');"
+                            "return w.scrollWidth <= w.clientWidth")
     _shot(d, "exposures")
 
     def narrow(**fields):
@@ -314,6 +317,11 @@ def test_status_page_counts(browser, console):
     pending = [r.find_elements("tag name", "td")[0].text for r in d.find_elements("css selector", "#stacks-pending tbody tr")]
     assert pending == ["CFHTLS_W_g_021800-070000"]
     _shot(d, "console-status")
+    # every entry of the console's navigation answers for an operator
+    for href in [a.get_attribute("href") for a in d.find_elements("css selector", "nav a")]:
+        d.get(href)
+        assert not d.find_elements("id", "message"), href
+        assert d.find_elements("css selector", "main h1"), href
     _logout(d, base)
 
 

@@ -335,6 +335,19 @@ def create_app(db, config, *, title: str = "terapix-fw console", templates: str 
         from .plugin import _releases
         return render("releases.html", _releases(engine), "releases", "Releases")
 
+    @app.get("/<name>.html")
+    def plugin_page(name):
+        """A page a plugin registered through the ``web_pages`` hook (transfers, sky coverage...),
+        rendered live from its context function; the staff only (plugins' pages are not filtered for
+        proprietary data)."""
+        page = next((p for p in pages if p.name == name and not p.each), None)
+        if page is None:
+            abort(404)
+        if (refused := need(*STAFF)) is not None:
+            return refused
+        template = page.template.name if isinstance(page.template, Path) else page.template
+        return render(template, page.context(engine), page.name, page.title)
+
     def _table():
         table = survey.exposure_table(engine, viewer())
         for r in table["rows"]:

@@ -16,7 +16,8 @@
 
   function fmt(value, type) {
     if (value === null || value === undefined || value === "") return "-";
-    if (type === "date") return String(value).replace("T", " ").replace("Z", "");
+    if (type === "date") return String(value).slice(0, 16).replace("T", " ");  // minutes: the CSV has seconds
+    if (type === "day") return String(value).slice(0, 10);
     if (type === "num") {
       const x = Number(value);
       if (!isFinite(x)) return "-";
@@ -53,8 +54,10 @@
       const head = table.createTHead().insertRow();
       for (const c of this.columns) {
         const th = document.createElement("th");
-        th.textContent = c.label;
-        if (c.unit) { const u = document.createElement("small"); u.textContent = " (" + c.unit + ")"; th.appendChild(u); }
+        th.textContent = c.short !== undefined ? c.short : c.label;
+        const unit = c.short_unit !== undefined ? c.short_unit : c.unit;
+        if (unit) { const u = document.createElement("small"); u.textContent = " (" + unit + ")"; th.appendChild(u); }
+        th.title = c.label + (c.unit ? " (" + c.unit + ")" : "");
         th.dataset.key = c.key;
         if (c.type !== "thumb") {
           th.classList.add("sortable");
