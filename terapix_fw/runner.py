@@ -21,7 +21,7 @@ from .atomic import confine, sha256_file, write_text_atomic
 from .errors import ConfigError
 from .execute import UnitSpec
 from .executors import make_executor
-from .graph import Unit, build_graph, file_stem
+from .graph import Unit, build_graph, check_outputs, file_stem, unit_tokens
 from .history import UnitRecord, write_history
 from .instructions import Instructions, load_instructions, substitute_unit_tokens
 from .model import RunInfo, StepInfo, UnitInfo
@@ -151,10 +151,7 @@ class Runner:
         step = unit.step
         info = get_tool(step.tool)
         inputs, param_inputs = self._resolve_items(unit, results)
-        origin = unit.items[0].origin if unit.items else ""
-        tokens = {"stem": file_stem(origin) if origin else unit.id, "name": Path(origin).name if origin else unit.id,
-                  "ext": "" if unit.extension is None else str(unit.extension), "group": unit.group or "",
-                  "unit": unit.id, "step": step.id}
+        tokens = unit_tokens(unit, inputs)
         params = info.cls.parameter_set()
         # defaults may hold unit tokens too ("{stem}.cat"): substitute them like explicit values
         token_defaults = [(p.name, value, "default") for p in params if isinstance(p.default, str)
@@ -233,6 +230,7 @@ class Runner:
     def _run(self, log_path: Path) -> dict[str, int]:
         doc = self.doc
         graph = build_graph(doc, self._query_db())
+        check_outputs(graph, self.workdir)  # two units writing one file: refused before anything runs
         steps = {s.id: self._step_info(s) for s in doc.steps}
         run = RunInfo(name=doc.name, version=doc.version, instruction_file=str(doc.path), workdir=str(self.workdir),
                       executor=self.executor_kind if not self.scheduler else "dask", db_url=self.db_url,

@@ -122,6 +122,7 @@ COLUMNS: list[dict[str, str]] = [
     {"key": "exptime", "label": "Exp. time", "short": "Exp.", "unit": "s", "type": "num"},
     {"key": "seeing", "label": "Seeing", "unit": "arcsec", "short": "Seeing", "short_unit": "″", "type": "num"},
     {"key": "airmass", "label": "Airmass", "short": "Airm.", "unit": "", "type": "num"},
+    {"key": "skyprobe", "label": "SkyProbe", "short": "Sky", "unit": "mag", "type": "num"},
     {"key": "date_obs", "label": "Observed", "unit": "UTC", "type": "date"},
     {"key": "arrival", "label": "Arrived", "unit": "UTC", "type": "day"},
     {"key": "ra", "label": "RA", "unit": "deg", "short_unit": "°", "type": "num"},
@@ -216,16 +217,14 @@ def exposure_table(db, viewer: Viewer = PUBLIC, now: _dt.datetime | None = None,
         # processed: in the stack list of a stack that was made; output QA: that stack was assessed
         made = {r.id: _basename(r.path) for r in conn.execute(select(S.stacks.c.id, S.stacks.c.path))
                 if r.path}
-        assessed = {n for (n,) in conn.execute(
-            select(S.exposures.c.filename).where(S.exposures.c.filename.in_(list(made.values()) or [""]))
-            .where(S.exposures.c.id.in_(select(S.quality_metrics.c.exposure_id))))}
+        assessed = _assessed_stacks(conn, made)
         processed: set[str] = set()
         qa_out: set[str] = set()
         for stack_id, name in conn.execute(select(S.stack_images.c.stack_id, S.stack_images.c.filename)
                                            .where(S.stack_images.c.list == "stack")):
             if stack_id in made:
                 processed.add(name)
-                if made[stack_id] in assessed:
+                if stack_id in assessed:
                     qa_out.add(name)
         delivered = {_basename(p) for (p,) in conn.execute(
             select(S.transfers.c.path).where(S.transfers.c.direction == "out", S.transfers.c.status == "done"))}
@@ -241,6 +240,7 @@ def exposure_table(db, viewer: Viewer = PUBLIC, now: _dt.datetime | None = None,
         rows.append({
             "id": e["id"], "filename": name, "object": e["object"], "runid": e["qrunid"] or e["runid"],
             "filter": e["filter"], "exptime": e["exptime"], "seeing": e["seeing"], "airmass": e["airmass"],
+            "skyprobe": e.get("skyprobe"),
             "date_obs": _iso(e["date_obs"]), "arrival": _iso(e["arrival_date"]), "ra": e["ra"], "dec": e["dec"],
             "qa_in": "Y" if (e["id"] in qa_ids or e["suggested_grade"]) else "N",
             "processed": "Y" if name in processed else "N", "qa_out": "Y" if name in qa_out else "N",
@@ -252,6 +252,20 @@ def exposure_table(db, viewer: Viewer = PUBLIC, now: _dt.datetime | None = None,
         })
     return {"columns": COLUMNS, "rows": rows, "hidden": hidden,
             "plots": {r["filename"]: sorted(plots.get(r["filename"], []), key=_plot_order) for r in rows}}
+
+
+def _assessed_stacks(conn, made: dict[int, str]) -> set[int]:
+    """Ids of the stacks with a QualityFITS-out assessment: metrics in ``stack_metrics`` or, in
+    databases written before stacks had their own metrics, quality metrics under the stack's file name."""
+    S = _S()
+    out: set[int] = set()
+    if hasattr(S, "stack_metrics"):
+        out |= {i for (i,) in conn.execute(select(S.stack_metrics.c.stack_id).distinct())}
+    by_name = {name: i for i, name in made.items()}
+    out |= {by_name[n] for (n,) in conn.execute(
+        select(S.exposures.c.filename).where(S.exposures.c.filename.in_(list(by_name) or [""]))
+        .where(S.exposures.c.id.in_(select(S.quality_metrics.c.exposure_id))))}
+    return out
 
 
 def table_csv(rows: list[dict[str, Any]]) -> str:
@@ -340,7 +354,10 @@ def stack_details(db, stack_id: int, plots: dict[str, list[str]] | None = None) 
                 .where(S.steps.c.run_id == st["run_id"]).order_by(S.products.c.kind, S.products.c.path))]
         name = _basename(st["path"])
         qa = {}
-        if name:
+        if hasattr(S, "stack_metrics"):
+            qa = {r.name: r.value for r in conn.execute(
+                select(S.stack_metrics.c.name, S.stack_metrics.c.value).where(S.stack_metrics.c.stack_id == stack_id))}
+        if name and not qa:
             exp = conn.execute(select(S.exposures.c.id).where(S.exposures.c.filename == name)).first()
             if exp is not None:
                 qa = {r.name: r.value for r in conn.execute(

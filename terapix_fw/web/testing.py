@@ -143,9 +143,9 @@ def make_known_survey(base: str | Path) -> dict[str, Any]:
             ra=34.5, dec=-7.0, images=["700006p.fits"], astrometry=["700006p.fits", "700004p.fits"])
     doc.add("release", name="T0007", version="1", release_date="2006-01-01", survey_component="D",
             description="Deep and Wide, first release", stacks=["CFHTLS_D_r_022559-042939"])
-    # QualityFITS-out of the stack, recorded under the stack's file name (what QualityFITS does)
-    doc.add("exposure", filename=stack_path.name, filter="r.MP9601")
-    doc.add("quality", exposure=stack_path.name, metrics=[{"ccd": 0, "name": "comp_m50", "value": 25.1}])
+    # QualityFITS-out of the stack (its metrics go to stack_metrics)
+    doc.add("quality", stack="CFHTLS_D_r_022559-042939", stack_version="T0007",
+            metrics=[{"ccd": 0, "name": "comp_m50", "value": 25.1}])
     for name in DELIVERED:
         doc.add("transfer", direction="out", node="cadc", path=f"/export/{name}", bytes=1000, status="done",
                 start=t0, end=t0 + 3)
