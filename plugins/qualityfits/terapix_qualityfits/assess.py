@@ -110,12 +110,11 @@ def _pixscale(header) -> float:
 
 
 def _bin(img, size):
-    ny, nx = img.shape
-    b = max(1, int(math.ceil(max(nx, ny) / size)))
-    by, bx = ny // b, nx // b
-    if by == 0 or bx == 0:
-        return np.asarray(img, np.float32)
-    return img[:by * b, :bx * b].reshape(by, b, bx, b).mean(axis=(1, 3)).astype(np.float32)
+    """A CCD thumbnail no larger than ``size``: STIFF's binning (terapix_stiff's public API), rows
+    bottom-up as in FITS (the mosaic plots draw with origin="lower")."""
+    from terapix_stiff import bin_image, binning_for
+
+    return bin_image(img, binning_for(img.shape, size))[::-1]
 
 
 def _vignettes(sub, flag, x, y, size=VIGNET_SIZE):

@@ -97,7 +97,7 @@ def exposure_plots(ctx, stem, ccds, expo, area, extra_samples=None):
             ("m_med", "thumb", "image", "gray_r", "ADU", 4.0)):
         tiles = [(getattr(c, attr), ext[id(c)]) for c in placed if getattr(c, attr) is not None]
         p = out(suffix)
-        vr = (0.0, 1.3) if attr == "wthumb" else None
+        vr = (0.0, 1.3) if attr == "wthumb" else _stiff_range(tiles) if attr == "thumb" else None
         P.mosaic_plot(p, tiles, f"{stem}: {title}", cmap=cmap, label=label, width=size, vrange=vr)
         done(p)
     samples = extra_samples
@@ -135,6 +135,16 @@ def exposure_plots(ctx, stem, ccds, expo, area, extra_samples=None):
     P.ellipticity_plot(p, xs, ys, es, ths, f"{stem}: stellar ellipticity")
     done(p)
     return produced
+
+
+def _stiff_range(tiles):
+    """Display range of the image thumbnails: STIFF's default levels (sky at grey 0.001, max at its
+    0.999 level) over all CCDs, through terapix_stiff's public API."""
+    from terapix_stiff import Settings, chunk_stats, levels_from_stats
+
+    values = np.concatenate([np.ravel(t[0]) for t in tiles if np.size(t[0])] or [np.zeros(1, np.float32)])
+    lev = levels_from_stats(chunk_stats(values.astype(np.float32)[None, :], None, 0.999), Settings())
+    return (lev.min, lev.max) if lev.max > lev.min else None
 
 
 def psf_moments(psf, step, fwhm_px):

@@ -9,17 +9,20 @@ Pixel convention: FITS, 1-based; the footprint of a CCD is the outer edge of its
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from terapix_fw.errors import ToolError
 
-__all__ = ["Footprint", "read_footprints", "footprint_of_header"]
+__all__ = ["Footprint", "read_footprints", "footprint_of_header", "EDGE_SAMPLES"]
+
+#: points per CCD edge sampled through the WCS for drawing: a distortion that bends the edges is followed
+EDGE_SAMPLES = 16
 
 # keywords of the primary header that every extension inherits (MegaCam keeps FILTER, EXPTIME there)
-_INHERIT = ("FILTER", "EXPTIME", "OBJECT", "DATE-OBS", "MJD-OBS")
+_INHERIT = ("FILTER", "EXPTIME", "OBJECT", "DATE-OBS", "MJD-OBS", "RUNID")
 
 
 @dataclass
@@ -32,6 +35,23 @@ class Footprint:
     exptime: float
     ra: np.ndarray  # (4,) corners
     dec: np.ndarray  # (4,)
+    #: the outline sampled along the pixel edges through the full WCS (4 * EDGE_SAMPLES points, from the
+    #: first corner, in pixel order); the corners alone when not available
+    edge_ra: np.ndarray | None = None
+    edge_dec: np.ndarray | None = None
+    #: selection and colouring: run id, survey component, processing status, grade, page of the exposure
+    run: str = ""
+    component: str = ""
+    status: str = ""
+    grade: str = ""
+    url: str = ""
+    meta: dict = field(default_factory=dict)
+
+    def outline(self) -> tuple[np.ndarray, np.ndarray]:
+        """The sampled outline (RA, Dec) for drawing."""
+        if self.edge_ra is None:
+            return self.ra, self.dec
+        return self.edge_ra, self.edge_dec
 
 
 def _is_image(header) -> bool:
@@ -51,12 +71,19 @@ def footprint_of_header(header, *, exposure: str, extension: int, filter_key: st
     ra, dec = wcs.all_pix2world(x, y, 1)  # origin 1: FITS pixel convention
     if not (np.all(np.isfinite(ra)) and np.all(np.isfinite(dec))):
         raise ToolError(f"{where}: the WCS does not map the CCD corners to the sky")
+    t = np.arange(EDGE_SAMPLES) / EDGE_SAMPLES
+    ex = np.concatenate([x[i] + t * (x[(i + 1) % 4] - x[i]) for i in range(4)])
+    ey = np.concatenate([y[i] + t * (y[(i + 1) % 4] - y[i]) for i in range(4)])
+    edge_ra, edge_dec = wcs.all_pix2world(ex, ey, 1)
     band = str(header.get(filter_key, "")).strip() or "unknown"
     try:
         exptime = float(header.get(exptime_key, 0.0))
     except (TypeError, ValueError):
         raise ToolError(f"{where}: {exptime_key} = {header.get(exptime_key)!r} is not a number") from None
-    return Footprint(exposure, extension, band, exptime, np.asarray(ra, float) % 360.0, np.asarray(dec, float))
+    return Footprint(exposure, extension, band, exptime, np.asarray(ra, float) % 360.0, np.asarray(dec, float),
+                     edge_ra=np.asarray(edge_ra, float) % 360.0, edge_dec=np.asarray(edge_dec, float),
+                     run=str(header.get("RUNID", "")).strip(), component=str(header.get("SURVEYC", "")).strip(),
+                     grade=str(header.get("QFGRADE", "")).strip())
 
 
 def _headers_of(path: Path) -> list[tuple[int, object]]:

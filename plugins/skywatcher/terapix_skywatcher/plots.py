@@ -9,7 +9,44 @@ import numpy as np
 
 from .coverage import CoverageMap
 
-__all__ = ["plot_footprints", "plot_depth", "sky_frame"]
+__all__ = ["plot_footprints", "plot_depth", "sky_frame", "rasterise_depth"]
+
+
+def rasterise_depth(footprints, ra, dec) -> tuple[np.ndarray, np.ndarray]:
+    """Exposure count and summed EXPTIME at each (ra, dec): a point is covered by an exposure when it lies
+    in one of its CCD footprints (tested on the gnomonic plane about the point set's centre, where the
+    great-circle edges of a TAN CCD are straight); an exposure counts once per point."""
+    from matplotlib.path import Path as MplPath
+
+    ra = np.asarray(ra, float)
+    dec = np.asarray(dec, float)
+    ra_c, dec_c = _mean_ra(ra.ravel()), float(np.mean(dec))
+
+    def tangent(r, d):
+        r, d, a0, d0 = np.deg2rad(r), np.deg2rad(d), np.deg2rad(ra_c), np.deg2rad(dec_c)
+        cosc = np.sin(d0) * np.sin(d) + np.cos(d0) * np.cos(d) * np.cos(r - a0)
+        return (np.cos(d) * np.sin(r - a0) / cosc,
+                (np.cos(d0) * np.sin(d) - np.sin(d0) * np.cos(d) * np.cos(r - a0)) / cosc)
+
+    px, py = tangent(ra.ravel(), dec.ravel())
+    points = np.column_stack([px, py])
+    count = np.zeros(ra.size, np.int32)
+    exptime = np.zeros(ra.size)
+    by_exposure: dict[str, list] = {}
+    for fp in footprints:
+        by_exposure.setdefault(fp.exposure, []).append(fp)
+    for fps in by_exposure.values():
+        hit = np.zeros(ra.size, bool)
+        for fp in fps:
+            x, y = tangent(*fp.outline())
+            if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+                continue
+            box = (px >= x.min()) & (px <= x.max()) & (py >= y.min()) & (py <= y.max())
+            if box.any():
+                hit[box] |= MplPath(np.column_stack([x, y])).contains_points(points[box])
+        count += hit
+        exptime[hit] += fps[0].exptime
+    return count.reshape(ra.shape), exptime.reshape(ra.shape)
 
 
 def _mean_ra(ra: np.ndarray) -> float:
@@ -51,7 +88,7 @@ def _axes_setup(ax, frame, title: str) -> None:
     ax.set_aspect(1.0 / np.cos(np.deg2rad(0.5 * (dec0 + dec1))))
     ax.set_xlabel("RA (deg)")
     ax.set_ylabel("Dec (deg)")
-    ax.set_title(title)
+    ax.set_title(title, fontsize=9, wrap=True)
     ax.grid(alpha=0.3)
     ax.xaxis.set_major_formatter(lambda value, _pos: f"{value % 360.0:.6g}")
 
@@ -69,10 +106,11 @@ def plot_footprints(path, maps: dict[str, CoverageMap], width_px: int = 1200, fm
         colours = {}
         for fp in cov.footprints:
             colour = colours.setdefault(fp.exposure, f"C{len(colours) % 10}")
-            ax.add_patch(Polygon(np.column_stack([_unwrap(fp.ra, ref), fp.dec]), closed=True,
+            ora, odec = fp.outline()  # the CCD's edges sampled through its WCS
+            ax.add_patch(Polygon(np.column_stack([_unwrap(ora, ref), odec]), closed=True,
                                  fill=True, facecolor=colour, alpha=0.15, edgecolor=colour, lw=0.6))
-        _axes_setup(ax, frame, f"{band}: {cov.nexposures} exposures, {cov.nccds} CCDs, "
-                               f"{cov.area():.3f} deg$^2$")
+        # two short lines: three panels side by side leave ~35 characters per title
+        _axes_setup(ax, frame, f"{band}\n{cov.nexposures} exp., {cov.nccds} CCDs, {cov.area():.3f} deg$^2$")
     for ax in axes.ravel()[len(maps):]:
         ax.set_visible(False)
     fig.savefig(path, format=fmt)
@@ -81,19 +119,17 @@ def plot_footprints(path, maps: dict[str, CoverageMap], width_px: int = 1200, fm
 def plot_depth(path, cov: CoverageMap, width_px: int = 1200,
                fmt: str = "png") -> None:
     """Raster of the exposure count and summed exposure time of one filter; writes ``path``."""
-    import healpy as hp
-
     ref, frame = sky_frame({cov.filter: cov})
     ra0, ra1, dec0, dec1 = frame
-    # sample the sky at about a third of a HEALPix pixel so that every pixel shows, but no finer than
-    # the plot panel (half the figure width) can display
-    step = hp.nside2resol(cov.nside, arcmin=True) / 60.0 / 3.0
+    # the depth is rasterised from the footprints themselves at the resolution of the plot (not looked up
+    # in the HEALPix map, whose pixels would show as blocks on a field of a degree)
     cap = max(50, width_px // 2)
-    nx = int(np.clip((ra1 - ra0) * np.cos(np.deg2rad(0.5 * (dec0 + dec1))) / step, 50, cap))
-    ny = int(np.clip((dec1 - dec0) / step, 50, 2 * cap))
+    cosd = np.cos(np.deg2rad(0.5 * (dec0 + dec1)))
+    span = max((ra1 - ra0) * cosd, dec1 - dec0)
+    nx = int(np.clip(cap * (ra1 - ra0) * cosd / span, 50, cap))
+    ny = int(np.clip(cap * (dec1 - dec0) / span, 50, cap))
     ra_grid, dec_grid = np.meshgrid(np.linspace(ra0, ra1, nx), np.linspace(dec0, dec1, ny))
-    pix = hp.ang2pix(cov.nside, ra_grid % 360.0, dec_grid, nest=cov.nest, lonlat=True)
-    count, exptime = cov.lookup(pix)
+    count, exptime = rasterise_depth(cov.footprints, ra_grid % 360.0, dec_grid)
     # side by side for fields taller than wide, one above the other for wide fields
     wide = (ra1 - ra0) * np.cos(np.deg2rad(0.5 * (dec0 + dec1))) > (dec1 - dec0)
     ncols, nrows = (1, 2) if wide else (2, 1)
