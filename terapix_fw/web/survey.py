@@ -137,6 +137,12 @@ COLUMNS: list[dict[str, str]] = [
 ]
 
 
+def _round(value, digits: int):
+    """Values of the table as far as they mean something (RA, Dec to 1e-7 deg = 0.36 mas): the JSON of
+    10,000 rows stays small."""
+    return None if value is None else round(float(value), digits)
+
+
 def _iso(value) -> str | None:
     value = _utc(value)
     return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -239,9 +245,10 @@ def exposure_table(db, viewer: Viewer = PUBLIC, now: _dt.datetime | None = None,
         name = e["filename"]
         rows.append({
             "id": e["id"], "filename": name, "object": e["object"], "runid": e["qrunid"] or e["runid"],
-            "filter": e["filter"], "exptime": e["exptime"], "seeing": e["seeing"], "airmass": e["airmass"],
-            "skyprobe": e.get("skyprobe"),
-            "date_obs": _iso(e["date_obs"]), "arrival": _iso(e["arrival_date"]), "ra": e["ra"], "dec": e["dec"],
+            "filter": e["filter"], "exptime": _round(e["exptime"], 3), "seeing": _round(e["seeing"], 4),
+            "airmass": _round(e["airmass"], 4), "skyprobe": _round(e.get("skyprobe"), 4),
+            "date_obs": _iso(e["date_obs"]), "arrival": _iso(e["arrival_date"]),
+            "ra": _round(e["ra"], 7), "dec": _round(e["dec"], 7),
             "qa_in": "Y" if (e["id"] in qa_ids or e["suggested_grade"]) else "N",
             "processed": "Y" if name in processed else "N", "qa_out": "Y" if name in qa_out else "N",
             "delivered": "Y" if name in delivered else "N", "node": ",".join(sorted(nodes.get(e["id"], ()))),

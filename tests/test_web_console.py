@@ -1,0 +1,104 @@
+"""``terapix web serve`` without a browser (Flask's test client): configuration errors, signed sessions,
+CSRF on the login form, no open redirect, roles, the instruction file a submission generates."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def survey(tmp_path_factory):
+    from terapix_fw.web.testing import make_known_survey
+
+    return make_known_survey(tmp_path_factory.mktemp("survey"))
+
+
+@pytest.fixture(scope="module")
+def app(survey, tmp_path_factory):
+    from terapix_fw.web.auth import hash_password, load_config
+    from terapix_fw.web.console import create_app
+
+    folder = tmp_path_factory.mktemp("console")
+    (folder / "c.toml").write_text(
+        f'runs_dir = "runs"\n[users.ops]\nrole = "operator"\npassword = "{hash_password("ops-password")}"\n'
+        f'[users.bob]\nrole = "pi"\nowner = "PI-Bob"\npassword = "{hash_password("bob-password")}"\n')
+    return create_app(survey["url"], load_config(folder / "c.toml"))
+
+
+def _token(client, path="/login"):
+    return re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).get_data(as_text=True)).group(1)
+
+
+def _login(client, user, password):
+    return client.post("/login", data={"username": user, "password": password, "csrf_token": _token(client)})
+
+
+def test_configuration_errors_name_the_file_and_key(tmp_path):
+    from terapix_fw.errors import ConfigError
+    from terapix_fw.web.auth import hash_password, load_config
+
+    bad = tmp_path / "plain.toml"
+    bad.write_text('[users.eve]\nrole = "operator"\npassword = "secret"\n')
+    with pytest.raises(ConfigError, match=r"plain.toml: \[users.eve\]: password: expected an Argon2 hash"):
+        load_config(bad)
+    bad.write_text(f'[users.eve]\nrole = "root"\npassword = "{hash_password("x" * 8)}"\n')
+    with pytest.raises(ConfigError, match=r"\[users.eve\]: role 'root': expected one of operator, control, pi"):
+        load_config(bad)
+    bad.write_text("[users\n")
+    with pytest.raises(ConfigError, match="plain.toml: not TOML"):
+        load_config(bad)
+    good = tmp_path / "good.toml"
+    good.write_text(f'[users.ann]\nrole = "control"\npassword = "{hash_password("ann-password")}"\n')
+    config = load_config(good)
+    key = (tmp_path / "console.key")
+    assert key.stat().st_mode & 0o077 == 0 and config.secret_key == key.read_bytes().strip()
+
+
+def test_login_needs_csrf_and_never_redirects_off_site(app):
+    client = app.test_client()
+    refused = client.post("/login", data={"username": "ops", "password": "ops-password"})
+    assert refused.status_code == 400 and "session" not in refused.headers.get("Set-Cookie", "")
+    token = _token(client)
+    resp = client.post("/login", data={"username": "ops", "password": "ops-password", "csrf_token": token,
+                                       "next": "//evil.example/x"})
+    assert resp.status_code == 302 and resp.headers["Location"] == "/"
+    cookie = resp.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert client.get("/status.html").status_code == 200
+
+
+def test_tampered_session_cookie_is_not_a_login(app):
+    client = app.test_client()
+    _login(client, "bob", "bob-password")
+    cookie = client.get_cookie("session")
+    assert cookie is not None
+    value = cookie.value
+    forged = value[:-2] + ("A" if value[-2] != "A" else "B") + value[-1]
+    other = app.test_client()
+    other.set_cookie("session", forged)
+    assert other.get("/status.html").status_code == 302  # to the login page: the signature does not match
+
+
+def test_roles(app):
+    client = app.test_client()
+    assert client.get("/status.html").headers["Location"].startswith("/login?next=")
+    _login(client, "bob", "bob-password")
+    assert client.get("/submit.html").status_code == 403  # a PI submits nothing
+    assert client.get("/status.html").status_code == 403
+    resp = client.post("/grade", data={"exposure": "700001p.fits", "grade": "A", "csrf_token": _token(client, "/")})
+    assert resp.status_code == 403
+
+
+def test_generated_instruction_file_escapes_and_validates(tmp_path):
+    from terapix_fw.instructions import load_instructions
+    from terapix_fw.web.console import instruction_xml
+
+    xml = instruction_xml("t", {"object": 'a"<b>&', "filter": "r.MP9601", "exptime_min": "60"}, "skywatcher",
+                          {"NSIDE": "1024"}, fanout="all")
+    assert 'object="a&quot;&lt;b&gt;&amp;"' in xml
+    path = tmp_path / "i.xml"
+    path.write_text(xml)
+    doc = load_instructions(path)
+    assert doc.inputsets["selection"].queries == [{"object": 'a"<b>&', "filter": "r.MP9601", "exptime_min": "60"}]
+    assert doc.steps[0].tool == "skywatcher"
