@@ -284,7 +284,13 @@ def test_every_link_and_image_resolves_over_http(browser, static_site):
     for name in ("index", "status", "releases", "statistics"):
         d.get(base + f"{name}.html")
         _shot(d, name)
-    d.get(base + next(p for p in pages if p.startswith("stack/")))
+    d.get(base + "releases.html")
+    assert "0.021 0.019 / 0.153 0.148" in d.find_element("css selector", "td.astrometry").text  # SCAMP's figures
+    d.get(base + next(p for p in pages if p.startswith("stack/") and "CFHTLS_D_r" in p))
+    scamp = d.find_element("css selector", "table.scamp").text
+    assert "AstromSigma_Reference (arcsec) 0.153 0.148" in scamp
+    assert "fgroups_1.png" in {i.get_attribute("alt") for i in d.find_elements("css selector", ".plots img")}
+    assert "50 % completeness (mag)" in d.find_element("tag name", "main").text  # QualityFITS-out, labelled
     _shot(d, "stack")
     # nothing of the proprietary exposures reached the public site
     text = " ".join(p.read_text(errors="replace") for p in static_site["dir"].rglob("*") if p.suffix in (".html", ".js", ".json"))

@@ -108,8 +108,10 @@ def _releases(db):
     from .site import slug
     out = data.releases(db)
     public = {st["id"] for st in survey.stack_rows(db)}  # a proprietary stack has no public page
+    scamp = survey.scamp_xml_by_run(db)
     for st in [st for rel in out["releases"] for st in rel["stacks"]] + out["unreleased"]:
         st["slug"] = slug(st["id"], st["name"]) if st["id"] in public else None
+        st["astrometry"] = survey.astrometry_summary(scamp.get(st["run_id"]))
     return out
 
 

@@ -335,6 +335,31 @@ def scamp_statistics(path: str) -> dict[str, Any] | None:
     return None
 
 
+def scamp_xml_by_run(db) -> dict[str, str]:
+    """Run id -> the XML summary SCAMP wrote in that run (the latest), for the stacks' astrometry."""
+    S = _S()
+    with _engine(db).connect() as conn:
+        rows = conn.execute(select(S.steps.c.run_id, S.products.c.path)
+                            .join(S.units, S.units.c.id == S.products.c.unit_pk)
+                            .join(S.steps, S.steps.c.id == S.units.c.step_pk)
+                            .where(S.steps.c.tool == "scamp", S.products.c.kind == "xml")
+                            .order_by(S.products.c.id)).all()
+    return {run_id: path for run_id, path in rows}
+
+
+#: The astrometric and photometric figures of a SCAMP field group shown on the releases page.
+ASTROMETRY_SUMMARY = ("AstromSigma_Internal", "AstromSigma_Reference", "AstromChi2_Reference", "PhotomSigma_Internal")
+
+
+def astrometry_summary(path: str | None) -> dict[str, str]:
+    """:data:`ASTROMETRY_SUMMARY` of the first field group of a SCAMP XML summary ({} if none)."""
+    stats = scamp_statistics(path) if path else None
+    if not stats or not stats["rows"]:
+        return {}
+    names = [name for name, _ in stats["fields"]]
+    return {k: stats["rows"][0][names.index(k)] for k in ASTROMETRY_SUMMARY if k in names}
+
+
 def stack_details(db, stack_id: int, plots: dict[str, list[str]] | None = None) -> dict[str, Any]:
     """One stack's release page: the stack, its input exposures (seeing, airmass, photometric flag,
     grade, exposure time, run id), the exposures used for astrometry, SCAMP's statistics and check

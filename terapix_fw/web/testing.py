@@ -51,6 +51,20 @@ STACK_IMAGES = ("700001p.fits", "700003p.fits")
 STACK_ASTROMETRY = ("700001p.fits", "700002p.fits", "700003p.fits")
 
 
+SCAMP_XML = """<?xml version="1.0" encoding="utf-8"?>
+<VOTABLE version="1.3" xmlns="http://www.ivoa.net/xml/VOTable/v1.3">
+<RESOURCE name="SCAMP"><TABLE name="FGroups" ID="FGroups">
+<FIELD name="Name" datatype="char" arraysize="*"/>
+<FIELD name="NFields" datatype="int"/>
+<FIELD name="AstromSigma_Internal" datatype="float" arraysize="2" unit="arcsec"/>
+<FIELD name="AstromSigma_Reference" datatype="float" arraysize="2" unit="arcsec"/>
+<FIELD name="AstromChi2_Reference" datatype="float"/>
+<FIELD name="PhotomSigma_Internal" datatype="float" unit="mag"/>
+<DATA><TABLEDATA><TR><TD>G1</TD><TD>3</TD><TD>0.021 0.019</TD><TD>0.153 0.148</TD><TD>1.12</TD><TD>0.012</TD></TR>
+</TABLEDATA></DATA></TABLE></RESOURCE></VOTABLE>
+"""
+
+
 def _png(path: Path, title: str) -> None:
     import matplotlib
 
@@ -132,12 +146,29 @@ def make_known_survey(base: str | Path) -> dict[str, Any]:
                              {"ccd": 1, "name": "fwhm_arcsec", "value": e["seeing"] + 0.01}])
     doc.add("step_end", run_id="qf1", step="qualityfits", status="done", end=t0 + 60, summary={"done": len(QA)})
     doc.add("run_end", run_id="qf1", status="done", end=t0 + 60, summary={"done": len(QA)})
+    # the release run: SCAMP's summary and a check plot, then the stack
+    scamp_xml = work / "scamp" / "scamp.xml"
+    scamp_xml.parent.mkdir(parents=True, exist_ok=True)
+    scamp_xml.write_text(SCAMP_XML)
+    checkplot = work / "scamp" / "fgroups_1.png"
+    _png(checkplot, "SCAMP astrometric residuals")
+    doc.add("run_start", run_id="sw1", name="T0007 D1 r", mode="pipeline", host="n1", user="ops", start=t0 + 100,
+            workdir=str(work))
+    doc.add("step_start", run_id="sw1", step="scamp", tool="scamp", tool_version="2.10", fanout="all", start=t0 + 100)
+    doc.add("unit", run_id="sw1", step="scamp", unit="all", inputs=[str(raw / n) for n in STACK_ASTROMETRY],
+            status="done", host="n1", start=t0 + 100, end=t0 + 160)
+    doc.add("product", run_id="sw1", step="scamp", unit="all", path=str(scamp_xml), kind="xml",
+            checksum="5c" * 32, size=scamp_xml.stat().st_size)
+    doc.add("product", run_id="sw1", step="scamp", unit="all", path=str(checkplot), kind="checkplot",
+            checksum="c7" * 32, size=checkplot.stat().st_size)
+    doc.add("step_end", run_id="sw1", step="scamp", status="done", end=t0 + 160, summary={"done": 1})
+    doc.add("run_end", run_id="sw1", status="done", end=t0 + 200, summary={"done": 1})
     # a stack that was made (and assessed), in a release; another still to make
     stack_path = work / "stacks" / "CFHTLS_D_r_022559-042939.fits"
     stack_path.parent.mkdir(parents=True, exist_ok=True)
     stack_path.write_bytes(b"")
     doc.add("stack", name="CFHTLS_D_r_022559-042939", version="T0007", filter="r.MP9601", survey_component="D",
-            ra=36.4958, dec=-4.4942, path=str(stack_path), images=list(STACK_IMAGES),
+            ra=36.4958, dec=-4.4942, path=str(stack_path), images=list(STACK_IMAGES), run_id="sw1",
             astrometry=list(STACK_ASTROMETRY), release="T0007", release_version="1")
     doc.add("stack", name="CFHTLS_W_g_021800-070000", version="T0007", filter="g.MP9401", survey_component="W",
             ra=34.5, dec=-7.0, images=["700006p.fits"], astrometry=["700006p.fits", "700004p.fits"])
