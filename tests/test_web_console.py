@@ -102,3 +102,20 @@ def test_generated_instruction_file_escapes_and_validates(tmp_path):
     doc = load_instructions(path)
     assert doc.inputsets["selection"].queries == [{"object": 'a"<b>&', "filter": "r.MP9601", "exptime_min": "60"}]
     assert doc.steps[0].tool == "skywatcher"
+
+
+def test_passwd_prints_a_hash_the_console_accepts(tmp_path, monkeypatch, capsys):
+    import io
+
+    from terapix_fw.cli import main
+    from terapix_fw.web.auth import User, verify_password
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long passphrase\n"))
+    assert main(["web", "passwd", "--stdin"]) == 0
+    digest = capsys.readouterr().out.strip()
+    assert digest.startswith("$argon2id$")
+    assert verify_password(User("x", "operator", digest), "a long passphrase")
+    assert not verify_password(User("x", "operator", digest), "a long passphrasE")
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert main(["web", "passwd", "--stdin"]) == 1
+    assert "at least 8 characters" in capsys.readouterr().err
