@@ -119,3 +119,48 @@ def test_passwd_prints_a_hash_the_console_accepts(tmp_path, monkeypatch, capsys)
     monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
     assert main(["web", "passwd", "--stdin"]) == 1
     assert "at least 8 characters" in capsys.readouterr().err
+
+
+def test_transfer_action_dispatches_to_a_node(survey, tmp_path):
+    """An operator's transfer action: DataTransfer sends the selected exposures to a (loopback SFTP)
+    node; the action is recorded with the operator's name and its result when the run ends."""
+    import time
+
+    import paramiko
+    import sqlalchemy as sa
+
+    from terapix_datatransfer.loopback import LoopbackNode
+    from terapix_fw.db import connect
+    from terapix_fw.web.auth import hash_password, load_config
+    from terapix_fw.web.console import create_app
+
+    key = paramiko.ECDSAKey.generate()
+    key.write_private_key_file(str(tmp_path / "id_ecdsa"))
+    (tmp_path / "node" / "data").mkdir(parents=True)
+    node = LoopbackNode("n9", tmp_path / "node", key)
+    try:
+        (tmp_path / "known_hosts").write_text(node.known_hosts_line())
+        (tmp_path / "c.toml").write_text(
+            f'runs_dir = "runs"\n[users.ops]\nrole = "operator"\npassword = "{hash_password("ops-password")}"\n'
+            f'[transfer]\nNODES = "n9=terapix@127.0.0.1:{node.port}:/data"\nKEY_FILE = "{tmp_path / "id_ecdsa"}"\n'
+            f'KNOWN_HOSTS = "{tmp_path / "known_hosts"}"\nRETRY_DELAY = "0"\n')
+        app = create_app(survey["url"], load_config(tmp_path / "c.toml"))
+        client = app.test_client()
+        _login(client, "ops", "ops-password")
+        resp = client.post("/transfer", data={"filter": "r.MP9601", "runid": "05AQ01",
+                                              "csrf_token": _token(client, "/submit.html")})
+        assert resp.status_code == 302, resp.get_data(as_text=True)
+        engine = connect(survey["url"])
+
+        def result():
+            with engine.connect() as conn:
+                return conn.execute(sa.text("SELECT user, result FROM web_actions WHERE action = 'transfer'")).first()
+        deadline = time.monotonic() + 120
+        while result()[1] == "started":  # the waiter thread records the end of the run
+            assert time.monotonic() < deadline, "the transfer run did not end in 120 s"
+            time.sleep(0.1)
+        assert tuple(result()) == ("ops", "done")
+        sent = [p.name for p in (tmp_path / "node" / "data").rglob("*.fits")]
+        assert sent == ["700001p.fits"]
+    finally:
+        node.close()

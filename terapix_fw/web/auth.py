@@ -5,7 +5,11 @@
     secret_key_file = "console.key"        # signs the session cookies (made, mode 0600, if missing)
     product_roots = ["/data/work"]         # files the console may serve (besides the runs' work dirs)
     runs_dir = "/data/console-runs"        # where submitted instruction files and their runs go
-    nodes_file = "/data/cluster.nodes"     # DataTransfer's NODES_FILE for transfer actions (optional)
+
+    [transfer]                             # DataTransfer keywords of the console's transfer action
+    NODES_FILE = "/data/cluster.nodes"
+    KEY_FILE = "/home/terapix/.ssh/id_ed25519"
+    KNOWN_HOSTS = "/home/terapix/.ssh/known_hosts"
 
     [users.alice]
     role = "operator"                      # operator, control (the release control team) or pi
@@ -52,7 +56,7 @@ class ConsoleConfig:
     secret_key: bytes
     product_roots: list[Path]
     runs_dir: Path
-    nodes_file: Path | None = None
+    transfer: dict[str, str] = field(default_factory=dict)
 
 
 def _hasher():
@@ -131,5 +135,7 @@ def load_config(path: str | Path) -> ConsoleConfig:
         _secret(base / data.get("secret_key_file", "console.key"))
     roots = [(base / r).resolve() for r in data.get("product_roots", [])]
     runs_dir = (base / data.get("runs_dir", "console-runs")).resolve()
-    nodes = data.get("nodes_file")
-    return ConsoleConfig(path, users, key, roots, runs_dir, (base / nodes).resolve() if nodes else None)
+    transfer = data.get("transfer") or {}
+    if not isinstance(transfer, dict) or not all(isinstance(v, (str, int, float)) for v in transfer.values()):
+        raise ConfigError(f"console configuration {path}: [transfer]: expected DataTransfer keywords = values")
+    return ConsoleConfig(path, users, key, roots, runs_dir, {str(k).upper(): str(v) for k, v in transfer.items()})

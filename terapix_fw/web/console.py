@@ -601,18 +601,25 @@ def create_app(db, config, *, title: str = "terapix-fw console", templates: str 
         if (refused := need("operator")) is not None:
             return refused
         user = current_user()
-        if config.nodes_file is None:
-            return message("no nodes_file in the console configuration: DataTransfer has no node to send to", 400)
+        if not ({"NODES", "NODES_FILE"} & set(config.transfer)):
+            return message("no [transfer] NODES or NODES_FILE in the console configuration: DataTransfer has no "
+                           "node to send to", 400)
         try:
             criteria = _criteria_from_form()
         except TerapixError as exc:
             return message(str(exc), 400)
         name = f"console-transfer-{slug(user.name)}-{_now():%Y%m%dT%H%M%S%f}"
-        xml = instruction_xml(name, criteria, "datatransfer", {"NODES_FILE": str(config.nodes_file)},
+        xml = instruction_xml(name, criteria, "datatransfer", dict(config.transfer),
                               description=f"DataTransfer dispatch from the web console by {user.name}")
         folder = config.runs_dir / name
         folder.mkdir(parents=True)
         write_text_atomic(folder / "instructions.xml", xml)
+        from ..instructions import load_instructions
+        try:
+            load_instructions(folder / "instructions.xml")
+        except TerapixError as exc:
+            shutil.rmtree(folder, ignore_errors=True)
+            return message(f"transfer: {exc}", 400)
         action_id = record("transfer", name, {"criteria": criteria}, "started")
         runs.start(action_id, folder / "instructions.xml", folder / "work", db_url)
         return redirect("/actions.html")
