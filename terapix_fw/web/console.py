@@ -388,7 +388,7 @@ def create_app(db, config, *, title: str = "terapix-fw console", templates: str 
                         headers={"Content-Disposition": "attachment; filename=exposures.csv"})
 
     def _exposure_context(exposure_id: int):
-        rows = [r for r in data.exposures(engine, limit=None)["rows"] if r["id"] == exposure_id]
+        rows = data.exposures(engine, limit=None, ids={exposure_id})["rows"]
         if not rows:
             abort(404)
         e = rows[0]

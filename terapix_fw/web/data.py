@@ -138,7 +138,7 @@ def run_detail(db, run_id: str, unit_limit: int | None = 5000) -> dict[str, Any]
             "units_total": sum(sum(s["units"].values()) for s in steps)}
 
 
-def exposures(db, limit: int | None = 5000) -> dict[str, Any]:
+def exposures(db, limit: int | None = 5000, ids: set[int] | None = None) -> dict[str, Any]:
     """The latest ``limit`` exposures (newest first, all if None) with their effective grade and their
     whole-exposure quality metrics (CCD 0), and a per-filter summary of every exposure.
 
@@ -150,6 +150,8 @@ def exposures(db, limit: int | None = 5000) -> dict[str, Any]:
     S = _schema()
     every = find_images(db)  # oldest first
     rows = every[::-1][:limit] if limit else every[::-1]
+    if ids is not None:  # only these exposures (one page of the console)
+        rows = [r for r in rows if r["id"] in ids]
     ids = [r["id"] for r in rows]
     metrics: dict[int, dict[str, float]] = defaultdict(dict)
     copies: dict[int, int] = {}

@@ -31,8 +31,8 @@ def _exposures(db):
     table = survey.exposure_table(db)
     for r in table["rows"]:
         r["href"] = f"exposure/{slug(r['id'], r['filename'])}.html"
-    public = [r for r in data.find_public(db)]
-    return {"summary": data.filter_summary(public), "total": len(table["rows"]), "hidden": table["hidden"],
+    # the summary of the same rows (the public exposures: data.find_public's definition)
+    return {"summary": data.filter_summary(table["rows"]), "total": len(table["rows"]), "hidden": table["hidden"],
             "tables": {"exposures": {"columns": table["columns"], "rows": table["rows"],
                                      "extra": ["id", "href", "grade_source"]}}}
 
