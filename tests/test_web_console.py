@@ -164,3 +164,38 @@ def test_transfer_action_dispatches_to_a_node(survey, tmp_path):
         assert sent == ["700001p.fits"]
     finally:
         node.close()
+
+
+from terapix_fw.db.testing import _mariadb_session_database, db_url, mariadb_server  # noqa: E402,F401
+
+
+def test_console_reads_and_writes_each_back_end(tmp_path, db_url):  # noqa: F811 - the fixture above
+    """The status counts and a grade through the console, on SQLite and on MariaDB."""
+    import sqlalchemy as sa
+
+    from terapix_fw.db import connect
+    from terapix_fw.web.auth import hash_password, load_config
+    from terapix_fw.web.console import create_app
+    from terapix_fw.web.testing import make_known_survey
+
+    make_known_survey(tmp_path, db_url)
+    (tmp_path / "c.toml").write_text(
+        f'runs_dir = "runs"\n[users.ctl]\nrole = "control"\npassword = "{hash_password("ctl-password")}"\n')
+    client = create_app(db_url, load_config(tmp_path / "c.toml")).test_client()
+    _login(client, "ctl", "ctl-password")
+    page = client.get("/status.html").get_data(as_text=True)
+    summary = re.search(r'<table class="data counts" id="status-summary">(.*?)</table>', page, re.S).group(1)
+    cells = dict(re.findall(r"<tr><td>([^<]+)</td><td class=\"num\">(\d+)</td>", summary))
+    assert cells == {"Images available": "9", "Survey images": "6", "PI images": "3",
+                     "Input quality assessment": "4", "Processed": "2", "Output quality assessment": "2",
+                     "Delivered": "1"}
+    resp = client.post("/grade", data={"exposure": "700006p.fits", "grade": "C", "comment": "ghost",
+                                       "csrf_token": _token(client, "/"), "back": "/exposures.html"})
+    assert resp.status_code == 302 and resp.headers["Location"] == "/exposures.html"
+    with connect(db_url).connect() as conn:
+        rows = conn.execute(sa.text("SELECT g.grade, g.author, g.comment FROM grades g JOIN exposures e "
+                                    "ON e.id = g.exposure_id WHERE e.filename = '700006p.fits'")).all()
+        actions = conn.execute(sa.text("SELECT " + ("`user`" if db_url.startswith("mysql") else '"user"')
+                                       + ", action, target FROM web_actions WHERE action = 'grade'")).all()
+    assert [tuple(r) for r in rows] == [("C", "ctl", "ghost")]
+    assert [tuple(r) for r in actions] == [("ctl", "grade", "700006p.fits")]

@@ -94,8 +94,9 @@ def _fits(path: Path, ra: float, dec: float, filt: str) -> None:
     fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(np.zeros((64, 64), np.int16), header=h)]).writeto(path)
 
 
-def make_known_survey(base: str | Path) -> dict[str, Any]:
-    """Write the known survey under ``base``; return ``{"url", "workdir", "raw", "plots", "stack_path"}``."""
+def make_known_survey(base: str | Path, url: str | None = None) -> dict[str, Any]:
+    """Write the known survey under ``base`` (files) and into RDBix ``url`` (default: an SQLite file in
+    ``base``; give an empty database); return ``{"url", "workdir", "raw", "plots", "stack_path"}``."""
     from ..db import Document, connect, write_document
     from ..db.engine import dispose_all
 
@@ -103,7 +104,7 @@ def make_known_survey(base: str | Path) -> dict[str, Any]:
     work = base / "work"
     (work / ".terapix" / "state").mkdir(parents=True, exist_ok=True)
     raw = base / "raw"
-    url = f"sqlite:///{base / 'rdbix.sqlite'}"
+    url = url or f"sqlite:///{base / 'rdbix.sqlite'}"
     engine = connect(url)
     t0 = 1_700_000_000.0
     doc = Document()
