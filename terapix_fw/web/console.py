@@ -148,6 +148,7 @@ def create_app(db, config, *, title: str = "terapix-fw console", templates: str 
     app.config.update(SECRET_KEY=config.secret_key, SESSION_COOKIE_HTTPONLY=True,
                       SESSION_COOKIE_SAMESITE="Lax", WTF_CSRF_TIME_LIMIT=None,
                       MAX_CONTENT_LENGTH=1 << 20, PERMANENT_SESSION_LIFETIME=_dt.timedelta(hours=12))
+    app.config["TERAPIX_DB"] = engine.url.render_as_string(hide_password=True)
     CSRFProtect(app)
     web_dir = default_web_dir()
     pages = collect_pages()
@@ -648,5 +649,6 @@ def serve(db, config_path: str | Path, *, host: str = "127.0.0.1", port: int = 8
     from .auth import load_config
 
     app = create_app(db, load_config(config_path), title=title)
-    print(f"terapix web: console on http://{host}:{port}/ (RDBix {app.name}); Ctrl-C stops it", flush=True)
+    print(f"terapix web: console on http://{host}:{port}/ (RDBix {app.config['TERAPIX_DB']}); Ctrl-C stops it",
+          flush=True)
     waitress_serve(app, host=host, port=port, threads=threads, ident="terapix-console")
