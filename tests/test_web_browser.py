@@ -115,6 +115,7 @@ def browser(tmp_path_factory):
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
                 "--window-size=1400,900", f"--user-data-dir={tmp_path_factory.mktemp('profile')}"):
         options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # console errors (CSP, scripts)
     options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
                                               "download.prompt_for_download": False})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
@@ -254,6 +255,7 @@ def _status(url):
 def test_every_link_and_image_resolves_over_http(browser, static_site):
     d = browser
     base = static_site["base"]
+    d.get_log("browser")
     pages = sorted(str(p.relative_to(static_site["dir"])) for p in static_site["dir"].rglob("*.html"))
     assert {"index.html", "exposures.html", "status.html", "releases.html"} <= set(pages)
     assert any(p.startswith("exposure/") for p in pages) and any(p.startswith("stack/") for p in pages)
@@ -268,6 +270,8 @@ def test_every_link_and_image_resolves_over_http(browser, static_site):
                what=f"the images of {page}")
         found = _links_and_images(d)
         assert not found["broken"], f"{page}: broken images {found['broken']}"
+        errors = [e["message"] for e in d.get_log("browser") if e["level"] == "SEVERE"]
+        assert not errors, (page, errors)
         nimages += len(found["images"])
         for url in found["links"] + [u for u in found["images"] if not u.startswith("data:")]:
             assert not url.startswith("file:"), f"{page}: {url}"
@@ -324,10 +328,15 @@ def test_status_page_counts(browser, console):
     assert pending == ["CFHTLS_W_g_021800-070000"]
     _shot(d, "console-status")
     # every entry of the console's navigation answers for an operator
+    d.get_log("browser")  # what came before
     for href in [a.get_attribute("href") for a in d.find_elements("css selector", "nav a")]:
         d.get(href)
         assert not d.find_elements("id", "message"), href
         assert d.find_elements("css selector", "main h1"), href
+        if href.endswith("/exposures.html"):
+            _table_names(d)
+        errors = [e["message"] for e in d.get_log("browser") if e["level"] == "SEVERE"]
+        assert not errors, (href, errors)  # no script error, nothing the Content-Security-Policy blocked
     _logout(d, base)
 
 

@@ -451,7 +451,7 @@ def create_app(db, config, *, title: str = "terapix-fw console", templates: str 
             abort(404)
         if not path.is_file():
             abort(404)
-        return send_file(path)
+        return send_file(path, mimetype="image/svg+xml" if path.suffix == ".svg" else None)
 
     @app.get("/file")
     def file():
