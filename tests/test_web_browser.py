@@ -285,9 +285,9 @@ def test_every_link_and_image_resolves_over_http(browser, static_site):
     alts = {img.get_attribute("alt") for img in d.find_elements("css selector", ".plots img")}
     assert {"700001p_m_med.png", "700001p_fwhm_histo.png", "700001p_rhmag.png"} <= alts
     _shot(d, "exposure")
-    for name in ("index", "status", "releases", "statistics"):
+    for name in ("index", "status", "releases", "statistics", "coverage", "run/qf1"):
         d.get(base + f"{name}.html")
-        _shot(d, name)
+        _shot(d, name.replace("/qf1", ""))
     d.get(base + "releases.html")
     assert "0.021 0.019 / 0.153 0.148" in d.find_element("css selector", "td.astrometry").text  # SCAMP's figures
     d.get(base + next(p for p in pages if p.startswith("stack/") and "CFHTLS_D_r" in p))
