@@ -30,13 +30,27 @@ __all__ = ["Viewer", "PUBLIC", "COLUMNS", "METRIC_LABELS", "metric_label", "expo
 #: Human names and units of the quality metrics QualityFITS and the other tools record (ccd 0 = whole
 #: exposure).  A metric not listed is shown with its name as recorded.
 METRIC_LABELS: dict[str, tuple[str, str]] = {
-    "fwhm_arcsec": ("PSF FWHM", "arcsec"), "FWHM_MEDIAN": ("median FWHM", "arcsec"),
-    "seeing": ("seeing", "arcsec"), "ELONGATION": ("elongation", ""), "elongation": ("elongation", ""),
-    "ellipticity": ("ellipticity", ""), "back_adu": ("background", "ADU"), "sigma_adu": ("background RMS", "ADU"),
-    "back_rms_adu": ("background RMS", "ADU"), "nstars": ("stars", ""), "ngal": ("galaxies", ""),
-    "nsources": ("sources", ""), "comp_m50": ("50 % completeness", "mag"), "comp_m90": ("90 % completeness", "mag"),
-    "area_deg2": ("area", "deg²"), "psf_chi2": ("PSF χ²", ""), "dead": ("dead CCD", "flag"),
-    "maglim": ("limiting magnitude", "mag"), "zeropoint": ("zero point", "mag"), "skyprobe": ("SkyProbe", "mag"),
+    # QualityFITS (per CCD; the exposure's is the median over live CCDs, counts are summed)
+    "fwhm_arcsec": ("PSF FWHM", "arcsec"), "fwhm_px": ("PSF FWHM", "pixels"), "psf_beta": ("PSF Moffat β", ""),
+    "psf_ellipticity": ("PSF ellipticity (A - B)/(A + B)", ""), "psf_theta": ("PSF position angle", "deg"),
+    "psf_nstars": ("PSF stars", ""), "psf_chi2": ("PSF χ²", ""), "ellipticity": ("PSF ellipticity 1 - B/A", ""),
+    "rh_star": ("stellar half-light radius", "pixels"), "back_adu": ("background", "ADU"),
+    "back_mag": ("sky brightness", "mag/arcsec²"), "back_rms_adu": ("background RMS", "ADU"),
+    "back_rms_mag": ("background RMS", "mag/arcsec²"), "maglim_5sig": ("5σ limiting magnitude", "mag"),
+    "ndet": ("detections", ""), "nstars": ("stars", ""), "ngal": ("galaxies", ""),
+    "nsat_obj": ("saturated objects", ""), "ntrail": ("satellite trails", ""), "n_trails": ("satellite trails", ""),
+    "ncr": ("cosmic rays", ""), "n_cosmics": ("cosmic rays", ""), "n_ccd": ("CCDs", ""),
+    "n_ccd_dead": ("dead CCDs", ""), "n_ccd_misplaced": ("misplaced CCDs", ""), "n_ccd_nowcs": ("CCDs without WCS", ""),
+    "astrom_offset_arcsec": ("largest astrometric offset", "arcsec"), "area_deg2": ("useful area", "deg²"),
+    "zeropoint": ("zero point", "mag"), "multiple_image_fraction": ("multiple-image fraction", ""),
+    "multiple_image_dx": ("multiple-image shift x", "pixels"), "multiple_image_dy": ("multiple-image shift y", "pixels"),
+    "comp_m50": ("50 % completeness", "mag"), "comp_m90": ("90 % completeness", "mag"),
+    "sat_fraction": ("saturated pixel fraction", ""), "flagged_fraction": ("flagged pixel fraction", ""),
+    "dead": ("dead CCD", "flag"), "misplaced": ("misplaced CCD", "flag"), "nowcs": ("no WCS", "flag"),
+    # other tools and older records
+    "FWHM_MEDIAN": ("median FWHM", "arcsec"), "ELONGATION": ("elongation", ""), "elongation": ("elongation", ""),
+    "seeing": ("seeing", "arcsec"), "sigma_adu": ("background RMS", "ADU"), "nsources": ("sources", ""),
+    "maglim": ("limiting magnitude", "mag"), "skyprobe": ("SkyProbe", "mag"),
 }
 
 
