@@ -83,6 +83,11 @@ class _Progress:
         sys.stderr.flush()
 
 
+class NothingToDo(Exception):
+    """A unit whose inputs all come from units that produced nothing (e.g. a quarantined exposure's
+    ingestion): it is skipped, with the reason, instead of failing."""
+
+
 def _match_by_stem(candidates: list[str], inputs: list[str]) -> list[str]:
     """Order per-input products (weights, ``.head`` files) like the inputs they belong to.
 
@@ -135,14 +140,17 @@ class Runner:
         def paths(item) -> list[str]:
             if item.path:
                 return [item.path]
-            found = [p.path for p in results[item.unit].products if p.kind == item.kind]
-            if not found:
+            made = results[item.unit].products
+            found = [p.path for p in made if p.kind == item.kind]
+            if not found and made:  # products, but not of that kind: a wrong kind in the instruction file
                 raise ConfigError(f"unit {item.unit} produced no product of kind {item.kind!r}; "
-                                  f"it produced {sorted({p.kind for p in results[item.unit].products}) or 'nothing'}",
-                                  unit.step.where)
-            return found
+                                  f"it produced {sorted({p.kind for p in made})}", unit.step.where)
+            return found  # a unit that produced nothing (ingestion quarantined its file) gives nothing
 
         inputs = [p for item in unit.items for p in paths(item)]
+        if unit.items and not inputs:
+            raise NothingToDo(f"nothing to do: {', '.join(sorted({i.unit for i in unit.items if i.unit}))} "
+                              f"produced nothing")
         params = {name: _match_by_stem([p for item in items for p in paths(item)], inputs)
                   for name, items in unit.param_items.items()}
         return inputs, params
@@ -333,6 +341,11 @@ class Runner:
                     start_step(unit)
                     try:
                         spec, uinfo, rec = self._prepare(unit, results)
+                    except NothingToDo as exc:
+                        finish(unit, UnitInfo(id=unit.id, step=unit.step.id), UnitResult(
+                            step=unit.step.id, unit=unit.id, status="skipped", error=str(exc), start=time.time(),
+                            end=time.time()))
+                        continue
                     except (ConfigError, OSError) as exc:
                         uinfo = UnitInfo(id=unit.id, step=unit.step.id)
                         finish(unit, uinfo, UnitResult(step=unit.step.id, unit=unit.id, status="failed",

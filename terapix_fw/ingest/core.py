@@ -133,22 +133,67 @@ class Ingester:
                                    f"{known_sum}, this file has {checksum}; refused (no silent overwrite)")
             out.status = "changed"
             return out
+        if other_name is None:
+            # parallel units (a pipeline's per-file ingestion) see each other only through the ledger
+            state, value = self._claim(name, checksum)
+            if state == "known":
+                return Outcome(path, "known", "already stored with the same SHA-256: nothing done", name,
+                               Path(value) if value else None, checksum)
+            if state == "changed":
+                out = self._quarantine(path, checksum, f"changed content: {name} is stored with SHA-256 "
+                                       f"{value}, this file has {checksum}; refused (no silent overwrite)")
+                out.status = "changed"
+                return out
+            if state == "duplicate":
+                other_name = value
         if other_name is not None:
             out = self._quarantine(path, checksum, f"duplicate of {other_name} (same SHA-256 {checksum})")
             out.status = "duplicate"
             return out
         try:
             info = inspect_file(path, self.site.expected_extensions, self.check_pixels, self.log)
-        except IntegrityError as exc:
-            return self._quarantine(path, checksum, str(exc))
-        try:
             return self._register(path, name, checksum, info)
         except IntegrityError as exc:
+            self._release(name, checksum)
             return self._quarantine(path, checksum, str(exc))
+        except BaseException:
+            self._release(name, checksum)
+            raise
+
+    # -- the storage tree's ledger ----------------------------------------------------------------
+    def _ledger(self, kind: str, key: str) -> Path:
+        from urllib.parse import quote
+        return self.site.storage_root / ".ingest" / kind / quote(key, safe="")
+
+    def _claim(self, name: str, checksum: str) -> tuple[str, str | None]:
+        """Claim ``name`` and ``checksum`` atomically (O_EXCL marker files under ``<storage>/.ingest``, so
+        that concurrent processes, even on several nodes sharing the storage tree, cannot both register
+        one name or one content).  ("new", None), ("known", None), ("changed", stored checksum) or
+        ("duplicate", other name)."""
+        by_name = self._ledger("name", name)
+        if not _create_exclusive(by_name, checksum):
+            stored, _, where = (_read(by_name) or "").partition("\n")
+            return ("known", where or None) if stored == checksum else ("changed", stored)
+        by_sum = self._ledger("sha256", checksum)
+        if not _create_exclusive(by_sum, name):
+            by_name.unlink(missing_ok=True)
+            return "duplicate", _read(by_sum)
+        return "new", None
+
+    def _release(self, name: str, checksum: str) -> None:
+        """Give the claims back (the file was refused): a corrected file may arrive under that name."""
+        for kind, key, value in (("name", name, checksum), ("sha256", checksum, name)):
+            marker = self._ledger(kind, key)
+            if (_read(marker) or "").partition("\n")[0] == value:
+                marker.unlink(missing_ok=True)
 
     # -- storage ----------------------------------------------------------------------------------
     def _register(self, path: Path, name: str, checksum: str, info) -> Outcome:
-        from .metadata import exposure_fields, footprint, keyword_rows
+        from .metadata import exposure_fields, footprint, keyword_rows, raw_keyword_rows
+
+        def keywords_of(k: int, header, extension: int):
+            rows = raw_keyword_rows(info.raw_headers[k], extension) if k in info.raw_headers else None
+            return rows if rows is not None else keyword_rows(header, extension)
 
         primary = info.primary
         fields = exposure_fields(primary, self.skyprobe_key)
@@ -168,12 +213,12 @@ class Ingester:
             self._place(path, dest, info.compression if uncompress else "none")
         compression = "none" if uncompress else info.compression
         stored_sum = checksum if not uncompress else sha256_file(dest)
-        extensions, keywords = [], keyword_rows(primary, 0)
+        extensions, keywords = [], keywords_of(0, primary, 0)
         for ccd, (hdu, header) in enumerate(info.images, 1):
             extensions.append({"ccd": ccd, "extname": header.get("EXTNAME"), "naxis1": header.get("NAXIS1"),
                                "naxis2": header.get("NAXIS2"), **footprint(header)})
             if hdu != 0:
-                keywords += keyword_rows(header, ccd)
+                keywords += keywords_of(hdu, header, ccd)
         record = {"filename": name, **{k: v for k, v in fields.items() if v is not None},
                   "survey_component": cls.component, "owner": cls.owner, "release_date": cls.release_date,
                   "arrival_date": arrival, "checksum": checksum, "extensions": extensions, "keywords": keywords,
@@ -181,6 +226,8 @@ class Ingester:
                                "checksum": stored_sum, "compression": compression}]}
         record = {k: v for k, v in record.items() if v is not None}
         self._by_name[name], self._by_sum[checksum], self._stored[name] = checksum, name, dest
+        from ..atomic import write_text_atomic
+        write_text_atomic(self._ledger("name", name), f"{checksum}\n{dest}")
         missing = [k for k in ("filter", "date_obs", "exptime") if fields.get(k) is None]
         note = f"{fields.get('filter')} {fields.get('qrunid')} {cls.component or 'no survey rule'}"
         if missing:
@@ -246,6 +293,30 @@ class Ingester:
         if checksum:
             record["checksum"] = checksum
         return Outcome(path, "quarantined", reason, path.name, moved, checksum, [("quarantine", record)])
+
+
+def _create_exclusive(path: Path, text: str) -> bool:
+    """Create ``path`` holding ``text`` unless it exists: written under a temporary name, then hard-linked
+    (atomic, and refused if the name exists), so that a reader never sees it half written."""
+    import tempfile
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:40]}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        os.unlink(tmp)
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return None
 
 
 def _funpack(source: Path, dest: Path) -> None:

@@ -23,7 +23,9 @@ def _cmd_ingest(args) -> int:
         return 2
     layers = [read_config_file(args.quality_config)] if args.quality_config else []
     transfer = "copy" if args.copy else ("move" if args.move else None)
-    session = IngestSession(args.site, args.workdir or ".", args.db, transfer=transfer, quality=not args.no_quality,
+    from .site import Site
+    site = Site.from_xml(args.site).with_directories(storage=args.storage, quarantine=args.quarantine)
+    session = IngestSession(site, args.workdir or ".", args.db, transfer=transfer, quality=not args.no_quality,
                             quality_layers=layers, nthreads=args.threads, check_pixels=not args.no_pixels)
     outcomes = []
 
@@ -73,6 +75,8 @@ def register_commands(subparsers):
     p.add_argument("--db", default=None, help="database URL (default: $TERAPIX_DB_URL or WORKDIR/rdbix.sqlite); "
                                               "with $TERAPIX_DBCLIENT_URL, writes go through dbClient")
     p.add_argument("--workdir", default=None, help="QualityFITS-in products and logs (default: .)")
+    p.add_argument("--storage", default=None, help="storage tree (default: the site file's)")
+    p.add_argument("--quarantine", default=None, help="quarantine directory (default: the site file's)")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--copy", action="store_true", help="copy files into storage (default: the site's)")
     group.add_argument("--move", action="store_true", help="move files into storage (default: the site's)")

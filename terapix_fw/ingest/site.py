@@ -110,6 +110,16 @@ class Site:
                    unknown_camera=cams.get("unknown", "accept") if cams is not None else "accept",
                    rules=rules, path=path)
 
+    def with_directories(self, storage=None, quarantine=None, base=None) -> "Site":
+        """A copy with another storage root and/or quarantine directory (relative ones under ``base``)."""
+        from dataclasses import replace
+
+        def where(p):
+            q = Path(p).expanduser()
+            return q if q.is_absolute() else Path(base or ".").resolve() / q
+        return replace(self, storage_root=where(storage) if storage else self.storage_root,
+                       quarantine_dir=where(quarantine) if quarantine else self.quarantine_dir)
+
     def expected_extensions(self, camera: str | None) -> int | None:
         """Image extensions a file of ``camera`` must have; None if any number will do.
         Raises ConfigError for an unknown camera when the site refuses them."""
