@@ -93,8 +93,8 @@ def _axes_setup(ax, frame, title: str) -> None:
     ax.xaxis.set_major_formatter(lambda value, _pos: f"{value % 360.0:.6g}")
 
 
-def plot_footprints(path, maps: dict[str, CoverageMap], width_px: int = 1200, fmt: str = "png") -> None:
-    """One panel per filter with the outline of every CCD; writes ``path`` (a new file)."""
+def plot_footprints(path, maps: dict[str, CoverageMap], width_px: int = 1200, fmt: str = "png"):
+    """One panel per filter with the outline of every CCD; writes ``path`` (a new file), returns the figure."""
     from matplotlib.patches import Polygon
 
     ref, frame = sky_frame(maps)
@@ -114,6 +114,7 @@ def plot_footprints(path, maps: dict[str, CoverageMap], width_px: int = 1200, fm
     for ax in axes.ravel()[len(maps):]:
         ax.set_visible(False)
     fig.savefig(path, format=fmt)
+    return fig
 
 
 def plot_depth(path, cov: CoverageMap, width_px: int = 1200,

@@ -345,10 +345,11 @@ class SkyMap:
             for edge in (-180.0, 180.0):
                 ax.plot(*self.proj.forward_rel(np.full_like(lat, edge), lat), color="0.3", lw=0.8, zorder=0)
         span = 360.0 if self.radius is None else 2 * self.radius
-        step = next(s for s in (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 15, 30, 60) if span / s <= 8) if span < 360 else 30.0
+        steps = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 15, 30, 60)
+        step = next(s for s in steps if span / s <= 8) if span < 360 else 30.0
         dstep = step if self.radius is not None else 30.0
         lat = np.linspace(-90, 90, 361)
-        lons = np.arange(0, 360, step)
+        lons = np.round(np.arange(0, 360, step), 6)
         if self.radius is not None:
             lat = np.linspace(max(-90, self.centre[1] - 2 * self.radius), min(90, self.centre[1] + 2 * self.radius), 201)
             lons = lons[np.abs((lons - self.centre[0] + 180) % 360 - 180) <= 2 * self.radius / max(
@@ -361,7 +362,7 @@ class SkyMap:
                 if inside.any():
                     k = np.flatnonzero(inside)[0] if self.radius is not None else np.argmin(np.abs(y))
                     ax.text(x[k], y[k], f"{lon:g}", fontsize=7, color="0.35", ha="center", va="bottom", clip_on=True)
-        decs = np.arange(-90 + dstep, 90, dstep)
+        decs = np.round(np.arange(-90 + dstep, 90, dstep), 6)
         for dec in decs:
             if self.radius is not None and abs(dec - self.centre[1]) > 2 * self.radius:
                 continue

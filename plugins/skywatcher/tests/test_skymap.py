@@ -398,3 +398,27 @@ def test_tool_reads_rdbix_headers_grades_and_links(tmp_path):
     assert graded.status == "done", graded.error
     (_, rec), = [r for r in graded.records if r[0] == "skymap"]
     assert rec["nexposures"] == 1
+
+
+def test_footprint_panel_titles_fit_and_do_not_overlap(tmp_path):
+    """Three filters side by side at 1200 pixels (the demo): every panel title lies inside the figure
+    and no two titles overlap (they were cut as "...0.059 c" before)."""
+    from terapix_skywatcher.coverage import coverage_maps
+    from terapix_skywatcher.plots import plot_footprints
+
+    fps = [fp_of(ccd(35.0 + 0.2 * j, -5.0, filt=f), f"{f}{j}.fits") for f in ("u.MP9301", "g.MP9401", "r.MP9601")
+           for j in range(4)]
+    fig = plot_footprints(tmp_path / "fp.png", coverage_maps(fps, 1024), width_px=1200)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    boxes = [ax.title.get_window_extent(renderer) for ax in fig.axes if ax.get_visible() and ax.get_title()]
+    assert len(boxes) == 3
+    figbox = fig.bbox
+    for b in boxes:
+        assert b.x0 >= figbox.x0 and b.x1 <= figbox.x1 and b.y1 <= figbox.y1
+    for i in range(3):
+        for j in range(i + 1, 3):
+            assert not boxes[i].overlaps(boxes[j])

@@ -39,12 +39,12 @@ import numpy as np
 from terapix_fw.errors import ToolError
 
 __all__ = ["Settings", "Levels", "Picture", "FitsPlane", "STIFF_CHUNK", "chunk_stats", "levels_from_stats",
-           "bin_image", "to_pixels", "render", "thumbnail", "binning_for"]
+           "bin_image", "to_pixels", "render", "thumbnail", "binning_for", "picture_file"]
 
 #: pixels per statistics chunk in STIFF: IMAGE_BUFSIZE (8 MB) / sizeof(float)
 STIFF_CHUNK = 8 * 1024 * 1024 // 4
 #: pixels read at once (a strip of rows): bounded memory whatever the image size
-STRIP_PIXELS = 4 * STIFF_CHUNK
+STRIP_PIXELS = STIFF_CHUNK
 
 _GAMMA_TYPES = ("POWER-LAW", "SRGB", "REC.709", "ASINH")
 
@@ -205,6 +205,47 @@ def _quantile_index(n: int, frac: float) -> int:
     return max(0, int(frac * (n - 0.5001)))
 
 
+def _order_statistics(values: np.ndarray, ks: list[int]) -> dict[int, float]:
+    """Exact k-th smallest values (0-based ``ks``) of ``values`` (a scratch buffer, may be reordered).
+
+    A full partition of a 2-million-pixel chunk costs ~40 ms; instead, a sorted sample of 4096 values
+    brackets each wanted rank, one pass counts the values below the bracket and a partition of the few
+    values inside it gives the exact answer (ranks next to each other share a bracket).  If a bracket
+    misses (a sample can be unlucky), the full partition is the fallback: the result is always exact.
+    """
+    n = values.size
+    if n < 65536:
+        values.partition(ks)
+        return {k: float(values[k]) for k in ks}
+    sample = np.sort(values[:: max(1, n // 4096)])
+    m = sample.size
+    out: dict[int, float] = {}
+    groups: list[list[int]] = []
+    for k in ks:
+        if groups and k - groups[-1][-1] < n // 100:
+            groups[-1].append(k)
+        else:
+            groups.append([k])
+    for group in groups:
+        q0, q1 = group[0] / n, group[-1] / n
+        # +- 6 sigma of a binomial rank in the sample, plus a margin of 8 sample values
+        pad0 = 6 * np.sqrt(max(q0 * (1 - q0), 1.0 / m) / m) + 8.0 / m
+        pad1 = 6 * np.sqrt(max(q1 * (1 - q1), 1.0 / m) / m) + 8.0 / m
+        i0, i1 = int((q0 - pad0) * m), int(np.ceil((q1 + pad1) * m))
+        lo = sample[i0] if i0 > 0 else -np.inf
+        hi = sample[i1] if i1 < m else np.inf
+        below = int(np.count_nonzero(values < lo))
+        inside = values[(values >= lo) & (values <= hi)]
+        if below <= group[0] and group[-1] < below + inside.size:
+            local = [k - below for k in group]
+            inside.partition(local)
+            out.update({k: float(inside[k - below]) for k in group})
+        else:
+            values.partition(group)
+            out.update({k: float(values[k]) for k in group})
+    return out
+
+
 @dataclass
 class _Stats:
     """Per-chunk values of STIFF's make_imastats for one channel (medians taken at the end)."""
@@ -216,9 +257,10 @@ class _Stats:
     hi: list = field(default_factory=list)
     buf: np.ndarray | None = None
     fill: int = 0
+    maybe_nan: bool = True  # False once the caller has checked that every pixel fed is finite
 
     def _chunk(self, chunk: np.ndarray) -> None:
-        if not np.isfinite(chunk).all():
+        if self.maybe_nan and not np.isfinite(chunk).all():
             chunk = chunk[np.isfinite(chunk)]
             if chunk.size == 0:
                 return
@@ -236,16 +278,15 @@ class _Stats:
         if self.max_frac is not None and half:
             k_hi = half + _quantile_index(half, self.max_frac)
             kth.append(k_hi)
-        chunk.partition(sorted(set(kth)))  # in place: the chunk is a scratch buffer
-        part = chunk
+        value = _order_statistics(chunk, sorted(set(kth)))
         if n % 2:
-            self.med.append(float(part[half]))
+            self.med.append(value[half])
         else:
-            self.med.append(float(np.float32(0.5 * (float(part[half - 1]) + float(part[half])))))
+            self.med.append(float(np.float32(0.5 * (value[half - 1] + value[half]))))
         if k_lo is not None:
-            self.lo.append(float(part[k_lo]) if half else float(part[0]))
+            self.lo.append(value[k_lo])
         if k_hi is not None:
-            self.hi.append(float(part[k_hi]))
+            self.hi.append(value[k_hi])
 
     def feed(self, flat: np.ndarray) -> None:
         """Add pixels in file order; every full chunk of STIFF_CHUNK pixels is reduced at once."""
@@ -319,32 +360,38 @@ class _Binner:
         rem = self.ny % self.by
         return ([0] if rem else []) + list(range(rem, self.ny + 1, self.by))
 
-    def add(self, y0: int, block: np.ndarray) -> None:
-        """Add FITS rows y0.. (a whole number of bins, starting on a bin edge)."""
+    def add(self, y0: int, block: np.ndarray) -> bool:
+        """Add FITS rows y0.. (a whole number of bins, starting on a bin edge); True if all are finite."""
         rem = self.ny % self.by
-        finite = np.isfinite(block)
-        clean = block if finite.all() else np.where(finite, block, 0.0)
-        weight = None if finite.all() else finite.astype(np.float32)
-        # output row index (top = 0) of the first bin of this block
-        rows = block.shape[0]
-        if rem and y0 == 0:
-            groups = [(0, rem, self.hb - 1)]
+        if rem and y0 == 0:  # the bottom remainder bin, alone in its strip
+            base, rows_per_bin = self.hb - 1, rem
         else:
             first = (y0 - rem) // self.by  # bins counted from the bottom, above the remainder bin
-            groups = [(s, s + self.by, self.hb - 1 - (1 if rem else 0) - (first + i))
-                      for i, s in enumerate(range(0, rows, self.by))]
-        for s, e, out_row in groups:
-            self._add_rows(clean[s:e], weight[s:e] if weight is not None else None, out_row)
-
-    def _add_rows(self, rows, weight, out_row) -> None:
-        nfull = self.nx // self.bx * self.bx
-        colsum = rows.sum(axis=0, dtype=np.float64)
-        wsum = weight.sum(axis=0, dtype=np.float64) if weight is not None else np.full(self.nx, rows.shape[0], np.float64)
-        self.sums[out_row, :nfull // self.bx] += colsum[:nfull].reshape(-1, self.bx).sum(axis=1)
-        self.counts[out_row, :nfull // self.bx] += wsum[:nfull].reshape(-1, self.bx).sum(axis=1)
-        if nfull < self.nx:
-            self.sums[out_row, -1] += colsum[nfull:].sum()
-            self.counts[out_row, -1] += wsum[nfull:].sum()
+            base, rows_per_bin = self.hb - 1 - (1 if rem else 0) - first, self.by
+        rows, nx = block.shape
+        k = rows // rows_per_bin
+        out_rows = base - np.arange(k)  # strips come bottom-up, output rows go top-down
+        allfinite = bool(np.isfinite(block).all())
+        if allfinite:
+            values, weight = block, None
+        else:
+            finite = np.isfinite(block)
+            values, weight = np.where(finite, block, 0.0), finite.astype(np.float32)
+        # whole strip at once: sum the rows of each bin, then the columns of each bin
+        colsum = values.reshape(k, rows_per_bin, nx).sum(axis=1, dtype=np.float64)
+        if weight is None:
+            colw = None
+        else:
+            colw = weight.reshape(k, rows_per_bin, nx).sum(axis=1, dtype=np.float64)
+        nfull = nx // self.bx * self.bx
+        nb = nfull // self.bx
+        self.sums[out_rows, :nb] += colsum[:, :nfull].reshape(k, nb, self.bx).sum(axis=2)
+        self.counts[out_rows, :nb] += (rows_per_bin * self.bx if colw is None
+                                       else colw[:, :nfull].reshape(k, nb, self.bx).sum(axis=2))
+        if nfull < nx:  # the remainder bin on the right
+            self.sums[out_rows, -1] += colsum[:, nfull:].sum(axis=1)
+            self.counts[out_rows, -1] += rows_per_bin * (nx - nfull) if colw is None else colw[:, nfull:].sum(axis=1)
+        return allfinite
 
     def result(self) -> np.ndarray:
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -479,11 +526,13 @@ def render(inputs: str | Path | Sequence[str | Path], settings: Settings | None 
                 j = 1 if (i == 0 and shape[0] % settings.binning[1]) else min(per, len(edges) - 1 - i)
                 strips.append((edges[i], edges[i + j]))
                 i += j
+            stats.maybe_nan = False
             for y0, y1 in strips:
                 block = plane.rows(y0, y1)
+                if not binner.add(y0, block):
+                    stats.maybe_nan = True  # from here on the chunks are checked for NaN
                 if need:
                     stats.feed(block.ravel())
-                binner.add(y0, block)
             sky, lo, hi = stats.finish() if need else (0.0, 0.0, 0.0)
             planes.append(binner.result())
             lev = levels_from_stats((sky, lo, hi), settings, channel, nchan)
@@ -492,6 +541,20 @@ def render(inputs: str | Path | Sequence[str | Path], settings: Settings | None 
                 log.info("%s: %dx%d, sky %.6g, min %.6g, max %.6g", plane.path, shape[1], shape[0],
                          lev.sky, lev.min, lev.max)
     return Picture(to_pixels(planes, levels, settings), levels, settings.binning, shape, settings)
+
+
+def picture_file(inputs: str | Path | Sequence[str | Path], path: str | Path, *, size: int | None = None,
+                 compression: str = "LZW", description: str = "", **keywords) -> Picture:
+    """Render 1 or 3 FITS images (``size``: thumbnail) and write the PNG or TIFF ``path`` (format from its
+    suffix) through a temporary name, so that a reader never sees a half-written picture."""
+    from terapix_fw.atomic import atomic_path
+
+    from .writers import write_picture
+
+    picture = render(inputs, Settings(**keywords), size=size)
+    with atomic_path(Path(path)) as tmp:
+        write_picture(tmp, picture.pixels, name=str(path), compression=compression, description=description)
+    return picture
 
 
 def thumbnail(inputs: str | Path | Sequence[str | Path], size: int = 256, **keywords) -> Picture:

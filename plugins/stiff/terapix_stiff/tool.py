@@ -100,7 +100,8 @@ class StiffTool(Tool):
                 ctx.log.warning("MAX_LEVEL exceeds SATUR_LEVEL in %s", path.name)
         with ctx.product(name, kind="picture", format=fmt) as tmp:
             write_picture(tmp, picture.pixels, image_type=fmt, compression=cfg["COMPRESSION_TYPE"],
-                          description=cfg["DESCRIPTION"], copyright=cfg["COPYRIGHT"])
+                          description=cfg["DESCRIPTION"], copyright=cfg["COPYRIGHT"],
+                          quality=cfg["COMPRESSION_QUALITY"])
         ny, nx = picture.pixels.shape[:2]
         ctx.log.info("%s: %dx%d, %d channel(s) of %d bits, binning %dx%d", name, nx, ny,
                      1 if picture.pixels.ndim == 2 else 3, abs(settings.bits_per_channel), *picture.binning)

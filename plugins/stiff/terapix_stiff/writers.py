@@ -59,7 +59,7 @@ def write_png(path: str | Path, pixels: np.ndarray, *, description: str = "", co
 
 
 def write_tiff(path: str | Path, pixels: np.ndarray, *, compression: str = "LZW", description: str = "",
-               copyright: str = "") -> None:
+               copyright: str = "", quality: int = 90) -> None:
     """A TIFF of uint8/uint16/float32 pixels, grey or RGB (contiguous), first row at the top."""
     import tifffile
 
@@ -70,16 +70,18 @@ def write_tiff(path: str | Path, pixels: np.ndarray, *, compression: str = "LZW"
         raise ToolError("COMPRESSION_TYPE JPEG needs BITS_PER_CHANNEL 8")
     extratags = [(33432, "s", 0, copyright, True)] if copyright else []
     tifffile.imwrite(path, pixels, photometric="rgb" if pixels.ndim == 3 else "minisblack",
-                     compression=comp, description=description or None, software="terapix-fw stiff",
+                     compression=comp, compressionargs={"level": quality} if comp == "jpeg" else None,
+                     description=description or None, software="terapix-fw stiff",
                      extratags=extratags, metadata=None)
 
 
 def write_picture(path: str | Path, pixels: np.ndarray, *, image_type: str = "AUTO", name: str | None = None,
-                  compression: str = "LZW", description: str = "", copyright: str = "") -> str:
+                  compression: str = "LZW", description: str = "", copyright: str = "", quality: int = 90) -> str:
     """Write ``pixels`` as PNG or TIFF (format from IMAGE_TYPE or the suffix of ``name``); returns it."""
     fmt = image_format(name or path, image_type)
     if fmt == "PNG":
         write_png(path, pixels, description=description, copyright=copyright)
     else:
-        write_tiff(path, pixels, compression=compression, description=description, copyright=copyright)
+        write_tiff(path, pixels, compression=compression, description=description, copyright=copyright,
+                   quality=quality)
     return fmt

@@ -166,15 +166,15 @@ def run_tool(tmp_path, inputs, **keywords):
     return execute_unit(spec)
 
 
-@pytest.mark.parametrize("name,bits,nimages", [("g8.png", 8, 1), ("g16.png", 16, 1), ("c8.png", 8, 3),
-                                               ("c16.png", 16, 3), ("g8.tif", 8, 1), ("c16.tif", 16, 3),
-                                               ("f32.tif", -32, 1)])
-def test_outputs_open_with_expected_size_and_depth(tmp_path, name, bits, nimages):
+@pytest.mark.parametrize("name,bits,nimages,compression", [
+    ("g8.png", 8, 1, "LZW"), ("g16.png", 16, 1, "LZW"), ("c8.png", 8, 3, "LZW"), ("c16.png", 16, 3, "LZW"),
+    ("g8.tif", 8, 1, "LZW"), ("c16.tif", 16, 3, "DEFLATE"), ("f32.tif", -32, 1, "NONE"), ("j8.tif", 8, 3, "JPEG")])
+def test_outputs_open_with_expected_size_and_depth(tmp_path, name, bits, nimages, compression):
     from PIL import Image
     import tifffile
 
     paths = [write(tmp_path / f"im{i}.fits", sky_image(61, 83, seed=i)) for i in range(nimages)]
-    res = run_tool(tmp_path, paths, OUTFILE_NAME=name, BITS_PER_CHANNEL=bits, BINNING=2)
+    res = run_tool(tmp_path, paths, OUTFILE_NAME=name, BITS_PER_CHANNEL=bits, BINNING=2, COMPRESSION_TYPE=compression)
     assert res.status == "done", res.error
     out = tmp_path / "out" / name
     width, height = 42, 31  # ceil(83 / 2), ceil(61 / 2)
@@ -196,6 +196,8 @@ def test_outputs_open_with_expected_size_and_depth(tmp_path, name, bits, nimages
             assert page.bitspersample == abs(bits)
             assert arr.dtype == {8: np.uint8, 16: np.uint16, -32: np.float32}[bits]
             assert page.samplesperpixel == nimages
+            assert page.compression.name == {"LZW": "LZW", "DEFLATE": "ADOBE_DEFLATE", "NONE": "NONE",
+                                             "JPEG": "JPEG"}[compression]
     xml = (tmp_path / "out" / "stiff.xml").read_text()
     assert "Background_Level" in xml
     (kind, rec), = [r for r in res.records if r[0] == "picture"]
@@ -353,3 +355,41 @@ def test_dropin_command_line_like_stiff(tmp_path, recorded_dropin):
     with connect(recorded_dropin).connect() as conn:
         kinds = [r.kind for r in conn.execute(select(S.records.c.kind))]
     assert "picture" in kinds
+
+
+@pytest.mark.parametrize("kind", ["noise", "ties", "sorted", "constant"])
+def test_bracketed_order_statistics_are_exact(kind):
+    """The sampled-bracket selection used on STIFF's chunks returns exactly np.partition's values."""
+    from terapix_stiff.rendering import _order_statistics
+
+    rng = np.random.default_rng(7)
+    a = rng.normal(0, 5, 300_001).astype(np.float32)
+    if kind == "ties":
+        a[::3] = 1.0
+    elif kind == "sorted":
+        a = np.sort(a)[::-1].copy()
+    elif kind == "constant":
+        a[:] = 2.5
+    ks = [0, 149, 150_000, 150_001, 299_850, 300_000]
+    ref = np.partition(a.copy(), ks)
+    got = _order_statistics(a.copy(), ks)
+    assert [got[k] for k in ks] == [float(ref[k]) for k in ks]
+
+
+def test_picture_file_for_spica_and_the_web(tmp_path):
+    """One call renders three stacks into a colour PNG thumbnail and a grey 16-bit TIFF."""
+    from PIL import Image
+    import tifffile
+
+    from terapix_stiff import picture_file
+
+    paths = [write(tmp_path / f"s{i}.fits", sky_image(300, 500, seed=30 + i)) for i in range(3)]
+    pic = picture_file(paths, tmp_path / "pics" / "irg.png", size=100, colour_sat=1.5, gamma_type="ASINH")
+    with Image.open(tmp_path / "pics" / "irg.png") as im:
+        assert im.size == (100, 60) and im.mode == "RGB"
+        np.testing.assert_array_equal(np.asarray(im), pic.pixels)
+    grey = picture_file(paths[0], tmp_path / "g.tif", bits_per_channel=16, binning=(2, 2))
+    arr = tifffile.imread(tmp_path / "g.tif")
+    assert arr.dtype == np.uint16 and arr.shape == (150, 250)
+    np.testing.assert_array_equal(arr, grey.pixels)
+    assert not list((tmp_path / "pics").glob(".*part"))  # no temporary file left behind
