@@ -35,9 +35,14 @@ PASSWORDS = {"ops": "operator-pw-1", "ctl": "control-pw-1", "bob": "bob-pi-pw-1"
 
 def _until(predicate, timeout=30.0, what="condition"):
     """Wait for ``predicate()`` to be truthy (the event), failing with ``what`` after ``timeout``."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+
     deadline = time.monotonic() + timeout
     while True:
-        value = predicate()
+        try:
+            value = predicate()
+        except (NoSuchElementException, StaleElementReferenceException):
+            value = None  # the page is being replaced by the next one (a redirect after a form)
         if value:
             return value
         if time.monotonic() > deadline:

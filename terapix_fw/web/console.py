@@ -161,7 +161,12 @@ def create_app(db, config, *, title: str = "terapix-fw console", templates: str 
     config.runs_dir.mkdir(parents=True, exist_ok=True)
 
     def roots() -> list[Path]:
-        return [r.resolve() for r in config.product_roots + _asset_roots(engine) + [config.runs_dir]]
+        """The product roots, once per request (a page asks for each of its plots)."""
+        from flask import g
+
+        if "terapix_roots" not in g:
+            g.terapix_roots = [r.resolve() for r in config.product_roots + _asset_roots(engine) + [config.runs_dir]]
+        return g.terapix_roots
 
     def record(action: str, target: str | None, detail: dict | None = None, result: str = "ok",
                run_id: str | None = None) -> int:
@@ -213,19 +218,13 @@ def create_app(db, config, *, title: str = "terapix-fw console", templates: str 
         return real
 
     def _file_allowed(name: str) -> bool:
-        """A file named after a proprietary exposure (its stored copy, its plots, its catalogue)."""
-        from ..graph import file_stem
+        """Not a file named after a proprietary exposure the viewer may not see (its stored copy, its
+        plots, its catalogue)."""
+        from flask import g
 
-        v = viewer()
-        with engine.connect() as conn:
-            rows = conn.execute(select(S.exposures.c.filename, S.exposures.c.owner, S.exposures.c.release_date)
-                                .where(S.exposures.c.release_date > _now().replace(tzinfo=None))).all()
-        for filename, owner, release in rows:
-            stem = file_stem(filename)
-            if (name == filename or name.startswith(stem + "_") or name.startswith(stem + ".")) \
-                    and not v.may_see(owner, release):
-                return False
-        return True
+        if "terapix_hidden" not in g:
+            g.terapix_hidden = survey.hidden_stems(engine, viewer())
+        return not survey.is_hidden_file(name, g.terapix_hidden)
 
     def asset(path) -> str | None:
         if not path or servable(path) is None:
