@@ -353,7 +353,8 @@ def test_pi_page_needs_the_owners_login(browser, console, survey):
     d.get(base + page)
     assert "/login" in d.current_url and "800001p" not in d.find_element("tag name", "main").text
     _login(d, base, "bob", "not-his-password", next_path=page)
-    assert "Wrong user name or password" in d.find_element("id", "login-error").text
+    assert "Wrong user name or password" in _until(lambda: d.find_element("id", "login-error").text,
+                                                   what="the login error")
     _login(d, base, "carol", next_path=page)  # another PI
     _until(lambda: d.find_elements("id", "message"), what="the refusal")
     assert "proprietary" in d.find_element("id", "message").text
@@ -420,10 +421,10 @@ def test_a_submitted_run_executes(browser, console, survey):
     Select(d.find_element("css selector", "#submit-form select[name=fanout]")).select_by_value("all")
     d.find_element("css selector", "#submit-form textarea").send_keys("NSIDE 1024\nCHECKPLOT_RES 600")
     d.find_element("css selector", "#submit-form button[value=generate]").click()
-    xml = d.find_element("id", "instructions").text
+    xml = _until(lambda: d.find_element("id", "instructions").text, what="the instruction file")
     assert '<query filter="r.MP9601" runid="05AQ01"/>' in xml and '<param name="NSIDE">1024</param>' in xml
     d.find_element("css selector", "#submit-form button[value=submit]").click()
-    assert "started" in d.find_element("id", "submit-started").text
+    assert "started" in _until(lambda: d.find_element("id", "submit-started").text, what="the submission")
     result = _until(lambda: [r for r in _db_rows(survey, "SELECT result, run_id, user FROM web_actions WHERE action = 'submit'")
                              if r[0] != "started"], timeout=120, what="the submitted run to end")
     assert result[0][0] == "done" and result[0][2] == "ops", result
@@ -450,7 +451,7 @@ def test_forged_form_without_csrf_token_is_refused(browser, console, static_site
                       '<input name=grade value="D"></form><script>document.getElementById("f").submit()</script>')
     d.get(static_site["base"] + "forged.html")
     _until(lambda: d.current_url.startswith(base), what="the forged post")
-    assert "refused" in d.find_element("id", "message").text.lower()
+    assert "refused" in _until(lambda: d.find_element("id", "message").text.lower(), what="the refusal")
     # the same from the console's own origin, without the token
     d.get(base + "/")
     code = d.execute_script("""return fetch('/grade', {method: 'POST', body: new URLSearchParams(
