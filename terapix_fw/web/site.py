@@ -248,8 +248,7 @@ class _Assets:
             self._refuse(src, f"in a hidden folder of {root}")
             return None
         if real.suffix.lower() not in PUBLISHABLE_SUFFIXES:
-            self._refuse(src, f"suffix {real.suffix or '(none)'!r} is not one the site publishes "
-                              f"({' '.join(PUBLISHABLE_SUFFIXES)})")
+            self._refuse(src, f"suffix {real.suffix or '(none)'!r} is not one the site publishes")
             return None
         if size > MAX_ASSET_BYTES:
             self._refuse(src, f"{size} bytes, more than the {MAX_ASSET_BYTES} a site asset may have")
