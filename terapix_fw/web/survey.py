@@ -374,6 +374,10 @@ def astrometry_summary(path: str | None) -> dict[str, str]:
     return {k: stats["rows"][0][names.index(k)] for k in ASTROMETRY_SUMMARY if k in names}
 
 
+_INPUT_KEYS = ("id", "filename", "qrunid", "runid", "filter", "exptime", "seeing", "airmass", "photometric",
+               "grade", "grade_source", "date_obs")
+
+
 def stack_details(db, stack_id: int, plots: dict[str, list[str]] | None = None) -> dict[str, Any]:
     """One stack's release page: the stack, its input exposures (seeing, airmass, photometric flag,
     grade, exposure time, run id), the exposures used for astrometry, SCAMP's statistics and check
@@ -416,7 +420,8 @@ def stack_details(db, stack_id: int, plots: dict[str, list[str]] | None = None) 
     checkplots = [p["path"] for p in products if p["kind"] == "checkplot" and p["path"].lower().endswith(".png")]
     qf_plots = (plots or {}).get(name, [])
     return {"stack": st, "release": dict(rel._mapping) if rel else None,
-            "inputs": [inputs.get(n, {"filename": n}) for n in lists.get("stack", [])],
+            "inputs": [inputs.get(n) or dict.fromkeys(_INPUT_KEYS, None) | {"filename": n}
+                       for n in lists.get("stack", [])],  # a stack of stacks (chi2) lists stacks
             "astrometry_list": lists.get("astrometry", []), "scamp": astrometry, "scamp_xml": scamp_xml,
             "checkplots": checkplots, "qa": qa, "qa_plots": qf_plots,
             "pictures": [p["path"] for p in products if p["kind"] in ("thumbnail", "picture")],

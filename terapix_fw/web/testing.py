@@ -173,6 +173,11 @@ def make_known_survey(base: str | Path, url: str | None = None) -> dict[str, Any
             astrometry=list(STACK_ASTROMETRY), release="T0007", release_version="1")
     doc.add("stack", name="CFHTLS_W_g_021800-070000", version="T0007", filter="g.MP9401", survey_component="W",
             ra=34.5, dec=-7.0, images=["700006p.fits"], astrometry=["700006p.fits", "700004p.fits"])
+    # a chi2 detection image made from stacks: its stack list names stacks, not exposures
+    chi2_path = work / "stacks" / "CFHTLS_D_gri_chi2.fits"
+    chi2_path.write_bytes(b"")
+    doc.add("stack", name="CFHTLS_D_gri_chi2", version="T0007", survey_component="D", ra=36.4958, dec=-4.4942,
+            path=str(chi2_path), images=[stack_path.name])
     doc.add("release", name="T0007", version="1", release_date="2006-01-01", survey_component="D",
             description="Deep and Wide, first release", stacks=["CFHTLS_D_r_022559-042939"])
     # QualityFITS-out of the stack (its metrics go to stack_metrics)
