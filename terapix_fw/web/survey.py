@@ -327,6 +327,18 @@ def stack_rows(db, viewer: Viewer = PUBLIC, now: _dt.datetime | None = None) -> 
     return out
 
 
+def _short(text: str) -> str:
+    """A VOTable cell with its floats to 5 significant digits (SCAMP writes them to 16)."""
+    def one(token: str) -> str:
+        if token.lstrip("-+").isdigit():
+            return token
+        try:
+            return f"{float(token):.5g}"
+        except ValueError:
+            return token
+    return " ".join(one(t) for t in text.split())
+
+
 def scamp_statistics(path: str) -> dict[str, Any] | None:
     """The FGroups table of a SCAMP XML summary (astrometric and photometric statistics per field
     group) as ``{"fields": [...], "rows": [[...]]}``; None if the file cannot be read."""
@@ -344,7 +356,7 @@ def scamp_statistics(path: str) -> dict[str, Any] | None:
         if table.get("name") != "FGroups":
             continue
         fields = [(f.get("name"), f.get("unit") or "") for f in table.iter("{*}FIELD", "FIELD")]
-        rows = [[td.text or "" for td in tr.iter("{*}TD", "TD")] for tr in table.iter("{*}TR", "TR")]
+        rows = [[_short(td.text or "") for td in tr.iter("{*}TD", "TD")] for tr in table.iter("{*}TR", "TR")]
         return {"fields": fields, "rows": rows}
     return None
 
