@@ -463,7 +463,7 @@ def status(db, now: _dt.datetime | None = None) -> dict[str, Any]:
             out[r.get(key) or default] += 1
         return out
 
-    pi = sum(1 for r in rows if (r.get("component") == "PI") or r.get("owner"))
+    pi = sum(1 for r in rows if r.get("component") == "PI")  # survey data has an owner too (CFHTLS)
     flags = [("Input quality assessment", "qa_in"), ("Processed", "processed"),
              ("Output quality assessment", "qa_out"), ("Delivered", "delivered")]
     summary = [{"name": "Images available", "n": total, "pct": 100.0 if total else 0.0},
