@@ -29,6 +29,7 @@ def db(tmp_path, db_url):  # noqa: F811 - the fixture imported above
     engine = connect(url)
     log = tmp_path / "work" / "logs" / "detect" / "2.log"
     log.parent.mkdir(parents=True)
+    (tmp_path / "work" / ".terapix" / "state").mkdir(parents=True)  # a work directory the runner made
     secret = tmp_path / "secret.key"  # outside every work directory: never published
     secret.write_text("PRIVATE KEY")
     log.write_text("ERROR failed: ToolError: image <b>corrupt</b>\n")
@@ -113,7 +114,7 @@ def test_build_renders_core_pages(tmp_path, db):
     # a log path outside the work directories is shown, not copied
     assert len(list((out / "assets").iterdir())) == 1
     assert not any("PRIVATE KEY" in p.read_text() for p in out.rglob("*") if p.is_file() and p.suffix != ".png")
-    assert f'href="file://{tmp_path}/secret.key"' in run
+    assert f'<span class="path">{tmp_path}/secret.key</span>' in run and "file://" not in run
     assert "node2" in run
     units = re.search(r"<summary>All units \((\d+)\)</summary>(.*?)</table>", run, re.S)
     assert units and units.group(1) == "3" and units.group(2).count("<tr class=\"row-") == 3
@@ -124,6 +125,8 @@ def test_build_renders_core_pages(tmp_path, db):
 
 
 def test_exposures_page_escapes_hostile_names(tmp_path, db):
+    import json
+
     from terapix_fw.web import build_site
 
     out = tmp_path / "site"
@@ -131,23 +134,27 @@ def test_exposures_page_escapes_hostile_names(tmp_path, db):
     page = _page(out, "exposures.html")
     assert "http-equiv" not in page  # no refresh unless asked
     assert "<svg" not in page and "<img" not in page and "<i>" not in page
-    assert "&lt;svg onload=alert(&#34;x&#34;)&gt;e9.fits" in page
-    assert "&lt;img src=x onerror=alert(1)&gt;" in page
-    # grades: the human grade D of the hostile exposure, the suggested B (marked ?) of e1
-    assert 'class="grade grade-D" title="human"' in page
-    assert 'class="grade grade-B" title="suggested"' in page
-    # the whole-exposure quality metrics are columns; the per-CCD value is not shown
-    assert "<th>FWHM_MEDIAN</th>" in page and "<th>ELONGATION</th>" in page
-    assert "0.712" in page and "9.99" not in page
+    assert 'src="data/exposures.js"' in page and 'src="static/datatable.js"' in page
+    # the rows are data, rendered by datatable.js with textContent: the hostile names stay text
+    table = json.loads((out / "data" / "exposures.json").read_text())
+    rows = [dict(zip(table["keys"], r)) for r in table["rows"]]
+    assert {r["filename"] for r in rows} == {"e1.fits", EVIL}
+    evil = next(r for r in rows if r["filename"] == EVIL)
+    assert evil["object"] == EVIL_OBJECT and evil["grade"] == "D" and evil["grade_source"] == "human"
+    e1 = next(r for r in rows if r["filename"] == "e1.fits")
+    assert e1["grade"] == "B" and e1["grade_source"] == "suggested" and e1["qa_in"] == "Y"
+    assert e1["date_obs"] == "2005-03-01T10:00:00Z" and e1["node"] == "node1" and e1["exptime"] == 600.0
+    script = (out / "data" / "exposures.js").read_text()
+    assert "</" not in script and json.loads(script.split("=", 2)[2].rstrip(";\n")) == table
     # per-filter summary: one r exposure graded B (suggested) for 600 s, one g graded D for 300 s
     summary = re.search(r'<table class="data summary">.*?</table>', page, re.S).group(0)
-    assert re.search(r"<td>g\.MP9401</td><td class=\"num\">1</td><td class=\"num\">0.08333 h</td>"
+    assert re.search(r"<td>g\.MP9401</td><td class=\"num\">1</td><td class=\"num\">0.08333</td>"
                      r"\s*(<td class=\"num\">0</td>){3}<td class=\"num\">1</td>", summary)
-    assert re.search(r"<td>r\.MP9601</td><td class=\"num\">1</td><td class=\"num\">0.1667 h</td>"
+    assert re.search(r"<td>r\.MP9601</td><td class=\"num\">1</td><td class=\"num\">0.1667</td>"
                      r"\s*<td class=\"num\">0</td><td class=\"num\">1</td>", summary)
 
+    links = [r["href"] for r in rows]
     # every exposure links to its own page: header, CCDs, per-CCD metrics, grade history
-    links = re.findall(r'<a href="(exposure/[^"]+\.html)">', page)
     assert len(links) == 2 and all((out / link).is_file() for link in links)
     evil_page = next(_page(out, link) for link in links if "e9.fits" in link)
     assert "<svg" not in evil_page and "<script>" not in evil_page and "<img" not in evil_page
@@ -155,7 +162,7 @@ def test_exposures_page_escapes_hostile_names(tmp_path, db):
     assert "GAIN    = 1.62" in evil_page and "2112 × 4644" in evil_page
     assert "satellite" in evil_page and "&lt;i&gt;ops&lt;/i&gt;" in evil_page
     e1 = next(_page(out, link) for link in links if "e1.fits" in link)
-    assert "<th>FWHM_MEDIAN</th>" in e1 and "9.99" in e1 and "node1" in e1
+    assert "<th>median FWHM (arcsec)</th>" in e1 and "9.99" in e1 and "node1" in e1
 
 
 def test_products_page_shows_provenance(tmp_path, db):
@@ -164,9 +171,11 @@ def test_products_page_shows_provenance(tmp_path, db):
     out = tmp_path / "site"
     build_site(db, out)
     page = _page(out, "products.html")
-    cat = re.search(r'<tr id="p(\d+)">\s*<td><a class="path" href="file://[^"]*e1\.cat"', page)
+    # files not in the site are named as text: the site has relative links only, never file://
+    assert "file://" not in page
+    cat = re.search(r'<tr id="p(\d+)">\s*<td><span class="path">[^<]*e1\.cat</span>', page)
     assert cat, page
-    raw = re.search(r'<tr id="p(\d+)">\s*<td><a class="path" href="file://[^"]*raw/e1\.fits"', page)
+    raw = re.search(r'<tr id="p(\d+)">\s*<td><span class="path">[^<]*raw/e1\.fits</span>', page)
     assert raw and f'<a href="#p{raw.group(1)}">e1.fits</a>' in page
     assert "123.5 kB" in page and "sextractor 2.28" in page and "external input" in page
 
@@ -209,7 +218,7 @@ def test_releases_page(tmp_path, db):
     page = _page(out, "releases.html")
     release, unreleased = page.split("Stacks in no release")
     assert "<h2 id=\"release-T0007-1\">T0007 (1)</h2>" in release and "&lt;b&gt;final&lt;/b&gt; release" in release
-    assert re.search(r"<td>D1-r</td><td>T0007</td><td>r\.MP9601</td><td>D</td>\s*<td>36.5, -4.5</td>"
+    assert re.search(r"<td><a href=\"stack/\d+-D1-r.html\">D1-r</a></td><td>T0007</td><td>r\.MP9601</td><td>D</td>\s*<td>36.5, -4.5</td>"
                      r"<td class=\"num\">2</td><td class=\"num\">1</td>", release)
     assert "D1-g" in unreleased and "D1-g" not in release
 

@@ -21,7 +21,7 @@ __all__ = ["DatabaseError", "write_connection", "DEFAULT_FILENAME", "resolve_url
 
 DEFAULT_FILENAME = "rdbix.sqlite"
 #: Alembic head revision of this version of the code (checked by a test against the migrations).
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0005"
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 
 _engines: dict[str, Engine] = {}

@@ -25,7 +25,8 @@ from .types import UTCDateTime
 __all__ = ["metadata", "HEALPIX_NSIDE", "GRADES", "SURVEY_COMPONENTS"] + [
     "nodes", "exposures", "extensions", "storage", "header_keywords", "quality_metrics", "grades",
     "runs", "steps", "units", "products", "provenance", "releases", "stacks", "stack_images",
-    "transfers", "catalogs", "sources", "records", "documents", "quarantine", "stack_metrics"]
+    "transfers", "web_actions", "problem_reports", "catalogs", "sources", "records", "documents",
+    "selections", "selection_results", "spica_jobs", "stack_grades", "quarantine", "stack_metrics"]
 
 #: HEALPix resolution of the sky index (NESTED scheme): 2**8 gives pixels of about 13.7 arcmin.
 HEALPIX_NSIDE = 256
@@ -269,6 +270,90 @@ stack_images = Table(
     Column("list", String(16), nullable=False, comment="'stack' or 'astrometry'"),
     Column("filename", String(NAME), nullable=False),
     UniqueConstraint("stack_id", "list", "filename"),
+)
+
+# -- Spica (release planning; revision 0004) ------------------------------------------------------------
+selections = Table(
+    "selections", metadata, _id(),
+    Column("name", String(NAME), nullable=False, comment="criteria name (e.g. T0001)"),
+    Column("criteria_file", String(PATH)),
+    Column("criteria", Text, comment="JSON: the criteria as applied, in their order"),
+    Column("time", UTCDateTime),
+    Column("nselected", Integer),
+    Column("nrejected", Integer),
+)
+
+selection_results = Table(
+    "selection_results", metadata, _id(),
+    Column("selection_id", Integer, ForeignKey("selections.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("exposure_id", Integer, ForeignKey("exposures.id", ondelete="CASCADE"), nullable=False),
+    Column("selected", Boolean, nullable=False),
+    Column("criterion", String(64), comment="first criterion the exposure failed; NULL if selected"),
+    Column("detail", Text, comment="the value and the limit it failed"),
+    UniqueConstraint("selection_id", "exposure_id"),
+)
+
+spica_jobs = Table(
+    "spica_jobs", metadata, _id(),
+    Column("name", String(NAME), nullable=False, comment="stack name, or exposure stem in image-by-image mode"),
+    Column("version", String(64), nullable=False, default=""),
+    Column("mode", String(16), nullable=False, comment="release or image"),
+    Column("kind", String(16), nullable=False, default="stack", comment="stack, field (chi2), image"),
+    Column("stack_id", Integer, ForeignKey("stacks.id", ondelete="CASCADE")),
+    Column("survey_component", String(16)),
+    Column("filter", String(64)),
+    Column("node", String(NAME), comment="node that holds the inputs / ran the job"),
+    Column("priority", Integer, nullable=False, default=0),
+    Column("astrometric_group", String(NAME), comment="jobs of a group share one SCAMP solution"),
+    Column("workdir", String(PATH)),
+    Column("instruction_file", String(PATH)),
+    Column("command_file", String(PATH)),
+    Column("n_astrometric", Integer),
+    Column("n_stack", Integer),
+    Column("status", String(16), nullable=False, default="pending",
+           comment="pending, running, done, failed"),
+    Column("current_step", String(NAME)),
+    Column("run_id", String(HASH)),
+    Column("start", UTCDateTime),
+    Column("end", UTCDateTime),
+    Column("error", Text),
+    Column("superseded_by", Integer, comment="id of the later stacks row that replaces this job's stack"),
+    UniqueConstraint("name", "version", "mode"),
+)
+
+stack_grades = Table(
+    "stack_grades", metadata, _id(),
+    Column("stack_id", Integer, ForeignKey("stacks.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("grade", String(1), nullable=False),
+    Column("author", String(NAME), nullable=False),
+    Column("time", UTCDateTime, nullable=False),
+    Column("comment", Text, comment="the problem report of a C/D stack"),
+    CheckConstraint("grade IN ('A','B','C','D')", name="grade"),
+)
+
+web_actions = Table(
+    "web_actions", metadata, _id(),
+    Column("time", UTCDateTime, nullable=False),
+    Column("user", String(NAME), nullable=False, comment="console user name"),
+    Column("role", String(16), nullable=False, comment="operator, control, pi"),
+    Column("action", String(32), nullable=False, comment="grade, stack_grade, problem_report, submit, transfer, download, login..."),
+    Column("target", String(NAME), comment="exposure, stack, run or file the action was about"),
+    Column("detail", Text, comment="JSON object: the action's parameters"),
+    Column("result", String(16), comment="ok, refused, failed, started"),
+    Column("run_id", String(HASH), comment="the run a submission started"),
+    Index("ix_web_actions_time", "time"),
+    comment="every action taken from the web console, with the user who took it",
+)
+
+problem_reports = Table(
+    "problem_reports", metadata, _id(),
+    Column("target_kind", String(16), nullable=False, comment="exposure or stack"),
+    Column("target", String(NAME), nullable=False, comment="exposure file name or stack name"),
+    Column("author", String(NAME), nullable=False),
+    Column("time", UTCDateTime, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("status", String(16), nullable=False, default="open", comment="open or closed"),
+    Index("ix_problem_reports_target", "target_kind", "target"),
 )
 
 transfers = Table(

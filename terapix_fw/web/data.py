@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-__all__ = ["overview", "runs", "recent_failures", "run_detail", "exposures", "filter_summary", "programme_time", "exposure_details",
+__all__ = ["find_public", "overview", "runs", "recent_failures", "run_detail", "exposures", "filter_summary", "programme_time", "exposure_details",
            "products", "releases", "transfers", "records", "decode"]
 
 
@@ -55,7 +55,7 @@ def overview(db) -> dict[str, Any]:
             "runs_failed": count(S.runs, S.runs.c.status == "failed"),
             "runs_running": count(S.runs, S.runs.c.status == "running"),
             "units_failed": count(S.units, S.units.c.status == "failed"),
-            "exposures": count(S.exposures),
+            "exposures": len(find_public(db)),  # as the exposures and statistics pages count them
             "products": count(S.products),
             "transfers": count(S.transfers),
             "catalogs": count(S.catalogs),
@@ -138,7 +138,7 @@ def run_detail(db, run_id: str, unit_limit: int | None = 5000) -> dict[str, Any]
             "units_total": sum(sum(s["units"].values()) for s in steps)}
 
 
-def exposures(db, limit: int | None = 5000) -> dict[str, Any]:
+def exposures(db, limit: int | None = 5000, ids: set[int] | None = None) -> dict[str, Any]:
     """The latest ``limit`` exposures (newest first, all if None) with their effective grade and their
     whole-exposure quality metrics (CCD 0), and a per-filter summary of every exposure.
 
@@ -150,6 +150,8 @@ def exposures(db, limit: int | None = 5000) -> dict[str, Any]:
     S = _schema()
     every = find_images(db)  # oldest first
     rows = every[::-1][:limit] if limit else every[::-1]
+    if ids is not None:  # only these exposures (one page of the console)
+        rows = [r for r in rows if r["id"] in ids]
     ids = [r["id"] for r in rows]
     metrics: dict[int, dict[str, float]] = defaultdict(dict)
     copies: dict[int, int] = {}
@@ -169,6 +171,19 @@ def exposures(db, limit: int | None = 5000) -> dict[str, Any]:
         r["metrics"] = metrics.get(r["id"], {})
         r["ncopies"] = copies.get(r["id"], 0)
     return {"rows": rows, "metrics": sorted(names), "summary": filter_summary(every), "total": len(every)}
+
+
+def find_public(db) -> list[dict[str, Any]]:
+    """The exposures the public report shows (oldest first): not the stacks (QualityFITS-out records a
+    stack's quality under its file name), not proprietary data before its release date.  Every summary
+    of the public pages (exposures, statistics) counts these, so that they agree."""
+    from ..db.query import find_images
+    from .survey import PUBLIC, _engine, _stack_names
+
+    with _engine(db).connect() as conn:
+        stacks = _stack_names(conn)
+    return [r for r in find_images(db)
+            if r["filename"] not in stacks and PUBLIC.may_see(r["owner"], r["release_date"])]
 
 
 def filter_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
