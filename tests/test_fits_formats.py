@@ -140,7 +140,7 @@ def test_real_sextractor_reads_the_same_pixels(raw, tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
-def test_real_swarp_and_ours_read_the_same_pixels(raw, tmp_path):
+def test_real_swarp_and_ours_read_the_same_pixels(raw, tmp_path, monkeypatch):
     """SWarp's stack of the integer file and of its RICE copy equals its stack of the float file; so does
     ours (its co-add of every format is compared with its co-add of the float file)."""
     exe = _program("SWarp")
@@ -160,7 +160,7 @@ def test_real_swarp_and_ours_read_the_same_pixels(raw, tmp_path):
 
     ours = {}
     cwd = os.getcwd()
-    os.environ.setdefault("TERAPIX_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TERAPIX_HOME", str(tmp_path / "home"))
     try:
         os.chdir(tmp_path)
         for name in ("f32.fits",) + FORMATS:
@@ -176,7 +176,7 @@ def test_real_swarp_and_ours_read_the_same_pixels(raw, tmp_path):
         np.testing.assert_allclose(ours[name], ours["f32.fits"], rtol=1e-6, atol=1e-6, err_msg=name)
 
 
-def test_zero_detection_catalogues_are_read_by_real_scamp_and_psfex(raw, tmp_path):
+def test_zero_detection_catalogues_are_read_by_real_scamp_and_psfex(raw, tmp_path, monkeypatch):
     """An extension where nothing is detected (a constant CCD) is a normal result: an empty LDAC_OBJECTS
     table that the real SCAMP (exposure with a zero-detection CCD) and PSFEx accept, as they accept
     SExtractor's own.  (SCAMP 2.10 crashes on a catalogue where *every* extension is empty, SExtractor's
@@ -195,7 +195,7 @@ def test_zero_detection_catalogues_are_read_by_real_scamp_and_psfex(raw, tmp_pat
         "MAGERR_AUTO FLUX_APER(1) FLUXERR_APER(1) FLUX_RADIUS ELONGATION FLAGS FLAGS_WEIGHT SNR_WIN "
         "VIGNET(35,35)".split()) + "\n")
     cwd = os.getcwd()
-    os.environ.setdefault("TERAPIX_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TERAPIX_HOME", str(tmp_path / "home"))
     try:
         os.chdir(tmp_path)
         for kind in ("ASCII_HEAD", "ASCII", "ASCII_VOTABLE", "FITS_1.0", "FITS_LDAC"):
@@ -247,7 +247,7 @@ def test_ungradable_exposures_are_graded_d(raw, tmp_path, fill):
 
 
 @pytest.mark.parametrize("selector", ["1", "ccd01"])
-def test_issue_command_on_a_raw_integer_mef(raw, tmp_path, selector, capsys):
+def test_issue_command_on_a_raw_integer_mef(raw, tmp_path, selector, capsys, monkeypatch):
     """The command of the issue (``terapix tool sextractor exp02.fits[1] -CATALOG_TYPE FITS_LDAC`` on a
     BITPIX 16 + BZERO 32768 MEF) works, with an extension selected by number or by EXTNAME, and gives the
     catalogue of the same pixels stored as BITPIX -32."""
@@ -255,7 +255,7 @@ def test_issue_command_on_a_raw_integer_mef(raw, tmp_path, selector, capsys):
 
     out, _ = raw
     cwd = os.getcwd()
-    os.environ.setdefault("TERAPIX_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TERAPIX_HOME", str(tmp_path / "home"))
     try:
         os.chdir(tmp_path)
         for name in ("i16.fits", "f32.fits"):

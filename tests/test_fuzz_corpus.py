@@ -327,10 +327,11 @@ def fuzz_results(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("fuzz")
     cases = make_corpus(workdir / "corpus")  # written once: the tools' processes only read it
     (workdir / "fuzz.param").write_text("\n".join(PARAMS) + "\n")
-    os.environ.setdefault("TERAPIX_HOME", str(workdir / "home"))
     ctx = mp.get_context("fork")
-    with ctx.Pool(2, maxtasksperchild=1) as pool:
-        results = dict(pool.starmap(_run_tool, [(t, workdir, cases) for t in TOOLS], chunksize=1))
+    with pytest.MonkeyPatch.context() as patch:  # the tools' processes record nothing in the user's home
+        patch.setenv("TERAPIX_HOME", str(workdir / "home"))
+        with ctx.Pool(2, maxtasksperchild=1) as pool:
+            results = dict(pool.starmap(_run_tool, [(t, workdir, cases) for t in TOOLS], chunksize=1))
     return workdir, {c.name: c for c in cases}, results
 
 
