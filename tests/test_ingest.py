@@ -285,6 +285,9 @@ def test_duplicates_under_another_name(sim_dir, tmp_path, db_url, fresh_recorder
     c = arrive(sim_dir, incoming, as_name="again.fits")
     with IngestSession(site, tmp_path / "work", url, quality=False) as session:
         assert session.ingest(c).status == "duplicate"
+        # a file gone before its turn (watch mode, another process) is neither registered nor quarantined
+        assert session.ingest(incoming / "gone.fits").status == "missing"
+    assert len(_rows(url, S.quarantine)) == 2
 
 
 @pytest.mark.parametrize("uncompress", [True, False])

@@ -224,5 +224,8 @@ def test_terapix_ingest_command(survey, tmp_path, capsys):
     assert rc == 3
     report = json.loads(capsys.readouterr().out)
     assert [r["status"] for r in report] == ["known", "quarantined"]
+    # a path that does not exist is a command-line error: one line, nothing done
+    assert main(["ingest", str(tmp_path / "nope.fits"), "--site", str(tmp_path / "site.xml"), "--db", url]) == 2
+    assert "nope.fits: no such file or directory" in capsys.readouterr().err
     reset_recorders()
     dispose_all()
