@@ -138,9 +138,10 @@ class Ingester:
         if other_name is None:
             # parallel units (a pipeline's per-file ingestion) see each other only through the ledger
             state, value = self._claim(name, checksum)
-            if state == "known":
+            if state == "known" and self._engine is None:
                 return Outcome(path, "known", "already stored with the same SHA-256: nothing done", name,
                                Path(value) if value else None, checksum)
+            # stored but not in RDBix (a new database over an existing storage tree): registered again
             if state == "changed":
                 out = self._quarantine(path, checksum, f"changed content: {name} is stored with SHA-256 "
                                        f"{value}, this file has {checksum}; refused (no silent overwrite)")
