@@ -249,6 +249,12 @@ def test_reingest_is_a_no_op_and_changes_are_refused(sim_dir, tmp_path, db_url, 
         assert session.ingest(src).status == "known"
         assert session.ingest(stored).status == "known"
     assert counts() == before and stored.stat().st_mtime_ns == stored_mtime
+    # a new, empty RDBix over the same storage tree: the stored file is registered again, left in place
+    fresh = f"sqlite:///{tmp_path / 'fresh.sqlite'}"
+    with IngestSession(site, tmp_path / "work2", fresh, quality=False) as session:
+        again = session.ingest(stored)
+    assert again.status == "registered" and again.stored == stored and stored.stat().st_mtime_ns == stored_mtime
+    assert [r["checksum"] for r in _rows(fresh, S.exposures)] == [sha256(stored)]
     # a changed file under the same name: refused, quarantined, the registered one untouched
     changed = tmp_path / "later" / "700001p.fits"
     changed.parent.mkdir()
@@ -285,6 +291,9 @@ def test_duplicates_under_another_name(sim_dir, tmp_path, db_url, fresh_recorder
     c = arrive(sim_dir, incoming, as_name="again.fits")
     with IngestSession(site, tmp_path / "work", url, quality=False) as session:
         assert session.ingest(c).status == "duplicate"
+        # a file gone before its turn (watch mode, another process) is neither registered nor quarantined
+        assert session.ingest(incoming / "gone.fits").status == "missing"
+    assert len(_rows(url, S.quarantine)) == 2
 
 
 @pytest.mark.parametrize("uncompress", [True, False])

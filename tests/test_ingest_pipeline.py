@@ -125,7 +125,8 @@ def test_queries_on_the_ingested_survey_return_the_hand_computed_sets(survey):
     assert names(find_images(url, survey="W")) == ["700002p.fits"]
     # CCD footprints: a 2x2 mosaic of 384 px CCDs at 0.186"/px (71.4") with gaps; the centre of a CCD of
     # A is in exactly one CCD of A, and not in C (0.1 deg away, its mosaic spans 0.04 deg)
-    (ext,) = [e for e in _all(url, S.extensions) if e["exposure_id"] == 1 and e["ccd"] == 2]
+    (a_id,) = [r["id"] for r in _all(url, S.exposures) if r["filename"] == "700001p.fits"]
+    (ext,) = [e for e in _all(url, S.extensions) if e["exposure_id"] == a_id and e["ccd"] == 2]
     hits = find_ccds(url, ext["ra"], ext["dec"])
     assert [(h["filename"], h["ccd"], h["distance"]) for h in hits] == [("700001p.fits", 2, 0.0)]
     # a cone of 0.12 deg reaches every CCD of A and C, none of B
@@ -224,5 +225,8 @@ def test_terapix_ingest_command(survey, tmp_path, capsys):
     assert rc == 3
     report = json.loads(capsys.readouterr().out)
     assert [r["status"] for r in report] == ["known", "quarantined"]
+    # a path that does not exist is a command-line error: one line, nothing done
+    assert main(["ingest", str(tmp_path / "nope.fits"), "--site", str(tmp_path / "site.xml"), "--db", url]) == 2
+    assert "nope.fits: no such file or directory" in capsys.readouterr().err
     reset_recorders()
     dispose_all()

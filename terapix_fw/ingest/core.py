@@ -50,7 +50,7 @@ def stored_name(name: str, uncompress: bool) -> str:
 @dataclass
 class Outcome:
     source: Path
-    status: str  # registered | known | changed | duplicate | quarantined
+    status: str  # registered | known | changed | duplicate | quarantined | missing
     message: str = ""
     filename: str | None = None
     stored: Path | None = None
@@ -119,6 +119,8 @@ class Ingester:
     def ingest(self, path: str | Path) -> Outcome:
         """Ingest one file; never raises for a bad file (the outcome says what happened)."""
         path = Path(path)
+        if not path.is_file():  # gone between listing and ingestion: nothing to check or to quarantine
+            return Outcome(path, "missing", "no such file (moved or deleted before ingestion)", path.name)
         try:
             checksum = sha256_file(path)
         except OSError as exc:
@@ -136,9 +138,10 @@ class Ingester:
         if other_name is None:
             # parallel units (a pipeline's per-file ingestion) see each other only through the ledger
             state, value = self._claim(name, checksum)
-            if state == "known":
+            if state == "known" and self._engine is None:
                 return Outcome(path, "known", "already stored with the same SHA-256: nothing done", name,
                                Path(value) if value else None, checksum)
+            # stored but not in RDBix (a new database over an existing storage tree): registered again
             if state == "changed":
                 out = self._quarantine(path, checksum, f"changed content: {name} is stored with SHA-256 "
                                        f"{value}, this file has {checksum}; refused (no silent overwrite)")
@@ -286,7 +289,7 @@ class Ingester:
                 f"node: {self.node}\nsha256: {checksum or '-'}\nreason: {reason}\n")
         from ..atomic import write_text_atomic
         write_text_atomic(target.with_name(target.name + ".reason"), text)
-        self.log.warning("%s quarantined: %s", path.name, reason)
+        self.log.info("%s quarantined: %s", path.name, reason)  # the outcome reports it
         record = {"filename": path.name, "reason": reason, "origin": str(path), "node": self.node, "time": now}
         if moved:
             record["path"] = str(moved)

@@ -21,6 +21,12 @@ def _cmd_ingest(args) -> int:
     if not args.paths and not args.watch:
         sys.stderr.write("terapix ingest: give files or directories to ingest, or --watch DIR\n")
         return 2
+    from pathlib import Path
+    missing = [p for p in args.paths if not Path(p).exists()]
+    if missing:
+        sys.stderr.write(f"terapix ingest: {missing[0]}: no such file or directory"
+                         f"{f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''}\n")
+        return 2
     layers = [read_config_file(args.quality_config)] if args.quality_config else []
     transfer = "copy" if args.copy else ("move" if args.move else None)
     from .site import Site
