@@ -134,6 +134,8 @@ class SurveyConfig:
 PRESETS = {
     # Regression tests: 4 CCDs of 512x1024, 4 exposures, dense enough for astrometry.
     "small": dict(nccd=4, nx=512, ny=1024, nexp=4, star_density=25.0, galaxy_density=20.0),
+    # 36 CCDs in the MegaCam layout, CCDs a quarter of the size in each axis, dense stars.
+    "small36": dict(nccd=36, nx=512, ny=1152, nexp=4, star_density=25.0, galaxy_density=10.0),
     # Benchmarks: full-size CCDs.
     "full4": dict(nccd=4, nx=2048, ny=4612, nexp=6),
     "full36": dict(nccd=36, nx=2048, ny=4612, nexp=6),

@@ -371,6 +371,11 @@ def match_field(det, flux, ref, refmag, config, log, label: str = "field", min_m
         resid = current[ok] - ref[idx[ok]]
         nmatch = int(ok.sum())
         rms = float(np.sqrt(np.mean(np.sum(resid ** 2, 1)) / 2) * 3600)
+    if coeffs is not None:  # report the refined linear part (the search grid is coarser than the result)
+        jac = coeffs[:, 1:3] / norm
+        angle = float(np.arctan2(jac[1, 0] - jac[0, 1], jac[0, 0] + jac[1, 1]))
+        lscale = float(0.5 * np.log(abs(np.linalg.det(jac))))
+        shift = (float(coeffs[0, 0] - src_center[0]), float(coeffs[1, 0] - src_center[1]))
     log.info("%s: %s matching %s angle %+.3f deg, scale %.4f, shift %+.2f\" %+.2f\", contrasts %.1f/%.1f, "
              "%d matches, rms %.3f\"", label, method, "(flipped) " if flip else "", np.rad2deg(angle), np.exp(lscale),
              shift[0] * 3600, shift[1] * 3600, as_contrast, xy_contrast, nmatch, rms)
