@@ -55,6 +55,15 @@ def float32_copy(src: Path, dst: Path) -> Path:
     return dst
 
 
+def _env(workdir: Path) -> dict:
+    """The environment of a drop-in run: its own TERAPIX_HOME (drop-in runs record in
+    $TERAPIX_HOME/rdbix.sqlite; a shared one may be at another schema revision)."""
+    env = dict(os.environ)
+    env["TERAPIX_HOME"] = str(Path(workdir).resolve() / ".terapix")
+    env.pop("TERAPIX_DB_URL", None)
+    return env
+
+
 def _setup(workdir: Path) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "scamp.param").write_text("\n".join(SCAMP_PARAMS) + "\n")
@@ -82,7 +91,7 @@ def sextractor_catalogs(survey: Path, workdir: Path, ours: bool = False) -> tupl
             cmd = terapix_command() + ["tool", "sextractor", str(src)] + args
         else:
             cmd = [program("source-extractor") or "source-extractor", str(img)] + args
-        res = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir)
+        res = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir, env=_env(workdir))
         if res.returncode != 0 or not cat.exists():
             raise RuntimeError(f"{' '.join(cmd[:4])}: failed on {img}: {res.stderr.strip()[-500:]}")
         cats.append(cat)
@@ -116,7 +125,7 @@ def run_scamp(cats: list[Path], refcat: Path, workdir: Path, ours: bool, extra: 
         dd = subprocess.run([exe, "-dd"], capture_output=True, text=True).stdout
         (workdir / "default.scamp").write_text(dd)
         cmd = [exe] + [p.name for p in local] + ["-c", "default.scamp"] + args
-    env = dict(os.environ)
+    env = _env(workdir)
     t0 = time.perf_counter()
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir, env=env)
     seconds = time.perf_counter() - t0
