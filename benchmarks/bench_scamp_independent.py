@@ -76,7 +76,8 @@ def main(argv=None) -> int:
     base = a.outdir or Path(tempfile.mkdtemp(prefix="bench_scamp_indep_"))
     survey = base / "survey"
     over = {k: getattr(a, k) for k in ("wcs_error_arcsec", "wcs_error_max_arcsec", "rotation_max_deg",
-                                       "scale_error_max", "distortion_arcsec", "nexp", "nccd", "nx", "ny", "star_density")
+                                       "scale_error_max", "distortion_arcsec", "nexp", "nccd", "nx", "ny",
+                                       "star_density")
             if getattr(a, k) is not None}
     if not (a.reuse and (survey / "truth" / "survey.json").exists()):
         t0 = time.perf_counter()
@@ -87,8 +88,9 @@ def main(argv=None) -> int:
     summary = json.loads((survey / "truth" / "survey.json").read_text())
     cfg = summary["config"]
     head_err = np.concatenate([gs.header_wcs_errors(survey, e["name"]).ravel() for e in summary["exposures"]])
+    head_rms = np.sqrt(np.mean(head_err ** 2)) / 1000
     print(f"data: {len(summary['exposures'])} exposures x {cfg['nccd']} CCDs of {cfg['nx']}x{cfg['ny']}, "
-          f"{summary['n_reference']} reference stars; first-guess WCS error rms {np.sqrt(np.mean(head_err ** 2)) / 1000:.1f}\""
+          f"{summary['n_reference']} reference stars; first-guess WCS error rms {head_rms:.1f}\""
           f" max {head_err.max() / 1000:.1f}\" (rotation <= {cfg['rotation_max_deg']} deg, scale <= "
           f"{100 * cfg['scale_error_max']:.1f}%, distortion {cfg['distortion_arcsec']}\")")
     sources = [("SExtractor", False)] + ([("terapix sextractor", True)] if a.our_catalogs else [])
