@@ -134,6 +134,8 @@ class SurveyConfig:
 PRESETS = {
     # Regression tests: 4 CCDs of 512x1024, 4 exposures, dense enough for astrometry.
     "small": dict(nccd=4, nx=512, ny=1024, nexp=4, star_density=25.0, galaxy_density=20.0),
+    # 36 CCDs in the MegaCam layout, CCDs a quarter of the size in each axis, dense stars.
+    "small36": dict(nccd=36, nx=512, ny=1152, nexp=4, star_density=25.0, galaxy_density=10.0),
     # Benchmarks: full-size CCDs.
     "full4": dict(nccd=4, nx=2048, ny=4612, nexp=6),
     "full36": dict(nccd=36, nx=2048, ny=4612, nexp=6),
@@ -444,7 +446,7 @@ def _render_ccd(cfg, exp, iccd, ccd_center, rmax, sky, true_wcs, rng):
         obj.drawImage(image=stamp, method=method, offset=galsim.PositionD(cx - ix, cy - iy))
         image[inter] += stamp[inter]
     # Noise, cosmic rays, bad columns, saturation.
-    flat = _flat(nx, ny, iccd, rng)
+    flat = _flat(nx, ny, iccd, np.random.default_rng([cfg.seed, 77, iccd]))
     e_img = (image.array.astype(np.float64) + sky_e) * flat
     e_img = rng.poisson(e_img).astype(np.float64) + rng.normal(0.0, cfg.read_noise, e_img.shape)
     area_cm2 = nx * ny * PIXEL_CM ** 2
@@ -474,11 +476,13 @@ def _render_ccd(cfg, exp, iccd, ccd_center, rmax, sky, true_wcs, rng):
 
 
 def _flat(nx, ny, iccd, rng):
-    """Smooth response (vignetting-like gradient, a few per cent), mean ~1."""
+    """Smooth response of a CCD (gradient and vignetting, a few per cent), mean 1, the same in every
+    exposure (one draw per CCD and survey): the true zero points are those of the mean response."""
     yy, xx = np.mgrid[0:ny, 0:nx].astype(np.float32)
     a, b = rng.uniform(-0.02, 0.02, 2)
-    return (1.0 + a * (xx / nx - 0.5) + b * (yy / ny - 0.5)
+    flat = (1.0 + a * (xx / nx - 0.5) + b * (yy / ny - 0.5)
             - 0.02 * ((xx / nx - 0.5) ** 2 + (yy / ny - 0.5) ** 2)).astype(np.float64)
+    return flat / flat.mean()
 
 
 def _keywords(cfg, exp):
@@ -817,3 +821,20 @@ def zeropoint_error(outdir: str | Path, name: str, head: str | Path) -> float:
     exp = next(e for e in summary["exposures"] if e["name"] == name)
     h = _head_blocks(head)[0]
     return float(h["MAGZEROP"] - 2.5 * math.log10(h["FLXSCALE"]) - exp["zp_adu"])
+
+
+def score_heads(outdir: str | Path, heads: list) -> dict:
+    """Accuracy of a set of ``<name>.head`` solutions against the truth: astrometric error rms and maximum
+    over a grid on every CCD (mas, all exposures together and per exposure) and zero-point errors (mag)."""
+    errs, zps, per = [], [], {}
+    for head in heads:
+        name = Path(head).name.split(".")[0]
+        e = wcs_errors(outdir, name, head)
+        z = zeropoint_error(outdir, name, head)
+        errs.append(e.ravel())
+        zps.append(z)
+        per[name] = {"rms_mas": float(np.sqrt(np.mean(e ** 2))), "max_mas": float(e.max()), "dzp": z}
+    allerr = np.concatenate(errs)
+    zps = np.array(zps)
+    return {"rms_mas": float(np.sqrt(np.mean(allerr ** 2))), "max_mas": float(allerr.max()),
+            "zp_rms": float(np.sqrt(np.mean(zps ** 2))), "zp_max": float(np.abs(zps).max()), "exposures": per}

@@ -261,12 +261,18 @@ def _fit_poly(src, dst, degree, center, norm, weights=None):
 MIN_VOTE_SIGNIFICANCE = 9.0
 
 
+#: the vote uses the brightest reference stars and detections (pairs, hence time, grow as their product;
+#: bright reference stars are detected whatever the catalogue's depth)
+VOTE_NREF = 3000
+VOTE_NDET = 8000
+
+
 def _vote(det, flux, ref, flips, maxerr, resol, config):
     """The Hough vote on the brightest detections; None when no hypothesis is significant."""
     rot_max = np.deg2rad(min(config["POSANGLE_MAXERR"], 1.0))
     scale_max = min(config["PIXSCALE_MAXERR"] - 1.0, 0.02)
     binsize = float(np.clip(resol, 1.0 / 3600, 3.0 / 3600))
-    nd = int(min(len(det), max(5 * len(ref), 300)))
+    nd = int(min(len(det), max(5 * len(ref), 300), VOTE_NDET))
     order = np.argsort(-flux)[:nd]
     best = None
     for flip in flips:
@@ -315,7 +321,7 @@ def match_field(det, flux, ref, refmag, config, log, label: str = "field", min_m
         resol = float(np.clip(0.1 * np.sqrt(area / len(det)), 1.0 / 3600, 5.0 / 3600))
     flips = [False, True] if config["MATCH_FLIPPED"] else [False]
     method = "vote"
-    vote = _vote(det, flux, ref, flips, maxerr, resol, config)
+    vote = _vote(det, flux, ref[np.argsort(refmag)[:VOTE_NREF]], flips, maxerr, resol, config)
     if vote is not None:
         flip, angle, lscale, shift, as_contrast, moved = vote
         xy_contrast = as_contrast
@@ -371,6 +377,11 @@ def match_field(det, flux, ref, refmag, config, log, label: str = "field", min_m
         resid = current[ok] - ref[idx[ok]]
         nmatch = int(ok.sum())
         rms = float(np.sqrt(np.mean(np.sum(resid ** 2, 1)) / 2) * 3600)
+    if coeffs is not None:  # report the refined linear part (the search grid is coarser than the result)
+        jac = coeffs[:, 1:3] / norm
+        angle = float(np.arctan2(jac[1, 0] - jac[0, 1], jac[0, 0] + jac[1, 1]))
+        lscale = float(0.5 * np.log(abs(np.linalg.det(jac))))
+        shift = (float(coeffs[0, 0] - src_center[0]), float(coeffs[1, 0] - src_center[1]))
     log.info("%s: %s matching %s angle %+.3f deg, scale %.4f, shift %+.2f\" %+.2f\", contrasts %.1f/%.1f, "
              "%d matches, rms %.3f\"", label, method, "(flipped) " if flip else "", np.rad2deg(angle), np.exp(lscale),
              shift[0] * 3600, shift[1] * 3600, as_contrast, xy_contrast, nmatch, rms)

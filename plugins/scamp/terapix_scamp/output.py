@@ -151,8 +151,8 @@ def _magzero_out(config, inst: int) -> float:
 
 def write_xml(run, path, elapsed: float) -> None:
     """A VOTable summary like SCAMP's ``scamp.xml``: Fields, FGroups, Astrometric_Instruments,
-    Astrometric_Chips (the distortion degree solved for on each chip), Photometric_Instruments, Warnings and
-    Config tables."""
+    Astrometric_Chips (the distortion degree solved for on each chip), Fields_Extensions (residuals and
+    matched counts per field and extension), Photometric_Instruments, Warnings and Config tables."""
     from astropy.io.votable.tree import Info, Resource, TableElement, VOTableFile
     from astropy.table import Table
 
@@ -237,6 +237,16 @@ def write_xml(run, path, elapsed: float) -> None:
     dt["Distort_Degree"] = np.asarray(model.block_degree, np.int32)
     dt["Max_Leverage"] = (np.asarray(model.block_lever, float) if model.block_lever is not None
                           else np.full(len(keys), np.nan))
+    # per field and extension: residuals and matched counts (a misplaced chip shows here first)
+    xt = Table()
+    rows = [(k, c) for k in range(len(fields)) for c in st.get("chips", [[]] * len(fields))[k]]
+    xt["Catalog_Name"] = [fields[k].name for k, _ in rows]
+    xt["Extension"] = np.array([c["extension"] for _, c in rows], np.int32)
+    xt["NDetect"] = np.array([c["ndets"] for _, c in rows], np.int32)
+    for prefix, key in (("Internal_HighSN", "internal_high"), ("Reference_HighSN", "reference_high"),
+                        ("Reference", "reference")):
+        xt[f"AstromSigma_{prefix}"] = np.array([c[key]["sigma"] for _, c in rows]).reshape(len(rows), 2)
+        xt[f"AstromNDets_{prefix}"] = np.array([c[key]["ndets"] for _, c in rows], np.int32)
     pt = Table()
     pt["Name"] = [f"P{i + 1}" for i in range(len(run.phot_inst))]
     pt["Index"] = np.arange(1, len(run.phot_inst) + 1, dtype=np.int32)
@@ -261,7 +271,7 @@ def write_xml(run, path, elapsed: float) -> None:
     resource.infos.append(Info(name="Software", value="terapix-fw scamp (SCAMP 2.10 conventions)"))
     resource.infos.append(Info(name="Elapsed", value=f"{elapsed:.2f}"))
     for name, table in (("Fields", ft), ("FGroups", gt), ("Astrometric_Instruments", at),
-                        ("Astrometric_Chips", dt), ("Photometric_Instruments", pt), ("Warnings", wt), ("Config", ct)):
+                        ("Astrometric_Chips", dt), ("Fields_Extensions", xt), ("Photometric_Instruments", pt), ("Warnings", wt), ("Config", ct)):
         element = TableElement.from_table(votable, table)
         element.name = name
         element.ID = name

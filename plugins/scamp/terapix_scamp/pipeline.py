@@ -267,7 +267,88 @@ def run_scamp(paths, config, log, nthreads: int = 1, sparse_above: int | None = 
     run.stats["warnings"] = _warnings(run)
     for text in run.stats["warnings"]:
         log.warning("%s", text)
+    _log_residuals(run, log)
+    if config["SOLVE_ASTROM"]:
+        _check_solution(run)
     return run
+
+
+#: a field's (or chip's) high-S/N residuals may exceed the errors expected from its detections and
+#: reference stars by this factor before the solution is declared bad; SCAMP's chi2 on good solutions
+#: is 1-10 (sigma ratio 1-3), a wrong solution's residuals are those of chance coincidences within
+#: CROSSID_RADIUS (~CROSSID_RADIUS/2 per axis, 20-50x the expected errors)
+BAD_SIGMA_FACTOR = 5.0
+#: ... and the absolute level below which residuals are never called bad (arcsec): 100 mas is 3-10x what
+#: ground-based wide-field astrometry of bright stars reaches
+BAD_SIGMA_FLOOR = 0.1
+#: a chip with fewer reference (or overlap) matches than this fraction of the median of the same
+#: chip in the other fields of its group lost its stars to a wrong solution
+BAD_COUNT_FRACTION = 0.3
+
+
+def _too_few(n: int, typical: float) -> bool:
+    """n matches where ``typical`` are usual: below BAD_COUNT_FRACTION of it and 4 Poisson sigma under it."""
+    return n < BAD_COUNT_FRACTION * typical and n < typical - 4.0 * np.sqrt(typical)
+
+
+def _log_residuals(run, log) -> None:
+    """Internal and external residuals and matched counts per group, field and chip (arcsec), as SCAMP's
+    tables; the per-chip figures are in the XML's Fields_Chips table as well."""
+    st = run.stats
+    for g, s in enumerate(st["groups"]):
+        log.info("group %d: internal %.3f\"/%.3f\" (%d, high S/N %.3f\"/%.3f\" %d), reference %.3f\"/%.3f\" (%d, "
+                 "high S/N %.3f\"/%.3f\" %d)", g + 1, *s["internal"]["sigma"], s["internal"]["ndets"],
+                 *s["internal_high"]["sigma"], s["internal_high"]["ndets"], *s["reference"]["sigma"],
+                 s["reference"]["ndets"], *s["reference_high"]["sigma"], s["reference_high"]["ndets"])
+    for k, f in enumerate(run.fields):
+        s = st["fields"][k]
+        chips = " ".join(f"{c['extension']}:{c['reference_high']['ndets']}/"
+                         f"{1000 * max(c['reference_high']['sigma']):.0f}" for c in st["chips"][k])
+        log.info("%s: internal high S/N %.3f\"/%.3f\" (%d), reference high S/N %.3f\"/%.3f\" (%d); per "
+                 "extension reference matches/sigma(mas) %s", f.name, *s["internal_high"]["sigma"],
+                 s["internal_high"]["ndets"], *s["reference_high"]["sigma"], s["reference_high"]["ndets"], chips)
+
+
+def _check_solution(run) -> None:
+    """A solution whose residuals against the reference or between overlaps are far above the expected
+    errors, or whose chips lost their matches, is an error naming the fields and extensions."""
+    st = run.stats
+    exp_int = st["expected"]["internal"]
+    exp_ref = st["expected"]["reference"]
+    lim_int = max(BAD_SIGMA_FACTOR * exp_int, BAD_SIGMA_FLOOR)
+    lim_ref = max(BAD_SIGMA_FACTOR * exp_ref, BAD_SIGMA_FLOOR)
+    bad = []
+    for k, f in enumerate(run.fields):
+        s = st["fields"][k]
+        why = []
+        for key, lim, what in (("reference_high", lim_ref, "reference"), ("internal_high", lim_int, "overlap")):
+            if s[key]["ndets"] >= 5 and max(s[key]["sigma"]) > lim:
+                why.append(f"{what} residuals {max(s[key]['sigma']):.3f}\" rms (expected {lim / BAD_SIGMA_FACTOR:.3f}"
+                           f"\", limit {lim:.3f}\", {s[key]['ndets']} matches)")
+        g = run.group_of[k]
+        peers = [j for j in np.nonzero(run.group_of == g)[0] if j != k]
+        # counts: reference matches only (reference stars cover every chip alike; overlaps depend on dithers)
+        for key, what in (("reference", "reference"),):
+            counts = [st["fields"][j][key]["ndets"] for j in peers]
+            if counts and _too_few(s[key]["ndets"], np.median(counts)):
+                why.append(f"{s[key]['ndets']} {what} matches where the other fields have a median of "
+                           f"{np.median(counts):.0f}")
+        for c in st["chips"][k]:
+            e = c["extension"] - 1
+            for key, lim, what in (("reference_high", lim_ref, "reference"), ("internal_high", lim_int, "overlap")):
+                n = c[key]["ndets"]
+                if n >= 5 and max(c[key]["sigma"]) > 2 * lim:
+                    why.append(f"extension {e + 1}: {what} residuals {max(c[key]['sigma']):.3f}\" rms ({n} matches)")
+                counts = [st["chips"][j][e][key]["ndets"] for j in peers if e < len(st["chips"][j])]
+                if key == "reference_high" and counts and _too_few(n, np.median(counts)):
+                    why.append(f"extension {e + 1}: {n} {what} matches where the other fields have a median of "
+                               f"{np.median(counts):.0f}")
+        if why:
+            bad.append(f"{f.name}: " + "; ".join(why))
+    if bad:
+        raise ToolError("astrometric solution rejected, far above the expected errors: " + " | ".join(bad)
+                        + "; check the first-guess WCS (MATCH Y, POSITION_MAXERR, POSANGLE_MAXERR), MOSAIC_TYPE "
+                        "(FIX_FOCALPLANE or LOOSE for misplaced chips) and CROSSID_RADIUS; no header written")
 
 
 def _warnings(run) -> list[str]:

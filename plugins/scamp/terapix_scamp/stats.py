@@ -66,6 +66,22 @@ def compute_stats(run) -> dict:
             entry["phot"] = phot[k]
             entry["phot_high"] = phot_high[k]
         out["fields"].append(entry)
+    # per field and chip (extension): what a bad chip placement or a wrong match shows first
+    nchip = int(det.chip.max()) + 1 if len(det) else 1
+    ci, cj, cr = fi * nchip + det.chip[li], fj * nchip + det.chip[lj], fr * nchip + det.chip[ri]
+    c_int = _grouped(np.concatenate([ci, cj])[hi2], np.vstack([lres, lres])[hi2],
+                     np.concatenate([lsig2, lsig2])[hi2], nf * nchip, True)
+    c_ref = _grouped(cr[rhigh], rres[rhigh], rsig2[rhigh], nf * nchip, False)
+    c_ref_all = _grouped(cr, rres, rsig2, nf * nchip, False)
+    nsel = np.bincount(det.field[det.astr_ok] * nchip + det.chip[det.astr_ok], minlength=nf * nchip)
+    out["chips"] = [[{"extension": c + 1, "ndets": int(nsel[k * nchip + c]),
+                      "internal_high": c_int[k * nchip + c], "reference_high": c_ref[k * nchip + c],
+                      "reference": c_ref_all[k * nchip + c]}
+                     for c in range(len(run.fields[k].chips))] for k in range(nf)]
+    # the errors the residuals should have (per axis, arcsec): medians of the detections' and reference
+    # stars' errors over the high-S/N pairs
+    out["expected"] = {"internal": float(np.sqrt(np.median(lsig2[lhigh]) / 2)) if lhigh.any() else 0.0,
+                       "reference": float(np.sqrt(np.median(rsig2[rhigh]))) if rhigh.any() else 0.0}
     for g in range(len(run.group_tp)):
         gl = det.group[li] == g
         gr = det.group[ri] == g

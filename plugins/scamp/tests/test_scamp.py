@@ -249,13 +249,13 @@ def test_reference_formats_and_proper_motions(tmp_path):
     with pytest.raises(ToolError, match="ASTREFCENT_KEYS"):
         read_reference(base.resolve([("ASTREFCAT_NAME", str(tmp_path / "ref.csv"), None)]), LOG)
     # and a run with moving stars stays accurate because the reference is propagated to the epoch of
-    # observation (MJD-OBS); ignoring the proper motions costs accuracy
+    # observation (MJD-OBS); ignoring the proper motions (400 mas over 8 years) leaves residuals against
+    # the reference 10x the expected errors: that solution is rejected, naming the fields
     run_tool(truth, tmp_path, SOLVE_PHOTOM="N")
     with_pm = np.sqrt(np.mean(head_errors(truth, 0, truth.exposures[0].path.with_suffix(".head")) ** 2))
-    run_tool(truth, tmp_path, SOLVE_PHOTOM="N", ASTREFPROP_KEYS="NOPM1,NOPM2")
-    without = np.sqrt(np.mean(head_errors(truth, 0, truth.exposures[0].path.with_suffix(".head")) ** 2))
     assert with_pm < 30.0
-    assert without > 1.5 * with_pm
+    with pytest.raises(ToolError, match=r"exp00\.cat: reference residuals 0\.[3-6]"):
+        run_tool(truth, tmp_path, SOLVE_PHOTOM="N", ASTREFPROP_KEYS="NOPM1,NOPM2")
 
 
 def test_drop_in_command_line(tmp_path, monkeypatch):
