@@ -31,7 +31,7 @@ def documents(n: int):
 def main() -> int:
     from terapix_fw.db.engine import connect, dispose_all
     from terapix_fw.db.store import apply_batch
-    from terapix_fw.db.testkit import create_mysql_database, drop_mysql_database, start_mariadb
+    from terapix_testing.services import create_mysql_database, drop_mysql_database, start_mariadb
     from terapix_fw.dbclient.xmldoc import MAX_DOCUMENT_ROWS, document_rows, parse_documents, to_xml
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=MAX_DOCUMENT_ROWS - 10)

@@ -175,7 +175,7 @@ def main(argv=None) -> int:
             else:
                 from sqlalchemy.engine import make_url
 
-                from terapix_fw.db.testkit import (MYSQL_SERVER_URL, ServerProcess, create_mysql_database,
+                from terapix_testing.services import (MYSQL_SERVER_URL, ServerProcess, create_mysql_database,
                                                    start_mariadb)
                 server_url = make_url(MYSQL_SERVER_URL)
                 reason = start_mariadb(server_url.host or "127.0.0.1", server_url.port or 3306)
@@ -200,7 +200,7 @@ def main(argv=None) -> int:
             if server is not None:
                 server.kill()
             if database is not None:
-                from terapix_fw.db.testkit import drop_mysql_database
+                from terapix_testing.services import drop_mysql_database
                 drop_mysql_database(database)
         reg = res["register_s"] / len(files)
         print(f"{label:<22} register        {reg:7.2f} s/file  {1 / reg:6.3f} files/s  "

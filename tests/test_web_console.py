@@ -166,7 +166,7 @@ def test_transfer_action_dispatches_to_a_node(survey, tmp_path):
         node.close()
 
 
-from terapix_fw.db.testing import _mariadb_session_database, db_url, mariadb_server  # noqa: E402,F401
+from terapix_testing.rdbix import _mariadb_session_database, db_url, mariadb_server  # noqa: E402,F401
 
 
 def test_console_reads_and_writes_each_back_end(tmp_path, db_url):  # noqa: F811 - the fixture above
