@@ -148,7 +148,6 @@ def flat_weight(res, path: Path) -> Path:
 
 def simulate(workdir: Path, nexp: int, scale: float, density: float):
     import numpy as np
-    from astropy.io import fits
 
     from terapix_fw.sim import megacam_focal_plane, simulate_exposure
 

@@ -22,7 +22,6 @@ class LdacExtension:
 
 def imhead_hdu(header):
     """The ``LDAC_IMHEAD`` table holding ``header`` as SExtractor stores it."""
-    import numpy as np
     from astropy.io import fits
 
     # astropy writes the trailing blanks of string columns as NULs, and PSFEx/SCAMP then fail to find the

@@ -10,7 +10,6 @@ the file, line and column and what was expected.
 from __future__ import annotations
 
 import functools
-import os
 import re
 from pathlib import Path
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import shutil
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,6 @@ from sqlalchemy import func, select
 from terapix_fw.db import schema as S
 from terapix_fw.db.engine import connect, dispose_all
 from terapix_testing.rdbix import _mariadb_session_database, db_url, mariadb_server  # noqa: F401
-from terapix_fw.ingest.core import Ingester
 from terapix_fw.ingest.session import IngestSession
 from terapix_fw.ingest.site import Site
 

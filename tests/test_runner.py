@@ -5,7 +5,6 @@ import re
 import textwrap
 from pathlib import Path
 
-import numpy as np
 import pytest
 from astropy.io import fits
 from lxml import etree

@@ -82,7 +82,6 @@ def test_galaxy_mixture_flux_and_shape():
     pw, pv = moffat_mixture(3.0)
     assert w.sum() == pytest.approx(1.0) and pw.sum() == pytest.approx(1.0)
     # the mixture reproduces the half-light radius of the exponential profile (r_e = 1)
-    r = np.linspace(0, 20, 20001)
     enc = lambda rr: (w * (1 - np.exp(-0.5 * rr ** 2 / v))).sum()
     assert enc(1.0) == pytest.approx(0.5, abs=0.01)
     img = np.zeros((101, 101))

@@ -24,7 +24,6 @@ import shutil
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from ..atomic import atomic_path, sha256_file
 from .checks import IntegrityError, inspect_file

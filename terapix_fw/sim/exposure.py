@@ -335,7 +335,7 @@ class _Exposure:
 
     def _render_galaxies(self, model, ccd, gal, x0, y0, alpha, sersic_mixture, moffat_mixture,
                          render_mixtures):
-        spec, fp, src = self.spec, self.fp, self.sources
+        spec, src = self.spec, self.sources
         # sky -> pixel Jacobian (linear part of the true WCS; the distortion changes shapes < 0.1%)
         cd = self.wcs.cd_matrix(ccd) * 3600.0  # arcsec per pixel
         jinv = np.linalg.inv(cd)

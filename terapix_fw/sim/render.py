@@ -98,7 +98,6 @@ def render_mixtures(image, x, y, flux, cxx, cxy, cyy, amp, radius):
     inv_xy = np.empty(ncomp)
     inv_yy = np.empty(ncomp)
     norm = np.empty(ncomp)
-    active = np.empty(ncomp, np.int64)
     # one stamp buffer for all sources (no allocation per galaxy)
     rmax = 0.0
     for k in range(x.size):

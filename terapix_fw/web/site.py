@@ -29,7 +29,6 @@ import datetime as _dt
 import hashlib
 import logging
 import math
-import os
 import re
 import shutil
 from dataclasses import dataclass

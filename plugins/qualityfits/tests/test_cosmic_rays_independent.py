@@ -9,7 +9,6 @@ ones a detector can be asked to find).  Targets (issue 14): >= 95% of those pixe
 """
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from astropy.io import fits
 

@@ -726,7 +726,9 @@ def solve_astrometry(det: Detections, model: AstromModel, field_tp, group_tp, re
     rsel = np.nonzero(ref_idx >= 0)[0]
     if len(rsel):
         ref_res[rsel] = _ref_residuals(gx, gy, ref_idx, det.group, refs, rsel)
-    return AstromSolution(model, theta, xi, eta, gx, gy, labels, link_i, link_j, link_ok, ref_idx, ref_ok, ref_res)
+    # xi, eta: the final pass breaks out of the loop before its `del` (it == niter), so they are bound here
+    return AstromSolution(model, theta, xi, eta, gx, gy, labels, link_i, link_j, link_ok,  # noqa: F821
+                          ref_idx, ref_ok, ref_res)
 
 
 def _set_block_degrees(model, coords, pbase, li, lj, ref_ok, log) -> None:

@@ -13,7 +13,7 @@ from astropy.io import fits
 from astropy.wcs import WCS
 
 from terapix_skywatcher.footprints import EDGE_SAMPLES, footprint_of_header
-from terapix_skywatcher.projections import PROJECTIONS, Projection
+from terapix_skywatcher.projections import PROJECTIONS
 from terapix_skywatcher.skymap import SkyMap, SkyMapOptions, ebv_sampler, select_footprints
 
 R2D = 180.0 / np.pi
