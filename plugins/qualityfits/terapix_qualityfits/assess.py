@@ -119,7 +119,7 @@ def _bin(img, size):
 
 def _vignettes(sub, flag, x, y, size=VIGNET_SIZE):
     """SExtractor-style VIGNETs: centred on pixel round(X_IMAGE - 1); masked and outside pixels -BIG."""
-    from terapix_psfex.psfmodel import BIG_NEG
+    from terapix_psfex import BIG_NEG
 
     ny, nx = sub.shape
     h = size // 2
@@ -161,7 +161,7 @@ def extraction_config(cfg: QFConfig, zp):
 def process_ccd(n, nccd, hdu, header, data, res, cfg: QFConfig, zp, name="", lock=None) -> CcdResult:
     """Catalogue, PSF candidates and metrics of one CCD whose weight/flag maps are ``res`` (``lock``
     serialises the extraction when CCDs are processed in threads)."""
-    from terapix_psfex.psfmodel import PsfModel, sample_candidates
+    from terapix_psfex import PsfModel, sample_candidates
 
     sx = sextractor_api()
     ImageSpec, extract_image = sx.ImageSpec, sx.extract_image
@@ -241,7 +241,7 @@ def process_ccd(n, nccd, hdu, header, data, res, cfg: QFConfig, zp, name="", loc
 
 def candidate_window(ccds, cfg: QFConfig):
     """PSFEx's FWHM (mode, min, max) over the candidates of all CCDs (``compute_fwhmrange``)."""
-    from terapix_psfex.psfmodel import fwhm_range
+    from terapix_psfex import fwhm_range
 
     allf = np.concatenate([c.cand["fwhm"] for c in ccds if c.cand is not None] or [np.zeros(0)])
     return fwhm_range(allf, cfg.selection.variability, cfg.selection.fwhmrange)
@@ -250,7 +250,7 @@ def candidate_window(ccds, cfg: QFConfig):
 def finish_ccd(ccd: CcdResult, window, cfg: QFConfig) -> None:
     """PSF model of a CCD from its candidates inside the FWHM window, then what depends on it: seeing,
     ellipticity, star/galaxy classification on the half-light-radius locus, limiting magnitude."""
-    from terapix_psfex.psfmodel import PsfModel, fit_moffat, fit_psf
+    from terapix_psfex import PsfModel, fit_moffat, fit_psf
 
     from . import metrics as M
 
@@ -312,8 +312,8 @@ def assess_exposure(ctx, image, cfg: QFConfig, version: str = "0") -> dict:
 
     Returns a summary dict (exposure metrics, per-CCD metrics, grade, reasons, product paths).
     """
-    from terapix_psfex.psfmodel import write_psf
-    from terapix_weightwatcher.maps import MapWriter, watch_stream
+    from terapix_psfex import write_psf
+    from terapix_weightwatcher import MapWriter, watch_stream
 
     from terapix_fw.ldac import LdacExtension, write_ldac
 

@@ -112,7 +112,7 @@ def completeness(data, weight, header, model, zp, gain, secfg, plist, mag_range,
 
 def psf_samples(table, star_ok, sub, flag, header, cfg, step_arcmin, pixscale, log=None):
     """PSF FWHM/ellipticity on a grid every ``step_arcmin``: a model per cell from the cell's stars."""
-    from terapix_psfex.psfmodel import fit_moffat, fit_psf
+    from terapix_psfex import fit_moffat, fit_psf
 
     from .assess import _vignettes
 
@@ -145,8 +145,8 @@ def psf_samples(table, star_ok, sub, flag, header, cfg, step_arcmin, pixscale, l
 
 def assess_stack(ctx, image, cfg, config, version="0") -> dict:
     """QualityFITS-out of one stack (simple FITS or one-extension MEF)."""
-    from terapix_psfex.psfmodel import write_psf
-    from terapix_weightwatcher.maps import WatchConfig, watch_extension
+    from terapix_psfex import write_psf
+    from terapix_weightwatcher import WatchConfig, watch_extension
 
     from terapix_fw.ldac import LdacExtension, write_ldac
 
@@ -189,7 +189,7 @@ def assess_stack(ctx, image, cfg, config, version="0") -> dict:
     # PSF every PSF_SAMPLE_ARCMIN
     samples = []
     if ccd.table is not None and len(ccd.table):
-        from terapix_psfex.psfmodel import select_stars
+        from terapix_psfex import select_stars
 
         ok, _ = select_stars(ccd.table, cfg.selection)
         samples = psf_samples(ccd.table, ok, data - res.background.back, res.flag, header, cfg,

@@ -13,8 +13,8 @@ The weight/flag keywords are weightwatcher's and the PSF keywords psfex's (decla
 """
 from terapix_fw.params import Parameter
 from terapix_fw.tool import Tool
-from terapix_psfex.tool import PsfexTool
-from terapix_weightwatcher.tool import WeightWatcherTool
+from terapix_psfex import PsfexTool
+from terapix_weightwatcher import WeightWatcherTool
 
 _WW_SKIP = {"OUTWEIGHT_NAME", "OUTFLAG_NAME", "WRITE_XML", "XML_NAME", "VERBOSE_TYPE", "NTHREADS", "GETAREA",
             "GETAREA_WEIGHT", "GETAREA_FLAGS", "POLY_INTERSECT"}
@@ -67,8 +67,8 @@ class QualityFitsTool(Tool):
 
 def build_config(config):
     """The chain's configuration from the tool's keywords."""
-    from terapix_psfex.psfmodel import SelectionConfig
-    from terapix_weightwatcher.maps import WatchConfig
+    from terapix_psfex import SelectionConfig
+    from terapix_weightwatcher import WatchConfig
 
     from .assess import QFConfig
 
