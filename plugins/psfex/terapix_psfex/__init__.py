@@ -9,7 +9,7 @@ import importlib
 _PUBLIC = {
     "PsfModel": "psfmodel", "SelectionConfig": "psfmodel", "BIG_NEG": "psfmodel", "fit_psf": "psfmodel",
     "fit_moffat": "psfmodel", "fwhm_range": "psfmodel", "sample_candidates": "psfmodel",
-    "select_stars": "psfmodel", "write_psf": "psfmodel", "PsfexTool": "tool",
+    "select_stars": "psfmodel", "write_psf": "psfmodel", "read_psf": "psfmodel", "PsfexTool": "tool",
 }
 __all__ = sorted(_PUBLIC)
 

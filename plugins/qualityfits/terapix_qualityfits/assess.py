@@ -137,13 +137,11 @@ def _vignettes(sub, flag, x, y, size=VIGNET_SIZE):
 
 
 def sextractor_api():
-    """The sextractor plugin's in-memory extraction module (``extraction``; ``extract`` before 2026-11-21)."""
-    import importlib
+    """The sextractor plugin's public interface (in-memory extraction: ``ImageSpec``, ``extract_image``,
+    ``resolve_config``, ``resolve_params``)."""
+    import terapix_sextractor
 
-    try:
-        return importlib.import_module("terapix_sextractor.extraction")
-    except ModuleNotFoundError:
-        return importlib.import_module("terapix_sextractor.extract")
+    return terapix_sextractor
 
 
 def extraction_config(cfg: QFConfig, zp):

@@ -37,7 +37,7 @@ def test_products_and_structure(exposure, assessed):
         png = out / f"{stem}_{suffix}.png"
         assert png.exists() and png.read_bytes()[:4] == b"\x89PNG", suffix
     from terapix_fw.ldac import read_ldac
-    from terapix_psfex.psfmodel import read_psf
+    from terapix_psfex import read_psf
 
     cat = read_ldac(out / f"{stem}.ldac")
     assert len(cat) == 4 and all(len(e.objects) > 20 for e in cat)
