@@ -11,7 +11,7 @@ import math
 import threading
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,24 +30,25 @@ VIGNET_SIZE = 35
 
 @dataclass
 class QFConfig:
-    """Everything the chain needs, from the tool's configuration (see QualityFitsTool for the keywords)."""
+    """Everything the chain needs, from the tool's configuration (:func:`.tool.build_config`): no defaults
+    here, the tool's parameter declarations hold them."""
 
-    watch: object = None  # terapix_weightwatcher.maps.WatchConfig
-    weight_names: list = field(default_factory=list)
-    flag_names: list = field(default_factory=list)
-    poly_names: list = field(default_factory=list)
-    detect_thresh: float = 5.0
-    detect_minarea: int = 5
-    mag_zeropoint: float = 0.0
-    zp_key: str = "MAGZP"
-    psf_degree: int = 2
-    psf_size: tuple = (25, 25)
-    selection: object = None  # terapix_psfex.psfmodel.SelectionConfig
-    focalplane_ref: str = ""
-    max_ccd_offset: float = 10.0
-    grading_rules: str = ""
-    write_plots: bool = True
-    thumb_size: int = 128
+    watch: object
+    weight_names: list
+    flag_names: list
+    poly_names: list
+    detect_thresh: float
+    detect_minarea: int
+    mag_zeropoint: float
+    zp_key: str
+    psf_degree: int
+    psf_size: tuple
+    selection: object
+    focalplane_ref: str
+    max_ccd_offset: float
+    grading_rules: str
+    write_plots: bool
+    thumb_size: int
 
 
 @dataclass

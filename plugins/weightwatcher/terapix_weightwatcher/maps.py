@@ -47,43 +47,53 @@ SATUR_CR_MARGIN = 8
 
 @dataclass
 class WatchConfig:
-    """The keywords of the weightwatcher tool that drive the maps (defaults: WeightWatcher 1.12's)."""
+    """The keywords of the weightwatcher tool that drive the maps.
 
-    weight_min: float = 0.3
-    weight_max: float = 1.3
-    weight_outflags: int = 1
-    flag_wmasks: int = 0xFF
-    flag_masks: int = 0x01
-    flag_outflags: int = 2
-    poly_outflags: int = 128
-    poly_outweights: float = 0.0
-    satur_key: str = "SATURATE"
-    satur_level: float = 50000.0
-    satur_outflags: int = 4
-    gain_key: str = "GAIN"
-    gain: float = 0.0
-    cr_detect: bool = True
-    cr_sigclip: float = 4.5
-    cr_sigfrac: float = 0.3
-    cr_objlim: float = 1.5  # well-sampled ground-based PSFs (L.A.Cosmic: 1-2; astroscrappy 5 is for HST)
-    cr_outflags: int = 8
-    trail_detect: bool = True
-    trail_nsigma: float = 8.0
-    trail_outflags: int = 16
-    badcol_detect: bool = True
-    badcol_nsigma: float = 5.0
-    badcol_outflags: int = 32
-    dead_outflags: int = 64
-    back_size: int = 64
+    No defaults here: they are declared once, with the tool's parameters (WeightWatcher 1.12's values);
+    :meth:`defaults` builds a configuration from those declarations."""
+
+    weight_min: float
+    weight_max: float
+    weight_outflags: int
+    flag_wmasks: int
+    flag_masks: int
+    flag_outflags: int
+    poly_outflags: int
+    poly_outweights: float
+    satur_key: str
+    satur_level: float
+    satur_outflags: int
+    gain_key: str
+    gain: float
+    cr_detect: bool
+    cr_sigclip: float
+    cr_sigfrac: float
+    cr_objlim: float
+    cr_outflags: int
+    trail_detect: bool
+    trail_nsigma: float
+    trail_outflags: int
+    badcol_detect: bool
+    badcol_nsigma: float
+    badcol_outflags: int
+    dead_outflags: int
+    back_size: int
 
     @classmethod
     def from_config(cls, config) -> "WatchConfig":
-        kw = {}
-        for name in cls.__dataclass_fields__:
-            key = name.upper()
-            if key in config:
-                kw[name] = config[key]
-        return cls(**kw)
+        """From a tool configuration (keyword -> value); keywords it lacks (a tool that declares only
+        some of weightwatcher's, as qualityfits) take the weightwatcher tool's declared defaults."""
+        from .tool import WeightWatcherTool
+        declared = WeightWatcherTool.parameter_set().resolve()
+        return cls(**{name: config[name.upper()] if name.upper() in config else declared[name.upper()]
+                      for name in cls.__dataclass_fields__})
+
+    @classmethod
+    def defaults(cls, **overrides) -> "WatchConfig":
+        """The tool's declared defaults (``terapix config weightwatcher``), with ``overrides`` applied."""
+        import dataclasses
+
+        return dataclasses.replace(cls.from_config({}), **overrides)
 
 
 @dataclass
@@ -296,7 +306,7 @@ def watch_stream(image_path, weight_paths=(), flag_paths=(), poly_paths=(), cfg:
 
     from terapix_fw.fitsimage import FitsImage
 
-    cfg = cfg or WatchConfig()
+    cfg = cfg or WatchConfig.defaults()
     polygons = [p for path in poly_paths for p in read_ds9_polygons(path)]
 
     def work(item):
@@ -426,7 +436,7 @@ def watch_exposure(image_path, weight_paths=(), flag_paths=(), poly_paths=(), cf
 
     from terapix_fw.fitsimage import FitsImage
 
-    cfg = cfg or WatchConfig()
+    cfg = cfg or WatchConfig.defaults()
     with FitsImage(image_path, "image") as img:
         primary = img.primary_header()
     whdus, fhdus, per_ext = [], [], []

@@ -10,7 +10,7 @@ from terapix_weightwatcher.maps import WatchConfig, read_ds9_polygons, watch_exp
 
 def test_flag_bits_match_injected_defects(defect_ccd):
     img, truth, header = defect_ccd
-    res = watch_extension(img, header, WatchConfig())
+    res = watch_extension(img, header, WatchConfig.defaults())
     flag, weight = res.flag, res.weight
     cr = (flag & 8) != 0
     # cosmic rays are detected from the pixels, not taken from truth
@@ -36,7 +36,7 @@ def test_flag_bits_match_injected_defects(defect_ccd):
 def test_clean_ccd_has_no_trail_or_column(defect_ccd):
     rng = np.random.default_rng(3)
     img = (1000 + rng.normal(0, 25, (600, 400))).astype(np.float32)
-    res = watch_extension(img, fits.Header({"GAIN": 1.6}), WatchConfig())
+    res = watch_extension(img, fits.Header({"GAIN": 1.6}), WatchConfig.defaults())
     assert res.stats["ntrail"] == 0
     assert res.stats["nbadcol_pix"] == 0
     assert (res.flag != 0).mean() < 1e-3
@@ -62,7 +62,7 @@ def test_weight_flag_inputs_polygons_and_dead_ccd(tmp_path, defect_ccd):
     (tmp_path / "mask.reg").write_text("# Region file format: DS9\nglobal color=green\nimage\n"
                                        "polygon(101,101,151,101,151,131,101,131)\n")
     w, f, per_ext = watch_exposure(tmp_path / "im.fits", [tmp_path / "flat.fits"], [tmp_path / "bp.fits"],
-                                   [tmp_path / "mask.reg"], WatchConfig(cr_detect=False, trail_detect=False))
+                                   [tmp_path / "mask.reg"], WatchConfig.defaults(cr_detect=False, trail_detect=False))
     assert len(w) == len(f) == 3
     wd, fd = w[1].data, f[1].data
     assert wd.dtype == np.float32 and fd.dtype == np.uint8
@@ -130,7 +130,7 @@ def test_same_maps_as_real_weightwatcher(tmp_path):
                     "-VERBOSE_TYPE", "QUIET"], cwd=tmp_path, check=True, capture_output=True)
     sci = (1000 + rng.normal(0, 10, (64, 80))).astype(np.float32)
     fits.PrimaryHDU(sci).writeto(tmp_path / "sci.fits")
-    cfg = WatchConfig(flag_wmasks=0x03, flag_masks=0x02, flag_outflags=4, cr_detect=False, trail_detect=False,
+    cfg = WatchConfig.defaults(flag_wmasks=0x03, flag_masks=0x02, flag_outflags=4, cr_detect=False, trail_detect=False,
                       badcol_detect=False, satur_level=1e30)
     w, f, _ = watch_exposure(tmp_path / "sci.fits", [tmp_path / "flat.fits"], [tmp_path / "bp.fits"], (), cfg)
     ref_w = fits.getdata(tmp_path / "ref_w.fits")
@@ -172,3 +172,15 @@ def test_threads_give_the_same_maps(tmp_path, defect_ccd):
     for (_, f1, w1), (_, f2, w2) in zip(one, two):
         np.testing.assert_array_equal(f1, f2)
         np.testing.assert_array_equal(w1, w2)
+
+
+def test_map_defaults_are_the_tools_declared_defaults():
+    """WatchConfig restates no default: every field comes from the weightwatcher tool's declarations."""
+    import dataclasses
+
+    from terapix_weightwatcher.tool import WeightWatcherTool
+    declared = WeightWatcherTool.parameter_set().resolve()
+    cfg = WatchConfig.defaults()
+    for f in dataclasses.fields(WatchConfig):
+        assert f.default is dataclasses.MISSING
+        assert getattr(cfg, f.name) == declared[f.name.upper()]
