@@ -205,6 +205,7 @@ def test_document_the_server_keeps_dropping_is_set_aside(tmp_path):
         assert "closed the connection without an answer 3 times" in rejected.with_suffix(".reason").read_text()
     finally:
         srv.httpd.shutdown()
+        srv.httpd.server_close()
 
 
 def test_document_with_too_many_rows_refused_with_the_limit(server, sqlite_url, tmp_path):
