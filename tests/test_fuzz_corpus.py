@@ -6,9 +6,9 @@ from nonsense accepted with exit 0.
 
 How it runs (CI budget: well under 3 minutes on 2 busy cores)
     The corpus (``terapix_testdata.fuzz``, a couple of hundred small files) is made once per session.  Each
-    tool runs in one forked Python process through :func:`terapix_fw.execute.execute_unit`, the function a
+    tool runs in one Python process of its own through :func:`terapix_fw.execute.execute_unit`, the function a
     drop-in ``terapix tool`` run executes, with ``echo`` on and the terminal (stderr) captured per file; two
-    tools run at a time.  A few files go through the real ``terapix tool`` command in a subprocess to show
+    tools run at a time, each in a fresh interpreter.  A few files go through the real ``terapix tool`` command in a subprocess to show
     the terminal behaviour and the exit code.
 
 Outcome classes (columns of the table printed at the end)
@@ -305,7 +305,7 @@ def _run_case(tool, case, workdir, controls):
 
 
 def _run_tool(tool, workdir, cases):
-    """All cases through one tool (in a forked child): [(case name, class, outcome, detail, seconds)]."""
+    """All cases through one tool (in a child interpreter): [(case name, class, outcome, detail, seconds)]."""
     import logging
 
     logging.getLogger().setLevel(logging.WARNING)
@@ -320,19 +320,42 @@ def _run_tool(tool, workdir, cases):
 
 @pytest.fixture(scope="module")
 def fuzz_results(tmp_path_factory):
-    import multiprocessing as mp
-
     from terapix_testdata.fuzz import make_corpus
 
     workdir = tmp_path_factory.mktemp("fuzz")
     cases = make_corpus(workdir / "corpus")  # written once: the tools' processes only read it
     (workdir / "fuzz.param").write_text("\n".join(PARAMS) + "\n")
-    ctx = mp.get_context("fork")
-    with pytest.MonkeyPatch.context() as patch:  # the tools' processes record nothing in the user's home
-        patch.setenv("TERAPIX_HOME", str(workdir / "home"))
-        with ctx.Pool(2, maxtasksperchild=1) as pool:
-            results = dict(pool.starmap(_run_tool, [(t, workdir, cases) for t in TOOLS], chunksize=1))
+    # one fresh interpreter per tool, two at a time: a fork of this test process (which earlier tests
+    # left with threads: Dask, dbClient senders) can deadlock in the child on a lock held at fork time
+    import pickle
+    from concurrent.futures import ThreadPoolExecutor
+
+    with open(workdir / "cases.pickle", "wb") as handle:
+        pickle.dump(cases, handle)
+    env = dict(os.environ, TERAPIX_HOME=str(workdir / "home"))  # the tools record nothing in the user's home
+
+    def run(tool):
+        done = subprocess.run([sys.executable, "-c", _CHILD, __file__, tool, str(workdir)], env=env,
+                              capture_output=True, text=True, timeout=BOUND_S * len(cases))
+        assert done.returncode == 0, f"fuzz runner of {tool} died ({done.returncode}): {done.stderr[-3000:]}"
+        return tool, [tuple(row) for row in json.loads((workdir / f"rows-{tool}.json").read_text())]
+
+    with ThreadPoolExecutor(2) as pool:
+        results = dict(pool.map(run, TOOLS))
     return workdir, {c.name: c for c in cases}, results
+
+
+#: the child interpreter of one tool: load this file as a module, run _run_tool on the pickled corpus
+_CHILD = """
+import importlib.util, pathlib, pickle, sys
+spec = importlib.util.spec_from_file_location("fuzz_corpus_runner", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+workdir = pathlib.Path(sys.argv[3])
+with open(workdir / "cases.pickle", "rb") as handle:
+    cases = pickle.load(handle)
+module._run_tool(sys.argv[2], workdir, cases)
+"""
 
 
 def _table(results, cases):
