@@ -64,10 +64,10 @@ from .reading import (BYTES_PER_PIXEL, ExtractionResult, ImageSpec, _job_header,
                       _release_heap, _strip_plan, _timings, _TIMINGS)
 from .worldcoords import _in_thread, _pixel_scale, _wants_world, _wcs
 
-__all__ = ["extract", "extract_results", "extract_image", "resolve_config", "resolve_params", "check_supported",
-           "ImageSpec", "ExtractionResult", "BYTES_PER_PIXEL", "MeasureInputs"]
+__all__ = ["extract", "extract_results", "extract_image", "resolve_config", "resolve_params", "ImageSpec",
+           "ExtractionResult", "BYTES_PER_PIXEL"]
 #: names of the concern modules kept importable from here (tests and older callers use them)
-_REEXPORTED = (_every_nth, _grown_labels_at, _interpolate_bad, _variance_from_weight, _vignets, _Detected)
+_REEXPORTED = (_every_nth, _grown_labels_at, _interpolate_bad, _variance_from_weight, _vignets)
 
 
 def extract(image_path, config=None, params=None, detection_path=None, weight_path=None, flag_path=None,
