@@ -239,7 +239,7 @@ def test_mef_extensions_in_parallel_equal_serial(tmp_path):
 
 
 def test_memory_limit_is_a_clear_error(tmp_path, monkeypatch):
-    import terapix_sextractor.extraction as ex
+    import terapix_sextractor.reading as ex  # memory planning
     from terapix_fw.errors import ToolError
 
     write_fits(tmp_path / "big.fits", np.zeros((64, 64), np.float32))
@@ -251,7 +251,7 @@ def test_memory_limit_is_a_clear_error(tmp_path, monkeypatch):
 def test_image_too_large_for_memory_is_processed_by_strips(tmp_path, monkeypatch):
     """With too little memory for the whole image, strips give the same catalogue (sources near strip
     edges included once, pixel and world coordinates in the full image)."""
-    import terapix_sextractor.extraction as ex
+    import terapix_sextractor.reading as ex  # memory planning
 
     rng = np.random.default_rng(4)
     xs, ys = rng.uniform(10, 190, 60), rng.uniform(10, 1190, 60)
