@@ -40,6 +40,14 @@ class Unit:
     extension: int | None = None
     group: str | None = None
     deps: set[str] = field(default_factory=set)
+    #: how many of ``items`` are detection images put first (role="detection")
+    ndetection: int = 0
+
+    @property
+    def origin(self) -> str:
+        """The origin file of the unit's first measurement item (its {stem}), "" without inputs."""
+        rest = self.items[self.ndetection:] or self.items
+        return rest[0].origin if rest else ""
 
     @property
     def key(self) -> str:
@@ -160,7 +168,7 @@ class _Builder:
             unique = [p for p in paths if not (p in seen or seen.add(p))]
             return [Item(origin=p, path=p) for p in unique]
         upstream = [u for u in self.units.values() if u.step.id == ref.step]
-        return [Item(origin=u.items[0].origin if u.items else u.id, unit=u.key, kind=ref.kind,
+        return [Item(origin=u.origin or u.id, unit=u.key, kind=ref.kind,
                      extension=u.extension, group=u.group) for u in upstream]
 
     def build(self) -> TaskGraph:
@@ -181,7 +189,10 @@ class _Builder:
                     break
 
     def add_step(self, step: StepDef) -> None:
-        primary_refs = [r for r in step.inputs if not r.param]
+        # the measurement input drives the fan-out; detection inputs (role="detection") are paired like any
+        # secondary input and then put first, as in SExtractor's DETECTION,MEASUREMENT
+        primary_refs = ([r for r in step.inputs if not r.param and r.role != "detection"]
+                        + [r for r in step.inputs if not r.param and r.role == "detection"])
         param_refs = [r for r in step.inputs if r.param]
         primary: list[Item] = []
         for ref in primary_refs[:1]:
@@ -199,12 +210,20 @@ class _Builder:
                 n += 1
                 uid = f"{base}~{n}"
             unit = Unit(step=step, id=uid, items=list(items), extension=extension, group=group)
+            first: dict[str, list[Item]] = {}
             for ref, candidates in others:
                 matched = self._pair(step, ref, candidates, items, len(primary))
-                if ref.param:
-                    unit.param_items.setdefault(ref.param.upper(), []).extend(matched)
+                target = (unit.param_items.setdefault(ref.param.upper(), []) if ref.param else unit.items)
+                if ref.role == "detection":
+                    first.setdefault(ref.param.upper() if ref.param else "", []).extend(matched)
                 else:
-                    unit.items.extend(matched)
+                    target.extend(matched)
+            for name, matched in first.items():
+                if name:
+                    unit.param_items[name] = matched + unit.param_items[name]
+                else:
+                    unit.items = matched + unit.items
+                    unit.ndetection = len(matched)
             unit.deps = {i.unit for i in unit.items if i.unit}
             unit.deps |= {i.unit for lst in unit.param_items.values() for i in lst if i.unit}
             unit.deps |= explicit

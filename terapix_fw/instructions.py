@@ -44,6 +44,8 @@ class InputRef:
     kind: str | None = None
     param: str | None = None
     where: str = ""
+    #: "detection": these paths go first (SExtractor's dual-image ``DETECTION,MEASUREMENT`` order)
+    role: str | None = None
 
 
 @dataclass
@@ -172,7 +174,8 @@ def load_instructions(path: str | Path, overrides: dict[str, str] | None = None,
                 step.params.append((p.get("name"), sub(p) or "", loc.where(p, "name")))
         for i in el.findall("input"):
             step.inputs.append(InputRef(set=i.get("set"), files=sub(i, "files"), step=i.get("step"),
-                                        kind=i.get("kind"), param=i.get("param"), where=loc.where(i)))
+                                        kind=i.get("kind"), param=i.get("param"), where=loc.where(i),
+                                        role=i.get("role")))
         step.outputs = [o.get("kind") for o in el.findall("output")]
         doc.steps.append(step)
 
@@ -210,6 +213,9 @@ def _check_structure(doc: Instructions, root, loc: _Locator) -> None:
                 if not ref.kind:
                     raise InstructionError("element <input>: an input from a step needs kind= (the product kind)",
                                            loc.where(iel))
+        if step.inputs and not [r for r in step.inputs if not r.param and r.role != "detection"]:
+            raise InstructionError("element <step>: role=\"detection\" inputs need a measurement input too "
+                                   "(an <input> without role and param)", step.where)
     # dependency cycles
     graph = {s.id: set(s.depends) | {r.step for r in s.inputs if r.step} for s in doc.steps}
     state: dict[str, int] = {}

@@ -151,7 +151,7 @@ class Runner:
         step = unit.step
         info = get_tool(step.tool)
         inputs, param_inputs = self._resolve_items(unit, results)
-        origin = unit.items[0].origin if unit.items else ""
+        origin = unit.origin
         tokens = {"stem": file_stem(origin) if origin else unit.id, "name": Path(origin).name if origin else unit.id,
                   "ext": "" if unit.extension is None else str(unit.extension), "group": unit.group or "",
                   "unit": unit.id, "step": step.id}
