@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from ..db import schema as S
 from ..db.query import _cone_pixels, _pixel_clause, angular_distance
-from .release import ReleaseSpec
+from .release import ReleaseSpec, band_key
 from .tiling import quantum_of, tile_area
 
 __all__ = ["PlannedJob", "Plan", "plan_release", "cone_rows", "astrometric_group"]
@@ -60,7 +60,7 @@ class PlannedJob:
 class Plan:
     release: ReleaseSpec
     jobs: list[PlannedJob] = field(default_factory=list)
-    #: field name -> (component, ra, dec, [stack names]) of fields with more than one filter
+    #: field name -> (component, ra, dec, [stack names]): every filter of one centre
     fields: dict[str, tuple] = field(default_factory=dict)
 
     def stacks(self) -> list[PlannedJob]:
@@ -129,7 +129,9 @@ class _Planner:
                 field=self.spec.field_name(component, sorted(by_filter), ra, dec), priority=priority,
                 astrometric=astrom, stack=[r["filename"] for r in members],
                 release_date=_latest(r["release_date"] for r in members), group=group))
-        if len(names) > 1:
+        # a field for every centre, even with one filter: "the chi2 image will be provided even for single
+        # filter observations" (CFHTLS report, 3.2.2), and its dual-image catalogues are the release's
+        if names:
             self.plan.fields[self.spec.field_name(component, sorted(by_filter), ra, dec)] = (component, ra, dec, names)
 
     def deep(self):
@@ -198,7 +200,8 @@ def plan_release(db, spec: ReleaseSpec, selected: set[str]) -> Plan:
     seen: dict[str, PlannedJob] = {}
     for job in planner.plan.jobs:
         if job.name in seen:
-            raise ValueError(f"two stacks of release {spec.name} get the name {job.name} (targets "
+            from .grading import SpicaError
+            raise SpicaError(f"two stacks of release {spec.name} get the name {job.name} (targets "
                              f"{seen[job.name].target} and {job.target}): change the naming pattern or the targets")
         seen[job.name] = job
     return planner.plan
