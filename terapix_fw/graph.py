@@ -263,6 +263,13 @@ class _Builder:
             by_origin = [c for c in candidates if c.origin in {i.origin for i in items}]
         if by_origin:
             return by_origin
+        # files named after the primary file (a stack's "<stem>_weight.fits", "<stem>.weight.fits")
+        stems = {file_stem(i.path) for i in items if i.path}
+        by_name = [c for c in candidates if c.path and any(
+            Path(c.path).name.startswith(stem) and Path(c.path).name[len(stem):len(stem) + 1] in ("_", ".")
+            for stem in stems)]
+        if by_name and not (len(items) == nprimary and len(by_name) < len(candidates)):
+            return by_name
         if len(items) == nprimary:  # fan-out "all"/"group" with every primary item: take everything
             return candidates
         raise InstructionError(f"step {step.id}: cannot pair input {ref.files or ref.set or ref.step} with the "

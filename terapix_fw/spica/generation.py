@@ -37,8 +37,9 @@ DATA = Path(__file__).parent / "data"
 
 
 def safe_id(name: str) -> str:
-    """A step identifier made from a product name (``+`` is not allowed in identifiers)."""
-    return re.sub(r"[^A-Za-z0-9_.\-]", "_", name)
+    """An identifier made from a product name (``+`` is not allowed, nor a leading digit)."""
+    name = re.sub(r"[^A-Za-z0-9_.\-]", "_", name)
+    return name if re.match(r"[A-Za-z_]", name) else "_" + name
 
 
 @dataclass
@@ -239,10 +240,13 @@ def _field_steps(spec: ReleaseSpec, field_name: str, stacks: list[dict], workdir
               outputs=["stack"], description="chi-squared detection image of every filter (Szalay et al. 1999)"),
         _Step(f"dual_{fid}", "sextractor", "file", "stacks", priority,
               [("PARAMETERS_NAME", str(conf / "cfhtls.param")), ("CATALOG_NAME", "{stem}_ldac.fits"),
-               ("MAG_ZEROPOINT", "30"), ("WEIGHT_TYPE", "NONE")], config_file=str(conf / "terapix.sex"),
+               ("MAG_ZEROPOINT", "30"), ("WEIGHT_TYPE", "MAP_WEIGHT")], config_file=str(conf / "terapix.sex"),
               inputs=[_In(set="stacks", shell=" ".join(shlex.quote(p) for p in images)),
                       _In(step=f"chi2_{fid.removesuffix('_chi2')}", kind="stack", role="detection",
-                          shell=f'"$W/stacks/{field_name}.fits"')],
+                          shell=f'"$W/stacks/{field_name}.fits"'),
+                      _In(step=f"chi2_{fid.removesuffix('_chi2')}", kind="weight", role="detection",
+                          param="WEIGHT_IMAGE", shell=f'"$W/stacks/{field_name}_weight.fits"'),
+                      _In(set="weights", param="WEIGHT_IMAGE", shell='"$W/stacks/${s}_weight.fits"')],
               outputs=["catalog"], description="dual-image catalogues: detection on the chi-squared image, "
                                                "measurement on each band"),
         _Step(f"colour_{fid}", "spica_colour", "all", dirs["release"], priority,

@@ -100,12 +100,13 @@ class ColourTool(Tool):
         paths = list(ctx.inputs)
         if not 1 <= len(paths) <= 3:
             raise ToolError(f"spica_colour takes 1 to 3 stacks (blue to red); got {len(paths)}")
-        planes = []
+        planes, shape = [], None
         for p in paths:
             data = np.nan_to_num(np.asarray(fits.getdata(p), np.float32))
-            if planes and data.shape != planes[0].shape:
+            if shape is not None and data.shape != shape:
                 raise ToolError(f"{p}: {data.shape[1]}x{data.shape[0]} pixels, but {paths[0]} has "
-                                f"{planes[0].shape[1]}x{planes[0].shape[0]}: stacks must share one grid")
+                                f"{shape[1]}x{shape[0]}: stacks must share one grid")
+            shape = data.shape
             b = cfg["BINNING"]
             ny, nx = (data.shape[0] // b) * b, (data.shape[1] // b) * b
             data = data[:ny, :nx].reshape(ny // b, b, nx // b, b).mean(axis=(1, 3))
