@@ -147,22 +147,34 @@ def test_release_products_names_dates_and_truth(release):
     with fits.open(image) as hdul:
         # the latest release date of the inputs (both r exposures: 2004-01-01 in the simulator)
         assert hdul[0].header["REL_DATE"] == "2004-01-01" and hdul[1].header["REL_DATE"] == "2004-01-01"
-        assert hdul[1].header["ZCMPTYPE"] == "RICE_1"
+        assert isinstance(hdul[1], fits.CompImageHDU) and hdul[1].compression_type == "RICE_1"
     field = "CFHTLS_D_gr_022600-043000_T0001_chi2"
     assert (rel / field / f"{field}.fits").exists() and (rel / field / "CFHTLS_D_gr_022600-043000_T0001_rgb.png").exists()
     cat = read_ldac(rel / field / f"{name}_ldac.fits")[0].objects
-    truth = fits.getdata(release["base"] / "raw" / "700001p.truth.fits")
-    stars = truth[(truth["IS_STAR"]) & (~truth["SATURATED"]) & (truth["MAG"] < 21)]
+    # windowed positions through the stack's WCS (1-based pixels); truth: every star of the r exposures
+    from astropy.table import Table, unique, vstack
+    from astropy.wcs import WCS
     from scipy.spatial import cKDTree
+    with fits.open(image) as hdul:
+        wcs = WCS(hdul[1].header)
+    ra, dec = wcs.all_pix2world(cat["XWIN_IMAGE"], cat["YWIN_IMAGE"], 1)
+    truth = unique(vstack([Table.read(release["base"] / "raw" / f"{e}.truth.fits") for e in ("700001p", "700002p")],
+                          metadata_conflicts="silent"),
+                   keys="ID")
+    stars = truth[truth["IS_STAR"] & ~truth["SATURATED"] & (truth["MAG"] < 21)]
     cosd = np.cos(np.radians(-4.5))
-    tree = cKDTree(np.c_[cat["ALPHA_J2000"] * cosd, cat["DELTA_J2000"]])
-    d, i = tree.query(np.c_[stars["RA"] * cosd, stars["DEC"]], distance_upper_bound=1 / 3600)
-    ok = np.isfinite(d)
-    assert ok.sum() >= 5
-    offsets = d[ok] * 3600
-    dmag = cat["MAG_APER"][i[ok], 1] - stars["MAG"][ok]   # 4" aperture: the whole PSF of a 0.7" star
-    assert np.median(offsets) < 0.05, offsets
-    assert abs(np.median(dmag)) < 0.02, dmag
+    dist, i = cKDTree(np.c_[ra * cosd, dec]).query(np.c_[stars["RA"] * cosd, stars["DEC"]],
+                                                   distance_upper_bound=1 / 3600)
+    ok = np.isfinite(dist)
+    assert ok.sum() >= 8
+    # astrometry: no systematic offset larger than 0.05" (each star also carries its centroid noise, ~0.1"
+    # at r = 20-21 on these 2-exposure stacks)
+    dra = np.median((ra[i[ok]] - stars["RA"][ok]) * cosd * 3600)
+    ddec = np.median((dec[i[ok]] - stars["DEC"][ok]) * 3600)
+    assert abs(dra) < 0.05 and abs(ddec) < 0.05, (dra, ddec)
+    # photometry: zero point 30 (SCAMP's MAGZERO_OUT) within 0.02 mag, 4" aperture holding the whole PSF
+    dmag = np.median(cat["MAG_APER"][i[ok], 1] - stars["MAG"][ok])
+    assert abs(dmag) < 0.02, dmag
 
 
 def test_grades_manifest_superseding_and_reproduction(release, tmp_path):

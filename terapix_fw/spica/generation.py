@@ -29,6 +29,7 @@ from sqlalchemy import select, update
 from ..atomic import write_text_atomic
 from ..db import schema as S
 from ..errors import InstructionError
+from .planning import astrometric_list
 from .release import ReleaseSpec, band_key
 
 __all__ = ["generate_jobs", "JobFiles", "safe_id", "job_products"]
@@ -255,9 +256,10 @@ def _field_steps(spec: ReleaseSpec, field_name: str, stacks: list[dict], workdir
               description="colour picture"),
         _Step(f"release_{fid}", "spica_release", "all", dirs["release"], priority,
               [("RELEASE_DATE", release_date), ("RELEASE_NAME", field_name)],
-              inputs=[_In(step=f"chi2_{fid.removesuffix('_chi2')}", kind="stack", shell=f'"$W/stacks/{field_name}.fits"'),
-                      _In(step=f"dual_{fid}", kind="catalog",
-                          shell=" ".join(f'"$W/stacks/{s["name"]}_ldac.fits"' for s in stacks))],
+              # the catalogues (one unit per band) drive the fan-out "all"; the single chi2 image joins them
+              inputs=[_In(step=f"dual_{fid}", kind="catalog",
+                          shell=" ".join(f'"$W/stacks/{s["name"]}_ldac.fits"' for s in stacks)),
+                      _In(step=f"chi2_{fid.removesuffix('_chi2')}", kind="stack", shell=f'"$W/stacks/{field_name}.fits"')],
               description="REL_DATE in the headers, copy of the chi-squared image and catalogues"),
     ]
     return sets, steps
@@ -292,10 +294,10 @@ def generate_jobs(db, spec: ReleaseSpec, outdir: str | Path, workdir: str | Path
         by_field: dict[str, list[dict]] = {}
         for job in jobs:
             if job["kind"] in ("stack", "image"):
-                lists = {lst: sorted(f for (f,) in conn.execute(
-                    select(S.stack_images.c.filename).where(S.stack_images.c.stack_id == job["stack_id"],
-                                                            S.stack_images.c.list == lst)))
-                         for lst in ("astrometry", "stack")}
+                lists = {"astrometry": astrometric_list(conn, job["astrometric_group"]),
+                         "stack": sorted(f for (f,) in conn.execute(
+                             select(S.stack_images.c.filename).where(S.stack_images.c.stack_id == job["stack_id"],
+                                                                     S.stack_images.c.list == "stack")))}
                 paths = _storage_paths(conn, lists["astrometry"], job["node"])
                 missing = [f for f in lists["stack"] if f not in paths]
                 paths.update(_storage_paths(conn, missing, job["node"]) if missing else {})

@@ -23,11 +23,12 @@ import numpy as np
 from sqlalchemy import select
 
 from ..db import schema as S
-from ..db.query import _cone_pixels, _pixel_clause, angular_distance
+from ..db.query import _cone_pixels, angular_distance
 from .release import ReleaseSpec, band_key
 from .tiling import quantum_of, tile_area
 
-__all__ = ["PlannedJob", "Plan", "plan_release", "cone_rows", "astrometric_group"]
+__all__ = ["PlannedJob", "Plan", "plan_release", "record_plan", "cone_rows", "astrometric_group",
+           "astrometric_list"]
 
 _COLUMNS = ("id", "filename", "filter", "ra", "dec", "survey_component", "runid", "qrunid", "release_date",
             "exptime")
@@ -70,22 +71,38 @@ class Plan:
         return [j for j in self.jobs if j.mode == "image"]
 
 
+_CONE_STATEMENT = None
+
+
+def _cone_statement():
+    """One compiled statement for every cone: the pixel list is bound at execution (expanding IN)."""
+    global _CONE_STATEMENT
+    if _CONE_STATEMENT is None:
+        from sqlalchemy import bindparam
+        e = S.exposures
+        _CONE_STATEMENT = select(*[getattr(e.c, c) for c in _COLUMNS]).where(
+            e.c.healpix.in_(bindparam("pixels", expanding=True)))
+    return _CONE_STATEMENT
+
+
 def cone_rows(conn, ra: float, dec: float, radius: float) -> list[dict]:
     """Exposures whose centre lies within ``radius`` degrees of (ra, dec), through the sky index."""
-    e = S.exposures
-    cols = [getattr(e.c, c) for c in _COLUMNS]
     pixels = _cone_pixels(ra, dec, radius)
-    clause = e.c.dec.between(dec - radius, dec + radius) if pixels is None else _pixel_clause(e.c.healpix, pixels)
-    rows = [dict(r._mapping) for r in conn.execute(select(*cols).where(clause))]
+    if pixels is None:  # a cone too large to list its pixels: a declination band
+        e = S.exposures
+        rows = conn.execute(select(*[getattr(e.c, c) for c in _COLUMNS])
+                            .where(e.c.dec.between(dec - radius, dec + radius))).all()
+    else:
+        rows = []
+        for i in range(0, len(pixels), 5000):
+            rows += conn.execute(_cone_statement(), {"pixels": pixels[i:i + 5000]}).all()
     if not rows:
         return []
-    d = angular_distance(ra, dec, [r["ra"] for r in rows], [r["dec"] for r in rows])
-    out = []
-    for row, dist in zip(rows, d):
-        if dist <= radius:
-            row["distance"] = float(dist)
-            out.append(row)
-    return out
+    ira, idec = _COLUMNS.index("ra"), _COLUMNS.index("dec")
+    d = angular_distance(ra, dec, np.fromiter((r[ira] for r in rows), float, len(rows)),
+                         np.fromiter((r[idec] for r in rows), float, len(rows)))
+    keep = np.nonzero(d <= radius)[0]
+    return [dict(zip(_COLUMNS, rows[i]), distance=float(d[i])) for i in keep]
 
 
 def astrometric_group(filenames: list[str]) -> str:
@@ -217,6 +234,7 @@ def record_plan(db, plan: Plan) -> dict[str, int]:
     engine = connect(db)
     e = S.exposures
     ids: dict[str, int] = {}
+    groups_recorded: set[str] = set()
     with engine.begin() as conn:
         rel = conn.execute(select(S.releases.c.id).where(S.releases.c.name == spec.name,
                                                          S.releases.c.version == spec.version)).first()
@@ -236,7 +254,11 @@ def record_plan(db, plan: Plan) -> dict[str, int]:
                                    ).inserted_primary_key[0]
             ids[job.name] = sid
             rows = [{"stack_id": sid, "list": "stack", "filename": f} for f in job.stack]
-            rows += [{"stack_id": sid, "list": "astrometry", "filename": f} for f in job.astrometric]
+            # the astrometric list is written once per astrometric group (on its first stack): the stacks
+            # of a group share it by definition, and it is 10-100 times longer than a stack list
+            if job.group not in groups_recorded:
+                rows += [{"stack_id": sid, "list": "astrometry", "filename": f} for f in job.astrometric]
+                groups_recorded.add(job.group)
             for i in range(0, len(rows), 5000):
                 conn.execute(insert(S.stack_images), rows[i:i + 5000])
             _upsert_job(conn, job.name, spec.version, job.mode, dict(
@@ -272,3 +294,10 @@ def _upsert_job(conn, name: str, version: str, mode: str, values: dict) -> None:
         conn.execute(update(j).where(j.c.id == found[0]).values(**values))
     else:
         conn.execute(insert(j).values(name=name, version=version, mode=mode, status="pending", **values))
+
+
+def astrometric_list(conn, group: str) -> list[str]:
+    """The astrometric list of an astrometric group (recorded on the group's first stack)."""
+    si, j = S.stack_images, S.spica_jobs
+    return sorted(set(conn.execute(select(si.c.filename).join(j, j.c.stack_id == si.c.stack_id)
+                                   .where(j.c.astrometric_group == group, si.c.list == "astrometry")).scalars()))

@@ -184,7 +184,7 @@ def load_release(path: str | Path) -> ReleaseSpec:
         spec.wide_radius_arcmin = float(el.get("radius") or 10)
         spec.wide_priority = int(el.get("priority") or 5)
     if (el := root.find("image-mode")) is not None:
-        spec.image_components = (el.get("components") or "VW").split()
+        spec.image_components = el.get("components", "VW").split()
         spec.image_priority = int(el.get("priority") or 1)
     if not spec.criteria_path.is_file():
         raise InstructionError(f"element <release>: criteria file {root.get('criteria')!r} not found "
