@@ -14,8 +14,9 @@ error against truth (rms, mag).
     python benchmarks/bench_scamp.py --nexp 10 --nx 512 --ny 1152
     python benchmarks/bench_scamp.py --source sim --nexp 10 --sim-density 2   # images + real SExtractor
 
-``--source sim`` uses the project's simulator (terapix_fw.sim: MEF images, true TPV WCS in simNN.head,
-true zero point in simNN.truth.fits) and the real ``source-extractor`` to make the catalogues.
+``--source sim`` uses the project's simulator (terapix_fw.sim: MEF images with first-guess WCS, true TPV
+WCS in truth/simNN.wcs.truth, true zero point in truth/simNN.truth.fits) and the real
+``source-extractor`` to make the catalogues.
 """
 from __future__ import annotations
 
@@ -94,8 +95,8 @@ def simulate_with_images(base: Path, args, rng):
 
 
 def evaluate_sim(results, directory: Path, label: str, nx: int, ny: int) -> dict:
-    """Errors against the simulator's truth: ``simNN.head`` (true TPV WCS per CCD) and the ZP keyword of
-    ``simNN.truth.fits`` (magnitude of 1 ADU)."""
+    """Errors against the simulator's truth: ``truth/simNN.wcs.truth`` (true TPV WCS per CCD) and the ZP
+    keyword of ``truth/simNN.truth.fits`` (magnitude of 1 ADU)."""
     import warnings
 
     from astropy.io import fits
@@ -111,7 +112,7 @@ def evaluate_sim(results, directory: Path, label: str, nx: int, ny: int) -> dict
             print(f"  {label}: {head_path.name} missing")
             continue
         heads = read_head_file(head_path)
-        trues = read_head_file(cat.with_suffix(".head"))
+        trues = read_head_file(cat.parent / "truth" / f"{cat.stem}.wcs.truth")
         gx, gy = np.meshgrid(np.linspace(1, nx, 8), np.linspace(1, ny, 8))
         for head, true in zip(heads, trues):
             pair = []
@@ -123,7 +124,7 @@ def evaluate_sim(results, directory: Path, label: str, nx: int, ny: int) -> dict
                     pair.append(WCS(full).all_pix2world(gx.ravel(), gy.ravel(), 1))
             errs.append(angular_sep(pair[0][0], pair[0][1], pair[1][0], pair[1][1]) * 3.6e6)
         h = heads[0]
-        zp_true = fits.getheader(cat.with_name(cat.stem + ".truth.fits"), 1)["ZP"]
+        zp_true = fits.getheader(cat.parent / "truth" / f"{cat.stem}.truth.fits", 1)["ZP"]
         # a stack pixel is ADU x FLXSCALE at zero point MAGZEROP; the truth is ZP for 1 ADU
         zp_err.append(h["MAGZEROP"] - 2.5 * np.log10(h["FLXSCALE"]) - zp_true)
     allerr = np.concatenate(errs) if errs else np.array([np.nan])

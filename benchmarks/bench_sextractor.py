@@ -192,7 +192,7 @@ def _reused(d: Path):
     from astropy.io import fits
     from astropy.table import Table
 
-    truth_path = d / "sim0001p.truth.fits"
+    truth_path = d / "truth" / "sim0001p.truth.fits"
     zp = float(fits.getheader(truth_path, 1)["ZP"])
     return SimpleNamespace(path=d / "sim0001p.fits", truth=Table.read(truth_path, hdu=1), zeropoint=zp)
 
@@ -228,7 +228,7 @@ def main(argv=None) -> int:
             continue
         d = work / f"case{k}"
         t0 = time.perf_counter()
-        if args.reuse and (d / "sim0001p.fits").exists() and (d / "sim0001p.truth.fits").exists():
+        if args.reuse and (d / "sim0001p.fits").exists() and (d / "truth" / "sim0001p.truth.fits").exists():
             res = _reused(d)
             print(f"\nreusing {name} simulated in {d}: {len(res.truth)} true sources")
         else:

@@ -1,6 +1,7 @@
 """swarp plugin vs SWarp, measured in the same run with the same keywords and NTHREADS.
 
-Simulated MegaCam exposures (terapix_fw.sim: 36 CCDs, TPV true-WCS ``.head`` files, weight maps = flat
+Simulated MegaCam exposures (terapix_fw.sim: 36 CCDs, the true TPV WCS copied from truth/ to ``.head`` files
+as SCAMP would leave a calibration beside each input, weight maps = flat
 field with bad pixels at 0) are
 
 1. resampled (one exposure, COMBINE N): wall time and peak memory of both;
@@ -158,17 +159,19 @@ def simulate(workdir: Path, nexp: int, scale: float, density: float):
     for i in range(nexp):
         dra, ddec = (0.0, 0.0) if i == 0 else rng.uniform(-60, 60, 2) * scale / 3600
         name = f"bexp{i:02d}"
-        if (workdir / f"{name}.fits").exists() and (workdir / f"{name}.truth.fits").exists() and weight_file is None \
+        truth_table = workdir / "truth" / f"{name}.truth.fits"
+        if (workdir / f"{name}.fits").exists() and truth_table.exists() and weight_file is None \
                 and (workdir / "flatweight.fits").exists():
             weight_file = workdir / "flatweight.fits"  # an earlier run's simulation (same seeds), reused
-        if weight_file is not None and (workdir / f"{name}.truth.fits").exists():
+        if weight_file is not None and truth_table.exists() and (workdir / f"{name}.head").exists():
             from astropy.table import Table
 
             results.append(SimpleNamespace(path=workdir / f"{name}.fits",
-                                           truth=Table.read(workdir / f"{name}.truth.fits")))
+                                           truth=Table.read(truth_table)))
             continue
         res = simulate_exposure(workdir, seed=100 + i, focal_plane=fp, density=density, name=name,
                                 ra=36.5 + dra, dec=-4.5 + ddec, expnum=710000 + i, write_refcat=False)
+        shutil.copyfile(res.true_wcs_path, workdir / f"{name}.head")  # the calibration SWarp reads
         if weight_file is None:
             weight_file = flat_weight(res, workdir / "flatweight.fits")
         link = workdir / f"bexp{i:02d}.weight.fits"

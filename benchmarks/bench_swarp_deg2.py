@@ -76,7 +76,7 @@ def build_inputs(workdir: Path, nexp: int, ndistinct: int, scale: float, seed: i
             if link.is_symlink() or link.exists():
                 link.unlink()
             link.symlink_to(target)
-        heads = read_head_file(workdir / f"{s}.head")
+        heads = read_head_file(workdir / "truth" / f"{s}.wcs.truth")  # calibrated input: the true WCS
         for h in heads:
             h["CRVAL1"] = h["CRVAL1"] + offsets[j, 0] / math.cos(math.radians(DEC0))
             h["CRVAL2"] = h["CRVAL2"] + offsets[j, 1]

@@ -38,10 +38,19 @@ def _cmd_tool(args) -> int:
 
 
 def _cmd_validate(args) -> int:
+    from .errors import InstructionError
+    from .graph import build_graph, check_outputs
     from .instructions import load_instructions
     for path in args.files:
         doc = load_instructions(path, overrides=dict(args.param or []))
-        print(f"{path}: valid ({len(doc.steps)} steps: {', '.join(s.id for s in doc.steps)})")
+        # the units and the files they are configured to write: two units writing one file is an error
+        try:
+            graph = build_graph(doc)
+        except InstructionError as exc:  # inputs not there yet (or an RDBix query): said, not fatal
+            outputs = f"units not expanded ({exc})"
+        else:
+            outputs = f"{len(graph.units)} units, {check_outputs(graph)} configured output names, no clash"
+        print(f"{path}: valid ({len(doc.steps)} steps: {', '.join(s.id for s in doc.steps)}); {outputs}")
     return 0
 
 

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from .errors import InstructionError
+from .errors import ConfigError, InstructionError
 from .instructions import InputRef, Instructions, StepDef
 
-__all__ = ["Item", "Unit", "TaskGraph", "build_graph"]
+__all__ = ["Item", "Unit", "TaskGraph", "build_graph", "unit_tokens", "check_outputs", "file_stem"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,9 @@ class Item:
     kind: str | None = None
     extension: int | None = None
     group: str | None = None
+    #: the producing unit combined several inputs (fan-out group/all): ``origin`` (its first input) says
+    #: nothing of this item, which is named after the product itself (a stack's catalogue after the stack)
+    merged: bool = False
 
 
 @dataclass
@@ -168,8 +171,10 @@ class _Builder:
             unique = [p for p in paths if not (p in seen or seen.add(p))]
             return [Item(origin=p, path=p) for p in unique]
         upstream = [u for u in self.units.values() if u.step.id == ref.step]
-        return [Item(origin=u.origin or u.id, unit=u.key, kind=ref.kind,
-                     extension=u.extension, group=u.group) for u in upstream]
+        return [Item(origin=u.origin or u.id, unit=u.key, kind=ref.kind, extension=u.extension, group=u.group,
+                     merged=(u.step.fanout or "file") in ("group", "all")
+                     or any(i.merged for i in u.items[u.ndetection:u.ndetection + 1]))
+                for u in upstream]
 
     def build(self) -> TaskGraph:
         for step in self._steps_in_dependency_order():
@@ -275,6 +280,65 @@ class _Builder:
         raise InstructionError(f"step {step.id}: cannot pair input {ref.files or ref.set or ref.step} with the "
                                f"primary input (no common origin file); give one file or products of a step "
                                f"that descends from the same files", ref.where)
+
+
+def unit_tokens(unit: Unit, inputs: list[str] | None = None) -> dict[str, str]:
+    """The per-unit name tokens of ``unit`` (``instructions.UNIT_TOKENS``).
+
+    ``{stem}``/``{name}`` come from the unit's first input: a raw file, or the raw file a per-file product
+    descends from; for a product of a unit that combined several inputs (a stack), from the product
+    itself (``inputs``, known when the unit runs; before that, from the producing unit's key, which is
+    unique as the product will be)."""
+    # the first measurement item: detection images (role="detection") come before it
+    rest = unit.items[unit.ndetection:] or unit.items
+    first = rest[0] if rest else None
+    if first is not None and first.merged:
+        index = unit.ndetection if rest is not unit.items and inputs and len(inputs) > unit.ndetection else 0
+        source = inputs[index] if inputs else f"{first.unit.replace('/', '.')}.product"
+    else:
+        source = first.origin if first is not None else ""
+    return {"stem": file_stem(source) if source else unit.id, "name": Path(source).name if source else unit.id,
+            "ext": "" if unit.extension is None else str(unit.extension), "group": unit.group or "",
+            "unit": unit.id, "step": unit.step.id}
+
+
+def check_outputs(graph: TaskGraph, workdir: str | Path = ".") -> int:
+    """Refuse two units writing the same file: the output names each unit is configured with (values of
+    output parameters given in the instruction or configuration file, tokens substituted), resolved in
+    the step's directory.  Returns the number of names checked.  Names a tool derives itself (defaults,
+    ``{stem}``-based names of the tools) are the tool's concern."""
+    from .instructions import substitute_unit_tokens
+    from .plugins import get_tool
+
+    seen: dict[str, tuple[str, str]] = {}
+    count = 0
+    for unit in graph.units.values():
+        step = unit.step
+        params = get_tool(step.tool).cls.parameter_set()
+        tokens = unit_tokens(unit)
+        values: dict[str, tuple[str, str]] = {}
+        for layer in step.config_layers():
+            for name, value, where in layer:
+                try:
+                    param = params.lookup(name)
+                except ConfigError:  # an unknown keyword is reported by the instruction file's validation
+                    continue
+                if param.is_output:
+                    values[param.name] = (value, where)
+        for name, (value, where) in values.items():
+            base = Path(workdir) / (step.outdir or step.id)
+            for item in (v.strip().strip('"') for v in substitute_unit_tokens(value, tokens).split(",")):
+                if not item:
+                    continue
+                path = str((base / item).resolve()) if not Path(item).is_absolute() else str(Path(item).resolve())
+                count += 1
+                other = seen.setdefault(path, (unit.key, name))
+                if other[0] != unit.key:
+                    raise InstructionError(
+                        f"units {other[0]} and {unit.key} would both write {item} ({other[1]}"
+                        f"{'' if other[1] == name else ' / ' + name} = {value!r}); give each unit its own "
+                        f"name with a per-unit token ({{stem}}, {{group}}, {{ext}}, {{unit}})", where, name)
+    return count
 
 
 def build_graph(doc: Instructions, query_db=None) -> TaskGraph:

@@ -12,9 +12,13 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from .errors import ConfigError
 
-__all__ = ["Parameter", "ParameterSet", "Config", "split_values"]
+__all__ = ["Parameter", "ParameterSet", "Config", "split_values", "OUTPUT_KEYWORDS"]
 
 _TYPES = ("str", "int", "float", "bool", "keyword", "path")
+#: the AstrOmatic programs' keywords that name files they write
+OUTPUT_KEYWORDS = frozenset({"CATALOG_NAME", "CHECKIMAGE_NAME", "XML_NAME", "IMAGEOUT_NAME", "WEIGHTOUT_NAME",
+                             "OUTWEIGHT_NAME", "OUTFLAG_NAME", "HEADEROUT_NAME", "MERGEDOUTCAT_NAME",
+                             "FULLOUTCAT_NAME", "REFOUTCAT_NAME", "CHECKPLOT_NAME", "OUTCAT_NAME"})
 
 
 def split_values(raw: str) -> list[str]:
@@ -39,6 +43,9 @@ class Parameter:
     choices : allowed values for ``keyword`` (or any type).
     nvalues : 1 for a scalar; ``n`` for exactly n values; ``(lo, hi)`` for a range; ``hi=None`` unbounded.
     minimum, maximum : inclusive numeric bounds.
+    output : the value names a file the tool writes (``terapix validate`` refuses two units of a run
+        writing the same one); the AstrOmatic output keywords (:data:`OUTPUT_KEYWORDS`) are outputs
+        without saying so.
     """
 
     name: str
@@ -49,6 +56,11 @@ class Parameter:
     nvalues: int | tuple[int, int | None] = 1
     minimum: float | None = None
     maximum: float | None = None
+    output: bool = False
+
+    @property
+    def is_output(self) -> bool:
+        return self.output or (self.type == "path" and self.name in OUTPUT_KEYWORDS)
 
     def __post_init__(self) -> None:
         if self.type not in _TYPES:

@@ -21,7 +21,7 @@ from .atomic import confine, sha256_file, write_text_atomic
 from .errors import ConfigError
 from .execute import UnitSpec
 from .executors import make_executor
-from .graph import Unit, build_graph, file_stem
+from .graph import Unit, build_graph, check_outputs, file_stem, unit_tokens
 from .history import UnitRecord, write_history
 from .instructions import Instructions, load_instructions, substitute_unit_tokens
 from .model import RunInfo, StepInfo, UnitInfo
@@ -83,6 +83,11 @@ class _Progress:
         sys.stderr.flush()
 
 
+class NothingToDo(Exception):
+    """A unit whose inputs all come from units that produced nothing (e.g. a quarantined exposure's
+    ingestion): it is skipped, with the reason, instead of failing."""
+
+
 def _match_by_stem(candidates: list[str], inputs: list[str]) -> list[str]:
     """Order per-input products (weights, ``.head`` files) like the inputs they belong to.
 
@@ -135,14 +140,17 @@ class Runner:
         def paths(item) -> list[str]:
             if item.path:
                 return [item.path]
-            found = [p.path for p in results[item.unit].products if p.kind == item.kind]
-            if not found:
+            made = results[item.unit].products
+            found = [p.path for p in made if p.kind == item.kind]
+            if not found and made:  # products, but not of that kind: a wrong kind in the instruction file
                 raise ConfigError(f"unit {item.unit} produced no product of kind {item.kind!r}; "
-                                  f"it produced {sorted({p.kind for p in results[item.unit].products}) or 'nothing'}",
-                                  unit.step.where)
-            return found
+                                  f"it produced {sorted({p.kind for p in made})}", unit.step.where)
+            return found  # a unit that produced nothing (ingestion quarantined its file) gives nothing
 
         inputs = [p for item in unit.items for p in paths(item)]
+        if unit.items and not inputs:
+            raise NothingToDo(f"nothing to do: {', '.join(sorted({i.unit for i in unit.items if i.unit}))} "
+                              f"produced nothing")
         params = {name: _match_by_stem([p for item in items for p in paths(item)], inputs)
                   for name, items in unit.param_items.items()}
         return inputs, params
@@ -151,10 +159,7 @@ class Runner:
         step = unit.step
         info = get_tool(step.tool)
         inputs, param_inputs = self._resolve_items(unit, results)
-        origin = unit.origin
-        tokens = {"stem": file_stem(origin) if origin else unit.id, "name": Path(origin).name if origin else unit.id,
-                  "ext": "" if unit.extension is None else str(unit.extension), "group": unit.group or "",
-                  "unit": unit.id, "step": step.id}
+        tokens = unit_tokens(unit, inputs)
         params = info.cls.parameter_set()
         # defaults may hold unit tokens too ("{stem}.cat"): substitute them like explicit values
         token_defaults = [(p.name, value, "default") for p in params if isinstance(p.default, str)
@@ -233,6 +238,7 @@ class Runner:
     def _run(self, log_path: Path) -> dict[str, int]:
         doc = self.doc
         graph = build_graph(doc, self._query_db())
+        check_outputs(graph, self.workdir)  # two units writing one file: refused before anything runs
         steps = {s.id: self._step_info(s) for s in doc.steps}
         run = RunInfo(name=doc.name, version=doc.version, instruction_file=str(doc.path), workdir=str(self.workdir),
                       executor=self.executor_kind if not self.scheduler else "dask", db_url=self.db_url,
@@ -335,6 +341,11 @@ class Runner:
                     start_step(unit)
                     try:
                         spec, uinfo, rec = self._prepare(unit, results)
+                    except NothingToDo as exc:
+                        finish(unit, UnitInfo(id=unit.id, step=unit.step.id), UnitResult(
+                            step=unit.step.id, unit=unit.id, status="skipped", error=str(exc), start=time.time(),
+                            end=time.time()))
+                        continue
                     except (ConfigError, OSError) as exc:
                         uinfo = UnitInfo(id=unit.id, step=unit.step.id)
                         finish(unit, uinfo, UnitResult(step=unit.step.id, unit=unit.id, status="failed",

@@ -21,10 +21,10 @@ def _schema_diff(url):
 
 def test_init_upgrade_status(empty_db_url):
     st = migrate.status(empty_db_url)
-    assert st.current is None and st.pending == ["0001", "0002", "0004"] and not st.up_to_date
+    assert st.current is None and st.pending == ["0001", "0002", "0003", "0004"] and not st.up_to_date
     migrate.upgrade(empty_db_url, "0001")
     st = migrate.status(empty_db_url)
-    assert (st.current, st.pending) == ("0001", ["0002", "0004"])
+    assert (st.current, st.pending) == ("0001", ["0002", "0003", "0004"])
     engine = connect(empty_db_url, create=False)
     assert not inspect(engine).has_table("sources")
     assert "healpix" not in {c["name"] for c in inspect(engine).get_columns("exposures")}
@@ -82,7 +82,7 @@ def test_cli_init_upgrade_status(empty_db_url, capsys):
     assert main(["db", "status", "--db", empty_db_url]) == 1
     assert "current revision none" in capsys.readouterr().out
     assert main(["db", "upgrade", "--db", empty_db_url, "--revision", "0001"]) == 0
-    assert "2 pending: 0002" in capsys.readouterr().out
+    assert "3 pending: 0002, 0003, 0004" in capsys.readouterr().out
     assert main(["db", "upgrade", "--db", empty_db_url]) == 0
     assert main(["db", "status", "--db", empty_db_url]) == 0
     out = capsys.readouterr().out

@@ -166,13 +166,13 @@ def test_atomic_product_never_half_written(tmp_path):
 
 
 def test_output_names_are_confined_to_the_work_directory(tmp_path, pipeline):
-    path = pipeline().read_text().replace("{stem}_u.fits", "../../escape.fits")
+    path = pipeline().read_text().replace("{stem}_u.fits", "../../{stem}_escape.fits")
     (tmp_path / "run.xml").write_text(path)
     summary = run_instructions(tmp_path / "run.xml", tmp_path / "work", jobs=2, progress=False)
     units = history_units(summary)
     assert units["urgent/exp0"].get("status") == "failed"
     assert "escapes its directory" in units["urgent/exp0"].findtext("error")
-    assert not (tmp_path / "escape.fits").exists()
+    assert not list(tmp_path.glob("*escape.fits"))
 
 
 def test_per_input_products_follow_input_order():
@@ -203,19 +203,42 @@ def test_failure_blocks_dependents_transitively(tmp_path, pipeline):
     assert summary["failed"] == 2 and summary["blocked"] == 2 and summary["done"] == 4 + 1 + 3
 
 
-def test_units_writing_the_same_file_are_reported(tmp_path, pipeline, caplog):
-    """Two units of a step with one fixed output name overwrite each other (and neither is up to date
-    at the next run): the runner says which units and which file."""
-    import logging
+def test_units_writing_the_same_file_are_refused_before_running(tmp_path, pipeline, capsys):
+    """Two units of a step with one fixed output name would overwrite each other: ``terapix validate``
+    and the runner refuse the file before anything runs, naming both units, the keyword and the file."""
+    from terapix_fw.cli import main
+    from terapix_fw.errors import InstructionError
 
     text = pipeline().read_text().replace("{stem}_u.fits", "same.fits")
     (tmp_path / "run.xml").write_text(text)
-    with caplog.at_level(logging.WARNING, logger="terapix"):
-        summary = run_instructions(tmp_path / "run.xml", tmp_path / "work", jobs=1, progress=False)
+    with pytest.raises(InstructionError, match=r"units urgent/exp0 and urgent/exp1 would both write same\.fits "
+                                               r"\(OUTPUT_NAME = 'same\.fits'\)"):
+        run_instructions(tmp_path / "run.xml", tmp_path / "work", jobs=1, progress=False)
+    assert not (tmp_path / "work" / "urgent").exists()
+    assert main(["validate", str(tmp_path / "run.xml")]) == 2
+    assert "would both write same.fits" in capsys.readouterr().err
+    # a token that is empty in this fan-out ({group} in a per-file step) is caught the same way
+    (tmp_path / "run.xml").write_text(pipeline().read_text().replace("{stem}_u.fits", "u{group}.fits"))
+    assert main(["validate", str(tmp_path / "run.xml")]) == 2
+    (tmp_path / "run.xml").write_text(pipeline().read_text())
+    assert main(["validate", str(tmp_path / "run.xml")]) == 0
+    assert "configured output names, no clash" in capsys.readouterr().out
+
+
+def test_products_of_products_are_named_after_them(tmp_path, pipeline):
+    """{stem} of a unit whose input is the product of a unit that combined several files (a stack) is
+    that product's stem, not the first raw file's (``stack_catalogs/700001p.ldac`` for the g stack)."""
+    text = pipeline().read_text().replace("  </steps>", """\
+    <step id="sumscale" tool="scale" fanout="file">
+      <config><param name="OUTPUT_NAME">{stem}_x.fits</param></config>
+      <input step="sum" kind="sum"/>
+    </step>
+  </steps>""")
+    (tmp_path / "run.xml").write_text(text)
+    summary = run_instructions(tmp_path / "run.xml", tmp_path / "work", jobs=1, progress=False)
     assert summary["failed"] == 0
-    clashes = [r.getMessage() for r in caplog.records if "both wrote" in r.getMessage()]
-    urgent = [k for k in history_units(summary) if k.startswith("urgent/")]
-    assert len(urgent) >= 2
-    # every unit after the first is reported against the first; the other steps name their files apart
-    assert len(clashes) == len(urgent) - 1, clashes
-    assert all(c.startswith("units urgent/") and " and urgent/" in c and "same.fits" in c for c in clashes)
+    assert sorted(p.name for p in (tmp_path / "work" / "sumscale").glob("*.fits")) == ["sum_g_x.fits",
+                                                                                      "sum_r_x.fits"]
+    # the history's commands repeat the same names
+    units = history_units(summary)
+    assert "sum_g_x.fits" in etree.tostring(units["sumscale/g"]).decode()

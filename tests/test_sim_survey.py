@@ -139,9 +139,13 @@ def test_terapix_simulate_command(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "700001p.fits" in out and "700002p.fits" in out
     files = sorted(p.name for p in (tmp_path / "out").iterdir())
-    for name in ("700001p.fits", "700001p.truth.fits", "700001p.head", "refcat.fits", "zeropoints.fits",
-                 "flat_03AQ01_r.MP9601.fits"):
+    for name in ("700001p.fits", "refcat.fits", "flat_03AQ01_r.MP9601.fits"):
         assert name in files
+    # truth only under truth/, under names no tool reads (no .head beside the images)
+    assert not [f for f in files if f.endswith((".head", ".ahead")) or "truth" in f and f != "truth"]
+    truth = sorted(p.name for p in (tmp_path / "out" / "truth").iterdir())
+    for name in ("700001p.truth.fits", "700001p.wcs.truth", "zeropoints.fits", "sky_truth.fits"):
+        assert name in truth
     # --seed wins over the survey's seed attribute, and seeds reproduce
     again = simulate_survey(survey, tmp_path / "again", seed=9)
     assert again.exposures[0].path.read_bytes() == (tmp_path / "out" / "700001p.fits").read_bytes()
@@ -171,4 +175,4 @@ def test_simulate_tool_in_an_instruction_file(tmp_path):
     raw = tmp_path / "work" / "simulate" / "raw"
     with fits.open(raw / "700001p.fits") as hdul:
         assert isinstance(hdul[1], fits.CompImageHDU)
-    assert (raw / "refcat.fits").exists() and (raw / "700002p.truth.fits").exists()
+    assert (raw / "refcat.fits").exists() and (raw / "truth" / "700002p.truth.fits").exists()

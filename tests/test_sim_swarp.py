@@ -1,6 +1,7 @@
-"""Regression against the real SWarp (where installed): the true-WCS ``.head`` file beside a simulated
-exposure is what SWarp needs to put every star at its true sky position; without it the first-guess
-header leaves them off by the configured pointing error."""
+"""Regression against the real SWarp (where installed): the simulator's true WCS (``truth/<name>.wcs.truth``,
+in .head format) put beside an exposure as ``<name>.head`` is what SWarp needs to put every star at its
+true sky position; the exposure alone (first-guess header) leaves them off by the configured pointing
+error - the simulator never leaves the truth where SWarp would read it."""
 from __future__ import annotations
 
 import shutil
@@ -38,10 +39,10 @@ def _offsets(tmp_path, res, name):
 def test_swarp_with_true_head_puts_stars_at_truth(tmp_path):
     res = simulate_exposure(tmp_path, seed=9, focal_plane=small_focal_plane(4, 256, 256), star_density=20,
                             cosmic_rays=False, defects=False, wcs_offset_arcsec=3.0)
-    assert res.true_wcs_path == res.path.with_suffix(".head")  # SWarp's default HEADER_SUFFIX
+    assert res.true_wcs_path.parent.name == "truth" and not res.path.with_suffix(".head").exists()
+    bad = _offsets(tmp_path, res, "guess")
+    shutil.copyfile(res.true_wcs_path, res.path.with_suffix(".head"))  # SWarp's default HEADER_SUFFIX
     good = _offsets(tmp_path, res, "true")
     assert len(good) >= 5 and np.median(good) < 0.05  # pixels of the 0.186" output grid
-    res.true_wcs_path.rename(tmp_path / "hidden.txt")
-    bad = _offsets(tmp_path, res, "guess")
     # first guess: 3" pointing error = 16 px (winpos recentres within a few px, so just "far")
     assert np.median(bad) > 1.0

@@ -18,10 +18,15 @@ unit           run_id*, step*, unit*, key, inputs[], extension, group, attempt, 
                error, log_path, config{}
 product        run_id*, step*, unit*, path*, kind, checksum, size, inputs[] (provenance parents), meta{}
 exposure       filename*, object, filter, qrunid, runid, ra, dec, exptime, airmass, seeing, mjd_obs,
-               date_obs, photometric, survey_component, owner, release_date, arrival_date,
+               date_obs, photometric, survey_component, owner, release_date, arrival_date, skyprobe,
+               checksum (refused if the exposure is registered with another checksum),
                keywords[extension, keyword*, value, comment], extensions[ccd*, extname, naxis1, naxis2,
-               ra, dec], storage[node*, path*, size, checksum, compression]
-quality        exposure*, suggested_grade, run_id, time, metrics[ccd, name*, value]
+               ra, dec, ra1, dec1 ... ra4, dec4 (footprint corners)],
+               storage[node*, path*, size, checksum, compression]
+quality        exposure or stack (one of them)*, suggested_grade, run_id, time, metrics[ccd, name*, value]:
+               an exposure's ccd-0 metrics fwhm_arcsec, back_adu, nstars, ellipticity also fill its
+               seeing, background, nstars, ellipticity columns; a stack's go to stack_metrics
+quarantine     filename*, reason*, origin, path, node, checksum, time, run_id: a file ingestion refused
 grade          exposure*, grade*, author*, comment, time
 catalog        path*, exposure, nsources, run_id, sources[number, ra*, dec*, mag, magerr, flags]
 stack          name*, version, path, ra, dec, filter, survey_component, release_date, release,
@@ -33,7 +38,7 @@ record         kind*, run_id, step, unit, time, data (JSON text): any other reco
 
 ``{}`` fields are string-to-string mappings, ``[]`` lists of strings, ``[a, b]`` lists of rows.
 The record kinds a tool may send with ``ctx.record(kind, **data)`` are exposure, quality, grade,
-catalog, stack, release, transfer and node, with the fields above (``run_id`` and ``step`` are filled
+catalog, stack, release, transfer, node and quarantine, with the fields above (``run_id`` and ``step`` are filled
 in).  A record of another kind, or with fields beyond the above, is also kept whole in ``records``
 (instruction ``record``), so that nothing a tool reports is lost.
 """
@@ -445,7 +450,13 @@ def _product(conn, d):
 
 EXPOSURE_COLUMNS = ("object", "filter", "qrunid", "runid", "ra", "dec", "exptime", "airmass", "seeing",
                     "mjd_obs", "date_obs", "photometric", "survey_component", "owner", "release_date",
-                    "arrival_date")
+                    "arrival_date", "skyprobe", "checksum")
+#: extension columns: centre and the four footprint corners
+EXTENSION_COLUMNS = ("extname", "naxis1", "naxis2", "ra", "dec") + tuple(
+    f"{axis}{k}" for k in (1, 2, 3, 4) for axis in ("ra", "dec"))
+#: QualityFITS-in exposure metrics (ccd 0) copied to the exposure row
+QUALITY_COLUMNS = {"fwhm_arcsec": "seeing", "back_adu": "background", "nstars": "nstars",
+                   "ellipticity": "ellipticity"}
 
 
 def _exposure(conn, d):
@@ -453,30 +464,94 @@ def _exposure(conn, d):
     if d.get("ra") is not None and d.get("dec") is not None:
         values["healpix"] = int(_healpix(d["ra"], d["dec"]))
     exp_id = _exposure_id(conn, d["filename"], create=True)
+    if d.get("checksum"):
+        # a changed file under a known name is never registered over the first one (no silent overwrite)
+        known = conn.execute(select(S.exposures.c.checksum).where(S.exposures.c.id == exp_id)).scalar()
+        if known and known != d["checksum"]:
+            raise RecordError(f"exposure {d['filename']!r} is registered with checksum {known[:12]}...; "
+                              f"refusing a changed file (checksum {d['checksum'][:12]}...)")
     if values:
         conn.execute(update(S.exposures).where(S.exposures.c.id == exp_id).values(**values))
-    for row in d.get("extensions", []):
-        _upsert(conn, S.extensions, {"exposure_id": exp_id, "ccd": row["ccd"]},
-                _given(row, "extname", "naxis1", "naxis2", "ra", "dec"))
-    for row in d.get("keywords", []):
-        _upsert(conn, S.header_keywords, {"exposure_id": exp_id, "extension": row.get("extension") or 0,
-                                          "keyword": row["keyword"]},
-                {"value": row.get("value"), "comment": row.get("comment")})
+    if d.get("extensions"):
+        rows = {row["ccd"]: _given(row, *EXTENSION_COLUMNS) for row in d["extensions"]}
+        _merge_rows(conn, S.extensions, exp_id, ("ccd",), {(k,): v for k, v in rows.items()})
+    if d.get("keywords"):
+        rows = {(row.get("extension") or 0, row["keyword"]): {"value": row.get("value"), "comment": row.get("comment")}
+                for row in d["keywords"]}
+        _merge_rows(conn, S.header_keywords, exp_id, ("extension", "keyword"), rows)
     for row in d.get("storage", []):
         _ensure_node(conn, row["node"])
         _upsert(conn, S.storage, {"exposure_id": exp_id, "node": row["node"], "path_hash": path_hash(row["path"])},
                 {"path": row["path"], **_given(row, "size", "checksum", "compression")})
 
 
+def _merge_rows(conn, table, exp_id: int, keys: tuple[str, ...], rows: dict[tuple, dict]) -> None:
+    """Insert or update the rows of one exposure in ``table`` (keyed by exposure_id and ``keys``): one
+    query for what exists, one multi-row INSERT for the new rows (an exposure has ~1500 keywords), an
+    UPDATE only for rows whose values changed."""
+    cols = [table.c[k] for k in keys]
+    value_names = sorted({n for v in rows.values() for n in v})
+    existing = {tuple(r[:len(keys)]): r for r in conn.execute(
+        select(*cols, table.c.id, *[table.c[n] for n in value_names]).where(table.c.exposure_id == exp_id))}
+    new = []
+    for key, values in rows.items():
+        found = existing.get(key)
+        if found is None:
+            new.append({"exposure_id": exp_id, **dict(zip(keys, key)), **values})
+            continue
+        old = dict(zip(value_names, found[len(keys) + 1:]))
+        changed = {n: v for n, v in values.items() if old.get(n) != v}
+        if changed:
+            conn.execute(update(table).where(table.c.id == found[len(keys)]).values(**changed))
+    if new:
+        # rows of one INSERT must have the same columns
+        for names in {tuple(sorted(r)) for r in new}:
+            conn.execute(insert(table), [r for r in new if tuple(sorted(r)) == names])
+
+
 def _quality(conn, d):
-    exp_id = _exposure_id(conn, d["exposure"], create=True)
     when = d.get("time") or _now()
+    if d.get("stack"):
+        if d.get("exposure"):
+            raise RecordError("quality: give exposure or stack, not both")
+        _stack_quality(conn, d, when)
+        return
+    if not d.get("exposure"):
+        raise RecordError("quality: missing required field 'exposure' (or 'stack' for a stack)")
+    exp_id = _exposure_id(conn, d["exposure"], create=True)
+    columns = {}
     for row in d.get("metrics", []):
-        _upsert(conn, S.quality_metrics, {"exposure_id": exp_id, "ccd": row.get("ccd") or 0, "name": row["name"]},
+        ccd = row.get("ccd") or 0
+        _upsert(conn, S.quality_metrics, {"exposure_id": exp_id, "ccd": ccd, "name": row["name"]},
                 {"value": row.get("value"), "run_id": d.get("run_id"), "time": when})
+        if ccd == 0 and row["name"] in QUALITY_COLUMNS and row.get("value") is not None:
+            value = row["value"]
+            columns[QUALITY_COLUMNS[row["name"]]] = int(round(value)) if row["name"] == "nstars" else value
     if d.get("suggested_grade"):
-        conn.execute(update(S.exposures).where(S.exposures.c.id == exp_id)
-                     .values(suggested_grade=d["suggested_grade"]))
+        columns["suggested_grade"] = d["suggested_grade"]
+    if columns:
+        conn.execute(update(S.exposures).where(S.exposures.c.id == exp_id).values(**columns))
+
+
+def _stack_quality(conn, d, when):
+    """QualityFITS-out of a stack: metrics (ccd 0, the whole stack) in stack_metrics, never an exposure."""
+    version = d.get("stack_version") or ""
+    stack_id = _upsert(conn, S.stacks, {"name": PurePath(d["stack"]).name, "version": version},
+                       _given(d, "suggested_grade"))
+    for row in d.get("metrics", []):
+        if row.get("ccd") or 0:
+            continue  # a stack is one image: its ccd-1 metrics repeat the whole stack's
+        _upsert(conn, S.stack_metrics, {"stack_id": stack_id, "name": row["name"]},
+                {"value": row.get("value"), "run_id": d.get("run_id"), "time": when})
+
+
+def _quarantine(conn, d):
+    values = _given(d, "filename", "origin", "path", "node", "checksum", "reason", "run_id")
+    values["filename"] = PurePath(d["filename"]).name
+    if d.get("path"):
+        values["path_hash"] = path_hash(d["path"])
+    values["time"] = d.get("time") or _now()
+    conn.execute(insert(S.quarantine).values(**values))
 
 
 def _grade(conn, d):
@@ -584,20 +659,27 @@ OPS: dict[str, OpSpec] = {spec.name: spec for spec in [
                         F("seeing", "float"), F("mjd_obs", "float"), F("date_obs", "time"),
                         F("photometric", "bool"), F("survey_component", choices=S.SURVEY_COMPONENTS),
                         F("owner"), F("release_date", "time"), F("arrival_date", "time"),
+                        F("skyprobe", "float"), F("checksum"),
                         F("keywords", "rows", row=(F("extension", "int"), F("keyword", required=True),
                                                    F("value"), F("comment")),
                           from_mapping=("keyword", "value")),
                         F("extensions", "rows", row=(F("ccd", "int", required=True), F("extname"),
                                                      F("naxis1", "int"), F("naxis2", "int"), F("ra", "float"),
-                                                     F("dec", "float"))),
+                                                     F("dec", "float"),
+                                                     *[F(f"{axis}{k}", "float") for k in (1, 2, 3, 4)
+                                                       for axis in ("ra", "dec")])),
                         F("storage", "rows", row=(F("node", required=True), F("path", required=True),
                                                   F("size", "int"), F("checksum"), F("compression"))),
                         F("run_id"), F("step")),
            _exposure, "register (or update) a raw exposure: header metadata, CCDs, storage"),
-    OpSpec("quality", (F("exposure", required=True), F("suggested_grade", choices=S.GRADES), F("run_id"),
+    OpSpec("quality", (F("exposure"), F("stack", doc="a stack's name (QualityFITS-out)"), F("stack_version"),
+                       F("suggested_grade", choices=S.GRADES), F("run_id"),
                        F("step"), F("time", "time"),
                        F("metrics", "rows", row=(F("ccd", "int"), F("name", required=True), F("value", "float")))),
-           _quality, "quality metrics per CCD (ccd >= 1) and per exposure (ccd 0)"),
+           _quality, "quality metrics per CCD (ccd >= 1) and per exposure (ccd 0), or of a stack"),
+    OpSpec("quarantine", (F("filename", required=True), F("reason", required=True), F("origin"), F("path"),
+                          F("node"), F("checksum"), F("time", "time"), F("run_id"), F("step")),
+           _quarantine, "a file ingestion refused, moved to quarantine with the reason"),
     OpSpec("grade", (F("exposure", required=True), F("grade", required=True, choices=S.GRADES),
                      F("author", required=True), F("comment"), F("time", "time")),
            _grade, "a human grade (history is kept)"),
@@ -623,7 +705,7 @@ OPS: dict[str, OpSpec] = {spec.name: spec for spec in [
 ]}
 
 #: record kinds a tool may emit with ctx.record(kind, ...)
-RECORD_KINDS = ("exposure", "quality", "grade", "catalog", "stack", "release", "transfer", "node")
+RECORD_KINDS = ("exposure", "quality", "grade", "catalog", "stack", "release", "transfer", "node", "quarantine")
 
 
 def document_row(doc: Document) -> dict:

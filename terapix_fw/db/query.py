@@ -22,7 +22,7 @@ from . import schema as S
 from .ops import Document, RecordError, path_hash
 from .types import to_datetime
 
-__all__ = ["find_images", "select_paths", "cone_search_sources", "provenance", "set_grade", "grade_history",
+__all__ = ["find_images", "find_ccds", "select_paths", "cone_search_sources", "provenance", "set_grade", "grade_history",
            "effective_grade", "angular_distance", "ProvenanceNode"]
 
 
@@ -189,6 +189,55 @@ def select_paths(db, criteria: dict[str, str], node: str | None = None) -> list[
         raise RecordError(f"query {criteria}: no stored copy recorded for {', '.join(missing[:5])}"
                           f"{' ...' if len(missing) > 5 else ''}")
     return [best[r["id"]] for r in rows]
+
+
+#: largest distance (degrees) from an exposure's pointing to a corner of its CCDs that find_ccds allows
+#: for (MegaCam: 0.96 x 0.94 deg, half-diagonal 0.67)
+CCD_REACH_DEG = 1.0
+
+
+def find_ccds(db, ra: float, dec: float, radius: float = 0.0, **criteria) -> list[dict[str, Any]]:
+    """CCDs whose footprint (the four WCS corners ingestion recorded) overlaps the cone of ``radius``
+    degrees around (ra, dec) - with radius 0, the CCDs that contain the position.  ``criteria`` are
+    those of :func:`find_images` (filter=, seeing_max=, grade=...).  Each row: the extension columns,
+    ``filename`` of its exposure and ``distance`` (degrees from the position to the footprint, 0 inside)."""
+    import numpy as np
+    if radius < 0:
+        raise RecordError(f"cone radius {radius!r}: expected >= 0 degrees")
+    exposures = {r["id"]: r for r in find_images(db, cone=(ra, dec, radius + CCD_REACH_DEG), **criteria)}
+    if not exposures:
+        return []
+    x = S.extensions
+    with _engine(db).connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(
+            select(x).where(x.c.exposure_id.in_(list(exposures)), x.c.ra1.is_not(None))
+            .order_by(x.c.exposure_id, x.c.ccd))]
+    if not rows:
+        return []
+    # gnomonic projection at the position: the footprint is a quadrilateral there (CCDs span < 0.3 deg)
+    cra = np.array([[r[f"ra{k}"] for k in (1, 2, 3, 4)] for r in rows])
+    cdec = np.array([[r[f"dec{k}"] for k in (1, 2, 3, 4)] for r in rows])
+    a0, d0 = math.radians(ra), math.radians(dec)
+    a, d = np.radians(cra), np.radians(cdec)
+    cosc = math.sin(d0) * np.sin(d) + math.cos(d0) * np.cos(d) * np.cos(a - a0)
+    xi = np.degrees(np.cos(d) * np.sin(a - a0) / cosc)
+    eta = np.degrees((math.cos(d0) * np.sin(d) - math.sin(d0) * np.cos(d) * np.cos(a - a0)) / cosc)
+    # distance from the origin to each edge segment, and whether the origin is inside (winding by signs)
+    x1, y1 = xi, eta
+    x2, y2 = np.roll(xi, -1, axis=1), np.roll(eta, -1, axis=1)
+    dx, dy = x2 - x1, y2 - y1
+    t = np.clip(-(x1 * dx + y1 * dy) / np.maximum(dx * dx + dy * dy, 1e-30), 0, 1)
+    edge = np.hypot(x1 + t * dx, y1 + t * dy).min(axis=1)
+    cross = x1 * dy - y1 * dx  # sign of the origin relative to each edge
+    inside = np.all(cross > 0, axis=1) | np.all(cross < 0, axis=1)
+    dist = np.where(inside, 0.0, edge)
+    out = []
+    for row, dd, ok in zip(rows, dist, cosc.min(axis=1) > 0):
+        if ok and dd <= radius:
+            row["filename"] = exposures[row["exposure_id"]]["filename"]
+            row["distance"] = float(dd)
+            out.append(row)
+    return sorted(out, key=lambda r: (r["distance"], r["filename"], r["ccd"]))
 
 
 def cone_search_sources(db, ra: float, dec: float, radius: float) -> list[dict[str, Any]]:

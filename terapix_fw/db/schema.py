@@ -25,7 +25,7 @@ from .types import UTCDateTime
 __all__ = ["metadata", "HEALPIX_NSIDE", "GRADES", "SURVEY_COMPONENTS"] + [
     "nodes", "exposures", "extensions", "storage", "header_keywords", "quality_metrics", "grades",
     "runs", "steps", "units", "products", "provenance", "releases", "stacks", "stack_images",
-    "transfers", "catalogs", "sources", "records", "documents",
+    "transfers", "catalogs", "sources", "records", "documents", "quarantine", "stack_metrics",
     "selections", "selection_results", "spica_jobs", "stack_grades"]
 
 #: HEALPix resolution of the sky index (NESTED scheme): 2**8 gives pixels of about 13.7 arcmin.
@@ -80,6 +80,11 @@ exposures = Table(
     Column("release_date", UTCDateTime, comment="end of the proprietary period"),
     Column("arrival_date", UTCDateTime),
     Column("suggested_grade", String(1), comment="grade suggested by the quality assessment"),
+    Column("skyprobe", Double, comment="sky-probe extinction at the time of the exposure, mag"),
+    Column("checksum", String(HASH), index=True, comment="SHA-256 of the file as it arrived"),
+    Column("background", Double, comment="median sky background, ADU (QualityFITS-in)"),
+    Column("nstars", Integer, comment="stars classified by QualityFITS-in, all CCDs"),
+    Column("ellipticity", Double, comment="median PSF ellipticity 1 - B/A (QualityFITS-in)"),
     CheckConstraint("suggested_grade IS NULL OR suggested_grade IN ('A','B','C','D')", name="suggested"),
 )
 
@@ -92,6 +97,10 @@ extensions = Table(
     Column("naxis2", Integer),
     Column("ra", Double, comment="WCS centre, degrees"),
     Column("dec", Double, comment="WCS centre, degrees"),
+    # the footprint: world coordinates of the pixel corners (0.5,0.5), (NAXIS1+0.5,0.5),
+    # (NAXIS1+0.5,NAXIS2+0.5), (0.5,NAXIS2+0.5) of the header WCS, for cone and overlap searches
+    *[Column(f"{axis}{k}", Double, comment=f"corner {k} {'RA' if axis == 'ra' else 'Dec'}, degrees")
+      for k in (1, 2, 3, 4) for axis in ("ra", "dec")],
     UniqueConstraint("exposure_id", "ccd"),
 )
 
@@ -240,7 +249,19 @@ stacks = Table(
     Column("survey_component", String(16)),
     Column("release_date", UTCDateTime),
     Column("run_id", String(HASH)),
+    Column("suggested_grade", String(1), comment="grade suggested by QualityFITS-out"),
     UniqueConstraint("name", "version"),
+)
+
+stack_metrics = Table(
+    "stack_metrics", metadata, _id(),
+    Column("stack_id", Integer, ForeignKey("stacks.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(80), nullable=False),
+    Column("value", Double),
+    Column("run_id", String(HASH)),
+    Column("time", UTCDateTime),
+    UniqueConstraint("stack_id", "name"),
+    comment="QualityFITS-out metrics of a stack (stacks are products, never exposures)",
 )
 
 stack_images = Table(
@@ -352,6 +373,20 @@ records = Table(
     Column("time", UTCDateTime),
     Column("data", Text, comment="JSON object: the record as the tool sent it"),
     comment="every record a tool sent whose kind or fields have no table of their own, verbatim",
+)
+
+quarantine = Table(
+    "quarantine", metadata, _id(),
+    Column("filename", String(NAME), nullable=False, index=True, comment="file name as it arrived"),
+    Column("origin", String(PATH), comment="where the file arrived"),
+    Column("path", String(PATH), comment="where it lies in quarantine"),
+    Column("path_hash", String(HASH)),
+    Column("node", String(NAME)),
+    Column("checksum", String(HASH), comment="SHA-256 of the file"),
+    Column("reason", Text, nullable=False),
+    Column("time", UTCDateTime),
+    Column("run_id", String(HASH)),
+    comment="files refused by ingestion (integrity), kept aside with the reason",
 )
 
 documents = Table(

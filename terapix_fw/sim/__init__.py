@@ -7,10 +7,11 @@ Stable API (other plugins' tests call it; arguments are only ever added, as opti
                             density=0.3, seeing=0.8, filter="r.MP9601")
     res.path                # MEF: primary + EXTNAME ccd00.. image HDUs, first-guess WCS (RA---TAN)
     res.truth               # astropy Table, one row per source centred on a CCD (see TRUTH_COLUMNS)
-    res.truth_path          # the same table as FITS (HDU TRUTH, true ZP in its header)
+    res.truth_path          # the same table as FITS, truth/<name>.truth.fits (HDU TRUTH, true ZP in its header)
     res.true_wcs            # list of astropy Header (TPV), one per CCD
-    res.true_wcs_path       # <name>.head beside the MEF: SCAMP/SWarp .head format, read by SWarp as is
-    res.guess_wcs           # the first-guess headers written in the MEF
+    res.true_wcs_path       # truth/<name>.wcs.truth: SCAMP/SWarp .head format under a name no tool reads
+                            # (truth never sits beside the MEF, where HEADER_SUFFIX .head would find it)
+    res.guess_wcs           # the first-guess headers written in the MEF (a few arcsec off, slightly rotated)
     res.zeropoint           # true ZP: mag = ZP - 2.5 log10(total ADU); res.header_zeropoint = MAGZP
     res.reference_catalog   # FITS_LDAC (LDAC_OBJECTS: X_WORLD Y_WORLD ERRA/B/THETA_WORLD MAG MAGERR),
                             # accepted by scamp -ASTREF_CATALOG FILE -ASTREFCAT_NAME <it>

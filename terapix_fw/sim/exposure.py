@@ -31,7 +31,12 @@ from .sky import SkyModel
 from .wcs import ExposureWCS, qrun_distortion
 
 __all__ = ["FILTERS", "ExposureSpec", "ExposureResult", "simulate_exposure", "filter_info",
-           "psf_at", "TRUTH_COLUMNS"]
+           "psf_at", "TRUTH_COLUMNS", "TRUTH_DIR", "TRUE_WCS_SUFFIX"]
+
+#: sub-directory of the output directory holding every truth file (tables, true WCS, true zero points)
+TRUTH_DIR = "truth"
+#: the true WCS in SCAMP/SWarp .head format, under a suffix no AstrOmatic tool reads by default
+TRUE_WCS_SUFFIX = ".wcs.truth"
 
 #: MegaCam filters: name, PHOT_C (mag for 1 ADU/s at airmass 1), PHOT_K (extinction mag/airmass),
 #: dark-sky surface brightness (mag/arcsec^2).
@@ -144,7 +149,8 @@ class ExposureResult:
     truth : astropy Table, one row per source whose centre falls on a CCD (columns in ``TRUTH_COLUMNS``).
     truth_path : the truth table as FITS (HDU ``TRUTH``; the zero point and seeing in its header).
     true_wcs : list of astropy Headers (one per CCD, TPV) - the true astrometry.
-    true_wcs_path : the same as a SCAMP/SWarp ``.head`` text file (one block per extension, ``END``).
+    true_wcs_path : the same as a SCAMP/SWarp ``.head`` text file (one block per extension, ``END``), in
+        ``truth/<name>.wcs.truth``: give it to a tool explicitly (e.g. SWarp's HEADER_NAME) to use it.
     guess_wcs : the first-guess WCS headers written in the MEF.
     zeropoint : true zero point (mag of 1 ADU in the image); ``header_zeropoint`` is MAGZP in the header.
     reference_catalog : FITS_LDAC astrometric reference catalogue of the exposure's area (or None).
@@ -513,7 +519,8 @@ def simulate_exposure(outdir: str | Path, spec: ExposureSpec | None = None, *, s
 
     Parameters
     ----------
-    outdir : directory for ``<name>.fits`` (the MEF), ``<name>.truth.fits``, ``<name>.head`` (true WCS),
+    outdir : directory for ``<name>.fits`` (the MEF, first-guess WCS only), ``truth/<name>.truth.fits``,
+        ``truth/<name>.wcs.truth`` (true WCS, ``.head`` format under a name no tool reads),
         ``<name>.refcat.fits`` and the calibration maps ``flat_<QRUNID>_<filter>.fits``,
         ``bpm_<camera>.fits``.
     spec : an :class:`ExposureSpec`; keyword ``overrides`` replace its fields (e.g. ``seeing=0.6``).
@@ -567,9 +574,13 @@ def simulate_exposure(outdir: str | Path, spec: ExposureSpec | None = None, *, s
         _write_mef(bpm_path, bpm_primary, iter(bpms), False, 1)
     truth = _truth_table(exp, truths)
     true_wcs = [exp.wcs.header(ccd, true=True) for ccd in fp.ccds]
-    truth_path = outdir / f"{spec.name}.truth.fits"
+    # truth never sits where a tool looks for its inputs: a .head beside the MEF would be read by
+    # SExtractor/SCAMP/SWarp (HEADER_SUFFIX) and every astrometric solution would start from the answer
+    truth_dir = outdir / TRUTH_DIR
+    truth_dir.mkdir(exist_ok=True)
+    truth_path = truth_dir / f"{spec.name}.truth.fits"
     _write_truth(truth_path, truth, exp)
-    head_path = outdir / f"{spec.name}.head"
+    head_path = truth_dir / f"{spec.name}{TRUE_WCS_SUFFIX}"
     write_text_atomic(head_path, "".join(h.tostring(sep="\n", endcard=True, padding=False) + "\n"
                                          for h in true_wcs))
     refcat = None

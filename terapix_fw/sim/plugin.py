@@ -34,17 +34,17 @@ def _cmd_simulate(args) -> int:
     result = simulate_survey(spec, Path(args.outdir), seed=args.seed, nthreads=args.threads,
                              only=args.exposure or None, progress=progress)
     print(f"reference catalogue: {result.reference_catalog}")
-    print(f"zero points: {result.zeropoints_path}")
-    print(f"sky truth: {result.sky_truth_path}")
+    print(f"truth (zero points, sources, true WCS): {result.zeropoints_path.parent}")
     return 0
 
 
 @hookimpl
 def register_commands(subparsers):
     p = subparsers.add_parser("simulate", help="simulate a survey's exposures with known truth",
-                              description="Write MegaCam-like exposures, their truth tables, true WCS "
-                                          "(.head), calibration maps, an astrometric reference catalogue "
-                                          "and the zero points of a survey description.")
+                              description="Write MegaCam-like exposures (first-guess WCS in the headers), "
+                                          "calibration maps and an astrometric reference catalogue of a "
+                                          "survey description; the truth (tables, true WCS in .head format, "
+                                          "zero points) goes under OUTDIR/truth/ only, where no tool looks.")
     p.add_argument("survey", help="survey description (XML, schemas/survey.xsd)")
     p.add_argument("--outdir", required=True, help="output directory")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: the survey's, else 1)")

@@ -3,9 +3,10 @@
 A survey lists camera runs (QRUNID, program RUNID, start MJD) and fields - single pointings (Deep-like)
 or ``grid`` mosaics of overlapping pointings (Wide-like) - each with blocks of exposures (filter, number,
 exposure time, run, seeing, photometric conditions, dither pattern).  :func:`simulate_survey` writes every
-exposure with its truth, one astrometric reference catalogue for the whole area (``refcat.fits``), a
-table of true and header zero points (``zeropoints.fits``) and every simulated source of the area with
-its magnitudes in u g r i z (``sky_truth.fits``, for completeness and photometry on stacks).
+exposure (first-guess WCS in its headers), one astrometric reference catalogue for the whole area
+(``refcat.fits``) and, under ``truth/`` only (names no tool reads), each exposure's truth table and true
+WCS, a table of true and header zero points (``truth/zeropoints.fits``) and every simulated source of the
+area with its magnitudes in u g r i z (``truth/sky_truth.fits``, for completeness and photometry on stacks).
 """
 from __future__ import annotations
 
@@ -238,14 +239,15 @@ def simulate_survey(spec: SurveySpec | str | Path, outdir: str | Path, seed: int
                         decs.min() - radius, decs.max() + radius) if ras.size else sky.empty()
     refcat = outdir / "refcat.fits"
     write_reference_catalog(refcat, area, spec.refcat_band, spec.refcat_maglim, seed)
-    sky_path = outdir / "sky_truth.fits"
+    from .exposure import TRUTH_DIR
+    sky_path = outdir / TRUTH_DIR / "sky_truth.fits"
     _write_sky_truth(sky_path, area)
     zp = Table(rows=[(r.spec.name, r.spec.object, r.meta["filter"], r.spec.qrunid, r.spec.runid,
                       r.photometric, r.zeropoint, r.header_zeropoint, r.meta["cloud"], r.seeing,
                       r.spec.airmass, r.spec.mjd, r.spec.exptime) for r in results],
                names=("NAME", "OBJECT", "FILTER", "QRUNID", "RUNID", "PHOTFLAG", "ZP_TRUE", "MAGZP", "CLOUD",
                       "SEEING", "AIRMASS", "MJD_OBS", "EXPTIME"))
-    zp_path = outdir / "zeropoints.fits"
+    zp_path = outdir / TRUTH_DIR / "zeropoints.fits"
     with atomic_path(zp_path) as tmp:
         zp.write(tmp, format="fits")
     return SurveyResult(spec, outdir, results, refcat, zp_path, sky_path)

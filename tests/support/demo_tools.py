@@ -29,7 +29,7 @@ class ScaleTool(Tool):
     produces = ("image",)
     parameters = [
         Parameter("FACTOR", "float", 1.0, "multiplicative factor"),
-        Parameter("OUTPUT_NAME", "str", "{stem}_scaled.fits", "output file name"),
+        Parameter("OUTPUT_NAME", "str", "{stem}_scaled.fits", "output file name", output=True),
         Parameter("FAIL_ON", "str", "", "fail deterministically on inputs whose name contains this"),
         Parameter("KILL_ONCE", "path", "", "marker file: if absent, create it and kill this worker"),
         Parameter("SLEEP", "float", 0.0, "seconds to sleep before working", minimum=0),
@@ -73,7 +73,7 @@ class StackTool(Tool):
     produces = ("sum",)
     default_fanout = "all"
     parameters = [
-        Parameter("OUTPUT_NAME", "str", "sum_{unit}.fits", "output file name"),
+        Parameter("OUTPUT_NAME", "str", "sum_{unit}.fits", "output file name", output=True),
         Parameter("ORDER_LOG", "path", "", "append step/unit to this file when starting"),
     ]
 

@@ -461,6 +461,11 @@ def _record(ctx, summary, ccds):
         for name, value in c.metrics.items():
             if isinstance(value, (int, float, np.integer, np.floating)) and np.isfinite(value):
                 rows.append({"ccd": k, "name": name, "value": float(value)})
-    ctx.record("quality", exposure=summary["exposure"], suggested_grade=summary["grade"], metrics=rows)
+    if summary["mode"] == "OUT":
+        # a stack is a product, never an exposure: its metrics go to the stack of swarp's record (same name)
+        ctx.record("quality", stack=summary["exposure"].split(".fits")[0], suggested_grade=summary["grade"],
+                   metrics=rows)
+    else:
+        ctx.record("quality", exposure=summary["exposure"], suggested_grade=summary["grade"], metrics=rows)
     ctx.record("qualityfits", exposure=summary["exposure"], mode=summary["mode"], grade=summary["grade"],
                reasons=summary["reasons"])

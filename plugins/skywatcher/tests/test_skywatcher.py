@@ -298,6 +298,8 @@ def test_simulated_exposure_with_its_true_wcs_head(tmp_path):
     res = simulate_exposure(tmp_path / "sim", seed=3, focal_plane=small_focal_plane(4, 256, 256), density=0.05,
                             star_density=0.2, write_refcat=False, write_calibration=False, cosmic_rays=False,
                             defects=False, wcs_offset_arcsec=3.0, distortion_arcsec=0.0)
+    import shutil
+    shutil.copyfile(res.true_wcs_path, res.path.with_suffix(".head"))  # the truth, where SCAMP's .head goes
     heads = read_head_file(res.path.with_suffix(".head"))
     with fits.open(res.path) as hdul:
         truth = []

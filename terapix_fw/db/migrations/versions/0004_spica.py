@@ -1,7 +1,7 @@
 """spica: selections, selection results, spica jobs and stack grades
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-06
 
 Release planning (terapix_fw.spica): every selection with the first criterion each rejected exposure
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 import terapix_fw.db.types
 
 revision = '0004'
-down_revision = '0002'
+down_revision = '0003'
 branch_labels = None
 depends_on = None
 
