@@ -59,6 +59,8 @@ def _cmd_generate(args) -> int:
     from .generation import generate_jobs
     from .release import load_release
     spec = load_release(args.release)
+    if args.refcat:
+        spec.refcat = str(Path(args.refcat).resolve())
     workdir = Path(args.workdir or ".")
     outdir = Path(args.outdir) if args.outdir else workdir / "spica" / spec.version
     files = generate_jobs(_url(args), spec, outdir, workdir)
@@ -144,6 +146,7 @@ def register(subparsers) -> None:
     p = sub.add_parser("generate", help="write one instruction file and one command file per planned job")
     p.add_argument("release")
     p.add_argument("--outdir", default=None, help="where the files go (default: WORKDIR/spica/VERSION)")
+    p.add_argument("--refcat", default=None, help="astrometric reference catalogue (overrides <astrometry refcat=>)")
     _db_options(p)
     p.set_defaults(func=_cmd_generate)
 

@@ -163,17 +163,37 @@ def _storage_paths(conn, filenames: list[str], node: str | None) -> dict[str, st
     return found
 
 
-def _common_steps(spec: ReleaseSpec, conf: Path, group: str, priority: int) -> list[_Step]:
+def step1_weights(conn, paths: list[str]) -> dict[str, str] | None:
+    """The weight maps QualityFITS-in made for these stored exposures at ingestion (step one), found in
+    RDBix's provenance: raw path -> weight map path; None unless every exposure has one on disk."""
+    from ..db.ops import path_hash
+    p, prov = S.products, S.provenance
+    parent = p.alias("parent")
+    found: dict[str, str] = {}
+    for path in paths:
+        row = conn.execute(select(p.c.path).join(prov, prov.c.product_id == p.c.id)
+                           .join(parent, parent.c.id == prov.c.parent_id)
+                           .where(parent.c.path_hash == path_hash(path), p.c.kind == "weight")
+                           .order_by(p.c.id.desc()).limit(1)).first()
+        if row is None or not Path(row[0]).exists():
+            return None
+        found[path] = row[0]
+    return found
+
+
+def _common_steps(spec: ReleaseSpec, conf: Path, group: str, priority: int, weights: bool = True) -> list[_Step]:
+    """Weights (unless step one's are reused: ``weights=False``), catalogues and SCAMP of the astrometric list."""
     sex_conf = str(conf / "terapix.sex")
-    return [
+    weight_input = (_In(step="weights", kind="weight", param="WEIGHT_IMAGE", shell='"$W/exposures/weights/$s.weight.fits"')
+                    if weights else _In(set="weights", param="WEIGHT_IMAGE", shell='"$(grep "/$s\\." "$WEIGHTS_LIST")"'))
+    steps = [
         _Step("weights", "qualityfits", "file", "exposures/weights", priority + 2,
               [("QUALITY_MODE", "IN")], inputs=[_In(set="astrometric", shell="$(cat \"$ASTROMETRIC_LIST\")")],
               description="QualityFITS-in: weight and flag maps of the astrometric list"),
         _Step("catalogs", "sextractor", "file", "exposures/catalogs", priority + 2,
               [("PARAMETERS_NAME", str(conf / "cfhtls.param")), ("CATALOG_NAME", "{stem}.ldac"),
                ("MAG_ZEROPOINT_KEY", "MAGZP")], config_file=sex_conf,
-              inputs=[_In(set="astrometric", shell="$(cat \"$ASTROMETRIC_LIST\")"),
-                      _In(step="weights", kind="weight", param="WEIGHT_IMAGE", shell='"$W/exposures/weights/$s.weight.fits"')],
+              inputs=[_In(set="astrometric", shell="$(cat \"$ASTROMETRIC_LIST\")"), weight_input],
               outputs=["catalog"], description="catalogues of the astrometric list"),
         _Step(f"scamp_{group}", "scamp", "all", f"astrometry/{group}", priority + 1,
               [("ASTREF_CATALOG", "FILE"), ("MAGZERO_OUT", "30"), ("MOSAIC_TYPE", "FIX_FOCALPLANE")],
@@ -182,9 +202,11 @@ def _common_steps(spec: ReleaseSpec, conf: Path, group: str, priority: int) -> l
                       _In(set="refcat", param="ASTREFCAT_NAME", shell=shlex.quote(spec.refcat or ""))],
               outputs=["head"], description=f"global astrometric and photometric solution of {group}"),
     ]
+    return steps if weights else steps[1:]
 
 
-def _stack_steps(spec: ReleaseSpec, job, group: str, priority: int, image_mode: bool) -> list[_Step]:
+def _stack_steps(spec: ReleaseSpec, job, group: str, priority: int, image_mode: bool,
+                 weights: bool = True) -> list[_Step]:
     sid = safe_id(job["name"])
     name = job["name"]
     grid = ([("CENTER_TYPE", "ALL")] if image_mode else
@@ -198,8 +220,11 @@ def _stack_steps(spec: ReleaseSpec, job, group: str, priority: int, image_mode: 
                ("PIXEL_SCALE", f"{spec.pixel_scale}"), ("PIXELSCALE_TYPE", "MANUAL"),
                ("RESAMPLE_DIR", f"{sid}.resamp")],
               inputs=[_In(set="stack", shell="$(cat \"$STACK_LIST\")"),
-                      _In(step="weights", kind="weight", param="WEIGHT_IMAGE",
-                          shell="$(sed -e 's|.*/||' -e 's|\\.fits$|.weight.fits|' -e \"s|^|$W/exposures/weights/|\" \"$STACK_LIST\" | paste -sd,)"),
+                      (_In(step="weights", kind="weight", param="WEIGHT_IMAGE",
+                           shell="$(sed -e 's|.*/||' -e 's|\\.fits$|.weight.fits|' -e \"s|^|$W/exposures/weights/|\" \"$STACK_LIST\" | paste -sd,)")
+                       if weights else
+                       _In(set="weights", param="WEIGHT_IMAGE",
+                           shell="$(for f in $(cat \"$STACK_LIST\"); do s=$(basename \"$f\" .fits); grep \"/$s\\.\" \"$WEIGHTS_LIST\"; done | paste -sd,)")),
                       _In(step=f"scamp_{group}", kind="head", param="HEADER_NAME",
                           shell=f"$(sed -e 's|.*/||' -e 's|\\.fits$|.head|' -e \"s|^|$W/astrometry/{group}/|\" \"$STACK_LIST\" | paste -sd,)")],
               outputs=["stack"], description=("resampling of the exposure on its own grid" if image_mode
@@ -266,10 +291,12 @@ def _field_steps(spec: ReleaseSpec, field_name: str, stacks: list[dict], workdir
 
 
 def generate_jobs(db, spec: ReleaseSpec, outdir: str | Path, workdir: str | Path,
-                  conf: str | Path | None = None) -> list[JobFiles]:
+                  conf: str | Path | None = None, reuse_weights: bool = True) -> list[JobFiles]:
     """Write the instruction, command and list files of every pending job of ``spec`` into ``outdir``
     and record them in RDBix (``spica_jobs.instruction_file``/``command_file``/``workdir``); every file is
-    loaded back and validated (schema and tools) before this returns."""
+    loaded back and validated (schema and tools) before this returns.  With ``reuse_weights``, the weight
+    maps QualityFITS-in made at ingestion are inputs (when every exposure of a job has one) instead of
+    being made again."""
     from ..db.engine import connect
     from ..instructions import load_instructions
 
@@ -304,12 +331,17 @@ def generate_jobs(db, spec: ReleaseSpec, outdir: str | Path, workdir: str | Path
                 date = job["stack_release_date"]
                 job["release_date"] = f"{date:%Y-%m-%d}" if date else ""
                 group = job["astrometric_group"]
-                steps = _common_steps(spec, conf_dir, group, job["priority"]) + _stack_steps(
-                    spec, job, group, job["priority"], job["kind"] == "image")
-                sets = {"astrometric": [paths[f] for f in lists["astrometry"]],
-                        "stack": [paths[f] for f in lists["stack"]], "refcat": [spec.refcat]}
+                astrom_paths = [paths[f] for f in lists["astrometry"]]
+                weights = step1_weights(conn, astrom_paths) if reuse_weights else None
+                steps = _common_steps(spec, conf_dir, group, job["priority"], weights is None) + _stack_steps(
+                    spec, job, group, job["priority"], job["kind"] == "image", weights is None)
+                sets = {"astrometric": astrom_paths, "stack": [paths[f] for f in lists["stack"]],
+                        "refcat": [spec.refcat]}
                 list_files = {"astrometric": outdir / f"{job['name']}_astrom.lst",
                               "stack": outdir / f"{job['name']}_stack.lst"}
+                if weights is not None:  # step one's weight maps (QualityFITS-in at ingestion) are inputs
+                    sets["weights"] = [weights[p] for p in astrom_paths]
+                    list_files["weights"] = outdir / f"{job['name']}_weights.lst"
                 for key, path in list_files.items():
                     write_text_atomic(path, "".join(p + "\n" for p in sets[key]))
                 what = (f"image-by-image: {lists['stack'][0]}" if job["kind"] == "image" else

@@ -73,11 +73,12 @@ def _job_files(job, base: Path, spec: ReleaseSpec, refcat: str | None) -> list[s
     xml = Path(job.instruction_file)
     out.append(_file("instructions", xml, base))
     out.append(_file("command", Path(job.command_file), base))
-    for lst, kind in (("_astrom.lst", "astrometric_list"), ("_stack.lst", "stack_list")):
+    for lst, kind in (("_astrom.lst", "astrometric_list"), ("_stack.lst", "stack_list"),
+                      ("_weights.lst", "weights_list")):
         p = xml.with_name(job.name + lst)
         if p.exists():
             out.append(_file(kind, p, base))
-            if kind == "astrometric_list":
+            if kind in ("astrometric_list", "weights_list"):
                 for line in p.read_text().splitlines():
                     if line.strip():
                         out.append(_file("input", Path(line.strip()), base))
