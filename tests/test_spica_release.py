@@ -158,7 +158,7 @@ def test_release_products_names_dates_and_truth(release):
     with fits.open(image) as hdul:
         wcs = WCS(hdul[1].header)
     ra, dec = wcs.all_pix2world(cat["XWIN_IMAGE"], cat["YWIN_IMAGE"], 1)
-    truth = unique(vstack([Table.read(release["base"] / "raw" / f"{e}.truth.fits") for e in ("700001p", "700002p")],
+    truth = unique(vstack([Table.read(release["base"] / "raw" / "truth" / f"{e}.truth.fits") for e in ("700001p", "700002p")],
                           metadata_conflicts="silent"),
                    keys="ID")
     stars = truth[truth["IS_STAR"] & ~truth["SATURATED"] & (truth["MAG"] < 21)]
