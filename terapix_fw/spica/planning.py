@@ -71,38 +71,38 @@ class Plan:
         return [j for j in self.jobs if j.mode == "image"]
 
 
-_CONE_STATEMENT = None
+_CONE_STATEMENTS: dict[tuple[str, ...], object] = {}
 
 
-def _cone_statement():
-    """One compiled statement for every cone: the pixel list is bound at execution (expanding IN)."""
-    global _CONE_STATEMENT
-    if _CONE_STATEMENT is None:
+def _cone_statement(columns: tuple[str, ...]):
+    """One compiled statement per column set: the pixel list is bound at execution (expanding IN)."""
+    if columns not in _CONE_STATEMENTS:
         from sqlalchemy import bindparam
         e = S.exposures
-        _CONE_STATEMENT = select(*[getattr(e.c, c) for c in _COLUMNS]).where(
+        _CONE_STATEMENTS[columns] = select(*[getattr(e.c, c) for c in columns]).where(
             e.c.healpix.in_(bindparam("pixels", expanding=True)))
-    return _CONE_STATEMENT
+    return _CONE_STATEMENTS[columns]
 
 
-def cone_rows(conn, ra: float, dec: float, radius: float) -> list[dict]:
-    """Exposures whose centre lies within ``radius`` degrees of (ra, dec), through the sky index."""
+def cone_rows(conn, ra: float, dec: float, radius: float, columns: tuple[str, ...] = _COLUMNS) -> list[dict]:
+    """Exposures whose centre lies within ``radius`` degrees of (ra, dec), through the sky index; each a
+    dict of ``columns`` (which must hold ra and dec) and ``distance``."""
     pixels = _cone_pixels(ra, dec, radius)
     if pixels is None:  # a cone too large to list its pixels: a declination band
         e = S.exposures
-        rows = conn.execute(select(*[getattr(e.c, c) for c in _COLUMNS])
+        rows = conn.execute(select(*[getattr(e.c, c) for c in columns])
                             .where(e.c.dec.between(dec - radius, dec + radius))).all()
     else:
         rows = []
         for i in range(0, len(pixels), 5000):
-            rows += conn.execute(_cone_statement(), {"pixels": pixels[i:i + 5000]}).all()
+            rows += conn.execute(_cone_statement(columns), {"pixels": pixels[i:i + 5000]}).all()
     if not rows:
         return []
-    ira, idec = _COLUMNS.index("ra"), _COLUMNS.index("dec")
+    ira, idec = columns.index("ra"), columns.index("dec")
     d = angular_distance(ra, dec, np.fromiter((r[ira] for r in rows), float, len(rows)),
                          np.fromiter((r[idec] for r in rows), float, len(rows)))
     keep = np.nonzero(d <= radius)[0]
-    return [dict(zip(_COLUMNS, rows[i]), distance=float(d[i])) for i in keep]
+    return [dict(zip(columns, rows[i]), distance=float(d[i])) for i in keep]
 
 
 def astrometric_group(filenames: list[str]) -> str:
@@ -124,7 +124,7 @@ class _Planner:
     def astrometric(self, ra: float, dec: float) -> list[str]:
         key = (round(ra, 9), round(dec, 9))
         if key not in self._astrom:
-            rows = cone_rows(self.conn, ra, dec, self.spec.astrometry_radius)
+            rows = cone_rows(self.conn, ra, dec, self.spec.astrometry_radius, ("filename", "ra", "dec"))
             self._astrom[key] = sorted(r["filename"] for r in rows)
         return self._astrom[key]
 
