@@ -4,10 +4,8 @@ records), and a job whose node has no worker runs elsewhere with the fetch of it
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest

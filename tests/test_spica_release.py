@@ -5,7 +5,6 @@ later release, and reproduction with identical pixels in another work directory 
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +24,6 @@ from terapix_fw.spica.generation import generate_jobs
 from terapix_fw.spica.grading import SpicaError, grade_stack, stack_grades
 from terapix_fw.spica.jobs import run_jobs
 from terapix_fw.spica.manifest import read_manifest, write_manifest
-from terapix_fw.spica.release import load_release
 from terapix_fw.spica.reproduce import reproduce
 from terapix_fw.spica.status import status_summary
 
@@ -128,7 +126,6 @@ def test_jobs_ran_by_priority_and_share_the_astrometric_solution(release):
     group = jobs["CFHTLS_D_r_022600-043000_T0001"].astrometric_group
     assert len({j.astrometric_group for j in jobs.values() if j.kind == "stack"}) == 1
     # SCAMP of that group ran once: the other stacks found its unit up to date
-    from terapix_fw.db.query import find_images  # noqa: F401 - RDBix is the record
     with connect(release["url"]).connect() as conn:
         scamp_units = conn.execute(select(S.units.c.status).join(S.steps, S.steps.c.id == S.units.c.step_pk)
                                    .where(S.steps.c.step == f"scamp_{group}")).scalars().all()

@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from ..db import schema as S
 from ..db.query import _cone_pixels, angular_distance
-from .release import ReleaseSpec, band_key
+from .release import ReleaseSpec
 from .tiling import quantum_of, tile_area
 
 __all__ = ["PlannedJob", "Plan", "plan_release", "record_plan", "cone_rows", "astrometric_group",
