@@ -43,6 +43,14 @@ class Unit:
     extension: int | None = None
     group: str | None = None
     deps: set[str] = field(default_factory=set)
+    #: how many of ``items`` are detection images put first (role="detection")
+    ndetection: int = 0
+
+    @property
+    def origin(self) -> str:
+        """The origin file of the unit's first measurement item (its {stem}), "" without inputs."""
+        rest = self.items[self.ndetection:] or self.items
+        return rest[0].origin if rest else ""
 
     @property
     def key(self) -> str:
@@ -163,9 +171,9 @@ class _Builder:
             unique = [p for p in paths if not (p in seen or seen.add(p))]
             return [Item(origin=p, path=p) for p in unique]
         upstream = [u for u in self.units.values() if u.step.id == ref.step]
-        return [Item(origin=u.items[0].origin if u.items else u.id, unit=u.key, kind=ref.kind,
-                     extension=u.extension, group=u.group,
-                     merged=(u.step.fanout or "file") in ("group", "all") or any(i.merged for i in u.items[:1]))
+        return [Item(origin=u.origin or u.id, unit=u.key, kind=ref.kind, extension=u.extension, group=u.group,
+                     merged=(u.step.fanout or "file") in ("group", "all")
+                     or any(i.merged for i in u.items[u.ndetection:u.ndetection + 1]))
                 for u in upstream]
 
     def build(self) -> TaskGraph:
@@ -186,7 +194,10 @@ class _Builder:
                     break
 
     def add_step(self, step: StepDef) -> None:
-        primary_refs = [r for r in step.inputs if not r.param]
+        # the measurement input drives the fan-out; detection inputs (role="detection") are paired like any
+        # secondary input and then put first, as in SExtractor's DETECTION,MEASUREMENT
+        primary_refs = ([r for r in step.inputs if not r.param and r.role != "detection"]
+                        + [r for r in step.inputs if not r.param and r.role == "detection"])
         param_refs = [r for r in step.inputs if r.param]
         primary: list[Item] = []
         for ref in primary_refs[:1]:
@@ -204,12 +215,20 @@ class _Builder:
                 n += 1
                 uid = f"{base}~{n}"
             unit = Unit(step=step, id=uid, items=list(items), extension=extension, group=group)
+            first: dict[str, list[Item]] = {}
             for ref, candidates in others:
                 matched = self._pair(step, ref, candidates, items, len(primary))
-                if ref.param:
-                    unit.param_items.setdefault(ref.param.upper(), []).extend(matched)
+                target = (unit.param_items.setdefault(ref.param.upper(), []) if ref.param else unit.items)
+                if ref.role == "detection":
+                    first.setdefault(ref.param.upper() if ref.param else "", []).extend(matched)
                 else:
-                    unit.items.extend(matched)
+                    target.extend(matched)
+            for name, matched in first.items():
+                if name:
+                    unit.param_items[name] = matched + unit.param_items[name]
+                else:
+                    unit.items = matched + unit.items
+                    unit.ndetection = len(matched)
             unit.deps = {i.unit for i in unit.items if i.unit}
             unit.deps |= {i.unit for lst in unit.param_items.values() for i in lst if i.unit}
             unit.deps |= explicit
@@ -249,6 +268,13 @@ class _Builder:
             by_origin = [c for c in candidates if c.origin in {i.origin for i in items}]
         if by_origin:
             return by_origin
+        # files named after the primary file (a stack's "<stem>_weight.fits", "<stem>.weight.fits")
+        stems = {file_stem(i.path) for i in items if i.path}
+        by_name = [c for c in candidates if c.path and any(
+            Path(c.path).name.startswith(stem) and Path(c.path).name[len(stem):len(stem) + 1] in ("_", ".")
+            for stem in stems)]
+        if by_name and not (len(items) == nprimary and len(by_name) < len(candidates)):
+            return by_name
         if len(items) == nprimary:  # fan-out "all"/"group" with every primary item: take everything
             return candidates
         raise InstructionError(f"step {step.id}: cannot pair input {ref.files or ref.set or ref.step} with the "
@@ -263,9 +289,12 @@ def unit_tokens(unit: Unit, inputs: list[str] | None = None) -> dict[str, str]:
     descends from; for a product of a unit that combined several inputs (a stack), from the product
     itself (``inputs``, known when the unit runs; before that, from the producing unit's key, which is
     unique as the product will be)."""
-    first = unit.items[0] if unit.items else None
+    # the first measurement item: detection images (role="detection") come before it
+    rest = unit.items[unit.ndetection:] or unit.items
+    first = rest[0] if rest else None
     if first is not None and first.merged:
-        source = inputs[0] if inputs else f"{first.unit.replace('/', '.')}.product"
+        index = unit.ndetection if rest is not unit.items and inputs and len(inputs) > unit.ndetection else 0
+        source = inputs[index] if inputs else f"{first.unit.replace('/', '.')}.product"
     else:
         source = first.origin if first is not None else ""
     return {"stem": file_stem(source) if source else unit.id, "name": Path(source).name if source else unit.id,

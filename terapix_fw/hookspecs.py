@@ -66,3 +66,8 @@ def record_emitted(run, step, unit, kind, data):
 @hookspec
 def web_pages(register):
     """Call ``register(name, template, context)`` for each report page; ``context(db)`` returns a dict."""
+
+
+@hookspec
+def stack_finished(job):
+    """A Spica job (stack, field or image-by-image exposure) ended; ``job`` is its spica_jobs row as a dict."""

@@ -55,6 +55,8 @@ class InputRef:
     kind: str | None = None
     param: str | None = None
     where: str = ""
+    #: "detection": these paths go first (SExtractor's dual-image ``DETECTION,MEASUREMENT`` order)
+    role: str | None = None
 
 
 @dataclass
@@ -192,7 +194,8 @@ def load_instructions(path: str | Path, overrides: dict[str, str] | None = None,
                 step.params.append((p.get("name"), sub(p) or "", loc.where(p, "name")))
         for i in el.findall("input"):
             step.inputs.append(InputRef(set=i.get("set"), files=sub(i, "files"), step=i.get("step"),
-                                        kind=i.get("kind"), param=i.get("param"), where=loc.where(i)))
+                                        kind=i.get("kind"), param=i.get("param"), where=loc.where(i),
+                                        role=i.get("role")))
         step.outputs = [o.get("kind") for o in el.findall("output")]
         doc.steps.append(step)
 
@@ -244,6 +247,10 @@ def _check_structure(doc: Instructions, root, loc: _Locator, errors: ErrorCollec
         for ref, iel in zip(step.inputs, el.findall("input")):
             with errors.check():
                 _check_input_ref(doc, step, ref, iel, ids, loc)
+        if step.inputs and not [r for r in step.inputs if not r.param and r.role != "detection"]:
+            with errors.check():
+                raise InstructionError("element <step>: role=\"detection\" inputs need a measurement input too "
+                                       "(an <input> without role and param)", step.where)
     if errors.errors:  # a cycle search over unknown steps would only add noise
         return
     # dependency cycles

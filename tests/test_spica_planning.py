@@ -15,6 +15,7 @@ from terapix_fw.db.engine import connect
 from terapix_fw.db.ops import Document
 from terapix_fw.db.query import angular_distance
 from terapix_fw.db.store import write_document
+from terapix_fw.instructions import load_instructions
 from terapix_fw.spica.planning import plan_release, record_plan
 from terapix_fw.spica.release import Area, load_release, position_string
 from terapix_fw.spica.tiling import quantum_of, tile_area
@@ -115,7 +116,8 @@ def test_deep_stacks_lists_and_release_dates(planned):
     assert r.astrometric == g.astrometric and r.group == g.group   # one SCAMP solution for both filters
     assert r.release_date == dt.datetime(2005, 12, 31, tzinfo=UTC)  # the latest of its inputs
     assert g.release_date == dt.datetime(2006, 1, 15, tzinfo=UTC)
-    assert plan.fields == {"CFHTLS_D_gr_022558-042939_T0001": ("D", 36.4958, -4.4942, [g.name, r.name])}
+    assert plan.fields["CFHTLS_D_gr_022558-042939_T0001_chi2"] == ("D", 36.4958, -4.4942, [g.name, r.name])
+    assert plan.fields["CFHTLS_D_r_030000+890000_T0001_chi2"][3] == ["CFHTLS_D_r_030000+890000_T0001"]
 
 
 def test_near_the_pole(planned):
@@ -151,11 +153,16 @@ def test_recorded_release_stacks_lists_and_jobs(planned):
     r = stacks["CFHTLS_D_r_022558-042939_T0001"]
     assert r.release_id == rel.id and r.filter == "r.MP9601" and r.survey_component == "D"
     assert sorted(f for s, lst, f in lists if s == r.id and lst == "stack") == ["d_in_r.fits", "d_in_r2.fits"]
-    assert len([1 for s, lst, f in lists if s == r.id and lst == "astrometry"]) == len(_job(plan, r.name).astrometric)
+    # the astrometric list is recorded once for the group of the D stacks (g and r share it)
+    astrom = [f for s, lst, f in lists if lst == "astrometry" and s in (r.id, stacks["CFHTLS_D_g_022558-042939_T0001"].id)]
+    assert sorted(astrom) == _job(plan, r.name).astrometric
+    from terapix_fw.spica.planning import astrometric_list
+    with connect(url).connect() as conn:
+        assert astrometric_list(conn, _job(plan, r.name).group) == _job(plan, r.name).astrometric
     job = jobs[(r.name, "release")]
     assert (job.status, job.kind, job.n_stack, job.node, job.priority) == ("pending", "stack", 2, "node1", 10)
     assert jobs[("CFHTLS_W_i_100000+020000_T0001", "release")].node == "node2"
-    assert jobs[("CFHTLS_D_gr_022558-042939_T0001", "release")].kind == "field"
+    assert jobs[("CFHTLS_D_gr_022558-042939_T0001_chi2", "release")].kind == "field"
     assert jobs[("w_in_vw_T0001", "image")].priority == 1
 
 
@@ -203,3 +210,30 @@ def test_quanta_of_w1_and_the_pole():
     cap = [q for q in pole if q.row == 1]
     assert len(cap) == 1 and cap[0].dec == 90.0
     assert len([q for q in pole if q.row == 0]) == math.ceil(359.999 * math.cos(math.radians(88.0)))
+
+
+def test_generation_reuses_step_one_weight_maps(planned, tmp_path):
+    """With QualityFITS-in's weight maps recorded (provenance: raw file -> weight map), the generated files
+    take them as inputs instead of making them again; without them, a weights step makes them."""
+    from terapix_fw.spica.generation import generate_jobs
+    url, spec, plan = planned
+    record_plan(url, plan)
+    spec.refcat = str(tmp_path / "refcat.fits")
+    without = {f.name: f for f in generate_jobs(url, spec, tmp_path / "gen1", tmp_path / "work")}
+    doc = Document()
+    for e in EXPOSURES.values():
+        weight = tmp_path / "step1" / e["filename"].replace(".fits", ".weight.fits")
+        weight.parent.mkdir(exist_ok=True)
+        weight.write_bytes(b"w")
+        doc.add("product", run_id="step1", step="qualityfits_in", unit=e["filename"], path=str(weight),
+                kind="weight", checksum="0" * 64, size=1, inputs=[f"/data/{e['filename']}"])
+    write_document(connect(url), doc)
+    reused = {f.name: f for f in generate_jobs(url, spec, tmp_path / "gen2", tmp_path / "work")}
+    name = "CFHTLS_D_r_022558-042939_T0001"
+    first = load_instructions(without[name].instruction_file)
+    second = load_instructions(reused[name].instruction_file)
+    assert "weights" in [s.id for s in first.steps] and "weights" not in [s.id for s in second.steps]
+    assert str(tmp_path / "step1" / "d_in_r.weight.fits") in second.inputsets["weights"].patterns
+    swarp = next(s for s in second.steps if s.tool == "swarp")
+    assert [(r.set, r.param) for r in swarp.inputs if r.param == "WEIGHT_IMAGE"] == [("weights", "WEIGHT_IMAGE")]
+    assert (tmp_path / "gen2" / f"{name}_weights.lst").read_text().count("\n") == len(_job(plan, name).astrometric)

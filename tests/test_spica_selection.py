@@ -26,6 +26,7 @@ CRITERIA = """<?xml version="1.0"?>
     <limit component="W" filter="u" below="1.4"/>
   </seeing>
   <airmass below="1.4"/>
+  <skyprobe below="2.0"/>
   <grades>A B</grades>
   <runids>0[34][AB]L0[1-6]</runids>
 </criteria>
@@ -33,7 +34,7 @@ CRITERIA = """<?xml version="1.0"?>
 
 UTC = dt.timezone.utc
 BASE = dict(filter="r.MP9601", survey_component="D", date_obs=dt.datetime(2003, 7, 1, 5, tzinfo=UTC),
-            exptime=600.0, seeing=0.8, airmass=1.2, runid="03BL01", ra=36.5, dec=-4.5)
+            exptime=600.0, seeing=0.8, airmass=1.2, runid="03BL01", ra=36.5, dec=-4.5, skyprobe=0.1)
 # name -> (changes, grade, expected first failure or None)
 CASES = {
     "700001p": ({}, "A", None),
@@ -50,6 +51,7 @@ CASES = {
     "700012p": ({"runid": "05AL01"}, "A", "runids"),
     "700013p": ({"seeing": 1.0}, "A", "seeing"),                               # strict: < 1.0"
     "700014p": ({}, "C", None),                                                # human grade B below
+    "700015p": ({"skyprobe": 2.3}, "A", "skyprobe"),                           # sky-probe extinction
 }
 
 

@@ -125,6 +125,13 @@ def _cmd_grade(args) -> int:
     from ..model import _user
     from .ops import Document
     author = args.author or _user()
+    from ..spica.grading import grade_stack, is_stack
+    if not os.environ.get("TERAPIX_DBCLIENT_URL") or args.db:
+        if is_stack(_url(args), args.exposure):  # a Spica release product: the control team's stack grade
+            result = grade_stack(_url(args), args.exposure, args.grade, author, args.comment)
+            print(f"{args.exposure} ({result['version']}): grade {args.grade} by {author} recorded"
+                  + (f"; supersedes {', '.join(result['superseded'])}" if result["superseded"] else ""))
+            return 0
     doc = Document().add("grade", exposure=os.path.basename(args.exposure), grade=args.grade, author=author,
                          comment=args.comment, time=_dt.datetime.now(_dt.timezone.utc))
     client_url = os.environ.get("TERAPIX_DBCLIENT_URL")

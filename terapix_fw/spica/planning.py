@@ -23,11 +23,12 @@ import numpy as np
 from sqlalchemy import select
 
 from ..db import schema as S
-from ..db.query import _cone_pixels, _pixel_clause, angular_distance
+from ..db.query import _cone_pixels, angular_distance
 from .release import ReleaseSpec
 from .tiling import quantum_of, tile_area
 
-__all__ = ["PlannedJob", "Plan", "plan_release", "cone_rows", "astrometric_group"]
+__all__ = ["PlannedJob", "Plan", "plan_release", "record_plan", "cone_rows", "astrometric_group",
+           "astrometric_list"]
 
 _COLUMNS = ("id", "filename", "filter", "ra", "dec", "survey_component", "runid", "qrunid", "release_date",
             "exptime")
@@ -60,7 +61,7 @@ class PlannedJob:
 class Plan:
     release: ReleaseSpec
     jobs: list[PlannedJob] = field(default_factory=list)
-    #: field name -> (component, ra, dec, [stack names]) of fields with more than one filter
+    #: field name -> (component, ra, dec, [stack names]): every filter of one centre
     fields: dict[str, tuple] = field(default_factory=dict)
 
     def stacks(self) -> list[PlannedJob]:
@@ -70,22 +71,38 @@ class Plan:
         return [j for j in self.jobs if j.mode == "image"]
 
 
-def cone_rows(conn, ra: float, dec: float, radius: float) -> list[dict]:
-    """Exposures whose centre lies within ``radius`` degrees of (ra, dec), through the sky index."""
-    e = S.exposures
-    cols = [getattr(e.c, c) for c in _COLUMNS]
+_CONE_STATEMENTS: dict[tuple[str, ...], object] = {}
+
+
+def _cone_statement(columns: tuple[str, ...]):
+    """One compiled statement per column set: the pixel list is bound at execution (expanding IN)."""
+    if columns not in _CONE_STATEMENTS:
+        from sqlalchemy import bindparam
+        e = S.exposures
+        _CONE_STATEMENTS[columns] = select(*[getattr(e.c, c) for c in columns]).where(
+            e.c.healpix.in_(bindparam("pixels", expanding=True)))
+    return _CONE_STATEMENTS[columns]
+
+
+def cone_rows(conn, ra: float, dec: float, radius: float, columns: tuple[str, ...] = _COLUMNS) -> list[dict]:
+    """Exposures whose centre lies within ``radius`` degrees of (ra, dec), through the sky index; each a
+    dict of ``columns`` (which must hold ra and dec) and ``distance``."""
     pixels = _cone_pixels(ra, dec, radius)
-    clause = e.c.dec.between(dec - radius, dec + radius) if pixels is None else _pixel_clause(e.c.healpix, pixels)
-    rows = [dict(r._mapping) for r in conn.execute(select(*cols).where(clause))]
+    if pixels is None:  # a cone too large to list its pixels: a declination band
+        e = S.exposures
+        rows = conn.execute(select(*[getattr(e.c, c) for c in columns])
+                            .where(e.c.dec.between(dec - radius, dec + radius))).all()
+    else:
+        rows = []
+        for i in range(0, len(pixels), 5000):
+            rows += conn.execute(_cone_statement(columns), {"pixels": pixels[i:i + 5000]}).all()
     if not rows:
         return []
-    d = angular_distance(ra, dec, [r["ra"] for r in rows], [r["dec"] for r in rows])
-    out = []
-    for row, dist in zip(rows, d):
-        if dist <= radius:
-            row["distance"] = float(dist)
-            out.append(row)
-    return out
+    ira, idec = columns.index("ra"), columns.index("dec")
+    d = angular_distance(ra, dec, np.fromiter((r[ira] for r in rows), float, len(rows)),
+                         np.fromiter((r[idec] for r in rows), float, len(rows)))
+    keep = np.nonzero(d <= radius)[0]
+    return [dict(zip(columns, rows[i]), distance=float(d[i])) for i in keep]
 
 
 def astrometric_group(filenames: list[str]) -> str:
@@ -107,7 +124,7 @@ class _Planner:
     def astrometric(self, ra: float, dec: float) -> list[str]:
         key = (round(ra, 9), round(dec, 9))
         if key not in self._astrom:
-            rows = cone_rows(self.conn, ra, dec, self.spec.astrometry_radius)
+            rows = cone_rows(self.conn, ra, dec, self.spec.astrometry_radius, ("filename", "ra", "dec"))
             self._astrom[key] = sorted(r["filename"] for r in rows)
         return self._astrom[key]
 
@@ -129,7 +146,9 @@ class _Planner:
                 field=self.spec.field_name(component, sorted(by_filter), ra, dec), priority=priority,
                 astrometric=astrom, stack=[r["filename"] for r in members],
                 release_date=_latest(r["release_date"] for r in members), group=group))
-        if len(names) > 1:
+        # a field for every centre, even with one filter: "the chi2 image will be provided even for single
+        # filter observations" (CFHTLS report, 3.2.2), and its dual-image catalogues are the release's
+        if names:
             self.plan.fields[self.spec.field_name(component, sorted(by_filter), ra, dec)] = (component, ra, dec, names)
 
     def deep(self):
@@ -198,7 +217,8 @@ def plan_release(db, spec: ReleaseSpec, selected: set[str]) -> Plan:
     seen: dict[str, PlannedJob] = {}
     for job in planner.plan.jobs:
         if job.name in seen:
-            raise ValueError(f"two stacks of release {spec.name} get the name {job.name} (targets "
+            from .grading import SpicaError
+            raise SpicaError(f"two stacks of release {spec.name} get the name {job.name} (targets "
                              f"{seen[job.name].target} and {job.target}): change the naming pattern or the targets")
         seen[job.name] = job
     return planner.plan
@@ -214,6 +234,7 @@ def record_plan(db, plan: Plan) -> dict[str, int]:
     engine = connect(db)
     e = S.exposures
     ids: dict[str, int] = {}
+    groups_recorded: set[str] = set()
     with engine.begin() as conn:
         rel = conn.execute(select(S.releases.c.id).where(S.releases.c.name == spec.name,
                                                          S.releases.c.version == spec.version)).first()
@@ -233,7 +254,11 @@ def record_plan(db, plan: Plan) -> dict[str, int]:
                                    ).inserted_primary_key[0]
             ids[job.name] = sid
             rows = [{"stack_id": sid, "list": "stack", "filename": f} for f in job.stack]
-            rows += [{"stack_id": sid, "list": "astrometry", "filename": f} for f in job.astrometric]
+            # the astrometric list is written once per astrometric group (on its first stack): the stacks
+            # of a group share it by definition, and it is 10-100 times longer than a stack list
+            if job.group not in groups_recorded:
+                rows += [{"stack_id": sid, "list": "astrometry", "filename": f} for f in job.astrometric]
+                groups_recorded.add(job.group)
             for i in range(0, len(rows), 5000):
                 conn.execute(insert(S.stack_images), rows[i:i + 5000])
             _upsert_job(conn, job.name, spec.version, job.mode, dict(
@@ -269,3 +294,10 @@ def _upsert_job(conn, name: str, version: str, mode: str, values: dict) -> None:
         conn.execute(update(j).where(j.c.id == found[0]).values(**values))
     else:
         conn.execute(insert(j).values(name=name, version=version, mode=mode, status="pending", **values))
+
+
+def astrometric_list(conn, group: str) -> list[str]:
+    """The astrometric list of an astrometric group (recorded on the group's first stack)."""
+    si, j = S.stack_images, S.spica_jobs
+    return sorted(set(conn.execute(select(si.c.filename).join(j, j.c.stack_id == si.c.stack_id)
+                                   .where(j.c.astrometric_group == group, si.c.list == "astrometry")).scalars()))

@@ -16,7 +16,7 @@ from ..errors import InstructionError
 from ..xmlutil import parse_xml, validate
 from .criteria import band_of
 
-__all__ = ["Target", "Area", "ReleaseSpec", "load_release", "position_string", "format_name",
+__all__ = ["BAND_ORDER", "band_key", "Target", "Area", "ReleaseSpec", "load_release", "position_string", "format_name",
            "PRODUCT_SUFFIXES", "product_names"]
 
 
@@ -75,12 +75,23 @@ class ReleaseSpec:
                            filter=band_of(filter_name), position=position_string(ra, dec), version=self.version)
 
     def field_name(self, component: str, filters: list[str], ra: float, dec: float) -> str:
+        """The name of a field's chi-squared image and job: ``CFHTLS_D_gri_022559-042939_T0001_chi2``."""
         return format_name(self.field_pattern, survey=self.survey, component=component,
-                           filters="".join(band_of(f) for f in filters), position=position_string(ra, dec),
-                           version=self.version)
+                           filters="".join(band_of(f) for f in sorted(filters, key=band_key)),
+                           position=position_string(ra, dec), version=self.version) + "_chi2"
 
     def image_name(self, stem: str) -> str:
         return format_name(self.image_pattern, name=stem, version=self.version, survey=self.survey)
+
+
+#: blue to red (MegaCam u* g' r' i' z')
+BAND_ORDER = "ugrizy"
+
+
+def band_key(filter_name: str) -> tuple[int, str]:
+    """Sort key of filters from blue to red (unknown bands last)."""
+    band = band_of(filter_name)
+    return (BAND_ORDER.index(band) if band and band in BAND_ORDER else len(BAND_ORDER), filter_name or "")
 
 
 _TOKEN = re.compile(r"\{(\w+)\}")
@@ -173,7 +184,7 @@ def load_release(path: str | Path) -> ReleaseSpec:
         spec.wide_radius_arcmin = float(el.get("radius") or 10)
         spec.wide_priority = int(el.get("priority") or 5)
     if (el := root.find("image-mode")) is not None:
-        spec.image_components = (el.get("components") or "VW").split()
+        spec.image_components = el.get("components", "VW").split()
         spec.image_priority = int(el.get("priority") or 1)
     if not spec.criteria_path.is_file():
         raise InstructionError(f"element <release>: criteria file {root.get('criteria')!r} not found "

@@ -1,0 +1,54 @@
+"""Hook implementations of Spica: its tools, the ``terapix spica`` commands, the job status kept current
+from the run hooks (run id, current step) and the mail notifier of finished stacks."""
+from __future__ import annotations
+
+import logging
+
+from ..hookspecs import hookimpl
+
+log = logging.getLogger("terapix.spica")
+
+
+@hookimpl
+def register_tools(register):
+    from .tools import ColourTool, ReleaseTool
+    register(ReleaseTool)
+    register(ColourTool)
+
+
+@hookimpl
+def register_commands(subparsers):
+    from .commands import register
+    register(subparsers)
+
+
+def _update_job(run, **values) -> None:
+    """Update the Spica job whose instruction file this run executes (no-op for other runs)."""
+    if run.mode != "pipeline" or not run.instruction_file.endswith("_spica.xml"):
+        return
+    try:
+        from sqlalchemy import update
+
+        from ..db import schema as S
+        from ..db.engine import connect, resolve_url
+        with connect(resolve_url(run.db_url, run.workdir)).begin() as conn:
+            conn.execute(update(S.spica_jobs).where(S.spica_jobs.c.instruction_file == run.instruction_file)
+                         .values(**values))
+    except Exception as exc:  # noqa: BLE001 - status display must never stop a run
+        log.warning("spica: cannot update the status of %s: %s", run.instruction_file, exc)
+
+
+@hookimpl
+def run_started(run):
+    _update_job(run, run_id=run.run_id, status="running")
+
+
+@hookimpl
+def step_started(run, step):
+    _update_job(run, current_step=f"{step.id} ({step.tool})")
+
+
+@hookimpl
+def stack_finished(job):
+    from .notify import send_notification
+    send_notification(job)
