@@ -14,6 +14,7 @@ setup(
         "terapix_fw.schemas": ["*.xsd"],
         "terapix_fw.web.assets": ["templates/*.html", "templates/**/*.html", "static/*", "static/**/*"],
         "terapix_fw": ["py.typed"],
+        "terapix_fw.spica": ["data/*"],  # the release configuration files Spica writes into every job
         "terapix_fw.db.migrations": ["script.py.mako", "alembic.ini"],
     },
     include_package_data=False,
