@@ -94,6 +94,8 @@ def test_killed_run_leaves_no_worker_and_is_recorded_interrupted(tmp_path, fits_
         for pid in workers | _children(proc.pid):  # never leave the test's own processes behind
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+        proc.wait()
+        proc.stderr.close()
 
     from terapix_fw.db import schema as S
     from terapix_fw.db.engine import connect, dispose_all

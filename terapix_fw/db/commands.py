@@ -127,8 +127,9 @@ def _cmd_grade(args) -> int:
     author = args.author or _user()
     from ..spica.grading import grade_stack, is_stack
     if not os.environ.get("TERAPIX_DBCLIENT_URL") or args.db:
-        if is_stack(_url(args), args.exposure):  # a Spica release product: the control team's stack grade
-            result = grade_stack(_url(args), args.exposure, args.grade, author, args.comment)
+        url = _existing_url(args)  # grading never creates a database
+        if is_stack(url, args.exposure):  # a Spica release product: the control team's stack grade
+            result = grade_stack(url, args.exposure, args.grade, author, args.comment)
             print(f"{args.exposure} ({result['version']}): grade {args.grade} by {author} recorded"
                   + (f"; supersedes {', '.join(result['superseded'])}" if result["superseded"] else ""))
             return 0
