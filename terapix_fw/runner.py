@@ -212,12 +212,19 @@ class Runner:
 
     # -- one run per work directory; a killed run is found at the next start ------------------------
     def _claim_workdir(self, run: RunInfo):
-        """Lock the work directory for this run and write its run id in ``.terapix/run.lock``; a run id
+        """Lock the work directory for this instruction document and write the run id in
+        ``.terapix/run.lock`` (``run-<name>.lock`` for a document named otherwise than "run"); a run id
         found there under a free lock is a run that was killed (``kill -9``, power loss) before it could
-        record its end: it is recorded ``interrupted`` now instead of staying ``running`` for ever."""
-        import fcntl
+        record its end: it is recorded ``interrupted`` now instead of staying ``running`` for ever.
 
-        path = self.workdir / ".terapix" / "run.lock"
+        The lock is per document name: two runs of one instruction file in one work directory would
+        write the same products, while different documents may share a directory on purpose (Spica's
+        jobs of one release share its astrometric products)."""
+        import fcntl
+        import re
+
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", self.doc.name or "run")[:100]
+        path = self.workdir / ".terapix" / ("run.lock" if name == "run" else f"run-{name}.lock")
         path.parent.mkdir(parents=True, exist_ok=True)
         handle = open(path, "a+", encoding="utf-8")
         try:

@@ -192,4 +192,4 @@ def test_run_stopped_by_ctrl_c_is_recorded_interrupted(tmp_path, fits_files, dem
     with connect(url).connect() as conn:
         assert conn.execute(select(S.runs.c.status)).scalars().all() == ["interrupted"]
     dispose_all()
-    assert (tmp_path / "work" / ".terapix" / "run.lock").read_text() == ""  # its end was recorded
+    assert (tmp_path / "work" / ".terapix" / "run-t.lock").read_text() == ""  # its end was recorded
