@@ -83,8 +83,8 @@ def test_installed_framework_validates_runs_and_builds_pages(installed, tmp_path
 
     _run([terapix, "validate", "run.xml"], cwd=tmp_path, env=env)
     _run([terapix, "run", "run.xml", "--workdir", "work", "--jobs", "1"], cwd=tmp_path, env=env)
-    catalog = fits.open(tmp_path / "work" / "sex" / "a.ldac")
-    assert catalog["LDAC_OBJECTS"].data.size >= 10
+    with fits.open(tmp_path / "work" / "sex" / "a.ldac") as catalog:
+        assert catalog["LDAC_OBJECTS"].data.size >= 10
     _run([terapix, "web", "build", "--db", f"sqlite:///{tmp_path / 'work' / 'rdbix.sqlite'}", "--out", "site"],
          cwd=tmp_path, env=env)
     assert "wheel-check" in (tmp_path / "site" / "index.html").read_text() or \
