@@ -83,6 +83,7 @@ def static_site(survey, tmp_path_factory):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield {"base": f"http://127.0.0.1:{server.server_address[1]}/report/", "dir": docroot / "report"}
     server.shutdown()
+    server.server_close()
 
 
 @pytest.fixture(scope="module")

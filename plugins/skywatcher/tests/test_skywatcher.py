@@ -226,7 +226,8 @@ def test_recorded_run_on_the_coverage_web_page(tmp_path, recorded_dropin):
     hostile = "<b>r</b>"
     exp = write_mef(tmp_path / "e.fits", [ccd_header(10.0, 10.0, NX / 2 + 0.5, NY / 2 + 0.5, filt=hostile)])
     assert run_tool_command("skywatcher", [str(exp), "-NSIDE", "4096", "-CHECKPLOT_RES", "600"]) == 0
-    build_site(recorded_dropin, tmp_path / "site")
+    # a drop-in run in a plain folder: web build publishes its plots only from a root it is given
+    build_site(recorded_dropin, tmp_path / "site", extra_asset_roots=[tmp_path])
     assert (tmp_path / "coverage__b_r__b_.fits").is_file()  # file-name-safe filter name
     page = (tmp_path / "site" / "coverage.html").read_text()
     assert "<b>r</b>" not in page and "&lt;b&gt;r&lt;/b&gt;" in page
