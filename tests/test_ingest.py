@@ -381,3 +381,18 @@ def test_quality_record_of_a_stack_is_not_an_exposure(tmp_path):
     with pytest.raises(RecordError, match="exposure or stack"):
         write_document(engine, Document().add("quality", exposure="a.fits", stack="D1_g"))
     dispose_all()
+
+
+def test_raw_camera_integers_pass_the_integrity_check(tmp_path):
+    """Raw camera pixels (BITPIX 16 + BZERO 32768, as the demo survey and real archives store them) are
+    readable pixels: astropy refuses to memory-map scaled integers, the check must not."""
+    from astropy.io import fits
+
+    from terapix_fw.ingest.checks import inspect_file
+    from terapix_fw.sim import simulate_exposure, small_focal_plane
+    res = simulate_exposure(tmp_path, seed=4, focal_plane=small_focal_plane(2, 128, 128), density=0.05,
+                            star_density=1.0, write_refcat=False, write_calibration=False, bitpix=16)
+    with fits.open(res.path) as hdul:
+        assert hdul[1].header["BITPIX"] == 16 and hdul[1].header["BZERO"] == 32768
+    info = inspect_file(res.path, expected_extensions=lambda camera: 2)
+    assert len(info.images) == 2

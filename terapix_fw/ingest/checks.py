@@ -93,8 +93,10 @@ def inspect_file(path: str | Path, expected_extensions=None, check_pixels: bool 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
+            # pixels as stored (no BZERO/BSCALE scaling): readability is what is checked here, and a
+            # memory map of raw camera integers (BITPIX 16 + BZERO 32768) is refused by astropy otherwise
             hdul = fits.open(path, memmap=compression == "none", lazy_load_hdus=False,
-                             ignore_missing_simple=False)
+                             ignore_missing_simple=False, do_not_scale_image_data=True)
         except Exception as exc:  # noqa: BLE001 - astropy raises OSError, ValueError, VerifyError...
             raise IntegrityError(f"not a readable FITS file: {exc}") from None
         truncated = [w for w in caught if issubclass(w.category, AstropyUserWarning) and "truncat" in str(w.message)]
