@@ -25,7 +25,7 @@ class DocType:
 
 _REGISTRY: dict[str, DocType] = {}
 
-#: modules that register document types of their own when imported (optional: absent is fine)
+#: modules that register document types of their own when imported
 PROVIDERS = ("terapix_fw.spica.doctypes",)
 
 
@@ -35,11 +35,7 @@ def register(root: str, label: str, check: Callable[..., str]) -> None:
 
 def _load_providers() -> None:
     for module in PROVIDERS:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module and not module.startswith(str(exc.name)):
-                raise
+        importlib.import_module(module)
 
 
 def doctype_of(path: str | Path) -> DocType:

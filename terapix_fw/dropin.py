@@ -57,8 +57,7 @@ def tool_usage(name: str) -> str:
     params = list(info.cls.parameter_set())
     width = max((len(p.name) for p in params), default=0)
     for p in params:
-        default = p.format(p.default) if hasattr(p, "format") else str(p.default)
-        lines.append(f"  -{p.name:<{width}}  {p.help} [{default}]")
+        lines.append(f"  -{p.name:<{width}}  {p.help} [{p.format(p.default)}]")
     return "\n".join(lines) + "\n"
 
 

@@ -6,6 +6,8 @@ never retried; a :class:`WorkerLost` is retried.
 """
 from __future__ import annotations
 
+import contextlib
+
 __all__ = ["TerapixError", "ConfigError", "InstructionError", "ToolError", "WorkerLost", "UnknownTool"]
 
 
@@ -55,16 +57,17 @@ class ErrorCollector:
         self.kind = kind or InstructionError  # the errors collected; anything else goes on up at once
         self.errors: list[Exception] = []
 
-    def check(self):
-        import contextlib
+    def add(self, error: Exception) -> None:
+        """Record an error found without raising it."""
+        self.errors.append(error)
 
-        @contextlib.contextmanager
-        def _guard():
-            try:
-                yield
-            except self.kind as exc:
-                self.errors.append(exc)
-        return _guard()
+    @contextlib.contextmanager
+    def check(self):
+        """Record an error raised in the block (a check written to raise) and go on."""
+        try:
+            yield
+        except self.kind as exc:
+            self.errors.append(exc)
 
     def raise_if_any(self) -> None:
         if not self.errors:

@@ -236,21 +236,18 @@ def _check_structure(doc: Instructions, root, loc: _Locator, errors: ErrorCollec
     ids = [s.id for s in doc.steps]
     for step, el in zip(doc.steps, root.findall("steps/step")):
         if step.fanout == "group" and not step.group_by:
-            with errors.check():
-                raise InstructionError("element <step>: fanout=\"group\" needs a group-by attribute "
-                                       "(header keywords such as FILTER,OBJECT)", loc.where(el, "fanout"))
+            errors.add(InstructionError("element <step>: fanout=\"group\" needs a group-by attribute "
+                                        "(header keywords such as FILTER,OBJECT)", loc.where(el, "fanout")))
         for dep in step.depends:
             if dep not in ids:
-                with errors.check():
-                    raise InstructionError(f"element <step>: depends on unknown step {dep!r} "
-                                           f"(steps: {', '.join(ids)})", loc.where(el, "depends"))
+                errors.add(InstructionError(f"element <step>: depends on unknown step {dep!r} "
+                                            f"(steps: {', '.join(ids)})", loc.where(el, "depends")))
         for ref, iel in zip(step.inputs, el.findall("input")):
             with errors.check():
                 _check_input_ref(doc, step, ref, iel, ids, loc)
         if step.inputs and not [r for r in step.inputs if not r.param and r.role != "detection"]:
-            with errors.check():
-                raise InstructionError("element <step>: role=\"detection\" inputs need a measurement input too "
-                                       "(an <input> without role and param)", step.where)
+            errors.add(InstructionError("element <step>: role=\"detection\" inputs need a measurement input "
+                                        "too (an <input> without role and param)", step.where))
     if errors.errors:  # a cycle search over unknown steps would only add noise
         return
     # dependency cycles
@@ -298,8 +295,7 @@ def _check_tools(doc: Instructions, root, loc: _Locator, errors: ErrorCollector)
         try:
             info = get_tool(step.tool, loc.where(el, "tool"))
         except UnknownTool as exc:
-            with errors.check():
-                raise UnknownTool(f"element <step id=\"{step.id}\">: {exc.reason}", exc.where, step.tool) from None
+            errors.add(UnknownTool(f"element <step id=\"{step.id}\">: {exc.reason}", exc.where, step.tool))
             continue
         params = info.cls.parameter_set()
         if not step.fanout:
@@ -309,8 +305,7 @@ def _check_tools(doc: Instructions, root, loc: _Locator, errors: ErrorCollector)
                 entries = read_config_file(step.config_file)
             except ConfigError as exc:
                 entries = []
-                with errors.check():
-                    raise InstructionError(f"element <config>: {exc.reason}", exc.where) from None
+                errors.add(InstructionError(f"element <config>: {exc.reason}", exc.where))
             for name, value, where in entries:
                 with errors.check():
                     _check_value(params, name, value, where, "config file")
@@ -335,9 +330,8 @@ def _check_tools(doc: Instructions, root, loc: _Locator, errors: ErrorCollector)
                             f"{', '.join(upstream.cls.produces)}, not {ref.kind!r}", ref.where)
         for kind in step.outputs:
             if info.cls.produces and kind not in info.cls.produces:
-                with errors.check():
-                    raise InstructionError(f"element <output>: tool {info.name} produces "
-                                           f"{', '.join(info.cls.produces)}, not {kind!r}", step.where)
+                errors.add(InstructionError(f"element <output>: tool {info.name} produces "
+                                            f"{', '.join(info.cls.produces)}, not {kind!r}", step.where))
 
 
 def _check_value(params, name: str, value: str, where: str, element: str) -> None:

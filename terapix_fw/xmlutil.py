@@ -153,8 +153,7 @@ def validate(tree, schema_name: str, label: str, error_class=InstructionError) -
             column = source_column(tree, err.line, tag.group(1), attribute.group(1) if attribute else None)
         if message.startswith("Element '"):
             message = "element <" + message[len("Element '"):].replace("'", ">", 1)
-        with errors.check():
-            raise error_class(f"does not follow {schema_name}: {message}", f"{label}:{err.line}:{column}")
+        errors.add(error_class(f"does not follow {schema_name}: {message}", f"{label}:{err.line}:{column}"))
     errors.raise_if_any()
 
 
