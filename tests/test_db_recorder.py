@@ -18,6 +18,7 @@ from terapix_testing.rdbix import (ServerProcess, _mariadb_session_database, db_
 from terapix_fw.hookspecs import hookimpl
 from terapix_fw.params import Parameter
 from terapix_fw.tool import Tool
+from terapix_testing.services import process_alive
 
 
 class RecordingTool(Tool):
@@ -182,26 +183,10 @@ def test_forked_tool_is_stopped_when_rdbix_cannot_be_opened(probe_tool, tmp_path
     if pid_file.exists():  # the tool had started: its process must be gone, not merely waited for
         pid = int(pid_file.read_text())
         deadline = time.monotonic() + 60
-        while _alive(pid):
+        while process_alive(pid):
             assert time.monotonic() < deadline, f"tool process {pid} still alive 60 s after the error"
             time.sleep(0.05)
     assert not (tmp_path / "work" / "raw001.fits.cat").exists()
-
-
-def _alive(pid: int) -> bool:
-    """True while process ``pid`` exists and is not a zombie."""
-    import os
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
 
 
 PIPELINE = """\

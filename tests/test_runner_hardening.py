@@ -13,6 +13,8 @@ import time
 
 from sqlalchemy import select
 
+from terapix_testing.services import process_alive
+
 WAIT = 120.0  # generous bound on waiting for something that must happen
 
 
@@ -34,14 +36,6 @@ def _children(pid: int) -> set[int]:
             out.add(child)
             todo.append(child)
     return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def _wait_for(condition, what: str) -> None:
@@ -87,12 +81,12 @@ def test_killed_run_leaves_no_worker_and_is_recorded_interrupted(tmp_path, fits_
         assert len(workers) >= 2  # the two pool workers (and the resource tracker)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-        _wait_for(lambda: not any(_alive(p) for p in workers), f"the pool workers {sorted(workers)} to end")
+        _wait_for(lambda: not any(process_alive(p) for p in workers), f"the pool workers {sorted(workers)} to end")
     finally:
         if proc.poll() is None:
             proc.kill()
         for pid in workers | _children(proc.pid):  # never leave the test's own processes behind
-            if _alive(pid):
+            if process_alive(pid):
                 os.kill(pid, signal.SIGKILL)
         proc.wait()
         proc.stderr.close()

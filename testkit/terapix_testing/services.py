@@ -243,3 +243,18 @@ def client_main(argv: list[str]) -> int:
 if __name__ == "__main__":
     import sys
     sys.exit(client_main(sys.argv[1:]))
+
+
+def process_alive(pid: int) -> bool:
+    """True while process ``pid`` exists and is not a zombie (waited for by nobody yet, but finished)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc: existence only
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
