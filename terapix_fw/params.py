@@ -1,24 +1,170 @@
-"""Tool parameter declarations: one place for name, type, default, allowed values and help.
+"""Tool parameter declarations: one place for name, type, default, allowed values, help and AstrOmatic keyword.
 
 A tool declares its parameters once with :class:`Parameter`; the XML checks, ``terapix config TOOL``, the
 drop-in command line, the docs and the provenance record all derive from that declaration.  Values follow
 the AstrOmatic conventions: lists are comma-separated, booleans are ``Y``/``N``, keywords are upper case.
+
+Each declaration also says which keyword of which AstrOmatic program it corresponds to (its
+``astromatic`` field, see :class:`AstromaticEquivalent`), so that a user who knows SExtractor or SCAMP can
+map a configuration across, and a test can check every such keyword against the real program's ``-dd``.
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping
 
 from .errors import ConfigError
 
-__all__ = ["Parameter", "ParameterSet", "Config", "split_values", "OUTPUT_KEYWORDS"]
+__all__ = ["Parameter", "ParameterSet", "Config", "split_values", "OUTPUT_KEYWORDS", "ASTROMATIC_PROGRAMS",
+           "AstromaticEquivalent", "astromatic_keywords", "terapix_only"]
 
 _TYPES = ("str", "int", "float", "bool", "keyword", "path")
 #: the AstrOmatic programs' keywords that name files they write
 OUTPUT_KEYWORDS = frozenset({"CATALOG_NAME", "CHECKIMAGE_NAME", "XML_NAME", "IMAGEOUT_NAME", "WEIGHTOUT_NAME",
                              "OUTWEIGHT_NAME", "OUTFLAG_NAME", "HEADEROUT_NAME", "MERGEDOUTCAT_NAME",
                              "FULLOUTCAT_NAME", "REFOUTCAT_NAME", "CHECKPLOT_NAME", "OUTCAT_NAME"})
+
+#: the AstrOmatic programs a parameter may name as its equivalent -> their executables, most usual first
+#: (Debian and conda names, then the names of a build from source)
+ASTROMATIC_PROGRAMS: dict[str, tuple[str, ...]] = {
+    "SExtractor": ("source-extractor", "sex"),
+    "SCAMP": ("scamp",),
+    "SWarp": ("SWarp", "swarp"),
+    "PSFEx": ("psfex",),
+    "WeightWatcher": ("weightwatcher", "ww"),
+    "STIFF": ("stiff",),
+}
+_NONE_PREFIX = "none (terapix-fw only): "
+_EQUIVALENT = re.compile(r"(?P<program>[A-Za-z]+)(?: (?P<keyword>[A-Z][A-Z0-9_]*))?(?: \((?P<note>[^)]+)\))?")
+
+
+@dataclass(frozen=True)
+class AstromaticEquivalent:
+    """What a parameter corresponds to in the AstrOmatic programs, parsed from its ``astromatic`` field.
+
+    The field is written in one of three forms:
+
+    * ``"SExtractor"``: the keyword of the same name in that program (``DETECT_THRESH`` is SExtractor's
+      ``DETECT_THRESH``);
+    * ``"SWarp WEIGHT_SUFFIX"``: a keyword of another name, or of another program than the one the tool
+      replaces (qualityfits' ``WEIGHT_SUFFIX`` is SWarp's);
+    * ``"none (terapix-fw only): why"``: no AstrOmatic program has it, and why.
+
+    The first two forms may end with a parenthesised note on a difference (``"STIFF (adds ASINH)"``).
+
+    Parameters
+    ----------
+    program : str or None
+        AstrOmatic program name, a key of :data:`ASTROMATIC_PROGRAMS`; ``None`` when there is no equivalent.
+    keyword : str or None
+        The program's keyword; ``None`` when there is no equivalent.
+    note : str
+        A difference worth knowing (for a keyword) or why there is no equivalent.
+
+    Examples
+    --------
+    >>> from terapix_fw.params import AstromaticEquivalent
+    >>> AstromaticEquivalent.parse("SWarp WEIGHT_SUFFIX", "WEIGHT_SUFFIX")
+    AstromaticEquivalent(program='SWarp', keyword='WEIGHT_SUFFIX', note='')
+    >>> AstromaticEquivalent.parse("none (terapix-fw only): a network option", "TIMEOUT").keyword is None
+    True
+    """
+
+    program: str | None
+    keyword: str | None
+    note: str = ""
+
+    @classmethod
+    def parse(cls, text: str, name: str) -> "AstromaticEquivalent":
+        """Parse an ``astromatic`` field.
+
+        Parameters
+        ----------
+        text : str
+            The field, in one of the forms described in the class docstring.
+        name : str
+            The parameter's own keyword, which the program-only form refers to.
+
+        Returns
+        -------
+        AstromaticEquivalent
+
+        Raises
+        ------
+        ValueError
+            If ``text`` is empty, names a program not in :data:`ASTROMATIC_PROGRAMS`, or says "none" without
+            a reason.
+        """
+        if text.startswith(_NONE_PREFIX):
+            why = text[len(_NONE_PREFIX):].strip()
+            if not why:
+                raise ValueError(f"parameter {name}: astromatic {text!r} says none without saying why")
+            return cls(None, None, why)
+        match = _EQUIVALENT.fullmatch(text)
+        if not match or match["program"] not in ASTROMATIC_PROGRAMS:
+            raise ValueError(f"parameter {name}: astromatic {text!r} is not 'PROGRAM [KEYWORD] [(note)]' with "
+                             f"PROGRAM one of {', '.join(ASTROMATIC_PROGRAMS)}, nor '{_NONE_PREFIX}<why>'")
+        return cls(match["program"], match["keyword"] or name, match["note"] or "")
+
+    def __str__(self) -> str:
+        if self.program is None:
+            return _NONE_PREFIX + self.note
+        return f"{self.program} {self.keyword}" + (f" ({self.note})" if self.note else "")
+
+
+def terapix_only(why: str) -> str:
+    """The ``astromatic`` field of a parameter no AstrOmatic program has.
+
+    Parameters
+    ----------
+    why : str
+        Why there is no equivalent (what the parameter controls that the C programs do not do).
+
+    Returns
+    -------
+    str
+        ``"none (terapix-fw only): <why>"``.
+
+    Examples
+    --------
+    >>> from terapix_fw.params import terapix_only
+    >>> terapix_only("SSH transfers have no AstrOmatic program")
+    'none (terapix-fw only): SSH transfers have no AstrOmatic program'
+    """
+    return _NONE_PREFIX + why
+
+
+def astromatic_keywords(program: str, parameters: Iterable["Parameter"]) -> list["Parameter"]:
+    """Declare parameters to be ``program``'s keywords of the same names, unless they say otherwise.
+
+    A tool that reimplements an AstrOmatic program keeps its keywords; wrapping its declaration list in
+    this call fills the ``astromatic`` field of every parameter that does not set one (the extensions of
+    terapix-fw set theirs, with :func:`terapix_only`).  A keyword the program does not know is caught by
+    the test that compares every declaration with the program's ``-dd`` output.
+
+    Parameters
+    ----------
+    program : str
+        A key of :data:`ASTROMATIC_PROGRAMS` (``"SExtractor"``).
+    parameters : iterable of Parameter
+        The declarations.
+
+    Returns
+    -------
+    list of Parameter
+        The declarations, those without an ``astromatic`` field given ``program``.
+
+    Raises
+    ------
+    ValueError
+        If ``program`` is not an AstrOmatic program.
+    """
+    if program not in ASTROMATIC_PROGRAMS:
+        raise ValueError(f"unknown AstrOmatic program {program!r}; expected one of {', '.join(ASTROMATIC_PROGRAMS)}")
+    return [p if p.astromatic else dataclasses.replace(p, astromatic=program) for p in parameters]
 
 
 def split_values(raw: str) -> list[str]:
@@ -46,6 +192,10 @@ class Parameter:
     output : the value names a file the tool writes (``terapix validate`` refuses two units of a run
         writing the same one); the AstrOmatic output keywords (:data:`OUTPUT_KEYWORDS`) are outputs
         without saying so.
+    astromatic : the AstrOmatic equivalent: ``"SExtractor"`` (its keyword of the same name),
+        ``"SWarp WEIGHT_SUFFIX"`` (a keyword of another name or program), or
+        ``terapix_only("why")``; see :class:`AstromaticEquivalent`.  Empty means not declared, which the
+        documentation shows and the test suite refuses for the installed tools.
     """
 
     name: str
@@ -57,16 +207,25 @@ class Parameter:
     minimum: float | None = None
     maximum: float | None = None
     output: bool = False
+    astromatic: str = ""
 
     @property
     def is_output(self) -> bool:
+        """Whether the value names a file the tool writes."""
         return self.output or (self.type == "path" and self.name in OUTPUT_KEYWORDS)
+
+    @property
+    def equivalent(self) -> AstromaticEquivalent | None:
+        """The parsed ``astromatic`` field, or ``None`` when the declaration does not give one."""
+        return AstromaticEquivalent.parse(self.astromatic, self.name) if self.astromatic else None
 
     def __post_init__(self) -> None:
         if self.type not in _TYPES:
             raise ValueError(f"parameter {self.name}: type {self.type!r} is not one of {_TYPES}")
         if self.name != self.name.upper():
             raise ValueError(f"parameter {self.name}: names are upper case AstrOmatic keywords")
+        if self.astromatic:
+            AstromaticEquivalent.parse(self.astromatic, self.name)  # a malformed field fails at import
 
     @property
     def is_vector(self) -> bool:

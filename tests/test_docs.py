@@ -31,6 +31,19 @@ def test_reference_lists_every_tool_parameter(html):
     assert not missing, f"parameters absent from the reference: {missing[:10]}"
 
 
+def test_reference_gives_every_parameters_astromatic_equivalent(html):
+    import html as html_lib
+    import re
+
+    from terapix_fw.plugins import get_tools
+    page = html_lib.unescape(re.sub(r"<[^>]+>", " ", (html / "reference" / "tools.html").read_text()))
+    text = " ".join(page.replace("\u2019", "'").split())  # Sphinx's smart quotes back to the declaration's
+    assert "AstrOmatic" in text and "not declared" not in text
+    equivalents = {p.equivalent for info in get_tools().values() for p in info.cls.parameter_set()}
+    shown = [e for e in equivalents if (e.note if e.program is None else f"{e.program} {e.keyword}") in text]
+    assert len(shown) == len(equivalents), sorted(map(str, set(equivalents) - set(shown)))[:10]
+
+
 def test_reference_lists_every_hook(html):
     from terapix_fw import hookspecs
     page = (html / "reference" / "hooks.html").read_text()

@@ -3,8 +3,8 @@
 Three directives, each reading its source at build time:
 
 * ``.. terapix-tools::`` — every installed tool (pluggy entry points) with each parameter's type,
-  default, allowed values, bounds and help, from the tool's own :class:`terapix_fw.params.Parameter`
-  declarations (the same ones ``terapix config TOOL`` prints);
+  default, allowed values, bounds, help and AstrOmatic equivalent, from the tool's own
+  :class:`terapix_fw.params.Parameter` declarations (the same ones ``terapix config TOOL`` prints);
 * ``.. terapix-hooks::`` — every hook specification of :mod:`terapix_fw.hookspecs`, its arguments and
   its docstring;
 * ``.. terapix-xsd:: NAME.xsd`` — every element of one of the project's XML schemas, with its
@@ -29,6 +29,18 @@ def _rst_literal(value) -> str:
 
 def _one_line(text: str) -> str:
     return " ".join((text or "").split()).replace("|", "\\|")
+
+
+def _equivalent(param) -> str:
+    """The AstrOmatic column: the program's keyword, or why there is none."""
+    equivalent = param.equivalent
+    if equivalent is None:
+        return "**not declared**"
+    if equivalent.program is None:
+        return _one_line(f"none (terapix-fw only): {equivalent.note}")
+    same = " (same)" if equivalent.keyword == param.name else ""
+    note = f"; {equivalent.note}" if equivalent.note else ""
+    return _one_line(f"{equivalent.program} ``{equivalent.keyword}``{same}{note}")
 
 
 class _Generated(Directive):
@@ -64,8 +76,9 @@ class ToolsDirective(_Generated):
             if not params:
                 out += ["No parameters.", ""]
                 continue
-            out += [".. list-table::", "   :header-rows: 1", "   :widths: 22 8 18 22 30", "",
-                    "   * - keyword", "     - type", "     - default", "     - allowed", "     - meaning"]
+            out += [".. list-table::", "   :header-rows: 1", "   :widths: 20 7 15 18 22 18", "",
+                    "   * - keyword", "     - type", "     - default", "     - allowed", "     - meaning",
+                    "     - AstrOmatic"]
             for p in params:
                 allowed = []
                 if p.choices:
@@ -78,7 +91,8 @@ class ToolsDirective(_Generated):
                     lo, hi = p._bounds()
                     allowed.append(f"{lo}..{'n' if hi is None else hi} values")
                 out += [f"   * - ``{p.name}``", f"     - {p.type}", f"     - {_rst_literal(p.default)}",
-                        f"     - {_one_line('; '.join(allowed)) or '-'}", f"     - {_one_line(p.help) or '-'}"]
+                        f"     - {_one_line('; '.join(allowed)) or '-'}", f"     - {_one_line(p.help) or '-'}",
+                        f"     - {_equivalent(p)}"]
             out.append("")
         return out
 

@@ -9,10 +9,13 @@ it have nothing to do and are skipped.
 """
 from __future__ import annotations
 
-from ..params import Parameter
+from ..params import Parameter, terapix_only
 from ..tool import Tool
 
 __all__ = ["IngestTool"]
+
+_NONE = terapix_only("ingestion into the storage tree and RDBix is pipeline bookkeeping, which no AstrOmatic "
+                     "program does")
 
 
 class IngestTool(Tool):
@@ -23,17 +26,19 @@ class IngestTool(Tool):
     produces = ("image", "quarantine")
     default_fanout = "file"
     parameters = [
-        Parameter("SITE_FILE", "path", "", "site configuration (XML, schemas/site.xsd): storage, cameras, rules"),
+        Parameter("SITE_FILE", "path", "", "site configuration (XML, schemas/site.xsd): storage, cameras, rules",
+                  astromatic=_NONE),
         Parameter("STORAGE_ROOT", "path", "", "storage tree (empty: the site file's; relative: to the run's "
-                  "work directory)"),
+                  "work directory)", astromatic=_NONE),
         Parameter("QUARANTINE_DIR", "path", "", "quarantine directory (empty: the site file's; relative: to the "
-                  "run's work directory)"),
+                  "run's work directory)", astromatic=_NONE),
         Parameter("TRANSFER_TYPE", "keyword", "SITE", "SITE (as the site file says), MOVE or COPY",
-                  choices=("SITE", "MOVE", "COPY")),
+                  choices=("SITE", "MOVE", "COPY"), astromatic=_NONE),
         Parameter("RDBIX_URL", "str", "", "RDBix read for known names and checksums (empty: $TERAPIX_DB_URL, "
-                  "else rdbix.sqlite in the run's work directory)"),
-        Parameter("SKYPROBE_KEY", "str", "SKYPROBE", "primary-header keyword of the sky-probe extinction (mag)"),
-        Parameter("CHECK_PIXELS", "bool", True, "read every image's pixels (Y/N)?"),
+                  "else rdbix.sqlite in the run's work directory)", astromatic=_NONE),
+        Parameter("SKYPROBE_KEY", "str", "SKYPROBE", "primary-header keyword of the sky-probe extinction (mag)",
+                  astromatic=_NONE),
+        Parameter("CHECK_PIXELS", "bool", True, "read every image's pixels (Y/N)?", astromatic=_NONE),
     ]
 
     def run(self, ctx):

@@ -13,10 +13,12 @@ all bands).  Later steps take ``<input step="simulate" kind="image"/>``.
 """
 from __future__ import annotations
 
-from terapix_fw.params import Parameter
+from terapix_fw.params import Parameter, terapix_only
 from terapix_fw.tool import Tool
 
 __all__ = ["SimulateTool"]
+
+_NONE = terapix_only("the simulator renders a survey described in XML; SkyMaker's keywords describe one image")
 
 
 class SimulateTool(Tool):
@@ -25,14 +27,17 @@ class SimulateTool(Tool):
     description = "MegaCam-like simulated exposures with known truth (SkyMaker's role)"
     parameters = [
         Parameter("SURVEY_FILE", "path", "", "survey description (XML, schemas/survey.xsd); "
-                  "empty: the step's input file"),
-        Parameter("OUTPUT_DIR", "str", ".", "directory of the products, relative to the step directory"),
-        Parameter("SEED", "int", 0, "random seed (0: the survey's seed attribute, else 1)", minimum=0),
+                  "empty: the step's input file", astromatic=_NONE),
+        Parameter("OUTPUT_DIR", "str", ".", "directory of the products, relative to the step directory",
+                  astromatic=_NONE),
+        Parameter("SEED", "int", 0, "random seed (0: the survey's seed attribute, else 1)", minimum=0,
+                  astromatic=_NONE),
         Parameter("EXPOSURES", "str", "", "simulate only these exposures (comma-separated names); empty: all",
-                  nvalues=(0, None)),
+                  nvalues=(0, None), astromatic=_NONE),
         Parameter("COMPRESS", "keyword", "SURVEY", "RICE-compress the images: Y, N or as the survey says",
-                  choices=("Y", "N", "SURVEY")),
-        Parameter("NTHREADS", "int", 0, "CCDs rendered in parallel (0: the cores given to the step)", minimum=0),
+                  choices=("Y", "N", "SURVEY"), astromatic=_NONE),
+        Parameter("NTHREADS", "int", 0, "CCDs rendered in parallel (0: the cores given to the step)", minimum=0,
+                  astromatic=_NONE),
     ]
     consumes = ("survey",)
     produces = ("image", "truth", "head", "flat", "flag", "refcat", "zeropoints", "sky_truth")

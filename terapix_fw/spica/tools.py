@@ -11,12 +11,15 @@ stacks on the same pixel grid, reddest band in red.
 from __future__ import annotations
 
 from ..errors import ToolError
-from ..params import Parameter
+from ..params import Parameter, terapix_only
 from ..tool import Tool
 
 __all__ = ["ReleaseTool", "ColourTool", "REL_DATE_KEY"]
 
 REL_DATE_KEY = "REL_DATE"
+
+_NONE = terapix_only("release packaging (release keywords, RICE compression) is no AstrOmatic program's")
+_ASINH = terapix_only("STIFF has no asinh stretch (terapix-fw's stiff has it: GAMMA_TYPE ASINH, ASINH_Q)")
 
 
 class ReleaseTool(Tool):
@@ -27,12 +30,14 @@ class ReleaseTool(Tool):
     produces = ("release",)
     default_fanout = "all"
     parameters = [
-        Parameter("RELEASE_DATE", "str", "", "release date written as REL_DATE (YYYY-MM-DD; empty: none)"),
-        Parameter("RELEASE_NAME", "str", "", "release name of the stack (for the log and the record)"),
+        Parameter("RELEASE_DATE", "str", "", "release date written as REL_DATE (YYYY-MM-DD; empty: none)",
+                  astromatic=_NONE),
+        Parameter("RELEASE_NAME", "str", "", "release name of the stack (for the log and the record)",
+                  astromatic=_NONE),
         Parameter("COMPRESSION", "keyword", "RICE_1", "compression of images and weight maps",
-                  choices=("RICE_1", "NONE")),
+                  choices=("RICE_1", "NONE"), astromatic=_NONE),
         Parameter("QUANTIZE_LEVEL", "float", 16.0, "RICE quantisation level of floating-point pixels",
-                  minimum=1.0),
+                  minimum=1.0, astromatic=_NONE),
     ]
 
     def run(self, ctx):
@@ -85,10 +90,12 @@ class ColourTool(Tool):
     produces = ("plot",)
     default_fanout = "all"
     parameters = [
-        Parameter("PICTURE_NAME", "str", "colour.png", "output PNG"),
-        Parameter("BINNING", "int", 2, "binning of the picture (pixels)", minimum=1),
-        Parameter("STRETCH", "float", 5.0, "asinh stretch, in units of the sky noise", minimum=0.0),
-        Parameter("Q", "float", 8.0, "asinh softening (Lupton's Q)", minimum=0.0),
+        Parameter("PICTURE_NAME", "str", "colour.png", "output PNG", astromatic="STIFF OUTFILE_NAME (PNG only)"),
+        Parameter("BINNING", "int", 2, "binning of the picture (pixels)", minimum=1,
+                  astromatic="STIFF (one factor for both axes)"),
+        Parameter("STRETCH", "float", 5.0, "asinh stretch, in units of the sky noise", minimum=0.0,
+                  astromatic=_ASINH),
+        Parameter("Q", "float", 8.0, "asinh softening (Lupton's Q)", minimum=0.0, astromatic=_ASINH),
     ]
 
     def run(self, ctx):

@@ -25,12 +25,14 @@ against ``KNOWN_HOSTS`` and an unknown key is refused unless ``HOST_KEY_POLICY``
 from __future__ import annotations
 
 from terapix_fw.errors import ConfigError
-from terapix_fw.params import Parameter
+from terapix_fw.params import Parameter, terapix_only
 from terapix_fw.tool import Tool
 
 __all__ = ["DatatransferTool"]
 
 VERSION = "1.0.0"
+
+_NONE = terapix_only("no AstrOmatic program moves files between nodes; TERAPIX's transfers were its own")
 
 
 class DatatransferTool(Tool):
@@ -41,36 +43,41 @@ class DatatransferTool(Tool):
     produces = ("download",)
     parameters = [
         Parameter("DIRECTION", "keyword", "PUT", "PUT files to the nodes or GET them back",
-                  choices=("PUT", "GET")),
+                  choices=("PUT", "GET"), astromatic=_NONE),
         Parameter("NODES", "str", [], "nodes as name=user@host:port:/dest/root (user, port optional)",
-                  nvalues=(0, None)),
-        Parameter("NODES_FILE", "path", "", "nodes file: name host port user key_file dest_root a line"),
-        Parameter("KEY_FILE", "path", "", "SSH private key (empty: ssh-agent and ~/.ssh keys)"),
-        Parameter("KNOWN_HOSTS", "path", "~/.ssh/known_hosts", "known host keys of the nodes"),
+                  nvalues=(0, None), astromatic=_NONE),
+        Parameter("NODES_FILE", "path", "", "nodes file: name host port user key_file dest_root a line",
+                  astromatic=_NONE),
+        Parameter("KEY_FILE", "path", "", "SSH private key (empty: ssh-agent and ~/.ssh keys)", astromatic=_NONE),
+        Parameter("KNOWN_HOSTS", "path", "~/.ssh/known_hosts", "known host keys of the nodes", astromatic=_NONE),
         Parameter("HOST_KEY_POLICY", "keyword", "REJECT",
                   "unknown host keys: refuse, accept with a warning, or accept silently",
-                  choices=("REJECT", "WARN", "AUTO_ADD")),
+                  choices=("REJECT", "WARN", "AUTO_ADD"), astromatic=_NONE),
         Parameter("DISPATCH", "keyword", "ROUND_ROBIN", "which node receives each file (PUT)",
-                  choices=("ROUND_ROBIN", "FREE_SPACE", "BY_KEY")),
-        Parameter("DISPATCH_KEY", "str", "FILTER", "FITS header keyword for DISPATCH BY_KEY"),
+                  choices=("ROUND_ROBIN", "FREE_SPACE", "BY_KEY"), astromatic=_NONE),
+        Parameter("DISPATCH_KEY", "str", "FILTER", "FITS header keyword for DISPATCH BY_KEY", astromatic=_NONE),
         Parameter("DISPATCH_MAP", "str", [], "VALUE:NODE items for BY_KEY (* = any other value)",
-                  nvalues=(0, None)),
+                  nvalues=(0, None), astromatic=_NONE),
         Parameter("MIN_FREE", "float", 0.0, "MB left free on every node by FREE_SPACE dispatch",
-                  minimum=0.0),
+                  minimum=0.0, astromatic=_NONE),
         Parameter("REMOTE_DIR", "str", "",
-                  "sub-directory of dest_root receiving the files; {KEYWORD} = FITS header value"),
-        Parameter("LOCAL_DIR", "path", "", "directory receiving GET files (empty: the working directory)"),
-        Parameter("NTHREADS", "int", 4, "simultaneous transfers (0 = one per core)", minimum=0),
-        Parameter("RETRIES", "int", 3, "retries of a failed transfer, on a new connection", minimum=0),
-        Parameter("RETRY_DELAY", "float", 2.0, "delay before the n-th retry: n times this (s)", minimum=0.0),
-        Parameter("TIMEOUT", "float", 30.0, "network time-out (s)", minimum=0.001),
-        Parameter("VERIFY", "bool", True, "check the SHA-256 of every file on the node"),
+                  "sub-directory of dest_root receiving the files; {KEYWORD} = FITS header value", astromatic=_NONE),
+        Parameter("LOCAL_DIR", "path", "", "directory receiving GET files (empty: the working directory)",
+                  astromatic=_NONE),
+        Parameter("NTHREADS", "int", 4, "simultaneous transfers (0 = one per core)", minimum=0, astromatic=_NONE),
+        Parameter("RETRIES", "int", 3, "retries of a failed transfer, on a new connection", minimum=0,
+                  astromatic=_NONE),
+        Parameter("RETRY_DELAY", "float", 2.0, "delay before the n-th retry: n times this (s)", minimum=0.0,
+                  astromatic=_NONE),
+        Parameter("TIMEOUT", "float", 30.0, "network time-out (s)", minimum=0.001, astromatic=_NONE),
+        Parameter("VERIFY", "bool", True, "check the SHA-256 of every file on the node", astromatic=_NONE),
         Parameter("CHECKSUM_METHOD", "keyword", "AUTO",
                   "remote SHA-256: sha256sum on the node (EXEC), read back over SFTP (REREAD), or EXEC "
-                  "falling back to REREAD", choices=("AUTO", "EXEC", "REREAD")),
-        Parameter("SKIP_EXISTING", "bool", True, "skip files already there with the same SHA-256"),
+                  "falling back to REREAD", choices=("AUTO", "EXEC", "REREAD"), astromatic=_NONE),
+        Parameter("SKIP_EXISTING", "bool", True, "skip files already there with the same SHA-256", astromatic=_NONE),
         Parameter("PART_MAX_AGE", "float", 24.0,
-                  "remove .part files of interrupted runs older than this (hours, 0 = never)", minimum=0.0),
+                  "remove .part files of interrupted runs older than this (hours, 0 = never)", minimum=0.0,
+                  astromatic=_NONE),
     ]
 
     def run(self, ctx):

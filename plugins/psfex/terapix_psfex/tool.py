@@ -3,7 +3,7 @@
 One ``.psf`` file per input catalogue (PSF_DIR / catalogue name with PSF_SUFFIX), one PSF_DATA extension per
 catalogue extension, as PSFEx with MEF_TYPE INDEPENDENT.
 """
-from terapix_fw.params import Parameter
+from terapix_fw.params import Parameter, astromatic_keywords
 from terapix_fw.tool import Tool
 
 
@@ -14,9 +14,9 @@ class PsfexTool(Tool):
     consumes = ("catalog",)
     produces = ("psf", "xml")
     default_fanout = "file"
-    parameters = [
+    parameters = astromatic_keywords("PSFEx", [
         Parameter("BASIS_TYPE", "keyword", "PIXEL_AUTO", "PSF basis (all three give a pixel grid here)",
-                  choices=("NONE", "PIXEL", "PIXEL_AUTO")),
+                  choices=("NONE", "PIXEL", "PIXEL_AUTO"), astromatic="PSFEx (no GAUSS-LAGUERRE or FILE basis)"),
         Parameter("PSF_SAMPLING", "float", 0.0, "Sampling step in pixel units (0.0 = auto)", minimum=0.0),
         Parameter("PSF_SIZE", "int", [25, 25], "Image size of the PSF model", nvalues=(1, 2), minimum=3),
         Parameter("CENTER_KEYS", "str", ["X_IMAGE", "Y_IMAGE"], "Catalogue parameters for source pre-centering",
@@ -40,7 +40,7 @@ class PsfexTool(Tool):
         Parameter("VERBOSE_TYPE", "keyword", "NORMAL", "can be QUIET, NORMAL, LOG or FULL",
                   choices=("QUIET", "NORMAL", "LOG", "FULL")),
         Parameter("NTHREADS", "int", 0, "Number of simultaneous threads (0 = automatic)", minimum=0),
-    ]
+    ])
 
     def run(self, ctx):
         from pathlib import Path

@@ -11,7 +11,7 @@ PSF sampled every PSF_SAMPLE_ARCMIN, and completeness from injected point source
 
 The weight/flag keywords are weightwatcher's and the PSF keywords psfex's (declared once, in those plugins).
 """
-from terapix_fw.params import Parameter
+from terapix_fw.params import Parameter, terapix_only
 from terapix_fw.tool import Tool
 from terapix_psfex import PsfexTool
 from terapix_weightwatcher import WeightWatcherTool
@@ -20,6 +20,10 @@ _WW_SKIP = {"OUTWEIGHT_NAME", "OUTFLAG_NAME", "WRITE_XML", "XML_NAME", "VERBOSE_
             "GETAREA_WEIGHT", "GETAREA_FLAGS", "POLY_INTERSECT"}
 _PSF_KEEP = {"PSF_SIZE", "PSFVAR_DEGREES", "SAMPLE_FWHMRANGE", "SAMPLE_VARIABILITY", "SAMPLE_MINSN",
              "SAMPLE_MAXELLIP", "SAMPLE_FLAGMASK"}
+
+#: QualityFITS was a TERAPIX program around the AstrOmatic tools (no public code), not one of them
+_NONE = terapix_only("a QualityFITS setting; QualityFITS was TERAPIX's quality-control chain around the "
+                     "AstrOmatic tools, not one of them")
 
 
 class QualityFitsTool(Tool):
@@ -30,25 +34,36 @@ class QualityFitsTool(Tool):
     produces = ("weight", "flag", "catalog", "psf", "xml", "plot", "quality")
     default_fanout = "file"
     parameters = [
-        Parameter("QUALITY_MODE", "keyword", "IN", "IN (exposures) or OUT (stacks)", choices=("IN", "OUT")),
-        Parameter("DETECT_THRESH", "float", 5.0, "shallow-catalogue detection threshold (sigmas)", minimum=0.1),
-        Parameter("DETECT_MINAREA", "int", 5, "minimum number of pixels above threshold", minimum=1),
-        Parameter("MAG_ZEROPOINT", "float", 0.0, "magnitude zero point (0: from ZP_KEY or PHOT_C+2.5log EXPTIME)"),
-        Parameter("ZP_KEY", "str", "MAGZP", "header keyword of the zero point (total ADU)"),
-        Parameter("FOCALPLANE_REF", "path", "", "reference MEF or .head of the focal plane (empty: DETECTOR)"),
-        Parameter("MAX_CCD_OFFSET", "float", 10.0, "largest CCD displacement (arcsec) before grade D", minimum=0.0),
-        Parameter("GRADING_RULES", "path", "", "grading rules file (empty: the packaged data/grading.rules)"),
-        Parameter("WRITE_PLOTS", "bool", True, "write the PNG plots (Y/N)?"),
-        Parameter("THUMB_SIZE", "int", 128, "size (pixels) of a CCD in the thumbnails", minimum=8),
-        Parameter("WEIGHT_SUFFIX", "str", ".weight.fits", "QualityFITS-out: stack weight map suffix"),
-        Parameter("PSF_SAMPLE_ARCMIN", "float", 10.0, "QualityFITS-out: PSF sampling step (arcmin)", minimum=0.1),
-        Parameter("COMPLETENESS", "bool", True, "QualityFITS-out: measure completeness (Y/N)?"),
+        Parameter("QUALITY_MODE", "keyword", "IN", "IN (exposures) or OUT (stacks)", choices=("IN", "OUT"),
+                  astromatic=_NONE),
+        Parameter("DETECT_THRESH", "float", 5.0, "shallow-catalogue detection threshold (sigmas)", minimum=0.1,
+                  astromatic="SExtractor"),
+        Parameter("DETECT_MINAREA", "int", 5, "minimum number of pixels above threshold", minimum=1,
+                  astromatic="SExtractor"),
+        Parameter("MAG_ZEROPOINT", "float", 0.0, "magnitude zero point (0: from ZP_KEY or PHOT_C+2.5log EXPTIME)",
+                  astromatic="SExtractor"),
+        Parameter("ZP_KEY", "str", "MAGZP", "header keyword of the zero point (total ADU)",
+                  astromatic=terapix_only("SExtractor reads MAG_ZEROPOINT from its configuration only")),
+        Parameter("FOCALPLANE_REF", "path", "", "reference MEF or .head of the focal plane (empty: DETECTOR)",
+                  astromatic=_NONE),
+        Parameter("MAX_CCD_OFFSET", "float", 10.0, "largest CCD displacement (arcsec) before grade D", minimum=0.0,
+                  astromatic=_NONE),
+        Parameter("GRADING_RULES", "path", "", "grading rules file (empty: the packaged data/grading.rules)",
+                  astromatic=_NONE),
+        Parameter("WRITE_PLOTS", "bool", True, "write the PNG plots (Y/N)?", astromatic=_NONE),
+        Parameter("THUMB_SIZE", "int", 128, "size (pixels) of a CCD in the thumbnails", minimum=8, astromatic=_NONE),
+        Parameter("WEIGHT_SUFFIX", "str", ".weight.fits", "QualityFITS-out: stack weight map suffix",
+                  astromatic="SWarp"),
+        Parameter("PSF_SAMPLE_ARCMIN", "float", 10.0, "QualityFITS-out: PSF sampling step (arcmin)", minimum=0.1,
+                  astromatic=_NONE),
+        Parameter("COMPLETENESS", "bool", True, "QualityFITS-out: measure completeness (Y/N)?", astromatic=_NONE),
         Parameter("COMP_SIZE", "int", 1024, "QualityFITS-out: size of the sub-image for injections (pixels)",
-                  minimum=64),
-        Parameter("COMP_NFAKE", "int", 600, "QualityFITS-out: number of injected point sources", minimum=20),
+                  minimum=64, astromatic=_NONE),
+        Parameter("COMP_NFAKE", "int", 600, "QualityFITS-out: number of injected point sources", minimum=20,
+                  astromatic=_NONE),
         Parameter("COMP_MAGSTEP", "float", 0.25, "QualityFITS-out: magnitude bin of the completeness curve",
-                  minimum=0.05),
-        Parameter("COMP_SEED", "int", 1, "QualityFITS-out: random seed of the injections"),
+                  minimum=0.05, astromatic=_NONE),
+        Parameter("COMP_SEED", "int", 1, "QualityFITS-out: random seed of the injections", astromatic=_NONE),
     ] + [p for p in WeightWatcherTool.parameters if p.name not in _WW_SKIP] \
       + [p for p in PsfexTool.parameters if p.name in _PSF_KEEP]
 

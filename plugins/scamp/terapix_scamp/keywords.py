@@ -6,7 +6,7 @@ load unchanged) and reported as ignored when set to a non-default value by :mod:
 """
 from __future__ import annotations
 
-from terapix_fw.params import Parameter
+from terapix_fw.params import Parameter, astromatic_keywords
 
 __all__ = ["PARAMETERS", "IGNORED_KEYWORDS", "ASTREF_CATALOGS", "CHECKPLOT_TYPES"]
 
@@ -20,7 +20,7 @@ CHECKPLOT_TYPES = ("NONE", "FGROUPS", "DISTORTION", "ASTR_INTERROR2D", "ASTR_INT
 _OUTCAT = ("NONE", "ASCII_HEAD", "ASCII", "FITS_LDAC")
 
 P = Parameter
-PARAMETERS = [
+PARAMETERS = astromatic_keywords("SCAMP", [
     # ---------------------------- Reference catalogs
     P("REF_SERVER", "str", ["vizier.unistra.fr"], "Internet addresses of catalog servers", nvalues=(1, None)),
     P("REF_TIMEOUT", "int", [10], "Server connection timeouts (s) 0=none", nvalues=(1, None), minimum=0),
@@ -148,7 +148,7 @@ PARAMETERS = [
     P("XSL_URL", "str", "file:///usr/share/scamp/scamp.xsl", "Filename for XSL style-sheet"),
     P("NTHREADS", "int", 0, "Number of simultaneous threads for the SMP version of SCAMP (0 = automatic)",
       minimum=0),
-]
+])
 
 #: keywords accepted for compatibility whose non-default values are not implemented (logged as ignored)
 IGNORED_KEYWORDS = ("REF_SERVER", "REF_TIMEOUT", "ASTREF_BAND", "SAVE_REFCATALOG", "REFOUT_CATPATH",

@@ -7,11 +7,13 @@ with the pixel scale, as the CFHTLS 3" and 4" apertures) and ``MAG_ZEROPOINT_KEY
 that, when present, overrides MAG_ZEROPOINT).  This module imports nothing heavy.
 """
 from terapix_fw.params import Parameter as P
+from terapix_fw.params import astromatic_keywords, terapix_only
 
 CHECK_TYPES = ("NONE", "IDENTICAL", "BACKGROUND", "BACKGROUND_RMS", "MINIBACKGROUND", "MINIBACK_RMS",
                "-BACKGROUND", "FILTERED", "OBJECTS", "-OBJECTS", "SEGMENTATION", "APERTURES")
 
-PARAMETERS = [
+# every keyword is SExtractor's of the same name but the two extensions, which say so
+PARAMETERS = astromatic_keywords("SExtractor", [
     # Catalog
     P("CATALOG_NAME", "path", "test.cat", "name of the output catalog"),
     P("CATALOG_TYPE", "keyword", "ASCII_HEAD", "catalog format",
@@ -53,7 +55,9 @@ PARAMETERS = [
     P("PHOT_APERTURES", "float", [5.0], "MAG_APER aperture diameter(s) in pixels", nvalues=(1, 32)),
     P("PHOT_APERUNIT", "keyword", "PIXEL",
       "terapix-fw extension: PHOT_APERTURES unit, PIXEL or ARCSEC (via the pixel scale)",
-      choices=("PIXEL", "ARCSEC")),
+      choices=("PIXEL", "ARCSEC"),
+      astromatic=terapix_only("SExtractor takes PHOT_APERTURES in pixels only; the CFHTLS apertures are in "
+                              "arcseconds")),
     P("PHOT_AUTOPARAMS", "float", [2.5, 3.5], "MAG_AUTO parameters: <Kron_fact>,<min_radius>", nvalues=2),
     P("PHOT_PETROPARAMS", "float", [2.0, 3.5], "MAG_PETRO parameters: <Petrosian_fact>,<min_radius>",
       nvalues=2),
@@ -64,7 +68,9 @@ PARAMETERS = [
     P("SATUR_KEY", "str", "SATURATE", "keyword for saturation level (in ADUs)"),
     P("MAG_ZEROPOINT", "float", 0.0, "magnitude zero-point"),
     P("MAG_ZEROPOINT_KEY", "str", "",
-      "terapix-fw extension: header keyword overriding MAG_ZEROPOINT when present (empty: none)"),
+      "terapix-fw extension: header keyword overriding MAG_ZEROPOINT when present (empty: none)",
+      astromatic=terapix_only("SExtractor reads MAG_ZEROPOINT from the configuration only; per-image zero "
+                              "points from SCAMP's .head or a header need this")),
     P("MAG_GAMMA", "float", 4.0, "gamma of emulsion (for photographic scans)"),
     P("GAIN", "float", 0.0, "detector gain in e-/ADU", minimum=0),
     P("GAIN_KEY", "str", "GAIN", "keyword for detector gain in e-/ADU"),
@@ -119,4 +125,4 @@ PARAMETERS = [
     P("PATTERN_TYPE", "keyword", "RINGS-HARMONIC", "pattern type",
       choices=("RINGS-QUADPOLE", "RINGS-OCTOPOLE", "RINGS-HARMONIC", "GAUSS-LAGUERRE")),
     P("SOM_NAME", "path", "default.som", "File containing Self-Organizing Map weights"),
-]
+])

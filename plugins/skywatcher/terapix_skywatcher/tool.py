@@ -28,7 +28,7 @@ import re
 from pathlib import Path
 
 from terapix_fw.errors import ConfigError, ToolError
-from terapix_fw.params import Parameter
+from terapix_fw.params import Parameter, terapix_only
 from terapix_fw.tool import Tool
 
 __all__ = ["SkyWatcherTool", "file_safe"]
@@ -37,6 +37,8 @@ __all__ = ["SkyWatcherTool", "file_safe"]
 def file_safe(text: str) -> str:
     """A filter name from a header, reduced to characters safe in a file name."""
     return re.sub(r"[^A-Za-z0-9.+-]", "_", text).strip(".") or "unknown"
+
+_NONE = terapix_only("no AstrOmatic program maps survey coverage; SkyWatcher was TERAPIX's own")
 
 
 class SkyWatcherTool(Tool):
@@ -48,46 +50,61 @@ class SkyWatcherTool(Tool):
     produces = ("coverage_map", "coverage_plot", "footprint_plot", "skymap_plot", "skymap_html")
     parameters = [
         Parameter("NSIDE", "int", 4096, "HEALPix resolution (power of 2; 4096 = 0.86 arcmin pixels)",
-                  minimum=1, maximum=1 << 29),
+                  minimum=1, maximum=1 << 29, astromatic=_NONE),
         Parameter("HEALPIX_ORDERING", "keyword", "RING", "pixel ordering of the maps",
-                  choices=("RING", "NESTED")),
-        Parameter("FILTER_KEY", "str", "FILTER", "header keyword giving the filter"),
-        Parameter("EXPTIME_KEY", "str", "EXPTIME", "header keyword giving the exposure time (s)"),
-        Parameter("HEADER_SUFFIX", "str", ".head", "suffix of external headers overriding the WCS"),
-        Parameter("GOAL_FILTERS", "str", [], "filters with a depth goal", nvalues=(0, None)),
+                  choices=("RING", "NESTED"), astromatic=_NONE),
+        Parameter("FILTER_KEY", "str", "FILTER", "header keyword giving the filter", astromatic=_NONE),
+        Parameter("EXPTIME_KEY", "str", "EXPTIME", "header keyword giving the exposure time (s)", astromatic=_NONE),
+        Parameter("HEADER_SUFFIX", "str", ".head", "suffix of external headers overriding the WCS",
+                  astromatic="SWarp"),
+        Parameter("GOAL_FILTERS", "str", [], "filters with a depth goal", nvalues=(0, None), astromatic=_NONE),
         Parameter("GOAL_EXPTIME", "float", [], "summed EXPTIME goal of each GOAL_FILTERS (s)",
-                  nvalues=(0, None), minimum=0.0),
-        Parameter("COVERAGE_NAME", "str", "coverage", "prefix of the coverage maps and plots"),
-        Parameter("FOOTPRINT_NAME", "str", "footprints", "name of the footprint plot (no extension)"),
+                  nvalues=(0, None), minimum=0.0, astromatic=_NONE),
+        Parameter("COVERAGE_NAME", "str", "coverage", "prefix of the coverage maps and plots", astromatic=_NONE),
+        Parameter("FOOTPRINT_NAME", "str", "footprints", "name of the footprint plot (no extension)",
+                  astromatic=_NONE),
         Parameter("CHECKPLOT_TYPE", "keyword", ["FOOTPRINTS", "COVERAGE", "SKYMAP"], "plots to draw",
-                  choices=("FOOTPRINTS", "COVERAGE", "SKYMAP", "NONE"), nvalues=(1, None)),
-        Parameter("SKYMAP_NAME", "str", "skymap", "name of the sky map (no extension)"),
+                  choices=("FOOTPRINTS", "COVERAGE", "SKYMAP", "NONE"), nvalues=(1, None),
+                  astromatic="SCAMP (other plots)"),
+        Parameter("SKYMAP_NAME", "str", "skymap", "name of the sky map (no extension)", astromatic=_NONE),
         Parameter("PROJECTION", "keyword", "HAMMER", "sky map projection",
                   choices=("AITOFF", "HAMMER", "MOLLWEIDE", "SINUSOIDAL", "PLATE_CARREE", "CYLINDRICAL_EQUAL_AREA",
-                           "GNOMONIC")),
+                           "GNOMONIC"), astromatic=_NONE),
         Parameter("MAP_CENTER", "float", [], "RA, Dec (deg) of the map centre (default: the footprints')",
-                  nvalues=(0, 2)),
+                  nvalues=(0, 2), astromatic=_NONE),
         Parameter("MAP_RADIUS", "float", 0.0, "radius (deg) of the zoomed view (0: whole sky; GNOMONIC: the "
-                  "footprints)", minimum=0.0, maximum=180.0),
-        Parameter("COLOUR_BY", "keyword", "FILTER", "footprint colours", choices=("FILTER", "GRADE", "STATUS", "EXPOSURE")),
-        Parameter("BOX_NAMES", "str", [], "names of the user boxes (e.g. W1,W2,W3,W4)", nvalues=(0, None)),
-        Parameter("BOX_LIMITS", "float", [], "RA_MIN,RA_MAX,DEC_MIN,DEC_MAX (deg) of each box", nvalues=(0, None)),
-        Parameter("OVERLAY_GALACTIC", "bool", True, "draw the galactic plane (b = 0, +-10 deg)"),
-        Parameter("OVERLAY_ECLIPTIC", "bool", True, "draw the ecliptic"),
-        Parameter("CATALOG_NAMES", "path", [], "VOTable or FITS catalogues drawn over the map", nvalues=(0, None)),
-        Parameter("EBV_MAP", "path", "", "E(B-V) map (HEALPix or Cartesian FITS) drawn as the background"),
-        Parameter("EBV_CUTS", "float", [0.0, 0.5], "E(B-V) range of the background's grey scale (mag)", nvalues=2),
-        Parameter("SELECT_RUNS", "str", [], "keep these run ids only", nvalues=(0, None)),
-        Parameter("SELECT_COMPONENTS", "str", [], "keep these survey components only", nvalues=(0, None)),
-        Parameter("SELECT_FILTERS", "str", [], "keep these filters only", nvalues=(0, None)),
-        Parameter("SELECT_STATUS", "str", [], "keep these processing statuses only", nvalues=(0, None)),
+                  "footprints)", minimum=0.0, maximum=180.0, astromatic=_NONE),
+        Parameter("COLOUR_BY", "keyword", "FILTER", "footprint colours", choices=("FILTER", "GRADE", "STATUS", "EXPOSURE"),
+                  astromatic=_NONE),
+        Parameter("BOX_NAMES", "str", [], "names of the user boxes (e.g. W1,W2,W3,W4)", nvalues=(0, None),
+                  astromatic=_NONE),
+        Parameter("BOX_LIMITS", "float", [], "RA_MIN,RA_MAX,DEC_MIN,DEC_MAX (deg) of each box", nvalues=(0, None),
+                  astromatic=_NONE),
+        Parameter("OVERLAY_GALACTIC", "bool", True, "draw the galactic plane (b = 0, +-10 deg)", astromatic=_NONE),
+        Parameter("OVERLAY_ECLIPTIC", "bool", True, "draw the ecliptic", astromatic=_NONE),
+        Parameter("CATALOG_NAMES", "path", [], "VOTable or FITS catalogues drawn over the map", nvalues=(0, None),
+                  astromatic=_NONE),
+        Parameter("EBV_MAP", "path", "", "E(B-V) map (HEALPix or Cartesian FITS) drawn as the background",
+                  astromatic=_NONE),
+        Parameter("EBV_CUTS", "float", [0.0, 0.5], "E(B-V) range of the background's grey scale (mag)", nvalues=2,
+                  astromatic=_NONE),
+        Parameter("SELECT_RUNS", "str", [], "keep these run ids only", nvalues=(0, None), astromatic=_NONE),
+        Parameter("SELECT_COMPONENTS", "str", [], "keep these survey components only", nvalues=(0, None),
+                  astromatic=_NONE),
+        Parameter("SELECT_FILTERS", "str", [], "keep these filters only", nvalues=(0, None), astromatic=_NONE),
+        Parameter("SELECT_STATUS", "str", [], "keep these processing statuses only", nvalues=(0, None),
+                  astromatic=_NONE),
         Parameter("SELECT_REGION", "float", [], "RA_MIN,RA_MAX,DEC_MIN,DEC_MAX (deg) holding the CCD centres",
-                  nvalues=(0, 4)),
-        Parameter("RDBIX_URL", "str", "", "also draw every CCD whose header RDBix holds (database URL)"),
+                  nvalues=(0, 4), astromatic=_NONE),
+        Parameter("RDBIX_URL", "str", "", "also draw every CCD whose header RDBix holds (database URL)",
+                  astromatic=_NONE),
         Parameter("EXPOSURE_URL", "str", "exposure/{slug}.html",
-                  "link of a footprint in the image map ({slug}: the web page slug of the exposure)"),
-        Parameter("CHECKPLOT_DEV", "keyword", "PNG", "plot format", choices=("PNG", "SVG", "PDF")),
-        Parameter("CHECKPLOT_RES", "int", 1200, "plot width in pixels", minimum=600, maximum=10000),
+                  "link of a footprint in the image map ({slug}: the web page slug of the exposure)",
+                  astromatic=_NONE),
+        Parameter("CHECKPLOT_DEV", "keyword", "PNG", "plot format", choices=("PNG", "SVG", "PDF"),
+                  astromatic="SCAMP (PNG, SVG or PDF)"),
+        Parameter("CHECKPLOT_RES", "int", 1200, "plot width in pixels", minimum=600, maximum=10000,
+                  astromatic="SCAMP (plot width in pixels)"),
     ]
 
     def run(self, ctx):

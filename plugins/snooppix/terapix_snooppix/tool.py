@@ -19,7 +19,7 @@ import re
 from urllib.parse import urlsplit
 
 from terapix_fw.errors import ConfigError, ToolError
-from terapix_fw.params import Parameter
+from terapix_fw.params import Parameter, terapix_only
 from terapix_fw.tool import Tool
 
 __all__ = ["SnooppixTool"]
@@ -35,6 +35,8 @@ def url_from_input(text: str) -> str:
     """
     return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*):/(?!/)", r"\1://", text)
 
+_NONE = terapix_only("no AstrOmatic program downloads from archives; Snooppix was a TERAPIX daemon")
+
 
 class SnooppixTool(Tool):
     name = "snooppix"
@@ -43,28 +45,29 @@ class SnooppixTool(Tool):
     default_fanout = "all"
     produces = ("download",)
     parameters = [
-        Parameter("URL", "str", "", "index page or FTP directory to scan (the first input if empty)"),
+        Parameter("URL", "str", "", "index page or FTP directory to scan (the first input if empty)",
+                  astromatic=_NONE),
         Parameter("PATTERN", "str", ["*.fits.fz"], "shell patterns of the file names to fetch",
-                  nvalues=(1, None)),
-        Parameter("DOWNLOAD_DIR", "path", ".", "directory where files are downloaded"),
+                  nvalues=(1, None), astromatic=_NONE),
+        Parameter("DOWNLOAD_DIR", "path", ".", "directory where files are downloaded", astromatic=_NONE),
         Parameter("LEDGER_NAME", "str", "snooppix.sqlite",
-                  "record of downloaded files, in DOWNLOAD_DIR"),
-        Parameter("NTHREADS", "int", 4, "simultaneous transfers (0 = one per core)", minimum=0),
-        Parameter("RETRIES", "int", 3, "retries of a failed transfer (resumed)", minimum=0),
+                  "record of downloaded files, in DOWNLOAD_DIR", astromatic=_NONE),
+        Parameter("NTHREADS", "int", 4, "simultaneous transfers (0 = one per core)", minimum=0, astromatic=_NONE),
+        Parameter("RETRIES", "int", 3, "retries of a failed transfer (resumed)", minimum=0, astromatic=_NONE),
         Parameter("RETRY_DELAY", "float", 5.0, "delay before the n-th retry: n times this (s)",
-                  minimum=0.0),
-        Parameter("TIMEOUT", "float", 60.0, "network time-out (s)", minimum=0.001),
-        Parameter("RESUME", "bool", True, "resume interrupted transfers (HTTP Range, FTP REST)"),
-        Parameter("VERIFY", "bool", True, "check sizes and server or published checksums"),
+                  minimum=0.0, astromatic=_NONE),
+        Parameter("TIMEOUT", "float", 60.0, "network time-out (s)", minimum=0.001, astromatic=_NONE),
+        Parameter("RESUME", "bool", True, "resume interrupted transfers (HTTP Range, FTP REST)", astromatic=_NONE),
+        Parameter("VERIFY", "bool", True, "check sizes and server or published checksums", astromatic=_NONE),
         Parameter("CHECKSUM_FILES", "str", ["MD5SUMS", "SHA1SUMS", "SHA256SUMS", "SHA512SUMS"],
-                  "checksum lists read from the index, if linked", nvalues=(0, None)),
+                  "checksum lists read from the index, if linked", nvalues=(0, None), astromatic=_NONE),
         Parameter("RECURSE_DEPTH", "int", 0, "levels of sub-directories scanned (0 = the index only)",
-                  minimum=0, maximum=20),
+                  minimum=0, maximum=20, astromatic=_NONE),
         Parameter("ALLOWED_HOSTS", "str", [], "other hosts links may point to (* = any)",
-                  nvalues=(0, None)),
-        Parameter("MAX_FILES", "int", 0, "most files fetched in one run (0 = no limit)", minimum=0),
-        Parameter("CA_FILE", "path", "", "certificate authorities for HTTPS (empty: the system's)"),
-        Parameter("USER_AGENT", "str", f"terapix-snooppix/{VERSION}", "HTTP User-Agent"),
+                  nvalues=(0, None), astromatic=_NONE),
+        Parameter("MAX_FILES", "int", 0, "most files fetched in one run (0 = no limit)", minimum=0, astromatic=_NONE),
+        Parameter("CA_FILE", "path", "", "certificate authorities for HTTPS (empty: the system's)", astromatic=_NONE),
+        Parameter("USER_AGENT", "str", f"terapix-snooppix/{VERSION}", "HTTP User-Agent", astromatic=_NONE),
     ]
 
     def run(self, ctx):

@@ -10,7 +10,7 @@ One grey picture from one image, one colour picture from three (red, green, blue
 """
 from __future__ import annotations
 
-from terapix_fw.params import Parameter
+from terapix_fw.params import Parameter, astromatic_keywords, terapix_only
 from terapix_fw.tool import Tool
 
 __all__ = ["StiffTool", "settings_from_config"]
@@ -38,7 +38,8 @@ class StiffTool(Tool):
     default_fanout = "all"
     consumes = ("image", "stack")
     produces = ("picture", "xml")
-    parameters = [
+    # every keyword is STIFF's of the same name but ASINH_Q, which says so
+    parameters = astromatic_keywords("STIFF", [
         Parameter("OUTFILE_NAME", "path", "stiff.tif", "Name of the output file"),
         Parameter("IMAGE_TYPE", "keyword", "AUTO", "Output image format: AUTO (from the suffix), TIFF or PNG",
                   choices=("AUTO", "TIFF", "PNG")),
@@ -62,11 +63,11 @@ class StiffTool(Tool):
         Parameter("SATUR_LEVEL", "float", [40000.0], "FITS data saturation level(s)", nvalues=(1, 3)),
         Parameter("GAMMA_TYPE", "keyword", "POWER-LAW",
                   "Gamma correction: POWER-LAW, SRGB, REC.709, or ASINH (Lupton et al. 2004; not in STIFF)",
-                  choices=("POWER-LAW", "SRGB", "REC.709", "ASINH")),
+                  choices=("POWER-LAW", "SRGB", "REC.709", "ASINH"), astromatic="STIFF (ASINH added)"),
         Parameter("GAMMA", "float", 2.2, "Display gamma", minimum=0.01),
         Parameter("GAMMA_FAC", "float", 1.0, "Luminance gamma correction factor", minimum=0.01),
         Parameter("ASINH_Q", "float", 8.0, "Softening Q of the asinh stretch (GAMMA_TYPE ASINH; not in STIFF)",
-                  minimum=1e-6),
+                  minimum=1e-6, astromatic=terapix_only("STIFF has no asinh stretch (GAMMA_TYPE ASINH)")),
         Parameter("COLOUR_SAT", "float", 1.0, "Colour saturation (0.0 = B&W)", minimum=0.0),
         Parameter("NEGATIVE", "bool", False, "Make negative of the image"),
         Parameter("DESCRIPTION", "str", "STIFF image", "Image content description"),
@@ -75,7 +76,7 @@ class StiffTool(Tool):
         Parameter("XML_NAME", "path", "stiff.xml", "Filename for XML output"),
         Parameter("VERBOSE_TYPE", "keyword", "NORMAL", "QUIET, NORMAL or FULL", choices=("QUIET", "NORMAL", "FULL")),
         Parameter("NTHREADS", "int", 0, "Number of threads (unused: one pass, I/O bound)", minimum=0),
-    ]
+    ])
 
     def run(self, ctx):
         from terapix_fw.errors import ToolError

@@ -6,18 +6,17 @@ live in :mod:`terapix_swarp.swarp` (run), :mod:`.inputs`, :mod:`.grid`, :mod:`.m
 listing plugins stays fast.
 """
 from terapix_fw.params import Parameter as P
+from terapix_fw.params import astromatic_keywords, terapix_only
 from terapix_fw.tool import Tool
 
 __all__ = ["SwarpTool", "EXTENSIONS"]
-
-#: keywords of the plugin that SWarp does not have
-EXTENSIONS = ("RESAMPLE_DISKMAX",)
 
 ANY = (0, None)  # zero or more values
 EACH = (1, None)  # "all or for each image"
 AXES = (1, 2)  # one value or one per axis
 
-PARAMETERS = [
+# every keyword is SWarp's of the same name but the extension, which says so
+PARAMETERS = astromatic_keywords("SWarp", [
     # Output
     P("IMAGEOUT_NAME", "path", "coadd.fits", "Output filename"),
     P("WEIGHTOUT_NAME", "path", "coadd.weight.fits", "Output weight-map filename"),
@@ -86,7 +85,8 @@ PARAMETERS = [
     P("COMBINE_BUFSIZE", "int", 256, "RAM dedicated to co-addition(MB)", minimum=1),
     # terapix-fw extension (not in SWarp): output made in bands of rows when the resampled images would not fit
     P("RESAMPLE_DISKMAX", "int", 0, "Max. disk space for temporary resampled images (MB), 0 = half the free "
-      "space of RESAMPLE_DIR; beyond, the output is made in bands", minimum=0),
+      "space of RESAMPLE_DIR; beyond, the output is made in bands", minimum=0,
+      astromatic=terapix_only("SWarp writes every resampled image to RESAMPLE_DIR with no limit on disk space")),
     # Miscellaneous
     P("DELETE_TMPFILES", "bool", True, "Delete temporary resampled FITS files (Y/N)?"),
     P("COPY_KEYWORDS", "str", ["OBJECT"], "List of FITS keywords to propagate from the input to the output "
@@ -101,7 +101,9 @@ PARAMETERS = [
     P("NTHREADS", "int", 0, "Number of simultaneous threads for the SMP version of SWarp (0 = automatic)",
       minimum=0),
     P("NOPENFILES_MAX", "int", 512, "Maximum number of files opened by SWarp", minimum=1),
-]
+])
+#: keywords of the plugin that SWarp does not have
+EXTENSIONS = tuple(p.name for p in PARAMETERS if p.equivalent.program is None)
 
 
 class SwarpTool(Tool):

@@ -5,10 +5,13 @@ Inputs are the science exposures (the real WeightWatcher reads only weight/flag 
 supplies the extension structure, the header and the pixels the defects are detected on).
 """
 from terapix_fw.errors import ConfigError
-from terapix_fw.params import Parameter
+from terapix_fw.params import Parameter, astromatic_keywords, terapix_only
 from terapix_fw.tool import Tool
 
 _FLAG_HELP = "FLAG value for "
+#: why the defect-detection keywords have no AstrOmatic equivalent
+_QUALITYFITS = ("defect detection that TERAPIX's QualityFITS added around WeightWatcher; WeightWatcher only "
+                "thresholds and combines existing maps")
 
 
 def output_name(template: str, image_path) -> str:
@@ -30,7 +33,8 @@ class WeightWatcherTool(Tool):
     consumes = ("image",)
     produces = ("weight", "flag", "xml")
     default_fanout = "file"
-    parameters = [
+    # WeightWatcher's keywords, then QualityFITS' defect detection, which says what it corresponds to
+    parameters = astromatic_keywords("WeightWatcher", [
         Parameter("WEIGHT_NAMES", "path", [], "Filename(s) of the input WEIGHT map(s)", nvalues=(0, None)),
         Parameter("WEIGHT_MIN", "float", 0.3, "Pixel below those thresholds will be flagged"),
         Parameter("WEIGHT_MAX", "float", 1.30, "Pixels above those thresholds will be flagged"),
@@ -50,33 +54,47 @@ class WeightWatcherTool(Tool):
         Parameter("GETAREA", "bool", False, "Compute area for flags and weights (Y/N)?"),
         Parameter("GETAREA_WEIGHT", "float", 0.0, "Weight threshold for area computation"),
         Parameter("GETAREA_FLAGS", "int", 1, "Bit mask for flag pixels not counted in area"),
-        Parameter("SATUR_KEY", "str", "SATURATE", "Keyword for saturation level (ADUs)"),
-        Parameter("SATUR_LEVEL", "float", 50000.0, "level (in ADUs) at which arises saturation"),
+        Parameter("SATUR_KEY", "str", "SATURATE", "Keyword for saturation level (ADUs)", astromatic="SExtractor"),
+        Parameter("SATUR_LEVEL", "float", 50000.0, "level (in ADUs) at which arises saturation",
+                  astromatic="SExtractor"),
         Parameter("SATUR_OUTFLAGS", "int", 4, _FLAG_HELP + "saturated pixels and bleed trails",
-                  minimum=0, maximum=255),
-        Parameter("GAIN_KEY", "str", "GAIN", "Keyword for detector gain in e-/ADU"),
-        Parameter("GAIN", "float", 0.0, "detector gain in e-/ADU (0: from GAIN_KEY)", minimum=0.0),
-        Parameter("CR_DETECT", "bool", True, "Detect cosmic rays (L.A.Cosmic) (Y/N)?"),
-        Parameter("CR_SIGCLIP", "float", 4.5, "Laplacian/noise detection limit for cosmic rays", minimum=0.0),
-        Parameter("CR_SIGFRAC", "float", 0.3, "fraction of CR_SIGCLIP for neighbouring CR pixels", minimum=0.0),
+                  minimum=0, maximum=255, astromatic=terapix_only(_QUALITYFITS)),
+        Parameter("GAIN_KEY", "str", "GAIN", "Keyword for detector gain in e-/ADU", astromatic="SExtractor"),
+        Parameter("GAIN", "float", 0.0, "detector gain in e-/ADU (0: from GAIN_KEY)", minimum=0.0,
+                  astromatic="SExtractor"),
+        Parameter("CR_DETECT", "bool", True, "Detect cosmic rays (L.A.Cosmic) (Y/N)?",
+                  astromatic=terapix_only(_QUALITYFITS)),
+        Parameter("CR_SIGCLIP", "float", 4.5, "Laplacian/noise detection limit for cosmic rays", minimum=0.0,
+                  astromatic=terapix_only(_QUALITYFITS)),
+        Parameter("CR_SIGFRAC", "float", 0.3, "fraction of CR_SIGCLIP for neighbouring CR pixels", minimum=0.0,
+                  astromatic=terapix_only(_QUALITYFITS)),
         Parameter("CR_OBJLIM", "float", 1.5, "minimum contrast between Laplacian and fine structure",
-                  minimum=0.0),
-        Parameter("CR_OUTFLAGS", "int", 8, _FLAG_HELP + "cosmic rays", minimum=0, maximum=255),
-        Parameter("TRAIL_DETECT", "bool", True, "Detect satellite trails (Y/N)?"),
-        Parameter("TRAIL_NSIGMA", "float", 8.0, "detection limit of a trail in the line transform", minimum=0.0),
-        Parameter("TRAIL_OUTFLAGS", "int", 16, _FLAG_HELP + "satellite trails", minimum=0, maximum=255),
-        Parameter("BADCOL_DETECT", "bool", True, "Detect bad columns (Y/N)?"),
-        Parameter("BADCOL_NSIGMA", "float", 5.0, "detection limit of a bad column", minimum=0.0),
-        Parameter("BADCOL_OUTFLAGS", "int", 32, _FLAG_HELP + "bad columns", minimum=0, maximum=255),
-        Parameter("DEAD_OUTFLAGS", "int", 64, _FLAG_HELP + "dead CCDs", minimum=0, maximum=255),
-        Parameter("BACK_SIZE", "int", 64, "Background mesh size (pixels) for defect detection", minimum=8),
+                  minimum=0.0, astromatic=terapix_only(_QUALITYFITS)),
+        Parameter("CR_OUTFLAGS", "int", 8, _FLAG_HELP + "cosmic rays", minimum=0, maximum=255,
+                  astromatic=terapix_only(_QUALITYFITS)),
+        Parameter("TRAIL_DETECT", "bool", True, "Detect satellite trails (Y/N)?",
+                  astromatic=terapix_only(_QUALITYFITS)),
+        Parameter("TRAIL_NSIGMA", "float", 8.0, "detection limit of a trail in the line transform", minimum=0.0,
+                  astromatic=terapix_only(_QUALITYFITS)),
+        Parameter("TRAIL_OUTFLAGS", "int", 16, _FLAG_HELP + "satellite trails", minimum=0, maximum=255,
+                  astromatic=terapix_only(_QUALITYFITS)),
+        Parameter("BADCOL_DETECT", "bool", True, "Detect bad columns (Y/N)?",
+                  astromatic=terapix_only(_QUALITYFITS)),
+        Parameter("BADCOL_NSIGMA", "float", 5.0, "detection limit of a bad column", minimum=0.0,
+                  astromatic=terapix_only(_QUALITYFITS)),
+        Parameter("BADCOL_OUTFLAGS", "int", 32, _FLAG_HELP + "bad columns", minimum=0, maximum=255,
+                  astromatic=terapix_only(_QUALITYFITS)),
+        Parameter("DEAD_OUTFLAGS", "int", 64, _FLAG_HELP + "dead CCDs", minimum=0, maximum=255,
+                  astromatic=terapix_only(_QUALITYFITS)),
+        Parameter("BACK_SIZE", "int", 64, "Background mesh size (pixels) for defect detection", minimum=8,
+                  astromatic="SExtractor (one size, no <width>,<height>)"),
         Parameter("WRITE_XML", "bool", True, "Write XML file (Y/N)?"),
         Parameter("XML_NAME", "path", "ww.xml", "Filename for XML output (%s: input name)"),
         Parameter("VERBOSE_TYPE", "keyword", "NORMAL", "can be QUIET, NORMAL or FULL",
                   choices=("QUIET", "NORMAL", "FULL")),
         Parameter("NTHREADS", "int", 1, "Number of threads (CCDs in parallel; 0 = all the unit's cores)",
                   minimum=0),
-    ]
+    ])
 
     def run(self, ctx):
         from .report import write_ww_xml

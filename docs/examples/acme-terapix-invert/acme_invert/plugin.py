@@ -4,7 +4,7 @@ It is found through the ``terapix_fw.plugins`` entry point of its own distributi
 built-in tools are.
 """
 from terapix_fw.hookspecs import hookimpl
-from terapix_fw.params import Parameter
+from terapix_fw.params import Parameter, terapix_only
 from terapix_fw.tool import Tool
 
 
@@ -12,8 +12,10 @@ class Invert(Tool):
     name = "invert"
     version = "2.5.0"
     produces = ("image",)
-    parameters = [Parameter("OFFSET", "float", 0.0, "added after negation"),
-                  Parameter("OUTPUT_NAME", "str", "{stem}_inv.fits", "output name")]
+    parameters = [Parameter("OFFSET", "float", 0.0, "added after negation",
+                            astromatic=terapix_only("no AstrOmatic program inverts images")),
+                  Parameter("OUTPUT_NAME", "str", "{stem}_inv.fits", "output name",
+                            astromatic="STIFF OUTFILE_NAME (a FITS image, not a picture)")]
 
     def run(self, ctx):
         from astropy.io import fits  # imported when the tool runs: `terapix plugins` stays fast
