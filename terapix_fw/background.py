@@ -46,7 +46,16 @@ def _pair(value: Any, what: str) -> tuple[int, int]:
 
 
 def as_sep_array(data):
-    """A C-contiguous, native-byte-order float32 view or copy of ``data`` (what sep requires)."""
+    """A C-contiguous, native-byte-order float32 view or copy of ``data`` (what sep requires).
+
+    Parameters
+    ----------
+    data : array_like
+
+    Returns
+    -------
+    numpy.ndarray
+    """
     import numpy as np
 
     arr = np.asarray(data)
@@ -81,10 +90,12 @@ class BackgroundMap:
 
     @property
     def shape(self):
+        """Shape of the image."""
         return self._shape
 
     @property
     def back(self):
+        """Full-resolution background map (float32), computed on first access."""
         if self._back is None:
             import numpy as np
 
@@ -96,6 +107,7 @@ class BackgroundMap:
 
     @property
     def rms(self):
+        """Full-resolution background-noise map (float32), computed on first access."""
         if self._rms is None:
             import numpy as np
 
@@ -103,7 +115,16 @@ class BackgroundMap:
         return self._rms
 
     def subtract_from(self, data):
-        """``data - back`` as a new float32 array (see :meth:`subtract_inplace`)."""
+        """``data - back`` as a new float32 array (see :meth:`subtract_inplace`).
+
+        Parameters
+        ----------
+        data : numpy.ndarray
+
+        Returns
+        -------
+        numpy.ndarray
+        """
         import numpy as np
 
         out = np.array(data, dtype=np.float32, copy=True)
@@ -111,9 +132,16 @@ class BackgroundMap:
         return out
 
     def subtract_inplace(self, data) -> None:
-        """``data -= back`` in place (float32 ``data``), without building the full-resolution map: a
-        MANUAL value is subtracted as a scalar, a mesh model by sep one row at a time (the values of
-        ``back``: sep computes both the same way)."""
+        """``data -= back`` in place, without building the full-resolution map.
+
+        A MANUAL value is subtracted as a scalar, a mesh model by sep one row at a time (the values of
+        ``back``: sep computes both the same way).
+
+        Parameters
+        ----------
+        data : numpy.ndarray
+            float32 image, modified.
+        """
         import numpy as np
 
         if self._manual is not None and self._back is None:
@@ -133,8 +161,17 @@ class BackgroundMap:
                              manual_value=self._manual, shape=self._shape)
 
     def mini(self, which: str = "both"):
-        """The background and rms sampled at mesh centres (SExtractor's MINIBACKGROUND/MINIBACK_RMS);
-        ``which="back"`` or ``"rms"`` returns only that one (without building the other map)."""
+        """The background and rms sampled at mesh centres (SExtractor's MINIBACKGROUND/MINIBACK_RMS).
+
+        Parameters
+        ----------
+        which : str
+            ``both``, ``back`` or ``rms`` (only that one is built).
+
+        Returns
+        -------
+        numpy.ndarray or tuple of numpy.ndarray
+        """
         import numpy as np
 
         bw, bh = self.back_size
@@ -155,13 +192,33 @@ def estimate_background(data, weight=None, mask=None, back_size=64, filter_size=
 
     Parameters
     ----------
-    data : 2-D image.
-    weight : optional weight map (larger is better); pixels with ``weight <= weight_thresh`` are ignored.
-    mask : optional boolean (or integer) map; true/non-zero pixels are ignored.
-    back_size : BACK_SIZE, ``n`` or ``(width, height)`` in pixels.
-    filter_size : BACK_FILTERSIZE, ``n`` or ``(width, height)`` in meshes.
-    filter_thresh : BACK_FILTTHRESH.
-    back_type, back_value : BACK_TYPE ``AUTO`` or ``MANUAL`` (constant ``back_value``).
+    data : numpy.ndarray
+        2-D image.
+    weight : numpy.ndarray, optional
+        Weight map (larger is better); pixels with ``weight <= weight_thresh`` are ignored.
+    mask : numpy.ndarray, optional
+        Boolean (or integer) map; true/non-zero pixels are ignored.
+    back_size : int or tuple of int
+        BACK_SIZE, ``n`` or ``(width, height)`` in pixels.
+    filter_size : int or tuple of int
+        BACK_FILTERSIZE, ``n`` or ``(width, height)`` in meshes.
+    filter_thresh : float
+        BACK_FILTTHRESH.
+    weight_thresh : float
+        WEIGHT_THRESH: weights at or below it mark bad pixels.
+    back_type : str
+        BACK_TYPE, ``AUTO`` or ``MANUAL`` (constant ``back_value``).
+    back_value : float
+        BACK_VALUE, the MANUAL background.
+
+    Returns
+    -------
+    BackgroundMap
+
+    Raises
+    ------
+    ValueError
+        If BACK_SIZE is below 1 or every pixel is masked.
     """
     import numpy as np
     import sep

@@ -28,7 +28,25 @@ def _strip_comment(line: str) -> str:
 
 
 def parse_config_text(text: str, source: str) -> list[Entry]:
-    """Parse configuration text; each entry carries ``source:line`` for error messages."""
+    """Parse AstrOmatic configuration text (``KEYWORD value # comment`` lines).
+
+    Parameters
+    ----------
+    text : str
+        The content.
+    source : str
+        Name of the file, for ``source:line`` in every entry.
+
+    Returns
+    -------
+    list of Entry
+        ``(keyword, value, where)`` for :meth:`terapix_fw.params.ParameterSet.resolve`.
+
+    Raises
+    ------
+    ConfigError
+        On a line that does not start with a keyword.
+    """
     entries: list[Entry] = []
     for number, line in enumerate(text.splitlines(), start=1):
         body = _strip_comment(line).strip()
@@ -44,7 +62,21 @@ def parse_config_text(text: str, source: str) -> list[Entry]:
 
 
 def read_config_file(path: str | Path) -> list[Entry]:
-    """Read an AstrOmatic configuration file (latin-1 tolerant: such files circulate from old systems)."""
+    """Read an AstrOmatic configuration file (latin-1 tolerant: such files circulate from old systems).
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    list of Entry
+
+    Raises
+    ------
+    ConfigError
+        If the file cannot be read or a line is not ``KEYWORD value``.
+    """
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -73,6 +105,20 @@ def parse_command_line(argv: list[str]) -> CommandLine:
     ``-h``/``--help`` for the usage, ``-v``/``--version`` for the version (as ``sex -v``);
     ``-KEYWORD value`` overrides a keyword; anything else is an input.  Keywords are checked later,
     against the tool's declarations, so that the message can name the tool.
+
+    Parameters
+    ----------
+    argv : list of str
+        The arguments after the tool's name.
+
+    Returns
+    -------
+    CommandLine
+
+    Raises
+    ------
+    ConfigError
+        If ``-c`` or ``-KEYWORD`` has no value.
     """
     cmd = CommandLine()
     i = 0

@@ -18,6 +18,17 @@ __all__ = ["DocType", "register", "doctype_of", "check_document", "PROVIDERS"]
 
 @dataclass(frozen=True)
 class DocType:
+    """A type of XML document of the project, recognised by its root element.
+
+    Attributes
+    ----------
+    root : str
+        Local name of the root element.
+    label : str
+        What a person calls it.
+    check : callable
+        ``check(path, *, overrides, workdir) -> summary``; raises on faults.
+    """
     root: str                      # local name of the root element
     label: str                     # what a person calls it
     check: Callable[..., str]      # check(path, *, overrides, workdir) -> summary
@@ -30,6 +41,17 @@ PROVIDERS = ("terapix_fw.spica.doctypes",)
 
 
 def register(root: str, label: str, check: Callable[..., str]) -> None:
+    """Register a document type for ``terapix validate``.
+
+    Parameters
+    ----------
+    root : str
+        Local name of the root element.
+    label : str
+        What a person calls it.
+    check : callable
+        ``check(path, *, overrides, workdir) -> summary``.
+    """
     _REGISTRY[root] = DocType(root, label, check)
 
 
@@ -39,7 +61,21 @@ def _load_providers() -> None:
 
 
 def doctype_of(path: str | Path) -> DocType:
-    """The document type of ``path`` from its root element (parsed with the one safe parser)."""
+    """The document type of ``path`` from its root element (parsed with the one safe parser).
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    DocType
+
+    Raises
+    ------
+    ConfigError
+        If the root element is not one of the registered types.
+    """
     from lxml import etree
 
     from .errors import ConfigError
@@ -56,7 +92,26 @@ def doctype_of(path: str | Path) -> DocType:
 
 def check_document(path: str | Path, *, overrides: dict[str, str] | None = None,
                    workdir: str | None = None) -> tuple[DocType, str]:
-    """Check one document of any known type; returns its type and a summary, raises on faults."""
+    """Check one document of any known type.
+
+    Parameters
+    ----------
+    path : str or Path
+    overrides : dict of str to str, optional
+        Instruction parameters to override.
+    workdir : str, optional
+        Work directory against which output names are checked.
+
+    Returns
+    -------
+    tuple of (DocType, str)
+        Its type and a summary.
+
+    Raises
+    ------
+    TerapixError
+        On any fault (each error found attached to the first).
+    """
     doctype = doctype_of(path)
     return doctype, doctype.check(path, overrides=overrides or {}, workdir=workdir)
 

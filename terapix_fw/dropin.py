@@ -44,7 +44,17 @@ def _split_extension(inputs: list[str]) -> tuple[list[str], int | str | None]:
 
 
 def tool_usage(name: str) -> str:
-    """The ``--help`` text of a drop-in tool: usage line, conventions and one line per parameter."""
+    """The ``--help`` text of a drop-in tool: usage line, conventions and one line per parameter.
+
+    Parameters
+    ----------
+    name : str
+        The tool.
+
+    Returns
+    -------
+    str
+    """
     info = get_tool(name)
     lines = [f"usage: terapix tool {name} INPUT... [-c CONFIG_FILE] [-KEYWORD value ...]",
              f"       terapix tool {name} -d | -dd     print the default configuration",
@@ -77,11 +87,32 @@ def tools_overview() -> str:
 
 
 def run_tool_command(name: str, argv: list[str], out=None, overlap: bool = False) -> int:
-    """Run tool ``name`` with an AstrOmatic-style command line; return the process exit code.
+    """Run tool ``name`` with an AstrOmatic-style command line.
 
     ``overlap`` (the ``terapix tool`` command) runs a tool that asks for it (``Tool.dropin_overlap``) in
     a forked process while this one opens RDBix, as a pipeline runs its units in worker processes;
     otherwise the tool runs in this process.
+
+    Parameters
+    ----------
+    name : str
+        The tool.
+    argv : list of str
+        Its command line (see :func:`terapix_fw.config.parse_command_line`).
+    out : file, optional
+        Where ``-d``, ``-v`` and ``--help`` print (stdout by default).
+    overlap : bool
+        Allow the forked overlap.
+
+    Returns
+    -------
+    int
+        The exit code: 0 when the unit is done, 1 when it failed.
+
+    Raises
+    ------
+    ConfigError
+        On a bad command line or configuration, or no input.
     """
     out = out or sys.stdout  # looked up now: a default bound at import would miss a later redirection
     info = get_tool(name)

@@ -58,7 +58,13 @@ class ErrorCollector:
         self.errors: list[Exception] = []
 
     def add(self, error: Exception) -> None:
-        """Record an error found without raising it."""
+        """Record an error found without raising it.
+
+        Parameters
+        ----------
+        error : Exception
+            The error, usually a :class:`ConfigError` with ``where``.
+        """
         self.errors.append(error)
 
     @contextlib.contextmanager
@@ -70,6 +76,13 @@ class ErrorCollector:
             self.errors.append(exc)
 
     def raise_if_any(self) -> None:
+        """Raise the first collected error, carrying all of them, if any was collected.
+
+        Raises
+        ------
+        Exception
+            The first error, with ``all_errors`` listing every one and its message saying how many more.
+        """
         if not self.errors:
             return
         first = self.errors[0]
@@ -82,8 +95,18 @@ class ErrorCollector:
 
 
 def all_errors(exc: BaseException) -> list[str]:
-    """The message of every error an exception stands for (the collected ones, else itself), in the
-    order of their place in the file."""
+    """The message of every error an exception stands for (the collected ones, else itself).
+
+    Parameters
+    ----------
+    exc : BaseException
+        An error, possibly raised by :meth:`ErrorCollector.raise_if_any` with others attached.
+
+    Returns
+    -------
+    list of str
+        One message per error, in the order of their place (line, column) in the file.
+    """
     import re
 
     errors = list(getattr(exc, "all_errors", None) or [exc])

@@ -62,10 +62,23 @@ def _import_tool(ref: str):
 
 
 def failure_line(exc: BaseException, spec: UnitSpec) -> str:
-    """The one line a failed unit reports: ``Class: message`` for the errors the framework expects
-    (:class:`~terapix_fw.errors.TerapixError`: they name the file and keyword themselves); any other
-    exception is a bug met on some input, so its line also names the tool and its inputs and says where
-    the traceback is."""
+    """The one line a failed unit reports.
+
+    ``Class: message`` for the errors the framework expects (:class:`~terapix_fw.errors.TerapixError`:
+    they name the file and keyword themselves); any other exception is a bug met on some input, so its
+    line also names the tool and its inputs and says where the traceback is.
+
+    Parameters
+    ----------
+    exc : BaseException
+        The error.
+    spec : UnitSpec
+        The unit that failed.
+
+    Returns
+    -------
+    str
+    """
     from .errors import TerapixError
 
     text = " ".join(str(exc).split())
@@ -87,7 +100,20 @@ def _terminal_level(config) -> int:
 
 
 def execute_unit(spec: UnitSpec, echo: bool = False) -> UnitResult:
-    """Run one unit and return its result.  Tool errors are caught and returned, never raised."""
+    """Run one unit and return its result.  Tool errors are caught and returned, never raised.
+
+    Parameters
+    ----------
+    spec : UnitSpec
+        Tool, inputs, configuration, output directory and log path of the unit.
+    echo : bool
+        Also show the unit's log on the terminal (drop-in runs).
+
+    Returns
+    -------
+    UnitResult
+        Status, products, records, error line, host and times.
+    """
     from .plugins import get_tool
 
     start = time.time()

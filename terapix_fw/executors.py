@@ -16,12 +16,18 @@ __all__ = ["Executor", "LocalExecutor", "DaskExecutor", "make_executor", "run_un
 
 
 def die_with_parent(parent: int) -> None:
-    """Pool-worker initializer: end this worker (and what it started in its process group) when the
-    runner that started it dies, even by ``kill -9``.
+    """Pool-worker initializer: end this worker (and what it started) when the runner that started it dies.
 
-    Linux's parent-death signal (``prctl(PR_SET_PDEATHSIG)``) is tied to the *thread* that forked, which
-    may be a short-lived one in a process pool; a watchdog thread that sees the worker re-parented is
-    tied to the process.  A worker whose parent is already gone when it starts exits at once."""
+    Even by ``kill -9``: Linux's parent-death signal (``prctl(PR_SET_PDEATHSIG)``) is tied to the
+    *thread* that forked, which may be a short-lived one in a process pool; a watchdog thread that sees
+    the worker re-parented is tied to the process.  A worker whose parent is already gone when it starts
+    exits at once.
+
+    Parameters
+    ----------
+    parent : int
+        Process id of the runner.
+    """
     import threading
 
     def watch() -> None:
@@ -66,9 +72,21 @@ def run_unless_recorded(spec: UnitSpec, marker: str | None = None):
 
     Dask recomputes a finished task whose result lived on a worker that was lost, as long as the client
     still holds its key: the runner may already have recorded the unit done, and a second execution
-    would rewrite its products and log behind the runner's back.  ``marker`` is the unit's state file
-    (written by the runner when it records a unit done); if it holds this spec's key the re-execution is
-    refused and written to the unit log's sibling ``.reexecution`` file instead."""
+    would rewrite its products and log behind the runner's back.  If ``marker`` holds this spec's key the
+    re-execution is refused and written to the unit log's sibling ``.reexecution`` file instead.
+
+    Parameters
+    ----------
+    spec : UnitSpec
+        What the worker runs: tool, inputs, configuration, output directory, log path.
+    marker : str, optional
+        The unit's state file, written once the runner recorded it done.
+
+    Returns
+    -------
+    UnitResult
+        The unit's result, or a ``skipped`` result when the marker exists.
+    """
     if marker:
         import json
         import socket
@@ -98,22 +116,68 @@ class Executor:
     capacity = 1
 
     def submit(self, spec: UnitSpec, priority: int, marker: str | None = None) -> Any:
-        """Run ``spec``; ``marker`` is the unit's state file, written once the runner recorded it done."""
+        """Start running a unit.
+
+        Parameters
+        ----------
+        spec : UnitSpec
+            What the worker runs: tool, inputs, configuration, output directory, log path.
+        priority : int
+            Higher first, where the backend orders tasks.
+        marker : str, optional
+            The unit's state file, written once the runner recorded it done.
+
+        Returns
+        -------
+        Any
+            A future of the backend.
+        """
         raise NotImplementedError
 
     def wait(self, futures: list[Any], timeout: float | None = None) -> list[Any]:
-        """Return the futures among ``futures`` that have completed (at least one unless timed out)."""
+        """The futures among ``futures`` that have completed (at least one unless timed out).
+
+        Parameters
+        ----------
+        futures : list
+            Futures returned by :meth:`submit`.
+        timeout : float, optional
+            Seconds to wait at most.
+
+        Returns
+        -------
+        list
+        """
         raise NotImplementedError
 
     @staticmethod
     def outcome(future: Any):
-        """``(result, None)`` or ``(None, exception)`` for a completed future."""
+        """The result or the exception of a completed future.
+
+        Parameters
+        ----------
+        future : Any
+            A completed future.
+
+        Returns
+        -------
+        tuple
+            ``(result, None)`` or ``(None, exception)``; a lost worker gives a
+            :class:`~terapix_fw.errors.WorkerLost`.
+        """
         raise NotImplementedError
 
     def worker_lost(self, future: Any) -> None:
-        """Called for a future whose worker was lost: make the backend usable again if needed."""
+        """Called for a future whose worker was lost: make the backend usable again if needed.
+
+        Parameters
+        ----------
+        future : Any
+            The future.
+        """
 
     def close(self) -> None:
+        """Stop the workers (a local pool) or disconnect (Dask)."""
         pass
 
 
@@ -220,6 +284,26 @@ class DaskExecutor(Executor):
 
 
 def make_executor(kind: str, jobs: int | None = None, scheduler: str | None = None) -> Executor:
+    """The executor of a run.
+
+    Parameters
+    ----------
+    kind : str
+        ``local`` or ``dask``.
+    jobs : int, optional
+        Worker processes (local) or local Dask workers.
+    scheduler : str, optional
+        Address of a running Dask scheduler (implies ``dask``).
+
+    Returns
+    -------
+    Executor
+
+    Raises
+    ------
+    ValueError
+        On an unknown kind.
+    """
     if kind == "dask" or scheduler:
         return DaskExecutor(jobs, scheduler)
     if kind == "local":

@@ -82,6 +82,7 @@ class HduInfo:
 
     @property
     def image_axes(self) -> tuple[int, ...]:
+        """The image's axis lengths (``ZNAXISn`` for a tile-compressed HDU), FITS order."""
         return self.znaxis if self.compressed else self.naxis
 
     @property
@@ -92,9 +93,16 @@ class HduInfo:
 
     @property
     def is_image(self) -> bool:
+        """Whether the HDU holds an image (primary, IMAGE or tile-compressed)."""
         return self.compressed or self.xtension in ("", "IMAGE")
 
     def label(self) -> str:
+        """``HDU n`` with its EXTNAME, for messages.
+
+        Returns
+        -------
+        str
+        """
         return f"HDU {self.index}" + (f" (EXTNAME {self.extname})" if self.extname else "")
 
 
@@ -147,9 +155,22 @@ def _max_extensions() -> int:
 def scan(path: str | Path, what: str = "image") -> list[HduInfo]:
     """The HDUs of a FITS file from its header blocks alone (data is skipped, never read).
 
-    Raises :class:`FitsReadError` for a missing file, a file that is not FITS, a header without END, an
-    invalid BITPIX or NAXISn, data running past the end of the file, or more image HDUs than
-    :data:`MAX_IMAGE_EXTENSIONS`.
+    Parameters
+    ----------
+    path : str or Path
+    what : str
+        What the file is (``image``, ``weight map``...), for messages.
+
+    Returns
+    -------
+    list of HduInfo
+        One per HDU, in file order.
+
+    Raises
+    ------
+    FitsReadError
+        For a missing file, a file that is not FITS, a header without END, an invalid BITPIX or NAXISn,
+        data running past the end of the file, or more image HDUs than :data:`MAX_IMAGE_EXTENSIONS`.
     """
     path = str(path)
     try:
@@ -324,8 +345,19 @@ def _image_problem(h: HduInfo) -> str | None:
 
 
 def split_selector(text: str) -> tuple[str, int | str | None]:
-    """``image.fits[3]`` -> (``image.fits``, 3); ``image.fits[ccd10]`` -> (``image.fits``, ``"ccd10"``);
-    a name without brackets -> (name, None)."""
+    """Split an extension selector off a file name.
+
+    ``image.fits[3]`` -> (``image.fits``, 3); ``image.fits[ccd10]`` -> (``image.fits``, ``"ccd10"``);
+    a name without brackets -> (name, None).
+
+    Parameters
+    ----------
+    text : str
+
+    Returns
+    -------
+    tuple of (str, int or str or None)
+    """
     m = re.match(r"^(.*)\[([^\[\]]+)\]$", str(text))
     if not m:
         return str(text), None
@@ -334,7 +366,28 @@ def split_selector(text: str) -> tuple[str, int | str | None]:
 
 
 def select_image(images: list[HduInfo], selector, path: str, what: str = "image") -> HduInfo:
-    """The image HDU named by ``selector``: the n-th image extension (1-based) or an EXTNAME."""
+    """The image HDU named by ``selector``: the n-th image extension (1-based) or an EXTNAME.
+
+    Parameters
+    ----------
+    images : list of HduInfo
+        The file's image HDUs.
+    selector : int or str
+        1-based index (also as a string of digits) or EXTNAME.
+    path : str
+        The file, for messages.
+    what : str
+        What the file is (``image``, ``weight map``...), for messages.
+
+    Returns
+    -------
+    HduInfo
+
+    Raises
+    ------
+    FitsReadError
+        If there is no such extension, or the EXTNAME is shared.
+    """
     if isinstance(selector, str) and selector.isdigit():
         selector = int(selector)
     if isinstance(selector, int):
@@ -392,23 +445,72 @@ class FitsImage:
         return self._hdul
 
     def guard(self, index):
-        """A context manager turning any error from astropy into one line naming the file and HDU."""
+        """A context manager turning any error from astropy into one line naming the file and HDU.
+
+        Parameters
+        ----------
+        index : int or None
+            The HDU concerned (None: the file).
+
+        Returns
+        -------
+        contextmanager
+        """
         return _Guard(self, index)
 
     def where(self, index) -> str:
+        """The file and HDU, as messages name them.
+
+        Parameters
+        ----------
+        index : int or None
+
+        Returns
+        -------
+        str
+        """
         if index is None:
             return f"{self.what} {self.path}"
         h = self._by_index.get(index)
         return f"{self.what} {self.path}: {h.label() if h else f'HDU {index}'}"
 
     def info(self, index: int) -> HduInfo:
+        """What the header blocks say of HDU ``index``.
+
+        Parameters
+        ----------
+        index : int
+
+        Returns
+        -------
+        HduInfo
+        """
         return self._by_index[index]
 
     def select(self, selector) -> HduInfo:
+        """The image HDU named by ``selector`` (see :func:`select_image`).
+
+        Parameters
+        ----------
+        selector : int or str
+
+        Returns
+        -------
+        HduInfo
+        """
         return select_image(self.images, selector, self.path, self.what)
 
     def hdu(self, index: int):
-        """The astropy HDU (raw, unscaled data)."""
+        """The astropy HDU (raw, unscaled data).
+
+        Parameters
+        ----------
+        index : int
+
+        Returns
+        -------
+        astropy.io.fits HDU
+        """
         with self.guard(index):
             return self._astropy()[index]
 
@@ -419,8 +521,23 @@ class FitsImage:
         return not h.compressed and not self.gzipped
 
     def header(self, index: int):
-        """A copy of the HDU's header (for a compressed HDU, the image's header), every card parsed: a card
-        that cannot be parsed is an error naming it here, not an astropy exception in some later use."""
+        """A copy of the HDU's header, every card parsed.
+
+        For a compressed HDU, the image's header.  A card that cannot be parsed is an error naming it here,
+        not an astropy exception in some later use.
+
+        Parameters
+        ----------
+        index : int
+
+        Returns
+        -------
+        astropy.io.fits.Header
+
+        Raises
+        ------
+        FitsReadError
+        """
         with self.guard(index):
             if self._plain(index):
                 from astropy.io import fits
@@ -433,6 +550,12 @@ class FitsImage:
             return self._parsed(self.hdu(index).header.copy(), index)
 
     def primary_header(self):
+        """The primary header (see :meth:`header`).
+
+        Returns
+        -------
+        astropy.io.fits.Header
+        """
         return self.header(0)
 
     def _parsed(self, header, index):
@@ -457,8 +580,24 @@ class FitsImage:
         return bscale, bzero, blank if isinstance(blank, int) else None
 
     def read(self, index: int, rows: tuple[int, int] | None = None, dtype="float32"):
-        """The pixels of image HDU ``index`` (rows ``rows`` = (first, end) only) as ``dtype`` (float32),
-        scaled by BSCALE/BZERO, with BLANK, NaN and inf pixels set to NaN."""
+        """The pixels of image HDU ``index``, scaled by BSCALE/BZERO, BLANK, NaN and inf set to NaN.
+
+        Parameters
+        ----------
+        index : int
+        rows : tuple of (int, int), optional
+            ``(first, end)`` rows (0-based, end excluded) to read only those.
+        dtype : str or numpy.dtype
+            Output type.
+
+        Returns
+        -------
+        numpy.ndarray
+
+        Raises
+        ------
+        FitsReadError
+        """
         import numpy as np
 
         info = self._by_index[index]
@@ -507,16 +646,38 @@ class FitsImage:
         return out
 
     def locate(self, index: int) -> "PixelLocation":
-        """Where the pixels of image HDU ``index`` are, for :func:`read_located` to read them later without
-        parsing any header again (SWarp-style readers of thousands of CCDs)."""
+        """Where the pixels of image HDU ``index`` are, for :func:`read_located` to read them later.
+
+        Without parsing any header again (SWarp-style readers of thousands of CCDs).
+
+        Parameters
+        ----------
+        index : int
+
+        Returns
+        -------
+        PixelLocation
+        """
         h = self._by_index[index]
         plain = not h.compressed and not self.gzipped
         return PixelLocation(self.path, index, h.data_start if plain else None, h.bitpix, h.bscale, h.bzero,
                              h.blank, h.shape, self.what)
 
     def read_native(self, index: int, rows: tuple[int, int] | None = None):
-        """Pixels in their own type, scaled (for flag maps: integers stay integers; unsigned 16/32-bit
-        images come back as uint16/uint32)."""
+        """Pixels in their own type, scaled.
+
+        For flag maps: integers stay integers; unsigned 16/32-bit images come back as uint16/uint32.
+
+        Parameters
+        ----------
+        index : int
+        rows : tuple of (int, int), optional
+            ``(first, end)`` rows to read only those.
+
+        Returns
+        -------
+        numpy.ndarray
+        """
         import numpy as np
 
         info = self._by_index[index]
@@ -543,6 +704,7 @@ class FitsImage:
         return self.read(index, rows)
 
     def close(self):
+        """Close the astropy file if it was opened."""
         if self._hdul is not None:
             self._hdul.close()
             self._hdul = None
@@ -571,7 +733,22 @@ class PixelLocation:
 
 
 def read_located(loc: PixelLocation):
-    """The float32 pixels at ``loc`` (scaled, NaN where BLANK/NaN/inf), read straight from the file."""
+    """The float32 pixels at ``loc`` (scaled, NaN where BLANK/NaN/inf), read straight from the file.
+
+    Parameters
+    ----------
+    loc : PixelLocation
+        From :meth:`FitsImage.locate`.
+
+    Returns
+    -------
+    numpy.ndarray
+
+    Raises
+    ------
+    FitsReadError
+        If the file cannot be read or is truncated.
+    """
     import numpy as np
 
     if loc.offset is None:
@@ -636,9 +813,31 @@ class _Guard:
 
 
 def header_number(header, key: str, where: str, default=None, positive: bool = False, allow_zero: bool = False):
-    """A numeric header value: ``default`` when ``key`` is empty or absent; a :class:`FitsReadError` naming
-    ``where`` and the keyword when it is not a finite number or (``positive``) not > 0 (>= 0 with
-    ``allow_zero``)."""
+    """A numeric header value, checked.
+
+    Parameters
+    ----------
+    header : astropy.io.fits.Header
+    key : str
+        The keyword; empty means "use ``default``".
+    where : str
+        File and extension, for messages.
+    default : float, optional
+        Value when ``key`` is empty or absent.
+    positive : bool
+        Require > 0.
+    allow_zero : bool
+        With ``positive``, accept 0.
+
+    Returns
+    -------
+    float or None
+
+    Raises
+    ------
+    FitsReadError
+        Naming ``where`` and the keyword when the value is not a finite number or out of range.
+    """
     import math
 
     if not key or key not in header:
@@ -656,5 +855,18 @@ def header_number(header, key: str, where: str, default=None, positive: bool = F
 
 
 def check_header_values(header, where: str, keys: dict[str, tuple]) -> dict[str, float | None]:
-    """Check several keywords at once: ``keys`` maps a keyword to (default, positive, allow_zero)."""
+    """Check several keywords at once (see :func:`header_number`).
+
+    Parameters
+    ----------
+    header : astropy.io.fits.Header
+    where : str
+        File and extension, for messages.
+    keys : dict of str to tuple
+        Keyword -> ``(default, positive, allow_zero)``.
+
+    Returns
+    -------
+    dict of str to float or None
+    """
     return {k: header_number(header, k, where, *spec) for k, spec in keys.items()}

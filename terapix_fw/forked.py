@@ -24,6 +24,7 @@ _INBAND = 1 << 16
 
 
 def can_fork() -> bool:
+    """Whether this platform can fork (:class:`ForkedCall` needs ``os.fork`` and ``os.waitpid``)."""
     return hasattr(os, "fork") and hasattr(os, "waitpid")
 
 
@@ -102,6 +103,18 @@ class ForkedCall:
         self._pid, self._fd = pid, read_fd
 
     def result(self):
+        """Wait for the child and return what ``fn`` returned.
+
+        Returns
+        -------
+        Any
+
+        Raises
+        ------
+        Exception
+            What ``fn`` raised in the child, or a :class:`~terapix_fw.errors.ToolError` if the child died
+            before sending its result.
+        """
         try:
             with os.fdopen(self._fd, "rb") as pipe:
                 payload = pipe.read()

@@ -36,6 +36,25 @@ class Item:
 
 @dataclass
 class Unit:
+    """One data unit of a step: the inputs one execution of the tool processes.
+
+    Attributes
+    ----------
+    step : StepDef
+        Its step.
+    id : str
+        Its id within the step (a file stem, an extension, a group value...).
+    items : list of Item
+        Its inputs.
+    param_items : dict of str to list of Item
+        Files passed as values of tool parameters (``<input param="...">``).
+    extension : int or None
+        Image extension, for per-extension fan-out.
+    group : str or None
+        Group value, for per-group fan-out.
+    deps : set of str
+        Keys of the units it waits for.
+    """
     step: StepDef
     id: str
     items: list[Item] = field(default_factory=list)
@@ -54,18 +73,37 @@ class Unit:
 
     @property
     def key(self) -> str:
+        """The unit's key, ``step/unit``, unique in a run."""
         return f"{self.step.id}/{self.id}"
 
     @property
     def priority(self) -> int:
+        """The priority of its step."""
         return self.step.priority
 
 
 @dataclass
 class TaskGraph:
+    """Every unit of an instruction file, in submission order (dependencies first).
+
+    Attributes
+    ----------
+    units : OrderedDict of str to Unit
+        Unit key -> unit.
+    """
     units: "OrderedDict[str, Unit]"
 
     def by_step(self, step_id: str) -> list[Unit]:
+        """The units of one step.
+
+        Parameters
+        ----------
+        step_id : str
+
+        Returns
+        -------
+        list of Unit
+        """
         return [u for u in self.units.values() if u.step.id == step_id]
 
     def order(self) -> list[Unit]:
@@ -121,8 +159,19 @@ def _safe_id(text: str) -> str:
 
 
 def file_stem(path: str) -> str:
-    """A file's name without its FITS or catalogue suffix: the ``{stem}`` of instruction files, and the
-    name tools give a unit's default outputs so that the units of one step do not share a file."""
+    """A file's name without its FITS or catalogue suffix.
+
+    The ``{stem}`` of instruction files, and the name tools give a unit's default outputs so that the
+    units of one step do not share a file.
+
+    Parameters
+    ----------
+    path : str
+
+    Returns
+    -------
+    str
+    """
     name = Path(path).name
     for suffix in (".fits.fz", ".fits.gz", ".fits", ".fit", ".fz", ".cat", ".ldac"):
         if name.endswith(suffix):
@@ -285,10 +334,22 @@ class _Builder:
 def unit_tokens(unit: Unit, inputs: list[str] | None = None) -> dict[str, str]:
     """The per-unit name tokens of ``unit`` (``instructions.UNIT_TOKENS``).
 
-    ``{stem}``/``{name}`` come from the unit's first input: a raw file, or the raw file a per-file product
-    descends from; for a product of a unit that combined several inputs (a stack), from the product
-    itself (``inputs``, known when the unit runs; before that, from the producing unit's key, which is
-    unique as the product will be)."""
+    ``{stem}``/``{name}`` come from the unit's first input: a raw file, or the raw file a per-file
+    product descends from; for a product of a unit that combined several inputs (a stack), from the
+    product itself (``inputs``, known when the unit runs; before that, from the producing unit's key,
+    which is unique as the product will be).
+
+    Parameters
+    ----------
+    unit : Unit
+    inputs : list of str, optional
+        The unit's input paths, known when it runs.
+
+    Returns
+    -------
+    dict of str to str
+        Token -> value.
+    """
     # the first measurement item: detection images (role="detection") come before it
     rest = unit.items[unit.ndetection:] or unit.items
     first = rest[0] if rest else None
@@ -303,10 +364,28 @@ def unit_tokens(unit: Unit, inputs: list[str] | None = None) -> dict[str, str]:
 
 
 def check_outputs(graph: TaskGraph, workdir: str | Path = ".") -> int:
-    """Refuse two units writing the same file: the output names each unit is configured with (values of
-    output parameters given in the instruction or configuration file, tokens substituted), resolved in
-    the step's directory.  Returns the number of names checked.  Names a tool derives itself (defaults,
-    ``{stem}``-based names of the tools) are the tool's concern."""
+    """Refuse two units writing the same file.
+
+    The output names each unit is configured with (values of output parameters given in the
+    instruction or configuration file, tokens substituted) are resolved in the step's directory.  Names a
+    tool derives itself are the tool's concern.
+
+    Parameters
+    ----------
+    graph : TaskGraph
+    workdir : str or Path
+        The run's work directory.
+
+    Returns
+    -------
+    int
+        The number of names checked.
+
+    Raises
+    ------
+    InstructionError
+        If two units would write the same file.
+    """
     from .instructions import substitute_unit_tokens
     from .plugins import get_tool
 
@@ -342,5 +421,16 @@ def check_outputs(graph: TaskGraph, workdir: str | Path = ".") -> int:
 
 
 def build_graph(doc: Instructions, query_db=None) -> TaskGraph:
-    """Expand steps into units.  ``query_db(criteria) -> [paths]`` resolves RDBix input sets."""
+    """Expand steps into units.
+
+    Parameters
+    ----------
+    doc : Instructions
+    query_db : callable, optional
+        ``query_db(criteria) -> [paths]`` resolves RDBix input sets.
+
+    Returns
+    -------
+    TaskGraph
+    """
     return _Builder(doc, query_db).build()

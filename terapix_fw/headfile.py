@@ -12,7 +12,24 @@ __all__ = ["parse_head_text", "read_head_file", "format_head", "write_head_file"
 
 
 def parse_head_text(text: str, source: str = "<head>") -> list:
-    """Split ``.head`` text into one ``astropy.io.fits.Header`` per END-terminated block."""
+    """Split ``.head`` text into one ``astropy.io.fits.Header`` per END-terminated block.
+
+    Parameters
+    ----------
+    text : str
+        The ``.head`` content (non-ASCII characters become ``?``).
+    source : str
+        Name of the file in messages.
+
+    Returns
+    -------
+    list of astropy.io.fits.Header
+
+    Raises
+    ------
+    ConfigError
+        On a card astropy cannot read, naming ``source:line``.
+    """
     from astropy.io import fits
 
     from .errors import ConfigError
@@ -52,13 +69,31 @@ def parse_head_text(text: str, source: str = "<head>") -> list:
 
 
 def read_head_file(path: str | Path) -> list:
-    """Read a ``.head`` file into a list of headers, one per extension."""
+    """Read a ``.head`` file into a list of headers, one per extension.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    list of astropy.io.fits.Header
+    """
     path = Path(path)
     return parse_head_text(path.read_bytes().decode("latin-1"), str(path))
 
 
 def format_head(headers: list) -> str:
-    """Format headers as a ``.head`` file: 80-column cards, a newline after each, END after each block."""
+    """Format headers as a ``.head`` file: 80-column cards, a newline after each, END after each block.
+
+    Parameters
+    ----------
+    headers : list of astropy.io.fits.Header
+
+    Returns
+    -------
+    str
+    """
     out = []
     for header in headers:
         for card in header.cards:
@@ -68,7 +103,17 @@ def format_head(headers: list) -> str:
 
 
 def write_head_file(path: str | Path, headers: list) -> Path:
-    """Write a ``.head`` file atomically."""
+    """Write a ``.head`` file atomically.
+
+    Parameters
+    ----------
+    path : str or Path
+    headers : list of astropy.io.fits.Header
+
+    Returns
+    -------
+    Path
+    """
     from .atomic import write_text_atomic
 
     return write_text_atomic(path, format_head(headers), encoding="ascii")
@@ -79,6 +124,13 @@ def apply_head(header, head) -> None:
 
     Distortion keywords (PV*) of the image are dropped first when the ``.head`` carries its own, so that
     stale terms never mix with a new solution.
+
+    Parameters
+    ----------
+    header : astropy.io.fits.Header
+        The image header, modified.
+    head : astropy.io.fits.Header
+        One block of a ``.head`` file.
     """
     if any(k.startswith("PV") for k in head.keys()):
         for key in [k for k in header.keys() if k.startswith("PV")]:

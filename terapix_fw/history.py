@@ -19,6 +19,26 @@ __all__ = ["UnitRecord", "write_history"]
 
 @dataclass
 class UnitRecord:
+    """What the processing history keeps of one unit.
+
+    Attributes
+    ----------
+    step, unit, tool, status : str
+    inputs : list of (str, str)
+        ``(path, sha256)`` of each input.
+    outputs : list of (str, str, str)
+        ``(path, kind, sha256)`` of each product.
+    config : dict of str to str
+        The effective configuration.
+    args : list of str
+        The tool's positional inputs.
+    command : list of str
+        ``-KEYWORD value`` for the non-default values.
+    outdir, host : str
+    start, end : float
+        Unix times.
+    attempts : int
+    """
     step: str
     unit: str
     tool: str
@@ -42,7 +62,26 @@ def _iso(t: float) -> str:
 
 def write_history(directory: Path, run, steps, units: list[UnitRecord], end: float,
                   instruction_sha256: str = "") -> tuple[Path, Path]:
-    """Write ``<name>-<run_id>.xml`` and ``.sh`` in ``directory``; return both paths."""
+    """Write ``<name>-<run_id>.xml`` and ``.sh`` in ``directory``.
+
+    The XML is the processing history; the shell script re-runs each unit as drop-in commands.
+
+    Parameters
+    ----------
+    directory : Path
+    run : RunInfo
+    steps : list of StepInfo
+    units : list of UnitRecord
+    end : float
+        Unix time the run ended.
+    instruction_sha256 : str
+        Checksum of the instruction file.
+
+    Returns
+    -------
+    tuple of Path
+        The XML and shell paths.
+    """
     from lxml import etree
 
     root = etree.Element("processing_history", name=run.name, version=run.version, run_id=run.run_id,

@@ -1,4 +1,4 @@
-"""Every hook of terapix-fw.  The argument names are the contract; each hook has a one-line docstring.
+"""Every hook of terapix-fw.  The argument names are the contract; each hook's docstring says what they are.
 
 Built-in features (the database recorder, the progress display, the web pages of each plugin) are
 plugins implementing these hooks, exactly as a third party's plugin would.
@@ -15,59 +15,166 @@ __all__ = ["hookspec", "hookimpl"]
 
 @hookspec
 def register_tools(register):
-    """Call ``register(ToolClass)`` for every tool this plugin provides."""
+    """Call ``register(ToolClass)`` for every tool this plugin provides.
+
+    Parameters
+    ----------
+    register : callable
+        ``register(ToolClass)`` adds a :class:`~terapix_fw.tool.Tool` subclass under its ``name``.
+    """
 
 
 @hookspec
 def register_commands(subparsers):
-    """Add ``terapix`` subcommands: ``subparsers`` is the argparse sub-parser collection."""
+    """Add ``terapix`` subcommands.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The sub-parser collection of the ``terapix`` command; ``add_parser`` one per command and set its
+        ``func`` default.
+    """
 
 
 @hookspec
 def run_started(run):
-    """A run of an instruction file (or a drop-in tool run) starts; ``run`` is a RunInfo."""
+    """A run of an instruction file (or a drop-in tool run) starts.
+
+    Parameters
+    ----------
+    run : RunInfo
+        The run (id, instruction file, work directory, parameters).
+    """
 
 
 @hookspec
 def run_finished(run, summary):
-    """A run ended; ``summary`` maps done/failed/skipped to unit counts."""
+    """A run ended.
+
+    Parameters
+    ----------
+    run : RunInfo
+        The run (id, instruction file, work directory, parameters).
+    summary : dict of str to int
+        Unit counts by status (``done``, ``failed``, ``skipped``).
+    """
 
 
 @hookspec
 def step_started(run, step):
-    """The first unit of ``step`` (a Step) is about to be submitted."""
+    """The first unit of ``step`` is about to be submitted.
+
+    Parameters
+    ----------
+    run : RunInfo
+        The run (id, instruction file, work directory, parameters).
+    step : Step
+        The step of the task graph (id, tool, fan-out, units).
+    """
 
 
 @hookspec
 def step_finished(run, step, summary):
-    """Every unit of ``step`` ended and none failed; ``summary`` counts units by status."""
+    """Every unit of ``step`` ended and none failed.
+
+    Parameters
+    ----------
+    run : RunInfo
+        The run (id, instruction file, work directory, parameters).
+    step : Step
+        The step of the task graph (id, tool, fan-out, units).
+    summary : dict of str to int
+        Unit counts by status.
+    """
 
 
 @hookspec
 def step_failed(run, step, summary):
-    """Every unit of ``step`` ended and at least one failed."""
+    """Every unit of ``step`` ended and at least one failed.
+
+    Parameters
+    ----------
+    run : RunInfo
+        The run (id, instruction file, work directory, parameters).
+    step : Step
+        The step of the task graph (id, tool, fan-out, units).
+    summary : dict of str to int
+        Unit counts by status.
+    """
 
 
 @hookspec
 def unit_finished(run, step, unit, result):
-    """One unit ended (done, skipped or failed); ``result`` is a UnitResult with host, times, log."""
+    """One unit ended (done, skipped or failed).
+
+    Parameters
+    ----------
+    run : RunInfo
+        The run (id, instruction file, work directory, parameters).
+    step : Step
+        The step of the task graph (id, tool, fan-out, units).
+    unit : Unit
+        The data unit (step, key, inputs, extension or group).
+    result : UnitResult
+        Status, products, records, error, log path, host and start/end times.
+    """
 
 
 @hookspec
 def product_recorded(run, step, unit, product):
-    """A unit produced ``product`` (a Product with path, kind, checksum); inputs are ``unit.inputs``."""
+    """A unit produced a file.
+
+    Parameters
+    ----------
+    run : RunInfo
+        The run (id, instruction file, work directory, parameters).
+    step : Step
+        The step of the task graph (id, tool, fan-out, units).
+    unit : Unit
+        The data unit (step, key, inputs, extension or group).
+        Its ``inputs`` are the files the product was made from.
+    product : Product
+        Path, kind, checksum and size of the file.
+    """
 
 
 @hookspec
 def record_emitted(run, step, unit, kind, data):
-    """A tool sent a record (``kind`` such as exposure, quality, catalog, stack) with ``data``."""
+    """A tool sent a record with :meth:`StepContext.record <terapix_fw.tool.StepContext.record>`.
+
+    Parameters
+    ----------
+    run : RunInfo
+        The run (id, instruction file, work directory, parameters).
+    step : Step
+        The step of the task graph (id, tool, fan-out, units).
+    unit : Unit
+        The data unit (step, key, inputs, extension or group).
+    kind : str
+        Record kind (``exposure``, ``quality``, ``catalog``, ``stack``...).
+    data : dict
+        The record's fields.
+    """
 
 
 @hookspec
 def web_pages(register):
-    """Call ``register(name, template, context)`` for each report page; ``context(db)`` returns a dict."""
+    """Add pages to the web report.
+
+    Parameters
+    ----------
+    register : callable
+        ``register(name, template, context)`` for each page; ``context(db)`` returns the template's
+        variables as a dict.
+    """
 
 
 @hookspec
 def stack_finished(job):
-    """A Spica job (stack, field or image-by-image exposure) ended; ``job`` is its spica_jobs row as a dict."""
+    """A Spica job (stack, field or image-by-image exposure) ended.
+
+    Parameters
+    ----------
+    job : dict
+        Its ``spica_jobs`` row.
+    """

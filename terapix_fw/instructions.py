@@ -36,11 +36,37 @@ _UNIT_TOKEN = re.compile(r"\{(" + "|".join(UNIT_TOKENS) + r")\}")
 
 
 def substitute_unit_tokens(value: str, tokens: dict[str, str]) -> str:
+    """Replace the per-unit tokens (``{stem}``, ``{name}``...) of an output name or parameter value.
+
+    Parameters
+    ----------
+    value : str
+        The text with tokens.
+    tokens : dict of str to str
+        Token name -> value for the unit; unknown tokens are left as they are.
+
+    Returns
+    -------
+    str
+    """
     return _UNIT_TOKEN.sub(lambda m: tokens.get(m.group(1), m.group(0)), value)
 
 
 @dataclass
 class InputSet:
+    """An ``<inputset>``: files matched by glob patterns and RDBix queries.
+
+    Attributes
+    ----------
+    id : str
+        Its id, referred to by ``<input set="...">``.
+    patterns : list of str
+        Glob patterns, relative to the instruction file.
+    queries : list of dict
+        RDBix queries (attributes of each ``<query>``).
+    where : str
+        ``file:line`` of the element.
+    """
     id: str
     patterns: list[str] = field(default_factory=list)
     queries: list[dict[str, str]] = field(default_factory=list)
@@ -49,6 +75,21 @@ class InputSet:
 
 @dataclass
 class InputRef:
+    """One ``<input>`` of a step: an input set, files, another step's products, or a parameter's value.
+
+    Attributes
+    ----------
+    set : str or None
+        Input set id.
+    files : str or None
+        Glob pattern.
+    step : str or None
+        Id of the step whose products are used.
+    kind : str or None
+        Product kind taken from that step.
+    param : str or None
+        Instruction parameter whose value names the files.
+    """
     set: str | None = None
     files: str | None = None
     step: str | None = None
@@ -61,6 +102,30 @@ class InputRef:
 
 @dataclass
 class StepDef:
+    """One ``<step>`` of an instruction file, as parsed and checked.
+
+    Attributes
+    ----------
+    id, tool, fanout : str
+        Step id, tool name and fan-out (``file``, ``extension``, ``group``, ``all``).
+    priority : int
+        Higher runs first when workers are scarce.
+    group_by : list of str
+        Header keywords of ``group`` fan-out.
+    depends : list of str
+        Steps that must finish first.
+    outdir : str or None
+        Output directory under the work directory.
+    threads : int or None
+        Cores per unit.
+    config_file : str or None
+        AstrOmatic configuration file of the tool.
+    params : list of (str, str, str)
+        ``(keyword, value, where)`` of each ``<param>``.
+    inputs : list of InputRef
+    outputs : list of str
+        Output names (with per-unit tokens).
+    """
     id: str
     tool: str
     fanout: str
@@ -76,6 +141,13 @@ class StepDef:
     where: str = ""
 
     def config_layers(self) -> list[list[tuple[str, str, str]]]:
+        """The configuration layers of the step: its configuration file (if any), then its ``<param>`` elements.
+
+        Returns
+        -------
+        list of list of (str, str, str)
+            For :meth:`terapix_fw.params.ParameterSet.resolve`.
+        """
         layers = []
         if self.config_file:
             layers.append(read_config_file(self.config_file))
@@ -85,6 +157,19 @@ class StepDef:
 
 @dataclass
 class Instructions:
+    """A parsed, validated instruction file.
+
+    Attributes
+    ----------
+    path : Path
+        The file.
+    name, version, description : str
+        From the root element.
+    parameters : dict of str to str
+        Declared parameters after overrides.
+    inputsets : dict of str to InputSet
+    steps : list of StepDef
+    """
     path: Path
     name: str
     version: str
@@ -94,6 +179,21 @@ class Instructions:
     steps: list[StepDef] = field(default_factory=list)
 
     def step(self, step_id: str) -> StepDef:
+        """The step of id ``step_id``.
+
+        Parameters
+        ----------
+        step_id : str
+
+        Returns
+        -------
+        StepDef
+
+        Raises
+        ------
+        KeyError
+            If there is no such step.
+        """
         for step in self.steps:
             if step.id == step_id:
                 return step
@@ -101,6 +201,7 @@ class Instructions:
 
     @property
     def base_dir(self) -> Path:
+        """The directory of the instruction file, against which relative names are read."""
         return self.path.parent
 
 
@@ -147,10 +248,34 @@ def _substitute(text: str | None, params: dict[str, str], where: str, element: s
 
 def load_instructions(path: str | Path, overrides: dict[str, str] | None = None,
                       check_tools: bool = True, workdir: str | Path | None = None) -> Instructions:
-    """Parse, validate and check an instruction file; ``overrides`` replace declared parameters.
+    """Parse, validate and check an instruction file.
 
     Step outdirs and output names are checked against ``workdir`` (default ``./work/<name>``, as for
-    ``terapix run``): the names the runner would refuse (absolute, ``..``, a link out) are refused here."""
+    ``terapix run``): the names the runner would refuse (absolute, ``..``, a link out) are refused here.
+
+    Parameters
+    ----------
+    path : str or Path
+        The instruction file.
+    overrides : dict of str to str, optional
+        Values replacing the declared ``<parameter>`` defaults (``terapix run -p NAME=VALUE``).
+    check_tools : bool
+        Check that every step's tool is installed and its parameters valid.
+    workdir : str or Path, optional
+        The run's work directory.
+
+    Returns
+    -------
+    Instructions
+
+    Raises
+    ------
+    InstructionError
+        On malformed XML, a schema violation or an inconsistency (every error found is attached, the
+        first raised), each naming the file, line and element.
+    ConfigError
+        On an unknown keyword or bad value of a step's tool.
+    """
     path = Path(path)
     tree = parse_xml(path, max_bytes=MAX_INSTRUCTION_BYTES)
     validate(tree, "instructions.xsd", str(path))

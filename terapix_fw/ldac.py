@@ -21,7 +21,17 @@ class LdacExtension:
 
 
 def imhead_hdu(header):
-    """The ``LDAC_IMHEAD`` table holding ``header`` as SExtractor stores it."""
+    """The ``LDAC_IMHEAD`` table holding ``header`` as SExtractor stores it.
+
+    Parameters
+    ----------
+    header : astropy.io.fits.Header
+        The image header.
+
+    Returns
+    -------
+    astropy.io.fits.BinTableHDU
+    """
     from astropy.io import fits
 
     # astropy writes the trailing blanks of string columns as NULs, and PSFEx/SCAMP then fail to find the
@@ -41,7 +51,17 @@ def imhead_hdu(header):
 
 
 def header_from_imhead(hdu):
-    """Rebuild the image header stored in an ``LDAC_IMHEAD`` table."""
+    """Rebuild the image header stored in an ``LDAC_IMHEAD`` table.
+
+    Parameters
+    ----------
+    hdu : astropy.io.fits.BinTableHDU
+        The ``LDAC_IMHEAD`` extension.
+
+    Returns
+    -------
+    astropy.io.fits.Header
+    """
     from astropy.io import fits
 
     raw = hdu.data.field(0)[0]
@@ -54,7 +74,19 @@ def header_from_imhead(hdu):
 
 
 def write_ldac(path: str | Path, extensions: list[LdacExtension]) -> Path:
-    """Write an LDAC catalogue atomically.  ``objects`` may be an astropy Table or a BinTableHDU."""
+    """Write an LDAC catalogue atomically.
+
+    Parameters
+    ----------
+    path : str or Path
+        The catalogue.
+    extensions : list of LdacExtension
+        One per image extension; ``objects`` may be an astropy Table or a BinTableHDU.
+
+    Returns
+    -------
+    Path
+    """
     from astropy.io import fits
 
     from .atomic import write_fits_atomic
@@ -69,7 +101,21 @@ def write_ldac(path: str | Path, extensions: list[LdacExtension]) -> Path:
 
 
 def read_ldac(path: str | Path) -> list[LdacExtension]:
-    """Read every (LDAC_IMHEAD, LDAC_OBJECTS) pair of an LDAC catalogue."""
+    """Read every (LDAC_IMHEAD, LDAC_OBJECTS) pair of an LDAC catalogue.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    list of LdacExtension
+
+    Raises
+    ------
+    ToolError
+        If the file is missing, truncated, not FITS, or has no LDAC pair.
+    """
     from .errors import ToolError
     from .fitsimage import scan
 

@@ -17,6 +17,25 @@ __all__ = ["RunInfo", "StepInfo", "UnitInfo"]
 
 @dataclass
 class RunInfo:
+    """A run, as lifecycle hooks receive it.
+
+    Attributes
+    ----------
+    name, version : str
+        Of the instruction file (a drop-in run: the tool).
+    instruction_file, workdir : str
+    mode : str
+        ``pipeline`` or ``tool`` (a drop-in run).
+    executor : str
+    db_url : str or None
+    run_id : str
+        Unique id.
+    start : float
+        Unix time.
+    host, user : str
+    parameters : dict of str to str
+        The instruction parameters.
+    """
     name: str
     version: str = ""
     instruction_file: str = ""
@@ -33,6 +52,19 @@ class RunInfo:
 
 @dataclass
 class StepInfo:
+    """A step, as lifecycle hooks receive it.
+
+    Attributes
+    ----------
+    id, tool, tool_version, distribution : str
+    fanout : str
+    priority : int
+    depends : list of str
+    config : dict of str to str
+        Effective configuration, as strings.
+    non_defaults : dict of str to str
+    config_file : str or None
+    """
     id: str
     tool: str
     tool_version: str
@@ -47,6 +79,20 @@ class StepInfo:
 
 @dataclass
 class UnitInfo:
+    """A unit, as lifecycle hooks receive it.
+
+    Attributes
+    ----------
+    id, step : str
+    inputs : list of str
+    extension : int or None
+    group : str or None
+    key : str
+        ``step/unit``.
+    config : dict of str to str
+    attempt : int
+    meta : dict
+    """
     id: str
     step: str
     inputs: list[str] = field(default_factory=list)

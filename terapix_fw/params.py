@@ -168,7 +168,25 @@ def astromatic_keywords(program: str, parameters: Iterable["Parameter"]) -> list
 
 
 def split_values(raw: str) -> list[str]:
-    """Split an AstrOmatic list value (``"3, 4"`` or ``"3,4"`` or ``"3 4"``) into its items."""
+    """Split an AstrOmatic list value (``"3, 4"`` or ``"3,4"`` or ``"3 4"``) into its items.
+
+    Parameters
+    ----------
+    raw : str
+        The value as written in a configuration file or on a command line; a value in double quotes is
+        one item, quotes removed.
+
+    Returns
+    -------
+    list of str
+        The items, stripped of blanks and quotes; empty items are dropped.
+
+    Examples
+    --------
+    >>> from terapix_fw.params import split_values
+    >>> split_values("3, 4 5")
+    ['3', '4', '5']
+    """
     raw = raw.strip()
     if raw.startswith('"') and raw.endswith('"') and len(raw) >= 2:
         return [raw[1:-1]]
@@ -229,6 +247,7 @@ class Parameter:
 
     @property
     def is_vector(self) -> bool:
+        """Whether the parameter takes a list of values (``nvalues`` other than 1)."""
         return self.nvalues != 1
 
     def _bounds(self) -> tuple[int, int | None]:
@@ -276,7 +295,29 @@ class Parameter:
         return value
 
     def parse(self, raw: Any, tool: str = "?", where: str | None = None) -> Any:
-        """Convert ``raw`` (a string from a file or command line, or a Python value) to this type."""
+        """Convert ``raw`` (a string from a file or command line, or a Python value) to this type.
+
+        Parameters
+        ----------
+        raw : str, list, tuple or scalar
+            The value: a string is split into items as :func:`split_values` does (but a scalar ``str`` or
+            ``path`` is kept whole); a list or tuple gives the items directly.
+        tool : str
+            Name of the tool, for the error message.
+        where : str or None
+            Where the value came from (``file:line``, ``command line``), for the error message.
+
+        Returns
+        -------
+        Any
+            A scalar of the declared type, or a list of them for a vector parameter.
+
+        Raises
+        ------
+        ConfigError
+            If the number of values, a value's type, its choice or its bounds is wrong; the message names the
+            parameter, the tool and the value.
+        """
         if isinstance(raw, str):
             scalar_text = not self.is_vector and self.type in ("str", "path")
             items: list[Any] = [raw.strip().strip('"')] if scalar_text else split_values(raw)
@@ -299,7 +340,18 @@ class Parameter:
         return [self._parse_one(item, tool, where) for item in items]
 
     def format(self, value: Any) -> str:
-        """Format a value the AstrOmatic way (for ``-dd`` output and COMMAND records)."""
+        """Format a value the AstrOmatic way (for ``-dd`` output and COMMAND records).
+
+        Parameters
+        ----------
+        value : Any
+            A value of this parameter's type, or a list of them.
+
+        Returns
+        -------
+        str
+            Booleans as ``Y``/``N``, lists comma-separated, strings with blanks in double quotes.
+        """
         def one(v: Any) -> str:
             if isinstance(v, bool):
                 return "Y" if v else "N"
@@ -337,6 +389,13 @@ class Config(Mapping[str, Any]):
         return {k: v for k, v in self._values.items() if v != self._params[k].default}
 
     def as_strings(self) -> dict[str, str]:
+        """Every keyword's value formatted the AstrOmatic way.
+
+        Returns
+        -------
+        dict of str to str
+            Keyword -> :meth:`Parameter.format` of its value.
+        """
         return {k: self._params[k].format(v) for k, v in self._values.items()}
 
     def command_line(self) -> list[str]:
@@ -377,7 +436,24 @@ class ParameterSet:
         return len(self.parameters)
 
     def lookup(self, name: str, where: str | None = None) -> Parameter:
-        """The declaration of ``name``; an unknown name is an error suggesting the nearest keyword."""
+        """The declaration of ``name``; an unknown name is an error suggesting the nearest keyword.
+
+        Parameters
+        ----------
+        name : str
+            Keyword, in any case.
+        where : str or None
+            Where the name was read, for the error message.
+
+        Returns
+        -------
+        Parameter
+
+        Raises
+        ------
+        ConfigError
+            If the tool has no such keyword ("did you mean ...?" when one is close).
+        """
         key = name.strip().upper()
         if key in self._by_name:
             return self._by_name[key]
@@ -386,6 +462,13 @@ class ParameterSet:
         raise ConfigError(f"unknown parameter {name} for tool {self.tool}{hint}", where, name)
 
     def defaults(self) -> dict[str, Any]:
+        """The default configuration.
+
+        Returns
+        -------
+        dict of str to Any
+            Keyword -> declared default, in declaration order.
+        """
         return {p.name: p.default for p in self.parameters}
 
     def resolve(self, *layers: Iterable[tuple[str, Any, str | None]]) -> Config:
@@ -393,6 +476,22 @@ class ParameterSet:
 
         Later layers override earlier ones, as a command line overrides a configuration file which
         overrides the defaults in SExtractor, SCAMP and SWarp.
+
+        Parameters
+        ----------
+        *layers : iterable of (str, Any, str or None)
+            Each an iterable of ``(keyword, raw value, where)``: the configuration file, the instruction
+            file's ``<param>`` elements, the command line...
+
+        Returns
+        -------
+        Config
+            The validated values, with the source of every non-default one.
+
+        Raises
+        ------
+        ConfigError
+            On an unknown keyword or a bad value (see :meth:`Parameter.parse`).
         """
         values = self.defaults()
         sources: dict[str, str] = {}
@@ -404,7 +503,20 @@ class ParameterSet:
         return Config(self, values, sources)
 
     def format_defaults(self, values: Mapping[str, Any] | None = None, header: str = "") -> str:
-        """The configuration in AstrOmatic ``-dd`` format; it is accepted back as input."""
+        """The configuration in AstrOmatic ``-dd`` format; it is accepted back as input.
+
+        Parameters
+        ----------
+        values : mapping of str to Any, optional
+            Values to print instead of the defaults (all keywords).
+        header : str
+            First line (a ``#`` comment), none if empty.
+
+        Returns
+        -------
+        str
+            One ``KEYWORD value # help (choices)`` line per parameter.
+        """
         values = self.defaults() if values is None else values
         width = max((len(p.name) for p in self.parameters), default=10) + 1
         lines = [header] if header else []

@@ -26,6 +26,19 @@ ENTRY_POINT_GROUP = "terapix_fw.plugins"
 
 @dataclass(frozen=True)
 class ToolInfo:
+    """An installed tool: its class and the distribution that provides it.
+
+    Attributes
+    ----------
+    name : str
+        The tool's name (``terapix tool NAME``).
+    cls : type
+        The :class:`~terapix_fw.tool.Tool` subclass.
+    version : str
+        The tool's version.
+    distribution : str
+        The Python distribution that registered it (``terapix-sextractor``).
+    """
     name: str
     cls: type
     version: str
@@ -34,6 +47,15 @@ class ToolInfo:
 
 @functools.lru_cache(maxsize=1)
 def get_plugin_manager() -> pluggy.PluginManager:
+    """The pluggy plugin manager with every installed plugin's entry point loaded (built once).
+
+    A plugin whose entry point fails to load is left out and its error kept for ``terapix plugins``;
+    the others still load.
+
+    Returns
+    -------
+    pluggy.PluginManager
+    """
     pm = pluggy.PluginManager("terapix_fw")
     pm.add_hookspecs(hookspecs)
     _errors.clear()
@@ -65,8 +87,17 @@ def _distribution_of(pm: pluggy.PluginManager, plugin) -> str:
 
 
 def call_each(hook_name: str, **kwargs) -> None:
-    """Call one hook on every plugin separately, so that a broken plugin is reported, not fatal
-    (used for hooks that run at start-up, such as ``register_commands``)."""
+    """Call one hook on every plugin separately, so that a broken plugin is reported, not fatal.
+
+    Used for hooks that run at start-up, such as ``register_commands``.
+
+    Parameters
+    ----------
+    hook_name : str
+        Name of the hook.
+    **kwargs : Any
+        The hook's arguments.
+    """
     pm = get_plugin_manager()
     for impl in getattr(pm.hook, hook_name).get_hookimpls():
         try:
@@ -111,10 +142,35 @@ def plugin_errors() -> dict[str, str]:
 
 
 def get_tools() -> dict[str, ToolInfo]:
+    """Every installed tool.
+
+    Returns
+    -------
+    dict of str to ToolInfo
+        Tool name -> its class, version and distribution.
+    """
     return dict(_tools())
 
 
 def get_tool(name: str, where: str | None = None) -> ToolInfo:
+    """One installed tool by name.
+
+    Parameters
+    ----------
+    name : str
+        The tool's name.
+    where : str or None
+        Where the name was read (``file:line``), for the error message.
+
+    Returns
+    -------
+    ToolInfo
+
+    Raises
+    ------
+    UnknownTool
+        If no installed tool has that name (with a "did you mean" and the installed tools).
+    """
     tools = _tools()
     if name not in tools:
         import difflib

@@ -77,9 +77,20 @@ def _cached(source: Path) -> bool:
 
 
 def warmup_reason(tool_cls: type) -> str | None:
-    """Why the first unit of ``tool_cls`` will be slow, or None: "numba compilation, first run only" when
-    the tool's package (the directory of its module), or a plugin package it imports, uses numba and has
-    no compiled code cached yet (an earlier run compiled it: loading takes seconds)."""
+    """Why the first unit of ``tool_cls`` will be slow, or None.
+
+    "numba compilation, first run only" when the tool's package, or a plugin package it imports, uses
+    numba and has no compiled code cached yet (an earlier run compiled it: loading takes seconds).
+
+    Parameters
+    ----------
+    tool_cls : type
+        A :class:`~terapix_fw.tool.Tool` subclass.
+
+    Returns
+    -------
+    str or None
+    """
     module = sys.modules.get(tool_cls.__module__)
     if module is None or not getattr(module, "__file__", None):
         return None
@@ -148,10 +159,28 @@ class Progress:
 
     # -- events from the runner -------------------------------------------------------------------------
     def step_started(self, step: str, tool: str, units: int) -> None:
+        """A step's first unit is about to start.
+
+        Parameters
+        ----------
+        step : str
+            Step id.
+        tool : str
+            Its tool.
+        units : int
+            Its number of units.
+        """
         self.tools[step] = tool
         self._event(f"step {step} ({tool}) started: {units} unit{'s' if units != 1 else ''}")
 
     def unit_started(self, step: str, unit: str) -> None:
+        """A unit was handed to a worker (the first unit of a tool that warms up shows the warm-up phase).
+
+        Parameters
+        ----------
+        step : str
+        unit : str
+        """
         self.running[step] = self.running.get(step, 0) + 1
         tool = self.tools.get(step, step)
         if tool in self.warmups and tool not in self.warming:
@@ -164,6 +193,19 @@ class Progress:
 
     def unit_finished(self, step: str, unit: str, status: str, seconds: float | None = None,
                       was_running: bool = True) -> None:
+        """A unit ended.
+
+        Parameters
+        ----------
+        step : str
+        unit : str
+        status : str
+            done, skipped, failed or blocked.
+        seconds : float, optional
+            Its duration.
+        was_running : bool
+            False for a unit that never started (blocked, up to date).
+        """
         self.counts[status] = self.counts.get(status, 0) + 1
         if was_running and self.running.get(step):
             self.running[step] -= 1
@@ -183,7 +225,13 @@ class Progress:
                         f"{self._running_text()}")
 
     def unit_lost(self, step: str, unit: str) -> None:
-        """The worker running the unit was lost and the unit goes back to the queue for a retry."""
+        """The worker running the unit was lost and the unit goes back to the queue for a retry.
+
+        Parameters
+        ----------
+        step : str
+        unit : str
+        """
         if self.running.get(step):
             self.running[step] -= 1
             if not self.running[step]:
@@ -191,6 +239,14 @@ class Progress:
         self._event(f"worker lost while running {step}/{unit}: retrying")
 
     def step_finished(self, step: str, counts: dict[str, int]) -> None:
+        """Every unit of a step ended.
+
+        Parameters
+        ----------
+        step : str
+        counts : dict of str to int
+            Units by status.
+        """
         text = ", ".join(f"{n} {self._word(s)}" for s, n in counts.items())
         self._event(f"step {step} ({self.tools.get(step, step)}) finished: {text}")
 
@@ -200,6 +256,7 @@ class Progress:
             self._refresh()
 
     def close(self) -> None:
+        """Print the summary line and close the bar."""
         c = self.counts
         text = (f"{self._finished()}/{self.total} units ({c['done']} done, {c['skipped']} up to date, "
                 f"{c['failed']} failed, {c['blocked']} blocked), {time.time() - self.start:.1f} s")

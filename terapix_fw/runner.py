@@ -86,6 +86,30 @@ def _match_by_stem(candidates: list[str], inputs: list[str]) -> list[str]:
 
 
 class Runner:
+    """Runs the task graph of one instruction file: schedules units by dependency and priority, skips those
+    already done with unchanged inputs and configuration, retries lost workers, records everything.
+
+    Parameters
+    ----------
+    doc : Instructions
+        The loaded instruction file.
+    workdir : Path
+        The run's work directory (state, logs, history and step outputs go there).
+    jobs : int, optional
+        Units run at the same time (the number of cores by default).
+    executor : str
+        ``local`` (a process pool) or ``dask``.
+    scheduler : str, optional
+        Address of a Dask scheduler (implies ``dask``).
+    force : bool
+        Run every unit again, even those up to date.
+    retries : int
+        Times a unit whose worker was lost is run again.
+    db_url : str, optional
+        RDBix database URL (``rdbix.sqlite`` in the work directory by default).
+    progress : bool
+        Show progress on the terminal.
+    """
     def __init__(self, doc: Instructions, workdir: Path, *, jobs: int | None = None, executor: str = "local",
                  scheduler: str | None = None, force: bool = False, retries: int = 2, db_url: str | None = None,
                  progress: bool = True):
@@ -194,6 +218,13 @@ class Runner:
 
     # -- main loop ------------------------------------------------------------------------------------
     def run(self) -> dict[str, int]:
+        """Run every unit that is not up to date; write the run log and the processing history.
+
+        Returns
+        -------
+        dict
+            Counts of units by status (``done``, ``skipped``, ``failed``, ``blocked``) and history paths.
+        """
         self.workdir.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%dT%H%M%S")
         log_path = self.workdir / "logs" / f"run-{stamp}.log"
@@ -473,7 +504,29 @@ def run_instructions(path: str | Path, workdir: str | Path | None = None, *, job
                      executor: str = "local", scheduler: str | None = None, force: bool = False, retries: int = 2,
                      overrides: dict[str, str] | None = None, db_url: str | None = None,
                      progress: bool = True) -> dict:
-    """Validate and run an instruction file; return counts of units by status (+ history paths)."""
+    """Validate and run an instruction file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The instruction file.
+    workdir : str or Path, optional
+        Work directory (``./work/<name>`` by default).
+    jobs, executor, scheduler, force, retries, db_url, progress
+        As for :class:`Runner`.
+    overrides : dict of str to str, optional
+        Instruction parameters to override (``-p NAME=VALUE``).
+
+    Returns
+    -------
+    dict
+        Counts of units by status, and the paths of the processing history files.
+
+    Raises
+    ------
+    InstructionError, ConfigError
+        If the instruction file or a step's configuration is invalid (nothing runs).
+    """
     doc = load_instructions(path, overrides=overrides, workdir=workdir)  # output names checked there first
     workdir = Path(workdir) if workdir else Path.cwd() / "work" / doc.name
     return Runner(doc, workdir, jobs=jobs, executor=executor, scheduler=scheduler, force=force, retries=retries,

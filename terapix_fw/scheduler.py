@@ -52,8 +52,25 @@ class Scheduler:
 
     # -- building ---------------------------------------------------------------------------------------
     def submit(self, key: str, priority: int = 0, deps: Iterable[str] = ()) -> None:
-        """Add a unit.  Its dependencies must have been submitted before it (a topological order), so that
-        a cycle or a dependency on a unit that does not exist is refused here instead of stalling a run."""
+        """Add a unit.
+
+        Its dependencies must have been submitted before it (a topological order), so that a cycle or a
+        dependency on a unit that does not exist is refused here instead of stalling a run.
+
+        Parameters
+        ----------
+        key : str
+            The unit's key (``step/unit``).
+        priority : int
+            Higher is handed out first among ready units.
+        deps : iterable of str
+            Keys of the units it waits for.
+
+        Raises
+        ------
+        SchedulingError
+            If the key was submitted before or a dependency was not.
+        """
         if key in self._state:
             raise SchedulingError(f"unit {key} submitted twice")
         deps = list(dict.fromkeys(deps))
@@ -93,8 +110,25 @@ class Scheduler:
         return None
 
     def complete(self, key: str, status: str = "done") -> list[str]:
-        """A running unit ended ``done`` or ``skipped`` (up to date, nothing to do): return the dependents
-        that became ready (every dependency done or skipped)."""
+        """A running unit ended ``done`` or ``skipped`` (up to date, nothing to do).
+
+        Parameters
+        ----------
+        key : str
+            The unit.
+        status : str
+            ``done`` or ``skipped``.
+
+        Returns
+        -------
+        list of str
+            The dependents that became ready (every dependency done or skipped).
+
+        Raises
+        ------
+        ValueError
+            For another status (use :meth:`fail`).
+        """
         if status not in SUCCESS:
             raise ValueError(f"complete() takes done or skipped, not {status!r}: use fail()")
         self._finish(key, status)
@@ -109,15 +143,41 @@ class Scheduler:
         return ready
 
     def fail(self, key: str) -> list[tuple[str, str]]:
-        """A running unit failed (tool error, bad configuration, retries exhausted): block every unit
-        downstream of it.  Returns ``(blocked unit, the unit that blocked it)`` pairs, depth first (each
-        blocked unit followed by what it blocks in turn), each unit once."""
+        """A running unit failed (tool error, bad configuration, retries exhausted): block every unit downstream.
+
+        Parameters
+        ----------
+        key : str
+            The unit.
+
+        Returns
+        -------
+        list of (str, str)
+            ``(blocked unit, the unit that blocked it)`` pairs, depth first (each blocked unit followed by what
+            it blocks in turn), each unit once.
+        """
         self._finish(key, "failed")
         return self._block_from(key)
 
     def lost(self, key: str) -> bool:
-        """The worker running ``key`` was lost.  True: queued again (attempts left, retried with its
-        priority); False: ``retries`` retries used up, the caller records it failed with :meth:`fail`."""
+        """The worker running ``key`` was lost.
+
+        Parameters
+        ----------
+        key : str
+            The unit.
+
+        Returns
+        -------
+        bool
+            True: queued again (attempts left, retried with its priority); False: ``retries`` retries used
+            up, the caller records it failed with :meth:`fail`.
+
+        Raises
+        ------
+        SchedulingError
+            If the unit is not running.
+        """
         if self._state.get(key) != RUNNING:
             raise SchedulingError(f"unit {key} reported lost but it is {self._state.get(key, 'unknown')}")
         if self._attempts[key] > self.retries:
@@ -133,17 +193,48 @@ class Scheduler:
 
     @property
     def has_ready(self) -> bool:
+        """Whether a unit is ready to be handed out."""
         return bool(self._heap)  # only ready units are in the heap
 
     def state(self, key: str) -> str:
-        """pending, ready, running, done, skipped, failed or blocked."""
+        """The state of a unit.
+
+        Parameters
+        ----------
+        key : str
+
+        Returns
+        -------
+        str
+            pending, ready, running, done, skipped, failed or blocked.
+        """
         return self._state[key]
 
     def attempts(self, key: str) -> int:
-        """How many times the unit was handed out by :meth:`pop_ready`."""
+        """How many times the unit was handed out by :meth:`pop_ready`.
+
+        Parameters
+        ----------
+        key : str
+
+        Returns
+        -------
+        int
+        """
         return self._attempts[key]
 
     def count(self, *states: str) -> int:
+        """Number of units in any of ``states``.
+
+        Parameters
+        ----------
+        *states : str
+            States such as ``done``, ``failed``.
+
+        Returns
+        -------
+        int
+        """
         return sum(1 for s in self._state.values() if s in states)
 
     # -- internals --------------------------------------------------------------------------------------

@@ -95,6 +95,20 @@ class StepContext:
 
         In a pipeline run (XML instructions, untrusted) names are confined to ``outdir``; a drop-in
         run resolves them like the AstrOmatic programs do, relative to the working directory.
+
+        Parameters
+        ----------
+        name : str or Path
+            The output name, as given in the configuration.
+
+        Returns
+        -------
+        Path
+
+        Raises
+        ------
+        PermissionError
+            In a pipeline run, if the name escapes ``outdir`` (see :func:`terapix_fw.atomic.confine`).
         """
         name = str(name)
         if self.confine_outputs:
@@ -109,6 +123,25 @@ class StepContext:
         A drop-in run writes where the command line says, as the AstrOmatic programs do; like them it
         does not create a missing directory (a typo in ``-CATALOG_NAME`` must not grow a new tree).  A
         pipeline run creates its step directories under the work directory itself.
+
+        Parameters
+        ----------
+        name : str or Path
+            Output name (see :meth:`output_path`).
+        kind : str
+            Product kind recorded in RDBix (``catalog``, ``weight``, ``head``...).
+        **meta : Any
+            Extra metadata recorded with the product.
+
+        Yields
+        ------
+        Path
+            The temporary path to write; nothing is left under the final name if the block raises.
+
+        Raises
+        ------
+        ToolError
+            In a drop-in run, if the output directory does not exist.
         """
         final = self.output_path(name)
         if not self.confine_outputs and not final.parent.is_dir():
@@ -120,14 +153,37 @@ class StepContext:
         self.add_product(final, kind, **meta)
 
     def add_product(self, path: str | Path, kind: str, **meta: Any) -> Product:
-        """Declare a file that was already written atomically (e.g. by a library) as a product."""
+        """Declare a file that was already written atomically (e.g. by a library) as a product.
+
+        Parameters
+        ----------
+        path : str or Path
+            The file, already in its final place.
+        kind : str
+            Product kind recorded in RDBix.
+        **meta : Any
+            Extra metadata recorded with the product.
+
+        Returns
+        -------
+        Product
+            The product, with its SHA-256 and size.
+        """
         path = Path(path)
         product = Product(str(path), kind, sha256_file(path), path.stat().st_size, meta)
         self.products.append(product)
         return product
 
     def record(self, kind: str, **data: Any) -> None:
-        """Send a record (exposure metadata, quality metrics, catalogue summary...) to RDBix."""
+        """Send a record (exposure metadata, quality metrics, catalogue summary...) to RDBix.
+
+        Parameters
+        ----------
+        kind : str
+            Record kind (``exposure``, ``quality``, ``catalog``, ``stack``...), which decides the table.
+        **data : Any
+            The record's fields.
+        """
         self.records.append((kind, data))
 
 
@@ -149,6 +205,12 @@ class Tool:
 
     @classmethod
     def parameter_set(cls) -> ParameterSet:
+        """The tool's parameter declarations as a :class:`~terapix_fw.params.ParameterSet` (built once per class).
+
+        Returns
+        -------
+        ParameterSet
+        """
         cached = cls.__dict__.get("_parameter_set")
         if cached is None:
             params = cls.parameters
@@ -157,13 +219,43 @@ class Tool:
         return cached
 
     def run(self, ctx: StepContext) -> None:  # pragma: no cover - abstract
+        """Process one data unit: read ``ctx.inputs``, write products through ``ctx.product``.
+
+        Parameters
+        ----------
+        ctx : StepContext
+            The unit's inputs, configuration, output directory, log and record sink.
+
+        Raises
+        ------
+        ToolError
+            For bad input (the message names the file, extension or keyword); never retried.
+        """
         raise NotImplementedError(f"tool {self.name} does not implement run()")
 
     def default_config_text(self) -> str:
+        """The default configuration in AstrOmatic ``-dd`` format, with a header line naming the tool.
+
+        Returns
+        -------
+        str
+        """
         header = f"# Default configuration file for {self.name} {self.version} (terapix-fw)"
         return self.parameter_set().format_defaults(header=header)
 
     def describe_inputs(self, inputs: list[str]) -> list[str]:
-        """Turn drop-in command-line inputs into file paths (tools such as sextractor override this
-        to accept ``DETECTION_IMAGE,MEASUREMENT_IMAGE``)."""
+        """Turn drop-in command-line inputs into file paths.
+
+        Tools such as sextractor override this to accept ``DETECTION_IMAGE,MEASUREMENT_IMAGE``.
+
+        Parameters
+        ----------
+        inputs : list of str
+            The command line's input arguments.
+
+        Returns
+        -------
+        list of str
+            The file paths the unit reads.
+        """
         return inputs

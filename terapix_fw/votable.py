@@ -17,6 +17,17 @@ Field = tuple[str, str, str]  # (FIELD name, datatype, key in the row dicts)
 
 @dataclass
 class ReportTable:
+    """One TABLE of a VOTable report.
+
+    Attributes
+    ----------
+    name : str
+    fields : sequence of Field
+    rows : iterable of dict
+        One dict per row, keyed by field name.
+    units : dict of str to str
+        Field name -> unit.
+    """
     name: str
     fields: Sequence[Field]
     rows: Iterable[dict[str, Any]]
@@ -36,7 +47,24 @@ def _format(value: Any, datatype: str) -> str:
 def write_votable_report(path: str | Path, resource: str, tables: Sequence[ReportTable], *,
                          description: str = "", infos: dict[str, str] | None = None,
                          params: Sequence[tuple[str, str, str, Any]] = ()) -> Path:
-    """Write a VOTable 1.1 document with one RESOURCE; ``params`` are ``(name, datatype, unit, value)``."""
+    """Write a VOTable 1.1 document with one RESOURCE (as the AstrOmatic tools' XML reports).
+
+    Parameters
+    ----------
+    path : str or Path
+    resource : str
+        Name of the RESOURCE.
+    tables : sequence of ReportTable
+    description : str
+    infos : dict of str to str, optional
+        INFO elements.
+    params : sequence of (str, str, str, Any)
+        PARAM elements ``(name, datatype, unit, value)``.
+
+    Returns
+    -------
+    Path
+    """
     from lxml import etree
 
     from .atomic import write_text_atomic

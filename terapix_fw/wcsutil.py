@@ -11,11 +11,19 @@ _LAT = ("DEC", "GLAT", "ELAT", "SLAT", "HLAT")
 
 
 def wcs_problem(header) -> str | None:
-    """Why the celestial WCS of a 2-D image header is unusable, naming the keyword, or None (also None when
-    the header has no celestial CTYPE at all: an image without WCS is not a broken one).
+    """Why the celestial WCS of a 2-D image header is unusable, naming the keyword, or None.
 
+    None also when the header has no celestial CTYPE at all: an image without WCS is not a broken one.
     Checked: CTYPE1/2 name a longitude/latitude pair with a known projection; CRVAL of the latitude axis
     within [-90, 90]; CRVAL, CRPIX finite; the CD matrix (or PC x CDELT) finite and not singular.
+
+    Parameters
+    ----------
+    header : astropy.io.fits.Header
+
+    Returns
+    -------
+    str or None
     """
     import math
 
@@ -72,8 +80,22 @@ def wcs_problem(header) -> str | None:
 def celestial_wcs(header, where: str, expected: str = "expected e.g. RA---TAN/DEC--TAN"):
     """An ``astropy.wcs.WCS`` for a 2-D image header holding a celestial WCS (TAN, TPV, SIP...).
 
-    Raises :class:`~terapix_fw.errors.ToolError` naming ``where`` (file and extension) when the header has
-    no usable celestial WCS; ``expected`` completes the message (what the calling tool accepts).
+    Parameters
+    ----------
+    header : astropy.io.fits.Header
+    where : str
+        File and extension, for messages.
+    expected : str
+        Completes the message (what the calling tool accepts).
+
+    Returns
+    -------
+    astropy.wcs.WCS
+
+    Raises
+    ------
+    ToolError
+        Naming ``where`` when the header has no usable celestial WCS.
     """
     import warnings
 
@@ -104,7 +126,24 @@ def world_to_pixel(wcs, world, origin: int = 1, tol: float = 1e-8, maxiter: int 
     and return NaN even where the forward mapping is perfectly good.  Those points are solved again by
     Newton's method with a finite-difference Jacobian of the forward mapping, started from an affine
     inverse fitted to the forward mapping over the image (what SWarp's fitted inverse does).  Points that
-    still do not converge stay NaN.  ``world`` is an (N, 2) array in the WCS's own axis order.
+    still do not converge stay NaN.
+
+    Parameters
+    ----------
+    wcs : astropy.wcs.WCS
+    world : numpy.ndarray
+        ``(N, 2)`` world coordinates (deg), in the WCS's own axis order.
+    origin : int
+        Pixel origin, 1 for FITS.
+    tol : float
+        Convergence tolerance (pixels).
+    maxiter : int
+        Most Newton iterations.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, 2)`` pixel coordinates; NaN where no solution was found.
     """
     import numpy as np
 

@@ -56,8 +56,25 @@ def _check_tree(tree, label: str, error_class, max_depth: int) -> None:
 
 
 def check_xml_prolog(path: str | Path, label: str | None = None, error_class=InstructionError) -> None:
-    """Refuse a file with a DOCTYPE without reading it all: for XML read by another parser (astropy's
-    VOTable reader), which would otherwise expand internal entities."""
+    """Refuse a file with a DOCTYPE without reading it all.
+
+    For XML read by another parser (astropy's VOTable reader), which would otherwise expand internal
+    entities.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+    label : str, optional
+        Name used in messages (the path by default).
+    error_class : type
+        Exception class raised (an :class:`~terapix_fw.errors.InstructionError` by default).
+
+    Raises
+    ------
+    error_class
+        On a DOCTYPE, malformed XML or an unreadable file.
+    """
     from lxml import etree
 
     label = label or str(path)
@@ -80,7 +97,22 @@ def check_xml_prolog(path: str | Path, label: str | None = None, error_class=Ins
 
 
 def schema_path(name: str) -> Path:
-    """The file of schema ``NAME`` (see :func:`terapix_fw.resources.schemas_dir`)."""
+    """The file of schema ``name`` (see :func:`terapix_fw.resources.schemas_dir`).
+
+    Parameters
+    ----------
+    name : str
+        File name of the schema (``instructions.xsd``), no directory.
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    FileNotFoundError
+        If the packaged schemas have no such file.
+    """
     from .resources import schemas_dir
     base = schemas_dir()
     path = base / name
@@ -91,6 +123,17 @@ def schema_path(name: str) -> Path:
 
 @functools.lru_cache(maxsize=None)
 def load_schema(name: str):
+    """The compiled schema ``name`` (cached).
+
+    Parameters
+    ----------
+    name : str
+        File name of the schema.
+
+    Returns
+    -------
+    lxml.etree.XMLSchema
+    """
     from lxml import etree
 
     return etree.XMLSchema(etree.parse(str(schema_path(name)), safe_parser()))
@@ -101,7 +144,30 @@ def parse_xml(source: str | bytes | Path, label: str | None = None, error_class=
     """Parse XML safely from a path or from bytes; a syntax error names the line and column.
 
     Refused with one line naming ``label``: more than ``max_bytes`` (a file is measured before it is
-    read), a DOCTYPE or entity declaration in any encoding, elements nested deeper than ``max_depth``."""
+    read), a DOCTYPE or entity declaration in any encoding, elements nested deeper than ``max_depth``.
+
+    Parameters
+    ----------
+    source : str, bytes or Path
+        A file path, or the document itself as bytes.
+    label : str, optional
+        Name used in messages.
+    error_class : type
+        Exception class raised (an :class:`~terapix_fw.errors.InstructionError` by default).
+    max_bytes : int
+        Largest document accepted.
+    max_depth : int
+        Deepest element nesting accepted.
+
+    Returns
+    -------
+    lxml.etree._ElementTree
+
+    Raises
+    ------
+    error_class
+        On any of the refusals above, malformed XML or an unreadable file.
+    """
     from lxml import etree
 
     label = label or (str(source) if isinstance(source, Path) else "<document>")
@@ -132,8 +198,24 @@ def parse_xml(source: str | bytes | Path, label: str | None = None, error_class=
 
 
 def validate(tree, schema_name: str, label: str, error_class=InstructionError) -> None:
-    """Validate a parsed tree against ``schemas/schema_name``; each error names line and element (the
-    first is raised, with every one in its ``all_errors``)."""
+    """Validate a parsed tree against ``schemas/schema_name``.
+
+    Parameters
+    ----------
+    tree : lxml.etree._ElementTree
+        The parsed document.
+    schema_name : str
+        File name of the schema.
+    label : str
+        Name of the document in messages.
+    error_class : type
+        Exception class raised (an :class:`~terapix_fw.errors.InstructionError` by default).
+
+    Raises
+    ------
+    error_class
+        The first violation, naming line and element, with every violation in its ``all_errors``.
+    """
     from lxml import etree
 
     schema = load_schema(schema_name)
@@ -158,7 +240,24 @@ def validate(tree, schema_name: str, label: str, error_class=InstructionError) -
 
 
 def source_column(tree, line: int, tag: str, attribute: str | None = None) -> int:
-    """1-based column of ``<tag`` (or of ``attribute=``) on source line ``line`` of a parsed document."""
+    """1-based column of ``<tag`` (or of ``attribute=``) on source line ``line`` of a parsed document.
+
+    Parameters
+    ----------
+    tree : lxml.etree._ElementTree
+        The parsed document (its source is re-read from ``docinfo.URL``).
+    line : int
+        1-based line number.
+    tag : str
+        Element name.
+    attribute : str, optional
+        Attribute name to find instead of the element.
+
+    Returns
+    -------
+    int
+        The column, 1 when it cannot be found.
+    """
     url = tree.docinfo.URL
     text = None
     if url:

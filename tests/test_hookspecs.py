@@ -12,10 +12,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_hooks_are_documented():
+    """A one-line summary, then a numpydoc Parameters section naming exactly the hook's arguments."""
+    from terapix_testing.docstrings import documented_parameters
+
     assert "register_tools" in HOOKS and "web_pages" in HOOKS
     for name in HOOKS:
-        doc = inspect.getdoc(getattr(hookspecs, name)) or ""
-        assert doc and "\n" not in doc.strip(), f"hook {name} needs a one-line docstring"
+        hook = getattr(hookspecs, name)
+        doc = inspect.getdoc(hook) or ""
+        assert doc and "\n" not in doc.split("\n\n")[0].strip(), f"hook {name} needs a one-line summary"
+        assert documented_parameters(doc) == set(inspect.signature(hook).parameters), name
 
 
 def test_hooks_are_tested():

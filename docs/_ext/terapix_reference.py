@@ -104,9 +104,8 @@ class HooksDirective(_Generated):
         for name, func in inspect.getmembers(hookspecs, inspect.isfunction):
             if not hasattr(func, "terapix_fw_spec"):
                 continue
-            signature = f"{name}{inspect.signature(func)}"
-            out += [f".. py:function:: {signature}", "   :no-index:", "",
-                    f"   {_one_line(inspect.getdoc(func) or '')}", ""]
+            # autodoc renders the numpydoc Parameters section of each hook (through napoleon)
+            out += [f".. autofunction:: terapix_fw.hookspecs.{name}", "   :no-index:", ""]
         return out
 
 
