@@ -197,6 +197,13 @@ def _cmd_kinds(args) -> int:
 
 
 def register(subparsers) -> None:
+    """Add ``terapix db`` (init, upgrade, downgrade, status, query...).
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The ``terapix`` sub-parser collection.
+    """
     db = subparsers.add_parser("db", help="RDBix database: init, upgrade, status, query")
     dbsub = db.add_subparsers(dest="db_command", metavar="ACTION")
     dbsub.required = True

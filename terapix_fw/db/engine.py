@@ -30,7 +30,18 @@ _lock = threading.Lock()
 
 
 def resolve_url(url: str | None = None, workdir: str | os.PathLike | None = None) -> str:
-    """The database URL: ``url`` if given, else ``$TERAPIX_DB_URL``, else ``sqlite:///<workdir>/rdbix.sqlite``."""
+    """The database URL: ``url`` if given, else ``$TERAPIX_DB_URL``, else ``sqlite:///<workdir>/rdbix.sqlite``.
+
+    Parameters
+    ----------
+    url : str, optional
+    workdir : str or path-like, optional
+        Directory of the default SQLite file (the current directory by default).
+
+    Returns
+    -------
+    str
+    """
     if url:
         return str(url)
     env = os.environ.get("TERAPIX_DB_URL")
@@ -70,6 +81,23 @@ def connect(url: str | Engine | None = None, workdir: str | os.PathLike | None =
 
     With ``create`` the schema is created (and stamped at :data:`HEAD_REVISION`) in an empty database,
     and an older schema is upgraded with the Alembic migrations.
+
+    Parameters
+    ----------
+    url : str or Engine, optional
+        See :func:`resolve_url`; an Engine is returned as it is (schema ensured).
+    workdir : str or path-like, optional
+    create : bool
+        Create or upgrade the schema.
+
+    Returns
+    -------
+    sqlalchemy.engine.Engine
+
+    Raises
+    ------
+    DatabaseError
+        If the database cannot be opened or created.
     """
     if isinstance(url, Engine):
         engine = url
@@ -94,7 +122,22 @@ def connect(url: str | Engine | None = None, workdir: str | os.PathLike | None =
 def open_existing(url: str | None = None, workdir: str | os.PathLike | None = None) -> Engine:
     """An engine for a database that must already exist: read-only commands (queries, web pages,
     grades) never create one.  A missing SQLite file is an error naming it; a server database that
-    cannot be reached fails on first use as usual."""
+    cannot be reached fails on first use as usual.
+
+    Parameters
+    ----------
+    url : str, optional
+    workdir : str or path-like, optional
+
+    Returns
+    -------
+    sqlalchemy.engine.Engine
+
+    Raises
+    ------
+    DatabaseError
+        If the SQLite file does not exist.
+    """
     url = resolve_url(url, workdir)
     missing = missing_sqlite_file(url)
     if missing:
@@ -105,7 +148,16 @@ def open_existing(url: str | None = None, workdir: str | os.PathLike | None = No
 
 def missing_sqlite_file(url: str) -> str | None:
     """The path of the SQLite file ``url`` names if that file does not exist (None otherwise, and for a
-    server database)."""
+    server database).
+
+    Parameters
+    ----------
+    url : str
+
+    Returns
+    -------
+    str or None
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
         if not Path(parsed.database).is_file():
@@ -136,7 +188,16 @@ def _make_engine(url: str) -> Engine:
 
 
 def write_connection(engine: Engine):
-    """A connection whose transactions write (SQLite: ``BEGIN IMMEDIATE``)."""
+    """A connection whose transactions write (SQLite: ``BEGIN IMMEDIATE``).
+
+    Parameters
+    ----------
+    engine : sqlalchemy.engine.Engine
+
+    Returns
+    -------
+    sqlalchemy.engine.Connection
+    """
     return engine.connect().execution_options(rdbix_write=True)
 
 
@@ -150,7 +211,16 @@ def dispose_all() -> None:
 
 
 def schema_revision(engine: Engine) -> str | None:
-    """The Alembic revision stamped in the database, or None for an empty (or foreign) database."""
+    """The Alembic revision stamped in the database, or None for an empty (or foreign) database.
+
+    Parameters
+    ----------
+    engine : sqlalchemy.engine.Engine
+
+    Returns
+    -------
+    str or None
+    """
     with engine.connect() as conn:
         if not inspect(conn).has_table("alembic_version"):
             return None
@@ -158,7 +228,17 @@ def schema_revision(engine: Engine) -> str | None:
 
 
 def ensure_schema(engine: Engine) -> None:
-    """Create the schema in an empty database, upgrade an old one; a no-op once done in this process."""
+    """Create the schema in an empty database, upgrade an old one; a no-op once done in this process.
+
+    Parameters
+    ----------
+    engine : sqlalchemy.engine.Engine
+
+    Raises
+    ------
+    DatabaseError
+        If the database holds a schema newer than this version knows, or a foreign one.
+    """
     key = str(engine.url)
     if key in _ready:
         return
@@ -182,7 +262,12 @@ def ensure_schema(engine: Engine) -> None:
 
 def init_database(engine: Engine) -> None:
     """Create every table of the current schema and stamp it at head (faster than replaying migrations;
-    a test checks both give the same schema)."""
+    a test checks both give the same schema).
+
+    Parameters
+    ----------
+    engine : sqlalchemy.engine.Engine
+    """
     from .schema import metadata
     from sqlalchemy import Column, MetaData, String, Table
     version = Table("alembic_version", MetaData(),

@@ -39,10 +39,29 @@ class _Checked(TypeDecorator):
 
 
 class CheckedString(_Checked):
+    """A VARCHAR that refuses a string longer than its length instead of truncating it (MySQL) or storing it (SQLite)."""
     impl = String
     cache_ok = True
 
     def process_bind_param(self, value, dialect):
+        """Refuse a value the column cannot hold, naming the table and column.
+
+        Parameters
+        ----------
+        value : Any
+            The value bound to the statement.
+        dialect : sqlalchemy.engine.Dialect
+
+        Returns
+        -------
+        Any
+            ``value`` unchanged.
+
+        Raises
+        ------
+        LimitError
+            If the value does not fit.
+        """
         if value is not None and self.impl.length is not None and len(value) > self.impl.length:
             raise LimitError(f"{self.where}: {len(value)} characters, more than the {self.impl.length} "
                              f"the column holds")
@@ -50,10 +69,29 @@ class CheckedString(_Checked):
 
 
 class CheckedText(_Checked):
+    """A TEXT that refuses more bytes than MySQL's TEXT holds, on every back end."""
     impl = Text
     cache_ok = True
 
     def process_bind_param(self, value, dialect):
+        """Refuse a value the column cannot hold, naming the table and column.
+
+        Parameters
+        ----------
+        value : Any
+            The value bound to the statement.
+        dialect : sqlalchemy.engine.Dialect
+
+        Returns
+        -------
+        Any
+            ``value`` unchanged.
+
+        Raises
+        ------
+        LimitError
+            If the value does not fit.
+        """
         if value is not None and len(value) > TEXT_BYTES // 4 and len(value.encode("utf-8")) > TEXT_BYTES:
             raise LimitError(f"{self.where}: {len(value.encode('utf-8'))} bytes, more than the {TEXT_BYTES} "
                              f"the column holds")
@@ -61,11 +99,30 @@ class CheckedText(_Checked):
 
 
 class CheckedInteger(_Checked):
+    """An INTEGER that refuses a value out of the 32-bit range, on every back end."""
     impl = Integer
     cache_ok = True
     bound = 2 ** 31
 
     def process_bind_param(self, value, dialect):
+        """Refuse a value the column cannot hold, naming the table and column.
+
+        Parameters
+        ----------
+        value : Any
+            The value bound to the statement.
+        dialect : sqlalchemy.engine.Dialect
+
+        Returns
+        -------
+        Any
+            ``value`` unchanged.
+
+        Raises
+        ------
+        LimitError
+            If the value does not fit.
+        """
         if value is not None and not -self.bound <= int(value) < self.bound:
             raise LimitError(f"{self.where}: {value} is out of the column's range "
                              f"[{-self.bound}, {self.bound - 1}]")
@@ -73,16 +130,36 @@ class CheckedInteger(_Checked):
 
 
 class CheckedBigInteger(CheckedInteger):
+    """A BIGINT that refuses a value out of the 64-bit range."""
     impl = BigInteger
     cache_ok = True
     bound = 2 ** 63
 
 
 class CheckedDouble(_Checked):
+    """A DOUBLE that refuses NaN and infinities (MySQL cannot store them)."""
     impl = Double
     cache_ok = True
 
     def process_bind_param(self, value, dialect):
+        """Refuse a value the column cannot hold, naming the table and column.
+
+        Parameters
+        ----------
+        value : Any
+            The value bound to the statement.
+        dialect : sqlalchemy.engine.Dialect
+
+        Returns
+        -------
+        Any
+            ``value`` unchanged.
+
+        Raises
+        ------
+        LimitError
+            If the value does not fit.
+        """
         if value is not None and not math.isfinite(value):
             raise LimitError(f"{self.where}: {value} cannot be stored (the column holds finite numbers)")
         return value
@@ -106,7 +183,13 @@ def _checked(column):
 
 def enforce(metadata) -> None:
     """Replace the type of every String, Text, Integer, BigInteger and Double column of ``metadata`` by
-    its checking counterpart (same SQL type).  Called once, at the end of the schema module."""
+    its checking counterpart (same SQL type).  Called once, at the end of the schema module.
+
+    Parameters
+    ----------
+    metadata : sqlalchemy.MetaData
+        The schema, modified in place.
+    """
     for table in metadata.tables.values():
         for column in table.columns:
             checked = _checked(column)

@@ -32,6 +32,15 @@ def _engine(db) -> Engine:
 
 
 def upgrade(db, revision: str = "head") -> None:
+    """Upgrade the schema with the Alembic migrations.
+
+    Parameters
+    ----------
+    db : Engine, str or None
+        DB connection: an Engine, a database URL, or None (``$TERAPIX_DB_URL``, else ``rdbix.sqlite``).
+    revision : str
+        Target revision.
+    """
     from alembic import command
     engine = _engine(db)
     with write_connection(engine) as conn, conn.begin():
@@ -39,6 +48,15 @@ def upgrade(db, revision: str = "head") -> None:
 
 
 def downgrade(db, revision: str) -> None:
+    """Downgrade the schema with the Alembic migrations.
+
+    Parameters
+    ----------
+    db : Engine, str or None
+        DB connection: an Engine, a database URL, or None (``$TERAPIX_DB_URL``, else ``rdbix.sqlite``).
+    revision : str
+        Target revision.
+    """
     from alembic import command
     engine = _engine(db)
     with write_connection(engine) as conn, conn.begin():
@@ -47,7 +65,16 @@ def downgrade(db, revision: str) -> None:
 
 def create_database(url: str) -> bool:
     """MySQL/MariaDB: create the database named in ``url`` (utf8mb4, binary collation so that file
-    names and keywords compare exactly) if it does not exist; True if created.  SQLite: nothing to do."""
+    names and keywords compare exactly) if it does not exist; True if created.  SQLite: nothing to do.
+
+    Parameters
+    ----------
+    url : str
+
+    Returns
+    -------
+    bool
+    """
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
     parsed = make_url(url)
@@ -69,7 +96,18 @@ def create_database(url: str) -> bool:
 
 def init(db) -> None:
     """Create the schema in an empty database by running every migration (creating the MySQL database
-    itself if needed)."""
+    itself if needed).
+
+    Parameters
+    ----------
+    db : Engine, str or None
+        DB connection: an Engine, a database URL, or None (``$TERAPIX_DB_URL``, else ``rdbix.sqlite``).
+
+    Raises
+    ------
+    DatabaseError
+        If the database already holds a schema.
+    """
     from .engine import DatabaseError, schema_revision
     if isinstance(db, str):
         create_database(db)
@@ -83,6 +121,19 @@ def init(db) -> None:
 
 @dataclass
 class Status:
+    """The schema revision of a database.
+
+    Attributes
+    ----------
+    url : str
+        The database, password hidden.
+    current : str or None
+        Its revision (None: empty).
+    head : str
+        The latest revision this version knows.
+    pending : list of str
+        Revisions still to apply.
+    """
     url: str
     current: str | None
     head: str
@@ -90,6 +141,7 @@ class Status:
 
     @property
     def up_to_date(self) -> bool:
+        """Whether the database is at the head revision."""
         return self.current == self.head
 
     def __str__(self) -> str:
@@ -99,6 +151,17 @@ class Status:
 
 
 def status(db) -> Status:
+    """The schema revision of a database and the migrations it lacks.
+
+    Parameters
+    ----------
+    db : Engine, str or None
+        DB connection: an Engine, a database URL, or None (``$TERAPIX_DB_URL``, else ``rdbix.sqlite``).
+
+    Returns
+    -------
+    Status
+    """
     from alembic.script import ScriptDirectory
     from .engine import schema_revision
     engine = _engine(db)

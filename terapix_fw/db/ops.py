@@ -75,6 +75,22 @@ class RecordError(TerapixError, ValueError):
 
 @dataclass(frozen=True)
 class Field:
+    """One field of an RDBix instruction.
+
+    Attributes
+    ----------
+    name : str
+    type : str
+        ``str``, ``int``, ``float``, ``bool``, ``time``, ``map`` (str -> str), ``list`` (of str) or ``rows``.
+    required : bool
+    row : tuple of Field
+        The fields of each row, for ``rows``.
+    choices : tuple of str
+        Allowed values, if restricted.
+    from_mapping : tuple of (str, str) or None
+        For ``rows``: a mapping given instead becomes rows with these (key field, value field).
+    doc : str
+    """
     name: str
     type: str = "str"  # str int float bool time | map (str->str) | list (str) | rows
     required: bool = False
@@ -87,12 +103,32 @@ class Field:
 
 @dataclass(frozen=True)
 class OpSpec:
+    """An RDBix instruction: its fields and the function that applies it.
+
+    Attributes
+    ----------
+    name : str
+    fields : tuple of Field
+    apply : callable
+        ``apply(connection, data)``.
+    doc : str
+    """
     name: str
     fields: tuple[Field, ...]
     apply: Callable[[Connection, dict], None]
     doc: str = ""
 
     def field(self, name: str) -> Field | None:
+        """The field called ``name``, or None.
+
+        Parameters
+        ----------
+        name : str
+
+        Returns
+        -------
+        Field or None
+        """
         for f in self.fields:
             if f.name == name:
                 return f
@@ -109,15 +145,45 @@ class Document:
     created: _dt.datetime = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc))
 
     def add(self, op: str, **data: Any) -> "Document":
+        """Append an instruction, its fields checked (see :func:`normalize`).
+
+        Parameters
+        ----------
+        op : str
+            Instruction name.
+        **data : Any
+            Its fields.
+
+        Returns
+        -------
+        Document
+            ``self``, so that calls chain.
+        """
         self.instructions.append((op, normalize(op, data)))
         return self
 
 
 def new_document_id() -> str:
+    """A new, unique document id (a random UUID, hexadecimal).
+
+    Returns
+    -------
+    str
+    """
     return uuid.uuid4().hex
 
 
 def path_hash(path: str) -> str:
+    """The SHA-1 of a path: the indexed key of path columns (a fixed length for paths of any length).
+
+    Parameters
+    ----------
+    path : str
+
+    Returns
+    -------
+    str
+    """
     return hashlib.sha1(str(path).encode("utf-8", "surrogateescape")).hexdigest()
 
 
@@ -160,7 +226,25 @@ def _coerce_scalar(ftype: str, value: Any, where: str):
 
 
 def normalize(op: str, data: dict) -> dict:
-    """Check ``data`` against the fields of ``op`` and coerce every value to its declared type."""
+    """Check ``data`` against the fields of ``op`` and coerce every value to its declared type.
+
+    Parameters
+    ----------
+    op : str
+        Instruction name.
+    data : dict
+        Its fields.
+
+    Returns
+    -------
+    dict
+        The coerced fields.
+
+    Raises
+    ------
+    RecordError
+        On an unknown instruction or field, a missing required field, or a value of the wrong type.
+    """
     spec = OPS.get(op)
     if spec is None:
         raise RecordError(f"unknown instruction {op!r} (expected one of {', '.join(OPS)})")
@@ -266,6 +350,12 @@ def _ids(conn: Connection) -> dict:
 
 
 def forget_ids(conn: Connection) -> None:
+    """Forget the row ids cached on a connection (after a rollback they may be gone).
+
+    Parameters
+    ----------
+    conn : sqlalchemy.engine.Connection
+    """
     conn.info.pop("rdbix_ids", None)
 
 
@@ -776,12 +866,33 @@ RECORD_KINDS = ("exposure", "quality", "grade", "catalog", "stack", "release", "
 
 
 def document_row(doc: Document) -> dict:
+    """The ``documents`` row recording that ``doc`` was applied.
+
+    Parameters
+    ----------
+    doc : Document
+
+    Returns
+    -------
+    dict
+    """
     return {"doc_id": doc.id, "node": doc.node, "created": doc.created, "applied": _now(),
             "n_instructions": len(doc.instructions)}
 
 
 def apply_instructions(conn: Connection, doc: Document) -> None:
-    """Apply the instructions of ``doc`` (no idempotency check: see apply_document)."""
+    """Apply the instructions of ``doc`` (no idempotency check: see apply_document).
+
+    Parameters
+    ----------
+    conn : sqlalchemy.engine.Connection
+    doc : Document
+
+    Raises
+    ------
+    RecordError
+        On an unknown instruction.
+    """
     for op, data in doc.instructions:
         spec = OPS.get(op)
         if spec is None:
@@ -790,7 +901,17 @@ def apply_instructions(conn: Connection, doc: Document) -> None:
 
 
 def apply_document(conn: Connection, doc: Document) -> bool:
-    """Apply ``doc`` inside the caller's transaction; False if it was applied before (nothing done)."""
+    """Apply ``doc`` inside the caller's transaction; False if it was applied before (nothing done).
+
+    Parameters
+    ----------
+    conn : sqlalchemy.engine.Connection
+    doc : Document
+
+    Returns
+    -------
+    bool
+    """
     found = conn.execute(_select_by(S.documents, ("doc_id",), "doc_id"), {"k_doc_id": doc.id}).first()
     if found is not None:
         return False

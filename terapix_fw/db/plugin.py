@@ -24,6 +24,7 @@ def _send(run, build, what: str) -> None:
 
 @hookimpl
 def run_started(run):
+    """Implements :func:`terapix_fw.hookspecs.run_started`: record the run in RDBix (an unreachable database stops the run before any work)."""
     from .errors import DatabaseError
     from .recorder import recorder_for, run_started_doc
     try:
@@ -36,6 +37,7 @@ def run_started(run):
 
 @hookimpl
 def run_finished(run, summary):
+    """Implements :func:`terapix_fw.hookspecs.run_finished`: record the run's end and drain the dbClient spool."""
     from .recorder import recorder_for, run_finished_doc
     _send(run, lambda: run_finished_doc(run, summary), "the end")
     try:
@@ -46,36 +48,42 @@ def run_finished(run, summary):
 
 @hookimpl
 def step_started(run, step):
+    """Implements :func:`terapix_fw.hookspecs.step_started`: record the step and its effective configuration."""
     from .recorder import step_started_doc
     _send(run, lambda: step_started_doc(run, step), f"step {step.id}")
 
 
 @hookimpl
 def step_finished(run, step, summary):
+    """Implements :func:`terapix_fw.hookspecs.step_finished`: record the step's end."""
     from .recorder import step_ended_doc
     _send(run, lambda: step_ended_doc(run, step, summary, failed=False), f"the end of step {step.id}")
 
 
 @hookimpl
 def step_failed(run, step, summary):
+    """Implements :func:`terapix_fw.hookspecs.step_failed`: record the step's failure."""
     from .recorder import step_ended_doc
     _send(run, lambda: step_ended_doc(run, step, summary, failed=True), f"the failure of step {step.id}")
 
 
 @hookimpl
 def unit_finished(run, step, unit, result):
+    """Implements :func:`terapix_fw.hookspecs.unit_finished`: record the unit (status, host, times, error, log)."""
     from .recorder import unit_doc
     _send(run, lambda: unit_doc(run, step, unit, result), f"unit {step.id}/{unit.id}")
 
 
 @hookimpl
 def product_recorded(run, step, unit, product):
+    """Implements :func:`terapix_fw.hookspecs.product_recorded`: record the product and the inputs it was made from."""
     from .recorder import product_doc
     _send(run, lambda: product_doc(run, step, unit, product), f"product {product.path}")
 
 
 @hookimpl
 def record_emitted(run, step, unit, kind, data):
+    """Implements :func:`terapix_fw.hookspecs.record_emitted`: turn a tool's record into its RDBix instruction."""
     from .recorder import document_for_record
     _send(run, lambda: document_for_record(run.run_id, step.id if step else None, kind, data,
                                               unit=getattr(unit, "id", None)),
@@ -84,5 +92,6 @@ def record_emitted(run, step, unit, kind, data):
 
 @hookimpl
 def register_commands(subparsers):
+    """Implements :func:`terapix_fw.hookspecs.register_commands`: add ``terapix db``."""
     from .commands import register
     register(subparsers)

@@ -32,7 +32,18 @@ def _engine(db) -> Engine:
 
 
 def angular_distance(ra1, dec1, ra2, dec2):
-    """Great-circle distance in degrees (haversine, accurate at small separations)."""
+    """Great-circle distance in degrees (haversine, accurate at small separations).
+
+    Parameters
+    ----------
+    ra1, dec1, ra2, dec2 : float or array_like
+        Degrees.
+
+    Returns
+    -------
+    float or numpy.ndarray
+        Degrees.
+    """
     import numpy as np
     ra1, dec1, ra2, dec2 = (np.radians(np.asarray(v, float)) for v in (ra1, dec1, ra2, dec2))
     h = np.sin((dec2 - dec1) / 2) ** 2 + np.cos(dec1) * np.cos(dec2) * np.sin((ra2 - ra1) / 2) ** 2
@@ -89,6 +100,29 @@ def find_images(db=None, *, filter: str | Iterable[str] | None = None, run_id: s
     grade, else the suggested one); ``cone`` is ``(ra, dec, radius)`` in degrees.  Each row is a dict
     of the exposure columns plus ``grade``, ``grade_source`` (human/suggested) and, with a cone,
     ``distance`` (degrees).
+
+    Parameters
+    ----------
+    db : Engine, str or None
+        DB connection: an Engine, a database URL, or None (``$TERAPIX_DB_URL``, else ``rdbix.sqlite``).
+    filter, object, grade, survey : str or iterable of str, optional
+        One value or any of several.
+    run_id : str, optional
+    date_from, date_to : datetime, str or float, optional
+    exptime_min, exptime_max, seeing_min, seeing_max, airmass_min, airmass_max : float, optional
+        Inclusive bounds.
+    cone : tuple of float, optional
+    limit : int, optional
+        Most rows returned.
+
+    Returns
+    -------
+    list of dict
+
+    Raises
+    ------
+    RecordError
+        On an unknown grade.
     """
     engine = _engine(db)
     e = S.exposures
@@ -156,7 +190,26 @@ def select_paths(db, criteria: dict[str, str], node: str | None = None) -> list[
     """Paths of the exposures matching an instruction file's ``<query>`` criteria (used by the runner).
 
     Each exposure contributes its stored copy on ``node`` (default: this host) if there is one, else
-    its first recorded copy; exposures with no recorded storage are reported by name in the error."""
+    its first recorded copy; exposures with no recorded storage are reported by name in the error.
+
+    Parameters
+    ----------
+    db : Engine, str or None
+        DB connection: an Engine, a database URL, or None (``$TERAPIX_DB_URL``, else ``rdbix.sqlite``).
+    criteria : dict of str to str
+        The ``<query>`` element's attributes.
+    node : str, optional
+        Host whose copies are preferred.
+
+    Returns
+    -------
+    list of str
+
+    Raises
+    ------
+    RecordError
+        On an unknown attribute, an incomplete cone, or matching exposures with no stored copy.
+    """
     import socket
     args: dict[str, Any] = {}
     for key, value in criteria.items():
@@ -200,7 +253,28 @@ def find_ccds(db, ra: float, dec: float, radius: float = 0.0, **criteria) -> lis
     """CCDs whose footprint (the four WCS corners ingestion recorded) overlaps the cone of ``radius``
     degrees around (ra, dec) - with radius 0, the CCDs that contain the position.  ``criteria`` are
     those of :func:`find_images` (filter=, seeing_max=, grade=...).  Each row: the extension columns,
-    ``filename`` of its exposure and ``distance`` (degrees from the position to the footprint, 0 inside)."""
+    ``filename`` of its exposure and ``distance`` (degrees from the position to the footprint, 0 inside).
+
+    Parameters
+    ----------
+    db : Engine, str or None
+        DB connection: an Engine, a database URL, or None (``$TERAPIX_DB_URL``, else ``rdbix.sqlite``).
+    ra, dec : float
+        Degrees.
+    radius : float
+        Degrees.
+    **criteria : Any
+        As for :func:`find_images`.
+
+    Returns
+    -------
+    list of dict
+
+    Raises
+    ------
+    RecordError
+        On a negative radius.
+    """
     import numpy as np
     if radius < 0:
         raise RecordError(f"cone radius {radius!r}: expected >= 0 degrees")
@@ -241,7 +315,20 @@ def find_ccds(db, ra: float, dec: float, radius: float = 0.0, **criteria) -> lis
 
 
 def cone_search_sources(db, ra: float, dec: float, radius: float) -> list[dict[str, Any]]:
-    """Sources of every recorded catalogue within ``radius`` degrees of (ra, dec), nearest first."""
+    """Sources of every recorded catalogue within ``radius`` degrees of (ra, dec), nearest first.
+
+    Parameters
+    ----------
+    db : Engine, str or None
+        DB connection: an Engine, a database URL, or None (``$TERAPIX_DB_URL``, else ``rdbix.sqlite``).
+    ra, dec, radius : float
+        Degrees.
+
+    Returns
+    -------
+    list of dict
+        Source columns, ``catalog`` and ``distance`` (degrees).
+    """
     engine = _engine(db)
     s = S.sources
     query = select(s, S.catalogs.c.path.label("catalog")).join(S.catalogs, S.catalogs.c.id == s.c.catalog_id)
@@ -278,9 +365,26 @@ class ProvenanceNode:
     parents: list["ProvenanceNode"] = field(default_factory=list)
 
     def to_dict(self) -> dict:
+        """The tree as nested dicts (for JSON).
+
+        Returns
+        -------
+        dict
+        """
         return {k: ([p.to_dict() for p in v] if k == "parents" else v) for k, v in self.__dict__.items()}
 
     def format(self, indent: int = 0) -> str:
+        """The tree as indented text, one product a line.
+
+        Parameters
+        ----------
+        indent : int
+            Depth of this node.
+
+        Returns
+        -------
+        str
+        """
         pad = "  " * indent
         made = (f" <- {self.tool} {self.tool_version} (run {self.run_id}, step {self.step}, unit {self.unit})"
                 if self.tool else " (external input)")
@@ -290,7 +394,26 @@ class ProvenanceNode:
 
 
 def provenance(db, product: str | int, max_depth: int = 50) -> ProvenanceNode:
-    """The provenance tree of a product, given by id or path (the latest version of that path)."""
+    """The provenance tree of a product, given by id or path (the latest version of that path).
+
+    Parameters
+    ----------
+    db : Engine, str or None
+        DB connection: an Engine, a database URL, or None (``$TERAPIX_DB_URL``, else ``rdbix.sqlite``).
+    product : str or int
+        Product id or path.
+    max_depth : int
+        Deepest ancestry followed.
+
+    Returns
+    -------
+    ProvenanceNode
+
+    Raises
+    ------
+    RecordError
+        If RDBix has no such product.
+    """
     engine = _engine(db)
     p, u, st = S.products, S.units, S.steps
     base = (select(p.c.id, p.c.path, p.c.kind, p.c.checksum, p.c.size, u.c.unit, st.c.run_id, st.c.step,
@@ -323,7 +446,21 @@ def provenance(db, product: str | int, max_depth: int = 50) -> ProvenanceNode:
 
 def set_grade(db, exposure: str, grade: str, author: str, comment: str | None = None,
               when=None) -> None:
-    """Grade an exposure A, B, C or D; the history is kept and the latest human grade wins."""
+    """Grade an exposure A, B, C or D; the history is kept and the latest human grade wins.
+
+    Parameters
+    ----------
+    db : Engine, str or None
+        DB connection: an Engine, a database URL, or None (``$TERAPIX_DB_URL``, else ``rdbix.sqlite``).
+    exposure : str
+        Exposure file name (a path is reduced to its name).
+    grade : str
+        A, B, C or D.
+    author : str
+    comment : str, optional
+    when : datetime, optional
+        Now by default.
+    """
     from .store import write_document
     doc = Document().add("grade", exposure=Path(exposure).name, grade=str(grade).upper(), author=author,
                          comment=comment, time=when or _dt.datetime.now(_dt.timezone.utc))
@@ -331,7 +468,19 @@ def set_grade(db, exposure: str, grade: str, author: str, comment: str | None = 
 
 
 def grade_history(db, exposure: str) -> list[dict[str, Any]]:
-    """Every human grade of an exposure, oldest first."""
+    """Every human grade of an exposure, oldest first.
+
+    Parameters
+    ----------
+    db : Engine, str or None
+        DB connection: an Engine, a database URL, or None (``$TERAPIX_DB_URL``, else ``rdbix.sqlite``).
+    exposure : str
+
+    Returns
+    -------
+    list of dict
+        ``grade``, ``author``, ``time``, ``comment``.
+    """
     engine = _engine(db)
     query = (select(S.grades.c.grade, S.grades.c.author, S.grades.c.time, S.grades.c.comment)
              .join(S.exposures, S.exposures.c.id == S.grades.c.exposure_id)
@@ -341,7 +490,24 @@ def grade_history(db, exposure: str) -> list[dict[str, Any]]:
 
 
 def effective_grade(db, exposure: str) -> tuple[str | None, str | None]:
-    """(grade, source) of an exposure: the latest human grade, else the suggested grade."""
+    """(grade, source) of an exposure: the latest human grade, else the suggested grade.
+
+    Parameters
+    ----------
+    db : Engine, str or None
+        DB connection: an Engine, a database URL, or None (``$TERAPIX_DB_URL``, else ``rdbix.sqlite``).
+    exposure : str
+
+    Returns
+    -------
+    tuple of (str or None, str or None)
+        Grade and ``human``/``suggested``.
+
+    Raises
+    ------
+    RecordError
+        On an unknown exposure.
+    """
     history = grade_history(db, exposure)
     if history:
         return history[-1]["grade"], "human"

@@ -41,6 +41,12 @@ class Recorder:
             self.target = _redact(url)
 
     def send(self, doc: Document) -> None:
+        """Record a document: through dbClient (spooled on local disk, sent in the background) or directly.
+
+        Parameters
+        ----------
+        doc : Document
+        """
         doc.node = doc.node or self.node
         if self._client is not None:
             self._client.submit(doc, wait=False)  # durable on local disk now, sent in the background
@@ -49,7 +55,13 @@ class Recorder:
             write_document(self._engine, doc)
 
     def finish(self, timeout: float = 60.0) -> None:
-        """End of a run: with dbClient, send what is spooled (bounded wait; the rest is replayed later)."""
+        """End of a run: with dbClient, send what is spooled (bounded wait; the rest is replayed later).
+
+        Parameters
+        ----------
+        timeout : float
+            Seconds to wait for the spool to drain.
+        """
         if self._client is not None:
             result = self._client.drain(timeout)
             if result.remaining:
@@ -67,7 +79,18 @@ _recorders: dict[tuple, Recorder] = {}
 
 
 def recorder_for(run) -> Recorder:
-    """The recorder of a run (cached per destination)."""
+    """The recorder of a run (cached per destination).
+
+    Through dbClient when ``$TERAPIX_DBCLIENT_URL`` is set, else directly into the run's database.
+
+    Parameters
+    ----------
+    run : RunInfo
+
+    Returns
+    -------
+    Recorder
+    """
     dbclient_url = os.environ.get("TERAPIX_DBCLIENT_URL") or None
     from .engine import resolve_url
     key = (dbclient_url,) if dbclient_url else (resolve_url(run.db_url, run.workdir),)
@@ -79,6 +102,7 @@ def recorder_for(run) -> Recorder:
 
 
 def reset_recorders() -> None:
+    """Forget the cached recorders (tests; a process that changes database)."""
     _recorders.clear()
 
 
@@ -88,7 +112,24 @@ def document_for_record(run_id: str | None, step: str | None, kind: str, data: d
 
     A known kind becomes its instruction (``run_id`` and ``step`` filled in when the instruction has
     such fields); a record of another kind, or one with fields the instruction does not know, is also
-    stored whole as a ``record`` instruction (JSON), so nothing the tool reported is lost."""
+    stored whole as a ``record`` instruction (JSON), so nothing the tool reported is lost.
+
+    Parameters
+    ----------
+    run_id : str or None
+    step : str or None
+        Step id.
+    kind : str
+        Record kind.
+    data : dict
+        Record fields.
+    unit : str, optional
+        Unit id.
+
+    Returns
+    -------
+    Document
+    """
     import json
     doc = Document()
     extra = True
@@ -128,6 +169,16 @@ def _status(summary: dict) -> str:
 
 
 def run_started_doc(run) -> Document:
+    """The RDBix document of a run's start.
+
+    Parameters
+    ----------
+    run : RunInfo
+
+    Returns
+    -------
+    Document
+    """
     return Document().add("run_start", run_id=run.run_id, name=run.name, version=run.version,
                           instruction_file=run.instruction_file, workdir=str(run.workdir), mode=run.mode,
                           executor=run.executor, host=run.host, user=run.user, start=run.start,
@@ -135,12 +186,35 @@ def run_started_doc(run) -> Document:
 
 
 def run_finished_doc(run, summary) -> Document:
+    """The RDBix document of a run's end.
+
+    Parameters
+    ----------
+    run : RunInfo
+    summary : dict of str to int
+        Units by status.
+
+    Returns
+    -------
+    Document
+    """
     import time
     return Document().add("run_end", run_id=run.run_id, end=time.time(), status=_status(summary),
                           summary=summary)
 
 
 def step_started_doc(run, step) -> Document:
+    """The RDBix document of a step's start, with its configuration.
+
+    Parameters
+    ----------
+    run : RunInfo
+    step : StepInfo
+
+    Returns
+    -------
+    Document
+    """
     import time
     return Document().add("step_start", run_id=run.run_id, step=step.id, tool=step.tool,
                           tool_version=step.tool_version, distribution=step.distribution, fanout=step.fanout,
@@ -149,12 +223,38 @@ def step_started_doc(run, step) -> Document:
 
 
 def step_ended_doc(run, step, summary, failed: bool) -> Document:
+    """The RDBix document of a step's end.
+
+    Parameters
+    ----------
+    run : RunInfo
+    step : StepInfo
+    summary : dict of str to int
+    failed : bool
+
+    Returns
+    -------
+    Document
+    """
     import time
     return Document().add("step_end", run_id=run.run_id, step=step.id, status="failed" if failed else "done",
                           end=time.time(), summary=summary)
 
 
 def unit_doc(run, step, unit, result) -> Document:
+    """The RDBix document of a finished unit.
+
+    Parameters
+    ----------
+    run : RunInfo
+    step : StepInfo
+    unit : UnitInfo
+    result : UnitResult
+
+    Returns
+    -------
+    Document
+    """
     return Document().add("unit", run_id=run.run_id, step=step.id, unit=unit.id, key=unit.key or result.key,
                           inputs=unit.inputs, extension=unit.extension, group=unit.group, attempt=unit.attempt,
                           status=result.status, host=result.host, start=result.start or None,
@@ -170,6 +270,19 @@ def _absolute(run, path) -> str:
 
 
 def product_doc(run, step, unit, product) -> Document:
+    """The RDBix document of a product (absolute path) and its inputs.
+
+    Parameters
+    ----------
+    run : RunInfo
+    step : StepInfo
+    unit : UnitInfo
+    product : Product
+
+    Returns
+    -------
+    Document
+    """
     return Document().add("product", run_id=run.run_id, step=step.id, unit=unit.id,
                           path=_absolute(run, product.path), kind=product.kind, checksum=product.checksum,
                           size=product.size, inputs=[_absolute(run, p) for p in unit.inputs],

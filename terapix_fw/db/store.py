@@ -23,6 +23,15 @@ REJECTING_ERRORS = (RecordError, DataError, StatementError)
 
 @dataclass
 class BatchResult:
+    """What became of one document of a batch.
+
+    Attributes
+    ----------
+    doc_id : str
+    status : str
+        ``applied``, ``duplicate``, ``rejected`` or ``error``.
+    reason : str
+    """
     doc_id: str
     status: str  # applied | duplicate | rejected | error
     reason: str = ""
@@ -37,7 +46,19 @@ def write_document(engine: Engine, doc: Document, attempts: int = 4) -> bool:
     """Apply ``doc`` in its own transaction; True if applied, False if it had been applied before.
 
     A lost race between direct writers (IntegrityError on MySQL) or a lock/deadlock timeout is retried;
-    the document id makes the retry safe."""
+    the document id makes the retry safe.
+
+    Parameters
+    ----------
+    engine : sqlalchemy.engine.Engine
+    doc : Document
+    attempts : int
+        Tries on a lost race or lock timeout.
+
+    Returns
+    -------
+    bool
+    """
     for attempt in range(1, attempts + 1):
         with write_connection(engine) as conn:
             try:
@@ -76,7 +97,18 @@ def apply_batch(conn: Connection, docs: list[Document]) -> list[BatchResult]:
     applied under one savepoint; if one of them fails, that savepoint is rolled back and they are
     applied again one savepoint each, so that only the failing document is ``rejected`` (with the
     reason) and nothing of it is kept.  Round trips matter on MySQL: the common case costs one query
-    for the ids, one multi-row insert of the document rows and the instructions themselves."""
+    for the ids, one multi-row insert of the document rows and the instructions themselves.
+
+    Parameters
+    ----------
+    conn : sqlalchemy.engine.Connection
+    docs : list of Document
+
+    Returns
+    -------
+    list of BatchResult
+        One per document, in order.
+    """
     from sqlalchemy import insert
     from .ops import apply_instructions, document_row
     from .schema import documents

@@ -20,7 +20,22 @@ ENV = "TERAPIX_DBCLIENT_SECRET"
 
 
 def load_secret(secret: str | bytes | None = None, secret_file: str | os.PathLike | None = None) -> bytes:
-    """The shared secret: ``secret``, else the file's content (stripped), else ``$TERAPIX_DBCLIENT_SECRET``."""
+    """The shared secret: ``secret``, else the file's content (stripped), else ``$TERAPIX_DBCLIENT_SECRET``.
+
+    Parameters
+    ----------
+    secret : str or bytes, optional
+    secret_file : str or path-like, optional
+
+    Returns
+    -------
+    bytes
+
+    Raises
+    ------
+    DocumentError
+        If the file cannot be read or is empty, or no secret is configured.
+    """
     if secret:
         return secret.encode() if isinstance(secret, str) else secret
     if secret_file:
@@ -38,11 +53,37 @@ def load_secret(secret: str | bytes | None = None, secret_file: str | os.PathLik
 
 
 def sign(body: bytes, secret: bytes) -> str:
+    """The signature header value of ``body``: ``sha256=<hex HMAC>`` with the shared secret.
+
+    Parameters
+    ----------
+    body : bytes
+        The request body.
+    secret : bytes
+        The shared secret.
+
+    Returns
+    -------
+    str
+    """
     return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
 
 
 def verify(body: bytes, header: str | None, secret: bytes) -> str | None:
-    """None if ``header`` is a valid signature of ``body``, else the reason it is not."""
+    """None if ``header`` is a valid signature of ``body``, else the reason it is not.
+
+    Parameters
+    ----------
+    body : bytes
+        The request body.
+    header : str or None
+        The signature header received.
+    secret : bytes
+
+    Returns
+    -------
+    str or None
+    """
     if not header:
         return f"missing {HEADER} header (requests must be signed with the shared secret)"
     if not header.startswith("sha256="):

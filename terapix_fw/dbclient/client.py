@@ -61,6 +61,21 @@ def default_spool_dir() -> Path:
 
 @dataclass
 class FlushResult:
+    """What one flush of the spool did.
+
+    Attributes
+    ----------
+    sent : int
+        Documents applied by the server now.
+    duplicates : int
+        Documents the server had applied before (a replay).
+    rejected : int
+        Invalid documents, moved to ``rejected/``.
+    remaining : int
+        Documents still in the spool (-1: not counted).
+    error : str
+        Why sending stopped, if it did.
+    """
     sent: int = 0        # applied by the server now
     duplicates: int = 0  # the server had applied them before (a replay)
     rejected: int = 0    # invalid: moved to rejected/
@@ -68,6 +83,12 @@ class FlushResult:
     error: str = ""      # why sending stopped (server unreachable, authentication...)
 
     def describe(self) -> str:
+        """The result in one line, for logs.
+
+        Returns
+        -------
+        str
+        """
         text = f"{self.sent} sent, {self.duplicates} already applied, {self.rejected} rejected, " \
                f"{self.remaining} waiting in the spool"
         return text + (f" ({self.error})" if self.error else "")
@@ -131,7 +152,16 @@ class Client:
 
     # -- spool -------------------------------------------------------------------------------------
     def spool(self, doc: Document) -> Path:
-        """Write ``doc`` durably into the spool; returns its path."""
+        """Write ``doc`` durably into the spool; returns its path.
+
+        Parameters
+        ----------
+        doc : Document
+
+        Returns
+        -------
+        Path
+        """
         data = to_xml(doc)
         name = f"{_stamp():020d}-{os.getpid():07d}-{next(_counter):08d}-{doc.id}.xml"
         tmp = self.spool_dir / f".{name}.part"  # same directory: the rename touches one directory only
@@ -145,9 +175,21 @@ class Client:
         return final
 
     def pending(self) -> list[Path]:
+        """The spooled documents not yet acknowledged, oldest first.
+
+        Returns
+        -------
+        list of Path
+        """
         return sorted(p for p in self.spool_dir.glob("*.xml") if p.is_file())
 
     def rejected(self) -> list[Path]:
+        """The documents the server refused as invalid (kept for inspection).
+
+        Returns
+        -------
+        list of Path
+        """
         return sorted((self.spool_dir / "rejected").glob("*.xml"))
 
     def submit(self, doc: Document, wait: bool = True) -> FlushResult | None:
@@ -157,7 +199,19 @@ class Client:
         spooled after it, and ``submit`` returns as soon as it is safely on disk (what the recorder
         does: a step never waits for the network; :meth:`drain` waits at the end of a run).
         After the server was found unreachable, submissions only spool for ``retry_interval`` seconds
-        so that a down server costs the pipeline nothing."""
+        so that a down server costs the pipeline nothing.
+
+        Parameters
+        ----------
+        doc : Document
+        wait : bool
+            Send now and return the result (True), or leave sending to the background thread.
+
+        Returns
+        -------
+        FlushResult or None
+            None when the document is left to the background thread.
+        """
         self.spool(doc)
         if not wait:
             self._wake()
@@ -198,7 +252,19 @@ class Client:
         ``timeout`` seconds.  Returns at once if the server is unreachable or refuses us (the documents
         stay spooled for the next flush: the pipeline never waits for a server that is down), unless
         ``retry``: then it tries again every ``retry_interval`` until the spool is empty or the time is
-        up.  The counts add up over every flush made."""
+        up.  The counts add up over every flush made.
+
+        Parameters
+        ----------
+        timeout : float
+            Seconds.
+        retry : bool
+            Keep trying an unreachable server until ``timeout``.
+
+        Returns
+        -------
+        FlushResult
+        """
         deadline = time.monotonic() + timeout
         total = FlushResult()
         while True:
@@ -242,6 +308,7 @@ class Client:
             self._conn = None
 
     def close(self) -> None:
+        """Stop the background sender (what is spooled stays spooled)."""
         self._close()
 
     def _reject(self, path: Path, reason: str, result: FlushResult) -> None:

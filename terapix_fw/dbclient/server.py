@@ -72,6 +72,7 @@ class Writer(threading.Thread):
         self._held = None  # a request taken from the queue that did not fit the previous transaction
 
     def run(self) -> None:
+        """Apply queued requests, several per transaction up to ``max_rows`` rows, until told to stop."""
         from ..db.store import BatchResult, apply_batch
         while True:
             group, self._held = (self._held, None) if self._held is not None else (self.queue.get(), None)
@@ -145,15 +146,32 @@ class WriterPool:
             t.start()
 
     def submit(self, docs) -> list[Future]:
-        """Queue the documents of one request (kept together, in order); one future per document."""
+        """Queue the documents of one request (kept together, in order); one future per document.
+
+        Parameters
+        ----------
+        docs : list of Document
+
+        Returns
+        -------
+        list of concurrent.futures.Future
+        """
         group = [(doc, Future()) for doc in docs]
         self.queue.put(group)
         return [f for _, f in group]
 
     def stop(self) -> None:
+        """Tell the writers to stop once the queue is empty."""
         self.queue.put(None)
 
     def join(self, timeout: float | None = None) -> None:
+        """Wait for the writer threads to end.
+
+        Parameters
+        ----------
+        timeout : float, optional
+            Seconds per thread.
+        """
         for t in self.threads:
             t.join(timeout)
 
@@ -260,12 +278,15 @@ class DbClientServer:
         self.server_address = (address[0], self._server.effective_port)
 
     def serve_forever(self) -> None:
+        """Serve requests until :meth:`shutdown`."""
         self._server.run()
 
     def shutdown(self) -> None:
+        """Stop serving (from the serving thread, as a signal handler does)."""
         raise SystemExit(0)  # waitress's loop shuts its task threads down on SystemExit
 
     def server_close(self) -> None:
+        """Close the listening socket and stop the writers."""
         self._server.close()
         self.writer.stop()
 
@@ -285,7 +306,34 @@ def _raise_fd_limit(wanted: int) -> None:
 def serve_forever(db_url: str, host: str = "127.0.0.1", port: int = 0, secret: str | bytes | None = None,
                   secret_file: str | None = None, port_file: str | None = None, log_file: str | None = None,
                   max_batch_rows: int = MAX_BATCH_ROWS, writers: int | None = None, **limits) -> int:
-    """Run the server until SIGTERM/SIGINT (``terapix dbclient serve``)."""
+    """Run the server until SIGTERM/SIGINT (``terapix dbclient serve``).
+
+    Parameters
+    ----------
+    db_url : str
+        RDBix URL.
+    host : str
+        Address to listen on.
+    port : int
+        Port (0: any free port).
+    secret : str or bytes, optional
+        Shared secret (see :func:`terapix_fw.dbclient.auth.load_secret`).
+    secret_file : str, optional
+    port_file : str, optional
+        File the chosen port is written to once listening.
+    log_file : str, optional
+    max_batch_rows : int
+        Largest batch accepted, in rows.
+    writers : int, optional
+        Writer threads.
+    **limits : Any
+        Server limits: ``threads``, ``connection_limit``, ``read_timeout`` (s), ``max_body`` (bytes).
+
+    Returns
+    -------
+    int
+        Exit code.
+    """
     from ..atomic import write_text_atomic
     from ..db.engine import connect
     logging.getLogger("terapix.dbclient").setLevel(logging.INFO)

@@ -110,7 +110,16 @@ def _instruction_xml(op: str, data: dict) -> str:
 
 
 def to_xml(doc: Document) -> bytes:
-    """Serialise a document (UTF-8, no XML declaration so that documents concatenate into a batch)."""
+    """Serialise a document (UTF-8, no XML declaration so that documents concatenate into a batch).
+
+    Parameters
+    ----------
+    doc : Document
+
+    Returns
+    -------
+    bytes
+    """
     head = (f'<document xmlns="{NAMESPACE}"{_attr("id", "str", doc.id, "document")}'
             f'{_attr("node", "str", doc.node or "", "document")}{_attr("created", "time", doc.created, "document")}>')
     body = "".join(_instruction_xml(op, data) for op, data in doc.instructions)
@@ -118,7 +127,17 @@ def to_xml(doc: Document) -> bytes:
 
 
 def batch_xml(documents: list[bytes]) -> bytes:
-    """Several serialised documents in one ``<batch>``."""
+    """Several serialised documents in one ``<batch>``.
+
+    Parameters
+    ----------
+    documents : list of bytes
+        Documents serialised by :func:`to_xml`.
+
+    Returns
+    -------
+    bytes
+    """
     return b'<batch xmlns="' + NAMESPACE.encode() + b'">' + b"".join(documents) + b"</batch>"
 
 
@@ -155,7 +174,16 @@ def _from_element(elem, label: str) -> Document:
 
 def document_rows(doc: Document) -> int:
     """The size of a document in rows, as :data:`MAX_DOCUMENT_ROWS` counts them: one per instruction,
-    per map/list/rows container and per item or row in it."""
+    per map/list/rows container and per item or row in it.
+
+    Parameters
+    ----------
+    doc : Document
+
+    Returns
+    -------
+    int
+    """
     rows = 0
     for _, data in doc.instructions:
         rows += 1
@@ -168,7 +196,26 @@ def document_rows(doc: Document) -> int:
 def parse_documents(data: bytes, label: str = "<dbclient>", max_rows: int = MAX_DOCUMENT_ROWS) -> list[Document]:
     """Parse and validate a ``<document>`` or a ``<batch>`` of documents; DocumentError says why not.
 
-    A document of more than ``max_rows`` rows is refused before it is validated or converted."""
+    A document of more than ``max_rows`` rows is refused before it is validated or converted.
+
+    Parameters
+    ----------
+    data : bytes
+        A ``<document>`` or ``<batch>``.
+    label : str
+        Name of the source, for messages.
+    max_rows : int
+        Largest document accepted, in rows.
+
+    Returns
+    -------
+    list of Document
+
+    Raises
+    ------
+    DocumentError
+        On unsafe or malformed XML, a schema violation or a document too large.
+    """
     from lxml import etree
     from ..xmlutil import parse_xml, validate
     tree = parse_xml(data, label, error_class=DocumentError, max_depth=8)

@@ -38,6 +38,18 @@ ROLES = ("operator", "control", "pi")
 
 @dataclass(frozen=True)
 class User:
+    """A console user.
+
+    Attributes
+    ----------
+    name : str
+    role : str
+        One of ``ROLES`` (``operator``, ``control``, ``pi``).
+    password_hash : str
+        Argon2id hash.
+    owner : str
+        The data owner the user stands for (their own name by default).
+    """
     name: str
     role: str
     password_hash: str = field(repr=False)
@@ -51,6 +63,15 @@ class User:
 
 @dataclass
 class ConsoleConfig:
+    """The console's configuration file, read.
+
+    Attributes
+    ----------
+    path : Path
+    users : dict of str to User
+    secret_key : bytes
+        Signs session cookies.
+    """
     path: Path
     users: dict[str, User]
     secret_key: bytes
@@ -65,7 +86,16 @@ def _hasher():
 
 
 def hash_password(password: str) -> str:
-    """An Argon2id hash of ``password`` for the configuration file."""
+    """An Argon2id hash of ``password`` for the configuration file.
+
+    Parameters
+    ----------
+    password : str
+
+    Returns
+    -------
+    str
+    """
     return _hasher().hash(password)
 
 
@@ -75,6 +105,17 @@ _DUMMY: list[str] = []
 
 
 def verify_password(user: User | None, password: str) -> bool:
+    """Whether ``password`` is ``user``'s (a missing user costs the same time as a wrong password).
+
+    Parameters
+    ----------
+    user : User or None
+    password : str
+
+    Returns
+    -------
+    bool
+    """
     from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
     hasher = _hasher()
@@ -106,7 +147,21 @@ def _secret(path: Path) -> bytes:
 
 
 def load_config(path: str | Path) -> ConsoleConfig:
-    """Read the console's configuration; a bad entry is one clear error naming the file and the key."""
+    """Read the console's configuration; a bad entry is one clear error naming the file and the key.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    ConsoleConfig
+
+    Raises
+    ------
+    ConfigError
+        Naming the file and the key.
+    """
     import tomllib
 
     path = Path(path)

@@ -15,7 +15,16 @@ _GRADE_COLOURS = {"A": "#3a9d5d", "B": "#a6c94f", "C": "#e8b342", "D": "#d9534f"
 
 
 def png_data_uri(png: bytes | None) -> str | None:
-    """A ``data:`` URI for an ``<img src>`` (base64 only holds characters that need no escaping)."""
+    """A ``data:`` URI for an ``<img src>`` (base64 only holds characters that need no escaping).
+
+    Parameters
+    ----------
+    png : bytes or None
+
+    Returns
+    -------
+    str or None
+    """
     import base64
 
     return None if png is None else "data:image/png;base64," + base64.b64encode(png).decode("ascii")
@@ -38,7 +47,18 @@ def _png(fig) -> bytes:
 
 
 def seeing_history(rows: list[dict[str, Any]]) -> bytes | None:
-    """Seeing (arcsec) against DATE-OBS, one colour per filter."""
+    """Seeing (arcsec) against DATE-OBS, one colour per filter.
+
+    Parameters
+    ----------
+    rows : list of dict
+        Exposure rows (``date_obs``, ``filter``, ``seeing``, ``exptime``...).
+
+    Returns
+    -------
+    bytes or None
+        PNG, None without data.
+    """
     points: dict[str, tuple[list, list]] = {}
     for r in rows:
         if r.get("date_obs") is not None and r.get("seeing") is not None:
@@ -60,7 +80,18 @@ def seeing_history(rows: list[dict[str, Any]]) -> bytes | None:
 
 
 def exptime_per_month(rows: list[dict[str, Any]]) -> bytes | None:
-    """Summed exposure time (hours) per month of DATE-OBS, stacked by filter."""
+    """Summed exposure time (hours) per month of DATE-OBS, stacked by filter.
+
+    Parameters
+    ----------
+    rows : list of dict
+        Exposure rows (``date_obs``, ``filter``, ``seeing``, ``exptime``...).
+
+    Returns
+    -------
+    bytes or None
+        PNG, None without data.
+    """
     import numpy as np
 
     hours: dict[tuple[str, str], float] = {}
@@ -87,7 +118,18 @@ def exptime_per_month(rows: list[dict[str, Any]]) -> bytes | None:
 
 
 def grades_per_filter(summary: list[dict[str, Any]]) -> bytes | None:
-    """Exposures per filter, stacked by effective grade (A to D, ungraded)."""
+    """Exposures per filter, stacked by effective grade (A to D, ungraded).
+
+    Parameters
+    ----------
+    summary : list of dict
+        Per-filter summary (:func:`terapix_fw.web.data.filter_summary`).
+
+    Returns
+    -------
+    bytes or None
+        PNG, None without data.
+    """
     import numpy as np
 
     if not summary:

@@ -50,7 +50,24 @@ def _now() -> _dt.datetime:
 def instruction_xml(name: str, criteria: dict[str, str], tool: str, config: dict[str, str], *,
                     description: str = "", fanout: str | None = None) -> str:
     """An instruction file that runs ``tool`` with ``config`` on the exposures RDBix selects with
-    ``criteria`` (the ``<query>`` of an input set).  Built with lxml: values are escaped, never pasted."""
+    ``criteria`` (the ``<query>`` of an input set).  Built with lxml: values are escaped, never pasted.
+
+    Parameters
+    ----------
+    name : str
+        Instruction file name.
+    criteria : dict of str to str
+        ``<query>`` attributes.
+    tool : str
+    config : dict of str to str
+        Keyword -> value.
+    description : str
+    fanout : str, optional
+
+    Returns
+    -------
+    str
+    """
     from lxml import etree
 
     root = etree.Element("instructions", name=name, version="1")
@@ -126,7 +143,21 @@ class _Runs:
 
 
 def create_app(db, config, *, title: str = "terapix-fw console", templates: str | Path | None = None):
-    """The console's Flask application on RDBix ``db`` with the :class:`~.auth.ConsoleConfig` ``config``."""
+    """The console's Flask application on RDBix ``db`` with the :class:`~.auth.ConsoleConfig` ``config``.
+
+    Parameters
+    ----------
+    db : Engine, str or None
+        RDBix: an Engine, a database URL, or None (``$TERAPIX_DB_URL``).
+    config : ConsoleConfig
+    title : str
+    templates : str or Path, optional
+        Folder of templates overriding the default ones.
+
+    Returns
+    -------
+    flask.Flask
+    """
     from urllib.parse import quote
 
     from flask import Flask, Response, abort, redirect, request, send_file, session
@@ -642,7 +673,19 @@ def create_app(db, config, *, title: str = "terapix-fw console", templates: str 
 
 def serve(db, config_path: str | Path, *, host: str = "127.0.0.1", port: int = 8080, threads: int = 8,
           title: str = "terapix-fw console") -> None:
-    """Run the console under waitress until interrupted."""
+    """Run the console under waitress until interrupted.
+
+    Parameters
+    ----------
+    db : Engine, str or None
+        RDBix: an Engine, a database URL, or None (``$TERAPIX_DB_URL``).
+    config_path : str or Path
+        The console's configuration file.
+    host : str
+    port : int
+    threads : int
+    title : str
+    """
     from waitress import serve as waitress_serve
 
     from .auth import load_config

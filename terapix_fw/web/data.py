@@ -28,7 +28,18 @@ def _schema():
 
 
 def decode(text: str | None, default: Any = None) -> Any:
-    """A JSON column's value; text that is not JSON is returned as it is (never raises)."""
+    """A JSON column's value; text that is not JSON is returned as it is (never raises).
+
+    Parameters
+    ----------
+    text : str or None
+    default : Any
+        Value for NULL or empty text.
+
+    Returns
+    -------
+    Any
+    """
     if text is None or text == "":
         return default
     try:
@@ -42,7 +53,17 @@ def _rows(conn, query) -> list[dict[str, Any]]:
 
 
 def overview(db) -> dict[str, Any]:
-    """Counts shown on the front page."""
+    """Counts shown on the front page.
+
+    Parameters
+    ----------
+    db : Engine, str or None
+        RDBix: an Engine, a database URL, or None (``$TERAPIX_DB_URL``).
+
+    Returns
+    -------
+    dict
+    """
     S = _schema()
     with _engine(db).connect() as conn:
         def count(table, *where):
@@ -75,7 +96,19 @@ def _unit_counts(conn, step_pks: list[int] | None = None) -> dict[int, dict[str,
 
 
 def runs(db, limit: int = 500) -> list[dict[str, Any]]:
-    """The latest runs, newest first, each with its step count and unit counts by status."""
+    """The latest runs, newest first, each with its step count and unit counts by status.
+
+    Parameters
+    ----------
+    db : Engine, str or None
+        RDBix: an Engine, a database URL, or None (``$TERAPIX_DB_URL``).
+    limit : int or None
+        Most rows (None: all).
+
+    Returns
+    -------
+    list of dict
+    """
     S = _schema()
     with _engine(db).connect() as conn:
         rows = _rows(conn, select(S.runs).order_by(S.runs.c.start.desc(), S.runs.c.run_id).limit(limit))
@@ -97,7 +130,19 @@ def runs(db, limit: int = 500) -> list[dict[str, Any]]:
 
 
 def recent_failures(db, limit: int = 20) -> list[dict[str, Any]]:
-    """The latest failed units of every run: run, step, unit, host, error, log."""
+    """The latest failed units of every run: run, step, unit, host, error, log.
+
+    Parameters
+    ----------
+    db : Engine, str or None
+        RDBix: an Engine, a database URL, or None (``$TERAPIX_DB_URL``).
+    limit : int or None
+        Most rows (None: all).
+
+    Returns
+    -------
+    list of dict
+    """
     S = _schema()
     u, st, r = S.units, S.steps, S.runs
     with _engine(db).connect() as conn:
@@ -110,7 +155,24 @@ def recent_failures(db, limit: int = 20) -> list[dict[str, Any]]:
 
 def run_detail(db, run_id: str, unit_limit: int | None = 5000) -> dict[str, Any]:
     """One run: its steps (configuration, unit counts), its units (the first ``unit_limit``, in step
-    order: host, times, status) and among them the failed ones with their error and log."""
+    order: host, times, status) and among them the failed ones with their error and log.
+
+    Parameters
+    ----------
+    db : Engine, str or None
+        RDBix: an Engine, a database URL, or None (``$TERAPIX_DB_URL``).
+    run_id : str
+    unit_limit : int or None
+
+    Returns
+    -------
+    dict
+
+    Raises
+    ------
+    KeyError
+        If RDBix has no such run.
+    """
     S = _schema()
     with _engine(db).connect() as conn:
         run = conn.execute(select(S.runs).where(S.runs.c.run_id == run_id)).first()
@@ -144,6 +206,15 @@ def exposures(db, limit: int | None = 5000, ids: set[int] | None = None) -> dict
 
     Returns ``{"rows", "metrics" (names), "summary", "total"}``; each row has ``metrics``
     {name: value} and ``ncopies`` (stored copies).
+
+    Parameters
+    ----------
+    db : Engine, str or None
+        RDBix: an Engine, a database URL, or None (``$TERAPIX_DB_URL``).
+    limit : int or None
+        Most rows (None: all).
+    ids : set of int, optional
+        Only these exposure ids.
     """
     from ..db.query import find_images
 
@@ -176,7 +247,17 @@ def exposures(db, limit: int | None = 5000, ids: set[int] | None = None) -> dict
 def find_public(db) -> list[dict[str, Any]]:
     """The exposures the public report shows (oldest first): not the stacks (QualityFITS-out records a
     stack's quality under its file name), not proprietary data before its release date.  Every summary
-    of the public pages (exposures, statistics) counts these, so that they agree."""
+    of the public pages (exposures, statistics) counts these, so that they agree.
+
+    Parameters
+    ----------
+    db : Engine, str or None
+        RDBix: an Engine, a database URL, or None (``$TERAPIX_DB_URL``).
+
+    Returns
+    -------
+    list of dict
+    """
     from ..db.query import find_images
     from .survey import PUBLIC, _engine, _stack_names
 
@@ -187,7 +268,17 @@ def find_public(db) -> list[dict[str, Any]]:
 
 
 def filter_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per filter: exposures, summed exposure time, effective grades and median seeing of ``rows``."""
+    """Per filter: exposures, summed exposure time, effective grades and median seeing of ``rows``.
+
+    Parameters
+    ----------
+    rows : list of dict
+        Exposure rows.
+
+    Returns
+    -------
+    list of dict
+    """
     import statistics
 
     groups: dict[str, list[dict]] = defaultdict(list)
@@ -207,7 +298,17 @@ def filter_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def programme_time(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Summed exposure time (hours) per survey component (programme) and filter of ``rows``."""
+    """Summed exposure time (hours) per survey component (programme) and filter of ``rows``.
+
+    Parameters
+    ----------
+    rows : list of dict
+        Exposure rows.
+
+    Returns
+    -------
+    dict
+    """
     table: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for r in rows:
         if r.get("exptime"):
@@ -220,7 +321,18 @@ def programme_time(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def exposure_details(db, ids: list[int]) -> dict[int, dict[str, Any]]:
     """Per exposure id: header keywords (by extension), CCDs, per-CCD quality metrics, grade history and
-    stored copies.  Read in a few queries per 500 exposures, not one per exposure."""
+    stored copies.  Read in a few queries per 500 exposures, not one per exposure.
+
+    Parameters
+    ----------
+    db : Engine, str or None
+        RDBix: an Engine, a database URL, or None (``$TERAPIX_DB_URL``).
+    ids : list of int
+
+    Returns
+    -------
+    dict of int to dict
+    """
     S = _schema()
     out: dict[int, dict[str, Any]] = {i: {"keywords": defaultdict(list), "extensions": [], "ccd_metrics":
                                           defaultdict(dict), "grades": [], "storage": []} for i in ids}
@@ -251,7 +363,19 @@ def exposure_details(db, ids: list[int]) -> dict[int, dict[str, Any]]:
 
 def products(db, limit: int | None = 5000) -> list[dict[str, Any]]:
     """The latest ``limit`` products, newest first, with the run/step/unit/tool that made them and their
-    direct parents."""
+    direct parents.
+
+    Parameters
+    ----------
+    db : Engine, str or None
+        RDBix: an Engine, a database URL, or None (``$TERAPIX_DB_URL``).
+    limit : int or None
+        Most rows (None: all).
+
+    Returns
+    -------
+    list of dict
+    """
     S = _schema()
     p, u, st = S.products, S.units, S.steps
     with _engine(db).connect() as conn:
@@ -275,7 +399,19 @@ def products(db, limit: int | None = 5000) -> list[dict[str, Any]]:
 
 def transfers(db, limit: int | None = 5000) -> dict[str, Any]:
     """The latest ``limit`` transfers, totals per node and direction, the nodes (free disk) and the
-    stored exposure files per node: DataTransfer's history and distribution pages."""
+    stored exposure files per node: DataTransfer's history and distribution pages.
+
+    Parameters
+    ----------
+    db : Engine, str or None
+        RDBix: an Engine, a database URL, or None (``$TERAPIX_DB_URL``).
+    limit : int or None
+        Most rows (None: all).
+
+    Returns
+    -------
+    dict
+    """
     S = _schema()
     t = S.transfers
     with _engine(db).connect() as conn:
@@ -299,7 +435,17 @@ def transfers(db, limit: int | None = 5000) -> dict[str, Any]:
 
 def releases(db) -> dict[str, Any]:
     """Releases (newest first) with their stacks, and the stacks in no release; each stack with the
-    number of exposures stacked and used for astrometry."""
+    number of exposures stacked and used for astrometry.
+
+    Parameters
+    ----------
+    db : Engine, str or None
+        RDBix: an Engine, a database URL, or None (``$TERAPIX_DB_URL``).
+
+    Returns
+    -------
+    dict
+    """
     S = _schema()
     with _engine(db).connect() as conn:
         rels = _rows(conn, select(S.releases).order_by(S.releases.c.release_date.desc(), S.releases.c.id.desc()))
@@ -319,7 +465,21 @@ def releases(db) -> dict[str, Any]:
 
 
 def records(db, kind: str, limit: int = 5000) -> list[dict[str, Any]]:
-    """Records a tool sent verbatim (``ctx.record(kind, ...)``), newest first; ``data`` decoded."""
+    """Records a tool sent verbatim (``ctx.record(kind, ...)``), newest first; ``data`` decoded.
+
+    Parameters
+    ----------
+    db : Engine, str or None
+        RDBix: an Engine, a database URL, or None (``$TERAPIX_DB_URL``).
+    kind : str
+        Record kind.
+    limit : int or None
+        Most rows (None: all).
+
+    Returns
+    -------
+    list of dict
+    """
     S = _schema()
     r = S.records
     with _engine(db).connect() as conn:

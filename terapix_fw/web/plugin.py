@@ -117,6 +117,7 @@ def _releases(db):
 
 @hookimpl
 def web_pages(register):
+    """Implements :func:`terapix_fw.hookspecs.web_pages`: the core report pages (overview, runs, exposures, products, releases...)."""
     register("index", "index.html", _index, title="Overview", order=0)
     register("runs", "runs.html", _runs, title="Runs", order=10)
     register("run", "run.html", _run_pages, each=True, order=11)
@@ -158,6 +159,7 @@ def _cmd_passwd(args) -> int:
 
 @hookimpl
 def register_commands(subparsers):
+    """Implements :func:`terapix_fw.hookspecs.register_commands`: add ``terapix web`` (build, serve, console)."""
     p = subparsers.add_parser("web", help="static web reports from RDBix")
     sub = p.add_subparsers(dest="web_command", metavar="ACTION")
     sub.required = True

@@ -50,6 +50,16 @@ class WebError(TerapixError):
 
 @dataclass
 class Page:
+    """A report page registered through the ``web_pages`` hook.
+
+    Attributes
+    ----------
+    name : str
+        Page name (file name of the page).
+    template : str or Path
+    context : callable
+        ``context(db)`` -> the template's variables.
+    """
     name: str
     template: str | Path
     context: Callable[[Any], Any]
@@ -66,7 +76,22 @@ def default_web_dir() -> Path:
 
 
 def collect_pages(pm=None) -> list[Page]:
-    """Every page registered by the ``web_pages`` hook, in navigation order."""
+    """Every page registered by the ``web_pages`` hook, in navigation order.
+
+    Parameters
+    ----------
+    pm : pluggy.PluginManager, optional
+        The plugin manager (the installed plugins by default).
+
+    Returns
+    -------
+    list of Page
+
+    Raises
+    ------
+    WebError
+        On a bad page name, a context that is not callable, or a name registered twice.
+    """
     if pm is None:
         from ..plugins import get_plugin_manager
         pm = get_plugin_manager()
@@ -149,6 +174,15 @@ def slug(*parts) -> str:
 
     Characters other than letters, digits, ``.``, ``_`` and ``-`` become ``_``, so put a unique part
     (a database id) in when two names could reduce to the same slug.
+
+    Parameters
+    ----------
+    *parts : Any
+        Joined by ``-``.
+
+    Returns
+    -------
+    str
     """
     text = "-".join(str(p) for p in parts)
     return re.sub(r"[^A-Za-z0-9._-]", "_", text).lstrip(".")[:200] or "_"
@@ -168,7 +202,16 @@ def _metric_label(name) -> str:
 
 
 def make_environment(template_dirs: list[Path]):
-    """A Jinja environment searching ``template_dirs`` in order, autoescaping everything."""
+    """A Jinja environment searching ``template_dirs`` in order, autoescaping everything.
+
+    Parameters
+    ----------
+    template_dirs : list of Path
+
+    Returns
+    -------
+    jinja2.Environment
+    """
     import jinja2
 
     env = jinja2.Environment(
@@ -326,6 +369,32 @@ def build_site(db, out: str | Path, *, templates: str | Path | None = None, titl
     run's work directory that holds the runner's ``.terapix/`` folder, and the drop-in log directory);
     ``extra_asset_roots`` are added to them (``--asset-root``).  ``refresh`` > 0 makes browsers reload the
     pages every ``refresh`` seconds (a control-room screen, with the site rebuilt by cron).
+
+    Parameters
+    ----------
+    db : Engine, str or None
+        RDBix: an Engine, a database URL, or None (``$TERAPIX_DB_URL``).
+    out : str or Path
+        Output folder.
+    templates : str or Path, optional
+    title : str
+    pages : list of Page, optional
+        The pages (every registered one by default).
+    asset_roots : list of Path, optional
+        Folders files may be copied from (the work directories by default).
+    extra_asset_roots : list of Path, optional
+        Added to ``asset_roots``.
+    refresh : int
+        Seconds between automatic reloads of the pages (0: none).
+
+    Returns
+    -------
+    list of Path
+
+    Raises
+    ------
+    WebError
+        If a page cannot be built (the others are written).
     """
     from .. import __version__ as fw_version
 

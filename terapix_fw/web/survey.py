@@ -55,7 +55,17 @@ METRIC_LABELS: dict[str, tuple[str, str]] = {
 
 
 def metric_label(name: str) -> str:
-    """``"PSF FWHM (arcsec)"`` for ``fwhm_arcsec``; an unknown name is returned as it is."""
+    """``"PSF FWHM (arcsec)"`` for ``fwhm_arcsec``; an unknown name is returned as it is.
+
+    Parameters
+    ----------
+    name : str
+        Metric name.
+
+    Returns
+    -------
+    str
+    """
     label, unit = METRIC_LABELS.get(name, (name.replace("_", " "), ""))
     return f"{label} ({unit})" if unit else label
 
@@ -68,10 +78,24 @@ class Viewer:
 
     @property
     def privileged(self) -> bool:
+        """Whether the viewer is an operator (sees every proprietary datum)."""
         return self.role == "operator"
 
     def may_see(self, owner: str | None, release_date, now: _dt.datetime | None = None) -> bool:
-        """Proprietary data (release date still to come) is for its owner and the operators only."""
+        """Proprietary data (release date still to come) is for its owner and the operators only.
+
+        Parameters
+        ----------
+        owner : str or None
+            Owner of the data.
+        release_date : datetime, str or None
+        now : datetime, optional
+            The present (UTC), for tests.
+
+        Returns
+        -------
+        bool
+        """
         if not is_proprietary(release_date, now):
             return True
         return self.privileged or (self.role == "pi" and bool(owner) and owner == self.name)
@@ -89,14 +113,39 @@ def _utc(value) -> _dt.datetime | None:
 
 
 def is_proprietary(release_date, now: _dt.datetime | None = None) -> bool:
-    """True while ``release_date`` (UTC) is still to come."""
+    """True while ``release_date`` (UTC) is still to come.
+
+    Parameters
+    ----------
+    release_date : datetime, str or None
+    now : datetime, optional
+        The present (UTC), for tests.
+
+    Returns
+    -------
+    bool
+    """
     release = _utc(release_date)
     return release is not None and release > (now or _dt.datetime.now(_dt.timezone.utc))
 
 
 def hidden_stems(db, viewer: "Viewer", now: _dt.datetime | None = None) -> list[str]:
     """File stems of the proprietary exposures ``viewer`` may not see: their stored copies, plots and
-    catalogues (``<stem>.fits``, ``<stem>_fwhm_histo.png``, ``<stem>.ldac``...) are not shown to them."""
+    catalogues (``<stem>.fits``, ``<stem>_fwhm_histo.png``, ``<stem>.ldac``...) are not shown to them.
+
+    Parameters
+    ----------
+    db : Engine, str or None
+        RDBix: an Engine, a database URL, or None (``$TERAPIX_DB_URL``).
+    viewer : Viewer
+        Who looks (public, a PI, an operator).
+    now : datetime, optional
+        The present (UTC), for tests.
+
+    Returns
+    -------
+    list of str
+    """
     from ..graph import file_stem
 
     S = _S()
@@ -108,7 +157,17 @@ def hidden_stems(db, viewer: "Viewer", now: _dt.datetime | None = None) -> list[
 
 
 def is_hidden_file(name: str, stems: list[str]) -> bool:
-    """True if the file name ``name`` belongs to one of the hidden ``stems``."""
+    """True if the file name ``name`` belongs to one of the hidden ``stems``.
+
+    Parameters
+    ----------
+    name : str
+    stems : list of str
+
+    Returns
+    -------
+    bool
+    """
     return any(name == stem or name.startswith((stem + "_", stem + ".")) for stem in stems)
 
 
@@ -175,7 +234,17 @@ def _chunks(items: list, n: int = 500) -> Iterable[list]:
 
 
 def plots_by_input(conn, kinds: tuple[str, ...] = ("plot",)) -> dict[str, list[str]]:
-    """File name of a unit's input -> the PNG products of that unit, for the product ``kinds``."""
+    """File name of a unit's input -> the PNG products of that unit, for the product ``kinds``.
+
+    Parameters
+    ----------
+    conn : sqlalchemy.engine.Connection
+    kinds : tuple of str
+
+    Returns
+    -------
+    dict of str to list of str
+    """
     S = _S()
     q = (select(S.products.c.path, S.units.c.inputs)
          .join(S.units, S.units.c.id == S.products.c.unit_pk)
@@ -196,7 +265,17 @@ def plots_by_input(conn, kinds: tuple[str, ...] = ("plot",)) -> dict[str, list[s
 
 
 def plots_by_exposure(db) -> dict[str, list[str]]:
-    """Exposure file name -> its QualityFITS-in plots (PNG paths), thumbnails first."""
+    """Exposure file name -> its QualityFITS-in plots (PNG paths), thumbnails first.
+
+    Parameters
+    ----------
+    db : Engine, str or None
+        RDBix: an Engine, a database URL, or None (``$TERAPIX_DB_URL``).
+
+    Returns
+    -------
+    dict of str to list of str
+    """
     with _engine(db).connect() as conn:
         plots = plots_by_input(conn, ("plot", "thumbnail", "picture"))
     return {name: sorted(paths, key=_plot_order) for name, paths in plots.items()}
@@ -211,7 +290,17 @@ def _plot_order(path: str) -> tuple[int, str]:
 
 
 def thumbnail(paths: list[str]) -> str | None:
-    """The binned image thumbnail among an exposure's plots (QualityFITS ``%s_m_med.png``), if any."""
+    """The binned image thumbnail among an exposure's plots (QualityFITS ``%s_m_med.png``), if any.
+
+    Parameters
+    ----------
+    paths : list of str
+        The exposure's plots.
+
+    Returns
+    -------
+    str or None
+    """
     for suffix in ("_thumb.png", "_m_med.png", "_m.png"):
         for p in paths:
             if _basename(p).endswith(suffix):
@@ -222,7 +311,23 @@ def thumbnail(paths: list[str]) -> str | None:
 def exposure_table(db, viewer: Viewer = PUBLIC, now: _dt.datetime | None = None,
                    with_plots: bool = True) -> dict[str, Any]:
     """The image-by-image summary: ``{"columns", "rows" (dicts), "hidden" (proprietary rows left out),
-    "plots" (file name -> PNG paths)}``, oldest first."""
+    "plots" (file name -> PNG paths)}``, oldest first.
+
+    Parameters
+    ----------
+    db : Engine, str or None
+        RDBix: an Engine, a database URL, or None (``$TERAPIX_DB_URL``).
+    viewer : Viewer
+        Who looks (public, a PI, an operator).
+    now : datetime, optional
+        The present (UTC), for tests.
+    with_plots : bool
+        Also gather the plots.
+
+    Returns
+    -------
+    dict
+    """
     from ..db.query import find_images
 
     S = _S()
@@ -290,7 +395,17 @@ def _assessed_stacks(conn, made: dict[int, str]) -> set[int]:
 
 
 def table_csv(rows: list[dict[str, Any]]) -> str:
-    """The table as CSV (the columns of :data:`COLUMNS` less the thumbnail, headings with units)."""
+    """The table as CSV (the columns of :data:`COLUMNS` less the thumbnail, headings with units).
+
+    Parameters
+    ----------
+    rows : list of dict
+        From :func:`exposure_table`.
+
+    Returns
+    -------
+    str
+    """
     import csv
     import io
 
@@ -307,7 +422,21 @@ def table_csv(rows: list[dict[str, Any]]) -> str:
 # stacks
 
 def stack_rows(db, viewer: Viewer = PUBLIC, now: _dt.datetime | None = None) -> list[dict[str, Any]]:
-    """Every stack the viewer may see, with its release name and the sizes of its two lists."""
+    """Every stack the viewer may see, with its release name and the sizes of its two lists.
+
+    Parameters
+    ----------
+    db : Engine, str or None
+        RDBix: an Engine, a database URL, or None (``$TERAPIX_DB_URL``).
+    viewer : Viewer
+        Who looks (public, a PI, an operator).
+    now : datetime, optional
+        The present (UTC), for tests.
+
+    Returns
+    -------
+    list of dict
+    """
     S = _S()
     with _engine(db).connect() as conn:
         rels = {r.id: r for r in conn.execute(select(S.releases))}
@@ -341,7 +470,17 @@ def _short(text: str) -> str:
 
 def scamp_statistics(path: str) -> dict[str, Any] | None:
     """The FGroups table of a SCAMP XML summary (astrometric and photometric statistics per field
-    group) as ``{"fields": [...], "rows": [[...]]}``; None if the file cannot be read."""
+    group) as ``{"fields": [...], "rows": [[...]]}``; None if the file cannot be read.
+
+    Parameters
+    ----------
+    path : str
+        SCAMP's XML (VOTable) summary.
+
+    Returns
+    -------
+    dict or None
+    """
     from pathlib import Path
 
     from ..errors import TerapixError
@@ -362,7 +501,17 @@ def scamp_statistics(path: str) -> dict[str, Any] | None:
 
 
 def scamp_xml_by_run(db) -> dict[str, str]:
-    """Run id -> the XML summary SCAMP wrote in that run (the latest), for the stacks' astrometry."""
+    """Run id -> the XML summary SCAMP wrote in that run (the latest), for the stacks' astrometry.
+
+    Parameters
+    ----------
+    db : Engine, str or None
+        RDBix: an Engine, a database URL, or None (``$TERAPIX_DB_URL``).
+
+    Returns
+    -------
+    dict of str to str
+    """
     S = _S()
     with _engine(db).connect() as conn:
         rows = conn.execute(select(S.steps.c.run_id, S.products.c.path)
@@ -378,7 +527,16 @@ ASTROMETRY_SUMMARY = ("AstromSigma_Internal", "AstromSigma_Reference", "AstromCh
 
 
 def astrometry_summary(path: str | None) -> dict[str, str]:
-    """:data:`ASTROMETRY_SUMMARY` of the first field group of a SCAMP XML summary ({} if none)."""
+    """:data:`ASTROMETRY_SUMMARY` of the first field group of a SCAMP XML summary ({} if none).
+
+    Parameters
+    ----------
+    path : str or None
+
+    Returns
+    -------
+    dict of str to str
+    """
     stats = scamp_statistics(path) if path else None
     if not stats or not stats["rows"]:
         return {}
@@ -393,7 +551,25 @@ _INPUT_KEYS = ("id", "filename", "qrunid", "runid", "filter", "exptime", "seeing
 def stack_details(db, stack_id: int, plots: dict[str, list[str]] | None = None) -> dict[str, Any]:
     """One stack's release page: the stack, its input exposures (seeing, airmass, photometric flag,
     grade, exposure time, run id), the exposures used for astrometry, SCAMP's statistics and check
-    plots from the stack's run, its QualityFITS-out metrics and plots, and the products of its run."""
+    plots from the stack's run, its QualityFITS-out metrics and plots, and the products of its run.
+
+    Parameters
+    ----------
+    db : Engine, str or None
+        RDBix: an Engine, a database URL, or None (``$TERAPIX_DB_URL``).
+    stack_id : int
+    plots : dict of str to list of str, optional
+        Plots by input file name (read from RDBix if not given).
+
+    Returns
+    -------
+    dict
+
+    Raises
+    ------
+    KeyError
+        If RDBix has no such stack.
+    """
     from ..db.query import find_images
 
     S = _S()
@@ -452,7 +628,19 @@ def status(db, now: _dt.datetime | None = None) -> dict[str, Any]:
     """What the SPICA operation pages showed: images available (survey vs PI), input QA, processed,
     output QA, delivered, each with its percentage; counts by run id, filter, node, grade and survey
     component; the stacks pending, in progress (current step of the run that makes them) and
-    remaining by component, node and filter; the longest remaining."""
+    remaining by component, node and filter; the longest remaining.
+
+    Parameters
+    ----------
+    db : Engine, str or None
+        RDBix: an Engine, a database URL, or None (``$TERAPIX_DB_URL``).
+    now : datetime, optional
+        The present (UTC), for tests.
+
+    Returns
+    -------
+    dict
+    """
     table = exposure_table(db, Viewer(role="operator"), now, with_plots=False)
     rows = table["rows"]
     total = len(rows)

@@ -96,7 +96,19 @@ def _fits(path: Path, ra: float, dec: float, filt: str) -> None:
 
 def make_known_survey(base: str | Path, url: str | None = None) -> dict[str, Any]:
     """Write the known survey under ``base`` (files) and into RDBix ``url`` (default: an SQLite file in
-    ``base``; give an empty database); return ``{"url", "workdir", "raw", "plots", "stack_path"}``."""
+    ``base``; give an empty database); return ``{"url", "workdir", "raw", "plots", "stack_path"}``.
+
+    Parameters
+    ----------
+    base : str or Path
+        Folder the files are written to.
+    url : str, optional
+        An empty RDBix database.
+
+    Returns
+    -------
+    dict
+    """
     from ..db import Document, connect, write_document
     from ..db.engine import dispose_all
 

@@ -4,7 +4,8 @@ Public means a module whose path has no part with a leading underscore, and a fu
 method whose name has none.  Each needs a docstring; a function or method that takes parameters needs a
 numpydoc ``Parameters`` section naming exactly its parameters (nothing missing, nothing the signature
 does not have).  A method that overrides a documented method of a base class of the same module inherits
-its docstring (as :func:`inspect.getdoc` and Sphinx do).  Used by terapix-fw's own tests; a plugin can
+its docstring (as :func:`inspect.getdoc` and Sphinx do), and a pluggy ``@hookimpl`` needs a docstring but
+no Parameters section: its hook specification documents the arguments.  Used by terapix-fw's own tests; a plugin can
 run it on its package.
 """
 from __future__ import annotations
@@ -82,6 +83,13 @@ def _arguments(node: ast.FunctionDef | ast.AsyncFunctionDef) -> list[str]:
     return [n for n in names if n not in ("self", "cls")]
 
 
+def _is_hookimpl(node) -> bool:
+    def name(d):
+        d = d.func if isinstance(d, ast.Call) else d
+        return d.id if isinstance(d, ast.Name) else getattr(d, "attr", "")
+    return any(name(d) == "hookimpl" for d in node.decorator_list)
+
+
 def _is_property(node) -> bool:
     return any((isinstance(d, ast.Name) and d.id in ("property", "cached_property"))
                or (isinstance(d, ast.Attribute) and d.attr in ("setter", "deleter", "cached_property"))
@@ -131,7 +139,7 @@ def problems(path: Path, root: Path) -> list[str]:
             if isinstance(node, ast.ClassDef):
                 check(node.body, f"{prefix}{node.name}.", node)
                 continue
-            args = [] if _is_property(node) else _arguments(node)
+            args = [] if _is_property(node) or _is_hookimpl(node) else _arguments(node)
             if not doc or not args:
                 continue
             listed = documented_parameters(doc)
