@@ -32,6 +32,19 @@ def _cmd_select(args) -> int:
 
 
 def plan_from_file(db, release_file):
+    """Select the exposures of a release file's criteria and plan its jobs (``terapix spica plan``).
+
+    Parameters
+    ----------
+    db : Engine, str or None
+        RDBix.
+    release_file : str or Path
+        The release file.
+
+    Returns
+    -------
+    tuple of (ReleaseSpec, Selection, Plan)
+    """
     from .criteria import load_criteria
     from .planning import plan_release, record_plan
     from .release import load_release
@@ -129,6 +142,12 @@ def _cmd_reproduce(args) -> int:
 
 
 def register(subparsers) -> None:
+    """Add ``terapix spica`` (select, plan, generate, run, grade, release, reproduce, status).
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+    """
     sp = subparsers.add_parser("spica", help="release planning: select, plan, generate, run, grade, release")
     sub = sp.add_subparsers(dest="spica_command", required=True)
 

@@ -25,7 +25,16 @@ __all__ = ["Check", "Criteria", "SeeingLimit", "load_criteria", "parse_criteria"
 
 
 def band_of(filter_name: str | None) -> str:
-    """The band letter of a MegaCam filter name: ``u.MP9301`` -> ``u``, ``r`` -> ``r``."""
+    """The band letter of a MegaCam filter name: ``u.MP9301`` -> ``u``, ``r`` -> ``r``.
+
+    Parameters
+    ----------
+    filter_name : str or None
+
+    Returns
+    -------
+    str
+    """
     return (filter_name or "").split(".", 1)[0].rstrip("*")
 
 
@@ -35,16 +44,37 @@ def _matches_filter(wanted: str, filter_name: str | None) -> bool:
 
 @dataclass(frozen=True)
 class SeeingLimit:
+    """A ``<seeing>`` limit, for every exposure or for one component and/or filter.
+
+    Attributes
+    ----------
+    below : float
+        Largest seeing accepted (arcsec).
+    component : str or None
+    filter : str or None
+    """
     below: float
     component: str | None = None
     filter: str | None = None
 
     def applies(self, component: str | None, filter_name: str | None) -> bool:
+        """Whether the limit applies to an exposure of this component and filter.
+
+        Parameters
+        ----------
+        component : str or None
+        filter_name : str or None
+
+        Returns
+        -------
+        bool
+        """
         return ((self.component is None or self.component == component)
                 and (self.filter is None or _matches_filter(self.filter, filter_name)))
 
     @property
     def specificity(self) -> int:
+        """How specific the limit is (component and filter > component > filter > none): the most specific applies."""
         return (self.component is not None) * 2 + (self.filter is not None)
 
 
@@ -59,13 +89,34 @@ class Check:
 
 @dataclass
 class Criteria:
+    """A criteria file: the checks an exposure must pass to enter a release.
+
+    Attributes
+    ----------
+    name : str
+    path : str or None
+        The file.
+    checks : list of Check
+        In file order; the first failed one is reported.
+    description : str
+    """
     name: str
     path: str | None
     checks: list[Check]
     description: str = ""
 
     def first_failure(self, row: dict) -> tuple[str, str] | None:
-        """(criterion, reason) of the first criterion ``row`` fails, or None if it passes them all."""
+        """(criterion, reason) of the first criterion ``row`` fails, or None if it passes them all.
+
+        Parameters
+        ----------
+        row : dict
+            An exposure row of :func:`terapix_fw.db.query.find_images`.
+
+        Returns
+        -------
+        tuple of (str, str) or None
+        """
         for check in self.checks:
             reason = check.failure(row)
             if reason is not None:
@@ -73,6 +124,12 @@ class Criteria:
         return None
 
     def to_json(self) -> str:
+        """The checks as JSON, for the selection record.
+
+        Returns
+        -------
+        str
+        """
         return json.dumps([{"criterion": c.name, **c.spec} for c in self.checks])
 
 
@@ -160,7 +217,23 @@ def _float(el, attr):
 
 
 def parse_criteria(root, label: str) -> Criteria:
-    """Build :class:`Criteria` from a validated ``<criteria>`` element."""
+    """Build :class:`Criteria` from a validated ``<criteria>`` element.
+
+    Parameters
+    ----------
+    root : lxml.etree._Element
+    label : str
+        The file, for messages.
+
+    Returns
+    -------
+    Criteria
+
+    Raises
+    ------
+    InstructionError
+        On an inconsistent element (naming file and line).
+    """
     checks: list[Check] = []
     description = ""
     for el in root:
@@ -209,7 +282,21 @@ def parse_criteria(root, label: str) -> Criteria:
 
 
 def load_criteria(path: str | Path) -> Criteria:
-    """Parse and validate a criteria file; errors name the file, line and element."""
+    """Parse and validate a criteria file; errors name the file, line and element.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    Criteria
+
+    Raises
+    ------
+    InstructionError
+        On malformed XML, a schema violation or an inconsistent element.
+    """
     path = Path(path)
     tree = parse_xml(path)
     validate(tree, "spica_criteria.xsd", str(path))

@@ -38,7 +38,16 @@ DATA = Path(__file__).parent / "data"
 
 
 def safe_id(name: str) -> str:
-    """An identifier made from a product name (``+`` is not allowed, nor a leading digit)."""
+    """An identifier made from a product name (``+`` is not allowed, nor a leading digit).
+
+    Parameters
+    ----------
+    name : str
+
+    Returns
+    -------
+    str
+    """
     name = re.sub(r"[^A-Za-z0-9_.\-]", "_", name)
     return name if re.match(r"[A-Za-z_]", name) else "_" + name
 
@@ -70,6 +79,17 @@ class _Step:
 
 @dataclass
 class JobFiles:
+    """The files generated for one job.
+
+    Attributes
+    ----------
+    name : str
+    instruction_file : Path
+    command_file : Path
+        The equivalent shell script of drop-in commands.
+    lists : dict of str to Path
+        List name -> file of exposures (stack, astrometry).
+    """
     name: str
     instruction_file: Path
     command_file: Path
@@ -143,7 +163,18 @@ def _shell(name: str, xml_name: str, steps: list[_Step], lists: dict[str, Path])
 
 
 def job_products(spec: ReleaseSpec, name: str) -> dict[str, str]:
-    """Directories (relative to the release work directory) where a job's products land."""
+    """Directories (relative to the release work directory) where a job's products land.
+
+    Parameters
+    ----------
+    spec : ReleaseSpec
+    name : str
+        Job name.
+
+    Returns
+    -------
+    dict of str to str
+    """
     return {"stacks": "stacks", "release": f"release/{spec.version}/{name}", "quality": f"quality/{name}"}
 
 
@@ -165,7 +196,18 @@ def _storage_paths(conn, filenames: list[str], node: str | None) -> dict[str, st
 
 def step1_weights(conn, paths: list[str]) -> dict[str, str] | None:
     """The weight maps QualityFITS-in made for these stored exposures at ingestion (step one), found in
-    RDBix's provenance: raw path -> weight map path; None unless every exposure has one on disk."""
+    RDBix's provenance: raw path -> weight map path; None unless every exposure has one on disk.
+
+    Parameters
+    ----------
+    conn : sqlalchemy.engine.Connection
+    paths : list of str
+        Stored exposure paths.
+
+    Returns
+    -------
+    dict of str to str or None
+    """
     from ..db.ops import path_hash
     p, prov = S.products, S.provenance
     parent = p.alias("parent")
@@ -296,7 +338,30 @@ def generate_jobs(db, spec: ReleaseSpec, outdir: str | Path, workdir: str | Path
     and record them in RDBix (``spica_jobs.instruction_file``/``command_file``/``workdir``); every file is
     loaded back and validated (schema and tools) before this returns.  With ``reuse_weights``, the weight
     maps QualityFITS-in made at ingestion are inputs (when every exposure of a job has one) instead of
-    being made again."""
+    being made again.
+
+    Parameters
+    ----------
+    db : Engine, str or None
+        RDBix.
+    spec : ReleaseSpec
+    outdir : str or Path
+        Where the files are written.
+    workdir : str or Path
+        The release work directory.
+    conf : str or Path, optional
+        Folder of the tools' configuration files.
+    reuse_weights : bool
+
+    Returns
+    -------
+    list of JobFiles
+
+    Raises
+    ------
+    InstructionError
+        If the release lacks a reference catalogue or a field has no planned stack.
+    """
     from ..db.engine import connect
     from ..instructions import load_instructions
 

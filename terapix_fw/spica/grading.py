@@ -20,7 +20,18 @@ class SpicaError(TerapixError):
 
 
 def is_stack(db, name: str) -> bool:
-    """Is ``name`` a Spica stack (of any release)?"""
+    """Is ``name`` a Spica stack (of any release)?
+
+    Parameters
+    ----------
+    db : Engine, str or None
+        RDBix.
+    name : str
+
+    Returns
+    -------
+    bool
+    """
     from ..db.engine import connect
     with connect(db).connect() as conn:
         return conn.execute(select(S.stacks.c.id).where(S.stacks.c.name == name, S.stacks.c.version != "")
@@ -41,7 +52,18 @@ def _stack_row(conn, name: str, version: str | None):
 
 
 def same_position(conn, stack) -> list:
-    """Other stacks of the same component, filter and centre (to 0.1 arcsec), any release."""
+    """Other stacks of the same component, filter and centre (to 0.1 arcsec), any release.
+
+    Parameters
+    ----------
+    conn : sqlalchemy.engine.Connection
+    stack : Row
+        A ``stacks`` row.
+
+    Returns
+    -------
+    list of Row
+    """
     tol = 0.1 / 3600
     st = S.stacks
     return conn.execute(select(st).where(
@@ -51,7 +73,30 @@ def same_position(conn, stack) -> list:
 
 def grade_stack(db, name: str, grade: str, author: str | None = None, comment: str | None = None,
                 version: str | None = None, when=None) -> dict:
-    """Grade a stack (its latest release if ``version`` is None); returns the stacks it superseded."""
+    """Grade a stack (its latest release if ``version`` is None); returns the stacks it superseded.
+
+    Parameters
+    ----------
+    db : Engine, str or None
+        RDBix.
+    name : str
+    grade : str
+        A, B, C or D (C and D need a ``comment``).
+    author : str, optional
+    comment : str, optional
+    version : str, optional
+    when : datetime, optional
+
+    Returns
+    -------
+    dict
+        ``stack``, ``version``, ``grade`` and ``superseded``.
+
+    Raises
+    ------
+    SpicaError
+        On an unknown grade or stack, or a C/D grade without a comment.
+    """
     from ..db.engine import connect
     grade = str(grade).upper()
     if grade not in S.GRADES:
@@ -73,7 +118,19 @@ def grade_stack(db, name: str, grade: str, author: str | None = None, comment: s
 
 
 def stack_grades(db, name: str, version: str | None = None) -> list[dict]:
-    """The grade history of a stack, oldest first."""
+    """The grade history of a stack, oldest first.
+
+    Parameters
+    ----------
+    db : Engine, str or None
+        RDBix.
+    name : str
+    version : str, optional
+
+    Returns
+    -------
+    list of dict
+    """
     from ..db.engine import connect
     with connect(db).connect() as conn:
         stack = _stack_row(conn, name, version)
@@ -83,14 +140,33 @@ def stack_grades(db, name: str, version: str | None = None) -> list[dict]:
 
 
 def latest_grades(conn) -> dict[int, str]:
-    """stack id -> its latest grade."""
+    """stack id -> its latest grade.
+
+    Parameters
+    ----------
+    conn : sqlalchemy.engine.Connection
+
+    Returns
+    -------
+    dict of int to str
+    """
     g = S.stack_grades
     latest = select(g.c.stack_id, func.max(g.c.id).label("gid")).group_by(g.c.stack_id).subquery()
     return dict(conn.execute(select(g.c.stack_id, g.c.grade).join(latest, and_(latest.c.gid == g.c.id))).all())
 
 
 def accepted_stacks(conn, version: str) -> list:
-    """Stacks of release ``version`` whose latest grade is A or B and that nothing has superseded."""
+    """Stacks of release ``version`` whose latest grade is A or B and that nothing has superseded.
+
+    Parameters
+    ----------
+    conn : sqlalchemy.engine.Connection
+    version : str
+
+    Returns
+    -------
+    list of Row
+    """
     grades = latest_grades(conn)
     st, j = S.stacks, S.spica_jobs
     rows = conn.execute(select(st, j.c.superseded_by, j.c.status, j.c.instruction_file, j.c.command_file,

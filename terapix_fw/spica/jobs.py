@@ -36,6 +36,27 @@ def _now():
 
 
 def pending_jobs(db, version: str, modes=("release", "image"), names: list[str] | None = None) -> list[dict]:
+    """The jobs of release ``version`` still to run (the named ones also when they failed), by priority.
+
+    Parameters
+    ----------
+    db : Engine, str or None
+        RDBix.
+    version : str
+    modes : tuple of str
+        ``release`` (stacks, fields) and/or ``image`` (image-by-image).
+    names : list of str, optional
+        Only these jobs.
+
+    Returns
+    -------
+    list of dict
+
+    Raises
+    ------
+    SpicaError
+        If a job has no generated files.
+    """
     from ..db.engine import connect
     j = S.spica_jobs
     query = select(j).where(j.c.version == version, j.c.mode.in_(list(modes)),
@@ -58,7 +79,20 @@ def _set(db, job_id: int, **values) -> None:
 
 def reset_job(db, name: str, version: str) -> None:
     """Make a job pending again (a re-run after a fix; its earlier product stays recorded until the new
-    one is graded)."""
+    one is graded).
+
+    Parameters
+    ----------
+    db : Engine, str or None
+        RDBix.
+    name : str
+    version : str
+
+    Raises
+    ------
+    SpicaError
+        If there is no such job.
+    """
     from ..db.engine import connect
     with connect(db).begin() as conn:
         n = conn.execute(update(S.spica_jobs).where(S.spica_jobs.c.name == name, S.spica_jobs.c.version == version)
@@ -69,7 +103,24 @@ def reset_job(db, name: str, version: str) -> None:
 
 def run_one(db, job: dict, *, executor: str = "local", jobs: int | None = None, force: bool = False,
             progress: bool = False) -> dict:
-    """Run one job's instruction file in its work directory; returns the runner's summary."""
+    """Run one job's instruction file in its work directory; returns the runner's summary.
+
+    Parameters
+    ----------
+    db : Engine, str or None
+        RDBix.
+    job : dict
+        Its ``spica_jobs`` row.
+    executor : str
+    jobs : int, optional
+        Units at the same time.
+    force : bool
+    progress : bool
+
+    Returns
+    -------
+    dict
+    """
     from ..instructions import load_instructions
     from ..runner import Runner
     doc = load_instructions(job["instruction_file"])
@@ -128,7 +179,29 @@ def run_jobs(db, version: str, *, modes=("release", "image"), parallel: int = 1,
              jobs: int | None = None, scheduler: str | None = None, names: list[str] | None = None,
              force: bool = False, progress: bool = False) -> list[dict]:
     """Run every pending job of release ``version`` (or the named ones), by priority; returns the
-    finished job rows."""
+    finished job rows.
+
+    Parameters
+    ----------
+    db : Engine, str or None
+        RDBix.
+    version : str
+    modes : tuple of str
+    parallel : int
+        Jobs run at the same time.
+    executor : str
+    jobs : int, optional
+        Units at the same time within a job.
+    scheduler : str, optional
+        Dask scheduler address.
+    names : list of str, optional
+    force : bool
+    progress : bool
+
+    Returns
+    -------
+    list of dict
+    """
     todo = pending_jobs(db, version, modes, names)
     if not todo:
         return []

@@ -28,7 +28,16 @@ __all__ = ["write_manifest", "read_manifest", "pixel_digest", "software_versions
 
 
 def pixel_digest(path: str | Path) -> tuple[str, int, int]:
-    """SHA-256 of the first image's pixels (decompressed, big-endian float32), and NAXIS1, NAXIS2."""
+    """SHA-256 of the first image's pixels (decompressed, big-endian float32), and NAXIS1, NAXIS2.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    tuple of (str, int, int)
+    """
     import numpy as np
     from astropy.io import fits
     with fits.open(path) as hdul:
@@ -38,6 +47,13 @@ def pixel_digest(path: str | Path) -> tuple[str, int, int]:
 
 
 def software_versions() -> list[tuple[str, str]]:
+    """Python, terapix-fw, its main libraries (numpy, astropy, sep, numba, scipy) and every installed tool with
+    its version, for the manifest.
+
+    Returns
+    -------
+    list of (str, str)
+    """
     import platform
     from importlib import metadata
 
@@ -94,7 +110,19 @@ def _job_files(job, base: Path, spec: ReleaseSpec, refcat: str | None) -> list[s
 
 
 def write_manifest(db, spec: ReleaseSpec, path: str | Path | None = None) -> Path:
-    """Write the manifest of release ``spec`` (default: ``<workdir>/release/<version>/<version>_manifest.xml``)."""
+    """Write the manifest of release ``spec`` (default: ``<workdir>/release/<version>/<version>_manifest.xml``).
+
+    Parameters
+    ----------
+    db : Engine, str or None
+        RDBix.
+    spec : ReleaseSpec
+    path : str or Path, optional
+
+    Returns
+    -------
+    Path
+    """
     from ..db.engine import connect
     with connect(db).connect() as conn:
         stacks = accepted_stacks(conn, spec.version)
@@ -145,7 +173,21 @@ def write_manifest(db, spec: ReleaseSpec, path: str | Path | None = None) -> Pat
 
 
 def read_manifest(path: str | Path):
-    """Parse and validate a manifest; returns the lxml root."""
+    """Parse and validate a manifest; returns the lxml root.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    lxml.etree._Element
+
+    Raises
+    ------
+    InstructionError
+        On malformed XML or a schema violation.
+    """
     tree = parse_xml(Path(path))
     validate(tree, "spica_manifest.xsd", str(path))
     return tree.getroot()

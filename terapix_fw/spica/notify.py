@@ -18,7 +18,17 @@ log = logging.getLogger("terapix.spica.notify")
 
 
 def notification_message(job: dict):
-    """The mail announcing a finished job: subject names the stack, its status and release."""
+    """The mail announcing a finished job: subject names the stack, its status and release.
+
+    Parameters
+    ----------
+    job : dict
+        Its ``spica_jobs`` row.
+
+    Returns
+    -------
+    email.message.EmailMessage
+    """
     from email.message import EmailMessage
     msg = EmailMessage()
     status = job.get("status")
@@ -37,6 +47,20 @@ def notification_message(job: dict):
 
 
 def send_notification(job: dict, env=None) -> bool:
+    """Mail the job's end when ``$TERAPIX_NOTIFY_SMTP`` and ``$TERAPIX_NOTIFY_TO`` are set.
+
+    Parameters
+    ----------
+    job : dict
+        Its ``spica_jobs`` row.
+    env : mapping, optional
+        The environment (``os.environ`` by default).
+
+    Returns
+    -------
+    bool
+        Whether a mail was sent (a mail server error is logged, not raised).
+    """
     env = os.environ if env is None else env
     server = env.get("TERAPIX_NOTIFY_SMTP")
     to = [a.strip() for a in env.get("TERAPIX_NOTIFY_TO", "").split(",") if a.strip()]

@@ -54,20 +54,42 @@ class PlannedJob:
 
     @property
     def kind(self) -> str:
+        """``stack`` or ``image``."""
         return "stack" if self.mode == "release" else "image"
 
 
 @dataclass
 class Plan:
+    """Every job of a release.
+
+    Attributes
+    ----------
+    release : ReleaseSpec
+    jobs : list of PlannedJob
+    fields : dict of str to tuple
+        Field name -> ``(component, ra, dec, [stack names])``: every filter of one centre.
+    """
     release: ReleaseSpec
     jobs: list[PlannedJob] = field(default_factory=list)
     #: field name -> (component, ra, dec, [stack names]): every filter of one centre
     fields: dict[str, tuple] = field(default_factory=dict)
 
     def stacks(self) -> list[PlannedJob]:
+        """The release-mode jobs.
+
+        Returns
+        -------
+        list of PlannedJob
+        """
         return [j for j in self.jobs if j.mode == "release"]
 
     def images(self) -> list[PlannedJob]:
+        """The image-by-image jobs.
+
+        Returns
+        -------
+        list of PlannedJob
+        """
         return [j for j in self.jobs if j.mode == "image"]
 
 
@@ -86,7 +108,19 @@ def _cone_statement(columns: tuple[str, ...]):
 
 def cone_rows(conn, ra: float, dec: float, radius: float, columns: tuple[str, ...] = _COLUMNS) -> list[dict]:
     """Exposures whose centre lies within ``radius`` degrees of (ra, dec), through the sky index; each a
-    dict of ``columns`` (which must hold ra and dec) and ``distance``."""
+    dict of ``columns`` (which must hold ra and dec) and ``distance``.
+
+    Parameters
+    ----------
+    conn : sqlalchemy.engine.Connection
+    ra, dec, radius : float
+        Degrees.
+    columns : tuple of str
+
+    Returns
+    -------
+    list of dict
+    """
     pixels = _cone_pixels(ra, dec, radius)
     if pixels is None:  # a cone too large to list its pixels: a declination band
         e = S.exposures
@@ -106,7 +140,16 @@ def cone_rows(conn, ra: float, dec: float, radius: float, columns: tuple[str, ..
 
 
 def astrometric_group(filenames: list[str]) -> str:
-    """The name of the SCAMP solution of an astrometric list: identical lists share it."""
+    """The name of the SCAMP solution of an astrometric list: identical lists share it.
+
+    Parameters
+    ----------
+    filenames : list of str
+
+    Returns
+    -------
+    str
+    """
     return "astrom_" + hashlib.sha1("\n".join(sorted(filenames)).encode()).hexdigest()[:12]
 
 
@@ -198,7 +241,24 @@ class _Planner:
 
 
 def plan_release(db, spec: ReleaseSpec, selected: set[str]) -> Plan:
-    """Plan every stack and image-by-image job of ``spec`` from the ``selected`` exposure file names."""
+    """Plan every stack and image-by-image job of ``spec`` from the ``selected`` exposure file names.
+
+    Parameters
+    ----------
+    db : Engine, str or None
+        RDBix.
+    spec : ReleaseSpec
+    selected : set of str
+
+    Returns
+    -------
+    Plan
+
+    Raises
+    ------
+    SpicaError
+        If two stacks get the same name.
+    """
     from ..db.engine import connect
     engine = connect(db)
     with engine.connect() as conn:
@@ -226,7 +286,18 @@ def plan_release(db, spec: ReleaseSpec, selected: set[str]) -> Plan:
 
 def record_plan(db, plan: Plan) -> dict[str, int]:
     """Write the release, its stacks with both lists, and one pending job per stack, field and image to
-    RDBix; re-planning the same release replaces the lists of its stacks.  Returns stack name -> id."""
+    RDBix; re-planning the same release replaces the lists of its stacks.  Returns stack name -> id.
+
+    Parameters
+    ----------
+    db : Engine, str or None
+        RDBix.
+    plan : Plan
+
+    Returns
+    -------
+    dict of str to int
+    """
     from sqlalchemy import delete, insert, update
 
     from ..db.engine import connect
@@ -297,7 +368,17 @@ def _upsert_job(conn, name: str, version: str, mode: str, values: dict) -> None:
 
 
 def astrometric_list(conn, group: str) -> list[str]:
-    """The astrometric list of an astrometric group (recorded on the group's first stack)."""
+    """The astrometric list of an astrometric group (recorded on the group's first stack).
+
+    Parameters
+    ----------
+    conn : sqlalchemy.engine.Connection
+    group : str
+
+    Returns
+    -------
+    list of str
+    """
     si, j = S.stack_images, S.spica_jobs
     return sorted(set(conn.execute(select(si.c.filename).join(j, j.c.stack_id == si.c.stack_id)
                                    .where(j.c.astrometric_group == group, si.c.list == "astrometry")).scalars()))

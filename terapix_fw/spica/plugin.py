@@ -11,6 +11,7 @@ log = logging.getLogger("terapix.spica")
 
 @hookimpl
 def register_tools(register):
+    """Implements :func:`terapix_fw.hookspecs.register_tools`: ``spica_release`` and ``spica_colour``."""
     from .tools import ColourTool, ReleaseTool
     register(ReleaseTool)
     register(ColourTool)
@@ -18,6 +19,7 @@ def register_tools(register):
 
 @hookimpl
 def register_commands(subparsers):
+    """Implements :func:`terapix_fw.hookspecs.register_commands`: add ``terapix spica``."""
     from .commands import register
     register(subparsers)
 
@@ -40,15 +42,18 @@ def _update_job(run, **values) -> None:
 
 @hookimpl
 def run_started(run):
+    """Implements :func:`terapix_fw.hookspecs.run_started`: mark the run's Spica job running."""
     _update_job(run, run_id=run.run_id, status="running")
 
 
 @hookimpl
 def step_started(run, step):
+    """Implements :func:`terapix_fw.hookspecs.step_started`: show the job's current step."""
     _update_job(run, current_step=f"{step.id} ({step.tool})")
 
 
 @hookimpl
 def stack_finished(job):
+    """Implements :func:`terapix_fw.hookspecs.stack_finished`: mail the job's end (see :func:`~terapix_fw.spica.notify.send_notification`)."""
     from .notify import send_notification
     send_notification(job)

@@ -22,6 +22,14 @@ __all__ = ["BAND_ORDER", "band_key", "Target", "Area", "ReleaseSpec", "load_rele
 
 @dataclass(frozen=True)
 class Target:
+    """A named position (a deep field, a wide target).
+
+    Attributes
+    ----------
+    name : str
+    ra, dec : float
+        Degrees.
+    """
     name: str
     ra: float
     dec: float
@@ -29,6 +37,14 @@ class Target:
 
 @dataclass(frozen=True)
 class Area:
+    """A named RA/Dec box, tiled into quanta.
+
+    Attributes
+    ----------
+    name : str
+    ra_min, ra_max, dec_min, dec_max : float
+        Degrees.
+    """
     name: str
     ra_min: float
     ra_max: float
@@ -38,6 +54,39 @@ class Area:
 
 @dataclass
 class ReleaseSpec:
+    """A release file, parsed: what to stack, how to name it, with which priorities.
+
+    Attributes
+    ----------
+    name, version, survey : str
+    criteria_path : Path
+        The criteria file.
+    path : Path or None
+        The release file.
+    description : str
+    stack_pattern, field_pattern, image_pattern : str
+        Naming patterns (``{survey}``, ``{component}``, ``{filter}``, ``{position}``, ``{version}``...).
+    pixel_scale : float
+        Arcsec per pixel of the stacks.
+    quantum : float
+        Side of a stack, degrees.
+    size : int or None
+        Pixels on a side (from ``quantum`` if None).
+    astrometry_radius : float
+        Degrees around a stack whose exposures enter its astrometric solution.
+    refcat : str or None
+        Astrometric reference catalogue.
+    deep_component, wide_component : str
+    deep_runids : list of str
+    deep_fields, wide_targets : list of Target
+    wide_areas : list of Area
+    deep_radius : float
+        Degrees.
+    wide_radius_arcmin : float
+    deep_priority, wide_priority, image_priority : int
+    image_components : list of str
+        Components processed image by image.
+    """
     name: str
     version: str
     survey: str
@@ -71,16 +120,52 @@ class ReleaseSpec:
         return self.size or int(math.floor(self.quantum * 3600.0 / self.pixel_scale))
 
     def stack_name(self, component: str, filter_name: str, ra: float, dec: float) -> str:
+        """The name of a stack: ``CFHTLS_D_r_022559-042939_T0001`` with the default pattern.
+
+        Parameters
+        ----------
+        component : str
+        filter_name : str
+        ra, dec : float
+            Centre, degrees.
+
+        Returns
+        -------
+        str
+        """
         return format_name(self.stack_pattern, survey=self.survey, component=component,
                            filter=band_of(filter_name), position=position_string(ra, dec), version=self.version)
 
     def field_name(self, component: str, filters: list[str], ra: float, dec: float) -> str:
-        """The name of a field's chi-squared image and job: ``CFHTLS_D_gri_022559-042939_T0001_chi2``."""
+        """The name of a field's chi-squared image and job: ``CFHTLS_D_gri_022559-042939_T0001_chi2``.
+
+        Parameters
+        ----------
+        component : str
+        filters : list of str
+        ra, dec : float
+            Centre, degrees.
+
+        Returns
+        -------
+        str
+        """
         return format_name(self.field_pattern, survey=self.survey, component=component,
                            filters="".join(band_of(f) for f in sorted(filters, key=band_key)),
                            position=position_string(ra, dec), version=self.version) + "_chi2"
 
     def image_name(self, stem: str) -> str:
+        """The release name of an exposure processed image by image.
+
+        Parameters
+        ----------
+        stem : str
+            The exposure's file stem.
+
+        Returns
+        -------
+        str
+        """
         return format_name(self.image_pattern, name=stem, version=self.version, survey=self.survey)
 
 
@@ -89,7 +174,16 @@ BAND_ORDER = "ugrizy"
 
 
 def band_key(filter_name: str) -> tuple[int, str]:
-    """Sort key of filters from blue to red (unknown bands last)."""
+    """Sort key of filters from blue to red (unknown bands last).
+
+    Parameters
+    ----------
+    filter_name : str
+
+    Returns
+    -------
+    tuple of (int, str)
+    """
     band = band_of(filter_name)
     return (BAND_ORDER.index(band) if band and band in BAND_ORDER else len(BAND_ORDER), filter_name or "")
 
@@ -98,7 +192,23 @@ _TOKEN = re.compile(r"\{(\w+)\}")
 
 
 def format_name(pattern: str, **values: str) -> str:
-    """Replace ``{token}`` in a naming pattern; an unknown token is an error naming it."""
+    """Replace ``{token}`` in a naming pattern; an unknown token is an error naming it.
+
+    Parameters
+    ----------
+    pattern : str
+    **values : str
+        Token -> value.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    InstructionError
+        On an unknown token.
+    """
     def sub(m):
         if m.group(1) not in values:
             raise InstructionError(f"naming pattern {pattern!r}: unknown token {{{m.group(1)}}} "
@@ -109,7 +219,17 @@ def format_name(pattern: str, **values: str) -> str:
 
 def position_string(ra: float, dec: float) -> str:
     """``HHMMSS+DDMMSS`` of a position in degrees, truncated to whole seconds: (36.4958, -4.4942) ->
-    ``022559-042939``."""
+    ``022559-042939``.
+
+    Parameters
+    ----------
+    ra, dec : float
+        Degrees.
+
+    Returns
+    -------
+    str
+    """
     ra = ra % 360.0
     total = int(math.floor(ra / 15.0 * 3600.0 + 1e-7))
     h, m, s = total // 3600, (total // 60) % 60, total % 60
@@ -131,7 +251,16 @@ PRODUCT_SUFFIXES = {
 
 
 def product_names(stack_name: str) -> dict[str, str]:
-    """The release file name of every product kind of a stack."""
+    """The release file name of every product kind of a stack.
+
+    Parameters
+    ----------
+    stack_name : str
+
+    Returns
+    -------
+    dict of str to str
+    """
     return {kind: stack_name + suffix for kind, suffix in PRODUCT_SUFFIXES.items()}
 
 
@@ -140,7 +269,21 @@ def _positions(parent, tag: str) -> list[Target]:
 
 
 def load_release(path: str | Path) -> ReleaseSpec:
-    """Parse and validate a release file; errors name the file, line and element."""
+    """Parse and validate a release file; errors name the file, line and element.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    ReleaseSpec
+
+    Raises
+    ------
+    InstructionError
+        On malformed XML, a schema violation or an inconsistency, naming the file and line.
+    """
     path = Path(path)
     tree = parse_xml(path)
     validate(tree, "spica_release.xsd", str(path))

@@ -19,6 +19,18 @@ __all__ = ["Reproduction", "reproduce"]
 
 @dataclass
 class Reproduction:
+    """The outcome of re-making one stack.
+
+    Attributes
+    ----------
+    name : str
+    identical : bool
+        Whether the pixels are identical to the manifest's.
+    expected, obtained : str
+        Pixel digests.
+    image : str
+        The re-made stack.
+    """
     name: str
     identical: bool
     expected: str
@@ -27,6 +39,7 @@ class Reproduction:
 
 
 class ReproductionError(TerapixError):
+    """A stack of a manifest cannot be re-made: a missing or altered input, a failed unit."""
     pass
 
 
@@ -43,7 +56,27 @@ def reproduce(manifest: str | Path, workdir: str | Path, db: str, *, stacks: lis
               inputs: list[str | Path] | None = None, jobs: int | None = None) -> list[Reproduction]:
     """Re-make the stacks of ``manifest`` (or the named ones) in ``workdir`` recording into ``db``;
     ``inputs``: directories where the input exposures, reference catalogue and configuration files are
-    looked for by name when they are not at their recorded place."""
+    looked for by name when they are not at their recorded place.
+
+    Parameters
+    ----------
+    manifest : str or Path
+    workdir : str or Path
+    db : str
+        RDBix URL.
+    stacks : list of str, optional
+    inputs : list of str or Path, optional
+    jobs : int, optional
+
+    Returns
+    -------
+    list of Reproduction
+
+    Raises
+    ------
+    ReproductionError
+        On an unknown stack, an input whose SHA-256 differs, or a failed unit.
+    """
     from ..db.engine import connect
     from ..instructions import load_instructions
     from ..runner import Runner

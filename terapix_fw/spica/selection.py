@@ -20,6 +20,20 @@ __all__ = ["Selection", "select_exposures", "record_selection", "latest_selectio
 
 @dataclass
 class Selection:
+    """The outcome of applying criteria to RDBix's exposures.
+
+    Attributes
+    ----------
+    criteria : Criteria
+    selected : list of dict
+        Exposure rows that pass.
+    rejected : dict of str to (str, str)
+        File name -> (criterion, reason).
+    selection_id : int or None
+        Its RDBix id once recorded.
+    ids : dict of str to int
+        File name -> exposure id of every exposure examined.
+    """
     criteria: Criteria
     selected: list[dict] = field(default_factory=list)
     #: filename -> (criterion, reason)
@@ -30,9 +44,16 @@ class Selection:
 
     @property
     def filenames(self) -> list[str]:
+        """File names of the selected exposures."""
         return [r["filename"] for r in self.selected]
 
     def report(self) -> str:
+        """What ``terapix spica select`` prints: counts, then each exposure and why it was rejected.
+
+        Returns
+        -------
+        str
+        """
         lines = [f"selection {self.criteria.name}: {len(self.selected)} selected, {len(self.rejected)} rejected"]
         lines += [f"  selected {name}" for name in self.filenames]
         lines += [f"  rejected {name}: {crit}: {why}" for name, (crit, why) in sorted(self.rejected.items())]
@@ -41,7 +62,19 @@ class Selection:
 
 def select_exposures(db, criteria: Criteria, record: bool = True) -> Selection:
     """Apply ``criteria`` to every exposure of RDBix (``grade`` is the effective grade: the latest human
-    grade, else QualityFITS' suggestion); with ``record`` the result is written to RDBix."""
+    grade, else QualityFITS' suggestion); with ``record`` the result is written to RDBix.
+
+    Parameters
+    ----------
+    db : Engine, str or None
+        RDBix.
+    criteria : Criteria
+    record : bool
+
+    Returns
+    -------
+    Selection
+    """
     result = Selection(criteria)
     for row in find_images(db):
         result.ids[row["filename"]] = row["id"]
@@ -56,6 +89,19 @@ def select_exposures(db, criteria: Criteria, record: bool = True) -> Selection:
 
 
 def record_selection(db, result: Selection) -> int:
+    """Write a selection and each exposure's outcome to RDBix.
+
+    Parameters
+    ----------
+    db : Engine, str or None
+        RDBix.
+    result : Selection
+
+    Returns
+    -------
+    int
+        The selection's id.
+    """
     from ..db.engine import connect
     engine = connect(db)
     with engine.begin() as conn:
@@ -74,7 +120,18 @@ def record_selection(db, result: Selection) -> int:
 
 
 def latest_selection(db, name: str | None = None) -> int | None:
-    """Id of the latest recorded selection (of criteria ``name`` if given)."""
+    """Id of the latest recorded selection (of criteria ``name`` if given).
+
+    Parameters
+    ----------
+    db : Engine, str or None
+        RDBix.
+    name : str, optional
+
+    Returns
+    -------
+    int or None
+    """
     from ..db.engine import connect
     query = select(S.selections.c.id).order_by(S.selections.c.id.desc()).limit(1)
     if name:
@@ -85,6 +142,18 @@ def latest_selection(db, name: str | None = None) -> int | None:
 
 
 def selected_filenames(db, selection_id: int) -> set[str]:
+    """The file names a recorded selection kept.
+
+    Parameters
+    ----------
+    db : Engine, str or None
+        RDBix.
+    selection_id : int
+
+    Returns
+    -------
+    set of str
+    """
     from ..db.engine import connect
     r, e = S.selection_results, S.exposures
     with connect(db).connect() as conn:

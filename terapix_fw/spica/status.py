@@ -16,7 +16,18 @@ __all__ = ["job_table", "status_summary", "format_status"]
 
 
 def job_table(db, version: str | None = None) -> list[dict]:
-    """Every Spica job (of release ``version``), highest priority first, with its stack's latest grade."""
+    """Every Spica job (of release ``version``), highest priority first, with its stack's latest grade.
+
+    Parameters
+    ----------
+    db : Engine, str or None
+        RDBix.
+    version : str, optional
+
+    Returns
+    -------
+    list of dict
+    """
     from ..db.engine import connect
     j = S.spica_jobs
     query = select(j).order_by(j.c.priority.desc(), j.c.id)
@@ -33,7 +44,20 @@ def job_table(db, version: str | None = None) -> list[dict]:
 def status_summary(db, version: str | None = None, longest: int = 10) -> dict:
     """The operator's tables: ``pending``, ``in_progress`` (with ``current_step``), ``remaining_by_component``,
     ``remaining_by_node``, ``remaining_by_filter``, ``longest_remaining`` (most stack images first),
-    ``by_status``, ``by_grade`` (stacks done), ``failed`` (with the error)."""
+    ``by_status``, ``by_grade`` (stacks done), ``failed`` (with the error).
+
+    Parameters
+    ----------
+    db : Engine, str or None
+        RDBix.
+    version : str, optional
+    longest : int
+        Rows of ``longest_remaining``.
+
+    Returns
+    -------
+    dict
+    """
     rows = job_table(db, version)
     remaining = [r for r in rows if r["status"] in ("pending", "running")]
     keep = ("name", "version", "mode", "kind", "survey_component", "filter", "node", "priority", "n_stack",
@@ -67,7 +91,17 @@ def _table(title: str, counts: dict) -> list[str]:
 
 
 def format_status(summary: dict) -> str:
-    """The summary as the text of ``terapix spica status``."""
+    """The summary as the text of ``terapix spica status``.
+
+    Parameters
+    ----------
+    summary : dict
+        From :func:`status_summary`.
+
+    Returns
+    -------
+    str
+    """
     lines = [f"release {summary['version'] or '(all)'}: {summary['total']} jobs " +
              ", ".join(f"{v} {k}" for k, v in sorted(summary["by_status"].items()))]
     lines.append("in progress:" if summary["in_progress"] else "in progress: none")

@@ -22,6 +22,17 @@ __all__ = ["Quantum", "tile_area", "quantum_of"]
 
 @dataclass(frozen=True)
 class Quantum:
+    """One cell of an area's tiling: the footprint of one stack.
+
+    Attributes
+    ----------
+    area : str
+    row, col : int
+    ra, dec : float
+        Centre, degrees.
+    ra_lo, ra_hi, dec_lo, dec_hi : float
+        Bounds (``ra_lo > ra_hi`` when the cell crosses RA = 0).
+    """
     area: str
     row: int
     col: int
@@ -34,6 +45,7 @@ class Quantum:
 
     @property
     def name(self) -> str:
+        """``<area>_<row>_<col>``."""
         return f"{self.area}_{self.row}_{self.col}"
 
 
@@ -58,7 +70,18 @@ def _strip(area: Area, quantum: float, row: int) -> tuple[float, float, float, i
 
 
 def tile_area(area: Area, quantum: float = 1.0) -> list[Quantum]:
-    """The quanta covering ``area``, row by row from ``dec_min``, column by column from ``ra_min``."""
+    """The quanta covering ``area``, row by row from ``dec_min``, column by column from ``ra_min``.
+
+    Parameters
+    ----------
+    area : Area
+    quantum : float
+        Side of a cell, degrees.
+
+    Returns
+    -------
+    list of Quantum
+    """
     nrow = max(1, math.ceil((area.dec_max - area.dec_min) / quantum - 1e-9))
     out = []
     for row in range(nrow):
@@ -76,7 +99,19 @@ def tile_area(area: Area, quantum: float = 1.0) -> list[Quantum]:
 
 
 def quantum_of(area: Area, quantum: float, ra, dec):
-    """(row, col) of the quantum holding each position (arrays), -1 where outside the area."""
+    """(row, col) of the quantum holding each position (arrays), -1 where outside the area.
+
+    Parameters
+    ----------
+    area : Area
+    quantum : float
+    ra, dec : array_like
+        Degrees.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+    """
     ra = np.asarray(ra, float) % 360.0
     dec = np.asarray(dec, float)
     nrow = max(1, math.ceil((area.dec_max - area.dec_min) / quantum - 1e-9))

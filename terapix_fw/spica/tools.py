@@ -23,6 +23,7 @@ _ASINH = terapix_only("STIFF has no asinh stretch (terapix-fw's stiff has it: GA
 
 
 class ReleaseTool(Tool):
+    """Release products: REL_DATE in every header, RICE compression, copies under their release names."""
     name = "spica_release"
     version = "1.0"
     description = "release products: REL_DATE in every header, RICE compression, copy under release names"
@@ -41,6 +42,17 @@ class ReleaseTool(Tool):
     ]
 
     def run(self, ctx):
+        """Write each input under its release name, with REL_DATE and RICE compression.
+
+        Parameters
+        ----------
+        ctx : StepContext
+
+        Raises
+        ------
+        ToolError
+            If the unit has no product to release.
+        """
         import shutil
 
         from astropy.io import fits
@@ -83,6 +95,7 @@ class ReleaseTool(Tool):
 
 
 class ColourTool(Tool):
+    """A colour picture (asinh stretch, Lupton et al. 2004) of one to three aligned stacks, blue to red."""
     name = "spica_colour"
     version = "1.0"
     description = "colour picture (asinh, Lupton et al. 2004) of up to three aligned stacks"
@@ -99,6 +112,17 @@ class ColourTool(Tool):
     ]
 
     def run(self, ctx):
+        """Write the PNG picture of the unit's stacks.
+
+        Parameters
+        ----------
+        ctx : StepContext
+
+        Raises
+        ------
+        ToolError
+            Without 1 to 3 stacks, or stacks of different sizes.
+        """
         from astropy.io import fits
         from astropy.visualization import make_lupton_rgb
         import numpy as np
