@@ -35,6 +35,21 @@ class IntegrityError(TerapixError):
 
 @dataclass
 class FileInfo:
+    """What the integrity checks read of a file.
+
+    Attributes
+    ----------
+    path : Path
+    compression : str
+        ``none``, ``gzip`` or ``fpack``.
+    primary : astropy.io.fits.Header
+    images : list of (int, astropy.io.fits.Header)
+        HDU index and (uncompressed) header of each image extension.
+    checked_sums : int
+        HDUs whose CHECKSUM/DATASUM were verified.
+    raw_headers : dict of int to bytes
+        HDU index -> header bytes as written (uncompressed files).
+    """
     path: Path
     compression: str  # none | gzip | fpack
     primary: Any  # astropy Header
@@ -44,7 +59,16 @@ class FileInfo:
 
 
 def compression_of(path: Path) -> str:
-    """``gzip`` (magic bytes), ``fpack`` (by name, confirmed by the HDUs) or ``none``."""
+    """``gzip`` (magic bytes), ``fpack`` (by name, confirmed by the HDUs) or ``none``.
+
+    Parameters
+    ----------
+    path : Path
+
+    Returns
+    -------
+    str
+    """
     with open(path, "rb") as handle:
         magic = handle.read(2)
     if magic == b"\x1f\x8b":
@@ -70,7 +94,27 @@ def inspect_file(path: str | Path, expected_extensions=None, check_pixels: bool 
     """Check ``path`` and return its headers; raise IntegrityError with the reason otherwise.
 
     ``expected_extensions``: a callable camera name -> expected number of image extensions (None: any;
-    it may raise ``ConfigError`` for a camera the site refuses), or None."""
+    it may raise ``ConfigError`` for a camera the site refuses), or None.
+
+    Parameters
+    ----------
+    path : str or Path
+    expected_extensions : callable, optional
+        Camera name -> expected number of image extensions (None: any; it may raise ``ConfigError`` for a
+        camera the site refuses).
+    check_pixels : bool
+        Read every image's pixels (not only the headers and checksums).
+    log : logging.Logger, optional
+
+    Returns
+    -------
+    FileInfo
+
+    Raises
+    ------
+    IntegrityError
+        With the reason (empty, truncated, not FITS, bad checksum, wrong extension count...).
+    """
     import numpy as np
     from astropy.io import fits
     from astropy.utils.exceptions import AstropyUserWarning

@@ -38,7 +38,18 @@ FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.fz", ".fz", ".fits.gz", ".fit.g
 
 
 def stored_name(name: str, uncompress: bool) -> str:
-    """The exposure's file name in storage (and in RDBix): ``.fz``/``.gz`` dropped when uncompressed."""
+    """The exposure's file name in storage (and in RDBix): ``.fz``/``.gz`` dropped when uncompressed.
+
+    Parameters
+    ----------
+    name : str
+    uncompress : bool
+        Whether the site stores files uncompressed.
+
+    Returns
+    -------
+    str
+    """
     if uncompress:
         for suffix in (".fz", ".gz"):
             if name.endswith(suffix):
@@ -48,6 +59,24 @@ def stored_name(name: str, uncompress: bool) -> str:
 
 @dataclass
 class Outcome:
+    """What ingesting one file did.
+
+    Attributes
+    ----------
+    source : Path
+        The file as delivered.
+    status : str
+        ``registered``, ``known``, ``changed``, ``duplicate``, ``quarantined`` or ``missing``.
+    message : str
+    filename : str or None
+        Its name in RDBix.
+    stored : Path or None
+        Its place in the storage tree.
+    checksum : str
+        SHA-256.
+    records : list of (str, dict)
+        RDBix records to send.
+    """
     source: Path
     status: str  # registered | known | changed | duplicate | quarantined | missing
     message: str = ""
@@ -58,9 +87,16 @@ class Outcome:
 
     @property
     def refused(self) -> bool:
+        """Whether the file was refused (changed, duplicate or quarantined)."""
         return self.status in ("changed", "duplicate", "quarantined")
 
     def line(self) -> str:
+        """The outcome in one line, as ``terapix ingest`` prints it.
+
+        Returns
+        -------
+        str
+        """
         where = f" -> {self.stored}" if self.stored and self.status == "registered" else ""
         return f"{self.status:<11} {self.source.name}{where}{': ' + self.message if self.message else ''}"
 
@@ -116,7 +152,16 @@ class Ingester:
         return by_name, by_sum, stored
 
     def ingest(self, path: str | Path) -> Outcome:
-        """Ingest one file; never raises for a bad file (the outcome says what happened)."""
+        """Ingest one file; never raises for a bad file (the outcome says what happened).
+
+        Parameters
+        ----------
+        path : str or Path
+
+        Returns
+        -------
+        Outcome
+        """
         path = Path(path)
         if not path.is_file():  # gone between listing and ingestion: nothing to check or to quarantine
             return Outcome(path, "missing", "no such file (moved or deleted before ingestion)", path.name)

@@ -41,7 +41,16 @@ def _number(value) -> float | None:
 
 
 def pointing(header) -> tuple[float | None, float | None]:
-    """Telescope pointing (RA, Dec) in degrees."""
+    """Telescope pointing (RA, Dec) in degrees.
+
+    Parameters
+    ----------
+    header : astropy.io.fits.Header
+
+    Returns
+    -------
+    tuple of (float or None, float or None)
+    """
     ra, dec = _number(header.get("RA_DEG")), _number(header.get("DEC_DEG"))
     if ra is not None and dec is not None:
         return ra % 360.0, dec
@@ -58,7 +67,16 @@ def pointing(header) -> tuple[float | None, float | None]:
 
 def date_obs(header) -> _dt.datetime | None:
     """DATE-OBS as an aware UTC datetime (a date-only DATE-OBS takes UTC-OBS or TIME-OBS), else from
-    MJD-OBS."""
+    MJD-OBS.
+
+    Parameters
+    ----------
+    header : astropy.io.fits.Header
+
+    Returns
+    -------
+    datetime or None
+    """
     from ..db.types import to_datetime
     text = str(header.get("DATE-OBS") or "").strip()
     if text and "T" not in text:
@@ -98,7 +116,18 @@ def _text(value) -> str | None:
 
 
 def exposure_fields(primary, skyprobe_key: str = "SKYPROBE") -> dict[str, Any]:
-    """The exposure-row fields of a primary header (None where the header has nothing)."""
+    """The exposure-row fields of a primary header (None where the header has nothing).
+
+    Parameters
+    ----------
+    primary : astropy.io.fits.Header
+    skyprobe_key : str
+        Keyword of the sky-probe extinction (mag).
+
+    Returns
+    -------
+    dict
+    """
     ra, dec = pointing(primary)
     mjd = _number(primary.get("MJD-OBS"))
     when = date_obs(primary)
@@ -112,7 +141,16 @@ def exposure_fields(primary, skyprobe_key: str = "SKYPROBE") -> dict[str, Any]:
 
 
 def footprint(header) -> dict[str, float | None]:
-    """Centre and corner world coordinates (degrees) of an image header's WCS; Nones without a WCS."""
+    """Centre and corner world coordinates (degrees) of an image header's WCS; Nones without a WCS.
+
+    Parameters
+    ----------
+    header : astropy.io.fits.Header
+
+    Returns
+    -------
+    dict of str to float or None
+    """
     import numpy as np
     from astropy.wcs import WCS, FITSFixedWarning
     nx, ny = int(header.get("NAXIS1", 0)), int(header.get("NAXIS2", 0))
@@ -160,7 +198,19 @@ _CARD = re.compile(r"^([A-Z0-9_\-]{1,8})\s*=\s*(?:'((?:[^']|'')*)'|([^/]*?))\s*(
 def raw_keyword_rows(block: bytes, extension: int) -> list[dict[str, Any]] | None:
     """``header_keywords`` rows parsed from a header's 80-byte cards as written in the file (fast: no
     astropy Card objects); values as written (strings unquoted, T/F, numbers in their own format).
-    None if the block is not plain ASCII cards (then :func:`keyword_rows` parses it)."""
+    None if the block is not plain ASCII cards (then :func:`keyword_rows` parses it).
+
+    Parameters
+    ----------
+    block : bytes
+        The header as written.
+    extension : int
+        HDU index.
+
+    Returns
+    -------
+    list of dict or None
+    """
     try:
         text = block.decode("ascii")
     except UnicodeDecodeError:
@@ -192,7 +242,18 @@ def raw_keyword_rows(block: bytes, extension: int) -> list[dict[str, Any]] | Non
 
 
 def keyword_rows(header, extension: int) -> list[dict[str, Any]]:
-    """``header_keywords`` rows of one header: every card, repeated keywords joined by newlines."""
+    """``header_keywords`` rows of one header: every card, repeated keywords joined by newlines.
+
+    Parameters
+    ----------
+    header : astropy.io.fits.Header
+    extension : int
+        HDU index.
+
+    Returns
+    -------
+    list of dict
+    """
     rows: dict[str, dict[str, Any]] = {}
     for card in header.cards:
         key = card.keyword

@@ -6,6 +6,7 @@ from ..hookspecs import hookimpl
 
 @hookimpl
 def register_tools(register):
+    """Implements :func:`terapix_fw.hookspecs.register_tools`: the ``ingest`` tool."""
     from .tool import IngestTool
 
     register(IngestTool)
@@ -69,6 +70,7 @@ def _cmd_ingest(args) -> int:
 
 @hookimpl
 def register_commands(subparsers):
+    """Implements :func:`terapix_fw.hookspecs.register_commands`: add ``terapix ingest``."""
     p = subparsers.add_parser(
         "ingest", help="check, store, register and assess arriving exposures (data-ingestion context)",
         description="For each file: integrity checks (FITS structure, CHECKSUM/DATASUM, image extensions, "

@@ -25,7 +25,16 @@ log = logging.getLogger("terapix.ingest")
 
 def expand_paths(paths) -> list[Path]:
     """Files to ingest: files as given, the FITS files under directories (recursively, sorted; hidden
-    and partial files skipped)."""
+    and partial files skipped).
+
+    Parameters
+    ----------
+    paths : iterable of str or Path
+
+    Returns
+    -------
+    list of Path
+    """
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
@@ -37,6 +46,16 @@ def expand_paths(paths) -> list[Path]:
 
 
 def is_candidate(path: Path) -> bool:
+    """Whether a file is one to ingest: a FITS name, not hidden, not a partial transfer (``.part``).
+
+    Parameters
+    ----------
+    path : Path
+
+    Returns
+    -------
+    bool
+    """
     name = path.name
     return not name.startswith(".") and not name.endswith(".part") and name.lower().endswith(FITS_SUFFIXES)
 
@@ -92,6 +111,7 @@ class IngestSession:
         self.finish()
 
     def start(self) -> None:
+        """Record the start of the ingestion run (and of its QualityFITS-in step)."""
         self.hook.run_started(run=self.run)
         self.hook.step_started(run=self.run, step=self.step)
         if self.qstep is not None:
@@ -99,7 +119,16 @@ class IngestSession:
         self._started = True
 
     def ingest(self, path: str | os.PathLike) -> Outcome:
-        """Ingest one file (then QualityFITS-in if it was registered) and record everything."""
+        """Ingest one file (then QualityFITS-in if it was registered) and record everything.
+
+        Parameters
+        ----------
+        path : str or path-like
+
+        Returns
+        -------
+        Outcome
+        """
         from ..model import UnitInfo
         from ..tool import Product, UnitResult
 
@@ -147,6 +176,13 @@ class IngestSession:
             out.message += "; QualityFITS-in done"
 
     def finish(self) -> dict[str, int]:
+        """Record the end of the run.
+
+        Returns
+        -------
+        dict of str to int
+            Files by outcome status.
+        """
         if not self._started:
             return dict(self.counts)
         summary = dict(self.counts)

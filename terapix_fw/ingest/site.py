@@ -37,6 +37,19 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._+\-]")
 
 @dataclass(frozen=True)
 class Rule:
+    """A classification rule of the site file: header patterns -> survey component and owner.
+
+    Attributes
+    ----------
+    component : str
+    owner : str
+    matches : tuple of (str, str)
+        ``(keyword, fnmatch pattern)`` pairs that must all hold.
+    release_key : str or None
+        Header keyword giving the release date.
+    proprietary_days : int or None
+        Proprietary period after DATE-OBS.
+    """
     component: str
     owner: str
     matches: tuple[tuple[str, str], ...] = ()
@@ -44,6 +57,16 @@ class Rule:
     proprietary_days: int | None = None
 
     def holds(self, header) -> bool:
+        """Whether every pattern matches the header.
+
+        Parameters
+        ----------
+        header : astropy.io.fits.Header
+
+        Returns
+        -------
+        bool
+        """
         for keyword, pattern in self.matches:
             value = header.get(keyword)
             if value is None or not fnmatch.fnmatchcase(str(value).strip(), pattern):
@@ -53,6 +76,16 @@ class Rule:
 
 @dataclass(frozen=True)
 class Classification:
+    """The outcome of classifying an exposure.
+
+    Attributes
+    ----------
+    component, owner : str or None
+    release_date : datetime or None
+        End of the proprietary period.
+    rule : int or None
+        1-based index of the rule that matched, None if none did.
+    """
     component: str | None
     owner: str | None
     release_date: _dt.datetime | None
@@ -61,6 +94,27 @@ class Classification:
 
 @dataclass
 class Site:
+    """A site configuration (``schemas/site.xsd``): storage, cameras and classification rules.
+
+    Attributes
+    ----------
+    name : str
+    storage_root, quarantine_dir : Path
+    pattern : str
+        Storage sub-directory pattern (``{filter}/{qrunid}``).
+    transfer : str
+        ``move`` or ``copy``.
+    uncompress : bool
+    node : str or None
+        Host holding the storage.
+    cameras : list of (str, int)
+        Camera pattern -> number of image extensions.
+    unknown_camera : str
+        ``accept`` or ``refuse``.
+    rules : list of Rule
+    path : Path or None
+        The site file.
+    """
     name: str
     storage_root: Path
     quarantine_dir: Path
@@ -82,6 +136,21 @@ class Site:
 
     @classmethod
     def from_xml(cls, path: str | Path) -> "Site":
+        """Read and validate a site file.
+
+        Parameters
+        ----------
+        path : str or Path
+
+        Returns
+        -------
+        Site
+
+        Raises
+        ------
+        ConfigError
+            On malformed XML, a schema violation or a bad pattern, naming the file and line.
+        """
         from ..xmlutil import parse_xml, validate
         path = Path(path)
         tree = parse_xml(path, str(path), error_class=ConfigError)
@@ -111,7 +180,18 @@ class Site:
                    rules=rules, path=path)
 
     def with_directories(self, storage=None, quarantine=None, base=None) -> "Site":
-        """A copy with another storage root and/or quarantine directory (relative ones under ``base``)."""
+        """A copy with another storage root and/or quarantine directory (relative ones under ``base``).
+
+        Parameters
+        ----------
+        storage : str or Path, optional
+        quarantine : str or Path, optional
+        base : str or Path, optional
+
+        Returns
+        -------
+        Site
+        """
         from dataclasses import replace
 
         def where(p):
@@ -122,7 +202,22 @@ class Site:
 
     def expected_extensions(self, camera: str | None) -> int | None:
         """Image extensions a file of ``camera`` must have; None if any number will do.
-        Raises ConfigError for an unknown camera when the site refuses them."""
+        Raises ConfigError for an unknown camera when the site refuses them.
+
+        Parameters
+        ----------
+        camera : str or None
+            DETECTOR value.
+
+        Returns
+        -------
+        int or None
+
+        Raises
+        ------
+        ConfigError
+            For an unknown camera when the site refuses them.
+        """
         for pattern, n in self.cameras:
             if camera is not None and fnmatch.fnmatchcase(camera, pattern):
                 return n
@@ -132,7 +227,18 @@ class Site:
         return None
 
     def classify(self, header, date_obs: _dt.datetime | None = None) -> Classification:
-        """Survey component, owner and end of the proprietary period from the first rule that holds."""
+        """Survey component, owner and end of the proprietary period from the first rule that holds.
+
+        Parameters
+        ----------
+        header : astropy.io.fits.Header
+            Primary header.
+        date_obs : datetime, optional
+
+        Returns
+        -------
+        Classification
+        """
         for k, rule in enumerate(self.rules, 1):
             if not rule.holds(header):
                 continue
@@ -147,7 +253,17 @@ class Site:
 
     def storage_dir(self, header) -> Path:
         """The storage directory of an exposure: the pattern filled from its primary header.  Values are
-        reduced to file-name-safe characters, so a header can never place a file outside the tree."""
+        reduced to file-name-safe characters, so a header can never place a file outside the tree.
+
+        Parameters
+        ----------
+        header : astropy.io.fits.Header
+            Primary header.
+
+        Returns
+        -------
+        Path
+        """
         def value(m):
             key = PATTERN_FIELDS[m.group(1)]
             raw = str(header.get(key, "") or "").strip()

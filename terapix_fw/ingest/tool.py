@@ -19,6 +19,7 @@ _NONE = terapix_only("ingestion into the storage tree and RDBix is pipeline book
 
 
 class IngestTool(Tool):
+    """Data ingestion as a pipeline step: integrity checks, quarantine, storage tree, RDBix registration."""
     name = "ingest"
     version = "1.0.0"
     description = "data ingestion: integrity, quarantine, storage tree, RDBix registration of exposures"
@@ -42,6 +43,17 @@ class IngestTool(Tool):
     ]
 
     def run(self, ctx):
+        """Ingest each input file with the site configuration; record each outcome.
+
+        Parameters
+        ----------
+        ctx : StepContext
+
+        Raises
+        ------
+        ConfigError
+            Without SITE_FILE.
+        """
         import os
 
         from ..errors import ConfigError

@@ -22,12 +22,25 @@ def watch_directory(directory: str | Path, *, idle_timeout: float | None = None,
                     ready: Callable[[], None] | None = None) -> Iterator[Path]:
     """Yield each FITS file that arrives in ``directory`` once it is complete.
 
+    Parameters
+    ----------
+    directory : the folder watched.
     existing : first yield the files already there (sorted), so nothing delivered before the watch
         started is missed.
     idle_timeout : stop after this many seconds without a new file (None: never).
     max_files : stop after yielding this many files.
     stop : an Event that ends the watch when set (checked at least every 0.5 s).
     ready : called once the watcher is installed (tests deliver files only after it).
+
+    Yields
+    ------
+    Path
+        Each complete FITS file.
+
+    Raises
+    ------
+    NotADirectoryError
+        If ``directory`` is not a directory.
     """
     import time
 

@@ -20,6 +20,22 @@ def write_truth_ldac(result, path: str | Path, maglim: float = 22.5, pos_err: fl
 
     Positions are FITS 1-based like SExtractor's; FLUXERR_AUTO is the Poisson error of the source plus
     the sky under a 2-FWHM aperture, so SCAMP's S/N cuts behave as on real catalogues.
+
+    Parameters
+    ----------
+    result : ExposureResult
+    path : str or Path
+    maglim : float
+        Faintest magnitude listed.
+    pos_err : float
+        Position error (pixels) added to the true positions.
+    seed : int
+    include_saturated : bool
+        Also list saturated stars.
+
+    Returns
+    -------
+    Path
     """
     from astropy.io import fits
     from astropy.table import Table

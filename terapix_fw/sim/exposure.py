@@ -72,7 +72,21 @@ TRUTH_COLUMNS = {
 
 
 def filter_info(name: str) -> tuple[str, float, float, float]:
-    """(MegaCam filter name, PHOT_C, PHOT_K, sky mag/arcsec^2) of ``r``, ``r.MP9601`` etc."""
+    """(MegaCam filter name, PHOT_C, PHOT_K, sky mag/arcsec^2) of ``r``, ``r.MP9601`` etc.
+
+    Parameters
+    ----------
+    name : str
+
+    Returns
+    -------
+    tuple of (str, float, float, float)
+
+    Raises
+    ------
+    ValueError
+        On an unknown filter.
+    """
     key = name.strip()
     for short, info in FILTERS.items():
         if key == short or key == info[0]:
@@ -192,7 +206,21 @@ def _alpha_from_fwhm(fwhm, beta):
 def psf_at(spec: ExposureSpec, fp: FocalPlane, u, v, e0_angle: float = 0.0):
     """PSF at focal-plane positions (u, v): FWHM (pixels, geometric mean), axis ratio q and the angle of
     the major axis (radians, from +x towards +y).  FWHM grows by ``psf_variation`` (fractionally) to the
-    field edge; the ellipticity is a constant ``psf_ellipticity`` plus a radial pattern growing to 0.05."""
+    field edge; the ellipticity is a constant ``psf_ellipticity`` plus a radial pattern growing to 0.05.
+
+    Parameters
+    ----------
+    spec : ExposureSpec
+    fp : FocalPlane
+    u, v : array_like
+        Focal-plane positions (pixels).
+    e0_angle : float
+        Angle (radians) of the constant ellipticity.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+    """
     rmax = fp.radius()
     u = np.asarray(u, float)
     v = np.asarray(v, float)
@@ -474,7 +502,18 @@ def _ext_header(exp: _Exposure, ccd: CCD, primary, guess):
 def stored_pixels(image, bitpix: int):
     """The pixels as the file stores them: big-endian float32 (BITPIX -32), or for BITPIX 16 unsigned
     16-bit integers as raw CCD frames hold them (rounded, clipped to [0, 65535]: astropy writes uint16 as
-    BITPIX 16 with BZERO 32768; RICE compression of integers is lossless)."""
+    BITPIX 16 with BZERO 32768; RICE compression of integers is lossless).
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+    bitpix : int
+        16 or -32.
+
+    Returns
+    -------
+    numpy.ndarray
+    """
     if bitpix == 16:
         return np.clip(np.rint(image), 0, 65535).astype(np.uint16)
     return image.astype(">f4")
@@ -541,7 +580,21 @@ def simulate_exposure(outdir: str | Path, spec: ExposureSpec | None = None, *, s
     seed : master seed; the same seed and spec give byte-identical files.  Unless ``sky`` is given the
         sky is ``SkyModel(seed, spec.maglim, spec.density, spec.star_density)``.
     focal_plane : default the full MegaCam mosaic; use :func:`small_focal_plane` for tests.
+    sky : the sky model (a :class:`~terapix_fw.sim.sky.SkyModel` or a fixed source list); see ``seed``.
     nthreads : CCDs rendered in parallel (default: all cores).
+    write_refcat : also write ``<name>.refcat.fits``, the astrometric reference catalogue.
+    write_calibration : also write the flat and bad-pixel maps.
+    **overrides : :class:`ExposureSpec` fields to replace.
+
+    Returns
+    -------
+    ExposureResult
+        The paths written, the truth catalogue, the true and first-guess WCS and the zero point.
+
+    Raises
+    ------
+    TypeError
+        On an override that is not an :class:`ExposureSpec` field.
     """
     valid = {f.name for f in fields(ExposureSpec)}
     unknown = sorted(set(overrides) - valid)

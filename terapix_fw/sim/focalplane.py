@@ -33,20 +33,45 @@ class CCD:
 
     @property
     def extname(self) -> str:
+        """``ccdNN``."""
         return f"ccd{self.number:02d}"
 
     def matrix(self) -> np.ndarray:
+        """The 2x2 rotation from pixel to focal-plane axes.
+
+        Returns
+        -------
+        numpy.ndarray
+        """
         c, s = math.cos(self.rot), math.sin(self.rot)
         return np.array([[c, -s], [s, c]])
 
     def pix_to_focal(self, x, y):
-        """FITS 1-based pixel -> focal-plane (u, v)."""
+        """FITS 1-based pixel -> focal-plane (u, v).
+
+        Parameters
+        ----------
+        x, y : array_like
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+        """
         m = self.matrix()
         dx, dy = np.asarray(x, float) - 1.0, np.asarray(y, float) - 1.0
         return m[0, 0] * dx + m[0, 1] * dy + self.u0, m[1, 0] * dx + m[1, 1] * dy + self.v0
 
     def focal_to_pix(self, u, v):
-        """Focal-plane (u, v) -> FITS 1-based pixel."""
+        """Focal-plane (u, v) -> FITS 1-based pixel.
+
+        Parameters
+        ----------
+        u, v : array_like
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+        """
         m = self.matrix().T  # inverse of a rotation
         du, dv = np.asarray(u, float) - self.u0, np.asarray(v, float) - self.v0
         return m[0, 0] * du + m[0, 1] * dv + 1.0, m[1, 0] * du + m[1, 1] * dv + 1.0
@@ -67,6 +92,7 @@ class FocalPlane:
 
     @property
     def nccd(self) -> int:
+        """Number of CCDs."""
         return len(self.ccds)
 
     def extent(self) -> tuple[float, float, float, float]:
@@ -123,6 +149,22 @@ def megacam_focal_plane(nx: int = 2048, ny: int = 4612, pixscale: float = 0.186,
     upper rows (ccd00-ccd17) are rotated by 180 degrees (CD1_1 > 0, CD2_2 < 0 in their WCS, as in SCAMP's
     ``megacam.ahead``).  Each CCD is displaced by ``placement_error`` pixels (rms) and rotated by ~1e-4
     rad, fixed by ``seed``.
+
+    Parameters
+    ----------
+    nx, ny : int
+        CCD size (smaller values give a scaled-down MegaCam, gaps scaled alike).
+    pixscale : float
+        Arcsec per pixel.
+    seed : int
+    placement_error : float
+        Rms error of each CCD's placement (pixels).
+    flip_top : bool
+        Rotate the top two rows by 180 degrees, as on MegaCam.
+
+    Returns
+    -------
+    FocalPlane
     """
     f = nx / 2048.0
     return _grid(9, 4, 36, nx, ny, 103 * f, [507 * f, 97 * f, 507 * f], pixscale, "MegaCam",
@@ -132,7 +174,27 @@ def megacam_focal_plane(nx: int = 2048, ny: int = 4612, pixscale: float = 0.186,
 def small_focal_plane(nccd: int = 4, nx: int = 512, ny: int = 512, pixscale: float = 0.186,
                       gap: float = 20.0, seed: int = 0, placement_error: float = 0.5) -> FocalPlane:
     """A small mosaic for tests: ``nccd`` CCDs of ``nx`` x ``ny`` pixels on a near-square grid with
-    ``gap``-pixel gaps (36 CCDs give the MegaCam 9x4 arrangement)."""
+    ``gap``-pixel gaps (36 CCDs give the MegaCam 9x4 arrangement).
+
+    Parameters
+    ----------
+    nccd : int
+    nx, ny : int
+    pixscale : float
+    gap : float
+        Pixels between CCDs.
+    seed : int
+    placement_error : float
+
+    Returns
+    -------
+    FocalPlane
+
+    Raises
+    ------
+    ValueError
+        If ``nccd`` < 1.
+    """
     if nccd < 1:
         raise ValueError(f"nccd={nccd}: expected at least 1 CCD")
     if nccd == 36:

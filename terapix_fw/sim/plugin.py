@@ -9,6 +9,7 @@ from ..hookspecs import hookimpl
 
 @hookimpl
 def register_tools(register):
+    """Implements :func:`terapix_fw.hookspecs.register_tools`: the ``simulate`` tool."""
     from .tool import SimulateTool
 
     register(SimulateTool)
@@ -40,6 +41,7 @@ def _cmd_simulate(args) -> int:
 
 @hookimpl
 def register_commands(subparsers):
+    """Implements :func:`terapix_fw.hookspecs.register_commands`: add ``terapix simulate``."""
     p = subparsers.add_parser("simulate", help="simulate a survey's exposures with known truth",
                               description="Write MegaCam-like exposures (first-guess WCS in the headers), "
                                           "calibration maps and an astrometric reference catalogue of a "

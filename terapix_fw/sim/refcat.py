@@ -20,7 +20,17 @@ __all__ = ["reference_errors", "write_reference_catalog"]
 
 def reference_errors(mag: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Positional (arcsec, per axis) and magnitude errors of a Gaia/SDSS-like reference catalogue:
-    20 mas at the bright end rising to ~120 mas at mag 21."""
+    20 mas at the bright end rising to ~120 mas at mag 21.
+
+    Parameters
+    ----------
+    mag : numpy.ndarray
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        Position error (arcsec) and magnitude error.
+    """
     f = 10.0 ** (0.4 * (np.asarray(mag) - 21.0))
     return 0.02 + 0.1 * f, 0.003 + 0.03 * f
 
@@ -28,7 +38,21 @@ def reference_errors(mag: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def write_reference_catalog(path: str | Path, sources: SourceList, band: str = "r", maglim: float = 21.0,
                             seed: int = 0, epoch: float = 2000.0) -> int:
     """Write the stars of ``sources`` brighter than ``maglim`` in ``band`` with realistic errors (positions
-    and magnitudes perturbed by them, reproducibly for ``seed``).  Returns the number of objects."""
+    and magnitudes perturbed by them, reproducibly for ``seed``).  Returns the number of objects.
+
+    Parameters
+    ----------
+    path : str or Path
+    sources : SourceList
+    band : str
+    maglim : float
+    seed : int
+    epoch : float
+
+    Returns
+    -------
+    int
+    """
     from astropy.io import fits
     stars = sources.take((sources.kind == 0) & (sources.mag(band) <= maglim))
     order = np.argsort(stars.id, kind="stable")

@@ -78,7 +78,21 @@ def _moffat_stamp(x0, y0, flux, alpha, beta, q, theta, radius, nsub_radius, nx, 
 
 @njit(cache=True, nogil=True)
 def render_moffat_stars(image, x, y, flux, alpha, beta, q, theta, radius):
-    """Add elliptical Moffat stars (0-based centres ``x``, ``y``; per-star alpha/q/theta/radius) to ``image``."""
+    """Add elliptical Moffat stars (0-based centres ``x``, ``y``; per-star alpha/q/theta/radius) to ``image``.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        2-D float32 image, modified.
+    x, y : numpy.ndarray
+    flux : numpy.ndarray
+    alpha, beta : numpy.ndarray
+        Moffat parameters (pixels, exponent).
+    q, theta : numpy.ndarray
+        Axis ratio and angle (radians).
+    radius : numpy.ndarray
+        Rendering radius (pixels).
+    """
     ny, nx = image.shape
     for k in range(x.size):
         nsr = max(2.5 * alpha[k], 3.0)
@@ -91,6 +105,18 @@ def render_mixtures(image, x, y, flux, cxx, cxy, cyy, amp, radius):
 
     ``cxx/cxy/cyy[k, m]`` are the covariance terms (px^2) and ``amp[k, m]`` the weights of component ``m``
     of source ``k``; components with zero weight are skipped.  Each stamp is normalised to ``flux[k]``.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        2-D float32 image, modified.
+    x, y : numpy.ndarray
+        0-based centres.
+    flux : numpy.ndarray
+    cxx, cxy, cyy : numpy.ndarray
+    amp : numpy.ndarray
+    radius : numpy.ndarray
+        Rendering radius (pixels).
     """
     ny, nx = image.shape
     ncomp = amp.shape[1]
@@ -151,6 +177,18 @@ def bleed_columns(image, saturation):
     """Bleed trails: charge above ``saturation`` flows along the column (half up, half down), conserving it.
 
     Columns are independent, which is how CCD blooming behaves along the parallel-transfer direction.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        2-D float32 image, modified.
+    saturation : float
+        Full-well level (ADU).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``image``.
     """
     ny, nx = image.shape
     for i in range(nx):
@@ -191,7 +229,17 @@ def bleed_columns(image, saturation):
 @njit(cache=True, nogil=True)
 def add_line(image, x0, y0, dx, dy, sigma, peak):
     """Add a straight trail through 0-based ``(x0, y0)`` with unit direction ``(dx, dy)``: Gaussian cross
-    profile of width ``sigma`` px and central value ``peak`` (satellite trails)."""
+    profile of width ``sigma`` px and central value ``peak`` (satellite trails).
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        2-D float32 image, modified.
+    x0, y0 : float
+    dx, dy : float
+    sigma : float
+    peak : float
+    """
     ny, nx = image.shape
     half = 5.0 * sigma
     for j in range(ny):
@@ -202,7 +250,17 @@ def add_line(image, x0, y0, dx, dy, sigma, peak):
 
 
 def sersic_bn(n: float) -> float:
-    """b_n of the Sersic profile such that r_e encloses half the light (Ciotti & Bertin 1999 expansion)."""
+    """b_n of the Sersic profile such that r_e encloses half the light (Ciotti & Bertin 1999 expansion).
+
+    Parameters
+    ----------
+    n : float
+        Sersic index.
+
+    Returns
+    -------
+    float
+    """
     return 2.0 * n - 1.0 / 3.0 + 4.0 / (405.0 * n) + 46.0 / (25515.0 * n * n)
 
 
@@ -220,7 +278,17 @@ def _fit_mixture(r, profile, variances):
 @functools.lru_cache(maxsize=32)
 def sersic_mixture(n: float) -> tuple[np.ndarray, np.ndarray]:
     """Gaussian mixture (weights, variances in units of r_e^2) of a Sersic profile of index ``n``,
-    truncated at 8 r_e (like Hogg & Lang's "lux" profiles)."""
+    truncated at 8 r_e (like Hogg & Lang's "lux" profiles).
+
+    Parameters
+    ----------
+    n : float
+        Sersic index.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+    """
     r = np.logspace(-3, np.log10(8.0), 300)
     bn = sersic_bn(n)
     prof = np.exp(-bn * (r ** (1.0 / n) - 1.0))
@@ -235,7 +303,16 @@ def sersic_mixture(n: float) -> tuple[np.ndarray, np.ndarray]:
 
 @functools.lru_cache(maxsize=32)
 def moffat_mixture(beta: float) -> tuple[np.ndarray, np.ndarray]:
-    """Gaussian mixture (weights, variances in units of alpha^2) of a circular Moffat profile."""
+    """Gaussian mixture (weights, variances in units of alpha^2) of a circular Moffat profile.
+
+    Parameters
+    ----------
+    beta : float
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+    """
     r = np.logspace(-3, np.log10(12.0), 300)
     prof = (beta - 1.0) / np.pi * (1.0 + r * r) ** (-beta)
     variances = np.logspace(-1.2, 1.5, 6)
@@ -253,7 +330,18 @@ def _seed_thread(seed):
 def make_flat(coeffs, pixel_rms, uniform):
     """Flat-field response (float32, mean 1) on the grid of ``uniform`` (U(0,1) draws, one per pixel):
     a smooth quadratic illumination pattern with coefficients ``coeffs`` (x, y, xy, x2, y2 over
-    [-1, 1]) times pixel-to-pixel variations of rms ``pixel_rms`` (uniformly distributed)."""
+    [-1, 1]) times pixel-to-pixel variations of rms ``pixel_rms`` (uniformly distributed).
+
+    Parameters
+    ----------
+    coeffs : numpy.ndarray
+    pixel_rms : float
+    uniform : numpy.ndarray
+
+    Returns
+    -------
+    numpy.ndarray
+    """
     ny, nx = uniform.shape
     flat = np.empty((ny, nx), np.float32)
     total = 0.0
@@ -275,7 +363,14 @@ def make_flat(coeffs, pixel_rms, uniform):
 
 @njit(cache=True, nogil=True)
 def apply_flat(model, flat):
-    """``model *= flat`` in place (what the CCD actually collects, in ADU)."""
+    """``model *= flat`` in place (what the CCD actually collects, in ADU).
+
+    Parameters
+    ----------
+    model : numpy.ndarray
+        Modified.
+    flat : numpy.ndarray
+    """
     ny, nx = model.shape
     for j in range(ny):
         for i in range(nx):
@@ -290,6 +385,19 @@ def add_noise(raw, gain, rdnoise, normal, seed):
     5% of a sigma) and merged with the Gaussian read noise (e-) into one draw from ``normal`` (standard
     normal deviates, one per pixel, drawn by numpy's fast ziggurat).  Below 400 e- the Poisson draw comes
     from numba's generator, seeded with ``seed`` in this thread.
+
+    Parameters
+    ----------
+    raw : numpy.ndarray
+        Expected ADU, modified.
+    gain : float
+        e-/ADU.
+    rdnoise : float
+        Read noise (e-).
+    normal : numpy.ndarray
+        Standard normal draws, one per pixel.
+    seed : int
+        Seed of the Poisson draws.
     """
     _seed_thread(seed)
     ny, nx = raw.shape
@@ -307,7 +415,18 @@ def add_noise(raw, gain, rdnoise, normal, seed):
 @njit(cache=True, nogil=True)
 def detrend(raw, flat, saturate):
     """Flat-fielded float32 image: ``raw / flat``; pixels that saturated in ``raw`` read SATURATE exactly
-    and no pixel exceeds it."""
+    and no pixel exceeds it.
+
+    Parameters
+    ----------
+    raw : numpy.ndarray
+    flat : numpy.ndarray
+    saturate : float
+
+    Returns
+    -------
+    numpy.ndarray
+    """
     ny, nx = raw.shape
     out = np.empty((ny, nx), np.float32)
     for j in range(ny):

@@ -43,17 +43,52 @@ class SourceList:
         return int(self.id.size)
 
     def take(self, index) -> "SourceList":
+        """The sources at ``index``.
+
+        Parameters
+        ----------
+        index : array_like
+            Indices or a boolean mask.
+
+        Returns
+        -------
+        SourceList
+        """
         return SourceList(**{k: getattr(self, k)[index] for k in self.__dataclass_fields__})
 
     @staticmethod
     def concatenate(parts: list["SourceList"]) -> "SourceList":
+        """One list of several.
+
+        Parameters
+        ----------
+        parts : list of SourceList
+
+        Returns
+        -------
+        SourceList
+        """
         if not parts:
             return SkyModel(0).empty()
         return SourceList(**{k: np.concatenate([getattr(p, k) for p in parts])
                              for k in SourceList.__dataclass_fields__})
 
     def mag(self, band: str) -> np.ndarray:
-        """Magnitude in ``band`` (one of u g r i z, or a MegaCam filter name such as ``r.MP9601``)."""
+        """Magnitude in ``band`` (one of u g r i z, or a MegaCam filter name such as ``r.MP9601``).
+
+        Parameters
+        ----------
+        band : str
+
+        Returns
+        -------
+        numpy.ndarray
+
+        Raises
+        ------
+        ValueError
+            On an unknown band.
+        """
         b = band[0].lower()
         ug, gr, ri, iz = self.colors.T
         if b == "u":
@@ -103,6 +138,12 @@ class SkyModel:
         self.star_density = float(star_density)
 
     def empty(self) -> SourceList:
+        """An empty source list.
+
+        Returns
+        -------
+        SourceList
+        """
         z = np.zeros(0)
         return SourceList(np.zeros(0, np.int64), z, z, np.zeros(0, np.int8), z, np.zeros((0, 4)), z, z, z, z)
 
@@ -158,7 +199,16 @@ class SkyModel:
 
     def sources(self, ra_min: float, ra_max: float, dec_min: float, dec_max: float) -> SourceList:
         """All sources with ``dec_min <= dec <= dec_max`` and RA in ``[ra_min, ra_max]`` (deg; ``ra_min``
-        may be negative or ``ra_max`` above 360 to cross RA = 0)."""
+        may be negative or ``ra_max`` above 360 to cross RA = 0).
+
+        Parameters
+        ----------
+        ra_min, ra_max, dec_min, dec_max : float
+
+        Returns
+        -------
+        SourceList
+        """
         parts = []
         b0 = max(int(math.floor((dec_min + 90.0) / CELL_DEG)), 0)
         b1 = min(int(math.floor((dec_max + 90.0) / CELL_DEG)), int(round(180.0 / CELL_DEG)) - 1)
@@ -188,13 +238,47 @@ class SkyModel:
         return SourceList.concatenate(parts)
 
     def around(self, ra: float, dec: float, radius_deg: float) -> SourceList:
-        """Sources within a box that contains the circle of ``radius_deg`` around (ra, dec)."""
+        """Sources within a box that contains the circle of ``radius_deg`` around (ra, dec).
+
+        Parameters
+        ----------
+        ra, dec : float
+            Degrees.
+        radius_deg : float
+
+        Returns
+        -------
+        SourceList
+        """
         dra = radius_deg / max(math.cos(math.radians(min(abs(dec) + radius_deg, 89.9))), 1e-3)
         return self.sources(ra - dra, ra + dra, dec - radius_deg, dec + radius_deg)
 
 
 def make_sources(ra, dec, mag_r, *, is_star=True, colors=None, re=0.0, n=1.0, q=1.0, pa=0.0, ids=None) -> SourceList:
-    """A :class:`SourceList` from explicit values (scalars broadcast), e.g. to inject known sources."""
+    """A :class:`SourceList` from explicit values (scalars broadcast), e.g. to inject known sources.
+
+    Parameters
+    ----------
+    ra, dec : array_like
+        Degrees.
+    mag_r : array_like
+    is_star : bool or array_like
+    colors : array_like, optional
+        u-g, g-r, r-i, i-z.
+    re : float or array_like
+        Half-light radius (arcsec).
+    n : float or array_like
+        Sersic index.
+    q : float or array_like
+        Axis ratio.
+    pa : float or array_like
+        Degrees east of north.
+    ids : array_like, optional
+
+    Returns
+    -------
+    SourceList
+    """
     ra = np.atleast_1d(np.asarray(ra, float))
     size = ra.size
     def arr(v, dtype=float):
@@ -215,6 +299,18 @@ class StaticSky:
         self.source_list = sources
 
     def around(self, ra: float, dec: float, radius_deg: float) -> SourceList:
+        """The sources within ``radius_deg`` of (ra, dec).
+
+        Parameters
+        ----------
+        ra, dec : float
+            Degrees.
+        radius_deg : float
+
+        Returns
+        -------
+        SourceList
+        """
         s = self.source_list
         cosd = math.cos(math.radians(dec))
         dra = ((s.ra - ra + 180.0) % 360.0 - 180.0) * cosd
@@ -222,5 +318,16 @@ class StaticSky:
         return s.take(keep)
 
     def sources(self, ra_min: float, ra_max: float, dec_min: float, dec_max: float) -> SourceList:
+        """The sources in a declination band.
+
+        Parameters
+        ----------
+        ra_min, ra_max, dec_min, dec_max : float
+            Degrees; only the declinations cut (the list is small).
+
+        Returns
+        -------
+        SourceList
+        """
         s = self.source_list
         return s.take((s.dec >= dec_min) & (s.dec <= dec_max))

@@ -101,7 +101,21 @@ class SurveySpec:
     @classmethod
     def from_xml(cls, path: str | Path) -> "SurveySpec":
         """Parse and validate a survey file against ``schemas/survey.xsd`` with the core's safe parser
-        (no entities, no DTD, no network); errors name the file, line and column."""
+        (no entities, no DTD, no network); errors name the file, line and column.
+
+        Parameters
+        ----------
+        path : str or Path
+
+        Returns
+        -------
+        SurveySpec
+
+        Raises
+        ------
+        ConfigError
+            On malformed XML or a schema violation.
+        """
         from ..xmlutil import parse_xml, validate
         path = Path(path)
         doc = parse_xml(path, str(path), error_class=ConfigError)
@@ -181,6 +195,16 @@ class SurveySpec:
                    source, centres)
 
     def sky(self, seed: int) -> SkyModel:
+        """The survey's sky model.
+
+        Parameters
+        ----------
+        seed : int
+
+        Returns
+        -------
+        SkyModel
+        """
         return SkyModel(seed, self.maglim, self.density, self.star_density)
 
 
@@ -204,6 +228,27 @@ def simulate_survey(spec: SurveySpec | str | Path, outdir: str | Path, seed: int
     ``seed`` defaults to the survey's ``seed`` attribute (else 1); the sky is shared by all exposures so
     overlapping fields see the same objects.  ``only`` restricts to the named exposures (``700001p``...).
     ``progress(i, n, result)`` is called after each exposure.
+
+    Parameters
+    ----------
+    spec : SurveySpec, str or Path
+    outdir : str or Path
+    seed : int, optional
+    nthreads : int, optional
+        CCDs rendered in parallel.
+    only : list of str, optional
+        Names of the exposures to simulate (all by default).
+    progress : callable, optional
+        Called after each exposure.
+
+    Returns
+    -------
+    SurveyResult
+
+    Raises
+    ------
+    ConfigError
+        If ``only`` names exposures the survey does not have.
     """
     from astropy.table import Table
     from ..atomic import atomic_path

@@ -22,6 +22,7 @@ _NONE = terapix_only("the simulator renders a survey described in XML; SkyMaker'
 
 
 class SimulateTool(Tool):
+    """Simulated MegaCam-like exposures with known truth (SkyMaker's role), from a survey XML file."""
     name = "simulate"
     version = "1.0"
     description = "MegaCam-like simulated exposures with known truth (SkyMaker's role)"
@@ -44,6 +45,17 @@ class SimulateTool(Tool):
     default_fanout = "all"
 
     def run(self, ctx) -> None:
+        """Simulate the survey of SURVEY_FILE (or the unit's input) into OUTPUT_DIR.
+
+        Parameters
+        ----------
+        ctx : StepContext
+
+        Raises
+        ------
+        ToolError
+            Without a survey file, or on a bad survey or EXPOSURES.
+        """
         from dataclasses import replace
         from pathlib import Path
 

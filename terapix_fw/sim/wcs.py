@@ -36,6 +36,17 @@ def tpv_forward(x, y, pv1, pv2):
     """Intermediate coordinates (deg) -> distorted projection-plane coordinates (xi, eta) in deg.
 
     TPV swaps the roles of x and y for the second axis: ``eta = sum PV2_i * term_i(y, x)``.
+
+    Parameters
+    ----------
+    x, y : array_like
+        Intermediate coordinates (deg).
+    pv1, pv2 : sequence of float
+        PV1_0.. and PV2_0.. coefficients.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
     """
     x = np.asarray(x, float)
     y = np.asarray(y, float)
@@ -47,7 +58,19 @@ def tpv_forward(x, y, pv1, pv2):
 
 
 def tpv_inverse(xi, eta, pv1, pv2, niter: int = 20):
-    """Invert :func:`tpv_forward` by Newton iterations (numerical Jacobian; converges to ~1e-14 deg)."""
+    """Invert :func:`tpv_forward` by Newton iterations (numerical Jacobian; converges to ~1e-14 deg).
+
+    Parameters
+    ----------
+    xi, eta : array_like
+        Degrees.
+    pv1, pv2 : sequence of float
+    niter : int
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+    """
     xi = np.asarray(xi, float)
     eta = np.asarray(eta, float)
     x, y = xi.copy(), eta.copy()
@@ -68,7 +91,17 @@ def tpv_inverse(xi, eta, pv1, pv2, niter: int = 20):
 
 
 def tan_project(ra, dec, ra0, dec0):
-    """Gnomonic projection: (ra, dec) deg -> (xi, eta) deg about the tangent point (ra0, dec0)."""
+    """Gnomonic projection: (ra, dec) deg -> (xi, eta) deg about the tangent point (ra0, dec0).
+
+    Parameters
+    ----------
+    ra, dec : array_like
+    ra0, dec0 : float
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+    """
     a, d = np.radians(ra), np.radians(dec)
     a0, d0 = math.radians(ra0), math.radians(dec0)
     cosc = np.sin(d0) * np.sin(d) + np.cos(d0) * np.cos(d) * np.cos(a - a0)
@@ -78,7 +111,17 @@ def tan_project(ra, dec, ra0, dec0):
 
 
 def tan_deproject(xi, eta, ra0, dec0):
-    """Inverse gnomonic projection: (xi, eta) deg -> (ra, dec) deg."""
+    """Inverse gnomonic projection: (xi, eta) deg -> (ra, dec) deg.
+
+    Parameters
+    ----------
+    xi, eta : array_like
+    ra0, dec0 : float
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+    """
     x, y = np.radians(xi), np.radians(eta)
     a0, d0 = math.radians(ra0), math.radians(dec0)
     den = np.cos(d0) - y * np.sin(d0)
@@ -95,7 +138,18 @@ class Distortion:
     pv2: tuple[float, ...]
 
     def perturbed(self, rng: np.random.Generator, amplitude_deg: float, radius_deg: float) -> "Distortion":
-        """Small random changes of the 2nd and 3rd order terms, each moving a corner by ~amplitude."""
+        """Small random changes of the 2nd and 3rd order terms, each moving a corner by ~amplitude.
+
+        Parameters
+        ----------
+        rng : numpy.random.Generator
+        amplitude_deg : float
+        radius_deg : float
+
+        Returns
+        -------
+        Distortion
+        """
         pv1, pv2 = list(self.pv1), list(self.pv2)
         for i in range(4, NPV):
             order = 2 if i < 7 else 3
@@ -110,7 +164,20 @@ def _stable_int(text: str) -> int:
 
 def qrun_distortion(seed: int, qrunid: str, radius_deg: float, amplitude_arcsec: float = 4.0) -> Distortion:
     """The true distortion of a camera run: a cubic pincushion moving the field corner (at ``radius_deg``
-    from the axis) by ``amplitude_arcsec``, plus run-specific 2nd/3rd order terms ~5% as large."""
+    from the axis) by ``amplitude_arcsec``, plus run-specific 2nd/3rd order terms ~5% as large.
+
+    Parameters
+    ----------
+    seed : int
+    qrunid : str
+        The camera run.
+    radius_deg : float
+    amplitude_arcsec : float
+
+    Returns
+    -------
+    Distortion
+    """
     k = amplitude_arcsec / 3600.0 / radius_deg ** 3
     pv1 = [0.0] * NPV
     pv2 = [0.0] * NPV
@@ -143,6 +210,16 @@ class ExposureWCS:
         return np.array([[-s, 0.0], [0.0, s]]) @ np.array([[c, -n], [n, c]])
 
     def focal_to_world(self, u, v):
+        """Focal-plane (u, v) pixels -> (ra, dec) degrees through the true rotation and distortion.
+
+        Parameters
+        ----------
+        u, v : array_like
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+        """
         m = self._lin(self.field_rotation)
         x = m[0, 0] * np.asarray(u, float) + m[0, 1] * np.asarray(v, float)
         y = m[1, 0] * np.asarray(u, float) + m[1, 1] * np.asarray(v, float)
@@ -150,22 +227,61 @@ class ExposureWCS:
         return tan_deproject(xi, eta, self.ra, self.dec)
 
     def world_to_focal(self, ra, dec):
+        """(ra, dec) degrees -> focal-plane (u, v) pixels.
+
+        Parameters
+        ----------
+        ra, dec : array_like
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+        """
         xi, eta = tan_project(ra, dec, self.ra, self.dec)
         x, y = tpv_inverse(xi, eta, self.distortion.pv1, self.distortion.pv2)
         mi = np.linalg.inv(self._lin(self.field_rotation))
         return mi[0, 0] * x + mi[0, 1] * y, mi[1, 0] * x + mi[1, 1] * y
 
     def cd_matrix(self, ccd: CCD, extra_rotation: float = 0.0) -> np.ndarray:
+        """The CD matrix of a CCD.
+
+        Parameters
+        ----------
+        ccd : CCD
+        extra_rotation : float
+            Degrees added to the field rotation (a first guess's error).
+
+        Returns
+        -------
+        numpy.ndarray
+        """
         return self._lin(self.field_rotation + extra_rotation) @ ccd.matrix()
 
     def guess_crval(self) -> tuple[float, float]:
+        """The first-guess pointing: the true one moved by ``offset_arcsec`` towards ``offset_pa``.
+
+        Returns
+        -------
+        tuple of (float, float)
+        """
         d = self.offset_arcsec / 3600.0
         pa = math.radians(self.offset_pa)
         ra, dec = tan_deproject(d * math.sin(pa), d * math.cos(pa), self.ra, self.dec)
         return float(ra), float(dec)
 
     def header(self, ccd: CCD, true: bool = True):
-        """The WCS cards of ``ccd`` as an astropy Header: the true TPV solution or the first guess."""
+        """The WCS cards of ``ccd`` as an astropy Header: the true TPV solution or the first guess.
+
+        Parameters
+        ----------
+        ccd : CCD
+        true : bool
+            True solution (else the first guess).
+
+        Returns
+        -------
+        astropy.io.fits.Header
+        """
         from astropy.io import fits
         hdr = fits.Header()
         crpix = ccd.crpix()
