@@ -36,6 +36,9 @@ _NONE = terapix_only("no AstrOmatic program moves files between nodes; TERAPIX's
 
 
 class DatatransferTool(Tool):
+    """Dispatch files across the nodes of a cluster over SSH/SFTP (PUT), or fetch them back (GET), verifying each
+    by SHA-256; TERAPIX's DataTransfer.
+    """
     name = "datatransfer"
     version = VERSION
     description = "dispatch files across the nodes of a cluster over SSH/SFTP (PUT), or fetch them back (GET)"
@@ -81,6 +84,18 @@ class DatatransferTool(Tool):
     ]
 
     def run(self, ctx):
+        """Transfer the unit's files to or from the nodes; each transfer is logged and recorded (``transfer``).
+
+        Parameters
+        ----------
+        ctx : StepContext
+            The unit: inputs, configuration, output directory, log.
+
+        Raises
+        ------
+        ConfigError
+            Without destination node, with a bad REMOTE_DIR template or no file.
+        """
         from .nodes import parse_node_spec, read_nodes_file
         from .ssh import SSHSettings
         from .transfer import run_transfers

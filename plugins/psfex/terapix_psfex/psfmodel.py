@@ -44,7 +44,20 @@ class SelectionConfig:
 
 
 def fwhm_range(fwhm, variability=0.2, fwhmrange=(2.0, 10.0)):
-    """PSFEx ``compute_fwhmrange``: (mode, min, max) of the FWHM sample."""
+    """PSFEx ``compute_fwhmrange``: (mode, min, max) of the FWHM sample.
+
+    Parameters
+    ----------
+    fwhm : array_like
+    variability : float
+        SAMPLE_VARIABILITY.
+    fwhmrange : tuple of float
+        SAMPLE_FWHMRANGE.
+
+    Returns
+    -------
+    tuple of float
+    """
     f = np.sort(np.asarray(fwhm, float))
     n = f.size
     if n == 0:
@@ -64,7 +77,18 @@ def fwhm_range(fwhm, variability=0.2, fwhmrange=(2.0, 10.0)):
 
 def sample_candidates(table, cfg: SelectionConfig | None = None):
     """(mask, fwhm): sources passing PSFEx's S/N, flag, ellipticity and FWHM-range cuts, before the
-    FWHM-mode window; fwhm = 2 FLUX_RADIUS."""
+    FWHM-mode window; fwhm = 2 FLUX_RADIUS.
+
+    Parameters
+    ----------
+    table : astropy.table.Table or dict
+    cfg : SelectionConfig, optional
+        PSFEx's defaults if None.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+    """
     cfg = cfg or SelectionConfig()
     snr = np.asarray(table["SNR_WIN"], float)
     flags = np.asarray(table["FLAGS"]).astype(int)
@@ -81,7 +105,18 @@ def select_stars(table, cfg: SelectionConfig | None = None):
     """Boolean mask of PSF stars in a catalogue (astropy Table or dict of arrays), and the FWHM mode.
 
     PSFEx computes the mode over all the extensions of a catalogue file: to do the same, gather
-    :func:`sample_candidates` of every extension and call :func:`fwhm_range` once."""
+    :func:`sample_candidates` of every extension and call :func:`fwhm_range` once.
+
+    Parameters
+    ----------
+    table : astropy.table.Table or dict
+    cfg : SelectionConfig, optional
+        PSFEx's defaults if None.
+
+    Returns
+    -------
+    tuple of (numpy.ndarray, float)
+    """
     cfg = cfg or SelectionConfig()
     ok, fwhm = sample_candidates(table, cfg)
     mode, lo, hi = fwhm_range(fwhm[ok], cfg.variability, cfg.fwhmrange)
@@ -199,6 +234,34 @@ def fit_psf(vignets, x, y, snr=None, backnoise: float = 1.0, gain: float = 0.0, 
     ``vignets`` [n, vy, vx] are background-subtracted SExtractor VIGNETs centred on pixel
     ``round(X_IMAGE - 1)``; ``x``, ``y`` the FITS 1-based centres.  The degree is lowered when there are fewer
     than two stars per coefficient (PSFEx does the same when the sample is too small).
+
+    Parameters
+    ----------
+    vignets : numpy.ndarray
+        ``[n, vy, vx]`` VIGNETs.
+    x, y : numpy.ndarray
+        FITS 1-based centres (X_IMAGE, Y_IMAGE).
+    snr : numpy.ndarray, optional
+        Not used: each pixel's weight comes from ``backnoise`` and ``gain``.
+    backnoise : float
+        Background noise (ADU).
+    gain : float
+        e-/ADU (0: no photon noise).
+    degree : int
+        PSFVAR_DEGREES.
+    size : tuple of int
+        PSF_SIZE.
+    step : float
+        PSF_SAMPLING (0: from ``sample_fwhm``).
+    sample_fwhm : float
+        FWHM of the sample (pixels).
+    npass : int
+        Fitting passes, each rejecting outlying stars.
+    log : logging.Logger, optional
+
+    Returns
+    -------
+    PsfModel
     """
     vig = np.asarray(vignets, dtype=np.float64)
     x = np.asarray(x, float)
@@ -285,6 +348,18 @@ def fit_moffat(psf, step: float = 1.0, pixel_integrate: bool = True) -> dict:
     Returns FWHM (image pixels, geometric mean of the axes), ellipticity (A-B)/(A+B), beta, position angle
     (degrees, counter-clockwise from x) and the centre offset.  With ``pixel_integrate`` the Moffat is
     averaged over one image pixel before comparison, so the result describes the pre-pixel PSF.
+
+    Parameters
+    ----------
+    psf : numpy.ndarray
+        2-D PSF image.
+    step : float
+        Its sampling step (image pixels).
+    pixel_integrate : bool
+
+    Returns
+    -------
+    dict
     """
     from scipy.optimize import least_squares
 
@@ -325,7 +400,16 @@ def fit_moffat(psf, step: float = 1.0, pixel_integrate: bool = True) -> dict:
 
 def write_psf(path, models: list[PsfModel], extra_header=None) -> None:
     """Write PSF models in PSFEx's ``.psf`` format: an empty primary HDU and one ``PSF_DATA`` binary table per
-    extension with the ``PSF_MASK`` column (TDIM (nx, ny, ncoeff)).  Written atomically."""
+    extension with the ``PSF_MASK`` column (TDIM (nx, ny, ncoeff)).  Written atomically.
+
+    Parameters
+    ----------
+    path : str or Path
+    models : list of PsfModel
+        One per extension.
+    extra_header : dict or astropy.io.fits.Header, optional
+        Keywords added to every PSF_DATA header.
+    """
     from astropy.io import fits
 
     from terapix_fw.atomic import write_fits_atomic
@@ -363,7 +447,21 @@ def write_psf(path, models: list[PsfModel], extra_header=None) -> None:
 
 
 def read_psf(path) -> list[PsfModel]:
-    """Read a ``.psf`` file (ours or the real PSFEx's) into PsfModel objects."""
+    """Read a ``.psf`` file (ours or the real PSFEx's) into PsfModel objects.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    list of PsfModel
+
+    Raises
+    ------
+    ToolError
+        If the file has no PSF_DATA extension or lacks its keywords.
+    """
     from astropy.io import fits
 
     from terapix_fw.errors import ToolError

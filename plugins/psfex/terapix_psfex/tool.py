@@ -8,6 +8,9 @@ from terapix_fw.tool import Tool
 
 
 class PsfexTool(Tool):
+    """PSF models varying with position from FITS_LDAC catalogues with VIGNETs (PSFEx's keywords, defaults and
+    ``.psf`` format).
+    """
     name = "psfex"
     version = "0.1.0"
     description = "pixel-basis PSF models varying with position (PSFEx .psf format)"
@@ -43,6 +46,18 @@ class PsfexTool(Tool):
     ])
 
     def run(self, ctx):
+        """Write one ``.psf`` per input catalogue (PSF_DIR, PSF_SUFFIX), the XML summary, and a ``psf`` record.
+
+        Parameters
+        ----------
+        ctx : StepContext
+            The unit: inputs, configuration, output directory, log.
+
+        Raises
+        ------
+        ToolError
+            With CENTER_KEYS/PSFVAR_KEYS other than X_IMAGE,Y_IMAGE, or a catalogue that cannot be read.
+        """
         from pathlib import Path
 
         from terapix_fw.errors import ToolError

@@ -27,6 +27,9 @@ _NONE = terapix_only("a QualityFITS setting; QualityFITS was TERAPIX's quality-c
 
 
 class QualityFitsTool(Tool):
+    """QualityFITS: weight and flag maps, shallow catalogue, PSF, metrics, plots and a suggested grade of each
+    exposure (QUALITY_MODE IN), or the quality of each stack (OUT).
+    """
     name = "qualityfits"
     version = "0.1.0"
     description = "QualityFITS-in/out: weight/flag maps, shallow catalogue, PSF, metrics, plots, grades"
@@ -68,6 +71,13 @@ class QualityFitsTool(Tool):
       + [p for p in PsfexTool.parameters if p.name in _PSF_KEEP]
 
     def run(self, ctx):
+        """Assess each input: an exposure (IN) or a stack (OUT); products and ``quality`` records as the module says.
+
+        Parameters
+        ----------
+        ctx : StepContext
+            The unit: inputs, configuration, output directory, log.
+        """
         from .assess import assess_exposure
 
         cfg = build_config(ctx.config)

@@ -10,6 +10,9 @@ from .keywords import PARAMETERS
 
 
 class ScampTool(Tool):
+    """Global astrometric and photometric calibration of FITS_LDAC catalogues, as SCAMP (its keywords, defaults,
+    ``.head`` and XML outputs).
+    """
     name = "scamp"
     version = "2.10.0-tfw1"
     description = "global astrometric and photometric calibration (SCAMP)"
@@ -19,6 +22,13 @@ class ScampTool(Tool):
     default_fanout = "all"
 
     def run(self, ctx):
+        """Solve the unit's catalogues together; write one ``.head`` per catalogue and the XML summary.
+
+        Parameters
+        ----------
+        ctx : StepContext
+            The unit: inputs, configuration, output directory, log.
+        """
         import time
 
         from terapix_fw.headfile import format_head

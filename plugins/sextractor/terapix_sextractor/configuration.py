@@ -15,7 +15,23 @@ __all__ = ["resolve_config", "check_supported", "resolve_params"]
 
 def resolve_config(config=None, **overrides):
     """A validated :class:`terapix_fw.params.Config` from a ``.sex`` path, a mapping, a Config, or None,
-    with keyword overrides applied on top (command-line precedence)."""
+    with keyword overrides applied on top (command-line precedence).
+
+    Parameters
+    ----------
+    config : str, Path, mapping, Config or None
+    **overrides : Any
+        SExtractor keywords.
+
+    Returns
+    -------
+    Config
+
+    Raises
+    ------
+    ConfigError
+        On an unknown keyword or bad value.
+    """
     from terapix_fw.config import read_config_file
     from terapix_fw.params import Config
 
@@ -54,7 +70,22 @@ def check_supported(cfg) -> None:
 
 def resolve_params(params, config) -> list[CatalogParam]:
     """The catalogue columns: a list of names (``"MAG_APER(2)"`` allowed), a ``.param`` path, or None
-    (the file PARAMETERS_NAME if it exists, else :data:`paramfile.DEFAULT_PARAMS`)."""
+    (the file PARAMETERS_NAME if it exists, else :data:`paramfile.DEFAULT_PARAMS`).
+
+    Parameters
+    ----------
+    params : list of str, str, Path or None
+    config : Config
+
+    Returns
+    -------
+    list of CatalogParam
+
+    Raises
+    ------
+    ConfigError
+        On an unknown catalogue parameter.
+    """
     from .paramfile import DEFAULT_PARAMS, parse_param_text, read_param_file
 
     if params is None:

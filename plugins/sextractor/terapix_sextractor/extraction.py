@@ -99,7 +99,19 @@ def extract(image_path, config=None, params=None, detection_path=None, weight_pa
 def extract_results(image_path, config=None, params=None, detection_path=None, weight_path=None,
                     flag_path=None, det_weight_path=None, extensions=None, nthreads=None,
                     **overrides) -> list[ExtractionResult]:
-    """As :func:`extract`, returning :class:`ExtractionResult` (table, LDAC header, check images)."""
+    """As :func:`extract`, returning :class:`ExtractionResult` (table, LDAC header, check images).
+
+    Parameters
+    ----------
+    image_path, config, params, detection_path, weight_path, flag_path, det_weight_path, extensions, nthreads
+        As for :func:`extract`.
+    **overrides : Any
+        SExtractor keywords.
+
+    Returns
+    -------
+    list of ExtractionResult
+    """
     cfg = resolve_config(config, **overrides)
     check_supported(cfg)
     plist = resolve_params(params, cfg)
@@ -303,7 +315,24 @@ def extract_image(spec: ImageSpec, cfg, plist: list[CatalogParam], wtype_m: str 
     """Detect and measure sources in one extension (arrays in memory).  See :func:`extract`.
 
     ``nthreads`` threads share the per-object measurements (useful for one large image; a MEF is
-    parallelised over extensions instead)."""
+    parallelised over extensions instead).
+
+    Parameters
+    ----------
+    spec : ImageSpec
+        Pixels, weights, flags and header of the extension.
+    cfg : Config
+        From :func:`resolve_config`.
+    plist : list of CatalogParam
+        From :func:`resolve_params`.
+    wtype_m, wtype_d : str
+        WEIGHT_TYPE of the measurement and detection images.
+    nthreads : int
+
+    Returns
+    -------
+    ExtractionResult
+    """
     _TIMINGS.clear()
     det = _detect(spec, cfg, wtype_m, wtype_d)
     if spec.owned:  # the detection holds what is still needed; the raw planes can go as soon as it lets them

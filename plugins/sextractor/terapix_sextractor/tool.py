@@ -11,6 +11,9 @@ from .keywords import PARAMETERS
 
 
 class SExtractorTool(Tool):
+    """SExtractor-compatible source extraction on sep: FITS_LDAC (or ASCII) catalogues for SCAMP and PSFEx, check
+    images, SExtractor's keywords and defaults.
+    """
     name = "sextractor"
     version = "0.2.0"
     description = "SExtractor-compatible source extraction on sep (FITS_LDAC catalogues for SCAMP and PSFEx)"
@@ -31,6 +34,14 @@ class SExtractorTool(Tool):
         return out
 
     def run(self, ctx):
+        """Extract the sources of each input image (``DETECTION,MEASUREMENT`` in dual-image mode); write the
+        catalogue and check images.
+
+        Parameters
+        ----------
+        ctx : StepContext
+            The unit: inputs, configuration, output directory, log.
+        """
         from .run import run_step
 
         run_step(ctx)

@@ -42,6 +42,9 @@ _NONE = terapix_only("no AstrOmatic program maps survey coverage; SkyWatcher was
 
 
 class SkyWatcherTool(Tool):
+    """Sky coverage: HEALPix maps of exposure count and time per filter, footprint plots and a sky map, from
+    exposures, catalogues or RDBix.
+    """
     name = "skywatcher"
     version = "1.0.0"
     description = "sky coverage maps (footprints, HEALPix exposure count and time) per filter"
@@ -108,6 +111,21 @@ class SkyWatcherTool(Tool):
     ]
 
     def run(self, ctx):
+        """Write the coverage maps and plots of the unit's inputs (and of RDBix with RDBIX_URL); a ``coverage``
+        record per filter.
+
+        Parameters
+        ----------
+        ctx : StepContext
+            The unit: inputs, configuration, output directory, log.
+
+        Raises
+        ------
+        ConfigError
+            If NSIDE is not a power of 2 or GOAL_EXPTIME does not match GOAL_FILTERS.
+        ToolError
+            Without input, or when the SELECT_* keywords leave no footprint.
+        """
         from .coverage import coverage_maps, write_healpix_partial
         from .plots import plot_depth, plot_footprints
 

@@ -39,6 +39,9 @@ _NONE = terapix_only("no AstrOmatic program downloads from archives; Snooppix wa
 
 
 class SnooppixTool(Tool):
+    """Download the new files listed by a remote HTTP(S) index page or FTP directory, once each (TERAPIX's
+    Snooppix).
+    """
     name = "snooppix"
     version = VERSION
     description = "download the files listed by a remote HTTP(S) index page or FTP directory, once each"
@@ -71,6 +74,20 @@ class SnooppixTool(Tool):
     ]
 
     def run(self, ctx):
+        """Scan the index, fetch the files not yet in the ledger, record each transfer.
+
+        Parameters
+        ----------
+        ctx : StepContext
+            The unit: inputs, configuration, output directory, log.
+
+        Raises
+        ------
+        ConfigError
+            Without URL, or with a URL that is not http, https or ftp.
+        ToolError
+            With more than one input.
+        """
         from .download import snoop
 
         cfg = ctx.config

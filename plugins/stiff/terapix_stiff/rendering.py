@@ -312,7 +312,18 @@ class _Stats:
 
 def chunk_stats(data: np.ndarray, min_frac: float | None = 0.001, max_frac: float | None = 0.999
                 ) -> tuple[float, float, float]:
-    """(sky, min quantile, max quantile) of an in-memory image exactly as STIFF computes them."""
+    """(sky, min quantile, max quantile) of an in-memory image exactly as STIFF computes them.
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+    min_frac, max_frac : float or None
+        MIN_LEVEL and MAX_LEVEL quantiles.
+
+    Returns
+    -------
+    tuple of float
+    """
     st = _Stats(min_frac, max_frac)
     st.feed(np.ascontiguousarray(data, np.float32).ravel())
     return st.finish()
@@ -320,7 +331,20 @@ def chunk_stats(data: np.ndarray, min_frac: float | None = 0.001, max_frac: floa
 
 def levels_from_stats(stats: tuple[float, float, float], settings: Settings, channel: int = 0,
                       nchan: int = 1) -> Levels:
-    """The sky, min and max levels of one channel from its statistics and the STIFF keywords."""
+    """The sky, min and max levels of one channel from its statistics and the STIFF keywords.
+
+    Parameters
+    ----------
+    stats : tuple of float
+        From :func:`chunk_stats`.
+    settings : Settings
+    channel : int
+    nchan : int
+
+    Returns
+    -------
+    Levels
+    """
     sky_type = settings.per_channel("sky_type", nchan)[channel]
     min_type = settings.per_channel("min_type", nchan)[channel]
     max_type = settings.per_channel("max_type", nchan)[channel]
@@ -340,7 +364,17 @@ def levels_from_stats(stats: tuple[float, float, float], settings: Settings, cha
 
 
 def binning_for(shape: tuple[int, int], size: int) -> int:
-    """The smallest BINNING that brings the larger side of ``shape`` (ny, nx) to ``size`` pixels or less."""
+    """The smallest BINNING that brings the larger side of ``shape`` (ny, nx) to ``size`` pixels or less.
+
+    Parameters
+    ----------
+    shape : tuple of int
+    size : int
+
+    Returns
+    -------
+    int
+    """
     return max(1, -(-max(shape) // max(1, size)))
 
 
@@ -399,7 +433,17 @@ class _Binner:
 
 
 def bin_image(data: np.ndarray, binning: int | tuple[int, int]) -> np.ndarray:
-    """STIFF's binning of an in-memory image (rows bottom-up as in FITS); returns rows top to bottom."""
+    """STIFF's binning of an in-memory image (rows bottom-up as in FITS); returns rows top to bottom.
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+    binning : int or tuple of int
+
+    Returns
+    -------
+    numpy.ndarray
+    """
     b = (binning, binning) if isinstance(binning, int) else tuple(binning)
     data = np.asarray(data, np.float32)
     binner = _Binner(data.shape, b)
@@ -427,6 +471,16 @@ def to_pixels(planes: Sequence[np.ndarray], levels: Sequence[Levels], settings: 
 
     Returns uint8/uint16 (or float32 data for BITS_PER_CHANNEL -32) of shape (ny, nx) or (ny, nx, 3).
     NaN (bins without data) are black.
+
+    Parameters
+    ----------
+    planes : sequence of numpy.ndarray
+    levels : sequence of Levels
+    settings : Settings
+
+    Returns
+    -------
+    numpy.ndarray
     """
     nchan = len(planes)
     if nchan not in (1, 3):
@@ -495,6 +549,17 @@ def render(inputs: str | Path | Sequence[str | Path], settings: Settings | None 
     ``size`` (pixels) picks the BINNING that fits the larger side of the image into ``size``
     (a thumbnail); otherwise ``settings.binning`` is used.  Each image is read once, by strips: the
     statistics (STIFF's chunks) and the binned means are accumulated together.
+
+    Parameters
+    ----------
+    inputs : str, Path or sequence of them
+    settings : Settings, optional
+    size : int, optional
+    log : logging.Logger, optional
+
+    Returns
+    -------
+    Picture
     """
     settings = settings or Settings()
     paths = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
@@ -546,7 +611,23 @@ def render(inputs: str | Path | Sequence[str | Path], settings: Settings | None 
 def picture_file(inputs: str | Path | Sequence[str | Path], path: str | Path, *, size: int | None = None,
                  compression: str = "LZW", description: str = "", **keywords) -> Picture:
     """Render 1 or 3 FITS images (``size``: thumbnail) and write the PNG or TIFF ``path`` (format from its
-    suffix) through a temporary name, so that a reader never sees a half-written picture."""
+    suffix) through a temporary name, so that a reader never sees a half-written picture.
+
+    Parameters
+    ----------
+    inputs : str, Path or sequence of them
+    path : str or Path
+    size : int, optional
+    compression : str
+        COMPRESSION_TYPE (TIFF).
+    description : str
+    **keywords : Any
+        :class:`Settings` fields.
+
+    Returns
+    -------
+    Picture
+    """
     from terapix_fw.atomic import atomic_path
 
     from .writers import write_picture
@@ -561,5 +642,16 @@ def thumbnail(inputs: str | Path | Sequence[str | Path], size: int = 256, **keyw
     """A thumbnail no larger than ``size`` pixels of 1 or 3 FITS images, STIFF's levels and stretch.
 
     ``keywords`` are :class:`Settings` fields (``gamma_type="ASINH"``, ``colour_sat=2.0``...).
+
+    Parameters
+    ----------
+    inputs : str, Path or sequence of them
+    size : int
+    **keywords : Any
+        :class:`Settings` fields.
+
+    Returns
+    -------
+    Picture
     """
     return render(inputs, Settings(**keywords), size=size)

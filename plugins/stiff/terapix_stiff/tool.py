@@ -32,6 +32,9 @@ def settings_from_config(cfg):
 
 
 class StiffTool(Tool):
+    """FITS images to PNG/TIFF pictures, grey (1 image) or colour (3 images), with STIFF's levels, gamma and
+    binning (and an asinh stretch).
+    """
     name = "stiff"
     version = "2.4.0"
     description = "FITS to PNG/TIFF pictures (grey or RGB), STIFF levels, gamma or asinh stretch, binning"
@@ -79,6 +82,18 @@ class StiffTool(Tool):
     ])
 
     def run(self, ctx):
+        """Render the unit's images into OUTFILE_NAME; write the XML summary and a ``picture`` record.
+
+        Parameters
+        ----------
+        ctx : StepContext
+            The unit: inputs, configuration, output directory, log.
+
+        Raises
+        ------
+        ToolError
+            Without 1 or 3 images, or BITS_PER_CHANNEL -32 for a PNG.
+        """
         from terapix_fw.errors import ToolError
 
         from .rendering import render

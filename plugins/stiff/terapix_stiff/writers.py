@@ -77,7 +77,27 @@ def write_tiff(path: str | Path, pixels: np.ndarray, *, compression: str = "LZW"
 
 def write_picture(path: str | Path, pixels: np.ndarray, *, image_type: str = "AUTO", name: str | None = None,
                   compression: str = "LZW", description: str = "", copyright: str = "", quality: int = 90) -> str:
-    """Write ``pixels`` as PNG or TIFF (format from IMAGE_TYPE or the suffix of ``name``); returns it."""
+    """Write ``pixels`` as PNG or TIFF (format from IMAGE_TYPE or the suffix of ``name``); returns it.
+
+    Parameters
+    ----------
+    path : str or Path
+    pixels : numpy.ndarray
+        From :func:`~terapix_stiff.rendering.to_pixels`.
+    image_type : str
+        IMAGE_TYPE: AUTO, PNG or TIFF.
+    name : str, optional
+        Name whose suffix decides the format with AUTO (``path`` by default).
+    compression : str
+    description, copyright : str
+    quality : int
+        JPEG quality (TIFF with JPEG compression).
+
+    Returns
+    -------
+    str
+        The format written.
+    """
     fmt = image_format(name or path, image_type)
     if fmt == "PNG":
         write_png(path, pixels, description=description, copyright=copyright)

@@ -118,6 +118,13 @@ class SwarpTool(Tool):
     default_fanout = "all"
 
     def run(self, ctx):
+        """Resample the unit's images and co-add them (see :mod:`terapix_swarp.swarp`).
+
+        Parameters
+        ----------
+        ctx : StepContext
+            The unit: inputs, configuration, output directory, log.
+        """
         from .swarp import run_swarp
 
         run_swarp(ctx)

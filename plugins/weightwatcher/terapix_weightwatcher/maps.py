@@ -177,7 +177,32 @@ def image_hdu_indices(path, what="image") -> list[int]:
 
 def watch_extension(data, header, cfg: WatchConfig, weights_in=(), flags_in=(), polygons=(),
                     wcs=None, where: str = "") -> ExtensionResult:
-    """Weight and flag maps of one CCD (see the module docstring for the rules)."""
+    """Weight and flag maps of one CCD (see the module docstring for the rules).
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        The CCD's pixels.
+    header : astropy.io.fits.Header
+    cfg : WatchConfig
+    weights_in, flags_in : sequence of numpy.ndarray
+        Input weight and flag maps of the CCD.
+    polygons : sequence
+        DS9 polygons.
+    wcs : astropy.wcs.WCS, optional
+        For polygons in world coordinates.
+    where : str
+        File and extension, for messages.
+
+    Returns
+    -------
+    ExtensionResult
+
+    Raises
+    ------
+    ToolError
+        If an input map's shape differs from the image's.
+    """
     from terapix_fw.background import estimate_background
 
     from . import defects
@@ -296,7 +321,19 @@ def watch_stream(image_path, weight_paths=(), flag_paths=(), poly_paths=(), cfg:
                  log=None, nthreads: int = 1, then=None, select=None):
     """As :func:`iter_watch`, yielding ``(hdu_index, header, data, result, then_result)``: ``then(n, hdu_index,
     header, data, result)`` (n = 1-based extension number), if given, runs in the same worker thread right
-    after the maps, e.g. the catalogue of the CCD.  Files are read in the calling thread only."""
+    after the maps, e.g. the catalogue of the CCD.  Files are read in the calling thread only.
+
+    Parameters
+    ----------
+    image_path : str or Path
+    weight_paths, flag_paths, poly_paths : sequence of str
+    cfg : WatchConfig, optional
+    log : logging.Logger, optional
+    nthreads : int
+    then : callable, optional
+    select : int or str, optional
+        One image extension only (n-th, 1-based, or EXTNAME).
+    """
     import contextlib
     import warnings
     from collections import deque

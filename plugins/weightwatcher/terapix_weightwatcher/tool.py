@@ -27,6 +27,9 @@ def output_name(template: str, image_path) -> str:
 
 
 class WeightWatcherTool(Tool):
+    """Weight and flag maps of MEF exposures: WeightWatcher's thresholds, masks and polygons, plus the defects
+    QualityFITS detected (saturation, cosmic rays, bad columns, satellite trails, dead CCDs).
+    """
     name = "weightwatcher"
     version = "0.1.0"
     description = "weight and flag maps with WeightWatcher semantics and detected defects"
@@ -97,6 +100,18 @@ class WeightWatcherTool(Tool):
     ])
 
     def run(self, ctx):
+        """Write the weight map, flag map and XML summary of each input exposure.
+
+        Parameters
+        ----------
+        ctx : StepContext
+            The unit: inputs, configuration, output directory, log.
+
+        Raises
+        ------
+        ConfigError
+            With POLY_INTERSECT N and polygons, or several inputs and output names without ``%s``.
+        """
         from .report import write_ww_xml
 
         cfg = _watch_config(ctx.config)
