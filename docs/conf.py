@@ -25,6 +25,7 @@ extensions = [
 ]
 napoleon_google_docstring = False
 napoleon_numpy_docstring = True
+napoleon_use_ivar = True  # Attributes sections as field lists: no second description of a #:-documented field
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 nitpicky = False

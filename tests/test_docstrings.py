@@ -48,3 +48,39 @@ def test_a_missing_or_stale_parameter_is_reported(tmp_path):
 def test_public_api_has_numpydoc_docstrings(path):
     found = problems(path, PACKAGE.parent)
     assert not found, "\n".join(found)
+
+
+def _entry_points():
+    """Each installed plugin's tool class, its ``run``, and the functions and classes its package exports."""
+    import importlib
+    import inspect
+
+    from terapix_fw.plugins import get_tools
+    out = []
+    for name, info in sorted(get_tools().items()):
+        if info.cls.__module__.startswith("terapix_fw."):
+            continue  # the core's tools are walked above
+        out += [(f"tool {name}", info.cls), (f"tool {name}.run", info.cls.__dict__.get("run"))]
+        package = importlib.import_module(info.cls.__module__.split(".")[0])
+        out += [(f"{package.__name__}.{n}", getattr(package, n)) for n in getattr(package, "__all__", ())
+                if inspect.isfunction(getattr(package, n)) or inspect.isclass(getattr(package, n))]
+    return out
+
+
+def test_plugin_entry_points_have_numpydoc_docstrings():
+    import inspect
+
+    entries = _entry_points()
+    assert any(label == "tool sextractor" for label, _ in entries)
+    found = []
+    for label, obj in entries:
+        doc = (obj.__doc__ or "") if obj is not None else ""
+        if not doc.strip():
+            found.append(f"{label}: no docstring of its own")
+            continue
+        if inspect.isfunction(obj):
+            args = [a for a in inspect.signature(obj).parameters if a not in ("self", "cls")]
+            listed = documented_parameters(inspect.cleandoc(doc))
+            if args and (listed is None or set(args) != listed):
+                found.append(f"{label}: Parameters {sorted(listed or ())} for arguments {args}")
+    assert not found, "\n".join(found)

@@ -8,7 +8,11 @@ Three directives, each reading its source at build time:
 * ``.. terapix-hooks::`` — every hook specification of :mod:`terapix_fw.hookspecs`, its arguments and
   its docstring;
 * ``.. terapix-xsd:: NAME.xsd`` — every element of one of the project's XML schemas, with its
-  attributes (type, required or not, default) and the documentation annotations of the schema.
+  attributes (type, required or not, default) and the documentation annotations of the schema;
+* ``.. terapix-api::`` — an autodoc section for every public module of terapix_fw (no part of its path
+  starting with an underscore; Alembic revision scripts left out), and ``.. terapix-plugin-api::`` one for
+  each installed plugin package (its tool class and what its ``__all__`` exports): a new module is in the
+  reference without anyone adding it.
 """
 from __future__ import annotations
 
@@ -145,8 +149,60 @@ class XsdDirective(_Generated):
         return out
 
 
+def public_modules(package: str = "terapix_fw") -> list[str]:
+    """Dotted names of the package's public modules (sub-packages' ``__init__`` only re-export: left out)."""
+    import importlib
+
+    root = Path(importlib.import_module(package).__file__).parent
+    names = []
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root).with_suffix("")
+        # the Alembic environment and revision scripts are run by Alembic, not imported
+        if any(part.startswith("_") for part in rel.parts) or rel.parts[:2] == ("db", "migrations"):
+            continue
+        names.append(".".join((package, *rel.parts)))
+    return names
+
+
+class ApiDirective(_Generated):
+    def lines(self) -> list[str]:
+        out: list[str] = []
+        for name in public_modules():
+            # :ignore-module-all: documents what a module defines, not what its __all__ re-exports (each
+            # object once, so that cross-references are not ambiguous)
+            out += [f"``{name}``", "~" * (len(name) + 4), "", f".. automodule:: {name}", "   :members:",
+                    "   :ignore-module-all:", ""]
+        return out
+
+
+class PluginApiDirective(_Generated):
+    def lines(self) -> list[str]:
+        import importlib
+
+        from terapix_fw.plugins import get_tools
+        out: list[str] = []
+        tools = sorted((info.cls.__module__, name, info) for name, info in get_tools().items()
+                       if not info.cls.__module__.startswith("terapix_fw."))
+        for module, name, info in tools:
+            package = importlib.import_module(module.split(".")[0])
+            title = f"{name} ({info.distribution} {info.version})"
+            out += [title, "~" * len(title), "", f".. automodule:: {package.__name__}", "",
+                    f".. autoclass:: {module}.{info.cls.__name__}", "   :members: run", ""]
+            # what the package exports, documented where it is defined (packages load their modules lazily,
+            # which autodoc's own member listing does not see)
+            for export in getattr(package, "__all__", ()):
+                obj = getattr(package, export)
+                if obj is info.cls or not (inspect.isclass(obj) or inspect.isfunction(obj)):
+                    continue
+                kind = "autoclass" if inspect.isclass(obj) else "autofunction"
+                out += [f".. {kind}:: {obj.__module__}.{obj.__qualname__}", ""]
+        return out
+
+
 def setup(app):
     app.add_directive("terapix-tools", ToolsDirective)
     app.add_directive("terapix-hooks", HooksDirective)
     app.add_directive("terapix-xsd", XsdDirective)
+    app.add_directive("terapix-api", ApiDirective)
+    app.add_directive("terapix-plugin-api", PluginApiDirective)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

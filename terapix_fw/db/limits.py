@@ -31,6 +31,7 @@ class LimitError(ValueError):
 
 
 class _Checked(TypeDecorator):
+    #: no state that changes the SQL: statements using the type may be cached
     cache_ok = True
 
     def __init__(self, *args, where: str = "", **kwargs):
@@ -41,6 +42,7 @@ class _Checked(TypeDecorator):
 class CheckedString(_Checked):
     """A VARCHAR that refuses a string longer than its length instead of truncating it (MySQL) or storing it (SQLite)."""
     impl = String
+    #: no state that changes the SQL: statements using the type may be cached
     cache_ok = True
 
     def process_bind_param(self, value, dialect):
@@ -71,6 +73,7 @@ class CheckedString(_Checked):
 class CheckedText(_Checked):
     """A TEXT that refuses more bytes than MySQL's TEXT holds, on every back end."""
     impl = Text
+    #: no state that changes the SQL: statements using the type may be cached
     cache_ok = True
 
     def process_bind_param(self, value, dialect):
@@ -101,6 +104,7 @@ class CheckedText(_Checked):
 class CheckedInteger(_Checked):
     """An INTEGER that refuses a value out of the 32-bit range, on every back end."""
     impl = Integer
+    #: no state that changes the SQL: statements using the type may be cached
     cache_ok = True
     bound = 2 ** 31
 
@@ -132,6 +136,7 @@ class CheckedInteger(_Checked):
 class CheckedBigInteger(CheckedInteger):
     """A BIGINT that refuses a value out of the 64-bit range."""
     impl = BigInteger
+    #: no state that changes the SQL: statements using the type may be cached
     cache_ok = True
     bound = 2 ** 63
 
@@ -139,6 +144,7 @@ class CheckedBigInteger(CheckedInteger):
 class CheckedDouble(_Checked):
     """A DOUBLE that refuses NaN and infinities (MySQL cannot store them)."""
     impl = Double
+    #: no state that changes the SQL: statements using the type may be cached
     cache_ok = True
 
     def process_bind_param(self, value, dialect):

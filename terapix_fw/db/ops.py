@@ -6,35 +6,35 @@ default) or sends it as an XML dbClient document (``terapix_fw.dbclient``) to th
 back into the same :class:`Document` and applies it with the same :func:`apply_document`.  The XML
 schema ``schemas/dbclient.xsd`` is generated from :data:`OPS` (see ``terapix_fw.dbclient.xsd``).
 
-Instructions (``op``: fields; * = required)
-------------------------------------------
-run_start      run_id*, name, version, instruction_file, workdir, mode, executor, host, user, start,
-               parameters{}
-run_end        run_id*, end, status, summary{}
-step_start     run_id*, step*, tool, tool_version, distribution, fanout, priority, depends[], config{},
-               non_defaults{}, config_file, start
-step_end       run_id*, step*, status*, end, summary{}
-unit           run_id*, step*, unit*, key, inputs[], extension, group, attempt, status, host, start, end,
-               error, log_path, config{}
-product        run_id*, step*, unit*, path*, kind, checksum, size, inputs[] (provenance parents), meta{}
-exposure       filename*, object, filter, qrunid, runid, ra, dec, exptime, airmass, seeing, mjd_obs,
-               date_obs, photometric, survey_component, owner, release_date, arrival_date, skyprobe,
-               checksum (refused if the exposure is registered with another checksum),
-               keywords[extension, keyword*, value, comment], extensions[ccd*, extname, naxis1, naxis2,
-               ra, dec, ra1, dec1 ... ra4, dec4 (footprint corners)],
-               storage[node*, path*, size, checksum, compression]
-quality        exposure or stack (one of them)*, suggested_grade, run_id, time, metrics[ccd, name*, value]:
-               an exposure's ccd-0 metrics fwhm_arcsec, back_adu, nstars, ellipticity also fill its
-               seeing, background, nstars, ellipticity columns; a stack's go to stack_metrics
-quarantine     filename*, reason*, origin, path, node, checksum, time, run_id: a file ingestion refused
-grade          exposure*, grade*, author*, comment, time
-catalog        path*, exposure, nsources, run_id, sources[number, ra*, dec*, mag, magerr, flags]
-stack          name*, version, path, ra, dec, filter, survey_component, release_date, release,
-               release_version, run_id, images[], astrometry[]
-release        name*, version, release_date, survey_component, description, stacks[]
-transfer       direction* (in|out), node*, path, bytes, status, start, end
-node           name*, free_disk, time
-record         kind*, run_id, step, unit, time, data (JSON text): any other record, kept verbatim
+Instructions (``op``: fields; * = required)::
+
+    run_start      run_id*, name, version, instruction_file, workdir, mode, executor, host, user, start,
+                   parameters{}
+    run_end        run_id*, end, status, summary{}
+    step_start     run_id*, step*, tool, tool_version, distribution, fanout, priority, depends[], config{},
+                   non_defaults{}, config_file, start
+    step_end       run_id*, step*, status*, end, summary{}
+    unit           run_id*, step*, unit*, key, inputs[], extension, group, attempt, status, host, start, end,
+                   error, log_path, config{}
+    product        run_id*, step*, unit*, path*, kind, checksum, size, inputs[] (provenance parents), meta{}
+    exposure       filename*, object, filter, qrunid, runid, ra, dec, exptime, airmass, seeing, mjd_obs,
+                   date_obs, photometric, survey_component, owner, release_date, arrival_date, skyprobe,
+                   checksum (refused if the exposure is registered with another checksum),
+                   keywords[extension, keyword*, value, comment], extensions[ccd*, extname, naxis1, naxis2,
+                   ra, dec, ra1, dec1 ... ra4, dec4 (footprint corners)],
+                   storage[node*, path*, size, checksum, compression]
+    quality        exposure or stack (one of them)*, suggested_grade, run_id, time, metrics[ccd, name*, value]:
+                   an exposure's ccd-0 metrics fwhm_arcsec, back_adu, nstars, ellipticity also fill its
+                   seeing, background, nstars, ellipticity columns; a stack's go to stack_metrics
+    quarantine     filename*, reason*, origin, path, node, checksum, time, run_id: a file ingestion refused
+    grade          exposure*, grade*, author*, comment, time
+    catalog        path*, exposure, nsources, run_id, sources[number, ra*, dec*, mag, magerr, flags]
+    stack          name*, version, path, ra, dec, filter, survey_component, release_date, release,
+                   release_version, run_id, images[], astrometry[]
+    release        name*, version, release_date, survey_component, description, stacks[]
+    transfer       direction* (in|out), node*, path, bytes, status, start, end
+    node           name*, free_disk, time
+    record         kind*, run_id, step, unit, time, data (JSON text): any other record, kept verbatim
 
 ``{}`` fields are string-to-string mappings, ``[]`` lists of strings, ``[a, b]`` lists of rows.
 The record kinds a tool may send with ``ctx.record(kind, **data)`` are exposure, quality, grade,

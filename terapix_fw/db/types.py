@@ -58,6 +58,7 @@ class UTCDateTime(TypeDecorator):
     aware UTC datetime.  Accepts anything :func:`to_datetime` accepts."""
 
     impl = DateTime
+    #: the type has no state that changes its SQL: statements using it may be cached
     cache_ok = True
 
     def load_dialect_impl(self, dialect):

@@ -2,14 +2,19 @@
 
 For each file :meth:`Ingester.ingest` returns an :class:`Outcome` and the RDBix records that say it:
 
-``known``        the same name with the same SHA-256 is registered: nothing is done (re-ingestion no-op);
-``changed``      the name is registered with another SHA-256: refused, moved to quarantine (never
-                 registered over the first file);
-``duplicate``    the same SHA-256 is registered under another name: reported, moved to quarantine;
-``quarantined``  an integrity check failed (:mod:`.checks`): moved to quarantine with a ``.reason`` file;
-``registered``   stored (moved or copied, uncompressed if the site asks) into the storage tree under the
-                 site's pattern, atomically, and described by an ``exposure`` record (header metadata,
-                 CCD footprints, every keyword, storage node and path, checksum, survey component/owner).
+``known``
+    the same name with the same SHA-256 is registered: nothing is done (re-ingestion no-op);
+``changed``
+    the name is registered with another SHA-256: refused, moved to quarantine (never registered over the
+    first file);
+``duplicate``
+    the same SHA-256 is registered under another name: reported, moved to quarantine;
+``quarantined``
+    an integrity check failed (:mod:`.checks`): moved to quarantine with a ``.reason`` file;
+``registered``
+    stored (moved or copied, uncompressed if the site asks) into the storage tree under the site's
+    pattern, atomically, and described by an ``exposure`` record (header metadata, CCD footprints, every
+    keyword, storage node and path, checksum, survey component/owner).
 
 The decision reads RDBix (``db``) and remembers what this session did, so that a batch needs no
 round trip between files and works the same through dbClient, whose writes land later.
@@ -104,9 +109,22 @@ class Outcome:
 class Ingester:
     """Ingests files one by one for a site.
 
-    db : RDBix URL or Engine used to look up names and checksums (None: nothing registered yet is seen,
-        only this session's files).
-    transfer : "move" or "copy", overriding the site's.
+    Parameters
+    ----------
+    site : Site
+        Storage, cameras and classification rules.
+    db : str or Engine, optional
+        RDBix used to look up names and checksums (None: nothing registered yet is seen, only this
+        session's files).
+    transfer : str, optional
+        ``move`` or ``copy``, overriding the site's.
+    node : str, optional
+        Host recorded as holding the stored copies (the site's, else this host).
+    skyprobe_key : str
+        Primary-header keyword of the sky-probe extinction (mag).
+    check_pixels : bool
+        Read every image's pixels during the integrity checks.
+    logger : logging.Logger, optional
     """
 
     def __init__(self, site: Site, db=None, *, transfer: str | None = None, node: str | None = None,
