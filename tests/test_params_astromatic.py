@@ -45,15 +45,6 @@ def test_every_named_keyword_is_known_to_the_real_program(program):
     assert not unknown, f"keywords {program} -dd does not print: {unknown}"
 
 
-def test_a_reimplementation_declares_every_keyword_of_its_program():
-    """The tools that replace a C program accept all its keywords (a configuration file loads unchanged)."""
-    replaced = {"sextractor": "SExtractor", "scamp": "SCAMP", "swarp": "SWarp"}
-    for tool, program in replaced.items():
-        declared = {p.equivalent.keyword for t, p in _installed_parameters() if t == tool and p.equivalent.program}
-        missing = _dd_keywords(program) - declared
-        assert not missing, f"{tool} lacks {program} keywords {sorted(missing)}"
-
-
 def test_the_three_forms_parse():
     same = AstromaticEquivalent.parse("SExtractor", "DETECT_THRESH")
     assert (same.program, same.keyword, same.note) == ("SExtractor", "DETECT_THRESH", "")
