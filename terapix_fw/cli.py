@@ -78,7 +78,18 @@ def _key_value(text: str) -> tuple[str, str]:
     return key, value
 
 
-def build_parser() -> argparse.ArgumentParser:
+#: the core's own subcommands: running one of them needs no plugin's ``register_commands``
+CORE_COMMANDS = ("run", "validate", "plugins", "config", "tool")
+
+
+def _command_of(argv: list[str]) -> str | None:
+    """The subcommand named on a command line (its first word that is not an option), or None."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
+def build_parser(plugin_commands: bool = True) -> argparse.ArgumentParser:
+    """The ``terapix`` parser; ``plugin_commands`` False leaves out the plugins' subcommands (whose
+    registration imports their command modules), for a command line that names a core command."""
     parser = argparse.ArgumentParser(prog="terapix", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -117,13 +128,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("arguments", nargs=argparse.REMAINDER)
     p.set_defaults(func=_cmd_tool)
 
-    from .plugins import call_each
-    call_each("register_commands", subparsers=sub)
+    if plugin_commands:
+        from .plugins import call_each
+        call_each("register_commands", subparsers=sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # `terapix tool NAME ...` on thousands of cut-outs: a core command does not load the plugins' commands
+    parser = build_parser(plugin_commands=_command_of(argv) not in CORE_COMMANDS)
     args = parser.parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
