@@ -14,6 +14,11 @@ counterpart:
 * psfex: the LDAC catalogue with 35x35 vignets that ``source-extractor`` makes of that CCD, against ``psfex``;
 * weightwatcher: a flat weight map and a flag map of the CCD's size, against ``weightwatcher``.
 
+sextractor is also run through a warm ``terapix tool-server`` (``TERAPIX_TOOL_SERVER`` set: the command
+hands its run to a process forked from the server, which has the framework, RDBix and sextractor's
+numerical code loaded); its CPU time there is the command's plus the forked process's (read from the
+server's ``/proc`` accounting of its children).
+
 Runs alternate between the two programs (``--repeat`` each, after one unmeasured run of each that
 creates the user's RDBix and fills the numba and OS caches).  Printed per tool: median wall time, median
 CPU time (user + system of the process and all its children, less sensitive than wall time to the
@@ -112,6 +117,45 @@ def run_measured(cmd: list[str], cwd: Path, env: dict) -> tuple[float, float, fl
     return wall, float(user) + float(system), float(rss_kb) / 1024.0
 
 
+def _children_cpu(pid: int) -> float:
+    """CPU seconds of the reaped children of ``pid`` (Linux /proc: cutime + cstime)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+
+
+def _wait_children_reaped(pid: int, timeout: float = 30.0) -> None:
+    import time
+
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    end = time.monotonic() + timeout
+    while children.read_text().strip() and time.monotonic() < end:
+        time.sleep(0.01)
+
+
+def served_runs(cmd: list[str], d: Path, env: dict, repeat: int) -> list[tuple[float, float, float]]:
+    """``cmd`` (a ``terapix tool sextractor`` command) run through a warm tool server, ``repeat`` times
+    after one unmeasured run: (wall, CPU of the command and of the server's forked process, peak RSS of
+    the command)."""
+    sock = d / "tool-server.sock"
+    server = subprocess.Popen(TERAPIX + ["tool-server", "--socket", str(sock), "--preload", "sextractor"], cwd=d,
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        if "TERAPIX_TOOL_SERVER" not in server.stdout.readline():
+            sys.exit("terapix tool-server did not start")
+        served = dict(env, TERAPIX_TOOL_SERVER=str(sock))
+        out = []
+        for k in range(repeat + 1):
+            before = _children_cpu(server.pid)
+            wall, cpu, rss = run_measured(cmd, d, served)
+            _wait_children_reaped(server.pid)
+            if k:
+                out.append((wall, cpu + _children_cpu(server.pid) - before, rss))
+        return out
+    finally:
+        server.terminate()
+        server.communicate(timeout=60)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=5)
@@ -145,15 +189,18 @@ def main() -> None:
                 figures = run_measured(cmd, d, env)
                 if k:  # the first run of each is not measured (RDBix creation, caches)
                     runs[label].append(figures)
+        if tool == "sextractor" and sys.platform.startswith("linux"):
+            runs["tool-server"] = served_runs(ours, d, env, args.repeat)
         med = {label: [statistics.median(f[i] for f in r) for i in range(3)] for label, r in runs.items()}
         for label, (wall, cpu, rss) in med.items():
             print(f"{tool:<14} {label:>16} {wall:8.3f} {cpu:8.3f} {rss:8.1f}")
-        (w1, c1, r1), (w0, c0, r0) = med["terapix-fw"], med[ref[0]]
-        # GNU time counts CPU in 10 ms ticks: a C program's start-up often rounds to 0
-        cpu_ratio = f"{c1 / c0:8.1f}" if c0 >= 0.01 else f"{'>' + format(c1 / 0.01, '.0f'):>8}"
-        print(f"{tool:<14} {'ratio':>16} {w1 / w0:8.1f} {cpu_ratio} {r1 / r0:8.1f}   "
-              f"(wall spread ours {min(f[0] for f in runs['terapix-fw']):.3f}-"
-              f"{max(f[0] for f in runs['terapix-fw']):.3f} s)")
+        w0, c0, r0 = med[ref[0]]
+        for label in [k for k in med if k != ref[0]]:
+            w1, c1, r1 = med[label]
+            # GNU time counts CPU in 10 ms ticks: a C program's start-up often rounds to 0
+            cpu_ratio = f"{c1 / c0:8.1f}" if c0 >= 0.01 else f"{'>' + format(c1 / 0.01, '.0f'):>8}"
+            print(f"{tool:<14} {'ratio ' + label:>16} {w1 / w0:8.1f} {cpu_ratio} {r1 / r0:8.1f}   "
+                  f"(wall spread {min(f[0] for f in runs[label]):.3f}-{max(f[0] for f in runs[label]):.3f} s)")
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if not args.workdir:
         shutil.rmtree(d, ignore_errors=True)

@@ -148,6 +148,12 @@ class Tool:
     dropin_overlap: ClassVar[bool] = False
 
     @classmethod
+    def preload(cls) -> None:
+        """Import now what :meth:`run` will need (numerical libraries, numba kernels from their cache):
+        called once by ``terapix tool-server`` (:mod:`terapix_fw.toolserver`) so that the runs it forks
+        start with it loaded.  Must not start threads or open files.  Default: nothing."""
+
+    @classmethod
     def parameter_set(cls) -> ParameterSet:
         cached = cls.__dict__.get("_parameter_set")
         if cached is None:

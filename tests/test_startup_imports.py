@@ -1,9 +1,11 @@
-"""What a drop-in run imports (issue 14: `terapix tool sextractor cutout.fits` is run on thousands of
-cut-outs from scripts, and its start-up is mostly imports).  Each case runs in a fresh interpreter and
-lists the modules it loaded; no timing is asserted."""
+"""Start-up of drop-in runs (issue 14: `terapix tool sextractor cutout.fits` is run on thousands of
+cut-outs from scripts, and its start-up is mostly imports): what a run imports, each case in a fresh
+interpreter listing the modules it loaded, and runs forked from a warm ``terapix tool-server``.  No
+timing is asserted."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -29,12 +31,18 @@ _OTHER_PLUGINS = ("terapix_fw.db.commands", "terapix_fw.spica.commands", "terapi
                   "terapix_swarp.tool", "terapix_psfex.tool")
 
 
-def _modules_of(tmp_path, *argv: str) -> set[str]:
+def _env(home, **extra) -> dict:
+    env = {"TERAPIX_HOME": str(home), "PATH": "/usr/bin:/bin", **extra}
+    if "PYTHONPATH" in os.environ:
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    return env
+
+
+def _modules_of(tmp_path, *argv: str, env=None, expect: int = 0) -> set[str]:
     out = tmp_path / "modules.json"
-    env = {"TERAPIX_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"}
-    proc = subprocess.run([sys.executable, "-c", _REPORT, str(out), *argv], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
+    proc = subprocess.run([sys.executable, "-c", _REPORT, str(out), *argv], cwd=tmp_path,
+                          env=env or _env(tmp_path / "home"), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == expect, proc.stderr
     return set(json.loads(out.read_text()))
 
 
@@ -91,9 +99,8 @@ with open("modules.json", "w") as handle:
     json.dump(sorted(sys.modules), handle)
 sys.exit(code)
 """
-    env = {"TERAPIX_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"}
-    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=_env(tmp_path / "home"),
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     modules = set(json.loads((tmp_path / "modules.json").read_text()))
     assert _loaded(modules, "numba")  # the measurements ran (and the catalogue below has world positions)
@@ -103,3 +110,56 @@ sys.exit(code)
         assert len(table) == 2
         assert np.all(np.abs(table["ALPHA_J2000"] - 150.0) < 0.01)
         assert np.all(np.abs(table["DELTA_J2000"] - 2.0) < 0.01)
+
+
+@pytest.fixture
+def tool_server(tmp_path):
+    """A `terapix tool-server` with sextractor loaded, listening on a socket in tmp_path (its own
+    TERAPIX_HOME: the runs must use their client's); stopped by SIGTERM at the end."""
+    sock = tmp_path / "s.sock"
+    cmd = [sys.executable, "-c", "import sys; from terapix_fw.cli import run; sys.argv[0] = 'terapix'; run()",
+           "tool-server", "--socket", str(sock), "--preload", "sextractor"]
+    server = subprocess.Popen(cmd, cwd=tmp_path, env=_env(tmp_path / "server-home"), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        line = server.stdout.readline()  # printed once the socket accepts connections
+        assert f"TERAPIX_TOOL_SERVER={sock}" in line, server.stderr.read()
+        yield sock
+    finally:
+        server.terminate()
+        server.communicate(timeout=60)  # reaps it and closes its pipes
+    assert not sock.exists()
+
+
+def test_served_drop_in_run_is_the_same_run(tmp_path, small_image, tool_server):
+    """With TERAPIX_TOOL_SERVER set, `terapix tool` hands its command line, directory, environment and
+    standard streams to a process forked from the warm server: the catalogue lands in the command's
+    directory, the run is recorded in the command's RDBix, output and exit codes are the command's, and
+    the command's own process loads none of the tool's code."""
+    served = _env(tmp_path / "home", TERAPIX_TOOL_SERVER=str(tool_server))
+    modules = _modules_of(tmp_path, "tool", "sextractor", "cutout.fits[1]", "-VERBOSE_TYPE", "QUIET",
+                          "-CATALOG_TYPE", "FITS_1.0", env=served)
+    for heavy in ("numpy", "sqlalchemy", "terapix_sextractor", "terapix_fw.dropin"):
+        assert not _loaded(modules, heavy), f"the served command's own process imported {heavy}"
+    with fits.open(tmp_path / "test.cat") as hdul:
+        assert len(hdul[1].data) == 2
+    assert (tmp_path / "home" / "rdbix.sqlite").exists() and not (tmp_path / "server-home" / "rdbix.sqlite").exists()
+    # stdout and stderr are the command's; exit codes too (a failed run, a usage error)
+    cmd = [sys.executable, "-c", _REPORT, str(tmp_path / "m.json"), "tool", "sextractor"]
+    version = subprocess.run(cmd + ["-v"], cwd=tmp_path, env=served, capture_output=True, text=True, timeout=300)
+    assert version.returncode == 0 and version.stdout.startswith("sextractor version ")
+    missing = subprocess.run(cmd + ["nosuch.fits"], cwd=tmp_path, env=served, capture_output=True, text=True,
+                             timeout=300)
+    local = subprocess.run(cmd + ["nosuch.fits"], cwd=tmp_path, env=_env(tmp_path / "home"), capture_output=True,
+                           text=True, timeout=300)
+    assert missing.returncode == local.returncode != 0
+    assert "nosuch.fits" in missing.stderr and missing.stderr.split("(log:")[0] == local.stderr.split("(log:")[0]
+
+
+def test_no_server_answering_runs_here(tmp_path, small_image):
+    gone = _env(tmp_path / "home", TERAPIX_TOOL_SERVER=str(tmp_path / "none.sock"))
+    proc = subprocess.run([sys.executable, "-c", _REPORT, str(tmp_path / "m.json"), "tool", "sextractor",
+                           "cutout.fits[1]", "-VERBOSE_TYPE", "QUIET"], cwd=tmp_path, env=gone, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0 and (tmp_path / "test.cat").exists()
+    assert f"no tool server answers at {tmp_path / 'none.sock'}" in proc.stderr

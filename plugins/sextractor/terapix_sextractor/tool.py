@@ -30,6 +30,16 @@ class SExtractorTool(Tool):
                             + ", ".join(out))
         return out
 
+    @classmethod
+    def preload(cls):
+        """Everything a run imports, and the numba kernels (``terapix tool-server``)."""
+        import astropy.table  # noqa: F401
+
+        from . import catalog, classifier, extraction, paramdefs, run  # noqa: F401
+        from .measure import warm_up
+
+        warm_up()
+
     def run(self, ctx):
         from .run import run_step
 
