@@ -40,6 +40,17 @@ def _cmd_tool(args) -> int:
     return run_tool_command(args.name, args.arguments, overlap=True)
 
 
+def _cmd_tool_server(args) -> int:
+    from pathlib import Path
+
+    from .toolserver import default_socket, serve
+
+    def ready(path):
+        print(f"terapix tool-server: listening; export TERAPIX_TOOL_SERVER={path}", flush=True)
+
+    return serve(Path(args.socket) if args.socket else default_socket(), args.preload or ["sextractor"], ready)
+
+
 def _cmd_validate(args) -> int:
     """Check every file given, whatever its document type; report every fault of each; 2 if any failed."""
     from .doctypes import check_document
@@ -78,8 +89,23 @@ def _key_value(text: str) -> tuple[str, str]:
     return key, value
 
 
-def build_parser() -> argparse.ArgumentParser:
+#: the core's own subcommands: running one of them needs no plugin's ``register_commands``
+CORE_COMMANDS = ("run", "validate", "plugins", "config", "tool", "tool-server")
+
+
+def _command_of(argv: list[str]) -> str | None:
+    """The subcommand named on a command line (its first word that is not an option), or None."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
+def build_parser(plugin_commands: bool = True) -> argparse.ArgumentParser:
     """The ``terapix`` argument parser, with the subcommands of the core and of every plugin.
+
+    Parameters
+    ----------
+    plugin_commands : bool
+        False leaves out the plugins' subcommands (whose registration imports their command modules),
+        for a command line that names a core command.
 
     Returns
     -------
@@ -123,8 +149,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("arguments", nargs=argparse.REMAINDER)
     p.set_defaults(func=_cmd_tool)
 
-    from .plugins import call_each
-    call_each("register_commands", subparsers=sub)
+    p = sub.add_parser("tool-server", help="keep the tools loaded in a warm process: `terapix tool` runs with "
+                       "TERAPIX_TOOL_SERVER=SOCKET are forked from it (no start-up per run)")
+    p.add_argument("--socket", default=None, help="Unix socket (default: $TERAPIX_HOME/tool-server.sock)")
+    p.add_argument("--preload", action="append", default=None, metavar="TOOL",
+                   help="tool whose code is loaded at once (repeatable; default: sextractor)")
+    p.set_defaults(func=_cmd_tool_server)
+
+    if plugin_commands:
+        from .plugins import call_each
+        call_each("register_commands", subparsers=sub)
     return parser
 
 
@@ -141,7 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     int
         Exit code: 0 success, 1 failure, 2 usage or input error, 130 interrupted.
     """
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # `terapix tool NAME ...` on thousands of cut-outs: a core command does not load the plugins' commands
+    parser = build_parser(plugin_commands=_command_of(argv) not in CORE_COMMANDS)
     args = parser.parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
@@ -171,29 +207,27 @@ def _quiet_broken_pipe() -> int:
     return 141
 
 
-def run() -> None:
-    """The ``terapix`` console command: :func:`main`, then a process exit that skips the interpreter's
-    teardown.
-
-    Python's finalisation frees every object of every loaded module one by one; with astropy, numba and
-    SQLAlchemy loaded that takes 0.1-0.4 s, which a drop-in run of a tool on one CCD pays in full (its C
-    counterpart exits at once).  What a clean exit does that matters still happens, in the same order:
-    the exit handlers run (logging flushes and closes its files, executors join their workers), then the
-    standard streams are flushed.  Products are never left to the teardown: they are written to a
-    temporary name, closed and renamed before the tool returns.
-    """
-    import atexit
-    import os
-
+def exit_code_of_main(argv: list[str] | None = None) -> int:
+    """:func:`main`'s exit code, also for what leaves it by SystemExit: argparse's --help (0) and usage
+    errors (2); ``sys.exit("message")`` prints the message and gives 1."""
     try:
-        code = main()
-    except SystemExit as exc:  # argparse's --help (0) and usage errors (2); sys.exit("message") gives 1
+        return main(argv)
+    except SystemExit as exc:
         code = exc.code
         if code is None:
-            code = 0
-        elif not isinstance(code, int):
+            return 0
+        if not isinstance(code, int):
             print(code, file=sys.stderr)
-            code = 1
+            return 1
+        return code
+
+
+def settle(code: int) -> int:
+    """What a clean exit does that matters, in the same order: the exit handlers run (logging flushes
+    and closes its files, executors join their workers), then the standard streams are flushed.
+    Returns the exit code (141 when stdout's reader has gone)."""
+    import atexit
+
     atexit._run_exitfuncs()
     try:
         sys.stdout.flush()
@@ -203,7 +237,43 @@ def run() -> None:
         sys.stderr.flush()
     except BrokenPipeError:
         pass
-    os._exit(code)
+    return code
+
+
+def _served(argv: list[str]) -> int | None:
+    """The exit code of a drop-in run done by the tool server named by ``$TERAPIX_TOOL_SERVER``
+    (:mod:`terapix_fw.toolserver`), or None to run here (not a drop-in run, no server set, or none
+    answering: then said once on stderr, and the run goes on here)."""
+    import os
+
+    path = os.environ.get("TERAPIX_TOOL_SERVER")
+    if not path or _command_of(argv) != "tool":
+        return None
+    from .toolserver import run_remote
+
+    code = run_remote(argv, path)
+    if code is None:
+        print(f"terapix: no tool server answers at {path} (TERAPIX_TOOL_SERVER); running here", file=sys.stderr)
+    return code
+
+
+def run() -> None:
+    """The ``terapix`` console command: :func:`main` (or the tool server, for a drop-in run when
+    ``$TERAPIX_TOOL_SERVER`` is set), then a process exit that skips the interpreter's teardown.
+
+    Python's finalisation frees every object of every loaded module one by one; with astropy, numba and
+    SQLAlchemy loaded that takes 0.1-0.4 s, which a drop-in run of a tool on one CCD pays in full (its C
+    counterpart exits at once).  What matters of a clean exit still happens (:func:`settle`).  Products
+    are never left to the teardown: they are written to a temporary name, closed and renamed before the
+    tool returns.
+    """
+    import os
+
+    argv = sys.argv[1:]
+    code = _served(argv)
+    if code is None:
+        code = exit_code_of_main(argv)
+    os._exit(settle(code))
 
 
 if __name__ == "__main__":

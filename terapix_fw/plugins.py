@@ -108,31 +108,57 @@ def call_each(hook_name: str, **kwargs) -> None:
             log.warning("plugin %s failed in %s: %s", label, hook_name, _errors[label])
 
 
+def _tools_of(pm: pluggy.PluginManager, plugin) -> list[type] | None:
+    """The tool classes one plugin registers (validated), or None when its ``register_tools`` failed
+    (the error is kept for ``terapix plugins``)."""
+    impl = getattr(plugin, "register_tools", None)
+    if impl is None:
+        return []
+    classes: list[type] = []
+    try:
+        impl(classes.append)
+    except Exception as exc:  # noqa: BLE001 - a broken plugin is reported, not fatal
+        label = _distribution_of(pm, plugin)
+        _errors[label] = f"{type(exc).__name__}: {exc}"
+        log.warning("plugin %s could not register its tools: %s", label, _errors[label])
+        return None
+    for cls in classes:
+        if not cls.name:
+            raise TypeError(f"tool class {cls.__qualname__} has no name")
+        cls.parameter_set()  # validates the declarations at load time
+    return classes
+
+
 @functools.lru_cache(maxsize=1)
 def _tools() -> dict[str, ToolInfo]:
     pm = get_plugin_manager()
     found: dict[str, ToolInfo] = {}
     for plugin in pm.get_plugins():
-        impl = getattr(plugin, "register_tools", None)
-        if impl is None:
-            continue
-        classes: list[type] = []
-        try:
-            impl(classes.append)
-        except Exception as exc:  # noqa: BLE001 - a broken plugin is reported, not fatal
-            label = _distribution_of(pm, plugin)
-            _errors[label] = f"{type(exc).__name__}: {exc}"
-            log.warning("plugin %s could not register its tools: %s", label, _errors[label])
-            continue
-        for cls in classes:
-            if not cls.name:
-                raise TypeError(f"tool class {cls.__qualname__} has no name")
+        for cls in _tools_of(pm, plugin) or ():
             if cls.name in found:
                 raise TypeError(f"tool {cls.name} is provided twice: by {found[cls.name].distribution} "
                                 f"and by {_distribution_of(pm, plugin)}")
-            cls.parameter_set()  # validates the declarations at load time
             found[cls.name] = ToolInfo(cls.name, cls, cls.version, _distribution_of(pm, plugin))
     return found
+
+
+def _named_tool(name: str) -> ToolInfo | None:
+    """Tool ``name`` from the plugin registered under the same name, asked alone (the built-in plugins'
+    convention: entry point ``sextractor`` registers tool ``sextractor``), or None.
+
+    ``terapix tool NAME`` then imports one tool module and its keyword table, not every plugin's.  The
+    plugins themselves are all loaded all the same: their lifecycle hooks (RDBix, a third party's) see a
+    drop-in run as they see a pipeline step.  A tool another plugin also provides is reported by
+    ``terapix plugins`` (the full table).  Not cached: asking one plugin again costs next to nothing, and
+    what tests register and unregister is always seen."""
+    pm = get_plugin_manager()
+    plugin = pm.get_plugin(name)
+    if plugin is None:
+        return None
+    for cls in _tools_of(pm, plugin) or ():
+        if cls.name == name:
+            return ToolInfo(cls.name, cls, cls.version, _distribution_of(pm, plugin))
+    return None
 
 
 def plugin_errors() -> dict[str, str]:
@@ -171,6 +197,10 @@ def get_tool(name: str, where: str | None = None) -> ToolInfo:
     UnknownTool
         If no installed tool has that name (with a "did you mean" and the installed tools).
     """
+    if _tools.cache_info().currsize == 0:  # the full table is not built yet: try the tool's own plugin
+        info = _named_tool(name)
+        if info is not None:
+            return info
     tools = _tools()
     if name not in tools:
         import difflib

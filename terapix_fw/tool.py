@@ -204,6 +204,12 @@ class Tool:
     dropin_overlap: ClassVar[bool] = False
 
     @classmethod
+    def preload(cls) -> None:
+        """Import now what :meth:`run` will need (numerical libraries, numba kernels from their cache):
+        called once by ``terapix tool-server`` (:mod:`terapix_fw.toolserver`) so that the runs it forks
+        start with it loaded.  Must not start threads or open files.  Default: nothing."""
+
+    @classmethod
     def parameter_set(cls) -> ParameterSet:
         """The tool's parameter declarations as a :class:`~terapix_fw.params.ParameterSet` (built once per class).
 

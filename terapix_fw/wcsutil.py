@@ -1,7 +1,12 @@
-"""Reading celestial WCS from FITS headers, with the errors survey astronomers expect."""
+"""Reading celestial WCS from FITS headers, with the errors survey astronomers expect.
+
+:class:`TangentWCS` maps pixels to the sky for the gnomonic headers of wide-field imagers (``TAN`` and
+SCAMP's ``TPV``) in numpy alone: ``astropy.wcs`` imports ``astropy.coordinates`` (and its frames), which
+costs a drop-in run on one CCD about as much as measuring it.  Any other header goes to astropy.
+"""
 from __future__ import annotations
 
-__all__ = ["celestial_wcs", "wcs_problem"]
+__all__ = ["celestial_wcs", "wcs_problem", "TangentWCS", "pixel_scale_arcsec"]
 
 #: WCSLIB's projection codes (and SCAMP's TPV): a CTYPE naming another is refused, not guessed
 PROJECTIONS = frozenset("AZP SZP TAN STG SIN ARC ZPN ZEA AIR CYP CEA CAR MER COP COE COD COO SFL PAR MOL AIT "
@@ -228,3 +233,112 @@ def _affine_start(wcs, target, origin: int):
 
     coeffs, *_ = np.linalg.lstsq(local(sky), grid, rcond=None)
     return local(target) @ coeffs
+
+
+#: TPV terms PVi_0..PVi_39 as (power of x, power of y, power of r): the monomials of each degree up to 7,
+#: odd degrees followed by r^degree (the TPV convention; for the second axis x and y swap roles)
+_TPV_TERMS = [t for d in range(8) for t in [(d - k, k, 0) for k in range(d + 1)] + ([(0, 0, d)] if d % 2 else [])]
+#: keywords of distortions or conventions :class:`TangentWCS` does not model (astropy then reads the header)
+_OTHER_DISTORTIONS = ("A_ORDER", "B_ORDER", "AP_ORDER", "BP_ORDER", "CPDIS1", "CPDIS2", "CQDIS1", "CQDIS2",
+                      "D2IMDIS1", "D2IMDIS2", "DP1", "DP2", "DQ1", "DQ2", "CROTA1", "CROTA2", "LATPOLE")
+
+
+class TangentWCS:
+    """Pixel to sky (degrees) of a ``RA---TAN``/``DEC--TAN`` or ``RA---TPV``/``DEC--TPV`` header, as
+    WCSLIB computes it: pixel offsets from CRPIX through the CD (or PC x CDELT) matrix, the TPV
+    polynomial (PV1_0..39, PV2_0..39) on those intermediate coordinates, then the gnomonic deprojection
+    about CRVAL (LONPOLE 180).  The same interface as ``astropy.wcs.WCS`` where the tools use it
+    (``all_pix2world``, ``pixel_scale_matrix``, ``has_celestial``).  Build it with :meth:`from_header`,
+    which returns None for any header it does not model exactly (SIP, other projections, swapped axes,
+    TAN with only PVi_0..4 cards, a pole at the reference point...): those go to astropy."""
+
+    has_celestial = True
+
+    def __init__(self, crpix, matrix, crval, pv1=None, pv2=None):
+        import numpy as np
+
+        self.crpix = np.asarray(crpix, dtype=float)
+        self.pixel_scale_matrix = np.asarray(matrix, dtype=float)
+        self.crval = np.asarray(crval, dtype=float)
+        self.pv1 = None if pv1 is None else np.asarray(pv1, dtype=float)
+        self.pv2 = None if pv2 is None else np.asarray(pv2, dtype=float)
+
+    @classmethod
+    def from_header(cls, header) -> TangentWCS | None:
+        ctypes = (str(header.get("CTYPE1", "")).rstrip(), str(header.get("CTYPE2", "")).rstrip())
+        if ctypes not in (("RA---TAN", "DEC--TAN"), ("RA---TPV", "DEC--TPV")):
+            return None
+        keys = set(header.keys())
+        if any(k in keys for k in _OTHER_DISTORTIONS) or int(header.get("WCSAXES", 2)) != 2:
+            return None
+        if any(str(header.get(f"CUNIT{i}", "deg")).strip() not in ("deg", "") for i in (1, 2)):
+            return None
+        if float(header.get("LONPOLE", 180.0)) != 180.0 or abs(float(header.get("CRVAL2", 0.0))) >= 90.0:
+            return None
+        has_cd = any(f"CD{i}_{j}" in keys for i in (1, 2) for j in (1, 2))
+        has_pc = any(f"PC{i}_{j}" in keys for i in (1, 2) for j in (1, 2))
+        if has_cd and has_pc:
+            return None  # WCSLIB's precedence between the two is not worth reproducing here
+        if has_cd:
+            matrix = [[float(header.get(f"CD{i}_{j}", 0.0)) for j in (1, 2)] for i in (1, 2)]
+        else:
+            cdelt = [float(header.get(f"CDELT{i}", 1.0)) for i in (1, 2)]
+            matrix = [[cdelt[i - 1] * float(header.get(f"PC{i}_{j}", 1.0 if i == j else 0.0)) for j in (1, 2)]
+                      for i in (1, 2)]
+        pv_keys = [k for k in keys if k.startswith("PV")]
+        pv = None
+        # a pre-2012 SCAMP header (TAN with PVi_j, some j >= 5) is a TPV one: astropy reads it so too
+        scamp_tan = any(k.partition("_")[2].isdigit() and int(k.partition("_")[2]) >= 5 for k in pv_keys)
+        if ctypes[0].endswith("TPV") or scamp_tan:
+            pv = [[0.0] * len(_TPV_TERMS) for _ in (1, 2)]
+            for key in pv_keys:
+                axis, _, index = key[2:].partition("_")
+                if axis not in ("1", "2") or not index.isdigit() or int(index) >= len(_TPV_TERMS):
+                    return None
+                pv[int(axis) - 1][int(index)] = float(header[key])
+            if "PV1_1" not in keys or "PV2_1" not in keys:
+                return None  # WCSLIB's defaults for a TPV without its linear terms: left to astropy
+        elif pv_keys:
+            return None  # TAN with only low-order PV cards: astropy decides what they mean, as before
+        crpix = [float(header.get(f"CRPIX{i}", 0.0)) for i in (1, 2)]
+        crval = [float(header.get(f"CRVAL{i}", 0.0)) for i in (1, 2)]
+        return cls(crpix, matrix, crval, *(pv or (None, None)))
+
+    def all_pix2world(self, pixels, origin: int):
+        """(N, 2) pixel positions (``origin`` 1: FITS convention, 0: numpy) -> (N, 2) RA, Dec in degrees."""
+        import numpy as np
+
+        pix = np.asarray(pixels, dtype=float).reshape(-1, 2)
+        offsets = pix + (1 - origin) - self.crpix
+        x, y = (self.pixel_scale_matrix @ offsets.T)  # intermediate world coordinates, degrees
+        if self.pv1 is not None:
+            x, y = _tpv(self.pv1, x, y), _tpv(self.pv2, y, x)
+        # gnomonic deprojection about the reference point (LONPOLE 180)
+        xr, yr = np.radians(x), np.radians(y)
+        ra0, dec0 = np.radians(self.crval)
+        den = np.cos(dec0) - yr * np.sin(dec0)
+        ra = np.degrees(ra0 + np.arctan2(xr, den)) % 360.0
+        dec = np.degrees(np.arctan2(np.sin(dec0) + yr * np.cos(dec0), np.hypot(xr, den)))
+        return np.column_stack([ra, dec])
+
+
+def _tpv(coeffs, u, v):
+    """One axis of the TPV polynomial: sum of coeffs[k] * u^i v^j r^n over the non-zero coefficients."""
+    import numpy as np
+
+    r = np.hypot(u, v) if any(coeffs[k] for k, t in enumerate(_TPV_TERMS) if t[2]) else None
+    out = np.zeros_like(u)
+    for c, (i, j, n) in zip(coeffs, _TPV_TERMS):
+        if c:
+            out += c * (u ** i) * (v ** j) * (r ** n if n else 1.0)
+    return out
+
+
+def pixel_scale_arcsec(wcs) -> float:
+    """Mean pixel scale (arcsec) of a celestial WCS: sqrt of the product of the two axes' scales as
+    ``astropy.wcs.utils.proj_plane_pixel_scales`` gives them (from the CD matrix alone, TPV terms left
+    out), without importing it."""
+    import numpy as np
+
+    scales = np.sqrt((np.asarray(wcs.pixel_scale_matrix, dtype=float) ** 2).sum(axis=0))
+    return float(np.sqrt(np.prod(scales[:2]))) * 3600.0

@@ -49,3 +49,68 @@ def test_celestial_wcs_errors_name_the_place():
     header = fits.Header({"NAXIS": 2, "NAXIS1": 10, "NAXIS2": 10, "CTYPE1": "PIXEL", "CTYPE2": "PIXEL"})
     with pytest.raises(ToolError, match=r"a.fits\[3\]: no celestial WCS \(CTYPE1/CTYPE2 = 'PIXEL'/'PIXEL'\)"):
         celestial_wcs(header, "a.fits[3]")
+
+
+def _tangent_header(**cards):
+    header = fits.Header({"NAXIS": 2, "NAXIS1": 256, "NAXIS2": 576, "CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN",
+                          "CRPIX1": 1000.5, "CRPIX2": -300.0, "CRVAL1": 359.99, "CRVAL2": -62.2,
+                          "CD1_1": -5.16e-5, "CD1_2": 1.1e-6, "CD2_1": -0.9e-6, "CD2_2": 5.17e-5})
+    for key, value in cards.items():
+        if value is None:
+            del header[key]
+        else:
+            header[key] = value
+    return header
+
+
+#: a 7th-order TPV with every radial term (what SCAMP may write with DISTORT_DEGREES up to 7)
+_TPV = {f"PV{axis}_{k}": (1.0 if k == 1 else 0.0) + 10.0 ** -(1 + k % 5) * (-1) ** (k + axis)
+        for axis in (1, 2) for k in range(40)}
+
+
+@pytest.mark.parametrize("cards", [
+    {},                                                                  # raw MegaCam: TAN, CD matrix
+    {"CD1_1": None, "CD1_2": None, "CD2_1": None, "CD2_2": None, "CDELT1": -5.2e-5, "CDELT2": 5.2e-5,
+     "PC1_1": 0.99, "PC1_2": 0.02, "PC2_1": -0.01, "PC2_2": 1.0},       # PC x CDELT
+    {"CTYPE1": "RA---TPV", "CTYPE2": "DEC--TPV", **_TPV},                # SCAMP's TPV
+    {"PV1_1": 1.0, "PV2_1": 1.0, "PV1_7": 2e-2, "PV2_10": -1e-2, "PV1_0": 1e-4},  # pre-2012 SCAMP: TAN + PV
+    {"CRVAL1": 10.0, "CRVAL2": 89.9},                                    # near the pole
+])
+def test_tangent_wcs_matches_astropy(cards):
+    """The numpy TAN/TPV mapping (used instead of astropy.wcs to keep astropy.coordinates out of a drop-in
+    run) gives astropy's (WCSLIB's) positions to 1e-10 deg, and the same pixel scale."""
+    from astropy.wcs.utils import proj_plane_pixel_scales
+
+    from terapix_fw.wcsutil import TangentWCS, pixel_scale_arcsec
+
+    header = _tangent_header(**cards)
+    ours = TangentWCS.from_header(header)
+    assert ours is not None
+    reference = _wcs(header)
+    x, y = np.meshgrid(np.linspace(-50, 300, 8), np.linspace(-50, 620, 8))
+    pixels = np.column_stack([x.ravel(), y.ravel()])
+    for origin in (0, 1):
+        got, want = ours.all_pix2world(pixels, origin), reference.all_pix2world(pixels, origin)
+        dra = (got[:, 0] - want[:, 0] + 180.0) % 360.0 - 180.0
+        assert np.abs(dra * np.cos(np.radians(want[:, 1]))).max() < 1e-10
+        assert np.abs(got[:, 1] - want[:, 1]).max() < 1e-10
+        assert got[:, 0].min() >= 0.0 and got[:, 0].max() < 360.0
+    assert pixel_scale_arcsec(ours) == pytest.approx(np.sqrt(np.prod(proj_plane_pixel_scales(reference))) * 3600,
+                                                     rel=1e-12)
+
+
+@pytest.mark.parametrize("cards", [
+    {"CTYPE1": "RA---SIN", "CTYPE2": "DEC--SIN"},                        # another projection
+    {"CTYPE1": "DEC--TAN", "CTYPE2": "RA---TAN"},                        # swapped axes
+    {"CTYPE1": "RA---TAN-SIP", "CTYPE2": "DEC--TAN-SIP", "A_ORDER": 2, "B_ORDER": 2, "A_2_0": 1e-6},
+    {"PV1_1": 1.0, "PV2_2": 0.5},                                        # TAN with low-order PV only
+    {"CTYPE1": "RA---TPV", "CTYPE2": "DEC--TPV", "PV1_4": 1e-3},          # TPV without its linear terms
+    {"LONPOLE": 170.0},
+    {"CUNIT1": "rad"},
+    {"PC1_1": 1.0},                                                      # both CD and PC
+    {"CRVAL2": 90.0},
+])
+def test_tangent_wcs_leaves_other_headers_to_astropy(cards):
+    from terapix_fw.wcsutil import TangentWCS
+
+    assert TangentWCS.from_header(_tangent_header(**cards)) is None

@@ -13,8 +13,8 @@ def _pixel_scale(cfg, wcs, header):
     if cfg["PIXEL_SCALE"] > 0:
         return float(cfg["PIXEL_SCALE"])
     if wcs is not None:
-        from astropy.wcs.utils import proj_plane_pixel_scales
-        return float(np.sqrt(np.prod(proj_plane_pixel_scales(wcs)))) * 3600.0
+        from terapix_fw.wcsutil import pixel_scale_arcsec
+        return pixel_scale_arcsec(wcs)
     return 1.0
 
 
@@ -32,13 +32,17 @@ def _in_thread(fn, *args):
 def _wcs(header, where="image"):
     """The celestial WCS, None without one; a header whose WCS is broken (latitude outside [-90, 90],
     singular CD matrix, unknown projection) is an error naming the keyword: world coordinates computed
-    from it would be a plausible-looking wrong catalogue."""
-    from terapix_fw.wcsutil import wcs_problem
+    from it would be a plausible-looking wrong catalogue.  TAN and TPV headers (raw MegaCam, SCAMP, SWarp)
+    are read without astropy.wcs, which would import astropy.coordinates into every drop-in run."""
+    from terapix_fw.wcsutil import TangentWCS, wcs_problem
 
     problem = wcs_problem(header)
     if problem:
         raise ToolError(f"{where}: broken WCS: {problem}; world coordinates (and PIXEL_SCALE 0) need a valid "
                         "one: fix the header (or a .head file), or ask only for pixel columns with PIXEL_SCALE > 0")
+    tangent = TangentWCS.from_header(header)
+    if tangent is not None:
+        return tangent
     try:
         from astropy.wcs import WCS, FITSFixedWarning
         import warnings

@@ -339,8 +339,6 @@ def watch_stream(image_path, weight_paths=(), flag_paths=(), poly_paths=(), cfg:
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
 
-    from astropy.wcs import WCS, FITSFixedWarning
-
     from terapix_fw.fitsimage import FitsImage
 
     cfg = cfg or WatchConfig.defaults()
@@ -374,7 +372,9 @@ def watch_stream(image_path, weight_paths=(), flag_paths=(), poly_paths=(), cfg:
                     header = img.header(i)
                     data = img.read(i)  # float32, NaN where BLANK/NaN/inf
                     wcs = None
-                    if polygons:
+                    if polygons:  # only DS9 polygons need the WCS (astropy.wcs loads astropy.coordinates)
+                        from astropy.wcs import WCS, FITSFixedWarning
+
                         with warnings.catch_warnings():
                             warnings.simplefilter("ignore", FITSFixedWarning)
                             wcs = WCS(header)
