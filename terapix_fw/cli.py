@@ -208,8 +208,19 @@ def _quiet_broken_pipe() -> int:
 
 
 def exit_code_of_main(argv: list[str] | None = None) -> int:
-    """:func:`main`'s exit code, also for what leaves it by SystemExit: argparse's --help (0) and usage
-    errors (2); ``sys.exit("message")`` prints the message and gives 1."""
+    """:func:`main`'s exit code, also for what leaves it by SystemExit.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments (``sys.argv[1:]`` by default).
+
+    Returns
+    -------
+    int
+        :func:`main`'s code; argparse's --help gives 0 and its usage errors 2; ``sys.exit("message")``
+        prints the message and gives 1.
+    """
     try:
         return main(argv)
     except SystemExit as exc:
@@ -225,7 +236,17 @@ def exit_code_of_main(argv: list[str] | None = None) -> int:
 def settle(code: int) -> int:
     """What a clean exit does that matters, in the same order: the exit handlers run (logging flushes
     and closes its files, executors join their workers), then the standard streams are flushed.
-    Returns the exit code (141 when stdout's reader has gone)."""
+
+    Parameters
+    ----------
+    code : int
+        The exit code so far.
+
+    Returns
+    -------
+    int
+        ``code``, or 141 when stdout's reader has gone.
+    """
     import atexit
 
     atexit._run_exitfuncs()

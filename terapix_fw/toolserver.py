@@ -39,8 +39,21 @@ def default_socket() -> Path:
 
 # ---------------------------------------------------------------------------------------------- client
 def run_remote(argv: list[str], path: str) -> int | None:
-    """Run ``terapix ARGV`` in the server listening at ``path``; its exit code, or None when no server
-    answers there (the caller then runs the command itself)."""
+    """Run ``terapix ARGV`` in the server listening at ``path``.
+
+    Parameters
+    ----------
+    argv : list of str
+        The command line after ``terapix``.
+    path : str
+        The server's Unix socket.
+
+    Returns
+    -------
+    int or None
+        The command's exit code, or None when no server answers there (the caller then runs the
+        command itself).
+    """
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         conn.connect(path)
@@ -92,8 +105,22 @@ def _read_int(conn: socket.socket) -> int | None:
 
 # ---------------------------------------------------------------------------------------------- server
 def serve(path: Path, preload: list[str], ready=None) -> int:
-    """Listen at ``path`` until SIGTERM or Ctrl-C; ``preload`` names the tools whose code is loaded now.
-    ``ready(path)`` is called once the socket accepts connections."""
+    """Listen at ``path`` until SIGTERM or Ctrl-C, running each drop-in command in a forked process.
+
+    Parameters
+    ----------
+    path : Path
+        The Unix socket to create (mode 0600).
+    preload : list of str
+        The tools whose code is loaded now (:meth:`terapix_fw.tool.Tool.preload`).
+    ready : callable, optional
+        ``ready(path)`` is called once the socket accepts connections.
+
+    Returns
+    -------
+    int
+        The exit code: 0 after SIGTERM or Ctrl-C.
+    """
     from .plugins import get_tool
 
     for name in preload:

@@ -265,6 +265,18 @@ class TangentWCS:
 
     @classmethod
     def from_header(cls, header) -> TangentWCS | None:
+        """The mapping of a TAN or TPV header.
+
+        Parameters
+        ----------
+        header : mapping
+            A FITS header (astropy Header or dict-like).
+
+        Returns
+        -------
+        TangentWCS or None
+            None for any other projection or distortion (the caller then uses astropy.wcs).
+        """
         ctypes = (str(header.get("CTYPE1", "")).rstrip(), str(header.get("CTYPE2", "")).rstrip())
         if ctypes not in (("RA---TAN", "DEC--TAN"), ("RA---TPV", "DEC--TPV")):
             return None
@@ -305,7 +317,20 @@ class TangentWCS:
         return cls(crpix, matrix, crval, *(pv or (None, None)))
 
     def all_pix2world(self, pixels, origin: int):
-        """(N, 2) pixel positions (``origin`` 1: FITS convention, 0: numpy) -> (N, 2) RA, Dec in degrees."""
+        """Pixel positions to RA, Dec, as ``astropy.wcs.WCS.all_pix2world`` with an (N, 2) array.
+
+        Parameters
+        ----------
+        pixels : array_like
+            (N, 2) pixel positions x, y.
+        origin : int
+            1 for the FITS convention (first pixel 1), 0 for numpy's.
+
+        Returns
+        -------
+        numpy.ndarray
+            (N, 2) RA, Dec in degrees.
+        """
         import numpy as np
 
         pix = np.asarray(pixels, dtype=float).reshape(-1, 2)
@@ -335,9 +360,20 @@ def _tpv(coeffs, u, v):
 
 
 def pixel_scale_arcsec(wcs) -> float:
-    """Mean pixel scale (arcsec) of a celestial WCS: sqrt of the product of the two axes' scales as
-    ``astropy.wcs.utils.proj_plane_pixel_scales`` gives them (from the CD matrix alone, TPV terms left
-    out), without importing it."""
+    """Mean pixel scale of a celestial WCS, without importing ``astropy.wcs.utils``.
+
+    Parameters
+    ----------
+    wcs : astropy.wcs.WCS or TangentWCS
+        Anything with a ``pixel_scale_matrix`` in degrees per pixel.
+
+    Returns
+    -------
+    float
+        sqrt of the product of the two axes' scales (arcsec) as
+        ``astropy.wcs.utils.proj_plane_pixel_scales`` gives them (from the CD matrix alone, TPV terms
+        left out).
+    """
     import numpy as np
 
     scales = np.sqrt((np.asarray(wcs.pixel_scale_matrix, dtype=float) ** 2).sum(axis=0))
