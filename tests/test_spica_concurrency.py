@@ -61,20 +61,6 @@ FIELD = """<instructions name="{name}" version="T0001">
 """
 
 
-@pytest.fixture
-def meeting_tools():
-    """Register the ``meet`` test tool for one test."""
-    import meeting_tools as module
-
-    from terapix_fw import plugins
-    pm = plugins.get_plugin_manager()
-    pm.register(module, name="meeting_tools")
-    plugins._tools.cache_clear()
-    yield module
-    pm.unregister(module)
-    plugins._tools.cache_clear()
-
-
 def add_job(url: str, base: Path, name: str, mode: str, priority: int, *, group: str | None = "gA",
             exposure: str = "exp0.fits", meet: list[str] = (), kind: str | None = None, members: list[str] = ()):
     """One Spica job: its instruction file (under ``base/spica``) and its ``spica_jobs`` row."""

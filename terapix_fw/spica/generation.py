@@ -121,7 +121,7 @@ def _shell(name: str, xml_name: str, steps: list[_Step], lists: dict[str, Path])
     lines = ["#!/bin/sh",
              f"# {name}: the command sequence of {xml_name}, step by step (terapix spica generate).",
              "# Usage: sh " + f"{name}_cmd.txt WORKDIR   (every step writes into WORKDIR/<its directory>)",
-             "set -e", 'W=$(cd "${1:-.}" && pwd)']
+             "set -e", 'mkdir -p "${1:-.}"', 'W=$(cd "${1:-.}" && pwd)']
     for sid, path in lists.items():
         lines.append(f"{sid.upper()}_LIST={shlex.quote(str(path))}")
     for st in steps:
