@@ -268,7 +268,8 @@ def run_jobs(db, version: str, *, modes=("release", "image"), parallel: int = 1,
         if client is not None:
             return _run_on_cluster(client, db, task.job, executor="local", jobs=unit_jobs, force=force,
                                    solution=task.solution)
-        return run_one(db, task.job, executor=executor, jobs=unit_jobs, force=force, progress=progress,
+        # one job's progress display at a time: two would overwrite each other's terminal line
+        return run_one(db, task.job, executor=executor, jobs=unit_jobs, force=force, progress=progress and slots == 1,
                        solution=task.solution), None
 
     def ended(task: _Task, summary, error, node) -> None:
