@@ -28,9 +28,20 @@ $T run instructions/demo_ingest.xml --workdir "$WORK" --db "$DB" -p RAW="$WORK/r
 echo "[demo] Spica: selection and planning of release T0001"
 $T spica plan instructions/demo_release.xml --db "$DB"
 $T spica generate instructions/demo_release.xml --workdir "$WORK" --db "$DB" --refcat "$WORK/raw/refcat.fits"
-echo "[demo] Spica: image-by-image and release modes"
-$T spica run instructions/demo_release.xml --workdir "$WORK" --db "$DB" --quiet || true
+echo "[demo] Spica: image-by-image and release modes at the same time on 2 worker slots, by priority"
+# the release file's priorities are Deep 10, Wide 5, image-by-image 1; the operator moves the PI exposure
+# up to 8, so that it runs beside the Deep stacks instead of after the Wide ones
+$T spica run instructions/demo_release.xml --workdir "$WORK" --db "$DB" --parallel 2 --priority image=8 --quiet || true
 $T spica status --release T0001 --db "$DB"
+.venv/bin/python -c "
+import sys
+from terapix_fw.spica.status import job_table
+jobs = [j for j in job_table(sys.argv[1], 'T0001') if j['start'] and j['end']]
+t0 = min(j['start'] for j in jobs)
+print('[demo] when each job ran (s after the first start):')
+for j in sorted(jobs, key=lambda j: j['start']):
+    print(f\"  {j['name']:<40} {j['mode']:<8} {(j['start'] - t0).total_seconds():6.0f} - {(j['end'] - t0).total_seconds():6.0f}\")
+" "$DB"
 echo "[demo] the control team grades the stacks (the demo accepts every finished one)"
 for stack in $(.venv/bin/python -c "
 import sys

@@ -15,19 +15,33 @@ os.environ["PYTHONPATH"] = os.pathsep.join([str(SUPPORT)] + [p for p in os.envir
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
-@pytest.fixture
-def demo_tools():
-    """Register the scale/stack test tools for one test."""
-    import demo_tools as module
+def _registered(module_name: str):
+    """Register the tools of tests/support/<module_name>.py for one test, then unregister them."""
+    import importlib
 
     from terapix_fw import plugins
 
+    module = importlib.import_module(module_name)
     pm = plugins.get_plugin_manager()
-    pm.register(module, name="demo_tools")
+    pm.register(module, name=module_name)
     plugins._tools.cache_clear()
-    yield module
-    pm.unregister(module)
-    plugins._tools.cache_clear()
+    try:
+        yield module
+    finally:
+        pm.unregister(module)
+        plugins._tools.cache_clear()
+
+
+@pytest.fixture
+def demo_tools():
+    """Register the scale/stack test tools for one test."""
+    yield from _registered("demo_tools")
+
+
+@pytest.fixture
+def meeting_tools():
+    """Register the ``meet`` test tool (two units that must run at the same moment) for one test."""
+    yield from _registered("meeting_tools")
 
 
 @pytest.fixture

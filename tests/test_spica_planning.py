@@ -221,6 +221,7 @@ def test_generation_reuses_step_one_weight_maps(planned, tmp_path):
     spec.refcat = str(tmp_path / "refcat.fits")
     without = {f.name: f for f in generate_jobs(url, spec, tmp_path / "gen1", tmp_path / "work")}
     doc = Document()
+    doc.add("step_start", run_id="step1", step="qualityfits_in", tool="qualityfits")  # as a run records it
     for e in EXPOSURES.values():
         weight = tmp_path / "step1" / e["filename"].replace(".fits", ".weight.fits")
         weight.parent.mkdir(exist_ok=True)
@@ -237,3 +238,13 @@ def test_generation_reuses_step_one_weight_maps(planned, tmp_path):
     swarp = next(s for s in second.steps if s.tool == "swarp")
     assert [(r.set, r.param) for r in swarp.inputs if r.param == "WEIGHT_IMAGE"] == [("weights", "WEIGHT_IMAGE")]
     assert (tmp_path / "gen2" / f"{name}_weights.lst").read_text().count("\n") == len(_job(plan, name).astrometric)
+    # a weight map made from the exposures by another tool (a stack's, by SWarp) is not step one's
+    (tmp_path / "x_weight.fits").write_bytes(b"w")
+    doc = Document()
+    doc.add("step_start", run_id="stacks", step="swarp_x", tool="swarp")
+    doc.add("product", run_id="stacks", step="swarp_x", unit="all", path=str(tmp_path / "x_weight.fits"),
+            kind="weight", checksum="1" * 64, size=1, inputs=[f"/data/{e['filename']}" for e in EXPOSURES.values()])
+    write_document(connect(url), doc)
+    again = {f.name: f for f in generate_jobs(url, spec, tmp_path / "gen3", tmp_path / "work")}
+    assert load_instructions(again[name].instruction_file).inputsets["weights"].patterns == \
+        second.inputsets["weights"].patterns

@@ -5,6 +5,10 @@ later release, and reproduction with identical pixels in another work directory 
 from __future__ import annotations
 
 import datetime as dt
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -113,6 +117,10 @@ def test_plan_and_generated_files(release):
     assert len(produced) == len(set(produced))  # every product has its own name
     cmd = next(f for f in files if f.name.startswith("CFHTLS_D_r")).command_file.read_text()
     assert "terapix tool scamp" in cmd and "terapix tool swarp" in cmd and "-IMAGEOUT_NAME CFHTLS_D_r_" in cmd
+    for f in files:  # every command file is a shell script with the steps of its instruction file, in order
+        assert subprocess.run(["sh", "-n", str(f.command_file)], capture_output=True).returncode == 0, f.name
+        steps = re.findall(r"^# step (\S+): (\S+)", f.command_file.read_text(), re.M)
+        assert steps == [(s.id, s.tool) for s in load_instructions(f.instruction_file).steps], f.name
 
 
 def test_jobs_ran_by_priority_and_share_the_astrometric_solution(release):
@@ -133,6 +141,30 @@ def test_jobs_ran_by_priority_and_share_the_astrometric_solution(release):
     assert (work / "astrometry" / group).is_dir()
     summary = status_summary(release["url"], "T0001")
     assert summary["by_status"] == {"done": 6} and summary["pending"] == [] and summary["in_progress"] == []
+
+
+def test_command_file_makes_what_the_instruction_file_made(release, tmp_path):
+    """The operator's way: ``sh NAME_cmd.txt WORKDIR`` runs the stack's commands one by one (terapix tool
+    ...); its products equal the instruction file's run (the release fixture's)."""
+    name = "CFHTLS_D_r_022600-043000_T0001"
+    cmd = next(f for f in release["files"] if f.name == name).command_file
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+               TERAPIX_DB_URL=f"sqlite:///{tmp_path / 'cmd.sqlite'}", MPLBACKEND="Agg")
+    done = subprocess.run(["sh", str(cmd), str(tmp_path / "work")], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ours, theirs = tmp_path / "work", release["base"] / "work"
+    group = _jobs(release["url"])[name].astrometric_group
+    heads = sorted(p.relative_to(theirs) for p in (theirs / "astrometry" / group).glob("*.head"))
+    assert len(heads) == 7 and heads == sorted(p.relative_to(ours) for p in (ours / "astrometry" / group).glob("*.head"))
+    for head in heads:  # the same astrometric solution
+        assert (ours / head).read_text() == (theirs / head).read_text(), head
+    products = sorted(p.name for p in (theirs / "release" / "T0001" / name).iterdir())
+    assert products == sorted(p.name for p in (ours / "release" / "T0001" / name).iterdir())
+    for image in (f"{name}.fits", f"{name}_weight.fits"):  # identical pixels, same release date
+        with fits.open(ours / "release" / "T0001" / name / image) as a, \
+                fits.open(theirs / "release" / "T0001" / name / image) as b:
+            assert np.array_equal(a[1].data, b[1].data, equal_nan=True)
+            assert a[1].header["REL_DATE"] == b[1].header["REL_DATE"] == "2004-01-01"
 
 
 def test_release_products_names_dates_and_truth(release):
@@ -209,6 +241,9 @@ def test_grades_manifest_superseding_and_reproduction(release, tmp_path):
     (base / "t0002.xml").write_text(RELEASE.format(name="T0002"))
     spec2, _, _ = plan_from_file(url, base / "t0002.xml")
     generate_jobs(url, spec2, base / "work" / "spica" / "T0002", base / "work")
+    # T0001's QualityFITS-in weight maps are reused, never a T0001 stack's weight map (also made from them)
+    weights = (base / "work" / "spica" / "T0002" / "CFHTLS_D_r_022600-043000_T0002_weights.lst").read_text().split()
+    assert [Path(w).name for w in weights] == [f"70000{i}p.weight.fits" for i in range(1, 8)]
     with connect(url).begin() as conn:  # T0002's stack is T0001's, done: mark it as made (no re-run here)
         from sqlalchemy import update
         conn.execute(update(S.spica_jobs).where(S.spica_jobs.c.version == "T0002").values(status="done"))

@@ -19,6 +19,17 @@ def _db_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workdir", default=None, help="release work directory (default: .)")
 
 
+def _priority(text: str) -> tuple[str, int]:
+    target, sep, value = text.rpartition("=")
+    try:
+        if not sep or not target:
+            raise ValueError
+        return target, int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--priority {text!r}: expected TARGET=N with an integer N "
+                                         f"(e.g. image=8 or 'CFHTLS_D_*=12')") from None
+
+
 def _cmd_select(args) -> int:
     from .criteria import load_criteria
     from .selection import select_exposures
@@ -84,11 +95,14 @@ def _cmd_generate(args) -> int:
 
 
 def _cmd_run(args) -> int:
-    from .jobs import reset_job, run_jobs
+    from .jobs import reset_job, run_jobs, set_priority
     from .release import load_release
     from .status import format_status, status_summary
     spec = load_release(args.release)
     modes = ("release", "image") if args.mode == "all" else (args.mode,)
+    for target, value in args.priority or []:
+        changed = set_priority(_url(args), spec.version, target, value)
+        print(f"priority {value}: {', '.join(changed)}")
     for name in args.rerun or []:
         reset_job(_url(args), name, spec.version)
     finished = run_jobs(_url(args), spec.version, modes=modes, parallel=args.parallel, executor=args.executor,
@@ -172,7 +186,11 @@ def register(subparsers) -> None:
     p = sub.add_parser("run", help="run the generated jobs by priority (image-by-image and release modes)")
     p.add_argument("release")
     p.add_argument("--mode", choices=["all", "release", "image"], default="all")
-    p.add_argument("--parallel", type=int, default=1, help="jobs running at once (default 1)")
+    p.add_argument("--parallel", type=int, default=1,
+                   help="worker slots: jobs (of both modes) running at once, highest priority first (default 1)")
+    p.add_argument("--priority", type=_priority, action="append", metavar="TARGET=N",
+                   help="set the priority of the jobs named TARGET (a glob) or of a mode/kind (image, release, "
+                        "stack, field); recorded in RDBix, higher starts first")
     p.add_argument("--jobs", "-j", type=int, default=None, help="units at once within a job")
     p.add_argument("--executor", choices=["local", "dask"], default="local")
     p.add_argument("--scheduler", default=None, help="Dask scheduler address: jobs go to the node of their data")

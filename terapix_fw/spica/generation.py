@@ -75,6 +75,7 @@ class _Step:
     inputs: list[_In] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
     description: str = ""
+    shell_extra: str = ""  # options the command file needs where the runner decides by itself
 
 
 @dataclass
@@ -128,13 +129,19 @@ def _xml(name: str, version: str, description: str, sets: dict[str, list[str]], 
     return "\n".join(out)
 
 
+def _shell_value(value: str) -> str:
+    """A keyword value for the command file: quoted, with the unit token ``{stem}`` left to the shell
+    loop's ``$s`` (outside the quotes, or it would not expand)."""
+    return '"$s"'.join(shlex.quote(part) if part else "" for part in value.split("{stem}"))
+
+
 def _shell(name: str, xml_name: str, steps: list[_Step], lists: dict[str, Path]) -> str:
     """The command file: one ``terapix tool`` command (a loop for per-file steps) per step, in order,
     each run in its step's directory of the work directory given as $1."""
     lines = ["#!/bin/sh",
              f"# {name}: the command sequence of {xml_name}, step by step (terapix spica generate).",
              "# Usage: sh " + f"{name}_cmd.txt WORKDIR   (every step writes into WORKDIR/<its directory>)",
-             "set -e", 'W=$(cd "${1:-.}" && pwd)']
+             "set -e", 'mkdir -p "${1:-.}"', 'W=$(cd "${1:-.}" && pwd)']
     for sid, path in lists.items():
         lines.append(f"{sid.upper()}_LIST={shlex.quote(str(path))}")
     for st in steps:
@@ -143,7 +150,7 @@ def _shell(name: str, xml_name: str, steps: list[_Step], lists: dict[str, Path])
         if st.config_file:
             opts += ["-c", shlex.quote(st.config_file)]
         for k, v in st.params:
-            opts += [f"-{k}", shlex.quote(v).replace("{stem}", '"$s"')]
+            opts += [f"-{k}", _shell_value(v)]
         primary = [i for i in st.inputs if not i.param and i.role != "detection"]
         detection = [i for i in st.inputs if not i.param and i.role == "detection"]
         params: dict[str, list[str]] = {}
@@ -158,7 +165,8 @@ def _shell(name: str, xml_name: str, steps: list[_Step], lists: dict[str, Path])
             lines.append(f"for f in {primary[0].shell}; do s=$(basename \"$f\" .fits); "
                          f"terapix tool {st.tool} {det + ',' if det else ''}\"$f\" {' '.join(opts)}; done")
         else:
-            lines.append(f"terapix tool {st.tool} {' '.join(i.shell for i in primary)} {' '.join(opts)}")
+            lines.append(f"terapix tool {st.tool} {' '.join(i.shell for i in primary)} {' '.join(opts)}"
+                         + (f" {st.shell_extra}" if st.shell_extra else ""))
     return "\n".join(lines) + "\n"
 
 
@@ -213,9 +221,13 @@ def step1_weights(conn, paths: list[str]) -> dict[str, str] | None:
     parent = p.alias("parent")
     found: dict[str, str] = {}
     for path in paths:
+        # QualityFITS-in's weight map of this exposure, not a later stack's weight (SWarp's weight map
+        # also has the exposure among its parents)
         row = conn.execute(select(p.c.path).join(prov, prov.c.product_id == p.c.id)
                            .join(parent, parent.c.id == prov.c.parent_id)
-                           .where(parent.c.path_hash == path_hash(path), p.c.kind == "weight")
+                           .join(S.units, S.units.c.id == p.c.unit_pk).join(S.steps, S.steps.c.id == S.units.c.step_pk)
+                           .where(parent.c.path_hash == path_hash(path), p.c.kind == "weight",
+                                  S.steps.c.tool == "qualityfits")
                            .order_by(p.c.id.desc()).limit(1)).first()
         if row is None or not Path(row[0]).exists():
             return None
@@ -242,7 +254,11 @@ def _common_steps(spec: ReleaseSpec, conf: Path, group: str, priority: int, weig
               inputs=[_In(step="catalogs", kind="catalog",
                           shell="$(sed -e 's|.*/||' -e 's|\\.fits$|.ldac|' -e \"s|^|$W/exposures/catalogs/|\" \"$ASTROMETRIC_LIST\")"),
                       _In(set="refcat", param="ASTREFCAT_NAME", shell=shlex.quote(spec.refcat or ""))],
-              outputs=["head"], description=f"global astrometric and photometric solution of {group}"),
+              outputs=["head"], description=f"global astrometric and photometric solution of {group}",
+              # the runner keeps a step's products in its directory; SCAMP alone writes each .head beside
+              # its catalogue: name them where the SWarp step looks for them
+              shell_extra=f"-HEADER_NAME $(sed -e 's|.*/||' -e 's|\\.fits$|.head|' -e \"s|^|$W/astrometry/{group}/|\" "
+                          f"\"$ASTROMETRIC_LIST\" | paste -sd,)"),
     ]
     return steps if weights else steps[1:]
 

@@ -26,7 +26,10 @@ def register_commands(subparsers):
 
 def _update_job(run, **values) -> None:
     """Update the Spica job whose instruction file this run executes (no-op for other runs)."""
-    if run.mode != "pipeline" or not run.instruction_file.endswith("_spica.xml"):
+    from .jobs import SOLUTION_PREFIX
+    # an astrometric solution runs part of one job's file for the whole group: not that job's status
+    if run.mode != "pipeline" or not run.instruction_file.endswith("_spica.xml") or \
+            (run.name or "").startswith(SOLUTION_PREFIX):
         return
     try:
         from sqlalchemy import update

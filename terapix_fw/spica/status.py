@@ -105,7 +105,8 @@ def format_status(summary: dict) -> str:
     lines = [f"release {summary['version'] or '(all)'}: {summary['total']} jobs " +
              ", ".join(f"{v} {k}" for k, v in sorted(summary["by_status"].items()))]
     lines.append("in progress:" if summary["in_progress"] else "in progress: none")
-    lines += [f"  {r['name']:<40} {r['node'] or '-':<10} {r['current_step'] or 'starting'}" for r in summary["in_progress"]]
+    lines += [f"  {r['name']:<40} {r['mode']:<8} {r['node'] or '-':<10} {r['current_step'] or 'starting'}"
+              for r in summary["in_progress"]]
     lines += _table("remaining by component", summary["remaining_by_component"])
     lines += _table("remaining by node", summary["remaining_by_node"])
     lines += _table("remaining by filter", summary["remaining_by_filter"])
