@@ -129,6 +129,10 @@ def scan_inputs(paths: list[Path], config, select=None) -> list[InputField]:
         # header file
         if header_names:
             head_path = _match_companion(path, header_names, "HEADER_NAME", nfiles, fileno)
+            # a header the user named is wanted: stacking without it would use the raw astrometry
+            # silently (a suffixed .head, by contrast, is optional by convention)
+            if not head_path.exists():
+                raise ToolError(f"HEADER_NAME {head_path} for {path} not found")
         else:
             head_path = suffixed_name(path, config["HEADER_SUFFIX"])
         heads = read_head_file(head_path) if head_path.exists() else []

@@ -378,6 +378,20 @@ def test_companions_matched_by_name(synth, tmp_path, run_swarp):
     np.testing.assert_allclose(out[both], 25.0, rtol=1e-5)
 
 
+def test_a_named_header_that_does_not_exist_is_an_error(synth, tmp_path, run_swarp):
+    """A HEADER_NAME the user gives is wanted: stacking with the raw astrometry instead, without a word,
+    made a wrong stack from a command file whose SCAMP step wrote its .head files elsewhere."""
+    h = synth.tan_header(80, 80, RA, DEC, 0.2)
+    path = synth.write_image(tmp_path / "m0.fits", h, np.full((80, 80), 10.0, np.float32))
+    missing = tmp_path / "heads" / "m0.head"
+    with pytest.raises(AssertionError, match=f"HEADER_NAME {missing} for {path} not found"):
+        run_swarp([path], HEADER_NAME=str(missing), SUBTRACT_BACK="N")
+    assert not (tmp_path / "coadd.fits").exists()
+    # the same run with the suffix convention: a missing .head is optional
+    run_swarp([path], SUBTRACT_BACK="N")
+    assert (tmp_path / "coadd.fits").exists()
+
+
 RERUN_XML = """<?xml version="1.0"?>
 <instructions name="stacks" version="1">
   <inputs><inputset id="raw"><files pattern="raw/*.fits"/></inputset></inputs>
