@@ -172,6 +172,19 @@ class Runner:
         at_once = min(self.jobs or cores, self._step_sizes.get(step_id, 1))
         return max(1, cores // max(1, at_once))
 
+    def _worker_preload(self) -> list[str]:
+        """Modules the run's tools want imported in their workers before the first unit (each tool's
+        module and its :attr:`~terapix_fw.tool.Tool.worker_preload`)."""
+        modules: list[str] = []
+        for tool in dict.fromkeys(step.tool for step in self.doc.steps):
+            cls = get_tool(tool).cls
+            modules += [cls.__module__, *getattr(cls, "worker_preload", ())]
+        return list(dict.fromkeys(modules))
+
+    def _some_unit_runs(self, order: list[Unit]) -> bool:
+        """Whether some unit will surely run (forced, or never recorded done)."""
+        return self.force or any(not self._state_path(u).exists() for u in order)
+
     def _state_path(self, unit: Unit) -> Path:
         return self.state_dir / unit.step.id / f"{unit.id}.json"
 
@@ -295,10 +308,15 @@ class Runner:
                    if (reason := warmup_reason(get_tool(tool).cls))}
         progress = Progress(len(order), self.show_progress, warmups=warmups)
         claim = self._claim_workdir(run)
+        preload = self._worker_preload()
+        # a local pool is made now when some unit has no state (it will run): its workers' imports then
+        # overlap the hashing of the inputs and the opening of RDBix; otherwise (everything may be up to
+        # date) at the first submission
+        executor = make_executor("local", self.jobs, preload=preload) \
+            if self.executor_kind == "local" and not self.scheduler and self._some_unit_runs(order) else None
         self.hook.run_started(run=run)
         book = _RunBook(self, run, steps, units, step_units, sched, progress)
         running: dict = {}  # future -> (unit, spec, uinfo)
-        executor = None
 
         finished_cleanly = False
         try:
@@ -314,7 +332,7 @@ class Runner:
                     spec, uinfo = launch
                     progress.unit_started(unit.step.id, unit.id)
                     if executor is None:
-                        executor = make_executor(self.executor_kind, self.jobs, self.scheduler)
+                        executor = make_executor(self.executor_kind, self.jobs, self.scheduler, preload)
                     running[executor.submit(spec, unit.priority, str(self._state_path(unit)))] = (unit, spec, uinfo)
                 if not running:
                     if not sched.finished and not sched.has_ready:  # cannot happen: the scheduler refuses cycles
