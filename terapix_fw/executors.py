@@ -139,6 +139,10 @@ class Executor:
         pass
 
 
+#: the environment the fork server of this process was started with (None: not started by us)
+_server_environ: dict[str, str] | None = None
+
+
 class LocalExecutor(Executor):
     """A local process pool.  A killed worker breaks the pool: :meth:`worker_lost` makes a new one.
 
@@ -160,15 +164,22 @@ class LocalExecutor(Executor):
     def _context(self):
         import multiprocessing
 
-        if not self.preload or "forkserver" not in multiprocessing.get_all_start_methods():
+        global _server_environ
+        environ = dict(os.environ)
+        # workers forked from the server have the environment it was started with: a pool made after the
+        # environment changed (another run in the same process) spawns its workers, as they then see it
+        if (not self.preload or "forkserver" not in multiprocessing.get_all_start_methods()
+                or _server_environ not in (None, environ)):
             return multiprocessing.get_context("spawn")
         from multiprocessing import forkserver
 
         ctx = multiprocessing.get_context("forkserver")
-        # the server is one per runner process: the first pool's list is the one it imports (a later
-        # run's other tools are imported by its workers themselves); "__main__" as multiprocessing's default
+        # the server is one per runner process and never stopped (other pools' workers may be its
+        # children): the first pool's list is the one it imports, a later run's other tools are imported
+        # by its workers themselves; "__main__" as multiprocessing's default
         ctx.set_forkserver_preload(["__main__", "terapix_fw.execute", *self.preload])
         forkserver.ensure_running()  # starts importing now, in its own process
+        _server_environ = environ
         return ctx
 
     def _new_pool(self):
