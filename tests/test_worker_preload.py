@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 DRIVER = """
 import sys
@@ -74,3 +75,27 @@ def test_a_pool_made_after_the_environment_changed_gives_its_workers_the_new_one
     finally:
         pm.unregister(preload_probe)
         plugins._tools.cache_clear()
+
+
+def test_prefetched_input_digests_are_the_files_digests_and_follow_a_change(tmp_path):
+    import hashlib
+
+    from terapix_fw.runner import _Checksums
+
+    files = []
+    for k in range(3):
+        path = tmp_path / f"in{k}.fits"
+        path.write_bytes(os.urandom(200_000 + k))
+        files.append(str(path))
+    sums = _Checksums(tmp_path / "checksums.json")
+    sums.prefetch(files + files[:1])
+    try:
+        for path in files[:2]:
+            assert sums(path) == hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        with open(files[2], "ab") as handle:  # changed after it was prefetched: hashed again as it is now
+            handle.write(b"more")
+        assert sums(files[2]) == hashlib.sha256(Path(files[2]).read_bytes()).hexdigest()
+    finally:
+        sums.close()
+    sums.save()
+    assert len(_Checksums(tmp_path / "checksums.json").cache) == 3
