@@ -1,6 +1,7 @@
 """The local executor's workers start warm: the modules a tool declares in ``worker_preload`` are
 imported once, in the fork server the workers are forked from, not by each worker; a pool made after the
-environment changed gives its workers the new environment."""
+environment changed gives its workers the new environment; the inputs' digests computed ahead by the
+runner are the files' own."""
 from __future__ import annotations
 
 import json
