@@ -26,61 +26,27 @@ from pathlib import Path
 
 import numpy as np
 
-PARAMS = """NUMBER X_IMAGE Y_IMAGE XWIN_IMAGE YWIN_IMAGE ERRAWIN_IMAGE ERRBWIN_IMAGE ERRTHETAWIN_IMAGE
-ALPHA_J2000 DELTA_J2000 MAG_AUTO MAGERR_AUTO FLUX_AUTO FLUXERR_AUTO MAG_APER(2) MAGERR_APER(2) FLUX_APER(2)
-FLUX_RADIUS KRON_RADIUS FLAGS CLASS_STAR SNR_WIN ELONGATION FWHM_IMAGE""".split()
-
-
-def write_config(d: Path, zeropoint: float, nnw: str) -> Path:
-    cfg = d / "bench.sex"
-    # CFHTLS choices: 256-pixel meshes, 3" and 4" apertures (0.186"/px), ZP such that MAG = truth MAG
-    cfg.write_text(f"""CATALOG_TYPE FITS_LDAC
-PARAMETERS_NAME {d / 'bench.param'}
-DETECT_THRESH 1.5
-ANALYSIS_THRESH 1.5
-DETECT_MINAREA 5
-FILTER_NAME {d / 'default.conv'}
-BACK_SIZE 256
-PHOT_APERTURES 16.13,21.51
-SEEING_FWHM 0.8
-PIXEL_SCALE 0.186
-MAG_ZEROPOINT {zeropoint:.4f}
-STARNNW_NAME {nnw}
-VERBOSE_TYPE QUIET
-""")
-    (d / "bench.param").write_text("\n".join(PARAMS) + "\n")
-    (d / "default.conv").write_text("CONV NORM\n1 2 1\n2 4 2\n1 2 1\n")
-    return cfg
+from sextractor_common import nearest, run_pool, write_config
+from sextractor_common import read_cat as read_extensions
 
 
 def run_timed(cmd, cwd, repeat):
-    """(best wall time, CPU time of that run: user + system of the process and its children)."""
-    import resource
-
+    """(best wall time, CPU time of that run: user + system of every process it started)."""
     best = None
     for _ in range(repeat):
-        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        t0 = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
-        dt = time.perf_counter() - t0
-        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
-        if proc.returncode != 0:
-            sys.exit(f"{' '.join(map(str, cmd))} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
-        if best is None or dt < best[0]:
-            best = (dt, cpu)
+        wall, cpu, _, _ = run_pool([cmd], cwd, 1)
+        if best is None or wall < best[0]:
+            best = (wall, cpu)
     return best
 
 
 def read_cat(path):
-    from terapix_fw.ldac import read_ldac
-
-    out = []
-    for k, ext in enumerate(read_ldac(path)):
-        t = ext.objects
-        t["EXT"] = k
-        out.append(t)
+    """Every extension's sources in one table, with their extension index in EXT."""
     from astropy.table import vstack
+
+    out = read_extensions(path)
+    for k, t in enumerate(out):
+        t["EXT"] = k
     return vstack(out) if len(out) > 1 else out[0]
 
 
@@ -94,15 +60,14 @@ def stats(values):
 
 def match(a, b, radius, per_ext=True):
     """For each row of a: index in b of the nearest source of the same extension within radius, else -1."""
-    from scipy.spatial import cKDTree
-
     idx = np.full(len(a), -1)
     for ext in np.unique(a["EXT"]):
         ia = np.nonzero(np.asarray(a["EXT"]) == ext)[0]
         ib = np.nonzero(np.asarray(b["EXT"]) == ext)[0]
         if len(ib) == 0:
             continue
-        d, j = cKDTree(np.c_[b["X_IMAGE"][ib], b["Y_IMAGE"][ib]]).query(np.c_[a["X_IMAGE"][ia], a["Y_IMAGE"][ia]])
+        d, j = nearest(np.asarray(a["X_IMAGE"])[ia], np.asarray(a["Y_IMAGE"])[ia], np.asarray(b["X_IMAGE"])[ib],
+                       np.asarray(b["Y_IMAGE"])[ib])
         ok = d < radius
         idx[ia[ok]] = ib[j[ok]]
     return idx
@@ -237,7 +202,7 @@ def main(argv=None) -> int:
             print(f"\nsimulated {name}: {fp.nccd} CCD(s) of {nx}x{ny}, {len(res.truth)} true sources "
                   f"in {time.perf_counter() - t0:.1f} s")
         nnw_sex = "/usr/share/source-extractor/default.nnw"
-        cfg_ours = write_config(d, res.zeropoint, "default.nnw")
+        cfg_ours = write_config(d, zeropoint=res.zeropoint, nnw="default.nnw")
         ours_cmd = [terapix, "tool", "sextractor", str(res.path), "-c", str(cfg_ours), "-CATALOG_NAME",
                     str(d / "ours.ldac"), "-NTHREADS", "0"]
         load_before = os.getloadavg()[0]

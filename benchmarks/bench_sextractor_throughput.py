@@ -25,41 +25,20 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
-
-PARAMS = """NUMBER X_IMAGE Y_IMAGE XWIN_IMAGE YWIN_IMAGE ERRAWIN_IMAGE ERRBWIN_IMAGE ERRTHETAWIN_IMAGE
-ALPHA_J2000 DELTA_J2000 MAG_AUTO MAGERR_AUTO FLUX_AUTO FLUXERR_AUTO MAG_APER(2) MAGERR_APER(2) FLUX_APER(2)
-FLUX_RADIUS KRON_RADIUS FLAGS FLAGS_WEIGHT FLAGS_WIN CLASS_STAR SNR_WIN ELONGATION FWHM_IMAGE""".split()
+from sextractor_common import PARAMS, nearest, read_cat, run_pool
+from sextractor_common import write_config as _write_config
 
 
 def write_config(d: Path) -> Path:
-    cfg = d / "bench.sex"
-    # CFHTLS choices (0.186"/px): 256-pixel background meshes, 3" and 4" apertures, weight maps on
-    cfg.write_text(f"""CATALOG_TYPE FITS_LDAC
-PARAMETERS_NAME {d / 'bench.param'}
-DETECT_THRESH 1.5
-ANALYSIS_THRESH 1.5
-DETECT_MINAREA 5
-FILTER_NAME {d / 'default.conv'}
-BACK_SIZE 256
-PHOT_APERTURES 16.13,21.51
-SEEING_FWHM 0.8
-PIXEL_SCALE 0.186
-MAG_ZEROPOINT 30.0
-WEIGHT_TYPE MAP_WEIGHT
-STARNNW_NAME /usr/share/source-extractor/default.nnw
-VERBOSE_TYPE QUIET
-""")
-    (d / "bench.param").write_text("\n".join(PARAMS) + "\n")
-    (d / "default.conv").write_text("CONV NORM\n1 2 1\n2 4 2\n1 2 1\n")
-    return cfg
+    # the flags that tell a clean pair, and weight maps on
+    return _write_config(d, zeropoint=30.0, nnw="/usr/share/source-extractor/default.nnw",
+                         params=PARAMS + ["FLAGS_WEIGHT", "FLAGS_WIN"], extra="WEIGHT_TYPE MAP_WEIGHT\n")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -130,66 +109,7 @@ def _sim_exposures(d: Path, nccd: int, nexp: int):
 
 
 # ---------------------------------------------------------------------------------------------------------
-# measuring
-
-class TreeSampler:
-    """Peak summed RSS of a process and its descendants, sampled every ``interval`` seconds."""
-
-    def __init__(self, interval=0.05):
-        import psutil
-
-        self.psutil, self.interval, self.peak = psutil, interval, 0
-        self.roots: list[int] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        ps = self.psutil
-        while not self._stop.is_set():
-            total = 0
-            for pid in list(self.roots):
-                try:
-                    root = ps.Process(pid)
-                    for p in [root] + root.children(recursive=True):
-                        total += p.memory_info().rss
-                except ps.Error:
-                    pass
-            self.peak = max(self.peak, total)
-            self._stop.wait(self.interval)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
-
-def run_pool(commands, cwd, slots):
-    """Run ``commands`` with at most ``slots`` at a time; (wall, CPU user+sys, max RSS of one process,
-    peak summed RSS)."""
-    pending = list(commands)
-    running = {}
-    cpu, maxrss = 0.0, 0
-    t0 = time.perf_counter()
-    with TreeSampler() as sampler:
-        while pending or running:
-            while pending and len(running) < slots:
-                p = subprocess.Popen(pending.pop(0), cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-                running[p.pid] = p
-                sampler.roots.append(p.pid)
-            pid, status, ru = os.wait4(-1, 0)
-            p = running.pop(pid, None)
-            if p is None:
-                continue
-            sampler.roots.remove(pid)
-            cpu += ru.ru_utime + ru.ru_stime
-            maxrss = max(maxrss, ru.ru_maxrss * 1024)
-            if status != 0:
-                sys.exit(f"{' '.join(map(str, p.args))} failed:\n{p.stderr.read().decode()[-3000:]}")
-    return time.perf_counter() - t0, cpu, maxrss, sampler.peak
-
+# running
 
 def instructions(d: Path, pairs, cfg: Path) -> Path:
     path = d / "bench_run.xml"
@@ -219,16 +139,8 @@ def instructions(d: Path, pairs, cfg: Path) -> Path:
 # ---------------------------------------------------------------------------------------------------------
 # comparing
 
-def read_cat(path):
-    from terapix_fw.ldac import read_ldac
-
-    return [ext.objects for ext in read_ldac(path)]
-
-
 def compare_exposure(ours_path, ref_path):
     """(matched fraction of SExtractor's S/N > 10, n, rms dXWIN, rms dYWIN on clean S/N > 20 pairs, n)."""
-    from scipy.spatial import cKDTree
-
     matched = total = 0
     dx, dy = [], []
     for o, r in zip(read_cat(ours_path), read_cat(ref_path)):
@@ -236,10 +148,7 @@ def compare_exposure(ours_path, ref_path):
         hi = (snr > 10) & (snr < 1e29)  # 1e30: SExtractor's undefined windowed S/N
         rx, ry = np.asarray(r["X_IMAGE"]), np.asarray(r["Y_IMAGE"])
         ox, oy = np.asarray(o["X_IMAGE"]), np.asarray(o["Y_IMAGE"])
-        if len(ox):
-            dist, j = cKDTree(np.c_[ox, oy]).query(np.c_[rx, ry])
-        else:
-            dist, j = np.full(len(rx), np.inf), np.zeros(len(rx), int)
+        dist, j = nearest(rx, ry, ox, oy)
         ok = dist < 0.5
         total += int(hi.sum())
         matched += int((ok & hi).sum())

@@ -2,12 +2,17 @@
 
 Both run :func:`terapix_fw.execute.execute_unit`, which returns tool errors as results; an exception coming
 out of a future therefore means the worker itself was lost, and the runner retries the unit.
+
+The local pool's workers are persistent (one takes many units) and are forked from a server process
+that has imported, once, the modules the run's tools declare (:attr:`terapix_fw.tool.Tool.worker_preload`:
+numpy, astropy, numba kernels...): a worker starts warm instead of importing everything itself, and the
+server loads them while the runner is still preparing (hashing inputs, opening RDBix).
 """
 from __future__ import annotations
 
 import concurrent.futures as cf
 import os
-from typing import Any
+from typing import Any, Sequence
 
 from .execute import UnitSpec, execute_unit
 
@@ -18,10 +23,11 @@ __all__ = ["Executor", "LocalExecutor", "DaskExecutor", "make_executor", "run_un
 def die_with_parent(parent: int) -> None:
     """Pool-worker initializer: end this worker (and what it started) when the runner that started it dies.
 
-    Even by ``kill -9``: Linux's parent-death signal (``prctl(PR_SET_PDEATHSIG)``) is tied to the
-    *thread* that forked, which may be a short-lived one in a process pool; a watchdog thread that sees
-    the worker re-parented is tied to the process.  A worker whose parent is already gone when it starts
-    exits at once.
+    Linux's parent-death signal (``prctl(PR_SET_PDEATHSIG)``) is tied to the *thread* that forked, which
+    may be a short-lived one in a process pool; a watchdog thread that sees the worker re-parented is
+    tied to the process.  The worker's parent is the runner (spawned workers) or the fork server the
+    runner started (which ends with the runner): the watchdog also checks the runner itself.  A worker
+    whose runner is already gone when it starts exits at once.
 
     Parameters
     ----------
@@ -30,14 +36,29 @@ def die_with_parent(parent: int) -> None:
     """
     import threading
 
+    watched = os.getppid()
+
+    def alive() -> bool:
+        if os.getppid() != watched:
+            return False
+        if watched == parent:
+            return True
+        try:
+            os.kill(parent, 0)
+        except ProcessLookupError:
+            return False
+        except OSError:  # exists, owned by another user: not ours, but not gone either
+            pass
+        return True
+
     def watch() -> None:
         import time
-        while os.getppid() == parent:
+        while alive():
             time.sleep(0.5)
         _kill_descendants(os.getpid())  # forked tool processes, AstrOmatic programs it started
         os._exit(1)
 
-    if os.getppid() != parent:
+    if not alive() or watched == 1:
         os._exit(1)
     threading.Thread(target=watch, name="terapix-parent-watchdog", daemon=True).start()
 
@@ -181,21 +202,52 @@ class Executor:
         pass
 
 
+#: the environment the fork server of this process was started with (None: not started by us)
+_server_environ: dict[str, str] | None = None
+
+
 class LocalExecutor(Executor):
-    """A local process pool.  A killed worker breaks the pool: :meth:`recover` makes a new one."""
+    """A local process pool.  A killed worker breaks the pool: :meth:`worker_lost` makes a new one.
+
+    ``preload``: modules the workers need (:attr:`~terapix_fw.tool.Tool.worker_preload` of the run's
+    tools).  When given (and the platform can fork), the workers are forked from multiprocessing's fork
+    server, which imports them once; it is started here, so that it imports them while the runner
+    prepares the first units.  Forking from that server, a single-threaded process that holds no
+    database connection nor lock, is safe where forking the runner itself would not be.  Otherwise the
+    workers are spawned (each imports what it needs)."""
 
     name = "local"
 
-    def __init__(self, jobs: int | None = None):
+    def __init__(self, jobs: int | None = None, preload: Sequence[str] = ()):
         self.capacity = max(1, jobs or os.cpu_count() or 1)
+        self.preload = list(dict.fromkeys(preload))
         self._pool = self._new_pool()
         self._generation: dict[Any, Any] = {}  # future -> the pool that ran it
 
-    def _new_pool(self):
+    def _context(self):
         import multiprocessing
 
-        # workers watch their parent: a kill -9 of the runner must not leave them running
-        return cf.ProcessPoolExecutor(max_workers=self.capacity, mp_context=multiprocessing.get_context("spawn"),
+        global _server_environ
+        environ = dict(os.environ)
+        # workers forked from the server have the environment it was started with: a pool made after the
+        # environment changed (another run in the same process) spawns its workers, as they then see it
+        if (not self.preload or "forkserver" not in multiprocessing.get_all_start_methods()
+                or _server_environ not in (None, environ)):
+            return multiprocessing.get_context("spawn")
+        from multiprocessing import forkserver
+
+        ctx = multiprocessing.get_context("forkserver")
+        # the server is one per runner process and never stopped (other pools' workers may be its
+        # children): the first pool's list is the one it imports, a later run's other tools are imported
+        # by its workers themselves; "__main__" as multiprocessing's default
+        ctx.set_forkserver_preload(["__main__", "terapix_fw.execute", *self.preload])
+        forkserver.ensure_running()  # starts importing now, in its own process
+        _server_environ = environ
+        return ctx
+
+    def _new_pool(self):
+        # workers watch their runner: a kill -9 of the runner must not leave them running
+        return cf.ProcessPoolExecutor(max_workers=self.capacity, mp_context=self._context(),
                                       initializer=die_with_parent, initargs=(os.getpid(),))
 
     def submit(self, spec, priority, marker=None):
@@ -283,7 +335,8 @@ class DaskExecutor(Executor):
             self._cluster.close()
 
 
-def make_executor(kind: str, jobs: int | None = None, scheduler: str | None = None) -> Executor:
+def make_executor(kind: str, jobs: int | None = None, scheduler: str | None = None,
+                  preload: Sequence[str] = ()) -> Executor:
     """The executor of a run.
 
     Parameters
@@ -294,6 +347,8 @@ def make_executor(kind: str, jobs: int | None = None, scheduler: str | None = No
         Worker processes (local) or local Dask workers.
     scheduler : str, optional
         Address of a running Dask scheduler (implies ``dask``).
+    preload : sequence of str
+        Modules the local pool's workers inherit already imported (see :class:`LocalExecutor`).
 
     Returns
     -------
@@ -307,5 +362,5 @@ def make_executor(kind: str, jobs: int | None = None, scheduler: str | None = No
     if kind == "dask" or scheduler:
         return DaskExecutor(jobs, scheduler)
     if kind == "local":
-        return LocalExecutor(jobs)
+        return LocalExecutor(jobs, preload)
     raise ValueError(f"unknown executor {kind!r}; expected local or dask")

@@ -40,7 +40,11 @@ log = logging.getLogger("terapix.run")
 
 
 class _Checksums:
-    """sha256 of input files, cached by (path, size, mtime) in the work directory."""
+    """sha256 of input files, cached by (path, size, mtime) in the work directory.
+
+    :meth:`prefetch` hashes the files a run will ask for in a background thread (hashlib releases the
+    GIL), so that a unit is not held back at its submission by the hashing of its inputs while workers
+    wait for it."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -48,13 +52,41 @@ class _Checksums:
             self.cache = json.loads(path.read_text())
         except (OSError, ValueError):
             self.cache = {}
+        self._ahead: dict[str, object] = {}  # key -> Future of a prefetched digest
+        self._pool = None
+
+    @staticmethod
+    def _key(file: str) -> str:
+        st = os.stat(file)
+        return f"{file}|{st.st_size}|{st.st_mtime_ns}"
+
+    def prefetch(self, files) -> None:
+        """Start hashing, in order, the ``files`` not in the cache yet."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        for file in dict.fromkeys(files):
+            try:
+                key = self._key(file)
+            except OSError:
+                continue  # reported when the unit asks for it
+            if key not in self.cache and key not in self._ahead:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(1, thread_name_prefix="terapix-checksums")
+                self._ahead[key] = self._pool.submit(sha256_file, file)
 
     def __call__(self, file: str) -> str:
-        st = os.stat(file)
-        key = f"{file}|{st.st_size}|{st.st_mtime_ns}"
+        key = self._key(file)
         if key not in self.cache:
-            self.cache[key] = sha256_file(file)
+            ahead = self._ahead.pop(key, None)
+            self.cache[key] = ahead.result() if ahead is not None else sha256_file(file)
         return self.cache[key]
+
+    def close(self) -> None:
+        """Stop prefetching (what is left of it is not needed)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        self._ahead.clear()
 
     def save(self) -> None:
         write_text_atomic(self.path, json.dumps(self.cache))
@@ -196,6 +228,19 @@ class Runner:
         at_once = min(self.jobs or cores, self._step_sizes.get(step_id, 1))
         return max(1, cores // max(1, at_once))
 
+    def _worker_preload(self) -> list[str]:
+        """Modules the run's tools want imported in their workers before the first unit (each tool's
+        module and its :attr:`~terapix_fw.tool.Tool.worker_preload`)."""
+        modules: list[str] = []
+        for tool in dict.fromkeys(step.tool for step in self.doc.steps):
+            cls = get_tool(tool).cls
+            modules += [cls.__module__, *getattr(cls, "worker_preload", ())]
+        return list(dict.fromkeys(modules))
+
+    def _some_unit_runs(self, order: list[Unit]) -> bool:
+        """Whether some unit will surely run (forced, or never recorded done)."""
+        return self.force or any(not self._state_path(u).exists() for u in order)
+
     def _state_path(self, unit: Unit) -> Path:
         return self.state_dir / unit.step.id / f"{unit.id}.json"
 
@@ -326,10 +371,17 @@ class Runner:
                    if (reason := warmup_reason(get_tool(tool).cls))}
         progress = Progress(len(order), self.show_progress, warmups=warmups)
         claim = self._claim_workdir(run)
+        # the raw inputs' digests are computed meanwhile (the products of upstream units when they come)
+        self.checksums.prefetch(item.path for u in order for item in u.items if item.path)
+        preload = self._worker_preload()
+        # a local pool is made now when some unit has no state (it will run): its workers' imports then
+        # overlap the hashing of the inputs and the opening of RDBix; otherwise (everything may be up to
+        # date) at the first submission
+        executor = make_executor("local", self.jobs, preload=preload) \
+            if self.executor_kind == "local" and not self.scheduler and self._some_unit_runs(order) else None
         self.hook.run_started(run=run)
         book = _RunBook(self, run, steps, units, step_units, sched, progress)
         running: dict = {}  # future -> (unit, spec, uinfo)
-        executor = None
 
         finished_cleanly = False
         try:
@@ -345,7 +397,7 @@ class Runner:
                     spec, uinfo = launch
                     progress.unit_started(unit.step.id, unit.id)
                     if executor is None:
-                        executor = make_executor(self.executor_kind, self.jobs, self.scheduler)
+                        executor = make_executor(self.executor_kind, self.jobs, self.scheduler, preload)
                     running[executor.submit(spec, unit.priority, str(self._state_path(unit)))] = (unit, spec, uinfo)
                 if not running:
                     if not sched.finished and not sched.has_ready:  # cannot happen: the scheduler refuses cycles
@@ -378,6 +430,7 @@ class Runner:
                 summary["interrupted"] = 1
             if executor is not None:
                 executor.close()
+            self.checksums.close()
             self.checksums.save()
             end = time.time()
             ordered = [book.records[u.key] for u in order if u.key in book.records]

@@ -202,6 +202,11 @@ class Tool:
     #: tools often run on one CCD in about a second; off where a second process would only add memory
     #: to a long run
     dropin_overlap: ClassVar[bool] = False
+    #: modules that a worker of the local executor needs before its first unit (heavy libraries, numba
+    #: kernels loaded at import): imported once, in the process the workers are forked from, instead of
+    #: once per worker (:class:`terapix_fw.executors.LocalExecutor`); an import error there is ignored
+    #: (the worker imports what it needs as usual)
+    worker_preload: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def preload(cls) -> None:

@@ -30,7 +30,9 @@ def _variance_from_weight(weight, wtype, thresh, inplace=False):
     if wtype == "MAP_WEIGHT":
         t = 0.0 if thresh is None else thresh
         bad = ~(w > t)
-        np.divide(np.float32(1.0), w, out=w, where=~bad)
+        # 1/w everywhere (bad pixels are overwritten below): a masked divide costs twice as much
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            np.divide(np.float32(1.0), w, out=w)
     elif wtype == "MAP_VAR":
         bad = ~np.isfinite(w) | (w >= (1e30 if thresh is None else thresh)) | (w <= 0)
     elif wtype == "MAP_RMS":
@@ -89,9 +91,17 @@ def _interpolate_bad(data, var, bad, maxxlag, maxylag, inplace=False, data_too=T
     return out, vout, filled
 
 
-def _every_nth(values, select, step, block=256):
-    """``values[select][::step]`` without the image-sized copy of ``values[select]``: by blocks of rows,
-    keeping the phase of the global sequence."""
+def _every_nth(values, select, step, block=256, unselected=None):
+    """``values[select][::step]`` without the image-sized copy of ``values[select]``.  ``unselected``
+    (the sorted flat indices of ``~select``, when known and few): the k-th selected pixel is found by
+    counting the unselected ones before it; otherwise by blocks of rows, keeping the phase of the
+    global sequence."""
+    if unselected is not None:
+        nsel = values.size - len(unselected)
+        k = np.arange(0, nsel, step, dtype=np.int64)
+        # selected pixels before the j-th unselected one: unselected[j] - j; the k-th selected pixel
+        # comes after every unselected one with fewer selected pixels before it than k + 1
+        return values.ravel()[k + np.searchsorted(unselected - np.arange(len(unselected)), k, side="right")]
     parts, seen = [], 0
     for y0 in range(0, values.shape[0], block):
         v = values[y0:y0 + block][select[y0:y0 + block]]
@@ -270,16 +280,20 @@ def _detect(spec: ImageSpec, cfg, wtype_m, wtype_d) -> _Detected:
     def rescale(var, bad, bkg, which):
         if var is None:
             return None, 0.0
-        good = ~bad
-        if not good.any():
+        badflat = np.flatnonzero(bad)  # few once interpolated: the bad pixels are handled as a list
+        ngood = bad.size - len(badflat)
+        if not ngood:
             raise ToolError(f"{spec.name}[{spec.ext}]: every pixel of the {which} weight map is bad")
         sigfac = 1.0
         rescale_flags = list(cfg["RESCALE_WEIGHTS"])
         if rescale_flags[0 if which == "detection" or len(rescale_flags) == 1 else 1]:
-            med = float(np.median(_every_nth(var, good, max(1, int(good.sum()) // 1000000))))
+            med = float(np.median(_every_nth(var, None, max(1, ngood // 1000000), unselected=badflat)))
             if med > 0:
                 sigfac = bkg.global_rms / math.sqrt(med)
-                np.multiply(var, np.float32(sigfac * sigfac), out=var, where=good)
+                # the good pixels only: every pixel, then the bad ones put back (cheaper than a mask)
+                keep = var.ravel()[badflat]
+                np.multiply(var, np.float32(sigfac * sigfac), out=var)
+                np.put(var, badflat, keep)
         return var, sigfac
 
     var_m, sigfac_m = rescale(var_m, bad_m, bkg_m, "measurement")

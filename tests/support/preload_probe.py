@@ -1,0 +1,31 @@
+"""A tool for the worker-preload tests: ``probe`` declares :mod:`preload_probe_heavy` as its worker
+preload and writes, per unit, its worker's pid, whether that module was already imported when the unit
+started, and the PROBE_VALUE environment variable it sees."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from terapix_fw.hookspecs import hookimpl
+from terapix_fw.params import Parameter
+from terapix_fw.tool import Tool
+
+
+class ProbeTool(Tool):
+    name = "probe"
+    version = "1.0"
+    produces = ("probe",)
+    worker_preload = ("preload_probe_heavy",)
+    parameters = [Parameter("OUTPUT_NAME", "str", "{stem}.probe.json", "output file name", output=True)]
+
+    def run(self, ctx):
+        seen = {"pid": os.getpid(), "preloaded": "preload_probe_heavy" in sys.modules,
+                "value": os.environ.get("PROBE_VALUE")}
+        with ctx.product(ctx.config["OUTPUT_NAME"], kind="probe") as tmp:
+            tmp.write_text(json.dumps(seen))
+
+
+@hookimpl
+def register_tools(register):
+    register(ProbeTool)
