@@ -233,8 +233,7 @@ class Runner:
         module and its :attr:`~terapix_fw.tool.Tool.worker_preload`)."""
         modules: list[str] = []
         for tool in dict.fromkeys(step.tool for step in self.doc.steps):
-            cls = get_tool(tool).cls
-            modules += [cls.__module__, *getattr(cls, "worker_preload", ())]
+            modules += get_tool(tool).cls.preload_modules()
         return list(dict.fromkeys(modules))
 
     def _some_unit_runs(self, order: list[Unit]) -> bool:

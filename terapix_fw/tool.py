@@ -202,17 +202,24 @@ class Tool:
     #: tools often run on one CCD in about a second; off where a second process would only add memory
     #: to a long run
     dropin_overlap: ClassVar[bool] = False
-    #: modules that a worker of the local executor needs before its first unit (heavy libraries, numba
-    #: kernels loaded at import): imported once, in the process the workers are forked from, instead of
-    #: once per worker (:class:`terapix_fw.executors.LocalExecutor`); an import error there is ignored
-    #: (the worker imports what it needs as usual)
+    #: modules a run of the tool needs before it starts (heavy libraries, numba kernels loaded at
+    #: import), imported once in a warm process that runs are forked from: the local executor's fork
+    #: server (:class:`terapix_fw.executors.LocalExecutor`) and ``terapix tool-server``
+    #: (:mod:`terapix_fw.toolserver`), instead of once per worker or per command.  Importing them must not
+    #: start threads or open files; an import error there is ignored (the run imports what it needs as
+    #: usual and reports it)
     worker_preload: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
-    def preload(cls) -> None:
-        """Import now what :meth:`run` will need (numerical libraries, numba kernels from their cache):
-        called once by ``terapix tool-server`` (:mod:`terapix_fw.toolserver`) so that the runs it forks
-        start with it loaded.  Must not start threads or open files.  Default: nothing."""
+    def preload_modules(cls) -> list[str]:
+        """What a warm process imports for this tool: its own module and :attr:`worker_preload`.
+
+        Returns
+        -------
+        list of str
+            Module names, each once, in order.
+        """
+        return list(dict.fromkeys([cls.__module__, *cls.worker_preload]))
 
     @classmethod
     def parameter_set(cls) -> ParameterSet:

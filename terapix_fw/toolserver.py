@@ -112,7 +112,7 @@ def serve(path: Path, preload: list[str], ready=None) -> int:
     path : Path
         The Unix socket to create (mode 0600).
     preload : list of str
-        The tools whose code is loaded now (:meth:`terapix_fw.tool.Tool.preload`).
+        The tools whose code is loaded now (:meth:`terapix_fw.tool.Tool.preload_modules`).
     ready : callable, optional
         ``ready(path)`` is called once the socket accepts connections.
 
@@ -121,10 +121,16 @@ def serve(path: Path, preload: list[str], ready=None) -> int:
     int
         The exit code: 0 after SIGTERM or Ctrl-C.
     """
+    import importlib
+
     from .plugins import get_tool
 
     for name in preload:
-        get_tool(name).cls.preload()
+        for module in get_tool(name).cls.preload_modules():
+            try:
+                importlib.import_module(module)
+            except ImportError:  # as multiprocessing's fork server: the run imports it and reports
+                pass
     import terapix_fw.db.recorder  # noqa: F401 - SQLAlchemy and RDBix's documents; no database is opened here
     import terapix_fw.dropin  # noqa: F401
 

@@ -34,16 +34,6 @@ class SExtractorTool(Tool):
                             + ", ".join(out))
         return out
 
-    @classmethod
-    def preload(cls):
-        """Everything a run imports, and the numba kernels (``terapix tool-server``)."""
-        import astropy.table  # noqa: F401
-
-        from . import catalog, classifier, extraction, paramdefs, run  # noqa: F401
-        from .measure import warm_up
-
-        warm_up()
-
     def run(self, ctx):
         """Extract the sources of each input image (``DETECTION,MEASUREMENT`` in dual-image mode); write the
         catalogue and check images.

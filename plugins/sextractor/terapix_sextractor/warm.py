@@ -11,7 +11,7 @@ from __future__ import annotations
 import astropy.table  # noqa: F401 - the catalogue
 import sep  # noqa: F401
 
-from . import catalog, classifier, extraction, paramdefs  # noqa: F401
+from . import catalog, classifier, extraction, paramdefs, run  # noqa: F401
 from .measure import warm_up
 
 __all__: list[str] = []
