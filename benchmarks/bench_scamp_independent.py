@@ -20,6 +20,7 @@ is the flux measurement's (FLUX_AUTO's Kron aperture misses a PSF-dependent shar
     python benchmarks/bench_scamp_independent.py                      # full-size 4 CCDs, 6 exposures
     python benchmarks/bench_scamp_independent.py --preset full36      # 36 CCDs
     python benchmarks/bench_scamp_independent.py --outdir /tmp/gsfull4 --reuse --our-catalogs
+    python benchmarks/bench_scamp_independent.py --outdir /tmp/gsfull4 --reuse --aperture-diameter 40
     python benchmarks/bench_scamp_independent.py --preset small --wcs-error-max-arcsec 30 \\
         --rotation-max-deg 0.5 --scale-error-max 0.01 --distortion-arcsec 5
 """
@@ -56,15 +57,16 @@ def xml_residuals(path: Path) -> str:
     return "no FGroups table"
 
 
-def run_both(cats: list, survey: Path, base: Path, work: str, label: str) -> dict:
-    """SCAMP, then the drop-in, on the same catalogues (in ``base/scamp_on_<work>`` and ``base/ours_on_<work>``);
-    prints one line each, returns their results."""
+def run_both(cats: list, survey: Path, base: Path, work: str, label: str, extra: dict | None = None) -> dict:
+    """SCAMP, then the drop-in, on the same catalogues (in ``base/scamp_on_<work>`` and ``base/ours_on_<work>``)
+    with the same keywords (issue 14's and ``extra``); prints one line each, returns their results."""
     from terapix_testdata import galsim_survey as gs
     from terapix_testdata import reference_runs as rr
 
     results = {}
     for prog, ours in (("SCAMP", False), ("ours", True)):
-        res = rr.run_scamp(cats, survey / "reference.cat", base / f"{'ours' if ours else 'scamp'}_on_{work}", ours=ours)
+        res = rr.run_scamp(cats, survey / "reference.cat", base / f"{'ours' if ours else 'scamp'}_on_{work}", ours=ours,
+                           extra=extra)
         results[prog] = res
         if res["ok"]:
             s = gs.score_heads(survey, res["heads"])
@@ -115,6 +117,9 @@ def main(argv=None) -> int:
     p.add_argument("--star-density", type=float, default=None, help="stars per arcmin^2 (r < 24)")
     p.add_argument("--no-true-flux", action="store_true",
                    help="skip the second run on the same catalogues with the true total fluxes")
+    p.add_argument("--aperture-diameter", type=float, default=None, metavar="PIXELS",
+                   help="also run both with PHOTFLUX_KEY FLUX_APER(1) on SExtractor catalogues with an aperture of "
+                        "this diameter (the remedy for FLUX_AUTO's PSF-dependent aperture loss)")
     a = p.parse_args(argv)
     for prog in ("source-extractor", "scamp"):
         if rr.program(prog) is None:
@@ -170,6 +175,20 @@ def main(argv=None) -> int:
                 print(f"[{tag}] astrometry ours - SCAMP {da:+.1f} mas rms (target <= +1); zero points ours "
                       f"{o['score']['zp_rms']:.4f} mag rms, {o['score']['zp_max']:.4f} worst exposure (target <= 0.01)")
                 failures += int(da > 1.0) + int(o["score"]["zp_max"] > 0.01)
+    if a.aperture_diameter:
+        # a fixed aperture many FWHM wide keeps nearly all of any PSF's light: the fluxes no longer depend
+        # on the exposure's seeing and wings, nor do the zero points solved from them
+        diameter = f"{a.aperture_diameter:g}"
+        catdir = base / f"cats_sex_aper{diameter}"
+        cats = sorted(catdir.glob("*p.cat")) if a.reuse else []
+        if len(cats) != len(summary["exposures"]):
+            cats, secs = rr.sextractor_catalogs(survey, catdir, extra_params=("FLUX_APER(1)", "FLUXERR_APER(1)"),
+                                                extra_args=("-PHOT_APERTURES", diameter))
+            print(f"catalogues: SExtractor with FLUX_APER({diameter} px), {len(cats)} in {secs:.1f} s")
+        tag = f"SExtractor catalogues, PHOTFLUX_KEY FLUX_APER(1) of {diameter} px"
+        results = run_both(cats, survey, base, catdir.name, tag,
+                           extra={"PHOTFLUX_KEY": "FLUX_APER(1)", "PHOTFLUXERR_KEY": "FLUXERR_APER(1)"})
+        print_zeropoints(summary, results, tag)
     return 1 if failures else 0
 
 
