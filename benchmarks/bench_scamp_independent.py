@@ -10,11 +10,17 @@ SOLVE_PHOTOM Y, MAGZERO_OUT 30), in the same run, one after the other.
 
 Printed per program: solved or not, wall time and the ratio ours/SCAMP, astrometric error against the true
 WCS (rms and max over a 9x17 grid on every CCD, mas), zero-point error against the truth (rms and max, mag),
-the internal and reference residuals of its XML (high S/N, mas).
+the internal and reference residuals of its XML (high S/N, mas), and a table of the zero-point error of
+every exposure for both programs.  Then both programs run again on copies of the same catalogues where each
+detection matched to a drawn source carries that source's true total flux
+(``terapix_testdata.truth_fluxes``): the zero-point errors left there are the solvers' own, the difference
+is the flux measurement's (FLUX_AUTO's Kron aperture misses a PSF-dependent share of the Moffat wings;
+``--no-true-flux`` skips it).
 
     python benchmarks/bench_scamp_independent.py                      # full-size 4 CCDs, 6 exposures
     python benchmarks/bench_scamp_independent.py --preset full36      # 36 CCDs
     python benchmarks/bench_scamp_independent.py --outdir /tmp/gsfull4 --reuse --our-catalogs
+    python benchmarks/bench_scamp_independent.py --outdir /tmp/gsfull4 --reuse --aperture-diameter 40
     python benchmarks/bench_scamp_independent.py --preset small --wcs-error-max-arcsec 30 \\
         --rotation-max-deg 0.5 --scale-error-max 0.01 --distortion-arcsec 5
 """
@@ -51,9 +57,50 @@ def xml_residuals(path: Path) -> str:
     return "no FGroups table"
 
 
+def run_both(cats: list, survey: Path, base: Path, work: str, label: str, extra: dict | None = None) -> dict:
+    """SCAMP, then the drop-in, on the same catalogues (in ``base/scamp_on_<work>`` and ``base/ours_on_<work>``)
+    with the same keywords (issue 14's and ``extra``); prints one line each, returns their results."""
+    from terapix_testdata import galsim_survey as gs
+    from terapix_testdata import reference_runs as rr
+
+    results = {}
+    for prog, ours in (("SCAMP", False), ("ours", True)):
+        res = rr.run_scamp(cats, survey / "reference.cat", base / f"{'ours' if ours else 'scamp'}_on_{work}", ours=ours,
+                           extra=extra)
+        results[prog] = res
+        if res["ok"]:
+            s = gs.score_heads(survey, res["heads"])
+            res["score"] = s
+            print(f"[{label}] {prog:5s}: solved in {res['seconds']:6.1f} s; vs truth "
+                  f"{s['rms_mas']:6.1f} mas rms, {s['max_mas']:6.1f} mas max; zero points {s['zp_rms']:.4f} "
+                  f"mag rms, {s['zp_max']:.4f} max; XML {xml_residuals(res['xml'])}")
+        else:
+            err = (res["stderr"] or res["stdout"]).strip().splitlines()
+            print(f"[{label}] {prog:5s}: FAILED in {res['seconds']:.1f} s: "
+                  f"{err[-1][:300] if err else res['returncode']}")
+    return results
+
+
+def print_zeropoints(summary: dict, results: dict, label: str) -> None:
+    """Zero-point error (solution - truth, mmag) of every exposure for each program, with what the
+    exposure is (filter, photometric or dimmed by how much, Moffat beta, FWHM at the centre)."""
+    exps = summary["exposures"]
+    print(f"[{label}] zero-point errors per exposure (mmag; P photometric, else the true dimming):")
+    print(f"    {'exposure':>9s} {'filter':>6s} {'dimming':>8s} {'beta':>5s} {'FWHM':>5s} "
+          + " ".join(f"{p:>7s}" for p in results))
+    for e in exps:
+        vals = []
+        for res in results.values():
+            per = res.get("score", {}).get("exposures", {})
+            vals.append(f"{1000 * per[e['name']]['dzp']:+7.1f}" if e["name"] in per else f"{'--':>7s}")
+        dim = "P" if e["photometric"] else f"{e['dim_mag']:.3f}"
+        print(f"    {e['name']:>9s} {e['filter']:>6s} {dim:>8s} {e['beta']:5.1f} {e['fwhm0']:5.2f}\" " + " ".join(vals))
+
+
 def main(argv=None) -> int:
     from terapix_testdata import galsim_survey as gs
     from terapix_testdata import reference_runs as rr
+    from terapix_testdata import truth_fluxes as tf
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--outdir", type=Path, default=None, help="survey directory (default: a temporary one)")
@@ -68,6 +115,11 @@ def main(argv=None) -> int:
     for name in ("nexp", "nccd", "nx", "ny"):
         p.add_argument("--" + name, type=int, default=None)
     p.add_argument("--star-density", type=float, default=None, help="stars per arcmin^2 (r < 24)")
+    p.add_argument("--no-true-flux", action="store_true",
+                   help="skip the second run on the same catalogues with the true total fluxes")
+    p.add_argument("--aperture-diameter", type=float, default=None, metavar="PIXELS",
+                   help="also run both with PHOTFLUX_KEY FLUX_APER(1) on SExtractor catalogues with an aperture of "
+                        "this diameter (the remedy for FLUX_AUTO's PSF-dependent aperture loss)")
     a = p.parse_args(argv)
     for prog in ("source-extractor", "scamp"):
         if rr.program(prog) is None:
@@ -101,32 +153,42 @@ def main(argv=None) -> int:
         if len(cats) != len(summary["exposures"]):
             cats, secs = rr.sextractor_catalogs(survey, catdir, ours=ours_cat)
             print(f"catalogues: {label}, {len(cats)} in {secs:.1f} s")
-        results = {}
-        for prog, ours in (("SCAMP", False), ("ours", True)):
-            res = rr.run_scamp(cats, survey / "reference.cat", base / f"{'ours' if ours else 'scamp'}_on_"
-                               f"{'ourcat' if ours_cat else 'sexcat'}", ours=ours)
-            results[prog] = res
-            if res["ok"]:
-                s = gs.score_heads(survey, res["heads"])
-                res["score"] = s
-                print(f"[{label} catalogues] {prog:5s}: solved in {res['seconds']:6.1f} s; vs truth "
-                      f"{s['rms_mas']:6.1f} mas rms, {s['max_mas']:6.1f} mas max; zero points {s['zp_rms']:.4f} "
-                      f"mag rms, {s['zp_max']:.4f} max; XML {xml_residuals(res['xml'])}")
-            else:
-                err = (res["stderr"] or res["stdout"]).strip().splitlines()
-                print(f"[{label} catalogues] {prog:5s}: FAILED in {res['seconds']:.1f} s: "
-                      f"{err[-1][:300] if err else res['returncode']}")
+        tag = f"{label} catalogues"
+        results = run_both(cats, survey, base, "ourcat" if ours_cat else "sexcat", tag)
+        print_zeropoints(summary, results, tag)
+        if not a.no_true_flux:
+            # the same catalogues with each matched detection's flux replaced by its source's true total
+            # flux: what is left of the zero-point errors there is the solver's, the rest is the flux's
+            tdir = base / ("cats_ours_trueflux" if ours_cat else "cats_sex_trueflux")
+            tcats, frac = tf.true_flux_catalogs(survey, cats, tdir)
+            tlabel = f"{tag}, true fluxes"
+            print(f"[{tlabel}] {100 * frac:.1f}% of the detections matched to a drawn source get its true flux")
+            print_zeropoints(summary, run_both(tcats, survey, base, tdir.name, tlabel), tlabel)
         r, o = results["SCAMP"], results["ours"]
-        print(f"[{label} catalogues] time ratio ours/SCAMP {o['seconds'] / r['seconds']:.2f} (target <= 0.5)")
+        print(f"[{tag}] time ratio ours/SCAMP {o['seconds'] / r['seconds']:.2f} (target <= 0.5)")
         if r["ok"]:
             if not o["ok"]:
                 failures += 1
-                print(f"[{label} catalogues] TARGET MISSED: SCAMP solved, ours did not")
+                print(f"[{tag}] TARGET MISSED: SCAMP solved, ours did not")
             else:
                 da = o["score"]["rms_mas"] - r["score"]["rms_mas"]
-                print(f"[{label} catalogues] astrometry ours - SCAMP {da:+.1f} mas rms (target <= +1); zero points "
-                      f"ours {o['score']['zp_rms']:.4f} mag rms (target <= 0.01)")
-                failures += int(da > 1.0) + int(o["score"]["zp_rms"] > 0.01)
+                print(f"[{tag}] astrometry ours - SCAMP {da:+.1f} mas rms (target <= +1); zero points ours "
+                      f"{o['score']['zp_rms']:.4f} mag rms, {o['score']['zp_max']:.4f} worst exposure (target <= 0.01)")
+                failures += int(da > 1.0) + int(o["score"]["zp_max"] > 0.01)
+    if a.aperture_diameter:
+        # a fixed aperture many FWHM wide keeps nearly all of any PSF's light: the fluxes no longer depend
+        # on the exposure's seeing and wings, nor do the zero points solved from them
+        diameter = f"{a.aperture_diameter:g}"
+        catdir = base / f"cats_sex_aper{diameter}"
+        cats = sorted(catdir.glob("*p.cat")) if a.reuse else []
+        if len(cats) != len(summary["exposures"]):
+            cats, secs = rr.sextractor_catalogs(survey, catdir, extra_params=("FLUX_APER(1)", "FLUXERR_APER(1)"),
+                                                extra_args=("-PHOT_APERTURES", diameter))
+            print(f"catalogues: SExtractor with FLUX_APER({diameter} px), {len(cats)} in {secs:.1f} s")
+        tag = f"SExtractor catalogues, PHOTFLUX_KEY FLUX_APER(1) of {diameter} px"
+        results = run_both(cats, survey, base, catdir.name, tag,
+                           extra={"PHOTFLUX_KEY": "FLUX_APER(1)", "PHOTFLUXERR_KEY": "FLUXERR_APER(1)"})
+        print_zeropoints(summary, results, tag)
     return 1 if failures else 0
 
 

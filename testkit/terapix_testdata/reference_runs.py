@@ -70,12 +70,16 @@ def _setup(workdir: Path) -> None:
     (workdir / "default.conv").write_text(DEFAULT_CONV)
 
 
-def sextractor_catalogs(survey: Path, workdir: Path, ours: bool = False) -> tuple[list[Path], float]:
+def sextractor_catalogs(survey: Path, workdir: Path, ours: bool = False, extra_params: tuple = (),
+                        extra_args: tuple = ()) -> tuple[list[Path], float]:
     """FITS_LDAC catalogues of every exposure of ``survey`` in ``workdir`` (weight maps on), made by the
-    real ``source-extractor`` or, with ``ours``, by ``terapix tool sextractor`` (on float32 copies).
-    Returns the catalogues and the wall time (s)."""
+    real ``source-extractor`` or, with ``ours``, by ``terapix tool sextractor`` (on float32 copies), with
+    :data:`SCAMP_PARAMS` + ``extra_params`` and ``extra_args`` (e.g. ``("-PHOT_APERTURES", "40")``) on
+    the command line.  Returns the catalogues and the wall time (s)."""
     survey, workdir = Path(survey), Path(workdir)
     _setup(workdir)
+    if extra_params:
+        (workdir / "scamp.param").write_text("\n".join(SCAMP_PARAMS + list(extra_params)) + "\n")
     images = sorted(p for p in survey.iterdir() if p.name.endswith(("p.fits", "p.fits.fz")))
     cats = []
     t0 = time.perf_counter()
@@ -85,7 +89,7 @@ def sextractor_catalogs(survey: Path, workdir: Path, ours: bool = False) -> tupl
         args = ["-CATALOG_NAME", str(cat), "-CATALOG_TYPE", "FITS_LDAC",
                 "-PARAMETERS_NAME", str(workdir / "scamp.param"), "-FILTER_NAME", str(workdir / "default.conv"),
                 "-WEIGHT_TYPE", "MAP_WEIGHT", "-WEIGHT_IMAGE", str(survey / f"{stem}.weight.fits"),
-                "-VERBOSE_TYPE", "QUIET"]
+                "-VERBOSE_TYPE", "QUIET", *extra_args]
         if ours:
             src = float32_copy(img, workdir / f"{stem}.f32.fits")
             cmd = terapix_command() + ["tool", "sextractor", str(src)] + args

@@ -14,9 +14,19 @@ from terapix_fw.errors import ToolError
 
 __all__ = ["Chip", "Field", "load_fields", "field_epoch"]
 
-#: columns SCAMP cannot work without (doc/src/Using.rst)
-REQUIRED = ("XWIN_IMAGE", "YWIN_IMAGE", "ERRAWIN_IMAGE", "ERRBWIN_IMAGE", "ERRTHETAWIN_IMAGE",
-            "FLUX_AUTO", "FLUXERR_AUTO")
+#: columns SCAMP cannot work without (doc/src/Using.rst), besides PHOTFLUX_KEY and PHOTFLUXERR_KEY
+REQUIRED = ("XWIN_IMAGE", "YWIN_IMAGE", "ERRAWIN_IMAGE", "ERRBWIN_IMAGE", "ERRTHETAWIN_IMAGE")
+
+
+def vector_key(key: str) -> tuple[str, int]:
+    """Column name and 0-based element of a catalogue key in SCAMP's syntax: ``FLUX_APER(3)`` (or ``[3]``,
+    ``{3}``) is the third element of the vector column FLUX_APER, a plain name its first (prefs.c)."""
+    import re
+
+    m = re.fullmatch(r"\s*([^([{\s]+)\s*[([{]\s*(\d+)\s*[)\]}]\s*", key)
+    if m is None:
+        return key.strip(), 0
+    return m.group(1), max(int(m.group(2)), 1) - 1
 
 
 @dataclass
@@ -149,10 +159,11 @@ def load_fields(paths: list[Path], config, log) -> list[Field]:
                                         f"{len(extensions)} extension(s); expected 1 or {len(extensions)}")
                     apply_head(header, source[k] if len(source) > 1 else source[0])
             table = ext.objects
-            missing = [c for c in REQUIRED if c not in table.colnames]
+            needed = REQUIRED + tuple(vector_key(config[key])[0] for key in ("PHOTFLUX_KEY", "PHOTFLUXERR_KEY"))
+            missing = [c for c in needed if c not in table.colnames]
             if missing:
                 raise ToolError(f"{path}: extension {k + 1} lacks column(s) {', '.join(missing)}; SCAMP needs "
-                                f"{', '.join(REQUIRED)}")
+                                f"{', '.join(needed)}")
             nx = int(header.get("NAXIS1", 0) or header.get("IMAGEW", 0) or 0)
             ny = int(header.get("NAXIS2", 0) or header.get("IMAGEH", 0) or 0)
             if nx <= 0 or ny <= 0:  # catalogue of an image whose size was not stored: use the detections
@@ -161,7 +172,7 @@ def load_fields(paths: list[Path], config, log) -> list[Field]:
             chips.append(Chip(k, header, nx, ny, len(table)))
             columns.append(table)
         f = Field(path=path, chips=chips, index=number)
-        _select(f, columns, config)
+        _select(f, columns, config, log)
         headers = [chips[0].header, primary]
         f.astr_key = ",".join(f"{key}={_keyword(headers, key, '')}" for key in config["ASTRINSTRU_KEY"])
         f.phot_key = ",".join(f"{key}={_keyword(headers, key, '')}" for key in config["PHOTINSTRU_KEY"])
@@ -181,15 +192,27 @@ def load_fields(paths: list[Path], config, log) -> list[Field]:
     return fields
 
 
-def _column(table, name, default):
+def _column(table, name, default, element: int = 0):
+    """Column ``name`` as float (element ``element`` of a vector column), ``default`` where absent."""
     if name in table.colnames:
         if len(table) == 0:
             return np.zeros(0)
-        return np.asarray(table[name], dtype=float).reshape(len(table), -1)[:, 0]
+        return np.asarray(table[name], dtype=float).reshape(len(table), -1)[:, element]
     return np.full(len(table), default, dtype=float)
 
 
-def _select(f: Field, tables, config) -> None:
+def _flux_column(table, key: str, where: str, log):
+    """A PHOTFLUX_KEY/PHOTFLUXERR_KEY column; an element beyond the vector's size falls back to the first
+    with a warning, as SCAMP does ("Not enough apertures")."""
+    name, element = vector_key(key)
+    size = int(np.prod(table[name].shape[1:])) if len(table[name].shape) > 1 else 1
+    if element >= size:
+        log.warning("%s: not enough apertures for %s (%d): using the first", where, key, size)
+        element = 0
+    return _column(table, name, np.nan, element)
+
+
+def _select(f: Field, tables, config, log) -> None:
     """SCAMP's source selection: S/N, FLAGS/FLAGS_WEIGHT/IMAFLAGS_ISO masks, FWHM and ellipticity."""
     xs, ys, ss, fl, fe, chip, aok, pok = [], [], [], [], [], [], [], []
     xkey, ykey = config["CENTROID_KEYS"]
@@ -198,15 +221,15 @@ def _select(f: Field, tables, config) -> None:
     sn_min = config["SN_THRESHOLDS"][0]
     fwhm_lo, fwhm_hi = config["FWHM_THRESHOLDS"]
     for k, table in enumerate(tables):
-        for key in (xkey, ykey, ekeys[0], ekeys[1], fkey, fekey):
+        for key in (xkey, ykey, ekeys[0], ekeys[1], vector_key(fkey)[0], vector_key(fekey)[0]):
             if key not in table.colnames:
                 raise ToolError(f"{f.path}: extension {k + 1} has no column {key}")
         x = _column(table, xkey, np.nan)
         y = _column(table, ykey, np.nan)
         erra = _column(table, ekeys[0], np.nan)
         errb = _column(table, ekeys[1], np.nan)
-        flux = _column(table, fkey, np.nan)
-        fluxerr = _column(table, fekey, np.nan)
+        flux = _flux_column(table, fkey, f"{f.path} extension {k + 1}", log)
+        fluxerr = _flux_column(table, fekey, f"{f.path} extension {k + 1}", log)
         flags = _column(table, "FLAGS", 0).astype(np.int64)
         wflags = _column(table, "FLAGS_WEIGHT", 0).astype(np.int64)
         iflags = _column(table, "IMAFLAGS_ISO", 0).astype(np.int64)

@@ -444,6 +444,38 @@ def test_photometry_without_astrometric_solution(tmp_path):
         assert dzp_from_head(truth, k, head) == pytest.approx(-e.cloud, abs=0.01)
 
 
+def test_photflux_key_selects_an_aperture_of_a_vector_column(tmp_path, caplog):
+    """PHOTFLUX_KEY FLUX_APER(2) is the second aperture (SCAMP's syntax; the remedy when FLUX_AUTO's
+    aperture loss depends on the PSF); a catalogue without FLUX_AUTO is fine then; an aperture number
+    beyond the vector falls back to the first, with a warning, as SCAMP does."""
+    from terapix_fw.headfile import read_head_file
+    from terapix_fw.ldac import LdacExtension, read_ldac, write_ldac
+
+    truth = make_survey(tmp_path, nexp=3, nccd=4, nsources_per_arcmin2=40, seed=25, clouds=[0.0, 0.2, 0.1])
+    for e in truth.exposures:
+        exts = read_ldac(e.path)
+        for x in exts:
+            t = x.objects
+            # aperture 1 is off by a factor that differs between the exposures: only aperture 2 is right
+            t["FLUX_APER"] = np.column_stack([t["FLUX_AUTO"] * (1.0 + 0.1 * e.cloud), t["FLUX_AUTO"]])
+            t["FLUXERR_APER"] = np.column_stack([t["FLUXERR_AUTO"], t["FLUXERR_AUTO"]])
+            t.remove_columns(["FLUX_AUTO", "FLUXERR_AUTO"])
+        write_ldac(e.path, [LdacExtension(x.header, x.objects) for x in exts])
+
+    def dzp_errors(**keys):
+        run_tool(truth, tmp_path, SOLVE_ASTROM="N", **keys)
+        return [dzp_from_head(truth, k, read_head_file(e.path.with_suffix(".head"))[0]) + e.cloud
+                for k, e in enumerate(truth.exposures)]
+
+    assert np.abs(dzp_errors(PHOTFLUX_KEY="FLUX_APER(2)", PHOTFLUXERR_KEY="FLUXERR_APER(2)")).max() < 0.01
+    with caplog.at_level(logging.WARNING):
+        errors = dzp_errors(PHOTFLUX_KEY="FLUX_APER[3]", PHOTFLUXERR_KEY="FLUXERR_APER(2)")
+    assert "not enough apertures for FLUX_APER[3] (2): using the first" in caplog.text
+    assert errors[1] == pytest.approx(2.5 * np.log10(1.02), abs=0.01)  # aperture 1's bias
+    with pytest.raises(ToolError, match="lacks column.*FLUX_AUTO"):
+        dzp_errors()
+
+
 @pytest.mark.skipif(shutil.which("scamp") is None, reason="scamp not installed")
 def test_real_scamp_default_configuration_is_accepted(tmp_path):
     """Every keyword of ``scamp -dd`` is declared, with the same default values."""
