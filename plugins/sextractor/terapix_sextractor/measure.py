@@ -754,7 +754,7 @@ def warm_up() -> None:
         circle_flux(img, four, four, 2.0, 1.0, bad, seg=seg)
         local_background(img, bad, seg, four, four, one, 2)
         flux_radius(img, four, four, one, one, [0.5], bad, seg=seg)
-        blanked_pixels(img, seg, np.ones((3, 3)) / 9.0, 1.0)
+        blanked_pixels(img + 9.0, seg, np.ones((3, 3)) / 9.0, 1.0, minarea=5)  # candidates: every kernel
         blanked_pixels(img, seg, np.ones((3, 3)) / 9.0, 1.0, np.ones((8, 8), np.float32))
     finally:
         if stub and sys.modules.get(probe, 0) is None:
@@ -807,6 +807,41 @@ def _above_rows(image, seg, kernel, thr, var, rel, out, y0, y1):
 
 
 @njit(cache=True, nogil=True)
+def _keep_large_pieces(out, ncand, minarea):
+    """Mark 3 the 8-connected pieces of candidates (1) with ``minarea`` pixels or more: objects CLEAN
+    merged into another, not detections too small to be objects; the others stay 1."""
+    h, w = out.shape
+    stack = np.empty(max(ncand, 1), np.int64)
+    piece = np.empty(max(ncand, 1), np.int64)
+    for y0 in range(h):
+        for x0 in range(w):
+            if out[y0, x0] != 1:
+                continue
+            out[y0, x0] = 4  # being visited
+            stack[0] = y0 * w + x0
+            top, n = 1, 0
+            while top > 0:
+                top -= 1
+                p = stack[top]
+                piece[n] = p
+                n += 1
+                y, x = p // w, p % w
+                for yy in range(max(y - 1, 0), min(y + 2, h)):
+                    for xx in range(max(x - 1, 0), min(x + 2, w)):
+                        if out[yy, xx] == 1:
+                            out[yy, xx] = 4
+                            stack[top] = yy * w + xx
+                            top += 1
+            mark = 3 if n >= minarea else 5
+            for i in range(n):
+                out[piece[i] // w, piece[i] % w] = mark
+    for y in range(h):  # small pieces back to 1
+        for x in range(w):
+            if out[y, x] == 5:
+                out[y, x] = 1
+
+
+@njit(cache=True, nogil=True)
 def _connect_candidates(seg, out, ncand):
     """Mark 2 the candidates 8-connected (through candidates) to an object pixel."""
     h, w = out.shape
@@ -837,14 +872,17 @@ def _connect_candidates(seg, out, ncand):
                     top += 1
 
 
-def blanked_pixels(image, seg, kernel, thresh, var=None, threads=1):
+def blanked_pixels(image, seg, kernel, thresh, var=None, threads=1, minarea=None):
     """The pixels SExtractor blanks besides the catalogued objects' own (scan.c, BLANK when MASK_TYPE is
     not NONE): those above the detection threshold in the filtered detection image ``image`` (correlated
     with ``kernel``, zero outside) that are not 8-connected through such pixels to an object of ``seg``
     -- the detections smaller than DETECT_MINAREA.  (Pixels connected to an object but not in it are
-    those of objects CLEAN merged into it, whose pixels SExtractor merges into the survivor's.)  The
-    threshold is ``thresh`` ADU, or ``thresh`` sigmas of the variance map ``var``; ``threads`` share
-    the filtering.  Returns a boolean map, or None when there is no such pixel."""
+    those of objects CLEAN merged into it, whose pixels SExtractor merges into the survivor's.)  With
+    ``minarea`` (DETECT_MINAREA), a piece of ``minarea`` pixels or more is no such detection but an
+    object CLEAN merged into another one it does not touch (a bump in a bright object's wings):
+    SExtractor merges its pixels into the survivor's too, so they are not blanked.  The threshold is
+    ``thresh`` ADU, or ``thresh`` sigmas of the variance map ``var``; ``threads`` share the filtering.
+    Returns a boolean map, or None when there is no such pixel."""
     k = np.ones((1, 1)) if kernel is None else np.asarray(kernel, np.float64)
     rel = var is not None
     varmap = var if rel else np.zeros((1, 1), np.float32)
@@ -863,5 +901,7 @@ def blanked_pixels(image, seg, kernel, thresh, var=None, threads=1):
     if not ncand:
         return None
     _connect_candidates(seg, out, ncand)
+    if minarea:
+        _keep_large_pieces(out, ncand, int(minarea))
     blank = out == 1
     return blank if blank.any() else None

@@ -211,7 +211,8 @@ def _measure(m: MeasureInputs):
     if n and correct:
         from .measure import blanked_pixels
         blank = blanked_pixels(sub_d, seg, kernel, dthresh if d_rel and var_d is not None else dthresh_adu,
-                               var_d if d_rel else None, threads=max(1, int(nthreads)))
+                               var_d if d_rel else None, threads=max(1, int(nthreads)),
+                               minarea=int(cfg["DETECT_MINAREA"]))
     badk = _measurement_mask(bad, blank, sub.shape)
     x, y, a, b, th = _object_ellipses(objs)
     cols: dict[str, Any] = {}
