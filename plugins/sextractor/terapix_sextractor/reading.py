@@ -90,11 +90,18 @@ def _same_shape(a, b, what, path):
 
 
 def _read_plane(path, hdu_index, nimage_hdus, what, ref_shape, rows=None):
-    """The plane of ``path`` matching image HDU ``hdu_index`` (same HDU in a MEF, else the first image);
-    only ``rows`` = (first, end) when given (strip processing)."""
+    """The plane of ``path`` matching image HDU ``hdu_index`` (same HDU in a MEF, else the first image),
+    or the one its selector names, as SExtractor reads ``weight.fits[3]``; only ``rows`` = (first, end)
+    when given (strip processing)."""
+    from terapix_fw.fitsimage import split_selector
+
+    path, selector = split_selector(path)
     with _open(path, what) as img:
         idx = [h.index for h in img.images]
-        i = hdu_index if (len(idx) == nimage_hdus and hdu_index in idx) else idx[0]
+        if selector is not None:
+            i = img.select(selector).index
+        else:
+            i = hdu_index if (len(idx) == nimage_hdus and hdu_index in idx) else idx[0]
         shape = tuple(img.info(i).shape)
         if shape != tuple(ref_shape):
             raise ToolError(f"{what} {path} (HDU {i}) is {shape[1]}x{shape[0]} but the image is "

@@ -191,6 +191,29 @@ def test_weight_map_changes_detection_errors_and_flags(tmp_path):
     assert len(wb) == 3 and np.allclose(np.sort(wb["FLUXERR_AUTO"]), np.sort(plain["FLUXERR_AUTO"]), rtol=0.05)
 
 
+def test_weight_image_extension_selector(tmp_path):
+    """WEIGHT_IMAGE ``weights.fits[2]`` takes that extension, as SExtractor does, for a single-CCD image
+    (the form a script uses on one CCD of a MEF and its weight MEF); a selector past the file is one
+    error naming it."""
+    src = [(40, 40, 2e4, 2, 2, 0), (110, 40, 2e4, 2, 2, 0)]
+    img = gaussian_image((150, 150), src, sky=50, noise=2.0, seed=3)
+    write_fits(tmp_path / "img.fits", img)
+    dead = np.ones_like(img)
+    dead[20:60, 90:130] = 0.0  # the second source in a dead region
+    hdus = [fits.PrimaryHDU(), fits.ImageHDU(np.ones_like(img)), fits.ImageHDU(dead)]
+    fits.HDUList(hdus).writeto(tmp_path / "weights.fits")
+    params = ["X_IMAGE", "Y_IMAGE", "FLUX_AUTO"]
+    first = extract(tmp_path / "img.fits", params=params, WEIGHT_TYPE="MAP_WEIGHT",
+                    WEIGHT_IMAGE=f"{tmp_path / 'weights.fits'}[1]")[0]
+    second = extract(tmp_path / "img.fits", params=params, WEIGHT_TYPE="MAP_WEIGHT",
+                     WEIGHT_IMAGE=f"{tmp_path / 'weights.fits'}[2]")[0]
+    assert len(first) == 2 and len(second) == 1
+    from terapix_fw.errors import TerapixError
+    with pytest.raises(TerapixError, match=r"weights.fits: no image extension 3 \(it has 2\)"):
+        extract(tmp_path / "img.fits", params=params, WEIGHT_TYPE="MAP_WEIGHT",
+                WEIGHT_IMAGE=f"{tmp_path / 'weights.fits'}[3]")
+
+
 def test_flag_map_sets_imaflags_iso(tmp_path):
     src = [(40, 40, 2e4, 2, 2, 0), (110, 40, 2e4, 2, 2, 0), (75, 110, 2e4, 2, 2, 0)]
     img = gaussian_image((150, 150), src, sky=50, noise=2.0, seed=3)
