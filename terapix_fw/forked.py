@@ -116,9 +116,11 @@ class ForkedCall:
             before sending its result.
         """
         try:
-            with os.fdopen(self._fd, "rb") as pipe:
+            # the file object owns the descriptor from here: an interrupted read (Ctrl-C) closes it, and
+            # close() must not close it again (EBADF would hide the KeyboardInterrupt)
+            pipe, self._fd = os.fdopen(self._fd, "rb"), None
+            with pipe:
                 payload = pipe.read()
-            self._fd = None
             _, status = os.waitpid(self._pid, 0)
             self._pid = None
             if not payload:

@@ -43,3 +43,37 @@ def test_closing_an_uncollected_call_kills_the_child_and_cleans_up():
     with pytest.raises(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)  # reaped
     assert not os.path.exists(scratch)
+
+
+def _interrupt_parent_when(marker):
+    """In the child: wait until the parent says it is collecting, then interrupt it, then linger."""
+    import signal
+    import time
+    while not os.path.exists(marker):
+        time.sleep(0.01)
+    os.kill(os.getppid(), signal.SIGUSR1)
+    time.sleep(60)
+
+
+def test_an_interrupted_collection_raises_the_interrupt_and_cleans_up(tmp_path):
+    """Ctrl-C while result() reads the child's pipe: the KeyboardInterrupt comes out (the pipe's file
+    object had closed the descriptor, and close() closing it again raised EBADF instead), the child is
+    killed and reaped, and its files are removed."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    marker = tmp_path / "collecting"
+    saved = signal.signal(signal.SIGUSR1, interrupt)
+    try:
+        call = ForkedCall(_interrupt_parent_when, str(marker))
+        pid, scratch = call._pid, call._dir
+        with pytest.raises(KeyboardInterrupt):
+            marker.touch()
+            call.result()
+    finally:
+        signal.signal(signal.SIGUSR1, saved)
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reaped
+    assert not os.path.exists(scratch)
