@@ -807,6 +807,20 @@ def _above_rows(image, seg, kernel, thr, var, rel, out, y0, y1):
 
 
 @njit(cache=True, nogil=True)
+def _spread(out, stack, top, y, x, old, new):
+    """Flood-fill step: mark ``new`` the 8 neighbours of (y, x) that are ``old`` and push them on
+    ``stack``; returns the new top."""
+    h, w = out.shape
+    for yy in range(max(y - 1, 0), min(y + 2, h)):
+        for xx in range(max(x - 1, 0), min(x + 2, w)):
+            if out[yy, xx] == old:
+                out[yy, xx] = new
+                stack[top] = yy * w + xx
+                top += 1
+    return top
+
+
+@njit(cache=True, nogil=True)
 def _keep_large_pieces(out, ncand, minarea):
     """Mark 3 the 8-connected pieces of candidates (1) with ``minarea`` pixels or more: objects CLEAN
     merged into another, not detections too small to be objects; the others stay 1."""
@@ -825,13 +839,7 @@ def _keep_large_pieces(out, ncand, minarea):
                 p = stack[top]
                 piece[n] = p
                 n += 1
-                y, x = p // w, p % w
-                for yy in range(max(y - 1, 0), min(y + 2, h)):
-                    for xx in range(max(x - 1, 0), min(x + 2, w)):
-                        if out[yy, xx] == 1:
-                            out[yy, xx] = 4
-                            stack[top] = yy * w + xx
-                            top += 1
+                top = _spread(out, stack, top, p // w, p % w, 1, 4)
             mark = 3 if n >= minarea else 5
             for i in range(n):
                 out[piece[i] // w, piece[i] % w] = mark
@@ -862,14 +870,7 @@ def _connect_candidates(seg, out, ncand):
                 top += 1
     while top > 0:
         top -= 1
-        y = stack[top] // w
-        x = stack[top] % w
-        for yy in range(max(y - 1, 0), min(y + 2, h)):
-            for xx in range(max(x - 1, 0), min(x + 2, w)):
-                if out[yy, xx] == 1:
-                    out[yy, xx] = 2
-                    stack[top] = yy * w + xx
-                    top += 1
+        top = _spread(out, stack, top, stack[top] // w, stack[top] % w, 1, 2)
 
 
 def blanked_pixels(image, seg, kernel, thresh, var=None, threads=1, minarea=None):
