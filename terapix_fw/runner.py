@@ -133,8 +133,8 @@ class Runner:
         ``local`` (a process pool) or ``dask``.
     scheduler : str, optional
         Address of a Dask scheduler (implies ``dask``).
-    force : bool
-        Run every unit again, even those up to date.
+    force : bool or set of str
+        Run every unit again, even those up to date (True), or the units of these steps only.
     retries : int
         Times a unit whose worker was lost is run again.
     db_url : str, optional
@@ -143,8 +143,8 @@ class Runner:
         Show progress on the terminal.
     """
     def __init__(self, doc: Instructions, workdir: Path, *, jobs: int | None = None, executor: str = "local",
-                 scheduler: str | None = None, force: bool = False, retries: int = 2, db_url: str | None = None,
-                 progress: bool = True):
+                 scheduler: str | None = None, force: bool | frozenset[str] = False, retries: int = 2,
+                 db_url: str | None = None, progress: bool = True):
         self.doc = doc
         self.workdir = workdir.resolve()
         self.jobs, self.executor_kind, self.scheduler = jobs, executor, scheduler
@@ -238,7 +238,11 @@ class Runner:
 
     def _some_unit_runs(self, order: list[Unit]) -> bool:
         """Whether some unit will surely run (forced, or never recorded done)."""
-        return self.force or any(not self._state_path(u).exists() for u in order)
+        return any(self._forces(u.step.id) or not self._state_path(u).exists() for u in order)
+
+    def _forces(self, step_id: str) -> bool:
+        """Whether the units of step ``step_id`` run again even when up to date."""
+        return self.force is True or (not isinstance(self.force, bool) and step_id in self.force)
 
     def _state_path(self, unit: Unit) -> Path:
         return self.state_dir / unit.step.id / f"{unit.id}.json"
@@ -490,7 +494,7 @@ class _RunBook:
                 end=time.time()))
             return None
         self.records[unit.key] = rec
-        products = None if runner.force else runner._up_to_date(unit, spec.key)
+        products = None if runner._forces(unit.step.id) else runner._up_to_date(unit, spec.key)
         if products is not None:
             self.finish(unit, uinfo, UnitResult(step=unit.step.id, unit=unit.id, status="skipped",
                                                 products=products, key=spec.key, start=time.time(),

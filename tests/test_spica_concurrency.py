@@ -130,6 +130,15 @@ def test_one_slot_starts_jobs_by_priority_and_solves_once(url, tmp_path, demo_to
     assert runs["astrometry_gA"].start <= jobs["D_g"]["start"]
     assert sorted(scamp_units(url, "gA")) == ["done"] + ["skipped"] * 4
 
+    # a forced re-run of the group's stacks (`terapix spica run --rerun`): the solution is made again
+    # once, by its own run, and each job re-makes its own steps but finds the solution made
+    from terapix_fw.spica.jobs import reset_job
+    for name in ("D_g", "D_r", "W_r"):
+        reset_job(url, name, "T0001")
+    again = run_jobs(url, "T0001", parallel=1, jobs=1, names=["D_g", "D_r", "W_r"], force=True)
+    assert {r["name"]: r["status"] for r in again} == dict.fromkeys(["D_g", "D_r", "W_r"], "done")
+    assert sorted(scamp_units(url, "gA")) == ["done"] * 2 + ["skipped"] * 7
+
 
 def test_a_failed_solution_blocks_its_jobs_only(url, tmp_path, demo_tools):
     add_job(url, tmp_path, "D_g", "release", 10, exposure="exp0.fits")

@@ -114,7 +114,7 @@ def reset_job(db, name: str, version: str) -> None:
 
 
 def run_one(db, job: dict, *, executor: str = "local", jobs: int | None = None, force: bool = False,
-            progress: bool = False, solution: str | None = None) -> dict:
+            progress: bool = False, solution: str | None = None, solved: str | None = None) -> dict:
     """Run one job's instruction file in its work directory.
 
     Parameters
@@ -134,6 +134,9 @@ def run_one(db, job: dict, *, executor: str = "local", jobs: int | None = None, 
     solution : str, optional
         An astrometric group: run only the steps that make that group's solution, as a run named
         ``astrometry_<group>`` (which does not touch the job's status).
+    solved : str, optional
+        An astrometric group whose solution its own run has just made: with ``force``, the steps that
+        make it are not run again (the job finds them up to date).
 
     Returns
     -------
@@ -147,6 +150,9 @@ def run_one(db, job: dict, *, executor: str = "local", jobs: int | None = None, 
         keep = set(solution_steps(doc, solution))
         doc = dataclasses.replace(doc, name=f"{SOLUTION_PREFIX}{solution}",
                                   steps=[s for s in doc.steps if s.id in keep])
+    elif force and solved is not None:  # a forced re-run: the group's solution is made once, by its run
+        made = set(solution_steps(doc, solved))
+        force = frozenset(s.id for s in doc.steps if s.id not in made)
     return Runner(doc, Path(job["workdir"]), jobs=jobs, executor=executor, force=force, db_url=str(db),
                   progress=progress).run()
 
@@ -381,12 +387,14 @@ def run_jobs(db, version: str, *, modes=("release", "image"), parallel: int = 1,
     errors: dict[str, str] = {}
 
     def work(task: _Task, unit_jobs: int):
+        group = task.job["astrometric_group"]
+        solved = group if task.solution is None and f"solution {group}" in task.deps else None
         if client is not None:
             return _run_on_cluster(client, db, task.job, executor="local", jobs=unit_jobs, force=force,
-                                   solution=task.solution)
+                                   solution=task.solution, solved=solved)
         # one job's progress display at a time: two would overwrite each other's terminal line
         return run_one(db, task.job, executor=executor, jobs=unit_jobs, force=force, progress=progress and slots == 1,
-                       solution=task.solution), None
+                       solution=task.solution, solved=solved), None
 
     def ended(task: _Task, summary, error, node) -> None:
         ok = error is None and summary is not None and not summary.get("failed") and not summary.get("blocked")
@@ -487,5 +495,5 @@ def _cluster_task(db: str, job: dict, kw: dict):
     node = node or worker.name
     # the worker records the node through the run hooks as any run would
     summary = run_one(db, job, executor=kw.get("executor", "local"), jobs=kw.get("jobs"), force=kw.get("force", False),
-                      solution=kw.get("solution"))
+                      solution=kw.get("solution"), solved=kw.get("solved"))
     return summary, str(node)
