@@ -3,7 +3,9 @@ Selenium), on the known survey of :mod:`terapix_fw.web.testing` whose every coun
 
 The static site is copied to another directory and served over HTTP under a sub-path, so that every
 link must be relative.  The console runs under waitress on a free local port.  Screenshots of the main
-pages are written to ``web/screenshots/`` (PNG) for a reviewer.
+pages are taken (PNG): into ``$TERAPIX_SCREENSHOTS`` when set (``TERAPIX_SCREENSHOTS=web/screenshots``
+refreshes the reviewer's copies in the repository), else into a temporary folder, so that running the
+suite never rewrites tracked files.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import http.client
 import io
 import os
 import shutil
+import tempfile
 import threading
 import time
 import urllib.error
@@ -23,7 +26,7 @@ from pathlib import Path
 import pytest
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-SHOTS = Path(__file__).resolve().parents[1] / "web" / "screenshots"
+SHOTS = Path(os.environ.get("TERAPIX_SCREENSHOTS") or Path(tempfile.gettempdir()) / f"terapix-screenshots-{os.getpid()}")
 
 if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
     if os.environ.get("CI") == "true":
