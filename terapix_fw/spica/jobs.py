@@ -250,6 +250,7 @@ class _Task:
     key: str
     job: dict                      # the job (for a solution: the group's job that runs it)
     solution: str | None = None    # astrometric group, for a solution task
+    solved: str | None = None      # astrometric group whose solution task this job waits for
     deps: list[str] = field(default_factory=list)
 
 
@@ -310,7 +311,7 @@ def _tasks(db, version: str, todo: list[dict], done_names: set[str]) -> tuple[li
     members = _field_members(db, version)
     never: dict[str, str] = {}
     for job in sorted(todo, key=lambda j: j["kind"] == "field"):  # fields after the stacks they need
-        deps = []
+        deps, solved = [], None
         if job["kind"] == "field":
             need = members.get(job["name"], [])
             missing = [n for n in need if n not in names and n not in done_names]
@@ -319,8 +320,9 @@ def _tasks(db, version: str, todo: list[dict], done_names: set[str]) -> tuple[li
                 continue
             deps = [f"job {n}" for n in need if n in names]
         elif job["astrometric_group"] in solutions:
-            deps = [solutions[job["astrometric_group"]].key]
-        tasks.append(_Task(f"job {job['name']}", job, None, deps))
+            solved = job["astrometric_group"]
+            deps = [solutions[solved].key]
+        tasks.append(_Task(f"job {job['name']}", job, deps=deps, solved=solved))
     return tasks, never
 
 
@@ -387,8 +389,7 @@ def run_jobs(db, version: str, *, modes=("release", "image"), parallel: int = 1,
     errors: dict[str, str] = {}
 
     def work(task: _Task, unit_jobs: int):
-        group = task.job["astrometric_group"]
-        solved = group if task.solution is None and f"solution {group}" in task.deps else None
+        solved = task.solved
         if client is not None:
             return _run_on_cluster(client, db, task.job, executor="local", jobs=unit_jobs, force=force,
                                    solution=task.solution, solved=solved)
