@@ -1,7 +1,7 @@
 """Benchmark: sextractor throughput at equal cores, against source-extractor, on full-size exposures.
 
     python benchmarks/bench_sextractor_throughput.py [--nccd 4|36] [--nexp N] [--workdir DIR [--reuse]]
-                                                     [--source galsim|sim]
+                                                     [--outdir DIR] [--source galsim|sim] [--rounds N]
 
 A survey runs many exposures at once on all the cores, so the figure is throughput: N exposures
 (2048x4612 CCDs, weight maps on) processed on the machine's cores
@@ -11,6 +11,20 @@ A survey runs many exposures at once on all the cores, so the figure is throughp
 * by ``terapix run`` of an instruction file with one sextractor step, fanout "file": the runner's local
   process pool, one unit per exposure, as many units at a time as there are cores (RDBix recording
   included).
+
+Provenance hashing, cold and warm: the runner records the SHA-256 of every input, and looks it up first in
+the persistent digest cache of RDBix (:mod:`terapix_fw.db.digests`).  In a survey the raw images were
+hashed when they were ingested, so the operating figure is the *warm* one.  Here every round runs in a fresh
+runner work directory but records into one RDBix database (``--db``, in the output directory, as a
+survey's database outlives its runs): the first round starts with an empty cache (*cold*: every input is
+hashed, as it would be at ingestion), the later rounds find the digests the first one stored (*warm*).
+The cold and warm figures are printed apart, each with the count the run logged ("input digests: N
+cached, M computed"), so that the table says which case it is.
+
+Files: ``--workdir`` holds the exposures (with ``--reuse`` it is only read: shared data is never
+written); everything the benchmark writes (configuration, instruction file, catalogues, the runner's work
+directory, RDBix) goes to ``--outdir`` (a temporary directory by default, removed at the end unless
+``--keep``).
 
 Data: the independent GalSim generator (``terapix_testdata.galsim_survey``, the default) or the project's
 own simulator (``--source sim``), with the same configuration file for both programs (CFHTLS choices).
@@ -111,8 +125,8 @@ def _sim_exposures(d: Path, nccd: int, nexp: int):
 # ---------------------------------------------------------------------------------------------------------
 # running
 
-def instructions(d: Path, pairs, cfg: Path) -> Path:
-    path = d / "bench_run.xml"
+def instructions(d: Path, pairs, cfg: Path, out: Path) -> Path:
+    path = out / "bench_run.xml"
     imgs = " ".join(str(p) for p, _ in pairs)
     path.write_text(f"""<?xml version="1.0" encoding="UTF-8"?>
 <instructions name="bench_sextractor_throughput" version="1">
@@ -172,12 +186,13 @@ def main(argv=None) -> int:
     ap.add_argument("--nccd", type=int, default=4, choices=[4, 36])
     ap.add_argument("--nexp", type=int, default=None, help="exposures (default: 2 per core)")
     ap.add_argument("--source", choices=["galsim", "sim"], default="galsim")
-    ap.add_argument("--workdir", default=None)
-    ap.add_argument("--reuse", action="store_true", help="reuse the exposures already in --workdir")
+    ap.add_argument("--workdir", default=None, help="where the exposures are (made there unless --reuse finds them)")
+    ap.add_argument("--reuse", action="store_true", help="reuse the exposures already in --workdir (only read)")
+    ap.add_argument("--outdir", default=None, help="where the benchmark writes (default: a temporary directory)")
     ap.add_argument("--keep", action="store_true")
-    ap.add_argument("--rounds", type=int, default=1,
-                    help="timing rounds, alternating the order of the programs (ABBA...); the mean is printed, "
-                         "which cancels a load drifting on a shared machine")
+    ap.add_argument("--rounds", type=int, default=2,
+                    help="timing rounds, alternating the order of the programs (ABBA...): the first with an empty "
+                         "digest cache (cold), the others warm (their mean is printed)")
     args = ap.parse_args(argv)
     cores = os.cpu_count() or 1
     nexp = args.nexp or 2 * cores
@@ -188,42 +203,62 @@ def main(argv=None) -> int:
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_sex_tp_"))
     d = work / f"{args.source}_{args.nccd}ccd"
     pairs = make_exposures(d, args.source, args.nccd, nexp, args.reuse)
-    cfg = write_config(d)
+    out_root = Path(args.outdir) if args.outdir else (work if args.workdir is None
+                                                       else Path(tempfile.mkdtemp(prefix="bench_sex_tp_out_")))
+    o = out_root / f"{args.source}_{args.nccd}ccd"
+    shutil.rmtree(o, ignore_errors=True)  # a cold first round needs an empty digest cache
+    o.mkdir(parents=True)
+    cfg = write_config(o)
     print(f"sextractor throughput: {nexp} exposures of {args.nccd} CCDs of 2048x4612 with weight maps, "
-          f"{cores} cores, in {d}")
+          f"{cores} cores, data in {d}, output in {o}")
     # SExtractor: as many processes at a time as cores, one per exposure
     ref_cmds = [[sex, str(img), "-c", str(cfg), "-WEIGHT_IMAGE", str(w), "-CATALOG_NAME",
-                 str(d / f"{img.stem}.ref.ldac")] for img, w in pairs]
+                 str(o / f"{img.stem}.ref.ldac")] for img, w in pairs]
     # ours: the runner (local process pool, one unit per exposure, as many at a time as cores), in a fresh
-    # work directory each time (inputs are hashed for provenance, as in a first run)
-    run_dir = d / "run"
-    os.environ["TERAPIX_HOME"] = str(d / "home")
-    ours_cmd = [terapix, "run", str(instructions(d, pairs, cfg)), "--workdir", str(run_dir), "--force"]
+    # work directory each time, recording into the survey's RDBix, which keeps the digest cache
+    run_dir = o / "run"
+    os.environ["TERAPIX_HOME"] = str(o / "home")
+    os.environ.pop("TERAPIX_DBCLIENT_URL", None)
+    ours_cmd = [terapix, "run", str(instructions(d, pairs, cfg, o)), "--workdir", str(run_dir), "--force",
+                "--db", f"sqlite:///{o / 'survey-rdbix.sqlite'}"]
+    digests: list[str] = []
 
     def ours():
         shutil.rmtree(run_dir, ignore_errors=True)
-        return run_pool([ours_cmd], d, 1)
+        res = run_pool([ours_cmd], o, 1)
+        logs = sorted((run_dir / "logs").glob("run-*.log"))
+        said = [line.split("terapix.run: ", 1)[1].strip() for line in logs[-1].read_text().splitlines()
+                if "input digests:" in line] if logs else []
+        digests.append(said[-1] if said else "input digests: not reported by the run")
+        return res
 
     load0 = os.getloadavg()[0]
     ref_runs, our_runs = [], []
     for k in range(max(1, args.rounds)):
-        first, second = ((lambda: run_pool(ref_cmds, d, cores), ref_runs), (ours, our_runs))[::1 if k % 2 == 0 else -1]
+        first, second = ((lambda: run_pool(ref_cmds, o, cores), ref_runs), (ours, our_runs))[::1 if k % 2 == 0 else -1]
         for fn, out in (first, second):
             out.append(fn())
-    t_ref = tuple(np.mean([r[i] for r in ref_runs]) if i < 2 else max(r[i] for r in ref_runs) for i in range(4))
-    t_ours = tuple(np.mean([r[i] for r in our_runs]) if i < 2 else max(r[i] for r in our_runs) for i in range(4))
     load1 = os.getloadavg()[0]
+
+    def summary(runs):
+        return tuple(np.mean([r[i] for r in runs]) if i < 2 else max(r[i] for r in runs) for i in range(4))
+
     print(f"\n  1-min load average {load0:.2f} before, {load1:.2f} after (other jobs on the machine inflate wall "
           "times of both alike)")
-    print(f"  {'':24s}{'wall/exposure':>15s}{'CPU/exposure':>14s}{'max RSS/process':>17s}{'peak RSS tree':>15s}")
-    for name, (wall, cpu, maxrss, tree) in (("source-extractor", t_ref), ("terapix sextractor", t_ours)):
-        print(f"  {name:24s}{wall / nexp:13.2f} s{cpu / nexp:12.2f} s{maxrss / 2**20:14.0f} MB"
-              f"{tree / 2**20:12.0f} MB")
-    print(f"  time ratio (ours / SExtractor, {nexp} exposures on {cores} cores, mean of {max(1, args.rounds)} "
-          f"round(s)): {t_ours[0] / t_ref[0]:.2f}; CPU ratio {t_ours[1] / t_ref[1]:.2f}")
-    if args.rounds > 1:
-        print("  wall per round (s): SExtractor " + " ".join(f"{r[0]:.1f}" for r in ref_runs)
-              + "; ours " + " ".join(f"{r[0]:.1f}" for r in our_runs))
+    print(f"  {'':30s}{'wall/exposure':>15s}{'CPU/exposure':>14s}{'max RSS/process':>17s}{'peak RSS tree':>15s}")
+    cases = [("cold", [0])] + ([("warm", list(range(1, len(our_runs))))] if len(our_runs) > 1 else [])
+    for case, rounds in cases:
+        t_ref, t_ours = summary([ref_runs[k] for k in rounds]), summary([our_runs[k] for k in rounds])
+        for name, (wall, cpu, maxrss, tree) in (("source-extractor", t_ref), (f"terapix sextractor ({case})", t_ours)):
+            print(f"  {name:30s}{wall / nexp:13.2f} s{cpu / nexp:12.2f} s{maxrss / 2**20:14.0f} MB"
+                  f"{tree / 2**20:12.0f} MB")
+        print(f"  {case} digest cache ({'; '.join(dict.fromkeys(digests[k] for k in rounds))}): time ratio "
+              f"(ours / SExtractor, {nexp} exposures on {cores} cores, {len(rounds)} round(s)): "
+              f"{t_ours[0] / t_ref[0]:.2f}; CPU ratio {t_ours[1] / t_ref[1]:.2f}")
+    if len(our_runs) == 1:
+        print("  warm digest cache: not measured (--rounds 1); in a survey the inputs were hashed at ingestion")
+    print("  wall per round (s): SExtractor " + " ".join(f"{r[0]:.1f}" for r in ref_runs)
+          + "; ours " + " ".join(f"{r[0]:.1f}" for r in our_runs) + " (the first cold)")
     print("\n  per exposure: SExtractor S/N > 10 detections matched within 0.5 px; rms dXWIN, dYWIN on clean "
           "S/N > 20 pairs")
     fr, tot = [], []
@@ -231,14 +266,17 @@ def main(argv=None) -> int:
         ours = next(run_dir.rglob(f"{img.stem}.ldac"), None)
         if ours is None:
             sys.exit(f"no catalogue of {img.name} in {run_dir}")
-        f, n, rx, ry, nc = compare_exposure(ours, d / f"{img.stem}.ref.ldac")
+        f, n, rx, ry, nc = compare_exposure(ours, o / f"{img.stem}.ref.ldac")
         fr.append(f * n)
         tot.append(n)
         print(f"  {img.name:22s} matched {f:.4f} ({round(f * n)}/{n})   rms dXWIN {rx:.4f} px  dYWIN {ry:.4f} px "
               f"(n={nc})")
     print(f"  all exposures: matched {sum(fr) / max(sum(tot), 1):.4f}")
-    if not args.keep and args.workdir is None:
-        shutil.rmtree(work, ignore_errors=True)
+    if not args.keep:
+        if args.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
+        if args.outdir is None:
+            shutil.rmtree(out_root, ignore_errors=True)
     return 0
 
 

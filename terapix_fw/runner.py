@@ -40,46 +40,81 @@ log = logging.getLogger("terapix.run")
 
 
 class _Checksums:
-    """sha256 of input files, cached by (path, size, mtime) in the work directory.
+    """sha256 of input files: the persistent digest cache (:mod:`terapix_fw.db.digests`, in RDBix) first,
+    else computed (and stored there at the end of the run).
 
-    :meth:`prefetch` hashes the files a run will ask for in a background thread (hashlib releases the
-    GIL), so that a unit is not held back at its submission by the hashing of its inputs while workers
-    wait for it."""
+    :meth:`prefetch` looks the files a run will ask for up in the cache and hashes the others in a
+    background thread (hashlib releases the GIL), so that a unit is not held back at its submission by the
+    hashing of its inputs while workers wait for it.
 
-    def __init__(self, path: Path):
-        self.path = path
-        try:
-            self.cache = json.loads(path.read_text())
-        except (OSError, ValueError):
-            self.cache = {}
-        self._ahead: dict[str, object] = {}  # key -> Future of a prefetched digest
+    Parameters
+    ----------
+    store : callable or None
+        Makes the :class:`~terapix_fw.db.digests.DigestStore` (called in the background thread, so that
+        opening RDBix overlaps the start of the workers); None: in memory only.
+    """
+
+    def __init__(self, store=None):
+        from .db.digests import DigestCache
+
+        self._make_store = store
+        self.cache = DigestCache()
+        self._ahead: dict[str, object] = {}  # file -> Future of a prefetched (digest, stamp)
         self._pool = None
+        self._opened = None  # Future of the store's opening
 
-    @staticmethod
-    def _key(file: str) -> str:
-        st = os.stat(file)
-        return f"{file}|{st.st_size}|{st.st_mtime_ns}"
+    def _pool_submit(self, fn, *args):
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="terapix-checksums")
+        return self._pool.submit(fn, *args)
+
+    def _open_store(self) -> None:
+        if self._make_store is not None and self.cache.store is None:
+            try:
+                self.cache.store = self._make_store()
+            except Exception as exc:  # noqa: BLE001 - no cache is slower, not wrong; RDBix reports its own error
+                log.warning("digest cache unavailable (%s): every input is hashed", exc)
+            self._make_store = None
 
     def prefetch(self, files) -> None:
-        """Start hashing, in order, the ``files`` not in the cache yet."""
-        from concurrent.futures import ThreadPoolExecutor
+        """Look ``files`` up in the digest cache, then start hashing, in order, those not found.
 
-        for file in dict.fromkeys(files):
-            try:
-                key = self._key(file)
-            except OSError:
-                continue  # reported when the unit asks for it
-            if key not in self.cache and key not in self._ahead:
-                if self._pool is None:
-                    self._pool = ThreadPoolExecutor(1, thread_name_prefix="terapix-checksums")
-                self._ahead[key] = self._pool.submit(sha256_file, file)
+        Parameters
+        ----------
+        files : iterable of str
+        """
+        files = [f for f in dict.fromkeys(files) if f not in self._ahead]
+        self._opened = self._pool_submit(self._open_store)
+        self._pool_submit(self.cache.preload, files)
+        for file in files:
+            self._ahead[file] = self._pool_submit(self.cache.stamped_digest, file)
 
     def __call__(self, file: str) -> str:
-        key = self._key(file)
-        if key not in self.cache:
-            ahead = self._ahead.pop(key, None)
-            self.cache[key] = ahead.result() if ahead is not None else sha256_file(file)
-        return self.cache[key]
+        ahead = self._ahead.pop(file, None)
+        if ahead is not None:
+            from .db.digests import file_stamp
+            try:
+                digest, stamp = ahead.result()
+                if stamp == file_stamp(file):  # unchanged since it was hashed ahead
+                    return digest
+            except OSError:
+                pass  # gone or unreadable then: read again now, which reports it
+        if self._opened is None:
+            self._opened = self._pool_submit(self._open_store)
+        self._opened.result()
+        return self.cache.digest(file)
+
+    def know_products(self, products) -> None:
+        """Remember the digests of a unit's products, computed by its worker as it wrote them, so that the
+        units reading them do not hash them again.
+
+        Parameters
+        ----------
+        products : list of Product
+        """
+        for p in products:
+            self.cache.know(p.path, p.checksum, p.size)
 
     def close(self) -> None:
         """Stop prefetching (what is left of it is not needed)."""
@@ -89,7 +124,25 @@ class _Checksums:
         self._ahead.clear()
 
     def save(self) -> None:
-        write_text_atomic(self.path, json.dumps(self.cache))
+        """Store the digests computed in this run in the persistent cache (a failure is logged)."""
+        try:
+            self.cache.flush()
+        except Exception as exc:  # noqa: BLE001 - the run's results do not depend on it
+            log.warning("digest cache not updated: %s", exc)
+
+    def summary(self) -> str:
+        """``input digests: N cached, M computed`` (distinct file versions).
+
+        Returns
+        -------
+        str
+        """
+        return f"input digests: {len(self.cache.from_store)} cached, {len(self.cache.computed)} computed"
+
+
+def _digest_store(db_url: str | None, workdir: Path):
+    from .db.digests import DigestStore
+    return DigestStore.for_run(db_url, workdir)
 
 
 class NothingToDo(Exception):
@@ -150,7 +203,7 @@ class Runner:
         self.jobs, self.executor_kind, self.scheduler = jobs, executor, scheduler
         self.force, self.retries, self.db_url, self.show_progress = force, retries, db_url, progress
         self.state_dir = self.workdir / ".terapix" / "state"
-        self.checksums = _Checksums(self.workdir / ".terapix" / "checksums.json")
+        self.checksums = _Checksums(lambda: _digest_store(db_url, self.workdir))
         self.hook = get_plugin_manager().hook
         self._step_sizes: dict[str, int] = {}
 
@@ -435,6 +488,7 @@ class Runner:
                 executor.close()
             self.checksums.close()
             self.checksums.save()
+            log.info("%s", self.checksums.summary())
             end = time.time()
             ordered = [book.records[u.key] for u in order if u.key in book.records]
             xml_path, sh_path = write_history(self.workdir / "history", run, list(steps.values()), ordered, end,
@@ -539,6 +593,7 @@ class _RunBook:
         step = self.steps[unit.step.id]
         if result.status == "done":
             self.runner._save_state(unit, result)
+            self.runner.checksums.know_products(result.products)
         if result.status == "failed":
             log.error("unit %s failed: %s (log: %s)", unit.key, result.error, result.log_path)
         hook.unit_finished(run=run, step=step, unit=uinfo, result=result)

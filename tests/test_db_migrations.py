@@ -21,10 +21,10 @@ def _schema_diff(url):
 
 def test_init_upgrade_status(empty_db_url):
     st = migrate.status(empty_db_url)
-    assert st.current is None and st.pending == ["0001", "0002", "0003", "0004", "0005"] and not st.up_to_date
+    assert st.current is None and st.pending == ["0001", "0002", "0003", "0004", "0005", "0006"] and not st.up_to_date
     migrate.upgrade(empty_db_url, "0001")
     st = migrate.status(empty_db_url)
-    assert (st.current, st.pending) == ("0001", ["0002", "0003", "0004", "0005"])
+    assert (st.current, st.pending) == ("0001", ["0002", "0003", "0004", "0005", "0006"])
     engine = connect(empty_db_url, create=False)
     assert not inspect(engine).has_table("sources")
     assert "healpix" not in {c["name"] for c in inspect(engine).get_columns("exposures")}
@@ -52,7 +52,7 @@ def test_init_refuses_initialised_database(empty_db_url):
     migrate.init(empty_db_url)
     assert schema_revision(connect(empty_db_url, create=False)) == HEAD_REVISION
     from terapix_fw.db.errors import DatabaseError
-    with pytest.raises(DatabaseError, match="already initialised.*revision 0005"):
+    with pytest.raises(DatabaseError, match="already initialised.*revision 0006"):
         migrate.init(empty_db_url)
 
 
@@ -82,11 +82,11 @@ def test_cli_init_upgrade_status(empty_db_url, capsys):
     assert main(["db", "status", "--db", empty_db_url]) == 1
     assert "current revision none" in capsys.readouterr().out
     assert main(["db", "upgrade", "--db", empty_db_url, "--revision", "0001"]) == 0
-    assert "4 pending: 0002, 0003, 0004, 0005" in capsys.readouterr().out
+    assert "5 pending: 0002, 0003, 0004, 0005, 0006" in capsys.readouterr().out
     assert main(["db", "upgrade", "--db", empty_db_url]) == 0
     assert main(["db", "status", "--db", empty_db_url]) == 0
     out = capsys.readouterr().out
-    assert "current revision 0005" in out and "up to date" in out
+    assert "current revision 0006" in out and "up to date" in out
     assert main(["db", "init", "--db", empty_db_url]) == 2  # TerapixError: already initialised
     assert "already initialised" in capsys.readouterr().err
 

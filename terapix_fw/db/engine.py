@@ -21,12 +21,13 @@ __all__ = ["DatabaseError", "write_connection", "DEFAULT_FILENAME", "resolve_url
 
 DEFAULT_FILENAME = "rdbix.sqlite"
 #: Alembic head revision of this version of the code (checked by a test against the migrations).
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 
 _engines: dict[str, Engine] = {}
 _ready: set[str] = set()
 _lock = threading.Lock()
+_schema_lock = threading.Lock()  # threads of one process (the runner's recorder and digest cache) create it once
 
 
 def resolve_url(url: str | None = None, workdir: str | os.PathLike | None = None) -> str:
@@ -242,9 +243,15 @@ def ensure_schema(engine: Engine) -> None:
     key = str(engine.url)
     if key in _ready:
         return
+    with _schema_lock:
+        if key not in _ready:
+            _ensure_schema(engine)
+            _ready.add(key)
+
+
+def _ensure_schema(engine: Engine) -> None:
     revision = schema_revision(engine)
     if revision == HEAD_REVISION:
-        _ready.add(key)
         return
     if revision is None:
         with engine.connect() as conn:
@@ -257,7 +264,6 @@ def ensure_schema(engine: Engine) -> None:
     else:
         from .migrate import upgrade
         upgrade(engine)
-    _ready.add(key)
 
 
 def init_database(engine: Engine) -> None:

@@ -26,7 +26,8 @@ __all__ = ["metadata", "HEALPIX_NSIDE", "GRADES", "SURVEY_COMPONENTS"] + [
     "nodes", "exposures", "extensions", "storage", "header_keywords", "quality_metrics", "grades",
     "runs", "steps", "units", "products", "provenance", "releases", "stacks", "stack_images",
     "transfers", "web_actions", "problem_reports", "catalogs", "sources", "records", "documents",
-    "selections", "selection_results", "spica_jobs", "stack_grades", "quarantine", "stack_metrics"]
+    "selections", "selection_results", "spica_jobs", "stack_grades", "quarantine", "stack_metrics",
+    "file_digests"]
 
 #: HEALPix resolution of the sky index (NESTED scheme): 2**8 gives pixels of about 13.7 arcmin.
 HEALPIX_NSIDE = 256
@@ -421,6 +422,25 @@ documents = Table(
     Column("created", UTCDateTime),
     Column("applied", UTCDateTime),
     Column("n_instructions", Integer),
+)
+
+file_digests = Table(
+    "file_digests", metadata, _id(),
+    Column("node", String(NAME), nullable=False,
+           comment="host whose file system the stat fields describe (device and inode numbers are per host)"),
+    Column("path_hash", String(HASH), nullable=False, comment="SHA-1 of the resolved absolute path"),
+    Column("path", String(PATH), nullable=False, comment="resolved absolute path"),
+    Column("st_dev", String(20), nullable=False, comment="device number (unsigned 64-bit, as text)"),
+    Column("st_ino", String(20), nullable=False, comment="inode number (unsigned 64-bit, as text)"),
+    Column("size", BigInteger, nullable=False, comment="bytes"),
+    Column("mtime_ns", BigInteger, nullable=False, comment="modification time, ns since 1970"),
+    Column("ctime_ns", BigInteger, nullable=False, comment="inode change time, ns since 1970"),
+    Column("sha256", String(HASH), nullable=False),
+    Column("hashed_ns", BigInteger, nullable=False,
+           comment="when the hashing began, ns since 1970: an mtime not older than that is racy, never trusted"),
+    Column("recorded", UTCDateTime),
+    UniqueConstraint("node", "path_hash"),
+    comment="SHA-256 of files already read, valid while path, device, inode, size, mtime and ctime are unchanged",
 )
 
 # The lengths and ranges declared above are enforced on every back end (MariaDB refuses what exceeds them,

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..atomic import atomic_path, sha256_file
+from ..db.digests import hash_file
 from .checks import IntegrityError, inspect_file
 from .site import Site
 
@@ -141,6 +142,7 @@ class Ingester:
         if db is not None:
             from ..db.engine import connect
             self._engine = connect(db)
+        self._digests = _digest_cache(self._engine, self.log)
         self._by_name: dict[str, str] = {}
         self._by_sum: dict[str, str] = {}
         self._stored: dict[str, Path] = {}
@@ -184,9 +186,35 @@ class Ingester:
         if not path.is_file():  # gone between listing and ingestion: nothing to check or to quarantine
             return Outcome(path, "missing", "no such file (moved or deleted before ingestion)", path.name)
         try:
-            checksum = sha256_file(path)
+            checksum, _, cacheable, hashed_ns = hash_file(path)
         except OSError as exc:
             return self._quarantine(path, "", f"cannot read the file: {exc.strerror}")
+        # the arrival's digest fills the digest cache, for the file where it ends up (a move keeps its inode)
+        out = self._decide(path, checksum)
+        self._remember_digest(out, checksum, cacheable, hashed_ns)
+        return out
+
+    def _remember_digest(self, out: Outcome, checksum: str, cacheable, hashed_ns: int) -> None:
+        """Give the digest cache the checksum just computed, for each file that still holds those bytes:
+        the arrival if it is still there unchanged, the stored file if it is the arrival moved (same
+        device, inode, size and mtime: a rename changes only ctime)."""
+        if cacheable is None:
+            return
+        from ..db.digests import file_stamp
+        for where in dict.fromkeys(p for p in (out.source, out.stored) if p is not None):
+            try:
+                now = file_stamp(where)
+            except OSError:
+                continue
+            if (now.dev, now.ino, now.size, now.mtime_ns) == (cacheable.dev, cacheable.ino, cacheable.size,
+                                                              cacheable.mtime_ns):
+                self._digests.remember(now, checksum, hashed_ns)
+        try:
+            self._digests.flush()
+        except Exception as exc:  # noqa: BLE001 - a missing cache entry costs a later hash, nothing else
+            self.log.warning("digest cache not updated for %s: %s", out.source, exc)
+
+    def _decide(self, path: Path, checksum: str) -> Outcome:
         name = stored_name(path.name, self.site.uncompress)
         known_sum, other_name, stored = self._lookup(name, checksum)
         if known_sum is not None:
@@ -401,3 +429,16 @@ def _funpack(source: Path, dest: Path) -> None:
             else:
                 out.append(hdu.copy())
         out.writeto(dest, checksum=sums)
+
+
+def _digest_cache(engine, logger):
+    """The digest cache ingestion fills: RDBix's (``engine``), or the node's own with dbClient (see
+    :mod:`terapix_fw.db.digests`); None without a database, or when it cannot be opened (logged)."""
+    from ..db.digests import DigestCache, DigestStore, local_cache_url
+    try:
+        if os.environ.get("TERAPIX_DBCLIENT_URL"):
+            return DigestCache(DigestStore(local_cache_url(), standalone=True))
+        return DigestCache(DigestStore(engine) if engine is not None else None)
+    except Exception as exc:  # noqa: BLE001 - without the cache the runner hashes the files itself
+        logger.warning("digest cache unavailable: %s", exc)
+        return DigestCache(None)

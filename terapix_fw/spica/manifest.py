@@ -76,6 +76,7 @@ def _rel(path: Path, base: Path) -> str:
 
 
 def _file(kind: str, path: Path, base: Path) -> str:
+    # a release's attestation: the bytes are read, never the digest cache (terapix_fw.db.digests)
     return (f'    <file kind="{kind}" path={quoteattr(_rel(path, base))} size="{path.stat().st_size}" '
             f'sha256="{sha256_file(path)}"/>')
 

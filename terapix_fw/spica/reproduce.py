@@ -103,7 +103,7 @@ def reproduce(manifest: str | Path, workdir: str | Path, db: str, *, stacks: lis
             if kind not in ("instructions", "config", "input", "refcat"):
                 continue
             found = _locate(f.get("path"), base, search)
-            if sha256_file(found) != f.get("sha256"):
+            if sha256_file(found) != f.get("sha256"):  # verification reads the bytes, never the digest cache
                 raise ReproductionError(f"{found}: SHA-256 differs from the manifest's ({kind} of {name})")
             recorded = str(Path(f.get("path")) if Path(f.get("path")).is_absolute() else base / f.get("path"))
             moved[recorded] = str(found.resolve())
