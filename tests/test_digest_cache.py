@@ -217,3 +217,41 @@ def test_runner_reuses_digests_across_work_directories(tmp_path, fits_files, dem
     run_instructions(xml, tmp_path / "w3", jobs=1, progress=False, db_url=db)
     assert _said(tmp_path / "w3") == "input digests: 2 cached, 1 computed"
     assert hashed[-1] == str(fits_files[0])
+
+
+SITE = """<?xml version="1.0" encoding="UTF-8"?>
+<site name="digests">
+  <storage root="storage" pattern="{filter}" transfer="move" uncompress="false"/>
+  <quarantine dir="quarantine"/>
+  <cameras unknown="refuse"><camera detector="small*" extensions="4"/></cameras>
+  <rules><rule component="PI" owner="PI"/></rules>
+</site>
+"""
+
+
+def test_ingestion_fills_the_cache_for_the_stored_file(tmp_path, db_url, hashed):
+    from terapix_fw.db.recorder import reset_recorders
+    from terapix_fw.ingest.session import IngestSession
+    from terapix_fw.sim import simulate_exposure
+    from terapix_fw.sim.focalplane import small_focal_plane
+
+    incoming = tmp_path / "incoming"
+    simulate_exposure(incoming, seed=3, name="700001p", expnum=700001, focal_plane=small_focal_plane(nccd=4, nx=64, ny=64),
+                      density=0.3, star_density=3.0, nthreads=1, cosmic_rays=False, satellite=False,
+                      write_refcat=False, write_calibration=False)
+    src = incoming / "700001p.fits"
+    os.utime(src, ns=(OLD_NS, OLD_NS))  # delivered a while ago
+    content = _sha(src)
+    reset_recorders()
+    try:
+        site = tmp_path / "site.xml"
+        site.write_text(SITE)
+        with IngestSession(site, tmp_path / "work", db_url, quality=False) as session:
+            out = session.ingest(src)
+    finally:
+        reset_recorders()
+    assert out.status == "registered" and not src.exists(), out.message  # moved into the storage tree
+    hashed.clear()  # ingestion's own reading
+    cache = _cache(db_url)
+    assert cache.digest(out.stored) == content
+    assert not hashed and len(cache.from_store) == 1
