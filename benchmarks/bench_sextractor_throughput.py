@@ -201,7 +201,8 @@ def main(argv=None) -> int:
         sys.exit("source-extractor is not installed: nothing to compare with")
     terapix = shutil.which("terapix") or str(Path(sys.executable).with_name("terapix"))
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_sex_tp_"))
-    d = work / f"{args.source}_{args.nccd}ccd"
+    # the exposures: in --workdir itself (shared data sets such as /work/data/sex4), else in a subdirectory
+    d = work if args.reuse and any(work.glob("exp*.weight.fits")) else work / f"{args.source}_{args.nccd}ccd"
     pairs = make_exposures(d, args.source, args.nccd, nexp, args.reuse)
     out_root = Path(args.outdir) if args.outdir else (work if args.workdir is None
                                                        else Path(tempfile.mkdtemp(prefix="bench_sex_tp_out_")))
