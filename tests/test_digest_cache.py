@@ -255,3 +255,18 @@ def test_ingestion_fills_the_cache_for_the_stored_file(tmp_path, db_url, hashed)
     cache = _cache(db_url)
     assert cache.digest(out.stored) == content
     assert not hashed and len(cache.from_store) == 1
+
+
+def test_through_dbclient_the_cache_is_the_nodes_own(tmp_path, monkeypatch, hashed):
+    # dbClient is a write-only spool (nothing can be read back), and stamps are per host: a local file
+    monkeypatch.setenv("TERAPIX_DBCLIENT_URL", "http://master.invalid:8765")
+    monkeypatch.setenv("TERAPIX_HOME", str(tmp_path / "home"))
+    store = D.DigestStore.for_run("sqlite:///" + str(tmp_path / "never.sqlite"), tmp_path)
+    assert store.engine.url.database == str((tmp_path / "home" / "digests.sqlite").resolve())
+    f = _write(tmp_path / "a.fits", b"z" * 5000)
+    cache = D.DigestCache(store)
+    cache.digest(f)
+    cache.flush()
+    again = D.DigestCache(D.DigestStore.for_run(None, tmp_path))
+    assert again.digest(f) == _sha(f) and len(hashed) == 1
+    assert not (tmp_path / "never.sqlite").exists()
