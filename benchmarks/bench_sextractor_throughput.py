@@ -16,8 +16,9 @@ Provenance hashing, cold and warm: the runner records the SHA-256 of every input
 the persistent digest cache of RDBix (:mod:`terapix_fw.db.digests`).  In a survey the raw images were
 hashed when they were ingested, so the operating figure is the *warm* one.  Here every round runs in a fresh
 runner work directory but records into one RDBix database (``--db``, in the output directory, as a
-survey's database outlives its runs): the first round starts with an empty cache (*cold*: every input is
-hashed, as it would be at ingestion), the later rounds find the digests the first one stored (*warm*).
+survey's database outlives its runs).  Rounds alternate: the even ones (first, third...) start with an
+empty cache (*cold*: every input is hashed, as it would be at ingestion), the odd ones find the digests the
+round before stored (*warm*); ``--rounds 4`` gives each case two rounds, each with either program first.
 The cold and warm figures are printed apart, each with the count the run logged ("input digests: N
 cached, M computed"), so that the table says which case it is.
 
@@ -191,8 +192,8 @@ def main(argv=None) -> int:
     ap.add_argument("--outdir", default=None, help="where the benchmark writes (default: a temporary directory)")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--rounds", type=int, default=2,
-                    help="timing rounds, alternating the order of the programs (ABBA...): the first with an empty "
-                         "digest cache (cold), the others warm (their mean is printed)")
+                    help="timing rounds, alternately with an empty digest cache (cold) and with the one the round "
+                         "before filled (warm); the order of the programs goes ABBA; each case's mean is printed")
     args = ap.parse_args(argv)
     cores = os.cpu_count() or 1
     nexp = args.nexp or 2 * cores
@@ -220,13 +221,15 @@ def main(argv=None) -> int:
     run_dir = o / "run"
     os.environ["TERAPIX_HOME"] = str(o / "home")
     os.environ.pop("TERAPIX_DBCLIENT_URL", None)
-    ours_cmd = [terapix, "run", str(instructions(d, pairs, cfg, o)), "--workdir", str(run_dir), "--force",
-                "--db", f"sqlite:///{o / 'survey-rdbix.sqlite'}"]
+    ours_cmd = [terapix, "run", str(instructions(d, pairs, cfg, o)), "--workdir", str(run_dir), "--force"]
     digests: list[str] = []
 
-    def ours():
+    def ours(cold: bool):
         shutil.rmtree(run_dir, ignore_errors=True)
-        res = run_pool([ours_cmd], o, 1)
+        if cold:  # a new survey database: an empty digest cache
+            for old in o.glob("survey-rdbix.sqlite*"):
+                old.unlink()
+        res = run_pool([ours_cmd + ["--db", f"sqlite:///{o / 'survey-rdbix.sqlite'}"]], o, 1)
         logs = sorted((run_dir / "logs").glob("run-*.log"))
         said = [line.split("terapix.run: ", 1)[1].strip() for line in logs[-1].read_text().splitlines()
                 if "input digests:" in line] if logs else []
@@ -235,8 +238,12 @@ def main(argv=None) -> int:
 
     load0 = os.getloadavg()[0]
     ref_runs, our_runs = [], []
+    # rounds alternate cold (even) and warm (odd, with the digests the cold round before stored); the order
+    # of the programs goes ABBA over four rounds, so that each case has each program first as often
     for k in range(max(1, args.rounds)):
-        first, second = ((lambda: run_pool(ref_cmds, o, cores), ref_runs), (ours, our_runs))[::1 if k % 2 == 0 else -1]
+        cold = k % 2 == 0
+        first, second = ((lambda: run_pool(ref_cmds, o, cores), ref_runs),
+                         (lambda: ours(cold), our_runs))[::-1 if k % 4 in (1, 2) else 1]
         for fn, out in (first, second):
             out.append(fn())
     load1 = os.getloadavg()[0]
@@ -247,7 +254,8 @@ def main(argv=None) -> int:
     print(f"\n  1-min load average {load0:.2f} before, {load1:.2f} after (other jobs on the machine inflate wall "
           "times of both alike)")
     print(f"  {'':30s}{'wall/exposure':>15s}{'CPU/exposure':>14s}{'max RSS/process':>17s}{'peak RSS tree':>15s}")
-    cases = [("cold", [0])] + ([("warm", list(range(1, len(our_runs))))] if len(our_runs) > 1 else [])
+    cases = [("cold", list(range(0, len(our_runs), 2)))] + (
+        [("warm", list(range(1, len(our_runs), 2)))] if len(our_runs) > 1 else [])
     for case, rounds in cases:
         t_ref, t_ours = summary([ref_runs[k] for k in rounds]), summary([our_runs[k] for k in rounds])
         for name, (wall, cpu, maxrss, tree) in (("source-extractor", t_ref), (f"terapix sextractor ({case})", t_ours)):
@@ -259,15 +267,15 @@ def main(argv=None) -> int:
     if len(our_runs) == 1:
         print("  warm digest cache: not measured (--rounds 1); in a survey the inputs were hashed at ingestion")
     print("  wall per round (s): SExtractor " + " ".join(f"{r[0]:.1f}" for r in ref_runs)
-          + "; ours " + " ".join(f"{r[0]:.1f}" for r in our_runs) + " (the first cold)")
+          + "; ours " + " ".join(f"{r[0]:.1f}" for r in our_runs) + " (cold, warm, cold, ...)")
     print("\n  per exposure: SExtractor S/N > 10 detections matched within 0.5 px; rms dXWIN, dYWIN on clean "
           "S/N > 20 pairs")
     fr, tot = [], []
     for img, _ in pairs:
-        ours = next(run_dir.rglob(f"{img.stem}.ldac"), None)
-        if ours is None:
+        cat = next(run_dir.rglob(f"{img.stem}.ldac"), None)
+        if cat is None:
             sys.exit(f"no catalogue of {img.name} in {run_dir}")
-        f, n, rx, ry, nc = compare_exposure(ours, o / f"{img.stem}.ref.ldac")
+        f, n, rx, ry, nc = compare_exposure(cat, o / f"{img.stem}.ref.ldac")
         fr.append(f * n)
         tot.append(n)
         print(f"  {img.name:22s} matched {f:.4f} ({round(f * n)}/{n})   rms dXWIN {rx:.4f} px  dYWIN {ry:.4f} px "
