@@ -2,7 +2,8 @@
 
 Modules: ``schema`` (tables), ``engine`` (URLs, back-end set-up), ``migrate`` (Alembic), ``ops``
 (instruction set and documents), ``store`` (transactions), ``recorder`` (lifecycle hooks -> documents),
-``query`` (selection, provenance, grades), ``plugin`` (hook implementations and commands).
+``query`` (selection, provenance, grades), ``plugin`` (hook implementations and commands), ``digests``
+(the persistent SHA-256 cache of files already read).
 Heavy modules are imported lazily so that ``import terapix_fw.db`` stays cheap.
 
 Where records go
