@@ -32,7 +32,7 @@ _OTHER_PLUGINS = ("terapix_fw.db.commands", "terapix_fw.spica.commands", "terapi
 
 
 def _env(home, **extra) -> dict:
-    env = {"TERAPIX_HOME": str(home), "PATH": "/usr/bin:/bin", **extra}
+    env = {"TERAPIX_HOME": str(home), "PATH": "/usr/bin:/bin", "TERAPIX_TOOL_SERVER": "off", **extra}
     if "PYTHONPATH" in os.environ:
         env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     return env
@@ -59,21 +59,6 @@ def test_tool_help_and_defaults_load_only_the_named_tool(tmp_path):
         for heavy in ("numpy", "astropy", "numba", "sqlalchemy", "sep"):
             assert not _loaded(modules, heavy), f"`terapix tool sextractor {argv[0]}` imported {heavy}"
         assert not [m for m in _OTHER_PLUGINS if m in modules]
-
-
-@pytest.fixture
-def small_image(tmp_path):
-    """A 64x96 MEF with two stars and a TAN WCS (the case of a raw MegaCam cut-out)."""
-    y, x = np.mgrid[:96, :64]
-    data = 100.0 + np.random.default_rng(3).normal(0.0, 1.0, (96, 64))
-    for x0, y0 in ((20.3, 30.7), (45.1, 70.2)):
-        data += 500.0 * np.exp(-((x - x0) ** 2 + (y - y0) ** 2) / 4.5)
-    header = fits.Header({"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CRPIX1": 32.5, "CRPIX2": 48.5,
-                          "CRVAL1": 150.0, "CRVAL2": 2.0, "CD1_1": -5.17e-5, "CD1_2": 0.0, "CD2_1": 0.0,
-                          "CD2_2": 5.17e-5, "GAIN": 1.5})
-    path = tmp_path / "cutout.fits"
-    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(data.astype(np.float32), header)]).writeto(path)
-    return path
 
 
 def test_drop_in_run_parent_does_the_recording_only(tmp_path, small_image):
