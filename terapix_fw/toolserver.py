@@ -562,6 +562,11 @@ def serve(path: Path, preload: list[str], ready=None, idle_timeout: float | None
         import terapix_fw.db.recorder  # noqa: F401 - SQLAlchemy and RDBix's documents; no database is opened here
         import terapix_fw.dropin  # noqa: F401
 
+        try:
+            import sqlalchemy.dialects.sqlite  # noqa: F401 - the user's RDBix, where drop-in runs are recorded
+        except ImportError:
+            pass
+
         listener = _listen(path)
     except BaseException:
         os.close(lock)
