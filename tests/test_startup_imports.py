@@ -148,3 +148,45 @@ def test_no_server_answering_runs_here(tmp_path, small_image):
                           text=True, timeout=300)
     assert proc.returncode == 0 and (tmp_path / "test.cat").exists()
     assert f"no tool server answers at {tmp_path / 'none.sock'}" in proc.stderr
+
+
+def test_load_cached_kernels_loads_what_the_cache_holds_and_compiles_nothing(tmp_path):
+    """A warm module's kernels come from numba's on-disk cache: a first process compiles and caches a
+    kernel; a second loads it without a call and without compiling, and leaves parallel kernels alone."""
+    (tmp_path / "kern.py").write_text(
+        "import numba\n"
+        "@numba.njit(cache=True)\n"
+        "def twice(x):\n    return 2 * x\n"
+        "@numba.njit(cache=True, parallel=True)\n"
+        "def total(a):\n    s = 0.0\n    for i in numba.prange(a.size):\n        s += a[i]\n    return s\n")
+    first = subprocess.run([sys.executable, "-c", "import numpy as np, kern; kern.twice(1.5); kern.total(np.ones(3))"],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    check = """
+import json, kern
+from terapix_fw.tool import load_cached_kernels
+n = load_cached_kernels(kern)
+print(json.dumps([n, len(kern.twice.overloads), sum(kern.twice.stats.cache_hits.values()),
+                  sum(kern.twice.stats.cache_misses.values()), len(kern.total.overloads)]))
+"""
+    second = subprocess.run([sys.executable, "-c", check], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr
+    assert json.loads(second.stdout) == [1, 1, 1, 0, 0]
+
+
+@pytest.mark.parametrize("tool", ["sextractor", "swarp", "psfex", "weightwatcher"])
+def test_worker_preload_modules_load_and_start_no_thread(tmp_path, tool):
+    """What the tool server and the pipeline's fork server import for a tool loads, and starts no
+    Python thread (they fork afterwards)."""
+    script = f"""
+import importlib, threading
+from terapix_fw.plugins import get_tool
+modules = get_tool({tool!r}).cls.preload_modules()
+assert len(modules) > 1, modules
+for m in modules:
+    importlib.import_module(m)
+assert threading.active_count() == 1, threading.enumerate()
+"""
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=_env(tmp_path / "home"),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
