@@ -196,7 +196,9 @@ def main() -> None:
     d.mkdir(parents=True, exist_ok=True)
     make_inputs(d)
     env = dict(os.environ, TERAPIX_HOME=str(d / "terapix-home"))  # a fresh RDBix, created by the warm-up run
-    for var in ("TERAPIX_DB_URL", "TERAPIX_DBCLIENT_URL", "TERAPIX_TOOL_SERVER"):
+    # a user's Python writes the bytecode of the editable sources once; with PYTHONDONTWRITEBYTECODE
+    # set (some sandboxes do), every command would compile the edited modules again
+    for var in ("TERAPIX_DB_URL", "TERAPIX_DBCLIENT_URL", "TERAPIX_TOOL_SERVER", "PYTHONDONTWRITEBYTECODE"):
         env.pop(var, None)
     env_off = dict(env, TERAPIX_TOOL_SERVER="off")
     all_cases = cases(d)

@@ -305,10 +305,16 @@ def settle(code: int) -> int:
     return code
 
 
+#: ``TERAPIX_TOOL_SERVER`` values that turn the tool server off (checked before importing its client)
+TOOL_SERVER_OFF = ("off", "0", "no", "false", "none")
+
+
 def _served(argv: list[str]) -> int | None:
     """The exit code of a drop-in run done by a tool server (:func:`terapix_fw.toolserver.run_served`:
     the user's, started on demand, unless ``TERAPIX_TOOL_SERVER`` says otherwise), or None to run here."""
-    if _command_of(argv) != "tool":
+    import os
+
+    if _command_of(argv) != "tool" or os.environ.get("TERAPIX_TOOL_SERVER", "").strip().lower() in TOOL_SERVER_OFF:
         return None
     from .toolserver import run_served
 

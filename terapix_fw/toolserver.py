@@ -40,6 +40,8 @@ import sys
 import time
 from pathlib import Path
 
+from .cli import TOOL_SERVER_OFF
+
 __all__ = ["ENV_VAR", "IDLE_VAR", "NotServed", "default_socket", "fingerprint", "query", "run_remote",
            "run_served", "serve", "start_detached"]
 
@@ -49,7 +51,6 @@ ENV_VAR = "TERAPIX_TOOL_SERVER"
 #: seconds without a command after which a server started on demand exits (default 600)
 IDLE_VAR = "TERAPIX_TOOL_SERVER_IDLE"
 DEFAULT_IDLE = 600.0
-_OFF = ("off", "0", "no", "false", "none")
 _AUTO = ("", "auto", "on", "1", "yes", "true")
 _INT = struct.Struct("!i")
 _MAX_HELLO = 1 << 16        # the server's first message: its pid and the directories it watches
@@ -95,17 +96,23 @@ def _code_of(directory: str) -> list:
     """[directory, number of .py files, largest and summed mtimes in ns] (``__pycache__`` left out:
     Python writes there when it imports, which changes no code)."""
     count = newest = total = 0
-    for root, dirs, files in os.walk(directory):
-        dirs[:] = [d for d in dirs if d != "__pycache__" and not d.startswith(".")]
-        for name in files:
-            if name.endswith(".py"):
+    pending = [directory]
+    while pending:
+        try:
+            entries = list(os.scandir(pending.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name.endswith(".py"):
                 try:
-                    mtime = os.stat(os.path.join(root, name)).st_mtime_ns
+                    mtime = entry.stat().st_mtime_ns
                 except OSError:
                     continue
                 count += 1
                 newest = max(newest, mtime)
                 total += mtime
+            elif entry.name != "__pycache__" and not entry.name.startswith(".") and entry.is_dir():
+                pending.append(entry.path)
     return [directory, count, newest, total]
 
 
@@ -439,7 +446,7 @@ def run_served(argv: list[str]) -> int | None:
     int or None
     """
     setting = os.environ.get(ENV_VAR, "").strip()
-    if setting.lower() in _OFF or not (sys.platform.startswith("linux") and hasattr(os, "fork")):
+    if setting.lower() in TOOL_SERVER_OFF or not (sys.platform.startswith("linux") and hasattr(os, "fork")):
         return None
     explicit = setting.lower() not in _AUTO
     path = Path(setting) if explicit else default_socket()

@@ -71,6 +71,7 @@ def test_drop_in_run_parent_does_the_recording_only(tmp_path, small_image):
     for heavy in ("numpy", "astropy", "numba", "sep"):
         assert not _loaded(modules, heavy), f"the drop-in's parent process imported {heavy}"
     assert not [m for m in _OTHER_PLUGINS if m in modules]
+    assert "terapix_fw.toolserver" not in modules  # TERAPIX_TOOL_SERVER=off: not even the client
 
 
 def test_sextractor_world_coordinates_without_astropy_coordinates(tmp_path, small_image):
