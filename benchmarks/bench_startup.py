@@ -180,6 +180,9 @@ def default_round(cmd: list[str], d: Path, env: dict) -> tuple[tuple, tuple, flo
     startup_cpu = _own_cpu(server)
     before = _children_cpu(server)
     wall, cpu, rss = run_measured(cmd, d, env)
+    if not Path(f"/proc/{server}").exists():  # it refused the command (and left): it did not serve it
+        sys.exit(f"the tool server refused the next command (see {env['TERAPIX_HOME']}/tool-server.log): were "
+                 "terapix-fw's or a plugin's source files changed during the benchmark?")
     _wait_children_reaped(server)
     return first, (wall, cpu + _children_cpu(server) - before, rss), startup_cpu
 

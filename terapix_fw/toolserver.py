@@ -58,6 +58,7 @@ _MAX_HANDSHAKE = 1 << 18    # the client's operation and fingerprint
 _MAX_REQUEST = 1 << 22      # the command line, directory and environment of a run
 _HANDSHAKE_TIMEOUT = 5.0    # a server busy forking answers late, a hung one not at all
 _QUIET = 0.5                # seconds without a command before a server loads another tool's code
+_RETRY_AFTER = 60.0         # seconds before starting again a server whose last start failed
 #: environment variables read when Python, numpy, numba or astropy start (a forked run keeps what the
 #: server read then): exact names and prefixes
 _STARTUP_VARS = ("HOME", "LANG", "LANGUAGE", "TZ", "GOTO_NUM_THREADS", "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
@@ -328,7 +329,11 @@ def run_remote(argv: list[str], path: str) -> int:
                             f"({', '.join(answer.get('differences', []))}): it is leaving", replaced=True)
         umask = os.umask(0)
         os.umask(umask)
-        request = json.dumps({"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "umask": umask}).encode()
+        try:
+            cwd = os.getcwd()
+        except OSError as exc:  # a directory removed under the command: it fails here as it would alone
+            raise NotServed(f"no current directory ({exc})") from exc
+        request = json.dumps({"argv": argv, "cwd": cwd, "env": dict(os.environ), "umask": umask}).encode()
         state: dict = {"pid": None, "received": []}
 
         def forward(signum, _frame):  # Ctrl-C and kill reach the processes doing the work, as from a terminal
@@ -409,11 +414,19 @@ def start_detached(path: Path, tool: str | None) -> int | None:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:  # a server holds it: running, starting or leaving
             return None
+        st = os.fstat(lock)
+        if st.st_size and b"listening" not in os.pread(lock, 64, 0) and time.time() - st.st_mtime < _RETRY_AFTER:
+            return None  # the last server started lately died before listening (see its log): not at every command
+        os.ftruncate(lock, 0)
+        os.pwrite(lock, b"starting\n", 0)
         import subprocess
 
         log = os.open(_log_path(path), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
-            idle = os.environ.get(IDLE_VAR) or str(DEFAULT_IDLE)
+            try:
+                idle = str(float(os.environ.get(IDLE_VAR) or DEFAULT_IDLE))
+            except ValueError:
+                idle = str(DEFAULT_IDLE)
             cmd = [sys.executable, "-c", _BOOT, "tool-server", "--socket", str(path), "--idle-timeout", idle,
                    "--detached", "--lock-fd", str(lock)] + (["--preload", tool] if tool else [])
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=directory,
@@ -511,9 +524,9 @@ def _take_lock(path: Path, lock_fd: int | None) -> int:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            holder = (os.pread(fd, 32, 0).decode(errors="replace").split() or ["?"])[0]
             os.close(fd)
-            raise TerapixError(f"a tool server is running or starting at {path} (pid {holder or '?'})") from None
+            raise TerapixError(f"a tool server is running or starting at {path} (pid {holder})") from None
     os.set_inheritable(fd, False)
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
@@ -587,6 +600,7 @@ def serve(path: Path, preload: list[str], ready=None, idle_timeout: float | None
     signal.signal(signal.SIGTERM, terminate)
     started = last = time.time()
     served = 0
+    os.pwrite(lock, f"{os.getpid()} listening\n".encode(), 0)  # a start that succeeded (see start_detached)
     _log(f"listening at {path} (idle timeout {idle_timeout or 'none'}; preloaded: {', '.join(sorted(loaded)) or '-'})")
     if ready is not None:
         ready(path)

@@ -116,7 +116,7 @@ def test_first_command_starts_a_server_and_the_next_is_served(tmp_path, home):
     assert first.returncode == 0, first.stderr
     assert (tmp_path / "test.cat").exists() and first.stderr == ""
     # the server was started by this command, outlives it, and did not hold its pipes
-    server = int(_until(lambda: (home / "tool-server.sock.lock").read_text().strip(), "the server's pid"))
+    server = int(_until(lambda: (home / "tool-server.sock.lock").read_text().split(), "the server's pid")[0])
     assert _alive(server)
     status = _ready(home)
     assert status["pid"] == server and status["served"] == 0 and "sextractor" in status["preloaded"]
@@ -195,7 +195,7 @@ def test_fingerprint_follows_the_code_and_the_startup_environment(tmp_path, monk
 def test_idle_server_exits(tmp_path, home):
     proc = _sex(tmp_path, _env(home, TERAPIX_TOOL_SERVER_IDLE="2"))
     assert proc.returncode == 0, proc.stderr
-    server = int(_until(lambda: (home / "tool-server.sock.lock").read_text().strip(), "the server's pid"))
+    server = int(_until(lambda: (home / "tool-server.sock.lock").read_text().split(), "the server's pid")[0])
     _wait_exit(server)
     assert "exiting: no command for 2 s" in _log(home)
     assert not (home / "tool-server.sock").exists()
@@ -252,3 +252,15 @@ def test_concurrent_first_commands_start_one_server(tmp_path, home):
     status = _ready(home)
     assert _servers_of(home) == [status["pid"]]
     assert _log(home).count("listening at") == 1
+
+
+def test_no_new_start_right_after_a_server_that_died_starting(tmp_path):
+    """A server that died before listening (its error is in the log) is not started again by every
+    following command: the next start waits a minute."""
+    from terapix_fw.toolserver import start_detached
+
+    home = tmp_path / "h"
+    home.mkdir(mode=0o700)
+    (home / "tool-server.sock.lock").write_text("starting\n")  # what a start that never listened leaves
+    assert start_detached(home / "tool-server.sock", "sextractor") is None
+    assert not (home / "tool-server.log").exists() and not _servers_of(home)
