@@ -57,7 +57,7 @@ _MAX_HELLO = 1 << 16        # the server's first message: its pid and the direct
 _MAX_HANDSHAKE = 1 << 18    # the client's operation and fingerprint
 _MAX_REQUEST = 1 << 22      # the command line, directory and environment of a run
 _HANDSHAKE_TIMEOUT = 5.0    # a server busy forking answers late, a hung one not at all
-_QUIET = 0.5                # seconds without a command before a server loads another tool's code
+_QUIET = 0.2                # how often a server waiting to load another tool's code looks for running commands
 _RETRY_AFTER = 60.0         # seconds before starting again a server whose last start failed
 #: environment variables read when Python, numpy, numba or astropy start (a forked run keeps what the
 #: server read then): exact names and prefixes
@@ -617,7 +617,7 @@ def serve(path: Path, preload: list[str], ready=None, idle_timeout: float | None
         return 0
 
     running: set[int] = set()
-    wanted: list[str] = []  # tools whose first command was served here: loaded once the server is quiet
+    wanted: list[str] = []  # tools whose first command was served here: loaded once no command runs
 
     def reap(_signum, _frame):
         try:
@@ -628,21 +628,28 @@ def serve(path: Path, preload: list[str], ready=None, idle_timeout: float | None
     signal.signal(signal.SIGCHLD, reap)
     try:
         while not terminated:
+            for child in list(running):  # reaped already (maybe before it was added), or ended since
+                try:
+                    if os.waitpid(child, os.WNOHANG)[0]:
+                        running.discard(child)
+                except ChildProcessError:
+                    running.discard(child)
+            if wanted:
+                if not running:  # loaded between runs, not while one competes for the cores
+                    _preload(wanted, loaded)
+                    _log(f"preloaded {', '.join(wanted)}")
+                    wanted.clear()
             timeout = None
             if idle_timeout:
                 timeout = last + idle_timeout - time.time()
                 if timeout <= 0:
                     return leave(f"no command for {idle_timeout:g} s")
-            if wanted:
+            if wanted:  # look again when the runs have ended
                 timeout = min(timeout or _QUIET, _QUIET)
             listener.settimeout(timeout)
             try:
                 conn, _ = listener.accept()
             except TimeoutError:
-                if wanted and not running:  # no command waits for the server while it loads them
-                    _preload(wanted, loaded)
-                    _log(f"preloaded {', '.join(wanted)}")
-                    wanted.clear()
                 continue
             with conn:
                 if _peer_uid(conn) != os.getuid():  # nothing is read from anyone else
@@ -679,9 +686,12 @@ def serve(path: Path, preload: list[str], ready=None, idle_timeout: float | None
                 sys.stderr.flush()
                 pid = os.fork()
                 if pid == 0:
-                    listener.close()
-                    os.close(lock)
-                    _run_request(conn)  # never returns
+                    try:  # the server's handlers and sockets are not the run's, whatever happens
+                        listener.close()
+                        os.close(lock)
+                        _run_request(conn)  # never returns
+                    finally:
+                        os._exit(1)
                 running.add(pid)
                 served += 1
                 last = time.time()

@@ -134,6 +134,11 @@ def test_first_command_starts_a_server_and_the_next_is_served(tmp_path, home):
                              capture_output=True, text=True, timeout=DEADLINE)
     assert missing.returncode != 0 and "nosuch.fits" in missing.stderr
     assert query(str(home / "tool-server.sock"))["served"] == 2
+    # another tool's first command is served too; its code is loaded afterwards, for the next ones
+    version = subprocess.run(TERAPIX + ["tool", "swarp", "-v"], cwd=tmp_path, env=env, capture_output=True,
+                             text=True, timeout=DEADLINE)
+    assert version.returncode == 0 and version.stdout.startswith("swarp version ")
+    _until(lambda: "swarp" in query(str(home / "tool-server.sock"))["preloaded"], "swarp's code to be loaded")
 
     status_cmd = subprocess.run(TERAPIX + ["tool-server", "--status"], env=env, capture_output=True, text=True,
                                 timeout=DEADLINE)
