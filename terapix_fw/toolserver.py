@@ -465,6 +465,9 @@ def run_served(argv: list[str]) -> int | None:
     path = Path(setting) if explicit else default_socket()
     try:
         return run_remote(argv, str(path))
+    except KeyboardInterrupt:  # Ctrl-C before the run started (after, it is passed on to the run)
+        print("terapix: interrupted", file=sys.stderr)
+        return 130
     except NotServed as why:
         if explicit:
             print(f"terapix: {why} ({ENV_VAR}); running here", file=sys.stderr)
