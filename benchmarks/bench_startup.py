@@ -14,16 +14,22 @@ counterpart:
 * psfex: the LDAC catalogue with 35x35 vignets that ``source-extractor`` makes of that CCD, against ``psfex``;
 * weightwatcher: a flat weight map and a flag map of the CCD's size, against ``weightwatcher``.
 
-sextractor is also run through a warm ``terapix tool-server`` (``TERAPIX_TOOL_SERVER`` set: the command
-hands its run to a process forked from the server, which has the framework, RDBix and sextractor's
-numerical code loaded); its CPU time there is the command's plus the forked process's (read from the
-server's ``/proc`` accounting of its children).
+Each of our tools is measured three ways, as a user sees it:
 
-Runs alternate between the two programs (``--repeat`` each, after one unmeasured run of each that
+* ``off``: ``TERAPIX_TOOL_SERVER=off``, the command runs alone (Python, numpy, astropy, numba, SQLAlchemy
+  loaded by every command);
+* ``first``: the default with no tool server running: the command runs itself and starts the detached
+  server in the background (its start-up competes with the command for the cores);
+* ``next``: the default once that server answers: the command is forked from it.  Its CPU time is the
+  command's plus the forked process's (read from the server's ``/proc`` accounting of its children).
+
+Each round stops the server, runs the AstrOmatic program, ``off``, ``first``, waits for the server to
+answer, then ``next`` (``--repeat`` rounds, after one unmeasured run of the program and of ``off`` that
 creates the user's RDBix and fills the numba and OS caches).  Printed per tool: median wall time, median
-CPU time (user + system of the process and all its children, less sensitive than wall time to the
-other jobs on a shared machine) and median peak RSS (largest process), for ours and the reference, and
-the ratios.  The load average is printed: wall times on a busy machine are not the quiet-machine floor.
+CPU time (user + system of the process and all its children, less sensitive than wall time to the other
+jobs on a shared machine) and median peak RSS (largest process), for each and the reference, the ratios,
+and the CPU the server spent starting (in the background, once per idle period).  The load average is
+printed: wall times on a busy machine are not the quiet-machine floor.  No server is left running.
 """
 from __future__ import annotations
 
@@ -123,6 +129,12 @@ def _children_cpu(pid: int) -> float:
     return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
 
 
+def _own_cpu(pid: int) -> float:
+    """CPU seconds of process ``pid`` itself (utime + stime)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _wait_children_reaped(pid: int, timeout: float = 30.0) -> None:
     import time
 
@@ -132,28 +144,47 @@ def _wait_children_reaped(pid: int, timeout: float = 30.0) -> None:
         time.sleep(0.01)
 
 
-def served_runs(cmd: list[str], d: Path, env: dict, repeat: int) -> list[tuple[float, float, float]]:
-    """``cmd`` (a ``terapix tool sextractor`` command) run through a warm tool server, ``repeat`` times
-    after one unmeasured run: (wall, CPU of the command and of the server's forked process, peak RSS of
-    the command)."""
-    sock = d / "tool-server.sock"
-    server = subprocess.Popen(TERAPIX + ["tool-server", "--socket", str(sock), "--preload", "sextractor"], cwd=d,
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+def _server(env: dict) -> dict | None:
+    """The status of the user's tool server (``terapix tool-server --status``), or None."""
+    from terapix_fw.toolserver import NotServed, default_socket, query
+
+    home = Path(env["TERAPIX_HOME"])
     try:
-        if "TERAPIX_TOOL_SERVER" not in server.stdout.readline():
-            sys.exit("terapix tool-server did not start")
-        served = dict(env, TERAPIX_TOOL_SERVER=str(sock))
-        out = []
-        for k in range(repeat + 1):
-            before = _children_cpu(server.pid)
-            wall, cpu, rss = run_measured(cmd, d, served)
-            _wait_children_reaped(server.pid)
-            if k:
-                out.append((wall, cpu + _children_cpu(server.pid) - before, rss))
-        return out
-    finally:
-        server.terminate()
-        server.communicate(timeout=60)
+        return query(str(home / default_socket().name))
+    except NotServed:
+        return None
+
+
+def _wait_server(env: dict, timeout: float = 120.0) -> dict:
+    import time
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        status = _server(env)
+        if status:
+            return status
+        time.sleep(0.01)
+    sys.exit(f"no tool server answered in {env['TERAPIX_HOME']} {timeout:g} s after the first command")
+
+
+def _stop_server(env: dict) -> None:
+    subprocess.run(TERAPIX + ["tool-server", "--stop"], env=env, stdout=subprocess.DEVNULL, check=True)
+
+
+def default_round(cmd: list[str], d: Path, env: dict) -> tuple[tuple, tuple, float]:
+    """With no server running: the first command (which starts one), then, once it answers, the next
+    command (served).  (first figures, next figures, the server's own start-up CPU)."""
+    _stop_server(env)
+    first = run_measured(cmd, d, env)
+    server = _wait_server(env)["pid"]
+    startup_cpu = _own_cpu(server)
+    before = _children_cpu(server)
+    wall, cpu, rss = run_measured(cmd, d, env)
+    if not Path(f"/proc/{server}").exists():  # it refused the command (and left): it did not serve it
+        sys.exit(f"the tool server refused the next command (see {env['TERAPIX_HOME']}/tool-server.log): were "
+                 "terapix-fw's or a plugin's source files changed during the benchmark?")
+    _wait_children_reaped(server)
+    return first, (wall, cpu + _children_cpu(server) - before, rss), startup_cpu
 
 
 def main() -> None:
@@ -168,8 +199,11 @@ def main() -> None:
     d.mkdir(parents=True, exist_ok=True)
     make_inputs(d)
     env = dict(os.environ, TERAPIX_HOME=str(d / "terapix-home"))  # a fresh RDBix, created by the warm-up run
-    env.pop("TERAPIX_DB_URL", None)
-    env.pop("TERAPIX_DBCLIENT_URL", None)
+    # a user's Python writes the bytecode of the editable sources once; with PYTHONDONTWRITEBYTECODE
+    # set (some sandboxes do), every command would compile the edited modules again
+    for var in ("TERAPIX_DB_URL", "TERAPIX_DBCLIENT_URL", "TERAPIX_TOOL_SERVER", "PYTHONDONTWRITEBYTECODE"):
+        env.pop(var, None)
+    env_off = dict(env, TERAPIX_TOOL_SERVER="off")
     all_cases = cases(d)
     if "psfex" in args.tools:  # its input: source-extractor's catalogue with vignets
         subprocess.run(["source-extractor", "ccd.fits", "-CATALOG_TYPE", "FITS_LDAC", "-CATALOG_NAME",
@@ -178,29 +212,38 @@ def main() -> None:
     print(f"inputs in {d}; load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
           f"{os.cpu_count()} cores; {args.repeat} runs each (medians)")
     print(f"{'tool':<14} {'':>16} {'wall s':>8} {'CPU s':>8} {'peak MB':>8}")
-    for tool in args.tools.split(","):
-        ours, ref = all_cases[tool]
-        if not shutil.which(ref[0]):
-            print(f"{tool:<14} reference program {ref[0]} not installed: skipped")
-            continue
-        runs: dict[str, list] = {"terapix-fw": [], ref[0]: []}
-        for k in range(args.repeat + 1):
-            for label, cmd in (("terapix-fw", ours), (ref[0], ref)):
-                figures = run_measured(cmd, d, env)
-                if k:  # the first run of each is not measured (RDBix creation, caches)
-                    runs[label].append(figures)
-        if tool == "sextractor" and sys.platform.startswith("linux"):
-            runs["tool-server"] = served_runs(ours, d, env, args.repeat)
-        med = {label: [statistics.median(f[i] for f in r) for i in range(3)] for label, r in runs.items()}
-        for label, (wall, cpu, rss) in med.items():
-            print(f"{tool:<14} {label:>16} {wall:8.3f} {cpu:8.3f} {rss:8.1f}")
-        w0, c0, r0 = med[ref[0]]
-        for label in [k for k in med if k != ref[0]]:
-            w1, c1, r1 = med[label]
-            # GNU time counts CPU in 10 ms ticks: a C program's start-up often rounds to 0
-            cpu_ratio = f"{c1 / c0:8.1f}" if c0 >= 0.01 else f"{'>' + format(c1 / 0.01, '.0f'):>8}"
-            print(f"{tool:<14} {'ratio ' + label:>16} {w1 / w0:8.1f} {cpu_ratio} {r1 / r0:8.1f}   "
-                  f"(wall spread {min(f[0] for f in runs[label]):.3f}-{max(f[0] for f in runs[label]):.3f} s)")
+    try:
+        for tool in args.tools.split(","):
+            ours, ref = all_cases[tool]
+            if not shutil.which(ref[0]):
+                print(f"{tool:<14} reference program {ref[0]} not installed: skipped")
+                continue
+            runs: dict[str, list] = {ref[0]: [], "off": [], "first": [], "next": []}
+            startup: list[float] = []
+            run_measured(ref, d, env)  # unmeasured: RDBix creation, caches
+            run_measured(ours, d, env_off)
+            for _ in range(args.repeat):
+                runs[ref[0]].append(run_measured(ref, d, env))
+                runs["off"].append(run_measured(ours, d, env_off))
+                first, nxt, cpu = default_round(ours, d, env)
+                runs["first"].append(first)
+                runs["next"].append(nxt)
+                startup.append(cpu)
+            _stop_server(env)
+            med = {label: [statistics.median(f[i] for f in r) for i in range(3)] for label, r in runs.items()}
+            for label, (wall, cpu, rss) in med.items():
+                print(f"{tool:<14} {label:>16} {wall:8.3f} {cpu:8.3f} {rss:8.1f}")
+            w0, c0, r0 = med[ref[0]]
+            for label in [k for k in med if k != ref[0]]:
+                w1, c1, r1 = med[label]
+                # GNU time counts CPU in 10 ms ticks: a C program's start-up often rounds to 0
+                cpu_ratio = f"{c1 / c0:8.1f}" if c0 >= 0.01 else f"{'>' + format(c1 / 0.01, '.0f'):>8}"
+                print(f"{tool:<14} {'ratio ' + label:>16} {w1 / w0:8.1f} {cpu_ratio} {r1 / r0:8.1f}   "
+                      f"(wall spread {min(f[0] for f in runs[label]):.3f}-{max(f[0] for f in runs[label]):.3f} s)")
+            print(f"{tool:<14} {'server start-up':>16} {'':>8} {statistics.median(startup):8.3f}   "
+                  "(CPU of the server started by `first`, in the background, once per idle period)")
+    finally:
+        _stop_server(env)
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if not args.workdir:
         shutil.rmtree(d, ignore_errors=True)

@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export MPLBACKEND=Agg
+export TERAPIX_TOOL_SERVER=off  # `terapix tool` runs itself: no tool server started, none left behind
 WORK=${TERAPIX_DEMO_WORK:-demo_work}
 mkdir -p "$WORK"
 WORK=$(cd "$WORK" && pwd)

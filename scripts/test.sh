@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export MPLBACKEND=Agg
+export TERAPIX_TOOL_SERVER=off  # `terapix tool` runs itself: no tool server started, none left behind
 .venv/bin/ruff check .   # lint first: pyflakes faults fail the run (configuration in pyproject.toml)
 set +e
 .venv/bin/python -m pytest "$@"

@@ -43,12 +43,48 @@ def _cmd_tool(args) -> int:
 def _cmd_tool_server(args) -> int:
     from pathlib import Path
 
-    from .toolserver import default_socket, serve
+    from .toolserver import NotServed, default_socket, query, serve
+
+    path = Path(args.socket) if args.socket else default_socket()
+    if args.status or args.stop:
+        try:
+            status = query(str(path), "stop" if args.stop else "status")
+        except NotServed as why:
+            print(f"terapix tool-server: {why}")
+            return 0 if args.stop else 3  # as `systemctl status` of a service that is not running
+        if args.stop:
+            _wait_exit(int(status["pid"]))
+            print(f"terapix tool-server: stopped pid {status['pid']} at {path}")
+            return 0
+        idle = status["idle_timeout"]
+        print(f"terapix tool-server: pid {status['pid']} listening at {path}; {status['served']} commands served; "
+              f"idle timeout {f'{idle:g} s' if idle else 'none'}; preloaded: {', '.join(status['preloaded']) or '-'}")
+        if not status["compatible"]:
+            print("  it would refuse this environment's commands (and leave): differs in "
+                  + ", ".join(status["differences"]))
+        return 0
 
     def ready(path):
-        print(f"terapix tool-server: listening; export TERAPIX_TOOL_SERVER={path}", flush=True)
+        if not args.detached:
+            print(f"terapix tool-server: listening; export TERAPIX_TOOL_SERVER={path}", flush=True)
 
-    return serve(Path(args.socket) if args.socket else default_socket(), args.preload or ["sextractor"], ready)
+    idle = args.idle_timeout if args.idle_timeout and args.idle_timeout > 0 else None
+    return serve(path, args.preload or ["sextractor"], ready, idle_timeout=idle, lock_fd=args.lock_fd)
+
+
+def _wait_exit(pid: int, timeout: float = 30.0) -> None:
+    """Return once process ``pid`` (not a child of this one) has exited, or after ``timeout`` seconds."""
+    import os
+    import select
+
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:  # already gone
+        return
+    try:
+        select.select([fd], [], [], timeout)
+    finally:
+        os.close(fd)
 
 
 def _cmd_validate(args) -> int:
@@ -149,11 +185,19 @@ def build_parser(plugin_commands: bool = True) -> argparse.ArgumentParser:
     p.add_argument("arguments", nargs=argparse.REMAINDER)
     p.set_defaults(func=_cmd_tool)
 
-    p = sub.add_parser("tool-server", help="keep the tools loaded in a warm process: `terapix tool` runs with "
-                       "TERAPIX_TOOL_SERVER=SOCKET are forked from it (no start-up per run)")
+    p = sub.add_parser("tool-server", help="keep the tools loaded in a warm process that `terapix tool` runs are "
+                       "forked from (started on demand by `terapix tool` unless TERAPIX_TOOL_SERVER=off)")
     p.add_argument("--socket", default=None, help="Unix socket (default: $TERAPIX_HOME/tool-server.sock)")
     p.add_argument("--preload", action="append", default=None, metavar="TOOL",
                    help="tool whose code is loaded at once (repeatable; default: sextractor)")
+    p.add_argument("--idle-timeout", type=float, default=None, metavar="SECONDS",
+                   help="exit after this long without a command (default: never; a server started on demand: "
+                   "$TERAPIX_TOOL_SERVER_IDLE or 600)")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--status", action="store_true", help="say whether a server listens at the socket, and what it has")
+    group.add_argument("--stop", action="store_true", help="stop the server listening at the socket")
+    p.add_argument("--detached", action="store_true", help=argparse.SUPPRESS)  # started by `terapix tool`
+    p.add_argument("--lock-fd", type=int, default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=_cmd_tool_server)
 
     if plugin_commands:
@@ -261,26 +305,25 @@ def settle(code: int) -> int:
     return code
 
 
+#: ``TERAPIX_TOOL_SERVER`` values that turn the tool server off (checked before importing its client)
+TOOL_SERVER_OFF = ("off", "0", "no", "false", "none")
+
+
 def _served(argv: list[str]) -> int | None:
-    """The exit code of a drop-in run done by the tool server named by ``$TERAPIX_TOOL_SERVER``
-    (:mod:`terapix_fw.toolserver`), or None to run here (not a drop-in run, no server set, or none
-    answering: then said once on stderr, and the run goes on here)."""
+    """The exit code of a drop-in run done by a tool server (:func:`terapix_fw.toolserver.run_served`:
+    the user's, started on demand, unless ``TERAPIX_TOOL_SERVER`` says otherwise), or None to run here."""
     import os
 
-    path = os.environ.get("TERAPIX_TOOL_SERVER")
-    if not path or _command_of(argv) != "tool":
+    if _command_of(argv) != "tool" or os.environ.get("TERAPIX_TOOL_SERVER", "").strip().lower() in TOOL_SERVER_OFF:
         return None
-    from .toolserver import run_remote
+    from .toolserver import run_served
 
-    code = run_remote(argv, path)
-    if code is None:
-        print(f"terapix: no tool server answers at {path} (TERAPIX_TOOL_SERVER); running here", file=sys.stderr)
-    return code
+    return run_served(argv)
 
 
 def run() -> None:
-    """The ``terapix`` console command: :func:`main` (or the tool server, for a drop-in run when
-    ``$TERAPIX_TOOL_SERVER`` is set), then a process exit that skips the interpreter's teardown.
+    """The ``terapix`` console command: :func:`main` (or a tool server, for a drop-in run: see
+    :mod:`terapix_fw.toolserver`), then a process exit that skips the interpreter's teardown.
 
     Python's finalisation frees every object of every loaded module one by one; with astropy, numba and
     SQLAlchemy loaded that takes 0.1-0.4 s, which a drop-in run of a tool on one CCD pays in full (its C

@@ -29,7 +29,7 @@ from typing import Any, ClassVar, Iterator
 from .atomic import atomic_path, confine, sha256_file
 from .params import Config, Parameter, ParameterSet
 
-__all__ = ["Tool", "StepContext", "Product", "UnitResult"]
+__all__ = ["Tool", "StepContext", "Product", "UnitResult", "load_cached_kernels"]
 
 
 @dataclass
@@ -277,3 +277,42 @@ class Tool:
             The file paths the unit reads.
         """
         return inputs
+
+
+def load_cached_kernels(*modules) -> int:
+    """Load, from numba's on-disk cache, every compiled version of the numba kernels of ``modules``,
+    for a tool's warm module (:attr:`Tool.worker_preload`): a process forked later finds them loaded
+    instead of paying numba's set-up (0.15-0.2 s for the first kernel) and about 5 ms per kernel.
+
+    Only what the cache holds for this CPU is loaded: nothing is compiled here.  Kernels with
+    ``parallel=True`` are left out (loading them may start numba's thread pool, and a process that
+    forks must have no threads).  The cache's index is read through numba's internal API, so any
+    failure leaves a kernel to load itself when first called.
+
+    Parameters
+    ----------
+    modules : module
+        Modules defining ``numba.njit(cache=True)`` functions at their top level.
+
+    Returns
+    -------
+    int
+        The number of compiled versions loaded.
+    """
+    from numba.core.registry import CPUDispatcher
+
+    loaded = 0
+    for module in modules:
+        for kernel in vars(module).values():
+            if not isinstance(kernel, CPUDispatcher) or kernel.targetoptions.get("parallel"):
+                continue
+            try:
+                cache = kernel._cache
+                magic = kernel.targetctx.codegen().magic_tuple()
+                for key in cache._cache_file._load_index():
+                    if key[1] == magic and key[0] not in kernel.overloads:
+                        kernel.compile(key[0])  # found in the cache, so loaded, not compiled
+                        loaded += 1
+            except Exception:  # noqa: BLE001 - numba's internals moved: the kernel loads on first call
+                continue
+    return loaded

@@ -61,3 +61,21 @@ def fits_files(tmp_path):
         fits.HDUList(hdus).writeto(path)
         paths.append(path)
     return paths
+
+
+@pytest.fixture
+def small_image(tmp_path):
+    """A 64x96 MEF with two stars and a TAN WCS (the case of a raw MegaCam cut-out): ``cutout.fits``."""
+    import numpy as np
+    from astropy.io import fits
+
+    y, x = np.mgrid[:96, :64]
+    data = 100.0 + np.random.default_rng(3).normal(0.0, 1.0, (96, 64))
+    for x0, y0 in ((20.3, 30.7), (45.1, 70.2)):
+        data += 500.0 * np.exp(-((x - x0) ** 2 + (y - y0) ** 2) / 4.5)
+    header = fits.Header({"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CRPIX1": 32.5, "CRPIX2": 48.5,
+                          "CRVAL1": 150.0, "CRVAL2": 2.0, "CD1_1": -5.17e-5, "CD1_2": 0.0, "CD2_1": 0.0,
+                          "CD2_2": 5.17e-5, "GAIN": 1.5})
+    path = tmp_path / "cutout.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(data.astype(np.float32), header)]).writeto(path)
+    return path

@@ -32,7 +32,7 @@ _OTHER_PLUGINS = ("terapix_fw.db.commands", "terapix_fw.spica.commands", "terapi
 
 
 def _env(home, **extra) -> dict:
-    env = {"TERAPIX_HOME": str(home), "PATH": "/usr/bin:/bin", **extra}
+    env = {"TERAPIX_HOME": str(home), "PATH": "/usr/bin:/bin", "TERAPIX_TOOL_SERVER": "off", **extra}
     if "PYTHONPATH" in os.environ:
         env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     return env
@@ -61,21 +61,6 @@ def test_tool_help_and_defaults_load_only_the_named_tool(tmp_path):
         assert not [m for m in _OTHER_PLUGINS if m in modules]
 
 
-@pytest.fixture
-def small_image(tmp_path):
-    """A 64x96 MEF with two stars and a TAN WCS (the case of a raw MegaCam cut-out)."""
-    y, x = np.mgrid[:96, :64]
-    data = 100.0 + np.random.default_rng(3).normal(0.0, 1.0, (96, 64))
-    for x0, y0 in ((20.3, 30.7), (45.1, 70.2)):
-        data += 500.0 * np.exp(-((x - x0) ** 2 + (y - y0) ** 2) / 4.5)
-    header = fits.Header({"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CRPIX1": 32.5, "CRPIX2": 48.5,
-                          "CRVAL1": 150.0, "CRVAL2": 2.0, "CD1_1": -5.17e-5, "CD1_2": 0.0, "CD2_1": 0.0,
-                          "CD2_2": 5.17e-5, "GAIN": 1.5})
-    path = tmp_path / "cutout.fits"
-    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(data.astype(np.float32), header)]).writeto(path)
-    return path
-
-
 def test_drop_in_run_parent_does_the_recording_only(tmp_path, small_image):
     """The process that parses the command line records the run in RDBix (SQLAlchemy) while the tool
     runs in a forked process: it never imports the tool's numerical stack itself, nor other plugins'
@@ -86,6 +71,7 @@ def test_drop_in_run_parent_does_the_recording_only(tmp_path, small_image):
     for heavy in ("numpy", "astropy", "numba", "sep"):
         assert not _loaded(modules, heavy), f"the drop-in's parent process imported {heavy}"
     assert not [m for m in _OTHER_PLUGINS if m in modules]
+    assert "terapix_fw.toolserver" not in modules  # TERAPIX_TOOL_SERVER=off: not even the client
 
 
 def test_sextractor_world_coordinates_without_astropy_coordinates(tmp_path, small_image):
@@ -163,3 +149,45 @@ def test_no_server_answering_runs_here(tmp_path, small_image):
                           text=True, timeout=300)
     assert proc.returncode == 0 and (tmp_path / "test.cat").exists()
     assert f"no tool server answers at {tmp_path / 'none.sock'}" in proc.stderr
+
+
+def test_load_cached_kernels_loads_what_the_cache_holds_and_compiles_nothing(tmp_path):
+    """A warm module's kernels come from numba's on-disk cache: a first process compiles and caches a
+    kernel; a second loads it without a call and without compiling, and leaves parallel kernels alone."""
+    (tmp_path / "kern.py").write_text(
+        "import numba\n"
+        "@numba.njit(cache=True)\n"
+        "def twice(x):\n    return 2 * x\n"
+        "@numba.njit(cache=True, parallel=True)\n"
+        "def total(a):\n    s = 0.0\n    for i in numba.prange(a.size):\n        s += a[i]\n    return s\n")
+    first = subprocess.run([sys.executable, "-c", "import numpy as np, kern; kern.twice(1.5); kern.total(np.ones(3))"],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    check = """
+import json, kern
+from terapix_fw.tool import load_cached_kernels
+n = load_cached_kernels(kern)
+print(json.dumps([n, len(kern.twice.overloads), sum(kern.twice.stats.cache_hits.values()),
+                  sum(kern.twice.stats.cache_misses.values()), len(kern.total.overloads)]))
+"""
+    second = subprocess.run([sys.executable, "-c", check], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr
+    assert json.loads(second.stdout) == [1, 1, 1, 0, 0]
+
+
+@pytest.mark.parametrize("tool", ["sextractor", "swarp", "psfex", "weightwatcher"])
+def test_worker_preload_modules_load_and_start_no_thread(tmp_path, tool):
+    """What the tool server and the pipeline's fork server import for a tool loads, and starts no
+    Python thread (they fork afterwards)."""
+    script = f"""
+import importlib, threading
+from terapix_fw.plugins import get_tool
+modules = get_tool({tool!r}).cls.preload_modules()
+assert len(modules) > 1, modules
+for m in modules:
+    importlib.import_module(m)
+assert threading.active_count() == 1, threading.enumerate()
+"""
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=_env(tmp_path / "home"),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr

@@ -17,6 +17,7 @@ class PsfexTool(Tool):
     consumes = ("catalog",)
     produces = ("psf", "xml")
     default_fanout = "file"
+    worker_preload = ("terapix_psfex.warm",)  # libraries, modules and cached numba kernels, once per warm process
     parameters = astromatic_keywords("PSFEx", [
         Parameter("BASIS_TYPE", "keyword", "PIXEL_AUTO", "PSF basis (all three give a pixel grid here)",
                   choices=("NONE", "PIXEL", "PIXEL_AUTO"), astromatic="PSFEx (no GAUSS-LAGUERRE or FILE basis)"),

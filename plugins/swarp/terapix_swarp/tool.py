@@ -116,6 +116,7 @@ class SwarpTool(Tool):
     consumes = ("image", "weight", "head")
     produces = ("stack", "weight", "resampled", "resampled_weight", "cliplog", "xml")
     default_fanout = "all"
+    worker_preload = ("terapix_swarp.warm",)  # libraries, modules and cached numba kernels, once per warm process
 
     def run(self, ctx):
         """Resample the unit's images and co-add them (see :mod:`terapix_swarp.swarp`).

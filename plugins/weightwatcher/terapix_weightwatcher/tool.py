@@ -36,6 +36,7 @@ class WeightWatcherTool(Tool):
     consumes = ("image",)
     produces = ("weight", "flag", "xml")
     default_fanout = "file"
+    worker_preload = ("terapix_weightwatcher.warm",)  # libraries, modules and cached numba kernels, once per warm process
     # WeightWatcher's keywords, then QualityFITS' defect detection, which says what it corresponds to
     parameters = astromatic_keywords("WeightWatcher", [
         Parameter("WEIGHT_NAMES", "path", [], "Filename(s) of the input WEIGHT map(s)", nvalues=(0, None)),
