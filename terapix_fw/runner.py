@@ -39,6 +39,41 @@ __all__ = ["run_instructions", "Runner"]
 log = logging.getLogger("terapix.run")
 
 
+def _files_named_by(params, config) -> list[str]:
+    """The existing files that a unit's configuration names as inputs: the values of its ``path``
+    parameters that are not outputs (``WEIGHT_IMAGE``, ``FILTER_NAME``, ``PARAMETERS_NAME``,
+    ``ASTREFCAT_NAME``...), without an extension selector (``weights.fits[2]``), as absolute paths.
+
+    Parameters
+    ----------
+    params : ParameterSet
+        The tool's parameters.
+    config : Config
+        The unit's resolved configuration.
+
+    Returns
+    -------
+    list of str
+        Paths in parameter order; values naming no regular file (a default not in use, a built-in
+        name) are left out.
+    """
+    from .fitsimage import split_selector
+
+    files: list[str] = []
+    for param in params:
+        if param.type != "path" or param.is_output:
+            continue
+        value = config[param.name]
+        for text in value if isinstance(value, (list, tuple)) else [value]:
+            if not isinstance(text, str) or not text:
+                continue
+            name = split_selector(text)[0] if text.endswith("]") else text
+            path = Path(name)
+            if path.is_file():
+                files.append(str(path.resolve()))
+    return list(dict.fromkeys(files))
+
+
 class _Checksums:
     """sha256 of input files: the persistent digest cache (:mod:`terapix_fw.db.digests`, in RDBix) first,
     else computed (and stored there at the end of the run).
@@ -256,8 +291,13 @@ class Runner:
         layers.append([(name, ",".join(paths), f"input of step {step.id}") for name, paths in param_inputs.items()])
         config = params.resolve(*layers)  # per-unit values are validated here, before submission
         digests = [(p, self.checksums(p)) for p in inputs + [q for v in param_inputs.values() for q in v]]
+        named = [p for p in _files_named_by(params, config) if p not in dict(digests)]
+        # files the configuration names (weight maps, filters, parameter lists, reference catalogues) are
+        # inputs too: a changed weight map re-runs the unit, and the history records which one was used
+        file_digests = [(p, self.checksums(p)) for p in named]
         key = hashlib.sha256(json.dumps({
             "tool": info.name, "version": info.version, "config": config.as_strings(), "inputs": digests,
+            "files": file_digests,
             "extension": unit.extension, "group": unit.group}, sort_keys=True).encode()).hexdigest()
         outdir = confine(self.workdir, step.outdir or step.id, "step outdir")
         spec = UnitSpec(step=step.id, unit=unit.id, tool=info.name, config_layers=layers, inputs=inputs,
@@ -267,7 +307,8 @@ class Runner:
                         nthreads=step.threads or self._unit_threads(step.id))
         uinfo = UnitInfo(id=unit.id, step=step.id, inputs=[p for p, _ in digests], extension=unit.extension,
                          group=unit.group, key=key, config=config.as_strings())
-        record = UnitRecord(step=step.id, unit=unit.id, tool=info.name, status="pending", inputs=digests,
+        record = UnitRecord(step=step.id, unit=unit.id, tool=info.name, status="pending",
+                            inputs=digests + file_digests,
                             args=[f"{p}[{unit.extension}]" if unit.extension is not None else p for p in inputs],
                             config=config.as_strings(), outdir=str(outdir),
                             command=[c for k, v in config.non_defaults().items() for c in (f"-{k}", params[k].format(v))])

@@ -31,9 +31,9 @@ class ScaleTool(Tool):
         Parameter("FACTOR", "float", 1.0, "multiplicative factor"),
         Parameter("OUTPUT_NAME", "str", "{stem}_scaled.fits", "output file name", output=True),
         Parameter("FAIL_ON", "str", "", "fail deterministically on inputs whose name contains this"),
-        Parameter("KILL_ONCE", "path", "", "marker file: if absent, create it and kill this worker"),
+        Parameter("KILL_ONCE", "str", "", "marker file: if absent, create it and kill this worker"),
         Parameter("SLEEP", "float", 0.0, "seconds to sleep before working", minimum=0),
-        Parameter("ORDER_LOG", "path", "", "append step/unit to this file when starting"),
+        Parameter("ORDER_LOG", "str", "", "append step/unit to this file when starting"),
         Parameter("MODE", "keyword", "FAST", "processing mode", choices=("FAST", "SLOW")),
         Parameter("EXTRA", "str", "", "a file name given by an input param", nvalues=(0, None)),
     ]
@@ -74,7 +74,7 @@ class StackTool(Tool):
     default_fanout = "all"
     parameters = [
         Parameter("OUTPUT_NAME", "str", "sum_{unit}.fits", "output file name", output=True),
-        Parameter("ORDER_LOG", "path", "", "append step/unit to this file when starting"),
+        Parameter("ORDER_LOG", "str", "", "append step/unit to this file when starting"),
     ]
 
     def run(self, ctx):

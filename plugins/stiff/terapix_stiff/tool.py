@@ -43,7 +43,7 @@ class StiffTool(Tool):
     produces = ("picture", "xml")
     # every keyword is STIFF's of the same name but ASINH_Q, which says so
     parameters = astromatic_keywords("STIFF", [
-        Parameter("OUTFILE_NAME", "path", "stiff.tif", "Name of the output file"),
+        Parameter("OUTFILE_NAME", "path", "stiff.tif", "Name of the output file", output=True),
         Parameter("IMAGE_TYPE", "keyword", "AUTO", "Output image format: AUTO (from the suffix), TIFF or PNG",
                   choices=("AUTO", "TIFF", "PNG")),
         Parameter("BITS_PER_CHANNEL", "int", 8, "8, 16 for int, -32 for float (TIFF only)"),

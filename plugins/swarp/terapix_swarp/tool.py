@@ -40,7 +40,8 @@ PARAMETERS = astromatic_keywords("SWarp", [
     P("CLIP_AMPFRAC", "float", 0.3, "Fraction of flux variation allowed with clipping", minimum=0.0),
     P("CLIP_SIGMA", "float", 4.0, "RMS error multiple variation allowed with clipping", minimum=0.0),
     P("CLIP_WRITELOG", "bool", False, "Write output file with coordinates of clipped pixels (Y/N)"),
-    P("CLIP_LOGNAME", "path", "clipped.log", "Name of output file with coordinates of clipped pixels"),
+    P("CLIP_LOGNAME", "path", "clipped.log", "Name of output file with coordinates of clipped pixels",
+      output=True),
     P("BLANK_BADPIXELS", "bool", False, "Set to 0 pixels having a weight of 0"),
     # Astrometry
     P("CELESTIAL_TYPE", "keyword", "NATIVE", "Output celestial system",
