@@ -149,18 +149,28 @@ def _solve(order, starts, counts, field_of, mag, err, anchor, interr2, referr2, 
     return dzp, 1.0 / np.asarray(N.diagonal()).ravel()
 
 
-def _clip(order, starts, counts, cmag, nsigma):
-    """SCAMP photclip_fgroup: detections farther than ``nsigma`` internal rms from their source's mean."""
+def _clip(order, starts, counts, cmag, err, interr2, nsigma):
+    """Detections farther from their source's mean than ``nsigma`` times what their errors allow.
+
+    SCAMP's photclip_fgroup compares every deviation with one internal rms of the whole instrument; with
+    FLUX_AUTO that rms is the faint sources' (~0.05-0.1 mag), so it keeps bright stars 0.1 mag off, e.g.
+    saturated stars SExtractor left unflagged, and their small errors give them the largest weights.  Here
+    a deviation is measured in units of the detection's own error with the internal zero-point accuracy
+    added in quadrature (sqrt(e^2 + MAGZERO_INTERR^2)), scaled by the robust rms of these normalised
+    deviations: the same clip where the errors are right, and one that follows the scatter where it grows
+    with magnitude."""
     gid = np.repeat(np.arange(len(starts)), counts)
     m = cmag[order]
     mean = np.bincount(gid, m, len(starts)) / np.maximum(counts, 1)
-    dm = m - mean[gid]
-    multi = counts > 1
+    multi = counts[gid] > 1
     if not multi.any():
         return np.zeros(len(order), bool)
-    var = np.bincount(gid, dm * dm, len(starts))[multi] / (counts[multi] - 1.0)
-    sig2 = var.sum() / multi.sum()
-    return (dm * dm > nsigma * nsigma * sig2) & multi[gid]
+    # deviation from the mean of the others: an outlier does not hide behind its own weight in the mean
+    n = counts[gid].astype(float)
+    dev = (m - mean[gid]) * n / np.maximum(n - 1.0, 1.0)
+    z = dev / np.sqrt(err[order] ** 2 + interr2)
+    sigma = max(1.4826 * float(np.median(np.abs(z[multi]))), 1.0)
+    return (np.abs(z) > nsigma * sigma) & multi
 
 
 def solve_photometry(det, labels, fields, config, log) -> PhotSolution:
@@ -186,7 +196,6 @@ def solve_photometry(det, labels, fields, config, log) -> PhotSolution:
     """
     from scipy import sparse
 
-    from .linking import chain_links
 
     nfield = len(fields)
     exptime = np.array([f.exptime for f in fields])
@@ -229,12 +238,16 @@ def solve_photometry(det, labels, fields, config, log) -> PhotSolution:
     err64 = err.astype(np.float64)
     dzp, cov_diag = _solve(order, starts, counts, field_of, mag64, err64, anchor, interr2, referr2, nfield)
     clipped = np.zeros(len(field_of), bool)
-    for i in range(len(inst_names)):  # the internal rms is per photometric instrument, as in SCAMP
-        sel = inst[field_of[order[starts]]] == i
-        o, n = order[np.repeat(sel, counts)], counts[sel]
-        s = np.concatenate([[0], np.cumsum(n)[:-1]]).astype(np.int64)
-        clipped[o[_clip(o, s, n, mag64 + dzp[field_of], config["PHOTCLIP_NSIGMA"])]] = True
-    if clipped.any():
+    for _ in range(3):  # clip, solve; again while the clipped set changes
+        new = np.zeros(len(field_of), bool)
+        for i in range(len(inst_names)):  # the scatter is measured per photometric instrument, as in SCAMP
+            sel = inst[field_of[order[starts]]] == i
+            o, n = order[np.repeat(sel, counts)], counts[sel]
+            s = np.concatenate([[0], np.cumsum(n)[:-1]]).astype(np.int64)
+            new[o[_clip(o, s, n, mag64 + dzp[field_of], err64, interr2, config["PHOTCLIP_NSIGMA"])]] = True
+        if np.array_equal(new, clipped):
+            break
+        clipped = new
         order2, starts2, counts2 = source_groups(labels, inst[field_of], field_of, ok & ~clipped)
         dzp, cov_diag = _solve(order2, starts2, counts2, field_of, mag64, err64, anchor, interr2, referr2,
                                nfield)
