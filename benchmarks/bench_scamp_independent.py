@@ -98,63 +98,20 @@ def print_zeropoints(summary: dict, results: dict, label: str) -> None:
 
 
 def print_flux_bias(survey: Path, summary: dict, cats: list, label: str, flux_key: str = "FLUX_AUTO") -> None:
-    """The flux measurement's own error, exposure by exposure, on the detections a solver uses (S/N > 10,
-    FLAGS & 0xfc = 0, FLAGS_WEIGHT = 0, matched to a drawn source): bias = -2.5 log10(flux / true flux).
-    A solver fed these fluxes puts an exposure's zero point off by the bias of the photometric exposure of
-    its filter minus its own, on the sources both hold ("floor"): the median over common stars
-    (S/N > 100, all), and the mean weighted as SCAMP weights a pair (1 / (e_1 + e_2 + 0.01^2)) over all
-    common sources.  Where the floor exceeds 0.01 mag, the target is out of any solver's reach with this
-    flux."""
-    from astropy.io import fits
-    from astropy.table import Table
+    """The zero-point error the fluxes alone impose on each dimmed exposure (``truth_fluxes.zero_point_floor``:
+    the photometric exposure's flux bias against the truth minus this one's, on the sources both use):
+    median over common bright stars (S/N > 100) / all common stars, and SCAMP's pair weighting over all
+    common sources.  Where it exceeds 0.01 mag, the target is out of any solver's reach with this flux."""
     from terapix_testdata import truth_fluxes as tf
 
-    per = {}
-    for cat in cats:
-        name = Path(cat).name.split(".")[0]
-        truth = Table.read(survey / "truth" / f"{name}.sources.fits")
-        tflux = np.asarray(truth["FLUX_ADU"], float)
-        tid = np.asarray(truth["ID"])
-        star = np.asarray(truth["TYPE"]) == 0
-        cols = {k: [] for k in ("id", "bias", "err", "snr", "star")}
-        with fits.open(cat) as hdul:
-            for ccd, h in enumerate([h for h in hdul if h.name == "LDAC_OBJECTS"]):
-                d = h.data
-                f = np.asarray(d[flux_key], float)
-                fe = np.asarray(d[flux_key.replace("FLUX", "FLUXERR", 1)], float)
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    sn = f / fe
-                ok = (f > 0) & (sn > 10) & ((np.asarray(d["FLAGS"]) & 0xFC) == 0)
-                if "FLAGS_WEIGHT" in d.names:
-                    ok &= np.asarray(d["FLAGS_WEIGHT"]) == 0
-                row = tf.match_truth(survey, name, ccd, d["XWIN_IMAGE"], d["YWIN_IMAGE"])
-                ok &= row >= 0
-                cols["id"].append(tid[row[ok]])
-                cols["bias"].append(-2.5 * np.log10(f[ok] / tflux[row[ok]]))
-                cols["err"].append(np.hypot(1.0857 / sn[ok], 1.0857e-3))
-                cols["snr"].append(sn[ok])
-                cols["star"].append(star[row[ok]])
-        per[name] = {k: np.concatenate(v) for k, v in cols.items()}
-    exps = [e for e in summary["exposures"] if e["name"] in per]
-    phot = {e["filter"]: per[e["name"]] for e in exps if e["photometric"]}
-    print(f"[{label}] {flux_key} against the true flux (mmag): median bias of the stars used, and the floor of "
-          "the zero-point error on the sources shared with the photometric exposure: median over stars "
-          "S/N > 100 / all stars, SCAMP-weighted mean over all sources")
-    for e in exps:
-        p, r = per[e["name"]], phot.get(e["filter"])
-        line = (f"    {e['name']:>9s} {e['filter']:>2s} {'P' if e['photometric'] else ' '} beta {e['beta']:.1f} "
-                f"FWHM {e['fwhm0']:.2f}\" bias {1000 * np.median(p['bias'][p['star']]):+6.1f} "
-                f"({int(p['star'].sum())} stars)")
-        if r is not None and not e["photometric"]:
-            common, i, j = np.intersect1d(p["id"], r["id"], return_indices=True)
-            diff = r["bias"][j] - p["bias"][i]
-            st = p["star"][i]
-            bright = st & (np.minimum(p["snr"][i], r["snr"][j]) > 100)
-            w = 1.0 / (p["err"][i] + r["err"][j] + 1e-4)
-            vals = [np.median(diff[bright]) if bright.any() else np.nan, np.median(diff[st]) if st.any() else np.nan,
-                    np.sum(w * diff) / np.sum(w)]
-            line += f"; floor {' / '.join(f'{1000 * v:+6.1f}' for v in vals)} ({len(common)} common sources)"
-        print(line)
+    floor = tf.zero_point_floor(survey, cats, flux_key)
+    print(f"[{label}] {flux_key}'s own zero-point error (mmag; bright stars / all stars / SCAMP-weighted, all "
+          "sources; common sources):")
+    for e in summary["exposures"]:
+        if e["name"] in floor:
+            f = floor[e["name"]]
+            print(f"    {e['name']:>9s} {e['filter']:>2s} beta {e['beta']:.1f} FWHM {e['fwhm0']:.2f}\": "
+                  f"{1000 * f['bright']:+6.1f} / {1000 * f['stars']:+6.1f} / {1000 * f['weighted']:+6.1f}; {f['n']}")
 
 
 def main(argv=None) -> int:
