@@ -97,6 +97,23 @@ def print_zeropoints(summary: dict, results: dict, label: str) -> None:
         print(f"    {e['name']:>9s} {e['filter']:>6s} {dim:>8s} {e['beta']:5.1f} {e['fwhm0']:5.2f}\" " + " ".join(vals))
 
 
+def print_flux_bias(survey: Path, summary: dict, cats: list, label: str, flux_key: str = "FLUX_AUTO") -> None:
+    """The zero-point error the fluxes alone impose on each dimmed exposure (``truth_fluxes.zero_point_floor``:
+    the photometric exposure's flux bias against the truth minus this one's, on the sources both use):
+    median over common bright stars (S/N > 100) / all common stars, and SCAMP's pair weighting over all
+    common sources.  Where it exceeds 0.01 mag, the target is out of any solver's reach with this flux."""
+    from terapix_testdata import truth_fluxes as tf
+
+    floor = tf.zero_point_floor(survey, cats, flux_key)
+    print(f"[{label}] {flux_key}'s own zero-point error (mmag; bright stars / all stars / SCAMP-weighted, all "
+          "sources; common sources):")
+    for e in summary["exposures"]:
+        if e["name"] in floor:
+            f = floor[e["name"]]
+            print(f"    {e['name']:>9s} {e['filter']:>2s} beta {e['beta']:.1f} FWHM {e['fwhm0']:.2f}\": "
+                  f"{1000 * f['bright']:+6.1f} / {1000 * f['stars']:+6.1f} / {1000 * f['weighted']:+6.1f}; {f['n']}")
+
+
 def main(argv=None) -> int:
     from terapix_testdata import galsim_survey as gs
     from terapix_testdata import reference_runs as rr
@@ -156,6 +173,7 @@ def main(argv=None) -> int:
         tag = f"{label} catalogues"
         results = run_both(cats, survey, base, "ourcat" if ours_cat else "sexcat", tag)
         print_zeropoints(summary, results, tag)
+        print_flux_bias(survey, summary, cats, tag)
         if not a.no_true_flux:
             # the same catalogues with each matched detection's flux replaced by its source's true total
             # flux: what is left of the zero-point errors there is the solver's, the rest is the flux's

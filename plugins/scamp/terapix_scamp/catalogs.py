@@ -246,8 +246,11 @@ def _select(f: Field, tables, config, log) -> None:
         has_fwhm = np.isfinite(fwhm)
         keep &= ~has_fwhm | ((fwhm >= fwhm_lo) & (fwhm < fwhm_hi))
         keep &= ~(ellip > config["ELLIPTICITY_MAX"])
-        astr = ((flags & config["ASTR_FLAGSMASK"]) == 0) & ((iflags & config["ASTR_IMAFLAGSMASK"]) == 0)
-        phot = ((flags & config["PHOT_FLAGSMASK"]) == 0) & ((iflags & config["PHOT_IMAFLAGSMASK"]) == 0)
+        # SCAMP (samples.c) marks a detection with weight flags left by WEIGHTFLAGS_MASK as truncated
+        # (SExtractor's flag 8), which the default ASTR_/PHOT_FLAGSMASK (0xfc) then reject
+        sflags = flags | np.where(wflags != 0, 8, 0)
+        astr = ((sflags & config["ASTR_FLAGSMASK"]) == 0) & ((iflags & config["ASTR_IMAFLAGSMASK"]) == 0)
+        phot = ((sflags & config["PHOT_FLAGSMASK"]) == 0) & ((iflags & config["PHOT_IMAFLAGSMASK"]) == 0)
         xs.append(x[keep])
         ys.append(y[keep])
         ss.append(np.sqrt(0.5 * (erra[keep] ** 2 + errb[keep] ** 2)))

@@ -621,3 +621,70 @@ def test_folding_polynomial_is_detected():
     assert list(folded_blocks(model, theta)) == [1]
     model.block_degree[1] = 1  # a linear block cannot fold: not flagged
     assert len(folded_blocks(model, theta)) == 0
+
+
+def _phot_fields(dims, photflags):
+    from types import SimpleNamespace
+
+    return [SimpleNamespace(exptime=100.0, airmass=1.0, phot_c=25.0, phot_k=0.0, phot_key="r", photflag=p)
+            for p in photflags]
+
+
+def test_photometric_solution_uses_every_pair_and_clips_as_scamp():
+    """SCAMP's photsolve on cross-identified detections: the dimmed exposures' corrections come back to
+    within their statistical error, the photometric field stays at 0, and detections hit by an artefact
+    (0.3-0.8 mag too faint, as a cosmic ray or a bad column would make them) are clipped by the internal
+    rms (photclip) and do not move the solution; detections of the photometric field pull each source."""
+    from types import SimpleNamespace
+
+    from terapix_scamp.photom import solve_photometry
+
+    rng = np.random.default_rng(7)
+    dims = np.array([0.0, 0.12, 0.25, 0.05])
+    nsrc, nfield = 600, len(dims)
+    true_mag = rng.uniform(17.0, 22.0, nsrc)
+    field = np.repeat(np.arange(nfield)[None, :], nsrc, 0).ravel()
+    labels = np.repeat(np.arange(nsrc), nfield)
+    sigma = 0.002 * 10 ** (0.2 * (true_mag - 17.0))  # photon noise, mag
+    sig = np.repeat(sigma, nfield)
+    mag = np.repeat(true_mag, nfield) + dims[field] + rng.normal(0.0, 1.0, len(field)) * sig
+    bad = (field == 1) & (rng.random(len(field)) < 0.05)
+    mag[bad] += rng.uniform(0.3, 0.8, int(bad.sum()))
+    flux = 100.0 * 10 ** (-0.4 * (mag - 25.0))
+    det = SimpleNamespace(field=field, flux=flux, fluxerr=flux * sig / 1.0857,
+                          phot_ok=np.ones(len(field), bool))
+    config = {"MAGZERO_INTERR": [0.01], "MAGZERO_REFERR": [0.03], "PHOTCLIP_NSIGMA": 3.0, "PHOT_ACCURACY": 1e-3}
+    sol = solve_photometry(det, labels, _phot_fields(dims, [True, False, False, False]), config, LOG)
+    assert np.abs(sol.dzp + dims).max() < 0.003, sol.dzp
+    assert sol.linked.all()
+    # the artefacts are clipped (every link touching one), and few good links with them
+    touching = bad[sol.link_i] | bad[sol.link_j]
+    assert not sol.link_ok[touching].any()
+    assert (~sol.link_ok[~touching]).mean() < 0.02
+    # without the photometric field, the set gets a dummy anchor (its first field) and PHOTLINK F
+    sol = solve_photometry(det, labels, _phot_fields(dims, [False] * 4), config, LOG)
+    assert not sol.linked.any() and abs(sol.dzp[0]) < 1e-4
+    assert np.abs(sol.dzp - sol.dzp[0] + dims).max() < 0.003
+
+
+def test_detections_with_weight_flags_stay_out_of_the_photometry(tmp_path):
+    """A detection whose FLAGS_WEIGHT is non-zero (a bad column or a masked pixel in its footprint: its flux
+    misses light) is kept by WEIGHTFLAGS_MASK 0 but is "truncated" for SCAMP, which PHOT_FLAGSMASK rejects:
+    half the detections of an exposure with 30% of their flux missing and FLAGS_WEIGHT set do not bias its
+    zero point."""
+    from terapix_fw.headfile import read_head_file
+    from terapix_fw.ldac import LdacExtension, read_ldac, write_ldac
+
+    truth = make_survey(tmp_path, nexp=3, nccd=4, nsources_per_arcmin2=40, seed=27, clouds=[0.0, 0.2, 0.1])
+    rng = np.random.default_rng(3)
+    exts = read_ldac(truth.exposures[1].path)
+    for x in exts:
+        t = x.objects
+        hit = rng.random(len(t)) < 0.5
+        t["FLUX_AUTO"][hit] *= 0.7
+        t["FLAGS_WEIGHT"] = np.where(hit, 2, 0).astype(np.int16)
+    write_ldac(truth.exposures[1].path, [LdacExtension(x.header, x.objects) for x in exts])
+    run_tool(truth, tmp_path, SOLVE_ASTROM="N", WEIGHTFLAGS_MASK="0")
+    for k, e in enumerate(truth.exposures):
+        head = read_head_file(e.path.with_suffix(".head"))[0]
+        assert dzp_from_head(truth, k, head) == pytest.approx(-e.cloud, abs=0.01)

@@ -5,14 +5,15 @@ STABILITY_TYPE INSTRUMENT, SOLVE_PHOTOM Y, MAGZERO_OUT 30) on the same catalogue
 
 Tolerances (issue 14): astrometric rms against the true WCS <= SCAMP's + 1 mas; zero points of every
 exposure within 0.01 mag of the truth.  With FLUX_AUTO that target is out of any solver's reach on these
-data: the Kron aperture misses a share of the untruncated Moffat wings that depends on the exposure's PSF
-(beta 2.6 against 3.3 here: 11 mmag more on the brightest unsaturated stars, 16-40 on fainter ones; ours
-is off by 18 mmag on that exposure, SCAMP by 17 on another, through saturated stars SExtractor leaves
-unflagged).  So the solver is tested where the truth is known exactly (true total fluxes in the same
-catalogues: errors <= 1 mmag), the 0.01 mag target with a flux that holds the whole PSF (PHOTFLUX_KEY
-FLUX_APER(1) of 40 px, 7.4"), and FLUX_AUTO within 0.02 mag.  Small CCDs (512x1024) keep the tests near
-two minutes; full-size figures are in benchmarks/bench_scamp_independent.py.  Timing is never asserted
-here.
+data: the Kron aperture misses a share of the untruncated Moffat wings that depends on the exposure's PSF,
+so on the stars both exposures use, FLUX_AUTO alone puts the seed-21 exposures 1700003p and 1700004p
+-7..-12 and -17..-20 mmag off (``truth_fluxes.zero_point_floor``).  So the solver is tested where the
+truth is known exactly (true total fluxes in the same catalogues: errors <= 1 mmag), the 0.01 mag target
+with a flux that holds the whole PSF (PHOTFLUX_KEY FLUX_APER(1) of 40 px, 7.4"), and, with FLUX_AUTO, on
+landing where the clean stars' fluxes put each zero point (SCAMP does not: saturated stars SExtractor
+leaves unflagged survive its clip and move it by up to +20 mmag with FLUX_AUTO and +33 with the aperture).
+Small CCDs (512x1024; 256x576 for the 36-CCD mosaic) keep the tests short; full-size figures are in
+benchmarks/bench_scamp_independent.py.  Timing is never asserted here.
 """
 from __future__ import annotations
 
@@ -28,8 +29,8 @@ from terapix_testdata import truth_fluxes as tf  # noqa: E402
 
 #: zero-point error allowed on any exposure against the truth (issue 14), mag
 ZP_MAX_ERROR = 0.01
-#: ... with FLUX_AUTO, whose aperture loss differs by up to ~0.02 mag between these exposures' PSFs
-ZP_MAX_ERROR_FLUX_AUTO = 0.02
+#: statistical error of the median bias of a few hundred stars (scatter ~0.03 mag each), mag
+FLOOR_TOLERANCE = 0.003
 
 
 def require(name: str) -> None:
@@ -40,11 +41,11 @@ def require(name: str) -> None:
         pytest.skip(f"{name} not installed")
 
 
-def _compare(tmp_path, **survey):
+def _compare(tmp_path, preset="small", **survey):
     require("source-extractor")
     require("scamp")
     out = tmp_path / "survey"
-    gs.make_survey(out, preset="small", **survey)
+    gs.make_survey(out, preset=preset, **survey)
     cats, _ = rr.sextractor_catalogs(out, tmp_path / "cats")
     ref = out / "reference.cat"
     real = rr.run_scamp(cats, ref, tmp_path / "scamp", ours=False)
@@ -52,6 +53,20 @@ def _compare(tmp_path, **survey):
     assert real["ok"], real["stderr"][-2000:]
     assert ours["ok"], (ours["stdout"] + ours["stderr"])[-2000:]
     return out, real, ours, gs.score_heads(out, real["heads"]), gs.score_heads(out, ours["heads"])
+
+
+def assert_zero_points_follow_the_flux(out, cats, score, flux_key="FLUX_AUTO"):
+    """Each dimmed exposure's zero-point error lies where the clean stars' fluxes put it: between the floor
+    of the bright stars and that of all stars (``truth_fluxes.zero_point_floor``, the flux's own bias
+    against the photometric exposure on the stars both use), give or take FLOOR_TOLERANCE; the photometric
+    exposures stay at 0 within it."""
+    floor = tf.zero_point_floor(out, cats, flux_key)
+    for name, dzp in zp_errors(score).items():
+        if name not in floor:
+            assert abs(dzp) <= FLOOR_TOLERANCE, (name, zp_errors(score))
+            continue
+        ends = [v for v in (floor[name]["bright"], floor[name]["stars"]) if v == v]
+        assert min(ends) - FLOOR_TOLERANCE <= dzp <= max(ends) + FLOOR_TOLERANCE, (name, dzp, floor[name])
 
 
 def zp_errors(score: dict) -> dict:
@@ -91,9 +106,11 @@ def test_zero_points_of_every_exposure(few_arcsec):
     """The zero-point error of each exposure against the truth, with three fluxes of the same detections."""
     tmp_path, (out, real, ours, s_real, s_ours) = few_arcsec
     ref = out / "reference.cat"
-    assert s_ours["zp_max"] <= ZP_MAX_ERROR_FLUX_AUTO, zp_errors(s_ours)
-    # the same catalogues with each source's true total flux: nothing left but the solver's own error
     cats = sorted(ours["heads"][0].parent.glob("*.cat"))
+    # FLUX_AUTO's own error here exceeds the 0.01 mag target (1700004p: -17 mmag on the bright stars, -20 on
+    # all): the solver must land on it, not beside it (unflagged saturated stars put SCAMP at +2 there)
+    assert_zero_points_follow_the_flux(out, cats, s_ours)
+    # the same catalogues with each source's true total flux: nothing left but the solver's own error
     tcats, frac = tf.true_flux_catalogs(out, cats, tmp_path / "cats_trueflux")
     assert frac > 0.5
     exact = rr.run_scamp(tcats, ref, tmp_path / "ours_trueflux", ours=True)
@@ -109,6 +126,7 @@ def test_zero_points_of_every_exposure(few_arcsec):
     assert aper["ok"], (aper["stdout"] + aper["stderr"])[-2000:]
     s_aper = gs.score_heads(out, aper["heads"])
     assert s_aper["zp_max"] <= ZP_MAX_ERROR, zp_errors(s_aper)
+    assert_zero_points_follow_the_flux(out, acats, s_aper, "FLUX_APER")
 
 
 def test_thirty_arcsec_half_degree_one_percent_with_distortion(tmp_path):
@@ -118,4 +136,16 @@ def test_thirty_arcsec_half_degree_one_percent_with_distortion(tmp_path):
     summary = (out / "truth" / "survey.json").read_text()
     assert '"distortion_k": 0.0' not in summary
     assert s_ours["rms_mas"] <= s_real["rms_mas"] + 1.0, (s_ours, s_real)
-    assert s_ours["zp_max"] <= ZP_MAX_ERROR_FLUX_AUTO, zp_errors(s_ours)
+    assert_zero_points_follow_the_flux(out, sorted(ours["heads"][0].parent.glob("*.cat")), s_ours)
+
+
+@pytest.mark.timeout(1800)  # 72 CCDs rendered by GalSim: ~3 min on a quiet machine, far more on a loaded one
+def test_thirty_arcsec_half_degree_one_percent_on_36_ccds(tmp_path):
+    """MegaCam's 9x4 mosaic (CCDs of 256x576 to keep the test short), two r exposures (one photometric, one
+    dimmed), first guesses off by up to 30", 0.5 deg and 1% in scale: both programs on the same catalogues."""
+    out, real, ours, s_real, s_ours = _compare(
+        tmp_path, preset="small36", nx=256, ny=576, nexp=2, filters=("r",), seed=5, wcs_error_arcsec=20.0,
+        wcs_error_max_arcsec=30.0, rotation_max_deg=0.5, scale_error_max=0.01)
+    assert len(ours["heads"]) == 2
+    assert s_ours["rms_mas"] <= s_real["rms_mas"] + 1.0, (s_ours, s_real)
+    assert_zero_points_follow_the_flux(out, sorted(ours["heads"][0].parent.glob("*.cat")), s_ours)
