@@ -1,7 +1,9 @@
 """Catalogue writers: FITS_LDAC, FITS_1.0, ASCII, ASCII_HEAD and ASCII_VOTABLE, as SExtractor writes them.
 
 Column types, units and TDISP formats are SExtractor's (see :mod:`paramdefs`); the LDAC layout is the core
-:mod:`terapix_fw.ldac`.  Every file is written atomically.
+:mod:`terapix_fw.ldac`.  As SExtractor, each extension is written as soon as it is measured
+(:class:`CatalogWriter`, :class:`CheckImageWriter`), so that memory does not grow with the number of
+extensions; the file is a temporary one renamed when every extension is in (written atomically).
 """
 from __future__ import annotations
 

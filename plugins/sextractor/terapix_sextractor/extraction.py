@@ -38,6 +38,8 @@ What follows SExtractor and what differs
 * Memory: an extension is held in memory whole when it fits (at most about 40 bytes per pixel); one that
   does not (a 19354x19354 stack on a small node) is processed by horizontal strips with overlapping
   margins (:func:`_run_strips`); one that cannot even be cut into strips is refused before any work.
+  :func:`iter_results` hands each extension over as soon as it is done (in order, a bounded number ahead
+  from worker processes), and the tool writes it out at once: nothing accumulates over the extensions.
 
 Layout: this module holds the entry points and the scheduling of extensions (processes, threads,
 strips); the work is in modules by concern, whose names are re-exported here:

@@ -71,7 +71,10 @@ def run_step(ctx) -> None:
                                                           check_type=t)))
                       for t, nm in zip(types, names)]
         writers = None
-        for r in iter_results(image, cfg, None, detection_path=det, extensions=extensions, nthreads=nthreads):
+        # closed on an error too: worker processes stop at once instead of when the traceback is freed
+        results = stack.enter_context(contextlib.closing(iter_results(
+            image, cfg, None, detection_path=det, extensions=extensions, nthreads=nthreads)))
+        for r in results:
             if writers is None:
                 writers = _open_writers(stack, ctype, cat_tmp, check_tmps, r.header["FITSNEXT"])
             h = r.header

@@ -207,3 +207,33 @@ def test_peak_memory_does_not_grow_with_extensions(tmp_path):
     assert per_extension > 7
     # bound: a third of what one held extension costs over the 6 extra ones (allocator noise is ~1-2 MB)
     assert peak8 - peak2 < 6 * per_extension / 3, (peak2, peak8, per_extension)
+
+
+def test_tool_failing_on_a_later_extension_leaves_no_product(tmp_path):
+    """The first extension's catalogue and check image are already written when the second fails: the
+    step fails naming it, and neither file exists under its name nor as a temporary file."""
+    import logging
+
+    from terapix_fw.errors import ToolError
+    from terapix_fw.tool import StepContext
+    from terapix_sextractor.tool import SExtractorTool
+
+    hdus = [fits.PrimaryHDU()]
+    for k in range(3):
+        sim = make_image((150, 150), nstars=8, ngal=4, fwhm=3.0, seed=70 + k)
+        h = simple_wcs_header(sim.data.shape)
+        if k == 1:
+            h["GAIN"] = "lots"  # not a number: this extension cannot be measured
+        hdus.append(fits.ImageHDU(sim.data, h))
+    fits.HDUList(hdus).writeto(tmp_path / "exp.fits")
+    (tmp_path / "p.param").write_text("X_IMAGE\nY_IMAGE\nFLUX_AUTO\n")
+    cfg = SExtractorTool.parameter_set().resolve([("CATALOG_TYPE", "FITS_LDAC", "x.xml"),
+                                                  ("PARAMETERS_NAME", str(tmp_path / "p.param"), "x.xml"),
+                                                  ("CHECKIMAGE_TYPE", "SEGMENTATION", "x.xml"),
+                                                  ("CHECKIMAGE_NAME", "seg.fits", "x.xml")])
+    out = tmp_path / "out"
+    ctx = StepContext(inputs=[tmp_path / "exp.fits"], config=cfg, outdir=out, log=logging.getLogger("t"),
+                      nthreads=1)
+    with pytest.raises(ToolError, match="GAIN"):
+        SExtractorTool().run(ctx)
+    assert ctx.products == [] and list(out.iterdir()) == []
