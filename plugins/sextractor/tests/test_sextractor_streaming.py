@@ -237,3 +237,35 @@ def test_tool_failing_on_a_later_extension_leaves_no_product(tmp_path):
     with pytest.raises(ToolError, match="GAIN"):
         SExtractorTool().run(ctx)
     assert ctx.products == [] and list(out.iterdir()) == []
+
+
+def _ascii_lines_per_value(table):
+    """The former ASCII writer: one format per value (the reference the row-wise one must equal)."""
+    from terapix_sextractor.catalog import fortran_to_printf
+    from terapix_sextractor.paramdefs import BY_NAME
+
+    fmts = []
+    for name in table.colnames:
+        arr = np.asarray(table[name])
+        fmts.append((fortran_to_printf(BY_NAME[name][3]), int(np.prod(arr.shape[1:])) if arr.ndim > 1 else 1))
+    columns = [np.asarray(table[name]).reshape(len(table), size) for name, (_, size) in zip(table.colnames, fmts)]
+    lines = []
+    for i in range(len(table)):
+        parts = []
+        for (fmt, size), col in zip(fmts, columns):
+            for v in col[i]:
+                parts.append(fmt % (int(v) if fmt.endswith("d") else v))
+        lines.append(" ".join(parts))
+    return lines
+
+
+def test_ascii_rows_equal_the_per_value_formatting(mef_results):
+    from terapix_sextractor.catalog import _ascii_lines
+
+    for r in mef_results:
+        assert _ascii_lines(r.table, with_header=False) == _ascii_lines_per_value(r.table)
+    t = mef_results[0].table.copy()
+    t["FLAGS"] = t["FLAGS"].astype(np.float64)  # an integer format on a float column truncates as int()
+    t["FLAGS"][0] = 3.7
+    assert _ascii_lines(t, with_header=False) == _ascii_lines_per_value(t)
+    assert _ascii_lines(t[:0], with_header=False) == []
