@@ -67,6 +67,30 @@ class FitsStream:
             del view
         self.count += 1
 
+    def append_formatted(self, header: str, data) -> None:
+        """Write one extension already formatted: its header text and its data bytes (padded here).
+
+        Parameters
+        ----------
+        header : str
+            The header, END card and blank padding included (``Header.tostring()``).
+        data : bytes-like
+            The data as FITS stores it (big-endian), without padding.
+
+        Raises
+        ------
+        ValueError
+            If this is the file's first HDU or the header is not whole 2880-byte blocks of an extension.
+        """
+        if self.count == 0 or not header.startswith("XTENSION") or len(header) % BLOCK:
+            raise ValueError(f"{self.path}: HDU {self.count}: a formatted extension needs a primary HDU before "
+                             "it and an XTENSION header of whole 2880-byte blocks")
+        self._file.write(header.encode("ascii"))
+        data = memoryview(data).cast("B")
+        self._file.write(data)
+        self._file.write(b"\0" * (-len(data) % BLOCK))
+        self.count += 1
+
     def _write_image(self, header, data) -> None:
         import numpy as np
 

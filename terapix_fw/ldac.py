@@ -110,6 +110,23 @@ class LdacWriter:
         self._out.append(hdu)
         self.count += 1
 
+    def append_formatted(self, header, objects_header: str, objects_data) -> None:
+        """Write one extension's pair, the objects table already formatted (a writer that makes many tables
+        of the same columns formats them faster than astropy builds each HDU).
+
+        Parameters
+        ----------
+        header : astropy.io.fits.Header
+            The image header (stored in ``LDAC_IMHEAD``).
+        objects_header : str
+            The ``LDAC_OBJECTS`` header text (EXTNAME included, END and padding).
+        objects_data : bytes-like
+            Its rows, big-endian, without padding.
+        """
+        self._out.append(imhead_hdu(header))
+        self._out.append_formatted(objects_header, objects_data)
+        self.count += 1
+
     def close(self) -> None:
         """Close the file."""
         self._out.close()

@@ -15,7 +15,7 @@ import numpy as np
 
 from terapix_fw.errors import ToolError
 
-__all__ = ["objects_hdu", "CatalogWriter", "CheckImageWriter", "check_image_hdu", "write_catalog",
+__all__ = ["objects_hdu", "objects_bytes", "CatalogWriter", "CheckImageWriter", "check_image_hdu", "write_catalog",
            "write_check_image", "fortran_to_printf"]
 
 
@@ -43,6 +43,47 @@ def objects_hdu(table, extname="LDAC_OBJECTS"):
         hdu.header.comments[f"TTYPE{i}"] = BY_NAME[name][4][:max(room, 0)]
     hdu.header["EXTNAME"] = extname
     return hdu
+
+
+#: FITS binary-table codes of the catalogue columns (paramdefs) and their big-endian numpy types
+_CODES = {"E": ">f4", "D": ">f8", "J": ">i4", "I": ">i2", "K": ">i8", "B": "u1"}
+_HEADERS: dict = {}  # column layout -> header text of an objects table of 0 rows (see objects_bytes)
+
+
+def objects_bytes(table, extname="LDAC_OBJECTS"):
+    """The header text and row bytes of :func:`objects_hdu` ``(table, extname)``, without building the HDU:
+    astropy makes the header of a table of these columns once (0 rows; then only NAXIS2 changes) and the
+    rows are one big-endian structured array.  Building the HDU cost 4% of a CCD's extraction.
+
+    Parameters
+    ----------
+    table : astropy.table.Table
+        The catalogue of one extension.
+    extname : str
+        EXTNAME of the table.
+
+    Returns
+    -------
+    tuple of (str, numpy.ndarray)
+        The header (END and padding included) and the rows' bytes (uint8, no padding).
+    """
+    from .paramdefs import BY_NAME
+
+    n = len(table)
+    arrays = [np.asarray(table[name]) for name in table.colnames]
+    layout = (extname,) + tuple((name, a.shape[1:]) for name, a in zip(table.colnames, arrays))
+    text = _HEADERS.get(layout)
+    if text is None:
+        text = _HEADERS[layout] = objects_hdu(table[:0], extname).header.tostring()
+    card = text[4 * 80:5 * 80]  # NAXIS2, the fifth card of a binary table
+    if not card.startswith("NAXIS2  = "):
+        raise RuntimeError(f"unexpected binary-table header from astropy: {card!r}")
+    text = text[:4 * 80] + card[:10] + f"{n:>20d}" + card[30:] + text[5 * 80:]
+    rows = np.empty(n, dtype=[(f"c{i}", _CODES[BY_NAME[name][1]], a.shape[1:])
+                              for i, (name, a) in enumerate(zip(table.colnames, arrays))])
+    for i, a in enumerate(arrays):
+        rows[f"c{i}"] = a
+    return text, rows.view(np.uint8)
 
 
 _FMT = re.compile(r"([IFEGA])(\d+)(?:\.(\d+))?")
@@ -148,11 +189,11 @@ class CatalogWriter:
             The extension's table and LDAC header.
         """
         if self.type == "FITS_LDAC":
-            self._out.append(result.header, objects_hdu(result.table))
+            self._out.append_formatted(result.header, *objects_bytes(result.table))
         elif self.type == "FITS_1.0":
             if self._out is None:
                 self._out = _fits10_stream(self.path, result.header)
-            self._out.append(objects_hdu(result.table, extname="OBJECTS"))
+            self._out.append_formatted(*objects_bytes(result.table, extname="OBJECTS"))
         elif self.type in ("ASCII", "ASCII_HEAD"):
             lines = _ascii_lines(result.table, with_header=(self.type == "ASCII_HEAD" and self.count == 0))
             self._out.write("".join(line + "\n" for line in lines))
