@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["LdacExtension", "imhead_hdu", "header_from_imhead", "write_ldac", "read_ldac"]
+__all__ = ["LdacExtension", "LdacWriter", "imhead_hdu", "header_from_imhead", "write_ldac", "read_ldac"]
 
 
 @dataclass
@@ -73,6 +73,71 @@ def header_from_imhead(hdu):
     return fits.Header.fromstring(text)
 
 
+class LdacWriter:
+    """Write an LDAC catalogue pair by pair, each (``LDAC_IMHEAD``, ``LDAC_OBJECTS``) appended to the file as
+    soon as it is given, so that a catalogue of many extensions is never held whole in memory.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file to create: a temporary name (see :func:`terapix_fw.atomic.atomic_path`).
+    """
+
+    def __init__(self, path: str | Path):
+        from astropy.io import fits
+
+        from .fitsstream import FitsStream
+
+        self._out = FitsStream(path)
+        self._out.append(fits.PrimaryHDU())
+        self.count = 0
+
+    def append(self, header, objects) -> None:
+        """Write one extension's pair.
+
+        Parameters
+        ----------
+        header : astropy.io.fits.Header
+            The image header (stored in ``LDAC_IMHEAD``).
+        objects : astropy.table.Table or astropy.io.fits.BinTableHDU
+            The objects (``LDAC_OBJECTS``).
+        """
+        from astropy.io import fits
+
+        self._out.append(imhead_hdu(header))
+        hdu = objects if isinstance(objects, fits.BinTableHDU) else fits.table_to_hdu(objects)
+        hdu.header["EXTNAME"] = "LDAC_OBJECTS"
+        self._out.append(hdu)
+        self.count += 1
+
+    def append_formatted(self, header, objects_header: str, objects_data) -> None:
+        """Write one extension's pair, the objects table already formatted (a writer that makes many tables
+        of the same columns formats them faster than astropy builds each HDU).
+
+        Parameters
+        ----------
+        header : astropy.io.fits.Header
+            The image header (stored in ``LDAC_IMHEAD``).
+        objects_header : str
+            The ``LDAC_OBJECTS`` header text (EXTNAME included, END and padding).
+        objects_data : bytes-like
+            Its rows, big-endian, without padding.
+        """
+        self._out.append(imhead_hdu(header))
+        self._out.append_formatted(objects_header, objects_data)
+        self.count += 1
+
+    def close(self) -> None:
+        """Close the file."""
+        self._out.close()
+
+    def __enter__(self) -> "LdacWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._out.__exit__(exc_type, exc, tb)
+
+
 def write_ldac(path: str | Path, extensions: list[LdacExtension]) -> Path:
     """Write an LDAC catalogue atomically.
 
@@ -87,17 +152,12 @@ def write_ldac(path: str | Path, extensions: list[LdacExtension]) -> Path:
     -------
     Path
     """
-    from astropy.io import fits
+    from .atomic import atomic_path
 
-    from .atomic import write_fits_atomic
-
-    hdus = [fits.PrimaryHDU()]
-    for ext in extensions:
-        hdus.append(imhead_hdu(ext.header))
-        objects = ext.objects if isinstance(ext.objects, fits.BinTableHDU) else fits.table_to_hdu(ext.objects)
-        objects.header["EXTNAME"] = "LDAC_OBJECTS"
-        hdus.append(objects)
-    return write_fits_atomic(path, fits.HDUList(hdus))
+    with atomic_path(path) as tmp, LdacWriter(tmp) as out:
+        for ext in extensions:
+            out.append(ext.header, ext.objects)
+    return Path(path)
 
 
 def read_ldac(path: str | Path) -> list[LdacExtension]:

@@ -6,11 +6,12 @@ Python API (heavy modules are imported on first use)::
     tables = extract("image.fits", config="default.sex", params=["X_IMAGE", "FLUX_AUTO"], DETECT_THRESH=3)
 
 ``extract`` returns one astropy Table per image extension; ``extract_results`` also returns the
-LDAC_IMHEAD header and check images; ``extract_image`` works on arrays in memory (an ``ImageSpec``),
+LDAC_IMHEAD header and check images (``iter_results`` yields them one extension at a time); ``extract_image`` works on arrays in memory (an ``ImageSpec``),
 with the configuration and catalogue parameters from ``resolve_config`` and ``resolve_params``.  See
 :mod:`terapix_sextractor.extraction`.
 """
-__all__ = ["extract", "extract_image", "extract_results", "ImageSpec", "resolve_config", "resolve_params"]
+__all__ = ["extract", "extract_image", "extract_results", "iter_results", "ImageSpec", "resolve_config",
+           "resolve_params"]
 
 
 def __getattr__(name):

@@ -38,6 +38,8 @@ What follows SExtractor and what differs
 * Memory: an extension is held in memory whole when it fits (at most about 40 bytes per pixel); one that
   does not (a 19354x19354 stack on a small node) is processed by horizontal strips with overlapping
   margins (:func:`_run_strips`); one that cannot even be cut into strips is refused before any work.
+  :func:`iter_results` hands each extension over as soon as it is done (in order, a bounded number ahead
+  from worker processes), and the tool writes it out at once: nothing accumulates over the extensions.
 
 Layout: this module holds the entry points and the scheduling of extensions (processes, threads,
 strips); the work is in modules by concern, whose names are re-exported here:
@@ -49,6 +51,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -64,8 +67,8 @@ from .reading import (BYTES_PER_PIXEL, ExtractionResult, ImageSpec, _job_header,
                       _release_heap, _strip_plan, _timings, _TIMINGS)
 from .worldcoords import _in_thread, _pixel_scale, _wants_world, _wcs
 
-__all__ = ["extract", "extract_results", "extract_image", "resolve_config", "resolve_params", "ImageSpec",
-           "ExtractionResult", "BYTES_PER_PIXEL"]
+__all__ = ["extract", "extract_results", "iter_results", "extract_image", "resolve_config", "resolve_params",
+           "ImageSpec", "ExtractionResult", "BYTES_PER_PIXEL"]
 #: names of the concern modules kept importable from here (tests and older callers use them)
 _REEXPORTED = (_every_nth, _grown_labels_at, _interpolate_bad, _variance_from_weight, _vignets)
 
@@ -92,8 +95,8 @@ def extract(image_path, config=None, params=None, detection_path=None, weight_pa
     ``meta["EXTENSION"]`` (the 1-based image extension number, FITSEXT) and ``meta["TIMINGS"]`` (CPU
     seconds per phase).
     """
-    return [r.table for r in extract_results(image_path, config, params, detection_path, weight_path,
-                                             flag_path, det_weight_path, extensions, nthreads, **overrides)]
+    return [r.table for r in iter_results(image_path, config, params, detection_path, weight_path,
+                                          flag_path, det_weight_path, extensions, nthreads, **overrides)]
 
 
 def extract_results(image_path, config=None, params=None, detection_path=None, weight_path=None,
@@ -111,6 +114,28 @@ def extract_results(image_path, config=None, params=None, detection_path=None, w
     Returns
     -------
     list of ExtractionResult
+    """
+    return list(iter_results(image_path, config, params, detection_path, weight_path, flag_path,
+                             det_weight_path, extensions, nthreads, **overrides))
+
+
+def iter_results(image_path, config=None, params=None, detection_path=None, weight_path=None,
+                 flag_path=None, det_weight_path=None, extensions=None, nthreads=None,
+                 **overrides) -> Iterator[ExtractionResult]:
+    """As :func:`extract_results`, yielding each extension's result in extension order as soon as it is
+    done: a caller that writes each one and lets it go (the tool's catalogue and check images) holds a
+    number of extensions bounded by the worker count, not the whole file.
+
+    Parameters
+    ----------
+    image_path, config, params, detection_path, weight_path, flag_path, det_weight_path, extensions, nthreads
+        As for :func:`extract`.
+    **overrides : Any
+        SExtractor keywords.
+
+    Yields
+    ------
+    ExtractionResult
     """
     cfg = resolve_config(config, **overrides)
     check_supported(cfg)
@@ -167,15 +192,40 @@ def extract_results(image_path, config=None, params=None, detection_path=None, w
     if len(jobs) == 1:  # one image: its objects are measured by several threads instead
         jobs[0]["inner_threads"] = requested
     if workers == 1:
-        return [_run_job(job, cfg, plist) for job in jobs]
+        for job in jobs:
+            yield _run_job(job, cfg, plist)
+        return
+    yield from _pooled(jobs, cfg, plist, workers)
+
+
+def _pooled(jobs, cfg, plist, workers):
+    """The jobs' results in order from ``workers`` processes, at most two per worker submitted ahead of
+    the one the caller waits for (the others' results would pile up here while the first is slow)."""
+    from collections import deque
     from concurrent.futures import ProcessPoolExecutor
     import multiprocessing as mp
 
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
     if ctx is not None:
         _warm_up()  # load the numba functions once; forked workers inherit them
+    todo = iter(jobs)
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        return list(pool.map(_run_job, jobs, [cfg] * len(jobs), [plist] * len(jobs)))
+        pending = deque()
+        try:
+            for job in todo:
+                pending.append(pool.submit(_run_job, job, cfg, plist))
+                if len(pending) >= 2 * workers:
+                    break
+            while pending:
+                result = pending.popleft().result()
+                job = next(todo, None)
+                if job is not None:
+                    pending.append(pool.submit(_run_job, job, cfg, plist))
+                yield result
+                del result  # the caller has it; do not keep it while waiting for the next
+        except BaseException:  # an error, Ctrl-C or a caller that stops: do not run what is queued
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
 
 
 def _warm_up():

@@ -118,7 +118,7 @@ def test_check_images(tmp_path, sim_file):
     assert np.median(res.checks["BACKGROUND_RMS"]) == pytest.approx(sim.noise, rel=0.05)
     # written through the tool as FITS files
     from terapix_sextractor.catalog import write_check_image
-    write_check_image(tmp_path / "seg.fits", [res], "SEGMENTATION", [res.header])
+    write_check_image(tmp_path / "seg.fits", [res], "SEGMENTATION")
     assert np.array_equal(fits.getdata(tmp_path / "seg.fits"), seg)
 
 

@@ -54,7 +54,8 @@ def test_extraction_keeps_only_entry_points_and_scheduling():
     extensions: no detection or measurement code defined there again."""
     own = [n for n, v in vars(ex).items() if (inspect.isfunction(v) or inspect.isclass(v))
            and v.__module__ == ex.__name__]
-    assert set(own) == {"extract", "extract_results", "extract_image", "_warm_up", "_run_job", "_run_rows",
+    assert set(own) == {"extract", "extract_results", "iter_results", "_pooled", "extract_image", "_warm_up",
+                        "_run_job", "_run_rows",
                         "_read_and_detect", "_can_overlap", "_overlapped_job", "_run_strips", "_measure_detected",
                         "_card_image"}
 
