@@ -277,19 +277,37 @@ class Runner:
                   for name, items in unit.param_items.items()}
         return inputs, params
 
-    def _prepare(self, unit: Unit, results: dict[str, UnitResult]) -> tuple[UnitSpec, UnitInfo, UnitRecord]:
+    def _configure(self, unit: Unit, inputs: list[str], param_inputs: dict[str, list[str]]):
+        """The unit's configuration layers and its resolved, validated configuration."""
         step = unit.step
-        info = get_tool(step.tool)
-        inputs, param_inputs = self._resolve_items(unit, results)
         tokens = unit_tokens(unit, inputs)
-        params = info.cls.parameter_set()
+        params = get_tool(step.tool).cls.parameter_set()
         # defaults may hold unit tokens too ("{stem}.cat"): substitute them like explicit values
         token_defaults = [(p.name, value, "default") for p in params if isinstance(p.default, str)
                           and (value := substitute_unit_tokens(p.default, tokens)) != p.default]
         layers = [token_defaults] + [[(k, substitute_unit_tokens(v, tokens), w) for k, v, w in layer]
                                      for layer in step.config_layers()]
         layers.append([(name, ",".join(paths), f"input of step {step.id}") for name, paths in param_inputs.items()])
-        config = params.resolve(*layers)  # per-unit values are validated here, before submission
+        return params, layers, params.resolve(*layers)  # per-unit values are validated here, before submission
+
+    def _files_to_hash(self, order: list[Unit]):
+        """The raw inputs of the run's units, then the files named by the configuration of the units that
+        read raw inputs only (the weight maps beside the exposures): what :meth:`_Checksums.prefetch` can
+        start hashing before the first submission."""
+        yield from (item.path for u in order for item in u.items if item.path)
+        for unit in order:
+            if all(item.path for item in unit.items) and not unit.param_items:
+                try:
+                    params, _, config = self._configure(unit, [item.path for item in unit.items], {})
+                except Exception:  # noqa: BLE001 - a bad value is reported by the unit's own preparation
+                    continue
+                yield from _files_named_by(params, config)
+
+    def _prepare(self, unit: Unit, results: dict[str, UnitResult]) -> tuple[UnitSpec, UnitInfo, UnitRecord]:
+        step = unit.step
+        info = get_tool(step.tool)
+        inputs, param_inputs = self._resolve_items(unit, results)
+        params, layers, config = self._configure(unit, inputs, param_inputs)
         digests = [(p, self.checksums(p)) for p in inputs + [q for v in param_inputs.values() for q in v]]
         named = [p for p in _files_named_by(params, config) if p not in dict(digests)]
         # files the configuration names (weight maps, filters, parameter lists, reference catalogues) are
@@ -467,8 +485,9 @@ class Runner:
                    if (reason := warmup_reason(get_tool(tool).cls))}
         progress = Progress(len(order), self.show_progress, warmups=warmups)
         claim = self._claim_workdir(run)
-        # the raw inputs' digests are computed meanwhile (the products of upstream units when they come)
-        self.checksums.prefetch(item.path for u in order for item in u.items if item.path)
+        # the raw inputs' digests (and their weight maps') are computed meanwhile (the products of
+        # upstream units when they come)
+        self.checksums.prefetch(self._files_to_hash(order))
         preload = self._worker_preload()
         # a local pool is made now when some unit has no state (it will run): its workers' imports then
         # overlap the hashing of the inputs and the opening of RDBix; otherwise (everything may be up to
