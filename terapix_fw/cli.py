@@ -69,7 +69,8 @@ def _cmd_tool_server(args) -> int:
             print(f"terapix tool-server: listening; export TERAPIX_TOOL_SERVER={path}", flush=True)
 
     idle = args.idle_timeout if args.idle_timeout and args.idle_timeout > 0 else None
-    return serve(path, args.preload or ["sextractor"], ready, idle_timeout=idle, lock_fd=args.lock_fd)
+    return serve(path, args.preload or ["sextractor"], ready, idle_timeout=idle, lock_fd=args.lock_fd,
+                 after_fd=args.after_fd)
 
 
 def _wait_exit(pid: int, timeout: float = 30.0) -> None:
@@ -198,6 +199,7 @@ def build_parser(plugin_commands: bool = True) -> argparse.ArgumentParser:
     group.add_argument("--stop", action="store_true", help="stop the server listening at the socket")
     p.add_argument("--detached", action="store_true", help=argparse.SUPPRESS)  # started by `terapix tool`
     p.add_argument("--lock-fd", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--after-fd", type=int, default=None, help=argparse.SUPPRESS)  # pidfd of the starting command
     p.set_defaults(func=_cmd_tool_server)
 
     if plugin_commands:

@@ -427,12 +427,18 @@ def start_detached(path: Path, tool: str | None) -> int | None:
                 idle = str(float(os.environ.get(IDLE_VAR) or DEFAULT_IDLE))
             except ValueError:
                 idle = str(DEFAULT_IDLE)
+            # the server loads its code once this command has exited (it waits on this process's pidfd):
+            # on a machine with few cores the two would otherwise compete, and the first command is slower
+            after = os.pidfd_open(os.getpid())
             cmd = [sys.executable, "-c", _BOOT, "tool-server", "--socket", str(path), "--idle-timeout", idle,
-                   "--detached", "--lock-fd", str(lock)] + (["--preload", tool] if tool else [])
+                   "--detached", "--lock-fd", str(lock), "--after-fd", str(after)] + \
+                (["--preload", tool] if tool else [])
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=directory,
-                                    start_new_session=True, pass_fds=(lock,), close_fds=True)
+                                    start_new_session=True, pass_fds=(lock, after), close_fds=True)
         finally:
             os.close(log)
+            if "after" in locals():
+                os.close(after)
         proc.returncode = 0  # never waited for: it outlives this command (and Popen must not warn)
         return proc.pid
     except OSError:
@@ -537,7 +543,7 @@ def _take_lock(path: Path, lock_fd: int | None) -> int:
 
 
 def serve(path: Path, preload: list[str], ready=None, idle_timeout: float | None = None,
-          lock_fd: int | None = None) -> int:
+          lock_fd: int | None = None, after_fd: int | None = None) -> int:
     """Listen at ``path`` until stopped, running each drop-in command in a forked process.
 
     Parameters
@@ -554,6 +560,9 @@ def serve(path: Path, preload: list[str], ready=None, idle_timeout: float | None
     lock_fd : int, optional
         A descriptor of ``PATH.lock`` already locked by the process that started this one (else the
         lock is taken here).
+    after_fd : int, optional
+        A pidfd of the command that started this server: the tools' code is loaded once that process
+        has exited (on a machine with few cores, loading beside it would slow that first command down).
 
     Returns
     -------
@@ -577,6 +586,11 @@ def serve(path: Path, preload: list[str], ready=None, idle_timeout: float | None
     # SIGTERM while loading (numba may run inside a ctypes callback that swallows exceptions): the
     # default, an exit that leaves nothing behind (no socket yet; the kernel drops the lock)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if after_fd is not None:
+        import select
+
+        select.select([after_fd], [], [])
+        os.close(after_fd)
     try:
         watch = _watched_dirs()
         own = fingerprint(watch)  # before the tools' code is read: what a command compares against
