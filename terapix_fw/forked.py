@@ -116,11 +116,13 @@ class ForkedCall:
             before sending its result.
         """
         try:
-            # the file object owns the descriptor from here: an interrupted read (Ctrl-C) closes it, and
-            # close() must not close it again (EBADF would hide the KeyboardInterrupt)
-            pipe, self._fd = os.fdopen(self._fd, "rb"), None
-            with pipe:
-                payload = pipe.read()
+            # read the descriptor itself, which close() closes once: a file object made over it would own it
+            # too, and Ctrl-C arriving inside os.fdopen (after the object owns it, before this method knows)
+            # had it closed twice, the EBADF hiding the KeyboardInterrupt
+            chunks = []
+            while chunk := os.read(self._fd, 1 << 20):
+                chunks.append(chunk)
+            payload = b"".join(chunks)
             _, status = os.waitpid(self._pid, 0)
             self._pid = None
             if not payload:
