@@ -18,6 +18,7 @@ benchmarks/bench_scamp_independent.py.  Timing is never asserted here.
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 
@@ -98,7 +99,9 @@ def test_header_errors_of_a_few_arcsec(few_arcsec):
     bad = rr.run_scamp(sorted(ours["heads"][0].parent.glob("*.cat")), out / "reference.cat", tmp_path / "nomatch",
                        ours=True, extra={"MATCH": "N"})
     assert not bad["ok"]
-    assert "astrometric solution rejected" in bad["stderr"] and "p.cat: reference residuals" in bad["stderr"]
+    # named with its residuals or with the reference stars it lost (the solution keeps few chance pairs)
+    assert "astrometric solution rejected" in bad["stderr"]
+    assert re.search(r"p\.cat: (reference residuals|\d+ reference matches for)", bad["stderr"]), bad["stderr"][-2000:]
     assert not any(h.exists() for h in bad["heads"])
 
 
