@@ -581,7 +581,8 @@ def _render_exposure(args):
             whdus.append(fits.ImageHDU(data=weight, header=wh))
         mh = fits.Header()
         mh["EXTNAME"] = ext
-        mhdus.append(fits.CompImageHDU(data=crmask, header=mh, compression_type="RICE_1"))
+        # one tile per CCD: astropy compresses row tiles (its default) one by one in Python, 5x slower here
+        mhdus.append(fits.CompImageHDU(data=crmask, header=mh, compression_type="RICE_1", tile_shape=crmask.shape))
         th = fits.Header()
         th["EXTNAME"] = ext
         th.update(h_true)

@@ -11,6 +11,7 @@ Nothing here imports ``terapix_fw``.
 """
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 from pathlib import Path
@@ -20,18 +21,28 @@ import numpy as np
 __all__ = ["match_truth", "true_flux_catalogs", "flux_bias", "zero_point_floor"]
 
 
+@functools.lru_cache(maxsize=16)
+def _truth_positions(path: str, mtime_ns: int) -> tuple:
+    """CCD, X and Y columns of a ``truth/<name>.sources.fits``, read once per file version (callers
+    match one CCD at a time: 36 reads of the same table took 1-2 s per exposure)."""
+    from astropy.table import Table
+
+    truth = Table.read(path)
+    return tuple(np.asarray(truth[k]) for k in ("CCD", "X", "Y"))
+
+
 def match_truth(survey: str | Path, name: str, ccd: int, x, y, radius: float = 1.0) -> np.ndarray:
     """Row in ``truth/<name>.sources.fits`` of the source nearest to each (x, y) (FITS pixels) of CCD
     ``ccd`` (0-based extension order), -1 beyond ``radius`` pixels."""
-    from astropy.table import Table
     from scipy.spatial import cKDTree
 
-    truth = Table.read(Path(survey) / "truth" / f"{name}.sources.fits")
-    rows = np.flatnonzero(np.asarray(truth["CCD"]) == ccd)
+    path = Path(survey) / "truth" / f"{name}.sources.fits"
+    tccd, tx, ty = _truth_positions(str(path), path.stat().st_mtime_ns)
+    rows = np.flatnonzero(tccd == ccd)
     out = np.full(len(x), -1, np.int64)
     if len(rows) == 0 or len(x) == 0:
         return out
-    tree = cKDTree(np.column_stack([np.asarray(truth["X"])[rows], np.asarray(truth["Y"])[rows]]))
+    tree = cKDTree(np.column_stack([tx[rows], ty[rows]]))
     dist, idx = tree.query(np.column_stack([x, y]), distance_upper_bound=radius)
     found = np.isfinite(dist)
     out[found] = rows[idx[found]]

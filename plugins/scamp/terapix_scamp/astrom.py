@@ -707,11 +707,17 @@ def solve_astrometry(det: Detections, model: AstromModel, field_tp, group_tp, re
                             f"{config['CROSSID_RADIUS']}\"; cannot solve the astrometry")
         if it == 0 and deg >= 2:
             _set_block_degrees(model, coords, pbase, link_i[link_ok], link_j[link_ok], ref_ok, log)
+        # The first solution rests on the first cross-identification, made with the first guess, and is not
+        # clipped: a chance pair there (two stars 2" apart whose partners the flags removed) joined by a
+        # link of S/N > 500 would bend its chip's polynomial by arcseconds, the next cross-identification
+        # would then lose that chip's matches and the polynomial fold.  So every detection's position is
+        # given the first guess's own error (robust rms of its reference residuals) on the first pass.
+        extra_var = _first_guess_variance(gx, gy, ref_idx, ref_ok, det.group, refs) if it == 0 else 0.0
         li, lj = link_i[link_ok], link_j[link_ok]
         while True:
             theta = _assemble_and_solve(model, det, theta, li, lj, ref_ok, ref_idx, refs, prior,
                                         prior_target if len(prior) else None, coords, pbase, lbase, gx, gy, J, C,
-                                        weight_ref, sparse, log, nthreads)
+                                        weight_ref, sparse, log, nthreads, extra_var)
             folded = folded_blocks(model, theta)
             if len(folded) == 0:
                 break
@@ -751,9 +757,10 @@ def _set_block_degrees(model, coords, pbase, li, lj, ref_ok, log) -> None:
 
 
 def _assemble_and_solve(model, det, theta, li, lj, ref_ok, ref_idx, refs, prior, prior_target, coords, pbase,
-                        lbase, gx, gy, J, C, weight_ref, sparse, log, nthreads):
+                        lbase, gx, gy, J, C, weight_ref, sparse, log, nthreads, extra_var: float = 0.0):
     """One Gauss-Newton step: the normal equations of the kept links, reference matches and prior, solved
-    with the polynomial terms above each chip's degree held at zero."""
+    with the polynomial terms above each chip's degree held at zero.  ``extra_var`` (deg^2) is added to
+    the variance of every detection's position (the first solution's: see :func:`solve_astrometry`)."""
     nparam = model.nparam
     deg, fdeg = model.degree, model.focdeg
     m, nlin = 2 * model.nfoc, int((model.lin_of >= 0).sum())
@@ -770,20 +777,30 @@ def _assemble_and_solve(model, det, theta, li, lj, ref_ok, ref_idx, refs, prior,
     order = np.lexsort((pbase[lj], det.field[lj], pbase[li], det.field[li]))
     li, lj = li[order], lj[order]
     del order
-    w = 1.0 / (det.sig[li] ** 2 + det.sig[lj] ** 2)
+    w = 1.0 / (det.sig[li] ** 2 + det.sig[lj] ** 2 + 2.0 * extra_var)
     accumulate(N, rhs, li, lj, w, np.broadcast_to(np.zeros(2), (len(li), 2)), coords, pbase, lbase, deg, fdeg, J, C)
     del li, lj, w
     ri = np.nonzero(ref_ok)[0]
     ri = ri[np.lexsort((pbase[ri], det.field[ri]))]
     if len(ri):
         rpos = np.column_stack([gx[ri], gy[ri]]) - _ref_residuals(gx, gy, ref_idx, det.group, refs, ri)
-        rw = weight_ref / (det.sig[ri] ** 2 + _ref_sig(ref_idx, det.group, refs, ri) ** 2)
+        rw = weight_ref / (det.sig[ri] ** 2 + _ref_sig(ref_idx, det.group, refs, ri) ** 2 + extra_var)
         accumulate(N, rhs, ri, np.full(len(ri), -1, np.int64), rw, rpos, coords, pbase, lbase, deg, fdeg, J, C)
     if len(prior):
         accumulate(N, rhs, prior, np.full(len(prior), -1, np.int64), np.full(len(prior), 3600.0 ** 2),
                    prior_target, coords, pbase, lbase, deg, fdeg, J, C)
     _fix_params(N, rhs, model.fixed_params())
     return _solve_normal(N, rhs, theta, log, nthreads)
+
+
+def _first_guess_variance(gx, gy, ref_idx, ref_ok, group, refs) -> float:
+    """Variance (deg^2, per axis) of the first guess's positions: the squared robust rms of the residuals
+    of the reference matches ``ref_ok`` (0 without reference matches)."""
+    sel = np.nonzero(ref_ok)[0]
+    if len(sel) == 0:
+        return 0.0
+    rms = _robust_rms(_ref_residuals(gx, gy, ref_idx, group, refs, sel).ravel())
+    return float(rms * rms) if np.isfinite(rms) else 0.0
 
 
 def _ref_residuals(gx, gy, ref_idx, group, refs, sel):

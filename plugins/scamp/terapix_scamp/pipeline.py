@@ -284,6 +284,11 @@ BAD_SIGMA_FLOOR = 0.1
 #: a chip with fewer reference (or overlap) matches than this fraction of the median of the same
 #: chip in the other fields of its group lost its stars to a wrong solution
 BAD_COUNT_FRACTION = 0.3
+#: a field matched to fewer reference stars than this fraction of those within its radius lost them to a
+#: wrong solution, whatever the other fields did (when most fields of a group lost theirs, the median above
+#: no longer shows it); good solutions match 0.4-0.6 of them (the circle also holds the gaps and the
+#: corners beyond the chips), wrong ones 0.01-0.02 (GalSim surveys of issue 14)
+REF_LOST_FRACTION = 0.1
 
 
 def _too_few(n: int, typical: float) -> bool:
@@ -309,9 +314,19 @@ def _log_residuals(run, log) -> None:
                  s["internal_high"]["ndets"], *s["reference_high"]["sigma"], s["reference_high"]["ndets"], chips)
 
 
+def _refs_within_radius(run, k: int) -> int:
+    """Reference stars of field ``k``'s group within the field's radius of its centre."""
+    g = run.group_of[k]
+    if run.refs[g] is None:
+        return 0
+    gx, gy, _ = run.refs[g]
+    fx, fy = project(run.field_tp[k, 0], run.field_tp[k, 1], *run.group_tp[g])
+    return int(np.count_nonzero(np.hypot(gx - fx, gy - fy) < run.field_radius[k]))
+
+
 def _check_solution(run) -> None:
     """A solution whose residuals against the reference or between overlaps are far above the expected
-    errors, or whose chips lost their matches, is an error naming the fields and extensions."""
+    errors, or whose fields or chips lost their matches, is an error naming the fields and extensions."""
     st = run.stats
     exp_int = st["expected"]["internal"]
     exp_ref = st["expected"]["reference"]
@@ -333,6 +348,9 @@ def _check_solution(run) -> None:
             if counts and _too_few(s[key]["ndets"], np.median(counts)):
                 why.append(f"{s[key]['ndets']} {what} matches where the other fields have a median of "
                            f"{np.median(counts):.0f}")
+        within = _refs_within_radius(run, k)
+        if within * REF_LOST_FRACTION >= 3 and s["reference"]["ndets"] < REF_LOST_FRACTION * within:
+            why.append(f"{s['reference']['ndets']} reference matches for {within} reference stars within its radius")
         for c in st["chips"][k]:
             e = c["extension"] - 1
             for key, lim, what in (("reference_high", lim_ref, "reference"), ("internal_high", lim_int, "overlap")):
