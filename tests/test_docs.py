@@ -16,9 +16,12 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 def html(tmp_path_factory):
     pytest.importorskip("sphinx")
     out = tmp_path_factory.mktemp("docs")
+    # one doctree directory for both builders (as `make html doctest`): the doctest build reuses the
+    # environment the html build read (every page, every autodoc import) and still runs every doctest
     for builder in ("html", "doctest"):
         done = subprocess.run([sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", builder,
-                               str(DOCS), str(out / builder)], capture_output=True, text=True)
+                               "-d", str(out / "doctrees"), str(DOCS), str(out / builder)],
+                              capture_output=True, text=True)
         assert done.returncode == 0, f"sphinx -b {builder} failed:\n{done.stdout}\n{done.stderr}"
     return out / "html"
 

@@ -67,13 +67,33 @@ def register(url: str, raw: Path, bad: set[str] = frozenset(), vw: set[str] = fr
     write_document(connect(url), doc)
 
 
+#: the stack whose command file test_command_file_makes_what_the_instruction_file_made runs
+COMMAND_STACK = "CFHTLS_D_r_022600-043000_T0001"
+
+
 @pytest.fixture(scope="module")
 def release(tmp_path_factory):
-    return make_release(tmp_path_factory.mktemp("spica"))
+    made = make_release(tmp_path_factory.mktemp("spica"), tmp_path_factory.mktemp("cmdfile"))
+    yield made
+    if made["command_run"].poll() is None:  # its test did not wait for it (it failed before, or was deselected)
+        made["command_run"].kill()
+        made["command_run"].wait()
 
 
-def make_release(base: Path) -> dict:
-    """Simulate, register, select, plan, generate and run release T0001 in ``base``."""
+def start_command_file(cmd: Path, outdir: Path) -> subprocess.Popen:
+    """Start the operator's way, ``sh NAME_cmd.txt WORKDIR`` (terapix tool ... one by one), in ``outdir``
+    with a database of its own, in the background: it needs only what generation wrote (lists, configuration,
+    raw files), so it runs while the jobs run, on the core their serial steps leave idle."""
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+               TERAPIX_DB_URL=f"sqlite:///{outdir / 'cmd.sqlite'}", TERAPIX_HOME=str(outdir / "home"),
+               MPLBACKEND="Agg")
+    with open(outdir / "stdout.txt", "w") as out, open(outdir / "stderr.txt", "w") as err:
+        return subprocess.Popen(["sh", str(cmd), str(outdir / "work")], env=env, stdout=out, stderr=err)
+
+
+def make_release(base: Path, command_dir: Path) -> dict:
+    """Simulate, register, select, plan, generate and run release T0001 in ``base``; the command file of
+    :data:`COMMAND_STACK` runs meanwhile in ``command_dir`` (``command_run``, the process)."""
     from terapix_fw.cli import main
     # the tiny survey with more stars, so that SCAMP finds enough reference stars on its small CCDs
     survey = (ROOT / "instructions" / "survey_tiny.xml").read_text()
@@ -87,8 +107,15 @@ def make_release(base: Path) -> dict:
     (base / "t0001.xml").write_text(RELEASE.format(name="T0001"))
     spec, selection, plan = plan_from_file(url, base / "t0001.xml")
     files = generate_jobs(url, spec, base / "work" / "spica" / "T0001", base / "work")
-    finished = run_jobs(url, "T0001", parallel=1, jobs=2)
-    return dict(base=base, url=url, spec=spec, selection=selection, plan=plan, files=files, finished=finished)
+    command_run = start_command_file(next(f for f in files if f.name == COMMAND_STACK).command_file, command_dir)
+    try:
+        finished = run_jobs(url, "T0001", parallel=1, jobs=2)
+    except BaseException:
+        command_run.kill()
+        command_run.wait()
+        raise
+    return dict(base=base, url=url, spec=spec, selection=selection, plan=plan, files=files, finished=finished,
+                command_run=command_run, command_dir=command_dir)
 
 
 def _jobs(url):
@@ -141,30 +168,6 @@ def test_jobs_ran_by_priority_and_share_the_astrometric_solution(release):
     assert (work / "astrometry" / group).is_dir()
     summary = status_summary(release["url"], "T0001")
     assert summary["by_status"] == {"done": 6} and summary["pending"] == [] and summary["in_progress"] == []
-
-
-def test_command_file_makes_what_the_instruction_file_made(release, tmp_path):
-    """The operator's way: ``sh NAME_cmd.txt WORKDIR`` runs the stack's commands one by one (terapix tool
-    ...); its products equal the instruction file's run (the release fixture's)."""
-    name = "CFHTLS_D_r_022600-043000_T0001"
-    cmd = next(f for f in release["files"] if f.name == name).command_file
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-               TERAPIX_DB_URL=f"sqlite:///{tmp_path / 'cmd.sqlite'}", MPLBACKEND="Agg")
-    done = subprocess.run(["sh", str(cmd), str(tmp_path / "work")], env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-3000:]
-    ours, theirs = tmp_path / "work", release["base"] / "work"
-    group = _jobs(release["url"])[name].astrometric_group
-    heads = sorted(p.relative_to(theirs) for p in (theirs / "astrometry" / group).glob("*.head"))
-    assert len(heads) == 7 and heads == sorted(p.relative_to(ours) for p in (ours / "astrometry" / group).glob("*.head"))
-    for head in heads:  # the same astrometric solution
-        assert (ours / head).read_text() == (theirs / head).read_text(), head
-    products = sorted(p.name for p in (theirs / "release" / "T0001" / name).iterdir())
-    assert products == sorted(p.name for p in (ours / "release" / "T0001" / name).iterdir())
-    for image in (f"{name}.fits", f"{name}_weight.fits"):  # identical pixels, same release date
-        with fits.open(ours / "release" / "T0001" / name / image) as a, \
-                fits.open(theirs / "release" / "T0001" / name / image) as b:
-            assert np.array_equal(a[1].data, b[1].data, equal_nan=True)
-            assert a[1].header["REL_DATE"] == b[1].header["REL_DATE"] == "2004-01-01"
 
 
 def test_release_products_names_dates_and_truth(release):
@@ -253,3 +256,25 @@ def test_grades_manifest_superseding_and_reproduction(release, tmp_path):
     with connect(url).connect() as conn:
         versions = conn.execute(select(S.releases.c.version).order_by(S.releases.c.version)).scalars().all()
     assert versions == ["T0001", "T0002"]
+
+
+# last in the module: its command file has been running since generation, while the tests above ran (none of
+# them changes what it compares: the T0001 headers and release products of the stack)
+def test_command_file_makes_what_the_instruction_file_made(release):
+    """The operator's way: ``sh NAME_cmd.txt WORKDIR`` runs the stack's commands one by one (terapix tool
+    ...); its products equal the instruction file's run (the release fixture's, which started it)."""
+    name = COMMAND_STACK
+    assert release["command_run"].wait() == 0, (release["command_dir"] / "stderr.txt").read_text()[-3000:]
+    ours, theirs = release["command_dir"] / "work", release["base"] / "work"
+    group = _jobs(release["url"])[name].astrometric_group
+    heads = sorted(p.relative_to(theirs) for p in (theirs / "astrometry" / group).glob("*.head"))
+    assert len(heads) == 7 and heads == sorted(p.relative_to(ours) for p in (ours / "astrometry" / group).glob("*.head"))
+    for head in heads:  # the same astrometric solution
+        assert (ours / head).read_text() == (theirs / head).read_text(), head
+    products = sorted(p.name for p in (theirs / "release" / "T0001" / name).iterdir())
+    assert products == sorted(p.name for p in (ours / "release" / "T0001" / name).iterdir())
+    for image in (f"{name}.fits", f"{name}_weight.fits"):  # identical pixels, same release date
+        with fits.open(ours / "release" / "T0001" / name / image) as a, \
+                fits.open(theirs / "release" / "T0001" / name / image) as b:
+            assert np.array_equal(a[1].data, b[1].data, equal_nan=True)
+            assert a[1].header["REL_DATE"] == b[1].header["REL_DATE"] == "2004-01-01"
