@@ -55,11 +55,29 @@ def _interrupt_parent_when(marker):
     time.sleep(60)
 
 
-def test_an_interrupted_collection_raises_the_interrupt_and_cleans_up(tmp_path):
+class _OsSayingWhenCollecting:
+    """``os`` for terapix_fw.forked whose ``read`` first creates ``marker``: the child interrupts the parent
+    only once result() is reading its pipe (touched before calling result(), the interrupt could come before
+    it, and nothing would then reap the child)."""
+
+    def __init__(self, marker):
+        self._marker = marker
+
+    def __getattr__(self, name):
+        return getattr(os, name)
+
+    def read(self, fd, n):
+        self._marker.touch()
+        return os.read(fd, n)
+
+
+def test_an_interrupted_collection_raises_the_interrupt_and_cleans_up(tmp_path, monkeypatch):
     """Ctrl-C while result() reads the child's pipe: the KeyboardInterrupt comes out (the pipe's file
     object had closed the descriptor, and close() closing it again raised EBADF instead), the child is
     killed and reaped, and its files are removed."""
     import signal
+
+    import terapix_fw.forked
 
     def interrupt(signum, frame):
         raise KeyboardInterrupt
@@ -69,10 +87,11 @@ def test_an_interrupted_collection_raises_the_interrupt_and_cleans_up(tmp_path):
     try:
         call = ForkedCall(_interrupt_parent_when, str(marker))
         pid, scratch = call._pid, call._dir
+        monkeypatch.setattr(terapix_fw.forked, "os", _OsSayingWhenCollecting(marker))
         with pytest.raises(KeyboardInterrupt):
-            marker.touch()
             call.result()
     finally:
+        monkeypatch.undo()
         signal.signal(signal.SIGUSR1, saved)
     with pytest.raises(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)  # reaped
