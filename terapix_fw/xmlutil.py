@@ -9,8 +9,8 @@ the file, line and column and what was expected.
 """
 from __future__ import annotations
 
-import functools
 import re
+import threading
 from pathlib import Path
 
 from .errors import InstructionError
@@ -121,9 +121,19 @@ def schema_path(name: str) -> Path:
     return path
 
 
-@functools.lru_cache(maxsize=None)
+#: compiled schemas of each thread, by name (see :func:`load_schema`)
+_thread_schemas = threading.local()
+#: libxml2's schema compiler is not used by two threads at once
+_compile_lock = threading.Lock()
+
+
 def load_schema(name: str):
-    """The compiled schema ``name`` (cached).
+    """The compiled schema ``name``, cached per thread.
+
+    One libxml2 schema validated documents in several threads at once crashes the process: the dbClient
+    server's request threads sharing one cached schema segfaulted inside lxml, and once reported "Document
+    is not valid XML Schema" for the packaged schema.  So each thread compiles its own (a few ms, once),
+    one compilation at a time.
 
     Parameters
     ----------
@@ -134,9 +144,17 @@ def load_schema(name: str):
     -------
     lxml.etree.XMLSchema
     """
-    from lxml import etree
+    cache = getattr(_thread_schemas, "by_name", None)
+    if cache is None:
+        cache = _thread_schemas.by_name = {}
+    schema = cache.get(name)
+    if schema is None:
+        from lxml import etree
 
-    return etree.XMLSchema(etree.parse(str(schema_path(name)), safe_parser()))
+        with _compile_lock:
+            schema = etree.XMLSchema(etree.parse(str(schema_path(name)), safe_parser()))
+        cache[name] = schema
+    return schema
 
 
 def parse_xml(source: str | bytes | Path, label: str | None = None, error_class=InstructionError,

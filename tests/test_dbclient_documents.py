@@ -142,3 +142,24 @@ def test_schema_built_in_memory_when_schemas_folder_missing(monkeypatch):
     assert built
     with pytest.raises(DocumentError, match="does not follow dbclient.xsd.*free_space"):
         parse_documents(to_xml(doc).replace(b'name="n1"', b'name="n1" free_space="3"'))
+
+
+def test_each_thread_validates_with_its_own_compiled_schema():
+    """The dbClient server's request threads must not share one libxml2 schema: sharing the cached one
+    crashed the server (a segfault inside lxml) while eight clients sent documents at once."""
+    import threading
+
+    from terapix_fw import xmlutil
+
+    seen = {}
+
+    def load(k):
+        seen[k] = (xmlutil.load_schema("dbclient.xsd"), xmlutil.load_schema("dbclient.xsd"))
+
+    threads = [threading.Thread(target=load, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(first is again for first, again in seen.values())  # compiled once per thread
+    assert len({id(first) for first, _ in seen.values()}) == 4   # and never shared between threads

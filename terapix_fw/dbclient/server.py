@@ -351,7 +351,7 @@ def serve_forever(db_url: str, host: str = "127.0.0.1", port: int = 0, secret: s
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    log.info("dbClient server on http://%s:%d writing %s", host, actual,
+    log.info("dbClient server on http://%s:%s writing %s", host, actual,
              engine.url.render_as_string(hide_password=True))
     if port_file:
         write_text_atomic(Path(port_file), f"{actual}\n")
