@@ -422,6 +422,7 @@ def start_detached(path: Path, tool: str | None) -> int | None:
         import subprocess
 
         log = os.open(_log_path(path), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        after = None
         try:
             try:
                 idle = str(float(os.environ.get(IDLE_VAR) or DEFAULT_IDLE))
@@ -437,7 +438,7 @@ def start_detached(path: Path, tool: str | None) -> int | None:
                                     start_new_session=True, pass_fds=(lock, after), close_fds=True)
         finally:
             os.close(log)
-            if "after" in locals():
+            if after is not None:
                 os.close(after)
         proc.returncode = 0  # never waited for: it outlives this command (and Popen must not warn)
         return proc.pid
