@@ -171,7 +171,9 @@ def test_forked_tool_is_stopped_when_rdbix_cannot_be_opened(probe_tool, tmp_path
     pid_file = tmp_path / "tool.pid"
 
     def run_late(self, ctx):
-        pid_file.write_text(str(os.getpid()))
+        # renamed into place: killed between creating and writing the file, the tool would leave it empty
+        pid_file.with_suffix(".tmp").write_text(str(os.getpid()))
+        pid_file.with_suffix(".tmp").replace(pid_file)
         time.sleep(120)  # only a kill ends this early; the test waits on that kill, not on this sleep
         slow_run(self, ctx)
 
