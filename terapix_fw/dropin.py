@@ -156,7 +156,8 @@ def run_tool_command(name: str, argv: list[str], out=None, overlap: bool = False
                     outdir=os.getcwd(), log_path=str(log_directory() / f"{name}-{stamp}-{os.getpid()}.log"),
                     nthreads=os.cpu_count() or 1, confine_outputs=False, extension=extension)
     hook = get_plugin_manager().hook
-    result = _execute_recorded(hook, run, step, spec, overlap and info.cls.dropin_overlap)
+    result = _execute_recorded(hook, run, step, spec, info.cls.preload_modules() if overlap and
+                               info.cls.dropin_overlap else None)
     hook.unit_finished(run=run, step=step, unit=unit, result=result)
     for product in result.products:
         hook.product_recorded(run=run, step=step, unit=unit, product=product)
@@ -172,16 +173,16 @@ def run_tool_command(name: str, argv: list[str], out=None, overlap: bool = False
     return 0 if result.status == "done" else 1
 
 
-def _execute_recorded(hook, run, step, spec: UnitSpec, overlap: bool):
-    """The run and step start recorded, then the unit executed.  With ``overlap`` the unit starts first,
-    in a forked process: opening RDBix (importing SQLAlchemy, checking the schema) costs ~0.2 s that a
-    drop-in run on one CCD would otherwise add to its wall time.  A database that cannot be opened still
-    stops the run: the tool's process is killed before it has written anything (products are renamed
-    into place only when complete)."""
+def _execute_recorded(hook, run, step, spec: UnitSpec, overlap):
+    """The run and step start recorded, then the unit executed.  With ``overlap`` (the tool's preload
+    modules) the unit starts first, in a forked process: opening RDBix (importing SQLAlchemy, checking the
+    schema) costs ~0.2 s that a drop-in run on one CCD would otherwise add to its wall time.  A database
+    that cannot be opened still stops the run: the tool's process is killed before it has written
+    anything (products are renamed into place only when complete)."""
     from .forked import ForkedCall, can_fork
 
     start = time.time()
-    call = ForkedCall(execute_unit, spec, True) if overlap and can_fork() else None
+    call = ForkedCall(_execute_preloaded, spec, overlap) if overlap is not None and can_fork() else None
     try:
         hook.run_started(run=run)
         hook.step_started(run=run, step=step)
@@ -199,3 +200,12 @@ def _execute_recorded(hook, run, step, spec: UnitSpec, overlap: bool):
         return UnitResult(step=spec.step, unit=spec.unit, status="failed", log_path=spec.log_path,
                           error=f"{spec.tool} on {', '.join(spec.inputs)}: {exc}", host=socket.gethostname(),
                           start=start, end=time.time())
+
+
+def _execute_preloaded(spec: UnitSpec, modules: list[str]):
+    """The forked process of a drop-in run: the tool's code loaded as a warm process loads it
+    (:func:`terapix_fw.tool.import_preload`: the garbage collector paused meanwhile), then the unit."""
+    from .tool import import_preload
+
+    import_preload(modules)
+    return execute_unit(spec, echo=True)

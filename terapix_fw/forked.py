@@ -3,7 +3,7 @@
 Used where two halves of one job can overlap on two cores but a thread would not run in parallel
 (the work holds the GIL): a drop-in run executes its tool while the parent opens RDBix
 (:mod:`terapix_fw.dropin`); the sextractor plugin detects one image while the parent loads the numba
-kernels, the WCS and astropy tables.
+kernels and the WCS.
 The child's result is pickled with protocol 5: arrays of 64 KiB or more travel out of band as files
 in ``/dev/shm`` (when there is room; else the temporary directory), which the parent maps
 copy-on-write and unlinks at once, so they cost no copy and leave nothing behind.

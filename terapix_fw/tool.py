@@ -279,6 +279,38 @@ class Tool:
         return inputs
 
 
+def import_preload(modules) -> None:
+    """Import a tool's preload modules (:meth:`Tool.preload_modules`) with Python's cyclic garbage
+    collector paused, then move every object made so far to its permanent generation (``gc.freeze``).
+
+    Loading numpy, astropy, numba and a tool's cached kernels makes a few hundred thousand objects that
+    live as long as the process; the collector, run every 700 new objects, walks them again and again:
+    about 15% of the CPU time of the loading.  Frozen, they are never walked again, and a process forked
+    later does not write to their pages when it collects.  The collector is on again afterwards, for the
+    run.  An ImportError is ignored: the run imports what it needs and reports it.
+
+    Parameters
+    ----------
+    modules : iterable of str
+        Module names, imported in order.
+    """
+    import gc
+    import importlib
+
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for module in modules:
+            try:
+                importlib.import_module(module)
+            except ImportError:  # as multiprocessing's fork server: the run imports it and reports
+                pass
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
+
+
 def load_cached_kernels(*modules) -> int:
     """Load, from numba's on-disk cache, every compiled version of the numba kernels of ``modules``,
     for a tool's warm module (:attr:`Tool.worker_preload`): a process forked later finds them loaded

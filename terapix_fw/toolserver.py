@@ -505,9 +505,8 @@ def _watched_dirs() -> list[str]:
 
 
 def _preload(tools: list[str], done: set[str]) -> None:
-    import importlib
-
     from .plugins import get_tool
+    from .tool import import_preload
 
     for name in tools:
         if name in done:
@@ -517,11 +516,7 @@ def _preload(tools: list[str], done: set[str]) -> None:
             modules = get_tool(name).cls.preload_modules()
         except Exception:  # noqa: BLE001 - an unknown tool: its runs say so
             continue
-        for module in modules:
-            try:
-                importlib.import_module(module)
-            except ImportError:  # as multiprocessing's fork server: the run imports it and reports
-                pass
+        import_preload(modules)
 
 
 def _take_lock(path: Path, lock_fd: int | None) -> int:

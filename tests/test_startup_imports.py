@@ -91,6 +91,9 @@ sys.exit(code)
     modules = set(json.loads((tmp_path / "modules.json").read_text()))
     assert _loaded(modules, "numba")  # the measurements ran (and the catalogue below has world positions)
     assert not _loaded(modules, "astropy.coordinates") and not _loaded(modules, "astropy.wcs")
+    # the catalogue is written from the measured columns: astropy.table (every astropy I/O format) is not
+    # loaded for it
+    assert not _loaded(modules, "astropy.table")
     with fits.open(tmp_path / "test.cat") as hdul:
         table = hdul[1].data
         assert len(table) == 2
@@ -191,3 +194,21 @@ assert threading.active_count() == 1, threading.enumerate()
     proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=_env(tmp_path / "home"),
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_import_preload_pauses_the_collector_and_freezes_what_it_loaded(tmp_path):
+    """A tool's preload modules (tool server, a drop-in run's tool process) are imported with the cyclic
+    garbage collector paused, then frozen; the collector is on again for the run; a module that cannot
+    be imported is left to the run."""
+    (tmp_path / "mod_a.py").write_text("import gc\nCOLLECTING = gc.isenabled()\n")
+    script = """
+import gc, json
+from terapix_fw.tool import import_preload
+before = gc.get_freeze_count()
+import_preload(["mod_a", "no_such_module_here"])
+import mod_a
+print(json.dumps([mod_a.COLLECTING, gc.isenabled(), gc.get_freeze_count() > before]))
+"""
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == [False, True, True]

@@ -33,8 +33,8 @@ What follows SExtractor and what differs
   around the isophote and a clipped mode).
 * WEIGHT_GAIN is not modelled (the gain is constant over the image).
 * Cores: the extensions of a MEF go to worker processes; a single image with NTHREADS > 1 is read and
-  detected in a forked process (sep holds the GIL) while this one loads the numba kernels, WCS and
-  tables, then measured by threads here (:func:`_overlapped_job`; the catalogue is the serial one).
+  detected in a forked process (sep holds the GIL) while this one loads the numba kernels and the WCS,
+  then measured by threads here (:func:`_overlapped_job`; the catalogue is the serial one).
 * Memory: an extension is held in memory whole when it fits (at most about 40 bytes per pixel); one that
   does not (a 19354x19354 stack on a small node) is processed by horizontal strips with overlapping
   margins (:func:`_run_strips`); one that cannot even be cut into strips is refused before any work.
@@ -283,8 +283,8 @@ def _can_overlap(job, cfg) -> bool:
 
 def _overlapped_job(job, cfg, plist) -> ExtractionResult:
     """One extension on several cores.  sep holds the GIL, so detection runs in a forked process
-    (:class:`~terapix_fw.forked.ForkedCall`) while this one loads the numba kernels, the WCS,
-    astropy tables and the classifier; the measurements then run in threads here.  The catalogue is
+    (:class:`~terapix_fw.forked.ForkedCall`) while this one loads the numba kernels, the WCS
+    and the classifier; the measurements then run in threads here.  The catalogue is
     the one :func:`extract_image` gives."""
     from terapix_fw.forked import ForkedCall
 
@@ -303,8 +303,6 @@ def _overlapped_job(job, cfg, plist) -> ExtractionResult:
             # release the GIL) run, instead of before them
             where = f"image {job['image']} extension {job['ext']}"
             wcs = _wcs(header, where) if cfg["PIXEL_SCALE"] == 0 else _in_thread(_wcs, header, where)
-        import astropy.table  # noqa: F401 - loaded while the child detects
-
         from . import classifier, paramdefs  # noqa: F401
         spec, det = child.result()
     finally:
@@ -410,13 +408,12 @@ def _measure_detected(det: _Detected, spec: ImageSpec, cfg, plist, nthreads: int
             if _wants_world(want) or cfg["PIXEL_SCALE"] == 0 else None
     pixscale = _pixel_scale(cfg, wcs, header)
     n = len(objs)
-    table = _measure(MeasureInputs(
+    columns, apertures = _measure(MeasureInputs(
         objs=objs, seg=seg, sub=sub_m, var=var_m, bad=bad_m, bkg=bkg_m, spec=spec, cfg=cfg, plist=plist, want=want,
         gain=gain, satur=satur, zp=zp, pixscale=pixscale, wcs=wcs, athresh=athresh, a_rel=a_rel,
         athresh_adu=athresh_adu, dthresh=dthresh, d_rel=d_rel, dthresh_adu=dthresh_adu, sub_d=sub_d, bkg_d=bkg_d,
         kernel=kernel, zero_w=zero_m, spec_image=data, nthreads=nthreads, pre=det.pre,
         var_d=det.var_d if det.var_d is not None else var_m))
-    res = table
 
     _mark("LDAC_IMHEAD")
     # ---- LDAC_IMHEAD header: image header + SExtractor keywords (sexhead.h)
@@ -482,15 +479,12 @@ def _measure_detected(det: _Detected, spec: ImageSpec, cfg, plist, nthreads: int
     text += "".join(_card_image(key, value, comment) for key, value, comment in sexkeys)
     imhead = fits.Header.fromstring(text)
     _mark("end")
-    table.meta["IMHEAD"] = imhead
-    table.meta["EXTENSION"] = spec.ext
-    table.meta["TIMINGS"] = {**det.timings, **_timings()}
+    meta = {"IMHEAD": imhead, "EXTENSION": spec.ext, "TIMINGS": {**det.timings, **_timings()}}
 
     checks = {}
     if types:
-        checks = _check_images(types, data, sub_m, seg, bkg_m, table, cfg, res.meta.get("_apertures"))
-    table.meta.pop("_apertures", None)
-    return ExtractionResult(table, imhead, checks)
+        checks = _check_images(types, data, sub_m, seg, bkg_m, columns, cfg, apertures)
+    return ExtractionResult(header=imhead, checks=checks, columns=columns, meta=meta)
 
 
 def _card_image(key, value, comment):

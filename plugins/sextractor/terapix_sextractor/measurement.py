@@ -186,7 +186,6 @@ def _measure(m: MeasureInputs):
     sub_d, bkg_d, kernel, zero_w, spec_image = m.sub_d, m.bkg_d, m.kernel, m.zero_w, m.spec_image
     nthreads, pre, var_d = m.nthreads, m.pre, m.var_d
     import sep
-    from astropy.table import Table
 
     from .isophotal import ellipse_from_moments, segment_stats
     from .measure import warm_up, winpos
@@ -509,11 +508,11 @@ def _measure(m: MeasureInputs):
         _world_columns(cols, wcs, want, n)
 
     _mark("table")
-    # ---- table in the requested order, with SExtractor's types, units and formats
-    table = Table()
+    # ---- columns in the requested order, with SExtractor's types (units and formats: catalog_table)
+    out = {}
     for p in plist:
         name = p.name
-        code, unit, disp, desc = BY_NAME[name][1:]
+        code = BY_NAME[name][1]
         if name not in cols:
             if n:
                 raise ToolError(f"catalogue parameter {name} could not be computed (internal error)")
@@ -537,12 +536,38 @@ def _measure(m: MeasureInputs):
                 arr[:, 0] = values
             else:
                 arr = values.astype(dtype)
+        out[name] = arr
+    return out, (x, y, a, b, th, kron, aper)
+
+
+def catalog_table(columns, meta=None):
+    """The catalogue columns of one extension as an astropy Table with SExtractor's units, descriptions
+    and TDISP formats (:attr:`ExtractionResult.table <terapix_sextractor.reading.ExtractionResult.table>`).
+
+    Parameters
+    ----------
+    columns : dict
+        Column name -> array, as :func:`_measure` makes them.
+    meta : dict, optional
+        The table's ``meta`` (its values are kept, not copied).
+
+    Returns
+    -------
+    astropy.table.Table
+    """
+    from astropy.table import Table
+
+    from .paramdefs import BY_NAME
+
+    table = Table()
+    for name, arr in columns.items():
+        unit, disp, desc = BY_NAME[name][2:]
         table[name] = arr
         table[name].description = desc
         if unit:
             table[name].unit = _unit(unit)
         table[name].meta = {"TDISP": disp}
-    table.meta["_apertures"] = (x, y, a, b, th, kron, aper)
+    table.meta.update(meta or {})
     return table
 
 

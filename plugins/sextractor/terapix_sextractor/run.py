@@ -81,12 +81,12 @@ def run_step(ctx) -> None:
             if not quiet:
                 ctx.log.info("extension %d: background %.6g rms %.6g threshold %.6g: %d detections, %d sources",
                              h["FITSEXT"], h["SEXBKGND"], h["SEXBKDEV"], h["SEXTHLD"], h["SEXNDET"], h["SEXNFIN"])
-                timings = r.table.meta.get("TIMINGS") or {}
+                timings = r.meta.get("TIMINGS") or {}
                 ctx.log.info("extension %d: CPU time per phase: %s", h["FITSEXT"],
                              ", ".join(f"{phase} {seconds:.3f} s" for phase, seconds in timings.items()) or "-")
             for w in writers:
                 w.add(r)
-            nobj += len(r.table)
+            nobj += r.nrows
             backgrounds.append(h["SEXBKGND"])
             rms.append(h["SEXBKDEV"])
             del r, h  # written: let the extension go before the next one arrives

@@ -269,3 +269,29 @@ def test_ascii_rows_equal_the_per_value_formatting(mef_results):
     t["FLAGS"][0] = 3.7
     assert _ascii_lines(t, with_header=False) == _ascii_lines_per_value(t)
     assert _ascii_lines(t[:0], with_header=False) == []
+
+
+def test_objects_table_from_the_columns_is_astropys(mef_results):
+    """The catalogue is written from the result's columns without astropy.table: the LDAC_OBJECTS
+    header and rows are those of astropy's BinTableHDU.from_columns of the same column definitions, and
+    the same as written from the (lazily made) astropy Table, whose units, descriptions, TDISP and meta
+    are SExtractor's."""
+    from terapix_sextractor.catalog import objects_bytes, objects_hdu
+    from terapix_sextractor.paramdefs import BY_NAME
+
+    r = mef_results[1]
+    ours = objects_hdu(r.columns)
+    ref = fits.BinTableHDU.from_columns(ours.columns)
+    assert [(c.keyword, c.value) for c in ours.header.cards if c.keyword != "EXTNAME"] == \
+        [(c.keyword, c.value) for c in ref.header.cards]
+    assert ours.data.tobytes() == ref.data.tobytes()
+    assert objects_bytes(r.columns)[0] == objects_bytes(r.table)[0]
+    assert objects_bytes(r.columns)[1].tobytes() == objects_bytes(r.table)[1].tobytes()
+    table = r.table
+    assert table.colnames == list(r.columns) == ["NUMBER", "X_IMAGE", "Y_IMAGE", "XWIN_IMAGE", "FLUX_AUTO",
+                                                   "MAG_AUTO", "MAG_APER", "FLAGS", "ALPHA_J2000", "VIGNET"]
+    assert str(table["X_IMAGE"].unit) == "pix" and str(table["MAG_AUTO"].unit) == "mag"
+    assert table["FLUX_AUTO"].description == BY_NAME["FLUX_AUTO"][4]
+    assert table["FLAGS"].meta == {"TDISP": BY_NAME["FLAGS"][3]}
+    assert table.meta["IMHEAD"] is r.header and table.meta["EXTENSION"] == 2 and "TIMINGS" in table.meta
+    assert r.table is table and r.meta is table.meta and r.nrows == len(table) > 5
