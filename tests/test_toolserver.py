@@ -32,6 +32,9 @@ FOREGROUND = [sys.executable, "-c", "import signal, sys; from terapix_fw.cli imp
               "signal.signal(signal.SIGINT, signal.default_int_handler); "
               "signal.pthread_sigmask(signal.SIG_SETMASK, []); "
               "sys.argv[0] = 'terapix'; run()"]
+#: a foreground command under nohup
+NOHUP = FOREGROUND[:2] + [FOREGROUND[2].replace("sys.argv[0]",
+                                                 "signal.signal(signal.SIGHUP, signal.SIG_IGN); sys.argv[0]")]
 #: a command under nohup in a background job, from a harness that blocks SIGINT and SIGHUP: a server it
 #: starts inherits that
 SHIELDED = [sys.executable, "-c", "import signal, sys; from terapix_fw.cli import run; "
@@ -275,18 +278,22 @@ def test_idle_server_exits(tmp_path, home):
     assert not (home / "tool-server.sock").exists()
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
-def test_signal_to_the_command_reaches_its_served_run(tmp_path, home, signum):
+@pytest.mark.parametrize("signum, nohup", [(signal.SIGTERM, False), (signal.SIGINT, False), (signal.SIGHUP, False),
+                                           (signal.SIGINT, True)],
+                         ids=["SIGTERM", "SIGINT", "SIGHUP", "SIGINT-after-SIGHUP-under-nohup"])
+def test_signal_to_the_command_reaches_its_served_run(tmp_path, home, signum, nohup):
     """The served run blocks reading its configuration file (a FIFO nobody writes); the signal sent
     to the command ends it: SIGTERM and SIGHUP kill both as they would kill the command, Ctrl-C
     interrupts the run (exit code 130).  The server was started by a command that ignores and blocks
-    these signals: the run handles them as its own command does, not as the server would."""
+    these signals: the run handles them as its own command does, not as the server would; a command
+    under nohup ignores a SIGHUP sent first, and so does its run (else it would end of it)."""
     env = _env(home)
     assert _sex(tmp_path, env, command=SHIELDED).returncode == 0
     server = _ready(home)["pid"]
     fifo = tmp_path / "config.fifo"
     os.mkfifo(fifo)
-    proc = subprocess.Popen(FOREGROUND + ["tool", "sextractor", "cutout.fits[1]", "-c", str(fifo)], cwd=tmp_path,
+    command = NOHUP if nohup else FOREGROUND
+    proc = subprocess.Popen(command + ["tool", "sextractor", "cutout.fits[1]", "-c", str(fifo)], cwd=tmp_path,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     writer = None
     try:
@@ -294,8 +301,11 @@ def test_signal_to_the_command_reaches_its_served_run(tmp_path, home, signum):
         # the process reading it is the server's run, not the command itself (which changed to this
         # directory before the run did: both are there)
         runs = [p for p in _working_in(tmp_path) if p != proc.pid]
-        assert len(runs) == 1 and _ppid(runs[0]) == server, (runs, proc.pid, server)
+        assert len(runs) == 1 and _ppid(runs[0]) == server, \
+            f"not served (command {proc.pid}, others there {runs}, server {server}): {_log(home)}"
         run = os.pidfd_open(runs[0])  # waited on below; the pid may be reused once it has ended
+        if nohup:
+            proc.send_signal(signal.SIGHUP)  # discarded at once by the command, or passed on before signum
         proc.send_signal(signum)
         try:
             out, err = proc.communicate(timeout=DEADLINE)
