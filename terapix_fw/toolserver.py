@@ -16,7 +16,8 @@ A served command (the client) sends its command line, working directory, environ
 its standard input, output and error themselves (file descriptors passed over the Unix socket), to a
 process forked from the server: it writes where the command would have written, in the same
 directory, and the command exits with its exit code.  Ctrl-C or a kill of the command is passed on
-to that process.  The run is the same drop-in run, recorded in RDBix the same way.
+to that process, which handles it as the command would (:mod:`terapix_fw.toolsignals`).  The run is
+the same drop-in run, recorded in RDBix the same way.
 
 A server runs the code it loaded, in the environment it started with.  So before anything runs, the
 client sends a fingerprint (:func:`fingerprint`): the interpreter, ``sys.path`` and the contents of
@@ -41,6 +42,7 @@ import time
 from pathlib import Path
 
 from .cli import TOOL_SERVER_OFF
+from .toolsignals import Forwarder, adopt
 
 __all__ = ["ENV_VAR", "IDLE_VAR", "NotServed", "default_socket", "fingerprint", "query", "run_remote",
            "run_served", "serve", "start_detached"]
@@ -333,35 +335,23 @@ def run_remote(argv: list[str], path: str) -> int:
             cwd = os.getcwd()
         except OSError as exc:  # a directory removed under the command: it fails here as it would alone
             raise NotServed(f"no current directory ({exc})") from exc
-        request = json.dumps({"argv": argv, "cwd": cwd, "env": dict(os.environ), "umask": umask}).encode()
-        state: dict = {"pid": None, "received": []}
-
-        def forward(signum, _frame):  # Ctrl-C and kill reach the processes doing the work, as from a terminal
-            state["received"].append(signum)
-            if state["pid"] is not None:
-                try:
-                    os.killpg(state["pid"], signum)
-                except ProcessLookupError:
-                    pass
-        # installed before the run exists: a signal that comes first is passed on once its pid is known
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(signum, forward)
-        try:
-            socket.send_fds(conn, [_INT.pack(len(request)) + request], [0, 1, 2])
-        except OSError as exc:  # e.g. a standard stream closed: run here, where that is handled as usual
-            raise NotServed(f"the tool server at {path} could not take the command ({exc})") from exc
-        pid = _read_int(conn)
-        if pid is None:
-            raise NotServed(f"the tool server at {path} dropped the command before running it")
-        state["pid"] = pid
-        for signum in state["received"]:
+        signals = Forwarder()  # the command's dispositions and mask, taken by its run
+        request = json.dumps({"argv": argv, "cwd": cwd, "env": dict(os.environ), "umask": umask,
+                              "ignored": signals.ignored, "blocked": signals.blocked}).encode()
+        # Ctrl-C and kill reach the processes doing the work, as from a terminal; installed before the run
+        # exists: a signal that comes first is passed on once its pid is known
+        with signals:
             try:
-                os.killpg(pid, signum)
-            except ProcessLookupError:
-                pass
-        conn.settimeout(None)
-        code = _read_int(conn)
-    received = state["received"]
+                socket.send_fds(conn, [_INT.pack(len(request)) + request], [0, 1, 2])
+            except OSError as exc:  # e.g. a standard stream closed: run here, where that is handled as usual
+                raise NotServed(f"the tool server at {path} could not take the command ({exc})") from exc
+            pid = _read_int(conn)
+            if pid is None:
+                raise NotServed(f"the tool server at {path} dropped the command before running it")
+            signals.started(pid)
+            conn.settimeout(None)
+            code = _read_int(conn)
+    received = signals.received
     if code is None and received:  # killed by the signal, as the command itself would have been
         signal.signal(received[-1], signal.SIG_DFL)
         os.kill(os.getpid(), received[-1])
@@ -771,8 +761,8 @@ def _run_request(conn: socket.socket) -> None:
     code = 1
     try:
         os.setpgid(0, 0)  # a process group of its own (with the processes it forks), as a command's in a shell
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
-            signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        adopt()  # never the server's handlers, whatever happens before the request is read
         data, fds, _, _ = socket.recv_fds(conn, _MAX_REQUEST + _INT.size, 3)
         if len(data) < _INT.size or len(fds) != 3:
             raise ConnectionError("request without its header or standard streams")
@@ -789,6 +779,7 @@ def _run_request(conn: socket.socket) -> None:
         os.environ.clear()
         os.environ.update(request["env"])
         os.umask(int(request["umask"]))
+        adopt(request["ignored"], request["blocked"])  # before the client knows the pid and passes signals on
         conn.sendall(_INT.pack(os.getpid()))
         import logging
 
@@ -801,6 +792,9 @@ def _run_request(conn: socket.socket) -> None:
         # exit handlers and streams are settled before the client learns the code: a script reading
         # the output right after the command must find all of it
         code = settle(exit_code_of_main(list(request["argv"])))
+    except KeyboardInterrupt:  # a Ctrl-C passed on before or after main() handles it: as main() would
+        print("terapix: interrupted", file=sys.stderr)
+        code = 130
     except BaseException as exc:  # noqa: BLE001 - reported to the client's stderr, never to the server
         print(f"terapix: tool server: {type(exc).__name__}: {exc}", file=sys.stderr)
         sys.stderr.flush()

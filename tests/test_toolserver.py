@@ -9,19 +9,38 @@ import errno
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from terapix_fw.toolserver import NotServed, _differences, fingerprint, query
+from terapix_fw.toolserver import _INT, NotServed, _differences, _recv_exact, _recv_msg, _send_msg, fingerprint, query
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="no os.fork on this platform")
 
 TERAPIX = [sys.executable, "-c", "import sys; from terapix_fw.cli import run; sys.argv[0] = 'terapix'; run()"]
 DEADLINE = 180.0
+_SIGNALS = "(signal.SIGINT, signal.SIGTERM, signal.SIGHUP)"
+#: a command started as a shell starts a foreground one, whatever this process's signals are (a suite run
+#: in a background job ignores SIGINT)
+FOREGROUND = [sys.executable, "-c", "import signal, sys; from terapix_fw.cli import run; "
+              f"[signal.signal(s, signal.SIG_DFL) for s in {_SIGNALS}]; "
+              "signal.signal(signal.SIGINT, signal.default_int_handler); "
+              "signal.pthread_sigmask(signal.SIG_SETMASK, []); "
+              "sys.argv[0] = 'terapix'; run()"]
+#: a foreground command under nohup
+NOHUP = FOREGROUND[:2] + [FOREGROUND[2].replace("sys.argv[0]",
+                                                 "signal.signal(signal.SIGHUP, signal.SIG_IGN); sys.argv[0]")]
+#: a command under nohup in a background job, from a harness that blocks SIGINT and SIGHUP: a server it
+#: starts inherits that
+SHIELDED = [sys.executable, "-c", "import signal, sys; from terapix_fw.cli import run; "
+            f"[signal.signal(s, signal.SIG_IGN) for s in {_SIGNALS}]; "
+            "signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGINT, signal.SIGHUP]); "
+            "sys.argv[0] = 'terapix'; run()"]
 
 
 def _env(home: Path, **extra) -> dict:
@@ -31,8 +50,8 @@ def _env(home: Path, **extra) -> dict:
     return env
 
 
-def _sex(tmp_path, env, *extra, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(TERAPIX + ["tool", "sextractor", "cutout.fits[1]", "-VERBOSE_TYPE", "QUIET", *extra],
+def _sex(tmp_path, env, *extra, command=TERAPIX, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(command + ["tool", "sextractor", "cutout.fits[1]", "-VERBOSE_TYPE", "QUIET", *extra],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=DEADLINE, **kw)
 
 
@@ -81,6 +100,56 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state not in ("Z", "X")
+
+
+def _ppid(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return None
+
+
+def _working_in(directory: Path) -> list[int]:
+    """Pids of the processes whose current directory is ``directory``: a command run there, and the
+    run a server forked for it (which changes to the command's directory before it runs anything)."""
+    pids = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.readlink(f"/proc/{entry}/cwd") == str(directory):
+                pids.append(int(entry))
+        except OSError:
+            continue
+    return pids
+
+
+def _open_writer(fifo: Path, proc: subprocess.Popen) -> int:
+    """A writing end of ``fifo`` once a reader has it open (the command's run, blocked in open())."""
+    def opened():
+        try:
+            return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:
+                raise
+        if proc.poll() is not None:
+            pytest.fail(f"the command ended ({proc.returncode}) before opening {fifo}")
+        return None
+    return _until(opened, f"a run to open {fifo}")
+
+
+def _end(proc: subprocess.Popen, directory: Path) -> None:
+    """Whatever failed, nothing left behind: the command and any run still working in its directory
+    (an orphaned run holds the command's pipes, and communicate() would wait for it forever)."""
+    for pid in _working_in(directory):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    if proc.poll() is None:
+        proc.kill()
+    try:
+        proc.communicate(timeout=DEADLINE)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"command {proc.pid}'s pipes still open {DEADLINE:g} s after it was killed")
 
 
 def _servers_of(home: Path) -> list[int]:
@@ -209,44 +278,131 @@ def test_idle_server_exits(tmp_path, home):
     assert not (home / "tool-server.sock").exists()
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_signal_to_the_command_reaches_its_served_run(tmp_path, home, signum):
+@pytest.mark.parametrize("signum, nohup", [(signal.SIGTERM, False), (signal.SIGINT, False), (signal.SIGHUP, False),
+                                           (signal.SIGINT, True)],
+                         ids=["SIGTERM", "SIGINT", "SIGHUP", "SIGINT-after-SIGHUP-under-nohup"])
+def test_signal_to_the_command_reaches_its_served_run(tmp_path, home, signum, nohup):
     """The served run blocks reading its configuration file (a FIFO nobody writes); the signal sent
-    to the command ends it: SIGTERM kills both as it would kill the command, Ctrl-C interrupts the run
-    (exit code 130)."""
+    to the command ends it: SIGTERM and SIGHUP kill both as they would kill the command, Ctrl-C
+    interrupts the run (exit code 130).  The server was started by a command that ignores and blocks
+    these signals: the run handles them as its own command does, not as the server would; a command
+    under nohup ignores a SIGHUP sent first, and so does its run (else it would end of it)."""
     env = _env(home)
-    assert _sex(tmp_path, env).returncode == 0
-    _ready(home)
+    assert _sex(tmp_path, env, command=SHIELDED).returncode == 0
+    server = _ready(home)["pid"]
     fifo = tmp_path / "config.fifo"
     os.mkfifo(fifo)
-    proc = subprocess.Popen(TERAPIX + ["tool", "sextractor", "cutout.fits[1]", "-c", str(fifo)], cwd=tmp_path,
+    command = NOHUP if nohup else FOREGROUND
+    proc = subprocess.Popen(command + ["tool", "sextractor", "cutout.fits[1]", "-c", str(fifo)], cwd=tmp_path,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    writer = None
     try:
-        def reader_opened():
-            try:
-                return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-            except OSError as exc:
-                if exc.errno != errno.ENXIO:
-                    raise
-                return None
-        writer = _until(reader_opened, "the served run to open its configuration file")
-        # the run waiting there is the server's, not the command's own
-        run = int(_log(home).split("served pid ")[-1].split(":")[0])
-        assert _alive(run)
+        writer = _open_writer(fifo, proc)
+        # the process reading it is the server's run, not the command itself (which changed to this
+        # directory before the run did: both are there)
+        runs = [p for p in _working_in(tmp_path) if p != proc.pid]
+        assert len(runs) == 1 and _ppid(runs[0]) == server, \
+            f"not served (command {proc.pid}, others there {runs}, server {server}): {_log(home)}"
+        run = os.pidfd_open(runs[0])  # waited on below; the pid may be reused once it has ended
+        if nohup:
+            proc.send_signal(signal.SIGHUP)  # discarded at once by the command, or passed on before signum
         proc.send_signal(signum)
-        out, err = proc.communicate(timeout=DEADLINE)
-        if signum == signal.SIGTERM:
-            assert proc.returncode == -signal.SIGTERM
+        try:
+            out, err = proc.communicate(timeout=DEADLINE)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the command did not end {DEADLINE:g} s after {signum.name} (run {runs[0]} alive: "
+                        f"{_alive(runs[0])})")
+        if signum == signal.SIGINT:
+            assert proc.returncode == 130 and "interrupted" in err, (proc.returncode, err)
         else:
-            assert proc.returncode == 130 and "interrupted" in err
-        _wait_exit(run)
+            assert proc.returncode == -signum, (proc.returncode, err)
+        try:
+            assert select.select([run], [], [], DEADLINE)[0], f"run {runs[0]} did not end"
+        finally:
+            os.close(run)
         with pytest.raises(BrokenPipeError):  # the run's end of the FIFO is closed
             os.write(writer, b"DETECT_MINAREA 5\n")
-        os.close(writer)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        if writer is not None:
+            os.close(writer)
+        _end(proc, tmp_path)
+
+
+class _DroppingServer:
+    """A tool server that accepts a command, takes its request and streams, then waits for ``drop``
+    to be set and closes the connection without running anything (as a server killed right then)."""
+
+    def __init__(self, path: Path):
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(str(path))
+        self.listener.listen(1)
+        self.listener.settimeout(DEADLINE)
+        self.request = threading.Event()  # the command sent its request: its handlers are installed
+        self.drop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        with self.listener, self.listener.accept()[0] as conn:
+            _send_msg(conn, {"pid": os.getpid(), "watch": []})
+            _recv_msg(conn, 1 << 18)
+            _send_msg(conn, {"accept": True})
+            data, fds, _, _ = socket.recv_fds(conn, 1 << 16, 3)
+            for fd in fds:
+                os.close(fd)
+            _recv_exact(conn, _INT.unpack(data[:_INT.size])[0] + _INT.size - len(data))
+            self.request.set()
+            self.drop.wait(DEADLINE)
+
+
+@pytest.mark.usefixtures("small_image")
+def test_a_signal_before_the_run_started_interrupts_the_command(tmp_path):
+    """Ctrl-C while the server holds the request; the server then drops the command: the command is
+    interrupted (the Ctrl-C was kept for a run that never came, and then was lost as the command ran
+    itself, to the end)."""
+    server = _DroppingServer(tmp_path / "s.sock")
+    proc = subprocess.Popen(FOREGROUND + ["tool", "sextractor", "cutout.fits[1]", "-VERBOSE_TYPE", "QUIET"],
+                            cwd=tmp_path, env=_env(tmp_path / "h", TERAPIX_TOOL_SERVER=str(tmp_path / "s.sock")),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert server.request.wait(DEADLINE), "no request reached the server"
+        proc.send_signal(signal.SIGINT)  # queued before the drop: the command handles it before it sees the drop
+        server.drop.set()
+        _, err = proc.communicate(timeout=DEADLINE)
+        assert proc.returncode == 130 and "interrupted" in err, (proc.returncode, err)
+        assert not (tmp_path / "test.cat").exists() and "running here" not in err
+    finally:
+        server.drop.set()
+        _end(proc, tmp_path)
+
+
+@pytest.mark.usefixtures("small_image")
+def test_a_command_the_server_dropped_runs_here_with_its_own_handlers(tmp_path):
+    """The server drops the command; it runs itself, and a SIGTERM ends it (the handlers that would
+    pass it on to a run are gone: they kept it for a run that never came)."""
+    server = _DroppingServer(tmp_path / "s.sock")
+    fifo = tmp_path / "config.fifo"
+    os.mkfifo(fifo)
+    proc = subprocess.Popen(FOREGROUND + ["tool", "sextractor", "cutout.fits[1]", "-c", str(fifo)], cwd=tmp_path,
+                            env=_env(tmp_path / "h", TERAPIX_TOOL_SERVER=str(tmp_path / "s.sock")),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    writer = None
+    try:
+        assert server.request.wait(DEADLINE), "no request reached the server"
+        server.drop.set()
+        writer = _open_writer(fifo, proc)  # the command itself reads it: no server runs anything
+        assert _working_in(tmp_path) == [proc.pid]
+        proc.send_signal(signal.SIGTERM)
+        try:
+            _, err = proc.communicate(timeout=DEADLINE)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the command ran here did not end {DEADLINE:g} s after SIGTERM")
+        assert proc.returncode == -signal.SIGTERM and "dropped the command" in err, (proc.returncode, err)
+    finally:
+        server.drop.set()
+        if writer is not None:
+            os.close(writer)
+        _end(proc, tmp_path)
 
 
 def test_concurrent_first_commands_start_one_server(tmp_path, home):
