@@ -270,3 +270,38 @@ def test_through_dbclient_the_cache_is_the_nodes_own(tmp_path, monkeypatch, hash
     again = D.DigestCache(D.DigestStore.for_run(None, tmp_path))
     assert again.digest(f) == _sha(f) and len(hashed) == 1
     assert not (tmp_path / "never.sqlite").exists()
+
+
+def test_a_file_that_changes_while_it_is_read_is_read_again(tmp_path, monkeypatch):
+    """A digest belongs to the stamp the file had before and after the whole read: appended to while the
+    first read ends (a writer still at work), the file is read again, and its digest and stamp are those
+    of what it holds now; a file that changes during every read gets no digest."""
+    from terapix_fw import atomic
+
+    path = _write(tmp_path / "raw.fits", b"x" * 100_000)
+    real = atomic.sha256_file
+    reads = []
+
+    def read_then_append(p, *args):
+        digest = real(p, *args)
+        reads.append(digest)
+        if len(reads) == 1:
+            with open(p, "ab") as handle:
+                handle.write(b"more")
+        return digest
+
+    monkeypatch.setattr(atomic, "sha256_file", read_then_append)
+    digest, stamp, cacheable, _ = D.hash_file(path)
+    assert len(reads) == 2
+    assert digest == _sha(path) != reads[0]
+    assert stamp == D.file_stamp(path) and stamp.size == 100_004
+    assert cacheable is None  # just written: racy, not stored
+
+    def always_append(p, *args):
+        with open(p, "ab") as handle:
+            handle.write(b"more")
+        return real(p, *args)
+
+    monkeypatch.setattr(atomic, "sha256_file", always_append)
+    with pytest.raises(OSError, match="changed while it was being read"):
+        D.hash_file(path)

@@ -96,22 +96,24 @@ def hash_file(path: str | os.PathLike) -> tuple[str, Stamp, Stamp | None, int]:
     -------
     tuple
         ``(sha256, stamp, cacheable, hashed_ns)``: the digest, the stamp of the file as it was read, that
-        same stamp if the digest may be stored (the file did not change while it was read and is not racy)
-        else None, and when the hashing began (ns since 1970).
+        same stamp if the digest may be stored (the file is not racy) else None, and when the hashing
+        began (ns since 1970).  A file that changes while it is read is read again: a digest never
+        belongs to a stamp other than the one the file had before and after the whole read.
 
     Raises
     ------
     OSError
-        If the file cannot be read.
+        If the file cannot be read, or changed during each of three reads.
     """
-    from ..atomic import sha256_file
+    from .. import atomic
 
-    before = file_stamp(path)
-    hashed_ns = time.time_ns()
-    digest = sha256_file(before.path)
-    after = file_stamp(path)
-    cacheable = before if after == before and before.mtime_ns < hashed_ns - RACY_NS else None
-    return digest, after, cacheable, hashed_ns
+    for _ in range(3):
+        before = file_stamp(path)
+        hashed_ns = time.time_ns()
+        digest = atomic.sha256_file(before.path)
+        if file_stamp(path) == before:
+            return digest, before, before if before.mtime_ns < hashed_ns - RACY_NS else None, hashed_ns
+    raise OSError(f"{path}: changed while it was being read, three times: no digest")
 
 
 def local_cache_url() -> str:
