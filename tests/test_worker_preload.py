@@ -54,6 +54,8 @@ def test_preloaded_modules_are_imported_once_outside_the_workers(tmp_path, fits_
     assert importers[0] not in workers  # in the server the workers are forked from
     assert all(p["preloaded"] for p in probes)  # every unit found it already imported
     assert {p["value"] for p in probes} == {"a"}
+    # loaded with the collector paused, then frozen in the server: on again in every unit
+    assert all(p["gc_in_preload"] is False and p["gc_in_unit"] and p["frozen"] > 1000 for p in probes)
 
 
 def test_a_pool_made_after_the_environment_changed_gives_its_workers_the_new_one(tmp_path, fits_files,
