@@ -98,6 +98,8 @@ def _every_nth(values, select, step, block=256, unselected=None):
     global sequence."""
     if unselected is not None:
         nsel = values.size - len(unselected)
+        if not len(unselected):  # a strided view: no index arrays
+            return values.ravel()[::step]
         k = np.arange(0, nsel, step, dtype=np.int64)
         # selected pixels before the j-th unselected one: unselected[j] - j; the k-th selected pixel
         # comes after every unselected one with fewer selected pixels before it than k + 1
@@ -186,7 +188,7 @@ def _detect(spec: ImageSpec, cfg, wtype_m, wtype_d) -> _Detected:
     import sep
     from astropy.io import fits
 
-    from terapix_fw.background import as_sep_array, estimate_background
+    from terapix_fw.background import all_finite, as_sep_array, estimate_background
 
     t0 = time.time()
     _mark("read")
@@ -238,7 +240,8 @@ def _detect(spec: ImageSpec, cfg, wtype_m, wtype_d) -> _Detected:
                                                 data_too=itype != "VAR_ONLY")
         if itype == "VAR_ONLY":
             return img, var_i, bad
-        return img_i, var_i, bad & ~filled
+        # the filled pixels are bad ones: clear them in the mask (this extraction's own) in one pass
+        return img_i, var_i, np.logical_xor(bad, filled, out=bad)
 
     if dual:
         ddata, var_d, bad_d = interp(ddata, var_d, bad_d, 0)
@@ -246,8 +249,8 @@ def _detect(spec: ImageSpec, cfg, wtype_m, wtype_d) -> _Detected:
     else:
         data, var_m, bad_m = interp(data, var_m, bad_m, 0)
         ddata, var_d, bad_d = data, var_m, bad_m
-    nonfinite = ~np.isfinite(data)
-    if nonfinite.any():
+    if not all_finite(data):
+        nonfinite = ~np.isfinite(data)
         bad_m = nonfinite if bad_m is None else (bad_m | nonfinite)
         if not (spec.owned and data.flags.writeable):
             data = data.copy()
@@ -255,7 +258,7 @@ def _detect(spec: ImageSpec, cfg, wtype_m, wtype_d) -> _Detected:
         if not dual:
             bad_d = bad_m
             ddata = data
-    del nonfinite  # an image-sized mask not to keep through the detection
+        del nonfinite  # an image-sized mask not to keep through the detection
 
     _mark("background")
     # ---- background
@@ -338,13 +341,15 @@ def _detect(spec: ImageSpec, cfg, wtype_m, wtype_d) -> _Detected:
     # 2048x4612 CCD): start at MEMORY_PIXSTACK (SExtractor's 300000 by default) and enlarge it only when
     # an image needs more, instead of failing as SExtractor does
     pixstack = int(cfg["MEMORY_PIXSTACK"])
+    # sep reads a mask pixel by pixel: an empty one (every zero-weight pixel interpolated) is left out
+    mask_d = bad_d if bad_d is not None and bad_d.any() else None
     while True:
         sep.set_extract_pixstack(min(pixstack, nx * ny + 1000))
         try:
             if d_rel and var_d is not None:
-                objs, seg = sep.extract(sub_d, dthresh, var=var_d, mask=bad_d, **ext_kw)
+                objs, seg = sep.extract(sub_d, dthresh, var=var_d, mask=mask_d, **ext_kw)
             else:
-                objs, seg = sep.extract(sub_d, dthresh_adu, mask=bad_d, **ext_kw)
+                objs, seg = sep.extract(sub_d, dthresh_adu, mask=mask_d, **ext_kw)
             break
         except Exception as exc:  # sep raises a bare Exception on buffer overflows
             if "pixel buffer full" in str(exc) and pixstack < nx * ny:
