@@ -821,32 +821,55 @@ def _spread(out, stack, top, y, x, old, new):
 
 
 @njit(cache=True, nogil=True)
+def _positions(out, value, nmax):
+    """Flat indices (row-major order) of the pixels of ``out`` equal to ``value`` (at most ``nmax``).
+    The map is mostly zeros: it is read 8 pixels at a time, the pixels of a non-zero word one by one
+    (a pixel-by-pixel scan of a 2048x4612 map took 9 ms)."""
+    flat = out.reshape(out.size)
+    nw = flat.size // 8
+    words = flat[:nw * 8].view(np.uint64)
+    pos = np.empty(max(nmax, 1), np.int64)
+    n = 0
+    for k in range(nw):
+        if words[k] != 0:
+            for p in range(8 * k, 8 * k + 8):
+                if flat[p] == value and n < nmax:
+                    pos[n] = p
+                    n += 1
+    for p in range(nw * 8, flat.size):
+        if flat[p] == value and n < nmax:
+            pos[n] = p
+            n += 1
+    return pos[:n]
+
+
+@njit(cache=True, nogil=True)
 def _keep_large_pieces(out, ncand, minarea):
     """Mark 3 the 8-connected pieces of candidates (1) with ``minarea`` pixels or more: objects CLEAN
     merged into another, not detections too small to be objects; the others stay 1."""
     h, w = out.shape
     stack = np.empty(max(ncand, 1), np.int64)
     piece = np.empty(max(ncand, 1), np.int64)
-    for y0 in range(h):
-        for x0 in range(w):
-            if out[y0, x0] != 1:
-                continue
-            out[y0, x0] = 4  # being visited
-            stack[0] = y0 * w + x0
-            top, n = 1, 0
-            while top > 0:
-                top -= 1
-                p = stack[top]
-                piece[n] = p
-                n += 1
-                top = _spread(out, stack, top, p // w, p % w, 1, 4)
-            mark = 3 if n >= minarea else 5
-            for i in range(n):
-                out[piece[i] // w, piece[i] % w] = mark
-    for y in range(h):  # small pieces back to 1
-        for x in range(w):
-            if out[y, x] == 5:
-                out[y, x] = 1
+    cand = _positions(out, 1, ncand)
+    for p0 in cand:
+        y0, x0 = p0 // w, p0 % w
+        if out[y0, x0] != 1:
+            continue
+        out[y0, x0] = 4  # being visited
+        stack[0] = p0
+        top, n = 1, 0
+        while top > 0:
+            top -= 1
+            p = stack[top]
+            piece[n] = p
+            n += 1
+            top = _spread(out, stack, top, p // w, p % w, 1, 4)
+        mark = 3 if n >= minarea else 5
+        for i in range(n):
+            out[piece[i] // w, piece[i] % w] = mark
+    for p in cand:  # small pieces back to 1
+        if out[p // w, p % w] == 5:
+            out[p // w, p % w] = 1
 
 
 @njit(cache=True, nogil=True)
@@ -855,19 +878,17 @@ def _connect_candidates(seg, out, ncand):
     h, w = out.shape
     stack = np.empty(max(ncand, 1), np.int64)
     top = 0
-    for y in range(h):
-        for x in range(w):
-            if out[y, x] != 1:
-                continue
-            touch = False
-            for yy in range(max(y - 1, 0), min(y + 2, h)):
-                for xx in range(max(x - 1, 0), min(x + 2, w)):
-                    if seg[yy, xx] != 0:
-                        touch = True
-            if touch:
-                out[y, x] = 2
-                stack[top] = y * w + x
-                top += 1
+    for p in _positions(out, 1, ncand):
+        y, x = p // w, p % w
+        touch = False
+        for yy in range(max(y - 1, 0), min(y + 2, h)):
+            for xx in range(max(x - 1, 0), min(x + 2, w)):
+                if seg[yy, xx] != 0:
+                    touch = True
+        if touch:
+            out[y, x] = 2
+            stack[top] = p
+            top += 1
     while top > 0:
         top -= 1
         top = _spread(out, stack, top, stack[top] // w, stack[top] % w, 1, 2)
