@@ -29,7 +29,8 @@ def _variance_from_weight(weight, wtype, thresh, inplace=False):
         w = w.copy()
     if wtype == "MAP_WEIGHT":
         t = 0.0 if thresh is None else thresh
-        bad = ~(w > t)
+        bad = np.greater(w, t)
+        np.logical_not(bad, out=bad)  # ~(w > t), NaN included, without a second image-sized mask
         # 1/w everywhere (bad pixels are overwritten below): a masked divide costs twice as much
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             np.divide(np.float32(1.0), w, out=w)

@@ -405,3 +405,18 @@ def test_objects_clean_merged_into_another_are_not_blanked():
     blank = blanked_pixels(img, seg, None, 5.0, minarea=5)
     assert set(zip(*np.nonzero(blank))) == {(30, 5), (30, 6)}
     assert blanked_pixels(img, seg, None, 5.0, minarea=2) is None
+
+
+def test_candidate_positions_are_those_of_the_value_in_row_major_order():
+    """blanked_pixels reads its map 8 pixels at a time: every pixel of the value is found, in the order of
+    np.flatnonzero, whatever the map's size (not a multiple of 8 here: a tail read pixel by pixel) and
+    whatever the other non-zero values in the same words."""
+    from terapix_sextractor.measure import _positions
+
+    rng = np.random.default_rng(3)
+    for shape in [(1, 1), (3, 5), (7, 13), (40, 64)]:
+        out = rng.choice(np.array([0, 0, 0, 0, 1, 2], np.uint8), size=shape)
+        out[-1, -1] = 1  # in the tail when the size is not a multiple of 8
+        expect = np.flatnonzero(out == 1)
+        np.testing.assert_array_equal(_positions(out, 1, len(expect)), expect)
+        np.testing.assert_array_equal(_positions(out, 2, out.size), np.flatnonzero(out == 2))
