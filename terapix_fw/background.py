@@ -204,7 +204,7 @@ class BackgroundMap:
 
 def estimate_background(data, weight=None, mask=None, back_size=64, filter_size=3, filter_thresh=0.0,
                         weight_thresh: float = 0.0, back_type: str = "AUTO",
-                        back_value: float = 0.0) -> BackgroundMap:
+                        back_value: float = 0.0, finite: bool = False) -> BackgroundMap:
     """Estimate the SExtractor mesh background of ``data`` (2-D array).
 
     Parameters
@@ -227,6 +227,8 @@ def estimate_background(data, weight=None, mask=None, back_size=64, filter_size=
         BACK_TYPE, ``AUTO`` or ``MANUAL`` (constant ``back_value``).
     back_value : float
         BACK_VALUE, the MANUAL background.
+    finite : bool
+        The caller has made sure every pixel of ``data`` is finite: the test is skipped.
 
     Returns
     -------
@@ -257,7 +259,7 @@ def estimate_background(data, weight=None, mask=None, back_size=64, filter_size=
         np.logical_not(wbad, out=wbad)
         bad = wbad if bad is None else np.logical_or(bad, wbad, out=wbad)
         del wbad
-    finite = all_finite(image)
+    finite = finite or all_finite(image)
     if not finite:
         nonfinite = np.isfinite(image)
         np.logical_not(nonfinite, out=nonfinite)

@@ -56,7 +56,7 @@ def _runs_back(flat, along, length):
     return along[first] - 1
 
 
-def _interpolate_bad(data, var, bad, maxxlag, maxylag, inplace=False, data_too=True):
+def _interpolate_bad(data, var, bad, maxxlag, maxylag, inplace=False, data_too=True, flat=None):
     """SExtractor's zero-weight interpolation (INTERP_TYPE, ``interpolate.c``): a bad pixel takes the value
     (and variance) of the last good pixel before it on its line if within INTERP_MAXXLAG, else of the last
     good pixel below it in its column if within INTERP_MAXYLAG.  Returns (data, var, filled mask).
@@ -64,11 +64,12 @@ def _interpolate_bad(data, var, bad, maxxlag, maxylag, inplace=False, data_too=T
     Works on the list of bad pixels only (a few percent of a CCD: bad columns, saturated or cosmic-ray
     pixels set to zero weight), never on image-sized index arrays; ``inplace`` fills ``data`` and ``var``
     themselves (their good pixels, the only sources, are not changed); ``data_too`` False leaves the
-    data as it is (INTERP_TYPE VAR_ONLY)."""
+    data as it is (INTERP_TYPE VAR_ONLY); ``flat`` is ``np.flatnonzero(bad)`` when already known."""
     ny, nx = bad.shape
     out = data if inplace or not data_too else data.copy()
     vout = var if inplace else var.copy()
-    flat = np.flatnonzero(bad)
+    if flat is None:
+        flat = np.flatnonzero(bad)
     yy, xx = np.divmod(flat, nx)
     lastx = _runs_back(flat, xx, nx)
     okx = (lastx >= 0) & (xx - lastx <= maxxlag)
@@ -238,7 +239,8 @@ def _detect(spec: ImageSpec, cfg, wtype_m, wtype_d) -> _Detected:
         # the variance map is always this extraction's own (made from the weight map)
         img_i, var_i, filled = _interpolate_bad(img, var, bad, xlags[min(k, len(xlags) - 1)],
                                                 ylags[min(k, len(ylags) - 1)], inplace=spec.owned,
-                                                data_too=itype != "VAR_ONLY")
+                                                data_too=itype != "VAR_ONLY",
+                                                flat=zero_m if bad is bad_m else None)
         if itype == "VAR_ONLY":
             return img, var_i, bad
         # the filled pixels are bad ones: clear them in the mask (this extraction's own) in one pass
@@ -266,9 +268,9 @@ def _detect(spec: ImageSpec, cfg, wtype_m, wtype_d) -> _Detected:
     btypes, bvalues = list(cfg["BACK_TYPE"]), list(cfg["BACK_VALUE"])
     bk_kw = dict(back_size=cfg["BACK_SIZE"], filter_size=cfg["BACK_FILTERSIZE"],
                  filter_thresh=cfg["BACK_FILTTHRESH"])
-    def background(img, mask, btype, bvalue):
+    def background(img, mask, btype, bvalue, finite=False):
         try:
-            return estimate_background(img, mask=mask, back_type=btype, back_value=bvalue, **bk_kw)
+            return estimate_background(img, mask=mask, back_type=btype, back_value=bvalue, finite=finite, **bk_kw)
         except ValueError as exc:
             if mask is None or not np.all(mask):
                 raise ToolError(f"{spec.name}[{spec.ext}]: {exc}") from None
@@ -278,7 +280,8 @@ def _detect(spec: ImageSpec, cfg, wtype_m, wtype_d) -> _Detected:
                                                  "no source can be detected", spec.name, spec.ext)
             return estimate_background(np.zeros_like(img), back_type="MANUAL", back_value=0.0, **bk_kw)
 
-    bkg_m = background(data, bad_m, btypes[-1] if dual else btypes[0], bvalues[-1] if dual else bvalues[0])
+    # the measurement image is finite by now (non-finite pixels were set to 0 above): not tested again
+    bkg_m = background(data, bad_m, btypes[-1] if dual else btypes[0], bvalues[-1] if dual else bvalues[0], True)
     bkg_d = background(ddata, bad_d, btypes[0], bvalues[0]) if dual else bkg_m
 
     def rescale(var, bad, bkg, which):
