@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["BackgroundMap", "estimate_background", "as_sep_array", "all_finite"]
+__all__ = ["BackgroundMap", "estimate_background", "as_sep_array", "all_finite", "sep_mask"]
 
 
 def _pair(value: Any, what: str) -> tuple[int, int]:
@@ -79,6 +79,23 @@ def all_finite(image) -> bool:
     import numpy as np
 
     return all(np.isfinite(image[j:j + 256]).all() for j in range(0, image.shape[0], 256))
+
+
+def sep_mask(mask):
+    """``mask`` as sep should get it: None when no pixel is masked.  sep reads a mask pixel by pixel (a
+    fifth of ``sep.Background``'s time, ~7 ms of ``sep.extract``'s on a 2048x4612 CCD); an empty one
+    changes nothing.
+
+    Parameters
+    ----------
+    mask : numpy.ndarray or None
+        Boolean map, True where a pixel is masked.
+
+    Returns
+    -------
+    numpy.ndarray or None
+    """
+    return mask if mask is not None and mask.any() else None
 
 
 class BackgroundMap:
@@ -267,8 +284,7 @@ def estimate_background(data, weight=None, mask=None, back_size=64, filter_size=
         del nonfinite
     if bad is not None and bad.all():
         raise ValueError("background: every pixel is masked or has zero weight; nothing to estimate from")
-    if bad is not None and not bad.any():
-        bad = None  # sep reads a mask pixel by pixel (a fifth of its time): an empty one changes nothing
+    bad = sep_mask(bad)
     if not finite:
         image = np.where(np.isfinite(image), image, 0).astype(np.float32)
     ny, nx = image.shape

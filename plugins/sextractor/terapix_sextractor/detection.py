@@ -190,7 +190,7 @@ def _detect(spec: ImageSpec, cfg, wtype_m, wtype_d) -> _Detected:
     import sep
     from astropy.io import fits
 
-    from terapix_fw.background import all_finite, as_sep_array, estimate_background
+    from terapix_fw.background import all_finite, as_sep_array, estimate_background, sep_mask
 
     t0 = time.time()
     _mark("read")
@@ -281,7 +281,8 @@ def _detect(spec: ImageSpec, cfg, wtype_m, wtype_d) -> _Detected:
             return estimate_background(np.zeros_like(img), back_type="MANUAL", back_value=0.0, **bk_kw)
 
     # the measurement image is finite by now (non-finite pixels were set to 0 above): not tested again
-    bkg_m = background(data, bad_m, btypes[-1] if dual else btypes[0], bvalues[-1] if dual else bvalues[0], True)
+    bkg_m = background(data, bad_m, btypes[-1] if dual else btypes[0], bvalues[-1] if dual else bvalues[0],
+                       finite=True)
     bkg_d = background(ddata, bad_d, btypes[0], bvalues[0]) if dual else bkg_m
 
     def rescale(var, bad, bkg, which):
@@ -345,8 +346,7 @@ def _detect(spec: ImageSpec, cfg, wtype_m, wtype_d) -> _Detected:
     # 2048x4612 CCD): start at MEMORY_PIXSTACK (SExtractor's 300000 by default) and enlarge it only when
     # an image needs more, instead of failing as SExtractor does
     pixstack = int(cfg["MEMORY_PIXSTACK"])
-    # sep reads a mask pixel by pixel: an empty one (every zero-weight pixel interpolated) is left out
-    mask_d = bad_d if bad_d is not None and bad_d.any() else None
+    mask_d = sep_mask(bad_d)  # None once every zero-weight pixel was interpolated
     while True:
         sep.set_extract_pixstack(min(pixstack, nx * ny + 1000))
         try:
