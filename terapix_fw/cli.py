@@ -235,10 +235,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"terapix: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("terapix: interrupted", file=sys.stderr)
-        return 130
+        return interrupted()
     except BrokenPipeError:  # `terapix db query ... | head`: the reader has gone, which is not an error
         return _quiet_broken_pipe()
+
+
+def interrupted() -> int:
+    """Say that a command was interrupted (Ctrl-C), on stderr; its exit code, 130 (128 + SIGINT), as a shell's.
+
+    Returns
+    -------
+    int
+    """
+    print("terapix: interrupted", file=sys.stderr)
+    return 130
 
 
 def _quiet_broken_pipe() -> int:

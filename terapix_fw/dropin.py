@@ -173,16 +173,16 @@ def run_tool_command(name: str, argv: list[str], out=None, overlap: bool = False
     return 0 if result.status == "done" else 1
 
 
-def _execute_recorded(hook, run, step, spec: UnitSpec, overlap):
-    """The run and step start recorded, then the unit executed.  With ``overlap`` (the tool's preload
-    modules) the unit starts first, in a forked process: opening RDBix (importing SQLAlchemy, checking the
+def _execute_recorded(hook, run, step, spec: UnitSpec, preload):
+    """The run and step start recorded, then the unit executed.  With ``preload`` (the tool's preload
+    modules, not None) the unit starts first, in a forked process: opening RDBix (importing SQLAlchemy, checking the
     schema) costs ~0.2 s that a drop-in run on one CCD would otherwise add to its wall time.  A database
     that cannot be opened still stops the run: the tool's process is killed before it has written
     anything (products are renamed into place only when complete)."""
     from .forked import ForkedCall, can_fork
 
     start = time.time()
-    call = ForkedCall(_execute_preloaded, spec, overlap) if overlap is not None and can_fork() else None
+    call = ForkedCall(_execute_preloaded, spec, preload) if preload is not None and can_fork() else None
     try:
         hook.run_started(run=run)
         hook.step_started(run=run, step=step)

@@ -41,7 +41,7 @@ import sys
 import time
 from pathlib import Path
 
-from .cli import TOOL_SERVER_OFF
+from .cli import TOOL_SERVER_OFF, interrupted
 from .toolsignals import Forwarder, adopt
 
 __all__ = ["ENV_VAR", "IDLE_VAR", "NotServed", "default_socket", "fingerprint", "query", "run_remote",
@@ -793,8 +793,7 @@ def _run_request(conn: socket.socket) -> None:
         # the output right after the command must find all of it
         code = settle(exit_code_of_main(list(request["argv"])))
     except KeyboardInterrupt:  # a Ctrl-C passed on before or after main() handles it: as main() would
-        print("terapix: interrupted", file=sys.stderr)
-        code = 130
+        code = interrupted()
     except BaseException as exc:  # noqa: BLE001 - reported to the client's stderr, never to the server
         print(f"terapix: tool server: {type(exc).__name__}: {exc}", file=sys.stderr)
         sys.stderr.flush()
